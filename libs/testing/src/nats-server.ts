@@ -1,0 +1,64 @@
+import { mkdtemp, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NATS_SERVER, resolveBinary } from './binaries.ts';
+import { freePort, startProcess, waitUntil, type ServerProcess } from './processes.ts';
+
+/**
+ * The largest message the servers we start accept: restic chunks reach 8 MiB, so the data path
+ * needs more than NATS's default 1 MB (see libs/messaging/README.md).
+ */
+export const NATS_MAX_PAYLOAD = 16 * 1024 * 1024;
+
+/** Options of {@link startNatsServer}. */
+export interface NatsServerOptions {
+  /** Data directory (JetStream store, config, log); a fresh temporary one when omitted. */
+  readonly dataDir?: string;
+  /** Client port on 127.0.0.1; a free random one when omitted. */
+  readonly port?: number;
+  readonly serverName?: string;
+}
+
+/** A running NATS server with JetStream, on loopback. */
+export interface NatsServer extends ServerProcess {
+  /** `nats://127.0.0.1:<port>` */
+  readonly url: string;
+  readonly port: number;
+  /** `http://127.0.0.1:<port>` of the monitoring endpoint. */
+  readonly monitorUrl: string;
+  readonly dataDir: string;
+}
+
+/** Starts nats-server with JetStream on loopback and waits until JetStream answers its health check. */
+export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
+  const bin = resolveBinary(NATS_SERVER);
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'volback-nats-')));
+  await mkdir(join(dataDir, 'jetstream'), { recursive: true });
+  const port = options.port ?? (await freePort());
+  const monitorPort = await freePort();
+  const config = [
+    `server_name: ${JSON.stringify(options.serverName ?? `volback-${port}`)}`,
+    `listen: "127.0.0.1:${port}"`,
+    `http: "127.0.0.1:${monitorPort}"`,
+    `max_payload: ${NATS_MAX_PAYLOAD}`,
+    `jetstream {`,
+    `  store_dir: ${JSON.stringify(join(dataDir, 'jetstream'))}`,
+    `  max_memory_store: 268435456`,
+    `}`,
+    '',
+  ].join('\n');
+  const configFile = join(dataDir, 'nats-server.conf');
+  await writeFile(configFile, config);
+  const proc = startProcess(bin, ['-c', configFile], join(dataDir, 'nats-server.log'));
+  const monitorUrl = `http://127.0.0.1:${monitorPort}`;
+  try {
+    await waitUntil(`nats-server on port ${port} (log: ${proc.logFile})`, async () => {
+      const res = await fetch(`${monitorUrl}/healthz?js-enabled-only=true`);
+      return res.ok;
+    });
+  } catch (error) {
+    await proc.stop();
+    throw error;
+  }
+  return { ...proc, url: `nats://127.0.0.1:${port}`, port, monitorUrl, dataDir };
+}
