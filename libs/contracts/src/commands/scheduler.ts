@@ -1,0 +1,38 @@
+import { z } from 'zod';
+import { defineCommand } from '../define.ts';
+import { hostId, reason, volumeName, workId } from '../fields.ts';
+import { policyScope, policySpec } from '../policy.ts';
+
+export const RequestBackup = defineCommand({
+  name: 'RequestBackup',
+  commandName: 'request-backup',
+  description: '"Back up now" for one volume (what a CI/CD pipeline sends after a deployment); the scheduler applies its policy.',
+  schema: z.object({
+    hostId,
+    volumeName,
+    requestedBy: z.string().min(1).max(200),
+    note: reason.optional(),
+  }),
+  target: () => ({ kind: 'scheduler' }),
+});
+
+export const DefinePolicy = defineCommand({
+  name: 'DefinePolicy',
+  commandName: 'define-policy',
+  description: 'Define or replace a backup policy; wins over labels for the same scope.',
+  schema: z.object({
+    policyId: workId,
+    scope: policyScope,
+    policy: policySpec,
+    requestedBy: z.string().min(1).max(200),
+  }),
+  target: () => ({ kind: 'scheduler' }),
+});
+
+export const RemovePolicy = defineCommand({
+  name: 'RemovePolicy',
+  commandName: 'remove-policy',
+  description: 'Remove a policy defined through the API.',
+  schema: z.object({ policyId: workId, requestedBy: z.string().min(1).max(200) }),
+  target: () => ({ kind: 'scheduler' }),
+});

@@ -1,0 +1,122 @@
+import { z } from 'zod';
+import { defineEvent } from '../define.ts';
+import {
+  backupTrigger,
+  count,
+  durationMs,
+  errorCode,
+  hostId,
+  innerPath,
+  reason,
+  repositoryId,
+  snapshotId,
+  timestamp,
+  volumeName,
+  workId,
+} from '../fields.ts';
+
+const backupKey = { backupId: workId, hostId, volumeName };
+
+/** Totals of a finished backup, as restic reports them. */
+export const backupStats = z.object({
+  filesNew: count,
+  filesChanged: count,
+  filesUnmodified: count,
+  dirsNew: count,
+  dirsChanged: count,
+  dirsUnmodified: count,
+  /** Bytes of file content read from the volume. */
+  bytesRead: count,
+  /** Bytes of new blobs added to the repository, before compression. */
+  bytesAdded: count,
+  /** Bytes written to the backend after compression and encryption. */
+  bytesStored: count,
+  durationMs,
+});
+
+export const BackupRequested = defineEvent({
+  name: 'BackupRequested',
+  aggregate: 'backup',
+  what: 'requested',
+  description: 'A backup of a volume was asked for (schedule, event, retry or a person) and sent to its agent.',
+  schema: z.object({
+    ...backupKey,
+    trigger: backupTrigger,
+    /** The schedule slot this run stands for, when scheduled (idempotency: one backup per volume and slot). */
+    slot: timestamp.optional(),
+    attempt: z.number().int().positive().default(1),
+    repositoryId: repositoryId.default('default'),
+    requestedBy: z.string().max(200).optional(),
+    requestedAt: timestamp,
+  }),
+  aggregateId: (d) => [d.backupId],
+});
+
+export const BackupStarted = defineEvent({
+  name: 'BackupStarted',
+  aggregate: 'backup',
+  what: 'started',
+  description: 'The agent began reading the volume.',
+  schema: z.object({
+    ...backupKey,
+    /** `direct`: from the engine volumes root; `archive`: through the Engine archive API. */
+    method: z.enum(['direct', 'archive']),
+    parentSnapshotId: snapshotId.optional(),
+    /** Containers stopped or paused for consistency. */
+    quiescedContainers: z.array(z.string().max(255)).default([]),
+    startedAt: timestamp,
+  }),
+  aggregateId: (d) => [d.backupId],
+});
+
+export const BackupCompleted = defineEvent({
+  name: 'BackupCompleted',
+  aggregate: 'backup',
+  what: 'completed',
+  description: 'The backup is a snapshot in the repository; every file was read.',
+  schema: z.object({
+    ...backupKey,
+    snapshotId,
+    repositoryId: repositoryId.default('default'),
+    stats: backupStats,
+    completedAt: timestamp,
+  }),
+  aggregateId: (d) => [d.backupId],
+});
+
+export const BackupPartiallyFailed = defineEvent({
+  name: 'BackupPartiallyFailed',
+  aggregate: 'backup',
+  what: 'partially-failed',
+  description: 'A snapshot was written, but some files could not be read; they are listed.',
+  schema: z.object({
+    ...backupKey,
+    snapshotId,
+    repositoryId: repositoryId.default('default'),
+    stats: backupStats,
+    unreadable: z
+      .array(z.object({ path: innerPath, reason }))
+      .min(1)
+      .max(1000),
+    /** How many unreadable files there were in all (the list is capped). */
+    unreadableCount: count,
+    completedAt: timestamp,
+  }),
+  aggregateId: (d) => [d.backupId],
+});
+
+export const BackupFailed = defineEvent({
+  name: 'BackupFailed',
+  aggregate: 'backup',
+  what: 'failed',
+  description: 'No snapshot was written. `willRetry` tells whether the scheduler tries again.',
+  schema: z.object({
+    ...backupKey,
+    code: errorCode,
+    reason,
+    attempt: z.number().int().positive().default(1),
+    willRetry: z.boolean().default(false),
+    failedAt: timestamp,
+  }),
+  aggregateId: (d) => [d.backupId],
+});

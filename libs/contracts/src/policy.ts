@@ -1,0 +1,25 @@
+import { z } from 'zod';
+import { consistency, hostId, repositoryId, retention, schedule, volumeName } from './fields.ts';
+
+/** What a policy applies to. Precedence, most specific first: volume, then default. */
+export const policyScope = z.discriminatedUnion('kind', [
+  /** Every volume without a more specific policy (when the default mode protects everything). */
+  z.object({ kind: z.literal('default') }),
+  /** One volume on one host. */
+  z.object({ kind: z.literal('volume'), hostId, volumeName }),
+]);
+
+/** How one volume (or every volume, for the default) is protected. */
+export const policySpec = z.object({
+  enabled: z.boolean().default(true),
+  schedule,
+  retention,
+  /** restic-style exclude patterns, relative to the volume root. */
+  excludes: z.array(z.string().min(1).max(4096)).max(1000).default([]),
+  consistency: consistency.default({ mode: 'none' }),
+  repositoryId: repositoryId.default('default'),
+  /** The longest acceptable age of the last successful backup; the default is twice the schedule's period. */
+  rpoSeconds: z.number().int().positive().optional(),
+});
+/** A validated policy. */
+export type PolicySpec = z.output<typeof policySpec>;

@@ -1,0 +1,78 @@
+import { BackupVolume, RestoreSnapshot } from './commands/agent.ts';
+import { CheckRepository, ForgetSnapshots, PruneRepository } from './commands/gateway.ts';
+import { DefinePolicy, RemovePolicy, RequestBackup } from './commands/scheduler.ts';
+import type { CommandDefinition, EventDefinition, MessageDefinition } from './define.ts';
+import { BackupCompleted, BackupFailed, BackupPartiallyFailed, BackupRequested, BackupStarted } from './events/backup.ts';
+import { ContainerObserved, ContainerRemoved, ContainerStarted, ContainerStopped } from './events/container.ts';
+import { HostRegistered, HostSeen } from './events/host.ts';
+import { MessageRejected } from './events/message.ts';
+import { PolicyDefined, PolicyRejected, PolicyRemoved } from './events/policy.ts';
+import {
+  RepositoryChecked,
+  RepositoryMaintenanceFailed,
+  RepositoryPruned,
+  SnapshotsForgotten,
+} from './events/repository.ts';
+import { RestoreCompleted, RestoreFailed, RestoreRequested, RestoreStarted } from './events/restore.ts';
+import {
+  VolumeAtRisk,
+  VolumeChanged,
+  VolumeDiscovered,
+  VolumeProtectionRestored,
+  VolumeRemoved,
+} from './events/volume.ts';
+
+/** Every event volback emits. The public contract: extend, never change a published version. */
+export const EVENTS = [
+  HostRegistered,
+  HostSeen,
+  VolumeDiscovered,
+  VolumeChanged,
+  VolumeRemoved,
+  VolumeAtRisk,
+  VolumeProtectionRestored,
+  ContainerObserved,
+  ContainerStarted,
+  ContainerStopped,
+  ContainerRemoved,
+  PolicyDefined,
+  PolicyRemoved,
+  PolicyRejected,
+  BackupRequested,
+  BackupStarted,
+  BackupCompleted,
+  BackupPartiallyFailed,
+  BackupFailed,
+  RestoreRequested,
+  RestoreStarted,
+  RestoreCompleted,
+  RestoreFailed,
+  SnapshotsForgotten,
+  RepositoryPruned,
+  RepositoryChecked,
+  RepositoryMaintenanceFailed,
+  MessageRejected,
+] as const satisfies readonly EventDefinition[];
+
+/** Every command volback sends. */
+export const COMMANDS = [
+  BackupVolume,
+  RestoreSnapshot,
+  RequestBackup,
+  DefinePolicy,
+  RemovePolicy,
+  ForgetSnapshots,
+  PruneRepository,
+  CheckRepository,
+] as const satisfies readonly CommandDefinition[];
+
+/** Events and commands together. */
+export const MESSAGES: readonly MessageDefinition[] = [...EVENTS, ...COMMANDS];
+
+const byType = new Map<string, MessageDefinition>(MESSAGES.map((def) => [def.type, def]));
+if (byType.size !== MESSAGES.length) throw new Error('two message definitions share a type');
+
+/** The definition of a `type` attribute, or undefined for an unknown type or version. */
+export function findDefinition(type: string): MessageDefinition | undefined {
+  return byType.get(type);
+}
