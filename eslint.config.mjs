@@ -38,6 +38,12 @@ const testDepConstraints = depConstraints.map((c) =>
     : c,
 );
 
+/** Services are processes: nothing imports one, they share only libs/. */
+const servicePatterns = {
+  group: ['@volback/agent', '@volback/scheduler', '@volback/catalog', '@volback/storage-gateway', '**/services/**'],
+  message: 'Services never import each other (or are imported): share code through libs/.',
+};
+
 /** Domain code (pure decisions) never touches I/O: no adapters, no clients, no file system. */
 const adapterModules = [
   '@volback/messaging',
@@ -70,6 +76,7 @@ export default tseslint.config(
       ],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': 'error',
+      'no-restricted-imports': ['error', { patterns: [servicePatterns] }],
     },
   },
   {
@@ -89,6 +96,7 @@ export default tseslint.config(
         'error',
         {
           patterns: [
+            servicePatterns,
             { group: adapterModules, message: 'Domain code is pure: I/O belongs in adapters and main.ts.' },
           ],
         },

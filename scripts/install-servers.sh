@@ -1,9 +1,10 @@
 #!/bin/sh
 # Installs the real servers the tests and the local stack run, when they are missing:
 #   nats-server and minio: `go install` of pinned versions into $VOLBACK_CACHE_DIR/bin
-#   dockerd, busybox (static) and restic: Debian packages docker.io, busybox-static, restic.
-# A binary already on PATH, or named by NATS_SERVER_BIN / MINIO_BIN / DOCKERD_BIN / BUSYBOX_BIN /
-# RESTIC_BIN, is used as it is. Usage: scripts/install-servers.sh [nats] [minio] [docker] [restic]
+#   dockerd, containerd, busybox (static) and restic: Debian packages docker.io, containerd,
+#   busybox-static, restic.
+# A binary already on PATH, or named by NATS_SERVER_BIN / MINIO_BIN / DOCKERD_BIN / CONTAINERD_BIN /
+# BUSYBOX_BIN / RESTIC_BIN, is used as it is. Usage: scripts/install-servers.sh [nats] [minio] [docker] [restic]
 set -eu
 
 NATS_SERVER_VERSION=v2.12.15
@@ -55,6 +56,8 @@ for item in $want; do
     docker)
       pkgs=
       have DOCKERD_BIN dockerd || pkgs="docker.io"
+      # The harness runs a containerd of its own beside each dockerd (libs/testing/README.md).
+      have CONTAINERD_BIN containerd || pkgs="$pkgs containerd"
       # The image we import needs a static busybox; Debian's dynamic one would not run in it.
       if ! have BUSYBOX_BIN busybox || ! LC_ALL=C ldd "${BUSYBOX_BIN:-$(command -v busybox)}" 2>&1 | grep -q 'not a dynamic'; then
         pkgs="$pkgs busybox-static"

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
-import { commandTypeName, eventTypeName, type Envelope } from './envelope.ts';
+import { commandTypeName, envelopeSchema, eventTypeName, type Envelope } from './envelope.ts';
 import { ContractErrorCode, ContractViolationError, toContractIssues } from './errors.ts';
 import { commandSubject, eventSubject, type Aggregate, type CommandTarget } from './streams.ts';
 
@@ -75,7 +75,11 @@ export function defineEvent<
 }
 
 /** Declares a command; its `type` is derived from its kebab-case name. */
-export function defineCommand<const Name extends string, const Cmd extends string, Schema extends z.ZodType>(spec: {
+export function defineCommand<
+  const Name extends string,
+  const Cmd extends string,
+  Schema extends z.ZodType,
+>(spec: {
   name: Name;
   commandName: Cmd;
   description: string;
@@ -111,10 +115,18 @@ export interface EnvelopeOptions {
   correlationid?: string;
 }
 
-function validate<Schema extends z.ZodType>(def: MessageDefinition, schema: Schema, data: unknown): z.output<Schema> {
+function validate<Schema extends z.ZodType>(
+  def: MessageDefinition,
+  schema: Schema,
+  data: unknown,
+): z.output<Schema> {
   const parsed = schema.safeParse(data);
   if (!parsed.success) {
-    throw new ContractViolationError(ContractErrorCode.InvalidData, toContractIssues(parsed.error, 'data'), def.type);
+    throw new ContractViolationError(
+      ContractErrorCode.InvalidData,
+      toContractIssues(parsed.error, 'data'),
+      def.type,
+    );
   }
   return parsed.data;
 }
@@ -125,18 +137,30 @@ function envelope<Type extends string, Data>(
   data: Data,
   options: EnvelopeOptions,
 ): Envelope<Type, Data> {
-  return {
+  const time = options.time ?? new Date();
+  const built: Envelope<Type, Data> = {
     specversion: '1.0',
     id: options.id ?? randomUUID(),
     source: options.source,
     type,
-    time: (options.time ?? new Date()).toISOString(),
+    // An invalid Date is reported as a bad `time` below rather than a RangeError from toISOString.
+    time: Number.isNaN(time.getTime()) ? String(time) : time.toISOString(),
     subject,
     datacontenttype: 'application/json',
     ...(options.causationid ? { causationid: options.causationid } : {}),
     ...(options.correlationid ? { correlationid: options.correlationid } : {}),
     data,
   };
+  // Never publish what every receiver would reject (an empty source or id, a bad time).
+  const checked = envelopeSchema.safeParse(built);
+  if (!checked.success) {
+    throw new ContractViolationError(
+      ContractErrorCode.InvalidEnvelope,
+      toContractIssues(checked.error),
+      type,
+    );
+  }
+  return built;
 }
 
 /** Validates `data` and wraps it as an event on its aggregate's subject; throws {@link ContractViolationError}. */
@@ -164,6 +188,20 @@ export function createCommand<Type extends string, Schema extends z.ZodType>(
   const subject = commandSubject(target, def.commandName);
   return {
     subject,
-    envelope: envelope(def.type, target.kind === 'host' ? `host/${target.hostId}` : target.kind, valid, options),
+    envelope: envelope(
+      def.type,
+      target.kind === 'host' ? `host/${target.hostId}` : target.kind,
+      valid,
+      options,
+    ),
   };
+}
+
+/** {@link createEvent} or {@link createCommand}, by the definition's kind: for code that handles any message. */
+export function createMessage(
+  def: MessageDefinition,
+  data: unknown,
+  options: EnvelopeOptions,
+): OutgoingMessage {
+  return def.kind === 'event' ? createEvent(def, data, options) : createCommand(def, data, options);
 }

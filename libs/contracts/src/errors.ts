@@ -36,7 +36,10 @@ export class ContractViolationError extends Error {
     options?: { cause?: unknown },
   ) {
     const what = messageType ? `${messageType}: ` : '';
-    super(`${what}${issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ')}`, options);
+    super(
+      `${what}${issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ')}`,
+      options,
+    );
     this.code = code;
     this.issues = issues;
     this.messageType = messageType;

@@ -1,10 +1,19 @@
 import { z } from 'zod';
+import { isReservedHostId, SERVICE_COMMAND_TARGETS } from './streams.ts';
 
 /** Printable ASCII without spaces: ids we generate or receive from Docker. */
 const idPattern = /^[\x21-\x7e]+$/;
 
-/** A Docker host as volback knows it: stable across agent restarts. */
-export const hostId = z.string().min(1).max(128).regex(idPattern, 'printable ASCII without spaces');
+/**
+ * A Docker host as volback knows it: stable across agent restarts. `gateway` and `scheduler` are
+ * refused: an agent's command subject `volback.cmd.<hostId>.…` would be that service's.
+ */
+export const hostId = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(idPattern, 'printable ASCII without spaces')
+  .refine((id) => !isReservedHostId(id), `reserved for a service (${SERVICE_COMMAND_TARGETS.join(', ')})`);
 /** Docker's rule for volume names (anonymous volumes have 64 hex digits, which also match). */
 export const volumeName = z
   .string()
@@ -42,7 +51,14 @@ export const innerPath = z.string().max(4096);
 export const errorCode = z.string().regex(/^[A-Z][A-Z0-9_]{2,63}$/);
 
 /** What started a backup. */
-export const backupTrigger = z.enum(['schedule', 'catch-up', 'volume-discovered', 'container-stopped', 'manual', 'retry']);
+export const backupTrigger = z.enum([
+  'schedule',
+  'catch-up',
+  'volume-discovered',
+  'container-stopped',
+  'manual',
+  'retry',
+]);
 
 /** How the containers using a volume are kept consistent during its backup. */
 export const consistency = z.discriminatedUnion('mode', [
@@ -62,7 +78,10 @@ export const consistency = z.discriminatedUnion('mode', [
   }),
 ]);
 
-/** restic's forget policy: which snapshots to keep. */
+/** A restic duration such as `1y2m3d4h`. */
+const resticDuration = /^(?:\d+y)?(?:\d+m)?(?:\d+d)?(?:\d+h)?$/;
+
+/** restic's forget policy: which snapshots to keep. At least one rule must keep a snapshot. */
 export const retention = z
   .object({
     keepLast: count.optional(),
@@ -72,14 +91,19 @@ export const retention = z
     keepMonthly: count.optional(),
     keepYearly: count.optional(),
     /** A restic duration such as `1y2m3d4h`. */
-    keepWithin: z
-      .string()
-      .regex(/^(?:\d+y)?(?:\d+m)?(?:\d+d)?(?:\d+h)?$/)
-      .min(2)
-      .optional(),
+    keepWithin: z.string().regex(resticDuration).min(2).optional(),
     keepTags: z.array(z.string().min(1)).optional(),
   })
-  .refine((r) => Object.values(r).some((v) => v !== undefined), 'a retention policy must keep something');
+  // `keepLast: 0`, `keepWithin: '0d'` or `keepTags: []` keep nothing: forget would delete every snapshot.
+  .refine(
+    (r) =>
+      [r.keepLast, r.keepHourly, r.keepDaily, r.keepWeekly, r.keepMonthly, r.keepYearly].some(
+        (n) => (n ?? 0) > 0,
+      ) ||
+      /[1-9]/.test(r.keepWithin ?? '') ||
+      (r.keepTags?.length ?? 0) > 0,
+    'a retention policy must keep something',
+  );
 
 /** A cron schedule with its time zone. */
 export const schedule = z.object({

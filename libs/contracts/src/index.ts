@@ -20,3 +20,4 @@ export * from './commands/gateway.ts';
 export * from './registry.ts';
 export * from './parse.ts';
 export * from './json-schema.ts';
+export * from './fixtures.ts';

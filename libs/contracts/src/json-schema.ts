@@ -29,3 +29,34 @@ export function allJsonSchemaFiles(): Map<string, string> {
   }
   return files;
 }
+
+/** How the schema files on disk differ from {@link allJsonSchemaFiles}. */
+export interface JsonSchemaFilesDiff {
+  /** Files whose text differs from the generated one, or that are missing. */
+  readonly stale: readonly string[];
+  /** `.json` files on disk that no message describes any more. */
+  readonly extra: readonly string[];
+}
+
+/** Compares generated schema files with the ones on disk (name → text; `.json` files only). */
+export function diffJsonSchemaFiles(
+  wanted: ReadonlyMap<string, string>,
+  present: ReadonlyMap<string, string>,
+): JsonSchemaFilesDiff {
+  return {
+    stale: [...wanted].filter(([name, text]) => present.get(name) !== text).map(([name]) => name),
+    extra: [...present.keys()].filter((name) => !wanted.has(name)).sort(),
+  };
+}
+
+/** The `--check` failure text: what to run, then every file that is out of step; undefined when current. */
+export function describeStaleJsonSchemas(diff: JsonSchemaFilesDiff): string | undefined {
+  if (diff.stale.length === 0 && diff.extra.length === 0) return undefined;
+  return (
+    'libs/contracts/schemas is stale (run `npm run contracts:schemas` and commit):\n' +
+    [
+      ...diff.stale.map((name) => `  changed or missing: ${name}`),
+      ...diff.extra.map((name) => `  no longer a message: ${name}`),
+    ].join('\n')
+  );
+}

@@ -2,8 +2,19 @@ import { BackupVolume, RestoreSnapshot } from './commands/agent.ts';
 import { CheckRepository, ForgetSnapshots, PruneRepository } from './commands/gateway.ts';
 import { DefinePolicy, RemovePolicy, RequestBackup } from './commands/scheduler.ts';
 import type { CommandDefinition, EventDefinition, MessageDefinition } from './define.ts';
-import { BackupCompleted, BackupFailed, BackupPartiallyFailed, BackupRequested, BackupStarted } from './events/backup.ts';
-import { ContainerObserved, ContainerRemoved, ContainerStarted, ContainerStopped } from './events/container.ts';
+import {
+  BackupCompleted,
+  BackupFailed,
+  BackupPartiallyFailed,
+  BackupRequested,
+  BackupStarted,
+} from './events/backup.ts';
+import {
+  ContainerObserved,
+  ContainerRemoved,
+  ContainerStarted,
+  ContainerStopped,
+} from './events/container.ts';
 import { HostRegistered, HostSeen } from './events/host.ts';
 import { MessageRejected } from './events/message.ts';
 import { PolicyDefined, PolicyRejected, PolicyRemoved } from './events/policy.ts';

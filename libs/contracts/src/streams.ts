@@ -34,20 +34,65 @@ export const STREAMS = {
   commands: { name: 'VOLBACK_COMMANDS', subjects: [`${SUBJECT_ROOTS.commands}.>`] },
 } as const;
 
+/**
+ * How many subject tokens identify one instance of each aggregate: volumes and containers are
+ * named per host (`<hostId>.<volumeName>`), everything else has one id.
+ */
+export const AGGREGATE_ID_PARTS = {
+  host: 1,
+  volume: 2,
+  container: 2,
+  policy: 1,
+  backup: 1,
+  restore: 1,
+  snapshot: 1,
+  repository: 1,
+  message: 1,
+} as const satisfies Record<Aggregate, number>;
+
 /** `volback.evt.<aggregate>.<id tokens…>`; host-scoped aggregates use host and name as two tokens. */
 export function eventSubject(aggregate: Aggregate, ...idParts: readonly string[]): string {
-  if (idParts.length === 0) throw new RangeError(`an event subject for ${aggregate} needs an id`);
+  const parts = AGGREGATE_ID_PARTS[aggregate];
+  if (idParts.length !== parts) {
+    throw new RangeError(
+      `an event subject for ${aggregate} needs ${parts} id part(s), got ${idParts.length}`,
+    );
+  }
   return [SUBJECT_ROOTS.events, aggregate, ...idParts.map(encodeSubjectToken)].join('.');
 }
 
-/** The subject filter for every event of one aggregate type, or of one instance. */
+/**
+ * The subject filter for every event, every event of one aggregate type, of the instances under an
+ * id prefix (every volume of a host), or of one instance (its exact subject: `>` needs a token).
+ */
 export function eventSubjectFilter(aggregate?: Aggregate, ...idParts: readonly string[]): string {
   if (!aggregate) return `${SUBJECT_ROOTS.events}.>`;
+  if (idParts.length === AGGREGATE_ID_PARTS[aggregate]) return eventSubject(aggregate, ...idParts);
+  if (idParts.length > AGGREGATE_ID_PARTS[aggregate]) {
+    throw new RangeError(
+      `${aggregate} ids have ${AGGREGATE_ID_PARTS[aggregate]} part(s), got ${idParts.length}`,
+    );
+  }
   return [SUBJECT_ROOTS.events, aggregate, ...idParts.map(encodeSubjectToken), '>'].join('.');
 }
 
+/**
+ * Target tokens of the shared services. A host id equal to one of them would put an agent's
+ * commands where that service consumes, so such host ids are refused (see `hostId` in fields.ts).
+ */
+export const SERVICE_COMMAND_TARGETS = ['gateway', 'scheduler'] as const;
+
+/** True when `hostId` would encode to a shared service's command target token. */
+export function isReservedHostId(hostId: string): boolean {
+  return (SERVICE_COMMAND_TARGETS as readonly string[]).includes(hostId);
+}
+
 function targetToken(target: CommandTarget): string {
-  return target.kind === 'host' ? encodeSubjectToken(target.hostId) : target.kind;
+  if (target.kind !== 'host') return target.kind;
+  if (isReservedHostId(target.hostId)) {
+    throw new RangeError(`host id ${JSON.stringify(target.hostId)} is reserved for a service's commands`);
+  }
+  return encodeSubjectToken(target.hostId);
 }
 
 /** `volback.cmd.<target>.<name>`, e.g. `volback.cmd.gateway.prune-repository`. */
@@ -68,6 +113,7 @@ export function progressSubject(workId: string): string {
 
 /** `volback.data.<operation>`: request–reply between agents and the gateways' queue group. */
 export function dataSubject(operation: string): string {
-  if (!/^[a-z][a-z0-9-]*$/.test(operation)) throw new RangeError(`data operation must be kebab-case: ${operation}`);
+  if (!/^[a-z][a-z0-9-]*$/.test(operation))
+    throw new RangeError(`data operation must be kebab-case: ${operation}`);
   return [SUBJECT_ROOTS.data, operation].join('.');
 }

@@ -7,6 +7,9 @@
  */
 export function encodeSubjectToken(id: string): string {
   if (id.length === 0) throw new RangeError('an empty id cannot be a subject token');
+  // TextEncoder turns a lone surrogate into U+FFFD, so two different ids would share a token.
+  if (!id.isWellFormed())
+    throw new RangeError('an id with a lone UTF-16 surrogate cannot be a subject token');
   let out = '';
   for (const byte of new TextEncoder().encode(id)) {
     const char = String.fromCharCode(byte);
@@ -29,5 +32,19 @@ export function decodeSubjectToken(token: string): string {
       bytes.push(token.charCodeAt(i));
     }
   }
-  return new TextDecoder('utf-8', { fatal: true }).decode(Uint8Array.from(bytes));
+  let id: string;
+  try {
+    id = new TextDecoder('utf-8', { fatal: true }).decode(Uint8Array.from(bytes));
+  } catch (cause) {
+    throw new RangeError(`not an encoded subject token (bytes are not UTF-8): ${JSON.stringify(token)}`, {
+      cause,
+    });
+  }
+  // `~41` decodes to `A`, which encodes as `A`: one id must have exactly one token.
+  if (encodeSubjectToken(id) !== token) {
+    throw new RangeError(
+      `not an encoded subject token (escapes a character that passes through): ${JSON.stringify(token)}`,
+    );
+  }
+  return id;
 }

@@ -13,6 +13,7 @@ export interface BinarySpec {
 export const NATS_SERVER: BinarySpec = { name: 'nats-server', envVar: 'NATS_SERVER_BIN' };
 export const MINIO: BinarySpec = { name: 'minio', envVar: 'MINIO_BIN' };
 export const DOCKERD: BinarySpec = { name: 'dockerd', envVar: 'DOCKERD_BIN' };
+export const CONTAINERD: BinarySpec = { name: 'containerd', envVar: 'CONTAINERD_BIN' };
 export const RESTIC: BinarySpec = { name: 'restic', envVar: 'RESTIC_BIN' };
 export const BUSYBOX: BinarySpec = { name: 'busybox', envVar: 'BUSYBOX_BIN' };
 

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -19,10 +20,18 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** How a process ended: its exit code, or the signal that ended it. */
+export interface ProcessExit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
 /** A server process started by the harness, stopped by its PID. */
 export interface ServerProcess {
   readonly pid: number;
   readonly logFile: string;
+  /** Settles once the process has exited, for whatever reason; lets a start fail fast. */
+  readonly exited: Promise<ProcessExit>;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process has exited. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -40,21 +49,32 @@ export function startProcess(
   child.stderr?.pipe(log);
   if (child.pid === undefined) throw new Error(`could not start ${command}`);
   const pid = child.pid;
-  const exited = new Promise<void>((resolve) => {
-    if (child.exitCode !== null) resolve();
-    else child.once('exit', () => resolve());
+  const exited = new Promise<ProcessExit>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null)
+      resolve({ code: child.exitCode, signal: child.signalCode });
+    else child.once('exit', (code, signal) => resolve({ code, signal }));
   });
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
   return {
     pid,
     logFile,
+    exited,
     async stop(graceMs = 10_000) {
       if (child.exitCode === null && child.signalCode === null) {
         process.kill(pid, 'SIGTERM');
-        const killed = await Promise.race([exited.then(() => true), sleep(graceMs).then(() => false)]);
+        // An unref'd timer, so a quick exit does not hold the runner open for the whole grace period.
+        const killed = await Promise.race([exited.then(() => true), sleep(graceMs, false, { ref: false })]);
         if (!killed) {
           process.kill(pid, 'SIGKILL');
           await exited;
         }
+      }
+      // A grandchild (a containerd shim) may hold the pipes open after the exit: take what is
+      // buffered, then let go of them so late output cannot write to a closed log.
+      await Promise.race([closed, sleep(1_000, undefined, { ref: false })]);
+      for (const stream of [child.stdout, child.stderr]) {
+        stream?.unpipe(log);
+        stream?.destroy();
       }
       log.end();
     },
@@ -78,4 +98,56 @@ export async function waitUntil(
     await sleep(100);
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: lastError });
+}
+
+/** The state letter of `/proc/<pid>/stat` (`R`, `S`, `Z`…), or undefined when there is no such process. */
+async function processState(pid: number): Promise<string | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // The command name in parentheses may itself contain spaces and parentheses.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ', 1)[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `pid` runs; a zombie counts as dead, since only its parent can still reap it. */
+export async function isAlive(pid: number): Promise<boolean> {
+  const state = await processState(pid);
+  return state !== undefined && state !== 'Z';
+}
+
+/**
+ * PIDs of the live processes whose command line contains `text`, such as a private directory only
+ * they were given. Lets the harness find what a server left behind without matching by name.
+ */
+export async function pidsMentioning(text: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    try {
+      const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+      if (cmdline.includes(text) && (await isAlive(pid))) pids.push(pid);
+    } catch {
+      // The process exited while we looked.
+    }
+  }
+  return pids;
+}
+
+/** SIGKILLs `pids` and waits until none of them is alive any more. */
+export async function killAndWait(pids: readonly number[], timeoutMs = 10_000): Promise<void> {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+  await waitUntil(
+    `processes ${pids.join(', ')} to exit`,
+    async () => (await Promise.all(pids.map(isAlive))).every((alive) => !alive),
+    timeoutMs,
+  );
 }

@@ -6,7 +6,8 @@ import { policyScope, policySpec } from '../policy.ts';
 export const RequestBackup = defineCommand({
   name: 'RequestBackup',
   commandName: 'request-backup',
-  description: '"Back up now" for one volume (what a CI/CD pipeline sends after a deployment); the scheduler applies its policy.',
+  description:
+    '"Back up now" for one volume (what a CI/CD pipeline sends after a deployment); the scheduler applies its policy.',
   schema: z.object({
     hostId,
     volumeName,

@@ -38,7 +38,8 @@ export const BackupRequested = defineEvent({
   name: 'BackupRequested',
   aggregate: 'backup',
   what: 'requested',
-  description: 'A backup of a volume was asked for (schedule, event, retry or a person) and sent to its agent.',
+  description:
+    'A backup of a volume was asked for (schedule, event, retry or a person) and sent to its agent.',
   schema: z.object({
     ...backupKey,
     trigger: backupTrigger,

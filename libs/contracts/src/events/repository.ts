@@ -18,7 +18,8 @@ export const SnapshotsForgotten = defineEvent({
   name: 'SnapshotsForgotten',
   aggregate: 'repository',
   what: 'snapshots-forgotten',
-  description: "Snapshots of a volume were removed by its retention policy (restic forget); data is freed by prune.",
+  description:
+    'Snapshots of a volume were removed by its retention policy (restic forget); data is freed by prune.',
   schema: z.object({
     operationId: workId,
     repositoryId,
@@ -75,7 +76,8 @@ export const RepositoryMaintenanceFailed = defineEvent({
   name: 'RepositoryMaintenanceFailed',
   aggregate: 'repository',
   what: 'maintenance-failed',
-  description: 'A forget, prune or check could not run or stopped; the repository is left as restic would accept it.',
+  description:
+    'A forget, prune or check could not run or stopped; the repository is left as restic would accept it.',
   schema: z.object({
     operationId: workId,
     repositoryId,

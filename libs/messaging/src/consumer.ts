@@ -1,0 +1,237 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+  type ConsumerConfig,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import { nanos, type NatsConnection } from '@nats-io/nats-core';
+import {
+  ContractErrorCode,
+  createEvent,
+  MessageRejected,
+  parseMessage,
+  type ContractViolationError,
+  type Envelope,
+  type MessageDefinition,
+} from '@volback/contracts';
+import type { MessagingLogger } from './connection.ts';
+import type { MessagePublisher } from './publisher.ts';
+
+/** A message that passed its schema, handed to a consumer's handler. */
+export interface ConsumedMessage {
+  readonly envelope: Envelope;
+  readonly definition: MessageDefinition;
+  readonly subject: string;
+  /** Position in the stream: a projection's checkpoint. */
+  readonly streamSequence: number;
+  /** 1 on first delivery; more after a handler failure or a consumer crash. */
+  readonly deliveryCount: number;
+}
+
+/** Options of {@link startDurableConsumer}. */
+export interface DurableConsumerOptions {
+  nc: NatsConnection;
+  stream: string;
+  /** Durable name: the consumer's position survives its process. */
+  durable: string;
+  filterSubjects: readonly string[];
+  /** Handles one valid message; the message is acknowledged after it resolves. Throw to retry. */
+  handler: (message: ConsumedMessage) => Promise<void>;
+  /** Publishes `MessageRejected` reports for invalid messages. */
+  publisher: MessagePublisher;
+  /** Envelope `source` of the reports, e.g. `volback://catalog/<instance>`. */
+  source: string;
+  /**
+   * What to do with a well-formed envelope of a type this build does not know (a newer version):
+   * `skip` (ack with a warning; a projection reading the whole log) or `reject` (report it).
+   */
+  unknownTypes?: 'skip' | 'reject';
+  /** Only these definitions are valid here (e.g. an agent's commands); others are rejected. */
+  accepts?: (definition: MessageDefinition) => boolean;
+  logger?: MessagingLogger;
+  ackWaitMs?: number;
+  /** Deliveries of one message before it is given up (terminated) after handler failures. */
+  maxDeliver?: number;
+  maxAckPending?: number;
+  /**
+   * Deliver strictly in stream order, redeliveries included (one unacknowledged message at a
+   * time). Needed by a handler that checkpoints by stream sequence, like a projection.
+   */
+  strictOrder?: boolean;
+}
+
+/** A running consumer. */
+export interface RunningConsumer {
+  readonly durable: string;
+  /** Stops taking messages, lets the one in hand finish, hands buffered ones back; resolves when idle. */
+  stop(): Promise<void>;
+  /** Resolves when the consumer loop ends (after stop, or when the connection closes). */
+  readonly finished: Promise<void>;
+}
+
+/**
+ * Starts (or resumes) a durable pull consumer that validates every message against its schema.
+ * An invalid message is acknowledged, never retried, and reported as `MessageRejected`; the
+ * consumer goes on with the next one.
+ */
+export async function startDurableConsumer(options: DurableConsumerOptions): Promise<RunningConsumer> {
+  const jsm = await jetstreamManager(options.nc);
+  const maxDeliver = options.maxDeliver ?? 5;
+  const config: Partial<ConsumerConfig> = {
+    durable_name: options.durable,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    filter_subjects: [...options.filterSubjects],
+    ack_wait: nanos(options.ackWaitMs ?? 60_000),
+    max_deliver: maxDeliver,
+    max_ack_pending: options.strictOrder ? 1 : (options.maxAckPending ?? 256),
+  };
+  try {
+    await jsm.consumers.info(options.stream, options.durable);
+    await jsm.consumers.update(options.stream, options.durable, {
+      filter_subjects: config.filter_subjects!,
+      ack_wait: config.ack_wait!,
+      max_deliver: maxDeliver,
+      max_ack_pending: config.max_ack_pending!,
+    });
+  } catch (error) {
+    if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound))
+      throw error;
+    await jsm.consumers.add(options.stream, config);
+  }
+  const consumer = await jetstream(options.nc).consumers.get(options.stream, options.durable);
+  let stopping = false;
+  // Pull in small batches rather than an open-ended buffer: on stop, every message we hold is
+  // either handled or handed back (nak) at once, none waits out ack_wait.
+  const finished = (async () => {
+    while (!stopping && !options.nc.isClosed()) {
+      let batch: AsyncIterable<JsMsg>;
+      try {
+        batch = await consumer.fetch({ max_messages: 32, expires: 1_000 });
+      } catch (error) {
+        if (stopping || options.nc.isClosed()) break;
+        options.logger?.warn(
+          { durable: options.durable, err: (error as Error).message },
+          'fetch failed; retrying',
+        );
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        continue;
+      }
+      for await (const msg of batch) {
+        if (stopping) {
+          msg.nak();
+          continue;
+        }
+        try {
+          await handleOne(msg, options, maxDeliver);
+        } catch (error) {
+          // An ack lost with the connection: the message comes back after ack_wait.
+          options.logger?.error(
+            { subject: msg.subject, err: (error as Error).message },
+            'could not settle a message',
+          );
+        }
+      }
+    }
+  })();
+  return {
+    durable: options.durable,
+    finished,
+    async stop() {
+      stopping = true;
+      await finished;
+    },
+  };
+}
+
+async function handleOne(msg: JsMsg, options: DurableConsumerOptions, maxDeliver: number): Promise<void> {
+  const log = options.logger;
+  const meta = { subject: msg.subject, streamSequence: msg.seq, deliveryCount: msg.info.deliveryCount };
+  const parsed = parseMessage(msg.data);
+  if (!parsed.ok) {
+    if (parsed.error.code === ContractErrorCode.UnknownType && options.unknownTypes === 'skip') {
+      log?.warn(
+        { ...meta, type: parsed.error.messageType },
+        'skipping a message of an unknown type or newer version',
+      );
+      await msg.ackAck();
+      return;
+    }
+    await reject(msg, options, parsed.error);
+    return;
+  }
+  const { definition, envelope } = parsed.message;
+  if (options.accepts && !options.accepts(definition)) {
+    await reject(msg, options, {
+      code: 'VOLBACK_MESSAGE_NOT_ACCEPTED',
+      message: `${definition.type} is not handled by ${options.durable}`,
+      issues: [{ path: 'type', message: `not accepted on ${msg.subject}` }],
+      messageType: definition.type,
+    });
+    return;
+  }
+  try {
+    await options.handler({ envelope, definition, ...meta });
+    await msg.ackAck();
+  } catch (error) {
+    const err = error as Error;
+    if (meta.deliveryCount >= maxDeliver) {
+      log?.error(
+        { ...meta, type: envelope.type, id: envelope.id, err: err.message },
+        'handler failed; giving up',
+      );
+      msg.term(`handler failed ${meta.deliveryCount} times: ${err.message}`.slice(0, 200));
+    } else {
+      const delayMs = Math.min(30_000, 500 * 2 ** (meta.deliveryCount - 1));
+      log?.warn(
+        { ...meta, type: envelope.type, id: envelope.id, err: err.message, delayMs },
+        'handler failed; retrying',
+      );
+      msg.nak(delayMs);
+    }
+  }
+}
+
+type Rejection = Pick<ContractViolationError, 'message' | 'issues' | 'messageType'> & { code: string };
+
+async function reject(msg: JsMsg, options: DurableConsumerOptions, error: Rejection): Promise<void> {
+  const report = createEvent(
+    MessageRejected,
+    {
+      consumer: options.durable,
+      stream: options.stream,
+      streamSequence: msg.seq,
+      subject: msg.subject,
+      ...(msg.headers?.get('Nats-Msg-Id') ? { messageId: msg.headers.get('Nats-Msg-Id').slice(0, 200) } : {}),
+      ...(error.messageType ? { messageType: error.messageType.slice(0, 200) } : {}),
+      code: error.code,
+      reason: error.message.slice(0, 4000) || 'invalid message',
+      issues: error.issues
+        .slice(0, 100)
+        .map((i) => ({ path: i.path.slice(0, 1000), message: i.message.slice(0, 1000) })),
+      payloadBytes: msg.data.length,
+      rejectedAt: new Date().toISOString(),
+    },
+    // One report per stored message and consumer, however often it is delivered.
+    { source: options.source, id: `rejected.${options.stream}.${msg.seq}.${options.durable}`.slice(0, 200) },
+  );
+  try {
+    await options.publisher.publish(report);
+  } catch (cause) {
+    options.logger?.error(
+      { subject: msg.subject, err: (cause as Error).message },
+      'could not report a rejected message',
+    );
+    msg.nak(1_000); // the report must not be lost: try again shortly
+    return;
+  }
+  options.logger?.warn(
+    { subject: msg.subject, streamSequence: msg.seq, code: error.code, reason: error.message },
+    'rejected an invalid message',
+  );
+  await msg.ackAck();
+}

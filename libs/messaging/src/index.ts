@@ -1,0 +1,7 @@
+export * from './errors.ts';
+export * from './connection.ts';
+export * from './streams.ts';
+export * from './publisher.ts';
+export * from './consumer.ts';
+export * from './health-checks.ts';
+export type { NatsConnection } from '@nats-io/nats-core';

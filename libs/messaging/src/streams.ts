@@ -1,0 +1,93 @@
+import {
+  DiscardPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamManager,
+  type StreamConfig,
+  type StreamInfo,
+} from '@nats-io/jetstream';
+import { nanos } from '@nats-io/nats-core';
+import { STREAMS } from '@volback/contracts';
+
+/** Options of {@link ensureStreams}. */
+export interface StreamOptions {
+  /** 1 for a single server, 3 for a JetStream cluster (DESIGN.md §6). */
+  replicas?: number;
+  /** How long a `Nats-Msg-Id` is remembered for de-duplication (default 10 minutes). */
+  duplicateWindowMs?: number;
+  /** How long an unconsumed command waits for its consumer (default 7 days). */
+  commandMaxAgeMs?: number;
+}
+
+/** The desired configuration of both streams. */
+export function streamConfigs(options: StreamOptions = {}): (Partial<StreamConfig> & { name: string })[] {
+  const common = {
+    storage: StorageType.File,
+    num_replicas: options.replicas ?? 1,
+    duplicate_window: nanos(options.duplicateWindowMs ?? 10 * 60_000),
+    discard: DiscardPolicy.Old,
+    allow_atomic: true,
+  };
+  return [
+    {
+      ...common,
+      name: STREAMS.events.name,
+      subjects: [...STREAMS.events.subjects],
+      description: 'volback events: every fact, one subject per aggregate (the system log)',
+      retention: RetentionPolicy.Limits,
+      // The event log is the source of truth for every projection: keep it all by default.
+      max_age: 0,
+      allow_direct: true,
+    },
+    {
+      ...common,
+      name: STREAMS.commands.name,
+      subjects: [...STREAMS.commands.subjects],
+      description: 'volback commands: work to do, each consumed once',
+      retention: RetentionPolicy.Workqueue,
+      max_age: nanos(options.commandMaxAgeMs ?? 7 * 24 * 3600_000),
+    },
+  ];
+}
+
+/**
+ * Creates the streams, or brings an existing stream's mutable settings in line. Safe to call
+ * from every service at start; concurrent callers converge.
+ */
+export async function ensureStreams(
+  jsm: JetStreamManager,
+  options: StreamOptions = {},
+): Promise<StreamInfo[]> {
+  const infos: StreamInfo[] = [];
+  for (const config of streamConfigs(options)) {
+    const name = config.name;
+    let current: StreamInfo | undefined;
+    try {
+      current = await jsm.streams.info(name);
+    } catch (error) {
+      if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound))
+        throw error;
+    }
+    if (!current) {
+      try {
+        infos.push(await jsm.streams.add(config));
+        continue;
+      } catch (error) {
+        // Another service created it between our info and add: fall through to update.
+        current = await jsm.streams.info(name).catch(() => {
+          throw error;
+        });
+      }
+    }
+    if (current.config.retention !== config.retention) {
+      throw new Error(
+        `stream ${name} exists with retention ${current.config.retention}, volback needs ${config.retention}; it cannot be changed in place`,
+      );
+    }
+    const { retention: _r, storage: _s, ...mutable } = config;
+    infos.push(await jsm.streams.update(name, { ...current.config, ...mutable }));
+  }
+  return infos;
+}
