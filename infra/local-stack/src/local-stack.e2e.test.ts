@@ -1,0 +1,94 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { createEvent, HostSeen, STREAMS } from '@volback/contracts';
+import { connectNats, MessagePublisher } from '@volback/messaging';
+import { freePort, waitUntil } from '@volback/testing';
+import { describe, expect, it } from 'vitest';
+
+const main = new URL('./main.ts', import.meta.url).pathname;
+
+interface Stack {
+  child: ChildProcessWithoutNullStreams;
+  output: () => string;
+  exit: Promise<number | null>;
+}
+
+function startStack(env: Record<string, string>): Stack {
+  const child = spawn(process.execPath, [main], { env: { ...process.env, ...env, VOLBACK_LOG_PRETTY: '0' } });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, output: () => output, exit };
+}
+
+describe('npm start: the local stack', () => {
+  it('runs NATS with the streams, reports ready, keeps events across a restart and stops cleanly', async () => {
+    const env = {
+      VOLBACK_DATA_DIR: mkdtempSync(join(tmpdir(), 'volback-stack-')),
+      VOLBACK_NATS_PORT: String(await freePort()),
+      VOLBACK_OPS_PORT: String(await freePort()),
+    };
+    const ready = `http://127.0.0.1:${env.VOLBACK_OPS_PORT}/readyz`;
+    const natsUrl = `nats://127.0.0.1:${env.VOLBACK_NATS_PORT}`;
+
+    let stack = startStack(env);
+    await waitUntil('the stack to be ready', async () => (await fetch(ready)).status === 200);
+    expect(stack.output()).toContain('volback local stack ready');
+
+    const nc = await connectNats({ servers: natsUrl, name: 'e2e', connectTimeoutMs: 5_000 });
+    const event = createEvent(
+      HostSeen,
+      {
+        hostId: 'h1',
+        seenAt: new Date().toISOString(),
+        intervalSeconds: 30,
+        containers: 1,
+        volumes: 2,
+        backupsRunning: 0,
+      },
+      { source: 'volback://e2e' },
+    );
+    await new MessagePublisher(nc).publish(event);
+    await nc.close();
+
+    stack.child.kill('SIGTERM');
+    expect(await stack.exit).toBe(0);
+    await expect(fetch(ready)).rejects.toThrow();
+    await expect(connectNats({ servers: natsUrl, name: 'gone', connectTimeoutMs: 500 })).rejects.toThrow();
+
+    stack = startStack(env);
+    await waitUntil('the restarted stack', async () => (await fetch(ready)).status === 200);
+    const again = await connectNats({ servers: natsUrl, name: 'e2e-2', connectTimeoutMs: 5_000 });
+    const jsm = await jetstreamManager(again);
+    const stored = await jsm.streams.getMessage(STREAMS.events.name, { last_by_subj: event.subject });
+    expect(stored?.json<{ id: string }>().id).toBe(event.envelope.id);
+    await again.close();
+    stack.child.kill('SIGINT');
+    expect(await stack.exit).toBe(0);
+  });
+
+  it('refuses a bad setting with a message naming it, and a busy port with what to do', async () => {
+    const bad = startStack({
+      VOLBACK_NATS_PORT: 'lots',
+      VOLBACK_DATA_DIR: mkdtempSync(join(tmpdir(), 'vb-')),
+    });
+    expect(await bad.exit).toBe(1);
+    expect(bad.output()).toContain('VOLBACK_NATS_PORT=lots is not a TCP port');
+
+    const { createServer } = await import('node:net');
+    const blocker = createServer().listen(0, '127.0.0.1');
+    await new Promise((resolve) => blocker.once('listening', resolve));
+    const port = (blocker.address() as { port: number }).port;
+    const busy = startStack({
+      VOLBACK_NATS_PORT: String(port),
+      VOLBACK_DATA_DIR: mkdtempSync(join(tmpdir(), 'vb-')),
+    });
+    expect(await busy.exit).toBe(1);
+    expect(busy.output()).toContain(`port ${port} on 127.0.0.1 is in use`);
+    blocker.close();
+  });
+});
