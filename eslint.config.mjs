@@ -40,7 +40,13 @@ const testDepConstraints = depConstraints.map((c) =>
 
 /** Services are processes: nothing imports one, they share only libs/. */
 const servicePatterns = {
-  group: ['@volback/agent', '@volback/scheduler', '@volback/catalog', '@volback/storage-gateway', '**/services/**'],
+  group: [
+    '@volback/agent',
+    '@volback/scheduler',
+    '@volback/catalog',
+    '@volback/storage-gateway',
+    '**/services/**',
+  ],
   message: 'Services never import each other (or are imported): share code through libs/.',
 };
 
