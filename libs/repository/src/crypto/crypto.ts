@@ -1,0 +1,78 @@
+import { createCipheriv, createDecipheriv, randomBytes, scrypt as scryptCb, timingSafeEqual } from 'node:crypto';
+import { poly1305 } from '@noble/ciphers/_poly1305.js';
+import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
+
+/** Bytes added to every encrypted message: a 16-byte IV before, a 16-byte MAC after. */
+export const CRYPTO_OVERHEAD = 32;
+const IV_SIZE = 16;
+const MAC_SIZE = 16;
+
+/**
+ * A restic key: AES-256 for encryption, and Poly1305-AES for authentication (a 16-byte AES-128
+ * key `k` that encrypts the nonce, and the 16-byte Poly1305 `r`). Design.rst, "Keys, Encryption and MAC".
+ */
+export interface CryptoKey {
+  readonly encrypt: Uint8Array;
+  readonly macK: Uint8Array;
+  readonly macR: Uint8Array;
+}
+
+/** A fresh random key (a repository's master key). */
+export function randomKey(): CryptoKey {
+  return { encrypt: randomBytes(32), macK: randomBytes(16), macR: randomBytes(16) };
+}
+
+function mac(key: CryptoKey, iv: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+  // Poly1305-AES: the one-time key is r || AES_k(nonce).
+  const aes = createCipheriv('aes-128-ecb', key.macK, null).setAutoPadding(false);
+  const s = Buffer.concat([aes.update(iv), aes.final()]);
+  const oneTime = new Uint8Array(32);
+  oneTime.set(key.macR, 0);
+  oneTime.set(s, 16);
+  return poly1305(ciphertext, oneTime);
+}
+
+/** IV || AES-256-CTR(plaintext) || MAC, as restic stores every encrypted file and blob. */
+export function encrypt(key: CryptoKey, plaintext: Uint8Array): Buffer {
+  const iv = randomBytes(IV_SIZE);
+  const cipher = createCipheriv('aes-256-ctr', key.encrypt, iv);
+  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return Buffer.concat([iv, ciphertext, mac(key, iv, ciphertext)]);
+}
+
+/** Verifies the MAC, then decrypts; throws `VOLBACK_REPO_AUTHENTICATION` when it does not verify. */
+export function decrypt(key: CryptoKey, message: Uint8Array): Buffer {
+  if (message.length < CRYPTO_OVERHEAD) {
+    throw new RepositoryError(RepositoryErrorCode.Authentication, `ciphertext of ${message.length} bytes is too short`);
+  }
+  const iv = message.subarray(0, IV_SIZE);
+  const ciphertext = message.subarray(IV_SIZE, message.length - MAC_SIZE);
+  const expected = message.subarray(message.length - MAC_SIZE);
+  if (!timingSafeEqual(mac(key, iv, ciphertext), expected)) {
+    throw new RepositoryError(RepositoryErrorCode.Authentication, 'MAC does not verify: wrong key or damaged data');
+  }
+  const decipher = createDecipheriv('aes-256-ctr', key.encrypt, iv);
+  return Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+}
+
+/** scrypt parameters as stored in a key file. */
+export interface KdfParams {
+  readonly N: number;
+  readonly r: number;
+  readonly p: number;
+  readonly salt: Uint8Array;
+}
+
+/** Derives the user key that unwraps a key file's master key: scrypt → 64 bytes → AES key, k, r. */
+export async function deriveUserKey(password: string, params: KdfParams): Promise<CryptoKey> {
+  const derived = await new Promise<Buffer>((resolve, reject) =>
+    scryptCb(
+      Buffer.from(password, 'utf8'),
+      params.salt,
+      64,
+      { N: params.N, r: params.r, p: params.p, maxmem: 256 * params.N * params.r + 64 * 1024 * 1024 },
+      (error, key) => (error ? reject(error) : resolve(key)),
+    ),
+  );
+  return { encrypt: derived.subarray(0, 32), macK: derived.subarray(32, 48), macR: derived.subarray(48, 64) };
+}

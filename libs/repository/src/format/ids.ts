@@ -1,0 +1,41 @@
+import { createHash, randomBytes } from 'node:crypto';
+
+/** SHA-256 in lower-case hex: blob ids (of the plaintext) and file ids (of the stored bytes). */
+export function sha256Hex(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** 32 random bytes in hex (repository id, lock nonces). */
+export function randomId(): string {
+  return randomBytes(32).toString('hex');
+}
+
+/** True for a full id (64 lower-case hex digits). */
+export function isId(value: string): boolean {
+  return /^[0-9a-f]{64}$/.test(value);
+}
+
+/**
+ * Go's RFC 3339 with nanoseconds (`time.RFC3339Nano`): trailing zeros of the fraction dropped,
+ * UTC written as `Z`. `ns` is nanoseconds since the epoch.
+ */
+export function formatGoTime(ns: bigint): string {
+  let seconds = ns / 1_000_000_000n;
+  let frac = ns % 1_000_000_000n;
+  if (frac < 0n) {
+    frac += 1_000_000_000n;
+    seconds -= 1n;
+  }
+  const base = new Date(Number(seconds) * 1000).toISOString().slice(0, 19);
+  const fraction = frac === 0n ? '' : `.${frac.toString().padStart(9, '0').replace(/0+$/, '')}`;
+  return `${base}${fraction}Z`;
+}
+
+/** Parses an RFC 3339 time with up to nanosecond precision into nanoseconds since the epoch. */
+export function parseGoTime(value: string): bigint {
+  const match = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$/.exec(value);
+  if (!match) throw new RangeError(`not an RFC 3339 time: ${value}`);
+  const seconds = Date.parse(`${match[1]}${match[3]}`);
+  if (Number.isNaN(seconds)) throw new RangeError(`not an RFC 3339 time: ${value}`);
+  return (BigInt(seconds) / 1000n) * 1_000_000_000n + BigInt((match[2] ?? '').padEnd(9, '0') || '0');
+}

@@ -1,0 +1,55 @@
+import { constants, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
+import { decrypt, encrypt, type CryptoKey } from '../crypto/crypto.ts';
+import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
+
+/** restic's "auto" compression is zstd's default speed, level 3. */
+export const ZSTD_LEVEL = 3;
+
+/** zstd-compresses a blob or file body. */
+export function compress(data: Uint8Array): Buffer {
+  return zstdCompressSync(data, { params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } });
+}
+
+/** Decompresses a zstd frame; a damaged frame is a `VOLBACK_REPO_MALFORMED` error. */
+export function decompress(data: Uint8Array, expectedLength?: number): Buffer {
+  let out: Buffer;
+  try {
+    out = zstdDecompressSync(data);
+  } catch (cause) {
+    throw new RepositoryError(RepositoryErrorCode.Malformed, `zstd data does not decompress: ${(cause as Error).message}`, {
+      cause,
+    });
+  }
+  if (expectedLength !== undefined && out.length !== expectedLength) {
+    throw new RepositoryError(
+      RepositoryErrorCode.Malformed,
+      `decompressed to ${out.length} bytes, expected ${expectedLength}`,
+    );
+  }
+  return out;
+}
+
+/**
+ * Encodes an index, snapshot or lock file (design.rst, "Unpacked Data Format"): in repository
+ * version 2, `0x02 || zstd(JSON)`, encrypted; in version 1, the encrypted JSON.
+ */
+export function encodeUnpacked(key: CryptoKey, document: unknown, version: 1 | 2): Buffer {
+  const json = Buffer.from(JSON.stringify(document), 'utf8');
+  if (version === 1) return encrypt(key, json);
+  return encrypt(key, Buffer.concat([Buffer.of(2), compress(json)]));
+}
+
+/** Decrypts and decodes an unpacked file of either version into its JSON value. */
+export function decodeUnpacked(key: CryptoKey, stored: Uint8Array, what: string): unknown {
+  const plain = decrypt(key, stored);
+  let json: Buffer;
+  const first = plain[0];
+  if (first === 0x5b || first === 0x7b) json = plain;
+  else if (first === 2) json = decompress(plain.subarray(1));
+  else throw new RepositoryError(RepositoryErrorCode.Unsupported, `${what}: unknown encoding version ${first}`);
+  try {
+    return JSON.parse(json.toString('utf8'));
+  } catch (cause) {
+    throw new RepositoryError(RepositoryErrorCode.Malformed, `${what}: not JSON`, { cause });
+  }
+}

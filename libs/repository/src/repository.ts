@@ -1,0 +1,417 @@
+import { hostname, userInfo } from 'node:os';
+import type { Backend, FileHandle } from './backend/backend.ts';
+import { randomKey, decrypt, type CryptoKey } from './crypto/crypto.ts';
+import { RepositoryError, RepositoryErrorCode } from './errors.ts';
+import { decodeConfig, encodeConfig, type RepoConfig } from './format/config.ts';
+import { formatGoTime, isId, parseGoTime, randomId, sha256Hex } from './format/ids.ts';
+import { BlobIndex, indexFileFor, parseIndexFile } from './format/index-file.ts';
+import { createKeyFile, openKeyFile, parseKeyFile } from './format/key-file.ts';
+import { PACK_TAIL_GUESS, PackBuilder, parsePackHeader, type BlobType, type PackedBlob } from './format/pack.ts';
+import { lockSchema, parseSnapshot, type LockFile, type Snapshot } from './format/snapshot.ts';
+import { decodeTree, encodeTree, type TreeNode } from './format/tree.ts';
+import { compress, decodeUnpacked, decompress, encodeUnpacked } from './format/unpacked.ts';
+
+/** Tuning of a repository handle. */
+export interface RepositoryOptions {
+  /** Target pack size; restic's default is 16 MiB. */
+  readonly packSize?: number;
+  /** Packs uploaded at once. */
+  readonly uploadConcurrency?: number;
+}
+
+/** How many key files `open` tries before giving up (restic: 20). */
+const MAX_KEYS_TRIED = 20;
+/** A lock older than this is stale (restic: 30 minutes). */
+export const STALE_LOCK_MS = 30 * 60_000;
+/** Locks are refreshed well before they turn stale (restic: every 5 minutes). */
+const LOCK_REFRESH_MS = 5 * 60_000;
+
+/** A blob stored by {@link Repository.saveBlob}. */
+export interface SavedBlob {
+  readonly id: string;
+  /** False when the repository already had it (deduplicated). */
+  readonly added: boolean;
+  /** Bytes the blob takes in its pack (0 when deduplicated). */
+  readonly storedLength: number;
+}
+
+/** A held repository lock; release it on every path. */
+export interface RepositoryLock {
+  readonly id: string;
+  readonly exclusive: boolean;
+  release(): Promise<void>;
+}
+
+function username(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return 'volback';
+  }
+}
+
+/**
+ * A restic repository (format v1 or v2), opened with a password. Writes follow restic's order:
+ * packs, then the index that names them, then the snapshot (see README).
+ */
+export class Repository {
+  readonly backend: Backend;
+  readonly config: RepoConfig;
+  readonly index = new BlobIndex();
+  readonly #key: CryptoKey;
+  readonly #packSize: number;
+  readonly #uploadConcurrency: number;
+  readonly #packers = new Map<BlobType, PackBuilder>();
+  readonly #pending = new Set<string>();
+  readonly #uploads = new Set<Promise<void>>();
+  readonly #written = new Map<string, PackedBlob[]>();
+  #uploadError: unknown;
+
+  private constructor(backend: Backend, config: RepoConfig, key: CryptoKey, options: RepositoryOptions) {
+    this.backend = backend;
+    this.config = config;
+    this.#key = key;
+    this.#packSize = options.packSize ?? 16 * 1024 * 1024;
+    this.#uploadConcurrency = options.uploadConcurrency ?? 2;
+  }
+
+  /** Creates a new repository (format v2 unless asked otherwise) with one key for `password`. */
+  static async init(
+    backend: Backend,
+    password: string,
+    options: RepositoryOptions & { version?: 1 | 2; chunkerPolynomial: string; kdf?: { N: number; r: number; p: number } },
+  ): Promise<Repository> {
+    const existing = await backend.stat({ type: 'config', name: 'config' }).catch((error: RepositoryError) => {
+      if (error.code === RepositoryErrorCode.FileNotFound) return undefined;
+      throw error;
+    });
+    if (existing) throw new RepositoryError(RepositoryErrorCode.AlreadyExists, `${backend.location} already holds a repository`);
+    await backend.create();
+    const master = randomKey();
+    const keyFile = Buffer.from(JSON.stringify(await createKeyFile(password, master, options.kdf)), 'utf8');
+    await backend.save({ type: 'keys', name: sha256Hex(keyFile) }, keyFile);
+    const config: RepoConfig = { version: options.version ?? 2, id: randomId(), chunker_polynomial: options.chunkerPolynomial };
+    // The config comes last: until it exists, the location is not a repository.
+    await backend.save({ type: 'config', name: 'config' }, encodeConfig(master, config));
+    return new Repository(backend, config, master, options);
+  }
+
+  /** Opens a repository with one of its passwords. */
+  static async open(backend: Backend, password: string, options: RepositoryOptions = {}): Promise<Repository> {
+    let rawConfig: Buffer;
+    try {
+      rawConfig = await backend.load({ type: 'config', name: 'config' });
+    } catch (error) {
+      if ((error as RepositoryError).code === RepositoryErrorCode.FileNotFound) {
+        throw new RepositoryError(RepositoryErrorCode.NotARepository, `no repository at ${backend.location} (no config file)`, {
+          cause: error,
+        });
+      }
+      throw error;
+    }
+    let tried = 0;
+    for await (const { name } of backend.list('keys')) {
+      if (++tried > MAX_KEYS_TRIED) break;
+      try {
+        const master = await openKeyFile(parseKeyFile(await backend.load({ type: 'keys', name })), password);
+        return new Repository(backend, decodeConfig(master, rawConfig), master, options);
+      } catch (error) {
+        const code = (error as RepositoryError).code;
+        if (code === RepositoryErrorCode.Authentication || code === RepositoryErrorCode.Malformed) continue;
+        throw error;
+      }
+    }
+    throw new RepositoryError(RepositoryErrorCode.WrongPassword, `wrong password or no key found for ${backend.location}`);
+  }
+
+  get version(): 1 | 2 {
+    return this.config.version;
+  }
+
+  /** Adds a key file for another password; returns its id. */
+  async addKey(password: string): Promise<string> {
+    const bytes = Buffer.from(JSON.stringify(await createKeyFile(password, this.#key)), 'utf8');
+    const id = sha256Hex(bytes);
+    await this.backend.save({ type: 'keys', name: id }, bytes);
+    return id;
+  }
+
+  /** Key files with their metadata. */
+  async listKeys(): Promise<Array<{ id: string; username?: string; hostname?: string; created?: string }>> {
+    const keys = [];
+    for await (const { name } of this.backend.list('keys')) {
+      const file = parseKeyFile(await this.backend.load({ type: 'keys', name }));
+      keys.push({ id: name, username: file.username, hostname: file.hostname, created: file.created });
+    }
+    return keys;
+  }
+
+  /** Removes a key file; refuses to remove the last one. */
+  async removeKey(id: string): Promise<void> {
+    const keys = await this.listKeys();
+    if (!keys.some((k) => k.id === id)) throw new RepositoryError(RepositoryErrorCode.FileNotFound, `no key ${id}`);
+    if (keys.length === 1) throw new RepositoryError(RepositoryErrorCode.Locked, 'refusing to remove the last key');
+    await this.backend.remove({ type: 'keys', name: id });
+  }
+
+  // ---- files in the unpacked format ----
+
+  async #saveUnpacked(type: 'snapshots' | 'index' | 'locks', document: unknown): Promise<string> {
+    const bytes = encodeUnpacked(this.#key, document, this.version);
+    const name = sha256Hex(bytes);
+    await this.backend.save({ type, name }, bytes);
+    return name;
+  }
+
+  async #loadUnpacked(handle: FileHandle): Promise<unknown> {
+    const bytes = await this.backend.load(handle);
+    if (sha256Hex(bytes) !== handle.name) {
+      throw new RepositoryError(RepositoryErrorCode.Malformed, `${handle.type}/${handle.name}: content does not match its name`);
+    }
+    return decodeUnpacked(this.#key, bytes, `${handle.type}/${handle.name}`);
+  }
+
+  // ---- index ----
+
+  /** Loads every index file into memory. */
+  async loadIndex(): Promise<void> {
+    for await (const { name } of this.backend.list('index')) {
+      this.index.addFile(parseIndexFile(await this.#loadUnpacked({ type: 'index', name }), name));
+    }
+  }
+
+  /** Reads a pack's header (for check and for rebuilding an index). */
+  async readPackHeader(packId: string): Promise<PackedBlob[]> {
+    const { size } = await this.backend.stat({ type: 'data', name: packId });
+    let tail = await this.backend.load({ type: 'data', name: packId }, { offset: -Math.min(size, PACK_TAIL_GUESS) });
+    let parsed = parsePackHeader(this.#key, tail, size, packId);
+    if ('needed' in parsed) {
+      tail = await this.backend.load({ type: 'data', name: packId }, { offset: -parsed.needed });
+      parsed = parsePackHeader(this.#key, tail, size, packId);
+      if ('needed' in parsed) throw new RepositoryError(RepositoryErrorCode.Malformed, `pack ${packId}: header unreadable`);
+    }
+    return parsed.blobs;
+  }
+
+  // ---- blobs ----
+
+  /** True when the repository has (or is writing) this blob. */
+  hasBlob(type: BlobType, id: string): boolean {
+    return this.index.has(type, id) || this.#pending.has(BlobIndex.key(type, id));
+  }
+
+  /**
+   * Stores a blob unless the repository has it. In format v2 it is zstd-compressed (unless
+   * `precompressed` already is its zstd frame). The pack is written when full or on {@link flush}.
+   */
+  async saveBlob(type: BlobType, plaintext: Uint8Array, id = sha256Hex(plaintext)): Promise<SavedBlob> {
+    if (this.#uploadError) throw this.#uploadError;
+    if (this.hasBlob(type, id)) return { id, added: false, storedLength: 0 };
+    this.#pending.add(BlobIndex.key(type, id));
+    let packer = this.#packers.get(type);
+    if (!packer) this.#packers.set(type, (packer = new PackBuilder(this.#key, type)));
+    const blob =
+      this.version === 2 ? packer.add(id, compress(plaintext), plaintext.length) : packer.add(id, plaintext);
+    if (packer.size >= this.#packSize) await this.#finishPack(type);
+    return { id, added: true, storedLength: blob.length };
+  }
+
+  async #finishPack(type: BlobType): Promise<void> {
+    const packer = this.#packers.get(type);
+    if (!packer || packer.count === 0) return;
+    this.#packers.delete(type);
+    while (this.#uploads.size >= this.#uploadConcurrency) await Promise.race(this.#uploads);
+    const { id, bytes, blobs } = packer.finish();
+    const upload = this.backend
+      .save({ type: 'data', name: id }, bytes)
+      .then(() => {
+        this.#written.set(id, [...blobs]);
+      })
+      .catch((error: unknown) => {
+        this.#uploadError ??= error;
+      })
+      .finally(() => this.#uploads.delete(upload));
+    this.#uploads.add(upload);
+  }
+
+  /**
+   * Writes every open pack, waits for all uploads, then writes an index file naming them. After
+   * it resolves the blobs are durably in the repository and a snapshot may refer to them.
+   */
+  async flush(): Promise<void> {
+    for (const type of [...this.#packers.keys()]) await this.#finishPack(type);
+    await Promise.all(this.#uploads);
+    if (this.#uploadError) throw this.#uploadError;
+    if (this.#written.size === 0) return;
+    await this.#saveUnpacked('index', indexFileFor(this.#written));
+    for (const [packId, blobs] of this.#written) for (const b of blobs) this.index.add({ ...b, packId });
+    for (const blobs of this.#written.values()) for (const b of blobs) this.#pending.delete(BlobIndex.key(b.type, b.id));
+    this.#written.clear();
+  }
+
+  /** Reads, verifies (MAC and SHA-256) and decompresses one blob. */
+  async loadBlob(type: BlobType, id: string): Promise<Buffer> {
+    const entry = this.index.get(type, id);
+    if (!entry) throw new RepositoryError(RepositoryErrorCode.FileNotFound, `${type} blob ${id} is not in the index`);
+    const sealed = await this.backend.load({ type: 'data', name: entry.packId }, { offset: entry.offset, length: entry.length });
+    if (sealed.length !== entry.length) {
+      throw new RepositoryError(RepositoryErrorCode.Malformed, `pack ${entry.packId} is shorter than its index says`);
+    }
+    let plain: Buffer;
+    try {
+      plain = decrypt(this.#key, sealed);
+      if (entry.uncompressedLength !== undefined) plain = decompress(plain, entry.uncompressedLength);
+    } catch (cause) {
+      throw new RepositoryError(RepositoryErrorCode.Authentication, `${type} blob ${id} in pack ${entry.packId} is damaged`, { cause });
+    }
+    if (sha256Hex(plain) !== id) {
+      throw new RepositoryError(RepositoryErrorCode.Authentication, `${type} blob ${id} in pack ${entry.packId} does not match its id`);
+    }
+    return plain;
+  }
+
+  /** Saves a tree blob; returns its id. */
+  async saveTree(nodes: readonly TreeNode[]): Promise<string> {
+    return (await this.saveBlob('tree', encodeTree(nodes))).id;
+  }
+
+  /** Loads a tree blob's nodes. */
+  async loadTree(id: string): Promise<TreeNode[]> {
+    return decodeTree(await this.loadBlob('tree', id), id);
+  }
+
+  // ---- snapshots ----
+
+  /** Saves a snapshot (after {@link flush}); returns its id. */
+  async saveSnapshot(snapshot: Snapshot): Promise<string> {
+    return this.#saveUnpacked('snapshots', snapshot);
+  }
+
+  /** Every snapshot, oldest first. */
+  async listSnapshots(): Promise<Array<{ id: string; snapshot: Snapshot }>> {
+    const list: Array<{ id: string; snapshot: Snapshot }> = [];
+    for await (const { name } of this.backend.list('snapshots')) {
+      list.push({ id: name, snapshot: parseSnapshot(await this.#loadUnpacked({ type: 'snapshots', name }), name) });
+    }
+    return list.sort((a, b) => (parseGoTime(a.snapshot.time) < parseGoTime(b.snapshot.time) ? -1 : 1));
+  }
+
+  /** Finds a snapshot by id or unique prefix, or `latest`. */
+  async findSnapshot(ref: string): Promise<{ id: string; snapshot: Snapshot }> {
+    const all = await this.listSnapshots();
+    if (ref === 'latest') {
+      const last = all.at(-1);
+      if (!last) throw new RepositoryError(RepositoryErrorCode.FileNotFound, 'the repository has no snapshots');
+      return last;
+    }
+    if (!/^[0-9a-f]{1,64}$/.test(ref)) throw new RepositoryError(RepositoryErrorCode.FileNotFound, `not a snapshot id: ${ref}`);
+    const found = all.filter((s) => s.id.startsWith(ref));
+    if (found.length !== 1) {
+      throw new RepositoryError(
+        RepositoryErrorCode.FileNotFound,
+        found.length ? `snapshot prefix ${ref} is ambiguous` : `no snapshot ${ref}`,
+      );
+    }
+    return found[0]!;
+  }
+
+  /** Removes a snapshot file (forget). */
+  async removeSnapshot(id: string): Promise<void> {
+    if (!isId(id)) throw new RangeError(`not a snapshot id: ${id}`);
+    await this.backend.remove({ type: 'snapshots', name: id });
+  }
+
+  // ---- locks ----
+
+  async #locks(): Promise<Array<{ id: string; lock: LockFile | undefined }>> {
+    const out = [];
+    for await (const { name } of this.backend.list('locks')) {
+      try {
+        const parsed = lockSchema.safeParse(await this.#loadUnpacked({ type: 'locks', name }));
+        out.push({ id: name, lock: parsed.success ? parsed.data : undefined });
+      } catch (error) {
+        if ((error as RepositoryError).code === RepositoryErrorCode.FileNotFound) continue; // released meanwhile
+        out.push({ id: name, lock: undefined });
+      }
+    }
+    return out;
+  }
+
+  /** True when a lock no longer protects anything: too old, or its process is gone from this host. */
+  static isStale(lock: LockFile, now = Date.now()): boolean {
+    const age = now - Number(parseGoTime(lock.time) / 1_000_000n);
+    if (age > STALE_LOCK_MS) return true;
+    if (lock.hostname !== hostname()) return false;
+    try {
+      process.kill(lock.pid, 0);
+      return false;
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === 'ESRCH';
+    }
+  }
+
+  #conflicts(locks: Array<{ id: string; lock: LockFile | undefined }>, exclusive: boolean, own?: string): string[] {
+    return locks
+      .filter(({ id, lock }) => id !== own && lock && !Repository.isStale(lock) && (exclusive || lock.exclusive))
+      .map(({ id, lock }) => `${lock!.exclusive ? 'exclusive' : 'shared'} lock ${id.slice(0, 8)} by ${lock!.username ?? '?'}@${lock!.hostname} pid ${lock!.pid}`);
+  }
+
+  /**
+   * Takes a lock as restic does: shared for backup, exclusive for prune. Checks, writes its lock
+   * file, checks again (two processes racing both back off), and refreshes it until released.
+   */
+  async lock(exclusive: boolean): Promise<RepositoryLock> {
+    const before = this.#conflicts(await this.#locks(), exclusive);
+    if (before.length) throw new RepositoryError(RepositoryErrorCode.Locked, `repository is locked: ${before.join('; ')}`);
+    const write = () =>
+      this.#saveUnpacked('locks', {
+        time: formatGoTime(BigInt(Date.now()) * 1_000_000n),
+        exclusive,
+        hostname: hostname(),
+        username: username(),
+        pid: process.pid,
+        uid: process.getuid?.() ?? 0,
+        gid: process.getgid?.() ?? 0,
+      } satisfies LockFile);
+    let id = await write();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const after = this.#conflicts(await this.#locks(), exclusive, id);
+    if (after.length) {
+      await this.backend.remove({ type: 'locks', name: id });
+      throw new RepositoryError(RepositoryErrorCode.Locked, `repository is locked: ${after.join('; ')}`);
+    }
+    const timer = setInterval(() => {
+      void write().then(
+        (fresh) => {
+          const old = id;
+          id = fresh;
+          return this.backend.remove({ type: 'locks', name: old });
+        },
+        () => undefined,
+      );
+    }, LOCK_REFRESH_MS);
+    timer.unref();
+    return {
+      get id() {
+        return id;
+      },
+      exclusive,
+      release: async () => {
+        clearInterval(timer);
+        await this.backend.remove({ type: 'locks', name: id });
+      },
+    };
+  }
+
+  /** Removes stale locks (restic unlock); returns how many. */
+  async removeStaleLocks(): Promise<number> {
+    let removed = 0;
+    for (const { id, lock } of await this.#locks()) {
+      if (lock && Repository.isStale(lock)) {
+        await this.backend.remove({ type: 'locks', name: id });
+        removed++;
+      }
+    }
+    return removed;
+  }
+}
