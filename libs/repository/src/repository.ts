@@ -4,7 +4,7 @@ import { randomKey, decrypt, type CryptoKey } from './crypto/crypto.ts';
 import { RepositoryError, RepositoryErrorCode } from './errors.ts';
 import { decodeConfig, encodeConfig, type RepoConfig } from './format/config.ts';
 import { formatGoTime, isId, parseGoTime, randomId, sha256Hex } from './format/ids.ts';
-import { BlobIndex, indexFileFor, parseIndexFile } from './format/index-file.ts';
+import { BlobIndex, indexFileFor, parseIndexFile, type IndexEntry } from './format/index-file.ts';
 import { createKeyFile, openKeyFile, parseKeyFile } from './format/key-file.ts';
 import { PACK_TAIL_GUESS, PackBuilder, parsePackHeader, type BlobType, type PackedBlob } from './format/pack.ts';
 import { lockSchema, parseSnapshot, type LockFile, type Snapshot } from './format/snapshot.ts';
@@ -247,6 +247,35 @@ export class Repository {
     for (const [packId, blobs] of this.#written) for (const b of blobs) this.index.add({ ...b, packId });
     for (const blobs of this.#written.values()) for (const b of blobs) this.#pending.delete(BlobIndex.key(b.type, b.id));
     this.#written.clear();
+  }
+
+  /**
+   * Copies blobs into new packs without re-indexing them elsewhere (prune). Returns the new packs
+   * and their blobs; the caller writes the index that names them.
+   */
+  async repack(entries: readonly IndexEntry[]): Promise<Map<string, PackedBlob[]>> {
+    const before = new Set(this.#written.keys());
+    for (const e of entries) {
+      const plain = await this.loadBlob(e.type, e.id);
+      this.#pending.delete(BlobIndex.key(e.type, e.id));
+      let packer = this.#packers.get(e.type);
+      if (!packer) this.#packers.set(e.type, (packer = new PackBuilder(this.#key, e.type)));
+      if (this.version === 2) packer.add(e.id, compress(plain), plain.length);
+      else packer.add(e.id, plain);
+      if (packer.size >= this.#packSize) await this.#finishPack(e.type);
+    }
+    for (const type of [...this.#packers.keys()]) await this.#finishPack(type);
+    await Promise.all(this.#uploads);
+    if (this.#uploadError) throw this.#uploadError;
+    const fresh = new Map<string, PackedBlob[]>();
+    for (const [packId, blobs] of this.#written) if (!before.has(packId)) fresh.set(packId, blobs);
+    for (const packId of fresh.keys()) this.#written.delete(packId);
+    return fresh;
+  }
+
+  /** Writes one index file naming these packs, superseding the given index files. */
+  async saveIndex(packs: ReadonlyMap<string, readonly PackedBlob[]>, supersedes: readonly string[] = []): Promise<string> {
+    return this.#saveUnpacked('index', indexFileFor(packs, supersedes));
   }
 
   /** Reads, verifies (MAC and SHA-256) and decompresses one blob. */

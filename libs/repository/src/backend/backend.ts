@@ -1,3 +1,5 @@
+const FILE_ID = /^[0-9a-f]{64}$/;
+
 /** The kinds of files in a restic repository, each in its own directory. */
 export const FILE_TYPES = ['config', 'keys', 'locks', 'snapshots', 'index', 'data'] as const;
 /** One of {@link FILE_TYPES}. */
@@ -7,6 +9,12 @@ export type FileType = (typeof FILE_TYPES)[number];
 export interface FileHandle {
   readonly type: FileType;
   readonly name: string;
+}
+
+/** Part of a file: `length` bytes (to the end when omitted) from `offset`; a negative offset counts from the end. */
+export interface ByteRange {
+  readonly offset: number;
+  readonly length?: number;
 }
 
 /** A file as a listing shows it. */
@@ -29,8 +37,12 @@ export interface Backend {
   create(): Promise<void>;
   /** Stores a whole file atomically: readers see all of it or nothing, also after a crash. */
   save(handle: FileHandle, data: Uint8Array): Promise<void>;
-  /** Reads a file, or `length` bytes from `offset` (a negative offset counts from the end). */
-  load(handle: FileHandle, range?: { offset: number; length?: number }): Promise<Buffer>;
+  /**
+   * Reads a file, or part of it. A range reaching past the end is cut at the end, so the result
+   * may be shorter than `length` (empty when `offset` is at or past the end); a negative offset
+   * further back than the start starts at the start. `VOLBACK_REPO_FILE_NOT_FOUND` when missing.
+   */
+  load(handle: FileHandle, range?: ByteRange): Promise<Buffer>;
   /** Size of a file; `VOLBACK_REPO_FILE_NOT_FOUND` when it does not exist. */
   stat(handle: FileHandle): Promise<FileInfo>;
   /** Removes a file; removing a missing file is not an error. */
@@ -44,7 +56,28 @@ export interface Backend {
 /** The path of a file inside the layout, `/`-separated. */
 export function layoutPath(handle: FileHandle): string {
   if (handle.type === 'config') return 'config';
-  if (!/^[0-9a-f]{64}$/.test(handle.name)) throw new RangeError(`not a file id: ${handle.name}`);
+  if (!isFileId(handle.name)) throw new RangeError(`not a file id: ${handle.name}`);
   if (handle.type === 'data') return `data/${handle.name.slice(0, 2)}/${handle.name}`;
   return `${handle.type}/${handle.name}`;
+}
+
+/** Whether `name` is a file id as restic writes them: 64 lowercase hex digits. */
+export function isFileId(name: string): boolean {
+  return FILE_ID.test(name);
+}
+
+/** Rejects ranges no caller should build (fractions, negative lengths) with a `RangeError`. */
+export function checkRange(range: ByteRange): void {
+  if (!Number.isSafeInteger(range.offset)) throw new RangeError(`not a byte offset: ${range.offset}`);
+  if (range.length !== undefined && (!Number.isSafeInteger(range.length) || range.length < 0)) {
+    throw new RangeError(`not a byte length: ${range.length}`);
+  }
+}
+
+/** Where `range` starts in a file of `size` bytes and how many bytes of it exist. */
+export function resolveRange(size: number, range: ByteRange): { start: number; length: number } {
+  checkRange(range);
+  const start = range.offset < 0 ? Math.max(0, size + range.offset) : Math.min(range.offset, size);
+  const length = Math.min(range.length ?? size - start, size - start);
+  return { start, length };
 }

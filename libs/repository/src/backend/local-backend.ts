@@ -1,23 +1,37 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle as FsFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
-import { FILE_TYPES, layoutPath, type Backend, type FileHandle, type FileInfo, type FileType } from './backend.ts';
+import {
+  FILE_TYPES,
+  checkRange,
+  isFileId,
+  layoutPath,
+  resolveRange,
+  type Backend,
+  type ByteRange,
+  type FileHandle,
+  type FileInfo,
+  type FileType,
+} from './backend.ts';
 
 /** Where half-written files wait for their rename; restic never looks there. */
 const TEMP_DIR = '.volback-tmp';
 
 function mapError(error: unknown, what: string): never {
+  // Our own errors (a bad range, a bad file name) pass through unchanged.
+  if (error instanceof RangeError || error instanceof RepositoryError) throw error;
   const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') throw new RepositoryError(RepositoryErrorCode.FileNotFound, `${what}: not found`, { cause: error });
+  if (code === 'ENOENT')
+    throw new RepositoryError(RepositoryErrorCode.FileNotFound, `${what}: not found`, { cause: error });
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    throw new RepositoryError(RepositoryErrorCode.NoSpace, `${what}: no space left on device`, { cause: error });
+    throw new RepositoryError(RepositoryErrorCode.NoSpace, `${what}: no space left on device`, {
+      cause: error,
+    });
   }
-  throw new RepositoryError(
-    RepositoryErrorCode.BackendUnavailable,
-    `${what}: ${(error as Error).message}`,
-    { cause: error },
-  );
+  throw new RepositoryError(RepositoryErrorCode.BackendUnavailable, `${what}: ${(error as Error).message}`, {
+    cause: error,
+  });
 }
 
 async function fsyncDir(path: string): Promise<void> {
@@ -39,6 +53,10 @@ export class LocalBackend implements Backend {
     this.location = root;
   }
 
+  #fail(error: unknown, what: string): never {
+    return mapError(error, `${what} in ${this.#root}`);
+  }
+
   #path(handle: FileHandle): string {
     return join(this.#root, layoutPath(handle));
   }
@@ -46,20 +64,25 @@ export class LocalBackend implements Backend {
   async create(): Promise<void> {
     try {
       await mkdir(this.#root, { recursive: true, mode: 0o700 });
-      for (const type of FILE_TYPES) if (type !== 'config') await mkdir(join(this.#root, type), { recursive: true, mode: 0o700 });
+      for (const type of FILE_TYPES)
+        if (type !== 'config') await mkdir(join(this.#root, type), { recursive: true, mode: 0o700 });
       for (let i = 0; i < 256; i++) {
-        await mkdir(join(this.#root, 'data', i.toString(16).padStart(2, '0')), { recursive: true, mode: 0o700 });
+        await mkdir(join(this.#root, 'data', i.toString(16).padStart(2, '0')), {
+          recursive: true,
+          mode: 0o700,
+        });
       }
       await mkdir(join(this.#root, TEMP_DIR), { recursive: true, mode: 0o700 });
     } catch (error) {
-      mapError(error, `create ${this.#root}`);
+      this.#fail(error, 'create');
     }
   }
 
   async save(handle: FileHandle, data: Uint8Array): Promise<void> {
     const target = this.#path(handle);
     const tempDir = join(this.#root, TEMP_DIR);
-    const temp = join(tempDir, `${handle.name}-${randomBytes(6).toString('hex')}`);
+    // Not named after the handle: a config handle's name is not checked and could hold a path.
+    const temp = join(tempDir, `${handle.type}-${randomBytes(12).toString('hex')}`);
     let file: FsFile | undefined;
     try {
       await mkdir(tempDir, { recursive: true, mode: 0o700 });
@@ -74,29 +97,28 @@ export class LocalBackend implements Backend {
     } catch (error) {
       await file?.close().catch(() => undefined);
       await unlink(temp).catch(() => undefined);
-      mapError(error, `save ${layoutPath(handle)}`);
+      this.#fail(error, `save ${layoutPath(handle)}`);
     }
   }
 
-  async load(handle: FileHandle, range?: { offset: number; length?: number }): Promise<Buffer> {
+  async load(handle: FileHandle, range?: ByteRange): Promise<Buffer> {
     const path = this.#path(handle);
+    if (range) checkRange(range);
     let file: FsFile | undefined;
     try {
       file = await open(path, 'r');
       if (!range) return await file.readFile();
-      const size = (await file.stat()).size;
-      const offset = range.offset < 0 ? Math.max(0, size + range.offset) : range.offset;
-      const length = Math.max(0, Math.min(range.length ?? size - offset, size - offset));
+      const { start, length } = resolveRange((await file.stat()).size, range);
       const buffer = Buffer.allocUnsafe(length);
       let done = 0;
       while (done < length) {
-        const { bytesRead } = await file.read(buffer, done, length - done, offset + done);
+        const { bytesRead } = await file.read(buffer, done, length - done, start + done);
         if (bytesRead === 0) break;
         done += bytesRead;
       }
       return buffer.subarray(0, done);
     } catch (error) {
-      return mapError(error, `load ${layoutPath(handle)}`);
+      return this.#fail(error, `load ${layoutPath(handle)}`);
     } finally {
       await file?.close();
     }
@@ -106,7 +128,7 @@ export class LocalBackend implements Backend {
     try {
       return { name: handle.name, size: (await stat(this.#path(handle))).size };
     } catch (error) {
-      return mapError(error, `stat ${layoutPath(handle)}`);
+      return this.#fail(error, `stat ${layoutPath(handle)}`);
     }
   }
 
@@ -114,7 +136,7 @@ export class LocalBackend implements Backend {
     try {
       await rm(this.#path(handle), { force: true });
     } catch (error) {
-      mapError(error, `remove ${layoutPath(handle)}`);
+      this.#fail(error, `remove ${layoutPath(handle)}`);
     }
   }
 
@@ -131,10 +153,10 @@ export class LocalBackend implements Backend {
         names = await readdir(dir);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        mapError(error, `list ${type}`);
+        this.#fail(error, `list ${type}`);
       }
       for (const name of names) {
-        if (!/^[0-9a-f]{64}$/.test(name)) continue;
+        if (!isFileId(name)) continue;
         const info = await stat(join(dir, name)).catch(() => undefined);
         if (info?.isFile()) yield { name, size: info.size };
       }
@@ -143,10 +165,12 @@ export class LocalBackend implements Backend {
 
   async #subdirs(path: string): Promise<string[]> {
     try {
-      return (await readdir(path, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => join(path, d.name));
+      return (await readdir(path, { withFileTypes: true }))
+        .filter((d) => d.isDirectory())
+        .map((d) => join(path, d.name));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      return mapError(error, `list ${path}`);
+      return this.#fail(error, `list ${relative(this.#root, path)}`);
     }
   }
 

@@ -188,12 +188,14 @@ export class Chunker {
     const firstCutIndex = start + this.#minSize - this.#count - 1;
     const forcedCutIndex = start + this.#maxSize - this.#count - 1;
     const stop = Math.min(bytes.length, forcedCutIndex + 1);
-    let windowPos = this.#windowPos;
     let hi = this.#digestHi;
     let lo = this.#digestLo;
     let cutAt = -1;
     let i = start;
-    for (; i < stop; i++) {
+
+    // For the buffer's first 64 bytes, the bytes leaving the window are in the ring.
+    let windowPos = this.#windowPos;
+    for (const ringStop = Math.min(stop, start + CHUNKER_WINDOW_SIZE); i < ringStop; i++) {
       const byte = bytes[i]!;
       const out = window[windowPos]!;
       window[windowPos] = byte;
@@ -210,11 +212,38 @@ export class Chunker {
         break;
       }
     }
-    if (cutAt < 0 && stop > forcedCutIndex) cutAt = stop;
     this.#windowPos = windowPos;
+
+    // The same step, the leaving byte read from the buffer itself: no ring to keep (~10% faster).
+    const ringDone = i;
+    if (cutAt < 0) {
+      for (; i < stop; i++) {
+        const byte = bytes[i]!;
+        const out = bytes[i - CHUNKER_WINDOW_SIZE]!;
+        hi ^= outHi[out]!;
+        lo ^= outLo[out]!;
+        const top = hi >>> hiShift;
+        hi = (hi << 8) | (lo >>> 24);
+        lo = (lo << 8) | byte;
+        hi ^= modHi[top]!;
+        lo ^= modLo[top]!;
+        if ((lo & splitMask) === 0 && i >= firstCutIndex) {
+          cutAt = i + 1;
+          break;
+        }
+      }
+    }
+    if (cutAt < 0 && stop > forcedCutIndex) cutAt = stop;
     this.#digestHi = hi;
     this.#digestLo = lo;
-    if (cutAt < 0) this.#count += bytes.length - start;
+    if (cutAt < 0) {
+      this.#count += bytes.length - start;
+      if (i > ringDone) {
+        // The window is now the buffer's last 64 bytes, oldest first.
+        window.set(bytes.subarray(i - CHUNKER_WINDOW_SIZE, i));
+        this.#windowPos = 0;
+      }
+    }
     return cutAt;
   }
 

@@ -1,0 +1,326 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { RESTIC, resolveBinary, startMinioServer } from '@volback/testing';
+import { Client } from 'minio';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
+import { describeBackendConformance } from './backend-conformance.ts';
+import { S3Backend, s3BackendFromEnv } from './s3-backend.ts';
+
+const run = promisify(execFile);
+
+function harness() {
+  return inject('harness');
+}
+
+function adminClient(): Client {
+  const h = harness();
+  return new Client({
+    endPoint: h.minioEndpoint,
+    port: h.minioPort,
+    useSSL: false,
+    accessKey: h.minioAccessKey,
+    secretKey: h.minioSecretKey,
+  });
+}
+
+function credentials() {
+  return { accessKey: harness().minioAccessKey, secretKey: harness().minioSecretKey };
+}
+
+function newBucket(): string {
+  return `volback-test-${randomBytes(6).toString('hex')}`;
+}
+
+/** Deletes a bucket and everything in it; a bucket never made is fine. */
+async function removeBucket(s3: Client, bucket: string): Promise<void> {
+  if (!(await s3.bucketExists(bucket))) return;
+  const keys: string[] = [];
+  for await (const item of s3.listObjectsV2(bucket, '', true))
+    if (item.name !== undefined) keys.push(item.name);
+  if (keys.length > 0) await s3.removeObjects(bucket, keys);
+  await s3.removeBucket(bucket);
+}
+
+async function errorOf(promise: Promise<unknown>): Promise<RepositoryError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(RepositoryError);
+  return error as RepositoryError;
+}
+
+const CONFIG = { type: 'config', name: 'config' } as const;
+
+for (const prefix of ['', 'team-a/restic/repo']) {
+  describeBackendConformance(`s3 (${prefix === '' ? 'bucket root' : `prefix ${prefix}`})`, async () => {
+    const s3 = adminClient();
+    const bucket = newBucket();
+    const location = `s3:${harness().minioUrl}/${bucket}${prefix === '' ? '' : `/${prefix}/`}`;
+    const backend = new S3Backend(location, { credentials: credentials() });
+    return {
+      backend,
+      async writeRaw(path, data) {
+        await s3.putObject(bucket, prefix === '' ? path : `${prefix}/${path}`, Buffer.from(data));
+      },
+      async cleanup() {
+        await backend.close();
+        await removeBucket(s3, bucket);
+      },
+    };
+  });
+}
+
+describe('S3Backend', () => {
+  const s3 = adminClient();
+  const buckets: string[] = [];
+  const bucket = (): string => {
+    const name = newBucket();
+    buckets.push(name);
+    return name;
+  };
+
+  afterAll(async () => {
+    for (const name of buckets) await removeBucket(s3, name);
+  });
+
+  it('keeps its location free of credentials', () => {
+    const backend = new S3Backend(`s3:${harness().minioUrl}/some-bucket/a/b`, { credentials: credentials() });
+    expect(backend.location).toBe(`s3:${harness().minioUrl}/some-bucket/a/b`);
+    expect(backend.location).not.toContain(harness().minioSecretKey);
+    expect(JSON.stringify(backend)).not.toContain(harness().minioSecretKey);
+  });
+
+  it('stores files under restic’s key layout below its prefix', async () => {
+    const name = bucket();
+    const backend = new S3Backend(`s3:${harness().minioUrl}/${name}/base`, { credentials: credentials() });
+    try {
+      await backend.create();
+      const id = `ab${randomBytes(31).toString('hex')}`;
+      await backend.save(CONFIG, Buffer.from('c'));
+      await backend.save({ type: 'data', name: id }, Buffer.from('d'));
+      await backend.save({ type: 'keys', name: id }, Buffer.from('k'));
+      const keys: string[] = [];
+      for await (const item of s3.listObjectsV2(name, '', true))
+        if (item.name !== undefined) keys.push(item.name);
+      expect(keys.sort()).toEqual(['base/config', `base/data/ab/${id}`, `base/keys/${id}`]);
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('keeps repositories under neighbouring prefixes apart', async () => {
+    const name = bucket();
+    const a = new S3Backend(`s3:${harness().minioUrl}/${name}/repo`, { credentials: credentials() });
+    const b = new S3Backend(`s3:${harness().minioUrl}/${name}/repo2`, { credentials: credentials() });
+    const root = new S3Backend(`s3:${harness().minioUrl}/${name}`, { credentials: credentials() });
+    try {
+      await a.create();
+      const id = randomBytes(32).toString('hex');
+      await a.save({ type: 'keys', name: id }, Buffer.from('a'));
+      await a.save(CONFIG, Buffer.from('a'));
+      for (const other of [b, root]) {
+        const listed = [];
+        for await (const file of other.list('keys')) listed.push(file);
+        expect(listed).toEqual([]);
+        await expect(other.stat(CONFIG)).rejects.toMatchObject({ code: RepositoryErrorCode.FileNotFound });
+      }
+    } finally {
+      await Promise.all([a.close(), b.close(), root.close()]);
+    }
+  });
+
+  it('reads a missing bucket as an empty repository and refuses to save into it', async () => {
+    const backend = new S3Backend(`s3:${harness().minioUrl}/${newBucket()}`, { credentials: credentials() });
+    try {
+      expect((await errorOf(backend.load(CONFIG))).code).toBe(RepositoryErrorCode.FileNotFound);
+      expect((await errorOf(backend.stat(CONFIG))).code).toBe(RepositoryErrorCode.FileNotFound);
+      const listed = [];
+      for await (const file of backend.list('snapshots')) listed.push(file);
+      expect(listed).toEqual([]);
+      await backend.remove({ type: 'locks', name: randomBytes(32).toString('hex') });
+      const error = await errorOf(backend.save(CONFIG, Buffer.from('x')));
+      expect(error.code).toBe(RepositoryErrorCode.BackendUnavailable);
+      expect(error.message).toMatch(/does not exist/);
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('fails fast and names the endpoint when nothing listens there', async () => {
+    const backend = new S3Backend('s3:http://127.0.0.1:1/bucket', { credentials: credentials() });
+    try {
+      for (const attempt of [
+        () => backend.create(),
+        () => backend.stat(CONFIG),
+        () => backend.load(CONFIG),
+      ]) {
+        const started = Date.now();
+        const error = await errorOf(attempt());
+        expect(Date.now() - started).toBeLessThan(3_000);
+        expect(error.code).toBe(RepositoryErrorCode.BackendUnavailable);
+        expect(error.message).toContain('http://127.0.0.1:1');
+        expect(error.message).toMatch(/refused the connection/);
+      }
+      const listing = (async () => {
+        for await (const _file of backend.list('keys')) break;
+      })();
+      expect((await errorOf(listing)).code).toBe(RepositoryErrorCode.BackendUnavailable);
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('reports a wrong secret key as access denied', async () => {
+    const name = bucket();
+    await s3.makeBucket(name);
+    await s3.putObject(name, 'config', Buffer.from('config'));
+    const backend = new S3Backend(`s3:${harness().minioUrl}/${name}`, {
+      credentials: { accessKey: harness().minioAccessKey, secretKey: 'wrong-secret-key' },
+    });
+    try {
+      for (const attempt of [
+        () => backend.create(),
+        () => backend.stat(CONFIG),
+        () => backend.load(CONFIG),
+      ]) {
+        const error = await errorOf(attempt());
+        expect(error.code).toBe(RepositoryErrorCode.BackendUnavailable);
+        expect(error.message).toMatch(/access denied/);
+        expect(error.message).toContain(harness().minioUrl);
+        expect(error.message).not.toContain('wrong-secret-key');
+      }
+      const error = await errorOf(
+        backend.save({ type: 'keys', name: randomBytes(32).toString('hex') }, Buffer.from('k')),
+      );
+      expect(error.message).toMatch(/access denied/);
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('reports an unknown access key as access denied', async () => {
+    const backend = new S3Backend(`s3:${harness().minioUrl}/${newBucket()}`, {
+      credentials: { accessKey: 'nobody', secretKey: harness().minioSecretKey },
+    });
+    try {
+      const error = await errorOf(backend.create());
+      expect(error.code).toBe(RepositoryErrorCode.BackendUnavailable);
+      expect(error.message).toMatch(/access denied/);
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('times out against a server that stopped answering, then works once it answers again', async () => {
+    const minio = await startMinioServer();
+    const backend = new S3Backend(`s3:${minio.url}/${newBucket()}`, {
+      credentials: { accessKey: minio.accessKey, secretKey: minio.secretKey },
+      idleTimeoutMs: 500,
+    });
+    try {
+      await backend.create();
+      await backend.save(CONFIG, Buffer.from('config'));
+      process.kill(minio.pid, 'SIGSTOP');
+      try {
+        const started = Date.now();
+        const error = await errorOf(backend.load(CONFIG));
+        expect(Date.now() - started).toBeLessThan(5_000);
+        expect(error.code).toBe(RepositoryErrorCode.BackendUnavailable);
+        expect(error.message).toContain(minio.url);
+        expect(error.message).toMatch(/did not answer within 500 ms/);
+      } finally {
+        process.kill(minio.pid, 'SIGCONT');
+      }
+      expect((await backend.load(CONFIG)).toString()).toBe('config');
+    } finally {
+      await backend.close();
+      await minio.stop();
+    }
+  });
+
+  it('reports a server that went away as BackendUnavailable', async () => {
+    const minio = await startMinioServer();
+    const backend = new S3Backend(`s3:${minio.url}/${newBucket()}`, {
+      credentials: { accessKey: minio.accessKey, secretKey: minio.secretKey },
+    });
+    let stopped = false;
+    try {
+      await backend.create();
+      await minio.stop();
+      stopped = true;
+      const error = await errorOf(backend.stat(CONFIG));
+      expect(error.code).toBe(RepositoryErrorCode.BackendUnavailable);
+      expect(error.message).toContain(minio.url);
+    } finally {
+      await backend.close();
+      if (!stopped) await minio.stop();
+    }
+  });
+
+  it('takes its credentials from restic’s environment variables', async () => {
+    const name = bucket();
+    const h = harness();
+    const backend = s3BackendFromEnv(`s3:${h.minioUrl}/${name}`, {
+      AWS_ACCESS_KEY_ID: h.minioAccessKey,
+      AWS_SECRET_ACCESS_KEY: h.minioSecretKey,
+    });
+    try {
+      await backend.create();
+      await backend.save(CONFIG, Buffer.from('from env'));
+      expect((await backend.load(CONFIG)).toString()).toBe('from env');
+    } finally {
+      await backend.close();
+    }
+  });
+});
+
+describe('S3Backend and restic', () => {
+  it('reads the repository restic init writes to MinIO', async () => {
+    const h = harness();
+    const s3 = adminClient();
+    const bucket = newBucket();
+    const location = `s3:${h.minioUrl}/${bucket}/restic-made`;
+    const home = await mkdtemp(join(tmpdir(), 'volback-restic-home-'));
+    const backend = new S3Backend(location, { credentials: credentials() });
+    try {
+      await run(resolveBinary(RESTIC), ['--no-cache', '-r', location, 'init'], {
+        env: {
+          PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+          HOME: home,
+          RESTIC_PASSWORD: 'correct horse battery staple',
+          AWS_ACCESS_KEY_ID: h.minioAccessKey,
+          AWS_SECRET_ACCESS_KEY: h.minioSecretKey,
+        },
+      });
+
+      const keys = [];
+      for await (const key of backend.list('keys')) keys.push(key);
+      expect(keys).toHaveLength(1);
+      const keyFile = await backend.load({ type: 'keys', name: keys[0]!.name });
+      expect(keyFile.length).toBe(keys[0]!.size);
+      // Key files are plain JSON; restic's fields, not ours.
+      expect(JSON.parse(keyFile.toString())).toMatchObject({ kdf: 'scrypt', salt: expect.any(String) });
+
+      const config = await backend.load(CONFIG);
+      const raw = await s3.getObject(bucket, 'restic-made/config');
+      const chunks: Buffer[] = [];
+      for await (const chunk of raw) chunks.push(chunk as Buffer);
+      expect(config.equals(Buffer.concat(chunks))).toBe(true);
+      // Format 2 encrypts the config: IV, ciphertext, MAC; never plain JSON.
+      expect(config.length).toBeGreaterThan(32);
+      expect(config.subarray(0, 1).toString()).not.toBe('{');
+      expect(await backend.stat(CONFIG)).toEqual({ name: 'config', size: config.length });
+      expect((await backend.load(CONFIG, { offset: -16 })).equals(config.subarray(-16))).toBe(true);
+    } finally {
+      await backend.close();
+      await removeBucket(s3, bucket);
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+});

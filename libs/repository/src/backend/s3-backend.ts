@@ -1,0 +1,400 @@
+import {
+  Agent as HttpAgent,
+  request as httpRequest,
+  type ClientRequest,
+  type IncomingMessage,
+} from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client, S3Error, type ClientOptions } from 'minio';
+import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
+import { BackendConfigError } from './backend-config-error.ts';
+import {
+  checkRange,
+  isFileId,
+  layoutPath,
+  resolveRange,
+  type Backend,
+  type ByteRange,
+  type FileHandle,
+  type FileInfo,
+  type FileType,
+} from './backend.ts';
+import { parseS3Location, type S3Location } from './s3-location.ts';
+
+/** The keys an S3 backend signs its requests with. */
+export interface S3Credentials {
+  readonly accessKey: string;
+  readonly secretKey: string;
+  /** For temporary credentials (STS). */
+  readonly sessionToken?: string;
+}
+
+/** Options of {@link S3Backend}. */
+export interface S3BackendOptions {
+  readonly credentials: S3Credentials;
+  /** The bucket's region; asked of the server once per bucket when omitted. */
+  readonly region?: string;
+  /** How long to wait for a TCP connection (default 5 s). */
+  readonly connectTimeoutMs?: number;
+  /** How long a connection may stay silent mid-request before it is given up (default 60 s). */
+  readonly idleTimeoutMs?: number;
+  /** Tries per request when the failure looks transient (default 3, with short backoff). */
+  readonly maxAttempts?: number;
+  /** Most connections open to the endpoint at once (default 8). */
+  readonly connections?: number;
+}
+
+/** Environment variables {@link s3BackendFromEnv} reads, restic's names. */
+export type S3Environment = Readonly<Record<string, string | undefined>>;
+
+/** S3 error codes that mean the request's credentials were refused. */
+const ACCESS_DENIED = new Set([
+  'AccessDenied',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'InvalidToken',
+  'ExpiredToken',
+  'InvalidClientTokenId',
+]);
+/** Failures worth another try: the server was busy or the connection broke. */
+const TRANSIENT_S3 = new Set([
+  'InternalError',
+  'SlowDown',
+  'ServiceUnavailable',
+  'RequestTimeout',
+  'XMinioServerNotInitialized',
+]);
+const TRANSIENT_NET = new Set(['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'EAI_AGAIN']);
+
+/** Raised by the transport when a connection or an answer takes too long. */
+class S3TimeoutError extends Error {
+  override readonly name: string = 'S3TimeoutError';
+}
+
+/**
+ * minio-js has no request timeout of its own: wrap `http(s).request` so that a silent or
+ * unreachable endpoint fails instead of hanging. minio only ever calls `request(options, callback)`.
+ */
+function timedTransport(
+  useSSL: boolean,
+  endpoint: string,
+  connectTimeoutMs: number,
+  idleTimeoutMs: number,
+): NonNullable<ClientOptions['transport']> {
+  const send = useSSL ? httpsRequest : httpRequest;
+  const request = (
+    options: RequestOptions,
+    callback?: (response: IncomingMessage) => void,
+  ): ClientRequest => {
+    const req = send({ ...options, timeout: idleTimeoutMs }, callback);
+    let response: IncomingMessage | undefined;
+    const fail = (error: S3TimeoutError): void => {
+      response?.destroy(error);
+      req.destroy(error);
+    };
+    req.once('response', (res: IncomingMessage) => (response = res));
+    req.on('timeout', () =>
+      fail(new S3TimeoutError(`${endpoint} did not answer within ${idleTimeoutMs} ms`)),
+    );
+    req.once('socket', (socket) => {
+      if (!socket.connecting) return;
+      const timer = setTimeout(
+        () => fail(new S3TimeoutError(`could not connect to ${endpoint} within ${connectTimeoutMs} ms`)),
+        connectTimeoutMs,
+      );
+      socket.once('connect', () => clearTimeout(timer));
+      req.once('close', () => clearTimeout(timer));
+    });
+    return req;
+  };
+  return { request } as unknown as NonNullable<ClientOptions['transport']>;
+}
+
+async function readAll(stream: AsyncIterable<Buffer | string>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  return Buffer.concat(chunks);
+}
+
+function s3Code(error: unknown): string | undefined {
+  return error instanceof S3Error ? error.code : undefined;
+}
+
+function netCode(error: unknown): string | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && /^E[A-Z_]+$/.test(code) ? code : undefined;
+}
+
+function isTransient(error: unknown): boolean {
+  const s3 = s3Code(error);
+  if (s3 !== undefined) return TRANSIENT_S3.has(s3);
+  const net = netCode(error);
+  return net !== undefined && TRANSIENT_NET.has(net);
+}
+
+/**
+ * A repository in an S3 bucket (MinIO first), under an optional key prefix, in restic's default
+ * layout. A PUT replaces an object atomically, so `save` needs no temporary name.
+ */
+export class S3Backend implements Backend {
+  readonly location: string;
+  readonly #target: S3Location;
+  readonly #client: Client;
+  readonly #agent: HttpAgent;
+  readonly #region: string | undefined;
+  readonly #maxAttempts: number;
+
+  constructor(location: string | S3Location, options: S3BackendOptions) {
+    this.#target = typeof location === 'string' ? parseS3Location(location) : location;
+    this.location = this.#target.location;
+    const { credentials } = options;
+    if (credentials.accessKey === '' || credentials.secretKey === '') {
+      throw new BackendConfigError(
+        `S3 credentials for ${this.location} need both an access key and a secret key`,
+      );
+    }
+    this.#region = options.region;
+    this.#maxAttempts = Math.max(1, options.maxAttempts ?? 3);
+    const agentOptions = { keepAlive: true, maxSockets: options.connections ?? 8 };
+    this.#agent = this.#target.useSSL ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
+    this.#client = new Client({
+      endPoint: this.#target.host,
+      ...(this.#target.port === undefined ? {} : { port: this.#target.port }),
+      useSSL: this.#target.useSSL,
+      accessKey: credentials.accessKey,
+      secretKey: credentials.secretKey,
+      ...(credentials.sessionToken === undefined ? {} : { sessionToken: credentials.sessionToken }),
+      ...(options.region === undefined ? {} : { region: options.region }),
+      pathStyle: true,
+      transportAgent: this.#agent,
+      transport: timedTransport(
+        this.#target.useSSL,
+        this.#target.endpoint,
+        options.connectTimeoutMs ?? 5_000,
+        options.idleTimeoutMs ?? 60_000,
+      ),
+      // Retries are ours (#attempt): minio's only cover HTTP statuses and log to the console.
+      retryOptions: { disableRetry: true },
+    });
+  }
+
+  #key(handle: FileHandle): string {
+    return this.#keyOf(layoutPath(handle));
+  }
+
+  #keyOf(path: string): string {
+    return this.#target.prefix === '' ? path : `${this.#target.prefix}/${path}`;
+  }
+
+  async create(): Promise<void> {
+    const { bucket } = this.#target;
+    if (await this.#attempt('create', 'bucket', () => this.#client.bucketExists(bucket))) return;
+    await this.#attempt('create', 'bucket', async () => {
+      try {
+        await this.#client.makeBucket(bucket, this.#region ?? '');
+      } catch (error) {
+        // Another process (a second gateway) made it in between: just what we wanted.
+        if (s3Code(error) !== 'BucketAlreadyOwnedByYou') throw error;
+      }
+    });
+  }
+
+  async save(handle: FileHandle, data: Uint8Array): Promise<void> {
+    const key = this.#key(handle);
+    const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    await this.#attempt('save', layoutPath(handle), () =>
+      this.#client.putObject(this.#target.bucket, key, body, body.length, {
+        'Content-Type': 'application/octet-stream',
+      }),
+    );
+  }
+
+  async load(handle: FileHandle, range?: ByteRange): Promise<Buffer> {
+    const key = this.#key(handle);
+    const what = layoutPath(handle);
+    const { bucket } = this.#target;
+    if (!range || (range.offset === 0 && range.length === undefined)) {
+      if (range) checkRange(range);
+      return this.#attempt('load', what, async () => readAll(await this.#client.getObject(bucket, key)));
+    }
+    checkRange(range);
+    let start = range.offset;
+    let length = range.length;
+    if (start < 0 || length === 0) {
+      // S3 has suffix ranges, minio-js does not: ask for the size first.
+      const resolved = resolveRange((await this.stat(handle)).size, range);
+      start = resolved.start;
+      length = resolved.length;
+      if (length === 0) return Buffer.alloc(0);
+    }
+    const from = start;
+    const count = length;
+    return this.#attempt('load', what, async () => {
+      try {
+        return await readAll(await this.#client.getPartialObject(bucket, key, from, count ?? 0));
+      } catch (error) {
+        // A range starting at or past the end: the object exists, the part asked for is empty.
+        if (s3Code(error) === 'InvalidRange') return Buffer.alloc(0);
+        throw error;
+      }
+    });
+  }
+
+  async stat(handle: FileHandle): Promise<FileInfo> {
+    const key = this.#key(handle);
+    const info = await this.#attempt('stat', layoutPath(handle), () =>
+      this.#client.statObject(this.#target.bucket, key),
+    );
+    return { name: handle.name, size: info.size };
+  }
+
+  async remove(handle: FileHandle): Promise<void> {
+    const key = this.#key(handle);
+    try {
+      await this.#attempt('remove', layoutPath(handle), () =>
+        this.#client.removeObject(this.#target.bucket, key),
+      );
+    } catch (error) {
+      // S3 answers a DELETE of a missing key with success; a missing bucket holds nothing to remove.
+      if (error instanceof RepositoryError && error.code === RepositoryErrorCode.FileNotFound) return;
+      throw error;
+    }
+  }
+
+  async *list(type: FileType): AsyncIterable<FileInfo> {
+    if (type === 'config') {
+      const info = await this.stat({ type, name: 'config' }).catch((error: unknown) => {
+        if (error instanceof RepositoryError && error.code === RepositoryErrorCode.FileNotFound)
+          return undefined;
+        throw error;
+      });
+      if (info) yield info;
+      return;
+    }
+    const dir = `${this.#keyOf(type)}/`;
+    // Data files sit one level down (`data/<2 hex>/<id>`), all others directly in their directory.
+    const recursive = type === 'data';
+    const nameOf = (key: string): string | undefined => {
+      const parts = key.slice(dir.length).split('/');
+      const name = parts[parts.length - 1];
+      if (name === undefined || !isFileId(name) || parts.length !== (recursive ? 2 : 1)) return undefined;
+      return name;
+    };
+    // Keys come in lexicographic order, so a broken listing resumes after the last key it gave.
+    let after = '';
+    for (let attempt = 1; ; attempt++) {
+      try {
+        for await (const item of this.#client.listObjectsV2(this.#target.bucket, dir, recursive, after)) {
+          const { name: key, size } = item;
+          if (key === undefined) continue;
+          after = key;
+          const name = nameOf(key);
+          if (name !== undefined) yield { name, size };
+        }
+        return;
+      } catch (error) {
+        if (s3Code(error) === 'NoSuchBucket') return;
+        if (attempt >= this.#maxAttempts || !isTransient(error)) throw this.#mapError(error, 'list', type);
+        await sleep(this.#backoff(attempt));
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#agent.destroy();
+  }
+
+  #backoff(attempt: number): number {
+    return 100 * 2 ** (attempt - 1) * (1 + Math.random());
+  }
+
+  /** Runs one request, again after a transient failure, and maps what it finally throws. */
+  async #attempt<T>(operation: string, what: string, request: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await request();
+      } catch (error) {
+        if (attempt >= this.#maxAttempts || !isTransient(error)) throw this.#mapError(error, operation, what);
+        await sleep(this.#backoff(attempt));
+      }
+    }
+  }
+
+  #mapError(error: unknown, operation: string, what: string): Error {
+    if (error instanceof RepositoryError || error instanceof RangeError) return error;
+    const { endpoint, bucket } = this.#target;
+    const context = `${operation} ${what} on ${this.location}`;
+    const unavailable = (reason: string): RepositoryError =>
+      new RepositoryError(RepositoryErrorCode.BackendUnavailable, `${context}: ${reason}`, { cause: error });
+    if (error instanceof S3TimeoutError) return unavailable(error.message);
+    const s3 = s3Code(error);
+    if (s3 === 'NoSuchKey' || s3 === 'NotFound') {
+      return new RepositoryError(RepositoryErrorCode.FileNotFound, `${context}: not found`, { cause: error });
+    }
+    if (s3 === 'NoSuchBucket') {
+      const reason = `bucket "${bucket}" does not exist on ${endpoint}`;
+      if (operation === 'save') return unavailable(`${reason}; create the repository first`);
+      return new RepositoryError(RepositoryErrorCode.FileNotFound, `${context}: ${reason}`, { cause: error });
+    }
+    if (s3 !== undefined && ACCESS_DENIED.has(s3)) {
+      return unavailable(
+        `access denied by ${endpoint} (${s3}); check the access key, secret key and bucket policy`,
+      );
+    }
+    if (s3 === 'XMinioStorageFull' || s3 === 'QuotaExceeded') {
+      return new RepositoryError(
+        RepositoryErrorCode.NoSpace,
+        `${context}: ${endpoint} is out of space (${s3})`,
+        {
+          cause: error,
+        },
+      );
+    }
+    if (s3 !== undefined)
+      return unavailable(`${endpoint} refused the request (${s3}: ${(error as Error).message})`);
+    switch (netCode(error)) {
+      case 'ECONNREFUSED':
+        return unavailable(`${endpoint} refused the connection (is the S3 server running?)`);
+      case 'ENOTFOUND':
+      case 'EAI_AGAIN':
+        return unavailable(`cannot resolve the host of ${endpoint}`);
+      case 'EHOSTUNREACH':
+      case 'ENETUNREACH':
+        return unavailable(`${endpoint} is unreachable`);
+      case 'ETIMEDOUT':
+        return unavailable(`connection to ${endpoint} timed out`);
+      case 'ECONNRESET':
+      case 'EPIPE':
+        return unavailable(`${endpoint} closed the connection`);
+      default:
+        return unavailable(`${endpoint}: ${(error as Error)?.message ?? String(error)}`);
+    }
+  }
+}
+
+/**
+ * An {@link S3Backend} with restic's environment variables: `AWS_ACCESS_KEY_ID`,
+ * `AWS_SECRET_ACCESS_KEY`, optional `AWS_SESSION_TOKEN` and `AWS_DEFAULT_REGION`.
+ */
+export function s3BackendFromEnv(
+  location: string,
+  env: S3Environment = process.env,
+  options: Omit<S3BackendOptions, 'credentials'> = {},
+): S3Backend {
+  const target = parseS3Location(location);
+  const accessKey = env['AWS_ACCESS_KEY_ID'] ?? '';
+  const secretKey = env['AWS_SECRET_ACCESS_KEY'] ?? '';
+  if (accessKey === '' || secretKey === '') {
+    throw new BackendConfigError(
+      `S3 location ${target.location} needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`,
+    );
+  }
+  const sessionToken = env['AWS_SESSION_TOKEN'];
+  const region = options.region ?? (env['AWS_DEFAULT_REGION'] || undefined);
+  return new S3Backend(target, {
+    ...options,
+    ...(region === undefined ? {} : { region }),
+    credentials: { accessKey, secretKey, ...(sessionToken ? { sessionToken } : {}) },
+  });
+}

@@ -1,0 +1,2 @@
+export * from './polynomial.ts';
+export * from './chunker.ts';

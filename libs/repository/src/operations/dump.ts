@@ -1,0 +1,98 @@
+import { Readable } from 'node:stream';
+import { pack as tarPack } from 'tar-stream';
+import { parseGoTime } from '../format/ids.ts';
+import { posixPermissionsFromGo, type TreeNode } from '../format/tree.ts';
+import type { Repository } from '../repository.ts';
+import { assertSafeName, resolveTreePath } from './restore.ts';
+
+type Headers = Parameters<ReturnType<typeof tarPack>['entry']>[0];
+
+function header(node: TreeNode, name: string): Headers {
+  return {
+    name,
+    mode: node.mode !== undefined ? posixPermissionsFromGo(node.mode) : 0o644,
+    uid: node.uid,
+    gid: node.gid,
+    ...(node.user ? { uname: node.user } : {}),
+    ...(node.group ? { gname: node.group } : {}),
+    mtime: node.mtime ? new Date(Number(parseGoTime(node.mtime) / 1_000_000n)) : new Date(0),
+  };
+}
+
+/**
+ * Streams a snapshot sub-tree as a tar archive (like `restic dump`), names relative to `path`.
+ * Hardlinked files are written once and linked after; names are checked as in restore.
+ */
+export async function dumpTar(repo: Repository, snapshotRef: string, path = '/'): Promise<Readable> {
+  const { snapshot } = await repo.findSnapshot(snapshotRef);
+  await repo.loadIndex();
+  const { tree, node } = await resolveTreePath(repo, snapshot.tree, path);
+  const archive = tarPack();
+  const links = new Map<string, string>();
+
+  const entry = (h: Headers, body?: Buffer) =>
+    new Promise<void>((resolve, reject) => {
+      const done = (error?: Error | null) => (error ? reject(error) : resolve());
+      if (body) archive.entry(h, body, done);
+      else archive.entry(h, done);
+    });
+
+  const writeNode = async (n: TreeNode, name: string): Promise<void> => {
+    assertSafeName(n.name);
+    const h = header(n, name);
+    switch (n.type) {
+      case 'dir':
+        await entry({ ...h, name: `${name}/`, type: 'directory' });
+        if (n.subtree) await writeTree(n.subtree, `${name}/`);
+        return;
+      case 'symlink':
+        await entry({ ...h, type: 'symlink', linkname: n.linktarget ?? '' });
+        return;
+      case 'fifo':
+        await entry({ ...h, type: 'fifo' });
+        return;
+      case 'file': {
+        const key = (n.links ?? 1) > 1 && n.inode ? `${n.device_id ?? 0}:${n.inode}` : undefined;
+        const first = key ? links.get(key) : undefined;
+        if (first) {
+          await entry({ ...h, type: 'link', linkname: first });
+          return;
+        }
+        const size = n.size ?? 0;
+        await new Promise<void>((resolve, reject) => {
+          const stream = archive.entry({ ...h, type: 'file', size }, (error) => (error ? reject(error) : resolve()));
+          void (async () => {
+            try {
+              for (const id of n.content ?? []) {
+                const data = await repo.loadBlob('data', id);
+                if (!stream.write(data)) await new Promise<void>((r) => stream.once('drain', () => r()));
+              }
+              stream.end(Buffer.alloc(0));
+            } catch (error) {
+              stream.destroy(error as Error);
+              reject(error as Error);
+            }
+          })();
+        });
+        if (key) links.set(key, name);
+        return;
+      }
+      default:
+        return; // devices and sockets are not archived
+    }
+  };
+  const writeTree = async (treeId: string, prefix: string): Promise<void> => {
+    for (const child of await repo.loadTree(treeId)) await writeNode(child, `${prefix}${child.name}`);
+  };
+
+  void (async () => {
+    try {
+      if (node && node.type !== 'dir') await writeNode(node, node.name);
+      else await writeTree(tree, '');
+      archive.finalize();
+    } catch (error) {
+      archive.destroy(error as Error);
+    }
+  })();
+  return Readable.from(archive);
+}

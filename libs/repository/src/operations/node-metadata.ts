@@ -1,0 +1,50 @@
+import type { BigIntStats } from 'node:fs';
+import { formatGoTime } from '../format/ids.ts';
+import { goModeFromPosix, type TreeNode } from '../format/tree.ts';
+
+/** restic's node type for a file's st_mode. */
+export function nodeType(stats: BigIntStats): TreeNode['type'] {
+  if (stats.isFile()) return 'file';
+  if (stats.isDirectory()) return 'dir';
+  if (stats.isSymbolicLink()) return 'symlink';
+  if (stats.isBlockDevice()) return 'dev';
+  if (stats.isCharacterDevice()) return 'chardev';
+  if (stats.isFIFO()) return 'fifo';
+  if (stats.isSocket()) return 'socket';
+  return 'irregular';
+}
+
+/** The metadata part of a node (everything but content, subtree and link target). */
+export function nodeFromStats(name: string, stats: BigIntStats): TreeNode {
+  const type = nodeType(stats);
+  const node: TreeNode = {
+    name,
+    type,
+    mode: goModeFromPosix(Number(stats.mode)),
+    mtime: formatGoTime(stats.mtimeNs),
+    atime: formatGoTime(stats.atimeNs),
+    ctime: formatGoTime(stats.ctimeNs),
+    uid: Number(stats.uid),
+    gid: Number(stats.gid),
+    inode: Number(stats.ino),
+    device_id: Number(stats.dev),
+    links: Number(stats.nlink),
+  };
+  if (type === 'file') node.size = Number(stats.size);
+  if (type === 'dev' || type === 'chardev') node.device = Number(stats.rdev);
+  return node;
+}
+
+/** restic's test for an unchanged file: same type, mtime, ctime, size and inode as in the parent. */
+export function unchangedSince(previous: TreeNode | undefined, current: TreeNode): boolean {
+  return (
+    previous !== undefined &&
+    previous.type === 'file' &&
+    current.type === 'file' &&
+    previous.mtime === current.mtime &&
+    previous.ctime === current.ctime &&
+    previous.size === current.size &&
+    previous.inode === current.inode &&
+    Array.isArray(previous.content)
+  );
+}

@@ -1,0 +1,207 @@
+import { execFile } from 'node:child_process';
+import { constants } from 'node:fs';
+import { chmod, lchown, link, lstat, lutimes, mkdir, open, symlink, unlink, utimes, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
+import { parseGoTime } from '../format/ids.ts';
+import { posixPermissionsFromGo, type TreeNode } from '../format/tree.ts';
+import type { Repository } from '../repository.ts';
+
+const run = promisify(execFile);
+
+/** Options of {@link restore}. */
+export interface RestoreOptions {
+  /** Snapshot id, unique prefix, or `latest`. */
+  readonly snapshot: string;
+  /** Directory to restore into; created when missing. Nothing is written outside it. */
+  readonly target: string;
+  /** Only this path inside the snapshot (e.g. `/data/db`); its contents land in the target. */
+  readonly path?: string;
+  readonly onProgress?: (progress: { files: number; bytes: number; currentPath: string }) => void;
+}
+
+/** The outcome of a restore. */
+export interface RestoreSummary {
+  snapshotId: string;
+  files: number;
+  dirs: number;
+  bytes: number;
+  durationMs: number;
+  /** Entries that could not be restored (damaged data, refused names); empty on success. */
+  errors: Array<{ path: string; reason: string }>;
+}
+
+/**
+ * A name from a tree is only used when it is one plain path component: not empty, not `.` or
+ * `..`, no `/`, no NUL. Anything else is a malicious or broken tree.
+ */
+export function assertSafeName(name: string): void {
+  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+    throw new RepositoryError(RepositoryErrorCode.UnsafePath, `refusing tree entry name ${JSON.stringify(name)}`);
+  }
+}
+
+/** Walks from a snapshot's root tree to the tree of `path` inside it. */
+export async function resolveTreePath(repo: Repository, rootTree: string, path: string): Promise<{ tree: string; node?: TreeNode }> {
+  let tree = rootTree;
+  let node: TreeNode | undefined;
+  for (const part of path.split('/').filter(Boolean)) {
+    const found: TreeNode | undefined = (await repo.loadTree(tree)).find((n) => n.name === part);
+    if (!found) throw new RepositoryError(RepositoryErrorCode.FileNotFound, `${path} is not in the snapshot`);
+    node = found;
+    if (found.type !== 'dir') return { tree: '', node };
+    tree = found.subtree!;
+  }
+  return { tree, ...(node ? { node } : {}) };
+}
+
+class RestoreRun {
+  readonly summary = { files: 0, dirs: 0, bytes: 0, errors: [] as Array<{ path: string; reason: string }> };
+  readonly #repo: Repository;
+  readonly #options: RestoreOptions;
+  /** (device, inode) → first restored path, to recreate hardlinks. */
+  readonly #links = new Map<string, string>();
+  readonly #isRoot = process.getuid?.() === 0;
+
+  constructor(repo: Repository, options: RestoreOptions) {
+    this.#repo = repo;
+    this.#options = options;
+  }
+
+  #fail(path: string, error: unknown): void {
+    this.summary.errors.push({ path, reason: (error as Error).message ?? String(error) });
+  }
+
+  /** Restores a tree's entries into `dir`, which this run created or checked to be a real directory. */
+  async tree(treeId: string, dir: string): Promise<void> {
+    const nodes = await this.#repo.loadTree(treeId);
+    const seen = new Set<string>();
+    for (const node of nodes) {
+      assertSafeName(node.name);
+      if (seen.has(node.name)) {
+        throw new RepositoryError(RepositoryErrorCode.UnsafePath, `tree ${treeId} holds ${JSON.stringify(node.name)} twice`);
+      }
+      seen.add(node.name);
+    }
+    for (const node of nodes) {
+      const path = join(dir, node.name);
+      try {
+        await this.node(node, path);
+      } catch (error) {
+        if ((error as RepositoryError).code === RepositoryErrorCode.UnsafePath) throw error;
+        this.#fail(path, error);
+      }
+    }
+  }
+
+  async #clear(path: string): Promise<void> {
+    // Whatever is there (a symlink above all) is replaced, never followed.
+    const existing = await lstat(path).catch(() => undefined);
+    if (existing && !existing.isDirectory()) await unlink(path);
+  }
+
+  async node(node: TreeNode, path: string): Promise<void> {
+    switch (node.type) {
+      case 'dir': {
+        await this.#clear(path);
+        await mkdir(path, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== 'EEXIST') throw error;
+        });
+        const stats = await lstat(path);
+        if (!stats.isDirectory() || stats.isSymbolicLink()) {
+          throw new RepositoryError(RepositoryErrorCode.UnsafePath, `${path} is not a directory we can restore into`);
+        }
+        this.summary.dirs++;
+        if (!node.subtree) throw new RepositoryError(RepositoryErrorCode.Malformed, `directory ${node.name} has no subtree`);
+        await this.tree(node.subtree, path);
+        break;
+      }
+      case 'file':
+        await this.#file(node, path);
+        break;
+      case 'symlink':
+        await this.#clear(path);
+        await symlink(node.linktarget ?? '', path);
+        break;
+      case 'fifo':
+        await this.#clear(path);
+        await run('mkfifo', ['--', path]);
+        break;
+      case 'dev':
+      case 'chardev': {
+        await this.#clear(path);
+        const dev = node.device ?? 0;
+        // Linux's encoding of st_rdev.
+        const major = ((dev >>> 8) & 0xfff) | (Math.floor(dev / 2 ** 32) & ~0xfff);
+        const minor = (dev & 0xff) | ((dev >>> 12) & ~0xff);
+        await run('mknod', ['--', path, node.type === 'dev' ? 'b' : 'c', String(major), String(minor)]);
+        break;
+      }
+      default:
+        return; // sockets and irregular files are not restored (as restic)
+    }
+    await this.#metadata(node, path);
+  }
+
+  async #file(node: TreeNode, path: string): Promise<void> {
+    const linkKey = (node.links ?? 1) > 1 && node.inode ? `${node.device_id ?? 0}:${node.inode}` : undefined;
+    await this.#clear(path);
+    const first = linkKey ? this.#links.get(linkKey) : undefined;
+    if (first) {
+      await link(first, path);
+      return;
+    }
+    const file = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    try {
+      for (const id of node.content ?? []) {
+        const data = await this.#repo.loadBlob('data', id);
+        await file.write(data);
+        this.summary.bytes += data.length;
+        this.#options.onProgress?.({ files: this.summary.files, bytes: this.summary.bytes, currentPath: path });
+      }
+    } catch (error) {
+      await file.close();
+      await rm(path, { force: true });
+      throw new RepositoryError(
+        (error as RepositoryError).code ?? RepositoryErrorCode.Malformed,
+        `${(error as Error).message}; the file was not restored`,
+        { cause: error },
+      );
+    }
+    await file.close();
+    this.summary.files++;
+    if (linkKey) this.#links.set(linkKey, path);
+  }
+
+  async #metadata(node: TreeNode, path: string): Promise<void> {
+    const isLink = node.type === 'symlink';
+    if (this.#isRoot) await lchown(path, node.uid, node.gid).catch(() => undefined);
+    if (!isLink && node.mode !== undefined) await chmod(path, posixPermissionsFromGo(node.mode));
+    if (node.mtime) {
+      const mtime = Number(parseGoTime(node.mtime)) / 1e9;
+      const atime = node.atime ? Number(parseGoTime(node.atime)) / 1e9 : mtime;
+      await (isLink ? lutimes(path, atime, mtime) : utimes(path, atime, mtime));
+    }
+  }
+}
+
+/** Restores a snapshot (or a path in it) into a directory. */
+export async function restore(repo: Repository, options: RestoreOptions): Promise<RestoreSummary> {
+  const started = Date.now();
+  const { id, snapshot } = await repo.findSnapshot(options.snapshot);
+  await repo.loadIndex();
+  const target = resolve(options.target);
+  await mkdir(target, { recursive: true });
+  const targetStats = await lstat(target);
+  if (!targetStats.isDirectory()) throw new RepositoryError(RepositoryErrorCode.UnsafePath, `${target} is not a directory`);
+  const runState = new RestoreRun(repo, options);
+  const { tree, node } = await resolveTreePath(repo, snapshot.tree, options.path ?? '/');
+  if (node && node.type !== 'dir') {
+    assertSafeName(node.name);
+    await runState.node(node, join(target, node.name));
+  } else {
+    await runState.tree(tree, target);
+  }
+  return { snapshotId: id, ...runState.summary, durationMs: Date.now() - started };
+}

@@ -1,0 +1,286 @@
+import { readFile } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import {
+  backup,
+  check,
+  dumpTar,
+  forget,
+  formatChunkerPolynomial,
+  listSnapshot,
+  openBackend,
+  prune,
+  randomIrreduciblePolynomial,
+  Repository,
+  restore,
+  type ForgetPolicy,
+} from '@volback/repository';
+import { bytes, table, type Output } from './output.ts';
+import { UsageError } from './usage-error.ts';
+
+/** Parsed options shared by the `repo` commands. */
+export interface RepoFlags {
+  repo?: string;
+  'password-file'?: string;
+  json?: boolean;
+  tag?: string[];
+  host?: string[];
+  path?: string[];
+  parent?: string;
+  target?: string;
+  'read-data'?: boolean;
+  'read-data-subset'?: string;
+  'dry-run'?: boolean;
+  prune?: boolean;
+  'keep-last'?: string;
+  'keep-hourly'?: string;
+  'keep-daily'?: string;
+  'keep-weekly'?: string;
+  'keep-monthly'?: string;
+  'keep-yearly'?: string;
+  'keep-within'?: string;
+  'keep-tag'?: string[];
+  'max-unused'?: string;
+  'new-password-file'?: string;
+}
+
+/** Exit code of a run whose result is partial (restic uses 3 for a backup with unreadable files). */
+export const EXIT_PARTIAL = 3;
+
+async function password(flags: RepoFlags, env: NodeJS.ProcessEnv): Promise<string> {
+  if (flags['password-file']) {
+    const text = (await readFile(flags['password-file'], 'utf8')).replace(/\r?\n$/, '');
+    if (!text) throw new UsageError(`password file ${flags['password-file']} is empty`);
+    return text;
+  }
+  const fromEnv = env['VOLBACK_PASSWORD'] ?? env['RESTIC_PASSWORD'];
+  if (!fromEnv) throw new UsageError('no password: set VOLBACK_PASSWORD or pass --password-file');
+  return fromEnv;
+}
+
+function location(flags: RepoFlags, env: NodeJS.ProcessEnv): string {
+  const repo = flags.repo ?? env['VOLBACK_REPOSITORY'] ?? env['RESTIC_REPOSITORY'];
+  if (!repo) throw new UsageError('no repository: pass --repo <path|s3:http://host:port/bucket[/prefix]>');
+  return repo;
+}
+
+function count(flags: RepoFlags, name: keyof RepoFlags): number | undefined {
+  const raw = flags[name];
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0) throw new UsageError(`--${name} must be a whole number, got ${String(raw)}`);
+  return value;
+}
+
+function fraction(raw: string): number {
+  const m = /^(\d+(?:\.\d+)?)%$/.exec(raw);
+  const value = m ? Number(m[1]) / 100 : Number(raw);
+  if (!Number.isFinite(value) || value < 0 || value > 1) throw new UsageError(`not a share between 0 and 1 (or 0%-100%): ${raw}`);
+  return value;
+}
+
+function positional(args: readonly string[], index: number, what: string): string {
+  const value = args[index];
+  if (value === undefined) throw new UsageError(`missing ${what}`);
+  return value;
+}
+
+/** Runs one `volback repo <command>`; returns the exit code. */
+export async function runRepoCommand(
+  command: string,
+  args: readonly string[],
+  flags: RepoFlags,
+  out: Output,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  const backend = openBackend(location(flags, env), env);
+  try {
+    if (command === 'init') {
+      const pol = formatChunkerPolynomial(randomIrreduciblePolynomial());
+      const repo = await Repository.init(backend, await password(flags, env), { chunkerPolynomial: pol });
+      out.result({ id: repo.config.id, location: backend.location, version: repo.version }, () =>
+        `created volback repository ${repo.config.id.slice(0, 10)} at ${backend.location} (restic format v${repo.version})\n` +
+        'Keep the password safe: without it the data cannot be read.',
+      );
+      return 0;
+    }
+    const repo = await Repository.open(backend, await password(flags, env));
+    switch (command) {
+      case 'backup': {
+        const source = positional(args, 0, 'the directory to back up');
+        const summary = await backup(repo, {
+          source,
+          ...(flags.parent ? { parent: flags.parent } : {}),
+          ...(flags.host?.[0] ? { hostname: flags.host[0] } : {}),
+          ...(flags.tag?.length ? { tags: flags.tag } : {}),
+          onProgress: (p) =>
+            out.progress(`${p.files} files, ${bytes(p.bytesRead)} read, ${bytes(p.bytesAdded)} added  ${p.currentPath}`),
+          onError: (path, error) => out.warn(`${path}: ${error.message}`),
+        });
+        out.result(summary, () =>
+          [
+            `Files: ${summary.filesNew} new, ${summary.filesChanged} changed, ${summary.filesUnmodified} unmodified`,
+            `Dirs:  ${summary.dirsNew} new, ${summary.dirsChanged} changed, ${summary.dirsUnmodified} unmodified`,
+            `Added to the repository: ${bytes(summary.bytesAdded)} (${bytes(summary.bytesStored)} stored)`,
+            `processed ${bytes(summary.bytesRead)} in ${(summary.durationMs / 1000).toFixed(1)}s`,
+            `snapshot ${summary.snapshotId.slice(0, 8)} saved`,
+            ...(summary.errors.length ? [`${summary.errors.length} entries could not be read (see warnings)`] : []),
+          ].join('\n'),
+        );
+        return summary.errors.length ? EXIT_PARTIAL : 0;
+      }
+      case 'snapshots': {
+        const list = await repo.listSnapshots();
+        out.result(
+          list.map(({ id, snapshot }) => ({ id, short_id: id.slice(0, 8), ...snapshot })),
+          () =>
+            table(
+              ['ID', 'Time', 'Host', 'Tags', 'Paths'],
+              list.map(({ id, snapshot }) => [
+                id.slice(0, 8),
+                snapshot.time.replace('T', ' ').slice(0, 19),
+                snapshot.hostname ?? '',
+                (snapshot.tags ?? []).join(','),
+                snapshot.paths.join(','),
+              ]),
+            ) + `\n${list.length} snapshots`,
+        );
+        return 0;
+      }
+      case 'ls': {
+        const snapshot = positional(args, 0, 'the snapshot id');
+        const entries: Array<{ path: string; type: string; size: number; mtime: string }> = [];
+        for await (const { path, node } of listSnapshot(repo, snapshot, args[1] ?? '/')) {
+          entries.push({ path, type: node.type, size: node.size ?? 0, mtime: node.mtime ?? '' });
+        }
+        out.result(entries, () => entries.map((e) => e.path).join('\n'));
+        return 0;
+      }
+      case 'restore': {
+        const snapshot = positional(args, 0, 'the snapshot id');
+        if (!flags.target) throw new UsageError('restore needs --target <directory>');
+        const summary = await restore(repo, {
+          snapshot,
+          target: flags.target,
+          ...(flags.path?.[0] ? { path: flags.path[0] } : {}),
+          onProgress: (p) => out.progress(`${p.files} files, ${bytes(p.bytes)}  ${p.currentPath}`),
+        });
+        for (const e of summary.errors) out.warn(`${e.path}: ${e.reason}`);
+        out.result(summary, () =>
+          `restored ${summary.files} files, ${summary.dirs} dirs, ${bytes(summary.bytes)} of snapshot ${summary.snapshotId.slice(0, 8)} to ${flags.target}` +
+          (summary.errors.length ? `\n${summary.errors.length} entries FAILED to restore` : ''),
+        );
+        return summary.errors.length ? 1 : 0;
+      }
+      case 'dump': {
+        const snapshot = positional(args, 0, 'the snapshot id');
+        if (process.stdout.isTTY) throw new UsageError('dump writes a tar archive: redirect stdout to a file or a pipe');
+        await pipeline(await dumpTar(repo, snapshot, args[1] ?? '/'), process.stdout);
+        return 0;
+      }
+      case 'check': {
+        const readDataFraction = flags['read-data'] ? 1 : flags['read-data-subset'] ? fraction(flags['read-data-subset']) : 0;
+        const lock = await repo.lock(false);
+        try {
+          const report = await check(repo, {
+            readDataFraction,
+            onProgress: (p) => out.progress(`${p.phase}: ${p.done}/${p.total}`),
+          });
+          out.result(report, () =>
+            [
+              `${report.snapshots} snapshots, ${report.packs} packs (${report.packsRead} read), ${report.blobs} blobs`,
+              ...report.errors.map((e) => `error: ${e}`),
+              ...(report.damagedSnapshots.length ? [`damaged snapshots: ${report.damagedSnapshots.map((s) => s.slice(0, 8)).join(', ')}`] : []),
+              ...(report.orphanedPacks.length
+                ? [`${report.orphanedPacks.length} packs are in no index (from an interrupted backup); prune removes them`]
+                : []),
+              report.ok ? 'no errors were found' : 'the repository has ERRORS',
+            ].join('\n'),
+          );
+          return report.ok ? 0 : 1;
+        } finally {
+          await lock.release();
+        }
+      }
+      case 'forget': {
+        const policy: ForgetPolicy = {};
+        const set = (key: keyof ForgetPolicy, flag: keyof RepoFlags) => {
+          const value = count(flags, flag);
+          if (value !== undefined) (policy as Record<string, unknown>)[key] = value;
+        };
+        set('keepLast', 'keep-last');
+        set('keepHourly', 'keep-hourly');
+        set('keepDaily', 'keep-daily');
+        set('keepWeekly', 'keep-weekly');
+        set('keepMonthly', 'keep-monthly');
+        set('keepYearly', 'keep-yearly');
+        if (flags['keep-within']) policy.keepWithin = flags['keep-within'];
+        if (flags['keep-tag']?.length) policy.keepTags = flags['keep-tag'].map((t) => t.split(','));
+        const decisions = await forget(repo, policy, {
+          filter: {
+            ...(flags.host?.length ? { hosts: flags.host } : {}),
+            ...(flags.tag?.length ? { tags: flags.tag.map((t) => t.split(',')) } : {}),
+            ...(flags.path?.length ? { paths: flags.path } : {}),
+          },
+          dryRun: Boolean(flags['dry-run']),
+        });
+        const removed = decisions.filter((d) => !d.keep);
+        out.result(
+          decisions.map((d) => ({ id: d.id, keep: d.keep, reasons: d.reasons })),
+          () =>
+            table(
+              ['ID', 'Time', 'Host', 'Decision', 'Reasons'],
+              decisions.map((d) => [d.id.slice(0, 8), d.snapshot.time.slice(0, 19), d.snapshot.hostname ?? '', d.keep ? 'keep' : 'remove', d.reasons.join(', ')]),
+            ) + `\n${flags['dry-run'] ? 'would remove' : 'removed'} ${removed.length} snapshots`,
+        );
+        if (flags.prune && !flags['dry-run'] && removed.length) {
+          const summary = await prune(repo);
+          out.result(summary, () => `pruned: ${summary.packsDeleted} packs deleted, ${summary.packsRepacked} repacked, ${bytes(summary.bytesFreed)} freed`);
+        }
+        return 0;
+      }
+      case 'prune': {
+        const summary = await prune(repo, {
+          ...(flags['max-unused'] ? { maxUnusedFraction: fraction(flags['max-unused']) } : {}),
+          dryRun: Boolean(flags['dry-run']),
+        });
+        out.result(summary, () =>
+          `${flags['dry-run'] ? 'would delete' : 'deleted'} ${summary.packsDeleted} packs, repacked ${summary.packsRepacked}, ` +
+          `removed ${summary.orphanedPacksDeleted} orphaned packs, freed ${bytes(summary.bytesFreed)}`,
+        );
+        return 0;
+      }
+      case 'unlock': {
+        const removed = await repo.removeStaleLocks();
+        out.result({ removed }, () => `removed ${removed} stale locks`);
+        return 0;
+      }
+      case 'key': {
+        const sub = positional(args, 0, 'key list|add|remove');
+        if (sub === 'list') {
+          const keys = await repo.listKeys();
+          out.result(keys, () => table(['ID', 'User', 'Host', 'Created'], keys.map((k) => [k.id.slice(0, 8), k.username ?? '', k.hostname ?? '', k.created ?? ''])));
+          return 0;
+        }
+        if (sub === 'add') {
+          if (!flags['new-password-file']) throw new UsageError('key add needs --new-password-file');
+          const id = await repo.addKey((await readFile(flags['new-password-file'], 'utf8')).replace(/\r?\n$/, ''));
+          out.result({ id }, () => `saved new key ${id.slice(0, 8)}`);
+          return 0;
+        }
+        if (sub === 'remove') {
+          const prefix = positional(args, 1, 'the key id');
+          const match = (await repo.listKeys()).filter((k) => k.id.startsWith(prefix));
+          if (match.length !== 1) throw new UsageError(match.length ? `key prefix ${prefix} is ambiguous` : `no key ${prefix}`);
+          await repo.removeKey(match[0]!.id);
+          out.result({ removed: match[0]!.id }, () => `removed key ${match[0]!.id.slice(0, 8)}`);
+          return 0;
+        }
+        throw new UsageError(`unknown key command: ${sub}`);
+      }
+      default:
+        throw new UsageError(`unknown command: repo ${command}`);
+    }
+  } finally {
+    await backend.close();
+  }
+}
