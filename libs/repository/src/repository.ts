@@ -6,7 +6,13 @@ import { decodeConfig, encodeConfig, type RepoConfig } from './format/config.ts'
 import { formatGoTime, isId, parseGoTime, randomId, sha256Hex } from './format/ids.ts';
 import { BlobIndex, indexFileFor, parseIndexFile, type IndexEntry } from './format/index-file.ts';
 import { createKeyFile, openKeyFile, parseKeyFile } from './format/key-file.ts';
-import { PACK_TAIL_GUESS, PackBuilder, parsePackHeader, type BlobType, type PackedBlob } from './format/pack.ts';
+import {
+  PACK_TAIL_GUESS,
+  PackBuilder,
+  parsePackHeader,
+  type BlobType,
+  type PackedBlob,
+} from './format/pack.ts';
 import { lockSchema, parseSnapshot, type LockFile, type Snapshot } from './format/snapshot.ts';
 import { decodeTree, encodeTree, type TreeNode } from './format/tree.ts';
 import { compress, decodeUnpacked, decompress, encodeUnpacked } from './format/unpacked.ts';
@@ -79,33 +85,55 @@ export class Repository {
   static async init(
     backend: Backend,
     password: string,
-    options: RepositoryOptions & { version?: 1 | 2; chunkerPolynomial: string; kdf?: { N: number; r: number; p: number } },
+    options: RepositoryOptions & {
+      version?: 1 | 2;
+      chunkerPolynomial: string;
+      kdf?: { N: number; r: number; p: number };
+    },
   ): Promise<Repository> {
-    const existing = await backend.stat({ type: 'config', name: 'config' }).catch((error: RepositoryError) => {
-      if (error.code === RepositoryErrorCode.FileNotFound) return undefined;
-      throw error;
-    });
-    if (existing) throw new RepositoryError(RepositoryErrorCode.AlreadyExists, `${backend.location} already holds a repository`);
+    const existing = await backend
+      .stat({ type: 'config', name: 'config' })
+      .catch((error: RepositoryError) => {
+        if (error.code === RepositoryErrorCode.FileNotFound) return undefined;
+        throw error;
+      });
+    if (existing)
+      throw new RepositoryError(
+        RepositoryErrorCode.AlreadyExists,
+        `${backend.location} already holds a repository`,
+      );
     await backend.create();
     const master = randomKey();
     const keyFile = Buffer.from(JSON.stringify(await createKeyFile(password, master, options.kdf)), 'utf8');
     await backend.save({ type: 'keys', name: sha256Hex(keyFile) }, keyFile);
-    const config: RepoConfig = { version: options.version ?? 2, id: randomId(), chunker_polynomial: options.chunkerPolynomial };
+    const config: RepoConfig = {
+      version: options.version ?? 2,
+      id: randomId(),
+      chunker_polynomial: options.chunkerPolynomial,
+    };
     // The config comes last: until it exists, the location is not a repository.
     await backend.save({ type: 'config', name: 'config' }, encodeConfig(master, config));
     return new Repository(backend, config, master, options);
   }
 
   /** Opens a repository with one of its passwords. */
-  static async open(backend: Backend, password: string, options: RepositoryOptions = {}): Promise<Repository> {
+  static async open(
+    backend: Backend,
+    password: string,
+    options: RepositoryOptions = {},
+  ): Promise<Repository> {
     let rawConfig: Buffer;
     try {
       rawConfig = await backend.load({ type: 'config', name: 'config' });
     } catch (error) {
       if ((error as RepositoryError).code === RepositoryErrorCode.FileNotFound) {
-        throw new RepositoryError(RepositoryErrorCode.NotARepository, `no repository at ${backend.location} (no config file)`, {
-          cause: error,
-        });
+        throw new RepositoryError(
+          RepositoryErrorCode.NotARepository,
+          `no repository at ${backend.location} (no config file)`,
+          {
+            cause: error,
+          },
+        );
       }
       throw error;
     }
@@ -121,7 +149,10 @@ export class Repository {
         throw error;
       }
     }
-    throw new RepositoryError(RepositoryErrorCode.WrongPassword, `wrong password or no key found for ${backend.location}`);
+    throw new RepositoryError(
+      RepositoryErrorCode.WrongPassword,
+      `wrong password or no key found for ${backend.location}`,
+    );
   }
 
   get version(): 1 | 2 {
@@ -149,8 +180,10 @@ export class Repository {
   /** Removes a key file; refuses to remove the last one. */
   async removeKey(id: string): Promise<void> {
     const keys = await this.listKeys();
-    if (!keys.some((k) => k.id === id)) throw new RepositoryError(RepositoryErrorCode.FileNotFound, `no key ${id}`);
-    if (keys.length === 1) throw new RepositoryError(RepositoryErrorCode.Locked, 'refusing to remove the last key');
+    if (!keys.some((k) => k.id === id))
+      throw new RepositoryError(RepositoryErrorCode.FileNotFound, `no key ${id}`);
+    if (keys.length === 1)
+      throw new RepositoryError(RepositoryErrorCode.Locked, 'refusing to remove the last key');
     await this.backend.remove({ type: 'keys', name: id });
   }
 
@@ -166,7 +199,10 @@ export class Repository {
   async #loadUnpacked(handle: FileHandle): Promise<unknown> {
     const bytes = await this.backend.load(handle);
     if (sha256Hex(bytes) !== handle.name) {
-      throw new RepositoryError(RepositoryErrorCode.Malformed, `${handle.type}/${handle.name}: content does not match its name`);
+      throw new RepositoryError(
+        RepositoryErrorCode.Malformed,
+        `${handle.type}/${handle.name}: content does not match its name`,
+      );
     }
     return decodeUnpacked(this.#key, bytes, `${handle.type}/${handle.name}`);
   }
@@ -183,12 +219,16 @@ export class Repository {
   /** Reads a pack's header (for check and for rebuilding an index). */
   async readPackHeader(packId: string): Promise<PackedBlob[]> {
     const { size } = await this.backend.stat({ type: 'data', name: packId });
-    let tail = await this.backend.load({ type: 'data', name: packId }, { offset: -Math.min(size, PACK_TAIL_GUESS) });
+    let tail = await this.backend.load(
+      { type: 'data', name: packId },
+      { offset: -Math.min(size, PACK_TAIL_GUESS) },
+    );
     let parsed = parsePackHeader(this.#key, tail, size, packId);
     if ('needed' in parsed) {
       tail = await this.backend.load({ type: 'data', name: packId }, { offset: -parsed.needed });
       parsed = parsePackHeader(this.#key, tail, size, packId);
-      if ('needed' in parsed) throw new RepositoryError(RepositoryErrorCode.Malformed, `pack ${packId}: header unreadable`);
+      if ('needed' in parsed)
+        throw new RepositoryError(RepositoryErrorCode.Malformed, `pack ${packId}: header unreadable`);
     }
     return parsed.blobs;
   }
@@ -245,7 +285,8 @@ export class Repository {
     if (this.#written.size === 0) return;
     await this.#saveUnpacked('index', indexFileFor(this.#written));
     for (const [packId, blobs] of this.#written) for (const b of blobs) this.index.add({ ...b, packId });
-    for (const blobs of this.#written.values()) for (const b of blobs) this.#pending.delete(BlobIndex.key(b.type, b.id));
+    for (const blobs of this.#written.values())
+      for (const b of blobs) this.#pending.delete(BlobIndex.key(b.type, b.id));
     this.#written.clear();
   }
 
@@ -274,27 +315,44 @@ export class Repository {
   }
 
   /** Writes one index file naming these packs, superseding the given index files. */
-  async saveIndex(packs: ReadonlyMap<string, readonly PackedBlob[]>, supersedes: readonly string[] = []): Promise<string> {
+  async saveIndex(
+    packs: ReadonlyMap<string, readonly PackedBlob[]>,
+    supersedes: readonly string[] = [],
+  ): Promise<string> {
     return this.#saveUnpacked('index', indexFileFor(packs, supersedes));
   }
 
   /** Reads, verifies (MAC and SHA-256) and decompresses one blob. */
   async loadBlob(type: BlobType, id: string): Promise<Buffer> {
     const entry = this.index.get(type, id);
-    if (!entry) throw new RepositoryError(RepositoryErrorCode.FileNotFound, `${type} blob ${id} is not in the index`);
-    const sealed = await this.backend.load({ type: 'data', name: entry.packId }, { offset: entry.offset, length: entry.length });
+    if (!entry)
+      throw new RepositoryError(RepositoryErrorCode.FileNotFound, `${type} blob ${id} is not in the index`);
+    const sealed = await this.backend.load(
+      { type: 'data', name: entry.packId },
+      { offset: entry.offset, length: entry.length },
+    );
     if (sealed.length !== entry.length) {
-      throw new RepositoryError(RepositoryErrorCode.Malformed, `pack ${entry.packId} is shorter than its index says`);
+      throw new RepositoryError(
+        RepositoryErrorCode.Malformed,
+        `pack ${entry.packId} is shorter than its index says`,
+      );
     }
     let plain: Buffer;
     try {
       plain = decrypt(this.#key, sealed);
       if (entry.uncompressedLength !== undefined) plain = decompress(plain, entry.uncompressedLength);
     } catch (cause) {
-      throw new RepositoryError(RepositoryErrorCode.Authentication, `${type} blob ${id} in pack ${entry.packId} is damaged`, { cause });
+      throw new RepositoryError(
+        RepositoryErrorCode.Authentication,
+        `${type} blob ${id} in pack ${entry.packId} is damaged`,
+        { cause },
+      );
     }
     if (sha256Hex(plain) !== id) {
-      throw new RepositoryError(RepositoryErrorCode.Authentication, `${type} blob ${id} in pack ${entry.packId} does not match its id`);
+      throw new RepositoryError(
+        RepositoryErrorCode.Authentication,
+        `${type} blob ${id} in pack ${entry.packId} does not match its id`,
+      );
     }
     return plain;
   }
@@ -320,7 +378,10 @@ export class Repository {
   async listSnapshots(): Promise<Array<{ id: string; snapshot: Snapshot }>> {
     const list: Array<{ id: string; snapshot: Snapshot }> = [];
     for await (const { name } of this.backend.list('snapshots')) {
-      list.push({ id: name, snapshot: parseSnapshot(await this.#loadUnpacked({ type: 'snapshots', name }), name) });
+      list.push({
+        id: name,
+        snapshot: parseSnapshot(await this.#loadUnpacked({ type: 'snapshots', name }), name),
+      });
     }
     return list.sort((a, b) => (parseGoTime(a.snapshot.time) < parseGoTime(b.snapshot.time) ? -1 : 1));
   }
@@ -330,10 +391,12 @@ export class Repository {
     const all = await this.listSnapshots();
     if (ref === 'latest') {
       const last = all.at(-1);
-      if (!last) throw new RepositoryError(RepositoryErrorCode.FileNotFound, 'the repository has no snapshots');
+      if (!last)
+        throw new RepositoryError(RepositoryErrorCode.FileNotFound, 'the repository has no snapshots');
       return last;
     }
-    if (!/^[0-9a-f]{1,64}$/.test(ref)) throw new RepositoryError(RepositoryErrorCode.FileNotFound, `not a snapshot id: ${ref}`);
+    if (!/^[0-9a-f]{1,64}$/.test(ref))
+      throw new RepositoryError(RepositoryErrorCode.FileNotFound, `not a snapshot id: ${ref}`);
     const found = all.filter((s) => s.id.startsWith(ref));
     if (found.length !== 1) {
       throw new RepositoryError(
@@ -379,10 +442,19 @@ export class Repository {
     }
   }
 
-  #conflicts(locks: Array<{ id: string; lock: LockFile | undefined }>, exclusive: boolean, own?: string): string[] {
+  #conflicts(
+    locks: Array<{ id: string; lock: LockFile | undefined }>,
+    exclusive: boolean,
+    own?: string,
+  ): string[] {
     return locks
-      .filter(({ id, lock }) => id !== own && lock && !Repository.isStale(lock) && (exclusive || lock.exclusive))
-      .map(({ id, lock }) => `${lock!.exclusive ? 'exclusive' : 'shared'} lock ${id.slice(0, 8)} by ${lock!.username ?? '?'}@${lock!.hostname} pid ${lock!.pid}`);
+      .filter(
+        ({ id, lock }) => id !== own && lock && !Repository.isStale(lock) && (exclusive || lock.exclusive),
+      )
+      .map(
+        ({ id, lock }) =>
+          `${lock!.exclusive ? 'exclusive' : 'shared'} lock ${id.slice(0, 8)} by ${lock!.username ?? '?'}@${lock!.hostname} pid ${lock!.pid}`,
+      );
   }
 
   /**
@@ -391,7 +463,8 @@ export class Repository {
    */
   async lock(exclusive: boolean): Promise<RepositoryLock> {
     const before = this.#conflicts(await this.#locks(), exclusive);
-    if (before.length) throw new RepositoryError(RepositoryErrorCode.Locked, `repository is locked: ${before.join('; ')}`);
+    if (before.length)
+      throw new RepositoryError(RepositoryErrorCode.Locked, `repository is locked: ${before.join('; ')}`);
     const write = () =>
       this.#saveUnpacked('locks', {
         time: formatGoTime(BigInt(Date.now()) * 1_000_000n),

@@ -87,7 +87,10 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`volback: ${err.message}\n\n${USAGE}\n`);
       return 2;
     }
-    if (values.json) process.stdout.write(`${JSON.stringify({ error: { code: err.code ?? 'VOLBACK_ERROR', message: err.message } })}\n`);
+    if (values.json)
+      process.stdout.write(
+        `${JSON.stringify({ error: { code: err.code ?? 'VOLBACK_ERROR', message: err.message } })}\n`,
+      );
     process.stderr.write(`volback: ${err.message}\n`);
     if (error instanceof RepositoryError || err.code) return EXIT_CODES[err.code ?? ''] ?? 1;
     return 1;

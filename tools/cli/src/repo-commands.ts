@@ -67,14 +67,16 @@ function count(flags: RepoFlags, name: keyof RepoFlags): number | undefined {
   const raw = flags[name];
   if (raw === undefined) return undefined;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < 0) throw new UsageError(`--${name} must be a whole number, got ${String(raw)}`);
+  if (!Number.isInteger(value) || value < 0)
+    throw new UsageError(`--${name} must be a whole number, got ${String(raw)}`);
   return value;
 }
 
 function fraction(raw: string): number {
   const m = /^(\d+(?:\.\d+)?)%$/.exec(raw);
   const value = m ? Number(m[1]) / 100 : Number(raw);
-  if (!Number.isFinite(value) || value < 0 || value > 1) throw new UsageError(`not a share between 0 and 1 (or 0%-100%): ${raw}`);
+  if (!Number.isFinite(value) || value < 0 || value > 1)
+    throw new UsageError(`not a share between 0 and 1 (or 0%-100%): ${raw}`);
   return value;
 }
 
@@ -97,9 +99,11 @@ export async function runRepoCommand(
     if (command === 'init') {
       const pol = formatChunkerPolynomial(randomIrreduciblePolynomial());
       const repo = await Repository.init(backend, await password(flags, env), { chunkerPolynomial: pol });
-      out.result({ id: repo.config.id, location: backend.location, version: repo.version }, () =>
-        `created volback repository ${repo.config.id.slice(0, 10)} at ${backend.location} (restic format v${repo.version})\n` +
-        'Keep the password safe: without it the data cannot be read.',
+      out.result(
+        { id: repo.config.id, location: backend.location, version: repo.version },
+        () =>
+          `created volback repository ${repo.config.id.slice(0, 10)} at ${backend.location} (restic format v${repo.version})\n` +
+          'Keep the password safe: without it the data cannot be read.',
       );
       return 0;
     }
@@ -113,7 +117,9 @@ export async function runRepoCommand(
           ...(flags.host?.[0] ? { hostname: flags.host[0] } : {}),
           ...(flags.tag?.length ? { tags: flags.tag } : {}),
           onProgress: (p) =>
-            out.progress(`${p.files} files, ${bytes(p.bytesRead)} read, ${bytes(p.bytesAdded)} added  ${p.currentPath}`),
+            out.progress(
+              `${p.files} files, ${bytes(p.bytesRead)} read, ${bytes(p.bytesAdded)} added  ${p.currentPath}`,
+            ),
           onError: (path, error) => out.warn(`${path}: ${error.message}`),
         });
         out.result(summary, () =>
@@ -123,7 +129,9 @@ export async function runRepoCommand(
             `Added to the repository: ${bytes(summary.bytesAdded)} (${bytes(summary.bytesStored)} stored)`,
             `processed ${bytes(summary.bytesRead)} in ${(summary.durationMs / 1000).toFixed(1)}s`,
             `snapshot ${summary.snapshotId.slice(0, 8)} saved`,
-            ...(summary.errors.length ? [`${summary.errors.length} entries could not be read (see warnings)`] : []),
+            ...(summary.errors.length
+              ? [`${summary.errors.length} entries could not be read (see warnings)`]
+              : []),
           ].join('\n'),
         );
         return summary.errors.length ? EXIT_PARTIAL : 0;
@@ -165,20 +173,27 @@ export async function runRepoCommand(
           onProgress: (p) => out.progress(`${p.files} files, ${bytes(p.bytes)}  ${p.currentPath}`),
         });
         for (const e of summary.errors) out.warn(`${e.path}: ${e.reason}`);
-        out.result(summary, () =>
-          `restored ${summary.files} files, ${summary.dirs} dirs, ${bytes(summary.bytes)} of snapshot ${summary.snapshotId.slice(0, 8)} to ${flags.target}` +
-          (summary.errors.length ? `\n${summary.errors.length} entries FAILED to restore` : ''),
+        out.result(
+          summary,
+          () =>
+            `restored ${summary.files} files, ${summary.dirs} dirs, ${bytes(summary.bytes)} of snapshot ${summary.snapshotId.slice(0, 8)} to ${flags.target}` +
+            (summary.errors.length ? `\n${summary.errors.length} entries FAILED to restore` : ''),
         );
         return summary.errors.length ? 1 : 0;
       }
       case 'dump': {
         const snapshot = positional(args, 0, 'the snapshot id');
-        if (process.stdout.isTTY) throw new UsageError('dump writes a tar archive: redirect stdout to a file or a pipe');
+        if (process.stdout.isTTY)
+          throw new UsageError('dump writes a tar archive: redirect stdout to a file or a pipe');
         await pipeline(await dumpTar(repo, snapshot, args[1] ?? '/'), process.stdout);
         return 0;
       }
       case 'check': {
-        const readDataFraction = flags['read-data'] ? 1 : flags['read-data-subset'] ? fraction(flags['read-data-subset']) : 0;
+        const readDataFraction = flags['read-data']
+          ? 1
+          : flags['read-data-subset']
+            ? fraction(flags['read-data-subset'])
+            : 0;
         const lock = await repo.lock(false);
         try {
           const report = await check(repo, {
@@ -189,9 +204,13 @@ export async function runRepoCommand(
             [
               `${report.snapshots} snapshots, ${report.packs} packs (${report.packsRead} read), ${report.blobs} blobs`,
               ...report.errors.map((e) => `error: ${e}`),
-              ...(report.damagedSnapshots.length ? [`damaged snapshots: ${report.damagedSnapshots.map((s) => s.slice(0, 8)).join(', ')}`] : []),
+              ...(report.damagedSnapshots.length
+                ? [`damaged snapshots: ${report.damagedSnapshots.map((s) => s.slice(0, 8)).join(', ')}`]
+                : []),
               ...(report.orphanedPacks.length
-                ? [`${report.orphanedPacks.length} packs are in no index (from an interrupted backup); prune removes them`]
+                ? [
+                    `${report.orphanedPacks.length} packs are in no index (from an interrupted backup); prune removes them`,
+                  ]
                 : []),
               report.ok ? 'no errors were found' : 'the repository has ERRORS',
             ].join('\n'),
@@ -229,12 +248,22 @@ export async function runRepoCommand(
           () =>
             table(
               ['ID', 'Time', 'Host', 'Decision', 'Reasons'],
-              decisions.map((d) => [d.id.slice(0, 8), d.snapshot.time.slice(0, 19), d.snapshot.hostname ?? '', d.keep ? 'keep' : 'remove', d.reasons.join(', ')]),
+              decisions.map((d) => [
+                d.id.slice(0, 8),
+                d.snapshot.time.slice(0, 19),
+                d.snapshot.hostname ?? '',
+                d.keep ? 'keep' : 'remove',
+                d.reasons.join(', '),
+              ]),
             ) + `\n${flags['dry-run'] ? 'would remove' : 'removed'} ${removed.length} snapshots`,
         );
         if (flags.prune && !flags['dry-run'] && removed.length) {
           const summary = await prune(repo);
-          out.result(summary, () => `pruned: ${summary.packsDeleted} packs deleted, ${summary.packsRepacked} repacked, ${bytes(summary.bytesFreed)} freed`);
+          out.result(
+            summary,
+            () =>
+              `pruned: ${summary.packsDeleted} packs deleted, ${summary.packsRepacked} repacked, ${bytes(summary.bytesFreed)} freed`,
+          );
         }
         return 0;
       }
@@ -243,9 +272,11 @@ export async function runRepoCommand(
           ...(flags['max-unused'] ? { maxUnusedFraction: fraction(flags['max-unused']) } : {}),
           dryRun: Boolean(flags['dry-run']),
         });
-        out.result(summary, () =>
-          `${flags['dry-run'] ? 'would delete' : 'deleted'} ${summary.packsDeleted} packs, repacked ${summary.packsRepacked}, ` +
-          `removed ${summary.orphanedPacksDeleted} orphaned packs, freed ${bytes(summary.bytesFreed)}`,
+        out.result(
+          summary,
+          () =>
+            `${flags['dry-run'] ? 'would delete' : 'deleted'} ${summary.packsDeleted} packs, repacked ${summary.packsRepacked}, ` +
+            `removed ${summary.orphanedPacksDeleted} orphaned packs, freed ${bytes(summary.bytesFreed)}`,
         );
         return 0;
       }
@@ -258,19 +289,27 @@ export async function runRepoCommand(
         const sub = positional(args, 0, 'key list|add|remove');
         if (sub === 'list') {
           const keys = await repo.listKeys();
-          out.result(keys, () => table(['ID', 'User', 'Host', 'Created'], keys.map((k) => [k.id.slice(0, 8), k.username ?? '', k.hostname ?? '', k.created ?? ''])));
+          out.result(keys, () =>
+            table(
+              ['ID', 'User', 'Host', 'Created'],
+              keys.map((k) => [k.id.slice(0, 8), k.username ?? '', k.hostname ?? '', k.created ?? '']),
+            ),
+          );
           return 0;
         }
         if (sub === 'add') {
           if (!flags['new-password-file']) throw new UsageError('key add needs --new-password-file');
-          const id = await repo.addKey((await readFile(flags['new-password-file'], 'utf8')).replace(/\r?\n$/, ''));
+          const id = await repo.addKey(
+            (await readFile(flags['new-password-file'], 'utf8')).replace(/\r?\n$/, ''),
+          );
           out.result({ id }, () => `saved new key ${id.slice(0, 8)}`);
           return 0;
         }
         if (sub === 'remove') {
           const prefix = positional(args, 1, 'the key id');
           const match = (await repo.listKeys()).filter((k) => k.id.startsWith(prefix));
-          if (match.length !== 1) throw new UsageError(match.length ? `key prefix ${prefix} is ambiguous` : `no key ${prefix}`);
+          if (match.length !== 1)
+            throw new UsageError(match.length ? `key prefix ${prefix} is ambiguous` : `no key ${prefix}`);
           await repo.removeKey(match[0]!.id);
           out.result({ removed: match[0]!.id }, () => `removed key ${match[0]!.id.slice(0, 8)}`);
           return 0;

@@ -1,5 +1,5 @@
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
-import { polDegree, polMod, type Pol } from './polynomial.ts';
+import { polDegree, polMod, polMulMod, type Pol } from './polynomial.ts';
 
 /** Bytes in the rolling hash's window. */
 export const CHUNKER_WINDOW_SIZE = 64;
@@ -76,10 +76,10 @@ function rabinTables(pol: Pol): RabinTables {
     modLo: new Int32Array(256),
     hiShift: degree - 8 - 32,
   };
-  const appendByte = (hash: Pol, byte: number): Pol => polMod((hash << 8n) | BigInt(byte), pol);
+  // Sliding b in and 63 zero bytes after it multiplies b by x^(8·63).
+  const leaveFactor = polMod(1n << BigInt(8 * (CHUNKER_WINDOW_SIZE - 1)), pol);
   for (let b = 0; b < 256; b++) {
-    let out = appendByte(0n, b);
-    for (let i = 0; i < CHUNKER_WINDOW_SIZE - 1; i++) out = appendByte(out, 0);
+    const out = polMulMod(BigInt(b), leaveFactor, pol);
     const top = BigInt(b) << BigInt(degree);
     const mod = polMod(top, pol) | top;
     tables.outHi[b] = Number(out >> 32n);

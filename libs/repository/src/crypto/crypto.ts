@@ -1,4 +1,10 @@
-import { createCipheriv, createDecipheriv, randomBytes, scrypt as scryptCb, timingSafeEqual } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  randomBytes,
+  scrypt as scryptCb,
+  timingSafeEqual,
+} from 'node:crypto';
 import { poly1305 } from '@noble/ciphers/_poly1305.js';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
 
@@ -43,13 +49,19 @@ export function encrypt(key: CryptoKey, plaintext: Uint8Array): Buffer {
 /** Verifies the MAC, then decrypts; throws `VOLBACK_REPO_AUTHENTICATION` when it does not verify. */
 export function decrypt(key: CryptoKey, message: Uint8Array): Buffer {
   if (message.length < CRYPTO_OVERHEAD) {
-    throw new RepositoryError(RepositoryErrorCode.Authentication, `ciphertext of ${message.length} bytes is too short`);
+    throw new RepositoryError(
+      RepositoryErrorCode.Authentication,
+      `ciphertext of ${message.length} bytes is too short`,
+    );
   }
   const iv = message.subarray(0, IV_SIZE);
   const ciphertext = message.subarray(IV_SIZE, message.length - MAC_SIZE);
   const expected = message.subarray(message.length - MAC_SIZE);
   if (!timingSafeEqual(mac(key, iv, ciphertext), expected)) {
-    throw new RepositoryError(RepositoryErrorCode.Authentication, 'MAC does not verify: wrong key or damaged data');
+    throw new RepositoryError(
+      RepositoryErrorCode.Authentication,
+      'MAC does not verify: wrong key or damaged data',
+    );
   }
   const decipher = createDecipheriv('aes-256-ctr', key.encrypt, iv);
   return Buffer.concat([decipher.update(ciphertext), decipher.final()]);

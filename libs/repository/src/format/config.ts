@@ -28,7 +28,10 @@ export function decodeConfig(key: CryptoKey, stored: Uint8Array): RepoConfig {
   }
   const version = (value as { version?: unknown } | null)?.version;
   if (typeof version === 'number' && version !== 1 && version !== 2) {
-    throw new RepositoryError(RepositoryErrorCode.Unsupported, `repository format version ${version} is not supported (1 or 2)`);
+    throw new RepositoryError(
+      RepositoryErrorCode.Unsupported,
+      `repository format version ${version} is not supported (1 or 2)`,
+    );
   }
   const parsed = repoConfigSchema.safeParse(value);
   if (!parsed.success) {

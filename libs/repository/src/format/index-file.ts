@@ -31,7 +31,10 @@ export interface IndexEntry extends PackedBlob {
 }
 
 /** Builds an index file's JSON for packs just written. */
-export function indexFileFor(packs: ReadonlyMap<string, readonly PackedBlob[]>, supersedes: readonly string[] = []): IndexFile {
+export function indexFileFor(
+  packs: ReadonlyMap<string, readonly PackedBlob[]>,
+  supersedes: readonly string[] = [],
+): IndexFile {
   return {
     supersedes: [...supersedes],
     packs: [...packs].map(([packId, blobs]) => ({
@@ -51,7 +54,10 @@ export function indexFileFor(packs: ReadonlyMap<string, readonly PackedBlob[]>, 
 export function parseIndexFile(value: unknown, fileId: string): IndexFile {
   const parsed = indexFileSchema.safeParse(value);
   if (!parsed.success) {
-    throw new RepositoryError(RepositoryErrorCode.Malformed, `index ${fileId}: ${z.prettifyError(parsed.error)}`);
+    throw new RepositoryError(
+      RepositoryErrorCode.Malformed,
+      `index ${fileId}: ${z.prettifyError(parsed.error)}`,
+    );
   }
   return parsed.data;
 }

@@ -40,7 +40,10 @@ export async function createKeyFile(
 ): Promise<KeyFile> {
   const salt = randomBytes(64);
   const userKey = await deriveUserKey(password, { ...kdf, salt });
-  const payload = JSON.stringify({ mac: { k: b64(master.macK), r: b64(master.macR) }, encrypt: b64(master.encrypt) });
+  const payload = JSON.stringify({
+    mac: { k: b64(master.macK), r: b64(master.macR) },
+    encrypt: b64(master.encrypt),
+  });
   let username = 'volback';
   try {
     username = userInfo().username;
@@ -67,19 +70,29 @@ export function parseKeyFile(bytes: Uint8Array): KeyFile {
     throw new RepositoryError(RepositoryErrorCode.Malformed, 'key file is not JSON', { cause });
   }
   const parsed = keyFileSchema.safeParse(value);
-  if (!parsed.success) throw new RepositoryError(RepositoryErrorCode.Malformed, `key file: ${z.prettifyError(parsed.error)}`);
+  if (!parsed.success)
+    throw new RepositoryError(RepositoryErrorCode.Malformed, `key file: ${z.prettifyError(parsed.error)}`);
   return parsed.data;
 }
 
 /** Unwraps the master key with `password`; throws `VOLBACK_REPO_AUTHENTICATION` when it does not fit. */
 export async function openKeyFile(file: KeyFile, password: string): Promise<CryptoKey> {
   if (file.N > 2 ** 22 || file.r * file.p > 1024) {
-    throw new RepositoryError(RepositoryErrorCode.Unsupported, `key file asks for unreasonable scrypt cost N=${file.N} r=${file.r} p=${file.p}`);
+    throw new RepositoryError(
+      RepositoryErrorCode.Unsupported,
+      `key file asks for unreasonable scrypt cost N=${file.N} r=${file.r} p=${file.p}`,
+    );
   }
-  const userKey = await deriveUserKey(password, { N: file.N, r: file.r, p: file.p, salt: Buffer.from(file.salt, 'base64') });
+  const userKey = await deriveUserKey(password, {
+    N: file.N,
+    r: file.r,
+    p: file.p,
+    salt: Buffer.from(file.salt, 'base64'),
+  });
   const plain = decrypt(userKey, Buffer.from(file.data, 'base64'));
   const parsed = masterKeySchema.safeParse(JSON.parse(plain.toString('utf8')));
-  if (!parsed.success) throw new RepositoryError(RepositoryErrorCode.Malformed, 'key file holds no master key');
+  if (!parsed.success)
+    throw new RepositoryError(RepositoryErrorCode.Malformed, 'key file holds no master key');
   const key = {
     encrypt: Buffer.from(parsed.data.encrypt, 'base64'),
     macK: Buffer.from(parsed.data.mac.k, 'base64'),

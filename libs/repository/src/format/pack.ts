@@ -64,7 +64,10 @@ export class PackBuilder {
   /** The finished pack file, its id (SHA-256 of its bytes) and its blobs. */
   finish(): { id: string; bytes: Buffer; blobs: readonly PackedBlob[] } {
     const header = Buffer.alloc(
-      this.#blobs.reduce((n, b) => n + (b.uncompressedLength !== undefined ? ENTRY_COMPRESSED : ENTRY_PLAIN), 0),
+      this.#blobs.reduce(
+        (n, b) => n + (b.uncompressedLength !== undefined ? ENTRY_COMPRESSED : ENTRY_PLAIN),
+        0,
+      ),
     );
     let at = 0;
     for (const blob of this.#blobs) {
@@ -100,10 +103,14 @@ export function parsePackHeader(
   packSize: number,
   packId: string,
 ): { blobs: PackedBlob[] } | { needed: number } {
-  if (tail.length < 4 || packSize < 4) throw new RepositoryError(RepositoryErrorCode.Malformed, `pack ${packId} is too short`);
+  if (tail.length < 4 || packSize < 4)
+    throw new RepositoryError(RepositoryErrorCode.Malformed, `pack ${packId} is too short`);
   const headerLength = tail.readUInt32LE(tail.length - 4);
   if (headerLength + 4 > packSize || headerLength < CRYPTO_OVERHEAD) {
-    throw new RepositoryError(RepositoryErrorCode.Malformed, `pack ${packId}: header length ${headerLength} does not fit`);
+    throw new RepositoryError(
+      RepositoryErrorCode.Malformed,
+      `pack ${packId}: header length ${headerLength} does not fit`,
+    );
   }
   if (headerLength + 4 > tail.length) return { needed: headerLength + 4 };
   const header = decrypt(key, tail.subarray(tail.length - 4 - headerLength, tail.length - 4));
@@ -112,7 +119,8 @@ export function parsePackHeader(
   let offset = 0;
   while (at < header.length) {
     const kind = header[at]!;
-    if (kind > 3) throw new RepositoryError(RepositoryErrorCode.Malformed, `pack ${packId}: blob type ${kind}`);
+    if (kind > 3)
+      throw new RepositoryError(RepositoryErrorCode.Malformed, `pack ${packId}: blob type ${kind}`);
     const compressed = (kind & 2) !== 0;
     if (at + (compressed ? ENTRY_COMPRESSED : ENTRY_PLAIN) > header.length) {
       throw new RepositoryError(RepositoryErrorCode.Malformed, `pack ${packId}: truncated header`);
@@ -126,11 +134,20 @@ export function parsePackHeader(
     }
     const id = header.subarray(at, at + 32).toString('hex');
     at += 32;
-    blobs.push({ id, type: kind & 1 ? 'tree' : 'data', offset, length, ...(compressed ? { uncompressedLength } : {}) });
+    blobs.push({
+      id,
+      type: kind & 1 ? 'tree' : 'data',
+      offset,
+      length,
+      ...(compressed ? { uncompressedLength } : {}),
+    });
     offset += length;
   }
   if (offset + headerLength + 4 !== packSize) {
-    throw new RepositoryError(RepositoryErrorCode.Malformed, `pack ${packId}: blobs and header do not add up to its size`);
+    throw new RepositoryError(
+      RepositoryErrorCode.Malformed,
+      `pack ${packId}: blobs and header do not add up to its size`,
+    );
   }
   return { blobs };
 }

@@ -25,7 +25,10 @@ export type Snapshot = z.infer<typeof snapshotSchema>;
 export function parseSnapshot(value: unknown, snapshotId: string): Snapshot {
   const parsed = snapshotSchema.safeParse(value);
   if (!parsed.success) {
-    throw new RepositoryError(RepositoryErrorCode.Malformed, `snapshot ${snapshotId}: ${z.prettifyError(parsed.error)}`);
+    throw new RepositoryError(
+      RepositoryErrorCode.Malformed,
+      `snapshot ${snapshotId}: ${z.prettifyError(parsed.error)}`,
+    );
   }
   return parsed.data;
 }

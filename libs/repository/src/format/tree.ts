@@ -100,6 +100,10 @@ export function decodeTree(bytes: Uint8Array, treeId: string): TreeNode[] {
     throw new RepositoryError(RepositoryErrorCode.Malformed, `tree ${treeId}: not JSON`, { cause });
   }
   const parsed = treeSchema.safeParse(value);
-  if (!parsed.success) throw new RepositoryError(RepositoryErrorCode.Malformed, `tree ${treeId}: ${z.prettifyError(parsed.error)}`);
+  if (!parsed.success)
+    throw new RepositoryError(
+      RepositoryErrorCode.Malformed,
+      `tree ${treeId}: ${z.prettifyError(parsed.error)}`,
+    );
   return parsed.data.nodes ?? [];
 }

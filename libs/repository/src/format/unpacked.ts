@@ -16,9 +16,13 @@ export function decompress(data: Uint8Array, expectedLength?: number): Buffer {
   try {
     out = zstdDecompressSync(data);
   } catch (cause) {
-    throw new RepositoryError(RepositoryErrorCode.Malformed, `zstd data does not decompress: ${(cause as Error).message}`, {
-      cause,
-    });
+    throw new RepositoryError(
+      RepositoryErrorCode.Malformed,
+      `zstd data does not decompress: ${(cause as Error).message}`,
+      {
+        cause,
+      },
+    );
   }
   if (expectedLength !== undefined && out.length !== expectedLength) {
     throw new RepositoryError(
@@ -46,7 +50,8 @@ export function decodeUnpacked(key: CryptoKey, stored: Uint8Array, what: string)
   const first = plain[0];
   if (first === 0x5b || first === 0x7b) json = plain;
   else if (first === 2) json = decompress(plain.subarray(1));
-  else throw new RepositoryError(RepositoryErrorCode.Unsupported, `${what}: unknown encoding version ${first}`);
+  else
+    throw new RepositoryError(RepositoryErrorCode.Unsupported, `${what}: unknown encoding version ${first}`);
   try {
     return JSON.parse(json.toString('utf8'));
   } catch (cause) {

@@ -124,7 +124,10 @@ class BackupRun {
       try {
         for (const node of await this.#repo.loadTree(parentTree)) previous.set(node.name, node);
       } catch (error) {
-        this.#fail(path, new Error(`parent tree unreadable, reading everything: ${(error as Error).message}`));
+        this.#fail(
+          path,
+          new Error(`parent tree unreadable, reading everything: ${(error as Error).message}`),
+        );
       }
     }
     const nodes: TreeNode[] = [];
@@ -137,7 +140,10 @@ class BackupRun {
     }
     for (const raw of entries) {
       if (!isUtf8(raw)) {
-        this.#fail(join(path, raw.toString('latin1')), new Error('file name is not valid UTF-8; restic trees hold UTF-8 names'));
+        this.#fail(
+          join(path, raw.toString('latin1')),
+          new Error('file name is not valid UTF-8; restic trees hold UTF-8 names'),
+        );
         continue;
       }
       const name = raw.toString('utf8');
@@ -159,7 +165,10 @@ class BackupRun {
     switch (node.type) {
       case 'file': {
         this.#files++;
-        if (unchangedSince(previous, node) && previous!.content!.every((id) => this.#repo.hasBlob('data', id))) {
+        if (
+          unchangedSince(previous, node) &&
+          previous!.content!.every((id) => this.#repo.hasBlob('data', id))
+        ) {
           node.content = previous!.content!;
           this.summary.filesUnmodified++;
         } else {
@@ -171,7 +180,10 @@ class BackupRun {
       }
       case 'dir': {
         this.#dirs++;
-        const sub = await this.dir(path, previous?.type === 'dir' ? (previous.subtree ?? undefined) : undefined);
+        const sub = await this.dir(
+          path,
+          previous?.type === 'dir' ? (previous.subtree ?? undefined) : undefined,
+        );
         node.subtree = sub.tree;
         node.content = null;
         if (!previous) this.summary.dirsNew++;
@@ -204,9 +216,12 @@ export async function backup(repo: Repository, options: BackupOptions): Promise<
   const started = Date.now();
   const source = resolve(options.source);
   const rootStats = await lstat(source, { bigint: true }).catch((cause: Error) => {
-    throw new RepositoryError(RepositoryErrorCode.FileNotFound, `cannot read ${source}: ${cause.message}`, { cause });
+    throw new RepositoryError(RepositoryErrorCode.FileNotFound, `cannot read ${source}: ${cause.message}`, {
+      cause,
+    });
   });
-  if (!rootStats.isDirectory()) throw new RepositoryError(RepositoryErrorCode.FileNotFound, `${source} is not a directory`);
+  if (!rootStats.isDirectory())
+    throw new RepositoryError(RepositoryErrorCode.FileNotFound, `${source} is not a directory`);
   const host = options.hostname ?? osHostname();
 
   const lock = await repo.lock(false);
@@ -216,7 +231,8 @@ export async function backup(repo: Repository, options: BackupOptions): Promise<
     if (options.parent) parentId = (await repo.findSnapshot(options.parent)).id;
     else if (options.parent === undefined) {
       const same = (await repo.listSnapshots()).filter(
-        (s) => s.snapshot.hostname === host && s.snapshot.paths.length === 1 && s.snapshot.paths[0] === source,
+        (s) =>
+          s.snapshot.hostname === host && s.snapshot.paths.length === 1 && s.snapshot.paths[0] === source,
       );
       parentId = same.at(-1)?.id;
     }

@@ -70,7 +70,8 @@ export async function check(repo: Repository, options: CheckOptions = {}): Promi
   // Read data of a share of the packs.
   const fraction = Math.min(1, Math.max(0, options.readDataFraction ?? 0));
   const toRead = [...indexed.keys()].filter((id) => onBackend.has(id)).sort();
-  const chosen = fraction >= 1 ? toRead : toRead.filter((id) => Number.parseInt(id.slice(0, 8), 16) / 2 ** 32 < fraction);
+  const chosen =
+    fraction >= 1 ? toRead : toRead.filter((id) => Number.parseInt(id.slice(0, 8), 16) / 2 ** 32 < fraction);
   let packsRead = 0;
   for (const packId of chosen) {
     options.onProgress?.({ phase: 'read-data', done: packsRead, total: chosen.length });

@@ -60,7 +60,9 @@ export async function dumpTar(repo: Repository, snapshotRef: string, path = '/')
         }
         const size = n.size ?? 0;
         await new Promise<void>((resolve, reject) => {
-          const stream = archive.entry({ ...h, type: 'file', size }, (error) => (error ? reject(error) : resolve()));
+          const stream = archive.entry({ ...h, type: 'file', size }, (error) =>
+            error ? reject(error) : resolve(),
+          );
           void (async () => {
             try {
               for (const id of n.content ?? []) {

@@ -63,7 +63,15 @@ function calendar(time: string): CalendarTime {
   const firstThursday = new Date(Date.UTC(isoWeekYear, 0, 4));
   firstThursday.setUTCDate(firstThursday.getUTCDate() - ((firstThursday.getUTCDay() + 6) % 7) + 3);
   const isoWeek = 1 + Math.round((thursday.getTime() - firstThursday.getTime()) / (7 * 86_400_000));
-  return { year, month: local.getUTCMonth() + 1, day: local.getUTCDate(), hour: local.getUTCHours(), isoWeekYear, isoWeek, epochMs };
+  return {
+    year,
+    month: local.getUTCMonth() + 1,
+    day: local.getUTCDate(),
+    hour: local.getUTCHours(),
+    isoWeekYear,
+    isoWeek,
+    epochMs,
+  };
 }
 
 /** `1y2m3d4h` → a function moving a time back by that much, restic's calendar arithmetic. */
@@ -111,12 +119,19 @@ export function policyIsEmpty(policy: ForgetPolicy): boolean {
  * Applies a policy to one group of snapshots (restic `ApplyPolicy`): newest first, each rule keeps
  * the newest snapshot of each of its next N time buckets. An empty policy keeps everything.
  */
-export function applyPolicy(group: Array<{ id: string; snapshot: Snapshot }>, policy: ForgetPolicy): ForgetDecision[] {
+export function applyPolicy(
+  group: Array<{ id: string; snapshot: Snapshot }>,
+  policy: ForgetPolicy,
+): ForgetDecision[] {
   const sorted = [...group].sort((a, b) => Date.parse(b.snapshot.time) - Date.parse(a.snapshot.time));
   if (policyIsEmpty(policy)) return sorted.map((s) => ({ ...s, keep: true, reasons: ['no policy'] }));
   const buckets: Bucket[] = [
     { name: 'last snapshot', count: policy.keepLast ?? 0, key: (_t, i) => String(i) },
-    { name: 'hourly snapshot', count: policy.keepHourly ?? 0, key: (t) => `${t.year}-${t.month}-${t.day}-${t.hour}` },
+    {
+      name: 'hourly snapshot',
+      count: policy.keepHourly ?? 0,
+      key: (t) => `${t.year}-${t.month}-${t.day}-${t.hour}`,
+    },
     { name: 'daily snapshot', count: policy.keepDaily ?? 0, key: (t) => `${t.year}-${t.month}-${t.day}` },
     { name: 'weekly snapshot', count: policy.keepWeekly ?? 0, key: (t) => `${t.isoWeekYear}-${t.isoWeek}` },
     { name: 'monthly snapshot', count: policy.keepMonthly ?? 0, key: (t) => `${t.year}-${t.month}` },
@@ -143,7 +158,9 @@ export function applyPolicy(group: Array<{ id: string; snapshot: Snapshot }>, po
 }
 
 /** Groups snapshots by host and paths (restic's default `--group-by host,paths`). */
-export function groupSnapshots(list: Array<{ id: string; snapshot: Snapshot }>): Map<string, Array<{ id: string; snapshot: Snapshot }>> {
+export function groupSnapshots(
+  list: Array<{ id: string; snapshot: Snapshot }>,
+): Map<string, Array<{ id: string; snapshot: Snapshot }>> {
   const groups = new Map<string, Array<{ id: string; snapshot: Snapshot }>>();
   for (const s of list) {
     const key = JSON.stringify([s.snapshot.hostname ?? '', [...s.snapshot.paths].sort()]);
@@ -162,7 +179,9 @@ export async function forget(
 ): Promise<ForgetDecision[]> {
   const lock = options.dryRun ? undefined : await repo.lock(false);
   try {
-    const selected = (await repo.listSnapshots()).filter((s) => matchesFilter(s.snapshot, options.filter ?? {}));
+    const selected = (await repo.listSnapshots()).filter((s) =>
+      matchesFilter(s.snapshot, options.filter ?? {}),
+    );
     const decisions = [...groupSnapshots(selected).values()].flatMap((group) => applyPolicy(group, policy));
     if (!options.dryRun) for (const d of decisions) if (!d.keep) await repo.removeSnapshot(d.id);
     return decisions;

@@ -85,7 +85,11 @@ export async function prune(repo: Repository, options: PruneOptions = {}): Promi
       // 1. Copy the used blobs of partly used packs into new packs (written by flush, with an index).
       const fresh = await repo.repack(repack.flatMap((r) => r.entries));
       // 2. One index for everything kept plus the new packs, superseding the old index files.
-      for (const [packId, blobs] of fresh) keep.set(packId, blobs.map((b) => ({ ...b, packId })));
+      for (const [packId, blobs] of fresh)
+        keep.set(
+          packId,
+          blobs.map((b) => ({ ...b, packId })),
+        );
       await repo.saveIndex(keep, oldIndexFiles);
       // 3. Old index files go; 4. then the packs nothing names any more.
       for (const name of oldIndexFiles) await repo.backend.remove({ type: 'index', name });

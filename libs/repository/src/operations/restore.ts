@@ -1,6 +1,18 @@
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, open, symlink, unlink, utimes, rm } from 'node:fs/promises';
+import {
+  chmod,
+  lchown,
+  link,
+  lstat,
+  lutimes,
+  mkdir,
+  open,
+  symlink,
+  unlink,
+  utimes,
+  rm,
+} from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
@@ -38,12 +50,19 @@ export interface RestoreSummary {
  */
 export function assertSafeName(name: string): void {
   if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
-    throw new RepositoryError(RepositoryErrorCode.UnsafePath, `refusing tree entry name ${JSON.stringify(name)}`);
+    throw new RepositoryError(
+      RepositoryErrorCode.UnsafePath,
+      `refusing tree entry name ${JSON.stringify(name)}`,
+    );
   }
 }
 
 /** Walks from a snapshot's root tree to the tree of `path` inside it. */
-export async function resolveTreePath(repo: Repository, rootTree: string, path: string): Promise<{ tree: string; node?: TreeNode }> {
+export async function resolveTreePath(
+  repo: Repository,
+  rootTree: string,
+  path: string,
+): Promise<{ tree: string; node?: TreeNode }> {
   let tree = rootTree;
   let node: TreeNode | undefined;
   for (const part of path.split('/').filter(Boolean)) {
@@ -80,7 +99,10 @@ class RestoreRun {
     for (const node of nodes) {
       assertSafeName(node.name);
       if (seen.has(node.name)) {
-        throw new RepositoryError(RepositoryErrorCode.UnsafePath, `tree ${treeId} holds ${JSON.stringify(node.name)} twice`);
+        throw new RepositoryError(
+          RepositoryErrorCode.UnsafePath,
+          `tree ${treeId} holds ${JSON.stringify(node.name)} twice`,
+        );
       }
       seen.add(node.name);
     }
@@ -110,10 +132,14 @@ class RestoreRun {
         });
         const stats = await lstat(path);
         if (!stats.isDirectory() || stats.isSymbolicLink()) {
-          throw new RepositoryError(RepositoryErrorCode.UnsafePath, `${path} is not a directory we can restore into`);
+          throw new RepositoryError(
+            RepositoryErrorCode.UnsafePath,
+            `${path} is not a directory we can restore into`,
+          );
         }
         this.summary.dirs++;
-        if (!node.subtree) throw new RepositoryError(RepositoryErrorCode.Malformed, `directory ${node.name} has no subtree`);
+        if (!node.subtree)
+          throw new RepositoryError(RepositoryErrorCode.Malformed, `directory ${node.name} has no subtree`);
         await this.tree(node.subtree, path);
         break;
       }
@@ -152,13 +178,21 @@ class RestoreRun {
       await link(first, path);
       return;
     }
-    const file = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    const file = await open(
+      path,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o600,
+    );
     try {
       for (const id of node.content ?? []) {
         const data = await this.#repo.loadBlob('data', id);
         await file.write(data);
         this.summary.bytes += data.length;
-        this.#options.onProgress?.({ files: this.summary.files, bytes: this.summary.bytes, currentPath: path });
+        this.#options.onProgress?.({
+          files: this.summary.files,
+          bytes: this.summary.bytes,
+          currentPath: path,
+        });
       }
     } catch (error) {
       await file.close();
@@ -194,7 +228,8 @@ export async function restore(repo: Repository, options: RestoreOptions): Promis
   const target = resolve(options.target);
   await mkdir(target, { recursive: true });
   const targetStats = await lstat(target);
-  if (!targetStats.isDirectory()) throw new RepositoryError(RepositoryErrorCode.UnsafePath, `${target} is not a directory`);
+  if (!targetStats.isDirectory())
+    throw new RepositoryError(RepositoryErrorCode.UnsafePath, `${target} is not a directory`);
   const runState = new RestoreRun(repo, options);
   const { tree, node } = await resolveTreePath(repo, snapshot.tree, options.path ?? '/');
   if (node && node.type !== 'dir') {

@@ -1,6 +1,22 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, utimesSync, writeFileSync, openSync, ftruncateSync, closeSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+  openSync,
+  ftruncateSync,
+  closeSync,
+  writeSync,
+} from 'node:fs';
 import { join, relative } from 'node:path';
 
 /** Deterministic pseudo-random bytes (xorshift), so fixtures are the same on every run. */
@@ -48,8 +64,16 @@ export function buildFixtureTree(root: string): void {
   mkdirSync(join(root, 'app/sticky'), { mode: 0o1777 });
   chmodSync(join(root, 'app/sticky'), 0o1777);
   if (process.getuid?.() === 0) chownSync(join(root, 'app/config/settings.json'), 1234, 5678);
-  utimesSync(join(root, 'app/config/nested/deeper/leaf.txt'), new Date('2001-02-03T04:05:06.789Z'), new Date('2002-03-04T05:06:07.891Z'));
-  utimesSync(join(root, 'app/config/nested'), new Date('2010-01-01T00:00:00Z'), new Date('2011-01-01T00:00:00Z'));
+  utimesSync(
+    join(root, 'app/config/nested/deeper/leaf.txt'),
+    new Date('2001-02-03T04:05:06.789Z'),
+    new Date('2002-03-04T05:06:07.891Z'),
+  );
+  utimesSync(
+    join(root, 'app/config/nested'),
+    new Date('2010-01-01T00:00:00Z'),
+    new Date('2011-01-01T00:00:00Z'),
+  );
 }
 
 /** What a restore must reproduce of each entry. */
@@ -76,7 +100,19 @@ export function manifest(root: string): Record<string, ManifestEntry> {
       const path = join(dir, name);
       const rel = relative(root, path);
       const s = lstatSync(path);
-      const type = s.isFile() ? 'file' : s.isDirectory() ? 'dir' : s.isSymbolicLink() ? 'symlink' : s.isFIFO() ? 'fifo' : s.isCharacterDevice() ? 'chardev' : s.isBlockDevice() ? 'dev' : 'other';
+      const type = s.isFile()
+        ? 'file'
+        : s.isDirectory()
+          ? 'dir'
+          : s.isSymbolicLink()
+            ? 'symlink'
+            : s.isFIFO()
+              ? 'fifo'
+              : s.isCharacterDevice()
+                ? 'chardev'
+                : s.isBlockDevice()
+                  ? 'dev'
+                  : 'other';
       const entry: ManifestEntry = { type, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid };
       if (type !== 'symlink') entry.mtimeMs = Math.floor(s.mtimeMs);
       if (type === 'file') {
