@@ -105,8 +105,8 @@ export async function startDurableConsumer(options: DurableConsumerOptions): Pro
   }
   const consumer = await jetstream(options.nc).consumers.get(options.stream, options.durable);
   let stopping = false;
-  // Pull in small batches rather than an open-ended buffer: on stop, every message we hold is
-  // either handled or handed back (nak) at once, none waits out ack_wait.
+  // Pull in small batches rather than an open-ended buffer: on stop, the message in hand is
+  // finished and the next one handed back (nak) at once.
   const finished = (async () => {
     while (!stopping && !options.nc.isClosed()) {
       let batch: AsyncIterable<JsMsg>;
@@ -123,8 +123,10 @@ export async function startDurableConsumer(options: DurableConsumerOptions): Pro
       }
       for await (const msg of batch) {
         if (stopping) {
+          // Hand this one back and leave the pull: staying in it would get the same message
+          // redelivered until max_deliver gives it up.
           msg.nak();
-          continue;
+          break;
         }
         try {
           await handleOne(msg, options, maxDeliver);

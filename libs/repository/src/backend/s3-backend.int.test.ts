@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { RESTIC, resolveBinary, startMinioServer } from '@volback/testing';
 import { Client } from 'minio';
@@ -53,6 +54,23 @@ async function errorOf(promise: Promise<unknown>): Promise<RepositoryError> {
   );
   expect(error).toBeInstanceOf(RepositoryError);
   return error as RepositoryError;
+}
+
+/** SIGSTOP reaches a process's threads one by one: wait until every one of them has stopped. */
+async function freeze(pid: number): Promise<void> {
+  process.kill(pid, 'SIGSTOP');
+  for (let i = 0; i < 200; i++) {
+    const tasks = await readdir(`/proc/${pid}/task`);
+    const states = await Promise.all(
+      tasks.map(async (task) => {
+        const stat = await readFile(`/proc/${pid}/task/${task}/stat`, 'utf8').catch(() => ') T');
+        return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      }),
+    );
+    if (states.every((state) => state === 'T' || state === 't')) return;
+    await sleep(10);
+  }
+  throw new Error(`process ${pid} did not stop`);
 }
 
 const CONFIG = { type: 'config', name: 'config' } as const;
@@ -226,7 +244,7 @@ describe('S3Backend', () => {
     try {
       await backend.create();
       await backend.save(CONFIG, Buffer.from('config'));
-      process.kill(minio.pid, 'SIGSTOP');
+      await freeze(minio.pid);
       try {
         const started = Date.now();
         const error = await errorOf(backend.load(CONFIG));

@@ -1,7 +1,8 @@
+import { parseGoTime } from '../format/ids.ts';
 import type { Snapshot } from '../format/snapshot.ts';
 import type { Repository } from '../repository.ts';
 
-/** restic's forget policy (`--keep-*`); counts of 0 or absent mean "no such rule". */
+/** restic's forget policy (`--keep-*`); counts of 0 or absent, and zero durations, mean "no such rule". */
 export interface ForgetPolicy {
   keepLast?: number;
   keepHourly?: number;
@@ -11,6 +12,12 @@ export interface ForgetPolicy {
   keepYearly?: number;
   /** A restic duration (`1y2m3d4h`): keep every snapshot this close to the group's newest one. */
   keepWithin?: string;
+  /** Keep the newest snapshot of each hour within this duration of the group's newest one. */
+  keepWithinHourly?: string;
+  keepWithinDaily?: string;
+  keepWithinWeekly?: string;
+  keepWithinMonthly?: string;
+  keepWithinYearly?: string;
   /** Keep snapshots that carry all tags of any of these lists (restic `--keep-tag a,b`). */
   keepTags?: string[][];
 }
@@ -18,9 +25,9 @@ export interface ForgetPolicy {
 /** Which snapshots a forget run considers, as restic's filters. */
 export interface SnapshotFilter {
   hosts?: string[];
-  /** Snapshots must carry all tags of at least one of these lists. */
+  /** Snapshots must carry all tags of at least one of these lists; `['']` selects untagged ones. */
   tags?: string[][];
-  /** Snapshots whose paths are exactly these (in any order). */
+  /** Snapshots that include all of these paths (they may have more, as in restic). */
   paths?: string[];
 }
 
@@ -32,11 +39,12 @@ export interface ForgetDecision {
   reasons: string[];
 }
 
-interface Bucket {
-  name: string;
-  count: number;
-  key: (t: CalendarTime, index: number) => string;
-  last?: string;
+/** A restic duration: years, months, days, hours. */
+interface Duration {
+  years: number;
+  months: number;
+  days: number;
+  hours: number;
 }
 
 /** A snapshot time in its own recorded offset (restic buckets use the stored time zone). */
@@ -47,14 +55,21 @@ interface CalendarTime {
   hour: number;
   isoWeekYear: number;
   isoWeek: number;
-  epochMs: number;
+  /** Nanoseconds since the epoch, for exact comparisons. */
+  ns: bigint;
+  /** The recorded UTC offset in minutes. */
+  offsetMin: number;
+}
+
+function offsetMinutes(time: string): number {
+  const match = /([+-])(\d{2}):(\d{2})$/.exec(time);
+  return match ? (match[1] === '-' ? -1 : 1) * (Number(match[2]) * 60 + Number(match[3])) : 0;
 }
 
 function calendar(time: string): CalendarTime {
-  const match = /([+-])(\d{2}):(\d{2})$/.exec(time);
-  const offsetMin = match ? (match[1] === '-' ? -1 : 1) * (Number(match[2]) * 60 + Number(match[3])) : 0;
-  const epochMs = Date.parse(time);
-  const local = new Date(epochMs + offsetMin * 60_000);
+  const offsetMin = offsetMinutes(time);
+  const ns = parseGoTime(time);
+  const local = new Date(Number(ns / 1_000_000n) + offsetMin * 60_000);
   const year = local.getUTCFullYear();
   // ISO 8601 week: weeks start on Monday; week 1 holds the year's first Thursday.
   const thursday = new Date(Date.UTC(year, local.getUTCMonth(), local.getUTCDate()));
@@ -70,89 +85,163 @@ function calendar(time: string): CalendarTime {
     hour: local.getUTCHours(),
     isoWeekYear,
     isoWeek,
-    epochMs,
+    ns,
+    offsetMin,
   };
 }
 
-/** `1y2m3d4h` → a function moving a time back by that much, restic's calendar arithmetic. */
-function subtractDuration(duration: string, fromMs: number): number {
-  const match = /^(?:(\d+)y)?(?:(\d+)m)?(?:(\d+)d)?(?:(\d+)h)?$/.exec(duration);
-  if (!match || duration === '') throw new RangeError(`not a restic duration: ${duration}`);
-  const [, y = '0', m = '0', d = '0', h = '0'] = match;
-  const t = new Date(fromMs);
-  t.setUTCFullYear(t.getUTCFullYear() - Number(y), t.getUTCMonth() - Number(m), t.getUTCDate() - Number(d));
-  t.setUTCHours(t.getUTCHours() - Number(h));
-  return t.getTime();
+/**
+ * Parses a restic duration as restic does (`internal/restic/duration.go`): numbers each followed
+ * by `y`, `m`, `d` or `h`, in any order, a later one of a unit replacing an earlier one.
+ */
+function parseDuration(text: string): Duration {
+  const duration: Duration = { years: 0, months: 0, days: 0, hours: 0 };
+  const units = { y: 'years', m: 'months', d: 'days', h: 'hours' } as const;
+  let rest = text.trim();
+  while (rest !== '') {
+    const match = /^(-?)(\d+)([a-zA-Z]?)/.exec(rest);
+    if (!match) throw new RangeError(`not a restic duration (like 1y2m3d4h): ${JSON.stringify(text)}`);
+    const unit = units[match[3] as keyof typeof units] as (typeof units)[keyof typeof units] | undefined;
+    if (!unit) {
+      throw new RangeError(`not a restic duration (like 1y2m3d4h): ${JSON.stringify(text)} has no unit y, m, d or h`);
+    }
+    duration[unit] = Number(match[2]) * (match[1] ? -1 : 1);
+    rest = rest.slice(match[0].length);
+  }
+  return duration;
 }
 
-function hasTags(snapshot: Snapshot, lists: string[][]): boolean {
-  const tags = new Set(snapshot.tags ?? []);
-  return lists.some((list) => list.every((tag) => tags.has(tag)));
+function isZero(d: Duration): boolean {
+  return d.years === 0 && d.months === 0 && d.days === 0 && d.hours === 0;
 }
 
-/** True when the filter selects this snapshot. */
-export function matchesFilter(snapshot: Snapshot, filter: SnapshotFilter): boolean {
-  if (filter.hosts?.length && !filter.hosts.includes(snapshot.hostname ?? '')) return false;
-  if (filter.tags?.length && !hasTags(snapshot, filter.tags)) return false;
-  if (filter.paths?.length) {
-    const want = [...filter.paths].sort().join('\0');
-    if ([...snapshot.paths].sort().join('\0') !== want) return false;
+/** A duration option, or undefined when absent or zero (restic ignores a zero duration). */
+function durationOf(text: string | undefined): Duration | undefined {
+  if (text === undefined) return undefined;
+  const d = parseDuration(text);
+  return isZero(d) ? undefined : d;
+}
+
+/**
+ * `from - duration` as Go's `AddDate(-y, -m, -d).Add(-h hours)`: calendar arithmetic in the
+ * time's own offset (overflowing days roll over), then whole hours.
+ */
+function pastTime(from: CalendarTime, d: Duration): bigint {
+  const offsetMs = from.offsetMin * 60_000;
+  const fromMs = Number(from.ns / 1_000_000n);
+  const local = new Date(fromMs + offsetMs);
+  local.setUTCFullYear(local.getUTCFullYear() - d.years, local.getUTCMonth() - d.months, local.getUTCDate() - d.days);
+  const shiftedMs = local.getTime() - offsetMs - d.hours * 3_600_000;
+  // Keep the sub-millisecond part of `from`.
+  return BigInt(shiftedMs - fromMs) * 1_000_000n + from.ns;
+}
+
+function hasTags(snapshot: Snapshot, list: readonly string[]): boolean {
+  const tags = snapshot.tags ?? [];
+  for (const tag of list) {
+    // restic: an empty tag matches a snapshot without tags.
+    if (tag === '' && tags.length === 0) return true;
+    if (!tags.includes(tag)) return false;
   }
   return true;
 }
 
-/** True when the policy has any rule (restic refuses to forget with none). */
-export function policyIsEmpty(policy: ForgetPolicy): boolean {
-  return !(
-    policy.keepLast ||
-    policy.keepHourly ||
-    policy.keepDaily ||
-    policy.keepWeekly ||
-    policy.keepMonthly ||
-    policy.keepYearly ||
-    policy.keepWithin ||
-    policy.keepTags?.length
-  );
+function hasTagList(snapshot: Snapshot, lists: readonly string[][]): boolean {
+  return lists.some((list) => hasTags(snapshot, list));
 }
 
+/** True when the filter selects this snapshot (restic's `--host`, `--tag`, `--path`). */
+export function matchesFilter(snapshot: Snapshot, filter: SnapshotFilter): boolean {
+  if (filter.hosts?.length && !filter.hosts.includes(snapshot.hostname ?? '')) return false;
+  if (filter.tags?.length && !hasTagList(snapshot, filter.tags)) return false;
+  if (filter.paths?.length && !filter.paths.every((path) => snapshot.paths.includes(path))) return false;
+  return true;
+}
+
+/** True when the policy has no rule (restic then removes nothing). */
+export function policyIsEmpty(policy: ForgetPolicy): boolean {
+  const counts = [policy.keepLast, policy.keepHourly, policy.keepDaily, policy.keepWeekly, policy.keepMonthly, policy.keepYearly];
+  const durations = [
+    policy.keepWithin,
+    policy.keepWithinHourly,
+    policy.keepWithinDaily,
+    policy.keepWithinWeekly,
+    policy.keepWithinMonthly,
+    policy.keepWithinYearly,
+  ];
+  return !(counts.some((n) => (n ?? 0) > 0) || durations.some((d) => durationOf(d)) || policy.keepTags?.length);
+}
+
+type Bucker = (t: CalendarTime, index: number) => string;
+const hourly: Bucker = (t) => `${t.year}-${t.month}-${t.day}-${t.hour}`;
+const daily: Bucker = (t) => `${t.year}-${t.month}-${t.day}`;
+const weekly: Bucker = (t) => `${t.isoWeekYear}-${t.isoWeek}`;
+const monthly: Bucker = (t) => `${t.year}-${t.month}`;
+const yearly: Bucker = (t) => `${t.year}`;
+
 /**
- * Applies a policy to one group of snapshots (restic `ApplyPolicy`): newest first, each rule keeps
- * the newest snapshot of each of its next N time buckets. An empty policy keeps everything.
+ * Applies a policy to one group of snapshots as restic 0.14's `ApplyPolicy` does: newest first,
+ * each `--keep-<unit> n` keeps the newest snapshot of each of its next n time buckets, each
+ * `--keep-within-<unit>` keeps the newest of every bucket within the duration; durations count
+ * back from the group's newest snapshot that is not in the future (`now`). An empty policy keeps
+ * everything.
  */
 export function applyPolicy(
   group: Array<{ id: string; snapshot: Snapshot }>,
   policy: ForgetPolicy,
+  now: number = Date.now(),
 ): ForgetDecision[] {
-  const sorted = [...group].sort((a, b) => Date.parse(b.snapshot.time) - Date.parse(a.snapshot.time));
-  if (policyIsEmpty(policy)) return sorted.map((s) => ({ ...s, keep: true, reasons: ['no policy'] }));
-  const buckets: Bucket[] = [
-    { name: 'last snapshot', count: policy.keepLast ?? 0, key: (_t, i) => String(i) },
-    {
-      name: 'hourly snapshot',
-      count: policy.keepHourly ?? 0,
-      key: (t) => `${t.year}-${t.month}-${t.day}-${t.hour}`,
-    },
-    { name: 'daily snapshot', count: policy.keepDaily ?? 0, key: (t) => `${t.year}-${t.month}-${t.day}` },
-    { name: 'weekly snapshot', count: policy.keepWeekly ?? 0, key: (t) => `${t.isoWeekYear}-${t.isoWeek}` },
-    { name: 'monthly snapshot', count: policy.keepMonthly ?? 0, key: (t) => `${t.year}-${t.month}` },
-    { name: 'yearly snapshot', count: policy.keepYearly ?? 0, key: (t) => `${t.year}` },
-  ];
-  const newest = sorted[0] ? Date.parse(sorted[0].snapshot.time) : 0;
-  const withinFrom = policy.keepWithin ? subtractDuration(policy.keepWithin, newest) : undefined;
-  return sorted.map(({ id, snapshot }, index) => {
+  const timed = group.map((s) => ({ ...s, t: calendar(s.snapshot.time) }));
+  timed.sort((a, b) => (a.t.ns > b.t.ns ? -1 : a.t.ns < b.t.ns ? 1 : 0));
+  if (policyIsEmpty(policy)) return timed.map(({ id, snapshot }) => ({ id, snapshot, keep: true, reasons: ['policy is empty'] }));
+
+  const counted = [
+    { reason: 'last snapshot', count: policy.keepLast ?? 0, bucker: ((_t, i) => String(i)) satisfies Bucker },
+    { reason: 'hourly snapshot', count: policy.keepHourly ?? 0, bucker: hourly },
+    { reason: 'daily snapshot', count: policy.keepDaily ?? 0, bucker: daily },
+    { reason: 'weekly snapshot', count: policy.keepWeekly ?? 0, bucker: weekly },
+    { reason: 'monthly snapshot', count: policy.keepMonthly ?? 0, bucker: monthly },
+    { reason: 'yearly snapshot', count: policy.keepYearly ?? 0, bucker: yearly },
+  ].map((b) => ({ ...b, last: undefined as string | undefined }));
+
+  // The newest snapshot that is not in the future; none → every snapshot is "within".
+  const nowNs = BigInt(now) * 1_000_000n;
+  const latest = timed.find((s) => s.t.ns < nowNs)?.t;
+  const since = (text: string | undefined): bigint | undefined => {
+    const d = durationOf(text);
+    if (!d) return undefined;
+    return latest ? pastTime(latest, d) : -(2n ** 100n);
+  };
+  const withinFrom = since(policy.keepWithin);
+  const within = [
+    { reason: 'hourly within', text: policy.keepWithinHourly, bucker: hourly },
+    { reason: 'daily within', text: policy.keepWithinDaily, bucker: daily },
+    { reason: 'weekly within', text: policy.keepWithinWeekly, bucker: weekly },
+    { reason: 'monthly within', text: policy.keepWithinMonthly, bucker: monthly },
+    { reason: 'yearly within', text: policy.keepWithinYearly, bucker: yearly },
+  ].map((b) => ({ ...b, from: since(b.text), last: undefined as string | undefined }));
+
+  return timed.map(({ id, snapshot, t }, index) => {
     const reasons: string[] = [];
-    const t = calendar(snapshot.time);
-    if (policy.keepTags?.length && hasTags(snapshot, policy.keepTags)) reasons.push('has tags');
-    for (const bucket of buckets) {
+    for (const list of policy.keepTags ?? []) if (hasTags(snapshot, list)) reasons.push(`has tags ${list.join(',')}`);
+    if (withinFrom !== undefined && t.ns > withinFrom) reasons.push(`within ${policy.keepWithin}`);
+    for (const bucket of counted) {
       if (bucket.count <= 0) continue;
-      const key = bucket.key(t, index);
+      const key = bucket.bucker(t, index);
       if (key !== bucket.last) {
         bucket.last = key;
         bucket.count--;
-        reasons.push(bucket.name);
+        reasons.push(bucket.reason);
       }
     }
-    if (withinFrom !== undefined && t.epochMs > withinFrom) reasons.push(`within ${policy.keepWithin}`);
+    for (const bucket of within) {
+      if (bucket.from === undefined || t.ns <= bucket.from) continue;
+      const key = bucket.bucker(t, index);
+      if (key !== bucket.last) {
+        bucket.last = key;
+        reasons.push(`${bucket.reason} ${bucket.text}`);
+      }
+    }
     return { id, snapshot, keep: reasons.length > 0, reasons };
   });
 }
@@ -175,14 +264,16 @@ export function groupSnapshots(
 export async function forget(
   repo: Repository,
   policy: ForgetPolicy,
-  options: { filter?: SnapshotFilter; dryRun?: boolean } = {},
+  options: { filter?: SnapshotFilter; dryRun?: boolean; now?: number } = {},
 ): Promise<ForgetDecision[]> {
+  // Parse every duration before touching anything: a bad policy changes nothing.
+  policyIsEmpty(policy);
   const lock = options.dryRun ? undefined : await repo.lock(false);
   try {
-    const selected = (await repo.listSnapshots()).filter((s) =>
-      matchesFilter(s.snapshot, options.filter ?? {}),
+    const selected = (await repo.listSnapshots()).filter((s) => matchesFilter(s.snapshot, options.filter ?? {}));
+    const decisions = [...groupSnapshots(selected).values()].flatMap((group) =>
+      applyPolicy(group, policy, options.now),
     );
-    const decisions = [...groupSnapshots(selected).values()].flatMap((group) => applyPolicy(group, policy));
     if (!options.dryRun) for (const d of decisions) if (!d.keep) await repo.removeSnapshot(d.id);
     return decisions;
   } finally {
