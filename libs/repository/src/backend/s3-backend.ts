@@ -39,7 +39,11 @@ export interface S3BackendOptions {
   readonly connectTimeoutMs?: number;
   /** How long a connection may stay silent mid-request before it is given up (default 60 s). */
   readonly idleTimeoutMs?: number;
-  /** Tries per request when the failure looks transient (default 3, with short backoff). */
+  /**
+   * Tries per request when the server is busy or starting (HTTP 5xx, 429) or a connection broke,
+   * with exponential backoff from 100 ms (default 5: about 3 s in all). A refused connection is
+   * not retried.
+   */
   readonly maxAttempts?: number;
   /** Most connections open to the endpoint at once (default 8). */
   readonly connections?: number;
@@ -65,7 +69,11 @@ const TRANSIENT_S3 = new Set([
   'RequestTimeout',
   'XMinioServerNotInitialized',
 ]);
-const TRANSIENT_NET = new Set(['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'EAI_AGAIN']);
+/**
+ * A broken connection is worth another try (a server may close an idle keep-alive socket just as
+ * it is reused); a refused one is not: nobody listens, and saying so at once beats waiting.
+ */
+const TRANSIENT_NET = new Set(['ECONNRESET', 'EPIPE', 'EAI_AGAIN']);
 
 /** Raised by the transport when a connection or an answer takes too long. */
 class S3TimeoutError extends Error {
@@ -126,7 +134,18 @@ function netCode(error: unknown): string | undefined {
   return typeof code === 'string' && /^E[A-Z_]+$/.test(code) ? code : undefined;
 }
 
+/**
+ * minio-js turns the statuses it deems retryable (408, 429, 5xx) into a plain Error without the
+ * response body, even with its retries off: the status survives only in the message.
+ */
+function retryableStatus(error: unknown): number | undefined {
+  if (!(error instanceof Error) || error instanceof S3Error) return undefined;
+  const match = /Retryable HTTP status: (\d{3})/.exec(error.message);
+  return match ? Number(match[1]) : undefined;
+}
+
 function isTransient(error: unknown): boolean {
+  if (retryableStatus(error) !== undefined) return true;
   const s3 = s3Code(error);
   if (s3 !== undefined) return TRANSIENT_S3.has(s3);
   const net = netCode(error);
@@ -155,7 +174,7 @@ export class S3Backend implements Backend {
       );
     }
     this.#region = options.region;
-    this.#maxAttempts = Math.max(1, options.maxAttempts ?? 3);
+    this.#maxAttempts = Math.max(1, options.maxAttempts ?? 5);
     const agentOptions = { keepAlive: true, maxSockets: options.connections ?? 8 };
     this.#agent = this.#target.useSSL ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
     this.#client = new Client({
@@ -328,6 +347,9 @@ export class S3Backend implements Backend {
     const unavailable = (reason: string): RepositoryError =>
       new RepositoryError(RepositoryErrorCode.BackendUnavailable, `${context}: ${reason}`, { cause: error });
     if (error instanceof S3TimeoutError) return unavailable(error.message);
+    const status = retryableStatus(error);
+    if (status !== undefined)
+      return unavailable(`${endpoint} answered HTTP ${status} (overloaded or still starting)`);
     const s3 = s3Code(error);
     if (s3 === 'NoSuchKey' || s3 === 'NotFound') {
       return new RepositoryError(RepositoryErrorCode.FileNotFound, `${context}: not found`, { cause: error });
