@@ -21,3 +21,4 @@ export * from './registry.ts';
 export * from './parse.ts';
 export * from './json-schema.ts';
 export * from './fixtures.ts';
+export * from './data-path.ts';

@@ -12,6 +12,8 @@ export const RepositoryErrorCode = {
   FileNotFound: 'VOLBACK_REPO_FILE_NOT_FOUND',
   /** A file is not in the format restic defines. */
   Malformed: 'VOLBACK_REPO_MALFORMED',
+  /** The repository location or backend settings cannot work (malformed, missing credentials). */
+  BackendConfig: 'VOLBACK_REPO_BACKEND_CONFIG',
   /** The backend cannot be reached or refused the request. */
   BackendUnavailable: 'VOLBACK_REPO_BACKEND_UNAVAILABLE',
   /** The backend has no space left. */

@@ -63,7 +63,7 @@ function username(): string {
 export class Repository {
   readonly backend: Backend;
   readonly config: RepoConfig;
-  readonly index = new BlobIndex();
+  #index = new BlobIndex();
   readonly #key: CryptoKey;
   readonly #packSize: number;
   readonly #uploadConcurrency: number;
@@ -209,11 +209,22 @@ export class Repository {
 
   // ---- index ----
 
-  /** Loads every index file into memory. */
+  /** Where each blob is, as of the last {@link loadIndex} plus what this handle wrote since. */
+  get index(): BlobIndex {
+    return this.#index;
+  }
+
+  /**
+   * Reads every index file into a fresh in-memory index. Rebuilt, not added to: on a handle that
+   * lives across operations, packs a prune removed must not stay known (a later backup would
+   * refer to them), and no pack may be listed twice.
+   */
   async loadIndex(): Promise<void> {
+    const index = new BlobIndex();
     for await (const { name } of this.backend.list('index')) {
-      this.index.addFile(parseIndexFile(await this.#loadUnpacked({ type: 'index', name }), name));
+      index.addFile(parseIndexFile(await this.#loadUnpacked({ type: 'index', name }), name));
     }
+    this.#index = index;
   }
 
   /** Reads a pack's header (for check and for rebuilding an index). */
@@ -460,6 +471,7 @@ export class Repository {
   /**
    * Takes a lock as restic does: shared for backup, exclusive for prune. Checks, writes its lock
    * file, checks again (two processes racing both back off), and refreshes it until released.
+   * Stale locks ({@link Repository.isStale}) neither block it nor survive it.
    */
   async lock(exclusive: boolean): Promise<RepositoryLock> {
     const before = this.#conflicts(await this.#locks(), exclusive);
@@ -493,6 +505,9 @@ export class Repository {
       );
     }, LOCK_REFRESH_MS);
     timer.unref();
+    // Locks left by dead processes (a kill -9) do not stop us, but restic refuses to lock while
+    // they exist: tidy them up, as `restic unlock` would.
+    await this.removeStaleLocks().catch(() => undefined);
     return {
       get id() {
         return id;

@@ -1,5 +1,5 @@
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
-import { polDegree, polMod, polMulMod, type Pol } from './polynomial.ts';
+import { CHUNKER_POLYNOMIAL_DEGREE, polDegree, polMod, polMulMod, type Pol } from './polynomial.ts';
 
 /** Bytes in the rolling hash's window. */
 export const CHUNKER_WINDOW_SIZE = 64;
@@ -38,57 +38,49 @@ export interface Chunk extends ChunkBoundary {
   readonly data: Buffer;
 }
 
-/**
- * The tables restic precomputes per polynomial, each 64-bit entry split into two int32 halves so
- * the hot loop runs on 32-bit integers. Degrees are at most 53, so every entry fits 61 bits.
- */
-interface RabinTables {
-  /** out[b] = fingerprint of b followed by 63 zero bytes: XOR it in to drop b from the window. */
-  readonly outHi: Int32Array;
-  readonly outLo: Int32Array;
-  /** mod[t] = (t·x^deg mod pol) | t·x^deg: one XOR clears the 8 top bits t and reduces. */
-  readonly modHi: Int32Array;
-  readonly modLo: Int32Array;
-  /** deg − 8 − 32: shifts the top 8 bits of the fingerprint's high half down to a table index. */
-  readonly hiShift: number;
-}
-
-const MIN_DEGREE = 40;
-const MAX_DEGREE = 53;
+const WINDOW = CHUNKER_WINDOW_SIZE;
 const TWO_POW_32 = 2 ** 32;
-const tablesCache = new Map<Pol, RabinTables>();
+// The fingerprint is kept as hi = bits 32–52 and lo = bits 0–31 (int32 arithmetic only); its top
+// byte, bits 45–52, is hi >>> 13. A constant shift is why only degree 53 is accepted.
+const TOP_SHIFT = CHUNKER_POLYNOMIAL_DEGREE - 8 - 32;
+// Offsets in the one table array (one array keeps V8's register pressure down in the hot loop).
+const OUT_HI = 0;
+const OUT_LO = 256;
+const MOD_HI = 512;
+const MOD_LO = 768;
 
-function rabinTables(pol: Pol): RabinTables {
+const tablesCache = new Map<Pol, Int32Array>();
+
+/**
+ * restic's two tables for a polynomial, as int32 halves of their 61-bit entries:
+ * - out[b] = fingerprint of b followed by 63 zero bytes: XOR it in to drop b from the window;
+ * - mod[t] = (t·x^53 mod pol) | t·x^53: one XOR clears the 8 bits t above the degree and reduces.
+ */
+function rabinTables(pol: Pol): Int32Array {
   const cached = tablesCache.get(pol);
   if (cached) return cached;
   const degree = polDegree(pol);
-  // restic's chunker needs deg ≤ 53; the hi/lo split needs the top byte in the high half.
-  if (degree < MIN_DEGREE || degree > MAX_DEGREE) {
+  if (degree !== CHUNKER_POLYNOMIAL_DEGREE) {
     throw new RepositoryError(
       RepositoryErrorCode.Unsupported,
-      `chunker polynomial 0x${pol.toString(16)} has degree ${degree}: supported are ${MIN_DEGREE} to ${MAX_DEGREE} (restic draws 53)`,
+      `chunker polynomial ${pol.toString(16)} has degree ${degree}: volback chunks with degree ` +
+        `${CHUNKER_POLYNOMIAL_DEGREE} only, the degree restic always draws`,
     );
   }
-  const tables: RabinTables = {
-    outHi: new Int32Array(256),
-    outLo: new Int32Array(256),
-    modHi: new Int32Array(256),
-    modLo: new Int32Array(256),
-    hiShift: degree - 8 - 32,
-  };
+  const table = new Int32Array(1024);
   // Sliding b in and 63 zero bytes after it multiplies b by x^(8·63).
-  const leaveFactor = polMod(1n << BigInt(8 * (CHUNKER_WINDOW_SIZE - 1)), pol);
+  const leaveFactor = polMod(1n << BigInt(8 * (WINDOW - 1)), pol);
   for (let b = 0; b < 256; b++) {
     const out = polMulMod(BigInt(b), leaveFactor, pol);
     const top = BigInt(b) << BigInt(degree);
     const mod = polMod(top, pol) | top;
-    tables.outHi[b] = Number(out >> 32n);
-    tables.outLo[b] = Number(BigInt.asIntN(32, out));
-    tables.modHi[b] = Number(mod >> 32n);
-    tables.modLo[b] = Number(BigInt.asIntN(32, mod));
+    table[OUT_HI + b] = Number(out >> 32n);
+    table[OUT_LO + b] = Number(BigInt.asIntN(32, out));
+    table[MOD_HI + b] = Number(mod >> 32n);
+    table[MOD_LO + b] = Number(BigInt.asIntN(32, mod));
   }
-  tablesCache.set(pol, tables);
-  return tables;
+  tablesCache.set(pol, table);
+  return table;
 }
 
 function asBuffer(bytes: Uint8Array): Buffer {
@@ -112,13 +104,17 @@ function validSize(name: string, value: number, min: number): number {
  * call {@link finish}. Input buffers must not change afterwards: chunks may be views of them.
  */
 export class Chunker {
-  readonly #tables: RabinTables;
+  readonly #table: Int32Array;
   readonly #minSize: number;
   readonly #maxSize: number;
   readonly #splitMask: number;
 
-  readonly #window = new Uint8Array(CHUNKER_WINDOW_SIZE);
-  #windowPos = 0;
+  /**
+   * Bytes 0–63: the window, oldest byte first (restic keeps a ring; the order is what matters).
+   * Bytes 64–127: a buffer's first bytes, copied behind the window so that one loop, which finds
+   * the byte leaving the window 64 bytes back, serves both.
+   */
+  readonly #staging = new Uint8Array(2 * WINDOW);
   /** The fingerprint, below 2^53: bits 32–52 and bits 0–31. */
   #digestHi = 0;
   #digestLo = 0;
@@ -132,8 +128,8 @@ export class Chunker {
   #piecesLength = 0;
 
   constructor(pol: Pol, options: ChunkerOptions = {}) {
-    this.#tables = rabinTables(pol);
-    this.#minSize = validSize('minSize', options.minSize ?? CHUNKER_MIN_SIZE, CHUNKER_WINDOW_SIZE);
+    this.#table = rabinTables(pol);
+    this.#minSize = validSize('minSize', options.minSize ?? CHUNKER_MIN_SIZE, WINDOW);
     this.#maxSize = validSize('maxSize', options.maxSize ?? CHUNKER_MAX_SIZE, this.#minSize);
     const averageBits = options.averageBits ?? CHUNKER_AVERAGE_BITS;
     if (!Number.isInteger(averageBits) || averageBits < 1 || averageBits > 32) {
@@ -176,74 +172,85 @@ export class Chunker {
     return last;
   }
 
-  /**
-   * Rolls the fingerprint over bytes[start..] until a cut; returns the index just after the cut,
-   * or −1 when the buffer ended first. The state lives in locals here: no allocation, no bigint.
-   */
+  /** Hashes bytes[start..] until a cut; returns the index just after the cut, or −1 if none. */
   #scan(bytes: Uint8Array, start: number): number {
-    const { outHi, outLo, modHi, modLo, hiShift } = this.#tables;
-    const window = this.#window;
-    const splitMask = this.#splitMask;
     // The byte at index i brings the chunk to count + (i − start + 1) bytes.
     const firstCutIndex = start + this.#minSize - this.#count - 1;
     const forcedCutIndex = start + this.#maxSize - this.#count - 1;
     const stop = Math.min(bytes.length, forcedCutIndex + 1);
+
+    // The first 64 bytes push out the window's bytes: roll them in the staging copy.
+    const staging = this.#staging;
+    const head = Math.min(stop - start, WINDOW);
+    staging.set(bytes.subarray(start, start + head), WINDOW);
+    const headCut = this.#roll(staging, WINDOW, WINDOW + head, firstCutIndex - start + WINDOW);
+    if (headCut >= 0) return start + headCut - WINDOW;
+    // The rest push out bytes of this same buffer.
+    if (head === WINDOW) {
+      const cutAt = this.#roll(bytes, start + WINDOW, stop, firstCutIndex);
+      if (cutAt >= 0) return cutAt;
+    }
+    if (stop > forcedCutIndex) return stop;
+
+    // No cut in this buffer (stop is its end): keep its last 64 bytes as the window.
+    if (head === WINDOW) staging.set(bytes.subarray(stop - WINDOW, stop));
+    else staging.copyWithin(0, head, head + WINDOW);
+    this.#count += bytes.length - start;
+    return -1;
+  }
+
+  /**
+   * The hot loop: rolls src[from..to) into the fingerprint, the byte leaving the window being the
+   * one 64 bytes back in src. Returns the index just after the first allowed cut, or −1. Int32
+   * locals and one typed array only: no allocation, no bigint.
+   */
+  #roll(src: Uint8Array, from: number, to: number, firstCutIndex: number): number {
+    const table = this.#table;
+    const splitMask = this.#splitMask;
     let hi = this.#digestHi;
     let lo = this.#digestLo;
     let cutAt = -1;
-    let i = start;
-
-    // For the buffer's first 64 bytes, the bytes leaving the window are in the ring.
-    let windowPos = this.#windowPos;
-    for (const ringStop = Math.min(stop, start + CHUNKER_WINDOW_SIZE); i < ringStop; i++) {
-      const byte = bytes[i]!;
-      const out = window[windowPos]!;
-      window[windowPos] = byte;
-      windowPos = (windowPos + 1) & (CHUNKER_WINDOW_SIZE - 1);
-      hi ^= outHi[out]!;
-      lo ^= outLo[out]!;
-      const top = hi >>> hiShift;
-      hi = (hi << 8) | (lo >>> 24);
-      lo = (lo << 8) | byte;
-      hi ^= modHi[top]!;
-      lo ^= modLo[top]!;
+    let i = from;
+    let byte = 0;
+    let out = 0;
+    let top = 0;
+    // Two bytes per round: about a fifth faster in V8 than one.
+    for (; i + 1 < to; i += 2) {
+      byte = src[i]!;
+      out = src[i - WINDOW]!;
+      hi ^= table[OUT_HI + out]!;
+      lo ^= table[OUT_LO + out]!;
+      top = hi >>> TOP_SHIFT;
+      hi = ((hi << 8) | (lo >>> 24)) ^ table[MOD_HI + top]!;
+      lo = ((lo << 8) | byte) ^ table[MOD_LO + top]!;
       if ((lo & splitMask) === 0 && i >= firstCutIndex) {
         cutAt = i + 1;
         break;
       }
-    }
-    this.#windowPos = windowPos;
-
-    // The same step, the leaving byte read from the buffer itself: no ring to keep (~10% faster).
-    const ringDone = i;
-    if (cutAt < 0) {
-      for (; i < stop; i++) {
-        const byte = bytes[i]!;
-        const out = bytes[i - CHUNKER_WINDOW_SIZE]!;
-        hi ^= outHi[out]!;
-        lo ^= outLo[out]!;
-        const top = hi >>> hiShift;
-        hi = (hi << 8) | (lo >>> 24);
-        lo = (lo << 8) | byte;
-        hi ^= modHi[top]!;
-        lo ^= modLo[top]!;
-        if ((lo & splitMask) === 0 && i >= firstCutIndex) {
-          cutAt = i + 1;
-          break;
-        }
+      byte = src[i + 1]!;
+      out = src[i + 1 - WINDOW]!;
+      hi ^= table[OUT_HI + out]!;
+      lo ^= table[OUT_LO + out]!;
+      top = hi >>> TOP_SHIFT;
+      hi = ((hi << 8) | (lo >>> 24)) ^ table[MOD_HI + top]!;
+      lo = ((lo << 8) | byte) ^ table[MOD_LO + top]!;
+      if ((lo & splitMask) === 0 && i + 1 >= firstCutIndex) {
+        cutAt = i + 2;
+        break;
       }
     }
-    if (cutAt < 0 && stop > forcedCutIndex) cutAt = stop;
+    if (cutAt < 0 && i < to) {
+      byte = src[i]!;
+      out = src[i - WINDOW]!;
+      hi ^= table[OUT_HI + out]!;
+      lo ^= table[OUT_LO + out]!;
+      top = hi >>> TOP_SHIFT;
+      hi = ((hi << 8) | (lo >>> 24)) ^ table[MOD_HI + top]!;
+      lo = ((lo << 8) | byte) ^ table[MOD_LO + top]!;
+      if ((lo & splitMask) === 0 && i >= firstCutIndex) cutAt = i + 1;
+    }
     this.#digestHi = hi;
     this.#digestLo = lo;
-    if (cutAt < 0) {
-      this.#count += bytes.length - start;
-      if (i > ringDone) {
-        // The window is now the buffer's last 64 bytes, oldest first.
-        window.set(bytes.subarray(i - CHUNKER_WINDOW_SIZE, i));
-        this.#windowPos = 0;
-      }
-    }
     return cutAt;
   }
 
@@ -265,16 +272,15 @@ export class Chunker {
     return chunk;
   }
 
-  /** restic's `reset`: an empty window but for a 1 slid in, and skip to near the minimum size. */
+  /** restic's `reset`: a window of zeros with a 1 slid in last, and skip to near the minimum size. */
   #restart(): void {
-    this.#window.fill(0);
-    this.#window[0] = 1;
-    this.#windowPos = 1;
+    this.#staging.fill(0, 0, WINDOW);
+    this.#staging[WINDOW - 1] = 1;
     // out[0] and mod[0] are 0, so sliding in that 1 leaves the fingerprint at 1.
     this.#digestHi = 0;
     this.#digestLo = 1;
     this.#count = 0;
-    this.#skip = this.#minSize - CHUNKER_WINDOW_SIZE;
+    this.#skip = this.#minSize - WINDOW;
     this.#pieces = [];
     this.#piecesLength = 0;
   }

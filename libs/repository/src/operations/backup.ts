@@ -152,6 +152,8 @@ class BackupRun {
         const node = await this.entry(full, name, previous.get(name));
         if (node) nodes.push(node);
       } catch (error) {
+        // The repository failing (full, unreachable) ends the run; only source entries are skipped.
+        if (error instanceof RepositoryError) throw error;
         this.#fail(full, error);
       }
     }

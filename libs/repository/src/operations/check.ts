@@ -1,4 +1,4 @@
-import { RepositoryError } from '../errors.ts';
+import type { RepositoryError } from '../errors.ts';
 import { sha256Hex } from '../format/ids.ts';
 import type { BlobType } from '../format/pack.ts';
 import type { Repository } from '../repository.ts';

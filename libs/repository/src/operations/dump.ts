@@ -3,7 +3,7 @@ import { pack as tarPack } from 'tar-stream';
 import { parseGoTime } from '../format/ids.ts';
 import { posixPermissionsFromGo, type TreeNode } from '../format/tree.ts';
 import type { Repository } from '../repository.ts';
-import { assertSafeName, resolveTreePath } from './restore.ts';
+import { assertSafeName, assertSafeTree, resolveTreePath } from './restore.ts';
 
 type Headers = Parameters<ReturnType<typeof tarPack>['entry']>[0];
 
@@ -84,7 +84,9 @@ export async function dumpTar(repo: Repository, snapshotRef: string, path = '/')
     }
   };
   const writeTree = async (treeId: string, prefix: string): Promise<void> => {
-    for (const child of await repo.loadTree(treeId)) await writeNode(child, `${prefix}${child.name}`);
+    const children = await repo.loadTree(treeId);
+    assertSafeTree(children, treeId);
+    for (const child of children) await writeNode(child, `${prefix}${child.name}`);
   };
 
   void (async () => {

@@ -103,7 +103,9 @@ function parseDuration(text: string): Duration {
     if (!match) throw new RangeError(`not a restic duration (like 1y2m3d4h): ${JSON.stringify(text)}`);
     const unit = units[match[3] as keyof typeof units] as (typeof units)[keyof typeof units] | undefined;
     if (!unit) {
-      throw new RangeError(`not a restic duration (like 1y2m3d4h): ${JSON.stringify(text)} has no unit y, m, d or h`);
+      throw new RangeError(
+        `not a restic duration (like 1y2m3d4h): ${JSON.stringify(text)} has no unit y, m, d or h`,
+      );
     }
     duration[unit] = Number(match[2]) * (match[1] ? -1 : 1);
     rest = rest.slice(match[0].length);
@@ -130,7 +132,11 @@ function pastTime(from: CalendarTime, d: Duration): bigint {
   const offsetMs = from.offsetMin * 60_000;
   const fromMs = Number(from.ns / 1_000_000n);
   const local = new Date(fromMs + offsetMs);
-  local.setUTCFullYear(local.getUTCFullYear() - d.years, local.getUTCMonth() - d.months, local.getUTCDate() - d.days);
+  local.setUTCFullYear(
+    local.getUTCFullYear() - d.years,
+    local.getUTCMonth() - d.months,
+    local.getUTCDate() - d.days,
+  );
   const shiftedMs = local.getTime() - offsetMs - d.hours * 3_600_000;
   // Keep the sub-millisecond part of `from`.
   return BigInt(shiftedMs - fromMs) * 1_000_000n + from.ns;
@@ -160,7 +166,14 @@ export function matchesFilter(snapshot: Snapshot, filter: SnapshotFilter): boole
 
 /** True when the policy has no rule (restic then removes nothing). */
 export function policyIsEmpty(policy: ForgetPolicy): boolean {
-  const counts = [policy.keepLast, policy.keepHourly, policy.keepDaily, policy.keepWeekly, policy.keepMonthly, policy.keepYearly];
+  const counts = [
+    policy.keepLast,
+    policy.keepHourly,
+    policy.keepDaily,
+    policy.keepWeekly,
+    policy.keepMonthly,
+    policy.keepYearly,
+  ];
   const durations = [
     policy.keepWithin,
     policy.keepWithinHourly,
@@ -169,7 +182,11 @@ export function policyIsEmpty(policy: ForgetPolicy): boolean {
     policy.keepWithinMonthly,
     policy.keepWithinYearly,
   ];
-  return !(counts.some((n) => (n ?? 0) > 0) || durations.some((d) => durationOf(d)) || policy.keepTags?.length);
+  return !(
+    counts.some((n) => (n ?? 0) > 0) ||
+    durations.some((d) => durationOf(d)) ||
+    policy.keepTags?.length
+  );
 }
 
 type Bucker = (t: CalendarTime, index: number) => string;
@@ -193,7 +210,8 @@ export function applyPolicy(
 ): ForgetDecision[] {
   const timed = group.map((s) => ({ ...s, t: calendar(s.snapshot.time) }));
   timed.sort((a, b) => (a.t.ns > b.t.ns ? -1 : a.t.ns < b.t.ns ? 1 : 0));
-  if (policyIsEmpty(policy)) return timed.map(({ id, snapshot }) => ({ id, snapshot, keep: true, reasons: ['policy is empty'] }));
+  if (policyIsEmpty(policy))
+    return timed.map(({ id, snapshot }) => ({ id, snapshot, keep: true, reasons: ['policy is empty'] }));
 
   const counted = [
     { reason: 'last snapshot', count: policy.keepLast ?? 0, bucker: ((_t, i) => String(i)) satisfies Bucker },
@@ -223,7 +241,8 @@ export function applyPolicy(
 
   return timed.map(({ id, snapshot, t }, index) => {
     const reasons: string[] = [];
-    for (const list of policy.keepTags ?? []) if (hasTags(snapshot, list)) reasons.push(`has tags ${list.join(',')}`);
+    for (const list of policy.keepTags ?? [])
+      if (hasTags(snapshot, list)) reasons.push(`has tags ${list.join(',')}`);
     if (withinFrom !== undefined && t.ns > withinFrom) reasons.push(`within ${policy.keepWithin}`);
     for (const bucket of counted) {
       if (bucket.count <= 0) continue;
@@ -270,7 +289,9 @@ export async function forget(
   policyIsEmpty(policy);
   const lock = options.dryRun ? undefined : await repo.lock(false);
   try {
-    const selected = (await repo.listSnapshots()).filter((s) => matchesFilter(s.snapshot, options.filter ?? {}));
+    const selected = (await repo.listSnapshots()).filter((s) =>
+      matchesFilter(s.snapshot, options.filter ?? {}),
+    );
     const decisions = [...groupSnapshots(selected).values()].flatMap((group) =>
       applyPolicy(group, policy, options.now),
     );

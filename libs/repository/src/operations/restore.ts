@@ -57,6 +57,24 @@ export function assertSafeName(name: string): void {
   }
 }
 
+/**
+ * Checks a tree's entries before any of them is written: every name is safe and none appears
+ * twice (a symlink followed by a directory of the same name would otherwise lead outside).
+ */
+export function assertSafeTree(nodes: readonly TreeNode[], treeId: string): void {
+  const seen = new Set<string>();
+  for (const node of nodes) {
+    assertSafeName(node.name);
+    if (seen.has(node.name)) {
+      throw new RepositoryError(
+        RepositoryErrorCode.UnsafePath,
+        `tree ${treeId} holds ${JSON.stringify(node.name)} twice`,
+      );
+    }
+    seen.add(node.name);
+  }
+}
+
 /** Walks from a snapshot's root tree to the tree of `path` inside it. */
 export async function resolveTreePath(
   repo: Repository,
@@ -95,17 +113,7 @@ class RestoreRun {
   /** Restores a tree's entries into `dir`, which this run created or checked to be a real directory. */
   async tree(treeId: string, dir: string): Promise<void> {
     const nodes = await this.#repo.loadTree(treeId);
-    const seen = new Set<string>();
-    for (const node of nodes) {
-      assertSafeName(node.name);
-      if (seen.has(node.name)) {
-        throw new RepositoryError(
-          RepositoryErrorCode.UnsafePath,
-          `tree ${treeId} holds ${JSON.stringify(node.name)} twice`,
-        );
-      }
-      seen.add(node.name);
-    }
+    assertSafeTree(nodes, treeId);
     for (const node of nodes) {
       const path = join(dir, node.name);
       try {

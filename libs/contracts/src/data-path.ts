@@ -1,0 +1,103 @@
+import { z } from 'zod';
+import { hostId, repositoryId, snapshotId, workId } from './fields.ts';
+import { dataSubject } from './streams.ts';
+
+/**
+ * The data path between agents and storage gateways (DESIGN.md §2–3): NATS request–reply on
+ * `volback.data.<operation>`, gateways in one queue group (`flush` goes to every gateway).
+ * Chunks travel as raw bytes with their id and type in headers; everything else is JSON. The
+ * gateway never sends keys: agents learn only the chunker polynomial.
+ */
+export const DATA_OPERATIONS = {
+  /** The repository's chunker polynomial and format version. */
+  repositoryInfo: dataSubject('repository-info'),
+  /** Which of these blobs the repository lacks. */
+  missingBlobs: dataSubject('missing-blobs'),
+  /** Store one blob (raw plaintext body; id and type in headers). */
+  storeBlob: dataSubject('store-blob'),
+  /** Every gateway writes the packs and index holding a session's blobs (not a queue group). */
+  flush: dataSubject('flush'),
+  /** Write a snapshot once every blob its trees reach is stored. */
+  commitSnapshot: dataSubject('commit-snapshot'),
+  /** Read one blob (raw plaintext reply). */
+  loadBlob: dataSubject('load-blob'),
+  /** A snapshot's metadata by id, prefix or `latest` of a host and path. */
+  findSnapshot: dataSubject('find-snapshot'),
+} as const;
+
+/** Name of the gateways' queue group. */
+export const GATEWAY_QUEUE_GROUP = 'volback-gateways';
+
+/** Headers of a `store-blob` request / `load-blob` reply. */
+export const DATA_HEADERS = {
+  blobId: 'Volback-Blob-Id',
+  blobType: 'Volback-Blob-Type',
+  repositoryId: 'Volback-Repository',
+  sessionId: 'Volback-Session',
+  /** On a failed reply: the error code; the body is a {@link dataErrorSchema} JSON. */
+  error: 'Volback-Error',
+} as const;
+
+const blobId = z.string().regex(/^[0-9a-f]{64}$/);
+export const blobRef = z.object({ type: z.enum(['data', 'tree']), id: blobId });
+
+export const repositoryInfoRequest = z.object({ repositoryId: repositoryId.default('default') });
+export const repositoryInfoReply = z.object({
+  repositoryId,
+  version: z.union([z.literal(1), z.literal(2)]),
+  chunkerPolynomial: z.string().regex(/^[0-9a-f]{1,16}$/),
+});
+
+export const missingBlobsRequest = z.object({
+  repositoryId: repositoryId.default('default'),
+  sessionId: workId,
+  blobs: z.array(blobRef).max(10_000),
+});
+export const missingBlobsReply = z.object({ missing: z.array(blobRef) });
+
+export const storeBlobReply = z.object({ added: z.boolean(), storedLength: z.number().int().nonnegative() });
+
+export const flushRequest = z.object({ repositoryId: repositoryId.default('default'), sessionId: workId });
+export const flushReply = z.object({
+  gatewayId: z.string().min(1),
+  packsWritten: z.number().int().nonnegative(),
+});
+
+export const commitSnapshotRequest = z.object({
+  repositoryId: repositoryId.default('default'),
+  sessionId: workId,
+  snapshot: z.object({
+    tree: blobId,
+    paths: z.array(z.string().min(1)).min(1),
+    hostname: hostId,
+    time: z.iso.datetime({ offset: true }),
+    parent: snapshotId.optional(),
+    tags: z.array(z.string().min(1).max(200)).max(50).default([]),
+  }),
+});
+export const commitSnapshotReply = z.object({ snapshotId });
+
+export const loadBlobRequest = z.object({ repositoryId: repositoryId.default('default'), blob: blobRef });
+
+export const findSnapshotRequest = z.object({
+  repositoryId: repositoryId.default('default'),
+  /** Id, unique prefix, or `latest` (with hostname and path). */
+  ref: z.string().min(1).max(64),
+  hostname: hostId.optional(),
+  path: z.string().optional(),
+});
+export const findSnapshotReply = z.object({
+  snapshotId: snapshotId.nullable(),
+  tree: blobId.nullable(),
+  paths: z.array(z.string()).default([]),
+  time: z.string().nullable(),
+});
+
+/** A failed data-path request: a stable code, a message, and for commit the blobs still missing. */
+export const dataErrorSchema = z.object({
+  code: z.string().regex(/^[A-Z][A-Z0-9_]{2,63}$/),
+  message: z.string().max(4000),
+  missing: z.array(blobRef).optional(),
+});
+/** A parsed data-path error. */
+export type DataError = z.infer<typeof dataErrorSchema>;
