@@ -46,7 +46,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await drainNats(nc);
-  await server.stop();
+  await server.destroy();
 });
 
 function backupRequested(backupId = `bk-${++counter}`, id?: string): OutgoingMessage {
@@ -347,7 +347,7 @@ describe('readiness checks', () => {
     expect(streams).toEqual({ ok: false, detail: 'missing stream(s): VOLBACK_EVENTS, VOLBACK_COMMANDS' });
     await other.close();
     expect((await natsHealthChecks(other)[0]!.check()).ok).toBe(false);
-    await bare.stop();
+    await bare.destroy();
   });
 
   it('gives up connecting after the timeout with a typed error', async () => {

@@ -1,6 +1,7 @@
-import { hostname, userInfo } from 'node:os';
+import { availableParallelism, hostname, userInfo } from 'node:os';
 import type { Backend, FileHandle } from './backend/backend.ts';
-import { randomKey, decrypt, type CryptoKey } from './crypto/crypto.ts';
+import { randomKey, decrypt, encrypt, type CryptoKey } from './crypto/crypto.ts';
+import { SealPool } from './crypto/seal-pool.ts';
 import { RepositoryError, RepositoryErrorCode } from './errors.ts';
 import { decodeConfig, encodeConfig, type RepoConfig } from './format/config.ts';
 import { formatGoTime, isId, parseGoTime, randomId, sha256Hex } from './format/ids.ts';
@@ -23,6 +24,11 @@ export interface RepositoryOptions {
   readonly packSize?: number;
   /** Packs uploaded at once. */
   readonly uploadConcurrency?: number;
+  /**
+   * Worker threads that compress, encrypt and decrypt blobs (0: do it on the calling thread).
+   * Default: one fewer than the cores, at least one.
+   */
+  readonly sealWorkers?: number;
 }
 
 /** How many key files `open` tries before giving up (restic: 20). */
@@ -72,6 +78,11 @@ export class Repository {
   readonly #uploads = new Set<Promise<void>>();
   readonly #written = new Map<string, PackedBlob[]>();
   #uploadError: unknown;
+  readonly #sealWorkers: number;
+  #pool: SealPool | undefined;
+  readonly #sealing = new Set<Promise<void>>();
+  /** Bytes new blobs take in packs, since this handle was opened (compressed and encrypted). */
+  #storedBytes = 0;
 
   private constructor(backend: Backend, config: RepoConfig, key: CryptoKey, options: RepositoryOptions) {
     this.backend = backend;
@@ -79,6 +90,7 @@ export class Repository {
     this.#key = key;
     this.#packSize = options.packSize ?? 16 * 1024 * 1024;
     this.#uploadConcurrency = options.uploadConcurrency ?? 2;
+    this.#sealWorkers = options.sealWorkers ?? Math.max(1, Math.min(4, availableParallelism() - 1));
   }
 
   /** Creates a new repository (format v2 unless asked otherwise) with one key for `password`. */
@@ -251,20 +263,70 @@ export class Repository {
     return this.index.has(type, id) || this.#pending.has(BlobIndex.key(type, id));
   }
 
+  /** Bytes new blobs took in packs since this handle was opened (after compression and encryption). */
+  get storedBytes(): number {
+    return this.#storedBytes;
+  }
+
+  #sealPool(): SealPool | undefined {
+    if (this.#sealWorkers > 0 && !this.#pool) this.#pool = new SealPool(this.#key, this.#sealWorkers);
+    return this.#pool;
+  }
+
+  /** Stops the worker threads; the handle can still be used (they start again on demand). */
+  async close(): Promise<void> {
+    const pool = this.#pool;
+    this.#pool = undefined;
+    await Promise.all(this.#sealing);
+    await pool?.close();
+  }
+
+  #addToPack(
+    type: BlobType,
+    id: string,
+    sealed: Buffer,
+    uncompressedLength: number | undefined,
+  ): Promise<void> {
+    let packer = this.#packers.get(type);
+    if (!packer) this.#packers.set(type, (packer = new PackBuilder(this.#key, type)));
+    const blob = packer.addSealed(id, sealed, uncompressedLength);
+    this.#storedBytes += blob.length;
+    return packer.size >= this.#packSize ? this.#finishPack(type) : Promise.resolve();
+  }
+
   /**
-   * Stores a blob unless the repository has it. In format v2 it is zstd-compressed (unless
-   * `precompressed` already is its zstd frame). The pack is written when full or on {@link flush}.
+   * Stores a blob unless the repository has it. In format v2 it is zstd-compressed; compression
+   * and encryption run in worker threads while the caller goes on reading (at most a few blobs
+   * in flight, so memory stays bounded). The pack is written when full or on {@link flush};
+   * `storedLength` is known only there ({@link storedBytes}).
    */
   async saveBlob(type: BlobType, plaintext: Uint8Array, id = sha256Hex(plaintext)): Promise<SavedBlob> {
     if (this.#uploadError) throw this.#uploadError;
     if (this.hasBlob(type, id)) return { id, added: false, storedLength: 0 };
     this.#pending.add(BlobIndex.key(type, id));
-    let packer = this.#packers.get(type);
-    if (!packer) this.#packers.set(type, (packer = new PackBuilder(this.#key, type)));
-    const blob =
-      this.version === 2 ? packer.add(id, compress(plaintext), plaintext.length) : packer.add(id, plaintext);
-    if (packer.size >= this.#packSize) await this.#finishPack(type);
-    return { id, added: true, storedLength: blob.length };
+    const compressed = this.version === 2;
+    const uncompressedLength = compressed ? plaintext.length : undefined;
+    const pool = this.#sealPool();
+    if (!pool) {
+      const before = this.#storedBytes;
+      await this.#addToPack(
+        type,
+        id,
+        encrypt(this.#key, compressed ? compress(plaintext) : plaintext),
+        uncompressedLength,
+      );
+      return { id, added: true, storedLength: this.#storedBytes - before };
+    }
+    while (this.#sealing.size >= 2 * this.#sealWorkers + 2) await Promise.race(this.#sealing);
+    const job: Promise<void> = pool
+      .seal(plaintext, compressed)
+      .then((sealed) => this.#addToPack(type, id, sealed, uncompressedLength))
+      .catch((error: unknown) => {
+        this.#uploadError ??= error;
+      })
+      .finally(() => this.#sealing.delete(job));
+    this.#sealing.add(job);
+    return { id, added: true, storedLength: 0 };
   }
 
   async #finishPack(type: BlobType): Promise<void> {
@@ -290,6 +352,7 @@ export class Repository {
    * it resolves the blobs are durably in the repository and a snapshot may refer to them.
    */
   async flush(): Promise<void> {
+    while (this.#sealing.size) await Promise.all(this.#sealing);
     for (const type of [...this.#packers.keys()]) await this.#finishPack(type);
     await Promise.all(this.#uploads);
     if (this.#uploadError) throw this.#uploadError;
@@ -348,22 +411,18 @@ export class Repository {
         `pack ${entry.packId} is shorter than its index says`,
       );
     }
+    const what = `${type} blob ${id} in pack ${entry.packId}`;
+    const pool = this.#sealPool();
+    if (pool) return pool.open(sealed, entry.uncompressedLength, id, what);
     let plain: Buffer;
     try {
       plain = decrypt(this.#key, sealed);
       if (entry.uncompressedLength !== undefined) plain = decompress(plain, entry.uncompressedLength);
     } catch (cause) {
-      throw new RepositoryError(
-        RepositoryErrorCode.Authentication,
-        `${type} blob ${id} in pack ${entry.packId} is damaged`,
-        { cause },
-      );
+      throw new RepositoryError(RepositoryErrorCode.Authentication, `${what} is damaged`, { cause });
     }
     if (sha256Hex(plain) !== id) {
-      throw new RepositoryError(
-        RepositoryErrorCode.Authentication,
-        `${type} blob ${id} in pack ${entry.packId} does not match its id`,
-      );
+      throw new RepositoryError(RepositoryErrorCode.Authentication, `${what} does not match its id`);
     }
     return plain;
   }

@@ -35,7 +35,9 @@ declare module 'vitest' {
 let started: ServerProcess[] = [];
 
 async function stopAll(): Promise<void> {
-  const results = await Promise.allSettled(started.map((server) => server.stop()));
+  const results = await Promise.allSettled(
+    started.map((server) => ('destroy' in server ? (server as NatsServer).destroy() : server.stop())),
+  );
   started = [];
   const failures = results.filter((result) => result.status === 'rejected').map((result) => result.reason);
   if (failures.length > 0) throw new AggregateError(failures, 'could not stop every shared server');

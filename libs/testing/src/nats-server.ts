@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, writeFile, mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NATS_SERVER, resolveBinary } from './binaries.ts';
@@ -27,6 +27,8 @@ export interface NatsServer extends ServerProcess {
   /** `http://127.0.0.1:<port>` of the monitoring endpoint. */
   readonly monitorUrl: string;
   readonly dataDir: string;
+  /** Stops the server and deletes its data directory when the harness created it. */
+  destroy(): Promise<void>;
 }
 
 /** Starts nats-server with JetStream on loopback and waits until JetStream answers its health check. */
@@ -60,5 +62,16 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     await proc.stop();
     throw error;
   }
-  return { ...proc, url: `nats://127.0.0.1:${port}`, port, monitorUrl, dataDir };
+  const created = options.dataDir === undefined;
+  return {
+    ...proc,
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    monitorUrl,
+    dataDir,
+    async destroy() {
+      await proc.stop();
+      if (created) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
 }

@@ -95,6 +95,7 @@ export async function runRepoCommand(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
   const backend = openBackend(location(flags, env), env);
+  let repo: Repository | undefined;
   try {
     if (command === 'init') {
       const pol = formatChunkerPolynomial(randomIrreduciblePolynomial());
@@ -107,7 +108,7 @@ export async function runRepoCommand(
       );
       return 0;
     }
-    const repo = await Repository.open(backend, await password(flags, env));
+    repo = await Repository.open(backend, await password(flags, env));
     switch (command) {
       case 'backup': {
         const source = positional(args, 0, 'the directory to back up');
@@ -320,6 +321,7 @@ export async function runRepoCommand(
         throw new UsageError(`unknown command: repo ${command}`);
     }
   } finally {
+    await repo?.close(); // stops the worker threads
     await backend.close();
   }
 }

@@ -47,7 +47,11 @@ export class PackBuilder {
 
   /** Adds a blob; `body` is the plaintext, or its zstd frame when `uncompressedLength` is given. */
   add(id: string, body: Uint8Array, uncompressedLength?: number): PackedBlob {
-    const sealed = encrypt(this.#key, body);
+    return this.addSealed(id, encrypt(this.#key, body), uncompressedLength);
+  }
+
+  /** Adds a blob already encrypted with this pack's key (sealed in a worker thread). */
+  addSealed(id: string, sealed: Buffer, uncompressedLength?: number): PackedBlob {
     const blob: PackedBlob = {
       id,
       type: this.type,

@@ -109,7 +109,6 @@ class BackupRun {
       const saved = await this.#repo.saveBlob('data', chunk.data);
       if (saved.added) {
         this.summary.bytesAdded += chunk.length;
-        this.summary.bytesStored += saved.storedLength;
       }
       ids.push(saved.id);
       this.#progress(path);
@@ -227,6 +226,7 @@ export async function backup(repo: Repository, options: BackupOptions): Promise<
   const host = options.hostname ?? osHostname();
 
   const lock = await repo.lock(false);
+  const storedBefore = repo.storedBytes;
   try {
     await repo.loadIndex();
     let parentId: string | undefined;
@@ -264,6 +264,7 @@ export async function backup(repo: Repository, options: BackupOptions): Promise<
       if (child !== dirname(child)) childStats = await lstat(child, { bigint: true });
     }
     await repo.flush();
+    run.summary.bytesStored = repo.storedBytes - storedBefore;
     let user = 'volback';
     try {
       user = userInfo().username;

@@ -192,8 +192,20 @@ class RestoreRun {
       0o600,
     );
     try {
-      for (const id of node.content ?? []) {
-        const data = await this.#repo.loadBlob('data', id);
+      // Read ahead: the next blobs load and decrypt (in worker threads) while this one is written.
+      const ids = node.content ?? [];
+      const ahead: Array<Promise<Buffer>> = [];
+      const want = (i: number) => {
+        if (i >= ids.length) return;
+        const loading = this.#repo.loadBlob('data', ids[i]!);
+        loading.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
+        ahead.push(loading);
+      };
+      for (let i = 0; i < Math.min(4, ids.length); i++) want(i);
+      for (let i = 0; i < ids.length; i++) {
+        const next = ahead.shift()!;
+        want(i + 4);
+        const data = await next;
         await file.write(data);
         this.summary.bytes += data.length;
         this.#options.onProgress?.({

@@ -1,0 +1,157 @@
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { ConfigError } from './errors.ts';
+
+/** How to reach the Docker Engine (from `DOCKER_HOST` and the usual Docker TLS variables). */
+export type DockerConnection =
+  | { readonly kind: 'unix'; readonly socketPath: string }
+  | {
+      readonly kind: 'tcp';
+      readonly host: string;
+      readonly port: number;
+      /** Client certificate and CA (`DOCKER_TLS_VERIFY`, files in `DOCKER_CERT_PATH`); absent: plain HTTP. */
+      readonly tls?: { readonly caFile: string; readonly certFile: string; readonly keyFile: string };
+    };
+
+/** The agent's settings (README, "Configuration"). */
+export interface AgentConfig {
+  readonly docker: DockerConnection;
+  /** `DOCKER_HOST` as given, for logs. */
+  readonly dockerHost: string;
+  readonly natsServers: readonly string[];
+  /** NATS credentials file of this agent (DESIGN.md §7). */
+  readonly natsCredsFile?: string;
+  /** Where the agent keeps what must survive restarts (its host id). */
+  readonly stateDir: string;
+  /** Display name of the host; the engine's host name when absent. */
+  readonly hostName?: string;
+  readonly heartbeatSeconds: number;
+  /** Replicas of the volback streams when the agent creates or updates them (3 on a JetStream cluster). */
+  readonly streamReplicas: number;
+  readonly opsHost: string;
+  readonly opsPort: number;
+}
+
+/** Defaults of the settings, as documented. */
+export const CONFIG_DEFAULTS = {
+  dockerHost: 'unix:///var/run/docker.sock',
+  natsUrl: 'nats://127.0.0.1:4222',
+  stateDir: '/var/lib/volback-agent',
+  heartbeatSeconds: 30,
+  streamReplicas: 1,
+  opsHost: '127.0.0.1',
+  opsPort: 9401,
+} as const;
+
+function value(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const raw = env[name]?.trim();
+  return raw === undefined || raw === '' ? undefined : raw;
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = value(env, name);
+  if (raw === undefined) return fallback;
+  const parsed = Number(raw);
+  if (!/^\d+$/.test(raw) || parsed < min || parsed > max) {
+    throw new ConfigError(name, `${JSON.stringify(raw)} is not a whole number from ${min} to ${max}`);
+  }
+  return parsed;
+}
+
+function flag(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = value(env, name)?.toLowerCase();
+  if (raw === undefined || raw === '0' || raw === 'false' || raw === 'no') return false;
+  if (raw === '1' || raw === 'true' || raw === 'yes') return true;
+  throw new ConfigError(name, `${JSON.stringify(env[name])} is not 1/true/yes or 0/false/no`);
+}
+
+function dockerConnection(
+  env: NodeJS.ProcessEnv,
+  home: string,
+): { docker: DockerConnection; dockerHost: string } {
+  const dockerHost = value(env, 'DOCKER_HOST') ?? CONFIG_DEFAULTS.dockerHost;
+  let url: URL;
+  try {
+    url = new URL(dockerHost);
+  } catch {
+    throw new ConfigError(
+      'DOCKER_HOST',
+      `${JSON.stringify(dockerHost)} is not unix:///path or tcp://host:port`,
+    );
+  }
+  if (url.protocol === 'unix:') {
+    const socketPath = decodeURIComponent(url.pathname);
+    if (url.host !== '' || !isAbsolute(socketPath) || socketPath === '/') {
+      throw new ConfigError(
+        'DOCKER_HOST',
+        `${JSON.stringify(dockerHost)} must name an absolute socket path: unix:///var/run/docker.sock`,
+      );
+    }
+    return { docker: { kind: 'unix', socketPath }, dockerHost };
+  }
+  if (url.protocol === 'tcp:') {
+    if (!url.hostname) throw new ConfigError('DOCKER_HOST', `${JSON.stringify(dockerHost)} has no host`);
+    const tls = flag(env, 'DOCKER_TLS_VERIFY');
+    const certPath = value(env, 'DOCKER_CERT_PATH') ?? join(home, '.docker');
+    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    const port = url.port ? Number(url.port) : tls ? 2376 : 2375;
+    return {
+      docker: {
+        kind: 'tcp',
+        host,
+        port,
+        ...(tls
+          ? {
+              tls: {
+                caFile: join(certPath, 'ca.pem'),
+                certFile: join(certPath, 'cert.pem'),
+                keyFile: join(certPath, 'key.pem'),
+              },
+            }
+          : {}),
+      },
+      dockerHost,
+    };
+  }
+  throw new ConfigError(
+    'DOCKER_HOST',
+    `${JSON.stringify(dockerHost)}: only unix:// and tcp:// engines are supported (not ${url.protocol.replace(/:$/, '')}://)`,
+  );
+}
+
+/** Reads the agent's configuration; throws {@link ConfigError} naming the variable at fault. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): AgentConfig {
+  const { docker, dockerHost } = dockerConnection(env, homedir());
+  const natsServers = (value(env, 'VOLBACK_NATS_URL') ?? CONFIG_DEFAULTS.natsUrl)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const server of natsServers) {
+    if (!/^(nats|tls|wss?):\/\/\S+$/.test(server)) {
+      throw new ConfigError('VOLBACK_NATS_URL', `${JSON.stringify(server)} is not a nats://host:port URL`);
+    }
+  }
+  const hostName = value(env, 'VOLBACK_HOST_NAME');
+  if (hostName !== undefined && hostName.length > 253) {
+    throw new ConfigError('VOLBACK_HOST_NAME', 'a display name has at most 253 characters');
+  }
+  const natsCredsFile = value(env, 'VOLBACK_NATS_CREDS');
+  return {
+    docker,
+    dockerHost,
+    natsServers,
+    ...(natsCredsFile ? { natsCredsFile: resolve(cwd, natsCredsFile) } : {}),
+    stateDir: resolve(cwd, value(env, 'VOLBACK_AGENT_STATE_DIR') ?? CONFIG_DEFAULTS.stateDir),
+    ...(hostName ? { hostName } : {}),
+    heartbeatSeconds: integer(
+      env,
+      'VOLBACK_AGENT_HEARTBEAT_SECONDS',
+      CONFIG_DEFAULTS.heartbeatSeconds,
+      1,
+      86_400,
+    ),
+    streamReplicas: integer(env, 'VOLBACK_STREAM_REPLICAS', CONFIG_DEFAULTS.streamReplicas, 1, 5),
+    opsHost: value(env, 'VOLBACK_OPS_HOST') ?? CONFIG_DEFAULTS.opsHost,
+    opsPort: integer(env, 'VOLBACK_OPS_PORT', CONFIG_DEFAULTS.opsPort, 0, 65_535),
+  };
+}

@@ -1,0 +1,122 @@
+// The agent process: configuration, host identity, logger and metrics, the ops endpoint, NATS and
+// the Docker Engine, discovery; graceful shutdown on SIGTERM/SIGINT.
+import { jetstreamManager } from '@nats-io/jetstream';
+import {
+  connectNats,
+  drainNats,
+  ensureStreams,
+  natsHealthChecks,
+  type NatsConnection,
+} from '@volback/messaging';
+import { createLogger, createMetrics, startOpsServer, type OpsServer } from '@volback/observability';
+import packageJson from '../package.json' with { type: 'json' };
+import { DockerEngineClient } from './adapters/docker-engine.ts';
+import { loadOrCreateHostId } from './adapters/host-id-store.ts';
+import { startAgent, type Agent } from './agent.ts';
+import { loadConfig } from './config.ts';
+
+const log = createLogger({ service: 'agent' });
+/** Longest a graceful shutdown may take before the process exits anyway. */
+const SHUTDOWN_TIMEOUT_MS = 15_000;
+
+let agent: Agent | undefined;
+let ops: OpsServer | undefined;
+let nc: NatsConnection | undefined;
+let stopping = false;
+
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) {
+    log.warn({ signal }, 'second signal: exiting now');
+    process.exit(1);
+  }
+  stopping = true;
+  log.info({ signal }, 'stopping');
+  setTimeout(() => {
+    log.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'shutdown took too long; exiting');
+    process.exit(1);
+  }, SHUTDOWN_TIMEOUT_MS).unref();
+  await agent?.stop();
+  await ops?.close();
+  if (nc) await drainNats(nc);
+  log.info('stopped');
+  process.exit(0);
+}
+
+async function ensureStreamsWithRetry(connection: NatsConnection, replicas: number): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await ensureStreams(await jetstreamManager(connection), { replicas });
+      return;
+    } catch (error) {
+      if (attempt >= 10 || stopping) throw error;
+      log.warn({ err: (error as Error).message, attempt }, 'JetStream not ready; retrying');
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 250 * 2 ** attempt)));
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  const config = loadConfig();
+  const { hostId, created, file } = await loadOrCreateHostId(config.stateDir);
+  log.info({ hostId, file, created }, created ? 'created the host id' : 'host id');
+
+  const metrics = createMetrics({ service: 'agent' });
+  // Not ready until every dependency has its own check: /readyz must not pass while NATS is awaited.
+  let startup = 'connecting to NATS';
+  ops = await startOpsServer({
+    host: config.opsHost,
+    port: config.opsPort,
+    logger: log,
+    registry: metrics.registry,
+    checks: {
+      readiness: [
+        {
+          name: 'started',
+          check: async () => (startup === 'done' ? { ok: true } : { ok: false, detail: startup }),
+        },
+      ],
+    },
+  });
+
+  const engine = await DockerEngineClient.connect(config.docker);
+  nc = await connectNats({
+    servers: [...config.natsServers],
+    name: `volback-agent-${hostId}`,
+    logger: log,
+    ...(config.natsCredsFile ? { credsFile: config.natsCredsFile } : {}),
+  });
+  if (stopping) return;
+  startup = 'creating the streams';
+  await ensureStreamsWithRetry(nc, config.streamReplicas);
+  for (const check of natsHealthChecks(nc)) ops.addCheck('readiness', check);
+
+  agent = startAgent({
+    hostId,
+    ...(config.hostName ? { hostName: config.hostName } : {}),
+    agentVersion: packageJson.version,
+    engine,
+    nc,
+    logger: log,
+    metrics,
+    heartbeatSeconds: config.heartbeatSeconds,
+  });
+  for (const check of agent.healthChecks()) ops.addCheck('readiness', check);
+  startup = 'done';
+  log.info(
+    {
+      docker: config.dockerHost,
+      nats: config.natsServers,
+      ops: ops.url,
+      heartbeatSeconds: config.heartbeatSeconds,
+    },
+    'agent started',
+  );
+}
+
+main().catch((error: Error & { code?: string }) => {
+  log.fatal({ code: error.code, err: error.message }, 'the agent could not start');
+  process.exit(1);
+});
