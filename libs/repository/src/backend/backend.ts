@@ -51,6 +51,12 @@ export interface Backend {
   list(type: FileType): AsyncIterable<FileInfo>;
   /** Releases connections. */
   close(): Promise<void>;
+  /**
+   * Removes half-written files an interrupted writer left behind (only backends that stage
+   * files have any). Call only under an exclusive lock: a live writer's files would go too.
+   * Returns how many were removed.
+   */
+  removeTemporary?(): Promise<number>;
 }
 
 /** The path of a file inside the layout, `/`-separated. */

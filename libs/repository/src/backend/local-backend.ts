@@ -174,5 +174,18 @@ export class LocalBackend implements Backend {
     }
   }
 
+  async removeTemporary(): Promise<number> {
+    const dir = join(this.#root, TEMP_DIR);
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      return mapError(error, `list ${dir}`);
+    }
+    for (const name of names) await rm(join(dir, name), { force: true, recursive: true });
+    return names.length;
+  }
+
   async close(): Promise<void> {}
 }

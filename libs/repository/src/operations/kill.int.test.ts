@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -160,6 +160,8 @@ describe('kill -9 of a volback backup at random moments', () => {
     expect(after.unindexed).toEqual([]);
     expect(after.indexed).toBe(before.indexed);
     expect(await lockFiles(repo)).toEqual([]);
+    // Half-written files of the killed runs are gone from the staging directory too.
+    expect(await readdir(join(repo, '.volback-tmp'))).toEqual([]);
     const verified = await expectResticCheckPasses(repo, ['--read-data']);
     expect(verified.stdout).not.toContain('not referenced in any index');
     expect(await visibleHosts(repo)).toEqual(

@@ -12,6 +12,8 @@ export interface PruneOptions {
 export interface PruneSummary {
   packsDeleted: number;
   packsRepacked: number;
+  /** Half-written files of killed writers removed from the backend's staging area. */
+  temporaryFilesRemoved: number;
   /** Packs no index named (left by interrupted backups), deleted too. */
   orphanedPacksDeleted: number;
   blobsRemoved: number;
@@ -81,6 +83,8 @@ export async function prune(repo: Repository, options: PruneOptions = {}): Promi
     const orphans = [...onBackend.keys()].filter((id) => !indexed.has(id));
     for (const id of orphans) bytesFreed += onBackend.get(id)!;
 
+    // Under the exclusive lock no one is writing: files staged by killed writers can go.
+    const temporaryRemoved = options.dryRun ? 0 : ((await repo.backend.removeTemporary?.()) ?? 0);
     if (!options.dryRun && (remove.length || repack.length || orphans.length)) {
       // 1. Copy the used blobs of partly used packs into new packs (written by flush, with an index).
       const fresh = await repo.repack(repack.flatMap((r) => r.entries));
@@ -101,6 +105,7 @@ export async function prune(repo: Repository, options: PruneOptions = {}): Promi
       packsDeleted: remove.length,
       packsRepacked: repack.length,
       orphanedPacksDeleted: orphans.length,
+      temporaryFilesRemoved: temporaryRemoved,
       blobsRemoved,
       bytesFreed,
       durationMs: Date.now() - started,
