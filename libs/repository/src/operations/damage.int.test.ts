@@ -38,7 +38,8 @@ describe('a flipped byte in a pack', () => {
     await mkdir(join(beta, 'sub'), { recursive: true });
     await writeFile(join(alpha, 'a.bin'), pseudoRandom(700_000, 1));
     await writeFile(join(alpha, 'a.txt'), 'alpha\n');
-    await writeFile(join(beta, 'victim.bin'), pseudoRandom(3 * 1024 * 1024, 2));
+    // Over 16 MiB: at least three chunks whatever the repository's random polynomial (max 8 MiB).
+    await writeFile(join(beta, 'victim.bin'), pseudoRandom(17 * 1024 * 1024, 2));
     await writeFile(join(beta, 'healthy.bin'), pseudoRandom(500_000, 3));
     await writeFile(join(beta, 'sub/healthy.txt'), 'beta\n');
     expect((await volback(['repo', 'init', '--repo', repo], ENV)).code).toBe(0);
