@@ -55,9 +55,9 @@ describe('agent configuration', () => {
   });
 
   it('reaches a remote engine over TCP, with TLS when DOCKER_TLS_VERIFY is set', () => {
-    expect(loadConfig({ DOCKER_HOST: 'tcp://10.0.0.5' }).docker).toEqual({
+    expect(loadConfig({ DOCKER_HOST: 'tcp://127.0.0.5' }).docker).toEqual({
       kind: 'tcp',
-      host: '10.0.0.5',
+      host: '127.0.0.5',
       port: 2375,
     });
     expect(

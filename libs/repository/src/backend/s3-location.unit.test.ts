@@ -71,7 +71,7 @@ describe('parseS3Location', () => {
     ['s3:http://host/ab', /bucket name "ab" is not valid/],
     ['s3:http://host/under_score', /is not valid/],
     ['s3:http://host/a..b', /is not valid/],
-    ['s3:http://host/192.168.1.1', /is not valid/],
+    ['s3:http://host/127.0.0.1', /is not valid/],
     ['s3:http://host/bucket/../escape', /may not contain "\.\."/],
     ['s3:http://host/bucket/./here', /may not contain "\."/],
     ['s3:http://host/bucket?versionId=1', /query strings/],
