@@ -224,33 +224,27 @@ for (const tool of ['volback', 'restic'] as const) {
   const [c, a] = tools[tool].init(repos[tool]);
   execFileSync(c, [...a], { env, stdio: 'ignore' });
 }
-// Full backups, then the change, then incrementals, then restores; tools alternate per phase.
-for (const tool of ['volback', 'restic'] as const) {
-  const before = dirBytes(repos[tool]);
-  const [c, a] = tools[tool].backup(repos[tool]);
-  const m = await measure(c, [...a], env);
-  emit({
-    tool,
-    phase: 'backup-full',
-    ...m,
-    mbPerSecond: dataBytes / MiB / m.wallSeconds,
-    repoBytesAdded: dirBytes(repos[tool]) - before,
-  });
+/** One backup per tool; `sourceBytes` is what MB/s is counted against. */
+async function backupPhase(phase: 'backup-full' | 'backup-incremental', sourceBytes: number): Promise<void> {
+  for (const tool of ['volback', 'restic'] as const) {
+    const before = dirBytes(repos[tool]);
+    const [c, a] = tools[tool].backup(repos[tool]);
+    const m = await measure(c, [...a], env);
+    emit({
+      tool,
+      phase,
+      ...m,
+      mbPerSecond: sourceBytes / MiB / m.wallSeconds,
+      repoBytesAdded: dirBytes(repos[tool]) - before,
+    });
+  }
 }
+
+// Full backups, then the change, then incrementals, then restores; tools alternate per phase.
+await backupPhase('backup-full', dataBytes);
 changeOnePercent(data, size);
 const changedBytes = dirBytes(data);
-for (const tool of ['volback', 'restic'] as const) {
-  const before = dirBytes(repos[tool]);
-  const [c, a] = tools[tool].backup(repos[tool]);
-  const m = await measure(c, [...a], env);
-  emit({
-    tool,
-    phase: 'backup-incremental',
-    ...m,
-    mbPerSecond: changedBytes / MiB / m.wallSeconds,
-    repoBytesAdded: dirBytes(repos[tool]) - before,
-  });
-}
+await backupPhase('backup-incremental', changedBytes);
 for (const tool of ['volback', 'restic'] as const) {
   const target = join(work, `restore-${tool}`);
   rmSync(target, { recursive: true, force: true });

@@ -1,4 +1,5 @@
-import { availableParallelism, hostname, userInfo } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
+import { currentUsername } from './os-user.ts';
 import type { Backend, FileHandle } from './backend/backend.ts';
 import { randomKey, decrypt, encrypt, type CryptoKey } from './crypto/crypto.ts';
 import { SealPool } from './crypto/seal-pool.ts';
@@ -52,14 +53,6 @@ export interface RepositoryLock {
   readonly id: string;
   readonly exclusive: boolean;
   release(): Promise<void>;
-}
-
-function username(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return 'volback';
-  }
 }
 
 /**
@@ -541,7 +534,7 @@ export class Repository {
         time: formatGoTime(BigInt(Date.now()) * 1_000_000n),
         exclusive,
         hostname: hostname(),
-        username: username(),
+        username: currentUsername(),
         pid: process.pid,
         uid: process.getuid?.() ?? 0,
         gid: process.getgid?.() ?? 0,

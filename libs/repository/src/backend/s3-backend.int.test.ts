@@ -8,9 +8,10 @@ import { promisify } from 'node:util';
 import { RESTIC, resolveBinary, startMinioServer } from '@volback/testing';
 import { Client } from 'minio';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
+import { RepositoryErrorCode } from '../errors.ts';
 import { describeBackendConformance } from './backend-conformance.ts';
 import { S3Backend, s3BackendFromEnv } from './s3-backend.ts';
+import { errorOf } from '../test-support/errors.ts';
 
 const run = promisify(execFile);
 
@@ -45,15 +46,6 @@ async function removeBucket(s3: Client, bucket: string): Promise<void> {
     if (item.name !== undefined) keys.push(item.name);
   if (keys.length > 0) await s3.removeObjects(bucket, keys);
   await s3.removeBucket(bucket);
-}
-
-async function errorOf(promise: Promise<unknown>): Promise<RepositoryError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(RepositoryError);
-  return error as RepositoryError;
 }
 
 /** SIGSTOP reaches a process's threads one by one: wait until every one of them has stopped. */

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { hostname, userInfo } from 'node:os';
+import { hostname } from 'node:os';
 import { z } from 'zod';
 import { decrypt, deriveUserKey, encrypt, type CryptoKey } from '../crypto/crypto.ts';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
+import { currentUsername } from '../os-user.ts';
 import { formatGoTime } from './ids.ts';
 
 /** A key file in `keys/` (plain JSON; only `data` is encrypted, with the password-derived key). */
@@ -44,15 +45,9 @@ export async function createKeyFile(
     mac: { k: b64(master.macK), r: b64(master.macR) },
     encrypt: b64(master.encrypt),
   });
-  let username = 'volback';
-  try {
-    username = userInfo().username;
-  } catch {
-    // no passwd entry for this uid (a container): keep the default
-  }
   return {
     created: formatGoTime(BigInt(Date.now()) * 1_000_000n),
-    username,
+    username: currentUsername(),
     hostname: hostname(),
     kdf: 'scrypt',
     ...kdf,

@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
-import { hostname as osHostname, userInfo } from 'node:os';
+import { hostname as osHostname } from 'node:os';
+import { currentUsername } from '../os-user.ts';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { chunkStream, parseChunkerPolynomial, type Pol } from '../chunker/index.ts';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
@@ -265,19 +266,13 @@ export async function backup(repo: Repository, options: BackupOptions): Promise<
     }
     await repo.flush();
     run.summary.bytesStored = repo.storedBytes - storedBefore;
-    let user = 'volback';
-    try {
-      user = userInfo().username;
-    } catch {
-      // no passwd entry
-    }
     const snapshotId = await repo.saveSnapshot({
       time: formatGoTime(BigInt(started) * 1_000_000n),
       ...(parentId ? { parent: parentId } : {}),
       tree,
       paths: [source],
       hostname: host,
-      username: user,
+      username: currentUsername(),
       uid: process.getuid?.() ?? 0,
       gid: process.getgid?.() ?? 0,
       ...(options.tags?.length ? { tags: [...options.tags] } : {}),

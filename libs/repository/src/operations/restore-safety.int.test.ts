@@ -7,11 +7,12 @@ import { extract } from 'tar-stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LocalBackend } from '../backend/local-backend.ts';
 import { formatChunkerPolynomial, randomIrreduciblePolynomial } from '../chunker/index.ts';
-import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
+import { RepositoryErrorCode } from '../errors.ts';
 import { GoMode, type TreeNode } from '../format/tree.ts';
 import { Repository } from '../repository.ts';
 import { dumpTar } from './dump.ts';
 import { restore } from './restore.ts';
+import { errorOf } from '../test-support/errors.ts';
 
 const MTIME = '2024-01-02T03:04:05Z';
 
@@ -48,15 +49,6 @@ function symlinkNode(name: string, target: string): TreeNode {
 /** Every entry below `dir` (relative paths), to prove a directory stayed empty or holds only what it should. */
 async function entriesBelow(dir: string): Promise<string[]> {
   return (await readdir(dir, { recursive: true })).sort();
-}
-
-async function errorOf(promise: Promise<unknown>): Promise<RepositoryError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(RepositoryError);
-  return error as RepositoryError;
 }
 
 /** Reads a tar stream to its end; returns the entry names (rejects with the stream's error). */
