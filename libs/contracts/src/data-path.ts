@@ -101,3 +101,11 @@ export const dataErrorSchema = z.object({
 });
 /** A parsed data-path error. */
 export type DataError = z.infer<typeof dataErrorSchema>;
+
+/**
+ * The path a volume's snapshot records (restic's `paths`, and the tree's root): `/volumes/<name>`,
+ * the same for every reading method, so parents, forget and `restic snapshots --path` find it.
+ */
+export function volumeSnapshotPath(volumeName: string): string {
+  return `/volumes/${volumeName}`;
+}

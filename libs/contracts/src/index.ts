@@ -22,3 +22,4 @@ export * from './parse.ts';
 export * from './json-schema.ts';
 export * from './fixtures.ts';
 export * from './data-path.ts';
+export * from './progress.ts';

@@ -30,6 +30,8 @@ export interface ConsumedMessage {
   readonly streamSequence: number;
   /** 1 on first delivery; more after a handler failure or a consumer crash. */
   readonly deliveryCount: number;
+  /** Tells the server the handler is still at it, so the message is not redelivered meanwhile (long work). */
+  working(): void;
 }
 
 /** Options of {@link startDurableConsumer}. */
@@ -177,7 +179,7 @@ async function handleOne(msg: JsMsg, options: DurableConsumerOptions, maxDeliver
     return;
   }
   try {
-    await options.handler({ envelope, definition, ...meta });
+    await options.handler({ envelope, definition, ...meta, working: () => msg.working() });
     await msg.ackAck();
   } catch (error) {
     const err = error as Error;

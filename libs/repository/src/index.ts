@@ -21,10 +21,35 @@ export {
   type RepositoryLock,
   type SavedBlob,
 } from './repository.ts';
-export { backup, type BackupOptions, type BackupProgress, type BackupSummary } from './operations/backup.ts';
-export { restore, assertSafeName, type RestoreOptions, type RestoreSummary } from './operations/restore.ts';
+export {
+  backup,
+  snapshotDirectory,
+  isExcluded,
+  type BackupOptions,
+  type BackupProgress,
+  type BackupSummary,
+  type SnapshotDirectoryOptions,
+  type WalkSummary,
+} from './operations/backup.ts';
+export { snapshotTar, tarPathComponents, type SnapshotTarOptions } from './operations/snapshot-tar.ts';
+export {
+  repositorySink,
+  saveTree,
+  loadTreeFrom,
+  type BlobSink,
+  type BlobSource,
+} from './operations/blob-ports.ts';
+export {
+  restore,
+  restoreTree,
+  resolveTreePath,
+  assertSafeName,
+  type RestoreOptions,
+  type RestoreTreeOptions,
+  type RestoreSummary,
+} from './operations/restore.ts';
 export { listSnapshot, type ListedNode } from './operations/ls.ts';
-export { dumpTar } from './operations/dump.ts';
+export { dumpTar, dumpTree } from './operations/dump.ts';
 export { check, type CheckOptions, type CheckReport } from './operations/check.ts';
 export {
   forget,

@@ -2,12 +2,13 @@ import { createReadStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { currentUsername } from '../os-user.ts';
-import { basename, dirname, join, resolve, sep } from 'node:path';
+import { basename, dirname, join, matchesGlob, relative, resolve, sep } from 'node:path';
 import { chunkStream, parseChunkerPolynomial, type Pol } from '../chunker/index.ts';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
-import { formatGoTime } from '../format/ids.ts';
+import { formatGoTime, sha256Hex } from '../format/ids.ts';
 import type { TreeNode } from '../format/tree.ts';
 import type { Repository } from '../repository.ts';
+import { repositorySink, saveTree, type BlobSink } from './blob-ports.ts';
 import { nodeFromStats, unchangedSince } from './node-metadata.ts';
 
 /** What a backup reports while it runs. */
@@ -27,9 +28,36 @@ export interface BackupOptions {
   readonly parent?: string | null;
   readonly hostname?: string;
   readonly tags?: readonly string[];
+  /** restic-style exclude patterns (see {@link isExcluded}). */
+  readonly excludes?: readonly string[];
   readonly onProgress?: (progress: BackupProgress) => void;
   /** Called for each entry that could not be read; the backup goes on without it. */
   readonly onError?: (path: string, error: Error) => void;
+}
+
+/** What a directory walk reports, before any snapshot is written. */
+export type WalkSummary = Omit<BackupSummary, 'snapshotId' | 'parentSnapshotId' | 'durationMs'>;
+
+/** Options of {@link snapshotDirectory}. */
+export type SnapshotDirectoryOptions = Pick<BackupOptions, 'excludes' | 'onProgress' | 'onError'> & {
+  /** The directory to read. */
+  readonly source: string;
+  /** The tree that held this directory in the parent snapshot: unchanged files are not read. */
+  readonly parentTree?: string;
+};
+
+/**
+ * True when `relativePath` (from the backup's root, `/`-separated) matches an exclude pattern:
+ * a pattern without `/` matches any entry by its name (`*.tmp`, `cache`), one with `/` matches
+ * the path from the root (`/db/tmp`, `logs/*.gz`); `**` spans directories.
+ */
+export function isExcluded(relativePath: string, patterns: readonly string[]): boolean {
+  const name = relativePath.slice(relativePath.lastIndexOf('/') + 1);
+  return patterns.some((pattern) =>
+    pattern.includes('/')
+      ? matchesGlob(relativePath, pattern.replace(/^\/+/, ''))
+      : matchesGlob(name, pattern),
+  );
 }
 
 /** The outcome of a backup (restic's summary). */
@@ -62,7 +90,7 @@ function isUtf8(name: Buffer): boolean {
 }
 
 class BackupRun {
-  readonly summary: Omit<BackupSummary, 'snapshotId' | 'parentSnapshotId' | 'durationMs'> = {
+  readonly summary: WalkSummary = {
     filesNew: 0,
     filesChanged: 0,
     filesUnmodified: 0,
@@ -74,16 +102,22 @@ class BackupRun {
     bytesStored: 0,
     errors: [],
   };
-  readonly #repo: Repository;
+  readonly #sink: BlobSink;
   readonly #pol: Pol;
-  readonly #options: BackupOptions;
+  readonly #options: SnapshotDirectoryOptions;
+  readonly #root: string;
   #files = 0;
   #dirs = 0;
 
-  constructor(repo: Repository, options: BackupOptions) {
-    this.#repo = repo;
-    this.#pol = parseChunkerPolynomial(repo.config.chunker_polynomial);
+  constructor(sink: BlobSink, options: SnapshotDirectoryOptions) {
+    this.#sink = sink;
+    this.#pol = parseChunkerPolynomial(sink.chunkerPolynomial);
     this.#options = options;
+    this.#root = resolve(options.source);
+  }
+
+  get bytesAdded(): number {
+    return this.#sink.bytesAdded;
   }
 
   #progress(path: string): void {
@@ -91,7 +125,7 @@ class BackupRun {
       files: this.#files,
       dirs: this.#dirs,
       bytesRead: this.summary.bytesRead,
-      bytesAdded: this.summary.bytesAdded,
+      bytesAdded: this.#sink.bytesAdded,
       currentPath: path,
     });
   }
@@ -107,11 +141,9 @@ class BackupRun {
     const stream = createReadStream(path, { highWaterMark: 1024 * 1024 });
     for await (const chunk of chunkStream(stream, this.#pol)) {
       this.summary.bytesRead += chunk.length;
-      const saved = await this.#repo.saveBlob('data', chunk.data);
-      if (saved.added) {
-        this.summary.bytesAdded += chunk.length;
-      }
-      ids.push(saved.id);
+      const id = sha256Hex(chunk.data);
+      await this.#sink.saveBlob('data', chunk.data, id);
+      ids.push(id);
       this.#progress(path);
     }
     return ids;
@@ -122,7 +154,7 @@ class BackupRun {
     const previous = new Map<string, TreeNode>();
     if (parentTree) {
       try {
-        for (const node of await this.#repo.loadTree(parentTree)) previous.set(node.name, node);
+        for (const node of await this.#sink.loadTree(parentTree)) previous.set(node.name, node);
       } catch (error) {
         this.#fail(
           path,
@@ -148,6 +180,8 @@ class BackupRun {
       }
       const name = raw.toString('utf8');
       const full = join(path, name);
+      if (this.#options.excludes?.length && isExcluded(relative(this.#root, full), this.#options.excludes))
+        continue;
       try {
         const node = await this.entry(full, name, previous.get(name));
         if (node) nodes.push(node);
@@ -157,7 +191,7 @@ class BackupRun {
         this.#fail(full, error);
       }
     }
-    const tree = await this.#repo.saveTree(nodes);
+    const tree = await saveTree(this.#sink, nodes);
     return { tree, changed: tree !== parentTree };
   }
 
@@ -167,10 +201,7 @@ class BackupRun {
     switch (node.type) {
       case 'file': {
         this.#files++;
-        if (
-          unchangedSince(previous, node) &&
-          previous!.content!.every((id) => this.#repo.hasBlob('data', id))
-        ) {
+        if (unchangedSince(previous, node) && (await this.#sink.hasBlobs('data', previous!.content!))) {
           node.content = previous!.content!;
           this.summary.filesUnmodified++;
         } else {
@@ -208,6 +239,34 @@ class BackupRun {
 }
 
 /**
+ * Reads a directory into trees through a sink: files are chunked with the repository's
+ * polynomial, files unchanged since the parent tree (same mtime, ctime, size, inode) are not read
+ * again. Returns the directory's tree and its own metadata node (without name changes); nothing
+ * is durable until the sink is drained and a snapshot refers to the tree.
+ */
+export async function snapshotDirectory(
+  sink: BlobSink,
+  options: SnapshotDirectoryOptions,
+): Promise<{ tree: string; root: TreeNode; summary: WalkSummary }> {
+  const source = resolve(options.source);
+  const rootStats = await lstat(source, { bigint: true }).catch((cause: Error) => {
+    throw new RepositoryError(RepositoryErrorCode.FileNotFound, `cannot read ${source}: ${cause.message}`, {
+      cause,
+    });
+  });
+  if (!rootStats.isDirectory())
+    throw new RepositoryError(RepositoryErrorCode.FileNotFound, `${source} is not a directory`);
+  const run = new BackupRun(sink, { ...options, source });
+  const { tree } = await run.dir(source, options.parentTree);
+  await sink.drain();
+  const root = nodeFromStats(basename(source) || '/', rootStats);
+  root.subtree = tree;
+  root.content = null;
+  run.summary.bytesAdded = sink.bytesAdded;
+  return { tree, root, summary: run.summary };
+}
+
+/**
  * Backs up a directory tree into a snapshot, the way restic does: the snapshot's tree holds the
  * source's absolute path (each parent directory a node), files are chunked with the repository's
  * polynomial, and files unchanged since the parent snapshot (same mtime, ctime, size, inode) are
@@ -217,13 +276,6 @@ class BackupRun {
 export async function backup(repo: Repository, options: BackupOptions): Promise<BackupSummary> {
   const started = Date.now();
   const source = resolve(options.source);
-  const rootStats = await lstat(source, { bigint: true }).catch((cause: Error) => {
-    throw new RepositoryError(RepositoryErrorCode.FileNotFound, `cannot read ${source}: ${cause.message}`, {
-      cause,
-    });
-  });
-  if (!rootStats.isDirectory())
-    throw new RepositoryError(RepositoryErrorCode.FileNotFound, `${source} is not a directory`);
   const host = options.hostname ?? osHostname();
 
   const lock = await repo.lock(false);
@@ -251,21 +303,26 @@ export async function backup(repo: Repository, options: BackupOptions): Promise<
       }
     }
 
-    const run = new BackupRun(repo, options);
-    let { tree } = await run.dir(source, parentTree);
+    const sink = repositorySink(repo);
+    const walked = await snapshotDirectory(sink, {
+      source,
+      ...(parentTree ? { parentTree } : {}),
+      ...(options.excludes ? { excludes: options.excludes } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      ...(options.onError ? { onError: options.onError } : {}),
+    });
+    let tree = walked.tree;
     // Wrap the source in its parent directories, up to /, as restic stores absolute paths.
-    let child = source;
-    let childStats = rootStats;
-    while (child !== dirname(child)) {
-      const node = nodeFromStats(basename(child), childStats);
+    if (source !== dirname(source)) tree = await saveTree(sink, [{ ...walked.root, name: basename(source) }]);
+    for (let dir = dirname(source); dir !== dirname(dir); dir = dirname(dir)) {
+      const node = nodeFromStats(basename(dir), await lstat(dir, { bigint: true }));
       node.subtree = tree;
       node.content = null;
-      tree = await repo.saveTree([node]);
-      child = dirname(child);
-      if (child !== dirname(child)) childStats = await lstat(child, { bigint: true });
+      tree = await saveTree(sink, [node]);
     }
     await repo.flush();
-    run.summary.bytesStored = repo.storedBytes - storedBefore;
+    const summary = walked.summary;
+    summary.bytesStored = repo.storedBytes - storedBefore;
     const snapshotId = await repo.saveSnapshot({
       time: formatGoTime(BigInt(started) * 1_000_000n),
       ...(parentId ? { parent: parentId } : {}),
@@ -278,7 +335,7 @@ export async function backup(repo: Repository, options: BackupOptions): Promise<
       ...(options.tags?.length ? { tags: [...options.tags] } : {}),
       program_version: 'volback',
     });
-    return { ...run.summary, snapshotId, parentSnapshotId: parentId, durationMs: Date.now() - started };
+    return { ...summary, snapshotId, parentSnapshotId: parentId, durationMs: Date.now() - started };
   } finally {
     await lock.release();
   }

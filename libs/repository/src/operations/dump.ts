@@ -3,6 +3,7 @@ import { pack as tarPack } from 'tar-stream';
 import { parseGoTime } from '../format/ids.ts';
 import { posixPermissionsFromGo, type TreeNode } from '../format/tree.ts';
 import type { Repository } from '../repository.ts';
+import type { BlobSource } from './blob-ports.ts';
 import { assertSafeName, assertSafeTree, resolveTreePath } from './restore.ts';
 
 type Headers = Parameters<ReturnType<typeof tarPack>['entry']>[0];
@@ -26,7 +27,17 @@ function header(node: TreeNode, name: string): Headers {
 export async function dumpTar(repo: Repository, snapshotRef: string, path = '/'): Promise<Readable> {
   const { snapshot } = await repo.findSnapshot(snapshotRef);
   await repo.loadIndex();
-  const { tree, node } = await resolveTreePath(repo, snapshot.tree, path);
+  return dumpTree(repo, snapshot.tree, path);
+}
+
+/** Streams a tree (or a path in it) from any blob source as a tar archive; see {@link dumpTar}. */
+export async function dumpTree(
+  repo: BlobSource,
+  rootTree: string,
+  path = '/',
+  options: { /** Also write a `./` entry carrying the directory's own metadata. */ rootEntry?: boolean } = {},
+): Promise<Readable> {
+  const { tree, node } = await resolveTreePath(repo, rootTree, path);
   const archive = tarPack();
   const links = new Map<string, string>();
 
@@ -92,7 +103,10 @@ export async function dumpTar(repo: Repository, snapshotRef: string, path = '/')
   void (async () => {
     try {
       if (node && node.type !== 'dir') await writeNode(node, node.name);
-      else await writeTree(tree, '');
+      else {
+        if (options.rootEntry && node) await entry({ ...header(node, './'), type: 'directory' });
+        await writeTree(tree, '');
+      }
       archive.finalize();
     } catch (error) {
       archive.destroy(error as Error);

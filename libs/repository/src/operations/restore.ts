@@ -19,6 +19,7 @@ import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
 import { parseGoTime } from '../format/ids.ts';
 import { posixPermissionsFromGo, type TreeNode } from '../format/tree.ts';
 import type { Repository } from '../repository.ts';
+import type { BlobSource } from './blob-ports.ts';
 
 const run = promisify(execFile);
 
@@ -77,7 +78,7 @@ export function assertSafeTree(nodes: readonly TreeNode[], treeId: string): void
 
 /** Walks from a snapshot's root tree to the tree of `path` inside it. */
 export async function resolveTreePath(
-  repo: Repository,
+  repo: Pick<BlobSource, 'loadTree'>,
   rootTree: string,
   path: string,
 ): Promise<{ tree: string; node?: TreeNode }> {
@@ -95,13 +96,13 @@ export async function resolveTreePath(
 
 class RestoreRun {
   readonly summary = { files: 0, dirs: 0, bytes: 0, errors: [] as Array<{ path: string; reason: string }> };
-  readonly #repo: Repository;
-  readonly #options: RestoreOptions;
+  readonly #repo: BlobSource;
+  readonly #options: Pick<RestoreOptions, 'onProgress'>;
   /** (device, inode) → first restored path, to recreate hardlinks. */
   readonly #links = new Map<string, string>();
   readonly #isRoot = process.getuid?.() === 0;
 
-  constructor(repo: Repository, options: RestoreOptions) {
+  constructor(repo: BlobSource, options: Pick<RestoreOptions, 'onProgress'>) {
     this.#repo = repo;
     this.#options = options;
   }
@@ -240,23 +241,41 @@ class RestoreRun {
   }
 }
 
-/** Restores a snapshot (or a path in it) into a directory. */
-export async function restore(repo: Repository, options: RestoreOptions): Promise<RestoreSummary> {
-  const started = Date.now();
-  const { id, snapshot } = await repo.findSnapshot(options.snapshot);
-  await repo.loadIndex();
+/** Options of {@link restoreTree}. */
+export type RestoreTreeOptions = Omit<RestoreOptions, 'snapshot'> & {
+  /** The snapshot's root tree. */
+  readonly tree: string;
+};
+
+/**
+ * Restores a tree (or a path in it) from any blob source into a directory, which is created
+ * when missing and must be a real directory. Entries are written only below it.
+ */
+export async function restoreTree(
+  source: BlobSource,
+  options: RestoreTreeOptions,
+): Promise<Omit<RestoreSummary, 'snapshotId' | 'durationMs'>> {
   const target = resolve(options.target);
   await mkdir(target, { recursive: true });
   const targetStats = await lstat(target);
   if (!targetStats.isDirectory())
     throw new RepositoryError(RepositoryErrorCode.UnsafePath, `${target} is not a directory`);
-  const runState = new RestoreRun(repo, options);
-  const { tree, node } = await resolveTreePath(repo, snapshot.tree, options.path ?? '/');
+  const runState = new RestoreRun(source, options);
+  const { tree, node } = await resolveTreePath(source, options.tree, options.path ?? '/');
   if (node && node.type !== 'dir') {
     assertSafeName(node.name);
     await runState.node(node, join(target, node.name));
   } else {
     await runState.tree(tree, target);
   }
-  return { snapshotId: id, ...runState.summary, durationMs: Date.now() - started };
+  return runState.summary;
+}
+
+/** Restores a snapshot (or a path in it) into a directory. */
+export async function restore(repo: Repository, options: RestoreOptions): Promise<RestoreSummary> {
+  const started = Date.now();
+  const { id, snapshot } = await repo.findSnapshot(options.snapshot);
+  await repo.loadIndex();
+  const summary = await restoreTree(repo, { ...options, tree: snapshot.tree });
+  return { snapshotId: id, ...summary, durationMs: Date.now() - started };
 }

@@ -1,0 +1,64 @@
+import { sha256Hex } from '../format/ids.ts';
+import type { BlobType } from '../format/pack.ts';
+import { decodeTree, encodeTree, type TreeNode } from '../format/tree.ts';
+import type { Repository } from '../repository.ts';
+
+/**
+ * Where a backup's blobs go: a repository this process opened, or a storage gateway over NATS
+ * (the agent's side of the data path, which never holds keys). Chunking and hashing happen before
+ * the sink; compression, encryption and packing behind it.
+ */
+export interface BlobSink {
+  /** The repository's chunker polynomial (hex), so chunks match what restic would cut. */
+  readonly chunkerPolynomial: string;
+  /**
+   * Stores a blob unless the repository has it. Resolves once the sink has taken it (flow
+   * control); a failure may surface on a later call or on {@link drain}.
+   */
+  saveBlob(type: BlobType, data: Uint8Array, id: string): Promise<void>;
+  /** True when the repository holds every one of these blobs (a file unchanged since the parent). */
+  hasBlobs(type: BlobType, ids: readonly string[]): boolean | Promise<boolean>;
+  /** A tree of the parent snapshot. */
+  loadTree(id: string): Promise<TreeNode[]>;
+  /** Waits until every blob taken so far is stored or failed; throws the first failure. */
+  drain(): Promise<void>;
+  /** Plaintext bytes of data blobs (file contents) that were new to the repository, so far. */
+  readonly bytesAdded: number;
+}
+
+/** Where a restore or dump reads blobs from. */
+export interface BlobSource {
+  loadBlob(type: BlobType, id: string): Promise<Buffer>;
+  loadTree(id: string): Promise<TreeNode[]>;
+}
+
+/** Encodes a tree, hands it to the sink, and returns its id. */
+export async function saveTree(sink: BlobSink, nodes: readonly TreeNode[]): Promise<string> {
+  const bytes = encodeTree(nodes);
+  const id = sha256Hex(bytes);
+  await sink.saveBlob('tree', bytes, id);
+  return id;
+}
+
+/** Reads a tree from any blob source. */
+export async function loadTreeFrom(source: Pick<BlobSource, 'loadBlob'>, id: string): Promise<TreeNode[]> {
+  return decodeTree(await source.loadBlob('tree', id), id);
+}
+
+/** A {@link BlobSink} writing straight into an open repository (the CLI's and the gateway's). */
+export function repositorySink(repo: Repository): BlobSink {
+  let bytesAdded = 0;
+  return {
+    chunkerPolynomial: repo.config.chunker_polynomial,
+    async saveBlob(type, data, id) {
+      const saved = await repo.saveBlob(type, data, id);
+      if (saved.added && type === 'data') bytesAdded += data.length;
+    },
+    hasBlobs: (type, ids) => ids.every((id) => repo.hasBlob(type, id)),
+    loadTree: (id) => repo.loadTree(id),
+    drain: async () => undefined,
+    get bytesAdded() {
+      return bytesAdded;
+    },
+  };
+}
