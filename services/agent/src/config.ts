@@ -30,6 +30,15 @@ export interface AgentConfig {
   readonly streamReplicas: number;
   readonly opsHost: string;
   readonly opsPort: number;
+  /**
+   * Image of the helper containers that read and write volumes through the engine's archive API.
+   * They are created, never started: any image on the engine will do; the agent does not pull it.
+   */
+  readonly helperImage: string;
+  /** Seconds NATS waits for a sign of life from a running command before handing it out again. */
+  readonly commandAckWaitSeconds: number;
+  /** Seconds one data-path request (a chunk to a gateway) may take before it is retried. */
+  readonly dataTimeoutSeconds: number;
 }
 
 /** Defaults of the settings, as documented. */
@@ -41,6 +50,9 @@ export const CONFIG_DEFAULTS = {
   streamReplicas: 1,
   opsHost: '127.0.0.1',
   opsPort: 9401,
+  helperImage: 'busybox:latest',
+  commandAckWaitSeconds: 30,
+  dataTimeoutSeconds: 30,
 } as const;
 
 function value(env: NodeJS.ProcessEnv, name: string): string | undefined {
@@ -136,6 +148,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     throw new ConfigError('VOLBACK_HOST_NAME', 'a display name has at most 253 characters');
   }
   const natsCredsFile = value(env, 'VOLBACK_NATS_CREDS');
+  const helperImage = value(env, 'VOLBACK_HELPER_IMAGE') ?? CONFIG_DEFAULTS.helperImage;
+  if (helperImage.length > 512 || !/^[a-zA-Z0-9][a-zA-Z0-9._\-/:@]*$/.test(helperImage)) {
+    throw new ConfigError('VOLBACK_HELPER_IMAGE', `${JSON.stringify(helperImage)} is not an image reference`);
+  }
   return {
     docker,
     dockerHost,
@@ -153,5 +169,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     streamReplicas: integer(env, 'VOLBACK_STREAM_REPLICAS', CONFIG_DEFAULTS.streamReplicas, 1, 5),
     opsHost: value(env, 'VOLBACK_OPS_HOST') ?? CONFIG_DEFAULTS.opsHost,
     opsPort: integer(env, 'VOLBACK_OPS_PORT', CONFIG_DEFAULTS.opsPort, 0, 65_535),
+    helperImage,
+    commandAckWaitSeconds: integer(
+      env,
+      'VOLBACK_COMMAND_ACK_WAIT_SECONDS',
+      CONFIG_DEFAULTS.commandAckWaitSeconds,
+      3,
+      3600,
+    ),
+    dataTimeoutSeconds: integer(
+      env,
+      'VOLBACK_DATA_TIMEOUT_SECONDS',
+      CONFIG_DEFAULTS.dataTimeoutSeconds,
+      1,
+      600,
+    ),
   };
 }

@@ -23,6 +23,7 @@ describe('agent configuration', () => {
       streamReplicas: 1,
       opsHost: '127.0.0.1',
       opsPort: 9401,
+      helperImage: 'busybox:latest',
     });
   });
 
@@ -38,6 +39,7 @@ describe('agent configuration', () => {
         VOLBACK_STREAM_REPLICAS: '3',
         VOLBACK_OPS_HOST: '0.0.0.0',
         VOLBACK_OPS_PORT: '0',
+        VOLBACK_HELPER_IMAGE: 'registry.example:5000/tools/busybox:1.36@sha256:abc',
       },
       '/srv',
     );
@@ -51,6 +53,7 @@ describe('agent configuration', () => {
       streamReplicas: 3,
       opsHost: '0.0.0.0',
       opsPort: 0,
+      helperImage: 'registry.example:5000/tools/busybox:1.36@sha256:abc',
     });
   });
 
@@ -81,6 +84,7 @@ describe('agent configuration', () => {
     [{ VOLBACK_AGENT_HEARTBEAT_SECONDS: '1.5' }, 'VOLBACK_AGENT_HEARTBEAT_SECONDS', 'whole number'],
     [{ VOLBACK_OPS_PORT: '70000' }, 'VOLBACK_OPS_PORT', 'from 0 to 65535'],
     [{ VOLBACK_HOST_NAME: 'x'.repeat(254) }, 'VOLBACK_HOST_NAME', 'at most 253'],
+    [{ VOLBACK_HELPER_IMAGE: 'busybox latest' }, 'VOLBACK_HELPER_IMAGE', 'not an image reference'],
   ])('refuses %o, naming the variable', (env, variable, message) => {
     const error = failure(env);
     expect(error.code).toBe(AgentErrorCode.ConfigInvalid);

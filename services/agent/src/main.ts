@@ -12,14 +12,19 @@ import { createLogger, createMetrics, startOpsServer, type OpsServer } from '@vo
 import packageJson from '../package.json' with { type: 'json' };
 import { DockerEngineClient } from './adapters/docker-engine.ts';
 import { loadOrCreateHostId } from './adapters/host-id-store.ts';
+import { Quiescer } from './adapters/quiesce.ts';
+import { VolumeAccess } from './adapters/volume-access.ts';
 import { startAgent, type Agent } from './agent.ts';
 import { loadConfig } from './config.ts';
+import { startCommandConsumer } from './work/command-consumer.ts';
+import type { RunningConsumer } from '@volback/messaging';
 
 const log = createLogger({ service: 'agent' });
 /** Longest a graceful shutdown may take before the process exits anyway. */
 const SHUTDOWN_TIMEOUT_MS = 15_000;
 
 let agent: Agent | undefined;
+let commands: RunningConsumer | undefined;
 let ops: OpsServer | undefined;
 let nc: NatsConnection | undefined;
 let stopping = false;
@@ -35,6 +40,7 @@ async function shutdown(signal: string): Promise<void> {
     log.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'shutdown took too long; exiting');
     process.exit(1);
   }, SHUTDOWN_TIMEOUT_MS).unref();
+  await commands?.stop();
   await agent?.stop();
   await ops?.close();
   if (nc) await drainNats(nc);
@@ -104,6 +110,37 @@ async function main(): Promise<void> {
     heartbeatSeconds: config.heartbeatSeconds,
   });
   for (const check of agent.healthChecks()) ops.addCheck('readiness', check);
+
+  // Containers a crashed run left stopped or paused are resumed before any new work starts.
+  const quiescer = new Quiescer(engine.docker, { stateDir: config.stateDir, local: engine.local });
+  const volumes = new VolumeAccess(engine.docker, {
+    helperImage: config.helperImage,
+    hostId,
+    local: engine.local,
+  });
+  startup = 'resuming containers a previous run left stopped';
+  const recovered = await quiescer.recover();
+  if (recovered.containers.length || recovered.errors.length) {
+    log.warn(
+      { containers: recovered.containers, errors: recovered.errors },
+      'resumed containers a previous run left stopped or paused',
+    );
+  }
+  const leftovers = await volumes.removeLeftoverHelpers().catch((error: Error) => {
+    log.warn({ err: error.message }, 'could not remove helper containers a previous run left');
+    return [];
+  });
+  if (leftovers.length) log.info({ helpers: leftovers }, 'removed helper containers a previous run left');
+  if (stopping) return;
+  commands = await startCommandConsumer({
+    hostId,
+    nc,
+    volumes,
+    quiescer,
+    logger: log,
+    ackWaitMs: config.commandAckWaitSeconds * 1000,
+    dataPath: { timeoutMs: config.dataTimeoutSeconds * 1000 },
+  });
   startup = 'done';
   log.info(
     {

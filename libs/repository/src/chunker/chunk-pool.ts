@@ -114,7 +114,8 @@ interface Job {
 }
 
 interface Slot {
-  worker: Worker;
+  /** Started again only when a file needs it, so a worker that cannot start fails files, not loops. */
+  worker: Worker | undefined;
   readonly control: Int32Array;
   job: Job | undefined;
   crash: Error | undefined;
@@ -177,10 +178,11 @@ export class ChunkPool {
     this.#readAheadBytes = readAheadBytes;
     for (let i = 0; i < workers; i++) {
       const slot: Slot = {
+        worker: undefined,
         control: new Int32Array(new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT)),
         job: undefined,
         crash: undefined,
-      } as Slot;
+      };
       slot.worker = this.#spawn(slot);
       this.#slots.push(slot);
     }
@@ -271,8 +273,7 @@ export class ChunkPool {
       const cause = slot.crash;
       slot.job = undefined;
       slot.crash = undefined;
-      // Replace a worker that died, so later files are not sent into the void.
-      slot.worker = this.#spawn(slot);
+      slot.worker = undefined;
       if (job) {
         job.slot = undefined;
         job.ended = true;
@@ -322,6 +323,8 @@ export class ChunkPool {
       Atomics.store(slot.control, ChunkControl.Acked, 0);
       Atomics.store(slot.control, ChunkControl.Cancel, 0);
       const request: ChunkJobRequest = { job: job.seq, path: job.path };
+      // Replace a worker that died, so that the file is not sent into the void.
+      slot.worker ??= this.#spawn(slot);
       slot.worker.postMessage(request);
       this.#updateRef(slot);
     }
@@ -329,9 +332,8 @@ export class ChunkPool {
 
   /** Referenced (keeps the process alive) exactly while a consumer awaits this worker's chunks. */
   #updateRef(slot: Slot | undefined): void {
-    if (!slot) return;
-    if (slot.job?.wake) slot.worker.ref();
-    else slot.worker.unref();
+    if (slot?.job?.wake) slot.worker?.ref();
+    else slot?.worker?.unref();
   }
 
   #ack(job: Job, bytes: number): void {
@@ -374,6 +376,6 @@ export class ChunkPool {
       if (job) this.#stop(job, closed);
     }
     this.#closed = true;
-    await Promise.all(this.#slots.map((slot) => slot.worker.terminate()));
+    await Promise.all(this.#slots.map((slot) => slot.worker?.terminate()));
   }
 }

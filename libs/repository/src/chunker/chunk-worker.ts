@@ -92,6 +92,7 @@ function chunkFile({ job, path }: ChunkJobRequest): void {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
     const stats = fstatSync(fd);
     const chunker = new Chunker(pol);
+    const seekable = stats.isFile() || stats.isBlockDevice();
     let position = 0;
     let chunkStart = 0;
     for (;;) {
@@ -100,7 +101,8 @@ function chunkFile({ job, path }: ChunkJobRequest): void {
         return;
       }
       const buffer = takeBuffer();
-      const n = readSync(fd, buffer, 0, buffer.length, position);
+      // At a position where there are positions: pipes and character devices have none.
+      const n = readSync(fd, buffer, 0, buffer.length, seekable ? position : null);
       if (n === 0) {
         spare.push(buffer);
         break;

@@ -34,7 +34,7 @@ const S_IFMT: Record<string, number> = {
 
 /** The nanosecond mtime of an entry: PAX `mtime` keeps sub-second precision, the header only seconds. */
 function mtimeNs(header: Headers): bigint {
-  const pax = (header as Headers & { pax?: Record<string, string> | null }).pax?.['mtime'];
+  const pax = (header.pax as Record<string, string> | null | undefined)?.['mtime'];
   const match = pax ? /^(\d+)(?:\.(\d{1,9}))?$/.exec(pax) : null;
   if (match) return BigInt(match[1]!) * 1_000_000_000n + BigInt((match[2] ?? '').padEnd(9, '0'));
   return BigInt(Math.floor((header.mtime ?? new Date(0)).getTime() / 1000)) * 1_000_000_000n;
@@ -57,6 +57,12 @@ export function tarPathComponents(name: string): string[] {
   return parts;
 }
 
+/** A numeric PAX record (uid and gid of 2^21 and more live only there). */
+function paxNumber(header: Headers, key: string): number | undefined {
+  const raw = (header.pax as Record<string, string> | null | undefined)?.[key];
+  return raw !== undefined && /^\d{1,10}$/.test(raw) ? Number(raw) : undefined;
+}
+
 function metadataNode(name: string, header: Headers, type: TreeNode['type'], inode: number): TreeNode {
   const mtime = formatGoTime(mtimeNs(header));
   const node: TreeNode = {
@@ -66,8 +72,8 @@ function metadataNode(name: string, header: Headers, type: TreeNode['type'], ino
     mtime,
     atime: mtime,
     ctime: mtime,
-    uid: header.uid ?? 0,
-    gid: header.gid ?? 0,
+    uid: paxNumber(header, 'uid') ?? header.uid ?? 0,
+    gid: paxNumber(header, 'gid') ?? header.gid ?? 0,
     ...(header.uname ? { user: header.uname } : {}),
     ...(header.gname ? { group: header.gname } : {}),
     inode,

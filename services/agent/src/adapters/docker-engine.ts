@@ -192,6 +192,16 @@ export class DockerEngineClient {
     this.#local = options.local;
   }
 
+  /** The engine's API client, for the volume and container operations of backups and restores. */
+  get docker(): Dockerode {
+    return this.#docker;
+  }
+
+  /** True when the engine runs on this machine (reached through a unix socket). */
+  get local(): boolean {
+    return this.#local;
+  }
+
   /** A client for the configured engine (reads the TLS files of a `tcp://` engine). */
   static async connect(connection: DockerConnection): Promise<DockerEngineClient> {
     if (connection.kind === 'unix') {

@@ -1,0 +1,170 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { BackupVolume, RestoreSnapshot, type Envelope } from '@volback/contracts';
+import { connectNats, drainNats, type NatsConnection } from '@volback/messaging';
+import { startDockerEngine, startNatsServer, type DockerEngine, type NatsServer } from '@volback/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EventLog, sendCommand, startService, type ServiceProcess } from './stack.ts';
+import { FILL_VOLUME_SCRIPT, LIST_TREE_SCRIPT, listHostTree, runInVolume } from './volume-fixture.ts';
+
+const run = promisify(execFile);
+const PASSWORD = 'e2e-backup-restore-password';
+
+async function restic(repo: string, args: string[]): Promise<string> {
+  try {
+    const { stdout } = await run('restic', ['-r', repo, '--no-cache', ...args], {
+      env: { ...process.env, RESTIC_PASSWORD: PASSWORD },
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    return stdout;
+  } catch (error) {
+    const e = error as Error & { stderr?: string; stdout?: string };
+    throw new Error(`restic ${args.join(' ')} failed: ${e.stderr ?? ''}${e.stdout ?? ''}`, { cause: error });
+  }
+}
+
+describe('agent and gateway back up and restore a real Docker volume over NATS', () => {
+  let nats: NatsServer;
+  let engine: DockerEngine;
+  let nc: NatsConnection;
+  let dir: string;
+  let repo: string;
+  let gateway: ServiceProcess;
+  let agent: ServiceProcess;
+  let events: EventLog;
+  let hostId: string;
+  let expected: string;
+
+  beforeAll(async () => {
+    [nats, engine] = await Promise.all([startNatsServer(), startDockerEngine()]);
+    dir = await mkdtemp(join(tmpdir(), 'volback-e2e-'));
+    repo = join(dir, 'repo');
+    nc = await connectNats({ servers: [nats.url], name: 'e2e-test' });
+    events = new EventLog(nc);
+    gateway = await startService(
+      'gateway',
+      'gateway-1',
+      { VOLBACK_NATS_URL: nats.url, VOLBACK_REPOSITORY: repo, VOLBACK_PASSWORD: PASSWORD },
+      dir,
+    );
+    agent = await startService(
+      'agent',
+      'agent-1',
+      {
+        VOLBACK_NATS_URL: nats.url,
+        DOCKER_HOST: engine.dockerHost,
+        VOLBACK_AGENT_STATE_DIR: join(dir, 'agent-state'),
+        VOLBACK_HELPER_IMAGE: engine.image,
+      },
+      dir,
+    );
+    const registered = await events.waitFor('the host to register', (e) =>
+      e.type.startsWith('io.volback.host.'),
+    );
+    hostId = (registered.data as { hostId: string }).hostId;
+
+    await engine.docker.createVolume({ Name: 'appdata', Labels: { app: 'e2e' } });
+    await runInVolume(engine.docker, engine.image, 'appdata', FILL_VOLUME_SCRIPT);
+    expected = await runInVolume(engine.docker, engine.image, 'appdata', LIST_TREE_SCRIPT);
+  }, 120_000);
+
+  afterAll(async () => {
+    events?.close();
+    await agent?.stop();
+    await gateway?.stop();
+    if (nc) await drainNats(nc);
+    await Promise.allSettled([engine?.stop(), nats?.stop()]);
+    if (dir && !process.env['VOLBACK_E2E_KEEP']) await rm(dir, { recursive: true, force: true });
+  });
+
+  async function backupNow(backupId: string, method: 'auto' | 'archive' | 'direct'): Promise<Envelope> {
+    await sendCommand(nc, BackupVolume, {
+      backupId,
+      hostId,
+      volumeName: 'appdata',
+      trigger: 'manual',
+      method,
+    });
+    return events.outcome(backupId);
+  }
+
+  async function restoreNow(restoreId: string, snapshotId: string, volumeName: string): Promise<Envelope> {
+    await sendCommand(nc, RestoreSnapshot, {
+      restoreId,
+      hostId,
+      snapshotId,
+      target: { kind: 'new-volume', volumeName },
+    });
+    return events.outcome(restoreId);
+  }
+
+  it('the fixture volume holds every kind of entry', () => {
+    for (const name of [
+      './app/big.bin',
+      './app/queue.fifo',
+      './app/link-relative symlink',
+      './empty-dir',
+      'ünïcødé',
+    ]) {
+      expect(expected).toContain(name);
+    }
+  });
+
+  for (const method of ['archive', 'direct'] as const) {
+    it(`backs up (${method}), restores into a new volume, and restic agrees`, async () => {
+      const outcome = await backupNow(`e2e-${method}`, method);
+      expect(outcome.type, JSON.stringify(outcome.data)).toBe('io.volback.backup.completed.v1');
+      const data = outcome.data as { snapshotId: string; stats: { bytesRead: number; filesNew: number } };
+      const started = events.of(`e2e-${method}`).find((e) => e.type === 'io.volback.backup.started.v1');
+      expect((started?.data as { method: string }).method).toBe(method);
+      expect(data.stats.bytesRead).toBeGreaterThan(6 * 1024 * 1024);
+
+      const restored = await restoreNow(`e2e-restore-${method}`, data.snapshotId, `restored-${method}`);
+      expect(restored.type, JSON.stringify(restored.data)).toBe('io.volback.restore.completed.v1');
+      const listing = await runInVolume(engine.docker, engine.image, `restored-${method}`, LIST_TREE_SCRIPT);
+      expect(listing).toBe(expected);
+      const volume = await engine.docker.getVolume(`restored-${method}`).inspect();
+      expect(volume.Labels).toMatchObject({
+        app: 'e2e',
+        'io.volback.restored-from-snapshot': data.snapshotId,
+      });
+
+      // Gateways hold shared locks while sessions are open, as a running restic backup would: check without locking.
+      await restic(repo, ['check', '--no-lock', '--read-data']);
+      const target = join(dir, `restic-${method}`);
+      await restic(repo, ['restore', data.snapshotId, '--target', target]);
+      expect(await listHostTree(join(target, 'volumes/appdata'))).toBe(expected);
+    });
+  }
+
+  it('a second backup reads only what changed and sends nothing twice', async () => {
+    const outcome = await backupNow('e2e-incremental', 'direct');
+    expect(outcome.type).toBe('io.volback.backup.completed.v1');
+    const stats = (outcome.data as { stats: { bytesAdded: number; filesUnmodified: number } }).stats;
+    expect(stats.filesUnmodified).toBeGreaterThan(5);
+    expect(stats.bytesAdded).toBeLessThan(64 * 1024);
+  });
+
+  it('a restore into a volume that exists is refused and changes nothing', async () => {
+    const snapshots = JSON.parse(await restic(repo, ['snapshots', '--json'])) as Array<{ id: string }>;
+    const outcome = await restoreNow('e2e-restore-exists', snapshots[0]!.id, 'appdata');
+    expect(outcome.type).toBe('io.volback.restore.failed.v1');
+    expect((outcome.data as { code: string }).code).toBe('VOLBACK_VOLUME_EXISTS');
+    expect(await runInVolume(engine.docker, engine.image, 'appdata', LIST_TREE_SCRIPT)).toBe(expected);
+  });
+
+  it('a backup of a volume that does not exist fails with a clear reason', async () => {
+    await sendCommand(nc, BackupVolume, {
+      backupId: 'e2e-missing',
+      hostId,
+      volumeName: 'no-such-volume',
+      trigger: 'manual',
+    });
+    const outcome = await events.outcome('e2e-missing');
+    expect(outcome.type).toBe('io.volback.backup.failed.v1');
+    expect((outcome.data as { reason: string }).reason).toMatch(/no-such-volume/);
+  });
+});

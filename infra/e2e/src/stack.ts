@@ -1,0 +1,162 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Subscription } from '@nats-io/nats-core';
+import {
+  createCommand,
+  parseMessage,
+  SUBJECT_ROOTS,
+  type CommandDefinition,
+  type Envelope,
+} from '@volback/contracts';
+import { MessagePublisher, type NatsConnection } from '@volback/messaging';
+import { freePort, startProcess, waitUntil, type ServerProcess } from '@volback/testing';
+import type { z } from 'zod';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** Entry points of the services, run as processes exactly as deployed. */
+export const SERVICE_MAINS = {
+  agent: join(ROOT, 'services/agent/src/main.ts'),
+  gateway: join(ROOT, 'services/storage-gateway/src/main.ts'),
+} as const;
+
+/** A service process of a test stack. */
+export interface ServiceProcess extends ServerProcess {
+  readonly name: string;
+  /** `http://127.0.0.1:<port>` of its /healthz, /readyz, /metrics. */
+  readonly opsUrl: string;
+  /** kill -9: no shutdown code runs. */
+  kill(): Promise<void>;
+  /** What it logged so far. */
+  log(): Promise<string>;
+}
+
+/** Starts a service's main.ts with `env` (plus PATH) and waits until its /readyz answers 200. */
+export async function startService(
+  service: keyof typeof SERVICE_MAINS,
+  name: string,
+  env: Record<string, string>,
+  logDir: string,
+  readyTimeoutMs = 30_000,
+): Promise<ServiceProcess> {
+  const port = await freePort();
+  const logFile = join(logDir, `${name}.log`);
+  const proc = startProcess(process.execPath, [SERVICE_MAINS[service]], logFile, {
+    PATH: process.env['PATH'] ?? '',
+    LOG_LEVEL: 'debug',
+    VOLBACK_OPS_HOST: '127.0.0.1',
+    VOLBACK_OPS_PORT: String(port),
+    ...env,
+  });
+  const opsUrl = `http://127.0.0.1:${port}`;
+  const log = () => readFile(logFile, 'utf8').catch(() => '');
+  let exitedEarly = false;
+  void proc.exited.then(() => (exitedEarly = true));
+  try {
+    await waitUntil(
+      `${name} to be ready`,
+      async () => {
+        if (exitedEarly) throw new Error(`${name} exited:\n${(await log()).slice(-4000)}`);
+        return (await fetch(`${opsUrl}/readyz`)).status === 200;
+      },
+      readyTimeoutMs,
+    );
+  } catch (error) {
+    await proc.stop(1_000);
+    throw new Error(
+      `${name} did not become ready: ${(error as Error).message}\n${(await log()).slice(-4000)}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  return {
+    ...proc,
+    name,
+    opsUrl,
+    log,
+    async kill() {
+      try {
+        process.kill(proc.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      await proc.exited;
+      await proc.stop(0);
+    },
+  };
+}
+
+/** Every event published while it is open, in order, with waits on what a test expects. */
+export class EventLog {
+  readonly events: Envelope[] = [];
+  readonly #sub: Subscription;
+  #waiters = new Set<() => void>();
+
+  constructor(nc: NatsConnection) {
+    const sub = nc.subscribe(`${SUBJECT_ROOTS.events}.>`);
+    this.#sub = sub;
+    void (async () => {
+      for await (const msg of sub) {
+        const parsed = parseMessage(msg.data);
+        if (!parsed.ok) continue;
+        this.events.push(parsed.message.envelope);
+        for (const wake of this.#waiters) wake();
+      }
+    })();
+  }
+
+  /** Events of one piece of work (its correlation id, or a data field equal to it). */
+  of(workId: string): Envelope[] {
+    return this.events.filter((e) => {
+      const data = e.data as Record<string, unknown>;
+      return e.correlationid === workId || data['backupId'] === workId || data['restoreId'] === workId;
+    });
+  }
+
+  /** Waits for the first event matching `predicate` (already seen ones count). */
+  async waitFor(what: string, predicate: (e: Envelope) => boolean, timeoutMs = 60_000): Promise<Envelope> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.events.find(predicate);
+      if (found) return found;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        const seen = this.events.map((e) => e.type).join(', ');
+        throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; saw: ${seen.slice(-2000)}`);
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 1_000));
+        const wake = () => {
+          clearTimeout(timer);
+          this.#waiters.delete(wake);
+          resolve();
+        };
+        this.#waiters.add(wake);
+      });
+    }
+  }
+
+  /** Waits for a backup's or restore's final event. */
+  outcome(workId: string, timeoutMs = 120_000): Promise<Envelope> {
+    return this.waitFor(
+      `the outcome of ${workId}`,
+      (e) => this.of(workId).includes(e) && /\.(completed|partially-failed|failed)\.v\d+$/.test(e.type),
+      timeoutMs,
+    );
+  }
+
+  close(): void {
+    this.#sub.unsubscribe();
+  }
+}
+
+/** Sends a command into the commands stream, as the scheduler or the catalog would. */
+export async function sendCommand<Schema extends z.ZodType>(
+  nc: NatsConnection,
+  definition: CommandDefinition<string, string, Schema>,
+  data: z.input<Schema>,
+): Promise<void> {
+  await new MessagePublisher(nc).publish(createCommand(definition, data, { source: 'volback://e2e-test' }));
+}

@@ -1,0 +1,616 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Writable, type Duplex } from 'node:stream';
+import type Dockerode from 'dockerode';
+import type { ConsistencyPlan, ConsistencyStep, ContainerRef } from '../domain/consistency.ts';
+import { HookFailedError, QuiesceError } from '../errors.ts';
+
+/** Directory of the journals, under the agent's state dir. */
+export const QUIESCE_JOURNAL_DIR = 'quiesced';
+/** Most hook output kept (the end of it), stdout and stderr together. */
+export const HOOK_OUTPUT_LIMIT = 8 * 1024;
+
+/** A hook that ran. */
+export interface HookRun {
+  readonly phase: 'pre' | 'post';
+  readonly container: string;
+  readonly command: string;
+  readonly exitCode: number;
+  /** Its stdout and stderr interleaved, the last {@link HOOK_OUTPUT_LIMIT} bytes at most. */
+  readonly output: string;
+  readonly durationMs: number;
+}
+
+/** A container that could not be resumed, or a post hook that failed. */
+export interface ResumeFailure {
+  readonly container: string;
+  readonly message: string;
+  /** An error code (`VOLBACK_HOOK_FAILED` for a post hook) when there is one. */
+  readonly code?: string;
+}
+
+/** What resuming did. */
+export interface ResumeReport {
+  /** Containers started or unpaused again (names). */
+  readonly resumed: string[];
+  /** Containers left for another backup that still holds them stopped or paused. */
+  readonly stillHeld: string[];
+  /** Containers removed while they were quiesced. */
+  readonly gone: string[];
+  readonly postHooks: HookRun[];
+  readonly errors: ResumeFailure[];
+}
+
+/** Containers quiesced for one backup, and the way back. */
+export interface Quiesced {
+  /** Names of the containers stopped or paused (by this backup, or held by another one). */
+  readonly quiesced: string[];
+  readonly preHooks: HookRun[];
+  /** What was not done and why (a container no longer running, already paused, gone). */
+  readonly notes: string[];
+  /**
+   * Starts and unpauses what was stopped and paused, then runs the post hooks; deletes the
+   * journal. Call it on every path (success, failure, timeout); later calls return the first
+   * call's report.
+   */
+  resume(): Promise<ResumeReport>;
+}
+
+/** One container a crashed run had quiesced, and what recovery found. */
+export interface RecoveredContainer {
+  readonly workId: string;
+  readonly container: string;
+  readonly containerId: string;
+  readonly action: 'stop' | 'pause';
+  /** `resumed`; `running` (nothing to do); `gone`; `changed` (it ran again since: left alone). */
+  readonly outcome: 'resumed' | 'running' | 'gone' | 'changed';
+}
+
+/** What {@link Quiescer.recover} found and did. */
+export interface RecoveryReport {
+  readonly containers: RecoveredContainer[];
+  /** Journals that could not be read (renamed `*.corrupt`) or containers that could not be resumed. */
+  readonly errors: { readonly file: string; readonly container?: string; readonly message: string }[];
+}
+
+/** Options of {@link Quiescer}. */
+export interface QuiescerOptions {
+  /** The agent's state dir; journals go to `<stateDir>/quiesced/`. */
+  readonly stateDir: string;
+  /**
+   * Whether the engine runs on this machine, so a hook that runs out of time can be killed
+   * through `/proc` (default: the engine is reached through a unix socket). Otherwise it is
+   * abandoned and may go on running in its container.
+   */
+  readonly local?: boolean;
+}
+
+interface JournalEntry {
+  readonly id: string;
+  readonly name: string;
+  readonly action: 'stop' | 'pause';
+  /** The container's `State.StartedAt` when it was quiesced: recovery leaves a container that ran again since. */
+  readonly startedAt: string;
+  readonly at: string;
+}
+
+interface Journal {
+  readonly version: 1;
+  readonly workId: string;
+  readonly containers: JournalEntry[];
+}
+
+interface Held {
+  readonly action: 'stop' | 'pause';
+  readonly name: string;
+  readonly holders: Set<string>;
+}
+
+interface Session {
+  readonly workId: string;
+  readonly journal: Journal;
+  /** Containers this backup holds (it quiesced them, or joined another backup holding them). */
+  readonly held: { readonly id: string; readonly name: string }[];
+  /** Hook steps whose pre hooks all succeeded: their post hooks run on resume. */
+  readonly hooked: { readonly step: Extract<ConsistencyStep, { kind: 'hooks' }>; readonly id: string }[];
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { statusCode?: number }).statusCode;
+}
+
+function engineMessage(error: unknown): string {
+  const json = (error as { json?: { message?: string } }).json;
+  return json?.message ?? (error as Error).message;
+}
+
+/** The journal file of a work id: its name as is when the file system allows, else a hash. */
+function journalFileName(workId: string): string {
+  const encoded = encodeURIComponent(workId);
+  return encoded.length <= 200 && !encoded.startsWith('.')
+    ? `${encoded}.json`
+    : `sha256-${createHash('sha256').update(workId).digest('hex')}.json`;
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Keeps the last `limit` bytes written to it. */
+class OutputTail extends Writable {
+  readonly #limit: number;
+  #chunks: Buffer[] = [];
+  #length = 0;
+  #dropped = 0;
+
+  constructor(limit: number) {
+    super();
+    this.#limit = limit;
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: () => void): void {
+    this.#chunks.push(chunk);
+    this.#length += chunk.length;
+    if (this.#length > 2 * this.#limit) {
+      const all = Buffer.concat(this.#chunks);
+      this.#dropped += all.length - this.#limit;
+      this.#chunks = [all.subarray(all.length - this.#limit)];
+      this.#length = this.#limit;
+    }
+    done();
+  }
+
+  text(): string {
+    const all = Buffer.concat(this.#chunks);
+    const cut = Math.max(0, all.length - this.#limit);
+    const dropped = this.#dropped + cut;
+    const tail = all.subarray(cut).toString('utf8');
+    return dropped > 0 ? `[${dropped} bytes cut]\n${tail}` : tail;
+  }
+}
+
+/** Pids of `pid` and its descendants, read from /proc (a local engine's processes). */
+async function processTree(pid: number): Promise<number[]> {
+  const children = new Map<number, number[]>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const tree: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const next = queue.shift()!;
+    tree.push(next);
+    queue.push(...(children.get(next) ?? []));
+  }
+  return tree;
+}
+
+/**
+ * Keeps volumes consistent during backups: runs pre hooks, stops or pauses the containers of a
+ * {@link ConsistencyPlan}, and resumes them. Before it stops or pauses a container it records
+ * that in a journal (`<stateDir>/quiesced/<workId>.json`, written aside, synced, renamed), so an
+ * agent that crashed meanwhile resumes them at its next start ({@link recover}). A container two
+ * backups quiesce at once is resumed when the last of them is done.
+ */
+export class Quiescer {
+  readonly #docker: Dockerode;
+  readonly #dir: string;
+  readonly #local: boolean;
+  readonly #held = new Map<string, Held>();
+  readonly #active = new Set<string>();
+
+  constructor(docker: Dockerode, options: QuiescerOptions) {
+    this.#docker = docker;
+    this.#dir = join(options.stateDir, QUIESCE_JOURNAL_DIR);
+    this.#local = options.local ?? Boolean((docker.modem as { socketPath?: unknown }).socketPath);
+  }
+
+  /** Whether a backup of this process holds the container stopped or paused now. */
+  isHeld(containerId: string): boolean {
+    return this.#held.has(containerId);
+  }
+
+  /**
+   * Runs the plan's pre hooks, then stops and pauses its containers (only those running now).
+   * A failing pre hook throws {@link HookFailedError} (with its output) and a failing stop or
+   * pause {@link QuiesceError}; either way what was done before is undone first (containers
+   * resumed, post hooks of the hooks that ran) and nothing else runs.
+   */
+  async quiesce(workId: string, plan: ConsistencyPlan): Promise<Quiesced> {
+    if (this.#active.has(workId)) throw new Error(`work ${workId} is quiesced already`);
+    this.#active.add(workId);
+    const session: Session = {
+      workId,
+      journal: { version: 1, workId, containers: [] },
+      held: [],
+      hooked: [],
+    };
+    const quiesced: string[] = [];
+    const preHooks: HookRun[] = [];
+    const notes: string[] = [];
+    try {
+      // A journal of the same work left by a crash: put its containers back first.
+      await this.#recoverFile(journalFileName(workId), { containers: [], errors: [] }, true);
+      for (const step of plan.steps) {
+        if (step.kind === 'hooks') await this.#runPreHooks(session, step, preHooks, notes);
+      }
+      for (const step of plan.steps) {
+        if (step.kind !== 'hooks') await this.#hold(session, step, quiesced, notes);
+      }
+    } catch (error) {
+      await this.#resume(session);
+      throw error;
+    }
+    let resumed: Promise<ResumeReport> | undefined;
+    return {
+      quiesced,
+      preHooks,
+      notes,
+      resume: () => (resumed ??= this.#resume(session)),
+    };
+  }
+
+  async #inspect(ref: ContainerRef): Promise<Dockerode.ContainerInspectInfo | undefined> {
+    try {
+      return await this.#docker.getContainer(ref.id ?? ref.name).inspect();
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async #runPreHooks(
+    session: Session,
+    step: Extract<ConsistencyStep, { kind: 'hooks' }>,
+    runs: HookRun[],
+    notes: string[],
+  ): Promise<void> {
+    const name = step.container.name;
+    const info = await this.#inspect(step.container);
+    const failure = (why: string) =>
+      new HookFailedError({ phase: 'pre', container: name, command: step.pre[0] ?? '', output: '', why });
+    if (!info) throw failure('could not run: no such container');
+    if (this.#held.has(info.Id)) {
+      notes.push(
+        `${name}: hooks not run, another backup holds it ${this.#held.get(info.Id)!.action === 'stop' ? 'stopped' : 'paused'}`,
+      );
+      return;
+    }
+    if (info.State.Status !== 'running')
+      throw failure(`could not run: the container is ${info.State.Status}`);
+    for (const command of step.pre)
+      runs.push(await this.#runHook(info.Id, name, command, step.timeoutSeconds, 'pre'));
+    session.hooked.push({ step, id: info.Id });
+  }
+
+  async #hold(
+    session: Session,
+    step: Extract<ConsistencyStep, { kind: 'stop' | 'pause' }>,
+    quiesced: string[],
+    notes: string[],
+  ): Promise<void> {
+    const name = step.container.name;
+    const info = await this.#inspect(step.container);
+    if (!info) {
+      notes.push(`${name}: gone`);
+      return;
+    }
+    const held = this.#held.get(info.Id);
+    const entry = (action: 'stop' | 'pause'): JournalEntry => ({
+      id: info.Id,
+      name,
+      action,
+      startedAt: info.State.StartedAt,
+      at: new Date().toISOString(),
+    });
+    if (held) {
+      // Another backup of this process stopped or paused it: hold it too, resume it last.
+      held.holders.add(session.workId);
+      session.held.push({ id: info.Id, name });
+      session.journal.containers.push(entry(held.action));
+      await this.#writeJournal(session.journal);
+      quiesced.push(name);
+      return;
+    }
+    if (info.State.Status !== 'running') {
+      notes.push(`${name}: not ${step.kind === 'stop' ? 'stopped' : 'paused'}, it is ${info.State.Status}`);
+      return;
+    }
+    this.#held.set(info.Id, { action: step.kind, name, holders: new Set([session.workId]) });
+    session.held.push({ id: info.Id, name });
+    session.journal.containers.push(entry(step.kind));
+    await this.#writeJournal(session.journal);
+    const container = this.#docker.getContainer(info.Id);
+    try {
+      if (step.kind === 'stop') await container.stop({ t: step.timeoutSeconds });
+      else await container.pause();
+    } catch (error) {
+      if (step.kind === 'stop' && statusOf(error) === 304) {
+        // It stopped on its own meanwhile: resuming it will start it, as its journal entry says.
+      } else {
+        throw new QuiesceError(name, `could not ${step.kind} it: ${engineMessage(error)}`, { cause: error });
+      }
+    }
+    quiesced.push(name);
+  }
+
+  async #runHook(
+    containerId: string,
+    name: string,
+    command: string,
+    timeoutSeconds: number,
+    phase: 'pre' | 'post',
+  ): Promise<HookRun> {
+    const started = Date.now();
+    const output = new OutputTail(HOOK_OUTPUT_LIMIT);
+    const fail = (why: string, extra: { exitCode?: number; timedOut?: boolean } = {}, cause?: unknown) =>
+      new HookFailedError(
+        { phase, container: name, command, output: output.text(), why, ...extra },
+        { cause },
+      );
+    let exec: Dockerode.Exec;
+    let stream: Duplex;
+    try {
+      exec = await this.#docker.getContainer(containerId).exec({
+        Cmd: ['sh', '-c', command],
+        AttachStdin: false,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: false,
+      });
+      stream = (await exec.start({ hijack: true, stdin: false })) as Duplex;
+    } catch (error) {
+      throw fail(`could not run: ${engineMessage(error)}`, {}, error);
+    }
+    this.#docker.modem.demuxStream(stream, output, output);
+    let timer: NodeJS.Timeout | undefined;
+    const ended = new Promise<'ended'>((resolve) => {
+      stream.once('end', () => resolve('ended'));
+      stream.once('close', () => resolve('ended'));
+      stream.once('error', () => resolve('ended'));
+    });
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutSeconds * 1000);
+    });
+    const outcome = await Promise.race([ended, timedOut]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') {
+      const killed = await this.#kill(exec, containerId);
+      stream.destroy();
+      throw fail(
+        `did not finish within ${timeoutSeconds} s (${killed ? 'killed' : 'abandoned; it may still run in the container'})`,
+        { timedOut: true },
+      );
+    }
+    const exitCode = await this.#exitCode(exec);
+    if (exitCode !== 0) {
+      throw fail(exitCode === undefined ? 'ended without an exit status' : `exited with ${exitCode}`, {
+        ...(exitCode !== undefined ? { exitCode } : {}),
+      });
+    }
+    return {
+      phase,
+      container: name,
+      command,
+      exitCode,
+      output: output.text(),
+      durationMs: Date.now() - started,
+    };
+  }
+
+  /** The exit status once the engine has it (the stream may end a moment before). */
+  async #exitCode(exec: Dockerode.Exec): Promise<number | undefined> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const info = await exec.inspect();
+      if (!info.Running) return info.ExitCode ?? undefined;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return undefined;
+  }
+
+  /**
+   * Kills a hook that ran out of time, with its children, when the engine is local: the exec's
+   * pid is a host pid, checked to be in the container's cgroup before anything is killed.
+   */
+  async #kill(exec: Dockerode.Exec, containerId: string): Promise<boolean> {
+    if (!this.#local) return false;
+    try {
+      const pid = (await exec.inspect()).Pid;
+      if (!pid) return false;
+      const inContainer = async (p: number) =>
+        (await readFile(`/proc/${p}/cgroup`, 'utf8')).includes(containerId);
+      if (!(await inContainer(pid))) return false;
+      const tree = await processTree(pid);
+      let killed = false;
+      for (const p of tree) {
+        try {
+          if (await inContainer(p)) {
+            process.kill(p, 'SIGKILL');
+            killed = true;
+          }
+        } catch {
+          // exited meanwhile
+        }
+      }
+      return killed;
+    } catch {
+      return false;
+    }
+  }
+
+  async #writeJournal(journal: Journal): Promise<void> {
+    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    const file = join(this.#dir, journalFileName(journal.workId));
+    const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    const handle = await open(temp, 'wx', 0o600);
+    try {
+      await handle.writeFile(`${JSON.stringify(journal, null, 2)}\n`);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, file);
+    await syncDir(this.#dir);
+  }
+
+  async #deleteJournal(file: string): Promise<void> {
+    try {
+      await unlink(join(this.#dir, file));
+      await syncDir(this.#dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+  }
+
+  async #resume(session: Session): Promise<ResumeReport> {
+    const report: ResumeReport = { resumed: [], stillHeld: [], gone: [], postHooks: [], errors: [] };
+    const failed: JournalEntry[] = [];
+    for (const { id, name } of [...session.held].reverse()) {
+      const held = this.#held.get(id);
+      if (!held) continue;
+      held.holders.delete(session.workId);
+      if (held.holders.size > 0) {
+        report.stillHeld.push(name);
+        continue;
+      }
+      this.#held.delete(id);
+      try {
+        const outcome = await this.#resumeContainer(id, held.action);
+        if (outcome === 'gone') report.gone.push(name);
+        else report.resumed.push(name);
+      } catch (error) {
+        report.errors.push({
+          container: name,
+          message: `could not ${held.action === 'stop' ? 'start' : 'unpause'} it: ${engineMessage(error)}`,
+        });
+        const entry = session.journal.containers.find((c) => c.id === id);
+        if (entry) failed.push(entry);
+      }
+    }
+    for (const { step, id } of [...session.hooked].reverse()) {
+      for (const command of step.post) {
+        try {
+          report.postHooks.push(
+            await this.#runHook(id, step.container.name, command, step.timeoutSeconds, 'post'),
+          );
+        } catch (error) {
+          const hook = error as HookFailedError;
+          report.errors.push({ container: step.container.name, message: hook.message, code: hook.code });
+          break;
+        }
+      }
+    }
+    try {
+      // Containers that could not be resumed stay in the journal, for the next start to retry.
+      if (failed.length > 0) await this.#writeJournal({ ...session.journal, containers: failed });
+      else await this.#deleteJournal(journalFileName(session.workId));
+    } catch (error) {
+      report.errors.push({ container: '', message: `journal: ${(error as Error).message}` });
+    }
+    this.#active.delete(session.workId);
+    return report;
+  }
+
+  /** Starts or unpauses; `gone` when the container was removed. "Already running" is fine. */
+  async #resumeContainer(id: string, action: 'stop' | 'pause'): Promise<'resumed' | 'gone'> {
+    const container = this.#docker.getContainer(id);
+    try {
+      if (action === 'stop') await container.start();
+      else await container.unpause();
+    } catch (error) {
+      if (statusOf(error) === 404) return 'gone';
+      if (action === 'stop' && statusOf(error) === 304) return 'resumed';
+      if (action === 'pause' && /is not paused/i.test(engineMessage(error))) return 'resumed';
+      throw error;
+    }
+    return 'resumed';
+  }
+
+  /**
+   * At agent start: resumes the containers that journals of crashed runs list and that are still
+   * stopped or paused since (a container that ran again since, by its `StartedAt`, is left
+   * alone), then deletes those journals. A journal that cannot be read is renamed `*.corrupt`.
+   */
+  async recover(): Promise<RecoveryReport> {
+    const report: RecoveryReport = { containers: [], errors: [] };
+    let files: string[];
+    try {
+      files = await readdir(this.#dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return report;
+      throw error;
+    }
+    for (const file of files.sort()) {
+      if (file.endsWith('.tmp')) await unlink(join(this.#dir, file)).catch(() => undefined);
+      else if (file.endsWith('.json')) await this.#recoverFile(file, report, false);
+    }
+    return report;
+  }
+
+  /** Recovers one journal; one of a work in progress here is left alone unless `own`. */
+  async #recoverFile(file: string, report: RecoveryReport, own: boolean): Promise<void> {
+    const path = join(this.#dir, file);
+    let journal: Journal;
+    try {
+      journal = JSON.parse(await readFile(path, 'utf8')) as Journal;
+      if (
+        typeof journal.workId !== 'string' ||
+        !Array.isArray(journal.containers) ||
+        !journal.containers.every(
+          (c) => typeof c.id === 'string' && (c.action === 'stop' || c.action === 'pause'),
+        )
+      ) {
+        throw new Error('not a quiesce journal');
+      }
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      report.errors.push({
+        file,
+        message: `unreadable journal, renamed ${file}.corrupt: ${(error as Error).message}`,
+      });
+      await rename(path, `${path}.corrupt`).catch(() => undefined);
+      return;
+    }
+    if (!own && this.#active.has(journal.workId)) return;
+    const failed: JournalEntry[] = [];
+    const seen = new Set<string>();
+    for (const entry of journal.containers) {
+      if (seen.has(entry.id)) continue;
+      seen.add(entry.id);
+      const base = {
+        workId: journal.workId,
+        container: entry.name,
+        containerId: entry.id,
+        action: entry.action,
+      };
+      try {
+        const info = await this.#inspect({ name: entry.name, id: entry.id });
+        let outcome: RecoveredContainer['outcome'];
+        if (!info) outcome = 'gone';
+        else if (entry.startedAt && info.State.StartedAt !== entry.startedAt) outcome = 'changed';
+        else if (entry.action === 'stop' ? info.State.Status === 'exited' : info.State.Status === 'paused') {
+          outcome = (await this.#resumeContainer(entry.id, entry.action)) === 'gone' ? 'gone' : 'resumed';
+        } else outcome = 'running';
+        report.containers.push({ ...base, outcome });
+      } catch (error) {
+        failed.push(entry);
+        report.errors.push({ file, container: entry.name, message: engineMessage(error) });
+      }
+    }
+    if (failed.length > 0) await this.#writeJournal({ ...journal, containers: failed });
+    else await this.#deleteJournal(file);
+  }
+}

@@ -1,0 +1,238 @@
+import {
+  BackupCompleted,
+  BackupFailed,
+  BackupPartiallyFailed,
+  BackupStarted,
+  type BackupVolume,
+  volumeSnapshotPath,
+} from '@volback/contracts';
+import { DataPathClient, DataPathError, GatewayBlobStore } from '@volback/data-path';
+import {
+  resolveTreePath,
+  snapshotDirectory,
+  snapshotTar,
+  type BackupProgress,
+  type WalkSummary,
+  type TreeNode,
+} from '@volback/repository';
+import type { z } from 'zod';
+import { resolveConsistency } from '../domain/consistency.ts';
+import { saveVolumeSnapshotTree } from './snapshot-layout.ts';
+import { WorkError, WorkErrorCode, workErrorOf } from './work-error.ts';
+import type { WorkContext } from './work-context.ts';
+
+/** A validated `BackupVolume` command. */
+export type BackupVolumeCommand = z.output<typeof BackupVolume.schema>;
+
+/** Largest number of unreadable files listed in a `BackupPartiallyFailed` event. */
+const MAX_LISTED_UNREADABLE = 1000;
+/** How often a commit is retried after flushing again, before the volume is read again. */
+const COMMIT_ATTEMPTS = 3;
+
+/**
+ * Runs one backup of a volume on this host: picks the reading method, quiesces the containers
+ * that use the volume (always resumed: success, failure, timeout), reads and chunks the data,
+ * sends the chunks the repository lacks to the gateways, and commits the snapshot. Publishes
+ * started, then exactly one of completed / partially failed / failed.
+ */
+export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand): Promise<void> {
+  const started = ctx.clock();
+  const key = { backupId: command.backupId, hostId: command.hostId, volumeName: command.volumeName };
+  const log = ctx.logger.child({ backupId: command.backupId, volumeName: command.volumeName });
+  const progress = ctx.progress(command.backupId, 'backup');
+  try {
+    const volume = await ctx.volumes.inspectVolume(command.volumeName);
+    const containers = await ctx.volumes.containersUsing(command.volumeName);
+    const plan = resolveConsistency(command.consistency, containers);
+    const directPath = command.method === 'archive' ? undefined : await ctx.volumes.directPath(volume);
+    if (command.method === 'direct' && !directPath) {
+      throw new WorkError(
+        WorkErrorCode.DirectReadUnavailable,
+        `the agent cannot read ${volume.mountpoint ?? 'the volume'} directly; use method auto or archive`,
+      );
+    }
+    const method = directPath ? 'direct' : 'archive';
+
+    const client = new DataPathClient(ctx.nc, {
+      repositoryId: command.repositoryId,
+      sessionId: command.backupId,
+      ...ctx.dataPath,
+    });
+    const path = volumeSnapshotPath(command.volumeName);
+    const parent = command.parentSnapshotId
+      ? await client.findSnapshot(command.parentSnapshotId)
+      : await client.findSnapshot('latest', { hostname: command.hostId, path });
+    const parentSnapshotId = parent.snapshotId ?? undefined;
+
+    let committed: { snapshotId: string; summary: WalkSummary; bytesStored: number } | undefined;
+    for (let pass = 1; !committed; pass++) {
+      const store = await GatewayBlobStore.open(client);
+      let parentTree: string | undefined;
+      if (parent.tree && method === 'direct') {
+        parentTree = await resolveTreePath(store, parent.tree, path).then(
+          (found) => found.tree || undefined,
+          () => undefined,
+        );
+      }
+      progress.update({ phase: 'quiescing' });
+      const quiesced = await ctx.quiescer.quiesce(command.backupId, plan);
+      let walked: { root: TreeNode; summary: WalkSummary };
+      try {
+        if (pass === 1) {
+          await ctx.publish(
+            BackupStarted,
+            {
+              ...key,
+              method,
+              ...(parentSnapshotId ? { parentSnapshotId } : {}),
+              quiescedContainers: quiesced.quiesced,
+              startedAt: started.toISOString(),
+            },
+            `${command.backupId}.started.${ctx.deliveryCount}`,
+          );
+        }
+        const onProgress = (p: BackupProgress) =>
+          progress.update({
+            phase: 'reading',
+            files: p.files,
+            dirs: p.dirs,
+            bytes: p.bytesRead,
+            bytesAdded: p.bytesAdded,
+          });
+        const onError = (file: string, error: Error) =>
+          log.warn({ path: file, err: error.message }, 'unreadable entry; the backup goes on without it');
+        if (directPath) {
+          walked = await snapshotDirectory(store, {
+            source: directPath,
+            ...(parentTree ? { parentTree } : {}),
+            excludes: command.excludes,
+            onProgress,
+            onError,
+          });
+        } else {
+          const archive = await ctx.volumes.exportArchive(command.volumeName, ctx.signal);
+          try {
+            walked = await snapshotTar(store, archive.stream, {
+              excludes: command.excludes,
+              onProgress,
+              onError,
+            });
+          } finally {
+            await archive.close();
+          }
+        }
+      } finally {
+        const report = await quiesced.resume();
+        if (report.errors.length)
+          log.error({ errors: report.errors }, 'some containers could not be resumed');
+      }
+
+      progress.update({ phase: 'committing' });
+      const tree = await saveVolumeSnapshotTree(store, {
+        volumeRoot: walked.root,
+        volume: {
+          name: volume.name,
+          driver: volume.driver,
+          driverOptions: { ...volume.driverOptions },
+          labels: { ...volume.labels },
+        },
+        containers: containers.map((c) => c.inspect),
+        now: started,
+      });
+      await store.drain();
+      const snapshotId = await commit(client, {
+        tree,
+        paths: [path],
+        hostname: command.hostId,
+        time: started.toISOString(),
+        ...(parentSnapshotId ? { parent: parentSnapshotId } : {}),
+        tags: command.tags,
+      });
+      if (snapshotId) committed = { snapshotId, summary: walked.summary, bytesStored: store.storedBytes };
+      else if (pass >= 2) {
+        throw new WorkError(
+          WorkErrorCode.CommitFailed,
+          'the gateways kept reporting chunks of this backup as missing after it was sent twice',
+        );
+      } else log.warn('chunks were lost by a gateway before they were written; reading the volume again');
+    }
+
+    const { summary, snapshotId } = committed;
+    const stats = {
+      filesNew: summary.filesNew,
+      filesChanged: summary.filesChanged,
+      filesUnmodified: summary.filesUnmodified,
+      dirsNew: summary.dirsNew,
+      dirsChanged: summary.dirsChanged,
+      dirsUnmodified: summary.dirsUnmodified,
+      bytesRead: summary.bytesRead,
+      bytesAdded: summary.bytesAdded,
+      bytesStored: committed.bytesStored,
+      durationMs: ctx.clock().getTime() - started.getTime(),
+    };
+    const completedAt = ctx.clock().toISOString();
+    if (summary.errors.length) {
+      await ctx.publish(
+        BackupPartiallyFailed,
+        {
+          ...key,
+          snapshotId,
+          repositoryId: command.repositoryId,
+          stats,
+          unreadable: summary.errors.slice(0, MAX_LISTED_UNREADABLE).map((e) => ({
+            path: e.path.slice(0, 4096),
+            reason: e.reason.slice(0, 2000),
+          })),
+          unreadableCount: summary.errors.length,
+          completedAt,
+        },
+        `${command.backupId}.outcome`,
+      );
+    } else {
+      await ctx.publish(
+        BackupCompleted,
+        { ...key, snapshotId, repositoryId: command.repositoryId, stats, completedAt },
+        `${command.backupId}.outcome`,
+      );
+    }
+    log.info({ snapshotId, ...stats, unreadable: summary.errors.length }, 'backup committed');
+  } catch (error) {
+    const failure = workErrorOf(error);
+    log.error({ code: failure.code, err: failure.message }, 'backup failed');
+    await ctx.publish(
+      BackupFailed,
+      {
+        ...key,
+        code: failure.code,
+        reason: failure.message.slice(0, 2000),
+        attempt: command.attempt,
+        willRetry: false,
+        failedAt: ctx.clock().toISOString(),
+      },
+      `${command.backupId}.outcome`,
+    );
+  } finally {
+    progress.end();
+  }
+}
+
+/**
+ * Flushes every gateway's open packs and commits. A gateway slow to answer the flush is given
+ * more chances; `undefined` when chunks stay missing (a gateway died holding them), so the
+ * caller sends them again.
+ */
+async function commit(
+  client: DataPathClient,
+  snapshot: Parameters<DataPathClient['commitSnapshot']>[0],
+): Promise<string | undefined> {
+  for (let attempt = 1; attempt <= COMMIT_ATTEMPTS; attempt++) {
+    await client.flush();
+    try {
+      return await client.commitSnapshot(snapshot);
+    } catch (error) {
+      if (!(error instanceof DataPathError && error.missing?.length)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,135 @@
+import { jetstreamManager } from '@nats-io/jetstream';
+import {
+  BackupVolume,
+  commandSubjectFilter,
+  eventSubject,
+  parseMessage,
+  RestoreSnapshot,
+  STREAMS,
+} from '@volback/contracts';
+import {
+  MessagePublisher,
+  startDurableConsumer,
+  type NatsConnection,
+  type RunningConsumer,
+} from '@volback/messaging';
+import type { Logger } from '@volback/observability';
+import type { Quiescer } from '../adapters/quiesce.ts';
+import type { VolumeAccess } from '../adapters/volume-access.ts';
+import { runBackup, type BackupVolumeCommand } from './backup-volume.ts';
+import { runRestore, type RestoreSnapshotCommand } from './restore-snapshot.ts';
+import { workPublishing, type WorkContext } from './work-context.ts';
+
+/** What {@link startCommandConsumer} needs. */
+export interface CommandConsumerOptions {
+  readonly hostId: string;
+  readonly nc: NatsConnection;
+  readonly volumes: VolumeAccess;
+  readonly quiescer: Quiescer;
+  readonly logger: Logger;
+  readonly clock?: () => Date;
+  /** How long the server waits for a sign of life before redelivering a command (default 30 s). */
+  readonly ackWaitMs?: number;
+  readonly dataPath?: WorkContext['dataPath'];
+}
+
+/** Event types that end a piece of work: a command whose work already ended is not run again. */
+const TERMINAL = /\.(completed|partially-failed|failed)\.v\d+$/;
+
+/** Durable consumer name of a host's agent (NATS names allow no dots or wildcards). */
+export function agentDurableName(hostId: string): string {
+  return `agent-${hostId.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+}
+
+/**
+ * Consumes the backup and restore commands addressed to this host, one at a time, from the
+ * durable commands stream: a command sent while the agent was down runs when it is back; one
+ * whose run was cut short by a crash is delivered again and runs again (its chunks already
+ * stored are not sent twice). While a command runs the agent tells the server it is working, so
+ * it is not handed out again meanwhile.
+ */
+export async function startCommandConsumer(options: CommandConsumerOptions): Promise<RunningConsumer> {
+  const { hostId, nc } = options;
+  const clock = options.clock ?? (() => new Date());
+  const log = options.logger.child({ component: 'commands', hostId });
+  const publisher = new MessagePublisher(nc);
+  const source = `volback://agent/${hostId}`;
+  const ackWaitMs = options.ackWaitMs ?? 30_000;
+  const stopping = new AbortController();
+  const jsm = await jetstreamManager(nc);
+
+  /** True when the work's aggregate already holds its final event (the ack was lost, not the work). */
+  const alreadyEnded = async (aggregate: 'backup' | 'restore', workId: string): Promise<boolean> => {
+    const last = await jsm.streams
+      .getMessage(STREAMS.events.name, { last_by_subj: eventSubject(aggregate, workId) })
+      .catch(() => null);
+    if (!last) return false;
+    const parsed = parseMessage(last.data);
+    return parsed.ok && TERMINAL.test(parsed.message.envelope.type);
+  };
+
+  const consumer = await startDurableConsumer({
+    nc,
+    stream: STREAMS.commands.name,
+    durable: agentDurableName(hostId),
+    filterSubjects: [commandSubjectFilter({ kind: 'host', hostId })],
+    publisher,
+    source,
+    accepts: (definition) => definition === BackupVolume || definition === RestoreSnapshot,
+    logger: log,
+    ackWaitMs,
+    maxAckPending: 1,
+    async handler(message) {
+      const data = message.envelope.data as BackupVolumeCommand | RestoreSnapshotCommand;
+      if (data.hostId !== hostId) {
+        log.error({ subject: message.subject, hostId: data.hostId }, 'command for another host; dropped');
+        return;
+      }
+      const isBackup = message.definition === BackupVolume;
+      const workId = isBackup
+        ? (data as BackupVolumeCommand).backupId
+        : (data as RestoreSnapshotCommand).restoreId;
+      if (await alreadyEnded(isBackup ? 'backup' : 'restore', workId)) {
+        log.info(
+          { workId, deliveryCount: message.deliveryCount },
+          'work already ended; not running it again',
+        );
+        return;
+      }
+      const heartbeat = setInterval(() => message.working(), Math.max(1_000, ackWaitMs / 3));
+      try {
+        const ctx: WorkContext = {
+          hostId,
+          nc,
+          volumes: options.volumes,
+          quiescer: options.quiescer,
+          logger: log,
+          clock,
+          signal: stopping.signal,
+          deliveryCount: message.deliveryCount,
+          ...(options.dataPath ? { dataPath: options.dataPath } : {}),
+          ...workPublishing({
+            nc,
+            publisher,
+            source,
+            clock,
+            causationid: message.envelope.id,
+            correlationid: workId,
+          }),
+        };
+        if (isBackup) await runBackup(ctx, data as BackupVolumeCommand);
+        else await runRestore(ctx, data as RestoreSnapshotCommand);
+      } finally {
+        clearInterval(heartbeat);
+      }
+    },
+  });
+  return {
+    durable: consumer.durable,
+    finished: consumer.finished,
+    async stop() {
+      stopping.abort();
+      await consumer.stop();
+    },
+  };
+}

@@ -1,0 +1,86 @@
+import { createEvent, progressSubject, type EventDefinition, type WorkProgress } from '@volback/contracts';
+import type { MessagePublisher, NatsConnection } from '@volback/messaging';
+import type { Logger } from '@volback/observability';
+import type { z } from 'zod';
+import type { Quiescer } from '../adapters/quiesce.ts';
+import type { VolumeAccess } from '../adapters/volume-access.ts';
+
+/** Live progress of one piece of work, published a few times a second at most. */
+export interface ProgressReporter {
+  update(values: Partial<Omit<WorkProgress, 'workId' | 'kind' | 'at'>>): void;
+  /** Publishes the last values and stops. */
+  end(): void;
+}
+
+/** What a backup or restore run needs from the agent around it. */
+export interface WorkContext {
+  readonly hostId: string;
+  readonly nc: NatsConnection;
+  readonly volumes: VolumeAccess;
+  readonly quiescer: Quiescer;
+  readonly logger: Logger;
+  readonly clock: () => Date;
+  /** Aborted when the agent stops. */
+  readonly signal: AbortSignal;
+  /** 1 on the command's first delivery; more after a crash or a stop mid-run. */
+  readonly deliveryCount: number;
+  readonly dataPath?: { readonly timeoutMs?: number; readonly retries?: number };
+  /** Publishes an outcome event; the id makes a repeat after a crash a no-op. */
+  publish<Schema extends z.ZodType>(
+    definition: EventDefinition<string, string, Schema>,
+    data: z.input<Schema>,
+    idSuffix: string,
+  ): Promise<void>;
+  progress(workId: string, kind: WorkProgress['kind']): ProgressReporter;
+}
+
+/** Builds the publishing parts of a {@link WorkContext}. */
+export function workPublishing(options: {
+  nc: NatsConnection;
+  publisher: MessagePublisher;
+  source: string;
+  clock: () => Date;
+  causationid: string;
+  correlationid: string;
+  progressIntervalMs?: number;
+}): Pick<WorkContext, 'publish' | 'progress'> {
+  const { nc, publisher, source, clock } = options;
+  return {
+    async publish(definition, data, idSuffix) {
+      await publisher.publish(
+        createEvent(definition, data, {
+          source,
+          id: `${options.correlationid}.${idSuffix}`.slice(0, 200),
+          time: clock(),
+          causationid: options.causationid,
+          correlationid: options.correlationid,
+        }),
+      );
+    },
+    progress(workId, kind) {
+      const state: WorkProgress = {
+        workId,
+        kind,
+        phase: kind === 'backup' ? 'reading' : 'writing',
+        files: 0,
+        dirs: 0,
+        bytes: 0,
+        bytesAdded: 0,
+        at: clock().toISOString(),
+      };
+      let last = 0;
+      const send = () => {
+        state.at = clock().toISOString();
+        last = Date.now();
+        if (!nc.isClosed()) nc.publish(progressSubject(workId), JSON.stringify(state));
+      };
+      return {
+        update(values) {
+          Object.assign(state, values);
+          if (Date.now() - last >= (options.progressIntervalMs ?? 500)) send();
+        },
+        end: send,
+      };
+    },
+  };
+}
