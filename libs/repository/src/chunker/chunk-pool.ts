@@ -35,8 +35,8 @@ export interface ChunkPoolOptions {
   workers?: number;
   /**
    * How many bytes of chunks a worker may have sent that the consumer has not yet taken before it
-   * stops reading (default 32 MiB, at most 1 GiB). A worker also holds up to one chunk being cut
-   * (≤ 8 MiB) and one read buffer.
+   * stops reading (default 32 MiB, at most 1 GiB). The last read before it stops may complete one
+   * more chunk (≤ 8 MiB); the worker itself keeps at most 9 MiB of read buffers.
    */
   readAheadBytes?: number;
 }

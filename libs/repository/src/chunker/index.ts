@@ -24,3 +24,10 @@ export {
   randomIrreduciblePolynomial,
   type Pol,
 } from './polynomial.ts';
+export {
+  ChunkPool,
+  ChunkPoolError,
+  ChunkPoolErrorCode,
+  type ChunkPoolOptions,
+  type FileChunk,
+} from './chunk-pool.ts';

@@ -1,0 +1,374 @@
+import { randomUUID } from 'node:crypto';
+import {
+  createInbox,
+  headers as natsHeaders,
+  RequestError,
+  TimeoutError,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+} from '@nats-io/nats-core';
+import {
+  commitSnapshotReply,
+  DATA_HEADERS,
+  DATA_OPERATIONS,
+  findSnapshotReply,
+  flushReply,
+  missingBlobsReply,
+  repositoryInfoReply,
+  storeBlobReply,
+} from '@volback/contracts';
+import { sha256Hex } from '@volback/repository';
+import type { z } from 'zod';
+import {
+  decodeBlobHeaders,
+  decodeReply,
+  encodeBlobHeaders,
+  encodeJson,
+  FLUSH_PHASE_HEADER,
+  FLUSH_STARTED,
+  GATEWAY_ID_HEADER,
+  readError,
+} from './codec.ts';
+import { DataPathError, DataPathErrorCode, RETRYABLE_CODES, type BlobRef } from './errors.ts';
+
+/** Options of {@link DataPathClient}. */
+export interface DataPathClientOptions {
+  /** The repository to talk to (`default` unless several are configured). */
+  repositoryId?: string;
+  /**
+   * Id of this unit of work (a backup or restore): gateways hold a shared repository lock per
+   * session until it commits or goes idle. A random one when absent.
+   */
+  sessionId?: string;
+  /**
+   * Time limit of one request in ms (default 30 000). `flush` and `commitSnapshot` write packs and
+   * walk trees, so they get four times as long.
+   */
+  timeoutMs?: number;
+  /** Further tries after a timeout or when no gateway listens (default 3), with exponential backoff. */
+  retries?: number;
+}
+
+/** What a gateway says about its repository. */
+export interface RepositoryInfo {
+  repositoryId: string;
+  version: 1 | 2;
+  /** The chunker polynomial, hex: chunk with it so blobs deduplicate across hosts (and with restic). */
+  chunkerPolynomial: string;
+}
+
+/** The snapshot a commit writes; `time` is RFC 3339 with offset. */
+export interface SnapshotToCommit {
+  tree: string;
+  paths: string[];
+  hostname: string;
+  time: string;
+  parent?: string;
+  tags?: string[];
+}
+
+/** A found snapshot, or nulls when none matches. */
+export interface FoundSnapshot {
+  snapshotId: string | null;
+  tree: string | null;
+  paths: string[];
+  time: string | null;
+}
+
+/** Most blobs one `missing-blobs` request asks about (the contract's limit). */
+export const MISSING_BLOBS_BATCH = 10_000;
+/** How many `missing-blobs` batches are asked at once. */
+const MISSING_BLOBS_PARALLEL = 4;
+/**
+ * How long a flush waits, after the last gateway acknowledged the broadcast, for more to do so.
+ * Gateways acknowledge as soon as the message arrives, before they write anything.
+ */
+const FLUSH_ACK_WINDOW_MS = 500;
+/** Slow operations (flush writes packs; commit flushes, reloads the index and walks trees). */
+const SLOW_FACTOR = 4;
+const BLOB_ID = /^[0-9a-f]{64}$/;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Maps a NATS request failure to a data-path error. */
+function fromNatsError(error: unknown, subject: string, timeoutMs: number): DataPathError {
+  if (error instanceof DataPathError) return error;
+  if (error instanceof TimeoutError) {
+    return new DataPathError(DataPathErrorCode.Timeout, `no answer on ${subject} within ${timeoutMs} ms`, {
+      cause: error,
+    });
+  }
+  if (error instanceof RequestError && error.isNoResponders()) {
+    return new DataPathError(DataPathErrorCode.NoGateway, `no storage gateway listens on ${subject}`, {
+      cause: error,
+    });
+  }
+  return new DataPathError(
+    DataPathErrorCode.Internal,
+    `request on ${subject} failed: ${(error as Error).message}`,
+    { cause: error },
+  );
+}
+
+/**
+ * The agent's side of the data path (DESIGN.md §2–3): request–reply with the storage gateways'
+ * queue group. Every request carries the session, and is tried again after a timeout or when no
+ * gateway listens. All requests are idempotent: storing a blob twice stores it once, and
+ * committing the same snapshot twice (same tree, paths, host, time, parent, tags) writes it once.
+ */
+export class DataPathClient {
+  /** Id of this unit of work, sent with every request. */
+  readonly sessionId: string;
+  readonly #nc: NatsConnection;
+  readonly #repositoryId: string;
+  readonly #timeoutMs: number;
+  readonly #retries: number;
+
+  constructor(nc: NatsConnection, options: DataPathClientOptions = {}) {
+    this.#nc = nc;
+    this.#repositoryId = options.repositoryId ?? 'default';
+    this.sessionId = options.sessionId ?? `session-${randomUUID()}`;
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+    this.#retries = options.retries ?? 3;
+    if (!/^[\x21-\x7e]{1,200}$/.test(this.sessionId)) {
+      throw new DataPathError(
+        DataPathErrorCode.BadRequest,
+        'sessionId must be printable ASCII without spaces, at most 200 characters',
+      );
+    }
+  }
+
+  /** The repository's format version and chunker polynomial. */
+  async repositoryInfo(): Promise<RepositoryInfo> {
+    const msg = await this.#request(
+      DATA_OPERATIONS.repositoryInfo,
+      encodeJson({ repositoryId: this.#repositoryId }),
+    );
+    return decodeReply(msg, repositoryInfoReply);
+  }
+
+  /**
+   * Which of these blobs the repository lacks (in the order asked). The first request of a session
+   * makes the answering gateway reload its index and take the session's shared lock.
+   */
+  async missingBlobs(blobs: ReadonlyArray<BlobRef>): Promise<BlobRef[]> {
+    for (const blob of blobs) this.#checkBlob(blob.type, blob.id);
+    const batches: BlobRef[][] = [];
+    for (let i = 0; i < blobs.length; i += MISSING_BLOBS_BATCH)
+      batches.push(blobs.slice(i, i + MISSING_BLOBS_BATCH).map(({ type, id }) => ({ type, id })));
+    const results: BlobRef[][] = new Array<BlobRef[]>(batches.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < batches.length) {
+        const index = next++;
+        const msg = await this.#request(
+          DATA_OPERATIONS.missingBlobs,
+          encodeJson({ repositoryId: this.#repositoryId, sessionId: this.sessionId, blobs: batches[index] }),
+        );
+        results[index] = decodeReply(msg, missingBlobsReply).missing;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(MISSING_BLOBS_PARALLEL, batches.length) }, worker));
+    return results.flat();
+  }
+
+  /**
+   * Sends one blob (its plaintext; the gateway checks that it hashes to `id`). `added` is false
+   * when the repository already had it. The blob is durable only after {@link flush}.
+   */
+  async storeBlob(
+    type: 'data' | 'tree',
+    id: string,
+    data: Uint8Array,
+  ): Promise<{ added: boolean; storedLength: number }> {
+    this.#checkBlob(type, id);
+    const msg = await this.#request(DATA_OPERATIONS.storeBlob, data, {
+      headers: () =>
+        encodeBlobHeaders({ type, id, repositoryId: this.#repositoryId, sessionId: this.sessionId }),
+    });
+    return decodeReply(msg, storeBlobReply);
+  }
+
+  /**
+   * Asks every gateway to write its open packs and their index, and waits for those that
+   * acknowledged the broadcast to finish. Gateways acknowledge at once and answer again when
+   * their packs are durable; a gateway that acknowledged nothing within 500 ms of the last
+   * acknowledgement, or died while writing, is missed: its blobs are lost, and
+   * {@link commitSnapshot} reports them as missing. That check, not this call, is the safety net.
+   */
+  async flush(): Promise<Array<{ gatewayId: string; packsWritten: number }>> {
+    const body = encodeJson({ repositoryId: this.#repositoryId, sessionId: this.sessionId });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#flushOnce(body);
+      } catch (error) {
+        const failure = fromNatsError(error, DATA_OPERATIONS.flush, this.#timeoutMs * SLOW_FACTOR);
+        if (!RETRYABLE_CODES.has(failure.code) || attempt >= this.#retries) throw failure;
+        await sleep(this.#backoff(attempt));
+      }
+    }
+  }
+
+  async #flushOnce(body: Uint8Array): Promise<Array<{ gatewayId: string; packsWritten: number }>> {
+    const inbox = createInbox();
+    const sub = this.#nc.subscribe(inbox);
+    const acknowledged = new Set<string>();
+    const done = new Map<string, number>();
+    let failure: DataPathError | undefined;
+    const deadline = Date.now() + this.#timeoutMs * SLOW_FACTOR;
+    // When the last gateway made itself known (its acknowledgement, or an answer without one).
+    let lastAck = 0;
+    let wake: (() => void) | undefined;
+    const timer = setInterval(() => wake?.(), 100);
+    try {
+      this.#nc.publish(DATA_OPERATIONS.flush, body, { reply: inbox });
+      const messages = (async () => {
+        for await (const msg of sub) {
+          if (msg.data.length === 0 && msg.headers?.code === 503) {
+            throw new DataPathError(
+              DataPathErrorCode.NoGateway,
+              `no storage gateway listens on ${DATA_OPERATIONS.flush}`,
+            );
+          }
+          const error = readError(msg);
+          if (error) {
+            failure ??= error;
+            const gatewayId = msg.headers?.get(GATEWAY_ID_HEADER) || `unnamed-${done.size}`;
+            if (!acknowledged.has(gatewayId)) lastAck = Date.now();
+            done.set(gatewayId, -1);
+          } else {
+            const reply = decodeReply(msg, flushReply);
+            if (!acknowledged.has(reply.gatewayId)) lastAck = Date.now();
+            acknowledged.add(reply.gatewayId);
+            if (msg.headers?.get(FLUSH_PHASE_HEADER) !== FLUSH_STARTED)
+              done.set(reply.gatewayId, reply.packsWritten);
+          }
+          wake?.();
+        }
+      })();
+      let messageError: unknown;
+      messages.catch((error: unknown) => {
+        messageError = error;
+        wake?.();
+      });
+      for (;;) {
+        if (messageError) throw messageError;
+        const now = Date.now();
+        const settled = lastAck > 0 && now - lastAck >= FLUSH_ACK_WINDOW_MS;
+        if (settled && [...acknowledged].every((id) => done.has(id))) break;
+        if (now >= deadline) {
+          if (lastAck === 0) throw new TimeoutError();
+          break; // gateways that acknowledged but never finished are left out (see above)
+        }
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    } finally {
+      clearInterval(timer);
+      sub.unsubscribe();
+    }
+    if (failure) throw failure;
+    return [...done]
+      .filter(([, packs]) => packs >= 0)
+      .map(([gatewayId, packsWritten]) => ({ gatewayId, packsWritten }))
+      .sort((a, b) => a.gatewayId.localeCompare(b.gatewayId));
+  }
+
+  /**
+   * Writes the snapshot once every blob its tree reaches is stored; returns its id. The gateway
+   * flushes its own packs first, so call {@link flush} before to reach the others. Blobs that are
+   * not stored (a gateway died before flushing) raise `MISSING_BLOBS` with `missing`: send those
+   * again and commit again.
+   */
+  async commitSnapshot(snapshot: SnapshotToCommit): Promise<string> {
+    const msg = await this.#request(
+      DATA_OPERATIONS.commitSnapshot,
+      encodeJson({ repositoryId: this.#repositoryId, sessionId: this.sessionId, snapshot }),
+      { timeoutMs: this.#timeoutMs * SLOW_FACTOR },
+    );
+    return decodeReply(msg, commitSnapshotReply).snapshotId;
+  }
+
+  /** Reads one blob's plaintext; `BLOB_CORRUPT` unless it hashes to `id`. */
+  async loadBlob(type: 'data' | 'tree', id: string): Promise<Buffer> {
+    this.#checkBlob(type, id);
+    const msg = await this.#request(
+      DATA_OPERATIONS.loadBlob,
+      encodeJson({ repositoryId: this.#repositoryId, blob: { type, id } }),
+      { headers: () => this.#sessionHeaders() },
+    );
+    const error = readError(msg);
+    if (error) throw error;
+    const blob = decodeBlobHeaders(msg.headers);
+    if (!blob.ok || blob.value.id !== id || blob.value.type !== type) {
+      throw new DataPathError(
+        DataPathErrorCode.BadReply,
+        `the gateway answered another blob than ${type} ${id}`,
+      );
+    }
+    const data = Buffer.from(msg.data);
+    if (sha256Hex(data) !== id) {
+      throw new DataPathError(DataPathErrorCode.BlobCorrupt, `${type} blob ${id} does not match its id`);
+    }
+    return data;
+  }
+
+  /**
+   * A snapshot by id, unique id prefix, or `latest` (the newest matching `filter`: same host, and
+   * `path` among its paths). Nulls when none matches.
+   */
+  async findSnapshot(ref: string, filter: { hostname?: string; path?: string } = {}): Promise<FoundSnapshot> {
+    const msg = await this.#request(
+      DATA_OPERATIONS.findSnapshot,
+      encodeJson({
+        repositoryId: this.#repositoryId,
+        ref,
+        ...(filter.hostname !== undefined ? { hostname: filter.hostname } : {}),
+        ...(filter.path !== undefined ? { path: filter.path } : {}),
+      }),
+    );
+    return decodeReply(msg, findSnapshotReply) satisfies z.output<typeof findSnapshotReply>;
+  }
+
+  #checkBlob(type: string, id: string): void {
+    if ((type !== 'data' && type !== 'tree') || !BLOB_ID.test(id)) {
+      throw new DataPathError(
+        DataPathErrorCode.BadRequest,
+        `not a blob: ${JSON.stringify(type)} ${JSON.stringify(id)} (data or tree, 64 lower-case hex digits)`,
+      );
+    }
+  }
+
+  #sessionHeaders(): MsgHdrs {
+    const h = natsHeaders();
+    h.set(DATA_HEADERS.repositoryId, this.#repositoryId);
+    h.set(DATA_HEADERS.sessionId, this.sessionId);
+    return h;
+  }
+
+  #backoff(attempt: number): number {
+    const base = Math.min(5_000, 250 * 2 ** attempt);
+    return base / 2 + Math.random() * (base / 2);
+  }
+
+  /** One request, tried again after a timeout or when no gateway listens; error replies are returned. */
+  async #request(
+    subject: string,
+    data: Uint8Array,
+    options: { headers?: () => MsgHdrs; timeoutMs?: number } = {},
+  ): Promise<Msg> {
+    const timeout = options.timeoutMs ?? this.#timeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#nc.request(subject, data, {
+          timeout,
+          ...(options.headers ? { headers: options.headers() } : {}),
+        });
+      } catch (error) {
+        const failure = fromNatsError(error, subject, timeout);
+        if (!RETRYABLE_CODES.has(failure.code) || attempt >= this.#retries) throw failure;
+        await sleep(this.#backoff(attempt));
+      }
+    }
+  }
+}

@@ -1,0 +1,313 @@
+import { createHash } from 'node:crypto';
+import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import {
+  commitSnapshotRequest,
+  DATA_HEADERS,
+  DATA_OPERATIONS,
+  findSnapshotRequest,
+  flushRequest,
+  GATEWAY_QUEUE_GROUP,
+  loadBlobRequest,
+  missingBlobsRequest,
+  repositoryInfoRequest,
+} from '@volback/contracts';
+import {
+  DataPathError,
+  DataPathErrorCode,
+  decodeBlobHeaders,
+  decodeJson,
+  encodeBlobHeaders,
+  encodeDataPathError,
+  encodeJson,
+  FLUSH_PHASE_HEADER,
+  FLUSH_STARTED,
+  GATEWAY_ID_HEADER,
+  maxBlobBytes,
+  type Encoded,
+} from '@volback/data-path';
+import type { Logger } from '@volback/observability';
+import type { z } from 'zod';
+import { toReplyFailure } from './error-replies.ts';
+import type { GatewayMetrics } from './gateway-metrics.ts';
+import type { GatewayRepository } from './gateway-repository.ts';
+import { Semaphore } from './semaphore.ts';
+
+/** Options of {@link startDataPathServer}. */
+export interface DataPathServerOptions {
+  readonly nc: NatsConnection;
+  readonly store: GatewayRepository;
+  readonly gatewayId: string;
+  /** The repository id requests must name. */
+  readonly repositoryId: string;
+  readonly logger: Logger;
+  readonly metrics?: GatewayMetrics;
+}
+
+/** The data-path subscriptions of one gateway. */
+export interface DataPathServer {
+  /** Stops taking requests (the queue group sends new ones to other gateways) and answers those in hand. */
+  stop(): Promise<void>;
+  /** Stops at once; requests in hand get no answer (their clients time out and try again). */
+  abort(): void;
+}
+
+type OperationName = keyof typeof DATA_OPERATIONS;
+
+/** Requests of one kind a gateway handles at once; more wait in the client library's buffer. */
+const CONCURRENCY: Record<OperationName, number> = {
+  repositoryInfo: 16,
+  missingBlobs: 8,
+  // Bounded so that a slow backend holds back the senders (they await each answer).
+  storeBlob: 8,
+  flush: 4,
+  commitSnapshot: 4,
+  loadBlob: 16,
+  findSnapshot: 4,
+};
+
+const OPERATION_LABELS: Record<OperationName, string> = {
+  repositoryInfo: 'repository-info',
+  missingBlobs: 'missing-blobs',
+  storeBlob: 'store-blob',
+  flush: 'flush',
+  commitSnapshot: 'commit-snapshot',
+  loadBlob: 'load-blob',
+  findSnapshot: 'find-snapshot',
+};
+
+/** Parses a JSON request; a schema failure is thrown as `BAD_REQUEST` (nothing changes). */
+function parse<S extends z.ZodType>(schema: S, msg: Msg): z.output<S> {
+  const decoded = decodeJson(schema, msg.data);
+  if (!decoded.ok) throw decoded.error;
+  return decoded.value;
+}
+
+/**
+ * Serves the data path (DESIGN.md §2–3) for one gateway: every operation in the gateways' queue
+ * group, except `flush`, which every gateway receives. Each request is validated before anything
+ * changes; failures are answered with a stable code in `Volback-Error`, never a stack trace.
+ */
+export function startDataPathServer(options: DataPathServerOptions): DataPathServer {
+  const { nc, store, gatewayId, repositoryId, metrics } = options;
+  const log = options.logger.child({ component: 'data-path' });
+  const subscriptions: Subscription[] = [];
+  const loops: Promise<void>[] = [];
+  const inFlight = new Set<Promise<void>>();
+  let aborted = false;
+
+  const checkRepository = (requested: string) => {
+    if (requested !== repositoryId) {
+      throw new DataPathError(
+        DataPathErrorCode.UnknownRepository,
+        `this gateway serves repository ${JSON.stringify(repositoryId)}, not ${JSON.stringify(requested)}`,
+      );
+    }
+  };
+
+  const handlers: Record<Exclude<OperationName, 'flush'>, (msg: Msg) => Promise<Encoded>> = {
+    async repositoryInfo(msg) {
+      const request = parse(repositoryInfoRequest, msg);
+      checkRepository(request.repositoryId);
+      return {
+        data: encodeJson({
+          repositoryId,
+          version: store.config.version,
+          chunkerPolynomial: store.config.chunker_polynomial,
+        }),
+      };
+    },
+
+    async missingBlobs(msg) {
+      const request = parse(missingBlobsRequest, msg);
+      checkRepository(request.repositoryId);
+      await store.joinSession(request.sessionId);
+      return { data: encodeJson({ missing: store.missingBlobs(request.blobs) }) };
+    },
+
+    async storeBlob(msg) {
+      const headers = decodeBlobHeaders(msg.headers);
+      if (!headers.ok) throw headers.error;
+      const { type, id, sessionId } = headers.value;
+      checkRepository(headers.value.repositoryId);
+      if (!sessionId)
+        throw new DataPathError(DataPathErrorCode.BadRequest, `${DATA_HEADERS.sessionId} is required`);
+      if (msg.data.length > maxBlobBytes(type)) {
+        throw new DataPathError(
+          DataPathErrorCode.BlobTooLarge,
+          `a ${type} blob may have at most ${maxBlobBytes(type)} bytes, got ${msg.data.length}`,
+        );
+      }
+      const actual = createHash('sha256').update(msg.data).digest('hex');
+      if (actual !== id) {
+        throw new DataPathError(
+          DataPathErrorCode.BlobIdMismatch,
+          `the body hashes to ${actual}, not to ${id}: nothing was stored`,
+        );
+      }
+      await store.joinSession(sessionId);
+      const saved = await store.storeBlob(type, id, msg.data);
+      metrics?.blobs.inc({ type, outcome: saved.added ? 'added' : 'duplicate' });
+      if (saved.added) metrics?.bytesAdded.inc({ type }, msg.data.length);
+      return { data: encodeJson(saved) };
+    },
+
+    async commitSnapshot(msg) {
+      const request = parse(commitSnapshotRequest, msg);
+      checkRepository(request.repositoryId);
+      const snapshotId = await store.commit(request.sessionId, request.snapshot);
+      return { data: encodeJson({ snapshotId }) };
+    },
+
+    async loadBlob(msg) {
+      const request = parse(loadBlobRequest, msg);
+      checkRepository(request.repositoryId);
+      const sessionId = msg.headers?.get(DATA_HEADERS.sessionId);
+      if (sessionId) {
+        if (!/^[\x21-\x7e]{1,200}$/.test(sessionId))
+          throw new DataPathError(
+            DataPathErrorCode.BadRequest,
+            `${DATA_HEADERS.sessionId} is not a session id`,
+          );
+        await store.joinSession(sessionId);
+      }
+      const { type, id } = request.blob;
+      const data = await store.loadBlob(type, id);
+      // Headers take a few hundred bytes of the message; NATS's default limit is 1 MiB.
+      if (data.length > (nc.info?.max_payload ?? 1024 * 1024) - 1024) {
+        throw new DataPathError(
+          DataPathErrorCode.BlobTooLarge,
+          `${type} blob ${id} has ${data.length} bytes, more than this NATS server carries in a message`,
+        );
+      }
+      return { headers: encodeBlobHeaders({ type, id, repositoryId }), data };
+    },
+
+    async findSnapshot(msg) {
+      const request = parse(findSnapshotRequest, msg);
+      checkRepository(request.repositoryId);
+      const selection = await store.findSnapshot({
+        ref: request.ref,
+        ...(request.hostname !== undefined ? { hostname: request.hostname } : {}),
+        ...(request.path !== undefined ? { path: request.path } : {}),
+      });
+      switch (selection.kind) {
+        case 'invalid':
+          throw new DataPathError(DataPathErrorCode.BadRequest, selection.reason);
+        case 'ambiguous':
+          throw new DataPathError(
+            DataPathErrorCode.BadRequest,
+            `snapshot prefix ${request.ref} names ${selection.count} snapshots: give more digits`,
+          );
+        case 'none':
+          return { data: encodeJson({ snapshotId: null, tree: null, paths: [], time: null }) };
+        case 'found': {
+          const { id, snapshot } = selection.snapshot;
+          return {
+            data: encodeJson({
+              snapshotId: id,
+              tree: snapshot.tree,
+              paths: snapshot.paths,
+              time: snapshot.time,
+            }),
+          };
+        }
+      }
+    },
+  };
+
+  const fail = (operation: string, error: unknown): Encoded & { code: string } => {
+    const failure = toReplyFailure(error);
+    if (failure.internal) log.error({ operation, err: error }, 'request failed');
+    else log.debug({ operation, code: failure.error.code, reason: failure.error.message }, 'request refused');
+    return { ...encodeDataPathError(failure.error), code: failure.error.code };
+  };
+
+  const handle = async (name: OperationName, msg: Msg): Promise<void> => {
+    const operation = OPERATION_LABELS[name];
+    const started = performance.now();
+    let outcome = 'ok';
+    if (name === 'flush') {
+      outcome = await handleFlush(msg);
+    } else {
+      let reply: Encoded;
+      try {
+        reply = await handlers[name](msg);
+      } catch (error) {
+        const failed = fail(operation, error);
+        outcome = failed.code;
+        reply = failed;
+      }
+      msg.respond(reply.data, reply.headers ? { headers: reply.headers } : undefined);
+    }
+    metrics?.requests.inc({ operation, outcome });
+    metrics?.requestSeconds.observe({ operation }, (performance.now() - started) / 1000);
+  };
+
+  /** Acknowledges at once, answers again once the packs and index are written. */
+  const handleFlush = async (msg: Msg): Promise<string> => {
+    const named = () => {
+      const h = natsHeaders();
+      h.set(GATEWAY_ID_HEADER, gatewayId);
+      return h;
+    };
+    try {
+      const request = parse(flushRequest, msg);
+      checkRepository(request.repositoryId);
+      const ack = named();
+      ack.set(FLUSH_PHASE_HEADER, FLUSH_STARTED);
+      msg.respond(encodeJson({ gatewayId, packsWritten: 0 }), { headers: ack });
+      const packsWritten = await store.flush();
+      msg.respond(encodeJson({ gatewayId, packsWritten }), { headers: named() });
+      return 'ok';
+    } catch (error) {
+      const failed = fail('flush', error);
+      failed.headers?.set(GATEWAY_ID_HEADER, gatewayId);
+      msg.respond(failed.data, failed.headers ? { headers: failed.headers } : undefined);
+      return failed.code;
+    }
+  };
+
+  const serve = (name: OperationName) => {
+    const subject = DATA_OPERATIONS[name];
+    const sub = nc.subscribe(subject, name === 'flush' ? {} : { queue: GATEWAY_QUEUE_GROUP });
+    subscriptions.push(sub);
+    const slots = new Semaphore(CONCURRENCY[name]);
+    const loop = (async () => {
+      for await (const msg of sub) {
+        if (aborted) break;
+        if (!msg.reply) continue; // a publish, not a request: nobody to answer
+        const release = await slots.acquire();
+        if (aborted) {
+          release();
+          break;
+        }
+        const job = handle(name, msg)
+          .catch((error: unknown) => log.error({ subject, err: error }, 'could not answer a request'))
+          .finally(() => {
+            release();
+            inFlight.delete(job);
+          });
+        inFlight.add(job);
+      }
+    })().catch((error: unknown) => log.error({ subject, err: error }, 'subscription failed'));
+    loops.push(loop);
+  };
+
+  for (const name of Object.keys(DATA_OPERATIONS) as OperationName[]) serve(name);
+  log.info({ gatewayId, repositoryId, queue: GATEWAY_QUEUE_GROUP }, 'serving the data path');
+
+  return {
+    async stop() {
+      // Draining ends each loop once the requests already delivered here have been taken.
+      await Promise.all(
+        subscriptions.map((sub) => (sub.isClosed() ? undefined : sub.drain().catch(() => undefined))),
+      );
+      await Promise.all(loops);
+      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+    },
+    abort() {
+      aborted = true;
+      for (const sub of subscriptions) if (!sub.isClosed()) sub.unsubscribe();
+    },
+  };
+}

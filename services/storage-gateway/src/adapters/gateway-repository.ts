@@ -1,0 +1,480 @@
+import { userInfo } from 'node:os';
+import { DataPathError, DataPathErrorCode, type BlobRef } from '@volback/data-path';
+import type { Logger } from '@volback/observability';
+import {
+  parseGoTime,
+  RepositoryErrorCode,
+  type Repository,
+  type RepositoryError,
+  type RepositoryLock,
+  type Snapshot,
+} from '@volback/repository';
+import { findMissingBlobs, MalformedTreeError } from '../domain/reachability.ts';
+import {
+  sameSnapshot,
+  selectSnapshot,
+  type SnapshotQuery,
+  type SnapshotSelection,
+  type StoredSnapshot,
+} from '../domain/snapshot-selection.ts';
+import { ReadWriteGate } from './read-write-gate.ts';
+import { Semaphore } from './semaphore.ts';
+
+/** Options of {@link GatewayRepository.open}. */
+export interface GatewayRepositoryOptions {
+  /** Opens a handle on the repository (again when a failed upload left the previous one unusable). */
+  readonly open: () => Promise<Repository>;
+  readonly logger: Logger;
+  /** A session's lock is released this long after its last request (default 60 s). */
+  readonly sessionIdleMs?: number;
+  /** Open packs are written this long after the last stored blob (default 3 s). */
+  readonly idleFlushMs?: number;
+  /** Told how many packs each flush wrote. */
+  readonly onFlush?: (packsWritten: number) => void;
+}
+
+/** The snapshot a commit asks for (validated by the data-path schema). */
+export interface SnapshotRequest {
+  readonly tree: string;
+  readonly paths: readonly string[];
+  readonly hostname: string;
+  readonly time: string;
+  readonly parent?: string | undefined;
+  readonly tags?: readonly string[] | undefined;
+}
+
+interface Session {
+  ready: Promise<void>;
+  lock: RepositoryLock | undefined;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** Trees loaded at once while a commit checks what a snapshot reaches. */
+const TREE_LOADS = 16;
+/** Bound on remembered complete trees; forgotten all at once when reached. */
+const MAX_COMPLETE_TREES = 2_000_000;
+
+function username(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return 'volback'; // no passwd entry (a container), as the repository library does
+  }
+}
+
+/**
+ * The gateway's one repository handle, shared by every session: blobs from concurrent sessions
+ * go into the same packs. It tracks sessions (each holds a shared repository lock while active),
+ * writes open packs after a quiet spell, and verifies a snapshot's blobs before writing it.
+ *
+ * Stores run concurrently; a flush or index reload runs alone (they change what the handle
+ * tracks). A failed upload leaves a handle unusable, so it is replaced by a fresh one: blobs
+ * that were pending in it are lost, and commits report them missing.
+ */
+export class GatewayRepository {
+  readonly #open: () => Promise<Repository>;
+  readonly #log: Logger;
+  readonly #sessionIdleMs: number;
+  readonly #idleFlushMs: number;
+  readonly #onFlush: ((packsWritten: number) => void) | undefined;
+  readonly #gate = new ReadWriteGate();
+  readonly #sessions = new Map<string, Session>();
+  readonly #complete = new Set<string>();
+  readonly #treeLoads = new Semaphore(TREE_LOADS);
+  #repo: Repository;
+  #dirty = false;
+  #idleTimer: NodeJS.Timeout | undefined;
+  #queuedReload: Promise<void> | undefined;
+  #recovering: Promise<void> | undefined;
+  #snapshots: { names: Set<string>; list: StoredSnapshot[] } | undefined;
+  #listing: Promise<StoredSnapshot[]> | undefined;
+  #closed = false;
+
+  private constructor(repo: Repository, options: GatewayRepositoryOptions) {
+    this.#repo = repo;
+    this.#open = options.open;
+    this.#log = options.logger;
+    this.#sessionIdleMs = options.sessionIdleMs ?? 60_000;
+    this.#idleFlushMs = options.idleFlushMs ?? 3_000;
+    this.#onFlush = options.onFlush;
+  }
+
+  /** Opens the repository and reads its index. */
+  static async open(options: GatewayRepositoryOptions): Promise<GatewayRepository> {
+    const repo = await options.open();
+    try {
+      await repo.loadIndex();
+    } catch (error) {
+      await repo.close().catch(() => undefined);
+      throw error;
+    }
+    return new GatewayRepository(repo, options);
+  }
+
+  /** Format version and chunker polynomial. */
+  get config(): Repository['config'] {
+    return this.#repo.config;
+  }
+
+  /** Sessions holding a lock on this gateway. */
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
+
+  /** Reads the repository's config file: true when the storage answers. */
+  async ping(): Promise<void> {
+    await this.#repo.backend.stat({ type: 'config', name: 'config' });
+  }
+
+  // ---- sessions ----
+
+  /**
+   * Makes sure this gateway holds the session's shared lock; the first time, it takes the lock and
+   * then rebuilds the index (after a prune, known packs may be gone). `REPOSITORY_LOCKED` when an
+   * exclusive lock (prune) is held. True when this call started the session (the index was just
+   * read).
+   */
+  async joinSession(sessionId: string): Promise<boolean> {
+    this.#checkOpen();
+    let session = this.#sessions.get(sessionId);
+    const starting = !session;
+    if (!session) {
+      const fresh: Session = { ready: Promise.resolve(), lock: undefined, timer: undefined };
+      fresh.ready = (async () => {
+        try {
+          fresh.lock = await this.#repo.lock(false);
+          await this.reloadIndex();
+          this.#log.debug({ sessionId, lock: fresh.lock.id.slice(0, 8) }, 'session started');
+        } catch (error) {
+          if (this.#sessions.get(sessionId) === fresh) this.#sessions.delete(sessionId);
+          await fresh.lock?.release().catch(() => undefined);
+          throw error;
+        }
+      })();
+      this.#sessions.set(sessionId, fresh);
+      session = fresh;
+    }
+    await session.ready;
+    if (this.#sessions.get(sessionId) !== session) return starting; // ended meanwhile
+    clearTimeout(session.timer);
+    session.timer = setTimeout(() => void this.#expire(sessionId, session), this.#sessionIdleMs);
+    session.timer.unref();
+    return starting;
+  }
+
+  /** Releases the session's lock (after its commit). */
+  async endSession(sessionId: string): Promise<void> {
+    const session = this.#sessions.get(sessionId);
+    if (!session) return;
+    this.#sessions.delete(sessionId);
+    clearTimeout(session.timer);
+    await session.lock
+      ?.release()
+      .catch((error: Error) =>
+        this.#log.warn({ sessionId, err: error.message }, 'could not remove a session lock'),
+      );
+  }
+
+  async #expire(sessionId: string, session: Session): Promise<void> {
+    if (this.#sessions.get(sessionId) !== session) return;
+    this.#sessions.delete(sessionId);
+    // Packs this gateway holds open may hold the session's blobs: write them while still locked.
+    if (this.#dirty) await this.flush().catch(() => undefined);
+    await session.lock?.release().catch(() => undefined);
+    this.#log.info({ sessionId }, 'session idle: lock released');
+  }
+
+  // ---- blobs ----
+
+  /** Which blobs the repository lacks (pending blobs of this gateway count as present). */
+  missingBlobs(blobs: readonly BlobRef[]): BlobRef[] {
+    const repo = this.#repo;
+    return blobs.filter((b) => !repo.hasBlob(b.type, b.id)).map(({ type, id }) => ({ type, id }));
+  }
+
+  /** Adds a blob to an open pack unless the repository has it; written by a flush. */
+  async storeBlob(
+    type: 'data' | 'tree',
+    id: string,
+    data: Uint8Array,
+  ): Promise<{ added: boolean; storedLength: number }> {
+    this.#checkOpen();
+    const saved = await this.#gate.shared(async () => {
+      const repo = this.#repo;
+      try {
+        const result = await repo.saveBlob(type, data, id);
+        if (result.added) this.#dirty = true;
+        return result;
+      } catch (error) {
+        void this.#recover(repo, error);
+        throw error;
+      }
+    });
+    this.#scheduleIdleFlush();
+    return { added: saved.added, storedLength: saved.storedLength };
+  }
+
+  /** Writes the open packs and the index naming them; returns how many packs were written. */
+  async flush(): Promise<number> {
+    let broken: { repo: Repository; error: unknown } | undefined;
+    const written = await this.#gate
+      .exclusive(async () => {
+        const repo = this.#repo;
+        const before = repo.index.packs().size;
+        this.#dirty = false;
+        try {
+          await repo.flush();
+        } catch (error) {
+          broken = { repo, error };
+          throw error;
+        }
+        return repo.index.packs().size - before;
+      })
+      .finally(() => {
+        if (broken) void this.#recover(broken.repo, broken.error);
+      });
+    if (written > 0) {
+      this.#onFlush?.(written);
+      this.#log.debug({ packs: written }, 'packs and index written');
+    }
+    return written;
+  }
+
+  #scheduleIdleFlush(): void {
+    clearTimeout(this.#idleTimer);
+    if (this.#closed) return;
+    this.#idleTimer = setTimeout(() => {
+      if (!this.#dirty || this.#closed) return;
+      this.flush().catch((error: Error) =>
+        this.#log.error({ err: error.message }, 'idle flush failed; pending blobs are lost'),
+      );
+    }, this.#idleFlushMs);
+    this.#idleTimer.unref();
+  }
+
+  /** Rebuilds the index from the index files; requests made while one waits share it. */
+  reloadIndex(): Promise<void> {
+    if (this.#queuedReload) return this.#queuedReload;
+    const reload = this.#gate.exclusive(async () => {
+      this.#queuedReload = undefined;
+      await this.#loadIndex();
+    });
+    this.#queuedReload = reload;
+    return reload;
+  }
+
+  /** Call holding the gate exclusively. */
+  async #loadIndex(): Promise<void> {
+    const repo = this.#repo;
+    const before = new Set(repo.index.packs().keys());
+    await repo.loadIndex();
+    const after = repo.index.packs();
+    // A pack gone (prune) may have held blobs of trees known complete: know nothing any more.
+    for (const packId of before) {
+      if (!after.has(packId)) {
+        this.#complete.clear();
+        break;
+      }
+    }
+  }
+
+  /** Replaces a handle a failed upload left unusable. */
+  #recover(broken: Repository, error: unknown): Promise<void> {
+    if (this.#repo !== broken || this.#closed) return Promise.resolve();
+    this.#recovering ??= this.#gate
+      .exclusive(async () => {
+        if (this.#repo !== broken) return;
+        this.#log.error(
+          { err: (error as Error).message, code: (error as RepositoryError).code },
+          'writing to the repository failed: reopening it; blobs not yet written are lost',
+        );
+        for (let attempt = 1; !this.#closed; attempt++) {
+          try {
+            const fresh = await this.#open();
+            await fresh.loadIndex();
+            this.#repo = fresh;
+            this.#complete.clear();
+            this.#dirty = false;
+            break;
+          } catch (reopenError) {
+            this.#log.warn(
+              { err: (reopenError as Error).message, attempt },
+              'could not reopen the repository',
+            );
+            await new Promise((resolve) => setTimeout(resolve, Math.min(10_000, 500 * 2 ** attempt)));
+          }
+        }
+        await broken.close().catch(() => undefined);
+      })
+      .finally(() => (this.#recovering = undefined));
+    return this.#recovering;
+  }
+
+  /** Reads and verifies a blob; `NOT_FOUND` when no index names it, after reading the index again. */
+  async loadBlob(type: 'data' | 'tree', id: string): Promise<Buffer> {
+    this.#checkOpen();
+    if (!this.#repo.index.has(type, id)) await this.reloadIndex();
+    if (!this.#repo.index.has(type, id)) {
+      throw new DataPathError(DataPathErrorCode.NotFound, `the repository has no ${type} blob ${id}`);
+    }
+    try {
+      return await this.#repo.loadBlob(type, id);
+    } catch (error) {
+      // The pack is gone (a prune since the index was read): read the index again, once.
+      if ((error as RepositoryError).code !== RepositoryErrorCode.FileNotFound) throw error;
+      await this.reloadIndex();
+      if (!this.#repo.index.has(type, id)) {
+        throw new DataPathError(DataPathErrorCode.NotFound, `the repository has no ${type} blob ${id}`);
+      }
+      return this.#repo.loadBlob(type, id);
+    }
+  }
+
+  // ---- snapshots ----
+
+  /**
+   * Writes the snapshot once every blob it reaches is in an index file: this gateway's open packs
+   * are written first and the index read again, then the trees are walked. `MISSING_BLOBS` names
+   * the rest. Committing the same snapshot again returns the existing one.
+   */
+  async commit(sessionId: string, request: SnapshotRequest): Promise<string> {
+    try {
+      parseGoTime(request.time);
+    } catch {
+      throw new DataPathError(
+        DataPathErrorCode.BadRequest,
+        `snapshot.time: ${JSON.stringify(request.time)} is not RFC 3339 with at most nanoseconds`,
+      );
+    }
+    const indexJustRead = await this.joinSession(sessionId);
+    const snapshot: Snapshot = {
+      time: request.time,
+      ...(request.parent ? { parent: request.parent } : {}),
+      tree: request.tree,
+      paths: [...request.paths],
+      hostname: request.hostname,
+      username: username(),
+      uid: process.getuid?.() ?? 0,
+      gid: process.getgid?.() ?? 0,
+      ...(request.tags?.length ? { tags: [...request.tags] } : {}),
+      program_version: 'volback',
+    };
+    const existing = (await this.#listSnapshots()).find((s) => sameSnapshot(s.snapshot, snapshot));
+    if (existing) {
+      await this.endSession(sessionId);
+      return existing.id;
+    }
+
+    // Our own packs join the in-memory index as they are written; other gateways' (flushed before
+    // this commit was sent) are read from their index files, unless the session just did so.
+    await this.flush();
+    if (!indexJustRead) await this.reloadIndex();
+    const repo = this.#repo;
+    let missing: BlobRef[];
+    try {
+      missing = await findMissingBlobs(request.tree, {
+        has: (type, id) => repo.index.has(type, id),
+        loadTree: (id) => this.#treeLoads.run(() => repo.loadTree(id)),
+        isComplete: (id) => this.#complete.has(id),
+        markComplete: (id) => {
+          if (this.#complete.size >= MAX_COMPLETE_TREES) this.#complete.clear();
+          this.#complete.add(id);
+        },
+      });
+    } catch (error) {
+      if (error instanceof MalformedTreeError)
+        throw new DataPathError(DataPathErrorCode.BadRequest, error.message);
+      if ((error as RepositoryError).code === RepositoryErrorCode.Malformed) {
+        throw new DataPathError(
+          DataPathErrorCode.BadRequest,
+          `a tree of the snapshot is not a restic tree: ${(error as Error).message}`,
+        );
+      }
+      throw error;
+    }
+    if (missing.length > 0) {
+      throw new DataPathError(
+        DataPathErrorCode.MissingBlobs,
+        `${missing.length} blob(s) the snapshot reaches are not stored (a gateway stopped before writing them?): send them again and commit again`,
+        { missing },
+      );
+    }
+    const snapshotId = await repo.saveSnapshot(snapshot);
+    this.#snapshots?.names.add(snapshotId);
+    this.#snapshots?.list.push({ id: snapshotId, snapshot });
+    await this.endSession(sessionId);
+    this.#log.info(
+      { sessionId, snapshotId, hostname: snapshot.hostname, paths: snapshot.paths },
+      'snapshot committed',
+    );
+    return snapshotId;
+  }
+
+  /** A snapshot by id, unique prefix or `latest` of a host and path. */
+  async findSnapshot(query: SnapshotQuery): Promise<SnapshotSelection> {
+    this.#checkOpen();
+    return selectSnapshot(await this.#listSnapshots(), query);
+  }
+
+  /**
+   * Every snapshot. Snapshot files never change, so the list is read again only when the set of
+   * names differs from the last time.
+   */
+  #listSnapshots(): Promise<StoredSnapshot[]> {
+    this.#listing ??= (async () => {
+      const names = new Set<string>();
+      for await (const { name } of this.#repo.backend.list('snapshots')) names.add(name);
+      const cached = this.#snapshots;
+      if (cached && cached.names.size === names.size && [...names].every((n) => cached.names.has(n))) {
+        return cached.list;
+      }
+      const list = await this.#repo.listSnapshots();
+      this.#snapshots = { names: new Set(list.map((s) => s.id)), list };
+      return list;
+    })().finally(() => (this.#listing = undefined));
+    return this.#listing;
+  }
+
+  // ---- lifecycle ----
+
+  #checkOpen(): void {
+    if (this.#closed) {
+      throw new DataPathError(DataPathErrorCode.RepositoryUnavailable, 'this gateway is shutting down');
+    }
+  }
+
+  /** Writes open packs, releases every session lock and stops the worker threads. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    clearTimeout(this.#idleTimer);
+    if (this.#dirty) {
+      await this.flush().catch((error: Error) =>
+        this.#log.error({ err: error.message }, 'final flush failed; pending blobs are lost'),
+      );
+    }
+    this.#closed = true;
+    await this.#recovering;
+    await this.#releaseAll();
+    await this.#repo.close();
+  }
+
+  /** Stops without writing open packs, as a crash would (their blobs are lost); locks are released. */
+  async abandon(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#idleTimer);
+    await this.#releaseAll();
+    await this.#repo.close().catch(() => undefined);
+  }
+
+  async #releaseAll(): Promise<void> {
+    const sessions = [...this.#sessions.entries()];
+    this.#sessions.clear();
+    await Promise.all(
+      sessions.map(async ([, session]) => {
+        clearTimeout(session.timer);
+        await session.ready.catch(() => undefined);
+        await session.lock?.release().catch(() => undefined);
+      }),
+    );
+  }
+}

@@ -1,0 +1,217 @@
+import { createHash } from 'node:crypto';
+import type { NatsConnection } from '@nats-io/nats-core';
+import {
+  CheckRepository,
+  commandSubjectFilter,
+  createEvent,
+  ForgetSnapshots,
+  PruneRepository,
+  RepositoryChecked,
+  RepositoryMaintenanceFailed,
+  RepositoryPruned,
+  SnapshotsForgotten,
+  STREAMS,
+  type EventDefinition,
+  type MessageDefinition,
+} from '@volback/contracts';
+import {
+  startDurableConsumer,
+  type ConsumedMessage,
+  type MessagePublisher,
+  type RunningConsumer,
+} from '@volback/messaging';
+import type { Logger } from '@volback/observability';
+import {
+  check,
+  forget,
+  prune,
+  RepositoryError,
+  RepositoryErrorCode,
+  type Repository,
+} from '@volback/repository';
+import type { z } from 'zod';
+import {
+  forgetFilter,
+  forgetPolicy,
+  maintenanceFailed,
+  MaintenanceFailureCode,
+  repositoryChecked,
+  repositoryPruned,
+  snapshotsForgotten,
+  type CheckCommand,
+  type ForgetCommand,
+  type PruneCommand,
+} from '../domain/maintenance.ts';
+import type { GatewayMetrics } from './gateway-metrics.ts';
+
+/** Durable name of the consumer all gateways share: each command runs on one of them. */
+export const MAINTENANCE_CONSUMER = 'storage-gateway';
+/**
+ * How long a command may run before JetStream hands it to another gateway. Prune and a full
+ * check of a large repository take long; a gateway that dies mid-command delays it this long.
+ */
+export const MAINTENANCE_ACK_WAIT_MS = 30 * 60_000;
+
+/** Options of {@link startMaintenanceConsumer}. */
+export interface MaintenanceConsumerOptions {
+  readonly nc: NatsConnection;
+  readonly publisher: MessagePublisher;
+  /** The handle maintenance runs on (separate from the data path's, whose packers it must not share). */
+  readonly repository: () => Promise<Repository>;
+  readonly repositoryId: string;
+  readonly gatewayId: string;
+  readonly logger: Logger;
+  readonly metrics?: GatewayMetrics;
+  /** Durable consumer name (default {@link MAINTENANCE_CONSUMER}). */
+  readonly durable?: string;
+  readonly ackWaitMs?: number;
+  readonly clock?: () => Date;
+}
+
+const HANDLED: readonly MessageDefinition[] = [ForgetSnapshots, PruneRepository, CheckRepository];
+
+/** A deterministic event id per command and outcome: a redelivered command's event is stored once. */
+function eventId(commandId: string, what: string): string {
+  const id = `${commandId}.${what}`;
+  return id.length <= 200 ? id : `${createHash('sha256').update(id).digest('hex')}.${what}`;
+}
+
+/** The failure code for an error a maintenance operation raised. */
+export function failureCode(error: unknown): MaintenanceFailureCode {
+  if (error instanceof RangeError) return MaintenanceFailureCode.InvalidPolicy;
+  switch ((error as RepositoryError).code) {
+    case RepositoryErrorCode.Locked:
+      return MaintenanceFailureCode.Locked;
+    case RepositoryErrorCode.BackendUnavailable:
+    case RepositoryErrorCode.NoSpace:
+    case RepositoryErrorCode.NotARepository:
+      return MaintenanceFailureCode.Unavailable;
+    case RepositoryErrorCode.Authentication:
+    case RepositoryErrorCode.Malformed:
+    case RepositoryErrorCode.FileNotFound:
+      return MaintenanceFailureCode.RepositoryDamaged;
+    default:
+      return MaintenanceFailureCode.Failed;
+  }
+}
+
+/**
+ * Runs the gateway commands (`volback.cmd.gateway.*`: forget, prune, check) from the work-queue
+ * stream, one at a time per gateway, and turns each outcome into an event: SnapshotsForgotten,
+ * RepositoryPruned, RepositoryChecked, or RepositoryMaintenanceFailed, never a silent drop.
+ */
+export async function startMaintenanceConsumer(
+  options: MaintenanceConsumerOptions,
+): Promise<RunningConsumer> {
+  const log = options.logger.child({ component: 'maintenance' });
+  const clock = options.clock ?? (() => new Date());
+  const source = `volback://storage-gateway/${options.gatewayId}`;
+
+  const publish = async <S extends z.ZodType>(
+    def: EventDefinition<string, string, S>,
+    data: z.input<S>,
+    message: ConsumedMessage,
+    what: string,
+  ) => {
+    const envelope = message.envelope;
+    await options.publisher.publish(
+      createEvent(def, data, {
+        source,
+        id: eventId(envelope.id, what),
+        causationid: envelope.id,
+        ...(envelope.correlationid ? { correlationid: envelope.correlationid } : {}),
+      }),
+    );
+  };
+
+  const run = async (message: ConsumedMessage): Promise<void> => {
+    const name = message.definition.name as 'ForgetSnapshots' | 'PruneRepository' | 'CheckRepository';
+    const operation = name === 'ForgetSnapshots' ? 'forget' : name === 'PruneRepository' ? 'prune' : 'check';
+    const command = message.envelope.data as ForgetCommand | PruneCommand | CheckCommand;
+    const context = { operation, operationId: command.operationId, deliveryCount: message.deliveryCount };
+    const failed = async (code: MaintenanceFailureCode, reason: string) => {
+      options.metrics?.maintenance.inc({ operation, outcome: code });
+      log.warn({ ...context, code, reason }, 'maintenance failed');
+      await publish(
+        RepositoryMaintenanceFailed,
+        maintenanceFailed(command, operation, code, reason, clock()),
+        message,
+        'failed',
+      );
+    };
+
+    if (command.repositoryId !== options.repositoryId) {
+      await failed(
+        MaintenanceFailureCode.UnknownRepository,
+        `gateway ${options.gatewayId} serves repository ${options.repositoryId}, not ${command.repositoryId}`,
+      );
+      return;
+    }
+    log.info(context, 'maintenance started');
+    const started = performance.now();
+    let outcome: { def: EventDefinition; data: unknown; what: string };
+    try {
+      const repo = await options.repository();
+      if (name === 'ForgetSnapshots') {
+        const forgetCommand = command as ForgetCommand;
+        const decisions = await forget(repo, forgetPolicy(forgetCommand.retention), {
+          filter: forgetFilter(forgetCommand),
+          dryRun: forgetCommand.dryRun,
+          now: clock().getTime(),
+        });
+        outcome = {
+          def: SnapshotsForgotten,
+          data: snapshotsForgotten(forgetCommand, decisions, clock()),
+          what: 'forgotten',
+        };
+      } else if (name === 'PruneRepository') {
+        const summary = await prune(repo, { maxUnusedFraction: (command as PruneCommand).maxUnusedFraction });
+        outcome = {
+          def: RepositoryPruned,
+          data: repositoryPruned(command as PruneCommand, summary, clock()),
+          what: 'pruned',
+        };
+      } else {
+        const checkCommand = command as CheckCommand;
+        const lock = await repo.lock(false);
+        try {
+          const report = await check(repo, { readDataFraction: checkCommand.readDataFraction });
+          outcome = {
+            def: RepositoryChecked,
+            data: repositoryChecked(checkCommand, report, performance.now() - started, clock()),
+            what: 'checked',
+          };
+        } finally {
+          await lock.release().catch(() => undefined);
+        }
+      }
+    } catch (error) {
+      const code = failureCode(error);
+      if (code === MaintenanceFailureCode.Failed) log.error({ ...context, err: error }, 'maintenance error');
+      // Repository errors name files and the location, never credentials; others stay in the log.
+      const reason =
+        error instanceof RepositoryError || error instanceof RangeError
+          ? error.message
+          : `${operation} failed in gateway ${options.gatewayId} (see its log)`;
+      await failed(code, reason);
+      return;
+    }
+    await publish(outcome.def, outcome.data as never, message, outcome.what);
+    options.metrics?.maintenance.inc({ operation, outcome: 'ok' });
+    log.info({ ...context, durationMs: Math.round(performance.now() - started) }, 'maintenance done');
+  };
+
+  return startDurableConsumer({
+    nc: options.nc,
+    stream: STREAMS.commands.name,
+    durable: options.durable ?? MAINTENANCE_CONSUMER,
+    filterSubjects: [commandSubjectFilter({ kind: 'gateway' })],
+    handler: run,
+    publisher: options.publisher,
+    source,
+    accepts: (definition) => HANDLED.includes(definition),
+    logger: log,
+    ackWaitMs: options.ackWaitMs ?? MAINTENANCE_ACK_WAIT_MS,
+    maxAckPending: 1,
+  });
+}

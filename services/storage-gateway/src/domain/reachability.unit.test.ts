@@ -1,0 +1,77 @@
+import type { TreeNode } from '@volback/repository';
+import { describe, expect, it } from 'vitest';
+import { findMissingBlobs, MalformedTreeError, type ReachabilityLookup } from './reachability.ts';
+
+const id = (n: number) => n.toString(16).padStart(64, '0');
+const file = (name: string, ...content: number[]): TreeNode => ({
+  name,
+  type: 'file',
+  uid: 0,
+  gid: 0,
+  content: content.map(id),
+});
+const dir = (name: string, subtree: number): TreeNode => ({
+  name,
+  type: 'dir',
+  uid: 0,
+  gid: 0,
+  subtree: id(subtree),
+});
+
+/** A repository of trees (id → nodes) and stored blobs. */
+function repository(trees: Record<number, TreeNode[]>, stored: { data: number[]; tree: number[] }) {
+  const loads: string[] = [];
+  const complete = new Set<string>();
+  const lookup: ReachabilityLookup = {
+    has: (type, blob) => stored[type].map(id).includes(blob),
+    loadTree: async (tree) => {
+      loads.push(tree);
+      return trees[Number.parseInt(tree, 16)] ?? [];
+    },
+    isComplete: (tree) => complete.has(tree),
+    markComplete: (tree) => complete.add(tree),
+  };
+  return { lookup, loads, complete };
+}
+
+describe('finding the blobs a snapshot reaches that are not stored', () => {
+  const trees = {
+    1: [dir('volumes', 2), file('top', 10)],
+    2: [dir('a', 3), dir('b', 3), file('x', 11, 12)],
+    3: [file('shared', 13), { name: 'link', type: 'symlink', uid: 0, gid: 0, linktarget: 'x' } as TreeNode],
+  };
+
+  it('given everything stored, when walked, then nothing is missing and every tree is complete', async () => {
+    const repo = repository(trees, { data: [10, 11, 12, 13], tree: [1, 2, 3] });
+    expect(await findMissingBlobs(id(1), repo.lookup)).toEqual([]);
+    expect([...repo.complete].sort()).toEqual([id(1), id(2), id(3)]);
+    expect(repo.loads.filter((t) => t === id(3))).toHaveLength(1); // a shared subtree is walked once
+  });
+
+  it('given a lost data blob and a lost tree, when walked, then both are named and what the tree hides is not', async () => {
+    const repo = repository(trees, { data: [10, 11], tree: [1, 2] });
+    expect(await findMissingBlobs(id(1), repo.lookup)).toEqual([
+      { type: 'data', id: id(12) },
+      { type: 'tree', id: id(3) },
+    ]);
+    expect(repo.complete.size).toBe(0);
+  });
+
+  it('given trees known complete, when walked again, then they are not loaded', async () => {
+    const repo = repository(trees, { data: [10, 11, 12, 13], tree: [1, 2, 3] });
+    await findMissingBlobs(id(1), repo.lookup);
+    repo.loads.length = 0;
+    expect(await findMissingBlobs(id(1), repo.lookup)).toEqual([]);
+    expect(repo.loads).toEqual([]);
+  });
+
+  it('given a missing root, when walked, then the root is named', async () => {
+    const repo = repository(trees, { data: [], tree: [] });
+    expect(await findMissingBlobs(id(1), repo.lookup)).toEqual([{ type: 'tree', id: id(1) }]);
+  });
+
+  it('given a directory without subtree, when walked, then the tree is malformed', async () => {
+    const repo = repository({ 1: [{ name: 'd', type: 'dir', uid: 0, gid: 0 }] }, { data: [], tree: [1] });
+    await expect(findMissingBlobs(id(1), repo.lookup)).rejects.toBeInstanceOf(MalformedTreeError);
+  });
+});

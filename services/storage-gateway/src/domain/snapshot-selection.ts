@@ -1,0 +1,70 @@
+import { parseGoTime, type Snapshot } from '@volback/repository';
+
+/** A snapshot file and its id. */
+export interface StoredSnapshot {
+  readonly id: string;
+  readonly snapshot: Snapshot;
+}
+
+/** What `find-snapshot` asks for. */
+export interface SnapshotQuery {
+  /** Id, unique id prefix, or `latest`. */
+  readonly ref: string;
+  readonly hostname?: string;
+  /** A path the snapshot records among its `paths`. */
+  readonly path?: string;
+}
+
+/** The outcome of a query: one snapshot, none, or a prefix that names several. */
+export type SnapshotSelection =
+  | { kind: 'found'; snapshot: StoredSnapshot }
+  | { kind: 'none' }
+  | { kind: 'ambiguous'; count: number }
+  | { kind: 'invalid'; reason: string };
+
+/** Nanoseconds since the epoch; unreadable times sort first. */
+function timeKey(time: string): bigint {
+  try {
+    return parseGoTime(time);
+  } catch {
+    return -(2n ** 80n);
+  }
+}
+
+/**
+ * Picks a snapshot as restic does: `latest` is the newest (by recorded time) of those matching the
+ * host and path filter; anything else is an id or unique id prefix (filters do not apply).
+ */
+export function selectSnapshot(all: readonly StoredSnapshot[], query: SnapshotQuery): SnapshotSelection {
+  if (query.ref === 'latest') {
+    let best: StoredSnapshot | undefined;
+    for (const s of all) {
+      if (query.hostname !== undefined && s.snapshot.hostname !== query.hostname) continue;
+      if (query.path !== undefined && !s.snapshot.paths.includes(query.path)) continue;
+      if (!best || timeKey(s.snapshot.time) > timeKey(best.snapshot.time)) best = s;
+    }
+    return best ? { kind: 'found', snapshot: best } : { kind: 'none' };
+  }
+  if (!/^[0-9a-f]{1,64}$/.test(query.ref)) {
+    return {
+      kind: 'invalid',
+      reason: `not a snapshot id, id prefix or "latest": ${JSON.stringify(query.ref)}`,
+    };
+  }
+  const found = all.filter((s) => s.id.startsWith(query.ref));
+  if (found.length === 1) return { kind: 'found', snapshot: found[0]! };
+  return found.length === 0 ? { kind: 'none' } : { kind: 'ambiguous', count: found.length };
+}
+
+/** True when two snapshots record the same backup (a commit sent twice). */
+export function sameSnapshot(a: Snapshot, b: Snapshot): boolean {
+  const list = (x: readonly string[] | null | undefined) => JSON.stringify(x ?? []);
+  return (
+    a.tree === b.tree &&
+    a.time === b.time &&
+    (a.hostname ?? '') === (b.hostname ?? '') &&
+    (a.parent ?? null) === (b.parent ?? null) &&
+    list(a.paths) === list(b.paths) &&
+    list(a.tags) === list(b.tags)
+  );
+}
