@@ -64,6 +64,12 @@ export interface DurableConsumerOptions {
    * time). Needed by a handler that checkpoints by stream sequence, like a projection.
    */
   strictOrder?: boolean;
+  /**
+   * The handler may run for minutes (a backup, a prune): take one message at a time and hold no
+   * pull open while it runs (an open pull whose heartbeats go unread fails). Implies one
+   * unacknowledged message at a time; keep the message alive with {@link ConsumedMessage.working}.
+   */
+  longRunning?: boolean;
 }
 
 /** A running consumer. */
@@ -90,7 +96,7 @@ export async function startDurableConsumer(options: DurableConsumerOptions): Pro
     filter_subjects: [...options.filterSubjects],
     ack_wait: nanos(options.ackWaitMs ?? 60_000),
     max_deliver: maxDeliver,
-    max_ack_pending: options.strictOrder ? 1 : (options.maxAckPending ?? 256),
+    max_ack_pending: options.strictOrder || options.longRunning ? 1 : (options.maxAckPending ?? 256),
   };
   try {
     await jsm.consumers.info(options.stream, options.durable);
@@ -111,6 +117,34 @@ export async function startDurableConsumer(options: DurableConsumerOptions): Pro
   // finished and the next one handed back (nak) at once.
   const finished = (async () => {
     while (!stopping && !options.nc.isClosed()) {
+      if (options.longRunning) {
+        let msg: JsMsg | null;
+        try {
+          msg = await consumer.next({ expires: 1_000 });
+        } catch (error) {
+          if (stopping || options.nc.isClosed()) break;
+          options.logger?.warn(
+            { durable: options.durable, err: (error as Error).message },
+            'fetch failed; retrying',
+          );
+          await new Promise((resolve) => setTimeout(resolve, 1_000));
+          continue;
+        }
+        if (!msg) continue;
+        if (stopping) {
+          msg.nak();
+          break;
+        }
+        try {
+          await handleOne(msg, options, maxDeliver);
+        } catch (error) {
+          options.logger?.error(
+            { subject: msg.subject, err: (error as Error).message },
+            'could not settle a message',
+          );
+        }
+        continue;
+      }
       let batch: AsyncIterable<JsMsg>;
       try {
         batch = await consumer.fetch({ max_messages: 32, expires: 1_000 });

@@ -1,9 +1,9 @@
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
-import { hostname as osHostname } from 'node:os';
+import { availableParallelism, hostname as osHostname } from 'node:os';
 import { currentUsername } from '../os-user.ts';
 import { basename, dirname, join, matchesGlob, relative, resolve, sep } from 'node:path';
-import { chunkStream, parseChunkerPolynomial, type Pol } from '../chunker/index.ts';
+import { ChunkPool, chunkStream, parseChunkerPolynomial, type Pol } from '../chunker/index.ts';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
 import { formatGoTime, sha256Hex } from '../format/ids.ts';
 import type { TreeNode } from '../format/tree.ts';
@@ -44,6 +44,11 @@ export type SnapshotDirectoryOptions = Pick<BackupOptions, 'excludes' | 'onProgr
   readonly source: string;
   /** The tree that held this directory in the parent snapshot: unchanged files are not read. */
   readonly parentTree?: string;
+  /**
+   * Worker threads that read, chunk and hash files (0: on the calling thread). Default: one
+   * fewer than the cores, at least one.
+   */
+  readonly chunkWorkers?: number;
 };
 
 /**
@@ -106,14 +111,28 @@ class BackupRun {
   readonly #pol: Pol;
   readonly #options: SnapshotDirectoryOptions;
   readonly #root: string;
+  readonly #pool: ChunkPool | undefined;
   #files = 0;
   #dirs = 0;
 
-  constructor(sink: BlobSink, options: SnapshotDirectoryOptions) {
+  constructor(sink: BlobSink, options: SnapshotDirectoryOptions, pool: ChunkPool | undefined) {
     this.#sink = sink;
     this.#pol = parseChunkerPolynomial(sink.chunkerPolynomial);
     this.#options = options;
     this.#root = resolve(options.source);
+    this.#pool = pool;
+  }
+
+  /** A file's chunks with their ids: from a worker thread, or read and hashed here. */
+  async *#chunks(path: string): AsyncGenerator<{ id: string; data: Buffer; length: number }> {
+    if (this.#pool) {
+      yield* this.#pool.chunkFile(path);
+      return;
+    }
+    const stream = createReadStream(path, { highWaterMark: 1024 * 1024 });
+    for await (const chunk of chunkStream(stream, this.#pol)) {
+      yield { id: sha256Hex(chunk.data), data: chunk.data, length: chunk.length };
+    }
   }
 
   get bytesAdded(): number {
@@ -138,12 +157,10 @@ class BackupRun {
 
   async #content(path: string): Promise<string[]> {
     const ids: string[] = [];
-    const stream = createReadStream(path, { highWaterMark: 1024 * 1024 });
-    for await (const chunk of chunkStream(stream, this.#pol)) {
+    for await (const chunk of this.#chunks(path)) {
       this.summary.bytesRead += chunk.length;
-      const id = sha256Hex(chunk.data);
-      await this.#sink.saveBlob('data', chunk.data, id);
-      ids.push(id);
+      await this.#sink.saveBlob('data', chunk.data, chunk.id);
+      ids.push(chunk.id);
       this.#progress(path);
     }
     return ids;
@@ -256,9 +273,17 @@ export async function snapshotDirectory(
   });
   if (!rootStats.isDirectory())
     throw new RepositoryError(RepositoryErrorCode.FileNotFound, `${source} is not a directory`);
-  const run = new BackupRun(sink, { ...options, source });
-  const { tree } = await run.dir(source, options.parentTree);
-  await sink.drain();
+  const workers = options.chunkWorkers ?? Math.max(1, availableParallelism() - 1);
+  const pool =
+    workers > 0 ? new ChunkPool(parseChunkerPolynomial(sink.chunkerPolynomial), { workers }) : undefined;
+  const run = new BackupRun(sink, { ...options, source }, pool);
+  let tree: string;
+  try {
+    ({ tree } = await run.dir(source, options.parentTree));
+    await sink.drain();
+  } finally {
+    await pool?.close();
+  }
   const root = nodeFromStats(basename(source) || '/', rootStats);
   root.subtree = tree;
   root.content = null;

@@ -78,7 +78,7 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
     accepts: (definition) => definition === BackupVolume || definition === RestoreSnapshot,
     logger: log,
     ackWaitMs,
-    maxAckPending: 1,
+    longRunning: true,
     async handler(message) {
       const data = message.envelope.data as BackupVolumeCommand | RestoreSnapshotCommand;
       if (data.hostId !== hostId) {

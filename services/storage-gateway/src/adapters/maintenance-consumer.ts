@@ -212,6 +212,6 @@ export async function startMaintenanceConsumer(
     accepts: (definition) => HANDLED.includes(definition),
     logger: log,
     ackWaitMs: options.ackWaitMs ?? MAINTENANCE_ACK_WAIT_MS,
-    maxAckPending: 1,
+    longRunning: true,
   });
 }
