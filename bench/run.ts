@@ -16,6 +16,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { E2eBench, type E2eMeasure } from './e2e.ts';
 
 const { values } = parseArgs({
   options: {
@@ -23,6 +24,8 @@ const { values } = parseArgs({
     json: { type: 'boolean', default: false },
     dir: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    /** Leave out the end-to-end path (needs root for a private Docker Engine). */
+    'no-e2e': { type: 'boolean', default: false },
   },
 });
 
@@ -208,7 +211,7 @@ const tools = {
 };
 
 interface Row extends Measure {
-  tool: 'volback' | 'restic';
+  tool: 'volback' | 'restic' | 'volback-e2e';
   phase: 'backup-full' | 'backup-incremental' | 'restore';
   mbPerSecond: number;
   repoBytesAdded: number;
@@ -240,17 +243,35 @@ async function backupPhase(phase: 'backup-full' | 'backup-incremental', sourceBy
   }
 }
 
-// Full backups, then the change, then incrementals, then restores; tools alternate per phase.
-await backupPhase('backup-full', dataBytes);
-changeOnePercent(data, size);
-const changedBytes = dirBytes(data);
-await backupPhase('backup-incremental', changedBytes);
-for (const tool of ['volback', 'restic'] as const) {
-  const target = join(work, `restore-${tool}`);
-  rmSync(target, { recursive: true, force: true });
-  const [c, a] = tools[tool].restore(repos[tool], target);
-  const m = await measure(c, [...a], env);
-  emit({ tool, phase: 'restore', ...m, mbPerSecond: changedBytes / MiB / m.wallSeconds, repoBytesAdded: 0 });
+const e2e = values['no-e2e'] ? undefined : await E2eBench.start(work, data, env.VOLBACK_PASSWORD);
+const emitE2e = (phase: Row['phase'], bytes: number, m: E2eMeasure) =>
+  emit({ tool: 'volback-e2e', phase, ...m, mbPerSecond: bytes / MiB / m.wallSeconds });
+
+try {
+  // Full backups, then the change, then incrementals, then restores; tools alternate per phase.
+  await backupPhase('backup-full', dataBytes);
+  if (e2e) emitE2e('backup-full', dataBytes, await e2e.backup());
+  changeOnePercent(data, size);
+  if (e2e) changeOnePercent(e2e.mountpoint, size); // the same changes (seeded) in the volume
+  const changedBytes = dirBytes(data);
+  await backupPhase('backup-incremental', changedBytes);
+  if (e2e) emitE2e('backup-incremental', changedBytes, await e2e.backup());
+  for (const tool of ['volback', 'restic'] as const) {
+    const target = join(work, `restore-${tool}`);
+    rmSync(target, { recursive: true, force: true });
+    const [c, a] = tools[tool].restore(repos[tool], target);
+    const m = await measure(c, [...a], env);
+    emit({
+      tool,
+      phase: 'restore',
+      ...m,
+      mbPerSecond: changedBytes / MiB / m.wallSeconds,
+      repoBytesAdded: 0,
+    });
+  }
+  if (e2e) emitE2e('restore', changedBytes, { ...(await e2e.restore()), repoBytesAdded: 0 });
+} finally {
+  await e2e?.stop();
 }
 
 if (!values.json) {

@@ -24,6 +24,8 @@ describe('agent configuration', () => {
       opsHost: '127.0.0.1',
       opsPort: 9401,
       helperImage: 'busybox:latest',
+      commandAckWaitSeconds: 30,
+      dataTimeoutSeconds: 30,
     });
   });
 
