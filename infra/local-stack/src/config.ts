@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 
 /** The local stack's settings, from the environment (documented in the root README). */
 export interface LocalStackConfig {
-  /** Everything the stack keeps: NATS store now; repository and catalog as they land. */
+  /** Everything the stack keeps: NATS store, repository, its password, catalog, agent state. */
   readonly dataDir: string;
   /** An existing NATS to use instead of starting one. */
   readonly natsUrl: string | undefined;
@@ -10,6 +10,12 @@ export interface LocalStackConfig {
   readonly natsPort: number;
   /** Port of the stack's `/healthz`, `/readyz` and `/metrics`. */
   readonly opsPort: number;
+  /** Port of the catalog's HTTP API on 127.0.0.1. */
+  readonly catalogPort: number;
+  /** The Docker Engine the agent watches (`DOCKER_HOST`). */
+  readonly dockerHost: string;
+  /** The repository password from the environment; else one is generated and kept in the data dir. */
+  readonly password: string | undefined;
 }
 
 /** Error for a setting that cannot be used; names the variable. */
@@ -39,5 +45,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     natsUrl,
     natsPort: port(env, 'VOLBACK_NATS_PORT', 4222),
     opsPort: port(env, 'VOLBACK_OPS_PORT', 9400),
+    catalogPort: port(env, 'VOLBACK_CATALOG_PORT', 8080),
+    dockerHost: env['DOCKER_HOST'] || 'unix:///var/run/docker.sock',
+    password: env['VOLBACK_PASSWORD'] || undefined,
   };
 }

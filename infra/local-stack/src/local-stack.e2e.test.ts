@@ -1,5 +1,5 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -31,6 +31,9 @@ describe('npm start: the local stack', () => {
       VOLBACK_DATA_DIR: mkdtempSync(join(tmpdir(), 'volback-stack-')),
       VOLBACK_NATS_PORT: String(await freePort()),
       VOLBACK_OPS_PORT: String(await freePort()),
+      VOLBACK_CATALOG_PORT: String(await freePort()),
+      DOCKER_HOST: 'unix:///nonexistent/volback-test/docker.sock',
+      VOLBACK_PASSWORD: '',
     };
     const ready = `http://127.0.0.1:${env.VOLBACK_OPS_PORT}/readyz`;
     const natsUrl = `nats://127.0.0.1:${env.VOLBACK_NATS_PORT}`;
@@ -38,6 +41,12 @@ describe('npm start: the local stack', () => {
     let stack = startStack(env);
     await waitUntil('the stack to be ready', async () => (await fetch(ready)).status === 200);
     expect(stack.output()).toContain('volback local stack ready');
+    expect(stack.output()).toContain('no Docker Engine answers there');
+    // The gateway creates the repository, with a generated password only its owner can read.
+    await waitUntil('the repository', async () =>
+      existsSync(join(env.VOLBACK_DATA_DIR, 'repository/config')),
+    );
+    expect(statSync(join(env.VOLBACK_DATA_DIR, 'repository-password')).mode & 0o777).toBe(0o600);
 
     const nc = await connectNats({ servers: natsUrl, name: 'e2e', connectTimeoutMs: 5_000 });
     const event = createEvent(

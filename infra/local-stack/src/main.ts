@@ -1,6 +1,8 @@
 // The local stack behind `npm start`: a NATS server with JetStream (unless VOLBACK_NATS_URL names
-// one), the volback streams, and the stack's health and metrics endpoints. Services join it as
-// they are built (see the root README). Stops everything on SIGINT/SIGTERM.
+// one), the volback streams, a storage gateway on a filesystem repository in the data dir, the
+// scheduler, the catalog, and an agent on the local Docker Engine (when one answers), each as its
+// own process; the stack's health and metrics endpoints. Stops everything on SIGINT/SIGTERM.
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -9,6 +11,7 @@ import { connectNats, drainNats, ensureStreams, natsHealthChecks } from '@volbac
 import { createLogger, createMetrics, startOpsServer } from '@volback/observability';
 import { freePort, startNatsServer, type NatsServer } from '@volback/testing';
 import { ConfigError, readConfig } from './config.ts';
+import { dockerAnswers, repositoryPasswordFile, STACK_SERVICES, Supervisor } from './services.ts';
 
 const log = createLogger({ service: 'local-stack' });
 
@@ -59,11 +62,59 @@ async function main(): Promise<void> {
     registry: metrics.registry,
     checks: { readiness: natsHealthChecks(nc) },
   });
+
+  const services = new Supervisor(log);
+  const password = config.password ? undefined : await repositoryPasswordFile(config.dataDir);
+  if (password?.created) {
+    log.warn(
+      { file: password.file },
+      'generated the repository password: keep a copy of this file somewhere safe, without it no backup can be read',
+    );
+  }
+  const repository = join(config.dataDir, 'repository');
+  const opsPort = async () => String(await freePort());
+  services.start('storage-gateway', {
+    VOLBACK_NATS_URL: natsUrl,
+    VOLBACK_REPOSITORY: repository,
+    ...(password
+      ? { VOLBACK_PASSWORD_FILE: password.file, VOLBACK_PASSWORD: '' }
+      : { VOLBACK_PASSWORD: config.password! }),
+    VOLBACK_REPOSITORY_INIT: '1',
+    VOLBACK_OPS_PORT: await opsPort(),
+  });
+  for (const name of ['scheduler', 'catalog'] as const) {
+    if (!existsSync(STACK_SERVICES[name])) continue;
+    services.start(name, {
+      VOLBACK_NATS_URL: natsUrl,
+      VOLBACK_DATA_DIR: config.dataDir,
+      VOLBACK_CATALOG_PORT: String(config.catalogPort),
+      VOLBACK_PASSWORD: '',
+      VOLBACK_OPS_PORT: await opsPort(),
+    });
+  }
+  if (await dockerAnswers(config.dockerHost)) {
+    services.start('agent', {
+      VOLBACK_NATS_URL: natsUrl,
+      DOCKER_HOST: config.dockerHost,
+      VOLBACK_AGENT_STATE_DIR: join(config.dataDir, 'agent'),
+      VOLBACK_PASSWORD: '',
+      VOLBACK_OPS_PORT: await opsPort(),
+    });
+  } else {
+    log.warn(
+      { dockerHost: config.dockerHost },
+      'no Docker Engine answers there: the stack runs without an agent. Start Docker, or set DOCKER_HOST ' +
+        '(README, "Trying it with a private Docker Engine"), and start the stack again',
+    );
+  }
+
   log.info(
     {
       nats: natsUrl,
       streams: Object.values(STREAMS).map((s) => s.name),
       dataDir: config.dataDir,
+      repository,
+      catalog: `http://127.0.0.1:${config.catalogPort}`,
       health: `${ops.url}/readyz`,
       metrics: `${ops.url}/metrics`,
     },
@@ -75,6 +126,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping the local stack');
+    await services.stop();
     await ops.close();
     await drainNats(nc);
     await nats?.stop();
