@@ -189,6 +189,39 @@ describe('durable consumers', () => {
     await consumer.stop();
   });
 
+  it('a long-running handler (longer than a pull lives) finishes, is acked once, and keeps the message meanwhile', async () => {
+    const durable = `long-${++counter}`;
+    const subject = eventSubject('backup', `long-${counter}`);
+    const handled: string[] = [];
+    const consumer = await startDurableConsumer({
+      nc,
+      stream: STREAMS.events.name,
+      durable,
+      filterSubjects: [subject],
+      publisher,
+      source: 'volback://test',
+      longRunning: true,
+      ackWaitMs: 3_000,
+      async handler(m) {
+        // Longer than the ack wait and than an open pull's missed-heartbeat limit.
+        for (let i = 0; i < 8; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 1_000));
+          m.working();
+        }
+        handled.push(m.envelope.id);
+      },
+    });
+    const message = backupRequested(`long-${counter}`);
+    await publisher.publish(message);
+    await waitUntil('the long handler', async () => handled.length === 1, 30_000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(handled).toEqual([message.envelope.id]);
+    const info = await jsm.consumers.info(STREAMS.events.name, durable);
+    expect(info.num_ack_pending).toBe(0);
+    expect(info.num_redelivered).toBe(0);
+    await consumer.stop();
+  }, 40_000);
+
   it('skips an unknown or newer event type when asked to, without a report', async () => {
     const durable = `skip-${++counter}`;
     const subject = eventSubject('backup', `new-${counter}`);
