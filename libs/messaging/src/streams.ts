@@ -1,5 +1,6 @@
 import {
   DiscardPolicy,
+  jetstreamManager,
   JetStreamApiCodes,
   JetStreamApiError,
   RetentionPolicy,
@@ -8,7 +9,7 @@ import {
   type StreamConfig,
   type StreamInfo,
 } from '@nats-io/jetstream';
-import { nanos } from '@nats-io/nats-core';
+import { nanos, type NatsConnection } from '@nats-io/nats-core';
 import { STREAMS } from '@volback/contracts';
 
 /** Options of {@link ensureStreams}. */
@@ -90,4 +91,29 @@ export async function ensureStreams(
     infos.push(await jsm.streams.update(name, { ...current.config, ...mutable }));
   }
   return infos;
+}
+
+/**
+ * {@link ensureStreams} with patience: a JetStream that is still starting (or electing a leader)
+ * is asked again with a growing pause, up to `attempts` times, unless `stopping()` says to give up.
+ */
+export async function ensureStreamsWithRetry(
+  nc: NatsConnection,
+  options: StreamOptions & {
+    readonly logger?: { warn(obj: object, msg?: string): void };
+    readonly attempts?: number;
+    readonly stopping?: () => boolean;
+  } = {},
+): Promise<void> {
+  const { logger, attempts = 10, stopping = () => false, ...streamOptions } = options;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await ensureStreams(await jetstreamManager(nc), streamOptions);
+      return;
+    } catch (error) {
+      if (attempt >= attempts || stopping()) throw error;
+      logger?.warn({ err: (error as Error).message, attempt }, 'JetStream not ready; retrying');
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 250 * 2 ** attempt)));
+    }
+  }
 }

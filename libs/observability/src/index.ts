@@ -37,3 +37,4 @@ export {
   type OpsServer,
   type OpsServerOptions,
 } from './ops-server.ts';
+export { onShutdownSignals, type Shutdown } from './shutdown.ts';

@@ -1,14 +1,20 @@
 // The agent process: configuration, host identity, logger and metrics, the ops endpoint, NATS and
 // the Docker Engine, discovery; graceful shutdown on SIGTERM/SIGINT.
-import { jetstreamManager } from '@nats-io/jetstream';
 import {
   connectNats,
   drainNats,
-  ensureStreams,
+  ensureStreamsWithRetry,
   natsHealthChecks,
   type NatsConnection,
+  type RunningConsumer,
 } from '@volback/messaging';
-import { createLogger, createMetrics, startOpsServer, type OpsServer } from '@volback/observability';
+import {
+  createLogger,
+  createMetrics,
+  onShutdownSignals,
+  startOpsServer,
+  type OpsServer,
+} from '@volback/observability';
 import packageJson from '../package.json' with { type: 'json' };
 import { DockerEngineClient } from './adapters/docker-engine.ts';
 import { loadOrCreateHostId } from './adapters/host-id-store.ts';
@@ -17,7 +23,6 @@ import { VolumeAccess } from './adapters/volume-access.ts';
 import { startAgent, type Agent } from './agent.ts';
 import { loadConfig } from './config.ts';
 import { startCommandConsumer } from './work/command-consumer.ts';
-import type { RunningConsumer } from '@volback/messaging';
 
 const log = createLogger({ service: 'agent' });
 /** Longest a graceful shutdown may take before the process exits anyway. */
@@ -27,44 +32,19 @@ let agent: Agent | undefined;
 let commands: RunningConsumer | undefined;
 let ops: OpsServer | undefined;
 let nc: NatsConnection | undefined;
-let stopping = false;
 
-async function shutdown(signal: string): Promise<void> {
-  if (stopping) {
-    log.warn({ signal }, 'second signal: exiting now');
-    process.exit(1);
-  }
-  stopping = true;
-  log.info({ signal }, 'stopping');
-  setTimeout(() => {
-    log.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'shutdown took too long; exiting');
-    process.exit(1);
-  }, SHUTDOWN_TIMEOUT_MS).unref();
-  await commands?.stop();
-  await agent?.stop();
-  await ops?.close();
-  if (nc) await drainNats(nc);
-  log.info('stopped');
-  process.exit(0);
-}
-
-async function ensureStreamsWithRetry(connection: NatsConnection, replicas: number): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await ensureStreams(await jetstreamManager(connection), { replicas });
-      return;
-    } catch (error) {
-      if (attempt >= 10 || stopping) throw error;
-      log.warn({ err: (error as Error).message, attempt }, 'JetStream not ready; retrying');
-      await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 250 * 2 ** attempt)));
-    }
-  }
-}
+const shutdown = onShutdownSignals({
+  logger: log,
+  timeoutMs: SHUTDOWN_TIMEOUT_MS,
+  async stop() {
+    await commands?.stop();
+    await agent?.stop();
+    await ops?.close();
+    if (nc) await drainNats(nc);
+  },
+});
 
 async function main(): Promise<void> {
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-
   const config = loadConfig();
   const { hostId, created, file } = await loadOrCreateHostId(config.stateDir);
   log.info({ hostId, file, created }, created ? 'created the host id' : 'host id');
@@ -94,9 +74,13 @@ async function main(): Promise<void> {
     logger: log,
     ...(config.natsCredsFile ? { credsFile: config.natsCredsFile } : {}),
   });
-  if (stopping) return;
+  if (shutdown.stopping) return;
   startup = 'creating the streams';
-  await ensureStreamsWithRetry(nc, config.streamReplicas);
+  await ensureStreamsWithRetry(nc, {
+    replicas: config.streamReplicas,
+    logger: log,
+    stopping: () => shutdown.stopping,
+  });
   for (const check of natsHealthChecks(nc)) ops.addCheck('readiness', check);
 
   agent = startAgent({
@@ -131,7 +115,7 @@ async function main(): Promise<void> {
     return [];
   });
   if (leftovers.length) log.info({ helpers: leftovers }, 'removed helper containers a previous run left');
-  if (stopping) return;
+  if (shutdown.stopping) return;
   commands = await startCommandConsumer({
     hostId,
     nc,

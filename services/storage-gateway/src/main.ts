@@ -1,14 +1,19 @@
 // The storage gateway process: configuration, logger and metrics, the ops endpoint, NATS, the
 // repository, the data path and maintenance commands; graceful shutdown on SIGTERM/SIGINT.
-import { jetstreamManager } from '@nats-io/jetstream';
 import {
   connectNats,
   drainNats,
-  ensureStreams,
+  ensureStreamsWithRetry,
   natsHealthChecks,
   type NatsConnection,
 } from '@volback/messaging';
-import { createLogger, createMetrics, startOpsServer, type OpsServer } from '@volback/observability';
+import {
+  createLogger,
+  createMetrics,
+  onShutdownSignals,
+  startOpsServer,
+  type OpsServer,
+} from '@volback/observability';
 import { openBackend, RepositoryErrorCode, type Backend, type RepositoryError } from '@volback/repository';
 import { describeConfig, loadConfig } from './config.ts';
 import { startGateway, type Gateway } from './gateway.ts';
@@ -23,27 +28,18 @@ let gateway: Gateway | undefined;
 let ops: OpsServer | undefined;
 let nc: NatsConnection | undefined;
 let backend: Backend | undefined;
-let stopping = false;
 
-async function shutdown(signal: string): Promise<void> {
-  if (stopping) {
-    log.warn({ signal }, 'second signal: exiting now');
-    process.exit(1);
-  }
-  stopping = true;
-  log.info({ signal }, 'stopping');
-  setTimeout(() => {
-    log.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'shutdown took too long; exiting');
-    process.exit(1);
-  }, SHUTDOWN_TIMEOUT_MS).unref();
+const shutdown = onShutdownSignals({
+  logger: log,
+  timeoutMs: SHUTDOWN_TIMEOUT_MS,
   // Stop taking requests, answer those in hand, write open packs, release locks; then leave NATS.
-  await gateway?.stop().catch((error: Error) => log.error({ err: error.message }, 'gateway stop failed'));
-  await ops?.close();
-  if (nc) await drainNats(nc);
-  await backend?.close().catch(() => undefined);
-  log.info('stopped');
-  process.exit(0);
-}
+  async stop() {
+    await gateway?.stop().catch((error: Error) => log.error({ err: error.message }, 'gateway stop failed'));
+    await ops?.close();
+    if (nc) await drainNats(nc);
+    await backend?.close().catch(() => undefined);
+  },
+});
 
 /** Tries again with backoff while `transient` says so (at most `maxAttempts` times). */
 async function retrying<T>(
@@ -56,7 +52,7 @@ async function retrying<T>(
     try {
       return await attempt();
     } catch (error) {
-      if (stopping || n >= maxAttempts || !transient(error)) throw error;
+      if (shutdown.stopping || n >= maxAttempts || !transient(error)) throw error;
       const waitMs = Math.min(10_000, 250 * 2 ** Math.min(n, 6));
       log.warn(
         { err: (error as Error).message, attempt: n, retryInMs: waitMs },
@@ -68,9 +64,6 @@ async function retrying<T>(
 }
 
 async function main(): Promise<void> {
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-
   const config = loadConfig();
   log.info({ config: describeConfig(config) }, 'configuration');
   const metrics = createMetrics({ service: 'storage-gateway' });
@@ -97,15 +90,14 @@ async function main(): Promise<void> {
     logger: log,
     ...(config.natsCredsFile ? { credsFile: config.natsCredsFile } : {}),
   });
-  if (stopping) return;
+  if (shutdown.stopping) return;
   const connection = nc;
   startup = 'creating the streams';
-  await retrying(
-    'JetStream',
-    async () => ensureStreams(await jetstreamManager(connection), { replicas: config.streamReplicas }),
-    () => true,
-    10,
-  );
+  await ensureStreamsWithRetry(connection, {
+    replicas: config.streamReplicas,
+    logger: log,
+    stopping: () => shutdown.stopping,
+  });
   for (const check of natsHealthChecks(connection)) ops.addCheck('readiness', check);
 
   // An unreachable storage is waited for (readiness says so); a wrong password or a missing
@@ -130,7 +122,7 @@ async function main(): Promise<void> {
       }),
     (error) => TRANSIENT.has((error as RepositoryError).code),
   );
-  if (stopping) {
+  if (shutdown.stopping) {
     await gateway.stop();
     return;
   }
