@@ -156,6 +156,67 @@ describe('agent and gateway back up and restore a real Docker volume over NATS',
     expect(await runInVolume(engine.docker, engine.image, 'appdata', LIST_TREE_SCRIPT)).toBe(expected);
   });
 
+  it('a restore into a volume a running container uses is refused, then done with stopContainers', async () => {
+    const snapshotId = (
+      events.events.find((e) => e.type === 'io.volback.backup.completed.v1')!.data as {
+        snapshotId: string;
+      }
+    ).snapshotId;
+    await engine.docker.createVolume({ Name: 'in-use' });
+    const user = await engine.docker.createContainer({
+      name: 'uses-in-use',
+      Image: engine.image,
+      Cmd: ['sleep', '3600'],
+      Labels: { 'volback.stop.timeout': '1' },
+      HostConfig: { NetworkMode: 'none', Binds: ['in-use:/data'] },
+    });
+    await user.start();
+    const target = { kind: 'existing-volume' as const, volumeName: 'in-use' };
+    await sendCommand(nc, RestoreSnapshot, { restoreId: 'e2e-in-use-refused', hostId, snapshotId, target });
+    const refused = await events.outcome('e2e-in-use-refused');
+    expect((refused.data as { code: string }).code).toBe('VOLBACK_VOLUME_IN_USE');
+
+    await sendCommand(nc, RestoreSnapshot, {
+      restoreId: 'e2e-in-use-stopped',
+      hostId,
+      snapshotId,
+      target: { ...target, stopContainers: true },
+    });
+    const done = await events.outcome('e2e-in-use-stopped');
+    expect(done.type, JSON.stringify(done.data)).toBe('io.volback.restore.completed.v1');
+    expect((await user.inspect()).State.Running).toBe(true);
+    expect(await runInVolume(engine.docker, engine.image, 'in-use', LIST_TREE_SCRIPT)).toBe(expected);
+    await user.remove({ force: true });
+  });
+
+  it('a failing pre-backup hook fails the backup with its output, and nothing is written', async () => {
+    await engine.docker.createVolume({ Name: 'hooked' });
+    const app = await engine.docker.createContainer({
+      name: 'hooked-app',
+      Image: engine.image,
+      Cmd: ['sleep', '3600'],
+      Labels: { 'volback.hooks.pre': 'echo dump failed: disk full >&2; exit 3' },
+      HostConfig: { NetworkMode: 'none', Binds: ['hooked:/data'] },
+    });
+    await app.start();
+    await sendCommand(nc, BackupVolume, {
+      backupId: 'e2e-hook',
+      hostId,
+      volumeName: 'hooked',
+      trigger: 'manual',
+    });
+    const outcome = await events.outcome('e2e-hook');
+    expect(outcome.type).toBe('io.volback.backup.failed.v1');
+    expect(outcome.data).toMatchObject({ code: 'VOLBACK_HOOK_FAILED' });
+    expect((outcome.data as { reason: string }).reason).toContain('dump failed: disk full');
+    const snapshots = JSON.parse(
+      await restic(repo, ['snapshots', '--no-lock', '--json', '--path', '/volumes/hooked']),
+    ) as unknown[];
+    expect(snapshots).toEqual([]);
+    expect((await app.inspect()).State.Running).toBe(true);
+    await app.remove({ force: true });
+  });
+
   it('a backup of a volume that does not exist fails with a clear reason', async () => {
     await sendCommand(nc, BackupVolume, {
       backupId: 'e2e-missing',

@@ -19,7 +19,12 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const SERVICE_MAINS = {
   agent: join(ROOT, 'services/agent/src/main.ts'),
   gateway: join(ROOT, 'services/storage-gateway/src/main.ts'),
+  catalog: join(ROOT, 'services/catalog/src/main.ts'),
+  scheduler: join(ROOT, 'services/scheduler/src/main.ts'),
 } as const;
+
+/** The `volback` command line, run as `npx volback` runs it. */
+export const CLI_MAIN = join(ROOT, 'tools/cli/src/main.ts');
 
 /** A service process of a test stack. */
 export interface ServiceProcess extends ServerProcess {
@@ -159,4 +164,32 @@ export async function sendCommand<Schema extends z.ZodType>(
   data: z.input<Schema>,
 ): Promise<void> {
   await new MessagePublisher(nc).publish(createCommand(definition, data, { source: 'volback://e2e-test' }));
+}
+
+/** A catalog process and the URL of its API. */
+export interface CatalogProcess extends ServiceProcess {
+  /** `http://127.0.0.1:<port>` of the HTTP API. */
+  readonly url: string;
+}
+
+/** Starts a catalog on a free loopback port (API and ops), its data in `dataDir`. */
+export async function startCatalogService(
+  name: string,
+  env: Record<string, string>,
+  dataDir: string,
+  logDir: string,
+): Promise<CatalogProcess> {
+  const port = await freePort();
+  const service = await startService(
+    'catalog',
+    name,
+    {
+      VOLBACK_DATA_DIR: dataDir,
+      VOLBACK_CATALOG_HOST: '127.0.0.1',
+      VOLBACK_CATALOG_PORT: String(port),
+      ...env,
+    },
+    logDir,
+  );
+  return { ...service, url: `http://127.0.0.1:${port}` };
 }

@@ -228,16 +228,20 @@ export function resolveConsistency(
 
 /**
  * A plan that stops these containers and starts them again after (a restore into a volume they
- * use, `stopContainers`).
+ * use, `stopContainers`); a container's own `timeoutSeconds` wins over the common one.
  */
 export function stopPlan(
-  containers: readonly ContainerRef[],
+  containers: readonly (ContainerRef & { readonly timeoutSeconds?: number })[],
   timeoutSeconds: number = CONSISTENCY_DEFAULTS.stopTimeoutSeconds,
 ): ConsistencyPlan {
   return {
     mode: containers.length > 0 ? 'stop' : 'none',
     source: 'command',
-    steps: containers.map((container) => ({ kind: 'stop', container, timeoutSeconds })),
+    steps: containers.map(({ timeoutSeconds: own, ...container }) => ({
+      kind: 'stop',
+      container,
+      timeoutSeconds: own ?? timeoutSeconds,
+    })),
     warnings: [],
   };
 }

@@ -15,7 +15,7 @@ import {
   type TreeNode,
 } from '@volback/repository';
 import type { z } from 'zod';
-import { stopPlan } from '../domain/consistency.ts';
+import { CONSISTENCY_DEFAULTS, CONSISTENCY_LABELS, stopPlan } from '../domain/consistency.ts';
 import { METADATA_PATHS, type RecordedVolume } from './snapshot-layout.ts';
 import { WorkError, WorkErrorCode, workErrorOf } from './work-error.ts';
 import type { WorkContext } from './work-context.ts';
@@ -29,6 +29,13 @@ export const RESTORED_LABELS = {
   volume: 'io.volback.restored-from-volume',
   restoreId: 'io.volback.restore-id',
 } as const;
+
+/** The stop timeout a container's label asks for, when it is a valid one. */
+function labelledStopTimeout(labels: Readonly<Record<string, string>>): number {
+  const raw = labels[CONSISTENCY_LABELS.stopTimeout]?.trim();
+  const seconds = raw && /^\d{1,5}$/.test(raw) ? Number(raw) : NaN;
+  return seconds >= 1 && seconds <= 86_400 ? seconds : CONSISTENCY_DEFAULTS.stopTimeoutSeconds;
+}
 
 /** Counts what a restore reads, for its completion event. */
 function counting(source: BlobSource): BlobSource & { files: number; bytes: number } {
@@ -155,10 +162,11 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
         );
       }
       if (running.length) {
-        const quiesced = await ctx.quiescer.quiesce(
-          command.restoreId,
-          stopPlan(running.map((c) => ({ id: c.id, name: c.name }))),
+        // Each container gets the stop timeout its `volback.stop.timeout` label asks for.
+        const plan = stopPlan(
+          running.map((c) => ({ id: c.id, name: c.name, timeoutSeconds: labelledStopTimeout(c.labels) })),
         );
+        const quiesced = await ctx.quiescer.quiesce(command.restoreId, plan);
         resume = () => quiesced.resume();
       }
     }
