@@ -82,11 +82,7 @@ describe('scheduler: automated backups with real agent, gateway, engine and rest
     });
     await app.start();
 
-    const start = async (
-      kind: 'agent' | 'gateway' | 'scheduler',
-      name: string,
-      env: Record<string, string>,
-    ) => {
+    start = async (kind: 'agent' | 'gateway' | 'scheduler', name: string, env: Record<string, string>) => {
       const service = await startService(kind, name, { VOLBACK_NATS_URL: nats.url, ...env }, dir);
       services.add(service);
       return service;
@@ -299,7 +295,7 @@ describe('scheduler: automated backups with real agent, gateway, engine and rest
     const killedAt = Date.now();
     await first.kill();
     services.delete(first);
-    await waitUntil('the standby to lead', () => isLeader(second), 15_000, 100);
+    await waitUntil('the standby to lead', () => isLeader(second), 15_000);
     const takeoverMs = Date.now() - killedAt;
     // then the standby leads within the lease (3 s) and a little, and the schedule goes on under it
     expect(takeoverMs).toBeLessThan(6_000);

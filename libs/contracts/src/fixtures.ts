@@ -229,6 +229,17 @@ export const MESSAGE_FIXTURES: MessageFixtures = {
     willRetry: true,
     failedAt: '2025-03-14T03:05:10.000Z',
   },
+  'io.volback.backup.abandoned.v1': {
+    backupId: ids.backupId,
+    hostId: ids.hostId,
+    volumeName: ids.volumeName,
+    slot: '2025-03-14T03:00:00.000Z',
+    attempts: 3,
+    lastBackupId: `${ids.backupId}-retry3`,
+    code: 'VOLBACK_HOOK_FAILED',
+    reason: 'pre hook `pg_dumpall` exited with 1: connection refused',
+    abandonedAt: '2025-03-14T03:35:10.000Z',
+  },
   'io.volback.restore.requested.v1': {
     restoreId: ids.restoreId,
     hostId: ids.otherHostId,
@@ -294,6 +305,15 @@ export const MESSAGE_FIXTURES: MessageFixtures = {
     damagedSnapshots: [ids.parentSnapshotId],
     durationMs: 310_000,
     checkedAt: '2025-03-16T05:10:00.000Z',
+  },
+  'io.volback.repository.maintenance-requested.v1': {
+    operationId: 'op-prune-2025-03-16',
+    repositoryId: ids.repositoryId,
+    operation: 'prune',
+    slot: '2025-03-16T04:00:00.000Z',
+    attempt: 1,
+    requestedBy: 'scheduler',
+    requestedAt: '2025-03-16T04:00:03.000Z',
   },
   'io.volback.repository.maintenance-failed.v1': {
     operationId: 'op-prune-2025-03-16',

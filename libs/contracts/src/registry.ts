@@ -3,6 +3,7 @@ import { CheckRepository, ForgetSnapshots, PruneRepository } from './commands/ga
 import { DefinePolicy, RemovePolicy, RequestBackup } from './commands/scheduler.ts';
 import type { CommandDefinition, EventDefinition, MessageDefinition } from './define.ts';
 import {
+  BackupAbandoned,
   BackupCompleted,
   BackupFailed,
   BackupPartiallyFailed,
@@ -20,6 +21,7 @@ import { MessageRejected } from './events/message.ts';
 import { PolicyDefined, PolicyRejected, PolicyRemoved } from './events/policy.ts';
 import {
   RepositoryChecked,
+  RepositoryMaintenanceRequested,
   RepositoryMaintenanceFailed,
   RepositoryPruned,
   SnapshotsForgotten,
@@ -54,10 +56,12 @@ export const EVENTS = [
   BackupCompleted,
   BackupPartiallyFailed,
   BackupFailed,
+  BackupAbandoned,
   RestoreRequested,
   RestoreStarted,
   RestoreCompleted,
   RestoreFailed,
+  RepositoryMaintenanceRequested,
   SnapshotsForgotten,
   RepositoryPruned,
   RepositoryChecked,

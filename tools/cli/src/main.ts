@@ -1,7 +1,8 @@
-// `volback`: the command line. For now the standalone repository mode (`volback repo …`);
-// the catalog commands (status, hosts, volumes, …) arrive with the catalog.
+// `volback`: the command line. The standalone repository mode (`volback repo …`) opens a
+// repository itself; every other command talks to the catalog over HTTP (catalog-commands.ts).
 import { parseArgs } from 'node:util';
 import { RepositoryError, RepositoryErrorCode } from '@volback/repository';
+import { CATALOG_COMMANDS, CATALOG_USAGE, runCatalogCommand } from './catalog-commands.ts';
 import { createOutput } from './output.ts';
 import { runRepoCommand, type RepoFlags } from './repo-commands.ts';
 import { UsageError } from './usage-error.ts';
@@ -36,6 +37,8 @@ const EXIT_CODES: Partial<Record<string, number>> = {
 };
 
 async function main(argv: string[]): Promise<number> {
+  const mode = argv.find((a) => a === 'repo' || CATALOG_COMMANDS.has(a));
+  if (mode && mode !== 'repo') return runCatalogCommand(argv);
   let parsed;
   try {
     parsed = parseArgs({
@@ -73,7 +76,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const { values, positionals } = parsed;
   if (values.help || positionals.length === 0) {
-    process.stdout.write(`${USAGE}\n`);
+    process.stdout.write(`${CATALOG_USAGE}\n\n${USAGE}\n`);
     return values.help ? 0 : 2;
   }
   const [group, command, ...rest] = positionals;

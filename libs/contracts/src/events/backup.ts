@@ -46,6 +46,8 @@ export const BackupRequested = defineEvent({
     /** The schedule slot this run stands for, when scheduled (idempotency: one backup per volume and slot). */
     slot: timestamp.optional(),
     attempt: z.number().int().positive().default(1),
+    /** For a retry (`attempt` > 1): the backup id of the first attempt. */
+    retryOf: workId.optional(),
     repositoryId: repositoryId.default('default'),
     requestedBy: z.string().max(200).optional(),
     requestedAt: timestamp,
@@ -118,6 +120,28 @@ export const BackupFailed = defineEvent({
     attempt: z.number().int().positive().default(1),
     willRetry: z.boolean().default(false),
     failedAt: timestamp,
+  }),
+  aggregateId: (d) => [d.backupId],
+});
+
+export const BackupAbandoned = defineEvent({
+  name: 'BackupAbandoned',
+  aggregate: 'backup',
+  what: 'abandoned',
+  description:
+    "The scheduler stopped trying: the last attempt of a backup failed and no retry is left. On the first attempt's subject.",
+  schema: z.object({
+    ...backupKey,
+    /** The schedule slot the backup stood for, when scheduled. */
+    slot: timestamp.optional(),
+    /** Attempts made, the first included. */
+    attempts: z.number().int().positive(),
+    /** The backup id of the last attempt (retries have ids of their own). */
+    lastBackupId: workId,
+    /** The last attempt's failure. */
+    code: errorCode,
+    reason,
+    abandonedAt: timestamp,
   }),
   aggregateId: (d) => [d.backupId],
 });

@@ -14,6 +14,28 @@ import {
   workId,
 } from '../fields.ts';
 
+export const RepositoryMaintenanceRequested = defineEvent({
+  name: 'RepositoryMaintenanceRequested',
+  aggregate: 'repository',
+  what: 'maintenance-requested',
+  description:
+    'The scheduler sent a forget, prune or check command to the gateways; its outcome event carries the same operationId.',
+  schema: z.object({
+    operationId: workId,
+    repositoryId,
+    operation: z.enum(['forget', 'prune', 'check']),
+    /** The volume a forget is about. */
+    hostId: hostId.optional(),
+    volumeName: volumeName.optional(),
+    /** The schedule slot a prune or check stands for; a forget's is absent. */
+    slot: timestamp.optional(),
+    attempt: z.number().int().positive().default(1),
+    requestedBy: z.string().max(200).optional(),
+    requestedAt: timestamp,
+  }),
+  aggregateId: (d) => [d.repositoryId],
+});
+
 export const SnapshotsForgotten = defineEvent({
   name: 'SnapshotsForgotten',
   aggregate: 'repository',

@@ -1,0 +1,192 @@
+import { randomUUID } from 'node:crypto';
+import {
+  BackupFailed,
+  BackupRequested,
+  BackupVolume,
+  createCommand,
+  createEvent,
+  DefinePolicy,
+  RemovePolicy,
+  RestoreFailed,
+  RestoreRequested,
+  RestoreSnapshot,
+  type OutgoingMessage,
+  type PolicySpec,
+} from '@volback/contracts';
+import type { MessagePublisher } from '@volback/messaging';
+import type { z } from 'zod';
+import { CatalogErrorCode, UnavailableError } from '../errors.ts';
+
+/** What a backup needs besides its volume: taken from the policy that applies, when there is one. */
+export interface BackupSettings {
+  repositoryId?: string;
+  consistency?: PolicySpec['consistency'];
+  excludes?: string[];
+}
+
+type RestoreTarget = z.input<typeof RestoreSnapshot.schema>['target'];
+
+/**
+ * Turns API requests into commands (and, for work the catalog starts itself, the `…Requested`
+ * event that opens its record). `requestedBy` names the caller, never a token.
+ */
+export class CommandSender {
+  readonly #publisher: MessagePublisher;
+  readonly #source: string;
+
+  constructor(publisher: MessagePublisher, source: string) {
+    this.#publisher = publisher;
+    this.#source = source;
+  }
+
+  async #publish(message: OutgoingMessage): Promise<void> {
+    try {
+      await this.#publisher.publish(message);
+    } catch (cause) {
+      throw new UnavailableError(CatalogErrorCode.MessagingUnavailable, 'NATS did not take the message', {
+        cause,
+      });
+    }
+  }
+
+  /**
+   * "Back up now": `BackupRequested`, then `BackupVolume` straight to the host's agent. If the
+   * command cannot be sent, `BackupFailed` closes the record (best effort) and the caller gets 503.
+   */
+  async backupNow(request: {
+    hostId: string;
+    volumeName: string;
+    requestedBy: string;
+    settings: BackupSettings;
+    now: Date;
+  }): Promise<{ backupId: string }> {
+    const backupId = `backup-${randomUUID()}`;
+    const common = { source: this.#source, correlationid: backupId };
+    const repositoryId = request.settings.repositoryId ?? 'default';
+    await this.#publish(
+      createEvent(
+        BackupRequested,
+        {
+          backupId,
+          hostId: request.hostId,
+          volumeName: request.volumeName,
+          trigger: 'manual',
+          repositoryId,
+          requestedBy: request.requestedBy,
+          requestedAt: request.now.toISOString(),
+        },
+        common,
+      ),
+    );
+    try {
+      await this.#publish(
+        createCommand(
+          BackupVolume,
+          {
+            backupId,
+            hostId: request.hostId,
+            volumeName: request.volumeName,
+            trigger: 'manual',
+            repositoryId,
+            ...(request.settings.consistency ? { consistency: request.settings.consistency } : {}),
+            ...(request.settings.excludes ? { excludes: request.settings.excludes } : {}),
+          },
+          common,
+        ),
+      );
+    } catch (error) {
+      await this.#publisher
+        .publish(
+          createEvent(
+            BackupFailed,
+            {
+              backupId,
+              hostId: request.hostId,
+              volumeName: request.volumeName,
+              code: 'VOLBACK_CATALOG_COMMAND_NOT_SENT',
+              reason: 'the backup command could not be sent',
+              failedAt: new Date().toISOString(),
+            },
+            common,
+          ),
+        )
+        .catch(() => undefined);
+      throw error;
+    }
+    return { backupId };
+  }
+
+  /** A restore: `RestoreRequested`, then `RestoreSnapshot` to the agent of `hostId`. */
+  async restore(request: {
+    hostId: string;
+    snapshotId: string;
+    repositoryId: string;
+    target: RestoreTarget;
+    path?: string | undefined;
+    requestedBy: string;
+    now: Date;
+  }): Promise<{ restoreId: string }> {
+    const restoreId = `restore-${randomUUID()}`;
+    const common = { source: this.#source, correlationid: restoreId };
+    const key = { restoreId, hostId: request.hostId, snapshotId: request.snapshotId };
+    await this.#publish(
+      createEvent(
+        RestoreRequested,
+        {
+          ...key,
+          repositoryId: request.repositoryId,
+          target: request.target,
+          ...(request.path !== undefined ? { path: request.path } : {}),
+          requestedBy: request.requestedBy,
+          requestedAt: request.now.toISOString(),
+        },
+        common,
+      ),
+    );
+    try {
+      await this.#publish(
+        createCommand(
+          RestoreSnapshot,
+          {
+            ...key,
+            repositoryId: request.repositoryId,
+            target: request.target,
+            ...(request.path !== undefined ? { path: request.path } : {}),
+          },
+          common,
+        ),
+      );
+    } catch (error) {
+      await this.#publisher
+        .publish(
+          createEvent(
+            RestoreFailed,
+            {
+              ...key,
+              code: 'VOLBACK_CATALOG_COMMAND_NOT_SENT',
+              reason: 'the restore command could not be sent',
+              failedAt: new Date().toISOString(),
+            },
+            common,
+          ),
+        )
+        .catch(() => undefined);
+      throw error;
+    }
+    return { restoreId };
+  }
+
+  /** `DefinePolicy` to the scheduler, which validates it and records `PolicyDefined` or `PolicyRejected`. */
+  async definePolicy(data: z.input<typeof DefinePolicy.schema>): Promise<{ commandId: string }> {
+    const message = createCommand(DefinePolicy, data, { source: this.#source });
+    await this.#publish(message);
+    return { commandId: message.envelope.id };
+  }
+
+  /** `RemovePolicy` to the scheduler. */
+  async removePolicy(data: z.input<typeof RemovePolicy.schema>): Promise<{ commandId: string }> {
+    const message = createCommand(RemovePolicy, data, { source: this.#source });
+    await this.#publish(message);
+    return { commandId: message.envelope.id };
+  }
+}

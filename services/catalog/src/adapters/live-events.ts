@@ -1,0 +1,97 @@
+import type { Subscription } from '@nats-io/nats-core';
+import {
+  parseMessage,
+  SUBJECT_ROOTS,
+  workProgress,
+  type Envelope,
+  type WorkProgress,
+} from '@volback/contracts';
+import type { NatsConnection } from '@volback/messaging';
+
+/** What a live stream's client wants to see. Every given filter must match. */
+export interface LiveFilter {
+  hostId?: string | undefined;
+  volumeName?: string | undefined;
+  /** Prefixes of event types (`io.volback.backup.` or a full type). */
+  types?: readonly string[] | undefined;
+  /** A backup or restore id: its events, and its live progress. */
+  workId?: string | undefined;
+}
+
+/** One item of a live stream. */
+export type LiveItem = { kind: 'event'; event: Envelope } | { kind: 'progress'; progress: WorkProgress };
+
+/** True when an event passes the filter. */
+export function matchesLiveFilter(event: Envelope, filter: LiveFilter): boolean {
+  const data = (event.data ?? {}) as Record<string, unknown>;
+  if (filter.hostId !== undefined && data['hostId'] !== filter.hostId) return false;
+  if (filter.volumeName !== undefined && data['volumeName'] !== filter.volumeName) return false;
+  if (filter.types?.length && !filter.types.some((t) => event.type.startsWith(t))) return false;
+  if (
+    filter.workId !== undefined &&
+    data['backupId'] !== filter.workId &&
+    data['restoreId'] !== filter.workId &&
+    data['operationId'] !== filter.workId &&
+    event.correlationid !== filter.workId
+  )
+    return false;
+  return true;
+}
+
+/**
+ * Fans the live events (`volback.evt.>`, core NATS: what happens from now on) and work progress
+ * (`volback.progress.>`) out to subscribers, each with its own filter. One NATS subscription per
+ * catalog, whatever the number of clients.
+ */
+export class LiveEvents {
+  readonly #listeners = new Set<{ filter: LiveFilter; send: (item: LiveItem) => void }>();
+  readonly #subs: Subscription[];
+
+  constructor(nc: NatsConnection) {
+    const events = nc.subscribe(`${SUBJECT_ROOTS.events}.>`);
+    const progress = nc.subscribe(`${SUBJECT_ROOTS.progress}.>`);
+    this.#subs = [events, progress];
+    void (async () => {
+      for await (const msg of events) {
+        if (this.#listeners.size === 0) continue;
+        const parsed = parseMessage(msg.data);
+        if (!parsed.ok) continue;
+        const event = parsed.message.envelope;
+        for (const l of this.#listeners)
+          if (matchesLiveFilter(event, l.filter)) l.send({ kind: 'event', event });
+      }
+    })();
+    void (async () => {
+      for await (const msg of progress) {
+        if (this.#listeners.size === 0) continue;
+        let value: unknown;
+        try {
+          value = msg.json();
+        } catch {
+          continue;
+        }
+        const parsed = workProgress.safeParse(value);
+        if (!parsed.success) continue;
+        for (const l of this.#listeners) {
+          if (l.filter.workId === parsed.data.workId) l.send({ kind: 'progress', progress: parsed.data });
+        }
+      }
+    })();
+  }
+
+  /** Starts sending matching items to `send`; returns the function that stops it. */
+  subscribe(filter: LiveFilter, send: (item: LiveItem) => void): () => void {
+    const listener = { filter, send };
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  get listeners(): number {
+    return this.#listeners.size;
+  }
+
+  close(): void {
+    for (const sub of this.#subs) sub.unsubscribe();
+    this.#listeners.clear();
+  }
+}

@@ -1,0 +1,508 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { createEvent, FIXTURE_IDS, HostSeen, STREAMS } from '@volback/contracts';
+import {
+  connectNats,
+  drainNats,
+  ensureStreams,
+  MessagePublisher,
+  type NatsConnection,
+} from '@volback/messaging';
+import { startNatsServer, type NatsServer } from '@volback/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCatalog, type Catalog } from './catalog.ts';
+import { HISTORY_IDS, TEST_NOW, testHistory } from './test-support/history.ts';
+
+const READ = 'read-token-0123456789';
+const WRITE = 'write-token-0123456789';
+const auth = (token: string) => ({ authorization: `Bearer ${token}` });
+const second = HISTORY_IDS.secondHost;
+
+describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () => {
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  let dir: string;
+  let catalog: Catalog;
+
+  const get = (url: string, token = READ) => catalog.app.inject({ method: 'GET', url, headers: auth(token) });
+  const send = (method: 'POST' | 'PUT' | 'DELETE', url: string, body?: unknown, token = WRITE) =>
+    catalog.app.inject({
+      method,
+      url,
+      headers: auth(token),
+      ...(body !== undefined ? { payload: body as object } : {}),
+    });
+  const expectProblem = (
+    res: { statusCode: number; headers: Record<string, unknown>; json: () => unknown },
+    status: number,
+    code: string,
+    field?: string,
+  ) => {
+    expect(res.statusCode).toBe(status);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    const body = res.json() as { code: string; status: number; errors?: Array<{ field: string }> };
+    expect(body).toMatchObject({ code, status });
+    if (field) expect(body.errors?.map((e) => e.field)).toContain(field);
+    return body;
+  };
+  async function commandsOn(subject: string): Promise<number> {
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(STREAMS.commands.name, { subjects_filter: subject });
+    return Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
+  }
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    nc = await connectNats({ servers: nats.url, name: 'catalog-api-test' });
+    await ensureStreams(await jetstreamManager(nc));
+    const publisher = new MessagePublisher(nc);
+    for (const message of testHistory()) await publisher.publish(message);
+    dir = await mkdtemp(join(tmpdir(), 'volback-catalog-api-'));
+    catalog = await startCatalog({
+      nc,
+      databaseFile: join(dir, 'catalog.sqlite'),
+      instanceId: 'api-test',
+      tokens: { read: READ, write: WRITE },
+      now: () => TEST_NOW,
+      dataTimeoutMs: 1_000,
+    });
+    await catalog.caughtUp();
+  });
+
+  afterAll(async () => {
+    await catalog?.stop().catch(() => undefined);
+    if (nc) await drainNats(nc);
+    await nats?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  describe('auth', () => {
+    it('asks for a bearer token, refuses a wrong one, and a read token on a command', async () => {
+      const none = await catalog.app.inject({ url: '/v1/hosts' });
+      expectProblem(none, 401, 'VOLBACK_CATALOG_UNAUTHORIZED');
+      expect(none.headers['www-authenticate']).toMatch(/^Bearer/);
+      expectProblem(await get('/v1/hosts', 'not-a-token-at-all'), 401, 'VOLBACK_CATALOG_UNAUTHORIZED');
+      expect((await get('/v1/hosts', READ)).statusCode).toBe(200);
+      expect((await get('/v1/hosts', WRITE)).statusCode).toBe(200);
+      expectProblem(
+        await send('POST', `/v1/hosts/${second}/volumes/alpha/backups`, {}, READ),
+        403,
+        'VOLBACK_CATALOG_FORBIDDEN',
+      );
+      expectProblem(
+        await catalog.app.inject({
+          method: 'POST',
+          url: `/v1/hosts/${second}/volumes/alpha/backups`,
+          payload: {},
+        }),
+        401,
+        'VOLBACK_CATALOG_UNAUTHORIZED',
+      );
+    });
+
+    it('serves the OpenAPI document and the docs UI without a token', async () => {
+      const spec = await catalog.app.inject({ url: '/openapi.json' });
+      expect(spec.statusCode).toBe(200);
+      const paths = Object.keys(spec.json<{ paths: Record<string, unknown> }>().paths);
+      for (const path of [
+        '/v1/status',
+        '/v1/hosts',
+        '/v1/volumes',
+        '/v1/hosts/{hostId}/volumes/{volumeName}/backups',
+        '/v1/snapshots/{snapshotId}/tree',
+        '/v1/snapshots/{snapshotId}/tar',
+        '/v1/hosts/{hostId}/volumes/{volumeName}/find',
+        '/v1/restores',
+        '/v1/policies/{policyId}',
+        '/v1/events/stream',
+      ]) {
+        expect(paths).toContain(path);
+      }
+      expect((await catalog.app.inject({ url: '/docs' })).statusCode).toBeLessThan(400);
+    });
+  });
+
+  describe('reads', () => {
+    it('pages through a list with cursors to the same items as one page', async () => {
+      const all = (await get('/v1/backups?limit=500')).json<{
+        items: Array<{ backupId: string }>;
+        nextCursor: null;
+      }>();
+      expect(all.nextCursor).toBeNull();
+      const paged: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const page: { items: Array<{ backupId: string }>; nextCursor: string | null } = (
+          await get(`/v1/backups?limit=3${cursor ? `&cursor=${cursor}` : ''}`)
+        ).json();
+        expect(page.items.length).toBeLessThanOrEqual(3);
+        paged.push(...page.items.map((b) => b.backupId));
+        cursor = page.nextCursor;
+      } while (cursor);
+      expect(paged).toEqual(all.items.map((b) => b.backupId));
+      expect(paged).toHaveLength(8);
+    });
+
+    it('filters lists', async () => {
+      const failed = (await get('/v1/backups?phase=Failed')).json<{
+        items: Array<{ phase: string; error: { code: string } }>;
+      }>();
+      expect(failed.items.length).toBeGreaterThan(0);
+      expect(failed.items.every((b) => b.phase === 'Failed')).toBe(true);
+      const gold = (await get('/v1/volumes?label=tier%3Dgold')).json<{
+        items: Array<{ volumeName: string; usedBy: unknown[] }>;
+      }>();
+      expect(gold.items.map((v) => v.volumeName)).toEqual(['alpha']);
+      expect(gold.items[0]!.usedBy).toHaveLength(1);
+      const offline = (await get('/v1/hosts?status=offline')).json<{ items: Array<{ hostId: string }> }>();
+      expect(offline.items.map((h) => h.hostId)).toEqual([second]);
+      const volume = (await get(`/v1/hosts/${second}/volumes/alpha`)).json<{
+        protection: { status: string; lastSnapshotId: string };
+      }>();
+      expect(volume.protection.status).toBe('protected');
+      const snapshots = (await get(`/v1/hosts/${second}/volumes/alpha/snapshots`)).json<{
+        items: Array<{ snapshotId: string }>;
+      }>();
+      expect(snapshots.items[0]!.snapshotId).toBe(volume.protection.lastSnapshotId);
+      const containers = (await get('/v1/containers?volume=alpha')).json<{
+        items: Array<{ name: string }>;
+      }>();
+      expect(containers.items.map((c) => c.name)).toEqual(['app-1']);
+    });
+
+    it('names the bad field of a query or path (400)', async () => {
+      expectProblem(await get('/v1/hosts?limit=0'), 400, 'VOLBACK_CATALOG_BAD_REQUEST', 'querystring.limit');
+      expectProblem(
+        await get('/v1/backups?phase=Sleeping'),
+        400,
+        'VOLBACK_CATALOG_BAD_REQUEST',
+        'querystring.phase',
+      );
+      expectProblem(
+        await get('/v1/hosts?cursor=bm90LWEtY3Vyc29y'),
+        400,
+        'VOLBACK_CATALOG_INVALID_CURSOR',
+        'query.cursor',
+      );
+      const otherList = (await get('/v1/backups?limit=1')).json<{ nextCursor: string }>().nextCursor;
+      expectProblem(
+        await get(`/v1/hosts?cursor=${otherList}`),
+        400,
+        'VOLBACK_CATALOG_INVALID_CURSOR',
+        'query.cursor',
+      );
+      expectProblem(
+        await get(`/v1/hosts/${second}/volumes/-bad-`),
+        400,
+        'VOLBACK_CATALOG_BAD_REQUEST',
+        'params.volumeName',
+      );
+      expectProblem(await get('/v1/snapshots/xyz'), 400, 'VOLBACK_CATALOG_BAD_REQUEST', 'params.snapshotId');
+      expectProblem(
+        await get('/v1/volumes?includeRemoved=maybe'),
+        400,
+        'VOLBACK_CATALOG_BAD_REQUEST',
+        'querystring.includeRemoved',
+      );
+    });
+
+    it('answers 404 with a code per kind of thing', async () => {
+      expectProblem(await get('/v1/nothing-here'), 404, 'VOLBACK_CATALOG_ROUTE_NOT_FOUND');
+      expectProblem(await get('/v1/hosts/unknown-host'), 404, 'VOLBACK_CATALOG_HOST_NOT_FOUND');
+      expectProblem(await get(`/v1/hosts/${second}/volumes/nope`), 404, 'VOLBACK_CATALOG_VOLUME_NOT_FOUND');
+      expectProblem(
+        await get(`/v1/hosts/${second}/volumes/nope/snapshots`),
+        404,
+        'VOLBACK_CATALOG_VOLUME_NOT_FOUND',
+      );
+      expectProblem(
+        await get(`/v1/hosts/${second}/containers/${'f'.repeat(64)}`),
+        404,
+        'VOLBACK_CATALOG_CONTAINER_NOT_FOUND',
+      );
+      expectProblem(await get('/v1/policies/nope'), 404, 'VOLBACK_CATALOG_POLICY_NOT_FOUND');
+      expectProblem(await get('/v1/backups/nope'), 404, 'VOLBACK_CATALOG_BACKUP_NOT_FOUND');
+      expectProblem(await get('/v1/restores/nope'), 404, 'VOLBACK_CATALOG_RESTORE_NOT_FOUND');
+      expectProblem(await get(`/v1/snapshots/${'e'.repeat(64)}`), 404, 'VOLBACK_CATALOG_SNAPSHOT_NOT_FOUND');
+      expectProblem(
+        await get(`/v1/snapshots/${'e'.repeat(8)}/tree`),
+        404,
+        'VOLBACK_CATALOG_SNAPSHOT_NOT_FOUND',
+      );
+    });
+  });
+
+  describe('snapshot contents', () => {
+    const snapshot = '0001'.repeat(16);
+    it('checks the path and the pattern before asking a gateway', async () => {
+      expectProblem(
+        await get(`/v1/snapshots/${snapshot}/tree?path=/a/../../etc`),
+        400,
+        'VOLBACK_CATALOG_BAD_REQUEST',
+        'query.path',
+      );
+      expectProblem(
+        await get(`/v1/snapshots/${snapshot}/tar?path=..`),
+        400,
+        'VOLBACK_CATALOG_BAD_REQUEST',
+        'query.path',
+      );
+      expectProblem(
+        await get(`/v1/hosts/${second}/volumes/alpha/find?glob=%5Babc`),
+        400,
+        'VOLBACK_CATALOG_BAD_REQUEST',
+        'query.glob',
+      );
+      expectProblem(
+        await get(`/v1/hosts/${second}/volumes/alpha/find`),
+        400,
+        'VOLBACK_CATALOG_BAD_REQUEST',
+        'querystring.glob',
+      );
+    });
+
+    it('says 503 without internals when no storage gateway answers', async () => {
+      const res = await get(`/v1/snapshots/${snapshot.slice(0, 8)}/tree?path=/`);
+      const body = expectProblem(res, 503, 'VOLBACK_CATALOG_REPOSITORY_UNAVAILABLE');
+      expect(JSON.stringify(body)).not.toMatch(/volback\.data|nats|stack/i);
+      expectProblem(
+        await get(`/v1/snapshots/${snapshot}/tar`),
+        503,
+        'VOLBACK_CATALOG_REPOSITORY_UNAVAILABLE',
+      );
+      expectProblem(
+        await get(`/v1/hosts/${second}/volumes/alpha/find?glob=*.txt`),
+        503,
+        'VOLBACK_CATALOG_REPOSITORY_UNAVAILABLE',
+      );
+    });
+  });
+
+  describe('commands', () => {
+    it('backs up now: BackupRequested recorded, BackupVolume sent to the host’s agent', async () => {
+      const before = await commandsOn(`volback.cmd.${second}.backup-volume`);
+      const res = await send('POST', `/v1/hosts/${second}/volumes/alpha/backups`, {
+        requestedBy: 'ci-pipeline',
+      });
+      expect(res.statusCode, res.body).toBe(202);
+      const { backupId, location } = res.json<{ backupId: string; location: string }>();
+      expect(res.headers['location']).toBe(location);
+      expect(await commandsOn(`volback.cmd.${second}.backup-volume`)).toBe(before + 1);
+      await catalog.caughtUp();
+      expect((await get(location)).json()).toMatchObject({
+        backupId,
+        phase: 'Queued',
+        trigger: 'manual',
+        requestedBy: 'ci-pipeline',
+      });
+      // Without a body at all.
+      const bare = await send('POST', `/v1/hosts/${second}/volumes/beta.data/backups`);
+      expect(bare.statusCode, bare.body).toBe(202);
+    });
+
+    it('refuses to back up an unknown or removed volume', async () => {
+      expectProblem(
+        await send('POST', `/v1/hosts/${second}/volumes/nope/backups`, {}),
+        404,
+        'VOLBACK_CATALOG_VOLUME_NOT_FOUND',
+      );
+      expectProblem(
+        await send(
+          'POST',
+          `/v1/hosts/${encodeURIComponent(FIXTURE_IDS.hostId)}/volumes/${FIXTURE_IDS.otherVolumeName}/backups`,
+          {},
+        ),
+        409,
+        'VOLBACK_CATALOG_VOLUME_REMOVED',
+      );
+      expectProblem(
+        await send('POST', `/v1/hosts/${second}/volumes/alpha/backups`, { requestedBy: '' }),
+        400,
+        'VOLBACK_CATALOG_BAD_REQUEST',
+        'body.requestedBy',
+      );
+    });
+
+    it('restores into a new volume, and refuses what cannot work', async () => {
+      const snapshotId = '0002'.repeat(16);
+      const ok = await send('POST', '/v1/restores', {
+        snapshotId: snapshotId.slice(0, 8),
+        target: { kind: 'new-volume', volumeName: 'alpha-restored' },
+        path: '/app/',
+      });
+      expect(ok.statusCode, ok.body).toBe(202);
+      await catalog.caughtUp();
+      const restore = (await get(ok.json<{ location: string }>().location)).json();
+      expect(restore).toMatchObject({
+        snapshotId,
+        hostId: second,
+        phase: 'Queued',
+        path: '/app',
+        target: { kind: 'new-volume', volumeName: 'alpha-restored' },
+      });
+      expect(await commandsOn(`volback.cmd.${second}.restore-snapshot`)).toBe(1);
+
+      expectProblem(
+        await send('POST', '/v1/restores', {
+          snapshotId,
+          target: { kind: 'new-volume', volumeName: 'beta.data' },
+        }),
+        409,
+        'VOLBACK_CATALOG_VOLUME_EXISTS',
+      );
+      expectProblem(
+        await send('POST', '/v1/restores', {
+          snapshotId,
+          target: { kind: 'existing-volume', volumeName: 'nope' },
+        }),
+        404,
+        'VOLBACK_CATALOG_VOLUME_NOT_FOUND',
+      );
+      expectProblem(
+        await send('POST', '/v1/restores', {
+          snapshotId: 'e'.repeat(64),
+          target: { kind: 'new-volume', volumeName: 'x1' },
+        }),
+        404,
+        'VOLBACK_CATALOG_SNAPSHOT_NOT_FOUND',
+      );
+      expectProblem(
+        await send('POST', '/v1/restores', { snapshotId, target: { kind: 'tar' } }),
+        400,
+        'VOLBACK_CATALOG_BAD_REQUEST',
+        'body.target.kind',
+      );
+      expectProblem(
+        await send('POST', '/v1/restores', {
+          snapshotId,
+          target: { kind: 'new-volume', volumeName: 'x1' },
+          path: '../x',
+        }),
+        400,
+        'VOLBACK_CATALOG_BAD_REQUEST',
+        'body.path',
+      );
+      expectProblem(
+        await send('POST', '/v1/restores', {
+          snapshotId,
+          target: { kind: 'new-volume', volumeName: 'x1' },
+          hostId: 'nobody',
+        }),
+        404,
+        'VOLBACK_CATALOG_HOST_NOT_FOUND',
+      );
+    });
+
+    it('defines and removes policies through the scheduler', async () => {
+      const policy = { schedule: { cron: '0 3 * * *' }, retention: { keepDaily: 7 } };
+      const defined = await send('PUT', '/v1/policies/gold', {
+        scope: { kind: 'volume', hostId: second, volumeName: 'alpha' },
+        policy,
+      });
+      expect(defined.statusCode, defined.body).toBe(202);
+      expect(await commandsOn('volback.cmd.scheduler.define-policy')).toBe(1);
+      expectProblem(
+        await send('PUT', '/v1/policies/gold', {
+          scope: { kind: 'default' },
+          policy: { ...policy, retention: { keepLast: 0 } },
+        }),
+        400,
+        'VOLBACK_CATALOG_BAD_REQUEST',
+        'body.policy.retention',
+      );
+      expectProblem(
+        await send('PUT', '/v1/policies/gold', { scope: { kind: 'nowhere' }, policy }),
+        400,
+        'VOLBACK_CATALOG_BAD_REQUEST',
+        'body.scope.kind',
+      );
+      expectProblem(
+        await send('DELETE', '/v1/policies/not-defined'),
+        404,
+        'VOLBACK_CATALOG_POLICY_NOT_FOUND',
+      );
+      const removed = await send('DELETE', '/v1/policies/catalog-test-policy');
+      expect(removed.statusCode, removed.body).toBe(202);
+      expect(await commandsOn('volback.cmd.scheduler.remove-policy')).toBe(1);
+    });
+
+    it('refuses bodies that are not JSON', async () => {
+      const url = `/v1/hosts/${second}/volumes/alpha/backups`;
+      expectProblem(
+        await catalog.app.inject({
+          method: 'POST',
+          url,
+          headers: { ...auth(WRITE), 'content-type': 'application/xml' },
+          payload: '<now/>',
+        }),
+        415,
+        'VOLBACK_CATALOG_UNSUPPORTED_MEDIA_TYPE',
+      );
+      expectProblem(
+        await catalog.app.inject({
+          method: 'POST',
+          url,
+          headers: { ...auth(WRITE), 'content-type': 'application/json' },
+          payload: '{"requestedBy":',
+        }),
+        400,
+        'VOLBACK_CATALOG_BAD_REQUEST',
+        'body',
+      );
+    });
+  });
+
+  it('streams live events as SSE, filtered by host and type', async () => {
+    await catalog.app.listen({ host: '127.0.0.1', port: 0 });
+    const address = catalog.app.server.address() as { port: number };
+    const controller = new AbortController();
+    const res = await fetch(
+      `http://127.0.0.1:${address.port}/v1/events/stream?host=${second}&type=io.volback.host.`,
+      {
+        headers: auth(READ),
+        signal: controller.signal,
+      },
+    );
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    await reader.read(); // the opening comment: the subscription is in place
+    const publisher = new MessagePublisher(nc);
+    const seen = (hostId: string, at: string) =>
+      createEvent(
+        HostSeen,
+        { hostId, seenAt: at, intervalSeconds: 30, containers: 0, volumes: 0, backupsRunning: 0 },
+        { source: 'volback://test' },
+      );
+    await publisher.publish(seen(FIXTURE_IDS.otherHostId, '2025-03-14T03:02:00.000Z'));
+    await publisher.publish(seen(second, '2025-03-14T03:02:01.000Z'));
+    while (!text.includes('\n\n') || !text.includes('data:')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value);
+    }
+    controller.abort();
+    expect(text).toContain('event: io.volback.host.seen.v1');
+    expect(text).toContain(`"hostId":"${second}"`);
+    expect(text).not.toContain(FIXTURE_IDS.otherHostId);
+  });
+
+  it('a 5xx says only that something failed', async () => {
+    const broken = await startCatalog({
+      nc,
+      databaseFile: join(dir, 'broken.sqlite'),
+      instanceId: 'broken',
+      now: () => TEST_NOW,
+    });
+    await broken.caughtUp();
+    broken.database.close();
+    const res = await broken.app.inject({ url: '/v1/hosts' });
+    const body = expectProblem(res, 500, 'VOLBACK_CATALOG_INTERNAL');
+    expect(JSON.stringify(body)).not.toMatch(/sqlite|database|stack|\.ts/i);
+    await broken.app.close();
+  });
+});

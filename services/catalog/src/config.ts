@@ -1,0 +1,137 @@
+import { isIP } from 'node:net';
+import { resolve } from 'node:path';
+import { ConfigError } from './errors.ts';
+
+/** The catalog's settings (README, "Configuration"). */
+export interface CatalogConfig {
+  readonly dataDir: string;
+  /** `<dataDir>/catalog.sqlite` unless `VOLBACK_CATALOG_DB` says otherwise. */
+  readonly databaseFile: string;
+  /** This replica's id (durable consumer `catalog-<id>`); generated and kept in the data dir when absent. */
+  readonly instanceId?: string;
+  readonly host: string;
+  readonly port: number;
+  readonly natsServers: readonly string[];
+  readonly natsCredsFile?: string;
+  readonly streamReplicas: number;
+  readonly readToken?: string;
+  readonly writeToken?: string;
+  readonly rebuild: boolean;
+  readonly opsHost: string;
+  readonly opsPort: number;
+  readonly dataTimeoutSeconds: number;
+}
+
+export const CONFIG_DEFAULTS = {
+  dataDir: './.volback',
+  host: '127.0.0.1',
+  port: 8080,
+  natsUrl: 'nats://127.0.0.1:4222',
+  opsHost: '127.0.0.1',
+  opsPort: 9403,
+  dataTimeoutSeconds: 15,
+} as const;
+
+function value(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const raw = env[name]?.trim();
+  return raw === undefined || raw === '' ? undefined : raw;
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = value(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new ConfigError(name, `${JSON.stringify(raw)} is not a whole number from ${min} to ${max}`);
+  }
+  return Number(raw);
+}
+
+function flag(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = value(env, name)?.toLowerCase();
+  if (raw === undefined || raw === '0' || raw === 'false' || raw === 'no') return false;
+  if (raw === '1' || raw === 'true' || raw === 'yes') return true;
+  throw new ConfigError(name, `${JSON.stringify(env[name])} is not 1/true/yes or 0/false/no`);
+}
+
+function token(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const raw = value(env, name);
+  if (raw === undefined) return undefined;
+  if (raw.length < 16 || /\s/.test(raw))
+    throw new ConfigError(name, 'a token has at least 16 characters and no spaces');
+  return raw;
+}
+
+/** True for `localhost` and loopback addresses (127.0.0.0/8, ::1). */
+export function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[(.*)\]$/, '$1');
+  if (bare === 'localhost') return true;
+  if (isIP(bare) === 4) return bare.startsWith('127.');
+  if (isIP(bare) === 6) return bare === '::1';
+  return false;
+}
+
+/** Reads the configuration; throws {@link ConfigError} naming the variable at fault. */
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  argv: readonly string[] = [],
+  cwd = process.cwd(),
+): CatalogConfig {
+  for (const arg of argv)
+    if (arg !== '--rebuild')
+      throw new ConfigError('argv', `unknown argument ${JSON.stringify(arg)} (only --rebuild)`);
+  const dataDir = resolve(cwd, value(env, 'VOLBACK_DATA_DIR') ?? CONFIG_DEFAULTS.dataDir);
+  const natsServers = (value(env, 'VOLBACK_NATS_URL') ?? CONFIG_DEFAULTS.natsUrl)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const server of natsServers) {
+    if (!/^(nats|tls|wss?):\/\/\S+$/.test(server)) {
+      throw new ConfigError('VOLBACK_NATS_URL', `${JSON.stringify(server)} is not a nats://host:port URL`);
+    }
+  }
+  const readToken = token(env, 'VOLBACK_CATALOG_READ_TOKEN');
+  const writeToken = token(env, 'VOLBACK_CATALOG_WRITE_TOKEN');
+  if (readToken && !writeToken) {
+    throw new ConfigError(
+      'VOLBACK_CATALOG_WRITE_TOKEN',
+      'a read token alone would leave commands open: set a write token too',
+    );
+  }
+  if (readToken && readToken === writeToken) {
+    throw new ConfigError('VOLBACK_CATALOG_READ_TOKEN', 'must differ from the write token');
+  }
+  const host = value(env, 'VOLBACK_CATALOG_HOST') ?? CONFIG_DEFAULTS.host;
+  if (!writeToken && !isLoopback(host)) {
+    throw new ConfigError(
+      'VOLBACK_CATALOG_HOST',
+      `${JSON.stringify(host)} is not a loopback address: without VOLBACK_CATALOG_WRITE_TOKEN the API binds to loopback only`,
+    );
+  }
+  const instanceId = value(env, 'VOLBACK_CATALOG_ID');
+  if (instanceId !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(instanceId)) {
+    throw new ConfigError('VOLBACK_CATALOG_ID', 'letters, digits, - and _, at most 64');
+  }
+  const natsCredsFile = value(env, 'VOLBACK_NATS_CREDS');
+  return {
+    dataDir,
+    databaseFile: resolve(cwd, value(env, 'VOLBACK_CATALOG_DB') ?? resolve(dataDir, 'catalog.sqlite')),
+    ...(instanceId ? { instanceId } : {}),
+    host,
+    port: integer(env, 'VOLBACK_CATALOG_PORT', CONFIG_DEFAULTS.port, 0, 65_535),
+    natsServers,
+    ...(natsCredsFile ? { natsCredsFile: resolve(cwd, natsCredsFile) } : {}),
+    streamReplicas: integer(env, 'VOLBACK_STREAM_REPLICAS', 1, 1, 5),
+    ...(readToken ? { readToken } : {}),
+    ...(writeToken ? { writeToken } : {}),
+    rebuild: argv.includes('--rebuild') || flag(env, 'VOLBACK_CATALOG_REBUILD'),
+    opsHost: value(env, 'VOLBACK_OPS_HOST') ?? CONFIG_DEFAULTS.opsHost,
+    opsPort: integer(env, 'VOLBACK_OPS_PORT', CONFIG_DEFAULTS.opsPort, 0, 65_535),
+    dataTimeoutSeconds: integer(
+      env,
+      'VOLBACK_DATA_TIMEOUT_SECONDS',
+      CONFIG_DEFAULTS.dataTimeoutSeconds,
+      1,
+      600,
+    ),
+  };
+}

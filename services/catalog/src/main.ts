@@ -1,0 +1,118 @@
+// The catalog process: configuration, logger and metrics, the ops endpoint, NATS and the streams,
+// the projection and the HTTP API; graceful shutdown on SIGTERM/SIGINT.
+import {
+  connectNats,
+  drainNats,
+  ensureStreamsWithRetry,
+  natsHealthChecks,
+  type NatsConnection,
+} from '@volback/messaging';
+import {
+  createLogger,
+  createMetrics,
+  onShutdownSignals,
+  startOpsServer,
+  type OpsServer,
+} from '@volback/observability';
+import packageJson from '../package.json' with { type: 'json' };
+import { loadOrCreateInstanceId } from './adapters/instance-id.ts';
+import { startCatalog, type Catalog } from './catalog.ts';
+import { loadConfig } from './config.ts';
+
+const log = createLogger({ service: 'catalog' });
+/** Longest a graceful shutdown may take before the process exits anyway. */
+const SHUTDOWN_TIMEOUT_MS = 15_000;
+
+let catalog: Catalog | undefined;
+let ops: OpsServer | undefined;
+let nc: NatsConnection | undefined;
+
+const shutdown = onShutdownSignals({
+  logger: log,
+  timeoutMs: SHUTDOWN_TIMEOUT_MS,
+  async stop() {
+    await catalog?.stop();
+    await ops?.close();
+    if (nc) await drainNats(nc);
+  },
+});
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.env, process.argv.slice(2));
+  const instanceId = config.instanceId ?? (await loadOrCreateInstanceId(config.dataDir));
+  const metrics = createMetrics({ service: 'catalog' });
+  let startup = 'connecting to NATS';
+  ops = await startOpsServer({
+    host: config.opsHost,
+    port: config.opsPort,
+    logger: log,
+    registry: metrics.registry,
+    checks: {
+      readiness: [
+        {
+          name: 'started',
+          check: async () => (startup === 'done' ? { ok: true } : { ok: false, detail: startup }),
+        },
+      ],
+    },
+  });
+  nc = await connectNats({
+    servers: [...config.natsServers],
+    name: `volback-catalog-${instanceId}`,
+    logger: log,
+    ...(config.natsCredsFile ? { credsFile: config.natsCredsFile } : {}),
+  });
+  if (shutdown.stopping) return;
+  startup = 'creating the streams';
+  await ensureStreamsWithRetry(nc, {
+    replicas: config.streamReplicas,
+    logger: log,
+    stopping: () => shutdown.stopping,
+  });
+  for (const check of natsHealthChecks(nc)) ops.addCheck('readiness', check);
+  startup = 'starting the projection';
+  catalog = await startCatalog({
+    nc,
+    databaseFile: config.databaseFile,
+    instanceId,
+    rebuild: config.rebuild,
+    tokens: { read: config.readToken, write: config.writeToken },
+    logger: log,
+    metrics,
+    version: packageJson.version,
+    dataTimeoutMs: config.dataTimeoutSeconds * 1000,
+  });
+  ops.addCheck('readiness', {
+    name: 'projection',
+    async check() {
+      const pending = await catalog!.pending();
+      return { ok: true, detail: `${pending} event(s) to apply` };
+    },
+  });
+  await catalog.app.listen({ host: config.host, port: config.port });
+  const address = catalog.app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  if (!config.writeToken) {
+    log.warn(
+      { host: config.host },
+      'no API tokens configured: the API is open to this machine only (loopback)',
+    );
+  }
+  startup = 'done';
+  log.info(
+    {
+      url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
+      docs: '/docs',
+      database: config.databaseFile,
+      durable: catalog.durable,
+      ops: ops.url,
+      rebuild: config.rebuild,
+    },
+    'catalog started',
+  );
+}
+
+main().catch((error: Error & { code?: string }) => {
+  log.fatal({ code: error.code, err: error.message }, 'the catalog could not start');
+  process.exit(1);
+});

@@ -1,0 +1,185 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { createEvent, encodeEnvelope, HostSeen } from '@volback/contracts';
+import {
+  connectNats,
+  drainNats,
+  ensureStreams,
+  MessagePublisher,
+  type NatsConnection,
+} from '@volback/messaging';
+import { startNatsServer, type NatsServer } from '@volback/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CatalogDatabase } from './adapters/catalog-database.ts';
+import { startCatalog, type Catalog } from './catalog.ts';
+import { applyEventRows, projectEvent } from './projection/project-event.ts';
+import { HISTORY_IDS, READ_URLS, TEST_NOW, testHistory } from './test-support/history.ts';
+
+async function answers(catalog: Catalog): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  for (const url of READ_URLS) {
+    const res = await catalog.app.inject({ method: 'GET', url });
+    expect(res.statusCode, `${url}: ${res.body}`).toBe(200);
+    out[url] = res.json();
+  }
+  return out;
+}
+
+describe('projection of VOLBACK_EVENTS into SQLite', () => {
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  let dir: string;
+  const catalogs: Catalog[] = [];
+  const start = async (name: string, rebuild = false) => {
+    const catalog = await startCatalog({
+      nc,
+      databaseFile: join(dir, `${name}.sqlite`),
+      instanceId: name,
+      rebuild,
+      now: () => TEST_NOW,
+    });
+    catalogs.push(catalog);
+    await catalog.caughtUp();
+    return catalog;
+  };
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    nc = await connectNats({ servers: nats.url, name: 'catalog-projection-test' });
+    await ensureStreams(await jetstreamManager(nc));
+    dir = await mkdtemp(join(tmpdir(), 'volback-catalog-'));
+    const publisher = new MessagePublisher(nc);
+    for (const message of testHistory()) await publisher.publish(message);
+  });
+
+  afterAll(async () => {
+    for (const catalog of catalogs) await catalog.stop().catch(() => undefined);
+    if (nc) await drainNats(nc);
+    await nats?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('projects every event type, and a replica started later answers every query the same', async () => {
+    const live = await start('live');
+    const status = (await live.app.inject({ url: '/v1/status' })).json<{
+      checkpoint: number;
+      backups: object;
+    }>();
+    expect(status.checkpoint).toBe(testHistory().length);
+    const first = await answers(live);
+    expect(first[`/v1/backups?host=${HISTORY_IDS.secondHost}&limit=2`]).toMatchObject({
+      items: [{ backupId: 'catalog-test-backup-6' }, { backupId: 'catalog-test-backup-5' }],
+    });
+    expect(first[`/v1/hosts/${encodeURIComponent(HISTORY_IDS.hostId)}`]).toMatchObject({ status: 'online' });
+
+    const replica = await start('replica');
+    expect(replica.durable).not.toBe(live.durable);
+    expect(await answers(replica)).toEqual(first);
+  });
+
+  it('applying the same events twice changes nothing', async () => {
+    const live = catalogs[0]!;
+    const before = await answers(live);
+    for (const message of testHistory()) {
+      const name = message.envelope.type;
+      const def = (await import('@volback/contracts')).findDefinition(name)!;
+      applyEventRows(live.database, def.name, def.schema.parse(message.envelope.data));
+    }
+    expect(await answers(live)).toEqual(before);
+    // An event at or below the checkpoint (a redelivery after a crash) is not applied at all.
+    const checkpoint = live.database.checkpoint();
+    expect(projectEvent(live.database, { name: 'HostSeen', data: {}, streamSequence: checkpoint })).toBe(
+      false,
+    );
+    expect(live.database.checkpoint()).toBe(checkpoint);
+  });
+
+  it('rebuilds from scratch (a new database, --rebuild, and the admin route) to the same answers', async () => {
+    const live = catalogs[0]!;
+    const expected = await answers(live);
+    // The flag: the replica's database is emptied at start and the log replayed.
+    await catalogs[1]!.stop();
+    const rebuilt = await start('replica', true);
+    expect(await answers(rebuilt)).toEqual(expected);
+    // The admin route, while serving.
+    const res = await live.app.inject({ method: 'POST', url: '/v1/admin/rebuild' });
+    expect(res.statusCode).toBe(202);
+    await live.caughtUp();
+    expect(await answers(live)).toEqual(expected);
+  });
+
+  it('resumes from its checkpoint after a restart, without applying anything twice', async () => {
+    const file = join(dir, 'restart.sqlite');
+    const first = await startCatalog({ nc, databaseFile: file, instanceId: 'restart', now: () => TEST_NOW });
+    await first.caughtUp();
+    const before = first.database.checkpoint();
+    await first.stop();
+    const seen = createEvent(
+      HostSeen,
+      {
+        hostId: HISTORY_IDS.secondHost,
+        seenAt: '2025-03-14T03:00:50.000Z',
+        intervalSeconds: 30,
+        containers: 1,
+        volumes: 3,
+        backupsRunning: 0,
+      },
+      { source: 'volback://catalog-test' },
+    );
+    await new MessagePublisher(nc).publish(seen);
+    const second = await startCatalog({ nc, databaseFile: file, instanceId: 'restart', now: () => TEST_NOW });
+    catalogs.push(second);
+    await second.caughtUp();
+    expect(second.database.checkpoint()).toBeGreaterThan(before);
+    const host = (await second.app.inject({ url: `/v1/hosts/${HISTORY_IDS.secondHost}` })).json<{
+      status: string;
+    }>();
+    expect(host.status).toBe('online');
+  });
+
+  it('skips events of an unknown type or newer version with a warning, and goes on', async () => {
+    const live = catalogs[0]!;
+    const newer = {
+      specversion: '1.0',
+      id: 'catalog-test-newer-version',
+      source: 'volback://future-agent',
+      type: 'io.volback.host.seen.v9',
+      time: TEST_NOW.toISOString(),
+      subject: HISTORY_IDS.secondHost,
+      datacontenttype: 'application/json',
+      data: { anything: 'new' },
+    };
+    await nc.request('volback.evt.host.catalog-test-host-2', encodeEnvelope(newer as never));
+    const after = createEvent(
+      HostSeen,
+      {
+        hostId: HISTORY_IDS.secondHost,
+        seenAt: '2025-03-14T03:00:55.000Z',
+        intervalSeconds: 30,
+        containers: 2,
+        volumes: 3,
+        backupsRunning: 0,
+      },
+      { source: 'volback://catalog-test' },
+    );
+    await new MessagePublisher(nc).publish(after);
+    await live.caughtUp();
+    const host = (await live.app.inject({ url: `/v1/hosts/${HISTORY_IDS.secondHost}` })).json<{
+      containers: number;
+    }>();
+    expect(host.containers).toBe(2);
+  });
+
+  it('a database of another schema version is emptied and rebuilt at open', () => {
+    const file = join(dir, 'old-schema.sqlite');
+    const { database } = CatalogDatabase.open(file);
+    database.db.exec('PRAGMA user_version = 999');
+    database.close();
+    const reopened = CatalogDatabase.open(file);
+    expect(reopened.emptied).toBe(true);
+    expect(reopened.database.checkpoint()).toBe(0);
+    reopened.database.close();
+  });
+});

@@ -1,0 +1,655 @@
+import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
+import type {
+  BackupCompleted,
+  BackupFailed,
+  BackupPartiallyFailed,
+  BackupRequested,
+  BackupStarted,
+  ContainerObserved,
+  ContainerRemoved,
+  ContainerStarted,
+  ContainerStopped,
+  EVENTS,
+  EventDefinition,
+  HostRegistered,
+  HostSeen,
+  PolicyDefined,
+  PolicyRejected,
+  PolicyRemoved,
+  RepositoryChecked,
+  RepositoryMaintenanceFailed,
+  RepositoryPruned,
+  RestoreCompleted,
+  RestoreFailed,
+  RestoreRequested,
+  RestoreStarted,
+  SnapshotsForgotten,
+  VolumeAtRisk,
+  VolumeChanged,
+  VolumeDiscovered,
+  VolumeProtectionRestored,
+  VolumeRemoved,
+} from '@volback/contracts';
+import type { z } from 'zod';
+import type { CatalogDatabase } from '../adapters/catalog-database.ts';
+import { BackupPhase, offlineAfter, RestorePhase } from '../domain/phases.ts';
+
+type DataOf<D> = D extends EventDefinition<string, string, infer S> ? z.output<S> : never;
+type EventName = (typeof EVENTS)[number]['name'];
+/** The data of the event named `N`. */
+type DataNamed<N extends EventName> = DataOf<Extract<(typeof EVENTS)[number], { name: N }>>;
+
+/** ISO 8601 UTC with milliseconds: text order is time order. */
+const iso = (time: string): string => new Date(time).toISOString();
+const isoOrNull = (time: string | undefined): string | null => (time ? iso(time) : null);
+const json = (value: unknown): string => JSON.stringify(value);
+const bool = (value: boolean): number => (value ? 1 : 0);
+
+function run(db: DatabaseSync, sql: string, params: Record<string, SQLInputValue>): void {
+  db.prepare(sql).run(params);
+}
+
+/** Makes sure a volume row exists (events about backups may name a volume before discovery). */
+function ensureVolume(db: DatabaseSync, hostId: string, volumeName: string): void {
+  run(db, 'INSERT OR IGNORE INTO volumes (host_id, volume_name) VALUES (:h, :v)', {
+    h: hostId,
+    v: volumeName,
+  });
+}
+
+function backupOutcomeOnVolume(
+  db: DatabaseSync,
+  d: { hostId: string; volumeName: string; backupId: string },
+  phase: BackupPhase,
+  at: string,
+  snapshotId: string | null,
+): void {
+  ensureVolume(db, d.hostId, d.volumeName);
+  // A later backup's outcome wins; the same event applied again changes nothing.
+  run(
+    db,
+    `UPDATE volumes SET last_backup_id = :b, last_backup_phase = :p, last_backup_at = :at
+     WHERE host_id = :h AND volume_name = :v AND (last_backup_at IS NULL OR last_backup_at <= :at)`,
+    { h: d.hostId, v: d.volumeName, b: d.backupId, p: phase, at },
+  );
+  if (snapshotId) {
+    run(
+      db,
+      `UPDATE volumes SET last_success_at = :at, last_snapshot_id = :s
+       WHERE host_id = :h AND volume_name = :v AND (last_success_at IS NULL OR last_success_at <= :at)`,
+      { h: d.hostId, v: d.volumeName, at, s: snapshotId },
+    );
+  }
+}
+
+function upsertBackup(
+  db: DatabaseSync,
+  d: { backupId: string; hostId: string; volumeName: string },
+  at: string,
+): void {
+  run(
+    db,
+    `INSERT OR IGNORE INTO backups (backup_id, host_id, volume_name, phase, created_at)
+     VALUES (:b, :h, :v, :p, :at)`,
+    { b: d.backupId, h: d.hostId, v: d.volumeName, p: BackupPhase.Queued, at },
+  );
+}
+
+function snapshotFromBackup(
+  db: DatabaseSync,
+  d: DataOf<typeof BackupCompleted> | DataOf<typeof BackupPartiallyFailed>,
+  partial: boolean,
+): void {
+  run(
+    db,
+    `INSERT INTO snapshots (snapshot_id, repository_id, host_id, volume_name, backup_id, time, partial, stats)
+     VALUES (:s, :r, :h, :v, :b, :t, :p, :st)
+     ON CONFLICT (snapshot_id) DO UPDATE SET partial = excluded.partial, stats = excluded.stats`,
+    {
+      s: d.snapshotId,
+      r: d.repositoryId,
+      h: d.hostId,
+      v: d.volumeName,
+      b: d.backupId,
+      t: iso(d.completedAt),
+      p: bool(partial),
+      st: json(d.stats),
+    },
+  );
+}
+
+function upsertRestore(
+  db: DatabaseSync,
+  d: { restoreId: string; hostId: string; snapshotId: string },
+  target: unknown,
+  at: string,
+): void {
+  run(
+    db,
+    `INSERT OR IGNORE INTO restores (restore_id, host_id, snapshot_id, target, phase, created_at)
+     VALUES (:r, :h, :s, :t, :p, :at)`,
+    { r: d.restoreId, h: d.hostId, s: d.snapshotId, t: json(target ?? null), p: RestorePhase.Queued, at },
+  );
+}
+
+/** The outcome of a maintenance operation (its `…Requested` event may have opened the row). */
+function repositoryOperation(
+  db: DatabaseSync,
+  row: {
+    operationId: string;
+    repositoryId: string;
+    operation: string;
+    ok: boolean;
+    finishedAt: string;
+    summary: unknown;
+    hostId?: string | undefined;
+    volumeName?: string | undefined;
+    errorCode?: string;
+    reason?: string;
+  },
+): void {
+  const at = iso(row.finishedAt);
+  run(
+    db,
+    `INSERT INTO repository_operations
+       (operation_id, repository_id, operation, status, created_at, finished_at, host_id, volume_name, summary, error_code, error_reason)
+     VALUES (:id, :r, :op, :st, :at, :at, :h, :v, :s, :c, :e)
+     ON CONFLICT (operation_id, repository_id, operation) DO UPDATE SET status = excluded.status,
+       finished_at = excluded.finished_at, host_id = COALESCE(excluded.host_id, host_id),
+       volume_name = COALESCE(excluded.volume_name, volume_name), summary = excluded.summary,
+       error_code = excluded.error_code, error_reason = excluded.error_reason`,
+    {
+      id: row.operationId,
+      r: row.repositoryId,
+      op: row.operation,
+      st: row.ok ? 'Succeeded' : 'Failed',
+      at,
+      h: row.hostId ?? null,
+      v: row.volumeName ?? null,
+      s: json(row.summary),
+      c: row.errorCode ?? null,
+      e: row.reason ?? null,
+    },
+  );
+}
+
+/**
+ * How each event changes the read model. Every handler is idempotent: applying an event a
+ * second time (a replay past the checkpoint, a re-published fact) leaves the rows as they are.
+ */
+const HANDLERS: { [N in EventName]: (db: DatabaseSync, data: never) => void } = {
+  HostRegistered(db, d: DataOf<typeof HostRegistered>) {
+    run(
+      db,
+      `INSERT INTO hosts (host_id, name, engine, agent_version, registered_at)
+       VALUES (:h, :n, :e, :a, :at)
+       ON CONFLICT (host_id) DO UPDATE SET name = excluded.name, engine = excluded.engine,
+         agent_version = excluded.agent_version, registered_at = excluded.registered_at`,
+      { h: d.hostId, n: d.name, e: json(d.engine), a: d.agentVersion, at: iso(d.registeredAt) },
+    );
+  },
+  HostSeen(db, d: DataOf<typeof HostSeen>) {
+    const seen = new Date(d.seenAt);
+    run(
+      db,
+      `INSERT INTO hosts (host_id, name, last_seen_at, offline_after, heartbeat_seconds, containers, volumes, backups_running)
+       VALUES (:h, :h, :at, :off, :i, :c, :v, :b)
+       ON CONFLICT (host_id) DO UPDATE SET last_seen_at = excluded.last_seen_at,
+         offline_after = excluded.offline_after, heartbeat_seconds = excluded.heartbeat_seconds,
+         containers = excluded.containers, volumes = excluded.volumes, backups_running = excluded.backups_running
+       WHERE hosts.last_seen_at IS NULL OR hosts.last_seen_at <= excluded.last_seen_at`,
+      {
+        h: d.hostId,
+        at: seen.toISOString(),
+        off: offlineAfter(seen, d.intervalSeconds).toISOString(),
+        i: d.intervalSeconds,
+        c: d.containers,
+        v: d.volumes,
+        b: d.backupsRunning,
+      },
+    );
+  },
+  VolumeDiscovered(db, d: DataOf<typeof VolumeDiscovered>) {
+    run(
+      db,
+      `INSERT INTO volumes (host_id, volume_name, driver, driver_options, labels, scope, anonymous, mountpoint, created_at, discovered_at, removed_at)
+       VALUES (:h, :v, :d, :o, :l, :s, :a, :m, :c, :at, NULL)
+       ON CONFLICT (host_id, volume_name) DO UPDATE SET driver = excluded.driver,
+         driver_options = excluded.driver_options, labels = excluded.labels, scope = excluded.scope,
+         anonymous = excluded.anonymous, mountpoint = excluded.mountpoint, created_at = excluded.created_at,
+         discovered_at = excluded.discovered_at, removed_at = NULL`,
+      {
+        h: d.hostId,
+        v: d.volumeName,
+        d: d.driver,
+        o: json(d.driverOptions),
+        l: json(d.labels),
+        s: d.scope,
+        a: bool(d.anonymous),
+        m: d.mountpoint ?? null,
+        c: isoOrNull(d.createdAt),
+        at: iso(d.discoveredAt),
+      },
+    );
+  },
+  VolumeChanged(db, d: DataOf<typeof VolumeChanged>) {
+    ensureVolume(db, d.hostId, d.volumeName);
+    if (d.labels) {
+      run(db, 'UPDATE volumes SET labels = :l WHERE host_id = :h AND volume_name = :v', {
+        h: d.hostId,
+        v: d.volumeName,
+        l: json(d.labels),
+      });
+    }
+    if (d.sizeBytes !== undefined) {
+      run(db, 'UPDATE volumes SET size_bytes = :s WHERE host_id = :h AND volume_name = :v', {
+        h: d.hostId,
+        v: d.volumeName,
+        s: d.sizeBytes,
+      });
+    }
+  },
+  VolumeRemoved(db, d: DataOf<typeof VolumeRemoved>) {
+    ensureVolume(db, d.hostId, d.volumeName);
+    run(db, 'UPDATE volumes SET removed_at = :at WHERE host_id = :h AND volume_name = :v', {
+      h: d.hostId,
+      v: d.volumeName,
+      at: iso(d.removedAt),
+    });
+  },
+  VolumeAtRisk(db, d: DataOf<typeof VolumeAtRisk>) {
+    ensureVolume(db, d.hostId, d.volumeName);
+    run(
+      db,
+      `UPDATE volumes SET at_risk = 1, at_risk_reason = :r, at_risk_since = COALESCE(at_risk_since, :at), rpo_seconds = :rpo
+       WHERE host_id = :h AND volume_name = :v`,
+      { h: d.hostId, v: d.volumeName, r: d.reason, at: iso(d.detectedAt), rpo: d.rpoSeconds },
+    );
+  },
+  VolumeProtectionRestored(db, d: DataOf<typeof VolumeProtectionRestored>) {
+    ensureVolume(db, d.hostId, d.volumeName);
+    run(
+      db,
+      `UPDATE volumes SET at_risk = 0, at_risk_reason = NULL, at_risk_since = NULL,
+         last_success_at = CASE WHEN last_success_at IS NULL OR last_success_at < :s THEN :s ELSE last_success_at END
+       WHERE host_id = :h AND volume_name = :v`,
+      { h: d.hostId, v: d.volumeName, s: iso(d.lastSuccessAt) },
+    );
+  },
+  ContainerObserved(db, d: DataOf<typeof ContainerObserved>) {
+    run(
+      db,
+      `INSERT INTO containers (host_id, container_id, name, image, image_digest, image_id, labels, state,
+         compose_project, compose_service, created_at, observed_at)
+       VALUES (:h, :c, :n, :i, :dg, :ii, :l, :s, :cp, :cs, :ca, :at)
+       ON CONFLICT (host_id, container_id) DO UPDATE SET name = excluded.name, image = excluded.image,
+         image_digest = excluded.image_digest, image_id = excluded.image_id, labels = excluded.labels,
+         state = excluded.state, compose_project = excluded.compose_project,
+         compose_service = excluded.compose_service, created_at = excluded.created_at,
+         observed_at = excluded.observed_at`,
+      {
+        h: d.hostId,
+        c: d.containerId,
+        n: d.name,
+        i: d.image,
+        dg: d.imageDigest ?? null,
+        ii: d.imageId ?? null,
+        l: json(d.labels),
+        s: d.state,
+        cp: d.compose?.project ?? null,
+        cs: d.compose?.service ?? null,
+        ca: isoOrNull(d.createdAt),
+        at: iso(d.observedAt),
+      },
+    );
+    run(db, 'DELETE FROM container_mounts WHERE host_id = :h AND container_id = :c', {
+      h: d.hostId,
+      c: d.containerId,
+    });
+    d.mounts.forEach((m, position) => {
+      run(
+        db,
+        `INSERT INTO container_mounts (host_id, container_id, position, type, volume_name, source, destination, read_only)
+         VALUES (:h, :c, :p, :t, :v, :s, :d, :r)`,
+        {
+          h: d.hostId,
+          c: d.containerId,
+          p: position,
+          t: m.type,
+          v: m.type === 'volume' ? m.volumeName : null,
+          s: m.type === 'bind' ? m.source : null,
+          d: m.destination,
+          r: bool(m.type === 'tmpfs' ? false : m.readOnly),
+        },
+      );
+    });
+  },
+  ContainerStarted(db, d: DataOf<typeof ContainerStarted>) {
+    run(
+      db,
+      `INSERT INTO containers (host_id, container_id, name, state, started_at) VALUES (:h, :c, :n, 'running', :at)
+       ON CONFLICT (host_id, container_id) DO UPDATE SET name = excluded.name, state = 'running',
+         started_at = excluded.started_at`,
+      { h: d.hostId, c: d.containerId, n: d.name, at: iso(d.startedAt) },
+    );
+  },
+  ContainerStopped(db, d: DataOf<typeof ContainerStopped>) {
+    run(
+      db,
+      `INSERT INTO containers (host_id, container_id, name, state, stopped_at, exit_code) VALUES (:h, :c, :n, 'exited', :at, :x)
+       ON CONFLICT (host_id, container_id) DO UPDATE SET name = excluded.name, state = 'exited',
+         stopped_at = excluded.stopped_at, exit_code = excluded.exit_code`,
+      { h: d.hostId, c: d.containerId, n: d.name, at: iso(d.stoppedAt), x: d.exitCode ?? null },
+    );
+  },
+  ContainerRemoved(db, d: DataOf<typeof ContainerRemoved>) {
+    const key = { h: d.hostId, c: d.containerId };
+    run(db, 'DELETE FROM containers WHERE host_id = :h AND container_id = :c', key);
+    run(db, 'DELETE FROM container_mounts WHERE host_id = :h AND container_id = :c', key);
+  },
+  PolicyDefined(db, d: DataOf<typeof PolicyDefined>) {
+    run(
+      db,
+      `INSERT OR REPLACE INTO policies (policy_id, scope_kind, host_id, volume_name, origin, spec, defined_by, defined_at)
+       VALUES (:p, :k, :h, :v, :o, :s, :b, :at)`,
+      {
+        p: d.policyId,
+        k: d.scope.kind,
+        h: d.scope.kind === 'volume' ? d.scope.hostId : null,
+        v: d.scope.kind === 'volume' ? d.scope.volumeName : null,
+        o: d.origin,
+        s: json(d.policy),
+        b: d.definedBy ?? null,
+        at: iso(d.definedAt),
+      },
+    );
+  },
+  PolicyRemoved(db, d: DataOf<typeof PolicyRemoved>) {
+    run(db, 'DELETE FROM policies WHERE policy_id = :p', { p: d.policyId });
+  },
+  PolicyRejected(db, d: DataOf<typeof PolicyRejected>) {
+    run(
+      db,
+      `INSERT OR REPLACE INTO policy_rejections (policy_id, rejected_at, host_id, volume_name, label, reason)
+       VALUES (:p, :at, :h, :v, :l, :r)`,
+      {
+        p: d.policyId,
+        at: iso(d.rejectedAt),
+        h: d.hostId ?? null,
+        v: d.volumeName ?? null,
+        l: d.label ?? null,
+        r: d.reason,
+      },
+    );
+  },
+  BackupRequested(db, d: DataOf<typeof BackupRequested>) {
+    const at = iso(d.requestedAt);
+    upsertBackup(db, d, at);
+    run(
+      db,
+      `UPDATE backups SET trigger = :t, attempt = :a, repository_id = :r, requested_by = :by, requested_at = :at,
+         created_at = :at, retry_of = :ro WHERE backup_id = :b`,
+      {
+        b: d.backupId,
+        t: d.trigger,
+        a: d.attempt,
+        r: d.repositoryId,
+        by: d.requestedBy ?? null,
+        at,
+        ro: (d as { retryOf?: string }).retryOf ?? null,
+      },
+    );
+    ensureVolume(db, d.hostId, d.volumeName);
+  },
+  BackupStarted(db, d: DataOf<typeof BackupStarted>) {
+    const at = iso(d.startedAt);
+    upsertBackup(db, d, at);
+    run(
+      db,
+      `UPDATE backups SET phase = :p, started_at = :at, method = :m, parent_snapshot_id = :ps,
+         quiesced_containers = :q, finished_at = NULL, error_code = NULL, error_reason = NULL, will_retry = NULL
+       WHERE backup_id = :b`,
+      {
+        b: d.backupId,
+        p: BackupPhase.Running,
+        at,
+        m: d.method,
+        ps: d.parentSnapshotId ?? null,
+        q: json(d.quiescedContainers),
+      },
+    );
+    backupOutcomeOnVolume(db, d, BackupPhase.Running, at, null);
+  },
+  BackupCompleted(db, d: DataOf<typeof BackupCompleted>) {
+    const at = iso(d.completedAt);
+    upsertBackup(db, d, at);
+    run(
+      db,
+      `UPDATE backups SET phase = :p, finished_at = :at, snapshot_id = :s, repository_id = :r, stats = :st
+       WHERE backup_id = :b`,
+      { b: d.backupId, p: BackupPhase.Completed, at, s: d.snapshotId, r: d.repositoryId, st: json(d.stats) },
+    );
+    snapshotFromBackup(db, d, false);
+    backupOutcomeOnVolume(db, d, BackupPhase.Completed, at, d.snapshotId);
+  },
+  BackupPartiallyFailed(db, d: DataOf<typeof BackupPartiallyFailed>) {
+    const at = iso(d.completedAt);
+    upsertBackup(db, d, at);
+    run(
+      db,
+      `UPDATE backups SET phase = :p, finished_at = :at, snapshot_id = :s, repository_id = :r, stats = :st,
+         unreadable = :u, unreadable_count = :uc WHERE backup_id = :b`,
+      {
+        b: d.backupId,
+        p: BackupPhase.PartiallyFailed,
+        at,
+        s: d.snapshotId,
+        r: d.repositoryId,
+        st: json(d.stats),
+        u: json(d.unreadable),
+        uc: d.unreadableCount,
+      },
+    );
+    snapshotFromBackup(db, d, true);
+    backupOutcomeOnVolume(db, d, BackupPhase.PartiallyFailed, at, d.snapshotId);
+  },
+  BackupFailed(db, d: DataOf<typeof BackupFailed>) {
+    const at = iso(d.failedAt);
+    upsertBackup(db, d, at);
+    run(
+      db,
+      `UPDATE backups SET phase = :p, finished_at = :at, attempt = :a, error_code = :c, error_reason = :r,
+         will_retry = :w WHERE backup_id = :b`,
+      {
+        b: d.backupId,
+        p: BackupPhase.Failed,
+        at,
+        a: d.attempt,
+        c: d.code,
+        r: d.reason,
+        w: bool(d.willRetry),
+      },
+    );
+    backupOutcomeOnVolume(db, d, BackupPhase.Failed, at, null);
+  },
+  BackupAbandoned(db, d: DataNamed<'BackupAbandoned'>) {
+    const at = iso(d.abandonedAt);
+    upsertBackup(db, d, at);
+    run(
+      db,
+      `UPDATE backups SET abandoned_at = :at, attempts = :n, last_attempt_id = :l,
+         error_code = COALESCE(error_code, :c), error_reason = COALESCE(error_reason, :r), will_retry = 0
+       WHERE backup_id = :b`,
+      { b: d.backupId, at, n: d.attempts, l: d.lastBackupId, c: d.code, r: d.reason },
+    );
+  },
+  RestoreRequested(db, d: DataOf<typeof RestoreRequested>) {
+    const at = iso(d.requestedAt);
+    upsertRestore(db, d, d.target, at);
+    run(
+      db,
+      `UPDATE restores SET repository_id = :r, target = :t, path = :p, requested_by = :by, requested_at = :at,
+         created_at = :at WHERE restore_id = :id`,
+      {
+        id: d.restoreId,
+        r: d.repositoryId,
+        t: json(d.target),
+        p: d.path ?? null,
+        by: d.requestedBy ?? null,
+        at,
+      },
+    );
+  },
+  RestoreStarted(db, d: DataOf<typeof RestoreStarted>) {
+    const at = iso(d.startedAt);
+    upsertRestore(db, d, d.target, at);
+    run(
+      db,
+      `UPDATE restores SET phase = :p, started_at = :at, target = :t, finished_at = NULL, error_code = NULL,
+         error_reason = NULL WHERE restore_id = :id`,
+      { id: d.restoreId, p: RestorePhase.Running, at, t: json(d.target) },
+    );
+  },
+  RestoreCompleted(db, d: DataOf<typeof RestoreCompleted>) {
+    const at = iso(d.completedAt);
+    upsertRestore(db, d, d.target, at);
+    run(
+      db,
+      `UPDATE restores SET phase = :p, finished_at = :at, files = :f, bytes = :b, duration_ms = :ms
+       WHERE restore_id = :id`,
+      { id: d.restoreId, p: RestorePhase.Completed, at, f: d.files, b: d.bytes, ms: d.durationMs },
+    );
+  },
+  RestoreFailed(db, d: DataOf<typeof RestoreFailed>) {
+    const at = iso(d.failedAt);
+    upsertRestore(db, d, null, at);
+    run(
+      db,
+      `UPDATE restores SET phase = :p, finished_at = :at, error_code = :c, error_reason = :r WHERE restore_id = :id`,
+      { id: d.restoreId, p: RestorePhase.Failed, at, c: d.code, r: d.reason },
+    );
+  },
+  RepositoryMaintenanceRequested(db, d: DataNamed<'RepositoryMaintenanceRequested'>) {
+    const at = iso(d.requestedAt);
+    run(
+      db,
+      `INSERT INTO repository_operations
+         (operation_id, repository_id, operation, status, created_at, requested_at, host_id, volume_name)
+       VALUES (:id, :r, :op, 'Requested', :at, :at, :h, :v)
+       ON CONFLICT (operation_id, repository_id, operation) DO UPDATE SET requested_at = excluded.requested_at,
+         created_at = excluded.created_at`,
+      {
+        id: d.operationId,
+        r: d.repositoryId,
+        op: d.operation,
+        at,
+        h: d.hostId ?? null,
+        v: d.volumeName ?? null,
+      },
+    );
+  },
+  SnapshotsForgotten(db, d: DataOf<typeof SnapshotsForgotten>) {
+    const at = iso(d.forgottenAt);
+    for (const snapshotId of d.forgotten) {
+      run(db, 'UPDATE snapshots SET forgotten_at = COALESCE(forgotten_at, :at) WHERE snapshot_id = :s', {
+        s: snapshotId,
+        at,
+      });
+    }
+    repositoryOperation(db, {
+      operationId: d.operationId,
+      repositoryId: d.repositoryId,
+      operation: 'forget',
+      ok: true,
+      finishedAt: d.forgottenAt,
+      hostId: d.hostId,
+      volumeName: d.volumeName,
+      summary: {
+        forgotten: d.forgotten.length,
+        kept: d.kept.length,
+      },
+    });
+  },
+  RepositoryPruned(db, d: DataOf<typeof RepositoryPruned>) {
+    repositoryOperation(db, {
+      operationId: d.operationId,
+      repositoryId: d.repositoryId,
+      operation: 'prune',
+      ok: true,
+      finishedAt: d.prunedAt,
+      summary: {
+        packsDeleted: d.packsDeleted,
+        packsRepacked: d.packsRepacked,
+        blobsRemoved: d.blobsRemoved,
+        bytesFreed: d.bytesFreed,
+        durationMs: d.durationMs,
+      },
+    });
+  },
+  RepositoryChecked(db, d: DataOf<typeof RepositoryChecked>) {
+    repositoryOperation(db, {
+      operationId: d.operationId,
+      repositoryId: d.repositoryId,
+      operation: 'check',
+      ok: d.ok,
+      finishedAt: d.checkedAt,
+      summary: {
+        readDataFraction: d.readDataFraction,
+        packsChecked: d.packsChecked,
+        errors: d.errors.slice(0, 20),
+        damagedBlobs: d.damagedBlobs.length,
+        damagedSnapshots: d.damagedSnapshots,
+        durationMs: d.durationMs,
+      },
+    });
+  },
+  RepositoryMaintenanceFailed(db, d: DataOf<typeof RepositoryMaintenanceFailed>) {
+    repositoryOperation(db, {
+      operationId: d.operationId,
+      repositoryId: d.repositoryId,
+      operation: d.operation,
+      ok: false,
+      finishedAt: d.failedAt,
+      summary: {},
+      errorCode: d.code,
+      reason: d.reason,
+    });
+  },
+  // Reports of messages some consumer refused: the consumer logged them; no read model needs them.
+  MessageRejected() {},
+};
+
+/** The event names the projection applies (all of `EVENTS`). */
+export const PROJECTED_EVENTS: readonly string[] = Object.keys(HANDLERS);
+
+/**
+ * Applies one event at `streamSequence` in one transaction with the checkpoint. An event at or
+ * below the checkpoint was applied before (a redelivery after a crash): nothing happens.
+ * Returns whether it was applied.
+ */
+export function projectEvent(
+  database: CatalogDatabase,
+  event: { name: string; data: unknown; streamSequence: number },
+): boolean {
+  return database.transaction(() => {
+    if (event.streamSequence <= database.checkpoint()) return false;
+    const handler = (
+      HANDLERS as unknown as Record<string, ((db: DatabaseSync, data: unknown) => void) | undefined>
+    )[event.name];
+    handler?.(database.db, event.data);
+    database.db
+      .prepare('UPDATE checkpoint SET stream_sequence = :s WHERE id = 1')
+      .run({ s: event.streamSequence });
+    return true;
+  });
+}
+
+/** Applies an event without checkpoint (tests: the same event twice must change nothing). */
+export function applyEventRows(database: CatalogDatabase, name: string, data: unknown): void {
+  database.transaction(() =>
+    (HANDLERS as unknown as Record<string, ((db: DatabaseSync, data: unknown) => void) | undefined>)[name]?.(
+      database.db,
+      data,
+    ),
+  );
+}

@@ -1,0 +1,188 @@
+/**
+ * The read model's tables. Bump {@link SCHEMA_VERSION} on any change: a database of another
+ * version is emptied and rebuilt from the event log at start (it is only ever a projection).
+ * Times are stored as ISO 8601 UTC with milliseconds, so text order is time order.
+ */
+export const SCHEMA_VERSION = 1;
+
+export const SCHEMA = `
+CREATE TABLE checkpoint (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  stream_sequence INTEGER NOT NULL
+);
+INSERT INTO checkpoint (id, stream_sequence) VALUES (1, 0);
+
+CREATE TABLE hosts (
+  host_id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  engine TEXT,
+  agent_version TEXT,
+  registered_at TEXT,
+  last_seen_at TEXT,
+  offline_after TEXT,
+  heartbeat_seconds INTEGER,
+  containers INTEGER,
+  volumes INTEGER,
+  backups_running INTEGER
+);
+
+CREATE TABLE volumes (
+  host_id TEXT NOT NULL,
+  volume_name TEXT NOT NULL,
+  driver TEXT,
+  driver_options TEXT NOT NULL DEFAULT '{}',
+  labels TEXT NOT NULL DEFAULT '{}',
+  scope TEXT,
+  anonymous INTEGER NOT NULL DEFAULT 0,
+  mountpoint TEXT,
+  created_at TEXT,
+  discovered_at TEXT,
+  removed_at TEXT,
+  size_bytes INTEGER,
+  last_backup_id TEXT,
+  last_backup_phase TEXT,
+  last_backup_at TEXT,
+  last_success_at TEXT,
+  last_snapshot_id TEXT,
+  at_risk INTEGER NOT NULL DEFAULT 0,
+  at_risk_reason TEXT,
+  at_risk_since TEXT,
+  rpo_seconds INTEGER,
+  PRIMARY KEY (host_id, volume_name)
+);
+
+CREATE TABLE containers (
+  host_id TEXT NOT NULL,
+  container_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  image TEXT,
+  image_digest TEXT,
+  image_id TEXT,
+  labels TEXT NOT NULL DEFAULT '{}',
+  state TEXT NOT NULL,
+  compose_project TEXT,
+  compose_service TEXT,
+  created_at TEXT,
+  observed_at TEXT,
+  started_at TEXT,
+  stopped_at TEXT,
+  exit_code INTEGER,
+  PRIMARY KEY (host_id, container_id)
+);
+
+CREATE TABLE container_mounts (
+  host_id TEXT NOT NULL,
+  container_id TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  volume_name TEXT,
+  source TEXT,
+  destination TEXT NOT NULL,
+  read_only INTEGER NOT NULL,
+  PRIMARY KEY (host_id, container_id, position)
+);
+CREATE INDEX container_mounts_by_volume ON container_mounts (host_id, volume_name);
+
+CREATE TABLE policies (
+  policy_id TEXT PRIMARY KEY,
+  scope_kind TEXT NOT NULL,
+  host_id TEXT,
+  volume_name TEXT,
+  origin TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  defined_by TEXT,
+  defined_at TEXT NOT NULL
+);
+
+CREATE TABLE policy_rejections (
+  policy_id TEXT NOT NULL,
+  rejected_at TEXT NOT NULL,
+  host_id TEXT,
+  volume_name TEXT,
+  label TEXT,
+  reason TEXT NOT NULL,
+  PRIMARY KEY (policy_id, rejected_at)
+);
+
+CREATE TABLE backups (
+  backup_id TEXT PRIMARY KEY,
+  host_id TEXT NOT NULL,
+  volume_name TEXT NOT NULL,
+  phase TEXT NOT NULL,
+  trigger TEXT,
+  attempt INTEGER NOT NULL DEFAULT 1,
+  repository_id TEXT NOT NULL DEFAULT 'default',
+  requested_by TEXT,
+  created_at TEXT NOT NULL,
+  requested_at TEXT,
+  started_at TEXT,
+  finished_at TEXT,
+  method TEXT,
+  parent_snapshot_id TEXT,
+  quiesced_containers TEXT,
+  snapshot_id TEXT,
+  stats TEXT,
+  unreadable TEXT,
+  unreadable_count INTEGER,
+  error_code TEXT,
+  error_reason TEXT,
+  will_retry INTEGER,
+  retry_of TEXT,
+  abandoned_at TEXT,
+  attempts INTEGER,
+  last_attempt_id TEXT
+);
+CREATE INDEX backups_by_time ON backups (created_at, backup_id);
+CREATE INDEX backups_by_volume ON backups (host_id, volume_name, created_at);
+
+CREATE TABLE restores (
+  restore_id TEXT PRIMARY KEY,
+  host_id TEXT NOT NULL,
+  snapshot_id TEXT NOT NULL,
+  repository_id TEXT NOT NULL DEFAULT 'default',
+  target TEXT NOT NULL,
+  path TEXT,
+  phase TEXT NOT NULL,
+  requested_by TEXT,
+  created_at TEXT NOT NULL,
+  requested_at TEXT,
+  started_at TEXT,
+  finished_at TEXT,
+  files INTEGER,
+  bytes INTEGER,
+  duration_ms INTEGER,
+  error_code TEXT,
+  error_reason TEXT
+);
+CREATE INDEX restores_by_time ON restores (created_at, restore_id);
+
+CREATE TABLE snapshots (
+  snapshot_id TEXT PRIMARY KEY,
+  repository_id TEXT NOT NULL,
+  host_id TEXT NOT NULL,
+  volume_name TEXT NOT NULL,
+  backup_id TEXT NOT NULL,
+  time TEXT NOT NULL,
+  partial INTEGER NOT NULL,
+  stats TEXT NOT NULL,
+  forgotten_at TEXT
+);
+CREATE INDEX snapshots_by_volume ON snapshots (host_id, volume_name, time);
+
+CREATE TABLE repository_operations (
+  operation_id TEXT NOT NULL,
+  repository_id TEXT NOT NULL,
+  operation TEXT NOT NULL,
+  status TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  requested_at TEXT,
+  finished_at TEXT,
+  host_id TEXT,
+  volume_name TEXT,
+  summary TEXT NOT NULL DEFAULT '{}',
+  error_code TEXT,
+  error_reason TEXT,
+  PRIMARY KEY (operation_id, repository_id, operation)
+);
+CREATE INDEX repository_operations_by_time ON repository_operations (created_at);
+`;

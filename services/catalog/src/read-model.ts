@@ -1,0 +1,252 @@
+// The catalog's answers: one zod schema per resource, shared by the queries (which build them)
+// and the HTTP routes (which document and serialise them).
+import { backupStats, engineInfo } from '@volback/contracts';
+import { z } from 'zod';
+import { BackupPhase, ProtectionStatus, RestorePhase } from './domain/phases.ts';
+
+const time = z.string().describe('ISO 8601 UTC time');
+const labels = z.record(z.string(), z.string());
+
+/** A page of a list and the cursor of the next one (null on the last page). */
+export function pageOf<T extends z.ZodType>(item: T) {
+  return z.object({
+    items: z.array(item),
+    nextCursor: z.string().nullable().describe('pass as `cursor` for the next page; null on the last'),
+  });
+}
+/** A page of items. */
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+export const hostView = z.object({
+  hostId: z.string(),
+  name: z.string(),
+  /** `online` while heartbeats arrive; `unknown` before the first one. */
+  status: z.enum(['online', 'offline', 'unknown']),
+  lastSeenAt: time.nullable(),
+  /** When the host counts as offline unless another heartbeat arrives. */
+  offlineAfter: time.nullable(),
+  registeredAt: time.nullable(),
+  agentVersion: z.string().nullable(),
+  engine: engineInfo.nullable(),
+  heartbeatSeconds: z.number().int().nullable(),
+  containers: z.number().int().nullable(),
+  volumes: z.number().int().nullable(),
+  backupsRunning: z.number().int().nullable(),
+});
+export type HostView = z.infer<typeof hostView>;
+
+const mountUse = z.object({
+  containerId: z.string(),
+  containerName: z.string(),
+  containerState: z.string(),
+  destination: z.string(),
+  readOnly: z.boolean(),
+});
+
+export const volumeView = z.object({
+  hostId: z.string(),
+  volumeName: z.string(),
+  driver: z.string().nullable(),
+  driverOptions: z.record(z.string(), z.string()),
+  labels,
+  scope: z.string().nullable(),
+  anonymous: z.boolean(),
+  mountpoint: z.string().nullable(),
+  createdAt: time.nullable(),
+  discoveredAt: time.nullable(),
+  removedAt: time.nullable(),
+  /** Size on disk when the agent measured it. */
+  sizeBytes: z.number().int().nullable(),
+  protection: z.object({
+    status: z.enum(Object.values(ProtectionStatus) as [ProtectionStatus, ...ProtectionStatus[]]),
+    lastSuccessAt: time.nullable(),
+    lastSnapshotId: z.string().nullable(),
+    lastBackup: z
+      .object({ backupId: z.string(), phase: z.string(), at: time })
+      .nullable()
+      .describe('the most recent backup, whatever its outcome'),
+    atRisk: z
+      .object({
+        reason: z.string().nullable(),
+        since: time.nullable(),
+        rpoSeconds: z.number().int().nullable(),
+      })
+      .nullable(),
+    /** The policy that applies: the volume's own, else the default one. */
+    policyId: z.string().nullable(),
+  }),
+  /** Containers that mount the volume. */
+  usedBy: z.array(mountUse),
+});
+export type VolumeView = z.infer<typeof volumeView>;
+
+const containerMountView = z.object({
+  type: z.enum(['volume', 'bind', 'tmpfs']),
+  volumeName: z.string().nullable(),
+  source: z.string().nullable(),
+  destination: z.string(),
+  readOnly: z.boolean(),
+});
+
+export const containerView = z.object({
+  hostId: z.string(),
+  containerId: z.string(),
+  name: z.string(),
+  image: z.string().nullable(),
+  imageDigest: z.string().nullable(),
+  labels,
+  state: z.string(),
+  compose: z.object({ project: z.string(), service: z.string() }).nullable(),
+  createdAt: time.nullable(),
+  startedAt: time.nullable(),
+  stoppedAt: time.nullable(),
+  exitCode: z.number().int().nullable(),
+  mounts: z.array(containerMountView),
+});
+export type ContainerView = z.infer<typeof containerView>;
+
+export const policyView = z.object({
+  policyId: z.string(),
+  scope: z.union([
+    z.object({ kind: z.literal('default') }),
+    z.object({ kind: z.literal('volume'), hostId: z.string(), volumeName: z.string() }),
+  ]),
+  origin: z.string(),
+  /** The policy as the scheduler applies it (`policySpec` in libs/contracts). */
+  policy: z.record(z.string(), z.unknown()),
+  definedBy: z.string().nullable(),
+  definedAt: time,
+});
+export type PolicyView = z.infer<typeof policyView>;
+
+const workError = z.object({ code: z.string(), reason: z.string() });
+
+export const backupView = z.object({
+  backupId: z.string(),
+  hostId: z.string(),
+  volumeName: z.string(),
+  phase: z.enum(Object.values(BackupPhase) as [BackupPhase, ...BackupPhase[]]),
+  trigger: z.string().nullable(),
+  attempt: z.number().int(),
+  repositoryId: z.string(),
+  requestedBy: z.string().nullable(),
+  /** When the catalog first heard of it (requested, else started, else finished). */
+  createdAt: time,
+  requestedAt: time.nullable(),
+  startedAt: time.nullable(),
+  finishedAt: time.nullable(),
+  method: z.string().nullable(),
+  parentSnapshotId: z.string().nullable(),
+  quiescedContainers: z.array(z.string()),
+  snapshotId: z.string().nullable(),
+  stats: backupStats.nullable(),
+  unreadable: z.array(z.object({ path: z.string(), reason: z.string() })),
+  unreadableCount: z.number().int(),
+  error: workError.extend({ willRetry: z.boolean() }).nullable(),
+  /** For a retry: the backup id of the first attempt. */
+  retryOf: z.string().nullable(),
+  /** Set on the first attempt when the scheduler gave up retrying. */
+  abandoned: z.object({ at: time, attempts: z.number().int(), lastBackupId: z.string() }).nullable(),
+});
+export type BackupView = z.infer<typeof backupView>;
+
+export const restoreView = z.object({
+  restoreId: z.string(),
+  hostId: z.string(),
+  snapshotId: z.string(),
+  repositoryId: z.string(),
+  target: z.record(z.string(), z.unknown()).nullable(),
+  path: z.string().nullable(),
+  phase: z.enum(Object.values(RestorePhase) as [RestorePhase, ...RestorePhase[]]),
+  requestedBy: z.string().nullable(),
+  createdAt: time,
+  requestedAt: time.nullable(),
+  startedAt: time.nullable(),
+  finishedAt: time.nullable(),
+  files: z.number().int().nullable(),
+  bytes: z.number().int().nullable(),
+  durationMs: z.number().int().nullable(),
+  error: workError.nullable(),
+});
+export type RestoreView = z.infer<typeof restoreView>;
+
+export const snapshotView = z.object({
+  snapshotId: z.string(),
+  shortId: z.string(),
+  repositoryId: z.string(),
+  hostId: z.string(),
+  volumeName: z.string(),
+  backupId: z.string(),
+  time,
+  /** Some files could not be read (the backup partially failed). */
+  partial: z.boolean(),
+  stats: backupStats,
+  /** Set once retention forgot it: its data goes with the next prune. */
+  forgottenAt: time.nullable(),
+});
+export type SnapshotView = z.infer<typeof snapshotView>;
+
+export const repositoryOperationView = z.object({
+  operationId: z.string(),
+  repositoryId: z.string(),
+  operation: z.enum(['forget', 'prune', 'check']),
+  /** `Requested` (sent to the gateways), `Succeeded` or `Failed` (a check that found damage too). */
+  status: z.enum(['Requested', 'Succeeded', 'Failed']),
+  createdAt: time,
+  requestedAt: time.nullable(),
+  finishedAt: time.nullable(),
+  /** The volume a forget was about. */
+  hostId: z.string().nullable(),
+  volumeName: z.string().nullable(),
+  summary: z.record(z.string(), z.unknown()),
+  error: workError.nullable(),
+});
+export type RepositoryOperationView = z.infer<typeof repositoryOperationView>;
+
+/** One entry of a snapshot directory listing. */
+export const treeEntryView = z.object({
+  name: z.string(),
+  /** Volume-relative path. */
+  path: z.string(),
+  type: z.string(),
+  size: z.number().int().nullable(),
+  mode: z.number().int().nullable(),
+  mtime: z.string().nullable(),
+  uid: z.number().int(),
+  gid: z.number().int(),
+  linkTarget: z.string().nullable(),
+});
+export type TreeEntryView = z.infer<typeof treeEntryView>;
+
+/** A file found by `find`, in one snapshot. */
+export const foundFileView = treeEntryView.extend({
+  snapshotId: z.string(),
+  snapshotTime: time,
+});
+export type FoundFileView = z.infer<typeof foundFileView>;
+
+export const statusView = z.object({
+  hosts: z.object({ total: z.number().int(), online: z.number().int(), offline: z.number().int() }),
+  volumes: z.object({
+    total: z.number().int(),
+    protected: z.number().int(),
+    atRisk: z.number().int(),
+    unprotected: z.number().int(),
+    removed: z.number().int(),
+  }),
+  backups: z.object({
+    running: z.number().int(),
+    queued: z.number().int(),
+    failedLast24h: z.number().int(),
+    lastCompletedAt: time.nullable(),
+  }),
+  restores: z.object({ running: z.number().int(), queued: z.number().int() }),
+  snapshots: z.number().int(),
+  policies: z.number().int(),
+  /** Stream sequence of the last event applied. */
+  checkpoint: z.number().int(),
+});
+export type StatusView = z.infer<typeof statusView>;
