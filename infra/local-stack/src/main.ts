@@ -2,7 +2,6 @@
 // one), the volback streams, a storage gateway on a filesystem repository in the data dir, the
 // scheduler, the catalog, and an agent on the local Docker Engine (when one answers), each as its
 // own process; the stack's health and metrics endpoints. Stops everything on SIGINT/SIGTERM.
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -11,7 +10,7 @@ import { connectNats, drainNats, ensureStreams, natsHealthChecks } from '@volbac
 import { createLogger, createMetrics, startOpsServer } from '@volback/observability';
 import { freePort, startNatsServer, type NatsServer } from '@volback/testing';
 import { ConfigError, readConfig } from './config.ts';
-import { dockerAnswers, repositoryPasswordFile, STACK_SERVICES, Supervisor } from './services.ts';
+import { dockerAnswers, repositoryPasswordFile, Supervisor } from './services.ts';
 
 const log = createLogger({ service: 'local-stack' });
 
@@ -82,16 +81,22 @@ async function main(): Promise<void> {
     VOLBACK_REPOSITORY_INIT: '1',
     VOLBACK_OPS_PORT: await opsPort(),
   });
-  for (const name of ['scheduler', 'catalog'] as const) {
-    if (!existsSync(STACK_SERVICES[name])) continue;
-    services.start(name, {
-      VOLBACK_NATS_URL: natsUrl,
-      VOLBACK_DATA_DIR: config.dataDir,
-      VOLBACK_CATALOG_PORT: String(config.catalogPort),
-      VOLBACK_PASSWORD: '',
-      VOLBACK_OPS_PORT: await opsPort(),
-    });
-  }
+  // A volume that appears is backed up within seconds here (the scheduler's own default is a
+  // minute); every other default is the scheduler's (protect every volume, daily).
+  services.start('scheduler', {
+    VOLBACK_NATS_URL: natsUrl,
+    VOLBACK_PASSWORD: '',
+    VOLBACK_SCHEDULER_FIRST_BACKUP_DELAY_SECONDS:
+      process.env['VOLBACK_SCHEDULER_FIRST_BACKUP_DELAY_SECONDS'] || '10',
+    VOLBACK_OPS_PORT: await opsPort(),
+  });
+  services.start('catalog', {
+    VOLBACK_NATS_URL: natsUrl,
+    VOLBACK_DATA_DIR: config.dataDir,
+    VOLBACK_CATALOG_PORT: String(config.catalogPort),
+    VOLBACK_PASSWORD: '',
+    VOLBACK_OPS_PORT: await opsPort(),
+  });
   if (await dockerAnswers(config.dockerHost)) {
     services.start('agent', {
       VOLBACK_NATS_URL: natsUrl,
