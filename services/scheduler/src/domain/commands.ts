@@ -1,0 +1,161 @@
+import {
+  PolicyDefined,
+  PolicyRejected,
+  PolicyRemoved,
+  type DefinePolicy,
+  type RemovePolicy,
+  type RequestBackup,
+} from '@volback/contracts';
+import type { z } from 'zod';
+import { backupDecision } from './backups.ts';
+import { backupId, shortHash } from './ids.ts';
+import { eventIntent, type Decision } from './intents.ts';
+import { basePolicy, effectivePolicy, LABEL_POLICY_PREFIX } from './policy.ts';
+import { scheduleProblem } from './schedule.ts';
+import type { SchedulerSettings } from './settings.ts';
+import { hostScopedKey, type SchedulerState } from './state.ts';
+
+/** A command for the scheduler, validated, with the envelope id its events are derived from. */
+export type SchedulerCommand =
+  | {
+      readonly type: typeof RequestBackup.type;
+      readonly id: string;
+      readonly data: z.output<typeof RequestBackup.schema>;
+    }
+  | {
+      readonly type: typeof DefinePolicy.type;
+      readonly id: string;
+      readonly data: z.output<typeof DefinePolicy.schema>;
+    }
+  | {
+      readonly type: typeof RemovePolicy.type;
+      readonly id: string;
+      readonly data: z.output<typeof RemovePolicy.schema>;
+    };
+
+/**
+ * decide(command, state) → what to publish. Ids derive from the command's envelope id, so a
+ * command delivered twice (or handled by two schedulers) publishes the same messages, stored once.
+ * Every command ends in an event: `BackupRequested`, `PolicyDefined`, `PolicyRemoved` or `PolicyRejected`.
+ */
+export function decideCommand(
+  command: SchedulerCommand,
+  state: SchedulerState,
+  now: number,
+  settings: SchedulerSettings,
+): Decision[] {
+  const stamp = (what: string) => ({
+    id: `${command.id}.${what}`,
+    now,
+    source: settings.source,
+    causationid: command.id,
+  });
+  const rejected = (
+    policyId: string,
+    reason: string,
+    extra: { hostId?: string; volumeName?: string } = {},
+  ): Decision[] => [
+    {
+      what: 'policy-rejected',
+      intents: [
+        eventIntent(
+          PolicyRejected,
+          { policyId, ...extra, reason: reason.slice(0, 4000), rejectedAt: new Date(now).toISOString() },
+          stamp('rejected'),
+        ),
+      ],
+    },
+  ];
+
+  switch (command.type) {
+    case 'io.volback.cmd.request-backup.v1': {
+      const { hostId, volumeName, requestedBy } = command.data;
+      const volume = state.volumes.get(hostScopedKey(hostId, volumeName));
+      // "Back up now" is honoured even for a volume no policy covers: it uses the default's settings.
+      const policy =
+        (volume && effectivePolicy(state, volume, settings)) ??
+        effectivePolicy(state, { hostId, volumeName, anonymous: false }, settings) ??
+        basePolicy(state, settings);
+      return [
+        backupDecision(
+          {
+            hostId,
+            volumeName,
+            backupId: backupId(hostId, volumeName, `manual-${shortHash(command.id)}`),
+            trigger: 'manual',
+            attempt: 1,
+            dueAt: now,
+            policy,
+          },
+          now,
+          settings,
+          requestedBy,
+          command.id,
+        ),
+      ];
+    }
+    case 'io.volback.cmd.define-policy.v1': {
+      const { policyId, scope, policy, requestedBy } = command.data;
+      const target = scope.kind === 'volume' ? { hostId: scope.hostId, volumeName: scope.volumeName } : {};
+      if (policyId.startsWith(LABEL_POLICY_PREFIX)) {
+        return rejected(
+          policyId,
+          `policy ids starting with "${LABEL_POLICY_PREFIX}" are the scheduler's label policies`,
+          target,
+        );
+      }
+      const existing = state.policies.get(policyId);
+      if (existing && existing.origin !== 'api') {
+        return rejected(
+          policyId,
+          `policy ${policyId} is a ${existing.origin} policy; it cannot be replaced through the API`,
+          target,
+        );
+      }
+      const problem = scheduleProblem(policy.schedule);
+      if (problem) return rejected(policyId, problem, target);
+      return [
+        {
+          what: 'policy-defined',
+          intents: [
+            eventIntent(
+              PolicyDefined,
+              {
+                policyId,
+                scope,
+                origin: 'api',
+                policy,
+                definedBy: requestedBy,
+                definedAt: new Date(now).toISOString(),
+              },
+              stamp('defined'),
+            ),
+          ],
+        },
+      ];
+    }
+    case 'io.volback.cmd.remove-policy.v1': {
+      const { policyId, requestedBy } = command.data;
+      const existing = state.policies.get(policyId);
+      if (!existing) return rejected(policyId, `no policy ${policyId} is defined`);
+      if (existing.origin !== 'api') {
+        return rejected(
+          policyId,
+          `policy ${policyId} comes from ${existing.origin}; change those to remove it`,
+        );
+      }
+      return [
+        {
+          what: 'policy-removed',
+          intents: [
+            eventIntent(
+              PolicyRemoved,
+              { policyId, removedBy: requestedBy, removedAt: new Date(now).toISOString() },
+              stamp('removed'),
+            ),
+          ],
+        },
+      ];
+    }
+  }
+}

@@ -1,0 +1,538 @@
+import type {
+  BackupAbandoned,
+  BackupCompleted,
+  BackupFailed,
+  BackupPartiallyFailed,
+  BackupRequested,
+  BackupStarted,
+  ContainerObserved,
+  ContainerRemoved,
+  ContainerStarted,
+  ContainerStopped,
+  EventDefinition,
+  HostRegistered,
+  HostSeen,
+  PolicyDefined,
+  PolicyRejected,
+  PolicyRemoved,
+  PolicySpec,
+  RepositoryChecked,
+  RepositoryMaintenanceFailed,
+  RepositoryMaintenanceRequested,
+  RepositoryPruned,
+  SnapshotsForgotten,
+  VolumeAtRisk,
+  VolumeChanged,
+  VolumeDiscovered,
+  VolumeProtectionRestored,
+  VolumeRemoved,
+  policyScope,
+} from '@volback/contracts';
+import type { z } from 'zod';
+
+type EventOf<D> =
+  D extends EventDefinition<string, infer T, infer S> ? { type: T; data: z.output<S> } : never;
+
+/** The events the scheduler's projection reads; any other type leaves the state as it is. */
+export type SchedulerEvent =
+  | EventOf<typeof HostRegistered>
+  | EventOf<typeof HostSeen>
+  | EventOf<typeof VolumeDiscovered>
+  | EventOf<typeof VolumeChanged>
+  | EventOf<typeof VolumeRemoved>
+  | EventOf<typeof VolumeAtRisk>
+  | EventOf<typeof VolumeProtectionRestored>
+  | EventOf<typeof ContainerObserved>
+  | EventOf<typeof ContainerStarted>
+  | EventOf<typeof ContainerStopped>
+  | EventOf<typeof ContainerRemoved>
+  | EventOf<typeof PolicyDefined>
+  | EventOf<typeof PolicyRemoved>
+  | EventOf<typeof PolicyRejected>
+  | EventOf<typeof BackupRequested>
+  | EventOf<typeof BackupStarted>
+  | EventOf<typeof BackupCompleted>
+  | EventOf<typeof BackupPartiallyFailed>
+  | EventOf<typeof BackupFailed>
+  | EventOf<typeof BackupAbandoned>
+  | EventOf<typeof RepositoryMaintenanceRequested>
+  | EventOf<typeof SnapshotsForgotten>
+  | EventOf<typeof RepositoryPruned>
+  | EventOf<typeof RepositoryChecked>
+  | EventOf<typeof RepositoryMaintenanceFailed>;
+
+/** Any event as read from the log: only `type` and `data` matter to the projection. */
+export interface LoggedEvent {
+  readonly type: string;
+  readonly data: unknown;
+}
+
+/** The lifecycle of a backup as the scheduler follows it. */
+export const BackupPhase = {
+  /** Asked for: `BackupRequested` is in the log and the command is on its way to the agent. */
+  Requested: 'Requested',
+  /** The agent began reading the volume (`BackupStarted`). */
+  Running: 'Running',
+  /** A snapshot holds every file (`BackupCompleted`). */
+  Completed: 'Completed',
+  /** A snapshot was written but some files were unreadable (`BackupPartiallyFailed`); counts as protection. */
+  PartiallyFailed: 'PartiallyFailed',
+  /** No snapshot (`BackupFailed`); the scheduler may try again. */
+  Failed: 'Failed',
+  /** The last attempt failed and no retry is left (`BackupAbandoned`). */
+  Abandoned: 'Abandoned',
+} as const;
+/** One of {@link BackupPhase}. */
+export type BackupPhase = (typeof BackupPhase)[keyof typeof BackupPhase];
+
+/** What started a backup (the contract's `backupTrigger`). */
+export type BackupTrigger = z.output<typeof BackupRequested.schema>['trigger'];
+
+/** A Docker host as its agent last reported it. */
+export interface HostView {
+  readonly hostId: string;
+  lastSeenAt: number;
+  /** Heartbeat interval; absent until the first `HostSeen`. */
+  intervalSeconds?: number;
+}
+
+/** A backup that has not ended: it holds its volume and counts against the concurrency limits. */
+export interface InFlightBackup {
+  readonly backupId: string;
+  readonly hostId: string;
+  readonly volumeName: string;
+  readonly trigger: BackupTrigger;
+  readonly slot?: number;
+  readonly attempt: number;
+  /** The first attempt's id (its own for a first attempt). */
+  readonly firstAttemptId: string;
+  readonly repositoryId: string;
+  readonly requestedAt: number;
+  phase: BackupPhase;
+}
+
+/** The end of a backup attempt, as the volume remembers its last one. */
+export interface BackupOutcome {
+  readonly backupId: string;
+  readonly firstAttemptId: string;
+  readonly attempt: number;
+  readonly trigger: BackupTrigger;
+  readonly slot?: number;
+  readonly phase: BackupPhase;
+  readonly at: number;
+  readonly code?: string;
+  readonly reason?: string;
+  /** The scheduler requested it (a `BackupRequested` was seen): only those are retried. */
+  readonly requestedByScheduler: boolean;
+}
+
+/** A forget, prune or check the scheduler asked for, and its outcome once known. */
+export interface MaintenanceOperation {
+  readonly operationId: string;
+  readonly operation: 'forget' | 'prune' | 'check';
+  readonly repositoryId: string;
+  readonly slot?: number;
+  readonly attempt: number;
+  readonly requestedAt: number;
+  /** The volume of a forget. */
+  readonly hostId?: string;
+  readonly volumeName?: string;
+  outcome?: { readonly ok: boolean; readonly code?: string; readonly at: number };
+}
+
+/** A volume on a host, one incarnation (a volume re-created under the same name starts afresh). */
+export interface VolumeView {
+  readonly key: string;
+  readonly hostId: string;
+  readonly volumeName: string;
+  labels: Record<string, string>;
+  readonly anonymous: boolean;
+  readonly discoveredAt: number;
+  /** Latest request of any backup of this incarnation. */
+  lastRequestedAt?: number;
+  /** Latest schedule slot a backup was requested for: the schedule's anchor. */
+  lastSlot?: number;
+  /** Latest snapshot written (completed or partially failed). */
+  lastSuccess?: { readonly backupId: string; readonly at: number; readonly repositoryId: string };
+  /** The last attempt that ended, successful or not. */
+  lastOutcome?: BackupOutcome;
+  /** Latest stop of a container that mounts this volume and asks for a backup (not one volback made). */
+  lastContainerStopAt?: number;
+  /** Latest forget requested for this volume. */
+  lastForget?: MaintenanceOperation;
+  /** `VolumeAtRisk` was published and no `VolumeProtectionRestored` since. */
+  atRisk: boolean;
+}
+
+/** A container, as far as policies and triggers need it. */
+export interface ContainerView {
+  readonly key: string;
+  readonly hostId: string;
+  readonly containerId: string;
+  name: string;
+  labels: Record<string, string>;
+  /** Names of the volumes it mounts. */
+  volumeNames: string[];
+  state: string;
+}
+
+/** A policy from `PolicyDefined`, in force until removed or replaced. */
+export interface PolicyRecord {
+  readonly policyId: string;
+  readonly scope: z.output<typeof policyScope>;
+  readonly origin: 'api' | 'labels' | 'configuration';
+  readonly policy: PolicySpec;
+  /** Order of definition: among policies of one scope and origin, the latest wins. */
+  readonly order: number;
+}
+
+/** A repository's maintenance as the scheduler follows it. */
+export interface RepositoryView {
+  readonly repositoryId: string;
+  /** First snapshot the scheduler saw written: before it, there is nothing to prune or check. */
+  firstBackupAt?: number;
+  lastPrune?: MaintenanceOperation;
+  lastCheck?: MaintenanceOperation;
+}
+
+/** Everything the scheduler's decisions read: a projection of the event log. */
+export interface SchedulerState {
+  readonly hosts: Map<string, HostView>;
+  readonly volumes: Map<string, VolumeView>;
+  readonly containers: Map<string, ContainerView>;
+  readonly policies: Map<string, PolicyRecord>;
+  /** Per policy id, the last rejection (`label\0value`), so a bad label is reported once. */
+  readonly rejections: Map<string, string>;
+  readonly inFlight: Map<string, InFlightBackup>;
+  readonly repositories: Map<string, RepositoryView>;
+  /** Maintenance operations without an outcome yet, by operation id. */
+  readonly pendingOperations: Map<string, MaintenanceOperation>;
+  /** Events applied so far. */
+  eventCount: number;
+}
+
+/** An empty state: what the scheduler knows before it reads the log. */
+export function initialState(): SchedulerState {
+  return {
+    hosts: new Map(),
+    volumes: new Map(),
+    containers: new Map(),
+    policies: new Map(),
+    rejections: new Map(),
+    inFlight: new Map(),
+    repositories: new Map(),
+    pendingOperations: new Map(),
+    eventCount: 0,
+  };
+}
+
+/** The map key of a volume or container on a host. */
+export function hostScopedKey(hostId: string, name: string): string {
+  return `${hostId}\u0000${name}`;
+}
+
+const ms = (iso: string) => Date.parse(iso);
+
+function repository(state: SchedulerState, repositoryId: string): RepositoryView {
+  let repo = state.repositories.get(repositoryId);
+  if (!repo) {
+    repo = { repositoryId };
+    state.repositories.set(repositoryId, repo);
+  }
+  return repo;
+}
+
+type OutcomeFacts = Pick<BackupOutcome, 'phase' | 'at' | 'code' | 'reason'> & { attempt?: number };
+
+function ended(
+  state: SchedulerState,
+  backupId: string,
+  hostId: string,
+  volumeName: string,
+  outcome: OutcomeFacts,
+): void {
+  const flight = state.inFlight.get(backupId);
+  state.inFlight.delete(backupId);
+  const volume = state.volumes.get(hostScopedKey(hostId, volumeName));
+  if (!volume) return;
+  volume.lastOutcome = {
+    backupId,
+    firstAttemptId: flight?.firstAttemptId ?? backupId,
+    attempt: flight?.attempt ?? outcome.attempt ?? 1,
+    trigger: flight?.trigger ?? 'manual',
+    ...(flight?.slot !== undefined ? { slot: flight.slot } : {}),
+    phase: outcome.phase,
+    at: outcome.at,
+    ...(outcome.code ? { code: outcome.code } : {}),
+    ...(outcome.reason ? { reason: outcome.reason } : {}),
+    requestedByScheduler: flight !== undefined,
+  };
+}
+
+/**
+ * Applies one event to the state and returns it. The state is updated in place (a projection of a
+ * long log must not copy its maps per event); nothing but the state and the event is read: no
+ * clock, no I/O, so replaying the log always gives the same state.
+ */
+export function evolve(state: SchedulerState, logged: LoggedEvent): SchedulerState {
+  const event = logged as SchedulerEvent;
+  state.eventCount++;
+  switch (event.type) {
+    case 'io.volback.host.registered.v1': {
+      const { hostId, registeredAt } = event.data;
+      const host = state.hosts.get(hostId);
+      if (host) host.lastSeenAt = Math.max(host.lastSeenAt, ms(registeredAt));
+      else state.hosts.set(hostId, { hostId, lastSeenAt: ms(registeredAt) });
+      break;
+    }
+    case 'io.volback.host.seen.v1': {
+      const { hostId, seenAt, intervalSeconds } = event.data;
+      const host = state.hosts.get(hostId) ?? { hostId, lastSeenAt: 0 };
+      host.lastSeenAt = Math.max(host.lastSeenAt, ms(seenAt));
+      host.intervalSeconds = intervalSeconds;
+      state.hosts.set(hostId, host);
+      break;
+    }
+    case 'io.volback.volume.discovered.v1': {
+      const d = event.data;
+      const key = hostScopedKey(d.hostId, d.volumeName);
+      state.volumes.set(key, {
+        key,
+        hostId: d.hostId,
+        volumeName: d.volumeName,
+        labels: { ...d.labels },
+        anonymous: d.anonymous,
+        discoveredAt: ms(d.discoveredAt),
+        atRisk: false,
+      });
+      break;
+    }
+    case 'io.volback.volume.changed.v1': {
+      const d = event.data;
+      const volume = state.volumes.get(hostScopedKey(d.hostId, d.volumeName));
+      if (volume && d.change === 'labels' && d.labels) volume.labels = { ...d.labels };
+      break;
+    }
+    case 'io.volback.volume.removed.v1':
+      state.volumes.delete(hostScopedKey(event.data.hostId, event.data.volumeName));
+      break;
+    case 'io.volback.volume.at-risk.v1': {
+      const volume = state.volumes.get(hostScopedKey(event.data.hostId, event.data.volumeName));
+      if (volume) volume.atRisk = true;
+      break;
+    }
+    case 'io.volback.volume.protection-restored.v1': {
+      const volume = state.volumes.get(hostScopedKey(event.data.hostId, event.data.volumeName));
+      if (volume) volume.atRisk = false;
+      break;
+    }
+    case 'io.volback.container.observed.v1': {
+      const d = event.data;
+      const key = hostScopedKey(d.hostId, d.containerId);
+      state.containers.set(key, {
+        key,
+        hostId: d.hostId,
+        containerId: d.containerId,
+        name: d.name,
+        labels: { ...d.labels },
+        volumeNames: d.mounts.flatMap((m) => (m.type === 'volume' ? [m.volumeName] : [])),
+        state: d.state,
+      });
+      break;
+    }
+    case 'io.volback.container.started.v1': {
+      const container = state.containers.get(hostScopedKey(event.data.hostId, event.data.containerId));
+      if (container) container.state = 'running';
+      break;
+    }
+    case 'io.volback.container.stopped.v1': {
+      const d = event.data;
+      const container = state.containers.get(hostScopedKey(d.hostId, d.containerId));
+      if (!container) break;
+      container.state = 'exited';
+      if (d.byVolback) break;
+      const at = ms(d.stoppedAt);
+      for (const volumeName of container.volumeNames) {
+        const volume = state.volumes.get(hostScopedKey(d.hostId, volumeName));
+        // A stop inside a backup of this volume is the backup's own (consistency `stop`).
+        if (!volume || stoppedByBackup(state, volume, at)) continue;
+        volume.lastContainerStopAt = Math.max(volume.lastContainerStopAt ?? 0, at);
+      }
+      break;
+    }
+    case 'io.volback.container.removed.v1': {
+      const d = event.data;
+      const key = hostScopedKey(d.hostId, d.containerId);
+      const container = state.containers.get(key);
+      state.containers.delete(key);
+      // A running container is reported stopped before removed; one that never ran changed nothing.
+      if (!container || !['running', 'paused', 'restarting'].includes(container.state)) break;
+      const at = ms(d.removedAt);
+      for (const volumeName of container.volumeNames) {
+        const volume = state.volumes.get(hostScopedKey(d.hostId, volumeName));
+        if (volume) volume.lastContainerStopAt = Math.max(volume.lastContainerStopAt ?? 0, at);
+      }
+      break;
+    }
+    case 'io.volback.policy.defined.v1': {
+      const d = event.data;
+      state.policies.set(d.policyId, {
+        policyId: d.policyId,
+        scope: d.scope,
+        origin: d.origin,
+        policy: d.policy,
+        order: state.eventCount,
+      });
+      state.rejections.delete(d.policyId);
+      break;
+    }
+    case 'io.volback.policy.removed.v1':
+      state.policies.delete(event.data.policyId);
+      state.rejections.delete(event.data.policyId);
+      break;
+    case 'io.volback.policy.rejected.v1':
+      state.rejections.set(event.data.policyId, rejectionKey(event.data.label, event.data.value));
+      break;
+    case 'io.volback.backup.requested.v1': {
+      const d = event.data;
+      const requestedAt = ms(d.requestedAt);
+      const slot = d.slot ? ms(d.slot) : undefined;
+      state.inFlight.set(d.backupId, {
+        backupId: d.backupId,
+        hostId: d.hostId,
+        volumeName: d.volumeName,
+        trigger: d.trigger,
+        ...(slot !== undefined ? { slot } : {}),
+        attempt: d.attempt,
+        firstAttemptId: d.retryOf ?? d.backupId,
+        repositoryId: d.repositoryId,
+        requestedAt,
+        phase: BackupPhase.Requested,
+      });
+      const volume = state.volumes.get(hostScopedKey(d.hostId, d.volumeName));
+      if (volume) {
+        volume.lastRequestedAt = Math.max(volume.lastRequestedAt ?? 0, requestedAt);
+        if (slot !== undefined) volume.lastSlot = Math.max(volume.lastSlot ?? 0, slot);
+      }
+      break;
+    }
+    case 'io.volback.backup.started.v1': {
+      const flight = state.inFlight.get(event.data.backupId);
+      if (flight) flight.phase = BackupPhase.Running;
+      break;
+    }
+    case 'io.volback.backup.completed.v1':
+    case 'io.volback.backup.partially-failed.v1': {
+      const d = event.data;
+      const at = ms(d.completedAt);
+      const phase =
+        event.type === 'io.volback.backup.completed.v1' ? BackupPhase.Completed : BackupPhase.PartiallyFailed;
+      ended(state, d.backupId, d.hostId, d.volumeName, { phase, at });
+      const volume = state.volumes.get(hostScopedKey(d.hostId, d.volumeName));
+      if (volume && (volume.lastSuccess?.at ?? -Infinity) <= at) {
+        volume.lastSuccess = { backupId: d.backupId, at, repositoryId: d.repositoryId };
+      }
+      const repo = repository(state, d.repositoryId);
+      repo.firstBackupAt = Math.min(repo.firstBackupAt ?? Infinity, at);
+      break;
+    }
+    case 'io.volback.backup.failed.v1': {
+      const d = event.data;
+      ended(state, d.backupId, d.hostId, d.volumeName, {
+        phase: BackupPhase.Failed,
+        at: ms(d.failedAt),
+        code: d.code,
+        reason: d.reason,
+        attempt: d.attempt,
+      });
+      break;
+    }
+    case 'io.volback.backup.abandoned.v1': {
+      const d = event.data;
+      const volume = state.volumes.get(hostScopedKey(d.hostId, d.volumeName));
+      const last = volume?.lastOutcome;
+      if (volume && last && last.firstAttemptId === d.backupId) {
+        volume.lastOutcome = { ...last, phase: BackupPhase.Abandoned };
+      }
+      break;
+    }
+    case 'io.volback.repository.maintenance-requested.v1': {
+      const d = event.data;
+      const op: MaintenanceOperation = {
+        operationId: d.operationId,
+        operation: d.operation,
+        repositoryId: d.repositoryId,
+        ...(d.slot ? { slot: ms(d.slot) } : {}),
+        attempt: d.attempt,
+        requestedAt: ms(d.requestedAt),
+        ...(d.hostId ? { hostId: d.hostId } : {}),
+        ...(d.volumeName ? { volumeName: d.volumeName } : {}),
+      };
+      state.pendingOperations.set(d.operationId, op);
+      if (d.operation === 'forget' && d.hostId && d.volumeName) {
+        const volume = state.volumes.get(hostScopedKey(d.hostId, d.volumeName));
+        if (volume) volume.lastForget = op;
+      } else if (d.operation === 'prune') repository(state, d.repositoryId).lastPrune = op;
+      else if (d.operation === 'check') repository(state, d.repositoryId).lastCheck = op;
+      break;
+    }
+    case 'io.volback.repository.snapshots-forgotten.v1':
+      settle(state, event.data.operationId, { ok: true, at: ms(event.data.forgottenAt) });
+      break;
+    case 'io.volback.repository.pruned.v1':
+      settle(state, event.data.operationId, { ok: true, at: ms(event.data.prunedAt) });
+      break;
+    case 'io.volback.repository.checked.v1':
+      settle(state, event.data.operationId, { ok: event.data.ok, at: ms(event.data.checkedAt) });
+      break;
+    case 'io.volback.repository.maintenance-failed.v1':
+      settle(state, event.data.operationId, {
+        ok: false,
+        code: event.data.code,
+        at: ms(event.data.failedAt),
+      });
+      break;
+    default:
+      state.eventCount--;
+  }
+  return state;
+}
+
+/** Folds events into a fresh state. */
+export function evolveAll(events: Iterable<LoggedEvent>, state = initialState()): SchedulerState {
+  for (const event of events) evolve(state, event);
+  return state;
+}
+
+function settle(
+  state: SchedulerState,
+  operationId: string,
+  outcome: NonNullable<MaintenanceOperation['outcome']>,
+): void {
+  const op = state.pendingOperations.get(operationId);
+  if (!op) return;
+  state.pendingOperations.delete(operationId);
+  // The op object is shared with the volume's or repository's `last…` field.
+  op.outcome = outcome;
+}
+
+/** How a rejection is remembered, so the same bad value is reported once. */
+export function rejectionKey(label: string | undefined, value: string | undefined): string {
+  return `${label ?? ''}\u0000${value ?? ''}`;
+}
+
+/** True when `at` falls inside a backup of this volume (its containers may be stopped for it). */
+function stoppedByBackup(state: SchedulerState, volume: VolumeView, at: number): boolean {
+  for (const flight of state.inFlight.values()) {
+    if (
+      flight.hostId === volume.hostId &&
+      flight.volumeName === volume.volumeName &&
+      flight.requestedAt <= at
+    ) {
+      return true;
+    }
+  }
+  const last = volume.lastOutcome;
+  // The agent reports a stop shortly after it happens: one inside the last backup may arrive after its end.
+  return last !== undefined && at <= last.at && at >= (volume.lastRequestedAt ?? Infinity);
+}

@@ -1,0 +1,305 @@
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import {
+  createCommand,
+  createEvent,
+  DefinePolicy,
+  eventSubjectFilter,
+  parseMessage,
+  RequestBackup,
+  STREAMS,
+  VolumeDiscovered,
+  ContainerObserved,
+  type Envelope,
+} from '@volback/contracts';
+import { connectNats, drainNats, ensureStreams, MessagePublisher } from '@volback/messaging';
+import { createLogger, createMetrics } from '@volback/observability';
+import { startNatsServer, waitUntil, type NatsServer } from '@volback/testing';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { publishDecisions } from './adapters/decision-publisher.ts';
+import { startEventProjection } from './adapters/event-projection.ts';
+import { backupDecision, DEFAULT_SETTINGS, effectivePolicy, type SchedulerSettings } from './domain/index.ts';
+import { startScheduler, type Scheduler } from './scheduler.ts';
+import { startEchoAgent } from './test-support/echo-agent.ts';
+
+const logger = createLogger({
+  service: 'scheduler-test',
+  level: process.env['LOG_LEVEL'] === 'debug' ? 'debug' : 'warn',
+});
+const HOST = 'int-host';
+
+/** Every two seconds, no jitter, first backups at once: a fast schedule for tests. */
+const settings: SchedulerSettings = {
+  ...DEFAULT_SETTINGS,
+  defaultPolicy: { ...DEFAULT_SETTINGS.defaultPolicy, schedule: { cron: '*/2 * * * * *', timezone: 'UTC' } },
+  jitterWindowMs: 0,
+  firstBackupDelayMs: 0,
+  prune: { ...DEFAULT_SETTINGS.prune, schedule: undefined },
+  check: { ...DEFAULT_SETTINGS.check, schedule: undefined },
+};
+
+let nats: NatsServer;
+const connections: NatsConnection[] = [];
+const running = new Set<{ stop(): Promise<void> }>();
+
+async function connect(name: string): Promise<NatsConnection> {
+  const nc = await connectNats({ servers: [nats.url], name });
+  connections.push(nc);
+  return nc;
+}
+
+async function start(
+  nc: NatsConnection,
+  instanceId: string,
+  overrides: Partial<SchedulerSettings> = {},
+  leaseMs = 3_000,
+): Promise<Scheduler> {
+  const scheduler = await startScheduler({
+    nc,
+    settings: { ...settings, ...overrides, source: `volback://scheduler/${instanceId}` },
+    instanceId,
+    logger,
+    metrics: createMetrics({ service: 'scheduler', defaultMetrics: false }),
+    tickMs: 200,
+    leaseMs,
+  });
+  running.add(scheduler);
+  return scheduler;
+}
+
+/** Every event on the backup subjects, from the stream. */
+async function storedEvents(nc: NatsConnection, filter = eventSubjectFilter('backup')): Promise<Envelope[]> {
+  const jsm = await jetstreamManager(nc);
+  const out: Envelope[] = [];
+  const info = await jsm.streams.info(STREAMS.events.name);
+  for (let seq = 1; seq <= info.state.last_seq; seq++) {
+    const msg = await jsm.streams.getMessage(STREAMS.events.name, { seq }).catch(() => null);
+    if (!msg || !matches(filter, msg.subject)) continue;
+    const parsed = parseMessage(msg.data);
+    if (parsed.ok) out.push(parsed.message.envelope);
+  }
+  return out;
+}
+const matches = (filter: string, subject: string) => subject.startsWith(filter.replace(/\.>$/, '.'));
+
+async function publishFacts(
+  nc: NatsConnection,
+  volumes: string[],
+  labels: Record<string, string> = {},
+): Promise<void> {
+  const publisher = new MessagePublisher(nc);
+  for (const volumeName of volumes) {
+    await publisher.publish(
+      createEvent(
+        VolumeDiscovered,
+        {
+          hostId: HOST,
+          volumeName,
+          driver: 'local',
+          labels,
+          anonymous: false,
+          discoveredAt: new Date().toISOString(),
+        },
+        { source: 'volback://test' },
+      ),
+    );
+  }
+}
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  const nc = await connect('setup');
+  await ensureStreams(await jetstreamManager(nc));
+});
+
+afterEach(async () => {
+  await Promise.allSettled([...running].map((r) => r.stop()));
+  running.clear();
+  // A fresh log per test: the streams and the leader bucket go.
+  const nc = await connect('cleanup');
+  const jsm = await jetstreamManager(nc);
+  for (const name of [STREAMS.events.name, STREAMS.commands.name, 'KV_volback-scheduler'])
+    await jsm.streams.delete(name).catch(() => undefined);
+  await ensureStreams(jsm);
+});
+
+afterAll(async () => {
+  await Promise.allSettled(connections.filter((c) => !c.isClosed()).map((c) => drainNats(c, 2_000)));
+  await nats?.destroy();
+});
+
+describe('scheduler with a real NATS server', () => {
+  it('backs volumes up on their schedule; a state rebuilt from the stream equals the live one', async () => {
+    const nc = await connect('live');
+    const agent = await startEchoAgent(nc, HOST);
+    running.add(agent);
+    const scheduler = await start(nc, 'live');
+    await waitUntil('leadership', async () => scheduler.isLeader(), 10_000);
+    await publishFacts(nc, ['alpha', 'beta.data']);
+    const publisher = new MessagePublisher(nc);
+    await publisher.publish(
+      createEvent(
+        ContainerObserved,
+        {
+          hostId: HOST,
+          containerId: 'c'.repeat(64),
+          name: 'app',
+          image: 'busybox',
+          labels: { 'volback.retention.keep-last': '2' },
+          state: 'running',
+          mounts: [{ type: 'volume', volumeName: 'alpha', destination: '/data', readOnly: false }],
+          observedAt: new Date().toISOString(),
+        },
+        { source: 'volback://test' },
+      ),
+    );
+    // when a few slots pass, then each volume is backed up (first, then on schedule) and forgotten after
+    await waitUntil(
+      'three backups of each volume',
+      async () =>
+        ['alpha', 'beta.data'].every((v) => agent.received.filter((r) => r.volumeName === v).length >= 3),
+      20_000,
+    );
+    expect(agent.received.find((r) => r.volumeName === 'alpha')?.trigger).toBe('volume-discovered');
+    expect(agent.received.some((r) => r.trigger === 'schedule')).toBe(true);
+    const policy = effectivePolicy(
+      scheduler.state,
+      { hostId: HOST, volumeName: 'alpha', anonymous: false },
+      settings,
+    );
+    expect(policy).toMatchObject({ source: 'labels', policy: { retention: { keepLast: 2 } } });
+
+    // and a projection rebuilt from the stream is the live state
+    await scheduler.stop();
+    running.delete(scheduler);
+    await agent.stop();
+    running.delete(agent);
+    const rebuilt = await startEventProjection({ nc, logger });
+    await rebuilt.replayed;
+    await scheduler.projection.catchUp();
+    expect(rebuilt.sequence).toBe(scheduler.projection.sequence);
+    expect(comparable(rebuilt.state)).toEqual(comparable(scheduler.state));
+    await rebuilt.stop();
+  }, 60_000);
+
+  it('two schedulers: only the leader decides; the leader dies, the other takes over within seconds; no slot twice', async () => {
+    const ncA = await connect('a');
+    const ncB = await connect('b');
+    const agentConnection = await connect('agent');
+    const agent = await startEchoAgent(agentConnection, HOST);
+    running.add(agent);
+    const a = await start(ncA, 'a');
+    await waitUntil('a leads', async () => a.isLeader(), 10_000);
+    const b = await start(ncB, 'b');
+    await publishFacts(ncA, ['one', 'two', 'three']);
+    await waitUntil('backups', async () => agent.received.length >= 6, 20_000);
+    expect(b.isLeader()).toBe(false);
+
+    // when the leader dies without giving its lease up
+    const killedAt = Date.now();
+    await ncA.close();
+    await waitUntil('b leads', async () => b.isLeader(), 10_000);
+    const takeoverMs = Date.now() - killedAt;
+    // then the lease (3 s) runs out and b leads within about that, and goes on backing up
+    expect(takeoverMs).toBeLessThan(3_000 + 2_000);
+    const before = agent.received.length;
+    await waitUntil('backups under b', async () => agent.received.length >= before + 6, 20_000);
+
+    // and no backup id and no slot of a volume was ever requested twice
+    const requested = (await storedEvents(ncB)).filter((e) => e.type === 'io.volback.backup.requested.v1');
+    const data = requested.map(
+      (e) => e.data as { backupId: string; volumeName: string; slot?: string; source?: string },
+    );
+    expect(new Set(data.map((d) => d.backupId)).size).toBe(data.length);
+    const slots = data.filter((d) => d.slot).map((d) => `${d.volumeName} ${d.slot}`);
+    expect(new Set(slots).size).toBe(slots.length);
+    // both schedulers did request backups
+    expect(new Set(requested.map((e) => e.source))).toEqual(
+      new Set(['volback://scheduler/a', 'volback://scheduler/b']),
+    );
+    // and the agent ran each backup once
+    expect(new Set(agent.received.map((r) => r.backupId)).size).toBe(agent.received.length);
+  }, 60_000);
+
+  it('a slot decided by two schedulers at once is stored once: the request opens its subject', async () => {
+    const nc1 = await connect('racer-1');
+    const nc2 = await connect('racer-2');
+    await publishFacts(nc1, ['raced']);
+    const decide = (source: string) =>
+      backupDecision(
+        {
+          hostId: HOST,
+          volumeName: 'raced',
+          backupId: 'bk-int-host-raced-2025-01-01T02:00:00Z',
+          trigger: 'schedule',
+          attempt: 1,
+          slot: Date.parse('2025-01-01T02:00:00Z'),
+          dueAt: 0,
+          policy: { source: 'configuration', policy: settings.defaultPolicy },
+        },
+        Date.now(),
+        { ...settings, source },
+      );
+    // different times and sources: different envelopes, the same backup id
+    const [r1, r2] = await Promise.all([
+      publishDecisions(new MessagePublisher(nc1), [decide('volback://scheduler/x')], logger),
+      publishDecisions(new MessagePublisher(nc2), [decide('volback://scheduler/y')], logger),
+    ]);
+    expect(r1.failed + r2.failed).toBe(0);
+    const stored = (await storedEvents(nc1)).filter((e) => e.type === 'io.volback.backup.requested.v1');
+    expect(stored).toHaveLength(1);
+  }, 30_000);
+
+  it('commands: "back up now" and an API policy, handled once though delivered to two schedulers', async () => {
+    const nc = await connect('commands');
+    const agent = await startEchoAgent(nc, HOST);
+    running.add(agent);
+    const slow = {
+      defaultPolicy: { ...settings.defaultPolicy, schedule: { cron: '0 3 * * *', timezone: 'UTC' } },
+      firstBackupDelayMs: 3600_000,
+    };
+    const a = await start(nc, 'a', slow);
+    const b = await start(await connect('commands-b'), 'b', slow);
+    await publishFacts(nc, ['web']);
+    const publisher = new MessagePublisher(nc);
+    await publisher.publish(
+      createCommand(
+        RequestBackup,
+        { hostId: HOST, volumeName: 'web', requestedBy: 'ci' },
+        { source: 'volback://test' },
+      ),
+    );
+    await publisher.publish(
+      createCommand(
+        DefinePolicy,
+        {
+          policyId: 'web-hourly',
+          scope: { kind: 'volume', hostId: HOST, volumeName: 'web' },
+          policy: { ...settings.defaultPolicy, schedule: { cron: '0 * * * *', timezone: 'UTC' } },
+          requestedBy: 'ops',
+        },
+        { source: 'volback://test' },
+      ),
+    );
+    await waitUntil('the manual backup', async () => agent.received.length === 1, 10_000);
+    expect(agent.received[0]).toMatchObject({ volumeName: 'web', trigger: 'manual' });
+    await waitUntil(
+      'the policy',
+      async () => a.state.policies.has('web-hourly') && b.state.policies.has('web-hourly'),
+      10_000,
+    );
+    const policyEvents = (await storedEvents(nc, eventSubjectFilter('policy'))).map((e) => e.type);
+    expect(policyEvents).toEqual(['io.volback.policy.defined.v1']);
+  }, 30_000);
+});
+
+/** The state as plain data, for comparison. */
+function comparable(state: object): unknown {
+  return JSON.parse(
+    JSON.stringify(state, (_k, v: unknown) =>
+      v instanceof Map
+        ? Object.fromEntries([...v].sort(([a], [b]) => String(a).localeCompare(String(b))))
+        : v,
+    ),
+  );
+}

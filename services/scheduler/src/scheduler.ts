@@ -1,0 +1,148 @@
+import type { NatsConnection } from '@nats-io/nats-core';
+import { MessagePublisher, type RunningConsumer } from '@volback/messaging';
+import type { HealthCheck, Logger, Metrics } from '@volback/observability';
+import { startSchedulerCommandConsumer } from './adapters/command-consumer.ts';
+import { publishDecisions } from './adapters/decision-publisher.ts';
+import { startEventProjection, type EventProjection } from './adapters/event-projection.ts';
+import { startLeaderElection, type LeaderElection } from './adapters/leader-election.ts';
+import { createSchedulerMetrics, observeState } from './adapters/scheduler-metrics.ts';
+import { decideTakeover, decideTick, type SchedulerSettings, type SchedulerState } from './domain/index.ts';
+
+/** Options of {@link startScheduler}. */
+export interface SchedulerOptions {
+  readonly nc: NatsConnection;
+  readonly settings: SchedulerSettings;
+  /** This replica's name (leader lease value, logs). */
+  readonly instanceId: string;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  /** How often the leader decides. */
+  readonly tickMs: number;
+  /** Leader lease: a dead leader is replaced within about this long. */
+  readonly leaseMs: number;
+  readonly kvReplicas?: number;
+  readonly leaderBucket?: string;
+  /** The clock of every decision (tests pass a fake one). */
+  readonly clock?: () => number;
+}
+
+/** A running scheduler. */
+export interface Scheduler {
+  isLeader(): boolean;
+  /** The projected state (read-only use). */
+  readonly state: SchedulerState;
+  readonly projection: EventProjection;
+  healthChecks(): HealthCheck[];
+  /** Stops deciding, gives the lease up, stops consuming; resolves when idle. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Wires the scheduler: state rebuilt from the event log and followed, leader election, the
+ * command consumer, and the leader's decision rounds every `tickMs`.
+ */
+export async function startScheduler(options: SchedulerOptions): Promise<Scheduler> {
+  const log = options.logger.child({ component: 'scheduler', instanceId: options.instanceId });
+  const clock = options.clock ?? Date.now;
+  const metrics = createSchedulerMetrics(options.metrics);
+  const publisher = new MessagePublisher(options.nc);
+  const projection = await startEventProjection({
+    nc: options.nc,
+    logger: log,
+    onEvent: (_type, seq) => metrics.projectionSequence.set(seq),
+  });
+  await projection.replayed;
+
+  let takeoverDue = false;
+  const election: LeaderElection = await startLeaderElection({
+    nc: options.nc,
+    instanceId: options.instanceId,
+    leaseMs: options.leaseMs,
+    logger: log,
+    ...(options.kvReplicas ? { replicas: options.kvReplicas } : {}),
+    ...(options.leaderBucket ? { bucket: options.leaderBucket } : {}),
+    onChange: (leader) => {
+      metrics.leader.set(leader ? 1 : 0);
+      if (leader) takeoverDue = true;
+    },
+  });
+  const commands: RunningConsumer = await startSchedulerCommandConsumer({
+    nc: options.nc,
+    publisher,
+    projection,
+    settings: options.settings,
+    logger: log,
+    clock,
+    onDecision: (what) => metrics.decisions.inc({ what }),
+  });
+
+  let stopped = false;
+  let lastRoundOk = true;
+  const round = async () => {
+    const end = metrics.tickDuration.startTimer();
+    try {
+      if (election.isLeader()) {
+        // Decide on the whole log: a standby that just took over must see its predecessor's last events.
+        if (takeoverDue && !(await projection.catchUp(10_000))) return;
+        const now = clock();
+        const decisions = takeoverDue
+          ? [
+              ...decideTakeover(projection.state, now, options.settings),
+              ...decideTick(projection.state, now, options.settings),
+            ]
+          : decideTick(projection.state, now, options.settings);
+        takeoverDue = false;
+        if (decisions.length > 0) {
+          const outcome = await publishDecisions(publisher, decisions, log, (d) =>
+            metrics.decisions.inc({ what: d.what }),
+          );
+          log.debug({ decided: decisions.map((d) => d.what), failed: outcome.failed }, 'round');
+          // The next round must see this round's events, or it would decide them again.
+          if (outcome.lastEventSequence > 0) await projection.waitFor(outcome.lastEventSequence, 10_000);
+        }
+      }
+      observeState(metrics, projection.state, clock(), options.settings);
+      lastRoundOk = true;
+    } catch (error) {
+      lastRoundOk = false;
+      log.error({ err: (error as Error).message }, 'decision round failed');
+    } finally {
+      end();
+    }
+  };
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+  const loop = () => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      running = round().finally(loop);
+    }, options.tickMs);
+  };
+  loop();
+  log.info({ events: projection.sequence, volumes: projection.state.volumes.size }, 'scheduler started');
+
+  return {
+    isLeader: () => election.isLeader(),
+    state: projection.state,
+    projection,
+    healthChecks: () => [
+      {
+        name: 'decision-rounds',
+        check: async () =>
+          lastRoundOk ? { ok: true } : { ok: false, detail: 'the last decision round failed (see the log)' },
+      },
+      {
+        name: 'leadership',
+        check: async () => ({ ok: true, detail: election.isLeader() ? 'leader' : 'standby' }),
+      },
+    ],
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+      await election.stop();
+      await commands.stop();
+      await projection.stop();
+    },
+  };
+}
