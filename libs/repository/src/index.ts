@@ -20,6 +20,7 @@ export {
   type RepositoryOptions,
   type RepositoryLock,
   type SavedBlob,
+  type SaveBlobOptions,
 } from './repository.ts';
 export {
   backup,
@@ -36,6 +37,7 @@ export {
   repositorySink,
   saveTree,
   loadTreeFrom,
+  loadBlobsFrom,
   type BlobSink,
   type BlobSource,
 } from './operations/blob-ports.ts';

@@ -2,7 +2,7 @@ import { availableParallelism, hostname } from 'node:os';
 import { currentUsername } from './os-user.ts';
 import type { Backend, FileHandle } from './backend/backend.ts';
 import { randomKey, decrypt, encrypt, type CryptoKey } from './crypto/crypto.ts';
-import { SealPool } from './crypto/seal-pool.ts';
+import { plainLength, SealPool, type SealedPart } from './crypto/seal-pool.ts';
 import { RepositoryError, RepositoryErrorCode } from './errors.ts';
 import { decodeConfig, encodeConfig, type RepoConfig } from './format/config.ts';
 import { formatGoTime, isId, parseGoTime, randomId, sha256Hex } from './format/ids.ts';
@@ -32,12 +32,89 @@ export interface RepositoryOptions {
   readonly sealWorkers?: number;
 }
 
+const MiB = 1024 * 1024;
+/** {@link Repository.loadBlobs}: stored bytes one backend read may cover. */
+const RUN_SPAN = 8 * MiB;
+/** … bytes of other blobs it may read past to join two of the wanted ones. */
+const RUN_GAP = MiB;
+/** … plaintext bytes one read may yield. */
+const RUN_PLAIN = 16 * MiB;
+/** … blobs one read may yield (a sparse file repeats its zero blob). */
+const RUN_BLOBS = 512;
+/** … bytes (read and plaintext) one call keeps ahead of its consumer. */
+const LOAD_AHEAD = 24 * MiB;
+/** … bytes all calls together keep ahead of their consumers (one read each may go over). */
+const LOAD_BUDGET = 48 * MiB;
+
+/** One backend read of {@link Repository.loadBlobs}: neighbouring blobs of one pack. */
+interface BlobRun {
+  readonly packId: string;
+  start: number;
+  end: number;
+  /** Distinct blobs to open, in the order first wanted. */
+  readonly parts: Array<IndexEntry>;
+  /** For each wanted id in turn, its place in `parts`. */
+  readonly order: number[];
+  plainBytes: number;
+  /** A wanted id the index does not know: the run yields nothing and fails there. */
+  readonly missing?: string;
+}
+
+/** Groups consecutive wanted blobs that sit near each other in one pack into runs. */
+function planRuns(index: BlobIndex, type: BlobType, ids: readonly string[]): BlobRun[] {
+  const runs: BlobRun[] = [];
+  let run: BlobRun | undefined;
+  let places = new Map<number, number>();
+  for (const id of ids) {
+    const entry = index.get(type, id);
+    if (!entry) {
+      runs.push({ packId: '', start: 0, end: 0, parts: [], order: [], plainBytes: 0, missing: id });
+      run = undefined;
+      continue;
+    }
+    const end = entry.offset + entry.length;
+    const known = run?.packId === entry.packId ? places.get(entry.offset) : undefined;
+    if (run && known !== undefined && run.order.length < RUN_BLOBS) {
+      run.order.push(known);
+      continue;
+    }
+    const fits =
+      run?.packId === entry.packId &&
+      run.order.length < RUN_BLOBS &&
+      entry.offset <= run.end + RUN_GAP &&
+      end >= run.start - RUN_GAP &&
+      Math.max(run.end, end) - Math.min(run.start, entry.offset) <= RUN_SPAN &&
+      run.plainBytes + plainLength(entry) <= RUN_PLAIN;
+    if (!fits || !run) {
+      run = { packId: entry.packId, start: entry.offset, end, parts: [], order: [], plainBytes: 0 };
+      places = new Map();
+      runs.push(run);
+    }
+    run.start = Math.min(run.start, entry.offset);
+    run.end = Math.max(run.end, end);
+    places.set(entry.offset, run.parts.length);
+    run.order.push(run.parts.length);
+    run.parts.push(entry);
+    run.plainBytes += plainLength(entry);
+  }
+  return runs;
+}
+
 /** How many key files `open` tries before giving up (restic: 20). */
 const MAX_KEYS_TRIED = 20;
 /** A lock older than this is stale (restic: 30 minutes). */
 export const STALE_LOCK_MS = 30 * 60_000;
 /** Locks are refreshed well before they turn stale (restic: every 5 minutes). */
 const LOCK_REFRESH_MS = 5 * 60_000;
+
+/** How {@link Repository.saveBlob} may treat the plaintext it is given. */
+export interface SaveBlobOptions {
+  /**
+   * The caller hands the buffer over and will not touch it again: it may be moved to a worker
+   * thread instead of copied (a buffer that spans its whole ArrayBuffer is then detached).
+   */
+  readonly handOver?: boolean;
+}
 
 /** A blob stored by {@link Repository.saveBlob}. */
 export interface SavedBlob {
@@ -76,6 +153,8 @@ export class Repository {
   readonly #sealing = new Set<Promise<void>>();
   /** Bytes new blobs take in packs, since this handle was opened (compressed and encrypted). */
   #storedBytes = 0;
+  /** Bytes {@link loadBlobs} calls hold ahead of their consumers. */
+  #loadingBytes = 0;
 
   private constructor(backend: Backend, config: RepoConfig, key: CryptoKey, options: RepositoryOptions) {
     this.backend = backend;
@@ -293,7 +372,12 @@ export class Repository {
    * in flight, so memory stays bounded). The pack is written when full or on {@link flush};
    * `storedLength` is known only there ({@link storedBytes}).
    */
-  async saveBlob(type: BlobType, plaintext: Uint8Array, id = sha256Hex(plaintext)): Promise<SavedBlob> {
+  async saveBlob(
+    type: BlobType,
+    plaintext: Uint8Array,
+    id = sha256Hex(plaintext),
+    options: SaveBlobOptions = {},
+  ): Promise<SavedBlob> {
     if (this.#uploadError) throw this.#uploadError;
     if (this.hasBlob(type, id)) return { id, added: false, storedLength: 0 };
     this.#pending.add(BlobIndex.key(type, id));
@@ -312,7 +396,7 @@ export class Repository {
     }
     while (this.#sealing.size >= 2 * this.#sealWorkers + 2) await Promise.race(this.#sealing);
     const job: Promise<void> = pool
-      .seal(plaintext, compressed)
+      .seal(plaintext, compressed, options.handOver)
       .then((sealed) => this.#addToPack(type, id, sealed, uncompressedLength))
       .catch((error: unknown) => {
         this.#uploadError ??= error;
@@ -418,6 +502,91 @@ export class Repository {
       throw new RepositoryError(RepositoryErrorCode.Authentication, `${what} does not match its id`);
     }
     return plain;
+  }
+
+  /**
+   * Reads, verifies and decompresses blobs, yielding them in the order of `ids` (an id may
+   * repeat). Neighbouring blobs of one pack are read with one backend read and opened together
+   * in a worker; reads run ahead of the consumer within a bounded number of bytes. Throws, after
+   * yielding the blobs before it, at the first blob that is missing or damaged (as
+   * {@link loadBlob}). Yielded buffers may be views of a larger one: copy what is kept long.
+   */
+  async *loadBlobs(type: BlobType, ids: readonly string[]): AsyncGenerator<Buffer, void, undefined> {
+    const runs = planRuns(this.index, type, ids);
+    const cost = (run: BlobRun) => run.end - run.start + run.plainBytes;
+    const ahead: Array<{ run: BlobRun; opened: Promise<Array<Buffer | Error>> }> = [];
+    let aheadBytes = 0;
+    let next = 0;
+    try {
+      while (ahead.length > 0 || next < runs.length) {
+        while (next < runs.length) {
+          const bytes = cost(runs[next]!);
+          const room = aheadBytes + bytes <= LOAD_AHEAD && this.#loadingBytes + bytes <= LOAD_BUDGET;
+          if (ahead.length > 0 && !room) break;
+          const run = runs[next++]!;
+          const opened = this.#openRun(type, run);
+          opened.catch(() => undefined); // awaited in turn; must not go unhandled meanwhile
+          ahead.push({ run, opened });
+          aheadBytes += bytes;
+          this.#loadingBytes += bytes;
+        }
+        const { run, opened } = ahead[0]!;
+        const blobs = await opened;
+        for (const place of run.order) {
+          const blob = blobs[place]!;
+          if (blob instanceof Error) {
+            const entry = run.parts[place]!;
+            throw new RepositoryError(
+              RepositoryErrorCode.Authentication,
+              `${type} blob ${entry.id} in pack ${run.packId} is damaged: ${blob.message}`,
+              { cause: blob },
+            );
+          }
+          yield blob;
+        }
+        ahead.shift();
+        aheadBytes -= cost(run);
+        this.#loadingBytes -= cost(run);
+      }
+    } finally {
+      this.#loadingBytes -= aheadBytes;
+    }
+  }
+
+  async #openRun(type: BlobType, run: BlobRun): Promise<Array<Buffer | Error>> {
+    if (run.missing !== undefined)
+      throw new RepositoryError(
+        RepositoryErrorCode.FileNotFound,
+        `${type} blob ${run.missing} is not in the index`,
+      );
+    const sealed = await this.backend.load(
+      { type: 'data', name: run.packId },
+      { offset: run.start, length: run.end - run.start },
+    );
+    if (sealed.length !== run.end - run.start) {
+      throw new RepositoryError(
+        RepositoryErrorCode.Malformed,
+        `pack ${run.packId} is shorter than its index says`,
+      );
+    }
+    const parts: SealedPart[] = run.parts.map((e) => ({
+      offset: e.offset - run.start,
+      length: e.length,
+      ...(e.uncompressedLength !== undefined ? { uncompressedLength: e.uncompressedLength } : {}),
+      id: e.id,
+    }));
+    const pool = this.#sealPool();
+    if (pool) return pool.openMany(sealed, parts);
+    return parts.map((part) => {
+      try {
+        let plain = decrypt(this.#key, sealed.subarray(part.offset, part.offset + part.length));
+        if (part.uncompressedLength !== undefined) plain = decompress(plain, part.uncompressedLength);
+        if (sha256Hex(plain) !== part.id) return new Error('does not match its id');
+        return plain;
+      } catch (error) {
+        return error as Error;
+      }
+    });
   }
 
   /** Saves a tree blob; returns its id. */

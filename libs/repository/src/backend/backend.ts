@@ -41,6 +41,8 @@ export interface Backend {
    * Reads a file, or part of it. A range reaching past the end is cut at the end, so the result
    * may be shorter than `length` (empty when `offset` is at or past the end); a negative offset
    * further back than the start starts at the start. `VOLBACK_REPO_FILE_NOT_FOUND` when missing.
+   * The buffer is the caller's: the repository may hand it to a worker thread (detaching it), so
+   * a backend never returns one it keeps.
    */
   load(handle: FileHandle, range?: ByteRange): Promise<Buffer>;
   /** Size of a file; `VOLBACK_REPO_FILE_NOT_FOUND` when it does not exist. */

@@ -6,7 +6,8 @@ import {
 } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client, S3Error, type ClientOptions } from 'minio';
+import type * as MinioModule from 'minio';
+import type { Client, ClientOptions } from 'minio';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
 import { BackendConfigError } from './backend-config-error.ts';
 import {
@@ -119,6 +120,19 @@ function timedTransport(
   return { request } as unknown as NonNullable<ClientOptions['transport']>;
 }
 
+type Minio = typeof MinioModule;
+/** minio-js (and the HTTP stack under it) is loaded on first use: most commands never need it. */
+let minio: Minio | undefined;
+
+async function loadMinio(): Promise<Minio> {
+  return (minio ??= await import('minio'));
+}
+
+/** Errors from a call into minio-js, so minio is loaded by the time one is looked at. */
+function isS3Error(error: unknown): error is InstanceType<Minio['S3Error']> {
+  return minio !== undefined && error instanceof minio.S3Error;
+}
+
 async function readAll(stream: AsyncIterable<Buffer | string>): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
@@ -126,7 +140,7 @@ async function readAll(stream: AsyncIterable<Buffer | string>): Promise<Buffer> 
 }
 
 function s3Code(error: unknown): string | undefined {
-  return error instanceof S3Error ? error.code : undefined;
+  return isS3Error(error) ? error.code : undefined;
 }
 
 function netCode(error: unknown): string | undefined {
@@ -139,7 +153,7 @@ function netCode(error: unknown): string | undefined {
  * response body, even with its retries off: the status survives only in the message.
  */
 function retryableStatus(error: unknown): number | undefined {
-  if (!(error instanceof Error) || error instanceof S3Error) return undefined;
+  if (!(error instanceof Error) || isS3Error(error)) return undefined;
   const match = /Retryable HTTP status: (\d{3})/.exec(error.message);
   return match ? Number(match[1]) : undefined;
 }
@@ -159,7 +173,8 @@ function isTransient(error: unknown): boolean {
 export class S3Backend implements Backend {
   readonly location: string;
   readonly #target: S3Location;
-  readonly #client: Client;
+  readonly #clientOptions: ClientOptions;
+  #client: Client | undefined;
   readonly #agent: HttpAgent;
   readonly #region: string | undefined;
   readonly #maxAttempts: number;
@@ -177,7 +192,7 @@ export class S3Backend implements Backend {
     this.#maxAttempts = Math.max(1, options.maxAttempts ?? 5);
     const agentOptions = { keepAlive: true, maxSockets: options.connections ?? 8 };
     this.#agent = this.#target.useSSL ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
-    this.#client = new Client({
+    this.#clientOptions = {
       endPoint: this.#target.host,
       ...(this.#target.port === undefined ? {} : { port: this.#target.port }),
       useSSL: this.#target.useSSL,
@@ -195,7 +210,12 @@ export class S3Backend implements Backend {
       ),
       // Retries are ours (#attempt): minio's only cover HTTP statuses and log to the console.
       retryOptions: { disableRetry: true },
-    });
+    };
+  }
+
+  async #connect(): Promise<Client> {
+    const { Client } = await loadMinio();
+    return (this.#client ??= new Client(this.#clientOptions));
   }
 
   #key(handle: FileHandle): string {
@@ -208,10 +228,11 @@ export class S3Backend implements Backend {
 
   async create(): Promise<void> {
     const { bucket } = this.#target;
-    if (await this.#attempt('create', 'bucket', () => this.#client.bucketExists(bucket))) return;
+    if (await this.#attempt('create', 'bucket', async () => (await this.#connect()).bucketExists(bucket)))
+      return;
     await this.#attempt('create', 'bucket', async () => {
       try {
-        await this.#client.makeBucket(bucket, this.#region ?? '');
+        await (await this.#connect()).makeBucket(bucket, this.#region ?? '');
       } catch (error) {
         // Another process (a second gateway) made it in between: just what we wanted.
         if (s3Code(error) !== 'BucketAlreadyOwnedByYou') throw error;
@@ -222,8 +243,8 @@ export class S3Backend implements Backend {
   async save(handle: FileHandle, data: Uint8Array): Promise<void> {
     const key = this.#key(handle);
     const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    await this.#attempt('save', layoutPath(handle), () =>
-      this.#client.putObject(this.#target.bucket, key, body, body.length, {
+    await this.#attempt('save', layoutPath(handle), async () =>
+      (await this.#connect()).putObject(this.#target.bucket, key, body, body.length, {
         'Content-Type': 'application/octet-stream',
       }),
     );
@@ -235,7 +256,9 @@ export class S3Backend implements Backend {
     const { bucket } = this.#target;
     if (!range || (range.offset === 0 && range.length === undefined)) {
       if (range) checkRange(range);
-      return this.#attempt('load', what, async () => readAll(await this.#client.getObject(bucket, key)));
+      return this.#attempt('load', what, async () =>
+        readAll(await (await this.#connect()).getObject(bucket, key)),
+      );
     }
     checkRange(range);
     let start = range.offset;
@@ -251,7 +274,7 @@ export class S3Backend implements Backend {
     const count = length;
     return this.#attempt('load', what, async () => {
       try {
-        return await readAll(await this.#client.getPartialObject(bucket, key, from, count ?? 0));
+        return await readAll(await (await this.#connect()).getPartialObject(bucket, key, from, count ?? 0));
       } catch (error) {
         // A range starting at or past the end: the object exists, the part asked for is empty.
         if (s3Code(error) === 'InvalidRange') return Buffer.alloc(0);
@@ -262,8 +285,8 @@ export class S3Backend implements Backend {
 
   async stat(handle: FileHandle): Promise<FileInfo> {
     const key = this.#key(handle);
-    const info = await this.#attempt('stat', layoutPath(handle), () =>
-      this.#client.statObject(this.#target.bucket, key),
+    const info = await this.#attempt('stat', layoutPath(handle), async () =>
+      (await this.#connect()).statObject(this.#target.bucket, key),
     );
     return { name: handle.name, size: info.size };
   }
@@ -271,8 +294,8 @@ export class S3Backend implements Backend {
   async remove(handle: FileHandle): Promise<void> {
     const key = this.#key(handle);
     try {
-      await this.#attempt('remove', layoutPath(handle), () =>
-        this.#client.removeObject(this.#target.bucket, key),
+      await this.#attempt('remove', layoutPath(handle), async () =>
+        (await this.#connect()).removeObject(this.#target.bucket, key),
       );
     } catch (error) {
       // S3 answers a DELETE of a missing key with success; a missing bucket holds nothing to remove.
@@ -304,7 +327,12 @@ export class S3Backend implements Backend {
     let after = '';
     for (let attempt = 1; ; attempt++) {
       try {
-        for await (const item of this.#client.listObjectsV2(this.#target.bucket, dir, recursive, after)) {
+        for await (const item of (await this.#connect()).listObjectsV2(
+          this.#target.bucket,
+          dir,
+          recursive,
+          after,
+        )) {
           const { name: key, size } = item;
           if (key === undefined) continue;
           after = key;

@@ -1,9 +1,12 @@
 import {
   createCipheriv,
   createDecipheriv,
+  createSecretKey,
   randomBytes,
   scrypt as scryptCb,
   timingSafeEqual,
+  type Cipheriv,
+  type KeyObject,
 } from 'node:crypto';
 import sodium from 'libsodium-wrappers-sumo';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
@@ -31,10 +34,30 @@ export function randomKey(): CryptoKey {
   return { encrypt: randomBytes(32), macK: randomBytes(16), macR: randomBytes(16) };
 }
 
+interface PreparedKey {
+  readonly encrypt: KeyObject;
+  /** AES-128-ECB with `k`: stateless block by block, so one cipher serves every nonce. */
+  readonly macAes: Cipheriv;
+}
+
+/** Key objects made once per key: building them for every blob costs more than a small blob's AES. */
+const prepared = new WeakMap<CryptoKey, PreparedKey>();
+
+function prepare(key: CryptoKey): PreparedKey {
+  let keys = prepared.get(key);
+  if (!keys) {
+    keys = {
+      encrypt: createSecretKey(key.encrypt),
+      macAes: createCipheriv('aes-128-ecb', key.macK, null).setAutoPadding(false),
+    };
+    prepared.set(key, keys);
+  }
+  return keys;
+}
+
 function mac(key: CryptoKey, iv: Uint8Array, ciphertext: Uint8Array): Uint8Array {
   // Poly1305-AES: the one-time key is r || AES_k(nonce).
-  const aes = createCipheriv('aes-128-ecb', key.macK, null).setAutoPadding(false);
-  const s = Buffer.concat([aes.update(iv), aes.final()]);
+  const s = prepare(key).macAes.update(iv);
   const oneTime = new Uint8Array(32);
   oneTime.set(key.macR, 0);
   oneTime.set(s, 16);
@@ -44,9 +67,12 @@ function mac(key: CryptoKey, iv: Uint8Array, ciphertext: Uint8Array): Uint8Array
 /** IV || AES-256-CTR(plaintext) || MAC, as restic stores every encrypted file and blob. */
 export function encrypt(key: CryptoKey, plaintext: Uint8Array): Buffer {
   const iv = randomBytes(IV_SIZE);
-  const cipher = createCipheriv('aes-256-ctr', key.encrypt, iv);
-  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-  return Buffer.concat([iv, ciphertext, mac(key, iv, ciphertext)]);
+  const cipher = createCipheriv('aes-256-ctr', prepare(key).encrypt, iv);
+  // CTR is a stream mode: update() returns every byte and final() none.
+  const ciphertext = cipher.update(plaintext);
+  const tail = cipher.final();
+  const whole = tail.length ? Buffer.concat([ciphertext, tail]) : ciphertext;
+  return Buffer.concat([iv, whole, mac(key, iv, whole)]);
 }
 
 /** Verifies the MAC, then decrypts; throws `VOLBACK_REPO_AUTHENTICATION` when it does not verify. */
@@ -66,8 +92,10 @@ export function decrypt(key: CryptoKey, message: Uint8Array): Buffer {
       'MAC does not verify: wrong key or damaged data',
     );
   }
-  const decipher = createDecipheriv('aes-256-ctr', key.encrypt, iv);
-  return Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+  const decipher = createDecipheriv('aes-256-ctr', prepare(key).encrypt, iv);
+  const plain = decipher.update(ciphertext);
+  const tail = decipher.final();
+  return tail.length ? Buffer.concat([plain, tail]) : plain;
 }
 
 /** scrypt parameters as stored in a key file. */

@@ -1,26 +1,75 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
-import type { CryptoKey } from './crypto.ts';
+import { CRYPTO_OVERHEAD, type CryptoKey } from './crypto.ts';
+
+/** One stored blob inside a buffer of several (a range read from a pack). */
+export interface SealedPart {
+  /** Where the blob starts in the buffer. */
+  readonly offset: number;
+  /** Its stored length (IV, ciphertext, MAC). */
+  readonly length: number;
+  /** Plaintext length of a compressed blob; absent for uncompressed ones. */
+  readonly uncompressedLength?: number;
+  /** The blob id its plaintext must hash to. */
+  readonly id: string;
+}
 
 /** A job for a seal worker. */
 export type SealRequest =
   | { seq: number; op: 'seal'; data: ArrayBuffer; compress: boolean }
-  | { seq: number; op: 'open'; data: ArrayBuffer; uncompressedLength?: number; expectId?: string };
+  | { seq: number; op: 'open'; data: ArrayBuffer; uncompressedLength?: number; expectId?: string }
+  | { seq: number; op: 'open-many'; data: ArrayBuffer; parts: readonly SealedPart[] };
 
-/** A worker's answer: the output bytes, or why it failed. */
+/**
+ * Where an `open-many` part's plaintext is: a buffer of its own (its first `plainLength` bytes),
+ * a place in the response's shared `data`, or why it failed.
+ */
+export type OpenedPart = { buffer: ArrayBuffer } | { at: number } | { error: string };
+
+/**
+ * A worker's answer: the output (its first `length` bytes, all of it when absent), or why it
+ * failed. For `open-many`, `data` holds the small plaintexts and `parts` says where each is.
+ */
 export type SealResponse =
-  { seq: number; data: ArrayBuffer; error?: undefined } | { seq: number; error: string };
+  | { seq: number; data: ArrayBuffer; length?: number; parts?: OpenedPart[]; error?: undefined }
+  | { seq: number; error: string };
+
+/** The plaintext length of a stored blob, known before opening it. */
+export function plainLength(part: Pick<SealedPart, 'length' | 'uncompressedLength'>): number {
+  return part.uncompressedLength ?? part.length - CRYPTO_OVERHEAD;
+}
+
+/**
+ * True when a buffer fresh from crypto or zlib may be transferred as it is: it starts its own
+ * ArrayBuffer and covers nearly all of it. Never true of Node's pooled small buffers (under half
+ * the pool size), whose ArrayBuffer other buffers share.
+ */
+export function movable(data: Uint8Array): boolean {
+  return (
+    data.byteOffset === 0 &&
+    data.byteLength >= Buffer.poolSize >>> 1 &&
+    data.buffer.byteLength - data.byteLength <= 64 &&
+    data.buffer instanceof ArrayBuffer
+  );
+}
 
 type Job = SealRequest extends infer R ? (R extends unknown ? Omit<R, 'seq'> : never) : never;
 
+type Answer = Extract<SealResponse, { data: ArrayBuffer }>;
+
 interface Pending {
-  resolve: (data: Buffer) => void;
+  resolve: (response: Answer) => void;
   reject: (error: Error) => void;
 }
 
-/** Copies a view into an ArrayBuffer of its own, which can then be transferred to a worker. */
-function ownBuffer(data: Uint8Array): ArrayBuffer {
+/**
+ * An ArrayBuffer holding exactly `data`, to transfer to a worker: with `take`, the caller's own
+ * buffer when the view spans all of it (the caller's view is then detached), else a copy.
+ */
+function ownBuffer(data: Uint8Array, take = false): ArrayBuffer {
+  const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+  if (take && whole && data.buffer instanceof ArrayBuffer) return data.buffer;
   const copy = new Uint8Array(data.byteLength);
   copy.set(data);
   return copy.buffer;
@@ -60,7 +109,7 @@ export class SealPool {
       if (jobs.size === 0) worker.unref(); // idle: do not keep the process alive
       if (!pending) return;
       if (response.error !== undefined) pending.reject(new Error(response.error));
-      else pending.resolve(Buffer.from(response.data));
+      else pending.resolve(response);
     });
     const fail = (error: Error) => {
       for (const p of jobs.values()) p.reject(error);
@@ -81,14 +130,14 @@ export class SealPool {
     return this.#jobs.reduce((n, jobs) => n + jobs.size, 0);
   }
 
-  #submit(request: Job): Promise<Buffer> {
+  #submit(request: Job): Promise<Answer> {
     if (this.#closed) return Promise.reject(new Error('seal pool is closed'));
     const seq = ++this.#seq;
     let target = 0;
     for (let i = 1; i < this.#workers.length; i++)
       if (this.#jobs[i]!.size < this.#jobs[target]!.size) target = i;
     const jobs = this.#jobs[target]!;
-    return new Promise<Buffer>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       if (jobs.size === 0) this.#workers[target]!.ref(); // busy: keep the process alive until answered
       jobs.set(seq, { resolve, reject });
       const full = { ...request, seq } as SealRequest;
@@ -101,9 +150,13 @@ export class SealPool {
     });
   }
 
-  /** `encrypt(compress ? zstd(plain) : plain)`, in a worker. */
-  seal(plaintext: Uint8Array, compress: boolean): Promise<Buffer> {
-    return this.#submit({ op: 'seal', data: ownBuffer(plaintext), compress });
+  /**
+   * `encrypt(compress ? zstd(plain) : plain)`, in a worker. With `take`, a plaintext that spans
+   * its whole ArrayBuffer is moved there, not copied (and detached here).
+   */
+  async seal(plaintext: Uint8Array, compress: boolean, take = false): Promise<Buffer> {
+    const { data, length } = await this.#submit({ op: 'seal', data: ownBuffer(plaintext, take), compress });
+    return Buffer.from(data, 0, length);
   }
 
   /** Verifies, decrypts, decompresses and checks the id of a stored blob, in a worker. */
@@ -114,12 +167,13 @@ export class SealPool {
     what: string,
   ): Promise<Buffer> {
     try {
-      return await this.#submit({
+      const { data, length } = await this.#submit({
         op: 'open',
         data: ownBuffer(sealed),
         ...(uncompressedLength !== undefined ? { uncompressedLength } : {}),
         expectId,
       });
+      return Buffer.from(data, 0, length);
     } catch (cause) {
       throw new RepositoryError(
         RepositoryErrorCode.Authentication,
@@ -127,6 +181,23 @@ export class SealPool {
         { cause },
       );
     }
+  }
+
+  /**
+   * Opens several blobs stored in one buffer (a range of a pack) with one message each way; the
+   * plaintexts come back in the order of `parts`, moved between threads rather than copied where
+   * they can be. A part that does not verify is an `Error` in its place (the others are still
+   * good). Takes `sealed`: a buffer the caller owns whole is handed over, and unusable after.
+   */
+  async openMany(sealed: Uint8Array, parts: readonly SealedPart[]): Promise<Array<Buffer | Error>> {
+    const answer = await this.#submit({ op: 'open-many', data: ownBuffer(sealed, true), parts });
+    return (answer.parts ?? []).map((opened, i) => {
+      if ('error' in opened) return new Error(opened.error);
+      const length = plainLength(parts[i]!);
+      return 'buffer' in opened
+        ? Buffer.from(opened.buffer, 0, length)
+        : Buffer.from(answer.data, opened.at, length);
+    });
   }
 
   async close(): Promise<void> {

@@ -5,27 +5,88 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { compress, decompress } from '../format/unpacked.ts';
 import { sha256Hex } from '../format/ids.ts';
 import { decrypt, encrypt, type CryptoKey } from './crypto.ts';
-import type { SealRequest, SealResponse } from './seal-pool.ts';
+import {
+  movable,
+  plainLength,
+  type OpenedPart,
+  type SealedPart,
+  type SealRequest,
+  type SealResponse,
+} from './seal-pool.ts';
 
 const key = workerData as CryptoKey;
+
+/** The output's bytes in an ArrayBuffer to transfer: its own when it has one, else a copy. */
+function transferable(output: Buffer): { data: ArrayBuffer; length: number } {
+  if (movable(output)) return { data: output.buffer as ArrayBuffer, length: output.byteLength };
+  const own = new ArrayBuffer(output.byteLength);
+  new Uint8Array(own).set(output);
+  return { data: own, length: output.byteLength };
+}
+
+function open(
+  sealed: Uint8Array,
+  uncompressedLength: number | undefined,
+  expectId: string | undefined,
+): Buffer {
+  let plain = decrypt(key, sealed);
+  if (uncompressedLength !== undefined) plain = decompress(plain, uncompressedLength);
+  if (expectId && sha256Hex(plain) !== expectId) throw new Error('does not match its id');
+  return plain;
+}
+
+/**
+ * Opens each part. Large plaintexts travel in their own buffers (moved, not copied); small ones
+ * are copied into one shared buffer, since Node's pooled buffers cannot be moved.
+ */
+function openMany(
+  seq: number,
+  input: Uint8Array,
+  parts: readonly SealedPart[],
+): { response: SealResponse; transfer: ArrayBuffer[] } {
+  const plains = parts.map((part): Buffer | string => {
+    try {
+      const sealed = input.subarray(part.offset, part.offset + part.length);
+      if (sealed.length !== part.length) throw new Error('is cut short');
+      const plain = open(sealed, part.uncompressedLength, part.id);
+      const length = plainLength(part);
+      if (plain.length !== length) throw new Error(`decrypted to ${plain.length} bytes, expected ${length}`);
+      return plain;
+    } catch (error) {
+      return (error as Error).message;
+    }
+  });
+  const smallBytes = plains.reduce((n, p) => (typeof p === 'string' || movable(p) ? n : n + p.length), 0);
+  const shared = new ArrayBuffer(smallBytes);
+  const transfer = [shared];
+  let at = 0;
+  const opened = plains.map((plain): OpenedPart => {
+    if (typeof plain === 'string') return { error: plain };
+    if (movable(plain)) {
+      transfer.push(plain.buffer as ArrayBuffer);
+      return { buffer: plain.buffer as ArrayBuffer };
+    }
+    new Uint8Array(shared, at, plain.length).set(plain);
+    at += plain.length;
+    return { at: at - plain.length };
+  });
+  return { response: { seq, data: shared, parts: opened }, transfer };
+}
 
 parentPort!.on('message', (request: SealRequest) => {
   try {
     const input = new Uint8Array(request.data);
-    let output: Buffer;
-    if (request.op === 'seal') {
-      output = encrypt(key, request.compress ? compress(input) : input);
-    } else {
-      let plain = decrypt(key, input);
-      if (request.uncompressedLength !== undefined) plain = decompress(plain, request.uncompressedLength);
-      if (request.expectId && sha256Hex(plain) !== request.expectId) throw new Error('does not match its id');
-      output = plain;
+    if (request.op === 'open-many') {
+      const { response, transfer } = openMany(request.seq, input, request.parts);
+      parentPort!.postMessage(response, transfer);
+      return;
     }
-    // Transfer a copy in an ArrayBuffer of its own: Node's pooled buffers cannot be transferred.
-    const own = new ArrayBuffer(output.byteLength);
-    new Uint8Array(own).set(output);
-    const response: SealResponse = { seq: request.seq, data: own };
-    parentPort!.postMessage(response, [own]);
+    const output =
+      request.op === 'seal'
+        ? encrypt(key, request.compress ? compress(input) : input)
+        : open(input, request.uncompressedLength, request.expectId);
+    const response: SealResponse = { seq: request.seq, ...transferable(output) };
+    parentPort!.postMessage(response, [response.data]);
   } catch (error) {
     const response: SealResponse = { seq: request.seq, error: (error as Error).message };
     parentPort!.postMessage(response);

@@ -7,14 +7,29 @@ export const ZSTD_LEVEL = 3;
 
 /** zstd-compresses a blob or file body. */
 export function compress(data: Uint8Array): Buffer {
-  return zstdCompressSync(data, { params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } });
+  return zstdCompressSync(data, {
+    params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL },
+    chunkSize: outputChunk(data.length + (data.length >> 7) + 1024),
+  });
+}
+
+/**
+ * zlib's sync calls write into `chunkSize` pieces and join them at the end (16 KiB by default:
+ * hundreds of buffers and a copy for a 4 MiB blob). One piece that holds all of the output
+ * (zstd's bound for compressing; the index's length, plus one, for decompressing) avoids both.
+ */
+function outputChunk(bytes: number): number {
+  return Math.min(Math.max(bytes, 64), 64 * 1024 * 1024);
 }
 
 /** Decompresses a zstd frame; a damaged frame is a `VOLBACK_REPO_MALFORMED` error. */
 export function decompress(data: Uint8Array, expectedLength?: number): Buffer {
   let out: Buffer;
   try {
-    out = zstdDecompressSync(data);
+    out = zstdDecompressSync(
+      data,
+      expectedLength === undefined ? {} : { chunkSize: outputChunk(expectedLength + 1) },
+    );
   } catch (cause) {
     throw new RepositoryError(
       RepositoryErrorCode.Malformed,

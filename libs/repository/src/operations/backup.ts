@@ -159,7 +159,7 @@ class BackupRun {
     const ids: string[] = [];
     for await (const chunk of this.#chunks(path)) {
       this.summary.bytesRead += chunk.length;
-      await this.#sink.saveBlob('data', chunk.data, chunk.id);
+      await this.#sink.saveBlob('data', chunk.data, chunk.id, { handOver: true });
       ids.push(chunk.id);
       this.#progress(path);
     }

@@ -1,7 +1,7 @@
 import { sha256Hex } from '../format/ids.ts';
 import type { BlobType } from '../format/pack.ts';
 import { decodeTree, encodeTree, type TreeNode } from '../format/tree.ts';
-import type { Repository } from '../repository.ts';
+import type { Repository, SaveBlobOptions } from '../repository.ts';
 
 /**
  * Where a backup's blobs go: a repository this process opened, or a storage gateway over NATS
@@ -13,9 +13,10 @@ export interface BlobSink {
   readonly chunkerPolynomial: string;
   /**
    * Stores a blob unless the repository has it. Resolves once the sink has taken it (flow
-   * control); a failure may surface on a later call or on {@link drain}.
+   * control); a failure may surface on a later call or on {@link drain}. With `handOver` the
+   * caller gives `data` up (a sink may move it to another thread instead of copying it).
    */
-  saveBlob(type: BlobType, data: Uint8Array, id: string): Promise<void>;
+  saveBlob(type: BlobType, data: Uint8Array, id: string, options?: SaveBlobOptions): Promise<void>;
   /** True when the repository holds every one of these blobs (a file unchanged since the parent). */
   hasBlobs(type: BlobType, ids: readonly string[]): boolean | Promise<boolean>;
   /** A tree of the parent snapshot. */
@@ -30,6 +31,44 @@ export interface BlobSink {
 export interface BlobSource {
   loadBlob(type: BlobType, id: string): Promise<Buffer>;
   loadTree(id: string): Promise<TreeNode[]>;
+  /**
+   * Optional: the blobs of `ids` in that order (ids may repeat), fetched in as few reads as the
+   * source can (a repository reads neighbouring blobs of a pack at once). Throws, after the
+   * blobs before it, at the first one that cannot be loaded. Sources without it are read blob
+   * by blob ({@link loadBlobsFrom}).
+   */
+  loadBlobs?(type: BlobType, ids: readonly string[]): AsyncIterable<Buffer>;
+}
+
+/** Blobs loaded one by one ahead of the consumer, when a source cannot load them in batches. */
+const READ_AHEAD = 4;
+
+/**
+ * The blobs of `ids` in order, from any source: in batches when it offers
+ * {@link BlobSource.loadBlobs}, else one `loadBlob` at a time with a few loading ahead.
+ */
+export async function* loadBlobsFrom(
+  source: Pick<BlobSource, 'loadBlob' | 'loadBlobs'>,
+  type: BlobType,
+  ids: readonly string[],
+): AsyncGenerator<Buffer, void, undefined> {
+  if (source.loadBlobs) {
+    yield* source.loadBlobs(type, ids);
+    return;
+  }
+  const ahead: Array<Promise<Buffer>> = [];
+  const want = (i: number) => {
+    if (i >= ids.length) return;
+    const loading = source.loadBlob(type, ids[i]!);
+    loading.catch(() => undefined); // awaited in turn; a failure must not go unhandled meanwhile
+    ahead.push(loading);
+  };
+  for (let i = 0; i < Math.min(READ_AHEAD, ids.length); i++) want(i);
+  for (let i = 0; i < ids.length; i++) {
+    const next = ahead.shift()!;
+    want(i + READ_AHEAD);
+    yield await next;
+  }
 }
 
 /** Encodes a tree, hands it to the sink, and returns its id. */
@@ -50,9 +89,10 @@ export function repositorySink(repo: Repository): BlobSink {
   let bytesAdded = 0;
   return {
     chunkerPolynomial: repo.config.chunker_polynomial,
-    async saveBlob(type, data, id) {
-      const saved = await repo.saveBlob(type, data, id);
-      if (saved.added && type === 'data') bytesAdded += data.length;
+    async saveBlob(type, data, id, options) {
+      const length = data.length; // before the buffer may be handed over
+      const saved = await repo.saveBlob(type, data, id, options);
+      if (saved.added && type === 'data') bytesAdded += length;
     },
     hasBlobs: (type, ids) => ids.every((id) => repo.hasBlob(type, id)),
     loadTree: (id) => repo.loadTree(id),

@@ -3,7 +3,7 @@ import { pack as tarPack } from 'tar-stream';
 import { parseGoTime } from '../format/ids.ts';
 import { posixPermissionsFromGo, type TreeNode } from '../format/tree.ts';
 import type { Repository } from '../repository.ts';
-import type { BlobSource } from './blob-ports.ts';
+import { loadBlobsFrom, type BlobSource } from './blob-ports.ts';
 import { assertSafeName, assertSafeTree, resolveTreePath } from './restore.ts';
 
 type Headers = Parameters<ReturnType<typeof tarPack>['entry']>[0];
@@ -76,8 +76,7 @@ export async function dumpTree(
           );
           void (async () => {
             try {
-              for (const id of n.content ?? []) {
-                const data = await repo.loadBlob('data', id);
+              for await (const data of loadBlobsFrom(repo, 'data', n.content ?? [])) {
                 if (!stream.write(data)) await new Promise<void>((r) => stream.once('drain', () => r()));
               }
               stream.end(Buffer.alloc(0));

@@ -12,6 +12,7 @@ import {
   unlink,
   utimes,
   rm,
+  type FileHandle,
 } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -19,7 +20,7 @@ import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
 import { parseGoTime } from '../format/ids.ts';
 import { posixPermissionsFromGo, type TreeNode } from '../format/tree.ts';
 import type { Repository } from '../repository.ts';
-import type { BlobSource } from './blob-ports.ts';
+import { loadBlobsFrom, type BlobSource } from './blob-ports.ts';
 
 const run = promisify(execFile);
 
@@ -94,13 +95,18 @@ export async function resolveTreePath(
   return { tree, ...(node ? { node } : {}) };
 }
 
+/** Files restored at once: their reads, decryption and writes overlap (small files above all). */
+const FILES_AT_ONCE = 8;
+
 class RestoreRun {
   readonly summary = { files: 0, dirs: 0, bytes: 0, errors: [] as Array<{ path: string; reason: string }> };
   readonly #repo: BlobSource;
   readonly #options: Pick<RestoreOptions, 'onProgress'>;
-  /** (device, inode) → first restored path, to recreate hardlinks. */
-  readonly #links = new Map<string, string>();
+  /** (device, inode) → the first restored path (undefined if it failed), to recreate hardlinks. */
+  readonly #links = new Map<string, Promise<string | undefined>>();
   readonly #isRoot = process.getuid?.() === 0;
+  #filesInFlight = 0;
+  readonly #fileSlotWaiters: Array<() => void> = [];
 
   constructor(repo: BlobSource, options: Pick<RestoreOptions, 'onProgress'>) {
     this.#repo = repo;
@@ -111,19 +117,59 @@ class RestoreRun {
     this.summary.errors.push({ path, reason: (error as Error).message ?? String(error) });
   }
 
-  /** Restores a tree's entries into `dir`, which this run created or checked to be a real directory. */
+  /** Restores one entry, recording its failure; unsafe paths end the whole restore. */
+  async #guarded(node: TreeNode, path: string): Promise<void> {
+    try {
+      await this.node(node, path);
+    } catch (error) {
+      if ((error as RepositoryError).code === RepositoryErrorCode.UnsafePath) throw error;
+      this.#fail(path, error);
+    }
+  }
+
+  async #fileSlot(): Promise<void> {
+    while (this.#filesInFlight >= FILES_AT_ONCE)
+      await new Promise<void>((resolve) => this.#fileSlotWaiters.push(resolve));
+    this.#filesInFlight++;
+  }
+
+  #releaseFileSlot(): void {
+    this.#filesInFlight--;
+    this.#fileSlotWaiters.shift()?.();
+  }
+
+  /**
+   * Restores a tree's entries into `dir`, which this run created or checked to be a real
+   * directory. Files are restored several at once; the tree returns once all of them are done
+   * (the directory's own times are set after).
+   */
   async tree(treeId: string, dir: string): Promise<void> {
     const nodes = await this.#repo.loadTree(treeId);
     assertSafeTree(nodes, treeId);
-    for (const node of nodes) {
-      const path = join(dir, node.name);
-      try {
-        await this.node(node, path);
-      } catch (error) {
-        if ((error as RepositoryError).code === RepositoryErrorCode.UnsafePath) throw error;
-        this.#fail(path, error);
+    const files: Array<Promise<void>> = [];
+    let unsafe: { error: unknown } | undefined;
+    try {
+      for (const node of nodes) {
+        if (unsafe) break;
+        const path = join(dir, node.name);
+        if (node.type !== 'file') {
+          await this.#guarded(node, path);
+          continue;
+        }
+        await this.#fileSlot();
+        files.push(
+          this.#guarded(node, path)
+            .catch((error: unknown) => {
+              unsafe ??= { error };
+            })
+            .finally(() => this.#releaseFileSlot()),
+        );
       }
+    } finally {
+      // Nothing is left writing when the tree returns or throws.
+      await Promise.all(files);
     }
+    if (unsafe) throw unsafe.error;
   }
 
   async #clear(path: string): Promise<void> {
@@ -182,40 +228,44 @@ class RestoreRun {
   async #file(node: TreeNode, path: string): Promise<void> {
     const linkKey = (node.links ?? 1) > 1 && node.inode ? `${node.device_id ?? 0}:${node.inode}` : undefined;
     await this.#clear(path);
-    const first = linkKey ? this.#links.get(linkKey) : undefined;
-    if (first) {
-      await link(first, path);
-      return;
+    if (!linkKey) return this.#content(node, path);
+    // Another name of this inode restored (or being restored) first: link to it.
+    for (let pending = this.#links.get(linkKey); pending; pending = this.#links.get(linkKey)) {
+      const first = await pending;
+      if (first) return link(first, path);
+      if (this.#links.get(linkKey) === pending) this.#links.delete(linkKey); // it failed: write it here
     }
+    const restored = this.#content(node, path);
+    this.#links.set(
+      linkKey,
+      restored.then(
+        () => path,
+        () => undefined,
+      ),
+    );
+    return restored;
+  }
+
+  async #content(node: TreeNode, path: string): Promise<void> {
     const file = await open(
       path,
       constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
       0o600,
     );
+    // One write in flight while the next blobs load and decrypt (the source reads ahead).
+    let writing: Promise<void> = Promise.resolve();
     try {
-      // Read ahead: the next blobs load and decrypt (in worker threads) while this one is written.
-      const ids = node.content ?? [];
-      const ahead: Array<Promise<Buffer>> = [];
-      const want = (i: number) => {
-        if (i >= ids.length) return;
-        const loading = this.#repo.loadBlob('data', ids[i]!);
-        loading.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
-        ahead.push(loading);
-      };
-      for (let i = 0; i < Math.min(4, ids.length); i++) want(i);
-      for (let i = 0; i < ids.length; i++) {
-        const next = ahead.shift()!;
-        want(i + 4);
-        const data = await next;
-        await file.write(data);
-        this.summary.bytes += data.length;
-        this.#options.onProgress?.({
-          files: this.summary.files,
-          bytes: this.summary.bytes,
-          currentPath: path,
-        });
+      let position = 0;
+      for await (const data of loadBlobsFrom(this.#repo, 'data', node.content ?? [])) {
+        const at = position;
+        position += data.length;
+        await writing;
+        writing = this.#write(file, data, at, path);
+        writing.catch(() => undefined); // awaited in turn
       }
+      await writing;
     } catch (error) {
+      await writing.catch(() => undefined);
       await file.close();
       await rm(path, { force: true });
       throw new RepositoryError(
@@ -226,7 +276,15 @@ class RestoreRun {
     }
     await file.close();
     this.summary.files++;
-    if (linkKey) this.#links.set(linkKey, path);
+  }
+
+  async #write(file: FileHandle, data: Buffer, position: number, path: string): Promise<void> {
+    for (let done = 0; done < data.length;) {
+      const { bytesWritten } = await file.write(data, done, data.length - done, position + done);
+      done += bytesWritten;
+    }
+    this.summary.bytes += data.length;
+    this.#options.onProgress?.({ files: this.summary.files, bytes: this.summary.bytes, currentPath: path });
   }
 
   async #metadata(node: TreeNode, path: string): Promise<void> {

@@ -173,7 +173,9 @@ export async function startMaintenanceConsumer(
         };
       } else {
         const checkCommand = command as CheckCommand;
-        const lock = await repo.lock(false);
+        // Exclusive, as restic's check: a snapshot committed while the check reads would name
+        // trees and blobs in an index file it read before, and look damaged.
+        const lock = await repo.lock(true);
         try {
           const report = await check(repo, { readDataFraction: checkCommand.readDataFraction });
           outcome = {
