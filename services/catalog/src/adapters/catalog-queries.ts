@@ -19,6 +19,19 @@ import type { CatalogDatabase } from './catalog-database.ts';
 type Row = Record<string, SQLInputValue>;
 type Params = Record<string, SQLInputValue>;
 
+/** Adds `column = :key` to a query's conditions when the filter has a value. */
+function whereEqual(
+  where: string[],
+  params: Params,
+  column: string,
+  key: string,
+  value: SQLInputValue | undefined,
+): void {
+  if (value === undefined) return;
+  where.push(`${column} = :${key}`);
+  params[key] = value;
+}
+
 /** Paging of any list. */
 export interface PageRequest {
   limit: number;
@@ -267,14 +280,8 @@ export class CatalogQueries {
   listVolumes(filter: VolumeFilter, page: PageRequest): Page<VolumeView> {
     const where: string[] = [];
     const params: Params = {};
-    if (filter.hostId !== undefined) {
-      where.push('host_id = :h');
-      params['h'] = filter.hostId;
-    }
-    if (filter.name !== undefined) {
-      where.push('volume_name = :n');
-      params['n'] = filter.name;
-    }
+    whereEqual(where, params, 'host_id', 'h', filter.hostId);
+    whereEqual(where, params, 'volume_name', 'n', filter.name);
     if (filter.search !== undefined) {
       where.push('instr(volume_name, :s) > 0');
       params['s'] = filter.search;
@@ -382,14 +389,8 @@ export class CatalogQueries {
   listContainers(filter: ContainerFilter, page: PageRequest): Page<ContainerView> {
     const where: string[] = [];
     const params: Params = {};
-    if (filter.hostId !== undefined) {
-      where.push('host_id = :h');
-      params['h'] = filter.hostId;
-    }
-    if (filter.state !== undefined) {
-      where.push('state = :s');
-      params['s'] = filter.state;
-    }
+    whereEqual(where, params, 'host_id', 'h', filter.hostId);
+    whereEqual(where, params, 'state', 's', filter.state);
     if (filter.volumeName !== undefined) {
       where.push(
         `EXISTS (SELECT 1 FROM container_mounts m WHERE m.host_id = containers.host_id
@@ -440,18 +441,9 @@ export class CatalogQueries {
   listPolicies(filter: PolicyFilter, page: PageRequest): Page<PolicyView> {
     const where: string[] = [];
     const params: Params = {};
-    if (filter.scope !== undefined) {
-      where.push('scope_kind = :k');
-      params['k'] = filter.scope;
-    }
-    if (filter.hostId !== undefined) {
-      where.push('host_id = :h');
-      params['h'] = filter.hostId;
-    }
-    if (filter.volumeName !== undefined) {
-      where.push('volume_name = :v');
-      params['v'] = filter.volumeName;
-    }
+    whereEqual(where, params, 'scope_kind', 'k', filter.scope);
+    whereEqual(where, params, 'host_id', 'h', filter.hostId);
+    whereEqual(where, params, 'volume_name', 'v', filter.volumeName);
     const { rows, nextCursor } = paginate(this.#database, {
       list: 'policies',
       from: 'policies',
@@ -520,15 +512,10 @@ export class CatalogQueries {
   listBackups(filter: BackupFilter, page: PageRequest): Page<BackupView> {
     const where: string[] = [];
     const params: Params = {};
-    const eq = (column: string, key: string, value: string | undefined) => {
-      if (value === undefined) return;
-      where.push(`${column} = :${key}`);
-      params[key] = value;
-    };
-    eq('host_id', 'h', filter.hostId);
-    eq('volume_name', 'v', filter.volumeName);
-    eq('phase', 'p', filter.phase);
-    eq('trigger', 't', filter.trigger);
+    whereEqual(where, params, 'host_id', 'h', filter.hostId);
+    whereEqual(where, params, 'volume_name', 'v', filter.volumeName);
+    whereEqual(where, params, 'phase', 'p', filter.phase);
+    whereEqual(where, params, 'trigger', 't', filter.trigger);
     if (filter.since !== undefined) {
       where.push('created_at >= :since');
       params['since'] = new Date(filter.since).toISOString();
@@ -580,18 +567,9 @@ export class CatalogQueries {
   listRestores(filter: RestoreFilter, page: PageRequest): Page<RestoreView> {
     const where: string[] = [];
     const params: Params = {};
-    if (filter.hostId !== undefined) {
-      where.push('host_id = :h');
-      params['h'] = filter.hostId;
-    }
-    if (filter.snapshotId !== undefined) {
-      where.push('snapshot_id = :s');
-      params['s'] = filter.snapshotId;
-    }
-    if (filter.phase !== undefined) {
-      where.push('phase = :p');
-      params['p'] = filter.phase;
-    }
+    whereEqual(where, params, 'host_id', 'h', filter.hostId);
+    whereEqual(where, params, 'snapshot_id', 's', filter.snapshotId);
+    whereEqual(where, params, 'phase', 'p', filter.phase);
     const { rows, nextCursor } = paginate(this.#database, {
       list: 'restores',
       from: 'restores',
@@ -633,14 +611,8 @@ export class CatalogQueries {
   listSnapshots(filter: SnapshotFilter, page: PageRequest): Page<SnapshotView> {
     const where: string[] = [];
     const params: Params = {};
-    if (filter.hostId !== undefined) {
-      where.push('host_id = :h');
-      params['h'] = filter.hostId;
-    }
-    if (filter.volumeName !== undefined) {
-      where.push('volume_name = :v');
-      params['v'] = filter.volumeName;
-    }
+    whereEqual(where, params, 'host_id', 'h', filter.hostId);
+    whereEqual(where, params, 'volume_name', 'v', filter.volumeName);
     if (!filter.includeForgotten) where.push('forgotten_at IS NULL');
     const { rows, nextCursor } = paginate(this.#database, {
       list: 'snapshots',
@@ -678,14 +650,8 @@ export class CatalogQueries {
   listOperations(filter: OperationFilter, page: PageRequest): Page<RepositoryOperationView> {
     const where: string[] = [];
     const params: Params = {};
-    if (filter.repositoryId !== undefined) {
-      where.push('repository_id = :r');
-      params['r'] = filter.repositoryId;
-    }
-    if (filter.operation !== undefined) {
-      where.push('operation = :o');
-      params['o'] = filter.operation;
-    }
+    whereEqual(where, params, 'repository_id', 'r', filter.repositoryId);
+    whereEqual(where, params, 'operation', 'o', filter.operation);
     const { rows, nextCursor } = paginate(this.#database, {
       list: 'operations',
       from: 'repository_operations',
