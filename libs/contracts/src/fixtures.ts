@@ -109,6 +109,14 @@ export const MESSAGE_FIXTURES: MessageFixtures = {
     lastSuccessAt: '2025-03-14T05:10:41.000Z',
     restoredAt: '2025-03-14T05:10:42.000Z',
   },
+  'io.volback.volume.backup-scheduled.v1': {
+    hostId: ids.hostId,
+    volumeName: ids.volumeName,
+    nextDueAt: '2025-03-15T03:04:17.000Z',
+    policyId: ids.policyId,
+    schedule: '0 3 * * *',
+    timezone: 'UTC',
+  },
   'io.volback.container.observed.v1': {
     hostId: ids.hostId,
     containerId: ids.containerId,

@@ -29,6 +29,7 @@ import {
 import { RestoreCompleted, RestoreFailed, RestoreRequested, RestoreStarted } from './events/restore.ts';
 import {
   VolumeAtRisk,
+  VolumeBackupScheduled,
   VolumeChanged,
   VolumeDiscovered,
   VolumeProtectionRestored,
@@ -44,6 +45,7 @@ export const EVENTS = [
   VolumeRemoved,
   VolumeAtRisk,
   VolumeProtectionRestored,
+  VolumeBackupScheduled,
   ContainerObserved,
   ContainerStarted,
   ContainerStopped,

@@ -159,9 +159,14 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
       const offline = (await get('/v1/hosts?status=offline')).json<{ items: Array<{ hostId: string }> }>();
       expect(offline.items.map((h) => h.hostId)).toEqual([second]);
       const volume = (await get(`/v1/hosts/${second}/volumes/alpha`)).json<{
-        protection: { status: string; lastSnapshotId: string };
+        protection: { status: string; lastSnapshotId: string; nextDueAt: string | null };
       }>();
       expect(volume.protection.status).toBe('protected');
+      expect(volume.protection.nextDueAt).toBe('2025-03-15T03:07:12.000Z');
+      const beta = (await get(`/v1/hosts/${second}/volumes/beta.data`)).json<{
+        protection: { nextDueAt: string | null };
+      }>();
+      expect(beta.protection.nextDueAt).toBeNull();
       const snapshots = (await get(`/v1/hosts/${second}/volumes/alpha/snapshots`)).json<{
         items: Array<{ snapshotId: string }>;
       }>();

@@ -77,6 +77,11 @@ export const volumeView = z.object({
       .nullable(),
     /** The policy that applies: the volume's own, else the default one. */
     policyId: z.string().nullable(),
+    nextDueAt: time
+      .nullable()
+      .describe(
+        "the scheduler's next planned backup (schedule slot plus jitter); null until it announces one",
+      ),
   }),
   /** Containers that mount the volume. */
   usedBy: z.array(mountUse),

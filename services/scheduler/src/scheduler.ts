@@ -6,7 +6,14 @@ import { publishDecisions } from './adapters/decision-publisher.ts';
 import { startEventProjection, type EventProjection } from './adapters/event-projection.ts';
 import { startLeaderElection, type LeaderElection } from './adapters/leader-election.ts';
 import { createSchedulerMetrics, observeState } from './adapters/scheduler-metrics.ts';
-import { decideTakeover, decideTick, type SchedulerSettings, type SchedulerState } from './domain/index.ts';
+import {
+  decideScheduleAnnouncements,
+  decideTakeover,
+  decideTick,
+  type Decision,
+  type SchedulerSettings,
+  type SchedulerState,
+} from './domain/index.ts';
 
 /** Options of {@link startScheduler}. */
 export interface SchedulerOptions {
@@ -76,6 +83,16 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
     onDecision: (what) => metrics.decisions.inc({ what }),
   });
 
+  /** Publishes decisions; true once the projection has applied their events. */
+  const publish = async (decisions: readonly Decision[]): Promise<boolean> => {
+    if (decisions.length === 0) return true;
+    const outcome = await publishDecisions(publisher, decisions, log, (d) =>
+      metrics.decisions.inc({ what: d.what }),
+    );
+    log.debug({ decided: decisions.map((d) => d.what), failed: outcome.failed }, 'round');
+    // The next decisions must see these events, or they would be decided again.
+    return outcome.lastEventSequence === 0 || (await projection.waitFor(outcome.lastEventSequence, 10_000));
+  };
   let stopped = false;
   let lastRoundOk = true;
   const round = async () => {
@@ -92,13 +109,9 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
             ]
           : decideTick(projection.state, now, options.settings);
         takeoverDue = false;
-        if (decisions.length > 0) {
-          const outcome = await publishDecisions(publisher, decisions, log, (d) =>
-            metrics.decisions.inc({ what: d.what }),
-          );
-          log.debug({ decided: decisions.map((d) => d.what), failed: outcome.failed }, 'round');
-          // The next round must see this round's events, or it would decide them again.
-          if (outcome.lastEventSequence > 0) await projection.waitFor(outcome.lastEventSequence, 10_000);
+        // Announced on the state after the round (a backup just requested moves its volume's next slot).
+        if (await publish(decisions)) {
+          await publish(decideScheduleAnnouncements(projection.state, now, options.settings));
         }
       }
       observeState(metrics, projection.state, clock(), options.settings);

@@ -64,6 +64,8 @@ interface Volume {
     status: string;
     lastSuccessAt: string | null;
     lastBackup: { phase: string; at: string } | null;
+    /** The scheduler's next planned backup, when it announced one. */
+    nextDueAt: string | null;
   };
   usedBy: Array<{ containerName: string }>;
 }
@@ -288,13 +290,14 @@ export async function runCatalogCommand(argv: string[]): Promise<number> {
         );
         out.result(volumes, () =>
           table(
-            ['HOST', 'VOLUME', 'PROTECTION', 'LAST SUCCESS', 'LAST BACKUP', 'SIZE', 'USED BY'],
+            ['HOST', 'VOLUME', 'PROTECTION', 'LAST SUCCESS', 'LAST BACKUP', 'NEXT DUE', 'SIZE', 'USED BY'],
             volumes.map((x) => [
               x.hostId,
               x.volumeName,
               x.protection.status,
               ago(x.protection.lastSuccessAt),
               x.protection.lastBackup?.phase ?? '-',
+              ago(x.protection.nextDueAt ?? null),
               x.sizeBytes === null ? '-' : bytes(x.sizeBytes),
               x.usedBy.map((u) => u.containerName).join(',') || '-',
             ]),

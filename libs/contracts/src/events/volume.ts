@@ -1,6 +1,16 @@
 import { z } from 'zod';
 import { defineEvent } from '../define.ts';
-import { containerId, count, hostId, labels, reason, timestamp, volumeName } from '../fields.ts';
+import {
+  containerId,
+  count,
+  hostId,
+  labels,
+  reason,
+  schedule,
+  timestamp,
+  volumeName,
+  workId,
+} from '../fields.ts';
 
 const volumeKey = { hostId, volumeName };
 
@@ -74,5 +84,25 @@ export const VolumeProtectionRestored = defineEvent({
   what: 'protection-restored',
   description: 'A volume that was at risk has a recent enough backup again.',
   schema: z.object({ ...volumeKey, lastSuccessAt: timestamp, restoredAt: timestamp }),
+  aggregateId: (d) => [d.hostId, d.volumeName],
+});
+
+export const VolumeBackupScheduled = defineEvent({
+  name: 'VolumeBackupScheduled',
+  aggregate: 'volume',
+  what: 'backup-scheduled',
+  description:
+    "The scheduler's next planned backup of a volume (its schedule slot plus jitter); republished when it changes.",
+  schema: z.object({
+    ...volumeKey,
+    /** When the scheduler will request the next backup: the cron slot plus the volume's jitter. */
+    nextDueAt: timestamp,
+    /** The policy whose schedule it follows. */
+    policyId: workId.optional(),
+    /** The policy's cron expression. */
+    schedule: schedule.shape.cron,
+    /** The time zone the cron expression is read in. */
+    timezone: schedule.shape.timezone.removeDefault().optional(),
+  }),
   aggregateId: (d) => [d.hostId, d.volumeName],
 });

@@ -272,6 +272,7 @@ export class CatalogQueries {
             }
           : null,
         policyId: this.#policyFor(hostId, volumeName),
+        nextDueAt: str(row['next_due_at']),
       },
       usedBy: this.#usedBy(hostId, volumeName),
     };

@@ -25,6 +25,7 @@ import type {
   RestoreStarted,
   SnapshotsForgotten,
   VolumeAtRisk,
+  VolumeBackupScheduled,
   VolumeChanged,
   VolumeDiscovered,
   VolumeProtectionRestored,
@@ -251,11 +252,12 @@ const HANDLERS: { [N in EventName]: (db: DatabaseSync, data: never) => void } = 
   },
   VolumeRemoved(db, d: DataOf<typeof VolumeRemoved>) {
     ensureVolume(db, d.hostId, d.volumeName);
-    run(db, 'UPDATE volumes SET removed_at = :at WHERE host_id = :h AND volume_name = :v', {
-      h: d.hostId,
-      v: d.volumeName,
-      at: iso(d.removedAt),
-    });
+    // A removed volume has no next backup; a re-created one is announced again by the scheduler.
+    run(
+      db,
+      'UPDATE volumes SET removed_at = :at, next_due_at = NULL WHERE host_id = :h AND volume_name = :v',
+      { h: d.hostId, v: d.volumeName, at: iso(d.removedAt) },
+    );
   },
   VolumeAtRisk(db, d: DataOf<typeof VolumeAtRisk>) {
     ensureVolume(db, d.hostId, d.volumeName);
@@ -275,6 +277,14 @@ const HANDLERS: { [N in EventName]: (db: DatabaseSync, data: never) => void } = 
        WHERE host_id = :h AND volume_name = :v`,
       { h: d.hostId, v: d.volumeName, s: iso(d.lastSuccessAt) },
     );
+  },
+  VolumeBackupScheduled(db, d: DataOf<typeof VolumeBackupScheduled>) {
+    ensureVolume(db, d.hostId, d.volumeName);
+    run(db, 'UPDATE volumes SET next_due_at = :at WHERE host_id = :h AND volume_name = :v', {
+      h: d.hostId,
+      v: d.volumeName,
+      at: iso(d.nextDueAt),
+    });
   },
   ContainerObserved(db, d: DataOf<typeof ContainerObserved>) {
     run(

@@ -3,7 +3,7 @@
  * version is emptied and rebuilt from the event log at start (it is only ever a projection).
  * Times are stored as ISO 8601 UTC with milliseconds, so text order is time order.
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 export const SCHEMA = `
 CREATE TABLE checkpoint (
@@ -48,6 +48,7 @@ CREATE TABLE volumes (
   at_risk_reason TEXT,
   at_risk_since TEXT,
   rpo_seconds INTEGER,
+  next_due_at TEXT,
   PRIMARY KEY (host_id, volume_name)
 );
 

@@ -12,6 +12,7 @@ import {
   HostSeen,
   MESSAGE_FIXTURES,
   PolicyDefined,
+  VolumeBackupScheduled,
   VolumeDiscovered,
   type OutgoingMessage,
 } from '@volback/contracts';
@@ -159,6 +160,21 @@ export function testHistory(): OutgoingMessage[] {
           ),
     );
   }
+  // The scheduler announces alpha's next slot; beta.data and gamma have none.
+  history.push(
+    createEvent(
+      VolumeBackupScheduled,
+      {
+        hostId: host,
+        volumeName: 'alpha',
+        nextDueAt: '2025-03-15T03:07:12.000Z',
+        policyId: 'catalog-test-policy',
+        schedule: '0 3 * * *',
+        timezone: 'UTC',
+      },
+      { source },
+    ),
+  );
   return history;
 }
 

@@ -8,6 +8,7 @@ export * from './intents.ts';
 export * from './policy.ts';
 export * from './backups.ts';
 export * from './protection.ts';
+export * from './schedule-announcements.ts';
 export * from './maintenance.ts';
 export * from './commands.ts';
 export * from './decide.ts';

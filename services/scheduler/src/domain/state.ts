@@ -22,6 +22,7 @@ import type {
   RepositoryPruned,
   SnapshotsForgotten,
   VolumeAtRisk,
+  VolumeBackupScheduled,
   VolumeChanged,
   VolumeDiscovered,
   VolumeProtectionRestored,
@@ -42,6 +43,7 @@ export type SchedulerEvent =
   | EventOf<typeof VolumeRemoved>
   | EventOf<typeof VolumeAtRisk>
   | EventOf<typeof VolumeProtectionRestored>
+  | EventOf<typeof VolumeBackupScheduled>
   | EventOf<typeof ContainerObserved>
   | EventOf<typeof ContainerStarted>
   | EventOf<typeof ContainerStopped>
@@ -162,6 +164,8 @@ export interface VolumeView {
   lastForget?: MaintenanceOperation;
   /** `VolumeAtRisk` was published and no `VolumeProtectionRestored` since. */
   atRisk: boolean;
+  /** The next due time last announced (`VolumeBackupScheduled`): announced again only when it changes. */
+  announcedDueAt?: number;
 }
 
 /** A container, as far as policies and triggers need it. */
@@ -324,6 +328,11 @@ export function evolve(state: SchedulerState, logged: LoggedEvent): SchedulerSta
     case 'io.volback.volume.protection-restored.v1': {
       const volume = state.volumes.get(hostScopedKey(event.data.hostId, event.data.volumeName));
       if (volume) volume.atRisk = false;
+      break;
+    }
+    case 'io.volback.volume.backup-scheduled.v1': {
+      const volume = state.volumes.get(hostScopedKey(event.data.hostId, event.data.volumeName));
+      if (volume) volume.announcedDueAt = ms(event.data.nextDueAt);
       break;
     }
     case 'io.volback.container.observed.v1': {

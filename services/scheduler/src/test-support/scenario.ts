@@ -2,6 +2,7 @@
 // into the state, as the projection would read it from the log.
 import {
   decideCommand,
+  decideScheduleAnnouncements,
   decideTakeover,
   decideTick,
   DEFAULT_SETTINGS,
@@ -30,6 +31,8 @@ export interface Scenario {
   run(from: string | number, to: string | number, stepMs: number): Decision[];
   command(command: SchedulerCommand, now: string | number): Decision[];
   takeover(now: string | number): Decision[];
+  /** decideScheduleAnnouncements at `now` (what the leader publishes after a round); applied to the state. */
+  announce(now: string | number): Decision[];
 }
 
 const ms = (t: string | number) => (typeof t === 'number' ? t : Date.parse(t));
@@ -55,6 +58,7 @@ export function scenario(settings: SchedulerSettings = testSettings()): Scenario
     },
     command: (command, now) => apply(decideCommand(command, state, ms(now), settings)),
     takeover: (now) => decideTakeover(state, ms(now), settings),
+    announce: (now) => apply(decideScheduleAnnouncements(state, ms(now), settings)),
   };
   return self;
 }
