@@ -1,4 +1,3 @@
-import { volumeSnapshotPath } from '@volback/contracts';
 import {
   formatGoTime,
   goModeFromPosix,
@@ -79,9 +78,4 @@ export async function saveVolumeSnapshotTree(
     await jsonFile(sink, SNAPSHOT_LAYOUT.containersFile, containers, now),
   ]);
   return saveTree(sink, [volumes, metadata]);
-}
-
-/** The path of a volume's data inside its snapshot. */
-export function volumeDataPath(volumeName: string): string {
-  return volumeSnapshotPath(volumeName);
 }

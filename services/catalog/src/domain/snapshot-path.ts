@@ -1,3 +1,5 @@
+import { volumeSnapshotPath } from '@volback/contracts';
+
 /**
  * A path inside a volume as people give it (`/`, `app/config`, `/app/`), checked and made
  * canonical: absolute, no empty, `.` or `..` segments, no trailing slash (`/` for the root).
@@ -10,12 +12,9 @@ export function canonicalVolumePath(path: string): string | { error: string } {
   return `/${parts.join('/')}`;
 }
 
-/** Where a volume's data sits in its snapshot's tree (see the agent's snapshot layout). */
-export function volumeDataRoot(volumeName: string): string {
-  return `/volumes/${volumeName}`;
-}
-
 /** The path of `volumePath` (canonical, volume-relative) inside the snapshot's tree. */
 export function snapshotTreePath(volumeName: string, volumePath: string): string {
-  return volumePath === '/' ? volumeDataRoot(volumeName) : `${volumeDataRoot(volumeName)}${volumePath}`;
+  return volumePath === '/'
+    ? volumeSnapshotPath(volumeName)
+    : `${volumeSnapshotPath(volumeName)}${volumePath}`;
 }
