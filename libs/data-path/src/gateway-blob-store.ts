@@ -7,6 +7,9 @@ import {
 } from '@volback/repository';
 import type { DataPathClient } from './client.ts';
 
+/** Blobs a restore asks the gateways for ahead of the one it writes. */
+const LOAD_AHEAD = 12;
+
 /** Tuning of a {@link GatewayBlobStore}. */
 export interface GatewayBlobStoreOptions {
   /** Bytes of blobs on their way to gateways at once (flow control; default 64 MiB). */
@@ -135,6 +138,31 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
 
   loadBlob(type: BlobType, id: string): Promise<Buffer> {
     return this.#client.loadBlob(type, id);
+  }
+
+  /**
+   * A file's blobs in order, many requests ahead (a round trip each, spread over the gateways),
+   * at most {@link LOAD_AHEAD} blobs buffered: a restore is not paced by one gateway's latency.
+   */
+  async *loadBlobs(type: BlobType, ids: readonly string[]): AsyncGenerator<Buffer, void, undefined> {
+    const ahead: Array<Promise<Buffer>> = [];
+    let next = 0;
+    const want = () => {
+      if (next >= ids.length) return;
+      const loading = this.#client.loadBlob(type, ids[next++]!);
+      loading.catch(() => undefined); // awaited in turn; a failure must not go unhandled meanwhile
+      ahead.push(loading);
+    };
+    while (next < Math.min(LOAD_AHEAD, ids.length)) want();
+    try {
+      while (ahead.length > 0) {
+        const blob = await ahead.shift()!;
+        want();
+        yield blob;
+      }
+    } finally {
+      next = ids.length; // a consumer that stops early starts no more requests
+    }
   }
 
   async loadTree(id: string): Promise<TreeNode[]> {
