@@ -160,7 +160,11 @@ describe('scheduler with a real NATS server', () => {
         ['alpha', 'beta.data'].every((v) => agent.received.filter((r) => r.volumeName === v).length >= 3),
       20_000,
     );
-    expect(agent.received.find((r) => r.volumeName === 'alpha')?.trigger).toBe('volume-discovered');
+    // The first backup is the discovery one, unless a schedule slot came due first on a slow
+    // machine (a slot covers it; the order itself is pinned by the unit tests with a fake clock).
+    expect(['volume-discovered', 'schedule']).toContain(
+      agent.received.find((r) => r.volumeName === 'alpha')?.trigger,
+    );
     expect(agent.received.some((r) => r.trigger === 'schedule')).toBe(true);
     const policy = effectivePolicy(
       scheduler.state,
