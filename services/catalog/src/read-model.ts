@@ -58,7 +58,7 @@ export const volumeView = z.object({
   createdAt: time.nullable(),
   discoveredAt: time.nullable(),
   removedAt: time.nullable(),
-  /** Size on disk when the agent measured it. */
+  /** Bytes of file content in the volume's last snapshot (or as the agent measured it). */
   sizeBytes: z.number().int().nullable(),
   protection: z.object({
     status: z.enum(Object.values(ProtectionStatus) as [ProtectionStatus, ...ProtectionStatus[]]),

@@ -27,6 +27,8 @@ export const backupStats = z.object({
   dirsUnmodified: count,
   /** Bytes of file content read from the volume. */
   bytesRead: count,
+  /** Bytes of file content the snapshot holds, unchanged files included: the volume's size. */
+  totalBytes: count.optional(),
   /** Bytes of new blobs added to the repository, before compression. */
   bytesAdded: count,
   /** Bytes written to the backend after compression and encryption. */

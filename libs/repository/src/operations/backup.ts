@@ -76,6 +76,8 @@ export interface BackupSummary {
   dirsChanged: number;
   dirsUnmodified: number;
   bytesRead: number;
+  /** Bytes of file content the snapshot holds, unchanged files included (a hardlinked file per name). */
+  totalBytes: number;
   /** Plaintext bytes of blobs new to the repository. */
   bytesAdded: number;
   /** Bytes those blobs take in packs (compressed and encrypted). */
@@ -103,6 +105,7 @@ class BackupRun {
     dirsChanged: 0,
     dirsUnmodified: 0,
     bytesRead: 0,
+    totalBytes: 0,
     bytesAdded: 0,
     bytesStored: 0,
     errors: [],
@@ -226,6 +229,7 @@ class BackupRun {
           if (previous?.type === 'file') this.summary.filesChanged++;
           else this.summary.filesNew++;
         }
+        this.summary.totalBytes += node.size ?? 0;
         break;
       }
       case 'dir': {

@@ -111,6 +111,7 @@ export async function snapshotTar(
     dirsChanged: 0,
     dirsUnmodified: 0,
     bytesRead: 0,
+    totalBytes: 0,
     bytesAdded: 0,
     bytesStored: 0,
     errors: [],
@@ -211,6 +212,7 @@ export async function snapshotTar(
             }
             node.size = size;
             node.content = content;
+            summary.totalBytes += size;
             parentOf(parts.slice(0, -1)).children.set(name, node);
             byPath.set(path, node);
             files++;
@@ -226,6 +228,7 @@ export async function snapshotTar(
                 `hardlink to ${JSON.stringify(header.linkname)}, which is not in the archive before it`,
               );
             const node: TreeNode = { ...target, name };
+            summary.totalBytes += target.size ?? 0;
             parentOf(parts.slice(0, -1)).children.set(name, node);
             byPath.set(path, node);
             files++;

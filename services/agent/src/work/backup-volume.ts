@@ -166,6 +166,7 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
       dirsChanged: summary.dirsChanged,
       dirsUnmodified: summary.dirsUnmodified,
       bytesRead: summary.bytesRead,
+      totalBytes: summary.totalBytes,
       bytesAdded: summary.bytesAdded,
       bytesStored: committed.bytesStored,
       durationMs: ctx.clock().getTime() - started.getTime(),

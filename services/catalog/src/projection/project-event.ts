@@ -117,6 +117,14 @@ function snapshotFromBackup(
       st: json(d.stats),
     },
   );
+  // The last snapshot's content size is the volume's size (agents do not measure it otherwise).
+  if (d.stats.totalBytes !== undefined) {
+    run(db, 'UPDATE volumes SET size_bytes = :s WHERE host_id = :h AND volume_name = :v', {
+      h: d.hostId,
+      v: d.volumeName,
+      s: d.stats.totalBytes,
+    });
+  }
 }
 
 function upsertRestore(
