@@ -56,6 +56,18 @@ describe('backups survive dying gateways and agents; quiesced containers always 
       sub.unsubscribe();
     })();
   }
+  /** Rewrites the big file (new chunks to send), starts a backup of it, and resolves once it has read `bytes`. */
+  async function backupNewDataUntil(backupId: string, hostId: string, bytes: number): Promise<void> {
+    await runInVolume(
+      engine.docker,
+      engine.image,
+      'big',
+      `dd if=/dev/urandom of=/v/big.bin bs=1048576 count=${BIG_MIB} 2>/dev/null`,
+    );
+    const halfway = progressed(backupId, bytes);
+    await sendCommand(nc, BackupVolume, { backupId, hostId, volumeName: 'big', trigger: 'manual' });
+    await halfway;
+  }
   async function state(container: string): Promise<{ Running: boolean; Paused: boolean; StartedAt: string }> {
     return (await engine.docker.getContainer(container).inspect()).State;
   }
@@ -121,20 +133,7 @@ describe('backups survive dying gateways and agents; quiesced containers always 
     const second = await start('gateway', 'gateway-b', gatewayEnv());
     const hostId = await hostIdOf('agent-a');
     // New data, so the backup has chunks to send while a gateway dies.
-    await runInVolume(
-      engine.docker,
-      engine.image,
-      'big',
-      `dd if=/dev/urandom of=/v/big.bin bs=1048576 count=${BIG_MIB} 2>/dev/null`,
-    );
-    const halfway = progressed('two-gateways', 60 * 1024 * 1024);
-    await sendCommand(nc, BackupVolume, {
-      backupId: 'two-gateways',
-      hostId,
-      volumeName: 'big',
-      trigger: 'manual',
-    });
-    await halfway;
+    await backupNewDataUntil('two-gateways', hostId, 60 * 1024 * 1024);
     await second.kill();
     services.delete(second);
     const outcome = await events.outcome('two-gateways', 180_000);
@@ -160,20 +159,7 @@ describe('backups survive dying gateways and agents; quiesced containers always 
   it('the only gateway dies mid-backup: the backup fails with a reason and the container runs again', async () => {
     const gateways = [...services].filter((s) => s.name.startsWith('gateway'));
     const hostId = await hostIdOf('agent-a');
-    await runInVolume(
-      engine.docker,
-      engine.image,
-      'big',
-      `dd if=/dev/urandom of=/v/big.bin bs=1048576 count=${BIG_MIB} 2>/dev/null`,
-    );
-    const halfway = progressed('gateway-gone', 40 * 1024 * 1024);
-    await sendCommand(nc, BackupVolume, {
-      backupId: 'gateway-gone',
-      hostId,
-      volumeName: 'big',
-      trigger: 'manual',
-    });
-    await halfway;
+    await backupNewDataUntil('gateway-gone', hostId, 40 * 1024 * 1024);
     for (const gateway of gateways) {
       await gateway.kill();
       services.delete(gateway);
@@ -188,20 +174,7 @@ describe('backups survive dying gateways and agents; quiesced containers always 
   it('the agent killed mid-backup: the container runs again after restart and the command ends completed', async () => {
     const agent = [...services].find((s) => s.name === 'agent-a')!;
     const hostId = await hostIdOf('agent-a');
-    await runInVolume(
-      engine.docker,
-      engine.image,
-      'big',
-      `dd if=/dev/urandom of=/v/big.bin bs=1048576 count=${BIG_MIB} 2>/dev/null`,
-    );
-    const halfway = progressed('agent-killed', 40 * 1024 * 1024);
-    await sendCommand(nc, BackupVolume, {
-      backupId: 'agent-killed',
-      hostId,
-      volumeName: 'big',
-      trigger: 'manual',
-    });
-    await halfway;
+    await backupNewDataUntil('agent-killed', hostId, 40 * 1024 * 1024);
     await agent.kill();
     services.delete(agent);
     expect((await state('db')).Running).toBe(false); // left stopped by the dead agent

@@ -1,5 +1,6 @@
 import {
-  decodeTree,
+  loadAhead,
+  loadTreeFrom,
   type BlobSink,
   type BlobSource,
   type BlobType,
@@ -141,31 +142,14 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
   }
 
   /**
-   * A file's blobs in order, many requests ahead (a round trip each, spread over the gateways),
-   * at most {@link LOAD_AHEAD} blobs buffered: a restore is not paced by one gateway's latency.
+   * A file's blobs in order, many requests ahead (a round trip each, spread over the gateways):
+   * a restore is not paced by one gateway's latency.
    */
-  async *loadBlobs(type: BlobType, ids: readonly string[]): AsyncGenerator<Buffer, void, undefined> {
-    const ahead: Array<Promise<Buffer>> = [];
-    let next = 0;
-    const want = () => {
-      if (next >= ids.length) return;
-      const loading = this.#client.loadBlob(type, ids[next++]!);
-      loading.catch(() => undefined); // awaited in turn; a failure must not go unhandled meanwhile
-      ahead.push(loading);
-    };
-    while (next < Math.min(LOAD_AHEAD, ids.length)) want();
-    try {
-      while (ahead.length > 0) {
-        const blob = await ahead.shift()!;
-        want();
-        yield blob;
-      }
-    } finally {
-      next = ids.length; // a consumer that stops early starts no more requests
-    }
+  loadBlobs(type: BlobType, ids: readonly string[]): AsyncGenerator<Buffer, void, undefined> {
+    return loadAhead((t, id) => this.#client.loadBlob(t, id), type, ids, LOAD_AHEAD);
   }
 
   async loadTree(id: string): Promise<TreeNode[]> {
-    return decodeTree(await this.#client.loadBlob('tree', id), id);
+    return loadTreeFrom(this.#client, id);
   }
 }

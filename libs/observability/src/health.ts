@@ -129,3 +129,21 @@ export function createHealthProbe(checks: readonly HealthCheck[], timeoutMs: num
     },
   };
 }
+
+/** A process's start-up as a readiness check: failing, naming the step it is at, until done. */
+export interface StartupCheck extends HealthCheck {
+  /** What start-up is waiting for now (shown by /readyz). */
+  step(what: string): void;
+  done(): void;
+}
+
+/** A {@link StartupCheck} named `started`, at its first step. */
+export function startupCheck(firstStep: string): StartupCheck {
+  let step: string | undefined = firstStep;
+  return {
+    name: 'started',
+    check: async () => (step === undefined ? { ok: true } : { ok: false, detail: step }),
+    step: (what) => void (step = what),
+    done: () => void (step = undefined),
+  };
+}

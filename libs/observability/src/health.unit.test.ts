@@ -3,6 +3,7 @@ import {
   createHealthProbe,
   DuplicateHealthCheckError,
   MAX_DETAIL_LENGTH,
+  startupCheck,
   summarizeDetail,
   type HealthCheck,
 } from './health.ts';
@@ -99,5 +100,17 @@ describe('summarizeDetail', () => {
     const long = summarizeDetail('x'.repeat(1000));
     expect(long).toHaveLength(MAX_DETAIL_LENGTH);
     expect(long.endsWith('…')).toBe(true);
+  });
+});
+
+describe('startupCheck', () => {
+  it('fails naming the step start-up is at, and passes once done', async () => {
+    const startup = startupCheck('connecting to NATS');
+    expect(startup.name).toBe('started');
+    expect(await startup.check()).toEqual({ ok: false, detail: 'connecting to NATS' });
+    startup.step('creating the streams');
+    expect(await startup.check()).toEqual({ ok: false, detail: 'creating the streams' });
+    startup.done();
+    expect(await startup.check()).toEqual({ ok: true });
   });
 });

@@ -24,6 +24,8 @@ export {
 } from './metrics.ts';
 export {
   DuplicateHealthCheckError,
+  startupCheck,
+  type StartupCheck,
   type CheckStatus,
   type HealthCheck,
   type HealthCheckResult,

@@ -38,6 +38,7 @@ export {
   saveTree,
   loadTreeFrom,
   loadBlobsFrom,
+  loadAhead,
   type BlobSink,
   type BlobSource,
 } from './operations/blob-ports.ts';
@@ -45,6 +46,7 @@ export {
   restore,
   restoreTree,
   resolveTreePath,
+  applyNodeMetadata,
   assertSafeName,
   type RestoreOptions,
   type RestoreTreeOptions,

@@ -12,6 +12,7 @@ import {
   createLogger,
   createMetrics,
   onShutdownSignals,
+  startupCheck,
   startOpsServer,
   type OpsServer,
 } from '@volback/observability';
@@ -51,19 +52,14 @@ async function main(): Promise<void> {
 
   const metrics = createMetrics({ service: 'agent' });
   // Not ready until every dependency has its own check: /readyz must not pass while NATS is awaited.
-  let startup = 'connecting to NATS';
+  const startup = startupCheck('connecting to NATS');
   ops = await startOpsServer({
     host: config.opsHost,
     port: config.opsPort,
     logger: log,
     registry: metrics.registry,
     checks: {
-      readiness: [
-        {
-          name: 'started',
-          check: async () => (startup === 'done' ? { ok: true } : { ok: false, detail: startup }),
-        },
-      ],
+      readiness: [startup],
     },
   });
 
@@ -75,7 +71,7 @@ async function main(): Promise<void> {
     ...(config.natsCredsFile ? { credsFile: config.natsCredsFile } : {}),
   });
   if (shutdown.stopping) return;
-  startup = 'creating the streams';
+  startup.step('creating the streams');
   await ensureStreamsWithRetry(nc, {
     replicas: config.streamReplicas,
     logger: log,
@@ -102,7 +98,7 @@ async function main(): Promise<void> {
     hostId,
     local: engine.local,
   });
-  startup = 'resuming containers a previous run left stopped';
+  startup.step('resuming containers a previous run left stopped');
   const recovered = await quiescer.recover();
   if (recovered.containers.length || recovered.errors.length) {
     log.warn(
@@ -125,7 +121,7 @@ async function main(): Promise<void> {
     ackWaitMs: config.commandAckWaitSeconds * 1000,
     dataPath: { timeoutMs: config.dataTimeoutSeconds * 1000 },
   });
-  startup = 'done';
+  startup.done();
   log.info(
     {
       docker: config.dockerHost,

@@ -11,6 +11,7 @@ import {
   createLogger,
   createMetrics,
   onShutdownSignals,
+  startupCheck,
   startOpsServer,
   type OpsServer,
 } from '@volback/observability';
@@ -41,19 +42,14 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env, process.argv.slice(2));
   const instanceId = config.instanceId ?? (await loadOrCreateInstanceId(config.dataDir));
   const metrics = createMetrics({ service: 'catalog' });
-  let startup = 'connecting to NATS';
+  const startup = startupCheck('connecting to NATS');
   ops = await startOpsServer({
     host: config.opsHost,
     port: config.opsPort,
     logger: log,
     registry: metrics.registry,
     checks: {
-      readiness: [
-        {
-          name: 'started',
-          check: async () => (startup === 'done' ? { ok: true } : { ok: false, detail: startup }),
-        },
-      ],
+      readiness: [startup],
     },
   });
   nc = await connectNats({
@@ -63,14 +59,14 @@ async function main(): Promise<void> {
     ...(config.natsCredsFile ? { credsFile: config.natsCredsFile } : {}),
   });
   if (shutdown.stopping) return;
-  startup = 'creating the streams';
+  startup.step('creating the streams');
   await ensureStreamsWithRetry(nc, {
     replicas: config.streamReplicas,
     logger: log,
     stopping: () => shutdown.stopping,
   });
   for (const check of natsHealthChecks(nc)) ops.addCheck('readiness', check);
-  startup = 'starting the projection';
+  startup.step('starting the projection');
   catalog = await startCatalog({
     nc,
     databaseFile: config.databaseFile,
@@ -98,7 +94,7 @@ async function main(): Promise<void> {
       'no API tokens configured: the API is open to this machine only (loopback)',
     );
   }
-  startup = 'done';
+  startup.done();
   log.info(
     {
       url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,

@@ -11,6 +11,7 @@ import {
   createLogger,
   createMetrics,
   onShutdownSignals,
+  startupCheck,
   startOpsServer,
   type OpsServer,
 } from '@volback/observability';
@@ -39,19 +40,14 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const metrics = createMetrics({ service: 'scheduler' });
   // Not ready until every dependency has its own check: /readyz must not pass while NATS is awaited.
-  let startup = 'connecting to NATS';
+  const startup = startupCheck('connecting to NATS');
   ops = await startOpsServer({
     host: config.opsHost,
     port: config.opsPort,
     logger: log,
     registry: metrics.registry,
     checks: {
-      readiness: [
-        {
-          name: 'started',
-          check: async () => (startup === 'done' ? { ok: true } : { ok: false, detail: startup }),
-        },
-      ],
+      readiness: [startup],
     },
   });
   nc = await connectNats({
@@ -61,7 +57,7 @@ async function main(): Promise<void> {
     ...(config.natsCredsFile ? { credsFile: config.natsCredsFile } : {}),
   });
   if (shutdown.stopping) return;
-  startup = 'creating the streams';
+  startup.step('creating the streams');
   await ensureStreamsWithRetry(nc, {
     replicas: config.streamReplicas,
     logger: log,
@@ -69,7 +65,7 @@ async function main(): Promise<void> {
   });
   for (const check of natsHealthChecks(nc)) ops.addCheck('readiness', check);
   if (shutdown.stopping) return;
-  startup = 'rebuilding the state from the event log';
+  startup.step('rebuilding the state from the event log');
   scheduler = await startScheduler({
     nc,
     settings: config.settings,
@@ -81,7 +77,7 @@ async function main(): Promise<void> {
     kvReplicas: config.streamReplicas,
   });
   for (const check of scheduler.healthChecks()) ops.addCheck('readiness', check);
-  startup = 'done';
+  startup.done();
   log.info(
     {
       instanceId: config.instanceId,

@@ -11,6 +11,7 @@ import {
   createLogger,
   createMetrics,
   onShutdownSignals,
+  startupCheck,
   startOpsServer,
   type OpsServer,
 } from '@volback/observability';
@@ -68,19 +69,14 @@ async function main(): Promise<void> {
   log.info({ config: describeConfig(config) }, 'configuration');
   const metrics = createMetrics({ service: 'storage-gateway' });
   // Not ready until every dependency has its own check: /readyz must not pass while they are awaited.
-  let startup = 'connecting to NATS';
+  const startup = startupCheck('connecting to NATS');
   ops = await startOpsServer({
     host: config.opsHost,
     port: config.opsPort,
     logger: log,
     registry: metrics.registry,
     checks: {
-      readiness: [
-        {
-          name: 'started',
-          check: async () => (startup === 'done' ? { ok: true } : { ok: false, detail: startup }),
-        },
-      ],
+      readiness: [startup],
     },
   });
 
@@ -92,7 +88,7 @@ async function main(): Promise<void> {
   });
   if (shutdown.stopping) return;
   const connection = nc;
-  startup = 'creating the streams';
+  startup.step('creating the streams');
   await ensureStreamsWithRetry(connection, {
     replicas: config.streamReplicas,
     logger: log,
@@ -102,7 +98,7 @@ async function main(): Promise<void> {
 
   // An unreachable storage is waited for (readiness says so); a wrong password or a missing
   // repository that may not be created is fatal.
-  startup = 'opening the repository';
+  startup.step('opening the repository');
   backend = openBackend(config.repository);
   const storage = backend;
   gateway = await retrying(
@@ -127,7 +123,7 @@ async function main(): Promise<void> {
     return;
   }
   for (const check of gateway.healthChecks()) ops.addCheck('readiness', check);
-  startup = 'done';
+  startup.done();
   log.info(
     { gatewayId: config.gatewayId, repository: storage.location, nats: config.natsServers, ops: ops.url },
     'storage gateway ready',

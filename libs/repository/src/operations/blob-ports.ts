@@ -44,6 +44,31 @@ export interface BlobSource {
 const READ_AHEAD = 4;
 
 /**
+ * The blobs of `ids` in order, each loaded on its own with up to `ahead` loads under way before
+ * the consumer takes them (a consumer that stops early starts no more).
+ */
+export async function* loadAhead(
+  load: (type: BlobType, id: string) => Promise<Buffer>,
+  type: BlobType,
+  ids: readonly string[],
+  ahead: number = READ_AHEAD,
+): AsyncGenerator<Buffer, void, undefined> {
+  const loading: Array<Promise<Buffer>> = [];
+  const want = (i: number) => {
+    if (i >= ids.length) return;
+    const blob = load(type, ids[i]!);
+    blob.catch(() => undefined); // awaited in turn; a failure must not go unhandled meanwhile
+    loading.push(blob);
+  };
+  for (let i = 0; i < Math.min(ahead, ids.length); i++) want(i);
+  for (let i = 0; i < ids.length; i++) {
+    const next = loading.shift()!;
+    want(i + ahead);
+    yield await next;
+  }
+}
+
+/**
  * The blobs of `ids` in order, from any source: in batches when it offers
  * {@link BlobSource.loadBlobs}, else one `loadBlob` at a time with a few loading ahead.
  */
@@ -52,23 +77,8 @@ export async function* loadBlobsFrom(
   type: BlobType,
   ids: readonly string[],
 ): AsyncGenerator<Buffer, void, undefined> {
-  if (source.loadBlobs) {
-    yield* source.loadBlobs(type, ids);
-    return;
-  }
-  const ahead: Array<Promise<Buffer>> = [];
-  const want = (i: number) => {
-    if (i >= ids.length) return;
-    const loading = source.loadBlob(type, ids[i]!);
-    loading.catch(() => undefined); // awaited in turn; a failure must not go unhandled meanwhile
-    ahead.push(loading);
-  };
-  for (let i = 0; i < Math.min(READ_AHEAD, ids.length); i++) want(i);
-  for (let i = 0; i < ids.length; i++) {
-    const next = ahead.shift()!;
-    want(i + READ_AHEAD);
-    yield await next;
-  }
+  if (source.loadBlobs) yield* source.loadBlobs(type, ids);
+  else yield* loadAhead((t, id) => source.loadBlob(t, id), type, ids);
 }
 
 /** Encodes a tree, hands it to the sink, and returns its id. */

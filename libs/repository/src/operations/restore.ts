@@ -98,13 +98,27 @@ export async function resolveTreePath(
 /** Files restored at once: their reads, decryption and writes overlap (small files above all). */
 const FILES_AT_ONCE = 8;
 
+/**
+ * Gives a restored entry the owner (when running as root), mode and times its node records;
+ * a symlink's mode is left alone and its own times are set, not its target's.
+ */
+export async function applyNodeMetadata(node: TreeNode, path: string): Promise<void> {
+  const isLink = node.type === 'symlink';
+  if (process.getuid?.() === 0) await lchown(path, node.uid, node.gid).catch(() => undefined);
+  if (!isLink && node.mode !== undefined) await chmod(path, posixPermissionsFromGo(node.mode));
+  if (node.mtime) {
+    const mtime = Number(parseGoTime(node.mtime)) / 1e9;
+    const atime = node.atime ? Number(parseGoTime(node.atime)) / 1e9 : mtime;
+    await (isLink ? lutimes(path, atime, mtime) : utimes(path, atime, mtime));
+  }
+}
+
 class RestoreRun {
   readonly summary = { files: 0, dirs: 0, bytes: 0, errors: [] as Array<{ path: string; reason: string }> };
   readonly #repo: BlobSource;
   readonly #options: Pick<RestoreOptions, 'onProgress'>;
   /** (device, inode) → the first restored path (undefined if it failed), to recreate hardlinks. */
   readonly #links = new Map<string, Promise<string | undefined>>();
-  readonly #isRoot = process.getuid?.() === 0;
   #filesInFlight = 0;
   readonly #fileSlotWaiters: Array<() => void> = [];
 
@@ -222,7 +236,7 @@ class RestoreRun {
       default:
         return; // sockets and irregular files are not restored (as restic)
     }
-    await this.#metadata(node, path);
+    await applyNodeMetadata(node, path);
   }
 
   async #file(node: TreeNode, path: string): Promise<void> {
@@ -285,17 +299,6 @@ class RestoreRun {
     }
     this.summary.bytes += data.length;
     this.#options.onProgress?.({ files: this.summary.files, bytes: this.summary.bytes, currentPath: path });
-  }
-
-  async #metadata(node: TreeNode, path: string): Promise<void> {
-    const isLink = node.type === 'symlink';
-    if (this.#isRoot) await lchown(path, node.uid, node.gid).catch(() => undefined);
-    if (!isLink && node.mode !== undefined) await chmod(path, posixPermissionsFromGo(node.mode));
-    if (node.mtime) {
-      const mtime = Number(parseGoTime(node.mtime)) / 1e9;
-      const atime = node.atime ? Number(parseGoTime(node.atime)) / 1e9 : mtime;
-      await (isLink ? lutimes(path, atime, mtime) : utimes(path, atime, mtime));
-    }
   }
 }
 

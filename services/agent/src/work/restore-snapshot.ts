@@ -1,18 +1,16 @@
 import { constants } from 'node:fs';
-import { access, chmod, lchown, utimes } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { RestoreCompleted, RestoreFailed, RestoreStarted, type RestoreSnapshot } from '@volback/contracts';
 import { DataPathClient, GatewayBlobStore } from '@volback/data-path';
 import type { RepositoryError } from '@volback/repository';
 import {
   dumpTree,
-  parseGoTime,
-  posixPermissionsFromGo,
+  applyNodeMetadata,
   resolveTreePath,
   restoreTree,
   RepositoryErrorCode,
   type BlobSource,
-  type TreeNode,
 } from '@volback/repository';
 import type { z } from 'zod';
 import { CONSISTENCY_DEFAULTS, CONSISTENCY_LABELS, stopPlan } from '../domain/consistency.ts';
@@ -72,16 +70,6 @@ function stringRecord(value: unknown): Record<string, string> {
   return Object.fromEntries(
     Object.entries(value).filter((entry): entry is [string, string] => typeof entry[1] === 'string'),
   );
-}
-
-/** Gives the volume's root directory the owner, mode and times it had in the snapshot. */
-async function applyRootMetadata(node: TreeNode, dir: string): Promise<void> {
-  if (process.getuid?.() === 0) await lchown(dir, node.uid, node.gid).catch(() => undefined);
-  if (node.mode !== undefined) await chmod(dir, posixPermissionsFromGo(node.mode));
-  if (node.mtime) {
-    const mtime = Number(parseGoTime(node.mtime)) / 1e9;
-    await utimes(dir, mtime, mtime);
-  }
 }
 
 /**
@@ -202,10 +190,7 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
               .join('; '),
         );
       }
-      if (located.node?.type === 'dir' || !located.node) {
-        const rootNode = located.node ?? undefined;
-        if (rootNode) await applyRootMetadata(rootNode, directPath);
-      }
+      if (located.node?.type === 'dir') await applyNodeMetadata(located.node, directPath);
     } else {
       const archive = await dumpTree(source, rootTree, innerPath, { rootEntry: true });
       await ctx.volumes.importArchive(target.volumeName, archive, ctx.signal);
