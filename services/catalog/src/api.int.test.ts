@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { createEvent, FIXTURE_IDS, HostSeen, STREAMS } from '@volback/contracts';
+import { BackupCompleted, createEvent, FIXTURE_IDS, HostSeen, STREAMS } from '@volback/contracts';
 import {
   connectNats,
   drainNats,
@@ -494,6 +494,52 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
     expect(text).toContain('event: io.volback.host.seen.v1');
     expect(text).toContain(`"hostId":"${second}"`);
     expect(text).not.toContain(FIXTURE_IDS.otherHostId);
+  });
+
+  it('answers 409 for a snapshot prefix that names two snapshots', async () => {
+    // A second snapshot sharing the first one's 4-digit prefix.
+    const first = '0001'.repeat(16); // the history's first snapshot
+    const twin = `${first.slice(0, 4)}${'f'.repeat(60)}`;
+    await new MessagePublisher(nc).publish(
+      createEvent(
+        BackupCompleted,
+        {
+          backupId: 'twin-prefix-backup',
+          hostId: second,
+          volumeName: 'alpha',
+          snapshotId: twin,
+          stats: {
+            filesNew: 0,
+            filesChanged: 0,
+            filesUnmodified: 0,
+            dirsNew: 0,
+            dirsChanged: 0,
+            dirsUnmodified: 0,
+            bytesRead: 0,
+            bytesAdded: 0,
+            bytesStored: 0,
+            durationMs: 1,
+          },
+          completedAt: TEST_NOW.toISOString(),
+        },
+        { source: 'volback://catalog-api-test' },
+      ),
+    );
+    await catalog.caughtUp();
+    expectProblem(await get(`/v1/snapshots/${first.slice(0, 4)}`), 409, 'VOLBACK_CATALOG_AMBIGUOUS_SNAPSHOT');
+    expect((await get(`/v1/snapshots/${first.slice(0, 8)}`)).statusCode).toBe(200);
+  });
+
+  it('answers 503 without internals when NATS does not take a command', async () => {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(STREAMS.commands.name);
+    try {
+      const res = await send('POST', `/v1/hosts/${second}/volumes/alpha/backups`, {});
+      const body = expectProblem(res, 503, 'VOLBACK_CATALOG_MESSAGING_UNAVAILABLE');
+      expect(JSON.stringify(body)).not.toMatch(/stream|jetstream|\.ts/i);
+    } finally {
+      await ensureStreams(jsm);
+    }
   });
 
   it('a 5xx says only that something failed', async () => {
