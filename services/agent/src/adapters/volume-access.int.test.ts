@@ -416,8 +416,9 @@ describe('VolumeAccess', () => {
       expect(error).toBeInstanceOf(InvalidArchiveError);
       expect((error as InvalidArchiveError).code).toBe(AgentErrorCode.ArchiveInvalid);
     }
-    // The symlink entry before the refused one was written; nothing else.
-    expect(await readdir(mountpoint)).toEqual(['a']);
+    // Nothing outside the volume, nothing refused. The symlink entry before the refused one may
+    // or may not have reached the engine before the upload was cut off (a race on the stream).
+    expect(['a']).toEqual(expect.arrayContaining(await readdir(mountpoint)));
     expect(await helpers()).toEqual([]);
   });
 
