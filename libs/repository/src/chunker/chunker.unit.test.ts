@@ -11,6 +11,7 @@ import {
   type ChunkBoundary,
   type ChunkerOptions,
 } from './chunker.ts';
+import { nativeRabin } from './native.ts';
 import { goMathRandBytes, pseudoRandomBytes, sha256Hex } from './test-data.ts';
 
 /** A chunk as restic's chunker_test.go states it: length, cut fingerprint, SHA-256. */
@@ -157,84 +158,96 @@ beforeAll(() => {
   goRandom = goMathRandBytes(23, 32 * MiB);
 });
 
-describe("restic's chunker vectors (polynomial 0x3DA3358B4DC173, Go math/rand seeded with 23)", () => {
-  it('cuts 32 MiB with the default parameters exactly where restic does', () => {
-    expect(describeChunks(goRandom, chunkBoundaries(TEST_POL, goRandom))).toEqual(chunks1);
+// Every implementation of the hot loop must cut exactly where restic does.
+describe.each([
+  { loop: 'the native loop', native: true },
+  { loop: 'the JavaScript loop', native: false },
+])('with $loop', ({ native }) => {
+  const impl: ChunkerOptions = { native };
+
+  describe("restic's chunker vectors (polynomial 0x3DA3358B4DC173, Go math/rand seeded with 23)", () => {
+    it('cuts 32 MiB with the default parameters exactly where restic does', () => {
+      expect(describeChunks(goRandom, chunkBoundaries(TEST_POL, goRandom, impl))).toEqual(chunks1);
+    });
+
+    it('cuts zero bytes at the minimum size, with fingerprint 0, and adds no empty last chunk', () => {
+      const zeros = Buffer.alloc(chunks2.length * CHUNKER_MIN_SIZE);
+
+      expect(describeChunks(zeros, chunkBoundaries(TEST_POL, zeros, impl))).toEqual(chunks2);
+    });
+
+    it('cuts as restic does with 19 average bits', () => {
+      const boundaries = chunkBoundaries(TEST_POL, goRandom, { ...impl, averageBits: 19 });
+
+      expect(describeChunks(goRandom, boundaries)).toEqual(chunks3);
+    });
+
+    it('cuts as restic does with chunks between 16 and 32 MiB', () => {
+      const boundaries = chunkBoundaries(TEST_POL, goRandom, {
+        ...impl,
+        minSize: 16 * MiB,
+        maxSize: 32 * MiB,
+      });
+
+      expect(describeChunks(goRandom, boundaries)).toEqual(chunks4);
+    });
   });
 
-  it('cuts zero bytes at the minimum size, with fingerprint 0, and adds no empty last chunk', () => {
-    const zeros = Buffer.alloc(chunks2.length * CHUNKER_MIN_SIZE);
+  describe('independence from how the input is split', () => {
+    it('gives the same chunks whatever the sizes of the buffers fed', () => {
+      const whole = chunkBoundaries(TEST_POL, goRandom, impl);
 
-    expect(describeChunks(zeros, chunkBoundaries(TEST_POL, zeros))).toEqual(chunks2);
-  });
+      for (const seed of ['pieces-1', 'pieces-2', 'pieces-3']) {
+        const chunks = chunkInPieces(goRandom, randomPieceSizes(seed), impl);
 
-  it('cuts as restic does with 19 average bits', () => {
-    const boundaries = chunkBoundaries(TEST_POL, goRandom, { averageBits: 19 });
+        expect(chunks.map(({ offset, length, cut }) => ({ offset, length, cut }))).toEqual(whole);
+        expect(chunks.map((chunk) => sha256Hex(chunk.data))).toEqual(chunks1.map(([, , sha256]) => sha256));
+      }
+    });
 
-    expect(describeChunks(goRandom, boundaries)).toEqual(chunks3);
-  });
+    it('gives the same chunks when buffers end right at, before or after a cut or the window', () => {
+      const whole = chunkBoundaries(TEST_POL, goRandom, impl);
+      const offsets = whole.flatMap(({ offset, length }) => [
+        offset + length,
+        offset + CHUNKER_MIN_SIZE - 64,
+        offset + CHUNKER_MIN_SIZE,
+      ]);
 
-  it('cuts as restic does with chunks between 16 and 32 MiB', () => {
-    const boundaries = chunkBoundaries(TEST_POL, goRandom, { minSize: 16 * MiB, maxSize: 32 * MiB });
-
-    expect(describeChunks(goRandom, boundaries)).toEqual(chunks4);
-  });
-});
-
-describe('independence from how the input is split', () => {
-  it('gives the same chunks whatever the sizes of the buffers fed', () => {
-    const whole = chunkBoundaries(TEST_POL, goRandom);
-
-    for (const seed of ['pieces-1', 'pieces-2', 'pieces-3']) {
-      const chunks = chunkInPieces(goRandom, randomPieceSizes(seed));
+      const chunks = chunkInPieces(goRandom, piecesAround(offsets, goRandom.length), impl);
 
       expect(chunks.map(({ offset, length, cut }) => ({ offset, length, cut }))).toEqual(whole);
-      expect(chunks.map((chunk) => sha256Hex(chunk.data))).toEqual(chunks1.map(([, , sha256]) => sha256));
-    }
-  });
+      expect(Buffer.concat(chunks.map((chunk) => chunk.data)).equals(goRandom)).toBe(true);
+    });
 
-  it('gives the same chunks when buffers end right at, before or after a cut or the window', () => {
-    const whole = chunkBoundaries(TEST_POL, goRandom);
-    const offsets = whole.flatMap(({ offset, length }) => [
-      offset + length,
-      offset + CHUNKER_MIN_SIZE - 64,
-      offset + CHUNKER_MIN_SIZE,
-    ]);
+    it('gives the same chunks fed one byte at a time', () => {
+      // Small chunks, so that many cuts and restarts fall inside the one-byte buffers
+      const options: ChunkerOptions = { ...impl, minSize: 4096, maxSize: 65536, averageBits: 12 };
+      const input = goRandom.subarray(0, 512 * 1024);
+      const chunker = new Chunker(TEST_POL, options);
+      const chunks: Chunk[] = [];
 
-    const chunks = chunkInPieces(goRandom, piecesAround(offsets, goRandom.length));
+      for (let i = 0; i < input.length; i++) chunks.push(...chunker.push(input.subarray(i, i + 1)));
+      const last = chunker.finish();
+      if (last) chunks.push(last);
 
-    expect(chunks.map(({ offset, length, cut }) => ({ offset, length, cut }))).toEqual(whole);
-    expect(Buffer.concat(chunks.map((chunk) => chunk.data)).equals(goRandom)).toBe(true);
-  });
+      const whole = chunkBoundaries(TEST_POL, input, options);
+      expect(whole.length).toBeGreaterThan(50);
+      expect(chunks.map(({ offset, length, cut }) => ({ offset, length, cut }))).toEqual(whole);
+    });
 
-  it('gives the same chunks fed one byte at a time', () => {
-    // Small chunks, so that many cuts and restarts fall inside the one-byte buffers
-    const options: ChunkerOptions = { minSize: 4096, maxSize: 65536, averageBits: 12 };
-    const input = goRandom.subarray(0, 512 * 1024);
-    const chunker = new Chunker(TEST_POL, options);
-    const chunks: Chunk[] = [];
-
-    for (let i = 0; i < input.length; i++) chunks.push(...chunker.push(input.subarray(i, i + 1)));
-    const last = chunker.finish();
-    if (last) chunks.push(last);
-
-    const whole = chunkBoundaries(TEST_POL, input, options);
-    expect(whole.length).toBeGreaterThan(50);
-    expect(chunks.map(({ offset, length, cut }) => ({ offset, length, cut }))).toEqual(whole);
-  });
-
-  it('chunks a Node stream of a file as restic would', async () => {
-    // Given a stream in 64 KiB buffers, as fs.createReadStream reads
-    function* fileReads(): Generator<Buffer> {
-      for (let offset = 0; offset < goRandom.length; offset += 64 * 1024) {
-        yield goRandom.subarray(offset, offset + 64 * 1024);
+    it('chunks a Node stream of a file as restic would', async () => {
+      // Given a stream in 64 KiB buffers, as fs.createReadStream reads
+      function* fileReads(): Generator<Buffer> {
+        for (let offset = 0; offset < goRandom.length; offset += 64 * 1024) {
+          yield goRandom.subarray(offset, offset + 64 * 1024);
+        }
       }
-    }
-    const chunks: Chunk[] = [];
+      const chunks: Chunk[] = [];
 
-    for await (const chunk of chunkStream(Readable.from(fileReads()), TEST_POL)) chunks.push(chunk);
+      for await (const chunk of chunkStream(Readable.from(fileReads()), TEST_POL, impl)) chunks.push(chunk);
 
-    expect(describeChunks(goRandom, chunks)).toEqual(chunks1);
+      expect(describeChunks(goRandom, chunks)).toEqual(chunks1);
+    });
   });
 });
 
@@ -293,6 +306,23 @@ describe('chunk edges and data', () => {
 });
 
 describe('parameters', () => {
+  it('has the native loop the project scripts build, unless turned off', () => {
+    if (process.env['VOLBACK_NATIVE'] === 'off') expect(nativeRabin).toBeUndefined();
+    else expect(nativeRabin, 'run scripts/build-native.sh (needs a C compiler)').toBeDefined();
+  });
+
+  it('refuses bad arguments in the native loop instead of reading outside the input', () => {
+    const tables = new BigUint64Array(512);
+    const state = new Int32Array(2);
+    expect(() => nativeRabin?.roll(new Uint8Array(100), 64, 101, 0, tables, state, 1)).toThrow(
+      /out of range/,
+    );
+    expect(() => nativeRabin?.roll(new Uint8Array(100), 10, 20, 0, tables, state, 1)).toThrow(/out of range/);
+    expect(() => nativeRabin?.roll(new Uint8Array(100), 64, 80, 0, new BigUint64Array(2), state, 1)).toThrow(
+      /tables/,
+    );
+  });
+
   it('refuses a polynomial of a degree the chunker cannot use', () => {
     expect(() => new Chunker(0b111n)).toThrow(
       expect.objectContaining({ code: RepositoryErrorCode.Unsupported }),

