@@ -17,7 +17,7 @@ import {
 } from './format/pack.ts';
 import { lockSchema, parseSnapshot, type LockFile, type Snapshot } from './format/snapshot.ts';
 import { decodeTree, encodeTree, type TreeNode } from './format/tree.ts';
-import { compress, decodeUnpacked, decompress, encodeUnpacked } from './format/unpacked.ts';
+import { compressBlob, decodeUnpacked, decompress, encodeUnpacked } from './format/unpacked.ts';
 
 /** Tuning of a repository handle. */
 export interface RepositoryOptions {
@@ -367,7 +367,8 @@ export class Repository {
   }
 
   /**
-   * Stores a blob unless the repository has it. In format v2 it is zstd-compressed; compression
+   * Stores a blob unless the repository has it. In format v2 it is zstd-compressed unless that
+   * would not pay (random or already compressed data: {@link compressBlob}); compression
    * and encryption run in worker threads while the caller goes on reading (at most a few blobs
    * in flight, so memory stays bounded). The pack is written when full or on {@link flush};
    * `storedLength` is known only there ({@link storedBytes}).
@@ -381,23 +382,27 @@ export class Repository {
     if (this.#uploadError) throw this.#uploadError;
     if (this.hasBlob(type, id)) return { id, added: false, storedLength: 0 };
     this.#pending.add(BlobIndex.key(type, id));
-    const compressed = this.version === 2;
-    const uncompressedLength = compressed ? plaintext.length : undefined;
+    const compress = this.version === 2;
+    // Taken now: a plaintext handed over to a worker is detached here.
+    const plainLength = plaintext.length;
     const pool = this.#sealPool();
     if (!pool) {
       const before = this.#storedBytes;
+      const frame = compress ? compressBlob(plaintext) : undefined;
       await this.#addToPack(
         type,
         id,
-        encrypt(this.#key, compressed ? compress(plaintext) : plaintext),
-        uncompressedLength,
+        encrypt(this.#key, frame ?? plaintext),
+        frame ? plainLength : undefined,
       );
       return { id, added: true, storedLength: this.#storedBytes - before };
     }
     while (this.#sealing.size >= 2 * this.#sealWorkers + 2) await Promise.race(this.#sealing);
     const job: Promise<void> = pool
-      .seal(plaintext, compressed, options.handOver)
-      .then((sealed) => this.#addToPack(type, id, sealed, uncompressedLength))
+      .seal(plaintext, compress, options.handOver)
+      .then(({ sealed, compressed }) =>
+        this.#addToPack(type, id, sealed, compressed ? plainLength : undefined),
+      )
       .catch((error: unknown) => {
         this.#uploadError ??= error;
       })
@@ -411,9 +416,9 @@ export class Repository {
     if (!packer || packer.count === 0) return;
     this.#packers.delete(type);
     while (this.#uploads.size >= this.#uploadConcurrency) await Promise.race(this.#uploads);
-    const { id, bytes, blobs } = packer.finish();
+    const { id, pieces, blobs } = packer.finish();
     const upload = this.backend
-      .save({ type: 'data', name: id }, bytes)
+      .save({ type: 'data', name: id }, pieces)
       .then(() => {
         this.#written.set(id, [...blobs]);
       })
@@ -452,8 +457,8 @@ export class Repository {
       this.#pending.delete(BlobIndex.key(e.type, e.id));
       let packer = this.#packers.get(e.type);
       if (!packer) this.#packers.set(e.type, (packer = new PackBuilder(this.#key, e.type)));
-      if (this.version === 2) packer.add(e.id, compress(plain), plain.length);
-      else packer.add(e.id, plain);
+      const frame = this.version === 2 ? compressBlob(plain) : undefined;
+      packer.add(e.id, frame ?? plain, frame ? plain.length : undefined);
       if (packer.size >= this.#packSize) await this.#finishPack(e.type);
     }
     for (const type of [...this.#packers.keys()]) await this.#finishPack(type);

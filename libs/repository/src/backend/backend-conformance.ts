@@ -109,6 +109,16 @@ export function describeBackendConformance(name: string, makeFixture: () => Prom
       }
     });
 
+    it('saves a file given as pieces (a pack: blobs, header, length) as their concatenation', async () => {
+      const pieces = [randomBytes(5000), Buffer.alloc(0), randomBytes(1), randomBytes(70_000)];
+      const many = Array.from({ length: 1500 }, (_, i) => Buffer.from([i & 0xff])); // above IOV_MAX
+      for (const body of [pieces, many, [] as Buffer[]]) {
+        const handle: FileHandle = { type: 'data', name: newId() };
+        await backend.save(handle, body);
+        expectBytes(await backend.load(handle), Buffer.concat(body));
+      }
+    });
+
     it('saves a Uint8Array view with an offset into its buffer', async () => {
       const backing = randomBytes(100);
       const view = new Uint8Array(backing.buffer, backing.byteOffset + 10, 50);

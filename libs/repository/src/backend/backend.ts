@@ -30,13 +30,24 @@ export interface FileInfo {
  * The layout is restic's: `config`, `keys/<id>`, `locks/<id>`, `snapshots/<id>`, `index/<id>` and
  * `data/<first two hex digits>/<id>`.
  */
+/**
+ * A file's bytes: one buffer, or pieces in order (a pack is its sealed blobs, then its header),
+ * so that nobody has to join them into one buffer first.
+ */
+export type FileBody = Uint8Array | readonly Uint8Array[];
+
+/** The pieces of a file body, in order. */
+export function bodyPieces(body: FileBody): readonly Uint8Array[] {
+  return body instanceof Uint8Array ? [body] : body;
+}
+
 export interface Backend {
   /** Where the repository is, for messages (never with credentials). */
   readonly location: string;
   /** Prepares an empty layout (directories, bucket); idempotent. */
   create(): Promise<void>;
   /** Stores a whole file atomically: readers see all of it or nothing, also after a crash. */
-  save(handle: FileHandle, data: Uint8Array): Promise<void>;
+  save(handle: FileHandle, data: FileBody): Promise<void>;
   /**
    * Reads a file, or part of it. A range reaching past the end is cut at the end, so the result
    * may be shorter than `length` (empty when `offset` is at or past the end); a negative offset

@@ -4,12 +4,14 @@ import { dirname, join, relative } from 'node:path';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
 import {
   FILE_TYPES,
+  bodyPieces,
   checkRange,
   isFileId,
   layoutPath,
   resolveRange,
   type Backend,
   type ByteRange,
+  type FileBody,
   type FileHandle,
   type FileInfo,
   type FileType,
@@ -44,6 +46,20 @@ async function fsyncDir(path: string): Promise<void> {
 }
 
 /** A repository in a local directory (also block or network storage mounted as one). */
+/**
+ * Writes the pieces in order with as few writev calls as the kernel allows; a short write (a
+ * disk filling up) is followed by another, which then fails with the real error (ENOSPC).
+ */
+async function writeAll(file: FsFile, pieces: readonly Uint8Array[]): Promise<void> {
+  let rest = pieces.filter((piece) => piece.byteLength > 0);
+  while (rest.length > 0) {
+    let { bytesWritten } = await file.writev(rest as Uint8Array[]);
+    if (bytesWritten === 0) throw new Error('writev wrote nothing');
+    while (rest.length > 0 && bytesWritten >= rest[0]!.byteLength) bytesWritten -= rest.shift()!.byteLength;
+    if (bytesWritten > 0) rest = [rest[0]!.subarray(bytesWritten), ...rest.slice(1)];
+  }
+}
+
 export class LocalBackend implements Backend {
   readonly location: string;
   readonly #root: string;
@@ -78,7 +94,7 @@ export class LocalBackend implements Backend {
     }
   }
 
-  async save(handle: FileHandle, data: Uint8Array): Promise<void> {
+  async save(handle: FileHandle, data: FileBody): Promise<void> {
     const target = this.#path(handle);
     const tempDir = join(this.#root, TEMP_DIR);
     // Not named after the handle: a config handle's name is not checked and could hold a path.
@@ -88,7 +104,7 @@ export class LocalBackend implements Backend {
       await mkdir(tempDir, { recursive: true, mode: 0o700 });
       await mkdir(dirname(target), { recursive: true, mode: 0o700 });
       file = await open(temp, 'wx', 0o600);
-      await file.writeFile(data);
+      await writeAll(file, bodyPieces(data));
       await file.sync();
       await file.close();
       file = undefined;

@@ -11,12 +11,14 @@ import type { Client, ClientOptions } from 'minio';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
 import { BackendConfigError } from './backend-config-error.ts';
 import {
+  bodyPieces,
   checkRange,
   isFileId,
   layoutPath,
   resolveRange,
   type Backend,
   type ByteRange,
+  type FileBody,
   type FileHandle,
   type FileInfo,
   type FileType,
@@ -240,9 +242,14 @@ export class S3Backend implements Backend {
     });
   }
 
-  async save(handle: FileHandle, data: Uint8Array): Promise<void> {
+  async save(handle: FileHandle, data: FileBody): Promise<void> {
     const key = this.#key(handle);
-    const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    // One buffer: the client signs and may resend the body.
+    const pieces = bodyPieces(data);
+    const body =
+      pieces.length === 1
+        ? Buffer.from(pieces[0]!.buffer, pieces[0]!.byteOffset, pieces[0]!.byteLength)
+        : Buffer.concat(pieces);
     await this.#attempt('save', layoutPath(handle), async () =>
       (await this.#connect()).putObject(this.#target.bucket, key, body, body.length, {
         'Content-Type': 'application/octet-stream',

@@ -32,7 +32,15 @@ export type OpenedPart = { buffer: ArrayBuffer } | { at: number } | { error: str
  * failed. For `open-many`, `data` holds the small plaintexts and `parts` says where each is.
  */
 export type SealResponse =
-  | { seq: number; data: ArrayBuffer; length?: number; parts?: OpenedPart[]; error?: undefined }
+  | {
+      seq: number;
+      data: ArrayBuffer;
+      length?: number;
+      parts?: OpenedPart[];
+      /** For `seal` with `compress`: whether the blob was worth compressing (else stored as it is). */
+      compressed?: boolean;
+      error?: undefined;
+    }
   | { seq: number; error: string };
 
 /** The plaintext length of a stored blob, known before opening it. */
@@ -151,12 +159,17 @@ export class SealPool {
   }
 
   /**
-   * `encrypt(compress ? zstd(plain) : plain)`, in a worker. With `take`, a plaintext that spans
-   * its whole ArrayBuffer is moved there, not copied (and detached here).
+   * `encrypt(zstd(plain))`, or `encrypt(plain)` when `compress` is false or zstd would not pay
+   * (compressBlob in format/unpacked.ts), in a worker. With `take`, a plaintext that spans its whole ArrayBuffer
+   * is moved there, not copied (and detached here).
    */
-  async seal(plaintext: Uint8Array, compress: boolean, take = false): Promise<Buffer> {
-    const { data, length } = await this.#submit({ op: 'seal', data: ownBuffer(plaintext, take), compress });
-    return Buffer.from(data, 0, length);
+  async seal(
+    plaintext: Uint8Array,
+    compress: boolean,
+    take = false,
+  ): Promise<{ sealed: Buffer; compressed: boolean }> {
+    const answer = await this.#submit({ op: 'seal', data: ownBuffer(plaintext, take), compress });
+    return { sealed: Buffer.from(answer.data, 0, answer.length), compressed: answer.compressed === true };
   }
 
   /** Verifies, decrypts, decompresses and checks the id of a stored blob, in a worker. */

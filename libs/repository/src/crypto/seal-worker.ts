@@ -1,8 +1,8 @@
-// A worker thread that seals blobs (zstd, then AES-256-CTR + Poly1305-AES) and opens them
+// A worker thread that seals blobs (zstd where it pays, then AES-256-CTR + Poly1305-AES) and opens them
 // (verify, decrypt, decompress, check the SHA-256): the CPU-heavy half of backup and restore,
 // off the thread that reads and chunks files.
 import { parentPort, workerData } from 'node:worker_threads';
-import { compress, decompress } from '../format/unpacked.ts';
+import { compressBlob, decompress } from '../format/unpacked.ts';
 import { sha256Hex } from '../format/ids.ts';
 import { decrypt, encrypt, type CryptoKey } from './crypto.ts';
 import {
@@ -81,10 +81,14 @@ parentPort!.on('message', (request: SealRequest) => {
       parentPort!.postMessage(response, transfer);
       return;
     }
-    const output =
-      request.op === 'seal'
-        ? encrypt(key, request.compress ? compress(input) : input)
-        : open(input, request.uncompressedLength, request.expectId);
+    if (request.op === 'seal') {
+      const frame = request.compress ? compressBlob(input) : undefined;
+      const output = encrypt(key, frame ?? input);
+      const response: SealResponse = { seq: request.seq, ...transferable(output), compressed: !!frame };
+      parentPort!.postMessage(response, [response.data]);
+      return;
+    }
+    const output = open(input, request.uncompressedLength, request.expectId);
     const response: SealResponse = { seq: request.seq, ...transferable(output) };
     parentPort!.postMessage(response, [response.data]);
   } catch (error) {

@@ -1,6 +1,6 @@
 import { decrypt, encrypt, CRYPTO_OVERHEAD, type CryptoKey } from '../crypto/crypto.ts';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
-import { sha256Hex } from './ids.ts';
+import { createHash } from 'node:crypto';
 
 /** What a blob holds. In format v2 data and tree blobs never share a pack. */
 export type BlobType = 'data' | 'tree';
@@ -65,8 +65,11 @@ export class PackBuilder {
     return blob;
   }
 
-  /** The finished pack file, its id (SHA-256 of its bytes) and its blobs. */
-  finish(): { id: string; bytes: Buffer; blobs: readonly PackedBlob[] } {
+  /**
+   * The finished pack file as its pieces in order (blobs, sealed header, header length: handed
+   * to the backend as they are, never joined), its id (SHA-256 of its bytes) and its blobs.
+   */
+  finish(): { id: string; pieces: readonly Buffer[]; blobs: readonly PackedBlob[] } {
     const header = Buffer.alloc(
       this.#blobs.reduce(
         (n, b) => n + (b.uncompressedLength !== undefined ? ENTRY_COMPRESSED : ENTRY_PLAIN),
@@ -89,8 +92,10 @@ export class PackBuilder {
     const sealedHeader = encrypt(this.#key, header);
     const length = Buffer.alloc(4);
     length.writeUInt32LE(sealedHeader.length);
-    const bytes = Buffer.concat([...this.#parts, sealedHeader, length]);
-    return { id: sha256Hex(bytes), bytes, blobs: this.#blobs };
+    const pieces = [...this.#parts, sealedHeader, length];
+    const hash = createHash('sha256');
+    for (const piece of pieces) hash.update(piece);
+    return { id: hash.digest('hex'), pieces, blobs: this.#blobs };
   }
 }
 

@@ -6,7 +6,7 @@
 // kills the process just before or just after the n-th file of that type (data, index,
 // snapshots, locks) is saved. The password comes from VOLBACK_PASSWORD. Packs are small
 // (256 KiB) so that a few MiB of data make many of them.
-import type { Backend, ByteRange, FileHandle, FileInfo, FileType } from '../backend/backend.ts';
+import type { Backend, ByteRange, FileBody, FileHandle, FileInfo, FileType } from '../backend/backend.ts';
 import { LocalBackend } from '../backend/local-backend.ts';
 import { backup } from '../operations/backup.ts';
 import { Repository } from '../repository.ts';
@@ -35,7 +35,7 @@ class CrashingBackend implements Backend {
     return this.#inner.create();
   }
 
-  async save(handle: FileHandle, data: Uint8Array): Promise<void> {
+  async save(handle: FileHandle, data: FileBody): Promise<void> {
     const hit = handle.type === this.#type && ++this.#saved === this.#nth;
     if (hit && this.#when === 'before') process.kill(process.pid, 'SIGKILL');
     await this.#inner.save(handle, data);
