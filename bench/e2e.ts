@@ -70,7 +70,8 @@ export class E2eBench {
   }
 
   /** Starts NATS, an engine, a gateway and an agent, and copies `data` into a new volume. */
-  static async start(work: string, data: string, password: string): Promise<E2eBench> {
+  static async start(work: string, data: string, password: string, nodeOptions?: string): Promise<E2eBench> {
+    const profiling: Record<string, string> = nodeOptions ? { NODE_OPTIONS: nodeOptions } : {};
     const [nats, engine] = await Promise.all([startNatsServer(), startDockerEngine()]);
     const nc = await connectNats({ servers: [nats.url], name: 'bench-e2e' });
     const events = new EventLog(nc);
@@ -82,7 +83,13 @@ export class E2eBench {
     const gateway = await startService(
       'gateway',
       'bench-gateway',
-      { VOLBACK_NATS_URL: nats.url, VOLBACK_REPOSITORY: repo, VOLBACK_PASSWORD: password, LOG_LEVEL: 'info' },
+      {
+        VOLBACK_NATS_URL: nats.url,
+        VOLBACK_REPOSITORY: repo,
+        VOLBACK_PASSWORD: password,
+        LOG_LEVEL: 'info',
+        ...profiling,
+      },
       work,
     );
     const state = join(work, 'agent-state');
@@ -95,6 +102,7 @@ export class E2eBench {
         VOLBACK_AGENT_STATE_DIR: state,
         VOLBACK_HELPER_IMAGE: engine.image,
         LOG_LEVEL: 'info',
+        ...profiling,
       },
       work,
     );

@@ -26,6 +26,8 @@ const { values } = parseArgs({
     keep: { type: 'boolean', default: false },
     /** Leave out the end-to-end path (needs root for a private Docker Engine). */
     'no-e2e': { type: 'boolean', default: false },
+    /** Write V8 CPU profiles of every volback process (CLI, agent, gateway, their workers) here. */
+    'cpu-prof': { type: 'string' },
   },
 });
 
@@ -227,12 +229,15 @@ for (const tool of ['volback', 'restic'] as const) {
   const [c, a] = tools[tool].init(repos[tool]);
   execFileSync(c, [...a], { env, stdio: 'ignore' });
 }
+const toolEnv = (tool: 'volback' | 'restic'): NodeJS.ProcessEnv =>
+  tool === 'volback' && volbackNodeOptions ? { ...env, NODE_OPTIONS: volbackNodeOptions } : env;
+
 /** One backup per tool; `sourceBytes` is what MB/s is counted against. */
 async function backupPhase(phase: 'backup-full' | 'backup-incremental', sourceBytes: number): Promise<void> {
   for (const tool of ['volback', 'restic'] as const) {
     const before = dirBytes(repos[tool]);
     const [c, a] = tools[tool].backup(repos[tool]);
-    const m = await measure(c, [...a], env);
+    const m = await measure(c, [...a], toolEnv(tool));
     emit({
       tool,
       phase,
@@ -243,7 +248,11 @@ async function backupPhase(phase: 'backup-full' | 'backup-incremental', sourceBy
   }
 }
 
-const e2e = values['no-e2e'] ? undefined : await E2eBench.start(work, data, env.VOLBACK_PASSWORD);
+const profile = values['cpu-prof'];
+const volbackNodeOptions = profile ? `--cpu-prof --cpu-prof-dir=${resolve(profile)}` : undefined;
+const e2e = values['no-e2e']
+  ? undefined
+  : await E2eBench.start(work, data, env.VOLBACK_PASSWORD, volbackNodeOptions);
 const emitE2e = (phase: Row['phase'], bytes: number, m: E2eMeasure) =>
   emit({ tool: 'volback-e2e', phase, ...m, mbPerSecond: bytes / MiB / m.wallSeconds });
 
@@ -260,7 +269,7 @@ try {
     const target = join(work, `restore-${tool}`);
     rmSync(target, { recursive: true, force: true });
     const [c, a] = tools[tool].restore(repos[tool], target);
-    const m = await measure(c, [...a], env);
+    const m = await measure(c, [...a], toolEnv(tool));
     emit({
       tool,
       phase: 'restore',
