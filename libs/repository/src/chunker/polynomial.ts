@@ -17,7 +17,15 @@ const RANDOM_POLYNOMIAL_MAX_TRIES = 1_000_000;
 /** Degree of x (the index of its highest set bit); −1 for the zero polynomial. */
 export function polDegree(x: Pol): number {
   if (x < 0n) throw new RangeError(`not a polynomial: ${x}`);
-  return x === 0n ? -1 : x.toString(2).length - 1;
+  if (x === 0n) return -1;
+  // 32 bits at a time, then the top word's leading zeros (no string conversion: this runs in
+  // every step of polynomial division).
+  let degree = 0;
+  while (x > 0xffff_ffffn) {
+    x >>= 32n;
+    degree += 32;
+  }
+  return degree + 31 - Math.clz32(Number(x));
 }
 
 /** x · y (carry-less product). */
@@ -90,11 +98,16 @@ export function randomIrreduciblePolynomial(random: (size: number) => Uint8Array
   throw new Error(`no irreducible polynomial in ${RANDOM_POLYNOMIAL_MAX_TRIES} random draws`);
 }
 
+/** Polynomials already parsed and found irreducible, by their text. */
+const parsedPolynomials = new Map<string, Pol>();
+
 /**
  * Parses the config's `chunker_polynomial` (hex digits without prefix, as restic writes it) and
  * checks what restic checks when it opens a repository: the polynomial must be irreducible.
  */
 export function parseChunkerPolynomial(text: string): Pol {
+  const known = parsedPolynomials.get(text);
+  if (known !== undefined) return known;
   if (!/^[0-9a-fA-F]{1,16}$/.test(text)) {
     throw new RepositoryError(
       RepositoryErrorCode.Malformed,
@@ -108,8 +121,10 @@ export function parseChunkerPolynomial(text: string): Pol {
       `chunker_polynomial ${formatChunkerPolynomial(pol)} is not irreducible`,
     );
   }
+  parsedPolynomials.set(text, pol);
   return pol;
 }
+
 
 /** The config's `chunker_polynomial` text: lowercase hex without prefix, as restic writes it. */
 export function formatChunkerPolynomial(pol: Pol): string {
