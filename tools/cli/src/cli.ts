@@ -18,7 +18,8 @@ commands:
   dump <snapshot> [path] > file.tar      a snapshot sub-tree as a tar stream
   check [--read-data | --read-data-subset 10%]
   forget [--keep-last n] [--keep-hourly n] [--keep-daily n] [--keep-weekly n] [--keep-monthly n]
-         [--keep-yearly n] [--keep-within 1y2m3d4h] [--keep-tag t] [--host h] [--tag t] [--path p]
+         [--keep-yearly n] [--keep-within 1y2m3d4h] [--keep-within-hourly|-daily|-weekly|-monthly|-yearly 1y2m3d4h]
+         [--keep-tag t] [--host h] [--tag t] [--path p]
          [--dry-run] [--prune]
   prune [--max-unused 5%] [--dry-run]
   key list | key add --new-password-file f | key remove <id>
@@ -65,6 +66,11 @@ async function main(argv: string[]): Promise<number> {
         'keep-monthly': { type: 'string' },
         'keep-yearly': { type: 'string' },
         'keep-within': { type: 'string' },
+        'keep-within-hourly': { type: 'string' },
+        'keep-within-daily': { type: 'string' },
+        'keep-within-weekly': { type: 'string' },
+        'keep-within-monthly': { type: 'string' },
+        'keep-within-yearly': { type: 'string' },
         'keep-tag': { type: 'string', multiple: true },
         'max-unused': { type: 'string' },
         'new-password-file': { type: 'string' },

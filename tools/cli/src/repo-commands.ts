@@ -38,6 +38,11 @@ export interface RepoFlags {
   'keep-monthly'?: string;
   'keep-yearly'?: string;
   'keep-within'?: string;
+  'keep-within-hourly'?: string;
+  'keep-within-daily'?: string;
+  'keep-within-weekly'?: string;
+  'keep-within-monthly'?: string;
+  'keep-within-yearly'?: string;
   'keep-tag'?: string[];
   'max-unused'?: string;
   'new-password-file'?: string;
@@ -233,7 +238,15 @@ export async function runRepoCommand(
         set('keepWeekly', 'keep-weekly');
         set('keepMonthly', 'keep-monthly');
         set('keepYearly', 'keep-yearly');
-        if (flags['keep-within']) policy.keepWithin = flags['keep-within'];
+        const durations = [
+          ['keepWithin', 'keep-within'],
+          ['keepWithinHourly', 'keep-within-hourly'],
+          ['keepWithinDaily', 'keep-within-daily'],
+          ['keepWithinWeekly', 'keep-within-weekly'],
+          ['keepWithinMonthly', 'keep-within-monthly'],
+          ['keepWithinYearly', 'keep-within-yearly'],
+        ] as const;
+        for (const [key, flag] of durations) if (flags[flag]) policy[key] = flags[flag];
         if (flags['keep-tag']?.length) policy.keepTags = flags['keep-tag'].map((t) => t.split(','));
         const decisions = await forget(repo, policy, {
           filter: {

@@ -9,6 +9,7 @@ import { LocalBackend } from '../backend/local-backend.ts';
 import { formatChunkerPolynomial, randomIrreduciblePolynomial } from '../chunker/index.ts';
 import type { Snapshot } from '../format/snapshot.ts';
 import { Repository } from '../repository.ts';
+import { VOLBACK_MAIN } from '../test-support/commands.ts';
 import { forget, type ForgetPolicy, type SnapshotFilter } from './forget.ts';
 
 const run = promisify(execFile);
@@ -159,6 +160,25 @@ describe('forget keeps exactly what restic 0.14 keeps', () => {
     };
   }
 
+  async function volbackForget(flags: string[]): Promise<{ keep: string[]; remove: string[] }> {
+    const { stdout } = await run(
+      process.execPath,
+      [VOLBACK_MAIN, 'repo', 'forget', '--dry-run', '--json', '--repo', repoDir, ...flags],
+      { env: { ...process.env, VOLBACK_PASSWORD: PASSWORD } },
+    );
+    const decisions = JSON.parse(stdout) as Array<{ id: string; keep: boolean }>;
+    return {
+      keep: decisions
+        .filter((d) => d.keep)
+        .map((d) => d.id)
+        .sort(),
+      remove: decisions
+        .filter((d) => !d.keep)
+        .map((d) => d.id)
+        .sort(),
+    };
+  }
+
   it('crafted a varied history', async () => {
     expect(ids).toHaveLength(41);
     expect(new Set(ids).size).toBe(41);
@@ -190,6 +210,8 @@ describe('forget keeps exactly what restic 0.14 keeps', () => {
       };
       const theirs = await resticForget(c.flags);
       expect(ours).toEqual(theirs);
+      // The command line reads the same flags into the same policy.
+      expect(await volbackForget(c.flags)).toEqual(theirs);
       // Every case must decide something both ways or it proves little.
       expect(theirs.keep.length).toBeGreaterThan(0);
     });
