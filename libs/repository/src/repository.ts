@@ -356,7 +356,7 @@ export class Repository {
   #addToPack(
     type: BlobType,
     id: string,
-    sealed: Buffer,
+    sealed: Buffer | readonly Buffer[],
     uncompressedLength: number | undefined,
   ): Promise<void> {
     let packer = this.#packers.get(type);

@@ -54,7 +54,7 @@ function prepare(key: CryptoKey): PreparedKey {
   return keys;
 }
 
-function mac(key: CryptoKey, iv: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+function mac(key: CryptoKey, iv: Uint8Array, ciphertext: Uint8Array): Buffer {
   // Poly1305-AES: the one-time key is r || AES_k(nonce).
   const s = prepare(key).macAes.update(iv);
   const oneTime = Buffer.allocUnsafe(32);
@@ -69,15 +69,26 @@ function mac(key: CryptoKey, iv: Uint8Array, ciphertext: Uint8Array): Uint8Array
   return tag;
 }
 
-/** IV || AES-256-CTR(plaintext) || MAC, as restic stores every encrypted file and blob. */
-export function encrypt(key: CryptoKey, plaintext: Uint8Array): Buffer {
+/**
+ * The three pieces of an encrypted message, in order: IV, AES-256-CTR(plaintext), MAC. Kept
+ * apart for whoever can store them apart (a pack's pieces): joining them copies every byte.
+ */
+export function encryptPieces(
+  key: CryptoKey,
+  plaintext: Uint8Array,
+): [iv: Buffer, ciphertext: Buffer, mac: Buffer] {
   const iv = randomBytes(IV_SIZE);
   const cipher = createCipheriv('aes-256-ctr', prepare(key).encrypt, iv);
   // CTR is a stream mode: update() returns every byte and final() none.
   const ciphertext = cipher.update(plaintext);
   const tail = cipher.final();
   const whole = tail.length ? Buffer.concat([ciphertext, tail]) : ciphertext;
-  return Buffer.concat([iv, whole, mac(key, iv, whole)]);
+  return [iv, whole, mac(key, iv, whole)];
+}
+
+/** IV || AES-256-CTR(plaintext) || MAC, as restic stores every encrypted file and blob. */
+export function encrypt(key: CryptoKey, plaintext: Uint8Array): Buffer {
+  return Buffer.concat(encryptPieces(key, plaintext));
 }
 
 /** Verifies the MAC, then decrypts; throws `VOLBACK_REPO_AUTHENTICATION` when it does not verify. */

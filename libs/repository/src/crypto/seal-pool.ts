@@ -39,6 +39,9 @@ export type SealResponse =
       parts?: OpenedPart[];
       /** For `seal` with `compress`: whether the blob was worth compressing (else stored as it is). */
       compressed?: boolean;
+      /** For `seal`: the IV before and the MAC after the ciphertext in `data`. */
+      iv?: Uint8Array;
+      mac?: Uint8Array;
       error?: undefined;
     }
   | { seq: number; error: string };
@@ -159,7 +162,7 @@ export class SealPool {
   }
 
   /**
-   * `encrypt(zstd(plain))`, or `encrypt(plain)` when `compress` is false or zstd would not pay
+   * The pieces (IV, ciphertext, MAC) of `encrypt(zstd(plain))`, or `encrypt(plain)` when `compress` is false or zstd would not pay
    * (compressBlob in format/unpacked.ts), in a worker. With `take`, a plaintext that spans its whole ArrayBuffer
    * is moved there, not copied (and detached here).
    */
@@ -167,9 +170,14 @@ export class SealPool {
     plaintext: Uint8Array,
     compress: boolean,
     take = false,
-  ): Promise<{ sealed: Buffer; compressed: boolean }> {
+  ): Promise<{ sealed: readonly Buffer[]; compressed: boolean }> {
     const answer = await this.#submit({ op: 'seal', data: ownBuffer(plaintext, take), compress });
-    return { sealed: Buffer.from(answer.data, 0, answer.length), compressed: answer.compressed === true };
+    if (!answer.iv || !answer.mac) throw new Error('seal worker answered without IV and MAC');
+    const ciphertext = Buffer.from(answer.data, 0, answer.length);
+    return {
+      sealed: [Buffer.from(answer.iv), ciphertext, Buffer.from(answer.mac)],
+      compressed: answer.compressed === true,
+    };
   }
 
   /** Verifies, decrypts, decompresses and checks the id of a stored blob, in a worker. */

@@ -4,7 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { compressBlob, decompress } from '../format/unpacked.ts';
 import { sha256Hex } from '../format/ids.ts';
-import { decrypt, encrypt, type CryptoKey } from './crypto.ts';
+import { decrypt, encryptPieces, type CryptoKey } from './crypto.ts';
 import {
   movable,
   plainLength,
@@ -83,8 +83,15 @@ parentPort!.on('message', (request: SealRequest) => {
     }
     if (request.op === 'seal') {
       const frame = request.compress ? compressBlob(input) : undefined;
-      const output = encrypt(key, frame ?? input);
-      const response: SealResponse = { seq: request.seq, ...transferable(output), compressed: !!frame };
+      // The ciphertext moves back in its own buffer; IV and MAC are copied (16 bytes each).
+      const [iv, ciphertext, mac] = encryptPieces(key, frame ?? input);
+      const response: SealResponse = {
+        seq: request.seq,
+        ...transferable(ciphertext),
+        compressed: !!frame,
+        iv: new Uint8Array(iv),
+        mac: new Uint8Array(mac),
+      };
       parentPort!.postMessage(response, [response.data]);
       return;
     }

@@ -50,18 +50,23 @@ export class PackBuilder {
     return this.addSealed(id, encrypt(this.#key, body), uncompressedLength);
   }
 
-  /** Adds a blob already encrypted with this pack's key (sealed in a worker thread). */
-  addSealed(id: string, sealed: Buffer, uncompressedLength?: number): PackedBlob {
+  /**
+   * Adds a blob already encrypted with this pack's key (sealed in a worker thread), whole or as
+   * its pieces in order (IV, ciphertext, MAC: stored one after the other, never joined).
+   */
+  addSealed(id: string, sealed: Buffer | readonly Buffer[], uncompressedLength?: number): PackedBlob {
+    const pieces = Buffer.isBuffer(sealed) ? [sealed] : sealed;
+    const length = pieces.reduce((n, piece) => n + piece.length, 0);
     const blob: PackedBlob = {
       id,
       type: this.type,
       offset: this.#size,
-      length: sealed.length,
+      length,
       ...(uncompressedLength !== undefined ? { uncompressedLength } : {}),
     };
-    this.#parts.push(sealed);
+    this.#parts.push(...pieces);
     this.#blobs.push(blob);
-    this.#size += sealed.length;
+    this.#size += length;
     return blob;
   }
 
