@@ -11,6 +11,11 @@ export {
   goModeFromPosix,
   posixPermissionsFromGo,
   GoMode,
+  nameFromBytes,
+  linkTargetFromBytes,
+  nodeNameBytes,
+  nodeNameKey,
+  nodeLinkTarget,
   type TreeNode,
 } from './format/tree.ts';
 export type { BlobType, PackedBlob } from './format/pack.ts';

@@ -127,6 +127,7 @@ export async function runRepoCommand(
               `${p.files} files, ${bytes(p.bytesRead)} read, ${bytes(p.bytesAdded)} added  ${p.currentPath}`,
             ),
           onError: (path, error) => out.warn(`${path}: ${error.message}`),
+          onWarning: (path, error) => out.warn(`${path}: ${error.message}`),
         });
         out.result(summary, () =>
           [
@@ -178,7 +179,7 @@ export async function runRepoCommand(
           ...(flags.path?.[0] ? { path: flags.path[0] } : {}),
           onProgress: (p) => out.progress(`${p.files} files, ${bytes(p.bytes)}  ${p.currentPath}`),
         });
-        for (const e of summary.errors) out.warn(`${e.path}: ${e.reason}`);
+        for (const e of [...summary.warnings, ...summary.errors]) out.warn(`${e.path}: ${e.reason}`);
         out.result(
           summary,
           () =>

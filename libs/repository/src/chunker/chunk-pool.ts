@@ -72,7 +72,8 @@ export interface ChunkWorkerData {
 /** Pool → worker: read and chunk one file. */
 export interface ChunkJobRequest {
   job: number;
-  path: string;
+  /** A path's bytes (a name that is not UTF-8) arrive as a plain Uint8Array. */
+  path: string | Uint8Array;
 }
 
 /** An error thrown in the worker, as plain fields (structured clone keeps no `code`). */
@@ -99,7 +100,7 @@ const MAX_READ_AHEAD = 1024 * MiB;
 
 interface Job {
   readonly seq: number;
-  readonly path: string;
+  readonly path: string | Buffer;
   /** Chunks received and not yet taken. */
   readonly chunks: FileChunk[];
   slot: Slot | undefined;
@@ -206,9 +207,10 @@ export class ChunkPool {
    * a throw, `signal`) stops it and frees the worker. OS errors reject with the original error
    * (`code` `ENOENT`, `EACCES`, …); a file that shrinks while read, or a worker that dies, with a
    * {@link ChunkPoolError}. A file holds its worker until its iteration ends, so iterating more
-   * files at once than there are workers makes the extra ones wait.
+   * files at once than there are workers makes the extra ones wait. `path` may be bytes (a name
+   * that is not UTF-8).
    */
-  chunkFile(path: string, signal?: AbortSignal): AsyncGenerator<FileChunk, void, undefined> {
+  chunkFile(path: string | Buffer, signal?: AbortSignal): AsyncGenerator<FileChunk, void, undefined> {
     const job: Job = {
       seq: ++this.#seq,
       path,

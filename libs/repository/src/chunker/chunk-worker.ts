@@ -82,7 +82,11 @@ function describe(error: unknown): ChunkWorkerError {
   };
 }
 
-function chunkFile({ job, path }: ChunkJobRequest): void {
+function chunkFile({ job, path: requested }: ChunkJobRequest): void {
+  const path =
+    typeof requested === 'string'
+      ? requested
+      : Buffer.from(requested.buffer, requested.byteOffset, requested.byteLength);
   let fd: number | undefined;
   // Read buffers the chunk being cut may still view, with the file position after each.
   const live: Array<{ buffer: Buffer; end: number }> = [];

@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { loadNativeAddon } from '../native-addon.ts';
 
 /** The native hot loop of the chunker (libs/repository/native/rabin.c), when it was built. */
 export interface NativeRabin {
@@ -14,17 +14,5 @@ export interface NativeRabin {
   ): number;
 }
 
-/**
- * The addon scripts/build-native.sh builds (every project command runs it first), or undefined:
- * without a C compiler, or with `VOLBACK_NATIVE=off`, the JavaScript loop does the same work.
- */
-function load(): NativeRabin | undefined {
-  if (process.env['VOLBACK_NATIVE'] === 'off') return undefined;
-  try {
-    return createRequire(import.meta.url)('../../native/build/rabin.node') as NativeRabin;
-  } catch {
-    return undefined;
-  }
-}
-
-export const nativeRabin: NativeRabin | undefined = load();
+/** Without the addon (no C compiler, or `VOLBACK_NATIVE=off`) the JavaScript loop does the same work. */
+export const nativeRabin: NativeRabin | undefined = loadNativeAddon<NativeRabin>('rabin');

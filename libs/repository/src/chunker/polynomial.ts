@@ -125,7 +125,6 @@ export function parseChunkerPolynomial(text: string): Pol {
   return pol;
 }
 
-
 /** The config's `chunker_polynomial` text: lowercase hex without prefix, as restic writes it. */
 export function formatChunkerPolynomial(pol: Pol): string {
   if (pol < 0n || pol >= 1n << 64n) throw new RangeError(`polynomial does not fit 64 bits: ${pol}`);

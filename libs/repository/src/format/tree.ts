@@ -1,9 +1,15 @@
+import { isUtf8 } from 'node:buffer';
 import { z } from 'zod';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
+import { goDisplayString, goQuote, goUnquote } from './go-quote.ts';
 
 const id = z.string().regex(/^[0-9a-f]{64}$/);
 
-/** One entry of a tree blob, as restic's `Node` marshals it (internal/restic/node.go). */
+/**
+ * One entry of a tree blob, as restic's `Node` marshals it (internal/restic/node.go): `name` is
+ * Go's `strconv.Quote` of the name's bytes without the quotes, and `linktarget_raw` (base64) holds
+ * a link target that is not valid UTF-8 (`linktarget` then has U+FFFD for its invalid bytes).
+ */
 export const nodeSchema = z.object({
   name: z.string(),
   type: z.enum(['file', 'dir', 'symlink', 'dev', 'chardev', 'fifo', 'socket', 'irregular']),
@@ -21,6 +27,7 @@ export const nodeSchema = z.object({
   size: z.number().int().nonnegative().optional(),
   links: z.number().int().nonnegative().optional(),
   linktarget: z.string().optional(),
+  linktarget_raw: z.base64().nullish(),
   extended_attributes: z.array(z.object({ name: z.string(), value: z.string().nullable() })).nullish(),
   /** st_rdev of a device node. */
   device: z.number().int().nonnegative().optional(),
@@ -28,8 +35,20 @@ export const nodeSchema = z.object({
   subtree: id.nullish(),
   error: z.string().optional(),
 });
-/** A tree node. */
-export type TreeNode = z.infer<typeof nodeSchema>;
+/**
+ * A tree node in memory: `name` unquoted, and a `linktarget_raw` taken into the link target.
+ * `name` and `linktarget` are always readable strings; bytes that are not valid UTF-8 live beside
+ * them, and whatever touches the file system uses {@link nodeNameBytes} / {@link nodeLinkTarget}.
+ */
+export type TreeNode = Omit<z.infer<typeof nodeSchema>, 'linktarget_raw'> & {
+  /**
+   * The name's bytes, present only when they are not valid UTF-8; `name` then shows each invalid
+   * byte as U+FFFD (two such names may show alike).
+   */
+  nameBytes?: Buffer;
+  /** The link target's bytes, present only when they are not valid UTF-8 (restic's `linktarget_raw`). */
+  linktargetBytes?: Buffer;
+};
 
 /** A tree blob's JSON. */
 export const treeSchema = z.object({ nodes: z.array(nodeSchema).nullable() });
@@ -85,13 +104,86 @@ export function posixPermissionsFromGo(mode: number): number {
   return posix;
 }
 
-/** A tree blob's bytes: restic writes the JSON followed by a newline; nodes sorted by name. */
-export function encodeTree(nodes: readonly TreeNode[]): Buffer {
-  const sorted = [...nodes].sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
-  return Buffer.from(`${JSON.stringify({ nodes: sorted })}\n`, 'utf8');
+/** A name from the file system's bytes: the string when they are UTF-8, else readable text and the bytes. */
+export function nameFromBytes(bytes: Buffer): Pick<TreeNode, 'name' | 'nameBytes'> {
+  return isUtf8(bytes)
+    ? { name: bytes.toString('utf8') }
+    : { name: goDisplayString(bytes), nameBytes: bytes };
 }
 
-/** Parses a tree blob. */
+/** A link target from the file system's bytes, likewise. */
+export function linkTargetFromBytes(bytes: Buffer): Pick<TreeNode, 'linktarget' | 'linktargetBytes'> {
+  return isUtf8(bytes)
+    ? { linktarget: bytes.toString('utf8') }
+    : { linktarget: goDisplayString(bytes), linktargetBytes: bytes };
+}
+
+/** The bytes a node's name has on the file system. */
+export function nodeNameBytes(node: Pick<TreeNode, 'name' | 'nameBytes'>): Buffer {
+  return node.nameBytes ?? Buffer.from(node.name, 'utf8');
+}
+
+/**
+ * A string equal for two nodes exactly when their name bytes are (for maps and sets): the name
+ * itself when it is UTF-8; names never hold NUL, so the other keys cannot meet those.
+ */
+export function nodeNameKey(node: Pick<TreeNode, 'name' | 'nameBytes'>): string {
+  return node.nameBytes ? `\0${node.nameBytes.toString('hex')}` : node.name;
+}
+
+/** A symlink's target as the file system should get it: its bytes when they are not UTF-8. */
+export function nodeLinkTarget(node: Pick<TreeNode, 'linktarget' | 'linktargetBytes'>): string | Buffer {
+  return node.linktargetBytes ?? node.linktarget ?? '';
+}
+
+/** Names Go's Quote leaves as they are, without looking at their bytes: printable ASCII but `"` and `\`. */
+const PLAIN_NAME = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+/** What makes a quoted name differ from its bytes, or be refused: an escape, a quote, a newline. */
+const QUOTING_CHARACTERS = /["\\\n]/;
+
+function wireNode(node: TreeNode, nameBytes: Buffer): object {
+  const name = node.nameBytes === undefined && PLAIN_NAME.test(node.name) ? node.name : goQuote(nameBytes);
+  if (name === node.name && node.nameBytes === undefined && node.linktargetBytes === undefined) return node;
+  const wire: Record<string, unknown> = { ...node, name };
+  delete wire.nameBytes;
+  delete wire.linktargetBytes;
+  if (node.linktargetBytes) {
+    // restic writes linktarget_raw only for targets that are not UTF-8.
+    const { linktarget, linktargetBytes } = linkTargetFromBytes(node.linktargetBytes);
+    wire.linktarget = linktarget;
+    if (linktargetBytes) wire.linktarget_raw = linktargetBytes.toString('base64');
+  }
+  return wire;
+}
+
+/**
+ * A tree blob's bytes: restic writes the JSON followed by a newline, nodes sorted by their name's
+ * bytes (Go compares strings bytewise), names Go-quoted.
+ */
+export function encodeTree(nodes: readonly TreeNode[]): Buffer {
+  const sorted = nodes
+    .map((node) => ({ node, nameBytes: nodeNameBytes(node) }))
+    .sort((a, b) => Buffer.compare(a.nameBytes, b.nameBytes));
+  const wire = sorted.map(({ node, nameBytes }) => wireNode(node, nameBytes));
+  return Buffer.from(`${JSON.stringify({ nodes: wire })}\n`, 'utf8');
+}
+
+/** The in-memory node of a wire node (parsed by {@link nodeSchema}), changed in place. */
+function fromWire(wire: z.infer<typeof nodeSchema>, treeId: string): TreeNode {
+  const node: TreeNode & { linktarget_raw?: string | null } = wire;
+  if (QUOTING_CHARACTERS.test(node.name) || !node.name.isWellFormed()) {
+    Object.assign(node, nameFromBytes(goUnquote(node.name, `tree ${treeId}: node name`)));
+  }
+  if ('linktarget_raw' in node) {
+    const raw = node.linktarget_raw;
+    delete node.linktarget_raw;
+    // As restic: the raw bytes, when present, override linktarget.
+    if (raw != null) Object.assign(node, linkTargetFromBytes(Buffer.from(raw, 'base64')));
+  }
+  return node;
+}
+
+/** Parses a tree blob; names are unquoted (as restic's Node.UnmarshalJSON does). */
 export function decodeTree(bytes: Uint8Array, treeId: string): TreeNode[] {
   let value: unknown;
   try {
@@ -105,5 +197,5 @@ export function decodeTree(bytes: Uint8Array, treeId: string): TreeNode[] {
       RepositoryErrorCode.Malformed,
       `tree ${treeId}: ${z.prettifyError(parsed.error)}`,
     );
-  return parsed.data.nodes ?? [];
+  return (parsed.data.nodes ?? []).map((wire) => fromWire(wire, treeId));
 }

@@ -2,13 +2,15 @@ import { createReadStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { availableParallelism, hostname as osHostname } from 'node:os';
 import { currentUsername } from '../os-user.ts';
-import { basename, dirname, join, matchesGlob, relative, resolve, sep } from 'node:path';
+import { basename, dirname, matchesGlob, relative, resolve, sep } from 'node:path';
 import { ChunkPool, chunkStream, parseChunkerPolynomial, type Pol } from '../chunker/index.ts';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
 import { formatGoTime, sha256Hex } from '../format/ids.ts';
-import type { TreeNode } from '../format/tree.ts';
+import { linkTargetFromBytes, nameFromBytes, nodeNameKey, type TreeNode } from '../format/tree.ts';
 import type { Repository } from '../repository.ts';
 import { repositorySink, saveTree, type BlobSink } from './blob-ports.ts';
+import { readExtendedAttributes } from './extended-attributes.ts';
+import { childPath, shownPath, type FsPath } from './fs-path.ts';
 import { nodeFromStats, unchangedSince } from './node-metadata.ts';
 
 /** What a backup reports while it runs. */
@@ -33,13 +35,18 @@ export interface BackupOptions {
   readonly onProgress?: (progress: BackupProgress) => void;
   /** Called for each entry that could not be read; the backup goes on without it. */
   readonly onError?: (path: string, error: Error) => void;
+  /** Called for what an entry is kept without (an unreadable extended attribute); not a partial backup. */
+  readonly onWarning?: (path: string, error: Error) => void;
 }
 
 /** What a directory walk reports, before any snapshot is written. */
 export type WalkSummary = Omit<BackupSummary, 'snapshotId' | 'parentSnapshotId' | 'durationMs'>;
 
 /** Options of {@link snapshotDirectory}. */
-export type SnapshotDirectoryOptions = Pick<BackupOptions, 'excludes' | 'onProgress' | 'onError'> & {
+export type SnapshotDirectoryOptions = Pick<
+  BackupOptions,
+  'excludes' | 'onProgress' | 'onError' | 'onWarning'
+> & {
   /** The directory to read. */
   readonly source: string;
   /** The tree that held this directory in the parent snapshot: unchanged files are not read. */
@@ -85,15 +92,8 @@ export interface BackupSummary {
   durationMs: number;
   /** Entries that could not be read (a partial backup). */
   errors: Array<{ path: string; reason: string }>;
-}
-
-function isUtf8(name: Buffer): boolean {
-  try {
-    new TextDecoder('utf-8', { fatal: true }).decode(name);
-    return true;
-  } catch {
-    return false;
-  }
+  /** Entries kept without something (an extended attribute that could not be read). */
+  warnings: Array<{ path: string; reason: string }>;
 }
 
 class BackupRun {
@@ -109,6 +109,7 @@ class BackupRun {
     bytesAdded: 0,
     bytesStored: 0,
     errors: [],
+    warnings: [],
   };
   readonly #sink: BlobSink;
   readonly #pol: Pol;
@@ -127,7 +128,7 @@ class BackupRun {
   }
 
   /** A file's chunks with their ids: from a worker thread, or read and hashed here. */
-  async *#chunks(path: string): AsyncGenerator<{ id: string; data: Buffer; length: number }> {
+  async *#chunks(path: FsPath): AsyncGenerator<{ id: string; data: Buffer; length: number }> {
     if (this.#pool) {
       yield* this.#pool.chunkFile(path);
       return;
@@ -158,26 +159,38 @@ class BackupRun {
     this.#options.onError?.(path, error as Error);
   }
 
-  async #content(path: string): Promise<string[]> {
+  /** An entry's extended attributes, what cannot be read of them reported as warnings. */
+  extendedAttributes(path: FsPath): TreeNode['extended_attributes'] {
+    return readExtendedAttributes(path, (error) => {
+      const shown = shownPath(path);
+      this.summary.warnings.push({ path: shown, reason: error.message });
+      this.#options.onWarning?.(shown, error);
+    });
+  }
+
+  async #content(path: FsPath): Promise<string[]> {
     const ids: string[] = [];
     for await (const chunk of this.#chunks(path)) {
       this.summary.bytesRead += chunk.length;
       await this.#sink.saveBlob('data', chunk.data, chunk.id, { handOver: true });
       ids.push(chunk.id);
-      this.#progress(path);
+      this.#progress(shownPath(path));
     }
     return ids;
   }
 
-  /** Backs up one directory's entries; returns the tree id. */
-  async dir(path: string, parentTree: string | undefined): Promise<{ tree: string; changed: boolean }> {
+  /**
+   * Backs up one directory's entries; returns the tree id. `path` is bytes below a name that is
+   * not UTF-8 (Node's fs takes either).
+   */
+  async dir(path: FsPath, parentTree: string | undefined): Promise<{ tree: string; changed: boolean }> {
     const previous = new Map<string, TreeNode>();
     if (parentTree) {
       try {
-        for (const node of await this.#sink.loadTree(parentTree)) previous.set(node.name, node);
+        for (const node of await this.#sink.loadTree(parentTree)) previous.set(nodeNameKey(node), node);
       } catch (error) {
         this.#fail(
-          path,
+          shownPath(path),
           new Error(`parent tree unreadable, reading everything: ${(error as Error).message}`),
         );
       }
@@ -187,37 +200,36 @@ class BackupRun {
     try {
       entries = (await readdir(path, { encoding: 'buffer' })).sort(Buffer.compare);
     } catch (error) {
-      this.#fail(path, error);
+      this.#fail(shownPath(path), error);
       entries = [];
     }
     for (const raw of entries) {
-      if (!isUtf8(raw)) {
-        this.#fail(
-          join(path, raw.toString('latin1')),
-          new Error('file name is not valid UTF-8; restic trees hold UTF-8 names'),
-        );
-        continue;
-      }
-      const name = raw.toString('utf8');
-      const full = join(path, name);
-      if (this.#options.excludes?.length && isExcluded(relative(this.#root, full), this.#options.excludes))
+      const name = nameFromBytes(raw);
+      const full = childPath(path, name);
+      const shown = shownPath(full);
+      if (this.#options.excludes?.length && isExcluded(relative(this.#root, shown), this.#options.excludes))
         continue;
       try {
-        const node = await this.entry(full, name, previous.get(name));
+        const node = await this.entry(full, name, previous.get(nodeNameKey(name)));
         if (node) nodes.push(node);
       } catch (error) {
         // The repository failing (full, unreachable) ends the run; only source entries are skipped.
         if (error instanceof RepositoryError) throw error;
-        this.#fail(full, error);
+        this.#fail(shown, error);
       }
     }
     const tree = await saveTree(this.#sink, nodes);
     return { tree, changed: tree !== parentTree };
   }
 
-  async entry(path: string, name: string, previous: TreeNode | undefined): Promise<TreeNode | undefined> {
+  async entry(
+    path: FsPath,
+    name: Pick<TreeNode, 'name' | 'nameBytes'>,
+    previous: TreeNode | undefined,
+  ): Promise<TreeNode | undefined> {
     const stats = await lstat(path, { bigint: true });
-    const node = nodeFromStats(name, stats);
+    const node = nodeFromStats(name.name, stats);
+    if (name.nameBytes) node.nameBytes = name.nameBytes;
     switch (node.type) {
       case 'file': {
         this.#files++;
@@ -246,15 +258,18 @@ class BackupRun {
         break;
       }
       case 'symlink':
-        node.linktarget = await readlink(path);
+        Object.assign(node, linkTargetFromBytes(await readlink(path, { encoding: 'buffer' })));
         break;
       case 'socket':
         return undefined; // restic does not back up sockets
       default:
         break;
     }
+    // Read every time, also for a file unchanged since the parent: the node carries today's.
+    const attributes = this.extendedAttributes(path);
+    if (attributes) node.extended_attributes = attributes;
     if (node.content === undefined) node.content = null;
-    this.#progress(path);
+    this.#progress(shownPath(path));
     return node;
   }
 }
@@ -289,6 +304,8 @@ export async function snapshotDirectory(
     await pool?.close();
   }
   const root = nodeFromStats(basename(source) || '/', rootStats);
+  const rootAttributes = run.extendedAttributes(source);
+  if (rootAttributes) root.extended_attributes = rootAttributes;
   root.subtree = tree;
   root.content = null;
   run.summary.bytesAdded = sink.bytesAdded;
@@ -339,12 +356,18 @@ export async function backup(repo: Repository, options: BackupOptions): Promise<
       ...(options.excludes ? { excludes: options.excludes } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       ...(options.onError ? { onError: options.onError } : {}),
+      ...(options.onWarning ? { onWarning: options.onWarning } : {}),
     });
     let tree = walked.tree;
     // Wrap the source in its parent directories, up to /, as restic stores absolute paths.
     if (source !== dirname(source)) tree = await saveTree(sink, [{ ...walked.root, name: basename(source) }]);
     for (let dir = dirname(source); dir !== dirname(dir); dir = dirname(dir)) {
       const node = nodeFromStats(basename(dir), await lstat(dir, { bigint: true }));
+      const attributes = readExtendedAttributes(dir, (error) => {
+        walked.summary.warnings.push({ path: dir, reason: error.message });
+        options.onWarning?.(dir, error);
+      });
+      if (attributes) node.extended_attributes = attributes;
       node.subtree = tree;
       node.content = null;
       tree = await saveTree(sink, [node]);

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import {
   chmod,
@@ -8,19 +9,23 @@ import {
   lutimes,
   mkdir,
   open,
+  rename,
   symlink,
   unlink,
   utimes,
   rm,
   type FileHandle,
 } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
+import { goQuote } from '../format/go-quote.ts';
 import { parseGoTime } from '../format/ids.ts';
-import { posixPermissionsFromGo, type TreeNode } from '../format/tree.ts';
+import { nodeLinkTarget, nodeNameKey, posixPermissionsFromGo, type TreeNode } from '../format/tree.ts';
 import type { Repository } from '../repository.ts';
 import { loadBlobsFrom, type BlobSource } from './blob-ports.ts';
+import { restoreExtendedAttributes } from './extended-attributes.ts';
+import { childPath, shownPath, type FsPath } from './fs-path.ts';
 
 const run = promisify(execFile);
 
@@ -44,18 +49,26 @@ export interface RestoreSummary {
   durationMs: number;
   /** Entries that could not be restored (damaged data, refused names); empty on success. */
   errors: Array<{ path: string; reason: string }>;
+  /** Entries restored without something (extended attributes the target refused). */
+  warnings: Array<{ path: string; reason: string }>;
 }
 
 /**
  * A name from a tree is only used when it is one plain path component: not empty, not `.` or
- * `..`, no `/`, no NUL. Anything else is a malicious or broken tree.
+ * `..`, no `/`, no NUL. Anything else is a malicious or broken tree. Bytes (a name that is not
+ * UTF-8) are checked as bytes.
  */
-export function assertSafeName(name: string): void {
-  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
-    throw new RepositoryError(
-      RepositoryErrorCode.UnsafePath,
-      `refusing tree entry name ${JSON.stringify(name)}`,
-    );
+export function assertSafeName(name: string | Buffer): void {
+  const unsafe =
+    typeof name === 'string'
+      ? name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')
+      : name.length === 0 ||
+        (name.length <= 2 && name.every((byte) => byte === 0x2e)) ||
+        name.includes(0x2f) ||
+        name.includes(0);
+  if (unsafe) {
+    const shown = typeof name === 'string' ? JSON.stringify(name) : `"${goQuote(name)}"`;
+    throw new RepositoryError(RepositoryErrorCode.UnsafePath, `refusing tree entry name ${shown}`);
   }
 }
 
@@ -66,14 +79,15 @@ export function assertSafeName(name: string): void {
 export function assertSafeTree(nodes: readonly TreeNode[], treeId: string): void {
   const seen = new Set<string>();
   for (const node of nodes) {
-    assertSafeName(node.name);
-    if (seen.has(node.name)) {
+    assertSafeName(node.nameBytes ?? node.name);
+    const key = nodeNameKey(node);
+    if (seen.has(key)) {
       throw new RepositoryError(
         RepositoryErrorCode.UnsafePath,
         `tree ${treeId} holds ${JSON.stringify(node.name)} twice`,
       );
     }
-    seen.add(node.name);
+    seen.add(key);
   }
 }
 
@@ -99,12 +113,19 @@ export async function resolveTreePath(
 const FILES_AT_ONCE = 8;
 
 /**
- * Gives a restored entry the owner (when running as root), mode and times its node records;
- * a symlink's mode is left alone and its own times are set, not its target's.
+ * Gives a restored entry the owner (when running as root), extended attributes, mode and times
+ * its node records; a symlink's mode is left alone and its own attributes and times are set, not
+ * its target's. Attributes the target refuses go to `warn` and the rest is still applied.
  */
-export async function applyNodeMetadata(node: TreeNode, path: string): Promise<void> {
+export async function applyNodeMetadata(
+  node: TreeNode,
+  path: FsPath,
+  warn: (error: Error) => void = () => undefined,
+): Promise<void> {
   const isLink = node.type === 'symlink';
   if (process.getuid?.() === 0) await lchown(path, node.uid, node.gid).catch(() => undefined);
+  // After chown, which clears security.capability; before chmod, as user.* needs write permission.
+  restoreExtendedAttributes(node, path, warn);
   if (!isLink && node.mode !== undefined) await chmod(path, posixPermissionsFromGo(node.mode));
   if (node.mtime) {
     const mtime = Number(parseGoTime(node.mtime)) / 1e9;
@@ -113,12 +134,44 @@ export async function applyNodeMetadata(node: TreeNode, path: string): Promise<v
   }
 }
 
+/**
+ * Makes a FIFO or device node with `command -- <path> ...args` (Node has no mkfifo or mknod).
+ * A command line cannot hold bytes that are not UTF-8, so such a path is made under a temporary
+ * name in its directory, reached through /proc's link to a descriptor of it, then renamed.
+ */
+async function makeNode(path: FsPath, command: string, args: readonly string[]): Promise<void> {
+  if (typeof path === 'string') {
+    await run(command, ['--', path, ...args]);
+    return;
+  }
+  const slash = path.lastIndexOf(0x2f);
+  const dir = slash === 0 ? Buffer.from('/') : path.subarray(0, slash);
+  const temporary = `.volback-restore-${randomBytes(8).toString('hex')}`;
+  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await run(command, ['--', `/proc/${process.pid}/fd/${handle.fd}/${temporary}`, ...args]);
+    const made = childPath(dir, { name: temporary });
+    await rename(made, path).catch(async (error: unknown) => {
+      await rm(made, { force: true });
+      throw error;
+    });
+  } finally {
+    await handle.close();
+  }
+}
+
 class RestoreRun {
-  readonly summary = { files: 0, dirs: 0, bytes: 0, errors: [] as Array<{ path: string; reason: string }> };
+  readonly summary = {
+    files: 0,
+    dirs: 0,
+    bytes: 0,
+    errors: [] as Array<{ path: string; reason: string }>,
+    warnings: [] as Array<{ path: string; reason: string }>,
+  };
   readonly #repo: BlobSource;
   readonly #options: Pick<RestoreOptions, 'onProgress'>;
   /** (device, inode) → the first restored path (undefined if it failed), to recreate hardlinks. */
-  readonly #links = new Map<string, Promise<string | undefined>>();
+  readonly #links = new Map<string, Promise<FsPath | undefined>>();
   #filesInFlight = 0;
   readonly #fileSlotWaiters: Array<() => void> = [];
 
@@ -127,12 +180,12 @@ class RestoreRun {
     this.#options = options;
   }
 
-  #fail(path: string, error: unknown): void {
-    this.summary.errors.push({ path, reason: (error as Error).message ?? String(error) });
+  #fail(path: FsPath, error: unknown): void {
+    this.summary.errors.push({ path: shownPath(path), reason: (error as Error).message ?? String(error) });
   }
 
   /** Restores one entry, recording its failure; unsafe paths end the whole restore. */
-  async #guarded(node: TreeNode, path: string): Promise<void> {
+  async #guarded(node: TreeNode, path: FsPath): Promise<void> {
     try {
       await this.node(node, path);
     } catch (error) {
@@ -157,7 +210,7 @@ class RestoreRun {
    * directory. Files are restored several at once; the tree returns once all of them are done
    * (the directory's own times are set after).
    */
-  async tree(treeId: string, dir: string): Promise<void> {
+  async tree(treeId: string, dir: FsPath): Promise<void> {
     const nodes = await this.#repo.loadTree(treeId);
     assertSafeTree(nodes, treeId);
     const files: Array<Promise<void>> = [];
@@ -165,7 +218,7 @@ class RestoreRun {
     try {
       for (const node of nodes) {
         if (unsafe) break;
-        const path = join(dir, node.name);
+        const path = childPath(dir, node);
         if (node.type !== 'file') {
           await this.#guarded(node, path);
           continue;
@@ -186,13 +239,13 @@ class RestoreRun {
     if (unsafe) throw unsafe.error;
   }
 
-  async #clear(path: string): Promise<void> {
+  async #clear(path: FsPath): Promise<void> {
     // Whatever is there (a symlink above all) is replaced, never followed.
     const existing = await lstat(path).catch(() => undefined);
     if (existing && !existing.isDirectory()) await unlink(path);
   }
 
-  async node(node: TreeNode, path: string): Promise<void> {
+  async node(node: TreeNode, path: FsPath): Promise<void> {
     switch (node.type) {
       case 'dir': {
         await this.#clear(path);
@@ -203,7 +256,7 @@ class RestoreRun {
         if (!stats.isDirectory() || stats.isSymbolicLink()) {
           throw new RepositoryError(
             RepositoryErrorCode.UnsafePath,
-            `${path} is not a directory we can restore into`,
+            `${shownPath(path)} is not a directory we can restore into`,
           );
         }
         this.summary.dirs++;
@@ -217,11 +270,11 @@ class RestoreRun {
         break;
       case 'symlink':
         await this.#clear(path);
-        await symlink(node.linktarget ?? '', path);
+        await symlink(nodeLinkTarget(node), path);
         break;
       case 'fifo':
         await this.#clear(path);
-        await run('mkfifo', ['--', path]);
+        await makeNode(path, 'mkfifo', []);
         break;
       case 'dev':
       case 'chardev': {
@@ -230,16 +283,18 @@ class RestoreRun {
         // Linux's encoding of st_rdev.
         const major = ((dev >>> 8) & 0xfff) | (Math.floor(dev / 2 ** 32) & ~0xfff);
         const minor = (dev & 0xff) | ((dev >>> 12) & ~0xff);
-        await run('mknod', ['--', path, node.type === 'dev' ? 'b' : 'c', String(major), String(minor)]);
+        await makeNode(path, 'mknod', [node.type === 'dev' ? 'b' : 'c', String(major), String(minor)]);
         break;
       }
       default:
         return; // sockets and irregular files are not restored (as restic)
     }
-    await applyNodeMetadata(node, path);
+    await applyNodeMetadata(node, path, (error) =>
+      this.summary.warnings.push({ path: shownPath(path), reason: error.message }),
+    );
   }
 
-  async #file(node: TreeNode, path: string): Promise<void> {
+  async #file(node: TreeNode, path: FsPath): Promise<void> {
     const linkKey = (node.links ?? 1) > 1 && node.inode ? `${node.device_id ?? 0}:${node.inode}` : undefined;
     await this.#clear(path);
     if (!linkKey) return this.#content(node, path);
@@ -260,7 +315,7 @@ class RestoreRun {
     return restored;
   }
 
-  async #content(node: TreeNode, path: string): Promise<void> {
+  async #content(node: TreeNode, path: FsPath): Promise<void> {
     const file = await open(
       path,
       constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
@@ -292,13 +347,17 @@ class RestoreRun {
     this.summary.files++;
   }
 
-  async #write(file: FileHandle, data: Buffer, position: number, path: string): Promise<void> {
+  async #write(file: FileHandle, data: Buffer, position: number, path: FsPath): Promise<void> {
     for (let done = 0; done < data.length;) {
       const { bytesWritten } = await file.write(data, done, data.length - done, position + done);
       done += bytesWritten;
     }
     this.summary.bytes += data.length;
-    this.#options.onProgress?.({ files: this.summary.files, bytes: this.summary.bytes, currentPath: path });
+    this.#options.onProgress?.({
+      files: this.summary.files,
+      bytes: this.summary.bytes,
+      currentPath: shownPath(path),
+    });
   }
 }
 
@@ -324,8 +383,8 @@ export async function restoreTree(
   const runState = new RestoreRun(source, options);
   const { tree, node } = await resolveTreePath(source, options.tree, options.path ?? '/');
   if (node && node.type !== 'dir') {
-    assertSafeName(node.name);
-    await runState.node(node, join(target, node.name));
+    assertSafeName(node.nameBytes ?? node.name);
+    await runState.node(node, childPath(target, node));
   } else {
     await runState.tree(tree, target);
   }

@@ -7,6 +7,7 @@ import { goModeFromPosix, type TreeNode } from '../format/tree.ts';
 import { saveTree, type BlobSink } from './blob-ports.ts';
 import type { BackupProgress, WalkSummary } from './backup.ts';
 import { isExcluded } from './backup.ts';
+import type { ExtendedAttribute } from './extended-attributes.ts';
 
 /** Options of {@link snapshotTar}. */
 export interface SnapshotTarOptions {
@@ -15,6 +16,8 @@ export interface SnapshotTarOptions {
   readonly onProgress?: (progress: BackupProgress) => void;
   /** Called for each entry that was refused (unsafe name, unknown type); the backup goes on. */
   readonly onError?: (path: string, error: Error) => void;
+  /** Called for what an entry is kept without (an extended attribute that cannot be recorded intact). */
+  readonly onWarning?: (path: string, error: Error) => void;
 }
 
 interface DirEntry {
@@ -63,7 +66,44 @@ function paxNumber(header: Headers, key: string): number | undefined {
   return raw !== undefined && /^\d{1,10}$/.test(raw) ? Number(raw) : undefined;
 }
 
-function metadataNode(name: string, header: Headers, type: TreeNode['type'], inode: number): TreeNode {
+const XATTR_RECORD = 'SCHILY.xattr.';
+
+/**
+ * Extended attributes from PAX `SCHILY.xattr.<name>` records (Go's archive/tar, hence the Docker
+ * Engine, and GNU tar --xattrs write them). tar-stream decodes PAX records as UTF-8, so a value
+ * that was not UTF-8 (a binary `security.capability`) arrives with U+FFFD in place of its bytes:
+ * such an attribute is reported to `warn` and not recorded, rather than recorded wrong.
+ */
+function paxExtendedAttributes(
+  header: Headers,
+  warn: (error: Error) => void,
+): ExtendedAttribute[] | undefined {
+  const pax = header.pax as Record<string, string> | null | undefined;
+  if (!pax) return undefined;
+  const attributes: ExtendedAttribute[] = [];
+  for (const [key, value] of Object.entries(pax)) {
+    if (!key.startsWith(XATTR_RECORD)) continue;
+    const name = key.slice(XATTR_RECORD.length);
+    if (value.includes('\uFFFD')) {
+      warn(
+        new Error(
+          `extended attribute ${name} not recorded: its value is not UTF-8, which tar-stream does not pass on intact`,
+        ),
+      );
+      continue;
+    }
+    attributes.push({ name, value: Buffer.from(value, 'utf8').toString('base64') });
+  }
+  return attributes.length > 0 ? attributes : undefined;
+}
+
+function metadataNode(
+  name: string,
+  header: Headers,
+  type: TreeNode['type'],
+  inode: number,
+  warn: (error: Error) => void,
+): TreeNode {
   const mtime = formatGoTime(mtimeNs(header));
   const node: TreeNode = {
     name,
@@ -80,6 +120,8 @@ function metadataNode(name: string, header: Headers, type: TreeNode['type'], ino
     device_id: 0,
     links: 1,
   };
+  const attributes = paxExtendedAttributes(header, warn);
+  if (attributes) node.extended_attributes = attributes;
   if (type === 'dev' || type === 'chardev') {
     const major = header.devmajor ?? 0;
     const minor = header.devminor ?? 0;
@@ -115,6 +157,7 @@ export async function snapshotTar(
     bytesAdded: 0,
     bytesStored: 0,
     errors: [],
+    warnings: [],
   };
   let nextInode = 1;
   let files = 0;
@@ -149,6 +192,10 @@ export async function snapshotTar(
   const fail = (path: string, error: Error) => {
     summary.errors.push({ path, reason: error.message });
     options.onError?.(path, error);
+  };
+  const warnFor = (path: string) => (error: Error) => {
+    summary.warnings.push({ path, reason: error.message });
+    options.onWarning?.(path, error);
   };
 
   const parentOf = (parts: readonly string[]): DirEntry => {
@@ -188,7 +235,7 @@ export async function snapshotTar(
           case 'directory': {
             const dir = parts.length === 0 ? root : parentOf(parts.slice(0, -1));
             const existing = parts.length === 0 ? root : dir.children.get(name);
-            const node = metadataNode(name, header, 'dir', nextInode++);
+            const node = metadataNode(name, header, 'dir', nextInode++, warnFor(path || '/'));
             if (existing && 'children' in existing) existing.node = node;
             else dir.children.set(name, { node, children: new Map() });
             dirs++;
@@ -199,7 +246,7 @@ export async function snapshotTar(
           case 'file':
           case 'contiguous-file': {
             if (parts.length === 0) throw new Error('a file cannot be the archive root');
-            const node = metadataNode(name, header, 'file', nextInode++);
+            const node = metadataNode(name, header, 'file', nextInode++, warnFor(path));
             const content: string[] = [];
             let size = 0;
             for await (const chunk of chunkStream(entry as AsyncIterable<Uint8Array>, pol)) {
@@ -247,7 +294,7 @@ export async function snapshotTar(
                 : header.type === 'block-device'
                   ? 'dev'
                   : header.type;
-            const node = metadataNode(name, header, type, nextInode++);
+            const node = metadataNode(name, header, type, nextInode++, warnFor(path));
             if (type === 'symlink') node.linktarget = header.linkname ?? '';
             node.content = null;
             parentOf(parts.slice(0, -1)).children.set(name, node);

@@ -1,0 +1,230 @@
+// Extended attributes, which Node's fs does not offer: llistxattr, lgetxattr and lsetxattr, the
+// calls restic makes (a symlink's own attributes, never its target's). Built by
+// scripts/build-native.sh; loaded by src/operations/xattr-native.ts.
+//
+// list(path) -> Buffer[]               the names, in the order the filesystem lists them
+// get(path, name) -> Buffer            the value (possibly empty)
+// set(path, name, value) -> undefined  creates or replaces
+//   path, name: string or Buffer without NUL; value: a Uint8Array (a Buffer)
+//   A failed call throws as Node's fs does: an Error with code (ENOENT, ENOTSUP, ENODATA,
+//   EACCES, ...), errno, syscall and path. Bad arguments throw a TypeError (ERR_INVALID_ARG_*).
+// The calls are synchronous: one llistxattr costs a few microseconds (half an lstat), less than a
+// trip through libuv's thread pool.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <node_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+#include <uv.h>
+
+// Most lists and values fit here; larger ones are asked for their size and read again.
+#ifndef STACK_BUFFER
+#define STACK_BUFFER 4096
+#endif
+
+static char *out_of_memory(napi_env env) {
+  napi_throw_error(env, "ENOMEM", "out of memory");
+  return NULL;
+}
+
+static void throw_type_error(napi_env env, const char *code, const char *what, const char *problem) {
+  char message[160];
+  snprintf(message, sizeof message, "%s %s", what, problem);
+  napi_throw_type_error(env, code, message);
+}
+
+// The Error Node's fs would throw: "ENOENT: no such file or directory, llistxattr '/x'".
+static void throw_errno(napi_env env, int err, const char *syscall, const char *path) {
+  const char *code = uv_err_name(-err); // Node's names: ENOTSUP, not EOPNOTSUPP
+  const char *text = uv_strerror(-err);
+  size_t length = strlen(code) + strlen(text) + strlen(syscall) + strlen(path) + 16;
+  char *message = malloc(length);
+  if (!message) {
+    out_of_memory(env);
+    return;
+  }
+  snprintf(message, length, "%s: %s, %s '%s'", code, text, syscall, path);
+  napi_value code_value, message_value, error, errno_value, syscall_value, path_value;
+  napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_value);
+  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &message_value);
+  free(message);
+  napi_create_error(env, code_value, message_value, &error);
+  napi_create_int32(env, -err, &errno_value);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
+  napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &path_value);
+  napi_set_named_property(env, error, "errno", errno_value);
+  napi_set_named_property(env, error, "syscall", syscall_value);
+  napi_set_named_property(env, error, "path", path_value);
+  napi_throw(env, error);
+}
+
+// A string or Buffer argument as a NUL-terminated copy (free it), or NULL with a TypeError thrown.
+static char *c_string(napi_env env, napi_value value, const char *what) {
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok) return NULL;
+  char *copy = NULL;
+  size_t length = 0;
+  if (type == napi_string) {
+    if (napi_get_value_string_utf8(env, value, NULL, 0, &length) != napi_ok) return NULL;
+    copy = malloc(length + 1);
+    if (!copy) return out_of_memory(env);
+    napi_get_value_string_utf8(env, value, copy, length + 1, &length);
+    if (strlen(copy) != length) {
+      free(copy);
+      throw_type_error(env, "ERR_INVALID_ARG_VALUE", what, "must not contain null bytes");
+      return NULL;
+    }
+    return copy;
+  }
+  bool is_typed = false;
+  napi_is_typedarray(env, value, &is_typed);
+  napi_typedarray_type array_type;
+  void *data = NULL;
+  if (is_typed) napi_get_typedarray_info(env, value, &array_type, &length, &data, NULL, NULL);
+  if (!is_typed || array_type != napi_uint8_array) {
+    throw_type_error(env, "ERR_INVALID_ARG_TYPE", what, "must be a string or a Buffer");
+    return NULL;
+  }
+  if (length > 0 && memchr(data, 0, length)) {
+    throw_type_error(env, "ERR_INVALID_ARG_VALUE", what, "must not contain null bytes");
+    return NULL;
+  }
+  copy = malloc(length + 1);
+  if (!copy) return out_of_memory(env);
+  if (length > 0) memcpy(copy, data, length);
+  copy[length] = '\0';
+  return copy;
+}
+
+static int arguments(napi_env env, napi_callback_info info, const char *function, size_t want, napi_value *argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
+    char problem[32];
+    snprintf(problem, sizeof problem, "takes %zu argument%s", want, want == 1 ? "" : "s");
+    throw_type_error(env, "ERR_MISSING_ARGS", function, problem);
+    return 0;
+  }
+  return 1;
+}
+
+static napi_value list(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!arguments(env, info, "list", 1, argv)) return NULL;
+  char *path = c_string(env, argv[0], "path");
+  if (!path) return NULL;
+  char stack[STACK_BUFFER];
+  char *names = stack, *heap = NULL;
+  ssize_t size = llistxattr(path, stack, sizeof stack);
+  while (size < 0 && errno == ERANGE) {
+    ssize_t need = llistxattr(path, NULL, 0);
+    if (need <= 0) {
+      size = need;
+      break;
+    }
+    char *grown = realloc(heap, (size_t)need);
+    if (!grown) {
+      errno = ENOMEM;
+      size = -1;
+      break;
+    }
+    names = heap = grown;
+    size = llistxattr(path, heap, (size_t)need);
+  }
+  napi_value result = NULL;
+  if (size < 0) {
+    throw_errno(env, errno, "llistxattr", path);
+  } else {
+    napi_create_array(env, &result);
+    uint32_t count = 0;
+    for (ssize_t at = 0; at < size;) {
+      size_t length = strnlen(names + at, (size_t)(size - at));
+      napi_value name;
+      napi_create_buffer_copy(env, length, names + at, NULL, &name);
+      napi_set_element(env, result, count++, name);
+      at += (ssize_t)length + 1;
+    }
+  }
+  free(heap);
+  free(path);
+  return result;
+}
+
+static napi_value get(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!arguments(env, info, "get", 2, argv)) return NULL;
+  char *path = c_string(env, argv[0], "path");
+  if (!path) return NULL;
+  char *name = c_string(env, argv[1], "name");
+  if (!name) {
+    free(path);
+    return NULL;
+  }
+  char stack[STACK_BUFFER];
+  char *value = stack, *heap = NULL;
+  ssize_t size = lgetxattr(path, name, stack, sizeof stack);
+  while (size < 0 && errno == ERANGE) {
+    ssize_t need = lgetxattr(path, name, NULL, 0);
+    if (need <= 0) {
+      size = need;
+      break;
+    }
+    char *grown = realloc(heap, (size_t)need);
+    if (!grown) {
+      errno = ENOMEM;
+      size = -1;
+      break;
+    }
+    value = heap = grown;
+    size = lgetxattr(path, name, heap, (size_t)need);
+  }
+  napi_value result = NULL;
+  if (size < 0) throw_errno(env, errno, "lgetxattr", path);
+  else napi_create_buffer_copy(env, (size_t)size, value, NULL, &result);
+  free(heap);
+  free(name);
+  free(path);
+  return result;
+}
+
+static napi_value set(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!arguments(env, info, "set", 3, argv)) return NULL;
+  bool is_typed = false;
+  napi_is_typedarray(env, argv[2], &is_typed);
+  napi_typedarray_type array_type;
+  void *data = NULL;
+  size_t length = 0;
+  if (is_typed) napi_get_typedarray_info(env, argv[2], &array_type, &length, &data, NULL, NULL);
+  if (!is_typed || array_type != napi_uint8_array) {
+    throw_type_error(env, "ERR_INVALID_ARG_TYPE", "value", "must be a Buffer");
+    return NULL;
+  }
+  char *path = c_string(env, argv[0], "path");
+  if (!path) return NULL;
+  char *name = c_string(env, argv[1], "name");
+  if (!name) {
+    free(path);
+    return NULL;
+  }
+  if (lsetxattr(path, name, length > 0 ? data : "", length, 0) != 0) throw_errno(env, errno, "lsetxattr", path);
+  free(name);
+  free(path);
+  return NULL;
+}
+
+NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
+  napi_value fn;
+  if (napi_create_function(env, "list", NAPI_AUTO_LENGTH, list, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "list", fn) != napi_ok)
+    return NULL;
+  if (napi_create_function(env, "get", NAPI_AUTO_LENGTH, get, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "get", fn) != napi_ok)
+    return NULL;
+  if (napi_create_function(env, "set", NAPI_AUTO_LENGTH, set, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "set", fn) != napi_ok)
+    return NULL;
+  return exports;
+}

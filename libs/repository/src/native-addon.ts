@@ -1,0 +1,15 @@
+import { createRequire } from 'node:module';
+
+/**
+ * An addon scripts/build-native.sh builds into libs/repository/native/build/ (every project
+ * command runs it first), or undefined: without a C compiler, or with `VOLBACK_NATIVE=off`,
+ * each caller falls back to what it does without it.
+ */
+export function loadNativeAddon<T>(name: 'rabin' | 'xattr'): T | undefined {
+  if (process.env['VOLBACK_NATIVE'] === 'off') return undefined;
+  try {
+    return createRequire(import.meta.url)(`../native/build/${name}.node`) as T;
+  } catch {
+    return undefined;
+  }
+}
