@@ -101,6 +101,8 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
           });
         const onError = (file: string, error: Error) =>
           log.warn({ path: file, err: error.message }, 'unreadable entry; the backup goes on without it');
+        const onWarning = (file: string, error: Error) =>
+          log.warn({ path: file, err: error.message }, 'entry backed up without part of its metadata');
         if (directPath) {
           walked = await snapshotDirectory(store, {
             source: directPath,
@@ -108,6 +110,7 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
             excludes: command.excludes,
             onProgress,
             onError,
+            onWarning,
           });
         } else {
           const archive = await ctx.volumes.exportArchive(command.volumeName, ctx.signal);
@@ -116,6 +119,7 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
               excludes: command.excludes,
               onProgress,
               onError,
+              onWarning,
             });
           } finally {
             await archive.close();
