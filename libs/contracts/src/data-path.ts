@@ -21,6 +21,14 @@ export const DATA_OPERATIONS = {
   commitSnapshot: dataSubject('commit-snapshot'),
   /** Read one blob (raw plaintext reply). */
   loadBlob: dataSubject('load-blob'),
+  /**
+   * Read several blobs of one type in one round trip (restores): the reply body is the plaintexts
+   * of a prefix of the ids asked for (at least one), concatenated, their lengths in
+   * `Volback-Blob-Lengths`. The gateway stops before the reply would outgrow the NATS server's
+   * `max_payload`; the client asks again for the rest. A blob that cannot be read ends the prefix
+   * before it, or is the error reply when it comes first.
+   */
+  loadBlobs: dataSubject('load-blobs'),
   /** A snapshot's metadata by id, prefix or `latest` of a host and path. */
   findSnapshot: dataSubject('find-snapshot'),
 } as const;
@@ -28,10 +36,15 @@ export const DATA_OPERATIONS = {
 /** Name of the gateways' queue group. */
 export const GATEWAY_QUEUE_GROUP = 'volback-gateways';
 
-/** Headers of a `store-blob` request / `load-blob` reply. */
+/** Headers of a `store-blob` request / `load-blob` and `load-blobs` replies. */
 export const DATA_HEADERS = {
   blobId: 'Volback-Blob-Id',
   blobType: 'Volback-Blob-Type',
+  /**
+   * On a `load-blobs` reply: the byte length of each blob in the body, in order, as decimal
+   * numbers separated by commas (`1048576,523,0`); they add up to the body's length.
+   */
+  blobLengths: 'Volback-Blob-Lengths',
   repositoryId: 'Volback-Repository',
   sessionId: 'Volback-Session',
   /** On a failed reply: the error code; the body is a {@link dataErrorSchema} JSON. */
@@ -78,6 +91,15 @@ export const commitSnapshotRequest = z.object({
 export const commitSnapshotReply = z.object({ snapshotId });
 
 export const loadBlobRequest = z.object({ repositoryId: repositoryId.default('default'), blob: blobRef });
+
+/** Most ids one `load-blobs` request may name. */
+export const LOAD_BLOBS_MAX_IDS = 256;
+/** Blobs of one type to read in one round trip, in this order; an id may repeat (sparse files). */
+export const loadBlobsRequest = z.object({
+  repositoryId: repositoryId.default('default'),
+  type: z.enum(['data', 'tree']),
+  ids: z.array(blobId).min(1).max(LOAD_BLOBS_MAX_IDS),
+});
 
 export const findSnapshotRequest = z.object({
   repositoryId: repositoryId.default('default'),

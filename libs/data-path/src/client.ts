@@ -14,6 +14,7 @@ import {
   DATA_OPERATIONS,
   findSnapshotReply,
   flushReply,
+  LOAD_BLOBS_MAX_IDS,
   missingBlobsReply,
   repositoryInfoReply,
   storeBlobReply,
@@ -22,6 +23,7 @@ import { sha256Hex } from '@volback/repository';
 import type { z } from 'zod';
 import {
   decodeBlobHeaders,
+  decodeBlobLengths,
   decodeReply,
   encodeBlobHeaders,
   encodeJson,
@@ -30,6 +32,7 @@ import {
   GATEWAY_ID_HEADER,
   readError,
 } from './codec.ts';
+import { ByteBudget } from './byte-budget.ts';
 import { DataPathError, DataPathErrorCode, RETRYABLE_CODES, type BlobRef } from './errors.ts';
 
 /** Options of {@link DataPathClient}. */
@@ -88,6 +91,14 @@ const FLUSH_ACK_WINDOW_MS = 500;
 /** Slow operations (flush writes packs; commit flushes, reloads the index and walks trees). */
 const SLOW_FACTOR = 4;
 const BLOB_ID = /^[0-9a-f]{64}$/;
+/**
+ * Bytes of `load-blobs` replies one connection asks for at once (see {@link DataPathClient.replyBudget}).
+ * The NATS server cuts off a client that lets more than 64 MiB wait for it (`max_pending`: a "slow
+ * consumer"), and every reply on its way is lost with the connection.
+ */
+export const REPLY_BUDGET_BYTES = 48 * 1024 * 1024;
+/** One budget per connection: every client and restore on it shares the server's limit. */
+const replyBudgets = new WeakMap<NatsConnection, ByteBudget>();
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -120,6 +131,12 @@ function fromNatsError(error: unknown, subject: string, timeoutMs: number): Data
 export class DataPathClient {
   /** Id of this unit of work, sent with every request. */
   readonly sessionId: string;
+  /**
+   * Bytes of replies asked for and not yet used, shared by every client on this NATS connection
+   * ({@link REPLY_BUDGET_BYTES}): {@link GatewayBlobStore.loadBlobs} takes a batch's largest
+   * possible reply before asking, and gives it back once the batch's blobs are handed on.
+   */
+  readonly replyBudget: ByteBudget;
   readonly #nc: NatsConnection;
   readonly #repositoryId: string;
   readonly #timeoutMs: number;
@@ -131,12 +148,23 @@ export class DataPathClient {
     this.sessionId = options.sessionId ?? `session-${randomUUID()}`;
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#retries = options.retries ?? 3;
+    let budget = replyBudgets.get(nc);
+    if (!budget) {
+      budget = new ByteBudget(REPLY_BUDGET_BYTES);
+      replyBudgets.set(nc, budget);
+    }
+    this.replyBudget = budget;
     if (!/^[\x21-\x7e]{1,200}$/.test(this.sessionId)) {
       throw new DataPathError(
         DataPathErrorCode.BadRequest,
         'sessionId must be printable ASCII without spaces, at most 200 characters',
       );
     }
+  }
+
+  /** The largest message the NATS server carries (its `max_payload`; NATS's default 1 MiB until known). */
+  get maxMessageBytes(): number {
+    return this.#nc.info?.max_payload ?? 1024 * 1024;
   }
 
   /** The repository's format version and chunker polynomial. */
@@ -314,6 +342,60 @@ export class DataPathClient {
   }
 
   /**
+   * Reads blobs of one type in one round trip: the plaintexts of a prefix of `ids` (at least the
+   * first, at most 256 ids; an id may repeat), as many as fit in one NATS message. Ask again for
+   * the rest. Each is checked against its id (`BLOB_CORRUPT`); a blob the gateway cannot read
+   * ends the prefix, or fails the call when it is the first. When nobody listens on `load-blobs`
+   * (gateways older than it), `NO_GATEWAY` comes at once, without the retries: fall back to
+   * {@link loadBlob}, which still retries when no gateway listens at all.
+   */
+  async loadBlobs(type: 'data' | 'tree', ids: readonly string[]): Promise<Buffer[]> {
+    for (const id of ids) this.#checkBlob(type, id);
+    if (ids.length === 0 || ids.length > LOAD_BLOBS_MAX_IDS) {
+      throw new DataPathError(
+        DataPathErrorCode.BadRequest,
+        `loadBlobs takes 1 to ${LOAD_BLOBS_MAX_IDS} ids, not ${ids.length}`,
+      );
+    }
+    const msg = await this.#request(
+      DATA_OPERATIONS.loadBlobs,
+      encodeJson({ repositoryId: this.#repositoryId, type, ids }),
+      { headers: () => this.#sessionHeaders(), retryNoGateway: false },
+    );
+    const error = readError(msg);
+    if (error) throw error;
+    if (msg.headers?.get(DATA_HEADERS.blobType) !== type) {
+      throw new DataPathError(
+        DataPathErrorCode.BadReply,
+        `the gateway answered other blobs than ${type} blobs`,
+      );
+    }
+    const lengths = decodeBlobLengths(msg.headers.get(DATA_HEADERS.blobLengths), msg.data.length, ids.length);
+    if (!lengths) {
+      throw new DataPathError(
+        DataPathErrorCode.BadReply,
+        `the gateway's ${DATA_HEADERS.blobLengths} does not describe the ${msg.data.length} bytes of its answer to ${ids.length} ids`,
+      );
+    }
+    // Views of the message's bytes (the NATS client gives every message buffers of its own).
+    const body = Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength);
+    const blobs: Buffer[] = [];
+    let offset = 0;
+    for (const [i, length] of lengths.entries()) {
+      const blob = body.subarray(offset, offset + length);
+      offset += length;
+      if (sha256Hex(blob) !== ids[i]) {
+        throw new DataPathError(
+          DataPathErrorCode.BlobCorrupt,
+          `${type} blob ${ids[i]} does not match its id`,
+        );
+      }
+      blobs.push(blob);
+    }
+    return blobs;
+  }
+
+  /**
    * A snapshot by id, unique id prefix, or `latest` (the newest matching `filter`: same host, and
    * `path` among its paths). Nulls when none matches.
    */
@@ -351,11 +433,14 @@ export class DataPathClient {
     return base / 2 + Math.random() * (base / 2);
   }
 
-  /** One request, tried again after a timeout or when no gateway listens; error replies are returned. */
+  /**
+   * One request, tried again after a timeout or when no gateway listens (unless `retryNoGateway`
+   * is false); error replies are returned.
+   */
   async #request(
     subject: string,
     data: Uint8Array,
-    options: { headers?: () => MsgHdrs; timeoutMs?: number } = {},
+    options: { headers?: () => MsgHdrs; timeoutMs?: number; retryNoGateway?: boolean } = {},
   ): Promise<Msg> {
     const timeout = options.timeoutMs ?? this.#timeoutMs;
     for (let attempt = 0; ; attempt++) {
@@ -366,7 +451,10 @@ export class DataPathClient {
         });
       } catch (error) {
         const failure = fromNatsError(error, subject, timeout);
-        if (!RETRYABLE_CODES.has(failure.code) || attempt >= this.#retries) throw failure;
+        const retry =
+          RETRYABLE_CODES.has(failure.code) &&
+          (options.retryNoGateway !== false || failure.code !== DataPathErrorCode.NoGateway);
+        if (!retry || attempt >= this.#retries) throw failure;
         await sleep(this.#backoff(attempt));
       }
     }

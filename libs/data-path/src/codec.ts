@@ -183,3 +183,27 @@ export function decodeBlobHeaders(
 export function maxBlobBytes(type: 'data' | 'tree'): number {
   return type === 'data' ? MAX_DATA_BLOB_BYTES : MAX_TREE_BLOB_BYTES;
 }
+
+/** The `Volback-Blob-Lengths` header of a `load-blobs` reply: decimal lengths, comma-separated. */
+export function encodeBlobLengths(lengths: readonly number[]): string {
+  return lengths.join(',');
+}
+
+const BLOB_LENGTHS = /^(?:0|[1-9]\d{0,9})(?:,(?:0|[1-9]\d{0,9}))*$/;
+
+/**
+ * Reads a `Volback-Blob-Lengths` header: between 1 and `most` lengths that add up to
+ * `bodyLength`. Undefined when it is missing or says anything else.
+ */
+export function decodeBlobLengths(
+  header: string | undefined,
+  bodyLength: number,
+  most: number,
+): number[] | undefined {
+  if (!header || !BLOB_LENGTHS.test(header)) return undefined;
+  const lengths = header.split(',').map(Number);
+  if (lengths.length > most) return undefined;
+  let sum = 0;
+  for (const length of lengths) sum += length;
+  return sum === bodyLength ? lengths : undefined;
+}

@@ -4,9 +4,11 @@ import { DATA_HEADERS, missingBlobsRequest, storeBlobReply } from '@volback/cont
 import { describe, expect, it } from 'vitest';
 import {
   decodeBlobHeaders,
+  decodeBlobLengths,
   decodeJson,
   decodeReply,
   encodeBlobHeaders,
+  encodeBlobLengths,
   encodeError,
   encodeJson,
   MAX_MISSING_PER_REPLY,
@@ -106,5 +108,24 @@ describe('data-path codec', () => {
       if (!decoded.ok) expect(decoded.error.message).toContain(named);
     }
     expect(decodeBlobHeaders(undefined).ok).toBe(false);
+  });
+
+  it('reads the blob lengths of a load-blobs reply only when they describe the body', () => {
+    expect(decodeBlobLengths(encodeBlobLengths([1048576, 0, 17]), 1048593, 3)).toEqual([1048576, 0, 17]);
+    expect(decodeBlobLengths('5', 5, 1)).toEqual([5]);
+    const refused: Array<[string | undefined, number, number]> = [
+      [undefined, 0, 4], // no header
+      ['', 0, 4],
+      ['5,5', 9, 4], // do not add up
+      ['5,5', 10, 1], // more than asked for
+      ['05', 5, 1], // not canonical
+      ['-5', 5, 1],
+      ['5,', 5, 2],
+      ['5 ,5', 10, 2],
+      ['1e3', 1000, 1],
+      ['99999999999', 99999999999, 1], // more digits than a message holds
+    ];
+    for (const [header, body, most] of refused)
+      expect(decodeBlobLengths(header, body, most), String(header)).toBeUndefined();
   });
 });

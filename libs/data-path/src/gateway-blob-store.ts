@@ -7,9 +7,34 @@ import {
   type TreeNode,
 } from '@volback/repository';
 import type { DataPathClient } from './client.ts';
+import { maxBlobBytes } from './codec.ts';
+import { DataPathErrorCode, type DataPathError } from './errors.ts';
 
-/** Blobs a restore asks the gateways for ahead of the one it writes. */
+/** Blobs a restore asks the gateways for ahead of the one it writes, one request each. */
 const LOAD_AHEAD = 12;
+/** Distinct blobs one `load-blobs` request asks for (about 16 MiB of restic's chunks, a message's worth). */
+const BATCH_BLOBS = 16;
+/** Most places in a file one batch covers (a sparse file repeats its zero blob many times). */
+const BATCH_PLACES = 256;
+/** Batches of one file asked for ahead of the one being handed on. */
+const BATCHES_AHEAD = 3;
+/** After gateways did not know `load-blobs`, blobs are read one by one this long before asking again. */
+const BATCHES_RETRY_MS = 60_000;
+
+/**
+ * Places `[start, end)` of a file's blob list: one `load-blobs` request, and another for the rest
+ * when its reply filled a message. Its share of the reply budget is held until it is handed on.
+ */
+interface Batch {
+  /** The first place the request under way covers. */
+  start: number;
+  readonly end: number;
+  /** Bytes taken from the reply budget: the largest reply its first request may get. */
+  readonly reserved: number;
+  reply: Promise<Buffer[]>;
+  /** The distinct ids the request under way asks for, in the order first wanted. */
+  ids: readonly string[];
+}
 
 /** Tuning of a {@link GatewayBlobStore}. */
 export interface GatewayBlobStoreOptions {
@@ -48,6 +73,8 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
   #storedBytes = 0;
   #error: unknown;
   #wake: (() => void) | undefined;
+  /** Until then, restores read blob by blob: the gateways did not answer `load-blobs`. */
+  #batchesUnsupportedUntil = 0;
 
   private constructor(client: DataPathClient, chunkerPolynomial: string, options: GatewayBlobStoreOptions) {
     this.#client = client;
@@ -142,11 +169,89 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
   }
 
   /**
-   * A file's blobs in order, many requests ahead (a round trip each, spread over the gateways):
-   * a restore is not paced by one gateway's latency.
+   * A file's blobs in order, read in batches of up to 16 distinct blobs per `load-blobs` request,
+   * up to 3 batches ahead of the one being handed on. Every batch first takes its largest possible
+   * reply from the connection's reply budget ({@link DataPathClient.replyBudget}), so files read
+   * at once never let more than 48 MiB wait at the NATS server or here. A reply that filled a
+   * message covers a prefix of its batch: the rest is asked for once that prefix is handed on.
+   * Gateways older than `load-blobs` are read blob by blob, 12 requests ahead.
+   *
+   * A consumer must take each file's blobs to the end or stop (`return`, as `for await` does)
+   * without waiting on another file's blobs meanwhile: the budget it holds is freed that way.
    */
-  loadBlobs(type: BlobType, ids: readonly string[]): AsyncGenerator<Buffer, void, undefined> {
-    return loadAhead((t, id) => this.#client.loadBlob(t, id), type, ids, LOAD_AHEAD);
+  async *loadBlobs(type: BlobType, ids: readonly string[]): AsyncGenerator<Buffer, void, undefined> {
+    const budget = this.#client.replyBudget;
+    /** The distinct ids of the places from `start` on, up to `limit`, and where the batch ends. */
+    const plan = (start: number, limit: number): { end: number; wanted: string[] } => {
+      const wanted = new Set<string>();
+      let end = start;
+      while (end < limit && end - start < BATCH_PLACES) {
+        const id = ids[end]!;
+        if (!wanted.has(id)) {
+          if (wanted.size === BATCH_BLOBS) break;
+          wanted.add(id);
+        }
+        end++;
+      }
+      return { end, wanted: [...wanted] };
+    };
+    const ask = (wanted: readonly string[]): Promise<Buffer[]> => {
+      const reply = this.#client.loadBlobs(type, wanted);
+      reply.catch(() => undefined); // awaited in turn; must not go unhandled meanwhile
+      return reply;
+    };
+    // A batch given up gives its share back once its reply is no longer on its way.
+    const abandon = (batch: Batch) => {
+      const release = () => budget.give(batch.reserved);
+      batch.reply.then(release, release);
+    };
+    const pending: Batch[] = [];
+    let asked = 0; // places asked for so far
+    let position = 0; // places handed on so far
+    try {
+      while (position < ids.length) {
+        if (Date.now() < this.#batchesUnsupportedUntil) {
+          yield* loadAhead((t, id) => this.#client.loadBlob(t, id), type, ids.slice(position), LOAD_AHEAD);
+          return;
+        }
+        // Ask ahead as far as the budget allows; with nothing under way, wait for it.
+        while (pending.length < BATCHES_AHEAD && asked < ids.length) {
+          const { end, wanted } = plan(asked, ids.length);
+          const reserved = Math.min(this.#client.maxMessageBytes, wanted.length * maxBlobBytes(type));
+          if (pending.length === 0) await budget.take(reserved);
+          else if (!budget.tryTake(reserved)) break;
+          pending.push({ start: asked, end, reserved, ids: wanted, reply: ask(wanted) });
+          asked = end;
+        }
+        const batch = pending[0]!;
+        let blobs: Buffer[];
+        try {
+          blobs = await batch.reply;
+        } catch (error) {
+          if ((error as DataPathError).code !== DataPathErrorCode.NoGateway) throw error;
+          // Nobody listens on load-blobs: older gateways, or none at all (loadBlob then retries).
+          this.#batchesUnsupportedUntil = Date.now() + BATCHES_RETRY_MS;
+          pending.splice(0).forEach(abandon);
+          continue;
+        }
+        const loaded = new Map<string, Buffer>();
+        for (const [i, blob] of blobs.entries()) loaded.set(batch.ids[i]!, blob);
+        let covered = batch.start;
+        while (covered < batch.end && loaded.has(ids[covered]!)) covered++;
+        for (; position < covered; position++) yield loaded.get(ids[position]!)!;
+        if (covered < batch.end) {
+          // The reply filled a message: the rest of the batch, under the same reservation.
+          batch.start = covered;
+          batch.ids = plan(covered, batch.end).wanted;
+          batch.reply = ask(batch.ids);
+        } else {
+          pending.shift();
+          budget.give(batch.reserved);
+        }
+      }
+    } finally {
+      pending.forEach(abandon); // stopped early, or failed
+    }
   }
 
   async loadTree(id: string): Promise<TreeNode[]> {

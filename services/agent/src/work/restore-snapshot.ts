@@ -7,6 +7,7 @@ import type { RepositoryError } from '@volback/repository';
 import {
   dumpTree,
   applyNodeMetadata,
+  loadBlobsFrom,
   resolveTreePath,
   restoreTree,
   RepositoryErrorCode,
@@ -49,6 +50,13 @@ function counting(source: BlobSource): BlobSource & { files: number; bytes: numb
       const nodes = await source.loadTree(id);
       counter.files += nodes.filter((n) => n.type === 'file').length;
       return nodes;
+    },
+    // A file's blobs in batches when the source can (a gateway answers many per round trip).
+    async *loadBlobs(type: 'data' | 'tree', ids: readonly string[]) {
+      for await (const blob of loadBlobsFrom(source, type, ids)) {
+        if (type === 'data') counter.bytes += blob.length;
+        yield blob;
+      }
     },
   };
   return counter;

@@ -79,6 +79,7 @@ export class SnapshotReader {
     const limit = this.#options.treeCacheSize ?? 10_000;
     return {
       loadBlob: (type: BlobType, id: string) => gateway.loadBlob(type, id),
+      loadBlobs: (type: BlobType, ids: readonly string[]) => gateway.loadBlobs(type, ids),
       loadTree: async (id: string) => {
         const cached = this.#trees.get(id);
         if (cached) return cached;

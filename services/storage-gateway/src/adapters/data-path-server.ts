@@ -8,6 +8,7 @@ import {
   flushRequest,
   GATEWAY_QUEUE_GROUP,
   loadBlobRequest,
+  loadBlobsRequest,
   missingBlobsRequest,
   repositoryInfoRequest,
 } from '@volback/contracts';
@@ -17,6 +18,7 @@ import {
   decodeBlobHeaders,
   decodeJson,
   encodeBlobHeaders,
+  encodeBlobLengths,
   encodeDataPathError,
   encodeJson,
   FLUSH_PHASE_HEADER,
@@ -62,6 +64,8 @@ const CONCURRENCY: Record<OperationName, number> = {
   flush: 4,
   commitSnapshot: 4,
   loadBlob: 16,
+  // Each answer holds up to a message's worth of blobs (16 MiB): bounds the gateway's memory.
+  loadBlobs: 4,
   findSnapshot: 4,
 };
 
@@ -72,8 +76,14 @@ const OPERATION_LABELS: Record<OperationName, string> = {
   flush: 'flush',
   commitSnapshot: 'commit-snapshot',
   loadBlob: 'load-blob',
+  loadBlobs: 'load-blobs',
   findSnapshot: 'find-snapshot',
 };
+
+/** Room a reply's headers take in a NATS message (they count against `max_payload`). */
+const REPLY_HEADER_BYTES = 1024;
+/** … plus, on a `load-blobs` reply, this much per blob in `Volback-Blob-Lengths`. */
+const LENGTH_HEADER_BYTES = 12;
 
 /** Parses a JSON request; a schema failure is thrown as `BAD_REQUEST` (nothing changes). */
 function parse<S extends z.ZodType>(schema: S, msg: Msg): z.output<S> {
@@ -94,6 +104,18 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
   const loops: Promise<void>[] = [];
   const inFlight = new Set<Promise<void>>();
   let aborted = false;
+
+  // NATS's default limit is 1 MiB; volback's servers raise it to 16 MiB.
+  const maxPayload = () => nc.info?.max_payload ?? 1024 * 1024;
+
+  /** A read request may name its session (`Volback-Session`): then it takes the session's lock. */
+  const joinSessionOf = async (msg: Msg): Promise<void> => {
+    const sessionId = msg.headers?.get(DATA_HEADERS.sessionId);
+    if (!sessionId) return;
+    if (!/^[\x21-\x7e]{1,200}$/.test(sessionId))
+      throw new DataPathError(DataPathErrorCode.BadRequest, `${DATA_HEADERS.sessionId} is not a session id`);
+    await store.joinSession(sessionId);
+  };
 
   const checkRepository = (requested: string) => {
     if (requested !== repositoryId) {
@@ -161,25 +183,33 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
     async loadBlob(msg) {
       const request = parse(loadBlobRequest, msg);
       checkRepository(request.repositoryId);
-      const sessionId = msg.headers?.get(DATA_HEADERS.sessionId);
-      if (sessionId) {
-        if (!/^[\x21-\x7e]{1,200}$/.test(sessionId))
-          throw new DataPathError(
-            DataPathErrorCode.BadRequest,
-            `${DATA_HEADERS.sessionId} is not a session id`,
-          );
-        await store.joinSession(sessionId);
-      }
+      await joinSessionOf(msg);
       const { type, id } = request.blob;
       const data = await store.loadBlob(type, id);
-      // Headers take a few hundred bytes of the message; NATS's default limit is 1 MiB.
-      if (data.length > (nc.info?.max_payload ?? 1024 * 1024) - 1024) {
+      if (data.length > maxPayload() - REPLY_HEADER_BYTES) {
         throw new DataPathError(
           DataPathErrorCode.BlobTooLarge,
           `${type} blob ${id} has ${data.length} bytes, more than this NATS server carries in a message`,
         );
       }
       return { headers: encodeBlobHeaders({ type, id, repositoryId }), data };
+    },
+
+    async loadBlobs(msg) {
+      const request = parse(loadBlobsRequest, msg);
+      checkRepository(request.repositoryId);
+      await joinSessionOf(msg);
+      const limit = maxPayload() - REPLY_HEADER_BYTES;
+      const blobs = await store.loadBlobs(
+        request.type,
+        request.ids,
+        (count, bytes) => bytes + count * LENGTH_HEADER_BYTES <= limit,
+      );
+      const headers = natsHeaders();
+      headers.set(DATA_HEADERS.blobType, request.type);
+      headers.set(DATA_HEADERS.repositoryId, repositoryId);
+      headers.set(DATA_HEADERS.blobLengths, encodeBlobLengths(blobs.map((b) => b.length)));
+      return { headers, data: blobs.length === 1 ? blobs[0]! : Buffer.concat(blobs) };
     },
 
     async findSnapshot(msg) {

@@ -2,6 +2,7 @@ import { userInfo } from 'node:os';
 import { DataPathError, DataPathErrorCode, type BlobRef } from '@volback/data-path';
 import type { Logger } from '@volback/observability';
 import {
+  CRYPTO_OVERHEAD,
   parseGoTime,
   RepositoryErrorCode,
   type Repository,
@@ -328,6 +329,76 @@ export class GatewayRepository {
       }
       return this.#repo.loadBlob(type, id);
     }
+  }
+
+  /**
+   * Reads and verifies blobs of `ids` in order (an id may repeat), as many as `fits` allows in
+   * one reply, and at least the first: a prefix of `ids`. Neighbouring blobs of a pack are read
+   * together ({@link Repository.loadBlobs}). Ids the index lacks, after reading it again once,
+   * end the prefix (`NOT_FOUND` when the first is one of them); so does a blob that cannot be
+   * read (its error is thrown when it is the first, after one index reload when its pack is gone).
+   */
+  async loadBlobs(
+    type: 'data' | 'tree',
+    ids: readonly string[],
+    fits: (blobs: number, bytes: number) => boolean,
+  ): Promise<Buffer[]> {
+    this.#checkOpen();
+    if (!ids.every((id) => this.#repo.index.has(type, id))) await this.reloadIndex();
+    const blobs: Buffer[] = [];
+    let bytes = 0;
+    for (let reloaded = false; ; reloaded = true) {
+      const repo = this.#repo;
+      const wanted = this.#plan(repo, type, ids, fits);
+      if (wanted.length === 0) {
+        throw new DataPathError(DataPathErrorCode.NotFound, `the repository has no ${type} blob ${ids[0]}`);
+      }
+      // Returning from the loop ends the generator, which lets go of what it read ahead.
+      const loading = repo.loadBlobs(type, wanted);
+      try {
+        for await (const blob of loading) {
+          if (blobs.length > 0 && !fits(blobs.length + 1, bytes + blob.length)) return blobs;
+          if (blobs.length === 0 && !fits(1, blob.length)) throw this.#tooLarge(type, ids[0]!, blob.length);
+          blobs.push(blob);
+          bytes += blob.length;
+        }
+        return blobs;
+      } catch (error) {
+        // The blobs before it make the reply; the client asks again from the one that failed.
+        if (blobs.length > 0) return blobs;
+        // The pack is gone (a prune since the index was read): read the index again, once.
+        if ((error as RepositoryError).code !== RepositoryErrorCode.FileNotFound || reloaded) throw error;
+        await this.reloadIndex();
+      }
+    }
+  }
+
+  /** The prefix of `ids` the index knows and one reply carries, by the sizes the index records. */
+  #plan(
+    repo: Repository,
+    type: 'data' | 'tree',
+    ids: readonly string[],
+    fits: (blobs: number, bytes: number) => boolean,
+  ): string[] {
+    let bytes = 0;
+    let count = 0;
+    for (const id of ids) {
+      const entry = repo.index.get(type, id);
+      if (!entry) break;
+      const size = entry.uncompressedLength ?? entry.length - CRYPTO_OVERHEAD;
+      if (count === 0 && !fits(1, size)) throw this.#tooLarge(type, id, size);
+      if (!fits(count + 1, bytes + size)) break;
+      bytes += size;
+      count++;
+    }
+    return ids.slice(0, count);
+  }
+
+  #tooLarge(type: 'data' | 'tree', id: string, size: number): DataPathError {
+    return new DataPathError(
+      DataPathErrorCode.BlobTooLarge,
+      `${type} blob ${id} has ${size} bytes, more than this NATS server carries in a message`,
+    );
   }
 
   // ---- snapshots ----
