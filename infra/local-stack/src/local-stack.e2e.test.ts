@@ -17,7 +17,11 @@ interface Stack {
 }
 
 function startStack(env: Record<string, string>): Stack {
-  const child = spawn(process.execPath, [main], { env: { ...process.env, ...env, VOLBACK_LOG_PRETTY: '0' } });
+  // A process group of its own, as a shell gives `npm start`: Ctrl-C there signals the whole group.
+  const child = spawn(process.execPath, [main], {
+    env: { ...process.env, ...env, VOLBACK_LOG_PRETTY: '0' },
+    detached: true,
+  });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -76,8 +80,12 @@ describe('npm start: the local stack', () => {
     const stored = await jsm.streams.getMessage(STREAMS.events.name, { last_by_subj: event.subject });
     expect(stored?.json<{ id: string }>().id).toBe(event.envelope.id);
     await again.close();
-    stack.child.kill('SIGINT');
+    // Ctrl-C at a terminal: SIGINT to every process of the stack's group at once
+    process.kill(-stack.child.pid!, 'SIGINT');
     expect(await stack.exit).toBe(0);
+    // Services stop before NATS (they run in groups of their own): no failed shutdowns
+    expect(stack.output()).not.toMatch(/triggerUncaughtException|JetStreamStatusError|shutdown failed/);
+    await expect(connectNats({ servers: natsUrl, name: 'gone', connectTimeoutMs: 500 })).rejects.toThrow();
   });
 
   it('refuses a bad setting with a message naming it, and a busy port with what to do', async () => {

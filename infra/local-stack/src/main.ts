@@ -40,6 +40,7 @@ async function main(): Promise<void> {
       dataDir: join(config.dataDir, 'nats'),
       port: config.natsPort || (await freePort()),
       serverName: 'volback-local',
+      ownProcessGroup: true,
     });
     natsUrl = nats.url;
     log.info({ url: natsUrl, pid: nats.pid, log: nats.logFile }, 'NATS server started');

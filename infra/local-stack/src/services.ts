@@ -74,6 +74,9 @@ export class Supervisor {
     const child = spawn(process.execPath, [STACK_SERVICES[name]], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'inherit', 'inherit'],
+      // Its own process group: a Ctrl-C reaches the supervisor only, which stops the services
+      // first and NATS last (a service whose NATS vanished first fails its shutdown noisily).
+      detached: true,
     });
     this.#children.set(name, child);
     const startedAt = Date.now();

@@ -17,6 +17,11 @@ export interface NatsServerOptions {
   /** Client port on 127.0.0.1; a free random one when omitted. */
   readonly port?: number;
   readonly serverName?: string;
+  /**
+   * Runs the server in a process group of its own, so that a Ctrl-C meant for the process that
+   * started it does not stop it before that process has stopped its clients (the local stack).
+   */
+  readonly ownProcessGroup?: boolean;
 }
 
 /** A running NATS server with JetStream, on loopback. */
@@ -51,7 +56,9 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   ].join('\n');
   const configFile = join(dataDir, 'nats-server.conf');
   await writeFile(configFile, config);
-  const proc = startProcess(bin, ['-c', configFile], join(dataDir, 'nats-server.log'));
+  const proc = startProcess(bin, ['-c', configFile], join(dataDir, 'nats-server.log'), process.env, {
+    ownProcessGroup: options.ownProcessGroup ?? false,
+  });
   const monitorUrl = `http://127.0.0.1:${monitorPort}`;
   try {
     await waitUntil(`nats-server on port ${port} (log: ${proc.logFile})`, async () => {

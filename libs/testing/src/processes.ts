@@ -36,15 +36,23 @@ export interface ServerProcess {
   stop(graceMs?: number): Promise<void>;
 }
 
-/** Starts `command` detached from the test runner's terminal, output appended to `logFile`. */
+/**
+ * Starts `command` with no terminal input, output appended to `logFile`. With `ownProcessGroup`
+ * a Ctrl-C at the terminal does not reach it: whoever started it stops it, in its own order.
+ */
 export function startProcess(
   command: string,
   args: readonly string[],
   logFile: string,
   env: NodeJS.ProcessEnv = process.env,
+  options: { ownProcessGroup?: boolean } = {},
 ): ServerProcess {
   const log = createWriteStream(logFile, { flags: 'a' });
-  const child: ChildProcess = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child: ChildProcess = spawn(command, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env,
+    detached: options.ownProcessGroup ?? false,
+  });
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
   if (child.pid === undefined) throw new Error(`could not start ${command}`);
