@@ -110,29 +110,35 @@ static int arguments(napi_env env, napi_callback_info info, const char *function
   return 1;
 }
 
+/* llistxattr (name NULL) or lgetxattr into `stack`, or into a heap buffer (`*heap`, the
+ * caller frees it) when the result grew past it; `*out` points at the bytes. */
+static ssize_t read_xattr(const char *path, const char *name, char *stack, size_t stack_size,
+                          char **out, char **heap) {
+  *out = stack;
+  *heap = NULL;
+  ssize_t size = name ? lgetxattr(path, name, stack, stack_size) : llistxattr(path, stack, stack_size);
+  while (size < 0 && errno == ERANGE) {
+    ssize_t need = name ? lgetxattr(path, name, NULL, 0) : llistxattr(path, NULL, 0);
+    if (need <= 0) return need;
+    char *grown = realloc(*heap, (size_t)need);
+    if (!grown) {
+      errno = ENOMEM;
+      return -1;
+    }
+    *out = *heap = grown;
+    size = name ? lgetxattr(path, name, grown, (size_t)need) : llistxattr(path, grown, (size_t)need);
+  }
+  return size;
+}
+
 static napi_value list(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!arguments(env, info, "list", 1, argv)) return NULL;
   char *path = c_string(env, argv[0], "path");
   if (!path) return NULL;
   char stack[STACK_BUFFER];
-  char *names = stack, *heap = NULL;
-  ssize_t size = llistxattr(path, stack, sizeof stack);
-  while (size < 0 && errno == ERANGE) {
-    ssize_t need = llistxattr(path, NULL, 0);
-    if (need <= 0) {
-      size = need;
-      break;
-    }
-    char *grown = realloc(heap, (size_t)need);
-    if (!grown) {
-      errno = ENOMEM;
-      size = -1;
-      break;
-    }
-    names = heap = grown;
-    size = llistxattr(path, heap, (size_t)need);
-  }
+  char *names, *heap;
+  ssize_t size = read_xattr(path, NULL, stack, sizeof stack, &names, &heap);
   napi_value result = NULL;
   if (size < 0) {
     throw_errno(env, errno, "llistxattr", path);
@@ -163,23 +169,8 @@ static napi_value get(napi_env env, napi_callback_info info) {
     return NULL;
   }
   char stack[STACK_BUFFER];
-  char *value = stack, *heap = NULL;
-  ssize_t size = lgetxattr(path, name, stack, sizeof stack);
-  while (size < 0 && errno == ERANGE) {
-    ssize_t need = lgetxattr(path, name, NULL, 0);
-    if (need <= 0) {
-      size = need;
-      break;
-    }
-    char *grown = realloc(heap, (size_t)need);
-    if (!grown) {
-      errno = ENOMEM;
-      size = -1;
-      break;
-    }
-    value = heap = grown;
-    size = lgetxattr(path, name, heap, (size_t)need);
-  }
+  char *value, *heap;
+  ssize_t size = read_xattr(path, name, stack, sizeof stack, &value, &heap);
   napi_value result = NULL;
   if (size < 0) throw_errno(env, errno, "lgetxattr", path);
   else napi_create_buffer_copy(env, (size_t)size, value, NULL, &result);

@@ -30,6 +30,7 @@ import {
   restore,
 } from './index.ts';
 import { assertSafeTree } from './operations/restore.ts';
+import { entryType } from './test-support/fixture-tree.ts';
 import { restic, TEST_PASSWORD } from './test-support/restic.ts';
 
 const scratch = () => mkdtempSync(join(tmpdir(), 'volback-names-'));
@@ -84,15 +85,7 @@ function byteManifest(root: string | Buffer): Record<string, Entry> {
       const path = under(dir, name);
       const key = rel.length ? under(rel, name) : name;
       const s = lstatSync(path);
-      const type = s.isFile()
-        ? 'file'
-        : s.isDirectory()
-          ? 'dir'
-          : s.isSymbolicLink()
-            ? 'symlink'
-            : s.isFIFO()
-              ? 'fifo'
-              : 'other';
+      const type = entryType(s);
       const entry: Entry = { type, mode: s.mode & 0o7777 };
       if (type !== 'symlink') entry.mtimeMs = Math.floor(s.mtimeMs);
       if (type === 'file') entry.sha256 = createHash('sha256').update(readFileSync(path)).digest('hex');

@@ -2,6 +2,7 @@ export * from './errors.ts';
 export * from './backend/index.ts';
 export * from './chunker/index.ts';
 export * from './crypto/crypto.ts';
+export { plainLength } from './crypto/seal-pool.ts';
 export { formatGoTime, parseGoTime, sha256Hex, isId } from './format/ids.ts';
 export type { RepoConfig } from './format/config.ts';
 export type { Snapshot, LockFile } from './format/snapshot.ts';

@@ -384,7 +384,7 @@ export class Repository {
     this.#pending.add(BlobIndex.key(type, id));
     const compress = this.version === 2;
     // Taken now: a plaintext handed over to a worker is detached here.
-    const plainLength = plaintext.length;
+    const plaintextLength = plaintext.length;
     const pool = this.#sealPool();
     if (!pool) {
       const before = this.#storedBytes;
@@ -393,7 +393,7 @@ export class Repository {
         type,
         id,
         encrypt(this.#key, frame ?? plaintext),
-        frame ? plainLength : undefined,
+        frame ? plaintextLength : undefined,
       );
       return { id, added: true, storedLength: this.#storedBytes - before };
     }
@@ -401,7 +401,7 @@ export class Repository {
     const job: Promise<void> = pool
       .seal(plaintext, compress, options.handOver)
       .then(({ sealed, compressed }) =>
-        this.#addToPack(type, id, sealed, compressed ? plainLength : undefined),
+        this.#addToPack(type, id, sealed, compressed ? plaintextLength : undefined),
       )
       .catch((error: unknown) => {
         this.#uploadError ??= error;

@@ -113,6 +113,23 @@ const CASES: Case[] = [
   },
 ];
 
+/** The ids kept and removed, each sorted. */
+function keepAndRemove(decisions: ReadonlyArray<{ id: string; keep: boolean }>): {
+  keep: string[];
+  remove: string[];
+} {
+  return {
+    keep: decisions
+      .filter((d) => d.keep)
+      .map((d) => d.id)
+      .sort(),
+    remove: decisions
+      .filter((d) => !d.keep)
+      .map((d) => d.id)
+      .sort(),
+  };
+}
+
 interface ResticSnapshot {
   id: string;
 }
@@ -166,17 +183,7 @@ describe('forget keeps exactly what restic 0.14 keeps', () => {
       [VOLBACK_MAIN, 'repo', 'forget', '--dry-run', '--json', '--repo', repoDir, ...flags],
       { env: { ...process.env, VOLBACK_PASSWORD: PASSWORD } },
     );
-    const decisions = JSON.parse(stdout) as Array<{ id: string; keep: boolean }>;
-    return {
-      keep: decisions
-        .filter((d) => d.keep)
-        .map((d) => d.id)
-        .sort(),
-      remove: decisions
-        .filter((d) => !d.keep)
-        .map((d) => d.id)
-        .sort(),
-    };
+    return keepAndRemove(JSON.parse(stdout) as Array<{ id: string; keep: boolean }>);
   }
 
   it('crafted a varied history', async () => {
@@ -198,16 +205,7 @@ describe('forget keeps exactly what restic 0.14 keeps', () => {
         dryRun: true,
         ...(c.filter ? { filter: c.filter } : {}),
       });
-      const ours = {
-        keep: decisions
-          .filter((d) => d.keep)
-          .map((d) => d.id)
-          .sort(),
-        remove: decisions
-          .filter((d) => !d.keep)
-          .map((d) => d.id)
-          .sort(),
-      };
+      const ours = keepAndRemove(decisions);
       const theirs = await resticForget(c.flags);
       expect(ours).toEqual(theirs);
       // The command line reads the same flags into the same policy.

@@ -16,6 +16,7 @@ import {
   ftruncateSync,
   closeSync,
   writeSync,
+  type Stats,
 } from 'node:fs';
 import { join, relative } from 'node:path';
 
@@ -92,6 +93,17 @@ export interface ManifestEntry {
 }
 
 /** Reads a directory tree into comparable facts, keyed by relative path. */
+/** An entry's type as a tree node names it ('other' for sockets). */
+export function entryType(s: Stats): string {
+  if (s.isFile()) return 'file';
+  if (s.isDirectory()) return 'dir';
+  if (s.isSymbolicLink()) return 'symlink';
+  if (s.isFIFO()) return 'fifo';
+  if (s.isCharacterDevice()) return 'chardev';
+  if (s.isBlockDevice()) return 'dev';
+  return 'other';
+}
+
 export function manifest(root: string): Record<string, ManifestEntry> {
   const out: Record<string, ManifestEntry> = {};
   const inodes = new Map<number, string>();
@@ -100,19 +112,7 @@ export function manifest(root: string): Record<string, ManifestEntry> {
       const path = join(dir, name);
       const rel = relative(root, path);
       const s = lstatSync(path);
-      const type = s.isFile()
-        ? 'file'
-        : s.isDirectory()
-          ? 'dir'
-          : s.isSymbolicLink()
-            ? 'symlink'
-            : s.isFIFO()
-              ? 'fifo'
-              : s.isCharacterDevice()
-                ? 'chardev'
-                : s.isBlockDevice()
-                  ? 'dev'
-                  : 'other';
+      const type = entryType(s);
       const entry: ManifestEntry = { type, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid };
       if (type !== 'symlink') entry.mtimeMs = Math.floor(s.mtimeMs);
       if (type === 'file') {

@@ -2,8 +2,8 @@ import { userInfo } from 'node:os';
 import { DataPathError, DataPathErrorCode, type BlobRef } from '@volback/data-path';
 import type { Logger } from '@volback/observability';
 import {
-  CRYPTO_OVERHEAD,
   parseGoTime,
+  plainLength,
   RepositoryErrorCode,
   type Repository,
   type RepositoryError,
@@ -385,7 +385,7 @@ export class GatewayRepository {
     for (const id of ids) {
       const entry = repo.index.get(type, id);
       if (!entry) break;
-      const size = entry.uncompressedLength ?? entry.length - CRYPTO_OVERHEAD;
+      const size = plainLength(entry);
       if (count === 0 && !fits(1, size)) throw this.#tooLarge(type, id, size);
       if (!fits(count + 1, bytes + size)) break;
       bytes += size;
