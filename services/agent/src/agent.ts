@@ -110,6 +110,9 @@ export function startAgent(options: AgentOptions): Agent {
   let pendingRegistration: ReturnType<typeof hostRegistered> | undefined;
   let fullLookNeeded = true;
   const dirtyContainers = new Set<string>();
+  // Volumes the engine reported destroyed, with a count per name: a look forgets only the
+  // destructions it has taken into account (one that arrives during a look counts for the next).
+  const destroyedVolumes = new Map<string, number>();
 
   let resolveDiscovered!: () => void;
   const discovered = new Promise<void>((resolve) => (resolveDiscovered = resolve));
@@ -164,7 +167,9 @@ export function startAgent(options: AgentOptions): Agent {
       engine.forget(dirtyContainers);
     }
     dirtyContainers.clear();
-    inventory = await engine.inventory();
+    const destroyed = new Map(destroyedVolumes);
+    const listed = await engine.inventory();
+    inventory = destroyed.size > 0 ? { ...listed, destroyedVolumes: new Set(destroyed.keys()) } : listed;
     metrics?.volumes.set(inventory.volumes.size);
     metrics?.containers.set(inventory.containers.size);
     const events = diff(view, inventory, now);
@@ -184,6 +189,9 @@ export function startAgent(options: AgentOptions): Agent {
         { published: result.published.length, summary: countByType(result.published) },
         'published changes',
       );
+    }
+    for (const [name, count] of destroyed) {
+      if (destroyedVolumes.get(name) === count) destroyedVolumes.delete(name);
     }
     if (!isDiscovered) {
       isDiscovered = true;
@@ -256,6 +264,9 @@ export function startAgent(options: AgentOptions): Agent {
           onEvent: (event: EngineEvent) => {
             since = Math.max(since ?? 0, event.time);
             if (event.type === 'container') dirtyContainers.add(event.actor);
+            if (event.type === 'volume' && event.action === 'destroy') {
+              destroyedVolumes.set(event.actor, (destroyedVolumes.get(event.actor) ?? 0) + 1);
+            }
             if (event.containerId) dirtyContainers.add(event.containerId);
             requestLookSoon();
           },

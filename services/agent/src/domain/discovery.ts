@@ -66,17 +66,20 @@ function byKey<T>(map: ReadonlyMap<string, T>): [string, T][] {
   return [...map].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-/** Everything about a volume but its labels, which have an event of their own. */
-function withoutLabels(volume: ObservedVolume): string {
-  return canonicalJson({ ...volume, labels: undefined });
+/**
+ * What `VolumeDiscovered` announces about a volume, but its labels (they have an event of their
+ * own) and its `createdAt` (it moves on the same volume: see {@link ObservedVolume.createdAt}).
+ */
+function configurationOf(volume: ObservedVolume): string {
+  return canonicalJson({ ...volume, labels: undefined, createdAt: undefined });
 }
 
-/** A volume of the same name that is not the same volume: removed and created again. */
-function isRecreated(known: ObservedVolume, now: ObservedVolume): boolean {
-  return (
-    known.driver !== now.driver ||
-    (known.createdAt !== undefined && now.createdAt !== undefined && known.createdAt !== now.createdAt)
-  );
+/**
+ * A volume of the same name that is not the same volume: the engine said it was destroyed since
+ * the last look, or its driver changed (which only a new volume can do).
+ */
+function isRecreated(known: ObservedVolume, now: ObservedVolume, current: HostInventory): boolean {
+  return known.driver !== now.driver || (current.destroyedVolumes?.has(now.name) ?? false);
 }
 
 /** The part of an observed container that `ContainerObserved` announces (not its run state). */
@@ -185,10 +188,10 @@ export function diff(previous: PublishedView, current: HostInventory, now: Date)
     const known = draft.volumes.get(name)?.volume;
     if (!known) {
       decisions.emit(discovered(volume));
-    } else if (isRecreated(known, volume)) {
+    } else if (isRecreated(known, volume, current)) {
       decisions.emit(volumeRemoved(name));
       decisions.emit(discovered(volume));
-    } else if (withoutLabels(known) !== withoutLabels(volume)) {
+    } else if (configurationOf(known) !== configurationOf(volume)) {
       decisions.emit(discovered(volume));
     } else if (canonicalJson(known.labels) !== canonicalJson(volume.labels)) {
       decisions.emit(volumeChanged(name, 'labels', { labels: { ...volume.labels } }));

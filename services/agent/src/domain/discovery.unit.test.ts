@@ -125,10 +125,30 @@ describe('discovery diff', () => {
     expect(events[0]!.data).toMatchObject({ change: 'labels', labels: { tier: 'silver' } });
   });
 
-  it('reports a volume removed and created again under the same name as both', () => {
+  it('reports a volume the engine destroyed and created again under the same name as both', () => {
+    // given a published volume
     const view = publishedAfter(engine([volume('shop_db.data')]));
-    const events = diff(view, engine([volume('shop_db.data', { createdAt: '2025-03-14T03:04:00Z' })]), T1);
+    // when the engine reported it destroyed since the last look, and it is there again
+    const recreated = inventoryOf(
+      [volume('shop_db.data', { createdAt: '2025-03-14T03:04:00Z' })],
+      [],
+      ['shop_db.data'],
+    );
+    const events = diff(view, recreated, T1);
+    // then it is removed, then discovered
     expect(summary(events)).toEqual(['volume.removed shop_db.data', 'volume.discovered shop_db.data']);
+  });
+
+  it('keeps a volume whose CreatedAt moved (first use by a container, a restore into it) as it is', () => {
+    // given a published volume, mounted by a running container
+    const view = publishedAfter(engine([volume('shop_db.data')], [container(DB_ID)]));
+    // when the engine reports a later CreatedAt for it (the local driver's ctime of its directory)
+    const moved = engine(
+      [volume('shop_db.data', { createdAt: '2025-03-14T03:04:00.123456789Z' })],
+      [container(DB_ID)],
+    );
+    // then nothing is published: no removal, no second discovery
+    expect(diff(view, moved, T1)).toEqual([]);
   });
 
   it('announces a running container with its mounts and compose service, and the volume it mounts', () => {
@@ -300,9 +320,10 @@ describe('discovery diff', () => {
         [volume('shop_db.data')],
         [container(DB_ID, { name: 'renamed', state: 'exited', running: false, exitCode: 0 })],
       ),
-      engine(
+      inventoryOf(
         [volume('shop_db.data', { createdAt: '2025-03-14T04:00:00Z' })],
         [container(WEB_ID, { name: 'web' })],
+        ['shop_db.data'],
       ),
     ];
     let live = emptyView(HOST);
@@ -328,7 +349,8 @@ describe('discovery diff', () => {
     const rebuilt = evolveAll(emptyView(HOST), stored);
     // then it equals the live one, and the last look has nothing new
     expect(rebuilt).toEqual(live);
-    expect(diff(rebuilt, looks.at(-1)!, T1)).toEqual([]);
+    const last = looks.at(-1)!;
+    expect(diff(rebuilt, inventoryOf(last.volumes.values(), last.containers.values()), T1)).toEqual([]);
     expect(new Set(stored.map((e) => e.type))).toEqual(
       new Set([
         VolumeDiscovered.type,

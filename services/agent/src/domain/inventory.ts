@@ -11,7 +11,11 @@ export interface ObservedVolume {
   readonly anonymous: boolean;
   /** Where the data lives on the host, when the driver has a mountpoint. */
   readonly mountpoint?: string;
-  /** RFC 3339, as the engine reports it; a volume removed and created again gets a new one. */
+  /**
+   * RFC 3339, as the engine reports it. Informational only: the local driver derives it from the
+   * volume directory's ctime, which moves when a container first uses the volume or data is
+   * written into it, so it does not tell a re-created volume apart from the same one.
+   */
   readonly createdAt?: string;
 }
 
@@ -79,16 +83,26 @@ export interface ObservedContainer {
 export interface HostInventory {
   readonly volumes: ReadonlyMap<string, ObservedVolume>;
   readonly containers: ReadonlyMap<string, ObservedContainer>;
+  /**
+   * Names of volumes the engine reported destroyed (a `volume destroy` event) since the previous
+   * look. Docker volumes have no id, so this is the only sign that a volume present now under a
+   * known name is a new one (`volume create` is no sign: moby emits it on every `docker create`
+   * that names an existing volume).
+   */
+  readonly destroyedVolumes?: ReadonlySet<string>;
 }
 
-/** An inventory from lists of volumes and containers. */
+/** An inventory from lists of volumes and containers (and the volumes destroyed since the last look). */
 export function inventoryOf(
   volumes: Iterable<ObservedVolume>,
   containers: Iterable<ObservedContainer>,
+  destroyedVolumes: Iterable<string> = [],
 ): HostInventory {
+  const destroyed = new Set(destroyedVolumes);
   return {
     volumes: new Map([...volumes].map((v) => [v.name, v])),
     containers: new Map([...containers].map((c) => [c.id, c])),
+    ...(destroyed.size > 0 ? { destroyedVolumes: destroyed } : {}),
   };
 }
 

@@ -110,6 +110,22 @@ describe('backups: a newly discovered volume', () => {
     ]);
   });
 
+  it('a volume discovered again without a removal (its configuration changed) keeps its history', () => {
+    // given a volume whose first backup completed
+    const s = scenario(noJitter()).given(volumeDiscovered('data', '2025-01-01T10:00:00Z'));
+    const first = requested(s.tick('2025-01-01T10:01:00Z'))[0]!;
+    s.given(backupCompleted(first.backupId, 'data', '2025-01-01T10:02:00Z'));
+    // when the agent announces it again, with no VolumeRemoved before
+    s.given(volumeDiscovered('data', '2025-01-01T11:00:05Z', { tier: 'gold' }));
+    // then no second first backup, and its new labels count
+    expect(requested(s.run('2025-01-01T11:00:05Z', '2025-01-01T11:10:00Z', 60_000))).toEqual([]);
+    expect(s.state.volumes.get('host-a\u0000data')).toMatchObject({
+      discoveredAt: t('2025-01-01T10:00:00Z'),
+      labels: { tier: 'gold' },
+      lastSuccess: { backupId: first.backupId },
+    });
+  });
+
   it('waits while its host is offline (three missed heartbeats) and goes on when it is back', () => {
     const s = scenario(noJitter()).given(
       hostSeen('2025-01-01T10:00:00Z'),

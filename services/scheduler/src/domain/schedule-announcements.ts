@@ -42,7 +42,11 @@ export function nextScheduledBackup(
 /**
  * `VolumeBackupScheduled` for every volume whose next scheduled backup differs from the last one
  * announced (the state remembers it from the log, so a restarted or new leader does not repeat
- * it). The id derives from volume and due time: the same announcement is stored once.
+ * it). The id derives from the volume's incarnation (its discovery), how many announcements it
+ * already has and the due time: the same decision is stored once, and a new fact never collides
+ * with an earlier one. (With volume and due time alone, a volume removed and discovered again
+ * announced the same due time under the same id; JetStream dropped it as a duplicate, the state
+ * never saw it, and every round announced it again until the duplicate window ran out.)
  */
 export function decideScheduleAnnouncements(
   state: SchedulerState,
@@ -70,7 +74,9 @@ export function decideScheduleAnnouncements(
             timezone: schedule.timezone,
           },
           {
-            id: boundedId(`backup-scheduled-${hostId}-${volumeName}-${nextDueAt}`),
+            id: boundedId(
+              `backup-scheduled-${hostId}-${volumeName}-${new Date(volume.discoveredAt).toISOString()}-${volume.announcements ?? 0}-${nextDueAt}`,
+            ),
             now,
             source: settings.source,
           },

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { eventsOf, HOST, hostRegistered, volumeDiscovered, volumeRemoved } from '../test-support/events.ts';
 import { scenario, testSettings } from '../test-support/scenario.ts';
 import type { Decision } from './intents.ts';
+import { decideScheduleAnnouncements } from './schedule-announcements.ts';
 import { jitterMs } from './schedule.ts';
 import { DEFAULT_SETTINGS } from './settings.ts';
 import { hostScopedKey } from './state.ts';
@@ -78,7 +79,9 @@ describe('schedule announcements: the leader', () => {
     expect(jitter).toBeGreaterThan(0);
     const dueAt = new Date(Date.parse('2025-03-15T03:00:00Z') + jitter).toISOString();
     expect(scheduled([decision!])[0]!.nextDueAt).toBe(dueAt);
-    expect(decision!.intents[0]!.message.envelope.id).toBe(`backup-scheduled-${HOST}-data-${dueAt}`);
+    expect(decision!.intents[0]!.message.envelope.id).toBe(
+      `backup-scheduled-${HOST}-data-2025-03-14T10:00:00.000Z-0-${dueAt}`,
+    );
   });
 
   it('do not repeat what a previous leader announced (the state is rebuilt from the log)', () => {
@@ -140,5 +143,68 @@ describe('schedule announcements: the leader', () => {
     expect(scheduled(s.announce('2025-03-15T05:00:02Z')).map((d) => d.nextDueAt)).toEqual([
       '2025-03-16T03:00:00.000Z',
     ]);
+  });
+
+  it('announce a re-created volume once, though its due time equals the removed one’s (no duplicate id)', () => {
+    // given a log that stores an event id once, as JetStream does within its duplicate window
+    const s = scenario(daily());
+    const stored = new Set<string>();
+    let published = 0;
+    const announce = (now: string) => {
+      const decisions = decideScheduleAnnouncements(s.state, Date.parse(now), s.settings);
+      for (const intent of decisions.flatMap((d) => d.intents)) {
+        published++;
+        const { id, type, data } = intent.message.envelope;
+        if (stored.has(id)) continue;
+        stored.add(id);
+        s.given({ type, data });
+      }
+    };
+    s.given(hostRegistered('2025-03-14T10:00:00Z'), volumeDiscovered('data', '2025-03-14T10:00:00Z'));
+    announce('2025-03-14T10:00:01Z');
+    // when the volume is removed and discovered again, its next slot the same as before
+    s.given(volumeRemoved('data', '2025-03-14T10:01:00Z'), volumeDiscovered('data', '2025-03-14T10:01:00Z'));
+    for (let second = 1; second <= 10; second++)
+      announce(`2025-03-14T10:01:${String(second).padStart(2, '0')}Z`);
+    // then it is announced once more, stored, and not again every round
+    expect(published).toBe(2);
+    expect(stored.size).toBe(2);
+    expect(s.state.volumes.get(hostScopedKey(HOST, 'data'))!.announcedDueAt).toBe(
+      Date.parse('2025-03-15T03:00:00Z'),
+    );
+  });
+
+  it('give a due time announced again after another its own id (changed and changed back)', () => {
+    // given a volume announced under a daily 03:00 API default policy
+    const s = scenario(daily()).given(
+      hostRegistered('2025-03-14T10:00:00Z'),
+      volumeDiscovered('data', '2025-03-14T10:00:00Z'),
+    );
+    const ids: string[] = [];
+    const define = (cron: string, n: number) =>
+      s.command(
+        {
+          type: 'io.volback.cmd.define-policy.v1',
+          id: `cmd-${n}`,
+          data: {
+            policyId: 'default',
+            scope: { kind: 'default' },
+            policy: { ...DEFAULT_SETTINGS.defaultPolicy, schedule: { cron, timezone: 'UTC' } },
+            requestedBy: 'test',
+          },
+        },
+        '2025-03-14T10:00:00Z',
+      );
+    const announce = (now: string) =>
+      s.announce(now).forEach((d) => ids.push(d.intents[0]!.message.envelope.id));
+    announce('2025-03-14T10:00:01Z');
+    // when the schedule changes and changes back
+    define('0 4 * * *', 1);
+    announce('2025-03-14T10:00:02Z');
+    define('0 3 * * *', 2);
+    announce('2025-03-14T10:00:03Z');
+    // then three announcements, each with an id of its own
+    expect(ids).toHaveLength(3);
+    expect(new Set(ids).size).toBe(3);
   });
 });

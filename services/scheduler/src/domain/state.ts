@@ -166,6 +166,8 @@ export interface VolumeView {
   atRisk: boolean;
   /** The next due time last announced (`VolumeBackupScheduled`): announced again only when it changes. */
   announcedDueAt?: number;
+  /** `VolumeBackupScheduled` events of this incarnation so far: part of the next one's id. */
+  announcements?: number;
 }
 
 /** A container, as far as policies and triggers need it. */
@@ -300,6 +302,13 @@ export function evolve(state: SchedulerState, logged: LoggedEvent): SchedulerSta
     case 'io.volback.volume.discovered.v1': {
       const d = event.data;
       const key = hostScopedKey(d.hostId, d.volumeName);
+      const known = state.volumes.get(key);
+      if (known) {
+        // Announced again without a removal in between (its configuration changed): the same
+        // incarnation, so its history, schedule anchor and first backup stay as they are.
+        known.labels = { ...d.labels };
+        break;
+      }
       state.volumes.set(key, {
         key,
         hostId: d.hostId,
@@ -332,7 +341,10 @@ export function evolve(state: SchedulerState, logged: LoggedEvent): SchedulerSta
     }
     case 'io.volback.volume.backup-scheduled.v1': {
       const volume = state.volumes.get(hostScopedKey(event.data.hostId, event.data.volumeName));
-      if (volume) volume.announcedDueAt = ms(event.data.nextDueAt);
+      if (volume) {
+        volume.announcedDueAt = ms(event.data.nextDueAt);
+        volume.announcements = (volume.announcements ?? 0) + 1;
+      }
       break;
     }
     case 'io.volback.container.observed.v1': {
@@ -400,7 +412,11 @@ export function evolve(state: SchedulerState, logged: LoggedEvent): SchedulerSta
       state.rejections.delete(event.data.policyId);
       break;
     case 'io.volback.policy.rejected.v1':
-      state.rejections.set(event.data.policyId, rejectionKey(event.data.label, event.data.value));
+      // Only label rejections are remembered (to report a bad label once); a refused API command
+      // about a label policy must not make its label rejection look new again.
+      if (event.data.label !== undefined) {
+        state.rejections.set(event.data.policyId, rejectionKey(event.data.label, event.data.value));
+      }
       break;
     case 'io.volback.backup.requested.v1': {
       const d = event.data;
