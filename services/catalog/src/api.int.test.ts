@@ -2,7 +2,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { BackupCompleted, createEvent, FIXTURE_IDS, HostSeen, STREAMS } from '@volback/contracts';
+import {
+  BackupCompleted,
+  createEvent,
+  FIXTURE_IDS,
+  HostSeen,
+  PolicyDefined,
+  STREAMS,
+} from '@volback/contracts';
 import {
   connectNats,
   drainNats,
@@ -431,6 +438,49 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
       const removed = await send('DELETE', '/v1/policies/catalog-test-policy');
       expect(removed.statusCode, removed.body).toBe(202);
       expect(await commandsOn('volback.cmd.scheduler.remove-policy')).toBe(1);
+    });
+
+    it('refuses a policy the scheduler would refuse, naming every problem at once, and sends nothing', async () => {
+      const before = await commandsOn('volback.cmd.scheduler.define-policy');
+      const body = expectProblem(
+        await send('PUT', '/v1/policies/labels:mine', {
+          scope: { kind: 'default' },
+          policy: { schedule: { cron: '61 3 * * *', timezone: 'Mars/Base' }, retention: { keepDaily: 7 } },
+        }),
+        400,
+        'VOLBACK_CATALOG_BAD_REQUEST',
+      );
+      expect(body.errors?.map((e) => e.field)).toEqual([
+        'params.policyId',
+        'body.policy.schedule.cron',
+        'body.policy.schedule.timezone',
+      ]);
+      expect(await commandsOn('volback.cmd.scheduler.define-policy')).toBe(before);
+
+      // a label policy cannot be removed through the API: 409 at once, no command
+      const removals = await commandsOn('volback.cmd.scheduler.remove-policy');
+      await new MessagePublisher(nc).publish(
+        createEvent(
+          PolicyDefined,
+          {
+            policyId: 'labels:h:v',
+            scope: { kind: 'volume', hostId: second, volumeName: 'alpha' },
+            origin: 'labels',
+            policy: { schedule: { cron: '0 4 * * *' }, retention: { keepLast: 1 } },
+            definedAt: TEST_NOW.toISOString(),
+          },
+          { source: 'volback://test' },
+        ),
+      );
+      await catalog.caughtUp();
+      const refused = expectProblem(
+        await send('DELETE', '/v1/policies/labels:h:v'),
+        409,
+        'VOLBACK_CATALOG_POLICY_NOT_REMOVABLE',
+        'params.policyId',
+      );
+      expect(JSON.stringify(refused)).toMatch(/comes from labels/);
+      expect(await commandsOn('volback.cmd.scheduler.remove-policy')).toBe(removals);
     });
 
     it('refuses bodies that are not JSON', async () => {

@@ -14,6 +14,8 @@ export const CatalogErrorCode = {
   VolumeNotFound: 'VOLBACK_CATALOG_VOLUME_NOT_FOUND',
   ContainerNotFound: 'VOLBACK_CATALOG_CONTAINER_NOT_FOUND',
   PolicyNotFound: 'VOLBACK_CATALOG_POLICY_NOT_FOUND',
+  /** A policy that does not come from the API (labels, configuration) cannot be removed through it. */
+  PolicyNotRemovable: 'VOLBACK_CATALOG_POLICY_NOT_REMOVABLE',
   BackupNotFound: 'VOLBACK_CATALOG_BACKUP_NOT_FOUND',
   RestoreNotFound: 'VOLBACK_CATALOG_RESTORE_NOT_FOUND',
   SnapshotNotFound: 'VOLBACK_CATALOG_SNAPSHOT_NOT_FOUND',

@@ -42,6 +42,11 @@ export const PolicyRejected = defineEvent({
     label: z.string().max(1000).optional(),
     value: z.string().max(10_000).optional(),
     reason,
+    /** Every problem found, each with the field at fault (`reason` joins them); absent on older events. */
+    issues: z
+      .array(z.object({ field: z.string().min(1).max(200), message: z.string().min(1).max(2000) }))
+      .max(100)
+      .optional(),
     rejectedAt: timestamp,
   }),
   aggregateId: (d) => [d.policyId],

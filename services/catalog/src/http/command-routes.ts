@@ -1,17 +1,43 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { hostId, policyScope, policySpec, volumeName, workId } from '@volback/contracts';
+import {
+  hostId,
+  issuesText,
+  policyDefinitionIssues,
+  policyRemovalIssues,
+  policyScope,
+  policySpec,
+  volumeName,
+  workId,
+  type PolicyIssue,
+  type PolicyOrigin,
+} from '@volback/contracts';
 import { z } from 'zod';
 import type { CatalogQueries } from '../adapters/catalog-queries.ts';
 import type { CommandSender } from '../adapters/command-sender.ts';
 import { canonicalVolumePath } from '../domain/snapshot-path.ts';
-import { BadRequestError, CatalogErrorCode, ConflictError, NotFoundError } from '../errors.ts';
+import {
+  BadRequestError,
+  CatalogError,
+  CatalogErrorCode,
+  ConflictError,
+  NotFoundError,
+  type FieldIssue,
+} from '../errors.ts';
 import { requestedBy, snapshotRef, volumeParams } from './params.ts';
 
 const write = { access: 'write' as const };
 
 const accepted = <S extends z.ZodRawShape>(extra: S) =>
   z.object({ status: z.literal('accepted'), ...extra, location: z.string().optional() });
+
+/** The rules' issues as request fields: the id is a path parameter, the rest is in the body. */
+function requestIssues(issues: readonly PolicyIssue[]): FieldIssue[] {
+  return issues.map((i) => ({
+    field: i.field === 'policyId' ? 'params.policyId' : `body.${i.field}`,
+    message: i.message,
+  }));
+}
 
 /** Routes that issue commands: back up now, restore, define and remove policies, rebuild. */
 export function registerCommandRoutes(
@@ -25,6 +51,15 @@ export function registerCommandRoutes(
 ): void {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const { queries, commands, now } = deps;
+  /** Where a policy the read model knows came from (undefined when it knows none). */
+  const originOf = (policyId: string): PolicyOrigin | undefined => {
+    try {
+      return queries.getPolicy(policyId).origin as PolicyOrigin;
+    } catch (error) {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    }
+  };
 
   app.post(
     '/v1/hosts/:hostId/volumes/:volumeName/backups',
@@ -143,13 +178,22 @@ export function registerCommandRoutes(
         tags: ['policies'],
         summary: 'Define or replace a policy',
         description:
-          'Sends `DefinePolicy` to the scheduler, which records `PolicyDefined` (or `PolicyRejected`); the policy shows in `GET /v1/policies` once recorded.',
+          'Checks what the catalog can (the rules the scheduler applies: time zone, cron expression, ids of label policies) and answers 400 naming every problem at once; else sends `DefinePolicy` to the scheduler, which records `PolicyDefined` or `PolicyRejected` (on `volback.evt.policy.<policyId>`, `causationid` = the `commandId` answered here); the policy shows in `GET /v1/policies` once recorded.',
         params: z.object({ policyId: workId }),
         body: z.object({ scope: policyScope, policy: policySpec, requestedBy }),
         response: { 202: accepted({ policyId: z.string(), commandId: z.string() }) },
       },
     },
     async (req, reply) => {
+      const issues = policyDefinitionIssues({
+        policyId: req.params.policyId,
+        policy: req.body.policy,
+        existingOrigin: originOf(req.params.policyId),
+      });
+      if (issues.length > 0) {
+        const fields = requestIssues(issues);
+        throw new CatalogError(CatalogErrorCode.BadRequest, issuesText(fields), { issues: fields });
+      }
       const { commandId } = await commands.definePolicy({
         policyId: req.params.policyId,
         scope: req.body.scope,
@@ -171,14 +215,20 @@ export function registerCommandRoutes(
       schema: {
         tags: ['policies'],
         summary: 'Remove a policy',
-        description: 'Sends `RemovePolicy` to the scheduler; the policy must be known to the catalog.',
+        description:
+          'Sends `RemovePolicy` to the scheduler, which records `PolicyRemoved` or `PolicyRejected` (`causationid` = the `commandId` answered here). The policy must be known to the catalog (404) and come from the API: a label or configuration policy is refused at once (409).',
         params: z.object({ policyId: workId }),
         querystring: z.object({ requestedBy }),
         response: { 202: accepted({ policyId: z.string(), commandId: z.string() }) },
       },
     },
     async (req, reply) => {
-      queries.getPolicy(req.params.policyId);
+      const origin = queries.getPolicy(req.params.policyId).origin as PolicyOrigin;
+      const issues = policyRemovalIssues(req.params.policyId, origin);
+      if (issues.length > 0) {
+        const fields = requestIssues(issues);
+        throw new ConflictError(CatalogErrorCode.PolicyNotRemovable, issuesText(fields), { issues: fields });
+      }
       const { commandId } = await commands.removePolicy({
         policyId: req.params.policyId,
         requestedBy: req.query.requestedBy ?? 'api',

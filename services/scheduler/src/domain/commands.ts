@@ -1,8 +1,12 @@
 import {
+  issuesText,
+  policyDefinitionIssues,
+  policyRemovalIssues,
   PolicyDefined,
   PolicyRejected,
   PolicyRemoved,
   type DefinePolicy,
+  type PolicyIssue,
   type RemovePolicy,
   type RequestBackup,
 } from '@volback/contracts';
@@ -10,8 +14,7 @@ import type { z } from 'zod';
 import { backupDecision } from './backups.ts';
 import { backupId, shortHash } from './ids.ts';
 import { eventIntent, type Decision } from './intents.ts';
-import { basePolicy, effectivePolicy, LABEL_POLICY_PREFIX } from './policy.ts';
-import { scheduleProblem } from './schedule.ts';
+import { basePolicy, effectivePolicy } from './policy.ts';
 import type { SchedulerSettings } from './settings.ts';
 import { hostScopedKey, type SchedulerState } from './state.ts';
 
@@ -50,9 +53,10 @@ export function decideCommand(
     source: settings.source,
     causationid: command.id,
   });
+  // Every issue at once (the rules in @volback/contracts, the same the catalog checks first).
   const rejected = (
     policyId: string,
-    reason: string,
+    issues: readonly PolicyIssue[],
     extra: { hostId?: string; volumeName?: string } = {},
   ): Decision[] => [
     {
@@ -60,7 +64,16 @@ export function decideCommand(
       intents: [
         eventIntent(
           PolicyRejected,
-          { policyId, ...extra, reason: reason.slice(0, 4000), rejectedAt: new Date(now).toISOString() },
+          {
+            policyId,
+            ...extra,
+            reason: issuesText(issues).slice(0, 4000),
+            issues: issues.slice(0, 100).map((i) => ({
+              field: i.field.slice(0, 200),
+              message: i.message.slice(0, 2000),
+            })),
+            rejectedAt: new Date(now).toISOString(),
+          },
           stamp('rejected'),
         ),
       ],
@@ -97,23 +110,12 @@ export function decideCommand(
     case 'io.volback.cmd.define-policy.v1': {
       const { policyId, scope, policy, requestedBy } = command.data;
       const target = scope.kind === 'volume' ? { hostId: scope.hostId, volumeName: scope.volumeName } : {};
-      if (policyId.startsWith(LABEL_POLICY_PREFIX)) {
-        return rejected(
-          policyId,
-          `policy ids starting with "${LABEL_POLICY_PREFIX}" are the scheduler's label policies`,
-          target,
-        );
-      }
-      const existing = state.policies.get(policyId);
-      if (existing && existing.origin !== 'api') {
-        return rejected(
-          policyId,
-          `policy ${policyId} is a ${existing.origin} policy; it cannot be replaced through the API`,
-          target,
-        );
-      }
-      const problem = scheduleProblem(policy.schedule);
-      if (problem) return rejected(policyId, problem, target);
+      const issues = policyDefinitionIssues({
+        policyId,
+        policy,
+        existingOrigin: state.policies.get(policyId)?.origin,
+      });
+      if (issues.length > 0) return rejected(policyId, issues, target);
       return [
         {
           what: 'policy-defined',
@@ -137,11 +139,13 @@ export function decideCommand(
     case 'io.volback.cmd.remove-policy.v1': {
       const { policyId, requestedBy } = command.data;
       const existing = state.policies.get(policyId);
-      if (!existing) return rejected(policyId, `no policy ${policyId} is defined`);
-      if (existing.origin !== 'api') {
+      const issues = policyRemovalIssues(policyId, existing?.origin);
+      if (issues.length > 0) {
+        const scope = existing?.scope;
         return rejected(
           policyId,
-          `policy ${policyId} comes from ${existing.origin}; change those to remove it`,
+          issues,
+          scope?.kind === 'volume' ? { hostId: scope.hostId, volumeName: scope.volumeName } : {},
         );
       }
       return [

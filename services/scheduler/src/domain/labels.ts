@@ -1,5 +1,4 @@
-import { policySpec, repositoryId, type PolicySpec } from '@volback/contracts';
-import { scheduleProblem } from './schedule.ts';
+import { policySpec, repositoryId, scheduleIssues, type PolicySpec } from '@volback/contracts';
 
 /** The policy labels, on a volume or on the containers that mount it (agent README, "Policy labels"). */
 export const POLICY_LABELS = {
@@ -123,8 +122,14 @@ export function policyFromLabels(
     if (cron !== undefined && !/^\S+(\s\S+){4,5}$/.test(schedule.cron)) {
       return fail(POLICY_LABELS.schedule, 'a cron expression of 5 fields, or 6 with seconds first');
     }
-    const problem = scheduleProblem(schedule);
-    if (problem) return fail(cron !== undefined ? POLICY_LABELS.schedule : POLICY_LABELS.timezone, problem);
+    // One rejection names one label: the expression's when it is bad, else the time zone's.
+    const [issue] = scheduleIssues(schedule);
+    if (issue) {
+      return fail(
+        issue.field.endsWith('.cron') ? POLICY_LABELS.schedule : POLICY_LABELS.timezone,
+        issue.message,
+      );
+    }
     policy.schedule = schedule;
   }
 

@@ -1,12 +1,15 @@
-import { PolicyDefined, PolicyRejected, PolicyRemoved, type PolicySpec } from '@volback/contracts';
+import {
+  LABEL_POLICY_PREFIX,
+  PolicyDefined,
+  PolicyRejected,
+  PolicyRemoved,
+  type PolicySpec,
+} from '@volback/contracts';
 import { boundedId, shortHash } from './ids.ts';
 import { canonicalJson, eventIntent, type Decision } from './intents.ts';
 import { mergePolicyLabels, policyFromLabels, type LabelSource } from './labels.ts';
 import type { SchedulerSettings } from './settings.ts';
 import { rejectionKey, type ContainerView, type SchedulerState, type VolumeView } from './state.ts';
-
-/** Policy ids the scheduler gives to label policies; API policies may not use the prefix. */
-export const LABEL_POLICY_PREFIX = 'labels:';
 
 /** The id of a volume's label policy. */
 export function labelPolicyId(hostId: string, volumeName: string): string {

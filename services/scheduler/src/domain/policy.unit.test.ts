@@ -169,7 +169,8 @@ describe('policies', () => {
     );
     expect(typesOf(reserved)).toEqual(['policy.rejected']);
     expect(eventsOf(s.command(remove('cmd-3', 'nope'), '2025-01-01T00:00:00Z'))[0]!.data).toMatchObject({
-      reason: 'no policy nope is defined',
+      reason: 'policyId: no policy nope is defined',
+      issues: [{ field: 'policyId', message: 'no policy nope is defined' }],
     });
 
     const backUpNow: SchedulerCommand = {
@@ -270,5 +271,61 @@ describe('retention and the protection watch', () => {
     expect(risk).toHaveLength(1);
     expect(risk[0]!.intents[0]!.message.envelope.time).toBe('2025-01-03T00:01:00.000Z');
     expect(eventsOf(risk)[0]!.data).toMatchObject({ rpoSeconds: 2 * 86_400 });
+  });
+
+  it('commands: every problem of a policy is named at once, each with its field', () => {
+    // given a scheduler
+    const s = scenario(testSettings());
+    // when an API policy has a reserved id, a bad expression and an unknown time zone
+    const decisions = s.command(
+      define('cmd-all', {
+        policyId: 'labels:mine',
+        scope: { kind: 'default' },
+        policy: { ...apiPolicy('0 2 * * *'), schedule: { cron: '61 2 * * *', timezone: 'Mars/Base' } },
+        requestedBy: 'ops',
+      }),
+      '2025-01-01T00:00:00Z',
+    );
+    // then one PolicyRejected lists the three, field by field
+    expect(typesOf(decisions)).toEqual(['policy.rejected']);
+    const data = eventsOf(decisions)[0]!.data as { reason: string; issues: { field: string }[] };
+    expect(data.issues.map((i) => i.field)).toEqual([
+      'policyId',
+      'policy.schedule.cron',
+      'policy.schedule.timezone',
+    ]);
+    expect(data.reason).toMatch(/labels:.*61.*Mars\/Base/);
+  });
+
+  it('commands: removing a label policy is rejected with the volume and what to do instead', () => {
+    // given a volume whose labels define its policy, one bad label already reported
+    const s = scenario(testSettings()).given(
+      volumeDiscovered('db', '2025-01-01T00:00:00Z', { 'volback.schedule': '0 3 * * *' }),
+    );
+    s.tick('2025-01-01T00:00:01Z');
+    s.given(
+      volumeLabelsChanged('db', '2025-01-01T00:00:01Z', {
+        'volback.schedule': '0 3 * * *',
+        'volback.retention.keep-daily': 'seven',
+      }),
+    );
+    expect(typesOf(s.tick('2025-01-01T00:00:01Z'))).toEqual(['policy.rejected']);
+    // when the API asks to remove it
+    const decisions = s.command(remove('cmd-rm', 'labels:host-a:db'), '2025-01-01T00:00:02Z');
+    // then PolicyRejected (published, not only logged), naming the volume and the labels
+    expect(eventsOf(decisions)).toMatchObject([
+      {
+        type: 'io.volback.policy.rejected.v1',
+        data: {
+          policyId: 'labels:host-a:db',
+          hostId: 'host-a',
+          volumeName: 'db',
+          reason: expect.stringMatching(/comes from labels.*volback\.\* labels/),
+        },
+      },
+    ]);
+    // and the label policy stays; the bad label is not reported again
+    expect(s.state.policies.has('labels:host-a:db')).toBe(true);
+    expect(typesOf(s.tick('2025-01-01T00:00:03Z'))).toEqual([]);
   });
 });

@@ -1,3 +1,4 @@
+import { scheduleIssues } from '@volback/contracts';
 import { Cron } from 'croner';
 import { stableFraction } from './ids.ts';
 import type { Schedule } from './settings.ts';
@@ -39,14 +40,10 @@ export function cronOf(schedule: Schedule): Cron {
   return cron;
 }
 
-/** Why a schedule cannot be used, or undefined when it can. */
+/** Why a schedule cannot be used (every problem, the rules of `@volback/contracts`), or undefined. */
 export function scheduleProblem(schedule: Schedule): string | undefined {
-  try {
-    cronOf(schedule);
-    return undefined;
-  } catch (error) {
-    return (error as Error).message;
-  }
+  const issues = scheduleIssues(schedule);
+  return issues.length > 0 ? issues.map((i) => i.message).join('; ') : undefined;
 }
 
 /** The first slot strictly after `afterMs` (memoised: many volumes share a schedule and an anchor). */
