@@ -1,4 +1,3 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,27 +6,7 @@ import { createEvent, HostSeen, STREAMS } from '@volback/contracts';
 import { connectNats, MessagePublisher } from '@volback/messaging';
 import { freePort, waitUntil } from '@volback/testing';
 import { describe, expect, it } from 'vitest';
-
-const main = new URL('./main.ts', import.meta.url).pathname;
-
-interface Stack {
-  child: ChildProcessWithoutNullStreams;
-  output: () => string;
-  exit: Promise<number | null>;
-}
-
-function startStack(env: Record<string, string>): Stack {
-  // A process group of its own, as a shell gives `npm start`: Ctrl-C there signals the whole group.
-  const child = spawn(process.execPath, [main], {
-    env: { ...process.env, ...env, VOLBACK_LOG_PRETTY: '0' },
-    detached: true,
-  });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, output: () => output, exit };
-}
+import { startStack } from './stack-process.ts';
 
 describe('npm start: the local stack', () => {
   it('runs NATS with the streams, reports ready, keeps events across a restart and stops cleanly', async () => {
@@ -44,7 +23,14 @@ describe('npm start: the local stack', () => {
 
     let stack = startStack(env);
     await waitUntil('the stack to be ready', async () => (await fetch(ready)).status === 200);
+    // Ready means every service ready: the catalog answers at once
+    const status = await fetch(`http://127.0.0.1:${env.VOLBACK_CATALOG_PORT}/v1/status`);
+    expect(status.status).toBe(200);
     expect(stack.output()).toContain('volback local stack ready');
+    const readyReport = (await (await fetch(ready)).json()) as { checks: { name: string }[] };
+    expect(readyReport.checks.map((c) => c.name)).toEqual(
+      expect.arrayContaining(['service-catalog', 'service-scheduler', 'service-storage-gateway']),
+    );
     expect(stack.output()).toContain('no Docker Engine answers there');
     // The gateway creates the repository, with a generated password only its owner can read.
     await waitUntil('the repository', async () =>

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { STREAMS } from '@volback/contracts';
 import { connectNats, drainNats, ensureStreams, natsHealthChecks } from '@volback/messaging';
-import { createLogger, createMetrics, startOpsServer } from '@volback/observability';
+import { createLogger, createMetrics, startOpsServer, startupCheck } from '@volback/observability';
 import { freePort, startNatsServer, type NatsServer } from '@volback/testing';
 import { ConfigError, readConfig } from './config.ts';
 import { dockerAnswers, repositoryPasswordFile, Supervisor } from './services.ts';
@@ -55,12 +55,15 @@ async function main(): Promise<void> {
   const jsm = await jetstreamManager(nc);
   await ensureStreams(jsm);
   const metrics = createMetrics({ service: 'local-stack' });
+  // Ready means every service ready: failing until each one's /readyz passed once (then each is
+  // checked on every probe).
+  const startup = startupCheck('starting the services');
   const ops = await startOpsServer({
     host: '127.0.0.1',
     port: config.opsPort,
     logger: log,
     registry: metrics.registry,
-    checks: { readiness: natsHealthChecks(nc) },
+    checks: { readiness: [startup, ...natsHealthChecks(nc)] },
   });
 
   const services = new Supervisor(log);
@@ -114,19 +117,6 @@ async function main(): Promise<void> {
     );
   }
 
-  log.info(
-    {
-      nats: natsUrl,
-      streams: Object.values(STREAMS).map((s) => s.name),
-      dataDir: config.dataDir,
-      repository,
-      catalog: `http://127.0.0.1:${config.catalogPort}`,
-      health: `${ops.url}/readyz`,
-      metrics: `${ops.url}/metrics`,
-    },
-    'volback local stack ready (Ctrl-C to stop)',
-  );
-
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -141,6 +131,24 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+
+  for (const check of services.readinessChecks()) ops.addCheck('readiness', check);
+  startup.step('waiting for every service to be ready');
+  await services.waitUntilReady();
+  if (stopping) return;
+  startup.done();
+  log.info(
+    {
+      nats: natsUrl,
+      streams: Object.values(STREAMS).map((s) => s.name),
+      dataDir: config.dataDir,
+      repository,
+      catalog: `http://127.0.0.1:${config.catalogPort}`,
+      health: `${ops.url}/readyz`,
+      metrics: `${ops.url}/metrics`,
+    },
+    'volback local stack ready (Ctrl-C to stop)',
+  );
 }
 
 main().catch((error: Error & { code?: string }) => {

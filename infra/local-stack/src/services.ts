@@ -5,6 +5,7 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { HealthCheck } from '@volback/observability';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -17,6 +18,18 @@ export const STACK_SERVICES = {
 } as const;
 /** One of {@link STACK_SERVICES}. */
 export type StackService = keyof typeof STACK_SERVICES;
+
+/**
+ * The order services stop in: the agent first (it interrupts a running backup and hands its
+ * command back, which needs the gateways to make what was sent durable and NATS to take the
+ * command back), then the scheduler and the catalog, the gateways last of the services (every
+ * other one may still read or write through them). The stack stops NATS after all of them.
+ */
+export const STOP_ORDER: readonly (readonly StackService[])[] = [
+  ['agent'],
+  ['scheduler', 'catalog'],
+  ['storage-gateway'],
+];
 
 /** The few log calls the supervisor makes. */
 interface SupervisorLogger {
@@ -63,6 +76,8 @@ export function dockerAnswers(dockerHost: string, timeoutMs = 2_000): Promise<bo
 export class Supervisor {
   readonly #log: SupervisorLogger;
   readonly #children = new Map<StackService, ChildProcess>();
+  /** Each service's ops port (its `VOLBACK_OPS_PORT`), for its `/readyz`. */
+  readonly #opsPorts = new Map<StackService, string>();
   #stopping = false;
 
   constructor(log: SupervisorLogger) {
@@ -71,6 +86,7 @@ export class Supervisor {
 
   start(name: StackService, env: Record<string, string>, attempt = 1): void {
     if (this.#stopping) return;
+    if (env['VOLBACK_OPS_PORT']) this.#opsPorts.set(name, env['VOLBACK_OPS_PORT']);
     const child = spawn(process.execPath, [STACK_SERVICES[name]], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'inherit', 'inherit'],
@@ -95,22 +111,81 @@ export class Supervisor {
     this.#log.info({ service: name, pid: child.pid }, 'service started');
   }
 
-  /** SIGTERM to every service, SIGKILL after `graceMs`; resolves once all have exited. */
+  /**
+   * One readiness check per service started, `service-<name>`: passes while the service's own
+   * `/readyz` answers 200 (the catalog's only once its API listens), else names what fails.
+   */
+  readinessChecks(): HealthCheck[] {
+    return [...this.#opsPorts].map(([name, port]) => ({
+      name: `service-${name}`,
+      async check() {
+        try {
+          const res = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(700) });
+          if (res.status === 200) return { ok: true };
+          const body = (await res.json().catch(() => ({}))) as {
+            checks?: { name: string; ok: boolean; detail?: string }[];
+          };
+          const failing = (body.checks ?? []).filter((c) => !c.ok);
+          return {
+            ok: false,
+            detail:
+              failing.map((c) => (c.detail ? `${c.name}: ${c.detail}` : c.name)).join('; ') ||
+              `HTTP ${res.status}`,
+          };
+        } catch {
+          return { ok: false, detail: 'not answering yet' };
+        }
+      },
+    }));
+  }
+
+  /**
+   * Resolves once every service's `/readyz` answers 200 (or the stack is stopping). Says which
+   * are still starting, and why, every few seconds (a warning after a minute).
+   */
+  async waitUntilReady(): Promise<void> {
+    const checks = this.readinessChecks();
+    const started = Date.now();
+    let lastReport = started;
+    while (!this.#stopping) {
+      const results = await Promise.all(checks.map(async (c) => ({ name: c.name, ...(await c.check()) })));
+      const waiting = results.filter((r) => !r.ok);
+      if (waiting.length === 0) return;
+      if (Date.now() - lastReport >= 5_000) {
+        lastReport = Date.now();
+        const level = Date.now() - started > 60_000 ? 'warn' : 'info';
+        this.#log[level](
+          { waiting: Object.fromEntries(waiting.map((w) => [w.name.replace(/^service-/, ''), w.detail])) },
+          'waiting for services to be ready',
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+
+  /**
+   * Stops the services in {@link STOP_ORDER}, one group after the other: SIGTERM, SIGKILL after
+   * `graceMs`; the next group only once the previous one has exited. Resolves once all have.
+   */
   async stop(graceMs = 20_000): Promise<void> {
     this.#stopping = true;
-    await Promise.all(
-      [...this.#children.values()].map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    for (const group of STOP_ORDER) {
+      await Promise.all(
+        group.map((name) => {
+          const child = this.#children.get(name);
+          return new Promise<void>((resolve) => {
+            if (!child || child.exitCode !== null || child.signalCode !== null) return resolve();
             const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-            child.once('exit', () => {
+            const started = Date.now();
+            child.once('exit', (code, signal) => {
               clearTimeout(timer);
+              this.#log.info({ service: name, code, signal, ms: Date.now() - started }, 'service stopped');
               resolve();
             });
             child.kill('SIGTERM');
-          }),
-      ),
-    );
+          });
+        }),
+      );
+    }
   }
 }

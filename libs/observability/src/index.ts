@@ -40,3 +40,4 @@ export {
   type OpsServerOptions,
 } from './ops-server.ts';
 export { onShutdownSignals, type Shutdown } from './shutdown.ts';
+export { formatBytes, formatDuration } from './human.ts';

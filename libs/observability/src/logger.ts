@@ -59,7 +59,7 @@ function resolvePretty(option: boolean | undefined, env: NodeJS.ProcessEnv, toSt
 
 /**
  * Creates the process's root logger: one JSON object per line with `service`, `hostname`, `pid`,
- * an ISO `time` and the level as a word; pretty-printed for people at a terminal. Secrets listed
+ * an ISO `time` and the level as a word; pretty-printed (one line each) for people at a terminal. Secrets listed
  * in {@link SECRET_KEYS} are replaced by `[REDACTED]` in log objects and in child bindings alike,
  * before any output is formatted. Give components a child: `logger.child({ component: 'x' })`.
  */
@@ -73,6 +73,8 @@ export function createLogger(options: LoggerOptions): Logger {
         colorize: options.destination === undefined && process.stdout.isTTY === true,
         translateTime: 'SYS:HH:MM:ss.l',
         ignore: 'pid,hostname',
+        // One line per entry: the fields follow the message instead of one line each.
+        singleLine: true,
         sync: true,
       })
     : options.destination;

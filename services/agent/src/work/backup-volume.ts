@@ -15,8 +15,10 @@ import {
   type WalkSummary,
   type TreeNode,
 } from '@volback/repository';
+import { formatBytes, formatDuration } from '@volback/observability';
 import type { z } from 'zod';
 import { resolveConsistency } from '../domain/consistency.ts';
+import { interruptible, WorkInterruptedError } from './interruption.ts';
 import { saveVolumeSnapshotTree } from './snapshot-layout.ts';
 import { WorkError, WorkErrorCode, workErrorOf } from './work-error.ts';
 import type { WorkContext } from './work-context.ts';
@@ -28,18 +30,24 @@ export type BackupVolumeCommand = z.output<typeof BackupVolume.schema>;
 const MAX_LISTED_UNREADABLE = 1000;
 /** How often a commit is retried after flushing again, before the volume is read again. */
 const COMMIT_ATTEMPTS = 3;
+/** Longest wait, when interrupted, for the gateways to make what they received durable. */
+const CHECKPOINT_TIMEOUT_MS = 5_000;
 
 /**
  * Runs one backup of a volume on this host: picks the reading method, quiesces the containers
  * that use the volume (always resumed: success, failure, timeout), reads and chunks the data,
  * sends the chunks the repository lacks to the gateways, and commits the snapshot. Publishes
- * started, then exactly one of completed / partially failed / failed.
+ * started, then exactly one of completed / partially failed / failed; when the agent stops
+ * mid-walk (`ctx.signal`), none of them: it throws {@link WorkInterruptedError} so the command is
+ * handed back and runs again at the next start.
  */
 export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand): Promise<void> {
   const started = ctx.clock();
   const key = { backupId: command.backupId, hostId: command.hostId, volumeName: command.volumeName };
   const log = ctx.logger.child({ backupId: command.backupId, volumeName: command.volumeName });
   const progress = ctx.progress(command.backupId, 'backup');
+  /** Makes what was sent so far durable on the gateways (before an interrupted run hands back). */
+  let checkpoint: (() => Promise<void>) | undefined;
   try {
     const volume = await ctx.volumes.inspectVolume(command.volumeName);
     const containers = await ctx.volumes.containersUsing(command.volumeName);
@@ -67,6 +75,11 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
     let committed: { snapshotId: string; summary: WalkSummary; bytesStored: number } | undefined;
     for (let pass = 1; !committed; pass++) {
       const store = await GatewayBlobStore.open(client);
+      const sink = interruptible(store, ctx.signal, command.backupId);
+      checkpoint = async () => {
+        await store.drain();
+        await client.flush();
+      };
       let parentTree: string | undefined;
       if (parent.tree && method === 'direct') {
         parentTree = await resolveTreePath(store, parent.tree, path).then(
@@ -104,7 +117,7 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
         const onWarning = (file: string, error: Error) =>
           log.warn({ path: file, err: error.message }, 'entry backed up without part of its metadata');
         if (directPath) {
-          walked = await snapshotDirectory(store, {
+          walked = await snapshotDirectory(sink, {
             source: directPath,
             ...(parentTree ? { parentTree } : {}),
             excludes: command.excludes,
@@ -115,7 +128,7 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
         } else {
           const archive = await ctx.volumes.exportArchive(command.volumeName, ctx.signal);
           try {
-            walked = await snapshotTar(store, archive.stream, {
+            walked = await snapshotTar(sink, archive.stream, {
               excludes: command.excludes,
               onProgress,
               onError,
@@ -200,8 +213,26 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
         `${command.backupId}.outcome`,
       );
     }
-    log.info({ snapshotId, ...stats, unreadable: summary.errors.length }, 'backup committed');
+    log.debug({ snapshotId, ...stats, unreadable: summary.errors.length }, 'backup statistics');
+    const files = summary.filesNew + summary.filesChanged + summary.filesUnmodified;
+    log.info(
+      `backup of ${command.volumeName} ${summary.errors.length ? `partially failed (${summary.errors.length} unreadable)` : 'completed'}: ` +
+        `snapshot ${snapshotId.slice(0, 8)}, ${files} files, ${formatBytes(summary.totalBytes)} ` +
+        `(${formatBytes(summary.bytesAdded)} new), ${formatDuration(stats.durationMs)}`,
+    );
   } catch (error) {
+    if (ctx.signal.aborted) {
+      // Stopping is not failing: the command is handed back and runs again at the next start.
+      await Promise.race([
+        checkpoint?.().catch(() => undefined),
+        new Promise((resolve) => setTimeout(resolve, CHECKPOINT_TIMEOUT_MS).unref()),
+      ]);
+      log.info(
+        { cause: (error as Error).message },
+        'backup interrupted by shutdown; it runs again when the agent is back',
+      );
+      throw error instanceof WorkInterruptedError ? error : new WorkInterruptedError(command.backupId);
+    }
     const failure = workErrorOf(error);
     log.error({ code: failure.code, err: failure.message }, 'backup failed');
     await ctx.publish(

@@ -46,7 +46,8 @@ export function agentDurableName(hostId: string): string {
  * durable commands stream: a command sent while the agent was down runs when it is back; one
  * whose run was cut short by a crash is delivered again and runs again (its chunks already
  * stored are not sent twice). While a command runs the agent tells the server it is working, so
- * it is not handed out again meanwhile.
+ * it is not handed out again meanwhile. `stop()` interrupts a running backup: it publishes no
+ * outcome and its command is handed back (not acknowledged), to run again at the next start.
  */
 export async function startCommandConsumer(options: CommandConsumerOptions): Promise<RunningConsumer> {
   const { hostId, nc } = options;

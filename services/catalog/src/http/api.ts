@@ -1,6 +1,6 @@
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import { fastify, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { fastify, LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Logger } from '@volback/observability';
 import type { CatalogQueries } from '../adapters/catalog-queries.ts';
@@ -40,7 +40,15 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       : {}),
     bodyLimit: 1024 * 1024,
     routerOptions: { maxParamLength: 512 },
+    // fastify's own access log is two multi-field entries per request at info; one debug line instead.
+    logController: new LogController({ disableRequestLogging: true }),
   }) as unknown as FastifyInstance;
+  app.addHook('onResponse', (request, reply, done) => {
+    request.log.debug(
+      `${request.method} ${request.url} ${reply.statusCode} ${reply.elapsedTime.toFixed(1)} ms`,
+    );
+    done();
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installProblemHandlers(app);

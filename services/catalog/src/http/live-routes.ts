@@ -10,6 +10,13 @@ const KEEPALIVE_MS = 15_000;
 /** The live stream: Server-Sent Events of what happens from now on, filtered per client. */
 export function registerLiveRoutes(fastify: FastifyInstance, live: LiveEvents): void {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
+  // Open streams end when the API closes: a stream never ends by itself, and the server's close
+  // would otherwise wait for every client to hang up (the catalog's shutdown ran into its 15 s limit).
+  const open = new Set<() => void>();
+  fastify.addHook('preClose', (done) => {
+    for (const end of open) end();
+    done();
+  });
   app.get(
     '/v1/events/stream',
     {
@@ -62,7 +69,16 @@ export function registerLiveRoutes(fastify: FastifyInstance, live: LiveEvents): 
       const close = () => {
         clearInterval(keepalive);
         unsubscribe();
+        open.delete(end);
       };
+      const end = () => {
+        close();
+        // `Connection: close` is no longer settable; ending the response and its socket lets the
+        // client see the stream end at once (an EventSource reconnects to a restarted catalog).
+        res.end();
+        res.socket?.destroySoon();
+      };
+      open.add(end);
       req.raw.on('close', close);
       res.on('close', close);
     },
