@@ -22,6 +22,8 @@ export const BackupVolume = defineCommand({
     volumeName,
     trigger: backupTrigger,
     attempt: z.number().int().positive().default(1),
+    /** As in `BackupRequested`: attempts in all; the agent's `BackupFailed.willRetry` derives from it. */
+    maxAttempts: z.number().int().positive().max(100).optional(),
     repositoryId: repositoryId.default('default'),
     consistency: consistency.default({ mode: 'none' }),
     excludes: z.array(z.string().min(1).max(4096)).max(1000).default([]),

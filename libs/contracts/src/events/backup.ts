@@ -50,6 +50,8 @@ export const BackupRequested = defineEvent({
     attempt: z.number().int().positive().default(1),
     /** For a retry (`attempt` > 1): the backup id of the first attempt. */
     retryOf: workId.optional(),
+    /** Attempts in all this backup may take: the scheduler retries a failed one (`backupFailureIsRetried`); absent: none. */
+    maxAttempts: z.number().int().positive().max(100).optional(),
     repositoryId: repositoryId.default('default'),
     requestedBy: z.string().max(200).optional(),
     requestedAt: timestamp,
@@ -114,7 +116,8 @@ export const BackupFailed = defineEvent({
   name: 'BackupFailed',
   aggregate: 'backup',
   what: 'failed',
-  description: 'No snapshot was written. `willRetry` tells whether the scheduler tries again.',
+  description:
+    'No snapshot was written. `willRetry`: whether the scheduler tries again (`backupFailureIsRetried` of attempt, the command\u2019s `maxAttempts` and code).',
   schema: z.object({
     ...backupKey,
     code: errorCode,

@@ -3,6 +3,7 @@ import {
   BackupFailed,
   BackupPartiallyFailed,
   BackupStarted,
+  backupFailureIsRetried,
   type BackupVolume,
   volumeSnapshotPath,
 } from '@volback/contracts';
@@ -242,7 +243,11 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
         code: failure.code,
         reason: failure.message.slice(0, 2000),
         attempt: command.attempt,
-        willRetry: false,
+        willRetry: backupFailureIsRetried({
+          attempt: command.attempt,
+          maxAttempts: command.maxAttempts,
+          code: failure.code,
+        }),
         failedAt: ctx.clock().toISOString(),
       },
       `${command.backupId}.outcome`,

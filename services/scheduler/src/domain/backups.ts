@@ -1,4 +1,10 @@
-import { BackupAbandoned, BackupRequested, BackupVolume } from '@volback/contracts';
+import {
+  BackupAbandoned,
+  backupFailureIsRetried,
+  BackupRequested,
+  BackupVolume,
+  PERMANENT_BACKUP_FAILURE_CODES,
+} from '@volback/contracts';
 import { backupId, isoSeconds, retryBackupId, slotBackupId } from './ids.ts';
 import { commandIntent, eventIntent, type Decision } from './intents.ts';
 import { effectivePolicy, type EffectivePolicy } from './policy.ts';
@@ -12,11 +18,8 @@ import {
   type VolumeView,
 } from './state.ts';
 
-/** Failure codes a retry cannot cure: the backup is abandoned at once. */
-export const PERMANENT_FAILURE_CODES: ReadonlySet<string> = new Set([
-  'VOLBACK_AGENT_VOLUME_NOT_FOUND',
-  'VOLBACK_AGENT_CONSISTENCY_LABEL_INVALID',
-]);
+/** Failure codes a retry cannot cure: the backup is abandoned at once (the contracts' list). */
+export const PERMANENT_FAILURE_CODES = PERMANENT_BACKUP_FAILURE_CODES;
 
 /** A scheduled run this much later than its due time counts as a catch-up. */
 export const CATCH_UP_AFTER_MS = 10 * 60_000;
@@ -62,15 +65,17 @@ export function retryDelayMs(failedAttempt: number, settings: SchedulerSettings)
   return Math.min(settings.retry.maxDelayMs, settings.retry.baseDelayMs * 2 ** (failedAttempt - 1));
 }
 
-/** Whether the last attempt's failure gets another attempt. */
-function retriable(volume: VolumeView, settings: SchedulerSettings): boolean {
+/**
+ * Whether the last attempt's failure gets another attempt: the contracts' rule
+ * (`backupFailureIsRetried`), the same the agent states in `BackupFailed.willRetry`.
+ */
+function retriable(volume: VolumeView): boolean {
   const last = volume.lastOutcome;
   return (
     last !== undefined &&
     last.phase === BackupPhase.Failed &&
     last.requestedByScheduler &&
-    last.attempt < settings.retry.maxAttempts &&
-    !PERMANENT_FAILURE_CODES.has(last.code ?? '')
+    backupFailureIsRetried({ attempt: last.attempt, maxAttempts: last.maxAttempts, code: last.code })
   );
 }
 
@@ -109,7 +114,7 @@ export function candidateFor(
   }
 
   const last = volume.lastOutcome;
-  if (last && retriable(volume, settings)) {
+  if (last && retriable(volume)) {
     const dueAt = last.at + retryDelayMs(last.attempt, settings);
     if (now < dueAt) return undefined;
     return {
@@ -251,6 +256,7 @@ export function backupDecision(
           ...(candidate.slot !== undefined ? { slot: new Date(candidate.slot).toISOString() } : {}),
           attempt,
           ...(candidate.retryOf ? { retryOf: candidate.retryOf } : {}),
+          maxAttempts: settings.retry.maxAttempts,
           repositoryId: policy.policy.repositoryId,
           requestedBy: requestedBy.slice(0, 200),
           requestedAt: new Date(now).toISOString(),
@@ -258,14 +264,19 @@ export function backupDecision(
         stamp('requested'),
         true,
       ),
-      backupCommand(candidate, now, settings, causationid),
+      backupCommand({ ...candidate, maxAttempts: settings.retry.maxAttempts }, now, settings, causationid),
     ],
   };
 }
 
 /** The `BackupVolume` command of a backup (also what is sent again when a new leader takes over). */
 export function backupCommand(
-  candidate: Pick<BackupCandidate, 'backupId' | 'hostId' | 'volumeName' | 'trigger' | 'attempt' | 'policy'>,
+  candidate: Pick<
+    BackupCandidate,
+    'backupId' | 'hostId' | 'volumeName' | 'trigger' | 'attempt' | 'policy'
+  > & {
+    readonly maxAttempts?: number | undefined;
+  },
   now: number,
   settings: SchedulerSettings,
   causationid?: string,
@@ -279,6 +290,7 @@ export function backupCommand(
       volumeName: candidate.volumeName,
       trigger: candidate.trigger,
       attempt: candidate.attempt,
+      ...(candidate.maxAttempts !== undefined ? { maxAttempts: candidate.maxAttempts } : {}),
       repositoryId: policy.repositoryId,
       // `none` lets the agent follow the containers' consistency labels.
       consistency: policy.consistency,
@@ -302,12 +314,7 @@ export function decideAbandoned(state: SchedulerState, now: number, settings: Sc
   const decisions: Decision[] = [];
   for (const volume of state.volumes.values()) {
     const last = volume.lastOutcome;
-    if (
-      !last ||
-      last.phase !== BackupPhase.Failed ||
-      !last.requestedByScheduler ||
-      retriable(volume, settings)
-    ) {
+    if (!last || last.phase !== BackupPhase.Failed || !last.requestedByScheduler || retriable(volume)) {
       continue;
     }
     decisions.push({

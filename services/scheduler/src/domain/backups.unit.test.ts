@@ -1,7 +1,9 @@
+import { backupFailureIsRetried } from '@volback/contracts';
 import { describe, expect, it } from 'vitest';
 import {
   backupCompleted,
   backupFailed,
+  backupRequested,
   backupStarted,
   commandsOf,
   containerObserved,
@@ -26,6 +28,7 @@ type Requested = {
   slot?: string;
   attempt: number;
   retryOf?: string;
+  maxAttempts?: number;
   requestedAt: string;
 };
 
@@ -297,6 +300,42 @@ describe('backups: retries', () => {
       attempts: 1,
       reason: expect.stringMatching(/^not retried/),
     });
+  });
+
+  it('BackupFailed.willRetry, from the contracts’ rule and the request, says what the scheduler then does', () => {
+    // given a volume whose first backup the scheduler requested
+    const s = scenario(noJitter()).given(volumeDiscovered('data', '2025-01-01T10:00:00Z'));
+    let request = requested(s.tick('2025-01-01T10:01:00Z'))[0]!;
+    const outcomes: [boolean, string[]][] = [];
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      // when the attempt fails, with willRetry as the agent states it (the rule, from the request)
+      const willRetry = backupFailureIsRetried({
+        attempt,
+        maxAttempts: request.maxAttempts,
+        code: 'VOLBACK_GATEWAY_UNAVAILABLE',
+      });
+      const failedAt = t('2025-01-01T10:02:00Z') + attempt * 3600_000;
+      s.given(backupFailed(request.backupId, 'data', failedAt, attempt));
+      // then within the hour a retry follows exactly when it said so, else the backup is abandoned
+      const next = s.run(failedAt, failedAt + 3500_000, 60_000);
+      outcomes.push([willRetry, typesOf(next).filter((type) => type !== 'backup-volume')]);
+      request = requested(next)[0] ?? request;
+    }
+    expect(outcomes).toEqual([
+      [true, ['backup.requested']],
+      [true, ['backup.requested']],
+      [false, ['backup.abandoned']],
+    ]);
+  });
+
+  it('a backup requested without maxAttempts (the catalog’s "back up now") is not retried: abandoned at once', () => {
+    const s = scenario(noJitter()).given(
+      volumeDiscovered('data', '2025-01-01T10:00:00Z'),
+      backupRequested('api-now', 'data', '2025-01-01T10:00:10Z', 'manual'),
+    );
+    s.given(backupFailed('api-now', 'data', '2025-01-01T10:00:30Z'));
+    expect(typesOf(s.tick('2025-01-01T10:00:31Z'))).toEqual(['backup.abandoned']);
+    expect(requested(s.run('2025-01-01T10:00:32Z', '2025-01-01T10:30:00Z', 60_000))).toEqual([]);
   });
 
   it('a backup the scheduler did not ask for is not retried', () => {

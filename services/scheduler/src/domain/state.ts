@@ -106,6 +106,8 @@ export interface InFlightBackup {
   readonly trigger: BackupTrigger;
   readonly slot?: number;
   readonly attempt: number;
+  /** Attempts in all, as requested (`BackupRequested.maxAttempts`); absent: not retried. */
+  readonly maxAttempts?: number;
   /** The first attempt's id (its own for a first attempt). */
   readonly firstAttemptId: string;
   readonly repositoryId: string;
@@ -118,6 +120,8 @@ export interface BackupOutcome {
   readonly backupId: string;
   readonly firstAttemptId: string;
   readonly attempt: number;
+  /** As requested: see {@link InFlightBackup.maxAttempts}. */
+  readonly maxAttempts?: number;
   readonly trigger: BackupTrigger;
   readonly slot?: number;
   readonly phase: BackupPhase;
@@ -265,6 +269,7 @@ function ended(
     backupId,
     firstAttemptId: flight?.firstAttemptId ?? backupId,
     attempt: flight?.attempt ?? outcome.attempt ?? 1,
+    ...(flight?.maxAttempts !== undefined ? { maxAttempts: flight.maxAttempts } : {}),
     trigger: flight?.trigger ?? 'manual',
     ...(flight?.slot !== undefined ? { slot: flight.slot } : {}),
     phase: outcome.phase,
@@ -429,6 +434,7 @@ export function evolve(state: SchedulerState, logged: LoggedEvent): SchedulerSta
         trigger: d.trigger,
         ...(slot !== undefined ? { slot } : {}),
         attempt: d.attempt,
+        ...(d.maxAttempts !== undefined ? { maxAttempts: d.maxAttempts } : {}),
         firstAttemptId: d.retryOf ?? d.backupId,
         repositoryId: d.repositoryId,
         requestedAt,

@@ -2,6 +2,7 @@
 import {
   BackupCompleted,
   BackupFailed,
+  BackupRequested,
   BackupStarted,
   ContainerObserved,
   ContainerRemoved,
@@ -123,6 +124,24 @@ export const backupCompleted = (backupId: string, volumeName: string, at: number
       durationMs: 1,
     },
     completedAt: iso(at),
+  });
+
+/** A `BackupRequested` from elsewhere than the scheduler (the catalog's "back up now"): no maxAttempts. */
+export const backupRequested = (
+  backupId: string,
+  volumeName: string,
+  at: number | string,
+  trigger: 'manual' | 'schedule' = 'manual',
+  hostId = HOST,
+) =>
+  event(BackupRequested, {
+    backupId,
+    hostId,
+    volumeName,
+    trigger,
+    repositoryId: 'default',
+    requestedBy: 'api',
+    requestedAt: iso(at),
   });
 
 export const backupFailed = (
