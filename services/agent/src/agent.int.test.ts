@@ -417,6 +417,31 @@ describe('agent discovery against real engines and NATS', () => {
     ]);
   });
 
+  it('takes a volume destroyed and created again at once for a new one, and a volume written into for the same', async () => {
+    const { docker, image } = engineA;
+    const hostId = a!.hostId;
+    const subject = eventSubject('volume', hostId, 'again');
+    // (a look may catch the writer running: mounts are not the point here)
+    const typesOfAgain = async () =>
+      typesOn(await storedEvents(jsm, subject), subject).filter((type) => type !== 'volume.changed');
+    await docker.createVolume({ Name: 'again' });
+    await eventually('volume discovered', async () => (await typesOfAgain()).length === 1, 5_000);
+    // when a container writes at the volume's root (its CreatedAt moves) and is removed
+    const writer = await docker.createContainer({
+      ...sleeper(image, 'again-writer', { HostConfig: { Binds: ['again:/v'] } }),
+      Cmd: ['sh', '-c', 'echo x > /v/file'],
+    });
+    await writer.start();
+    await writer.wait();
+    await writer.remove();
+    // and then the volume is destroyed and created again within one look's settle time
+    await docker.getVolume('again').remove();
+    await docker.createVolume({ Name: 'again' });
+    await eventually('the re-created volume', async () => (await typesOfAgain()).length >= 3, 5_000);
+    // then only the destruction makes it a new volume: removed, then discovered
+    expect(await typesOfAgain()).toEqual(['volume.discovered', 'volume.removed', 'volume.discovered']);
+  });
+
   it('publishes nothing new after a restart when nothing changed, and only the difference when something did', async () => {
     const hostId = a!.hostId;
     const filter = `volback.evt.*.${encodeSubjectToken(hostId)}.>`;
