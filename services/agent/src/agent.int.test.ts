@@ -600,6 +600,36 @@ describe('agent discovery against real engines and NATS', () => {
     await docker.getVolume('made-while-engine-away').remove();
   });
 
+  it('does not take a destruction replayed after an engine reconnect for a new one', async () => {
+    const { docker } = engineB;
+    const hostId = b!.hostId;
+    const subject = eventSubject('volume', hostId, 'replayed');
+    const types = async () =>
+      typesOn(await storedEvents(jsm, subject), subject).filter((type) => type !== 'volume.changed');
+    await docker.createVolume({ Name: 'replayed' });
+    await eventually('volume discovered', async () => (await types()).length === 1, 5_000);
+    await docker.getVolume('replayed').remove();
+    await docker.createVolume({ Name: 'replayed' });
+    await eventually('volume re-created', async () => (await types()).length === 3, 5_000);
+    // when the engine connection drops and comes back: the agent asks for the events since the
+    // last one's second, which brings the destruction again
+    await relayB.close();
+    await eventually('engine reported gone', async () => !b!.agent.engineConnected(), 5_000);
+    await relayB.open();
+    await eventually('engine back', async () => b!.agent.engineConnected(), 10_000);
+    // then, up to a later marker, the volume is not removed and discovered once more
+    await docker.createVolume({ Name: 'replay-marker' });
+    const marker = eventSubject('volume', hostId, 'replay-marker');
+    await eventually(
+      'the marker volume',
+      async () => typesOn(await storedEvents(jsm, marker), marker).length === 1,
+      10_000,
+    );
+    expect(await types()).toEqual(['volume.discovered', 'volume.removed', 'volume.discovered']);
+    await docker.getVolume('replay-marker').remove();
+    await docker.getVolume('replayed').remove();
+  });
+
   it('sends heartbeats, and reports the engine gone when it stops', async () => {
     const hostSubject = eventSubject('host', b!.hostId);
     // Host B's one volume was removed above; heartbeats count what the engine holds.

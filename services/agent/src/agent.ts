@@ -113,6 +113,9 @@ export function startAgent(options: AgentOptions): Agent {
   // Volumes the engine reported destroyed, with a count per name: a look forgets only the
   // destructions it has taken into account (one that arrives during a look counts for the next).
   const destroyedVolumes = new Map<string, number>();
+  // Destructions already counted: a reconnect asks for the events since the last one's second,
+  // which brings some of them again; counted twice, a volume would be removed and discovered again.
+  const countedDestructions = new Set<string>();
 
   let resolveDiscovered!: () => void;
   const discovered = new Promise<void>((resolve) => (resolveDiscovered = resolve));
@@ -265,7 +268,15 @@ export function startAgent(options: AgentOptions): Agent {
             since = Math.max(since ?? 0, event.time);
             if (event.type === 'container') dirtyContainers.add(event.actor);
             if (event.type === 'volume' && event.action === 'destroy') {
-              destroyedVolumes.set(event.actor, (destroyedVolumes.get(event.actor) ?? 0) + 1);
+              const key = `${event.actor}\u0000${event.timeNano ?? event.time}`;
+              if (!countedDestructions.has(key)) {
+                countedDestructions.add(key);
+                // Only replays of the last second matter: a short memory is enough.
+                if (countedDestructions.size > 1000) {
+                  countedDestructions.delete(countedDestructions.values().next().value!);
+                }
+                destroyedVolumes.set(event.actor, (destroyedVolumes.get(event.actor) ?? 0) + 1);
+              }
             }
             if (event.containerId) dirtyContainers.add(event.containerId);
             requestLookSoon();

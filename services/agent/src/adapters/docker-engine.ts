@@ -32,6 +32,8 @@ export interface EngineEvent {
   readonly containerId?: string;
   /** Unix time in seconds, as the engine stamped it. */
   readonly time: number;
+  /** The same in nanoseconds, when the engine sends it: tells a replayed event from a new one. */
+  readonly timeNano?: number;
 }
 
 /** A subscription to the engine's events. */
@@ -81,6 +83,7 @@ interface RawEvent {
   Action?: string;
   Actor?: { ID?: string; Attributes?: Record<string, string> };
   time?: number;
+  timeNano?: number;
 }
 
 /** Docker writes `0001-01-01T00:00:00Z` for a time that never happened. */
@@ -363,5 +366,12 @@ export function parseEngineEvent(line: string): EngineEvent | undefined {
   // Actions may carry a suffix (`exec_start: sh -c …`, `health_status: healthy`); keep only the verb.
   const action = raw.Action.split(':')[0]!.trim();
   const containerId = type === 'volume' ? raw.Actor?.Attributes?.['container'] : undefined;
-  return { type, action, actor, ...(containerId ? { containerId } : {}), time: raw.time ?? 0 };
+  return {
+    type,
+    action,
+    actor,
+    ...(containerId ? { containerId } : {}),
+    time: raw.time ?? 0,
+    ...(typeof raw.timeNano === 'number' ? { timeNano: raw.timeNano } : {}),
+  };
 }
