@@ -3,9 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RequestBackup, type Envelope } from '@volback/contracts';
 import { connectNats, drainNats, type NatsConnection } from '@volback/messaging';
-import { startDockerEngine, startNatsServer, type DockerEngine, type NatsServer } from '@volback/testing';
+import {
+  startDockerEngine,
+  startNatsServer,
+  waitUntil,
+  type DockerEngine,
+  type NatsServer,
+} from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventLog, sendCommand, startService, type ServiceProcess } from './stack.ts';
+import { EventLog, sendCommand, startCatalogService, startService, type ServiceProcess } from './stack.ts';
 
 const DISCOVERED = 'io.volback.volume.discovered.v1';
 const REMOVED = 'io.volback.volume.removed.v1';
@@ -75,6 +81,20 @@ describe('discovery: a volume a container starts using stays the same volume', (
       VOLBACK_SCHEDULER_PRUNE_SCHEDULE: 'off',
       VOLBACK_SCHEDULER_CHECK_SCHEDULE: 'off',
     });
+    const catalog = await startCatalogService(
+      'catalog',
+      { VOLBACK_NATS_URL: nats.url },
+      join(dir, 'catalog'),
+      dir,
+    );
+    services.push(catalog);
+    /** What `volback volumes` shows as NEXT DUE. */
+    const nextDue = async () => {
+      const page = (await (await fetch(`${catalog.url}/v1/volumes`)).json()) as {
+        items: { volumeName: string; protection: { nextDueAt: string | null } }[];
+      };
+      return page.items.find((v) => v.volumeName === 'app-data')?.protection.nextDueAt ?? null;
+    };
     try {
       const ofVolume = (type: string) =>
         events.events.filter((e) => e.type === type && data(e)['volumeName'] === 'app-data');
@@ -95,8 +115,18 @@ describe('discovery: a volume a container starts using stays the same volume', (
         'the volume mounted by the container',
         (e) => e.type === CHANGED && data(e)['change'] === 'mounted',
       );
-      // (the case that broke: the engine now reports another CreatedAt for the same volume)
-      expect(await createdAt()).not.toBe(before);
+      // (the case that broke: the engine now reports another CreatedAt for the same volume; it
+      // has whole seconds, and the agent looks again on the next engine event: a container created)
+      await waitUntil('CreatedAt to move', async () => (await createdAt()) !== before, 15_000);
+      await engine.docker.createContainer({
+        name: 'poke',
+        Image: engine.image,
+        HostConfig: { NetworkMode: 'none' },
+      });
+      await events.waitFor(
+        'the look after CreatedAt moved',
+        (e) => e.type === 'io.volback.container.observed.v1' && data(e)['name'] === 'poke',
+      );
 
       // then, up to a later marker (a manual backup, and the forget the scheduler decides after
       // it in a round of its own): nothing about the volume changed but its mount
@@ -122,6 +152,10 @@ describe('discovery: a volume a container starts using stays the same volume', (
       expect(ofVolume(DISCOVERED)).toHaveLength(1);
       expect(ofVolume(REQUESTED).map((e) => data(e)['trigger'])).toEqual(['volume-discovered', 'manual']);
       expect(ofVolume(SCHEDULED)).toHaveLength(1);
+      // and the catalog still shows the volume's next due time
+      const announced = data(ofVolume(SCHEDULED)[0]!)['nextDueAt'] as string;
+      await waitUntil('the catalog to catch up', async () => (await nextDue()) !== null, 10_000);
+      expect(Date.parse((await nextDue())!)).toBe(Date.parse(announced));
       // and the scheduler decided the announcement once (a duplicate JetStream drops would not show in the log)
       const metrics = await (await fetch(`${scheduler.opsUrl}/metrics`)).text();
       expect(counter(metrics, 'volback_scheduler_decisions_total', 'what="backup-scheduled"')).toBe(1);
