@@ -129,7 +129,8 @@ describe('npm start: Ctrl-C during a backup', () => {
       expect(
         lines.some((l) => l.msg === 'backup interrupted by shutdown; it runs again when the agent is back'),
       ).toBe(true);
-      expect(first.output()).not.toMatch(/NO_GATEWAY|shutdown took too long/);
+      expect(first.output()).not.toMatch(/NO_GATEWAY|shutdown took too long|handler failed/);
+      expect(lines.some((l) => l.msg === 'handed back')).toBe(true);
       // services stop in order: the agent first, the gateway last
       const stopped = lines.filter((l) => l.msg === 'service stopped');
       expect(stopped.map((l) => l['service'])).toEqual([

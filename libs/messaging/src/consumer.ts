@@ -41,7 +41,11 @@ export interface DurableConsumerOptions {
   /** Durable name: the consumer's position survives its process. */
   durable: string;
   filterSubjects: readonly string[];
-  /** Handles one valid message; the message is acknowledged after it resolves. Throw to retry. */
+  /**
+   * Handles one valid message; the message is acknowledged after it resolves. Throw to retry; throw
+   * an error with `handBack: true` (work cut short by a stop, not a failure) to give the message
+   * back at once, logged as such.
+   */
   handler: (message: ConsumedMessage) => Promise<void>;
   /** Publishes `MessageRejected` reports for invalid messages. */
   publisher: MessagePublisher;
@@ -216,7 +220,12 @@ async function handleOne(msg: JsMsg, options: DurableConsumerOptions, maxDeliver
     await options.handler({ envelope, definition, ...meta, working: () => msg.working() });
     await msg.ackAck();
   } catch (error) {
-    const err = error as Error;
+    const err = error as Error & { handBack?: boolean };
+    if (err.handBack === true && meta.deliveryCount < maxDeliver) {
+      log?.info({ ...meta, type: envelope.type, id: envelope.id, reason: err.message }, 'handed back');
+      msg.nak();
+      return;
+    }
     if (meta.deliveryCount >= maxDeliver) {
       log?.error(
         { ...meta, type: envelope.type, id: envelope.id, err: err.message },

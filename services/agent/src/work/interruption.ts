@@ -7,6 +7,8 @@ import { RepositoryError, RepositoryErrorCode, type BlobSink } from '@volback/re
  */
 export class WorkInterruptedError extends RepositoryError {
   override readonly name = 'WorkInterruptedError';
+  /** Tells the durable consumer to give the command back without counting it as a failure. */
+  readonly handBack = true;
 
   constructor(workId: string) {
     // A repository error, so that the walkers end the run instead of skipping one file; the
