@@ -54,6 +54,7 @@ export {
   resolveTreePath,
   applyNodeMetadata,
   assertSafeName,
+  directoryBelow,
   type RestoreOptions,
   type RestoreTreeOptions,
   type RestoreSummary,
@@ -61,6 +62,7 @@ export {
 export {
   planRestore,
   directoryProbe,
+  archiveProbe,
   type TargetProbe,
   type TargetEntryKind,
   type RestorePlan,

@@ -1,5 +1,8 @@
 import { lstat, readdir } from 'node:fs/promises';
 import { join, posix, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { extract } from 'tar-stream';
 import type { TreeNode } from '../format/tree.ts';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
 import type { BlobSource } from './blob-ports.ts';
@@ -71,6 +74,35 @@ export function directoryProbe(target: string): TargetProbe {
     async list(path) {
       return (await readdir(join(base, path))).sort();
     },
+  };
+}
+
+/**
+ * A probe of a directory read as a tar stream (a volume exported through the Docker Engine:
+ * names `./a/b`, directories `./a/`); reads the whole stream, keeping names and kinds only.
+ */
+export async function archiveProbe(tar: AsyncIterable<Uint8Array>): Promise<TargetProbe> {
+  const kinds = new Map<string, TargetEntryKind>([['/', 'dir']]);
+  const children = new Map<string, string[]>();
+  const reader = extract();
+  const done = (async () => {
+    for await (const entry of reader) {
+      const parts = entry.header.name.split('/').filter((part) => part !== '' && part !== '.');
+      if (parts.length > 0) {
+        const path = `/${parts.join('/')}`;
+        if (!kinds.has(path)) {
+          const parent = `/${parts.slice(0, -1).join('/')}`;
+          children.set(parent, [...(children.get(parent) ?? []), parts.at(-1)!]);
+        }
+        kinds.set(path, entry.header.type === 'directory' ? 'dir' : 'other');
+      }
+      entry.resume();
+    }
+  })();
+  await Promise.all([pipeline(Readable.from(tar), reader), done]);
+  return {
+    kind: async (path) => kinds.get(posix.normalize(path).replace(/(.)\/$/, '$1')) ?? 'missing',
+    list: async (path) => [...(children.get(posix.normalize(path).replace(/(.)\/$/, '$1')) ?? [])].sort(),
   };
 }
 

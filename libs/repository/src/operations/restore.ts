@@ -139,6 +139,41 @@ export async function childNode(
   return found;
 }
 
+/**
+ * The directory `relative` below `base`, reached without following a symlink: each missing
+ * directory on the way is created (mode 0755) when `create`, else the answer is undefined.
+ * A symlink, or anything but a directory, on the way is {@link RepositoryErrorCode.UnsafePath}.
+ */
+export async function directoryBelow(
+  base: string,
+  relative: string,
+  create: boolean,
+): Promise<string | undefined> {
+  let path = resolve(base);
+  for (const name of relative.split('/').filter((part) => part !== '' && part !== '.')) {
+    assertSafeName(name);
+    path = resolve(path, name);
+    let stats = await lstat(path).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+      return undefined;
+    });
+    if (!stats) {
+      if (!create) return undefined;
+      await mkdir(path, { mode: 0o755 }).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EEXIST') throw error;
+      });
+      stats = await lstat(path);
+    }
+    if (!stats.isDirectory()) {
+      throw new RepositoryError(
+        RepositoryErrorCode.UnsafePath,
+        `${path} is not a directory (a symlink is never followed): refusing to restore through it`,
+      );
+    }
+  }
+  return path;
+}
+
 /** Files restored at once: their reads, decryption and writes overlap (small files above all). */
 const FILES_AT_ONCE = 8;
 
