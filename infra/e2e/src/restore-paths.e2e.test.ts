@@ -1,7 +1,8 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { connectNats, drainNats, type NatsConnection } from '@volback/messaging';
 import { startDockerEngine, startNatsServer, type DockerEngine, type NatsServer } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +16,7 @@ import {
 } from './stack.ts';
 import { LIST_TREE_SCRIPT, runInVolume } from './volume-fixture.ts';
 
+const run = promisify(execFile);
 const PASSWORD = 'e2e-restore-paths-password';
 const WRITE_TOKEN = 'e2e-restore-paths-token';
 
@@ -47,16 +49,19 @@ echo february > "$1/2024/02/feb.jpg"
 echo top > "$1/top.txt"
 `;
 
-describe('restoring a path of a volume: at its own place, into another directory, or as a dry run', () => {
+describe('a volume backed up and restored through the stack, as volback and restic users see it', () => {
   let nats: NatsServer;
   let engine: DockerEngine;
   let nc: NatsConnection;
   let dir: string;
-  let gateway: ServiceProcess;
+  let gateways: ServiceProcess[];
   let agent: ServiceProcess;
   let catalog: CatalogProcess;
   let events: EventLog;
   let snapshotId: string;
+  let hostId: string;
+  let hostName: string;
+  let firstBackup: { phase: string; snapshotId: string; stats: { bytesStored: number; bytesAdded: number } };
   /** The host directory behind the `bound` volume, which the agent can only reach through the engine. */
   let boundDir: string;
 
@@ -72,9 +77,22 @@ describe('restoring a path of a volume: at its own place, into another directory
       child.stderr.on('data', (d: Buffer) => (err += d.toString()));
       child.on('close', (code) => resolve({ code, stdout: out, stderr: err }));
     });
-  const json = <T>(run: Run): T => {
-    expect(run.code, run.stderr + run.stdout).toBe(0);
-    return JSON.parse(run.stdout) as T;
+  const json = <T>(result: Run): T => {
+    expect(result.code, result.stderr + result.stdout).toBe(0);
+    return JSON.parse(result.stdout) as T;
+  };
+  /** restic 0.14 on the gateway's repository, with locks as it takes them by default. */
+  const restic = async (args: string[]): Promise<string> => {
+    try {
+      const { stdout } = await run('restic', ['-r', join(dir, 'repo'), '--no-cache', ...args], {
+        env: { ...process.env, RESTIC_PASSWORD: PASSWORD },
+        maxBuffer: 16 * 1024 * 1024,
+      });
+      return stdout;
+    } catch (error) {
+      const e = error as Error & { stderr?: string };
+      throw new Error(`restic ${args.join(' ')} failed: ${e.stderr ?? e.message}`, { cause: error });
+    }
   };
   const list = (volume: string) => runInVolume(engine.docker, engine.image, volume, LIST_TREE_SCRIPT);
   const shell = (volume: string, script: string) => runInVolume(engine.docker, engine.image, volume, script);
@@ -93,13 +111,17 @@ describe('restoring a path of a volume: at its own place, into another directory
       Name: 'bound',
       DriverOpts: { type: 'none', o: 'bind', device: boundDir },
     });
-    [gateway, catalog] = await Promise.all([
+    // Two gateways: a session's blobs go to both, and each holds the session's lock.
+    const gateway = (name: string) =>
       startService(
         'gateway',
-        'gateway-1',
+        name,
         { VOLBACK_NATS_URL: nats.url, VOLBACK_REPOSITORY: join(dir, 'repo'), VOLBACK_PASSWORD: PASSWORD },
         dir,
-      ),
+      );
+    [gateways, catalog] = await Promise.all([
+      // One after the other: the first creates the repository.
+      gateway('gateway-1').then(async (first) => [first, await gateway('gateway-2')]),
       startCatalogService(
         'catalog-1',
         { VOLBACK_NATS_URL: nats.url, VOLBACK_CATALOG_WRITE_TOKEN: WRITE_TOKEN },
@@ -118,20 +140,71 @@ describe('restoring a path of a volume: at its own place, into another directory
       },
       dir,
     );
+    const registered = await events.waitFor('the host', (e) => e.type === 'io.volback.host.registered.v1');
+    ({ hostId, name: hostName } = registered.data as { hostId: string; name: string });
     await events.waitFor('photos to be discovered', (e) => e.type === 'io.volback.volume.discovered.v1');
-    const backup = json<{ phase: string; snapshotId: string }>(
-      await volback(['backup', 'photos', '--wait', '--json']),
-    );
-    expect(backup.phase).toBe('Completed');
-    snapshotId = backup.snapshotId;
+    firstBackup = json<typeof firstBackup>(await volback(['backup', 'photos', '--wait', '--json']));
+    expect(firstBackup.phase).toBe('Completed');
+    snapshotId = firstBackup.snapshotId;
   }, 180_000);
 
   afterAll(async () => {
     events?.close();
-    await Promise.allSettled([agent?.stop(), gateway?.stop(), catalog?.stop()]);
+    await Promise.allSettled([agent?.stop(), ...(gateways ?? []).map((g) => g.stop()), catalog?.stop()]);
     if (nc) await drainNats(nc);
     await Promise.allSettled([engine?.stop(), nats?.stop()]);
     if (dir && !process.env['VOLBACK_E2E_KEEP']) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('restic shows the host name and volback tags, and selects snapshots by them', async () => {
+    const tagged = JSON.parse(await restic(['snapshots', '--tag', 'volume:photos', '--json'])) as Array<{
+      id: string;
+      hostname: string;
+      tags: string[];
+      paths: string[];
+    }>;
+    expect(tagged.map((s) => s.id)).toEqual([snapshotId]);
+    expect(tagged[0]!.hostname).toBe(hostName);
+    expect(hostName).not.toBe(hostId);
+    expect(tagged[0]!.tags).toEqual(['volback', 'volume:photos', `host:${hostName}`, `host-id:${hostId}`]);
+    expect(tagged[0]!.paths).toEqual(['/volumes/photos']);
+    expect(JSON.parse(await restic(['snapshots', '--host', hostName, '--json']))).toHaveLength(1);
+    expect(JSON.parse(await restic(['snapshots', '--tag', 'volume:other', '--json']))).toEqual([]);
+  });
+
+  it('bytesStored is what the new data takes in the repository (compressed and encrypted)', async () => {
+    // One backup into an empty repository: every blob in it is one the backup stored.
+    const stats = JSON.parse(await restic(['stats', '--mode', 'raw-data', '--json'])) as {
+      total_size: number;
+    };
+    expect(firstBackup.stats.bytesStored).toBeGreaterThan(0);
+    expect(firstBackup.stats.bytesStored).toBe(stats.total_size);
+  });
+
+  it('restic check runs right after a backup through the gateway; the next backup finds its parent', async () => {
+    await shell('photos', 'echo more > "$1/2024/02/march.jpg"');
+    const second = json<{
+      phase: string;
+      snapshotId: string;
+      backupId: string;
+      stats: { filesUnmodified: number };
+    }>(await volback(['backup', 'photos', '--wait', '--json']));
+    expect(second.phase).toBe('Completed');
+    // With locks, as restic runs by default: no gateway holds one once the backup committed.
+    await restic(['check']);
+    const started = events.of(second.backupId).find((e) => e.type === 'io.volback.backup.started.v1');
+    expect((started?.data as { parentSnapshotId?: string }).parentSnapshotId).toBe(snapshotId);
+    expect(second.stats.filesUnmodified).toBe(22);
+    // Both gateways served the backup (a session's requests are spread over the queue group).
+    const served = await Promise.all(gateways.map(async (g) => (await g.log()).includes(second.backupId)));
+    expect(served).toEqual([true, true]);
+
+    // Nor once a restore completed.
+    const restored = json<RestoreView>(
+      await volback(['restore', second.snapshotId, '--to-volume', 'photos-copy', '--wait', '--json']),
+    );
+    expect(restored.phase, JSON.stringify(restored.error)).toBe('Completed');
+    await restic(['check']);
   });
 
   it('a dry run lists what would be written, replaced and left alone, and changes nothing', async () => {

@@ -226,6 +226,7 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
   const progress = ctx.progress(command.restoreId, 'restore');
   let createdVolume: string | undefined;
   let resume: (() => Promise<unknown>) | undefined;
+  let client: DataPathClient | undefined;
   try {
     const target = command.target;
     if (target.kind === 'tar') {
@@ -234,7 +235,7 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
         'agents restore into volumes; a tar download is streamed from the gateways by the catalog',
       );
     }
-    const client = new DataPathClient(ctx.nc, {
+    client = new DataPathClient(ctx.nc, {
       repositoryId: command.repositoryId,
       sessionId: command.restoreId,
       ...ctx.dataPath,
@@ -424,6 +425,12 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
     );
   } finally {
     await resume?.();
+    // Ends the session on every gateway that served it, so none keeps the repository locked.
+    await client
+      ?.flush()
+      .catch((error: Error) =>
+        log.warn({ err: error.message }, 'could not end the restore session; the gateways end it when idle'),
+      );
     progress.end();
   }
 }
