@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -39,6 +39,13 @@ interface RestoreView {
   targetPath: string | null;
   plan: { written: PlanEntries; replaced: PlanEntries; leftAlone: PlanEntries } | null;
   error: { code: string; reason: string } | null;
+}
+
+/** Nanoseconds since the epoch of an RFC 3339 time with up to nine fraction digits, as restic prints it. */
+function nanoseconds(time: string): bigint {
+  const parts = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(time);
+  if (!parts) throw new Error(`not an RFC 3339 time: ${time}`);
+  return BigInt(Date.parse(`${parts[1]}${parts[3]}`)) * 1_000_000n + BigInt((parts[2] ?? '').padEnd(9, '0'));
 }
 
 /** 20 photos in 2024/01, one in 2024/02, one file at the root. */
@@ -328,5 +335,30 @@ describe('a volume backed up and restored through the stack, as volback and rest
     const again = json<RestoreView>(await volback([...args, '--dry-run', '--json']));
     expect(again.plan!.written.count).toBe(0);
     expect(again.plan!.replaced.count).toBe(20);
+  });
+
+  it('restored files have the mtimes the snapshot records, to the nanosecond (in place and through the engine)', async () => {
+    const listed = (await restic(['ls', '--json', snapshotId, '/volumes/photos/2024/01']))
+      .split('\n')
+      .filter(Boolean)
+      .map(
+        (line) => JSON.parse(line) as { struct_type?: string; type?: string; name?: string; mtime?: string },
+      )
+      .filter((node) => node.struct_type === 'node' && node.type === 'file');
+    expect(listed).toHaveLength(20);
+    const photos = (await engine.docker.getVolume('photos').inspect()).Mountpoint;
+    let exact = 0;
+    for (const node of listed) {
+      const recorded = nanoseconds(node.mtime!);
+      for (const restored of [
+        join(photos, '2024/01', node.name!),
+        join(boundDir, 'copy/2024/01', node.name!),
+      ]) {
+        expect((await lstat(restored, { bigint: true })).mtimeNs, restored).toBe(recorded);
+      }
+      if (recorded % 1000n !== 0n) exact++;
+    }
+    // The recorded times have digits below the microsecond, which a double of seconds cannot hold.
+    expect(exact).toBeGreaterThan(0);
   });
 });

@@ -9,8 +9,19 @@ import { assertSafeName, assertSafeTree, childNode, namesBelow, resolveTreePath 
 
 type Headers = Parameters<ReturnType<typeof tarPack>['entry']>[0];
 
+/** A PAX time (`seconds.nanoseconds`), which keeps what the tar header's whole seconds lose. */
+function paxTime(goTime: string): string | undefined {
+  const ns = parseGoTime(goTime);
+  if (ns < 0n) return undefined; // before 1970: the header's seconds say it
+  return `${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, '0')}`;
+}
+
 function header(node: TreeNode, name: string): Headers {
+  const mtime = node.mtime ? paxTime(node.mtime) : undefined;
+  const atime = node.atime ? paxTime(node.atime) : undefined;
   return {
+    // Exact times for a reader that keeps them (Go's archive/tar, so the Docker Engine's import).
+    ...(mtime || atime ? { pax: { ...(mtime ? { mtime } : {}), ...(atime ? { atime } : {}) } } : {}),
     name,
     mode: node.mode !== undefined ? posixPermissionsFromGo(node.mode) : 0o644,
     uid: node.uid,
