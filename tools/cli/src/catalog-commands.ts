@@ -15,8 +15,9 @@ commands:
   ls <snapshot> [path]                     a directory of a snapshot (volume-relative path)
   find <glob> [--volume v] [--host h]      files by name or glob across snapshots ('*.sql', 'app/**/conf*')
   backup <volume> [--host h] [--wait]      back up now; --wait follows it to the end with progress
-  restore <snapshot> --to-volume <name> [--existing [--stop-containers]] [--path p] [--target-dir d]
-          [--dry-run] [--host h] [--wait]     --path p lands at p in the volume (under --target-dir d
+  restore <snapshot> --to-volume <name> [--existing [--stop-containers]] [--path p]
+          [--target-dir d] [--dry-run] [--host h] [--wait]
+                                           --path p lands at p in the volume (below --target-dir d
                                            when given); --dry-run lists what would be written,
                                            replaced and left alone, and writes nothing
   dump <snapshot> [path] > file.tar        a snapshot sub-tree as a tar stream
