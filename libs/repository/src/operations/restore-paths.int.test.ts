@@ -10,7 +10,7 @@ import { Repository } from '../repository.ts';
 import { backup } from './backup.ts';
 import { exactFileTimes } from './file-times.ts';
 import { directoryProbe, planRestore } from './restore-plan.ts';
-import { restore } from './restore.ts';
+import { directoryBelow, restore } from './restore.ts';
 import { errorOf } from '../test-support/errors.ts';
 
 const run = promisify(execFile);
@@ -157,5 +157,22 @@ describe('restoring a path at its own place, dry runs, exact times', () => {
     });
     expect(fresh.written.paths).toEqual(['/2024/', '/2024/02/', '/2024/02/other.jpg']);
     expect(fresh.replaced.count + fresh.leftAlone.count).toBe(0);
+  });
+
+  it('a target directory inside a volume is reached without following a symlink', async () => {
+    const volume = join(dir, 'volume');
+    const outside = join(dir, 'outside');
+    await mkdir(volume);
+    await mkdir(outside);
+    await symlink(outside, join(volume, 'link'));
+    await writeFile(join(volume, 'file'), 'not a directory\n');
+    for (const relative of ['link/restored', 'file/restored', 'link']) {
+      expect((await errorOf(directoryBelow(volume, relative, true))).code).toBe('VOLBACK_REPO_UNSAFE_PATH');
+    }
+    expect(await readdir(outside)).toEqual([]);
+    expect(await directoryBelow(volume, 'new/deeper', false)).toBeUndefined();
+    expect(await readdir(volume)).toEqual(['file', 'link']);
+    expect(await directoryBelow(volume, '/new/./deeper/', true)).toBe(join(volume, 'new/deeper'));
+    expect((await lstat(join(volume, 'new/deeper'))).isDirectory()).toBe(true);
   });
 });
