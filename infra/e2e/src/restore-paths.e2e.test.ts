@@ -101,6 +101,16 @@ describe('a volume backed up and restored through the stack, as volback and rest
       throw new Error(`restic ${args.join(' ')} failed: ${e.stderr ?? e.message}`, { cause: error });
     }
   };
+  /** `volback restore` of 2024/01 of the first snapshot into the existing `photos` volume. */
+  const restoreJanuary = (): string[] => [
+    'restore',
+    snapshotId,
+    '--to-volume',
+    'photos',
+    '--existing',
+    '--path',
+    '2024/01',
+  ];
   const list = (volume: string) => runInVolume(engine.docker, engine.image, volume, LIST_TREE_SCRIPT);
   const shell = (volume: string, script: string) => runInVolume(engine.docker, engine.image, volume, script);
 
@@ -220,19 +230,7 @@ describe('a volume backed up and restored through the stack, as volback and rest
       'rm "$1/2024/01/photo-7.jpg" && echo edited > "$1/2024/01/photo-1.jpg" && echo new > "$1/2024/01/new-since.jpg"',
     );
     const before = await list('photos');
-    const planned = json<RestoreView>(
-      await volback([
-        'restore',
-        snapshotId,
-        '--to-volume',
-        'photos',
-        '--existing',
-        '--path',
-        '2024/01',
-        '--dry-run',
-        '--json',
-      ]),
-    );
+    const planned = json<RestoreView>(await volback([...restoreJanuary(), '--dry-run', '--json']));
     expect(planned.phase, JSON.stringify(planned.error)).toBe('Completed');
     expect(planned.dryRun).toBe(true);
     expect(planned.files).toBe(0);
@@ -245,16 +243,7 @@ describe('a volume backed up and restored through the stack, as volback and rest
     // The catalog's API shows the same plan; the CLI's text names each path.
     const response = await fetch(`${catalog.url}/v1/restores/${encodeURIComponent(planned.restoreId)}`);
     expect(((await response.json()) as RestoreView).plan).toEqual(planned.plan);
-    const text = await volback([
-      'restore',
-      snapshotId,
-      '--to-volume',
-      'photos',
-      '--existing',
-      '--path',
-      '2024/01',
-      '--dry-run',
-    ]);
+    const text = await volback([...restoreJanuary(), '--dry-run']);
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toMatch(/1 to write .*19 to replace .*1 left alone/);
     expect(text.stdout).toContain('write   /2024/01/photo-7.jpg');
@@ -263,19 +252,7 @@ describe('a volume backed up and restored through the stack, as volback and rest
   });
 
   it('a sub-path restored into its volume lands at its own path and brings back a deleted file', async () => {
-    const restored = json<RestoreView>(
-      await volback([
-        'restore',
-        snapshotId,
-        '--to-volume',
-        'photos',
-        '--existing',
-        '--path',
-        '2024/01',
-        '--wait',
-        '--json',
-      ]),
-    );
+    const restored = json<RestoreView>(await volback([...restoreJanuary(), '--wait', '--json']));
     expect(restored.phase, JSON.stringify(restored.error)).toBe('Completed');
     expect(restored.files).toBe(20);
     const after = await shell(
@@ -287,19 +264,7 @@ describe('a volume backed up and restored through the stack, as volback and rest
 
   it('a sub-path restored into another directory of the volume lands below it', async () => {
     const restored = json<RestoreView>(
-      await volback([
-        'restore',
-        snapshotId,
-        '--to-volume',
-        'photos',
-        '--existing',
-        '--path',
-        '2024/01',
-        '--target-dir',
-        'restored',
-        '--wait',
-        '--json',
-      ]),
+      await volback([...restoreJanuary(), '--target-dir', 'restored', '--wait', '--json']),
     );
     expect(restored.phase, JSON.stringify(restored.error)).toBe('Completed');
     expect(restored.targetPath).toBe('/restored');
