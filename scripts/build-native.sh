@@ -1,18 +1,20 @@
 #!/bin/sh
 # Builds volback's native parts (libs/repository/native/*.c, N-API) with the machine's C
 # compiler against the running Node's headers, into libs/repository/native/build/ (not in git):
-# the chunker's hot loop (rabin.node) and extended attributes (xattr.node).
+# the chunker's hot loop (rabin.node), extended attributes (xattr.node) and nanosecond file times
+# (times.node); native/napi-fs.h holds what they share.
 # Rebuilt only when the sources or the Node version change. Without a compiler the build is
-# skipped with a warning and the library uses its JavaScript chunker (same results, slower) and
-# neither records nor restores extended attributes.
+# skipped with a warning and the library uses its JavaScript chunker (same results, slower),
+# neither records nor restores extended attributes, and restores times to about 240 ns.
 set -eu
 ROOT=$(CDPATH= cd -- "$(dirname -- "$0")/.." && pwd)
 SRC="$ROOT/libs/repository/native"
 OUT="$SRC/build"
 headers=$(node -p "require('node:path').resolve(process.execPath, '../../include/node')")
-want=$( (node --version; cat "$SRC"/*.c) | cksum | cut -d' ' -f1)
+want=$( (node --version; cat "$SRC"/*.c "$SRC"/*.h) | cksum | cut -d' ' -f1)
 stamp="$OUT/.stamp"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -f "$OUT/rabin.node" ] && [ -f "$OUT/xattr.node" ]; then
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -f "$OUT/rabin.node" ] && [ -f "$OUT/xattr.node" ] &&
+  [ -f "$OUT/times.node" ]; then
   exit 0
 fi
 cc=${CC:-cc}
@@ -39,5 +41,6 @@ build() {
 built=yes
 build rabin 'the native chunker' 'using the JavaScript chunker (slower)' || built=no
 build xattr 'the extended-attribute addon' 'extended attributes are neither backed up nor restored' || built=no
+build times 'the file-times addon' 'restored times are exact to about 240 ns, not to the nanosecond' || built=no
 # A failed part is tried again by the next command.
 if [ "$built" = yes ]; then echo "$want" > "$stamp"; fi

@@ -132,8 +132,8 @@ describe('agent and gateway back up and restore a real Docker volume over NATS',
         'io.volback.restored-from-snapshot': data.snapshotId,
       });
 
-      // Gateways hold shared locks while sessions are open, as a running restic backup would: check without locking.
-      await restic(repo, ['check', '--no-lock', '--read-data']);
+      // With locks, as restic runs by default: no gateway holds one once the backup and restore ended.
+      await restic(repo, ['check', '--read-data']);
       const target = join(dir, `restic-${method}`);
       await restic(repo, ['restore', data.snapshotId, '--target', target]);
       expect(await listHostTree(join(target, 'volumes/appdata'))).toBe(expected);

@@ -226,8 +226,11 @@ describe('backups survive dying gateways and agents; quiesced containers always 
           env: { ...process.env, RESTIC_PASSWORD: PASSWORD },
         },
       );
-      const hosts = (JSON.parse(stdout) as Array<{ hostname: string }>).map((s) => s.hostname).sort();
-      expect(hosts).toEqual([hostA, hostB].sort());
+      // Both hosts run on this machine, so both have its name; the host-id tag tells them apart.
+      const hosts = (JSON.parse(stdout) as Array<{ tags: string[] }>)
+        .map((s) => s.tags.find((t) => t.startsWith('host-id:')))
+        .sort();
+      expect(hosts).toEqual([`host-id:${hostA}`, `host-id:${hostB}`].sort());
 
       // Host B's snapshot restored on host B gives host B's data back.
       await sendCommand(nc, RestoreSnapshot, {

@@ -174,7 +174,7 @@ describe('scheduler: automated backups with real agent, gateway, engine and rest
       'volume-discovered',
     );
     const snapshots = JSON.parse(
-      await restic(['snapshots', '--json', '--host', hostId, '--path', '/volumes/fresh']),
+      await restic(['snapshots', '--json', '--tag', `host-id:${hostId}`, '--path', '/volumes/fresh']),
     ) as unknown[];
     expect(snapshots.length).toBeGreaterThanOrEqual(1);
   }, 90_000);
@@ -218,7 +218,9 @@ describe('scheduler: automated backups with real agent, gateway, engine and rest
     expect(new Set(forgotten)).toEqual(new Set(completedIds.slice(0, -2)));
     // and restic, given the same policy on the same repository, keeps exactly those and removes nothing more
     const current = (
-      JSON.parse(await restic(['snapshots', '--json', '--host', hostId, '--path', '/volumes/app-data'])) as {
+      JSON.parse(
+        await restic(['snapshots', '--json', '--tag', `host-id:${hostId}`, '--path', '/volumes/app-data']),
+      ) as {
         id: string;
       }[]
     ).map((s) => s.id);
@@ -229,8 +231,9 @@ describe('scheduler: automated backups with real agent, gateway, engine and rest
         '--json',
         '--keep-last',
         '2',
-        '--host',
-        hostId,
+        // volback selects a host's snapshots by this tag (their hostname is the host's name)
+        '--tag',
+        `host-id:${hostId}`,
         '--path',
         '/volumes/app-data',
       ]),

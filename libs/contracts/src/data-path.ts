@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { hostId, repositoryId, snapshotId, workId } from './fields.ts';
+import { repositoryId, snapshotId, workId } from './fields.ts';
 import { dataSubject } from './streams.ts';
 
 /**
@@ -74,6 +74,11 @@ export const flushRequest = z.object({ repositoryId: repositoryId.default('defau
 export const flushReply = z.object({
   gatewayId: z.string().min(1),
   packsWritten: z.number().int().nonnegative(),
+  /**
+   * Bytes the blobs this session added through this gateway take in packs (compressed and
+   * encrypted), counted since the session's first blob; absent from older gateways.
+   */
+  bytesStored: z.number().int().nonnegative().optional(),
 });
 
 export const commitSnapshotRequest = z.object({
@@ -82,10 +87,11 @@ export const commitSnapshotRequest = z.object({
   snapshot: z.object({
     tree: blobId,
     paths: z.array(z.string().min(1)).min(1),
-    hostname: hostId,
+    /** The host's name, as restic users see it (agents also tag the snapshot `host-id:<hostId>`). */
+    hostname: z.string().min(1).max(253),
     time: z.iso.datetime({ offset: true }),
     parent: snapshotId.optional(),
-    tags: z.array(z.string().min(1).max(200)).max(50).default([]),
+    tags: z.array(z.string().min(1).max(300)).max(60).default([]),
   }),
 });
 export const commitSnapshotReply = z.object({ snapshotId });
@@ -105,8 +111,10 @@ export const findSnapshotRequest = z.object({
   repositoryId: repositoryId.default('default'),
   /** Id, unique prefix, or `latest` (with hostname and path). */
   ref: z.string().min(1).max(64),
-  hostname: hostId.optional(),
+  hostname: z.string().min(1).max(253).optional(),
   path: z.string().optional(),
+  /** For `latest`: the snapshot carries every one of these tags. */
+  tags: z.array(z.string().min(1).max(300)).max(20).optional(),
 });
 export const findSnapshotReply = z.object({
   snapshotId: snapshotId.nullable(),
@@ -130,4 +138,32 @@ export type DataError = z.infer<typeof dataErrorSchema>;
  */
 export function volumeSnapshotPath(volumeName: string): string {
   return `/volumes/${volumeName}`;
+}
+
+/**
+ * Tags of every snapshot an agent writes, so restic users can select them
+ * (`restic snapshots --tag volume:db`): `volback`, `volume:<name>`, `host:<host name>`, and
+ * `host-id:<hostId>`, which is what volback itself selects a host's snapshots by (the host name,
+ * the snapshot's `hostname`, may change; snapshots written before these tags have the host id as
+ * `hostname`). Commas, which restic's `--tag` splits on, become `_`.
+ */
+export function snapshotTags(input: {
+  hostId: string;
+  hostName: string;
+  volumeName: string;
+  extra?: readonly string[];
+}): string[] {
+  const tags = [
+    'volback',
+    `volume:${input.volumeName}`,
+    `host:${input.hostName}`,
+    hostIdTag(input.hostId),
+    ...(input.extra ?? []),
+  ].map((tag) => tag.replaceAll(',', '_'));
+  return [...new Set(tags)];
+}
+
+/** The tag that names a snapshot's host by id (see {@link snapshotTags}). */
+export function hostIdTag(hostId: string): string {
+  return `host-id:${hostId}`;
 }

@@ -74,24 +74,30 @@ export function defineEvent<
   };
 }
 
-/** Declares a command; its `type` is derived from its kebab-case name. */
+/**
+ * Declares a command; its `type` is derived from its kebab-case name and `version` (1 unless
+ * given: a breaking change is a new version, see the README's Versioning).
+ */
 export function defineCommand<
   const Name extends string,
   const Cmd extends string,
   Schema extends z.ZodType,
+  const Version extends number = 1,
 >(spec: {
   name: Name;
   commandName: Cmd;
+  version?: Version;
   description: string;
   schema: Schema;
   target: (data: z.output<Schema>) => CommandTarget;
-}): CommandDefinition<Name, `io.volback.cmd.${Cmd}.v1`, Schema> {
+}): CommandDefinition<Name, `io.volback.cmd.${Cmd}.v${Version}`, Schema> {
+  const version = spec.version ?? 1;
   return {
     kind: 'command',
     name: spec.name,
     commandName: spec.commandName,
-    type: commandTypeName(spec.commandName, 1) as `io.volback.cmd.${Cmd}.v1`,
-    version: 1,
+    type: commandTypeName(spec.commandName, version) as `io.volback.cmd.${Cmd}.v${Version}`,
+    version,
     description: spec.description,
     schema: spec.schema,
     target: spec.target,

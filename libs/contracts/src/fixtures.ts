@@ -268,10 +268,16 @@ export const MESSAGE_FIXTURES: MessageFixtures = {
     restoreId: ids.restoreId,
     hostId: ids.otherHostId,
     snapshotId: ids.snapshotId,
-    target: { kind: 'tar' },
-    files: 4_195,
-    bytes: 734_003_200,
-    durationMs: 58_300,
+    target: { kind: 'existing-volume', volumeName: ids.volumeName },
+    files: 0,
+    bytes: 0,
+    durationMs: 1_300,
+    dryRun: true,
+    plan: {
+      written: { count: 1, bytes: 8_192, paths: ['/base/16384/2619'] },
+      replaced: { count: 2, bytes: 16_384, paths: ['/base/16384/1247', '/base/16384/1249'] },
+      leftAlone: { count: 1, bytes: 0, paths: ['/base/16384/pg_internal.init'] },
+    },
     completedAt: '2025-03-14T10:00:59.300Z',
   },
   'io.volback.restore.failed.v1': {
@@ -351,12 +357,14 @@ export const MESSAGE_FIXTURES: MessageFixtures = {
     trigger: 'schedule',
     parentSnapshotId: ids.parentSnapshotId,
   },
-  'io.volback.cmd.restore-snapshot.v1': {
+  'io.volback.cmd.restore-snapshot.v2': {
     restoreId: ids.restoreId,
     hostId: ids.otherHostId,
     snapshotId: ids.snapshotId,
     target: { kind: 'existing-volume', volumeName: ids.volumeName },
     path: 'base/16384',
+    targetPath: 'restored-2025-03-14',
+    dryRun: true,
   },
   'io.volback.cmd.request-backup.v1': {
     hostId: ids.hostId,

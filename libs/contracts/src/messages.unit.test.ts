@@ -6,6 +6,7 @@ import { createMessage, type CommandDefinition, type MessageDefinition } from '.
 import { ContractErrorCode, ContractViolationError } from './errors.ts';
 import { FIXTURE_IDS, hasSampleData, MESSAGE_FIXTURES, sampleData } from './fixtures.ts';
 import { encodeEnvelope, parseMessage, type ParseResult } from './parse.ts';
+import { RestoreSnapshot } from './commands/agent.ts';
 import { COMMANDS, EVENTS, MESSAGES } from './registry.ts';
 import type { Aggregate } from './streams.ts';
 import { decodeSubjectToken, encodeSubjectToken } from './subject-token.ts';
@@ -160,10 +161,11 @@ describe.each(EVENTS.map((def) => ({ type: def.type, def })))('event $type', ({ 
 });
 
 describe.each(COMMANDS.map((def) => ({ type: def.type, def })))('command $type', ({ def }) => {
-  it('is named io.volback.cmd.<name>.v1, <name> the kebab-case of its imperative name', () => {
-    expect(def.type).toBe(`io.volback.cmd.${def.commandName}.v1`);
+  it('is named io.volback.cmd.<name>.v<version>, <name> the kebab-case of its imperative name', () => {
+    expect(def.type).toBe(`io.volback.cmd.${def.commandName}.v${def.version}`);
     expect(def.commandName).toBe(kebab(def.name));
-    expect(def.version).toBe(1);
+    // Only a breaking change makes a new version (README, Migrations).
+    expect(def.version).toBe(def === RestoreSnapshot ? 2 : 1);
   });
 
   it('goes on volback.cmd.<target>.<name>, to the service that runs it', () => {

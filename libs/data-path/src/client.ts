@@ -35,6 +35,14 @@ import {
 import { ByteBudget } from './byte-budget.ts';
 import { DataPathError, DataPathErrorCode, RETRYABLE_CODES, type BlobRef } from './errors.ts';
 
+/** One gateway's answer to a flush. */
+export interface FlushResult {
+  readonly gatewayId: string;
+  readonly packsWritten: number;
+  /** Bytes the session's new blobs take in this gateway's packs, so far (absent from older gateways). */
+  readonly bytesStored?: number;
+}
+
 /** Options of {@link DataPathClient}. */
 export interface DataPathClientOptions {
   /** The repository to talk to (`default` unless several are configured). */
@@ -225,7 +233,7 @@ export class DataPathClient {
    * acknowledgement, or died while writing, is missed: its blobs are lost, and
    * {@link commitSnapshot} reports them as missing. That check, not this call, is the safety net.
    */
-  async flush(): Promise<Array<{ gatewayId: string; packsWritten: number }>> {
+  async flush(): Promise<FlushResult[]> {
     const body = encodeJson({ repositoryId: this.#repositoryId, sessionId: this.sessionId });
     for (let attempt = 0; ; attempt++) {
       try {
@@ -238,11 +246,12 @@ export class DataPathClient {
     }
   }
 
-  async #flushOnce(body: Uint8Array): Promise<Array<{ gatewayId: string; packsWritten: number }>> {
+  async #flushOnce(body: Uint8Array): Promise<FlushResult[]> {
     const inbox = createInbox();
     const sub = this.#nc.subscribe(inbox);
     const acknowledged = new Set<string>();
     const done = new Map<string, number>();
+    const stored = new Map<string, number>();
     let failure: DataPathError | undefined;
     const deadline = Date.now() + this.#timeoutMs * SLOW_FACTOR;
     // When the last gateway made itself known (its acknowledgement, or an answer without one).
@@ -269,8 +278,10 @@ export class DataPathClient {
             const reply = decodeReply(msg, flushReply);
             if (!acknowledged.has(reply.gatewayId)) lastAck = Date.now();
             acknowledged.add(reply.gatewayId);
-            if (msg.headers?.get(FLUSH_PHASE_HEADER) !== FLUSH_STARTED)
+            if (msg.headers?.get(FLUSH_PHASE_HEADER) !== FLUSH_STARTED) {
               done.set(reply.gatewayId, reply.packsWritten);
+              if (reply.bytesStored !== undefined) stored.set(reply.gatewayId, reply.bytesStored);
+            }
           }
           wake?.();
         }
@@ -298,7 +309,11 @@ export class DataPathClient {
     if (failure) throw failure;
     return [...done]
       .filter(([, packs]) => packs >= 0)
-      .map(([gatewayId, packsWritten]) => ({ gatewayId, packsWritten }))
+      .map(([gatewayId, packsWritten]) => ({
+        gatewayId,
+        packsWritten,
+        ...(stored.has(gatewayId) ? { bytesStored: stored.get(gatewayId)! } : {}),
+      }))
       .sort((a, b) => a.gatewayId.localeCompare(b.gatewayId));
   }
 
@@ -399,7 +414,10 @@ export class DataPathClient {
    * A snapshot by id, unique id prefix, or `latest` (the newest matching `filter`: same host, and
    * `path` among its paths). Nulls when none matches.
    */
-  async findSnapshot(ref: string, filter: { hostname?: string; path?: string } = {}): Promise<FoundSnapshot> {
+  async findSnapshot(
+    ref: string,
+    filter: { hostname?: string; path?: string; tags?: readonly string[] } = {},
+  ): Promise<FoundSnapshot> {
     const msg = await this.#request(
       DATA_OPERATIONS.findSnapshot,
       encodeJson({
@@ -407,6 +425,7 @@ export class DataPathClient {
         ref,
         ...(filter.hostname !== undefined ? { hostname: filter.hostname } : {}),
         ...(filter.path !== undefined ? { path: filter.path } : {}),
+        ...(filter.tags?.length ? { tags: filter.tags } : {}),
       }),
     );
     return decodeReply(msg, findSnapshotReply) satisfies z.output<typeof findSnapshotReply>;

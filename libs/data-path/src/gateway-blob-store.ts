@@ -70,7 +70,6 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
   #inFlightBytes = 0;
   #bytesAdded = 0;
   #bytesSent = 0;
-  #storedBytes = 0;
   #error: unknown;
   #wake: (() => void) | undefined;
   /** Until then, restores read blob by blob: the gateways did not answer `load-blobs`. */
@@ -105,11 +104,6 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
   /** Plaintext bytes that crossed the network to gateways. */
   get bytesSent(): number {
     return this.#bytesSent;
-  }
-
-  /** Bytes the gateways reported the new blobs take in packs (0 for blobs still in an open pack). */
-  get storedBytes(): number {
-    return this.#storedBytes;
   }
 
   async saveBlob(type: BlobType, data: Uint8Array, id: string): Promise<void> {
@@ -149,10 +143,7 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
     }
     const stored = await this.#client.storeBlob(type, id, data);
     this.#bytesSent += data.length;
-    if (stored.added) {
-      if (type === 'data') this.#bytesAdded += data.length;
-      this.#storedBytes += stored.storedLength;
-    }
+    if (stored.added && type === 'data') this.#bytesAdded += data.length;
   }
 
   hasBlobs(): boolean {

@@ -54,10 +54,22 @@ export {
   resolveTreePath,
   applyNodeMetadata,
   assertSafeName,
+  directoryBelow,
   type RestoreOptions,
   type RestoreTreeOptions,
   type RestoreSummary,
 } from './operations/restore.ts';
+export {
+  planRestore,
+  directoryProbe,
+  archiveProbe,
+  type TargetProbe,
+  type TargetEntryKind,
+  type RestorePlan,
+  type RestorePlanEntries,
+  type PlanRestoreOptions,
+} from './operations/restore-plan.ts';
+export { exactFileTimes } from './operations/file-times.ts';
 export { listSnapshot, type ListedNode } from './operations/ls.ts';
 export { dumpTar, dumpTree } from './operations/dump.ts';
 export { check, type CheckOptions, type CheckReport } from './operations/check.ts';

@@ -114,6 +114,12 @@ export interface SaveBlobOptions {
    * thread instead of copied (a buffer that spans its whole ArrayBuffer is then detached).
    */
   readonly handOver?: boolean;
+  /**
+   * Told the bytes the blob takes in its pack once it is compressed and encrypted (not called
+   * when the repository already had it): what {@link SavedBlob.storedLength} cannot say while
+   * the blob is still being sealed in a worker.
+   */
+  readonly onSealed?: (storedLength: number) => void;
 }
 
 /** A blob stored by {@link Repository.saveBlob}. */
@@ -358,11 +364,13 @@ export class Repository {
     id: string,
     sealed: Buffer | readonly Buffer[],
     uncompressedLength: number | undefined,
+    onSealed?: (storedLength: number) => void,
   ): Promise<void> {
     let packer = this.#packers.get(type);
     if (!packer) this.#packers.set(type, (packer = new PackBuilder(this.#key, type)));
     const blob = packer.addSealed(id, sealed, uncompressedLength);
     this.#storedBytes += blob.length;
+    onSealed?.(blob.length);
     return packer.size >= this.#packSize ? this.#finishPack(type) : Promise.resolve();
   }
 
@@ -394,6 +402,7 @@ export class Repository {
         id,
         encrypt(this.#key, frame ?? plaintext),
         frame ? plaintextLength : undefined,
+        options.onSealed,
       );
       return { id, added: true, storedLength: this.#storedBytes - before };
     }
@@ -401,7 +410,7 @@ export class Repository {
     const job: Promise<void> = pool
       .seal(plaintext, compress, options.handOver)
       .then(({ sealed, compressed }) =>
-        this.#addToPack(type, id, sealed, compressed ? plaintextLength : undefined),
+        this.#addToPack(type, id, sealed, compressed ? plaintextLength : undefined, options.onSealed),
       )
       .catch((error: unknown) => {
         this.#uploadError ??= error;

@@ -114,6 +114,7 @@ async function main(): Promise<void> {
   if (shutdown.stopping) return;
   commands = await startCommandConsumer({
     hostId,
+    hostName: async () => config.hostName ?? (await engine.info()).hostName,
     nc,
     volumes,
     quiescer,

@@ -1,6 +1,6 @@
 // The catalog's answers: one zod schema per resource, shared by the queries (which build them)
 // and the HTTP routes (which document and serialise them).
-import { backupStats, engineInfo } from '@volback/contracts';
+import { backupStats, engineInfo, restorePlan } from '@volback/contracts';
 import { z } from 'zod';
 import { BackupPhase, ProtectionStatus, RestorePhase } from './domain/phases.ts';
 
@@ -165,6 +165,11 @@ export const restoreView = z.object({
   repositoryId: z.string(),
   target: z.record(z.string(), z.unknown()).nullable(),
   path: z.string().nullable(),
+  /** The directory in the target volume the restore writes into (`/` when null). */
+  targetPath: z.string().nullable(),
+  /** A dry run: nothing is written; `plan` says what would be, once completed. */
+  dryRun: z.boolean(),
+  plan: restorePlan.nullable(),
   phase: z.enum(Object.values(RestorePhase) as [RestorePhase, ...RestorePhase[]]),
   requestedBy: z.string().nullable(),
   createdAt: time,

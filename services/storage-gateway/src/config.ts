@@ -37,7 +37,7 @@ export const CONFIG_DEFAULTS = {
   streamReplicas: 1,
   opsHost: '127.0.0.1',
   opsPort: 9402,
-  sessionIdleSeconds: 60,
+  sessionIdleSeconds: 5,
   idleFlushSeconds: 3,
 } as const;
 

@@ -32,7 +32,7 @@ describe('storage gateway configuration', () => {
       streamReplicas: 1,
       opsHost: '127.0.0.1',
       opsPort: 9402,
-      sessionIdleSeconds: 60,
+      sessionIdleSeconds: 5,
       idleFlushSeconds: 3,
     });
   });

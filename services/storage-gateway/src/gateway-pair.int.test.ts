@@ -81,8 +81,9 @@ describe('two gateways in one queue group', () => {
     for (const { packsWritten } of flushed) expect(packsWritten).toBeGreaterThan(0);
     // Nothing left to write: a second flush is answered by both with nothing written.
     expect(await client.flush()).toEqual([
-      { gatewayId: 'gw-a', packsWritten: 0 },
-      { gatewayId: 'gw-b', packsWritten: 0 },
+      // The session's stored bytes are counted since its first blob, on each gateway.
+      { gatewayId: 'gw-a', packsWritten: 0, bytesStored: flushed[0]!.bytesStored },
+      { gatewayId: 'gw-b', packsWritten: 0, bytesStored: flushed[1]!.bytesStored },
     ]);
 
     const snapshotId = await client.commitSnapshot({

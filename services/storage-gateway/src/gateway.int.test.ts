@@ -129,7 +129,9 @@ describe.each(targets)('client and gateway on $name', (target) => {
     expect(await client.missingBlobs(refs)).toEqual([]);
 
     const flushed = await client.flush();
-    expect(flushed).toEqual([{ gatewayId: 'gw-single', packsWritten: 2 }]); // one data pack, one tree pack
+    // One data pack, one tree pack; what the session's blobs take in them.
+    expect(flushed).toEqual([{ gatewayId: 'gw-single', packsWritten: 2, bytesStored: expect.any(Number) }]);
+    expect(flushed[0]!.bytesStored).toBeGreaterThan(0);
 
     const time = '2025-03-14T03:00:00.123456789+01:00';
     const commit = {

@@ -15,7 +15,11 @@ commands:
   ls <snapshot> [path]                     a directory of a snapshot (volume-relative path)
   find <glob> [--volume v] [--host h]      files by name or glob across snapshots ('*.sql', 'app/**/conf*')
   backup <volume> [--host h] [--wait]      back up now; --wait follows it to the end with progress
-  restore <snapshot> --to-volume <name> [--existing [--stop-containers]] [--path p] [--host h] [--wait]
+  restore <snapshot> --to-volume <name> [--existing [--stop-containers]] [--path p]
+          [--target-dir d] [--dry-run] [--host h] [--wait]
+                                           --path p lands at p in the volume (below --target-dir d
+                                           when given); --dry-run lists what would be written,
+                                           replaced and left alone, and writes nothing
   dump <snapshot> [path] > file.tar        a snapshot sub-tree as a tar stream
   policies [list] | show <id> | remove <id>
   policies set <id> (--default | --volume v [--host h]) --cron '0 3 * * *' [--timezone tz]
@@ -158,6 +162,38 @@ async function waitFor(
   }
 }
 
+interface RestorePlanEntries {
+  count: number;
+  bytes: number;
+  paths: string[];
+}
+type RestorePlan = Record<'written' | 'replaced' | 'leftAlone', RestorePlanEntries>;
+
+/** A dry run's plan: one line of counts, then each listed path with what would happen to it. */
+function planText(restoreId: string, into: string, plan: RestorePlan): string {
+  const kinds = [
+    ['written', 'write  ', 'to write'],
+    ['replaced', 'replace', 'to replace'],
+    ['leftAlone', 'keep   ', 'left alone'],
+  ] as const;
+  const lines = [
+    `restore ${restoreId} dry run into ${into}, nothing written: ` +
+      kinds
+        .map(([kind, , label]) =>
+          kind === 'leftAlone'
+            ? `${plan[kind].count} ${label}`
+            : `${plan[kind].count} ${label} (${bytes(plan[kind].bytes)})`,
+        )
+        .join(', '),
+  ];
+  for (const [kind, verb] of kinds) {
+    for (const path of plan[kind].paths) lines.push(`  ${verb} ${path}`);
+    const more = plan[kind].count - plan[kind].paths.length;
+    if (more > 0) lines.push(`  ${verb} … ${more} more not listed`);
+  }
+  return lines.join('\n');
+}
+
 function workExit(work: Work): number {
   if (work.phase === 'PartiallyFailed') return 3;
   if (work.phase === 'Failed') return 4;
@@ -184,6 +220,8 @@ export async function runCatalogCommand(argv: string[]): Promise<number> {
         existing: { type: 'boolean' },
         'stop-containers': { type: 'boolean' },
         path: { type: 'string' },
+        'target-dir': { type: 'string' },
+        'dry-run': { type: 'boolean' },
         follow: { type: 'boolean', short: 'f' },
         type: { type: 'string', multiple: true },
         default: { type: 'boolean' },
@@ -417,18 +455,30 @@ export async function runCatalogCommand(argv: string[]): Promise<number> {
             ? { kind: 'existing-volume', volumeName: toVolume, stopContainers: Boolean(v['stop-containers']) }
             : { kind: 'new-volume', volumeName: toVolume },
           ...(v.path ? { path: v.path } : {}),
+          ...(v['target-dir'] ? { targetPath: v['target-dir'] } : {}),
+          ...(v['dry-run'] ? { dryRun: true } : {}),
           ...(v.host ? { hostId: v.host } : {}),
           requestedBy: 'volback-cli',
         });
-        if (!v.wait) {
+        // A dry run's answer is its plan: always wait for it.
+        if (!v.wait && !v['dry-run']) {
           out.result({ restoreId, phase: 'Queued' }, () => `restore ${restoreId} queued`);
           return 0;
         }
-        const work = await waitFor(client, out, 'restores', restoreId, `restoring into ${toVolume}`);
+        const into = `${toVolume}${v['target-dir'] ? `:${v['target-dir']}` : ''}`;
+        const work = await waitFor(
+          client,
+          out,
+          'restores',
+          restoreId,
+          `${v['dry-run'] ? 'planning a restore into' : 'restoring into'} ${into}`,
+        );
         out.result(work, () =>
-          work.phase === 'Completed'
-            ? `restore ${restoreId} completed: ${String(work['files'])} files, ${bytes(Number(work['bytes'] ?? 0))} into ${toVolume}`
-            : `restore ${restoreId} failed: ${work.error?.reason ?? ''} (${work.error?.code ?? ''})`,
+          work.phase !== 'Completed'
+            ? `restore ${restoreId} failed: ${work.error?.reason ?? ''} (${work.error?.code ?? ''})`
+            : work['plan']
+              ? planText(restoreId, into, work['plan'] as RestorePlan)
+              : `restore ${restoreId} completed: ${String(work['files'])} files, ${bytes(Number(work['bytes'] ?? 0))} into ${into}`,
         );
         return workExit(work);
       }

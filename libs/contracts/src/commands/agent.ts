@@ -4,13 +4,12 @@ import {
   backupTrigger,
   consistency,
   hostId,
-  innerPath,
   repositoryId,
   snapshotId,
   volumeName,
   workId,
 } from '../fields.ts';
-import { restoreTarget } from '../restore-target.ts';
+import { restoreSelection, restoreTarget } from '../restore-target.ts';
 
 export const BackupVolume = defineCommand({
   name: 'BackupVolume',
@@ -36,17 +35,24 @@ export const BackupVolume = defineCommand({
   target: (d) => ({ kind: 'host', hostId: d.hostId }),
 });
 
+/**
+ * v2: `path` lands at its own place in the volume (v1 agents wrote its contents at the volume's
+ * root), and `targetPath` and `dryRun` are new. A v1 agent would ignore `dryRun` and write, so the
+ * type changed rather than gaining fields; v1 is no longer sent or run (see the README).
+ */
 export const RestoreSnapshot = defineCommand({
   name: 'RestoreSnapshot',
   commandName: 'restore-snapshot',
-  description: 'Restore a snapshot (or a path in it) on a host. Sent to that host\u2019s agent.',
+  version: 2,
+  description:
+    'Restore a snapshot (or a path in it, at its own place) into a volume on a host, or say what that would do (dryRun). Sent to that host\u2019s agent.',
   schema: z.object({
     restoreId: workId,
     hostId,
     snapshotId,
     repositoryId: repositoryId.default('default'),
     target: restoreTarget,
-    path: innerPath.optional(),
+    ...restoreSelection,
   }),
   target: (d) => ({ kind: 'host', hostId: d.hostId }),
 });

@@ -5,14 +5,13 @@ import {
   durationMs,
   errorCode,
   hostId,
-  innerPath,
   reason,
   repositoryId,
   snapshotId,
   timestamp,
   workId,
 } from '../fields.ts';
-import { restoreTarget } from '../restore-target.ts';
+import { restorePlan, restoreSelection, restoreTarget } from '../restore-target.ts';
 
 const restoreKey = { restoreId: workId, hostId, snapshotId };
 
@@ -25,8 +24,7 @@ export const RestoreRequested = defineEvent({
     ...restoreKey,
     repositoryId: repositoryId.default('default'),
     target: restoreTarget,
-    /** Sub-path of the snapshot to restore; the whole snapshot when omitted. */
-    path: innerPath.optional(),
+    ...restoreSelection,
     requestedBy: z.string().max(200).optional(),
     requestedAt: timestamp,
   }),
@@ -46,13 +44,19 @@ export const RestoreCompleted = defineEvent({
   name: 'RestoreCompleted',
   aggregate: 'restore',
   what: 'completed',
-  description: 'Every file of the snapshot (or path) is in the target.',
+  description:
+    'Every file of the snapshot (or path) is in the target; after a dry run, nothing was written and `plan` says what would be.',
   schema: z.object({
     ...restoreKey,
     target: restoreTarget,
+    /** Files and bytes written (0 after a dry run). */
     files: count,
     bytes: count,
     durationMs,
+    /** A dry run: nothing was written. */
+    dryRun: z.boolean().default(false),
+    /** After a dry run: what the restore would write, replace and leave alone. */
+    plan: restorePlan.optional(),
     completedAt: timestamp,
   }),
   aggregateId: (d) => [d.restoreId],

@@ -4,12 +4,24 @@ import { parseGoTime } from '../format/ids.ts';
 import { posixPermissionsFromGo, type TreeNode } from '../format/tree.ts';
 import type { Repository } from '../repository.ts';
 import { loadBlobsFrom, type BlobSource } from './blob-ports.ts';
-import { assertSafeName, assertSafeTree, resolveTreePath } from './restore.ts';
+import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
+import { assertSafeName, assertSafeTree, childNode, namesBelow, resolveTreePath } from './restore.ts';
 
 type Headers = Parameters<ReturnType<typeof tarPack>['entry']>[0];
 
+/** A PAX time (`seconds.nanoseconds`), which keeps what the tar header's whole seconds lose. */
+function paxTime(goTime: string): string | undefined {
+  const ns = parseGoTime(goTime);
+  if (ns < 0n) return undefined; // before 1970: the header's seconds say it
+  return `${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, '0')}`;
+}
+
 function header(node: TreeNode, name: string): Headers {
+  const mtime = node.mtime ? paxTime(node.mtime) : undefined;
+  const atime = node.atime ? paxTime(node.atime) : undefined;
   return {
+    // Exact times for a reader that keeps them (Go's archive/tar, so the Docker Engine's import).
+    ...(mtime || atime ? { pax: { ...(mtime ? { mtime } : {}), ...(atime ? { atime } : {}) } } : {}),
     name,
     mode: node.mode !== undefined ? posixPermissionsFromGo(node.mode) : 0o644,
     uid: node.uid,
@@ -35,9 +47,24 @@ export async function dumpTree(
   repo: BlobSource,
   rootTree: string,
   path = '/',
-  options: { /** Also write a `./` entry carrying the directory's own metadata. */ rootEntry?: boolean } = {},
+  options: {
+    /** Also write a `./` entry carrying the directory's own metadata (when `path` is `root`). */
+    rootEntry?: boolean;
+    /**
+     * The snapshot directory the archive's root stands for (default `path`): with one above
+     * `path`, names keep the path's place below it and the directories between are written.
+     */
+    root?: string;
+    /** Directory names every entry is put in; written first as plain directories (mode 0755). */
+    under?: readonly string[];
+  } = {},
 ): Promise<Readable> {
-  const { tree, node } = await resolveTreePath(repo, rootTree, path);
+  const root = options.root ?? path;
+  const names = namesBelow(root, path);
+  const { tree, node } = await resolveTreePath(repo, rootTree, root);
+  const under = options.under ?? [];
+  for (const name of under) assertSafeName(name);
+  const prefix = under.map((name) => `${name}/`).join('');
   const archive = tarPack();
   const links = new Map<string, string>();
 
@@ -99,12 +126,46 @@ export async function dumpTree(
     for (const child of children) await writeNode(child, `${prefix}${child.name}`);
   };
 
+  const plainDirectory = (name: string): Headers => ({
+    name,
+    type: 'directory',
+    mode: 0o755,
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
+    mtime: new Date(),
+  });
+
   void (async () => {
     try {
-      if (node && node.type !== 'dir') await writeNode(node, node.name);
-      else {
-        if (options.rootEntry && node) await entry({ ...header(node, './'), type: 'directory' });
-        await writeTree(tree, '');
+      const rootEntry = Boolean(options.rootEntry && node && names.length === 0 && node.type === 'dir');
+      for (let i = 0; i < under.length; i++) {
+        if (rootEntry && i === under.length - 1) break; // the root entry is that directory
+        await entry(plainDirectory(`${under.slice(0, i + 1).join('/')}/`));
+      }
+      if (names.length === 0) {
+        if (node && node.type !== 'dir') await writeNode(node, `${prefix}${node.name}`);
+        else {
+          if (rootEntry) await entry({ ...header(node!, prefix || './'), type: 'directory' });
+          await writeTree(tree, prefix);
+        }
+      } else {
+        if (node && node.type !== 'dir')
+          throw new RepositoryError(RepositoryErrorCode.FileNotFound, `${path} is not in the snapshot`);
+        let at = tree;
+        let dir = prefix;
+        for (const [i, name] of names.entries()) {
+          const child = await childNode(repo, at, name, path);
+          if (i === names.length - 1) {
+            await writeNode(child, `${dir}${child.name}`);
+            break;
+          }
+          if (child.type !== 'dir' || !child.subtree) {
+            throw new RepositoryError(RepositoryErrorCode.FileNotFound, `${path} is not in the snapshot`);
+          }
+          dir = `${dir}${child.name}/`;
+          await entry({ ...header(child, dir), type: 'directory' });
+          at = child.subtree;
+        }
       }
       archive.finalize();
     } catch (error) {

@@ -279,22 +279,32 @@ export function groupSnapshots(
   return groups;
 }
 
-/** Decides and (unless `dryRun`) removes the snapshots the policy does not keep. */
+/**
+ * Decides and (unless `dryRun`) removes the snapshots the policy does not keep. Snapshots are
+ * those `filter` and `select` accept, in groups of one host and paths as restic makes them,
+ * or by `groupBy`.
+ */
 export async function forget(
   repo: Repository,
   policy: ForgetPolicy,
-  options: { filter?: SnapshotFilter; dryRun?: boolean; now?: number } = {},
+  options: {
+    filter?: SnapshotFilter;
+    select?: (snapshot: Snapshot) => boolean;
+    groupBy?: (snapshot: Snapshot) => string;
+    dryRun?: boolean;
+    now?: number;
+  } = {},
 ): Promise<ForgetDecision[]> {
   // Parse every duration before touching anything: a bad policy changes nothing.
   policyIsEmpty(policy);
   const lock = options.dryRun ? undefined : await repo.lock(false);
   try {
-    const selected = (await repo.listSnapshots()).filter((s) =>
-      matchesFilter(s.snapshot, options.filter ?? {}),
+    const selected = (await repo.listSnapshots()).filter(
+      (s) => matchesFilter(s.snapshot, options.filter ?? {}) && (options.select?.(s.snapshot) ?? true),
     );
-    const decisions = [...groupSnapshots(selected).values()].flatMap((group) =>
-      applyPolicy(group, policy, options.now),
-    );
+    const { groupBy } = options;
+    const groups = groupBy ? Map.groupBy(selected, (s) => groupBy(s.snapshot)) : groupSnapshots(selected);
+    const decisions = [...groups.values()].flatMap((group) => applyPolicy(group, policy, options.now));
     if (!options.dryRun) for (const d of decisions) if (!d.keep) await repo.removeSnapshot(d.id);
     return decisions;
   } finally {

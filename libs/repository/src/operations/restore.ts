@@ -6,13 +6,11 @@ import {
   lchown,
   link,
   lstat,
-  lutimes,
   mkdir,
   open,
   rename,
   symlink,
   unlink,
-  utimes,
   rm,
   type FileHandle,
 } from 'node:fs/promises';
@@ -25,6 +23,7 @@ import { nodeLinkTarget, nodeNameKey, posixPermissionsFromGo, type TreeNode } fr
 import type { Repository } from '../repository.ts';
 import { loadBlobsFrom, type BlobSource } from './blob-ports.ts';
 import { restoreExtendedAttributes } from './extended-attributes.ts';
+import { setFileTimes } from './file-times.ts';
 import { childPath, shownPath, type FsPath } from './fs-path.ts';
 
 const run = promisify(execFile);
@@ -37,6 +36,13 @@ export interface RestoreOptions {
   readonly target: string;
   /** Only this path inside the snapshot (e.g. `/data/db`); its contents land in the target. */
   readonly path?: string;
+  /**
+   * The snapshot directory the target stands for; `path` must be at or below it. By default
+   * `path` itself, so its contents land in the target (`restic restore id:path`). With a `root`
+   * above `path`, the path lands at its own place below the target (restic's `--include`): the
+   * directories between are created when missing, with the metadata the snapshot records.
+   */
+  readonly root?: string;
   readonly onProgress?: (progress: { files: number; bytes: number; currentPath: string }) => void;
 }
 
@@ -109,6 +115,65 @@ export async function resolveTreePath(
   return { tree, ...(node ? { node } : {}) };
 }
 
+/** `path` as names below `root`, or FileNotFound when it is not below it. */
+export function namesBelow(root: string, path: string): string[] {
+  const rootNames = root.split('/').filter(Boolean);
+  const names = path.split('/').filter(Boolean);
+  if (rootNames.some((name, i) => names[i] !== name)) {
+    throw new RepositoryError(RepositoryErrorCode.FileNotFound, `${path} is not below ${root}`);
+  }
+  return names.slice(rootNames.length);
+}
+
+/** The entry `name` of a tree, checked like every tree a restore reads. */
+export async function childNode(
+  source: Pick<BlobSource, 'loadTree'>,
+  tree: string,
+  name: string,
+  path: string,
+): Promise<TreeNode> {
+  const nodes = await source.loadTree(tree);
+  assertSafeTree(nodes, tree);
+  const found = nodes.find((n) => n.name === name);
+  if (!found) throw new RepositoryError(RepositoryErrorCode.FileNotFound, `${path} is not in the snapshot`);
+  return found;
+}
+
+/**
+ * The directory `relative` below `base`, reached without following a symlink: each missing
+ * directory on the way is created (mode 0755) when `create`, else the answer is undefined.
+ * A symlink, or anything but a directory, on the way is {@link RepositoryErrorCode.UnsafePath}.
+ */
+export async function directoryBelow(
+  base: string,
+  relative: string,
+  create: boolean,
+): Promise<string | undefined> {
+  let path = resolve(base);
+  for (const name of relative.split('/').filter((part) => part !== '' && part !== '.')) {
+    assertSafeName(name);
+    path = resolve(path, name);
+    let stats = await lstat(path).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+      return undefined;
+    });
+    if (!stats) {
+      if (!create) return undefined;
+      await mkdir(path, { mode: 0o755 }).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EEXIST') throw error;
+      });
+      stats = await lstat(path);
+    }
+    if (!stats.isDirectory()) {
+      throw new RepositoryError(
+        RepositoryErrorCode.UnsafePath,
+        `${path} is not a directory (a symlink is never followed): refusing to restore through it`,
+      );
+    }
+  }
+  return path;
+}
+
 /** Files restored at once: their reads, decryption and writes overlap (small files above all). */
 const FILES_AT_ONCE = 8;
 
@@ -128,9 +193,8 @@ export async function applyNodeMetadata(
   restoreExtendedAttributes(node, path, warn);
   if (!isLink && node.mode !== undefined) await chmod(path, posixPermissionsFromGo(node.mode));
   if (node.mtime) {
-    const mtime = Number(parseGoTime(node.mtime)) / 1e9;
-    const atime = node.atime ? Number(parseGoTime(node.atime)) / 1e9 : mtime;
-    await (isLink ? lutimes(path, atime, mtime) : utimes(path, atime, mtime));
+    const mtime = parseGoTime(node.mtime);
+    await setFileTimes(path, node.atime ? parseGoTime(node.atime) : mtime, mtime, isLink);
   }
 }
 
@@ -245,20 +309,33 @@ class RestoreRun {
     if (existing && !existing.isDirectory()) await unlink(path);
   }
 
+  /**
+   * Makes `path` a real directory: whatever else is there (a symlink above all) is replaced,
+   * never followed. True when it had to be created.
+   */
+  async directory(path: FsPath): Promise<boolean> {
+    await this.#clear(path);
+    const created = await mkdir(path, { mode: 0o700 }).then(
+      () => true,
+      (error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EEXIST') throw error;
+        return false;
+      },
+    );
+    const stats = await lstat(path);
+    if (!stats.isDirectory() || stats.isSymbolicLink()) {
+      throw new RepositoryError(
+        RepositoryErrorCode.UnsafePath,
+        `${shownPath(path)} is not a directory we can restore into`,
+      );
+    }
+    return created;
+  }
+
   async node(node: TreeNode, path: FsPath): Promise<void> {
     switch (node.type) {
       case 'dir': {
-        await this.#clear(path);
-        await mkdir(path, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
-          if (error.code !== 'EEXIST') throw error;
-        });
-        const stats = await lstat(path);
-        if (!stats.isDirectory() || stats.isSymbolicLink()) {
-          throw new RepositoryError(
-            RepositoryErrorCode.UnsafePath,
-            `${shownPath(path)} is not a directory we can restore into`,
-          );
-        }
+        await this.directory(path);
         this.summary.dirs++;
         if (!node.subtree)
           throw new RepositoryError(RepositoryErrorCode.Malformed, `directory ${node.name} has no subtree`);
@@ -381,12 +458,46 @@ export async function restoreTree(
   if (!targetStats.isDirectory())
     throw new RepositoryError(RepositoryErrorCode.UnsafePath, `${target} is not a directory`);
   const runState = new RestoreRun(source, options);
-  const { tree, node } = await resolveTreePath(source, options.tree, options.path ?? '/');
+  const path = options.path ?? '/';
+  const root = options.root ?? path;
+  const names = namesBelow(root, path);
+  let { tree, node } = await resolveTreePath(source, options.tree, root);
+  if (names.length === 0) {
+    if (node && node.type !== 'dir') {
+      assertSafeName(node.nameBytes ?? node.name);
+      await runState.node(node, childPath(target, node));
+    } else {
+      await runState.tree(tree, target);
+    }
+    return runState.summary;
+  }
   if (node && node.type !== 'dir') {
-    assertSafeName(node.nameBytes ?? node.name);
-    await runState.node(node, childPath(target, node));
-  } else {
-    await runState.tree(tree, target);
+    throw new RepositoryError(RepositoryErrorCode.FileNotFound, `${path} is not in the snapshot`);
+  }
+  // The directories between root and path: created when missing, given their metadata last.
+  const made: Array<{ node: TreeNode; path: FsPath }> = [];
+  let dir: FsPath = target;
+  for (const [i, name] of names.entries()) {
+    node = await childNode(source, tree, name, path);
+    const at = childPath(dir, node);
+    if (i === names.length - 1) {
+      await runState.node(node, at);
+      break;
+    }
+    if (node.type !== 'dir' || !node.subtree) {
+      throw new RepositoryError(RepositoryErrorCode.FileNotFound, `${path} is not in the snapshot`);
+    }
+    if (await runState.directory(at)) {
+      runState.summary.dirs++;
+      made.push({ node, path: at });
+    }
+    dir = at;
+    tree = node.subtree;
+  }
+  for (const created of made.reverse()) {
+    await applyNodeMetadata(created.node, created.path, (error) =>
+      runState.summary.warnings.push({ path: shownPath(created.path), reason: error.message }),
+    );
   }
   return runState.summary;
 }

@@ -5,6 +5,8 @@ import {
   BackupStarted,
   backupFailureIsRetried,
   type BackupVolume,
+  hostIdTag,
+  snapshotTags,
   volumeSnapshotPath,
 } from '@volback/contracts';
 import { DataPathClient, DataPathError, GatewayBlobStore } from '@volback/data-path';
@@ -68,9 +70,10 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
       ...ctx.dataPath,
     });
     const path = volumeSnapshotPath(command.volumeName);
+    const hostName = await ctx.hostName();
     const parent = command.parentSnapshotId
       ? await client.findSnapshot(command.parentSnapshotId)
-      : await client.findSnapshot('latest', { hostname: command.hostId, path });
+      : await latestOfVolume(client, command.hostId, path);
     const parentSnapshotId = parent.snapshotId ?? undefined;
 
     let committed: { snapshotId: string; summary: WalkSummary; bytesStored: number } | undefined;
@@ -158,15 +161,20 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
         now: started,
       });
       await store.drain();
-      const snapshotId = await commit(client, {
+      const { snapshotId, bytesStored } = await commit(client, {
         tree,
         paths: [path],
-        hostname: command.hostId,
+        hostname: hostName,
         time: started.toISOString(),
         ...(parentSnapshotId ? { parent: parentSnapshotId } : {}),
-        tags: command.tags,
+        tags: snapshotTags({
+          hostId: command.hostId,
+          hostName,
+          volumeName: command.volumeName,
+          extra: command.tags,
+        }),
       });
-      if (snapshotId) committed = { snapshotId, summary: walked.summary, bytesStored: store.storedBytes };
+      if (snapshotId) committed = { snapshotId, summary: walked.summary, bytesStored };
       else if (pass >= 2) {
         throw new WorkError(
           WorkErrorCode.CommitFailed,
@@ -258,22 +266,40 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
 }
 
 /**
+ * The newest snapshot of this host's volume: by its `host-id:` tag, else one written before those
+ * tags, whose `hostname` is the host id.
+ */
+async function latestOfVolume(
+  client: DataPathClient,
+  hostId: string,
+  path: string,
+): Promise<Awaited<ReturnType<DataPathClient['findSnapshot']>>> {
+  const tagged = await client.findSnapshot('latest', { tags: [hostIdTag(hostId)], path });
+  return tagged.snapshotId ? tagged : client.findSnapshot('latest', { hostname: hostId, path });
+}
+
+/**
  * Flushes every gateway's open packs and commits. A gateway slow to answer the flush is given
- * more chances; `undefined` when chunks stay missing (a gateway died holding them), so the
- * caller sends them again.
+ * more chances; no `snapshotId` when chunks stay missing (a gateway died holding them), so the
+ * caller sends them again. `bytesStored`: what the session's new blobs take in packs, as the
+ * gateways last reported it (each counts what went through it).
  */
 async function commit(
   client: DataPathClient,
   snapshot: Parameters<DataPathClient['commitSnapshot']>[0],
-): Promise<string | undefined> {
+): Promise<{ snapshotId?: string; bytesStored: number }> {
+  const stored = new Map<string, number>();
+  const bytesStored = () => [...stored.values()].reduce((sum, bytes) => sum + bytes, 0);
   for (let attempt = 1; attempt <= COMMIT_ATTEMPTS; attempt++) {
-    await client.flush();
+    for (const reply of await client.flush()) {
+      if (reply.bytesStored !== undefined) stored.set(reply.gatewayId, reply.bytesStored);
+    }
     try {
-      return await client.commitSnapshot(snapshot);
+      return { snapshotId: await client.commitSnapshot(snapshot), bytesStored: bytesStored() };
     } catch (error) {
       if (!(error instanceof DataPathError && error.missing?.length)) throw error;
       await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
     }
   }
-  return undefined;
+  return { bytesStored: bytesStored() };
 }

@@ -23,6 +23,8 @@ import { workPublishing, type WorkContext } from './work-context.ts';
 /** What {@link startCommandConsumer} needs. */
 export interface CommandConsumerOptions {
   readonly hostId: string;
+  /** The host's display name now (the engine's host name unless configured); the host id if absent. */
+  readonly hostName?: () => Promise<string>;
   readonly nc: NatsConnection;
   readonly volumes: VolumeAccess;
   readonly quiescer: Quiescer;
@@ -101,6 +103,7 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
       try {
         const ctx: WorkContext = {
           hostId,
+          hostName: options.hostName ?? (async () => hostId),
           nc,
           volumes: options.volumes,
           quiescer: options.quiescer,

@@ -3,15 +3,22 @@ import { access } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { RestoreCompleted, RestoreFailed, RestoreStarted, type RestoreSnapshot } from '@volback/contracts';
 import { DataPathClient, GatewayBlobStore } from '@volback/data-path';
-import type { RepositoryError } from '@volback/repository';
 import {
+  archiveProbe,
+  directoryBelow,
+  directoryProbe,
   dumpTree,
   applyNodeMetadata,
   loadBlobsFrom,
+  planRestore,
   resolveTreePath,
   restoreTree,
+  RepositoryError,
   RepositoryErrorCode,
   type BlobSource,
+  type RestorePlan,
+  type RestorePlanEntries,
+  type TargetProbe,
 } from '@volback/repository';
 import type { z } from 'zod';
 import { CONSISTENCY_DEFAULTS, CONSISTENCY_LABELS, stopPlan } from '../domain/consistency.ts';
@@ -36,8 +43,15 @@ function labelledStopTimeout(labels: Readonly<Record<string, string>>): number {
   return seconds >= 1 && seconds <= 86_400 ? seconds : CONSISTENCY_DEFAULTS.stopTimeoutSeconds;
 }
 
-/** Counts what a restore reads, for its completion event. */
-function counting(source: BlobSource): BlobSource & { files: number; bytes: number } {
+/**
+ * Counts what a restore reads, for its completion event. The trees in `ancestors` are read to
+ * find a sub-path, not restored: their first read is not counted.
+ */
+function counting(
+  source: BlobSource,
+  ancestors: readonly string[] = [],
+): BlobSource & { files: number; bytes: number } {
+  const skip = new Set(ancestors);
   const counter = {
     files: 0,
     bytes: 0,
@@ -48,7 +62,7 @@ function counting(source: BlobSource): BlobSource & { files: number; bytes: numb
     },
     async loadTree(id: string) {
       const nodes = await source.loadTree(id);
-      counter.files += nodes.filter((n) => n.type === 'file').length;
+      if (!skip.delete(id)) counter.files += nodes.filter((n) => n.type === 'file').length;
       return nodes;
     },
     // A file's blobs in batches when the source can (a gateway answers many per round trip).
@@ -73,6 +87,122 @@ async function readRecordedVolume(store: BlobSource, rootTree: string): Promise<
   }
 }
 
+/** Most characters of paths a plan lists in its event, over all three kinds. */
+const PLAN_PATH_BUDGET = 256 * 1024;
+
+/**
+ * The plan with paths in the volume (below `targetPath`), the directories of `targetPath` the
+ * restore would create first among those written, lists cut to fit an event.
+ */
+function volumePlan(plan: RestorePlan, targetPath: string, createdDirs: readonly string[] = []): RestorePlan {
+  let budget = PLAN_PATH_BUDGET;
+  const entries = (list: RestorePlanEntries, first: readonly string[] = []): RestorePlanEntries => {
+    const paths: string[] = [];
+    for (const path of [...first, ...list.paths.map((p) => posix.join(targetPath, p))]) {
+      if (path.length > budget) break;
+      budget -= path.length;
+      paths.push(path);
+    }
+    return { count: list.count + first.length, bytes: list.bytes, paths };
+  };
+  return {
+    written: entries(plan.written, createdDirs),
+    replaced: entries(plan.replaced),
+    leftAlone: entries(plan.leftAlone),
+  };
+}
+
+/**
+ * The probe of `targetPath` from one of the whole volume, checked as a restore would: each of its
+ * directories is a real directory (never a symlink), or missing; `missing` lists those a restore
+ * would create (`/copy/`).
+ */
+async function probeBelow(
+  volume: TargetProbe,
+  targetPath: string,
+): Promise<{ probe: TargetProbe; missing: string[] }> {
+  const names = targetPath.split('/').filter(Boolean);
+  for (let i = 0; i < names.length; i++) {
+    const at = `/${names.slice(0, i + 1).join('/')}`;
+    const kind = await volume.kind(at);
+    if (kind === 'dir') continue;
+    if (kind === 'other') {
+      throw new RepositoryError(
+        RepositoryErrorCode.UnsafePath,
+        `${at} in the volume is not a directory (a symlink is never followed): refusing to restore through it`,
+      );
+    }
+    return { probe: NOTHING_THERE, missing: directoriesOf(names.slice(0, i), names.slice(i)) };
+  }
+  return {
+    probe: {
+      kind: (path) => volume.kind(posix.join(targetPath, path)),
+      list: (path) => volume.list(posix.join(targetPath, path)),
+    },
+    missing: [],
+  };
+}
+
+/** `/a/b/`, `/a/b/c/` for `existing` [a] and `created` [b, c]: the directories a restore makes. */
+function directoriesOf(existing: readonly string[], created: readonly string[]): string[] {
+  return created.map((_, i) => `/${[...existing, ...created.slice(0, i + 1)].join('/')}/`);
+}
+
+/** The probe of a target directory that does not exist yet. */
+const NOTHING_THERE: TargetProbe = { kind: async () => 'missing', list: async () => [] };
+
+/** The ids of the trees read to reach `names` below `tree` (the tree of each parent). */
+async function ancestorTrees(store: BlobSource, tree: string, names: readonly string[]): Promise<string[]> {
+  const trees: string[] = [];
+  for (const name of names.slice(0, -1)) {
+    trees.push(tree);
+    const node = (await store.loadTree(tree)).find((n) => n.name === name);
+    if (node?.type !== 'dir' || !node.subtree) break;
+    tree = node.subtree;
+  }
+  if (names.length > 0) trees.push(tree);
+  return trees;
+}
+
+/** Publishes RestoreStarted and a RestoreCompleted that carries the plan of a dry run. */
+async function completeDryRun(
+  ctx: WorkContext,
+  command: RestoreSnapshotCommand,
+  key: { restoreId: string; hostId: string; snapshotId: string },
+  started: Date,
+  plan: RestorePlan,
+): Promise<void> {
+  const { target } = command;
+  await ctx.publish(
+    RestoreStarted,
+    { ...key, target, startedAt: started.toISOString() },
+    `${command.restoreId}.started.${ctx.deliveryCount}`,
+  );
+  await ctx.publish(
+    RestoreCompleted,
+    {
+      ...key,
+      target,
+      files: 0,
+      bytes: 0,
+      durationMs: ctx.clock().getTime() - started.getTime(),
+      dryRun: true,
+      plan,
+      completedAt: ctx.clock().toISOString(),
+    },
+    `${command.restoreId}.outcome`,
+  );
+  ctx.logger.info(
+    {
+      restoreId: command.restoreId,
+      written: plan.written.count,
+      replaced: plan.replaced.count,
+      leftAlone: plan.leftAlone.count,
+    },
+    'restore planned (dry run)',
+  );
+}
+
 function stringRecord(value: unknown): Record<string, string> {
   if (typeof value !== 'object' || value === null) return {};
   return Object.fromEntries(
@@ -82,10 +212,12 @@ function stringRecord(value: unknown): Record<string, string> {
 
 /**
  * Restores a snapshot (or a path in it) into a new volume, or into an existing one that no
- * running container uses (or whose containers it may stop, and starts again after). Writes
- * straight into the volume's directory when the agent can, else through the Engine's archive
- * API. Nothing is written outside the volume. A new volume is removed again when the restore
- * fails; RestoreStarted, then RestoreCompleted or RestoreFailed.
+ * running container uses (or whose containers it may stop, and starts again after). A path
+ * lands at its own place below `targetPath` (restic's `--include`). Writes straight into the
+ * volume's directory when the agent can, else through the Engine's archive API. Nothing is
+ * written outside the volume. A new volume is removed again when the restore fails.
+ * With `dryRun` the same checks run, nothing is created, stopped or written, and the completed
+ * event carries the plan. RestoreStarted, then RestoreCompleted or RestoreFailed.
  */
 export async function runRestore(ctx: WorkContext, command: RestoreSnapshotCommand): Promise<void> {
   const started = ctx.clock();
@@ -94,6 +226,7 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
   const progress = ctx.progress(command.restoreId, 'restore');
   let createdVolume: string | undefined;
   let resume: (() => Promise<unknown>) | undefined;
+  let client: DataPathClient | undefined;
   try {
     const target = command.target;
     if (target.kind === 'tar') {
@@ -102,7 +235,7 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
         'agents restore into volumes; a tar download is streamed from the gateways by the catalog',
       );
     }
-    const client = new DataPathClient(ctx.nc, {
+    client = new DataPathClient(ctx.nc, {
       repositoryId: command.repositoryId,
       sessionId: command.restoreId,
       ...ctx.dataPath,
@@ -116,8 +249,11 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
     }
     const rootTree = found.tree;
     const store = await GatewayBlobStore.open(client);
-    const volumePath = found.paths.find((p) => p.startsWith('/volumes/')) ?? '/';
-    const innerPath = posix.join(volumePath, posix.normalize(`/${command.path ?? ''}`));
+    // The volume's directory in the snapshot (a snapshot restic wrote: its root).
+    const volumeRoot = found.paths.find((p) => p.startsWith('/volumes/')) ?? '/';
+    const selected = posix.normalize(`/${command.path ?? ''}`);
+    const targetPath = posix.normalize(`/${command.targetPath ?? ''}`);
+    const innerPath = posix.join(volumeRoot, selected);
     const located = await resolveTreePath(store, rootTree, innerPath).catch((error: unknown) => {
       if ((error as RepositoryError).code === RepositoryErrorCode.FileNotFound) {
         throw new WorkError(
@@ -132,6 +268,17 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
     if (target.kind === 'new-volume') {
       if (await ctx.volumes.volumeExists(target.volumeName)) {
         throw new WorkError(WorkErrorCode.VolumeExists, `volume ${target.volumeName} already exists`);
+      }
+      if (command.dryRun) {
+        const plan = await planRestore(store, {
+          tree: rootTree,
+          path: innerPath,
+          root: volumeRoot,
+          probe: NOTHING_THERE,
+        });
+        const created = directoriesOf([], targetPath.split('/').filter(Boolean));
+        await completeDryRun(ctx, command, key, started, volumePlan(plan, targetPath, created));
+        return;
       }
       await ctx.volumes.createVolume({
         name: target.volumeName,
@@ -157,7 +304,7 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
             'restore with stopContainers to stop them for the restore',
         );
       }
-      if (running.length) {
+      if (running.length && !command.dryRun) {
         // Each container gets the stop timeout its `volback.stop.timeout` label asks for.
         const plan = stopPlan(
           running.map((c) => ({ id: c.id, name: c.name, timeoutSeconds: labelledStopTimeout(c.labels) })),
@@ -167,25 +314,44 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
       }
     }
     const volume = await ctx.volumes.inspectVolume(target.volumeName);
+    const directPath = await ctx.volumes.directPath(volume);
+
+    if (command.dryRun) {
+      let whole: TargetProbe;
+      if (directPath) whole = directoryProbe(directPath);
+      else {
+        const archive = await ctx.volumes.exportArchive(target.volumeName, ctx.signal);
+        try {
+          whole = await archiveProbe(archive.stream);
+        } finally {
+          await archive.close();
+        }
+      }
+      const { probe, missing } = await probeBelow(whole, targetPath);
+      const plan = await planRestore(store, { tree: rootTree, path: innerPath, root: volumeRoot, probe });
+      await completeDryRun(ctx, command, key, started, volumePlan(plan, targetPath, missing));
+      return;
+    }
 
     await ctx.publish(
       RestoreStarted,
       { ...key, target, startedAt: started.toISOString() },
       `${command.restoreId}.started.${ctx.deliveryCount}`,
     );
-    const source = counting(store);
-    const directPath = await ctx.volumes.directPath(volume);
     const writable =
       directPath &&
       (await access(directPath, constants.W_OK).then(
         () => true,
         () => false,
       ));
+    let written: { files: number; bytes: number };
     if (writable) {
-      const summary = await restoreTree(source, {
+      const into = (await directoryBelow(directPath, targetPath, true))!;
+      const summary = await restoreTree(store, {
         tree: rootTree,
         path: innerPath,
-        target: directPath,
+        root: volumeRoot,
+        target: into,
         onProgress: (p) => progress.update({ files: p.files, bytes: p.bytes }),
       });
       if (summary.errors.length) {
@@ -198,10 +364,22 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
               .join('; '),
         );
       }
-      if (located.node?.type === 'dir') await applyNodeMetadata(located.node, directPath);
+      // The volume's own metadata only when the whole volume was restored.
+      if (selected === '/' && located.node?.type === 'dir') await applyNodeMetadata(located.node, into);
+      written = summary;
     } else {
-      const archive = await dumpTree(source, rootTree, innerPath, { rootEntry: true });
+      const volumeTree = (await resolveTreePath(store, rootTree, volumeRoot)).tree;
+      const source = counting(
+        store,
+        await ancestorTrees(store, volumeTree, selected.split('/').filter(Boolean)),
+      );
+      const archive = await dumpTree(source, rootTree, innerPath, {
+        rootEntry: true,
+        root: volumeRoot,
+        under: targetPath.split('/').filter(Boolean),
+      });
       await ctx.volumes.importArchive(target.volumeName, archive, ctx.signal);
+      written = source;
     }
     await resume?.();
     resume = undefined;
@@ -210,14 +388,14 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
       {
         ...key,
         target,
-        files: source.files,
-        bytes: source.bytes,
+        files: written.files,
+        bytes: written.bytes,
         durationMs: ctx.clock().getTime() - started.getTime(),
         completedAt: ctx.clock().toISOString(),
       },
       `${command.restoreId}.outcome`,
     );
-    log.info({ files: source.files, bytes: source.bytes, volume: target.volumeName }, 'restore completed');
+    log.info({ files: written.files, bytes: written.bytes, volume: target.volumeName }, 'restore completed');
   } catch (error) {
     const failure = workErrorOf(error);
     log.error({ code: failure.code, err: failure.message }, 'restore failed');
@@ -247,6 +425,12 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
     );
   } finally {
     await resume?.();
+    // Ends the session on every gateway that served it, so none keeps the repository locked.
+    await client
+      ?.flush()
+      .catch((error: Error) =>
+        log.warn({ err: error.message }, 'could not end the restore session; the gateways end it when idle'),
+      );
     progress.end();
   }
 }

@@ -15,6 +15,8 @@ export interface ProgressReporter {
 /** What a backup or restore run needs from the agent around it. */
 export interface WorkContext {
   readonly hostId: string;
+  /** The host's display name now (what snapshots record as their `hostname`). */
+  hostName(): Promise<string>;
   readonly nc: NatsConnection;
   readonly volumes: VolumeAccess;
   readonly quiescer: Quiescer;

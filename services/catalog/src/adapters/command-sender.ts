@@ -123,6 +123,8 @@ export class CommandSender {
     repositoryId: string;
     target: RestoreTarget;
     path?: string | undefined;
+    targetPath?: string | undefined;
+    dryRun?: boolean | undefined;
     requestedBy: string;
     now: Date;
   }): Promise<{ restoreId: string }> {
@@ -137,6 +139,8 @@ export class CommandSender {
           repositoryId: request.repositoryId,
           target: request.target,
           ...(request.path !== undefined ? { path: request.path } : {}),
+          ...(request.targetPath !== undefined ? { targetPath: request.targetPath } : {}),
+          dryRun: request.dryRun ?? false,
           requestedBy: request.requestedBy,
           requestedAt: request.now.toISOString(),
         },
@@ -152,6 +156,8 @@ export class CommandSender {
             repositoryId: request.repositoryId,
             target: request.target,
             ...(request.path !== undefined ? { path: request.path } : {}),
+            ...(request.targetPath !== undefined ? { targetPath: request.targetPath } : {}),
+            dryRun: request.dryRun ?? false,
           },
           common,
         ),

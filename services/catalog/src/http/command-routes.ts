@@ -118,7 +118,26 @@ export function registerCommandRoutes(
             }),
           ]),
           hostId: hostId.optional().describe("where to restore; the snapshot's own host when absent"),
-          path: z.string().max(4096).optional().describe('restore only this path of the volume'),
+          path: z
+            .string()
+            .max(4096)
+            .optional()
+            .describe(
+              'restore only this path of the volume; it lands at its own place (`2024/01` → `<targetPath>/2024/01`)',
+            ),
+          targetPath: z
+            .string()
+            .max(4096)
+            .optional()
+            .describe(
+              'directory inside the target volume to restore into (created when missing); the volume root when absent',
+            ),
+          dryRun: z
+            .boolean()
+            .default(false)
+            .describe(
+              'write nothing; the completed restore lists what would be written, replaced and left alone',
+            ),
           requestedBy,
         }),
         response: { 202: accepted({ restoreId: z.string() }) },
@@ -128,13 +147,16 @@ export function registerCommandRoutes(
       const snapshot = queries.getSnapshot(req.body.snapshotId);
       const host = req.body.hostId ?? snapshot.hostId;
       queries.getHost(host);
-      let path: string | undefined;
-      if (req.body.path !== undefined) {
-        const canonical = canonicalVolumePath(req.body.path);
+      const inVolume = (field: 'path' | 'targetPath'): string | undefined => {
+        const given = req.body[field];
+        if (given === undefined) return undefined;
+        const canonical = canonicalVolumePath(given);
         if (typeof canonical !== 'string')
-          throw new BadRequestError(CatalogErrorCode.BadRequest, 'body.path', canonical.error);
-        path = canonical === '/' ? undefined : canonical;
-      }
+          throw new BadRequestError(CatalogErrorCode.BadRequest, `body.${field}`, canonical.error);
+        return canonical === '/' ? undefined : canonical;
+      };
+      const path = inVolume('path');
+      const targetPath = inVolume('targetPath');
       const target = req.body.target;
       const existing = (() => {
         try {
@@ -162,6 +184,8 @@ export function registerCommandRoutes(
         repositoryId: snapshot.repositoryId,
         target,
         path,
+        targetPath,
+        dryRun: req.body.dryRun,
         requestedBy: req.body.requestedBy ?? 'api',
         now: now(),
       });

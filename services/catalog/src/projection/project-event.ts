@@ -506,13 +506,15 @@ const HANDLERS: { [N in EventName]: (db: DatabaseSync, data: never) => void } = 
     upsertRestore(db, d, d.target, at);
     run(
       db,
-      `UPDATE restores SET repository_id = :r, target = :t, path = :p, requested_by = :by, requested_at = :at,
-         created_at = :at WHERE restore_id = :id`,
+      `UPDATE restores SET repository_id = :r, target = :t, path = :p, target_path = :tp, dry_run = :dry,
+         requested_by = :by, requested_at = :at, created_at = :at WHERE restore_id = :id`,
       {
         id: d.restoreId,
         r: d.repositoryId,
         t: json(d.target),
         p: d.path ?? null,
+        tp: d.targetPath ?? null,
+        dry: bool(d.dryRun),
         by: d.requestedBy ?? null,
         at,
       },
@@ -533,9 +535,18 @@ const HANDLERS: { [N in EventName]: (db: DatabaseSync, data: never) => void } = 
     upsertRestore(db, d, d.target, at);
     run(
       db,
-      `UPDATE restores SET phase = :p, finished_at = :at, files = :f, bytes = :b, duration_ms = :ms
-       WHERE restore_id = :id`,
-      { id: d.restoreId, p: RestorePhase.Completed, at, f: d.files, b: d.bytes, ms: d.durationMs },
+      `UPDATE restores SET phase = :p, finished_at = :at, files = :f, bytes = :b, duration_ms = :ms,
+         dry_run = MAX(dry_run, :dry), plan = :plan WHERE restore_id = :id`,
+      {
+        id: d.restoreId,
+        p: RestorePhase.Completed,
+        at,
+        f: d.files,
+        b: d.bytes,
+        ms: d.durationMs,
+        dry: bool(d.dryRun),
+        plan: d.plan ? json(d.plan) : null,
+      },
     );
   },
   RestoreFailed(db, d: DataOf<typeof RestoreFailed>) {

@@ -3,7 +3,7 @@
  * version is emptied and rebuilt from the event log at start (it is only ever a projection).
  * Times are stored as ISO 8601 UTC with milliseconds, so text order is time order.
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 export const SCHEMA = `
 CREATE TABLE checkpoint (
@@ -143,6 +143,9 @@ CREATE TABLE restores (
   repository_id TEXT NOT NULL DEFAULT 'default',
   target TEXT NOT NULL,
   path TEXT,
+  target_path TEXT,
+  dry_run INTEGER NOT NULL DEFAULT 0,
+  plan TEXT,
   phase TEXT NOT NULL,
   requested_by TEXT,
   created_at TEXT NOT NULL,

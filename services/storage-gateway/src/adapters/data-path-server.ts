@@ -167,7 +167,7 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
         );
       }
       await store.joinSession(sessionId);
-      const saved = await store.storeBlob(type, id, msg.data);
+      const saved = await store.storeBlob(type, id, msg.data, sessionId);
       metrics?.blobs.inc({ type, outcome: saved.added ? 'added' : 'duplicate' });
       if (saved.added) metrics?.bytesAdded.inc({ type }, msg.data.length);
       return { data: encodeJson(saved) };
@@ -219,6 +219,7 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
         ref: request.ref,
         ...(request.hostname !== undefined ? { hostname: request.hostname } : {}),
         ...(request.path !== undefined ? { path: request.path } : {}),
+        ...(request.tags?.length ? { tags: request.tags } : {}),
       });
       switch (selection.kind) {
         case 'invalid':
@@ -287,7 +288,13 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
       ack.set(FLUSH_PHASE_HEADER, FLUSH_STARTED);
       msg.respond(encodeJson({ gatewayId, packsWritten: 0 }), { headers: ack });
       const packsWritten = await store.flush();
-      msg.respond(encodeJson({ gatewayId, packsWritten }), { headers: named() });
+      // A flush ends the session here (a commit follows, or the work is done): restic may lock
+      // the repository again at once. A later request of the session takes the lock again.
+      await store.endSession(request.sessionId);
+      msg.respond(
+        encodeJson({ gatewayId, packsWritten, bytesStored: store.storedBytesOf(request.sessionId) }),
+        { headers: named() },
+      );
       return 'ok';
     } catch (error) {
       const failed = fail('flush', error);

@@ -26,7 +26,7 @@ export interface GatewayRepositoryOptions {
   /** Opens a handle on the repository (again when a failed upload left the previous one unusable). */
   readonly open: () => Promise<Repository>;
   readonly logger: Logger;
-  /** A session's lock is released this long after its last request (default 60 s). */
+  /** A session's lock is released this long after its last request (default 5 s). */
   readonly sessionIdleMs?: number;
   /** Open packs are written this long after the last stored blob (default 3 s). */
   readonly idleFlushMs?: number;
@@ -52,6 +52,8 @@ interface Session {
 
 /** Trees loaded at once while a commit checks what a snapshot reaches. */
 const TREE_LOADS = 16;
+/** How long a session's count of stored bytes is kept after its last blob. */
+const STORED_COUNT_TTL_MS = 24 * 3_600_000;
 /** Bound on remembered complete trees; forgotten all at once when reached. */
 const MAX_COMPLETE_TREES = 2_000_000;
 
@@ -82,6 +84,8 @@ export class GatewayRepository {
   readonly #sessions = new Map<string, Session>();
   readonly #complete = new Set<string>();
   readonly #treeLoads = new Semaphore(TREE_LOADS);
+  /** Bytes in packs of the blobs each session added here, and when it last added one. */
+  readonly #storedBySession = new Map<string, { bytes: number; touched: number }>();
   #repo: Repository;
   #dirty = false;
   #idleTimer: NodeJS.Timeout | undefined;
@@ -95,7 +99,7 @@ export class GatewayRepository {
     this.#repo = repo;
     this.#open = options.open;
     this.#log = options.logger;
-    this.#sessionIdleMs = options.sessionIdleMs ?? 60_000;
+    this.#sessionIdleMs = options.sessionIdleMs ?? 5_000;
     this.#idleFlushMs = options.idleFlushMs ?? 3_000;
     this.#onFlush = options.onFlush;
   }
@@ -193,17 +197,22 @@ export class GatewayRepository {
     return blobs.filter((b) => !repo.hasBlob(b.type, b.id)).map(({ type, id }) => ({ type, id }));
   }
 
-  /** Adds a blob to an open pack unless the repository has it; written by a flush. */
+  /**
+   * Adds a blob to an open pack unless the repository has it; written by a flush. The bytes it
+   * takes in its pack count for `sessionId` ({@link storedBytesOf}).
+   */
   async storeBlob(
     type: 'data' | 'tree',
     id: string,
     data: Uint8Array,
+    sessionId?: string,
   ): Promise<{ added: boolean; storedLength: number }> {
     this.#checkOpen();
+    const onSealed = sessionId ? (length: number) => this.#countStored(sessionId, length) : undefined;
     const saved = await this.#gate.shared(async () => {
       const repo = this.#repo;
       try {
-        const result = await repo.saveBlob(type, data, id);
+        const result = await repo.saveBlob(type, data, id, onSealed ? { onSealed } : {});
         if (result.added) this.#dirty = true;
         return result;
       } catch (error) {
@@ -213,6 +222,27 @@ export class GatewayRepository {
     });
     this.#scheduleIdleFlush();
     return { added: saved.added, storedLength: saved.storedLength };
+  }
+
+  #countStored(sessionId: string, length: number): void {
+    const now = Date.now();
+    const counted = this.#storedBySession.get(sessionId) ?? { bytes: 0, touched: now };
+    counted.bytes += length;
+    counted.touched = now;
+    this.#storedBySession.set(sessionId, counted);
+  }
+
+  /**
+   * Bytes the blobs `sessionId` added through this gateway take in packs (compressed and
+   * encrypted), since its first blob. Counts outlive the session's lock (a backup may pause
+   * longer than a session stays open) and are dropped a day after their last blob.
+   */
+  storedBytesOf(sessionId: string): number {
+    const forgetBefore = Date.now() - STORED_COUNT_TTL_MS;
+    for (const [id, counted] of this.#storedBySession) {
+      if (counted.touched < forgetBefore) this.#storedBySession.delete(id);
+    }
+    return this.#storedBySession.get(sessionId)?.bytes ?? 0;
   }
 
   /** Writes the open packs and the index naming them; returns how many packs were written. */

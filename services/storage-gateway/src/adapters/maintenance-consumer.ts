@@ -31,7 +31,7 @@ import {
 } from '@volback/repository';
 import type { z } from 'zod';
 import {
-  forgetFilter,
+  forgetSelection,
   forgetPolicy,
   maintenanceFailed,
   MaintenanceFailureCode,
@@ -155,7 +155,7 @@ export async function startMaintenanceConsumer(
       if (name === 'ForgetSnapshots') {
         const forgetCommand = command as ForgetCommand;
         const decisions = await forget(repo, forgetPolicy(forgetCommand.retention), {
-          filter: forgetFilter(forgetCommand),
+          ...forgetSelection(forgetCommand),
           dryRun: forgetCommand.dryRun,
           now: clock().getTime(),
         });

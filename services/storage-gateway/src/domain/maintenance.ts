@@ -7,12 +7,13 @@ import type {
   RepositoryPruned,
   SnapshotsForgotten,
 } from '@volback/contracts';
-import { volumeSnapshotPath } from '@volback/contracts';
+import { hostIdTag, volumeSnapshotPath } from '@volback/contracts';
 import type {
   CheckReport,
   ForgetDecision,
   ForgetPolicy,
   PruneSummary,
+  Snapshot,
   SnapshotFilter,
 } from '@volback/repository';
 import type { z } from 'zod';
@@ -59,9 +60,23 @@ export function forgetPolicy(retention: ForgetCommand['retention']): ForgetPolic
   };
 }
 
-/** The snapshots a forget command is about: one volume of one host (restic `--host --path`). */
-export function forgetFilter(command: ForgetCommand): SnapshotFilter {
-  return { hosts: [command.hostId], paths: [volumeSnapshotPath(command.volumeName)] };
+/**
+ * The snapshots a forget command is about: one volume (restic `--path`) of one host, which agents
+ * tag `host-id:<hostId>` (their `hostname` is the host's name, which may change); snapshots
+ * written before those tags have the host id as `hostname`. All of them are one group, so a
+ * renamed host keeps one retention.
+ */
+export function forgetSelection(command: ForgetCommand): {
+  filter: SnapshotFilter;
+  select: (snapshot: Snapshot) => boolean;
+  groupBy: (snapshot: Snapshot) => string;
+} {
+  const tag = hostIdTag(command.hostId);
+  return {
+    filter: { paths: [volumeSnapshotPath(command.volumeName)] },
+    select: (s) => Boolean(s.tags?.includes(tag)) || s.hostname === command.hostId,
+    groupBy: () => 'volume',
+  };
 }
 
 /**

@@ -2,7 +2,7 @@ import { ForgetSnapshots, RepositoryChecked, RepositoryPruned, SnapshotsForgotte
 import type { ForgetDecision } from '@volback/repository';
 import { describe, expect, it } from 'vitest';
 import {
-  forgetFilter,
+  forgetSelection,
   forgetPolicy,
   maintenanceFailed,
   repositoryChecked,
@@ -32,7 +32,13 @@ describe('maintenance outcomes', () => {
       keepDaily: 7,
       keepTags: [['keep', 'forever'], ['pinned']],
     });
-    expect(forgetFilter(command)).toEqual({ hosts: ['docker-01'], paths: ['/volumes/shop_db.data'] });
+    const { filter, select } = forgetSelection(command);
+    expect(filter).toEqual({ paths: ['/volumes/shop_db.data'] });
+    const snapshot = { time: now.toISOString(), tree: ids[0]!, paths: ['/volumes/shop_db.data'] };
+    // Tagged by the agent (the hostname is the host's name), or from before the tags.
+    expect(select({ ...snapshot, hostname: 'db.example', tags: ['host-id:docker-01'] })).toBe(true);
+    expect(select({ ...snapshot, hostname: 'docker-01' })).toBe(true);
+    expect(select({ ...snapshot, hostname: 'db.example', tags: ['host-id:docker-02'] })).toBe(false);
   });
 
   it('given forget decisions, then the event lists forgotten and kept snapshots', () => {

@@ -13,6 +13,8 @@ export interface SnapshotQuery {
   readonly hostname?: string;
   /** A path the snapshot records among its `paths`. */
   readonly path?: string;
+  /** Tags the snapshot carries, all of them. */
+  readonly tags?: readonly string[];
 }
 
 /** The outcome of a query: one snapshot, none, or a prefix that names several. */
@@ -33,7 +35,7 @@ function timeKey(time: string): bigint {
 
 /**
  * Picks a snapshot as restic does: `latest` is the newest (by recorded time) of those matching the
- * host and path filter; anything else is an id or unique id prefix (filters do not apply).
+ * host, path and tag filter; anything else is an id or unique id prefix (filters do not apply).
  */
 export function selectSnapshot(all: readonly StoredSnapshot[], query: SnapshotQuery): SnapshotSelection {
   if (query.ref === 'latest') {
@@ -41,6 +43,7 @@ export function selectSnapshot(all: readonly StoredSnapshot[], query: SnapshotQu
     for (const s of all) {
       if (query.hostname !== undefined && s.snapshot.hostname !== query.hostname) continue;
       if (query.path !== undefined && !s.snapshot.paths.includes(query.path)) continue;
+      if (query.tags?.some((tag) => !s.snapshot.tags?.includes(tag))) continue;
       if (!best || timeKey(s.snapshot.time) > timeKey(best.snapshot.time)) best = s;
     }
     return best ? { kind: 'found', snapshot: best } : { kind: 'none' };

@@ -1,0 +1,178 @@
+import { execFile } from 'node:child_process';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalBackend } from '../backend/local-backend.ts';
+import { formatChunkerPolynomial, randomIrreduciblePolynomial } from '../chunker/index.ts';
+import { Repository } from '../repository.ts';
+import { backup } from './backup.ts';
+import { exactFileTimes } from './file-times.ts';
+import { directoryProbe, planRestore } from './restore-plan.ts';
+import { directoryBelow, restore } from './restore.ts';
+import { errorOf } from '../test-support/errors.ts';
+
+const run = promisify(execFile);
+
+/** Every entry below `dir` with its type and, for files, content: to prove nothing changed. */
+async function listing(dir: string): Promise<string[]> {
+  const entries = (await readdir(dir, { recursive: true })).sort();
+  return Promise.all(
+    entries.map(async (entry) => {
+      const stats = await lstat(join(dir, entry));
+      const what = stats.isFile()
+        ? `file ${await readFile(join(dir, entry), 'utf8')}`
+        : stats.isDirectory()
+          ? 'dir'
+          : 'other';
+      return `${entry} ${what}`;
+    }),
+  );
+}
+
+/** Times with every nanosecond digit set, which a double of seconds cannot hold. */
+const STAMPS: Record<string, bigint> = {
+  '2024/01/photo-3.jpg': 1_700_000_000_123_456_789n,
+  '2024/01': 1_700_000_001_987_654_321n,
+  '2024': 1_600_000_002_000_000_001n,
+  link: 1_700_000_003_555_555_555n,
+};
+
+describe('restoring a path at its own place, dry runs, exact times', () => {
+  let dir: string;
+  let repo: Repository;
+  let source: string;
+  let snapshot: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'volback-restore-paths-'));
+    repo = await Repository.init(new LocalBackend(join(dir, 'repo')), 'paths', {
+      chunkerPolynomial: formatChunkerPolynomial(randomIrreduciblePolynomial()),
+    });
+    source = join(dir, 'source');
+    await mkdir(join(source, '2024/01'), { recursive: true });
+    await mkdir(join(source, '2024/02'), { recursive: true });
+    for (let i = 1; i <= 8; i++) await writeFile(join(source, `2024/01/photo-${i}.jpg`), `photo ${i}\n`);
+    await writeFile(join(source, '2024/02/other.jpg'), 'other\n');
+    await writeFile(join(source, 'top.txt'), 'top\n');
+    await symlink('2024/01/photo-1.jpg', join(source, 'link'));
+    for (const [path, stamp] of Object.entries(STAMPS)) {
+      const seconds = `${stamp / 1_000_000_000n}.${String(stamp % 1_000_000_000n).padStart(9, '0')}`;
+      await run('touch', ['-h', '-d', `@${seconds}`, join(source, path)]);
+    }
+    snapshot = (await backup(repo, { source, hostname: 'paths' })).snapshotId;
+  }, 60_000);
+
+  afterAll(async () => {
+    await repo?.backend.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('restores mtimes and atimes to the nanosecond (files, directories, symlinks)', async () => {
+    expect(exactFileTimes, 'the times addon (scripts/build-native.sh)').toBe(true);
+    const target = join(dir, 'times');
+    const summary = await restore(repo, { snapshot, target, path: source });
+    expect(summary.errors).toEqual([]);
+    // `touch -d` set both times; the backup's reads moved the source's atimes since.
+    for (const [path, stamp] of Object.entries(STAMPS)) {
+      const restored = await lstat(join(target, path), { bigint: true });
+      expect(restored.mtimeNs, path).toBe(stamp);
+      expect(restored.atimeNs, path).toBe(stamp);
+    }
+    const [was, now] = await Promise.all([
+      lstat(join(source, 'top.txt'), { bigint: true }),
+      lstat(join(target, 'top.txt'), { bigint: true }),
+    ]);
+    expect(now.mtimeNs).toBe(was.mtimeNs);
+  });
+
+  it('a path restored with root puts it at its own place and brings back a deleted file', async () => {
+    const target = join(dir, 'existing');
+    await restore(repo, { snapshot, target, path: source });
+    await unlink(join(target, '2024/01/photo-7.jpg'));
+    await writeFile(join(target, '2024/01/photo-1.jpg'), 'changed since\n');
+    await writeFile(join(target, '2024/01/new-since.jpg'), 'kept\n');
+    await writeFile(join(target, '2024/02/other.jpg'), 'outside the path\n');
+
+    const summary = await restore(repo, { snapshot, target, path: `${source}/2024/01`, root: source });
+    expect(summary.errors).toEqual([]);
+    expect(summary.files).toBe(8);
+    expect(await readFile(join(target, '2024/01/photo-7.jpg'), 'utf8')).toBe('photo 7\n');
+    expect(await readFile(join(target, '2024/01/photo-1.jpg'), 'utf8')).toBe('photo 1\n');
+    expect(await readFile(join(target, '2024/01/new-since.jpg'), 'utf8')).toBe('kept\n');
+    expect(await readFile(join(target, '2024/02/other.jpg'), 'utf8')).toBe('outside the path\n');
+    // Nothing landed at the target's root.
+    expect((await readdir(target)).sort()).toEqual(['2024', 'link', 'top.txt']);
+  });
+
+  it('a path restored into an empty directory creates its parents with their recorded times', async () => {
+    const target = join(dir, 'elsewhere');
+    await restore(repo, { snapshot, target, path: `${source}/2024/01/photo-3.jpg`, root: source });
+    expect(await listing(target)).toEqual(['2024 dir', '2024/01 dir', '2024/01/photo-3.jpg file photo 3\n']);
+    expect((await lstat(join(target, '2024'), { bigint: true })).mtimeNs).toBe(1_600_000_002_000_000_001n);
+    const outside = await errorOf(restore(repo, { snapshot, target, path: '/elsewhere', root: source }));
+    expect(outside.code).toBe('VOLBACK_REPO_FILE_NOT_FOUND');
+  });
+
+  it('a dry run lists what would be written, replaced and left alone, and changes nothing', async () => {
+    const target = join(dir, 'dry');
+    await mkdir(join(target, '2024/01'), { recursive: true });
+    await writeFile(join(target, '2024/01/photo-1.jpg'), 'changed since\n');
+    await writeFile(join(target, '2024/01/photo-2.jpg'), 'changed since\n');
+    await writeFile(join(target, '2024/01/new-since.jpg'), 'kept\n');
+    await writeFile(join(target, 'unrelated.txt'), 'not in the restored path\n');
+    const before = await listing(target);
+    const { snapshot: found } = await repo.findSnapshot(snapshot);
+
+    const plan = await planRestore(repo, {
+      tree: found.tree,
+      path: `${source}/2024/01`,
+      root: source,
+      probe: directoryProbe(target),
+      maxListed: 4,
+    });
+    expect(plan.replaced).toEqual({
+      count: 2,
+      bytes: 16,
+      paths: ['/2024/01/photo-1.jpg', '/2024/01/photo-2.jpg'],
+    });
+    expect(plan.written.count).toBe(6);
+    expect(plan.written.bytes).toBe(6 * 8);
+    expect(plan.written.paths).toEqual([
+      '/2024/01/photo-3.jpg',
+      '/2024/01/photo-4.jpg',
+      '/2024/01/photo-5.jpg',
+      '/2024/01/photo-6.jpg',
+    ]);
+    expect(plan.leftAlone).toEqual({ count: 1, bytes: 0, paths: ['/2024/01/new-since.jpg'] });
+    expect(await listing(target)).toEqual(before);
+
+    // Into a directory that does not exist yet: everything is written, parents included.
+    const fresh = await planRestore(repo, {
+      tree: found.tree,
+      path: `${source}/2024/02`,
+      root: source,
+      probe: directoryProbe(join(dir, 'not-there')),
+    });
+    expect(fresh.written.paths).toEqual(['/2024/', '/2024/02/', '/2024/02/other.jpg']);
+    expect(fresh.replaced.count + fresh.leftAlone.count).toBe(0);
+  });
+
+  it('a target directory inside a volume is reached without following a symlink', async () => {
+    const volume = join(dir, 'volume');
+    const outside = join(dir, 'outside');
+    await mkdir(volume);
+    await mkdir(outside);
+    await symlink(outside, join(volume, 'link'));
+    await writeFile(join(volume, 'file'), 'not a directory\n');
+    for (const relative of ['link/restored', 'file/restored', 'link']) {
+      expect((await errorOf(directoryBelow(volume, relative, true))).code).toBe('VOLBACK_REPO_UNSAFE_PATH');
+    }
+    expect(await readdir(outside)).toEqual([]);
+    expect(await directoryBelow(volume, 'new/deeper', false)).toBeUndefined();
+    expect(await readdir(volume)).toEqual(['file', 'link']);
+    expect(await directoryBelow(volume, '/new/./deeper/', true)).toBe(join(volume, 'new/deeper'));
+    expect((await lstat(join(volume, 'new/deeper'))).isDirectory()).toBe(true);
+  });
+});
