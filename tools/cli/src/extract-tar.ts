@@ -101,11 +101,13 @@ export async function extractTar(source: Readable, root: string): Promise<Extrac
             mode,
           );
           try {
-            await pipeline(stream, handle.createWriteStream({ autoClose: false }));
             await handle.chmod(mode);
-          } finally {
+          } catch (error) {
             await handle.close();
+            throw error;
           }
+          // The write stream closes the handle when done (or failed).
+          await pipeline(stream, handle.createWriteStream());
           if (header.mtime) await utimes(path, header.mtime, header.mtime);
           result.files++;
           result.bytes += header.size ?? 0;
