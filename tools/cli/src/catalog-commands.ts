@@ -819,7 +819,8 @@ async function followEvents(
       );
     } catch (error) {
       if (controller.signal.aborted) break;
-      if (!(error instanceof CatalogRequestError) || error.status !== 0) throw error;
+      // An answer that says no (a bad token, an unknown host) ends it; a lost connection does not.
+      if (error instanceof CatalogRequestError && error.status !== 0) throw error;
     }
     if (controller.signal.aborted) break;
     if (!lost) ctx.out.notice('lost the catalog; reconnecting (Ctrl-C stops)');

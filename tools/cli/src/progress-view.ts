@@ -71,24 +71,32 @@ export function createProgressView(
   const ensureBar = () => {
     if (bar) return bar;
     const columns = stderr.columns ?? 80;
-    // Narrow terminals get fewer fields instead of a line cut in the middle.
-    const wide = columns >= 100;
-    const format = total
-      ? wide
-        ? '{what} {phase} [{bar}] {percentage}% | {done} of {total} | {files} files | {rate}/s | ETA {eta}'
-        : columns >= 60
-          ? '{phase} [{bar}] {percentage}% {done}/{total} ETA {eta}'
-          : '{phase} {percentage}% ETA {eta}'
-      : wide
-        ? '{what} {phase} | {done} | {files} files | {rate}/s | {elapsed}'
-        : '{phase} {done} {rate}/s';
+    // Narrow terminals get fewer fields instead of a line cut in the middle (cli-progress's own
+    // tokens `total`, `eta` and `value` are numbers: the payload uses other names). Each layout
+    // leaves room for its longest text around the bar.
+    const layouts: Array<[number, string]> = total
+      ? [
+          [
+            100 + what.length,
+            '{what} {phase} [{bar}] {percentage}% | {done} of {size} | {files} files | {rate}/s | ETA {left}',
+          ],
+          [68, '{phase} [{bar}] {percentage}% | {done} of {size} | {rate}/s | ETA {left}'],
+          [36, '{phase} [{bar}] {percentage}% ETA {left}'],
+          [0, '{percentage}% ETA {left}'],
+        ]
+      : [
+          [70 + what.length, '{what} {phase} | {done} | {files} files | {rate}/s | {elapsed}'],
+          [0, '{phase} {done} {rate}/s'],
+        ];
+    const [room, format] =
+      layouts.find(([need, f]) => columns - 1 >= need + (f.includes('{bar}') ? 10 : 0)) ?? layouts.at(-1)!;
     bar = new cliProgress.SingleBar(
       {
         format,
         stream: stderr,
         hideCursor: true,
         clearOnComplete: true,
-        barsize: wide ? 30 : Math.max(10, Math.min(30, columns - 45)),
+        barsize: Math.max(10, Math.min(30, columns - 1 - room)),
         fps: 5,
         linewrap: false,
       },
@@ -104,10 +112,10 @@ export function createProgressView(
       what,
       phase: shownPhase.padEnd(10),
       done: bytes(s.done),
-      total: total ? bytes(total) : '?',
+      size: total ? bytes(total) : '?',
       files: latest.files ?? 0,
       rate: bytes(Math.round(s.rate)),
-      eta: s.eta === undefined ? '-' : duration(s.eta),
+      left: s.eta === undefined ? '-' : duration(s.eta),
       elapsed: duration((now() - started) / 1000),
     };
   };
