@@ -1,15 +1,18 @@
 import { lstat, mkdtemp, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pack, type Header } from 'tar-stream';
 import { describe, expect, it } from 'vitest';
 import { extractTar, TargetNotEmptyError, UnsafeEntryError } from './extract-tar.ts';
 
 /** A tar archive of `entries` (a body for files). */
-function archive(entries: Array<Header & { body?: string }>): Readable {
+function archive(entries: Array<Partial<Header> & Pick<Header, 'name'> & { body?: string }>): Readable {
   const p = pack();
-  for (const { body, ...header } of entries) p.entry(header, body);
+  for (const { body, ...header } of entries) {
+    if (body === undefined) p.entry(header);
+    else p.entry(header, body);
+  }
   p.finalize();
   return p as unknown as Readable;
 }
