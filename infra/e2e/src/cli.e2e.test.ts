@@ -53,35 +53,23 @@ describe('the volback binary against a real stack: names, paging, pipes, progres
   let snapshotId: string;
 
   const env = () => ({ ...process.env, VOLBACK_CATALOG_URL: url, VOLBACK_TOKEN: TOKEN });
-  const volback = (args: string[]): Promise<Run> =>
+  /** Runs a program to its end with the catalog's address in its environment. */
+  const runProcess = (command: string, args: string[]): Promise<Run> =>
     new Promise((resolve) => {
-      const child = spawn(process.execPath, [CLI_MAIN, ...args], {
-        env: env(),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = spawn(command, args, { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       child.stderr.on('data', (d: Buffer) => (err += d.toString()));
       child.on('close', (code) => resolve({ code, stdout: out, stderr: err }));
     });
+  const volback = (args: string[]) => runProcess(process.execPath, [CLI_MAIN, ...args]);
   /** A shell pipeline with `volback` as a command, its exit status that of the whole pipe. */
-  const shell = (script: string): Promise<Run> =>
-    new Promise((resolve) => {
-      const child = spawn(
-        'bash',
-        ['-c', `set -o pipefail; volback() { "${process.execPath}" "${CLI_MAIN}" "$@"; }; ${script}`],
-        {
-          env: env(),
-          stdio: ['ignore', 'pipe', 'pipe'],
-        },
-      );
-      let out = '';
-      let err = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      child.on('close', (code) => resolve({ code, stdout: out, stderr: err }));
-    });
+  const shell = (script: string) =>
+    runProcess('bash', [
+      '-c',
+      `set -o pipefail; volback() { "${process.execPath}" "${CLI_MAIN}" "$@"; }; ${script}`,
+    ]);
   const json = <T>(run: Run): T => {
     expect(run.code, run.stderr).toBe(0);
     return JSON.parse(run.stdout) as T;
