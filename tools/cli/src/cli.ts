@@ -24,13 +24,16 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 partial, 4 backup/restore/maintenance fail
 12 wrong password.
 Shell completion: source <(volback completion bash)  (zsh alike; fish: volback completion fish | source)`;
 
-/** Writes an error the way every command does: a line on stderr, and a JSON document with --json. */
-function report(error: Error & { code?: string }, json: boolean, prefix: string): void {
+/**
+ * Writes an error: a line on stderr (the catalog commands add the error code, as they always
+ * did; the repo mode prints restic-like messages alone), and a JSON document with --json.
+ */
+function report(error: Error & { code?: string }, json: boolean, withCode: boolean): void {
   if (json)
     process.stdout.write(
       `${JSON.stringify({ error: { code: error.code ?? 'VOLBACK_ERROR', message: error.message } })}\n`,
     );
-  process.stderr.write(`${prefix}: ${error.message}${error.code && !json ? ` (${error.code})` : ''}\n`);
+  process.stderr.write(`volback: ${error.message}${withCode && error.code ? ` (${error.code})` : ''}\n`);
 }
 
 /** A command's name as typed (`volback policies set`), for messages. */
@@ -68,7 +71,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     } catch (error) {
       if (error instanceof UsageError) return usageError(command, error);
       const failure = catalogFailure(error);
-      report(failure.error, json, 'volback');
+      report(failure.error, json, true);
       setExit(failure.code);
     }
   });
@@ -82,7 +85,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
       } catch (error) {
         if (error instanceof UsageError) return usageError(command, error);
         const err = error as Error & { code?: string };
-        report(err, Boolean(flags.json), 'volback');
+        report(err, Boolean(flags.json), false);
         setExit(
           error instanceof RepositoryError || err.code
             ? (REPO_EXIT_CODES[err.code ?? ''] ?? EXIT.error)
