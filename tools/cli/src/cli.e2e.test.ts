@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -202,6 +202,47 @@ describe('npx volback: help, suggestions, completion, and telling why the catalo
     expect(fish.stdout.toString()).toContain("complete -c volback -n '__fish_use_subcommand' -a backup");
     expect((await volback(['completion', 'tcsh'])).code).toBe(2);
   });
+
+  // zsh and fish are not part of the machine's set-up (bash is): these run where they are installed.
+  const hasShell = (shell: string) => spawnSync('sh', ['-c', `command -v ${shell}`]).status === 0;
+
+  it.runIf(hasShell('zsh'))('writes a zsh script that zsh loads and that completes subcommands', async () => {
+    const dir = scratch();
+    writeFileSync(join(dir, 'volback.zsh'), (await volback(['completion', 'zsh'])).stdout);
+    // compadd only works inside a completion widget: here it prints what it was given.
+    const run = spawnSync(
+      'zsh',
+      [
+        '-c',
+        `compdef() { :; }; source ${join(dir, 'volback.zsh')}; compadd() { [[ $1 == -- ]] && shift; print -r -- "$@"; }; words=(volback repo ''); CURRENT=3; _volback`,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(run.stderr).toBe('');
+    expect(run.stdout.split(' ')).toEqual(expect.arrayContaining(['init', 'backup', 'unlock', '--repo']));
+  });
+
+  it.runIf(hasShell('fish'))(
+    'writes a fish script that fish loads and that completes commands and flags',
+    async () => {
+      const dir = scratch();
+      writeFileSync(join(dir, 'volback.fish'), (await volback(['completion', 'fish'])).stdout);
+      const run = spawnSync(
+        'fish',
+        [
+          '-c',
+          `source ${join(dir, 'volback.fish')}; complete -C 'volback ba'; complete -C 'volback restore x --to-'; complete -C 'volback repo ini'`,
+        ],
+        { encoding: 'utf8' },
+      );
+      expect(run.stderr).toBe('');
+      const words = run.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split('\t')[0]);
+      expect(words).toEqual(['backup', '--to-dir', '--to-volume', 'init']);
+    },
+  );
 
   it('tells "nothing listens (starting?)" apart from "no answer in time" and from "refused by the server"', async () => {
     const { createServer } = await import('node:net');

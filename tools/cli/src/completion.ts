@@ -46,13 +46,13 @@ function bash(nodes: readonly Node[], globals: readonly string[]): string {
   return `# volback completion for bash: source <(volback completion bash)
 ${wordsFunction(nodes, globals)}
 _volback() {
-  local cur="\${COMP_WORDS[COMP_CWORD]}" path="" w i
+  local cur="\${COMP_WORDS[COMP_CWORD]}" cmdpath="" w i
   for ((i = 1; i < COMP_CWORD; i++)); do
     w="\${COMP_WORDS[i]}"
     [[ "$w" == -* ]] && continue
-    if [[ " $(_volback_words "$path") " == *" $w "* ]]; then path="\${path:+$path }$w"; fi
+    if [[ " $(_volback_words "$cmdpath") " == *" $w "* ]]; then cmdpath="\${cmdpath:+$cmdpath }$w"; fi
   done
-  COMPREPLY=($(compgen -W "$(_volback_words "$path")" -- "$cur"))
+  COMPREPLY=($(compgen -W "$(_volback_words "$cmdpath")" -- "$cur"))
 }
 complete -o default -F _volback volback
 `;
@@ -63,13 +63,13 @@ function zsh(nodes: readonly Node[], globals: readonly string[]): string {
 # volback completion for zsh: source <(volback completion zsh)
 ${wordsFunction(nodes, globals)}
 _volback() {
-  local path="" w i
+  local cmdpath="" w i
   for ((i = 2; i < CURRENT; i++)); do
     w="\${words[i]}"
     [[ "$w" == -* ]] && continue
-    if [[ " $(_volback_words "$path") " == *" $w "* ]]; then path="\${path:+$path }$w"; fi
+    if [[ " $(_volback_words "$cmdpath") " == *" $w "* ]]; then cmdpath="\${cmdpath:+$cmdpath }$w"; fi
   done
-  compadd -- \${=$(_volback_words "$path")}
+  compadd -- \${=$(_volback_words "$cmdpath")}
 }
 compdef _volback volback
 `;
