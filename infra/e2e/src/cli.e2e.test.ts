@@ -266,6 +266,15 @@ describe('the volback binary against a real stack: names, paging, pipes, progres
     );
     expect(part.files).toBe(1);
     expect(await readFile(join(sub, 'notes.txt'), 'utf8')).toBe('notes\n');
+
+    // A sub-directory lands at its own path, as restic's --include puts it.
+    const deep = join(dir, 'restored-deep');
+    const month = json<{ files: number }>(
+      await volback(['restore', snapshotId, '--to-dir', deep, '--path', '/2024/01', '--json']),
+    );
+    expect(month.files).toBe(PHOTOS);
+    expect(await readFile(join(deep, '2024/01/photo-7.jpg'), 'utf8')).toBe('photo 7\n');
+    expect(await readdir(deep)).toEqual(['2024']);
   });
 
   it('asks before restoring over an existing volume, refuses without --yes off a terminal, and names flags in errors', async () => {

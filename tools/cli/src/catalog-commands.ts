@@ -499,8 +499,21 @@ async function restoreToDirectory(
   o: RestoreOptions,
 ): Promise<number> {
   const dir = o.toDir!;
-  const body = await ctx.client.download(`/v1/snapshots/${enc(snapshotId)}/tar?path=${enc(o.path ?? '/')}`);
-  const result = await extractTar(Readable.fromWeb(body as never), dir);
+  const path = o.path ?? '/';
+  // A sub-path lands at its own path under the directory, as restic's --include puts it; the tar
+  // names entries relative to the path (a file: its name), so the path's directories come first.
+  let prefix: string[] = [];
+  if (path !== '/') {
+    const tree = await ctx.client.get<{ path: string; entries: Array<{ path: string; type: string }> }>(
+      `/v1/snapshots/${enc(snapshotId)}/tree?path=${enc(path)}`,
+    );
+    const parts = tree.path.split('/').filter(Boolean);
+    const isFile =
+      tree.entries.length === 1 && tree.entries[0]!.path === tree.path && tree.entries[0]!.type !== 'dir';
+    prefix = isFile ? parts.slice(0, -1) : parts;
+  }
+  const body = await ctx.client.download(`/v1/snapshots/${enc(snapshotId)}/tar?path=${enc(path)}`);
+  const result = await extractTar(Readable.fromWeb(body as never), dir, prefix);
   for (const s of result.skipped) ctx.out.warn(`not restored: ${s.name} (${s.reason})`);
   ctx.out.result(
     { directory: dir, ...result },

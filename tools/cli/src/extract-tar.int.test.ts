@@ -88,6 +88,12 @@ describe('extractTar (restore --to-dir) on a real filesystem', () => {
       root,
     );
     expect(result.skipped.map((s) => s.name).sort()).toEqual(['disk', 'null', 'pipe']);
+    const below = join(await scratch(), 'below');
+    await extractTar(archive([{ name: 'x.txt', type: 'file', body: 'x' }]), below, ['2024', '01']);
+    expect(await readFile(join(below, '2024/01/x.txt'), 'utf8')).toBe('x');
+    await expect(
+      extractTar(archive([{ name: 'x.txt', type: 'file', body: 'x' }]), join(below, 'up'), ['..']),
+    ).rejects.toBeInstanceOf(UnsafeEntryError);
     expect(await readdir(root)).toEqual(['kept.txt']);
 
     const busy = await scratch();

@@ -61,12 +61,18 @@ async function ensureParents(root: string, parts: readonly string[]): Promise<vo
 }
 
 /**
- * Extracts a tar stream into `root`, which must be missing or empty. Never writes outside it: no
+ * Extracts a tar stream into `root` (below `prefix`), which must be missing or empty. Never writes outside it: no
  * absolute names, no `..`, no writing through symlinks (each parent is checked with lstat, files
  * are opened with O_NOFOLLOW and O_EXCL), hard links only to entries inside it; device nodes and
  * FIFOs are skipped and reported, never created.
  */
-export async function extractTar(source: Readable, root: string): Promise<ExtractResult> {
+export async function extractTar(
+  source: Readable,
+  root: string,
+  /** Directories inside `root` that every entry goes below (a sub-path restored at its own path). */
+  prefix: readonly string[] = [],
+): Promise<ExtractResult> {
+  const base = prefix.flatMap((p) => safeParts(p));
   await mkdir(root, { recursive: true });
   if ((await readdir(root)).length > 0)
     throw new TargetNotEmptyError(`${root} is not empty: restore into a new or empty directory`);
@@ -75,11 +81,12 @@ export async function extractTar(source: Readable, root: string): Promise<Extrac
   const ex = extract();
   ex.on('entry', (header: Header, stream, next) => {
     void (async () => {
-      const parts = safeParts(header.name);
-      if (parts.length === 0) {
+      const own = safeParts(header.name);
+      if (own.length === 0 && base.length === 0) {
         stream.resume();
         return;
       }
+      const parts = [...base, ...own];
       const path = join(root, ...parts);
       await ensureParents(root, parts);
       const mode = (header.mode ?? 0o644) & 0o7777;

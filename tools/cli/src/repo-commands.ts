@@ -366,7 +366,11 @@ export function registerRepoCommands(
       '-r, --repo <location>',
       'repository: a path or s3:http://host:port/bucket[/prefix] (VOLBACK_REPOSITORY)',
     )
-    .option('-p, --password-file <file>', 'read the password from this file (else VOLBACK_PASSWORD)');
+    .option('-p, --password-file <file>', 'read the password from this file (else VOLBACK_PASSWORD)')
+    .addHelpText(
+      'after',
+      '\npassword: VOLBACK_PASSWORD (or RESTIC_PASSWORD), or --password-file <file>\nS3 credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY\nexit codes: 0 ok, 1 error, 2 usage, 3 partial backup, 10 no repository, 11 locked, 12 wrong password',
+    );
   const action =
     (name: string) =>
     (...args: unknown[]) => {
