@@ -173,7 +173,7 @@ describe('the volback binary against a real stack: names, paging, pipes, progres
     expect(order).toEqual([...order].sort((a, b) => a - b));
     expect(new Set(phases).size).toBe(phases.length);
 
-    // The second backup knows what the first read: a total, a percentage and a rate.
+    // The second backup knows how many files the first one saw: a total, a percentage and a rate.
     const second = await volback(['backup', 'photos', '--wait', '--json']);
     const result = json<{ phase: string; snapshotId: string }>(second);
     expect(result.phase).toBe('Completed');
@@ -182,12 +182,12 @@ describe('the volback binary against a real stack: names, paging, pipes, progres
       .split('\n')
       .filter(Boolean)
       .map(
-        (l) => JSON.parse(l) as { type: string; phase: string; totalBytes?: number; bytesPerSecond: number },
+        (l) => JSON.parse(l) as { type: string; phase: string; totalFiles?: number; bytesPerSecond: number },
       );
     expect(lines.length).toBeGreaterThan(0);
     for (const line of lines) {
       expect(line.type).toBe('progress');
-      expect(line.totalBytes).toBeGreaterThan(0);
+      expect(line.totalFiles).toBe(PHOTOS + 1);
       expect(typeof line.bytesPerSecond).toBe('number');
     }
     const jsonOrder = lines.map((l) => PHASES.indexOf(l.phase));
@@ -424,4 +424,18 @@ describe('the volback binary against a real stack: names, paging, pipes, progres
     }
     expect(await exited).toBe(0);
   }, 240_000);
+
+  it('draws a progress bar that fits the terminal when it runs on one', async () => {
+    // `script` gives the CLI a real terminal (a pty) of 72 columns.
+    const run = await runProcess('script', [
+      '-qec',
+      `stty cols 72 rows 20; "${process.execPath}" "${CLI_MAIN}" backup photos --wait`,
+      '/dev/null',
+    ]);
+    expect(run.code, run.stdout).toBe(0);
+    const screen = run.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+    expect(screen).toMatch(/(queued|running|quiescing|reading|committing)\s+\[[█░]+\] \d+% ETA /);
+    expect(screen).toMatch(/backup \S+ completed/);
+    for (const line of screen.split(/\r|\n/)) expect(line.length).toBeLessThanOrEqual(72);
+  });
 });

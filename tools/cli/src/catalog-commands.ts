@@ -463,13 +463,17 @@ async function backupCommand(
     ctx.out.result({ backupId, phase: 'Queued' }, () => `backup ${backupId} queued (follow it with --wait)`);
     return EXIT.ok;
   }
-  // What the last backup read is the best cheap estimate of what this one reads.
+  // A backup visits every file but reads only changed ones: the last snapshot's file count is the
+  // cheap, honest total (its bytes read are not: an incremental backup reads little).
   const last = volume.protection.lastSnapshotId
     ? await ctx.client
         .get<Snapshot>(`/v1/snapshots/${enc(volume.protection.lastSnapshotId)}`)
         .catch(() => null)
     : null;
-  const total = last?.stats.bytesRead ?? volume.sizeBytes ?? undefined;
+  const total = last
+    ? { files: last.stats.filesNew + last.stats.filesChanged + last.stats.filesUnmodified }
+    : undefined;
+
   const view = createProgressView(`backing up ${volume.volumeName}`, progressMode(ctx.json), total);
   const work = await waitForWork(ctx, 'backups', backupId, view);
   const stats = work['stats'] as Snapshot['stats'] | null;
@@ -559,13 +563,16 @@ async function restoreCommand(ctx: CatalogContext, snapshotId: string, o: Restor
     );
     return EXIT.ok;
   }
+  // A restore writes every file of the snapshot (of its path: then no total is known here).
   const snapshot = o.path
     ? null
     : await ctx.client.get<Snapshot>(`/v1/snapshots/${enc(snapshotId)}`).catch(() => null);
   const view = createProgressView(
     `restoring into ${toVolume}`,
     progressMode(ctx.json),
-    snapshot?.stats.bytesRead,
+    snapshot
+      ? { files: snapshot.stats.filesNew + snapshot.stats.filesChanged + snapshot.stats.filesUnmodified }
+      : undefined,
   );
   const work = await waitForWork(ctx, 'restores', restoreId, view);
   ctx.out.result(work, () =>
@@ -659,23 +666,17 @@ async function policiesRemoveCommand(ctx: CatalogContext, id: string): Promise<n
   return EXIT.ok;
 }
 
-const RETENTION_FLAGS = [
-  ['keepLast', 'keepLast'],
-  ['keepHourly', 'keepHourly'],
-  ['keepDaily', 'keepDaily'],
-  ['keepWeekly', 'keepWeekly'],
-  ['keepMonthly', 'keepMonthly'],
-  ['keepYearly', 'keepYearly'],
-] as const;
+/** The `--keep-<n>` options: commander names them as the API's retention fields (`keepLast`). */
+const RETENTION_COUNTS = ['keepLast', 'keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly'];
 
 /** `--keep-*` flags as a retention object (only the given ones). */
 function retentionOf(o: Record<string, unknown>): Record<string, number | string> {
   const retention: Record<string, number | string> = {};
-  for (const [key, opt] of RETENTION_FLAGS) {
-    const raw = o[opt] as string | undefined;
+  for (const key of RETENTION_COUNTS) {
+    const raw = o[key] as string | undefined;
     if (raw === undefined) continue;
     if (!/^\d+$/.test(raw))
-      throw new UsageError(`--${opt.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: a whole number`);
+      throw new UsageError(`--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: a whole number`);
     retention[key] = Number(raw);
   }
   if (typeof o['keepWithin'] === 'string') retention['keepWithin'] = o['keepWithin'];

@@ -40,14 +40,23 @@ const duration = (seconds: number) => {
 };
 
 /**
- * A progress view for `what` (`backing up appdata`). `totalBytes` is what the work will read or
- * write when known (the volume's last snapshot size, the snapshot's size): with it come a
- * percentage and an ETA; without it, the bytes done and the rate.
+ * What the work will go through, when known: bytes, or files. A backup counts every file it
+ * visits (unchanged ones too) but reads only changed bytes, so its total is in files (the last
+ * snapshot's file count); a restore writes every byte.
+ */
+export interface ProgressTotal {
+  bytes?: number | undefined;
+  files?: number | undefined;
+}
+
+/**
+ * A progress view for `what` (`backing up appdata`). With a total come a percentage and an ETA;
+ * without one, the bytes done and the rate.
  */
 export function createProgressView(
   what: string,
   mode: ProgressMode,
-  totalBytes: number | undefined,
+  totalOf: ProgressTotal | undefined,
   stderr: NodeJS.WriteStream = process.stderr,
   now: () => number = Date.now,
 ): ProgressView {
@@ -57,15 +66,19 @@ export function createProgressView(
   let latest: ProgressData = {};
   let lastJson = 0;
   let bar: cliProgress.SingleBar | undefined;
-  const total = totalBytes && totalBytes > 0 ? totalBytes : undefined;
+  const unit: 'bytes' | 'files' | undefined =
+    (totalOf?.bytes ?? 0) > 0 ? 'bytes' : (totalOf?.files ?? 0) > 0 ? 'files' : undefined;
+  const total = unit ? totalOf![unit] : undefined;
 
   const stats = () => {
     const done = latest.bytes ?? 0;
     const seconds = Math.max((now() - started) / 1000, 0.001);
     const rate = done / seconds;
-    const percent = total ? Math.min(100, (done / total) * 100) : undefined;
-    const eta = total && rate > 0 ? Math.max(0, (total - done) / rate) : undefined;
-    return { done, rate, percent, eta };
+    const counted = unit === 'files' ? (latest.files ?? 0) : done;
+    const percent = total ? Math.min(100, (counted / total) * 100) : undefined;
+    const perSecond = counted / seconds;
+    const eta = total && perSecond > 0 ? Math.max(0, (total - counted) / perSecond) : undefined;
+    return { done, counted, rate, percent, eta };
   };
 
   const ensureBar = () => {
@@ -76,11 +89,8 @@ export function createProgressView(
     // leaves room for its longest text around the bar.
     const layouts: Array<[number, string]> = total
       ? [
-          [
-            100 + what.length,
-            '{what} {phase} [{bar}] {percentage}% | {done} of {size} | {files} files | {rate}/s | ETA {left}',
-          ],
-          [68, '{phase} [{bar}] {percentage}% | {done} of {size} | {rate}/s | ETA {left}'],
+          [100 + what.length, '{what} {phase} [{bar}] {percentage}% | {progress} | {rate}/s | ETA {left}'],
+          [76, '{phase} [{bar}] {percentage}% | {progress} | {rate}/s | ETA {left}'],
           [36, '{phase} [{bar}] {percentage}% ETA {left}'],
           [0, '{percentage}% ETA {left}'],
         ]
@@ -112,7 +122,10 @@ export function createProgressView(
       what,
       phase: shownPhase.padEnd(10),
       done: bytes(s.done),
-      size: total ? bytes(total) : '?',
+      progress:
+        unit === 'files'
+          ? `${latest.files ?? 0} of ${total} files, ${bytes(s.done)}`
+          : `${bytes(s.done)} of ${total ? bytes(total) : '?'}`,
       files: latest.files ?? 0,
       rate: bytes(Math.round(s.rate)),
       left: s.eta === undefined ? '-' : duration(s.eta),
@@ -132,7 +145,12 @@ export function createProgressView(
         files: latest.files ?? 0,
         bytes: s.done,
         ...(latest.bytesAdded !== undefined ? { bytesAdded: latest.bytesAdded } : {}),
-        ...(total ? { totalBytes: total, percent: Math.round((s.percent ?? 0) * 10) / 10 } : {}),
+        ...(total
+          ? {
+              [unit === 'files' ? 'totalFiles' : 'totalBytes']: total,
+              percent: Math.round((s.percent ?? 0) * 10) / 10,
+            }
+          : {}),
         bytesPerSecond: Math.round(s.rate),
         ...(s.eta !== undefined ? { etaSeconds: Math.round(s.eta) } : {}),
       })}\n`,
@@ -156,7 +174,7 @@ export function createProgressView(
       stderr.write(
         `${what}: ${shownPhase}${s.done ? ` (${bytes(s.done)} so far${s.percent !== undefined ? `, ${s.percent.toFixed(0)}%` : ''})` : ''}\n`,
       );
-    } else ensureBar().update(Math.min(stats().done, total ?? 1), payload());
+    } else ensureBar().update(Math.min(stats().counted, total ?? 1), payload());
   };
 
   return {

@@ -36,7 +36,7 @@ describe('progress view', () => {
   it('given a known total, when shown as JSON lines, then each line has the total, a percentage, a rate and an ETA', () => {
     const err = captured();
     let now = 0;
-    const view = createProgressView('backing up db', 'json', 10_000, err.stream, () => now);
+    const view = createProgressView('restoring into db', 'json', { bytes: 10_000 }, err.stream, () => now);
     view.phase('Queued');
     now = 2000;
     view.update({ phase: 'reading', files: 1, bytes: 2500 });
@@ -55,6 +55,17 @@ describe('progress view', () => {
       bytesPerSecond: 1250,
       etaSeconds: 6,
     });
+  });
+
+  it('given a total in files (a backup reads only changed bytes), then the percentage and ETA count files', () => {
+    const err = captured();
+    let now = 0;
+    const view = createProgressView('backing up db', 'json', { files: 400 }, err.stream, () => now);
+    now = 4000;
+    view.update({ phase: 'reading', files: 100, bytes: 50 });
+    const last = JSON.parse(err.text().trim().split('\n').at(-1)!) as Record<string, unknown>;
+    expect(last).toMatchObject({ totalFiles: 400, percent: 25, etaSeconds: 12, bytes: 50 });
+    expect(last).not.toHaveProperty('totalBytes');
   });
 });
 
