@@ -13,7 +13,7 @@ const write = { access: 'write' as const };
 const accepted = <S extends z.ZodRawShape>(extra: S) =>
   z.object({ status: z.literal('accepted'), ...extra, location: z.string().optional() });
 
-/** Routes that issue commands: back up now, restore, define and remove policies, rebuild. */
+/** Routes that issue commands: back up now, restore, define and remove policies, forget/prune/check, rebuild. */
 export function registerCommandRoutes(
   fastify: FastifyInstance,
   deps: {
