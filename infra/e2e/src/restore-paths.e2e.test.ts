@@ -108,6 +108,7 @@ describe('a volume backed up and restored through the stack, as volback and rest
     '--to-volume',
     'photos',
     '--existing',
+    '--yes',
     '--path',
     '2024/01',
   ];
@@ -279,6 +280,7 @@ describe('a volume backed up and restored through the stack, as volback and rest
       '--to-volume',
       'bound',
       '--existing',
+      '--yes',
       '--path',
       '2024/01',
       '--target-dir',

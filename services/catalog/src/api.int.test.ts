@@ -6,6 +6,7 @@ import {
   BackupCompleted,
   createEvent,
   FIXTURE_IDS,
+  HostRegistered,
   HostSeen,
   PolicyDefined,
   STREAMS,
@@ -578,6 +579,102 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
     await catalog.caughtUp();
     expectProblem(await get(`/v1/snapshots/${first.slice(0, 4)}`), 409, 'VOLBACK_CATALOG_AMBIGUOUS_SNAPSHOT');
     expect((await get(`/v1/snapshots/${first.slice(0, 8)}`)).statusCode).toBe(200);
+  });
+
+  it('takes a host name wherever it takes a host id; an unknown or ambiguous name is an error', async () => {
+    const byId = (await get(`/v1/volumes?host=${second}`)).json<{ items: unknown[] }>();
+    const byName = (await get('/v1/volumes?host=second')).json<{ items: unknown[] }>();
+    expect(byName.items.length).toBeGreaterThan(0);
+    expect(byName).toEqual(byId);
+    expect((await get('/v1/hosts/second/volumes/alpha/snapshots')).statusCode).toBe(200);
+    expect((await get('/v1/hosts/second')).json()).toMatchObject({ hostId: second, name: 'second' });
+    expectProblem(await get('/v1/volumes?host=no-such-host'), 404, 'VOLBACK_CATALOG_HOST_NOT_FOUND');
+    expectProblem(await get('/v1/backups?host=no-such-host'), 404, 'VOLBACK_CATALOG_HOST_NOT_FOUND');
+
+    // A third host that calls itself "second" too: the name no longer says which.
+    await new MessagePublisher(nc).publish(
+      createEvent(
+        HostRegistered,
+        {
+          hostId: 'catalog-test-host-3',
+          name: 'second',
+          engine: { id: 'engine-3', version: '28.0.1', apiVersion: '1.48', os: 'Debian', arch: 'x86_64' },
+          agentVersion: '0.1.0',
+          registeredAt: TEST_NOW.toISOString(),
+        },
+        { source: 'volback://catalog-api-test' },
+      ),
+    );
+    await catalog.caughtUp();
+    const ambiguous = expectProblem(
+      await get('/v1/volumes?host=second'),
+      409,
+      'VOLBACK_CATALOG_AMBIGUOUS_HOST',
+    );
+    expect(JSON.stringify(ambiguous)).toContain('catalog-test-host-3');
+    expect((await get(`/v1/volumes?host=${second}`)).json()).toEqual(byId);
+  });
+
+  it('reads event history: the newest that match, and a cursor to the older ones', async () => {
+    const since = '2000-01-01T00:00:00Z';
+    const all = (await get(`/v1/events?since=${since}&host=${second}&limit=1000`)).json<{
+      items: Array<{ seq: number; event: { data: { hostId: string } } }>;
+      matched: number;
+      truncated: boolean;
+      nextCursor: string | null;
+    }>();
+    expect(all.items.length).toBeGreaterThan(3);
+    expect(all.items.every((i) => i.event.data.hostId === second)).toBe(true);
+    expect(all).toMatchObject({ truncated: false, nextCursor: null, matched: all.items.length });
+    const seqs = all.items.map((i) => i.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+
+    const newest = (await get(`/v1/events?since=${since}&host=${second}&limit=2`)).json<typeof all>();
+    expect(newest.items.map((i) => i.seq)).toEqual(seqs.slice(-2));
+    expect(newest).toMatchObject({ truncated: true, matched: all.items.length });
+    const older = (
+      await get(`/v1/events?since=${since}&host=${second}&limit=2&before=${newest.nextCursor}`)
+    ).json<typeof all>();
+    expect(older.items.map((i) => i.seq)).toEqual(seqs.slice(-4, -2));
+    const future = (await get(`/v1/events?since=2999-01-01T00:00:00Z`)).json<typeof all>();
+    expect(future).toMatchObject({ items: [], matched: 0, truncated: false });
+  });
+
+  it('sends forget, prune and check to the gateways and records each as requested', async () => {
+    const prune = await send('POST', '/v1/repository/prune', { maxUnusedFraction: 0.1 });
+    expect(prune.statusCode).toBe(202);
+    const { operationId } = prune.json<{ operationId: string }>();
+    expect(await commandsOn('volback.cmd.gateway.prune-repository')).toBe(1);
+    await catalog.caughtUp();
+    expect((await get(`/v1/repository/operations/${operationId}`)).json()).toMatchObject({
+      operationId,
+      operation: 'prune',
+      status: 'Requested',
+    });
+    const forget = await send('POST', `/v1/hosts/${second}/volumes/alpha/forget`, {
+      retention: { keepLast: 2 },
+    });
+    expect(forget.statusCode).toBe(202);
+    expect(await commandsOn('volback.cmd.gateway.forget-snapshots')).toBe(1);
+    expect((await send('POST', '/v1/repository/check', { readDataFraction: 1 })).statusCode).toBe(202);
+    expect(await commandsOn('volback.cmd.gateway.check-repository')).toBe(1);
+
+    expectProblem(
+      await send('POST', `/v1/hosts/${second}/volumes/alpha/forget`, { retention: { keepLast: 0 } }),
+      400,
+      'VOLBACK_CATALOG_BAD_REQUEST',
+      'body.retention',
+    );
+    expectProblem(
+      await send('POST', '/v1/repository/check', { readDataFraction: 1 }, READ),
+      403,
+      'VOLBACK_CATALOG_FORBIDDEN',
+    );
+    expectProblem(
+      await get('/v1/repository/operations/no-such-op'),
+      404,
+      'VOLBACK_CATALOG_OPERATION_NOT_FOUND',
+    );
   });
 
   it('answers 503 without internals when NATS does not take a command', async () => {

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { CatalogDatabase } from './adapters/catalog-database.ts';
 import { CatalogQueries } from './adapters/catalog-queries.ts';
 import { CommandSender } from './adapters/command-sender.ts';
+import { EventHistory } from './adapters/event-history.ts';
 import { LiveEvents } from './adapters/live-events.ts';
 import { startProjection, type Projection } from './adapters/projection-consumer.ts';
 import { SnapshotReader } from './adapters/snapshot-reader.ts';
@@ -98,6 +99,7 @@ export async function startCatalog(options: CatalogOptions): Promise<Catalog> {
     commands,
     reader,
     live,
+    history: new EventHistory(options.nc),
     tokens: options.tokens ?? {},
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.now ? { now: options.now } : {}),

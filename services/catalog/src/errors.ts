@@ -21,6 +21,10 @@ export const CatalogErrorCode = {
   SnapshotNotFound: 'VOLBACK_CATALOG_SNAPSHOT_NOT_FOUND',
   /** The path is not in the snapshot. */
   PathNotFound: 'VOLBACK_CATALOG_PATH_NOT_FOUND',
+  /** A host name that several hosts carry: give the host id instead. */
+  AmbiguousHost: 'VOLBACK_CATALOG_AMBIGUOUS_HOST',
+  /** No repository operation (forget, prune, check) with that id. */
+  OperationNotFound: 'VOLBACK_CATALOG_OPERATION_NOT_FOUND',
   /** A snapshot id prefix that matches more than one snapshot. */
   AmbiguousSnapshot: 'VOLBACK_CATALOG_AMBIGUOUS_SNAPSHOT',
   /** The volume was removed from its host: there is nothing to back up. */

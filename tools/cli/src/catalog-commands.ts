@@ -1,64 +1,71 @@
+// The commands that talk to the catalog over HTTP, one function each, registered on the program
+// by registerCatalogCommands. Each returns its exit code; errors are mapped in cli.ts.
+import { createInterface } from 'node:readline/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { parseArgs } from 'node:util';
-import { CatalogClient, CatalogRequestError } from './catalog-client.ts';
+import { Option, type Command } from 'commander';
+import { withCliNames } from './api-fields.ts';
+import { CatalogClient, CatalogRequestError, type Collected } from './catalog-client.ts';
+import { extractTar } from './extract-tar.ts';
 import { bytes, createOutput, table, type Output } from './output.ts';
+import { createProgressView, progressMode, type ProgressView } from './progress-view.ts';
 import { UsageError } from './usage-error.ts';
 
-export const CATALOG_USAGE = `usage: volback <command> [options]     (talks to the catalog over HTTP)
-
-commands:
-  status                                   hosts, volumes by protection, work in progress
-  hosts                                    Docker hosts, online or offline
-  volumes [--host h] [--all]               volumes and their protection (--all: removed ones too)
-  snapshots <volume> [--host h]            snapshots of a volume, newest first
-  ls <snapshot> [path]                     a directory of a snapshot (volume-relative path)
-  find <glob> [--volume v] [--host h]      files by name or glob across snapshots ('*.sql', 'app/**/conf*')
-  backup <volume> [--host h] [--wait]      back up now; --wait follows it to the end with progress
-  restore <snapshot> --to-volume <name> [--existing [--stop-containers]] [--path p]
-          [--target-dir d] [--dry-run] [--host h] [--wait]
-                                           --path p lands at p in the volume (below --target-dir d
-                                           when given); --dry-run lists what would be written,
-                                           replaced and left alone, and writes nothing
-  dump <snapshot> [path] > file.tar        a snapshot sub-tree as a tar stream
-  policies [list] | show <id> | remove <id>
-  policies set <id> (--default | --volume v [--host h]) --cron '0 3 * * *' [--timezone tz]
-           [--keep-last n] [--keep-daily n] [--keep-weekly n] [--keep-monthly n] [--exclude p]
-           [--consistency none|stop|pause] [--disabled]
-  events [--follow] [--host h] [--volume v] [--type prefix]   the live event stream (until Ctrl-C)
-  catalog rebuild                          empty the catalog's read model and replay the event log
-
-options: --catalog <url> (VOLBACK_CATALOG_URL, default http://127.0.0.1:8080),
-         --token <token> (VOLBACK_TOKEN), --json for scripts.
-exit codes: 0 ok, 1 error, 2 usage, 3 backup partially failed, 4 backup or restore failed,
-            5 not found, 6 not allowed (token), 7 catalog or repository unreachable, 8 conflict.`;
-
-/** Commands this module runs (everything but `repo`). */
-export const CATALOG_COMMANDS = new Set([
-  'status',
-  'hosts',
-  'volumes',
-  'snapshots',
-  'ls',
-  'find',
-  'backup',
-  'restore',
-  'dump',
-  'policies',
-  'events',
-  'catalog',
-]);
+/** Exit codes of the catalog commands. */
+export const EXIT = {
+  ok: 0,
+  error: 1,
+  usage: 2,
+  partial: 3,
+  failed: 4,
+  notFound: 5,
+  notAllowed: 6,
+  unreachable: 7,
+  conflict: 8,
+} as const;
 
 /** Exit code of a failed call. */
 export function exitCodeOf(error: CatalogRequestError): number {
-  if (error.status === 404) return 5;
-  if (error.status === 401 || error.status === 403) return 6;
-  if (error.status === 0 || error.status === 503) return 7;
-  if (error.status === 409) return 8;
-  if (error.status === 400) return 2;
-  return 1;
+  if (error.status === 404) return EXIT.notFound;
+  if (error.status === 401 || error.status === 403) return EXIT.notAllowed;
+  if (error.status === 0 || error.status === 503) return EXIT.unreachable;
+  if (error.status === 409) return EXIT.conflict;
+  if (error.status === 400) return EXIT.usage;
+  return EXIT.error;
 }
 
+/** What every catalog command works with. */
+export interface CatalogContext {
+  readonly client: CatalogClient;
+  readonly out: Output;
+  readonly json: boolean;
+}
+
+/** The global options (`--catalog`, `--token`, `--json`, `--timeout`) as a context. */
+export function catalogContext(command: Command): CatalogContext {
+  const o = command.optsWithGlobals<{ catalog?: string; token?: string; json?: boolean; timeout?: string }>();
+  const timeout = o.timeout === undefined ? 30 : Number(o.timeout);
+  if (!Number.isFinite(timeout) || timeout <= 0)
+    throw new UsageError('--timeout: a number of seconds above 0');
+  return {
+    client: new CatalogClient({
+      url: o.catalog ?? process.env['VOLBACK_CATALOG_URL'] ?? 'http://127.0.0.1:8080',
+      token: o.token ?? process.env['VOLBACK_TOKEN'],
+      timeoutMs: timeout * 1000,
+    }),
+    out: createOutput(Boolean(o.json)),
+    json: Boolean(o.json),
+  };
+}
+
+interface Host {
+  hostId: string;
+  name: string;
+  status: string;
+  lastSeenAt: string | null;
+  volumes: number | null;
+  containers: number | null;
+}
 interface Volume {
   hostId: string;
   volumeName: string;
@@ -67,8 +74,8 @@ interface Volume {
   protection: {
     status: string;
     lastSuccessAt: string | null;
+    lastSnapshotId?: string | null;
     lastBackup: { phase: string; at: string } | null;
-    /** The scheduler's next planned backup, when it announced one. */
     nextDueAt: string | null;
   };
   usedBy: Array<{ containerName: string }>;
@@ -93,57 +100,112 @@ interface Work {
   error: { code: string; reason: string } | null;
   [key: string]: unknown;
 }
+interface Operation {
+  operationId: string;
+  operation: 'forget' | 'prune' | 'check';
+  status: 'Requested' | 'Succeeded' | 'Failed';
+  summary: Record<string, unknown>;
+  error: { code: string; reason: string } | null;
+}
+interface Policy {
+  policyId: string;
+  scope: { kind: string; hostId?: string; volumeName?: string };
+  origin: string;
+  policy: Record<string, unknown>;
+  definedBy: string | null;
+  definedAt: string;
+}
 
 const enc = encodeURIComponent;
-const ago = (iso: string | null) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-');
+const ago = (iso: string | null | undefined) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-');
 
-async function resolveVolume(client: CatalogClient, name: string, host: string | undefined): Promise<Volume> {
-  const found = await client.all<Volume>(
+/** `--limit n` / `--all` of a list command: how many items to show. */
+export function listLimit(o: { limit?: string; all?: boolean }): number {
+  if (o.all) return Number.POSITIVE_INFINITY;
+  const n = Number(o.limit ?? 500);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError('--limit: a whole number of 1 or more');
+  return n;
+}
+
+/** Says on stderr that a list was cut, and how to see the rest. */
+function noteTruncated(out: Output, shown: number, noun: string): void {
+  out.notice(`showing the first ${shown} ${noun}; more exist: raise --limit or pass --all`);
+}
+
+const listOptions = (command: Command, noun: string): Command =>
+  command
+    .option('--limit <n>', `show at most n ${noun}`, '500')
+    .option('--all', `show every one of the ${noun} (pages through the API)`);
+
+/** Host names by id, for tables (ids stay in --json). */
+async function hostNames(ctx: CatalogContext): Promise<Map<string, string>> {
+  const hosts = await ctx.client.all<Host>('/v1/hosts');
+  return new Map(hosts.map((h) => [h.hostId, h.name]));
+}
+
+/** The host's name when it is unique among the hosts, else its id. */
+function hostLabel(names: Map<string, string>, hostId: string): string {
+  const name = names.get(hostId);
+  if (!name) return hostId;
+  const same = [...names.values()].filter((n) => n === name).length;
+  return same > 1 ? hostId : name;
+}
+
+async function resolveVolume(ctx: CatalogContext, name: string, host: string | undefined): Promise<Volume> {
+  const found = await ctx.client.all<Volume>(
     `/v1/volumes?name=${enc(name)}&includeRemoved=true${host ? `&host=${enc(host)}` : ''}`,
   );
   if (found.length === 0) {
     throw new CatalogRequestError(
       'VOLBACK_CATALOG_VOLUME_NOT_FOUND',
       404,
-      `no volume ${JSON.stringify(name)}${host ? ` on ${host}` : ''}`,
+      `no volume ${JSON.stringify(name)}${host ? ` on host ${host}` : ''}`,
     );
   }
   const live = found.filter((v) => !v.removedAt);
   const candidates = live.length ? live : found;
   if (candidates.length > 1) {
+    const names = await hostNames(ctx);
     throw new UsageError(
-      `volume ${JSON.stringify(name)} exists on several hosts (${candidates.map((v) => v.hostId).join(', ')}): add --host`,
+      `volume ${JSON.stringify(name)} exists on several hosts (${candidates.map((v) => hostLabel(names, v.hostId)).join(', ')}): add --host`,
     );
   }
   return candidates[0]!;
 }
 
-function progressLine(
-  what: string,
-  data: { phase?: string; files?: number; bytes?: number; bytesAdded?: number },
-): string {
-  return `${what}: ${data.phase ?? ''} ${data.files ?? 0} files, ${bytes(data.bytes ?? 0)}${data.bytesAdded !== undefined ? `, ${bytes(data.bytesAdded)} new` : ''}`;
+/** Asks a yes/no question on the terminal; false unless the answer starts with y. */
+async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y/i.test((await rl.question(`${question} [y/N] `)).trim());
+  } finally {
+    rl.close();
+  }
+}
+
+function workExit(work: Work): number {
+  if (work.phase === 'PartiallyFailed') return EXIT.partial;
+  if (work.phase === 'Failed') return EXIT.failed;
+  return EXIT.ok;
 }
 
 /**
  * Follows a backup or restore until its final phase: the live stream for progress, and the
  * resource itself every second (the outcome may come before the stream is open).
  */
-async function waitFor(
-  client: CatalogClient,
-  out: Output,
+async function waitForWork(
+  ctx: CatalogContext,
   kind: 'backups' | 'restores',
   id: string,
-  what: string,
+  view: ProgressView,
 ): Promise<Work> {
   const controller = new AbortController();
-  let latest: Work | undefined;
   const final = (w: Work) => ['Completed', 'PartiallyFailed', 'Failed'].includes(w.phase);
-  const stream = client
+  const stream = ctx.client
     .stream(
       `/v1/events/stream?work=${enc(id)}`,
       (event) => {
-        if (event.event === 'progress') out.progress(progressLine(what, JSON.parse(event.data) as never));
+        if (event.event === 'progress') view.update(JSON.parse(event.data) as never);
         else if (/\.(completed|partially-failed|failed)\.v\d+$/.test(event.event)) return true;
         return false;
       },
@@ -152,14 +214,288 @@ async function waitFor(
     .catch(() => undefined);
   try {
     for (;;) {
-      latest = await client.get<Work>(`/v1/${kind}/${enc(id)}`);
+      const latest = await ctx.client.get<Work>(`/v1/${kind}/${enc(id)}`);
       if (final(latest)) return latest;
-      if (latest.phase === 'Queued') out.progress(`${what}: queued`);
+      view.phase(latest.phase);
       await Promise.race([stream, new Promise((resolve) => setTimeout(resolve, 1_000))]);
     }
   } finally {
     controller.abort();
+    view.stop();
   }
+}
+
+/** Waits for a forget, prune or check to be recorded as done (its outcome event projected). */
+async function waitForOperation(ctx: CatalogContext, operationId: string, what: string): Promise<Operation> {
+  const controller = new AbortController();
+  const stream = ctx.client
+    .stream(
+      `/v1/events/stream?work=${enc(operationId)}`,
+      (event) => /\.(snapshots-forgotten|pruned|checked|maintenance-failed)\.v\d+$/.test(event.event),
+      controller.signal,
+    )
+    .catch(() => undefined);
+  const view = createProgressView(what, progressMode(ctx.json), undefined);
+  try {
+    for (;;) {
+      const op = await ctx.client.get<Operation>(`/v1/repository/operations/${enc(operationId)}`);
+      if (op.status !== 'Requested') return op;
+      view.phase('running');
+      await Promise.race([stream, new Promise((resolve) => setTimeout(resolve, 1_000))]);
+    }
+  } finally {
+    controller.abort();
+    view.stop();
+  }
+}
+
+// --- commands ---------------------------------------------------------------------------------
+
+async function statusCommand(ctx: CatalogContext): Promise<number> {
+  const s = await ctx.client.get<{
+    hosts: { total: number; online: number; offline: number };
+    volumes: Record<string, number>;
+    backups: { running: number; queued: number; failedLast24h: number; lastCompletedAt: string | null };
+    restores: { running: number; queued: number };
+    snapshots: number;
+    policies: number;
+  }>('/v1/status');
+  ctx.out.result(s, () =>
+    [
+      `catalog    ${ctx.client.url}`,
+      `hosts      ${s.hosts.online} online, ${s.hosts.offline} offline`,
+      `volumes    ${s.volumes['total']} (${s.volumes['protected']} protected, ${s.volumes['atRisk']} at risk, ${s.volumes['unprotected']} never backed up)`,
+      `backups    ${s.backups.running} running, ${s.backups.queued} queued, ${s.backups.failedLast24h} failed in 24 h, last completed ${ago(s.backups.lastCompletedAt)}`,
+      `restores   ${s.restores.running} running, ${s.restores.queued} queued`,
+      `snapshots  ${s.snapshots}`,
+      `policies   ${s.policies}`,
+    ].join('\n'),
+  );
+  return EXIT.ok;
+}
+
+async function hostsCommand(ctx: CatalogContext, o: { limit?: string; all?: boolean }): Promise<number> {
+  const { items: hosts, more } = await ctx.client.collect<Host>('/v1/hosts', listLimit(o));
+  ctx.out.result(hosts, () =>
+    table(
+      ['NAME', 'STATUS', 'LAST SEEN', 'VOLUMES', 'CONTAINERS', 'HOST ID'],
+      hosts.map((h) => [
+        h.name,
+        h.status,
+        ago(h.lastSeenAt),
+        String(h.volumes ?? '-'),
+        String(h.containers ?? '-'),
+        h.hostId,
+      ]),
+    ),
+  );
+  if (more) noteTruncated(ctx.out, hosts.length, 'hosts');
+  return EXIT.ok;
+}
+
+async function volumesCommand(
+  ctx: CatalogContext,
+  o: { host?: string; removed?: boolean; limit?: string; all?: boolean },
+): Promise<number> {
+  const { items: volumes, more } = await ctx.client.collect<Volume>(
+    `/v1/volumes?includeRemoved=${o.removed ? 'true' : 'false'}${o.host ? `&host=${enc(o.host)}` : ''}`,
+    listLimit(o),
+  );
+  const names = ctx.json ? new Map<string, string>() : await hostNames(ctx);
+  ctx.out.result(volumes, () =>
+    table(
+      ['HOST', 'VOLUME', 'PROTECTION', 'LAST SUCCESS', 'LAST BACKUP', 'NEXT DUE', 'SIZE', 'USED BY'],
+      volumes.map((x) => [
+        hostLabel(names, x.hostId),
+        x.volumeName,
+        x.protection.status,
+        ago(x.protection.lastSuccessAt),
+        x.protection.lastBackup?.phase ?? '-',
+        ago(x.protection.nextDueAt ?? null),
+        x.sizeBytes === null ? '-' : bytes(x.sizeBytes),
+        x.usedBy.map((u) => u.containerName).join(',') || '-',
+      ]),
+    ),
+  );
+  if (more) noteTruncated(ctx.out, volumes.length, 'volumes');
+  return EXIT.ok;
+}
+
+async function snapshotsCommand(
+  ctx: CatalogContext,
+  volumeName: string,
+  o: { host?: string; limit?: string; all?: boolean },
+): Promise<number> {
+  const volume = await resolveVolume(ctx, volumeName, o.host);
+  const { items: snapshots, more } = await ctx.client.collect<Snapshot>(
+    `/v1/hosts/${enc(volume.hostId)}/volumes/${enc(volume.volumeName)}/snapshots`,
+    listLimit(o),
+  );
+  const names = ctx.json ? new Map<string, string>() : await hostNames(ctx);
+  ctx.out.result(snapshots, () =>
+    table(
+      ['ID', 'TIME', 'HOST', 'VOLUME', 'FILES', 'READ', 'ADDED', ''],
+      snapshots.map((s) => [
+        s.shortId,
+        ago(s.time),
+        hostLabel(names, s.hostId),
+        s.volumeName,
+        String(s.stats.filesNew + s.stats.filesChanged + s.stats.filesUnmodified),
+        bytes(s.stats.bytesRead),
+        bytes(s.stats.bytesAdded),
+        s.partial ? 'partial' : '',
+      ]),
+    ),
+  );
+  if (more) noteTruncated(ctx.out, snapshots.length, 'snapshots');
+  return EXIT.ok;
+}
+
+async function lsCommand(
+  ctx: CatalogContext,
+  snapshot: string,
+  path: string | undefined,
+  o: { limit?: string; all?: boolean },
+): Promise<number> {
+  const tree = await ctx.client.get<{
+    path: string;
+    entries: Array<{ path: string; type: string; size: number | null; mtime: string | null }>;
+  }>(`/v1/snapshots/${enc(snapshot)}/tree?path=${enc(path ?? '/')}`);
+  const limit = listLimit(o);
+  const entries = tree.entries.slice(0, limit);
+  ctx.out.result(entries, () =>
+    entries
+      .map(
+        (e) =>
+          `${e.type.padEnd(7)} ${(e.size === null ? '' : bytes(e.size)).padStart(10)}  ${(e.mtime ?? '').slice(0, 19)}  ${e.path}${e.type === 'dir' ? '/' : ''}`,
+      )
+      .join('\n'),
+  );
+  if (tree.entries.length > entries.length) noteTruncated(ctx.out, entries.length, 'entries');
+  return EXIT.ok;
+}
+
+interface Found {
+  hostId: string;
+  volumeName: string;
+  path: string;
+  type: string;
+  size: number | null;
+  snapshotId: string;
+  snapshotTime: string;
+}
+
+/** Matches of `glob` in one volume, page after page, up to `limit`. */
+async function findInVolume(
+  ctx: CatalogContext,
+  volume: Volume,
+  glob: string,
+  snapshots: string | undefined,
+  limit: number,
+): Promise<Collected<Found>> {
+  const items: Found[] = [];
+  let cursor: string | null = null;
+  let capped = false;
+  do {
+    const want = Math.min(5000, Math.max(1, limit - items.length));
+    const page: {
+      items: Array<Omit<Found, 'hostId' | 'volumeName'>>;
+      truncated: boolean;
+      nextCursor?: string | null;
+    } = await ctx.client.get(
+      `/v1/hosts/${enc(volume.hostId)}/volumes/${enc(volume.volumeName)}/find?glob=${enc(glob)}&limit=${want}${snapshots ? `&snapshots=${enc(snapshots)}` : ''}${cursor ? `&cursor=${enc(cursor)}` : ''}`,
+    );
+    items.push(...page.items.map((i) => ({ ...i, hostId: volume.hostId, volumeName: volume.volumeName })));
+    cursor = page.nextCursor ?? null;
+    if (page.truncated && !cursor) capped = true;
+  } while (cursor && items.length < limit);
+  return { items, more: cursor !== null || capped };
+}
+
+async function findCommand(
+  ctx: CatalogContext,
+  glob: string,
+  o: { volume?: string; host?: string; snapshots?: string; limit?: string; all?: boolean },
+): Promise<number> {
+  const limit = listLimit(o);
+  const volumes = o.volume
+    ? [await resolveVolume(ctx, o.volume, o.host)]
+    : await ctx.client.all<Volume>(`/v1/volumes${o.host ? `?host=${enc(o.host)}` : ''}`);
+  const found: Found[] = [];
+  let more = false;
+  for (const volume of volumes) {
+    if (found.length >= limit) {
+      more = true;
+      break;
+    }
+    const part = await findInVolume(ctx, volume, glob, o.snapshots, limit - found.length);
+    found.push(...part.items);
+    more ||= part.more;
+  }
+  ctx.out.result(found, () =>
+    table(
+      ['SNAPSHOT', 'TIME', 'VOLUME', 'PATH', 'SIZE'],
+      found.map((f) => [
+        f.snapshotId.slice(0, 8),
+        ago(f.snapshotTime),
+        f.volumeName,
+        f.path,
+        f.size === null ? '-' : bytes(f.size),
+      ]),
+    ),
+  );
+  if (more) noteTruncated(ctx.out, found.length, 'matches');
+  return found.length ? EXIT.ok : EXIT.notFound;
+}
+
+async function backupCommand(
+  ctx: CatalogContext,
+  volumeName: string,
+  o: { host?: string; wait?: boolean },
+): Promise<number> {
+  const volume = await resolveVolume(ctx, volumeName, o.host);
+  const { backupId } = await ctx.client.send<{ backupId: string }>(
+    'POST',
+    `/v1/hosts/${enc(volume.hostId)}/volumes/${enc(volume.volumeName)}/backups`,
+    { requestedBy: 'volback-cli' },
+  );
+  if (!o.wait) {
+    ctx.out.result({ backupId, phase: 'Queued' }, () => `backup ${backupId} queued (follow it with --wait)`);
+    return EXIT.ok;
+  }
+  // A backup visits every file but reads only changed ones: the last snapshot's file count is the
+  // cheap, honest total (its bytes read are not: an incremental backup reads little).
+  const last = volume.protection.lastSnapshotId
+    ? await ctx.client
+        .get<Snapshot>(`/v1/snapshots/${enc(volume.protection.lastSnapshotId)}`)
+        .catch(() => null)
+    : null;
+  const total = last
+    ? { files: last.stats.filesNew + last.stats.filesChanged + last.stats.filesUnmodified }
+    : undefined;
+
+  const view = createProgressView(`backing up ${volume.volumeName}`, progressMode(ctx.json), total);
+  const work = await waitForWork(ctx, 'backups', backupId, view);
+  const stats = work['stats'] as Snapshot['stats'] | null;
+  ctx.out.result(work, () =>
+    work.phase === 'Failed'
+      ? `backup ${backupId} failed: ${work.error?.reason ?? ''} (${work.error?.code ?? ''})`
+      : `backup ${backupId} ${work.phase === 'Completed' ? 'completed' : 'partially failed'}: snapshot ${String(work['snapshotId']).slice(0, 8)}, ${bytes(stats?.bytesRead ?? 0)} read, ${bytes(stats?.bytesAdded ?? 0)} new`,
+  );
+  return workExit(work);
+}
+
+interface RestoreOptions {
+  toVolume?: string;
+  toDir?: string;
+  existing?: boolean;
+  stopContainers?: boolean;
+  path?: string;
+  targetDir?: string;
+  dryRun?: boolean;
+  host?: string;
+  wait?: boolean;
+  yes?: boolean;
 }
 
 interface RestorePlanEntries {
@@ -194,423 +530,645 @@ function planText(restoreId: string, into: string, plan: RestorePlan): string {
   return lines.join('\n');
 }
 
-function workExit(work: Work): number {
-  if (work.phase === 'PartiallyFailed') return 3;
-  if (work.phase === 'Failed') return 4;
-  return 0;
+/** `restore --to-dir`: the snapshot (or a path of it) as files on this machine, through the tar download. */
+async function restoreToDirectory(
+  ctx: CatalogContext,
+  snapshotId: string,
+  o: RestoreOptions,
+): Promise<number> {
+  const dir = o.toDir!;
+  const path = o.path ?? '/';
+  // A sub-path lands at its own path under the directory, as restic's --include puts it; the tar
+  // names entries relative to the path (a file: its name), so the path's directories come first.
+  let prefix: string[] = [];
+  if (path !== '/') {
+    const tree = await ctx.client.get<{ path: string; entries: Array<{ path: string; type: string }> }>(
+      `/v1/snapshots/${enc(snapshotId)}/tree?path=${enc(path)}`,
+    );
+    const parts = tree.path.split('/').filter(Boolean);
+    const isFile =
+      tree.entries.length === 1 && tree.entries[0]!.path === tree.path && tree.entries[0]!.type !== 'dir';
+    prefix = isFile ? parts.slice(0, -1) : parts;
+  }
+  const body = await ctx.client.download(`/v1/snapshots/${enc(snapshotId)}/tar?path=${enc(path)}`);
+  const result = await extractTar(Readable.fromWeb(body as never), dir, prefix);
+  for (const s of result.skipped) ctx.out.warn(`not restored: ${s.name} (${s.reason})`);
+  ctx.out.result(
+    { directory: dir, ...result },
+    () =>
+      `restored ${result.files} files, ${result.dirs} directories, ${result.symlinks} symlinks (${bytes(result.bytes)}) into ${dir}${result.skipped.length ? `; ${result.skipped.length} entries not restored` : ''}`,
+  );
+  return result.skipped.length ? EXIT.partial : EXIT.ok;
 }
 
-/** Runs a catalog command; returns the exit code. */
-export async function runCatalogCommand(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        catalog: { type: 'string' },
-        token: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-        host: { type: 'string' },
-        volume: { type: 'string' },
-        all: { type: 'boolean' },
-        wait: { type: 'boolean', short: 'w' },
-        'to-volume': { type: 'string' },
-        existing: { type: 'boolean' },
-        'stop-containers': { type: 'boolean' },
-        path: { type: 'string' },
-        'target-dir': { type: 'string' },
-        'dry-run': { type: 'boolean' },
-        follow: { type: 'boolean', short: 'f' },
-        type: { type: 'string', multiple: true },
-        default: { type: 'boolean' },
-        cron: { type: 'string' },
-        timezone: { type: 'string' },
-        'keep-last': { type: 'string' },
-        'keep-hourly': { type: 'string' },
-        'keep-daily': { type: 'string' },
-        'keep-weekly': { type: 'string' },
-        'keep-monthly': { type: 'string' },
-        'keep-yearly': { type: 'string' },
-        exclude: { type: 'string', multiple: true },
-        consistency: { type: 'string' },
-        disabled: { type: 'boolean' },
-        snapshots: { type: 'string' },
-      },
-    });
-  } catch (error) {
-    process.stderr.write(`volback: ${(error as Error).message}\n\n${CATALOG_USAGE}\n`);
-    return 2;
-  }
-  const { values: v, positionals } = parsed;
-  if (v.help) {
-    process.stdout.write(`${CATALOG_USAGE}\n`);
-    return 0;
-  }
-  const out = createOutput(Boolean(v.json));
-  const client = new CatalogClient({
-    url: v.catalog ?? process.env['VOLBACK_CATALOG_URL'] ?? 'http://127.0.0.1:8080',
-    token: v.token ?? process.env['VOLBACK_TOKEN'],
-  });
-  const [command, ...args] = positionals;
-  try {
-    return await run(command!, args);
-  } catch (error) {
-    const err = error as Error & { code?: string };
-    if (error instanceof UsageError) {
-      process.stderr.write(`volback: ${err.message}\n\n${CATALOG_USAGE}\n`);
-      return 2;
-    }
-    if (v.json)
-      process.stdout.write(
-        `${JSON.stringify({ error: { code: err.code ?? 'VOLBACK_ERROR', message: err.message } })}\n`,
+async function restoreCommand(ctx: CatalogContext, snapshotId: string, o: RestoreOptions): Promise<number> {
+  if (o.toDir && o.toVolume) throw new UsageError('give --to-volume or --to-dir, not both');
+  if (o.toDir && (o.targetDir || o.dryRun))
+    throw new UsageError('--target-dir and --dry-run are for restores into a volume (--to-volume)');
+  if (o.toDir) return restoreToDirectory(ctx, snapshotId, o);
+  const toVolume = o.toVolume;
+  if (!toVolume)
+    throw new UsageError('--to-volume <name> or --to-dir <dir> is required (or download with dump)');
+  if (o.existing && !o.yes && !o.dryRun) {
+    // Merging into a volume in use replaces files: a person confirms, a script says --yes.
+    if (!process.stdin.isTTY || !process.stderr.isTTY)
+      throw new UsageError(
+        `--existing restores into ${JSON.stringify(toVolume)} over its files: pass --yes to confirm when not on a terminal`,
       );
-    process.stderr.write(`volback: ${err.message}${err.code ? ` (${err.code})` : ''}\n`);
-    return error instanceof CatalogRequestError ? exitCodeOf(error) : 1;
-  }
-
-  async function run(command: string, args: string[]): Promise<number> {
-    const arg = (i: number, name: string) => {
-      const value = args[i];
-      if (!value) throw new UsageError(`${command}: missing <${name}>`);
-      return value;
-    };
-    switch (command) {
-      case 'status': {
-        const s = await client.get<{
-          hosts: { total: number; online: number; offline: number };
-          volumes: Record<string, number>;
-          backups: { running: number; queued: number; failedLast24h: number; lastCompletedAt: string | null };
-          restores: { running: number; queued: number };
-          snapshots: number;
-          policies: number;
-        }>('/v1/status');
-        out.result(s, () =>
-          [
-            `hosts      ${s.hosts.online} online, ${s.hosts.offline} offline`,
-            `volumes    ${s.volumes['total']} (${s.volumes['protected']} protected, ${s.volumes['atRisk']} at risk, ${s.volumes['unprotected']} never backed up)`,
-            `backups    ${s.backups.running} running, ${s.backups.queued} queued, ${s.backups.failedLast24h} failed in 24 h, last completed ${ago(s.backups.lastCompletedAt)}`,
-            `restores   ${s.restores.running} running, ${s.restores.queued} queued`,
-            `snapshots  ${s.snapshots}`,
-            `policies   ${s.policies}`,
-          ].join('\n'),
-        );
-        return s.volumes['atRisk'] ? 0 : 0;
-      }
-      case 'hosts': {
-        const hosts = await client.all<{
-          hostId: string;
-          name: string;
-          status: string;
-          lastSeenAt: string | null;
-          volumes: number | null;
-          containers: number | null;
-        }>('/v1/hosts');
-        out.result(hosts, () =>
-          table(
-            ['HOST', 'NAME', 'STATUS', 'LAST SEEN', 'VOLUMES', 'CONTAINERS'],
-            hosts.map((h) => [
-              h.hostId,
-              h.name,
-              h.status,
-              ago(h.lastSeenAt),
-              String(h.volumes ?? '-'),
-              String(h.containers ?? '-'),
-            ]),
-          ),
-        );
-        return 0;
-      }
-      case 'volumes': {
-        const volumes = await client.all<Volume>(
-          `/v1/volumes?includeRemoved=${v.all ? 'true' : 'false'}${v.host ? `&host=${enc(v.host)}` : ''}`,
-        );
-        out.result(volumes, () =>
-          table(
-            ['HOST', 'VOLUME', 'PROTECTION', 'LAST SUCCESS', 'LAST BACKUP', 'NEXT DUE', 'SIZE', 'USED BY'],
-            volumes.map((x) => [
-              x.hostId,
-              x.volumeName,
-              x.protection.status,
-              ago(x.protection.lastSuccessAt),
-              x.protection.lastBackup?.phase ?? '-',
-              ago(x.protection.nextDueAt ?? null),
-              x.sizeBytes === null ? '-' : bytes(x.sizeBytes),
-              x.usedBy.map((u) => u.containerName).join(',') || '-',
-            ]),
-          ),
-        );
-        return 0;
-      }
-      case 'snapshots': {
-        const volume = await resolveVolume(client, arg(0, 'volume'), v.host);
-        const snapshots = await client.all<Snapshot>(
-          `/v1/hosts/${enc(volume.hostId)}/volumes/${enc(volume.volumeName)}/snapshots`,
-        );
-        out.result(snapshots, () =>
-          table(
-            ['ID', 'TIME', 'HOST', 'VOLUME', 'FILES', 'READ', 'ADDED', ''],
-            snapshots.map((s) => [
-              s.shortId,
-              ago(s.time),
-              s.hostId,
-              s.volumeName,
-              String(s.stats.filesNew + s.stats.filesChanged + s.stats.filesUnmodified),
-              bytes(s.stats.bytesRead),
-              bytes(s.stats.bytesAdded),
-              s.partial ? 'partial' : '',
-            ]),
-          ),
-        );
-        return 0;
-      }
-      case 'ls': {
-        const tree = await client.get<{
-          path: string;
-          entries: Array<{ path: string; type: string; size: number | null; mtime: string | null }>;
-        }>(`/v1/snapshots/${enc(arg(0, 'snapshot'))}/tree?path=${enc(args[1] ?? '/')}`);
-        out.result(tree.entries, () =>
-          tree.entries
-            .map(
-              (e) =>
-                `${e.type.padEnd(7)} ${(e.size === null ? '' : bytes(e.size)).padStart(10)}  ${(e.mtime ?? '').slice(0, 19)}  ${e.path}${e.type === 'dir' ? '/' : ''}`,
-            )
-            .join('\n'),
-        );
-        return 0;
-      }
-      case 'find': {
-        const glob = arg(0, 'glob');
-        const volumes = v.volume
-          ? [await resolveVolume(client, v.volume, v.host)]
-          : await client.all<Volume>(`/v1/volumes${v.host ? `?host=${enc(v.host)}` : ''}`);
-        const found: Array<{
-          hostId: string;
-          volumeName: string;
-          path: string;
-          type: string;
-          size: number | null;
-          snapshotId: string;
-          snapshotTime: string;
-        }> = [];
-        for (const volume of volumes) {
-          const res = await client.get<{
-            items: Array<{
-              path: string;
-              type: string;
-              size: number | null;
-              snapshotId: string;
-              snapshotTime: string;
-            }>;
-          }>(
-            `/v1/hosts/${enc(volume.hostId)}/volumes/${enc(volume.volumeName)}/find?glob=${enc(glob)}${v.snapshots ? `&snapshots=${enc(v.snapshots)}` : ''}`,
-          );
-          found.push(
-            ...res.items.map((i) => ({ ...i, hostId: volume.hostId, volumeName: volume.volumeName })),
-          );
-        }
-        out.result(found, () =>
-          table(
-            ['SNAPSHOT', 'TIME', 'VOLUME', 'PATH', 'SIZE'],
-            found.map((f) => [
-              f.snapshotId.slice(0, 8),
-              ago(f.snapshotTime),
-              f.volumeName,
-              f.path,
-              f.size === null ? '-' : bytes(f.size),
-            ]),
-          ),
-        );
-        return found.length ? 0 : 5;
-      }
-      case 'backup': {
-        const volume = await resolveVolume(client, arg(0, 'volume'), v.host);
-        const { backupId } = await client.send<{ backupId: string }>(
-          'POST',
-          `/v1/hosts/${enc(volume.hostId)}/volumes/${enc(volume.volumeName)}/backups`,
-          { requestedBy: 'volback-cli' },
-        );
-        if (!v.wait) {
-          out.result({ backupId, phase: 'Queued' }, () => `backup ${backupId} queued`);
-          return 0;
-        }
-        const work = await waitFor(client, out, 'backups', backupId, `backing up ${volume.volumeName}`);
-        const stats = work['stats'] as Snapshot['stats'] | null;
-        out.result(work, () =>
-          work.phase === 'Failed'
-            ? `backup ${backupId} failed: ${work.error?.reason ?? ''} (${work.error?.code ?? ''})`
-            : `backup ${backupId} ${work.phase === 'Completed' ? 'completed' : 'partially failed'}: snapshot ${String(work['snapshotId']).slice(0, 8)}, ${bytes(stats?.bytesRead ?? 0)} read, ${bytes(stats?.bytesAdded ?? 0)} new`,
-        );
-        return workExit(work);
-      }
-      case 'restore': {
-        const snapshotId = arg(0, 'snapshot');
-        const toVolume = v['to-volume'];
-        if (!toVolume)
-          throw new UsageError('restore: --to-volume <name> is required (or download with dump)');
-        const { restoreId } = await client.send<{ restoreId: string }>('POST', '/v1/restores', {
-          snapshotId,
-          target: v.existing
-            ? { kind: 'existing-volume', volumeName: toVolume, stopContainers: Boolean(v['stop-containers']) }
-            : { kind: 'new-volume', volumeName: toVolume },
-          ...(v.path ? { path: v.path } : {}),
-          ...(v['target-dir'] ? { targetPath: v['target-dir'] } : {}),
-          ...(v['dry-run'] ? { dryRun: true } : {}),
-          ...(v.host ? { hostId: v.host } : {}),
-          requestedBy: 'volback-cli',
-        });
-        // A dry run's answer is its plan: always wait for it.
-        if (!v.wait && !v['dry-run']) {
-          out.result({ restoreId, phase: 'Queued' }, () => `restore ${restoreId} queued`);
-          return 0;
-        }
-        const into = `${toVolume}${v['target-dir'] ? `:${v['target-dir']}` : ''}`;
-        const work = await waitFor(
-          client,
-          out,
-          'restores',
-          restoreId,
-          `${v['dry-run'] ? 'planning a restore into' : 'restoring into'} ${into}`,
-        );
-        out.result(work, () =>
-          work.phase !== 'Completed'
-            ? `restore ${restoreId} failed: ${work.error?.reason ?? ''} (${work.error?.code ?? ''})`
-            : work['plan']
-              ? planText(restoreId, into, work['plan'] as RestorePlan)
-              : `restore ${restoreId} completed: ${String(work['files'])} files, ${bytes(Number(work['bytes'] ?? 0))} into ${into}`,
-        );
-        return workExit(work);
-      }
-      case 'dump': {
-        if (process.stdout.isTTY)
-          throw new UsageError('dump writes a tar stream: redirect it (> file.tar) or pipe it');
-        const body = await client.download(
-          `/v1/snapshots/${enc(arg(0, 'snapshot'))}/tar?path=${enc(args[1] ?? '/')}`,
-        );
-        await pipeline(Readable.fromWeb(body as never), process.stdout);
-        return 0;
-      }
-      case 'policies':
-        return policies(args);
-      case 'events': {
-        const query = new URLSearchParams();
-        if (v.host) query.set('host', v.host);
-        if (v.volume) query.set('volume', v.volume);
-        if (v.type?.length) query.set('type', v.type.join(','));
-        const controller = new AbortController();
-        process.once('SIGINT', () => controller.abort());
-        await client.stream(
-          `/v1/events/stream?${query}`,
-          (event) => {
-            const envelope = JSON.parse(event.data) as {
-              type: string;
-              time: string;
-              subject: string;
-              data: unknown;
-            };
-            if (v.json) process.stdout.write(`${event.data}\n`);
-            else
-              process.stdout.write(
-                `${envelope.time}  ${envelope.type.replace(/^io\.volback\./, '')}  ${envelope.subject}\n`,
-              );
-          },
-          controller.signal,
-        );
-        return 0;
-      }
-      case 'catalog': {
-        if (args[0] !== 'rebuild') throw new UsageError('catalog: only "catalog rebuild"');
-        await client.send('POST', '/v1/admin/rebuild');
-        out.result({ status: 'accepted' }, () => 'the catalog is replaying the event log');
-        return 0;
-      }
-      default:
-        throw new UsageError(`unknown command: ${command}`);
+    const ok = await confirm(
+      `Restore snapshot ${snapshotId.slice(0, 8)} into the existing volume ${JSON.stringify(toVolume)}? Its files with the same paths are replaced.`,
+    );
+    if (!ok) {
+      ctx.out.notice('restore cancelled');
+      return EXIT.error;
     }
   }
+  const { restoreId } = await ctx.client.send<{ restoreId: string }>('POST', '/v1/restores', {
+    snapshotId,
+    target: o.existing
+      ? { kind: 'existing-volume', volumeName: toVolume, stopContainers: Boolean(o.stopContainers) }
+      : { kind: 'new-volume', volumeName: toVolume },
+    ...(o.path ? { path: o.path } : {}),
+    ...(o.targetDir ? { targetPath: o.targetDir } : {}),
+    ...(o.dryRun ? { dryRun: true } : {}),
+    ...(o.host ? { hostId: o.host } : {}),
+    requestedBy: 'volback-cli',
+  });
+  // A dry run's answer is its plan: always wait for it.
+  if (!o.wait && !o.dryRun) {
+    ctx.out.result(
+      { restoreId, phase: 'Queued' },
+      () => `restore ${restoreId} queued (follow it with --wait)`,
+    );
+    return EXIT.ok;
+  }
+  // A restore writes every file of the snapshot (of its path: then no total is known here).
+  const snapshot = o.path
+    ? null
+    : await ctx.client.get<Snapshot>(`/v1/snapshots/${enc(snapshotId)}`).catch(() => null);
+  const into = `${toVolume}${o.targetDir ? `:${o.targetDir}` : ''}`;
+  const view = createProgressView(
+    `${o.dryRun ? 'planning a restore into' : 'restoring into'} ${into}`,
+    progressMode(ctx.json),
+    snapshot
+      ? { files: snapshot.stats.filesNew + snapshot.stats.filesChanged + snapshot.stats.filesUnmodified }
+      : undefined,
+  );
+  const work = await waitForWork(ctx, 'restores', restoreId, view);
+  ctx.out.result(work, () =>
+    work.phase !== 'Completed'
+      ? `restore ${restoreId} failed: ${work.error?.reason ?? ''} (${work.error?.code ?? ''})`
+      : work['plan']
+        ? planText(restoreId, into, work['plan'] as RestorePlan)
+        : `restore ${restoreId} completed: ${String(work['files'])} files, ${bytes(Number(work['bytes'] ?? 0))} into ${into}`,
+  );
+  return workExit(work);
+}
 
-  async function policies(args: string[]): Promise<number> {
-    const [sub = 'list', id] = args;
-    switch (sub) {
-      case 'list': {
-        const items = await client.all<{
-          policyId: string;
-          scope: { kind: string; hostId?: string; volumeName?: string };
-          origin: string;
-          policy: { schedule?: { cron: string }; enabled?: boolean };
-        }>('/v1/policies');
-        out.result(items, () =>
-          table(
-            ['POLICY', 'SCOPE', 'ORIGIN', 'SCHEDULE', 'ENABLED'],
-            items.map((p) => [
-              p.policyId,
-              p.scope.kind === 'volume' ? `${p.scope.hostId}/${p.scope.volumeName}` : 'default',
-              p.origin,
-              p.policy.schedule?.cron ?? '-',
-              p.policy.enabled === false ? 'no' : 'yes',
-            ]),
-          ),
-        );
-        return 0;
-      }
-      case 'show': {
-        if (!id) throw new UsageError('policies show <id>');
-        const policy = await client.get<unknown>(`/v1/policies/${enc(id)}`);
-        out.result(policy, () => JSON.stringify(policy, null, 2));
-        return 0;
-      }
-      case 'remove': {
-        if (!id) throw new UsageError('policies remove <id>');
-        const res = await client.send<unknown>('DELETE', `/v1/policies/${enc(id)}?requestedBy=volback-cli`);
-        out.result(res, () => `removal of policy ${id} sent to the scheduler`);
-        return 0;
-      }
-      case 'set': {
-        if (!id) throw new UsageError('policies set <id> …');
-        if (!v.cron) throw new UsageError('policies set: --cron is required');
-        let scope: object;
-        if (v.default) scope = { kind: 'default' };
-        else if (v.volume) {
-          const volume = await resolveVolume(client, v.volume, v.host);
-          scope = { kind: 'volume', hostId: volume.hostId, volumeName: volume.volumeName };
-        } else throw new UsageError('policies set: --default or --volume <name>');
-        const count = (name: string) => {
-          const raw = v[name as keyof typeof v] as string | undefined;
-          if (raw === undefined) return undefined;
-          if (!/^\d+$/.test(raw)) throw new UsageError(`--${name}: a whole number`);
-          return Number(raw);
-        };
-        const retention = Object.fromEntries(
-          (
-            [
-              ['keepLast', 'keep-last'],
-              ['keepHourly', 'keep-hourly'],
-              ['keepDaily', 'keep-daily'],
-              ['keepWeekly', 'keep-weekly'],
-              ['keepMonthly', 'keep-monthly'],
-              ['keepYearly', 'keep-yearly'],
-            ] as const
-          )
-            .map(([key, flag]) => [key, count(flag)])
-            .filter(([, n]) => n !== undefined),
-        );
-        const res = await client.send<unknown>('PUT', `/v1/policies/${enc(id)}`, {
-          scope,
-          policy: {
-            enabled: !v.disabled,
-            schedule: { cron: v.cron, ...(v.timezone ? { timezone: v.timezone } : {}) },
-            retention,
-            ...(v.exclude ? { excludes: v.exclude } : {}),
-            ...(v.consistency ? { consistency: { mode: v.consistency } } : {}),
-          },
-          requestedBy: 'volback-cli',
-        });
-        out.result(res, () => `policy ${id} sent to the scheduler`);
-        return 0;
-      }
-      default:
-        throw new UsageError(`policies: unknown subcommand ${sub}`);
+async function dumpCommand(ctx: CatalogContext, snapshot: string, path: string | undefined): Promise<number> {
+  if (process.stdout.isTTY)
+    throw new UsageError('dump writes a tar stream: redirect it (> file.tar) or pipe it');
+  const body = await ctx.client.download(`/v1/snapshots/${enc(snapshot)}/tar?path=${enc(path ?? '/')}`);
+  await pipeline(Readable.fromWeb(body as never), process.stdout);
+  return EXIT.ok;
+}
+
+async function policiesListCommand(
+  ctx: CatalogContext,
+  o: { limit?: string; all?: boolean },
+): Promise<number> {
+  const { items, more } = await ctx.client.collect<Policy>('/v1/policies', listLimit(o));
+  const names = ctx.json ? new Map<string, string>() : await hostNames(ctx);
+  ctx.out.result(items, () =>
+    table(
+      ['POLICY', 'SCOPE', 'ORIGIN', 'SCHEDULE', 'ENABLED'],
+      items.map((p) => [
+        p.policyId,
+        p.scope.kind === 'volume'
+          ? `${hostLabel(names, p.scope.hostId ?? '')}/${p.scope.volumeName}`
+          : 'default',
+        p.origin,
+        (p.policy['schedule'] as { cron?: string } | undefined)?.cron ?? '-',
+        p.policy['enabled'] === false ? 'no' : 'yes',
+      ]),
+    ),
+  );
+  if (more) noteTruncated(ctx.out, items.length, 'policies');
+  return EXIT.ok;
+}
+
+/** A policy as a person reads it: one line per setting. */
+function policyText(p: Policy, names: Map<string, string>): string {
+  const spec = p.policy as {
+    enabled?: boolean;
+    schedule?: { cron?: string; timezone?: string };
+    retention?: Record<string, unknown>;
+    excludes?: string[];
+    consistency?: { mode?: string };
+    repositoryId?: string;
+    rpoSeconds?: number;
+  };
+  const retention = Object.entries(spec.retention ?? {})
+    .map(([k, v]) => `${k.replace(/^keep/, '').toLowerCase()} ${Array.isArray(v) ? v.join(',') : String(v)}`)
+    .join(', ');
+  const rows: Array<[string, string]> = [
+    ['policy', p.policyId],
+    [
+      'scope',
+      p.scope.kind === 'volume'
+        ? `volume ${p.scope.volumeName} on ${hostLabel(names, p.scope.hostId ?? '')}`
+        : 'default (every volume without its own)',
+    ],
+    ['origin', p.origin],
+    ['enabled', spec.enabled === false ? 'no' : 'yes'],
+    ['schedule', spec.schedule?.cron ? `${spec.schedule.cron} (${spec.schedule.timezone ?? 'UTC'})` : '-'],
+    ['retention', retention ? `keep ${retention}` : '-'],
+    ['excludes', spec.excludes?.length ? spec.excludes.join(', ') : '-'],
+    ['consistency', spec.consistency?.mode ?? 'none'],
+    ['repository', spec.repositoryId ?? 'default'],
+    ...(spec.rpoSeconds ? [['rpo', `${spec.rpoSeconds} s`] as [string, string]] : []),
+    ['defined', `${ago(p.definedAt)}${p.definedBy ? ` by ${p.definedBy}` : ''}`],
+  ];
+  return rows.map(([k, v]) => `${k.padEnd(12)} ${v}`).join('\n');
+}
+
+async function policiesShowCommand(ctx: CatalogContext, id: string): Promise<number> {
+  const policy = await ctx.client.get<Policy>(`/v1/policies/${enc(id)}`);
+  const names = ctx.json ? new Map<string, string>() : await hostNames(ctx);
+  ctx.out.result(policy, () => policyText(policy, names));
+  return EXIT.ok;
+}
+
+async function policiesRemoveCommand(ctx: CatalogContext, id: string): Promise<number> {
+  const res = await ctx.client.send<unknown>('DELETE', `/v1/policies/${enc(id)}?requestedBy=volback-cli`);
+  ctx.out.result(
+    res,
+    () => `removal of policy ${id} sent to the scheduler (not yet applied: see volback policies)`,
+  );
+  return EXIT.ok;
+}
+
+/** The `--keep-<n>` options: commander names them as the API's retention fields (`keepLast`). */
+const RETENTION_COUNTS = ['keepLast', 'keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly'];
+
+/** `--keep-*` flags as a retention object (only the given ones). */
+function retentionOf(o: Record<string, unknown>): Record<string, number | string> {
+  const retention: Record<string, number | string> = {};
+  for (const key of RETENTION_COUNTS) {
+    const raw = o[key] as string | undefined;
+    if (raw === undefined) continue;
+    if (!/^\d+$/.test(raw))
+      throw new UsageError(`--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: a whole number`);
+    retention[key] = Number(raw);
+  }
+  if (typeof o['keepWithin'] === 'string') retention['keepWithin'] = o['keepWithin'];
+  return retention;
+}
+
+async function policiesSetCommand(
+  ctx: CatalogContext,
+  id: string,
+  o: Record<string, unknown>,
+): Promise<number> {
+  let scope: object;
+  if (o['default']) scope = { kind: 'default' };
+  else if (typeof o['volume'] === 'string') {
+    const volume = await resolveVolume(ctx, o['volume'], o['host'] as string | undefined);
+    scope = { kind: 'volume', hostId: volume.hostId, volumeName: volume.volumeName };
+  } else throw new UsageError('--default or --volume <name> is required');
+  const res = await ctx.client.send<unknown>('PUT', `/v1/policies/${enc(id)}`, {
+    scope,
+    policy: {
+      enabled: !o['disabled'],
+      schedule: { cron: o['cron'], ...(o['timezone'] ? { timezone: o['timezone'] } : {}) },
+      retention: retentionOf(o),
+      ...(o['exclude'] ? { excludes: o['exclude'] } : {}),
+      ...(o['consistency'] ? { consistency: { mode: o['consistency'] } } : {}),
+    },
+    requestedBy: 'volback-cli',
+  });
+  ctx.out.result(
+    res,
+    () => `policy ${id} sent to the scheduler (not yet applied: see volback policies show ${id})`,
+  );
+  return EXIT.ok;
+}
+
+interface EventEnvelope {
+  id: string;
+  type: string;
+  time: string;
+  subject: string;
+  data: unknown;
+}
+
+/** `1h`, `30m`, `2d` or a time → the moment it names. */
+export function sinceOf(raw: string, now = new Date()): Date {
+  const rel = /^(\d+)([smhd])$/.exec(raw);
+  if (rel) {
+    const unit = { s: 1, m: 60, h: 3600, d: 86_400 }[rel[2] as 's' | 'm' | 'h' | 'd'];
+    return new Date(now.getTime() - Number(rel[1]) * unit * 1000);
+  }
+  const at = new Date(raw);
+  if (Number.isNaN(at.getTime()))
+    throw new UsageError(`--since: a duration (30m, 2h, 1d) or a time, got ${raw}`);
+  return at;
+}
+
+async function eventsCommand(
+  ctx: CatalogContext,
+  o: {
+    follow?: boolean;
+    host?: string;
+    volume?: string;
+    type?: string[];
+    work?: string;
+    since?: string;
+    limit?: string;
+  },
+): Promise<number> {
+  const filter = new URLSearchParams();
+  if (o.host) filter.set('host', o.host);
+  if (o.volume) filter.set('volume', o.volume);
+  if (o.type?.length) filter.set('type', o.type.join(','));
+  if (o.work) filter.set('work', o.work);
+  const print = (envelope: EventEnvelope) =>
+    process.stdout.write(
+      ctx.json
+        ? `${JSON.stringify(envelope)}\n`
+        : `${envelope.time}  ${envelope.type.replace(/^io\.volback\./, '')}  ${envelope.subject}\n`,
+    );
+  const history = async (since: Date, limit: number) => {
+    const query = new URLSearchParams(filter);
+    query.set('since', since.toISOString());
+    query.set('limit', String(limit));
+    return ctx.client.get<{ items: Array<{ event: EventEnvelope }>; matched: number; truncated: boolean }>(
+      `/v1/events?${query}`,
+    );
+  };
+  const limit = Number(o.limit ?? 100);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UsageError('--limit: 1 to 1000');
+  if (!o.follow) {
+    const page = await history(sinceOf(o.since ?? '24h'), limit);
+    for (const item of page.items) print(item.event);
+    if (page.truncated)
+      ctx.out.notice(
+        `showing the newest ${page.items.length} of ${page.matched} events since ${o.since ?? '24h'} ago; raise --limit (up to 1000) or narrow --since`,
+      );
+    return EXIT.ok;
+  }
+  return followEvents(ctx, filter, o.since ? sinceOf(o.since) : undefined, history, print);
+}
+
+/**
+ * `events --follow`: the live stream, reconnected when it drops (a catalog restart). On each
+ * (re)connection the stream opens first, then the history since the last event seen fills the
+ * gap; ids already printed are dropped, so nothing is lost or printed twice.
+ */
+async function followEvents(
+  ctx: CatalogContext,
+  filter: URLSearchParams,
+  since: Date | undefined,
+  history: (since: Date, limit: number) => Promise<{ items: Array<{ event: EventEnvelope }> }>,
+  print: (e: EventEnvelope) => void,
+): Promise<number> {
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  process.once('SIGTERM', () => controller.abort());
+  const seen = new Set<string>();
+  const seenOrder: string[] = [];
+  let lastTime = since;
+  const emit = (e: EventEnvelope) => {
+    if (seen.has(e.id)) return;
+    seen.add(e.id);
+    seenOrder.push(e.id);
+    if (seenOrder.length > 10_000) seen.delete(seenOrder.shift()!);
+    lastTime = new Date(e.time);
+    print(e);
+  };
+  let delay = 500;
+  let lost = false;
+  while (!controller.signal.aborted) {
+    let buffered: EventEnvelope[] | null = [];
+    try {
+      await ctx.client.stream(
+        `/v1/events/stream?${filter}`,
+        (event) => {
+          if (event.event === 'progress') return;
+          const envelope = JSON.parse(event.data) as EventEnvelope;
+          if (buffered) buffered.push(envelope);
+          else emit(envelope);
+        },
+        controller.signal,
+        async () => {
+          if (lost) ctx.out.notice('reconnected to the catalog');
+          lost = false;
+          delay = 500;
+          if (lastTime) {
+            // Events at the last second seen may be new too: ids already printed are dropped.
+            const page = await history(new Date(lastTime.getTime() - 1000), 1000);
+            for (const item of page.items) emit(item.event);
+          }
+          for (const e of buffered ?? []) emit(e);
+          buffered = null;
+        },
+      );
+    } catch (error) {
+      if (controller.signal.aborted) break;
+      // An answer that says no (a bad token, an unknown host) ends it; a lost connection does not.
+      if (error instanceof CatalogRequestError && error.status !== 0) throw error;
+    }
+    if (controller.signal.aborted) break;
+    if (!lost) ctx.out.notice('lost the catalog; reconnecting (Ctrl-C stops)');
+    lost = true;
+    lastTime ??= new Date();
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 5_000);
+  }
+  return EXIT.ok;
+}
+
+async function catalogRebuildCommand(ctx: CatalogContext): Promise<number> {
+  await ctx.client.send('POST', '/v1/admin/rebuild');
+  ctx.out.result({ status: 'accepted' }, () => 'the catalog is replaying the event log');
+  return EXIT.ok;
+}
+
+/** `10%` or `0.1` → 0.1. */
+function fractionOf(flag: string, raw: string): number {
+  const value = raw.endsWith('%') ? Number(raw.slice(0, -1)) / 100 : Number(raw);
+  if (!Number.isFinite(value) || value < 0 || value > 1)
+    throw new UsageError(`${flag}: a share between 0 and 1, or 0% to 100%, got ${raw}`);
+  return value;
+}
+
+function operationExit(op: Operation): number {
+  return op.status === 'Succeeded' ? EXIT.ok : EXIT.failed;
+}
+
+function operationText(op: Operation): string {
+  if (op.error) return `${op.operation} ${op.operationId} failed: ${op.error.reason} (${op.error.code})`;
+  const s = op.summary;
+  switch (op.operation) {
+    case 'forget':
+      return `forget ${op.operationId} done: ${String(s['forgotten'])} snapshots forgotten, ${String(s['kept'])} kept (run volback prune to free their data)`;
+    case 'prune':
+      return `prune ${op.operationId} done: ${String(s['packsDeleted'])} packs deleted, ${String(s['packsRepacked'])} repacked, ${bytes(Number(s['bytesFreed'] ?? 0))} freed`;
+    case 'check': {
+      const errors = (s['errors'] as string[] | undefined) ?? [];
+      return op.status === 'Succeeded'
+        ? `check ${op.operationId}: no errors (${String(s['packsChecked'])} packs, ${Math.round(Number(s['readDataFraction'] ?? 0) * 100)}% of data read)`
+        : `check ${op.operationId} found damage:\n${errors.map((e) => `  ${e}`).join('\n')}`;
     }
   }
+}
+
+async function runOperation(ctx: CatalogContext, path: string, body: unknown, what: string): Promise<number> {
+  const { operationId } = await ctx.client.send<{ operationId: string }>('POST', path, {
+    ...(body as object),
+    requestedBy: 'volback-cli',
+  });
+  const op = await waitForOperation(ctx, operationId, what);
+  ctx.out.result(op, () => operationText(op));
+  return operationExit(op);
+}
+
+async function forgetCommand(
+  ctx: CatalogContext,
+  volumeName: string,
+  o: Record<string, unknown>,
+): Promise<number> {
+  const retention = retentionOf(o);
+  if (Object.keys(retention).length === 0)
+    throw new UsageError('say what to keep: --keep-last, --keep-daily, … or --keep-within');
+  const volume = await resolveVolume(ctx, volumeName, o['host'] as string | undefined);
+  return runOperation(
+    ctx,
+    `/v1/hosts/${enc(volume.hostId)}/volumes/${enc(volume.volumeName)}/forget`,
+    { retention, dryRun: Boolean(o['dryRun']) },
+    `forgetting snapshots of ${volume.volumeName}`,
+  );
+}
+
+async function pruneCommand(ctx: CatalogContext, o: { maxUnused?: string }): Promise<number> {
+  return runOperation(
+    ctx,
+    '/v1/repository/prune',
+    { maxUnusedFraction: fractionOf('--max-unused', o.maxUnused ?? '5%') },
+    'pruning the repository',
+  );
+}
+
+async function checkCommand(
+  ctx: CatalogContext,
+  o: { readData?: boolean; readDataSubset?: string },
+): Promise<number> {
+  if (o.readData && o.readDataSubset)
+    throw new UsageError('give --read-data or --read-data-subset, not both');
+  const fraction = o.readData ? 1 : o.readDataSubset ? fractionOf('--read-data-subset', o.readDataSubset) : 0;
+  return runOperation(ctx, '/v1/repository/check', { readDataFraction: fraction }, 'checking the repository');
+}
+
+// --- registration -----------------------------------------------------------------------------
+
+/** Runs a command's function with its context; errors reach cli.ts in the CLI's words. */
+export type Runner = (command: Command, body: (ctx: CatalogContext) => Promise<number>) => Promise<void>;
+
+const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+
+function keepOptions(command: Command): Command {
+  return command
+    .option('--keep-last <n>', 'keep the n newest snapshots')
+    .option('--keep-hourly <n>', 'keep the newest snapshot of each of the last n hours')
+    .option('--keep-daily <n>', 'keep the newest snapshot of each of the last n days')
+    .option('--keep-weekly <n>', 'keep the newest snapshot of each of the last n weeks')
+    .option('--keep-monthly <n>', 'keep the newest snapshot of each of the last n months')
+    .option('--keep-yearly <n>', 'keep the newest snapshot of each of the last n years');
+}
+
+/** Adds every catalog command to `program`; `run` executes each with its context. */
+export function registerCatalogCommands(program: Command, run: Runner): void {
+  program
+    .command('status')
+    .description('hosts, volumes by protection, work in progress')
+    .action((_o, cmd: Command) => run(cmd, (ctx) => statusCommand(ctx)));
+
+  listOptions(program.command('hosts').description('Docker hosts, online or offline'), 'hosts').action(
+    (o, cmd: Command) => run(cmd, (ctx) => hostsCommand(ctx, o)),
+  );
+
+  listOptions(
+    program
+      .command('volumes')
+      .description('volumes and their protection')
+      .option('--host <host>', 'only this host (name or id)')
+      .option('--removed', 'removed volumes too'),
+    'volumes',
+  ).action((o, cmd: Command) => run(cmd, (ctx) => volumesCommand(ctx, o)));
+
+  listOptions(
+    program
+      .command('snapshots')
+      .description('snapshots of a volume, newest first')
+      .argument('<volume>', 'volume name')
+      .option('--host <host>', 'the host of the volume (name or id), when several have it'),
+    'snapshots',
+  ).action((volume: string, o, cmd: Command) => run(cmd, (ctx) => snapshotsCommand(ctx, volume, o)));
+
+  listOptions(
+    program
+      .command('ls')
+      .description('a directory of a snapshot')
+      .argument('<snapshot>', 'snapshot id or unique prefix')
+      .argument('[path]', 'path inside the volume', '/'),
+    'entries',
+  ).action((snapshot: string, path: string, o, cmd: Command) =>
+    run(cmd, (ctx) => lsCommand(ctx, snapshot, path, o)),
+  );
+
+  listOptions(
+    program
+      .command('find')
+      .description("files by name or glob across snapshots ('*.sql', 'app/**/conf*')")
+      .argument('<glob>', 'a pattern without / matches base names; with / the volume-relative path')
+      .option('--volume <volume>', 'only this volume')
+      .option('--host <host>', 'only this host (name or id)')
+      .option('--snapshots <n>', 'how many of the newest snapshots of each volume to search (default 10)'),
+    'matches',
+  ).action((glob: string, o, cmd: Command) => run(cmd, (ctx) => findCommand(ctx, glob, o)));
+
+  program
+    .command('backup')
+    .description('back up a volume now')
+    .argument('<volume>', 'volume name')
+    .option('--host <host>', 'the host of the volume (name or id), when several have it')
+    .option('-w, --wait', 'follow it to the end with progress')
+    .action((volume: string, o, cmd: Command) => run(cmd, (ctx) => backupCommand(ctx, volume, o)));
+
+  program
+    .command('restore')
+    .description('restore a snapshot into a volume, or into a directory here')
+    .argument('<snapshot>', 'snapshot id or unique prefix')
+    .option('--to-volume <name>', 'restore into this volume (new unless --existing)')
+    .option(
+      '--to-dir <dir>',
+      'restore into a new or empty directory on this machine (through the tar download)',
+    )
+    .option('--existing', 'restore into an existing volume, over its files (asks first; --yes to skip)')
+    .option('--stop-containers', 'with --existing: stop the containers using the volume meanwhile')
+    .option(
+      '--path <path>',
+      'restore only this path of the volume; it lands at its own place (as restic --include)',
+    )
+    .option(
+      '--target-dir <dir>',
+      'with --to-volume: put the restored path below this directory of the volume',
+    )
+    .option('-n, --dry-run', 'list what would be written, replaced and left alone; write nothing')
+    .option('--host <host>', "restore on this host (name or id); the snapshot's own by default")
+    .option('-y, --yes', 'do not ask before restoring into an existing volume')
+    .option('-w, --wait', 'follow it to the end with progress')
+    .action((snapshot: string, o: RestoreOptions, cmd: Command) =>
+      run(cmd, (ctx) => restoreCommand(ctx, snapshot, o)),
+    );
+
+  program
+    .command('dump')
+    .description('a snapshot sub-tree as a tar stream (> file.tar)')
+    .argument('<snapshot>', 'snapshot id or unique prefix')
+    .argument('[path]', 'path inside the volume', '/')
+    .action((snapshot: string, path: string, _o, cmd: Command) =>
+      run(cmd, (ctx) => dumpCommand(ctx, snapshot, path)),
+    );
+
+  const policies = program.command('policies').description('backup policies: list, show, set, remove');
+  listOptions(policies.command('list', { isDefault: true }).description('every policy'), 'policies').action(
+    (o, cmd: Command) => run(cmd, (ctx) => policiesListCommand(ctx, o)),
+  );
+  policies
+    .command('show')
+    .description('one policy')
+    .argument('<id>', 'policy id')
+    .action((id: string, _o, cmd: Command) => run(cmd, (ctx) => policiesShowCommand(ctx, id)));
+  policies
+    .command('remove')
+    .description('remove a policy (sent to the scheduler)')
+    .argument('<id>', 'policy id')
+    .action((id: string, _o, cmd: Command) => run(cmd, (ctx) => policiesRemoveCommand(ctx, id)));
+  keepOptions(
+    policies
+      .command('set')
+      .description('define or replace a policy (sent to the scheduler)')
+      .argument('<id>', 'policy id')
+      .option('--default', 'the default policy (volumes without their own)')
+      .option('--volume <volume>', 'the policy of one volume')
+      .option('--host <host>', 'the host of --volume (name or id)')
+      .requiredOption('--cron <cron>', "when to back up, e.g. '0 3 * * *'")
+      .option('--timezone <tz>', 'time zone of --cron (default UTC)'),
+  )
+    .option('--exclude <pattern>', 'leave out matching paths (repeatable)', collect)
+    .addOption(
+      new Option('--consistency <mode>', 'what to do with containers meanwhile').choices([
+        'none',
+        'stop',
+        'pause',
+      ]),
+    )
+    .option('--disabled', 'define it switched off')
+    .action((id: string, o: Record<string, unknown>, cmd: Command) =>
+      run(cmd, (ctx) => policiesSetCommand(ctx, id, o)),
+    );
+
+  program
+    .command('events')
+    .description('past events and, with --follow, the live ones')
+    .option('-f, --follow', 'keep following the live stream (reconnects; Ctrl-C stops)')
+    .option('--since <when>', 'from this long ago (30m, 2h, 1d) or this time (default 24h without --follow)')
+    .option('--limit <n>', 'without --follow: the newest n events (1 to 1000)', '100')
+    .option('--host <host>', 'only events of this host (name or id)')
+    .option('--volume <volume>', 'only events of this volume')
+    .option('--type <prefix>', 'only event types starting with this (repeatable)', collect)
+    .option('--work <id>', 'only events of this backup, restore or operation')
+    .action((o, cmd: Command) => run(cmd, (ctx) => eventsCommand(ctx, o)));
+
+  keepOptions(
+    program
+      .command('forget')
+      .description("forget a volume's snapshots by a retention (through the gateways)")
+      .argument('<volume>', 'volume name')
+      .option('--host <host>', 'the host of the volume (name or id), when several have it'),
+  )
+    .option('--keep-within <duration>', 'keep every snapshot of this long back (1y2m3d4h)')
+    .option('-n, --dry-run', 'say what would be forgotten, forget nothing')
+    .action((volume: string, o: Record<string, unknown>, cmd: Command) =>
+      run(cmd, (ctx) => forgetCommand(ctx, volume, o)),
+    );
+
+  program
+    .command('prune')
+    .description('remove data no snapshot uses (through the gateways)')
+    .option('--max-unused <share>', 'unused space to tolerate in packs (5%)')
+    .action((o, cmd: Command) => run(cmd, (ctx) => pruneCommand(ctx, o)));
+
+  program
+    .command('check')
+    .description('check the repository (through the gateways)')
+    .option('--read-data', 'read back and verify all data')
+    .option('--read-data-subset <share>', 'read back this share of the data (10% or 0.1)')
+    .action((o, cmd: Command) => run(cmd, (ctx) => checkCommand(ctx, o)));
+
+  const catalog = program.command('catalog').description("the catalog's own maintenance");
+  catalog
+    .command('rebuild')
+    .description("empty the catalog's read model and replay the event log")
+    .action((_o, cmd: Command) => run(cmd, (ctx) => catalogRebuildCommand(ctx)));
+}
+
+/** Maps a failure of a catalog command to its exit code and message, in the CLI's words. */
+export function catalogFailure(error: unknown): { code: number; error: Error & { code?: string } } {
+  if (error instanceof CatalogRequestError) {
+    const told = withCliNames(error);
+    return { code: exitCodeOf(error), error: told };
+  }
+  return { code: EXIT.error, error: error as Error & { code?: string } };
 }

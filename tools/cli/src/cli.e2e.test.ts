@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -132,5 +132,162 @@ describe('npx volback repo …', () => {
 
     const unknown = await volback(['repo', 'frobnicate', '--repo', repo]);
     expect(unknown.code).toBe(2);
+  });
+});
+
+describe('npx volback: help, suggestions, completion, and telling why the catalog does not answer', () => {
+  it('prints one command’s help, suggests the command or flag meant, and exits 2 on a typo', async () => {
+    const help = await volback(['backup', '--help']);
+    expect(help.code).toBe(0);
+    const text = help.stdout.toString();
+    expect(text).toMatch(/^Usage: volback backup \[options\] <volume>/);
+    expect(text).toContain('--wait');
+    expect(text).not.toContain('--to-volume');
+
+    const verb = await volback(['bakup', 'appdata']);
+    expect(verb.code).toBe(2);
+    expect(verb.stderr).toContain("unknown command 'bakup'");
+    expect(verb.stderr).toContain('(Did you mean backup?)');
+    expect(verb.stderr).not.toContain('repo <command>');
+
+    const flag = await volback(['restore', 'abcd', '--to-volume', 'x', '--stop-container']);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toContain('(Did you mean --stop-containers?)');
+    expect(flag.stderr).toContain('volback restore --help');
+
+    const repoVerb = await volback(['repo', 'snapshot', '--repo', scratch()]);
+    expect(repoVerb.code).toBe(2);
+    expect(repoVerb.stderr).toContain('(Did you mean snapshots?)');
+  });
+
+  it('writes completion scripts that bash loads and that complete commands, subcommands and flags', async () => {
+    const script = await volback(['completion', 'bash']);
+    expect(script.code).toBe(0);
+    const dir = scratch();
+    writeFileSync(join(dir, 'volback.bash'), script.stdout);
+    const complete = (words: string[]) =>
+      new Promise<string>((resolve, reject) => {
+        const child = spawn(
+          'bash',
+          [
+            '-c',
+            `source <("${process.execPath}" "${main}" completion bash) && COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}) && COMP_CWORD=${words.length - 1} && _volback && echo "\${COMPREPLY[*]}"`,
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        child.on('close', (code) =>
+          code === 0 && !err ? resolve(out.trim()) : reject(new Error(`${code} ${err}`)),
+        );
+      });
+    expect(await complete(['volback', 'ba'])).toBe('backup');
+    expect((await complete(['volback', 'po'])).split(' ')).toEqual(['policies']);
+    expect((await complete(['volback', 'policies', ''])).split(' ')).toEqual(
+      expect.arrayContaining(['list', 'show', 'set', 'remove']),
+    );
+    expect((await complete(['volback', 'restore', 'abcd', '--to'])).split(' ').sort()).toEqual([
+      '--to-dir',
+      '--to-volume',
+      '--token',
+    ]);
+    expect(await complete(['volback', 'repo', 'ini'])).toBe('init');
+    expect((await complete(['volback', 'completion', ''])).split(' ')).toContain('--help');
+
+    const zsh = await volback(['completion', 'zsh']);
+    expect(zsh.stdout.toString()).toMatch(/^#compdef volback/);
+    const fish = await volback(['completion', 'fish']);
+    expect(fish.stdout.toString()).toContain("complete -c volback -n '__fish_use_subcommand' -a backup");
+    expect((await volback(['completion', 'tcsh'])).code).toBe(2);
+  });
+
+  // zsh and fish are not part of the machine's set-up (bash is): these run where they are installed.
+  const hasShell = (shell: string) => spawnSync('sh', ['-c', `command -v ${shell}`]).status === 0;
+
+  it.runIf(hasShell('zsh'))('writes a zsh script that zsh loads and that completes subcommands', async () => {
+    const dir = scratch();
+    writeFileSync(join(dir, 'volback.zsh'), (await volback(['completion', 'zsh'])).stdout);
+    // compadd only works inside a completion widget: here it prints what it was given.
+    const run = spawnSync(
+      'zsh',
+      [
+        '-c',
+        `compdef() { :; }; source ${join(dir, 'volback.zsh')}; compadd() { [[ $1 == -- ]] && shift; print -r -- "$@"; }; words=(volback repo ''); CURRENT=3; _volback`,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(run.stderr).toBe('');
+    expect(run.stdout.split(' ')).toEqual(expect.arrayContaining(['init', 'backup', 'unlock', '--repo']));
+  });
+
+  it.runIf(hasShell('fish'))(
+    'writes a fish script that fish loads and that completes commands and flags',
+    async () => {
+      const dir = scratch();
+      writeFileSync(join(dir, 'volback.fish'), (await volback(['completion', 'fish'])).stdout);
+      const run = spawnSync(
+        'fish',
+        [
+          '-c',
+          `source ${join(dir, 'volback.fish')}; complete -C 'volback ba'; complete -C 'volback restore x --to-'; complete -C 'volback repo ini'`,
+        ],
+        { encoding: 'utf8' },
+      );
+      expect(run.stderr).toBe('');
+      const words = run.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split('\t')[0]);
+      expect(words).toEqual(['backup', '--to-dir', '--to-volume', 'init']);
+    },
+  );
+
+  it('tells "nothing listens (starting?)" apart from "no answer in time" and from "refused by the server"', async () => {
+    const { createServer } = await import('node:net');
+    const { createServer: createHttpServer } = await import('node:http');
+    const listen = (server: {
+      listen: (port: number, host: string, cb: () => void) => void;
+      address: () => unknown;
+    }) =>
+      new Promise<number>((resolve) =>
+        server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)),
+      );
+
+    // A port nobody listens on (a server that was just closed): connection refused.
+    const closed = createServer();
+    const freePort = await listen(closed);
+    await new Promise((resolve) => closed.close(resolve));
+    const refused = await volback(['status', '--catalog', `http://127.0.0.1:${freePort}`]);
+    expect(refused.code).toBe(7);
+    expect(refused.stderr).toContain('is not answering (connection refused)');
+    expect(refused.stderr).toContain('still starting');
+
+    // Accepts the connection and never answers.
+    const silent = createServer(() => undefined);
+    const silentPort = await listen(silent);
+    try {
+      const late = await volback(['status', '--catalog', `http://127.0.0.1:${silentPort}`, '--timeout', '1']);
+      expect(late.code).toBe(7);
+      expect(late.stderr).toContain('did not answer within 1 s');
+    } finally {
+      silent.close();
+    }
+
+    // Answers, and says no.
+    const strict = createHttpServer((_req, res) => {
+      res.writeHead(401, { 'content-type': 'text/plain' });
+      res.end('no');
+    });
+    const strictPort = await listen(strict);
+    try {
+      const no = await volback(['status', '--catalog', `http://127.0.0.1:${strictPort}`, '--json']);
+      expect(no.code).toBe(6);
+      expect(no.stderr).toContain('refused the request: 401');
+      expect(json<{ error: { code: string } }>(no).error.code).toBe('HTTP_401');
+    } finally {
+      strict.close();
+    }
   });
 });

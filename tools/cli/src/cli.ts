@@ -1,109 +1,145 @@
-// `volback`: the command line. The standalone repository mode (`volback repo …`) opens a
-// repository itself; every other command talks to the catalog over HTTP (catalog-commands.ts).
-import { parseArgs } from 'node:util';
+// `volback`: the command line, on commander (per-command help, "did you mean" suggestions, shell
+// completion). The standalone repository mode (`volback repo …`) opens a repository itself;
+// every other command talks to the catalog over HTTP (catalog-commands.ts).
+import { Argument, Command, CommanderError } from 'commander';
 import { RepositoryError, RepositoryErrorCode } from '@volback/repository';
-import { CATALOG_COMMANDS, CATALOG_USAGE, runCatalogCommand } from './catalog-commands.ts';
-import { createOutput } from './output.ts';
-import { runRepoCommand, type RepoFlags } from './repo-commands.ts';
+import { catalogContext, catalogFailure, EXIT, registerCatalogCommands } from './catalog-commands.ts';
+import { completionScript, SHELLS, type Shell } from './completion.ts';
+import { createOutput, quietOnClosedStdout } from './output.ts';
+import { registerRepoCommands, repoFlagsOf } from './repo-commands.ts';
 import { UsageError } from './usage-error.ts';
 
-const USAGE = `usage: volback repo <command> --repo <path|s3:http://host:port/bucket[/prefix]> [options]
-
-commands:
-  init                                   create a repository (restic format v2)
-  backup <dir> [--tag t] [--host h] [--parent id]
-  snapshots                              list snapshots
-  ls <snapshot> [path]                   list files of a snapshot
-  restore <snapshot> --target <dir> [--path p]
-  dump <snapshot> [path] > file.tar      a snapshot sub-tree as a tar stream
-  check [--read-data | --read-data-subset 10%]
-  forget [--keep-last n] [--keep-hourly n] [--keep-daily n] [--keep-weekly n] [--keep-monthly n]
-         [--keep-yearly n] [--keep-within 1y2m3d4h] [--keep-within-hourly|-daily|-weekly|-monthly|-yearly 1y2m3d4h]
-         [--keep-tag t] [--host h] [--tag t] [--path p]
-         [--dry-run] [--prune]
-  prune [--max-unused 5%] [--dry-run]
-  key list | key add --new-password-file f | key remove <id>
-  unlock                                 remove stale locks
-
-password: VOLBACK_PASSWORD (or RESTIC_PASSWORD), or --password-file <file>
-S3 credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
---json prints machine-readable results. Exit codes: 0 ok, 1 error, 2 usage, 3 partial backup,
-10 no repository, 11 locked, 12 wrong password.`;
-
-/** Exit codes by error code (restic's numbers where restic has one). */
-const EXIT_CODES: Partial<Record<string, number>> = {
+/** Exit codes of the `repo` mode by error code (restic's numbers where restic has one). */
+const REPO_EXIT_CODES: Partial<Record<string, number>> = {
   [RepositoryErrorCode.NotARepository]: 10,
   [RepositoryErrorCode.Locked]: 11,
   [RepositoryErrorCode.WrongPassword]: 12,
 };
 
-async function main(argv: string[]): Promise<number> {
-  const mode = argv.find((a) => a === 'repo' || CATALOG_COMMANDS.has(a));
-  if (mode && mode !== 'repo') return runCatalogCommand(argv);
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        repo: { type: 'string', short: 'r' },
-        'password-file': { type: 'string', short: 'p' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-        tag: { type: 'string', multiple: true },
-        host: { type: 'string', multiple: true },
-        path: { type: 'string', multiple: true },
-        parent: { type: 'string' },
-        target: { type: 'string', short: 't' },
-        'read-data': { type: 'boolean' },
-        'read-data-subset': { type: 'string' },
-        'dry-run': { type: 'boolean', short: 'n' },
-        prune: { type: 'boolean' },
-        'keep-last': { type: 'string' },
-        'keep-hourly': { type: 'string' },
-        'keep-daily': { type: 'string' },
-        'keep-weekly': { type: 'string' },
-        'keep-monthly': { type: 'string' },
-        'keep-yearly': { type: 'string' },
-        'keep-within': { type: 'string' },
-        'keep-within-hourly': { type: 'string' },
-        'keep-within-daily': { type: 'string' },
-        'keep-within-weekly': { type: 'string' },
-        'keep-within-monthly': { type: 'string' },
-        'keep-within-yearly': { type: 'string' },
-        'keep-tag': { type: 'string', multiple: true },
-        'max-unused': { type: 'string' },
-        'new-password-file': { type: 'string' },
-      },
-    });
-  } catch (error) {
-    process.stderr.write(`volback: ${(error as Error).message}\n\n${USAGE}\n`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help || positionals.length === 0) {
-    process.stdout.write(`${CATALOG_USAGE}\n\n${USAGE}\n`);
-    return values.help ? 0 : 2;
-  }
-  const [group, command, ...rest] = positionals;
-  const out = createOutput(Boolean(values.json));
-  try {
-    if (group !== 'repo' || !command) throw new UsageError(`unknown command: ${positionals.join(' ')}`);
-    return await runRepoCommand(command, rest, values as RepoFlags, out);
-  } catch (error) {
-    const err = error as Error & { code?: string };
-    if (error instanceof UsageError) {
-      process.stderr.write(`volback: ${err.message}\n\n${USAGE}\n`);
-      return 2;
+const EPILOG = `
+Environment: VOLBACK_CATALOG_URL (default http://127.0.0.1:8080), VOLBACK_TOKEN; for repo:
+VOLBACK_REPOSITORY, VOLBACK_PASSWORD (or RESTIC_PASSWORD), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
+Exit codes: 0 ok, 1 error, 2 usage, 3 partial, 4 backup/restore/maintenance failed, 5 not found,
+6 not allowed (token), 7 catalog not answering, 8 conflict; repo: 10 no repository, 11 locked,
+12 wrong password.
+Shell completion: source <(volback completion bash)  (zsh alike; fish: volback completion fish | source)`;
+
+/**
+ * Writes an error: a line on stderr (the catalog commands add the error code, as they always
+ * did; the repo mode prints restic-like messages alone), and a JSON document with --json.
+ */
+function report(error: Error & { code?: string }, json: boolean, withCode: boolean): void {
+  if (json)
+    process.stdout.write(
+      `${JSON.stringify({ error: { code: error.code ?? 'VOLBACK_ERROR', message: error.message } })}\n`,
+    );
+  process.stderr.write(`volback: ${error.message}${withCode && error.code ? ` (${error.code})` : ''}\n`);
+}
+
+/** A command's name as typed (`volback policies set`), for messages. */
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+/** The `volback` program: every command, its options and help. `setExit` receives the exit code. */
+export function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command('volback')
+    .description(
+      'backs up and restores Docker volumes: commands over the catalog API, and a standalone repo mode',
+    )
+    .option('--catalog <url>', 'the catalog API (VOLBACK_CATALOG_URL, default http://127.0.0.1:8080)')
+    .option('--token <token>', 'API token (VOLBACK_TOKEN)')
+    .option('--json', 'machine-readable output (progress as JSON lines on stderr)')
+    .option('--timeout <seconds>', 'longest wait for the catalog to answer (30)')
+    .addHelpText('after', EPILOG)
+    .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
+    .showSuggestionAfterError(true)
+    .showHelpAfterError('(see volback --help)')
+    .exitOverride();
+
+  const usageError = (command: Command, error: UsageError) => {
+    process.stderr.write(`${commandPath(command)}: ${error.message}\n(see ${commandPath(command)} --help)\n`);
+    setExit(EXIT.usage);
+  };
+
+  registerCatalogCommands(program, async (command, body) => {
+    const json = Boolean(command.optsWithGlobals<{ json?: boolean }>().json);
+    try {
+      setExit(await body(catalogContext(command)));
+    } catch (error) {
+      if (error instanceof UsageError) return usageError(command, error);
+      const failure = catalogFailure(error);
+      report(failure.error, json, true);
+      setExit(failure.code);
     }
-    if (values.json)
-      process.stdout.write(
-        `${JSON.stringify({ error: { code: err.code ?? 'VOLBACK_ERROR', message: err.message } })}\n`,
-      );
-    process.stderr.write(`volback: ${err.message}\n`);
-    if (error instanceof RepositoryError || err.code) return EXIT_CODES[err.code ?? ''] ?? 1;
-    return 1;
+  });
+
+  registerRepoCommands(
+    program,
+    async (command, body) => {
+      const flags = repoFlagsOf(command);
+      try {
+        setExit(await body(flags));
+      } catch (error) {
+        if (error instanceof UsageError) return usageError(command, error);
+        const err = error as Error & { code?: string };
+        report(err, Boolean(flags.json), false);
+        setExit(
+          error instanceof RepositoryError || err.code
+            ? (REPO_EXIT_CODES[err.code ?? ''] ?? EXIT.error)
+            : EXIT.error,
+        );
+      }
+    },
+    (json) => createOutput(json),
+  );
+
+  program
+    .command('completion')
+    .description('print a shell completion script')
+    .addArgument(new Argument('<shell>', 'bash, zsh or fish').choices([...SHELLS]))
+    .addHelpText(
+      'after',
+      '\nbash: source <(volback completion bash)    (or into ~/.bashrc)\nzsh:  source <(volback completion zsh)\nfish: volback completion fish | source      (or > ~/.config/fish/completions/volback.fish)',
+    )
+    .action((shell: Shell) => {
+      process.stdout.write(completionScript(program, shell));
+      setExit(EXIT.ok);
+    });
+
+  // Every command inherits the program's error handling: exit codes instead of process.exit.
+  const configure = (command: Command) => {
+    command
+      .exitOverride()
+      .showSuggestionAfterError(true)
+      .showHelpAfterError(`(see ${commandPath(command)} --help)`);
+    for (const sub of command.commands) configure(sub);
+  };
+  for (const sub of program.commands) configure(sub);
+  return program;
+}
+
+/** Runs the command line; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  quietOnClosedStdout();
+  let code = EXIT.ok as number;
+  const program = buildProgram((c) => (code = c));
+  if (argv.length === 0) {
+    process.stdout.write(program.helpInformation());
+    return EXIT.usage;
   }
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version exit 0; every parse error is a usage error.
+      return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    throw error;
+  }
+  return code;
 }
 
 process.exitCode = await main(process.argv.slice(2));

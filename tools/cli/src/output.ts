@@ -7,8 +7,22 @@ export interface Output {
   progress(line: string): void;
   /** A warning on stderr. */
   warn(message: string): void;
+  /** A note on stderr that is not a warning (a list was cut, a stream reconnected). */
+  notice(message: string): void;
 }
 
+/**
+ * Ends the process quietly (exit 0) when stdout's reader goes away (`volback … | head -1`): a
+ * closed pipe is the reader's choice, not an error to print a stack trace for.
+ */
+export function quietOnClosedStdout(stdout: NodeJS.WriteStream = process.stdout): void {
+  stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED') process.exit(0);
+    throw error;
+  });
+}
+
+/** Writes results to stdout, progress and warnings to stderr. */
 export function createOutput(json: boolean, stdout = process.stdout, stderr = process.stderr): Output {
   const tty = Boolean(stderr.isTTY) && !json;
   let last = 0;
@@ -37,6 +51,13 @@ export function createOutput(json: boolean, stdout = process.stdout, stderr = pr
         shown = false;
       }
       stderr.write(`warning: ${message}\n`);
+    },
+    notice(message) {
+      if (shown) {
+        stderr.write('\r\x1b[K');
+        shown = false;
+      }
+      stderr.write(`volback: ${message}\n`);
     },
   };
 }

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
 import { pipeline } from 'node:stream/promises';
 import {
   backup,
@@ -338,4 +339,122 @@ export async function runRepoCommand(
     await repo?.close(); // stops the worker threads
     await backend.close();
   }
+}
+
+/** commander's camelCase option names as the `RepoFlags` keys (`passwordFile` → `password-file`). */
+function repoFlags(options: Record<string, unknown>): RepoFlags {
+  return Object.fromEntries(
+    Object.entries(options).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`), v]),
+  ) as RepoFlags;
+}
+
+/** Runs a `repo` command: its positionals, its flags (with the parents'), and returns the exit code. */
+export type RepoRunner = (command: Command, body: (flags: RepoFlags) => Promise<number>) => Promise<void>;
+
+const many = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+
+/** Adds `volback repo …` (the standalone repository mode) to `program`. */
+export function registerRepoCommands(
+  program: Command,
+  run: RepoRunner,
+  out: (json: boolean) => Output,
+): void {
+  const repo = program
+    .command('repo')
+    .description('standalone repository mode: a restic-format repository on a path or S3, no stack')
+    .option(
+      '-r, --repo <location>',
+      'repository: a path or s3:http://host:port/bucket[/prefix] (VOLBACK_REPOSITORY)',
+    )
+    .option('-p, --password-file <file>', 'read the password from this file (else VOLBACK_PASSWORD)')
+    .addHelpText(
+      'after',
+      '\npassword: VOLBACK_PASSWORD (or RESTIC_PASSWORD), or --password-file <file>\nS3 credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY\nexit codes: 0 ok, 1 error, 2 usage, 3 partial backup, 10 no repository, 11 locked, 12 wrong password',
+    );
+  const action =
+    (name: string) =>
+    (...args: unknown[]) => {
+      const cmd = args.at(-1) as Command;
+      const positionals = args
+        .slice(0, -2)
+        .flat()
+        .filter((a): a is string => typeof a === 'string');
+      return run(cmd, (flags) => runRepoCommand(name, positionals, flags, out(Boolean(flags.json))));
+    };
+  repo.command('init').description('create a repository (restic format v2)').action(action('init'));
+  repo
+    .command('backup')
+    .description('back up a directory')
+    .argument('<dir>', 'the directory')
+    .option('--tag <tag>', 'tag the snapshot (repeatable)', many)
+    .option('--host <host>', 'host name to record (repeatable)', many)
+    .option('--parent <id>', 'compare with this snapshot instead of the latest')
+    .action(action('backup'));
+  repo.command('snapshots').description('list snapshots').action(action('snapshots'));
+  repo
+    .command('ls')
+    .description('list files of a snapshot')
+    .argument('<snapshot>', 'snapshot id, prefix or latest')
+    .argument('[path]', 'path inside it')
+    .action(action('ls'));
+  repo
+    .command('restore')
+    .description('restore a snapshot into a directory')
+    .argument('<snapshot>', 'snapshot id, prefix or latest')
+    .option('-t, --target <dir>', 'the directory to restore into')
+    .option('--path <path>', 'restore only this path (repeatable)', many)
+    .action(action('restore'));
+  repo
+    .command('dump')
+    .description('a snapshot sub-tree as a tar stream (> file.tar)')
+    .argument('<snapshot>', 'snapshot id, prefix or latest')
+    .argument('[path]', 'path inside it')
+    .action(action('dump'));
+  repo
+    .command('check')
+    .description('check the repository')
+    .option('--read-data', 'read back and verify all data')
+    .option('--read-data-subset <share>', 'read back this share of the data (10% or 0.1)')
+    .action(action('check'));
+  repo
+    .command('forget')
+    .description('remove snapshots by a retention policy')
+    .option('--keep-last <n>', 'keep the n newest snapshots')
+    .option('--keep-hourly <n>', 'keep one per hour for n hours')
+    .option('--keep-daily <n>', 'keep one per day for n days')
+    .option('--keep-weekly <n>', 'keep one per week for n weeks')
+    .option('--keep-monthly <n>', 'keep one per month for n months')
+    .option('--keep-yearly <n>', 'keep one per year for n years')
+    .option('--keep-within <duration>', 'keep every snapshot this far back (1y2m3d4h)')
+    .option('--keep-within-hourly <duration>', 'keep hourly snapshots this far back')
+    .option('--keep-within-daily <duration>', 'keep daily snapshots this far back')
+    .option('--keep-within-weekly <duration>', 'keep weekly snapshots this far back')
+    .option('--keep-within-monthly <duration>', 'keep monthly snapshots this far back')
+    .option('--keep-within-yearly <duration>', 'keep yearly snapshots this far back')
+    .option('--keep-tag <tag>', 'keep snapshots with this tag (repeatable)', many)
+    .option('--host <host>', 'only snapshots of this host (repeatable)', many)
+    .option('--tag <tag>', 'only snapshots with this tag (repeatable)', many)
+    .option('--path <path>', 'only snapshots of this path (repeatable)', many)
+    .option('-n, --dry-run', 'say what would be removed, remove nothing')
+    .option('--prune', 'prune afterwards')
+    .action(action('forget'));
+  repo
+    .command('prune')
+    .description('remove unreferenced data')
+    .option('--max-unused <share>', 'unused space to tolerate in packs (5%)')
+    .option('-n, --dry-run', 'say what would be removed, remove nothing')
+    .action(action('prune'));
+  repo
+    .command('key')
+    .description('keys: list | add --new-password-file f | remove <id>')
+    .argument('<action>', 'list, add or remove')
+    .argument('[id]', 'the key id (remove)')
+    .option('--new-password-file <file>', 'the new key password (add)')
+    .action(action('key'));
+  repo.command('unlock').description('remove stale locks').action(action('unlock'));
+}
+
+/** The flags of a `repo` command with its parents' (`--repo`, `--password-file`, `--json`). */
+export function repoFlagsOf(command: Command): RepoFlags {
+  return repoFlags(command.optsWithGlobals());
 }

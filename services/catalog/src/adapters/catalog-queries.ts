@@ -136,6 +136,7 @@ export interface SnapshotFilter {
 export interface OperationFilter {
   repositoryId?: string | undefined;
   operation?: 'forget' | 'prune' | 'check' | undefined;
+  operationId?: string | undefined;
 }
 
 /** Reads of the read model, as the API answers them. `now` decides online/offline. */
@@ -193,6 +194,35 @@ export class CatalogQueries {
       page,
     });
     return { items: rows.map((r) => this.#host(r)), nextCursor };
+  }
+
+  /**
+   * The id of the host that `ref` names: a host id, else a host name (as `volback hosts` shows
+   * it). Unknown: 404; a name several hosts carry: 409 naming their ids.
+   */
+  resolveHost(ref: string): string {
+    const byId = this.#db.prepare('SELECT host_id FROM hosts WHERE host_id = :h').get({ h: ref }) as
+      Row | undefined;
+    if (byId) return String(byId['host_id']);
+    const byName = this.#db
+      .prepare('SELECT host_id FROM hosts WHERE name = :n ORDER BY host_id')
+      .all({ n: ref }) as Row[];
+    if (byName.length === 1) return String(byName[0]!['host_id']);
+    if (byName.length > 1) {
+      throw new ConflictError(
+        CatalogErrorCode.AmbiguousHost,
+        `several hosts are named ${JSON.stringify(ref)} (${byName.map((r) => String(r['host_id'])).join(', ')}): give the host id`,
+      );
+    }
+    throw new NotFoundError(
+      CatalogErrorCode.HostNotFound,
+      `no host with the id or name ${JSON.stringify(ref)}`,
+    );
+  }
+
+  /** {@link resolveHost} for an optional filter. */
+  resolveHostFilter(ref: string | undefined): string | undefined {
+    return ref === undefined ? undefined : this.resolveHost(ref);
   }
 
   getHost(hostId: string): HostView {
@@ -651,11 +681,23 @@ export class CatalogQueries {
 
   // Repository maintenance
 
+  getOperation(operationId: string): RepositoryOperationView {
+    const found = this.listOperations({ operationId }, { limit: 1 }).items[0];
+    if (!found) {
+      throw new NotFoundError(
+        CatalogErrorCode.OperationNotFound,
+        `no repository operation ${JSON.stringify(operationId)}`,
+      );
+    }
+    return found;
+  }
+
   listOperations(filter: OperationFilter, page: PageRequest): Page<RepositoryOperationView> {
     const where: string[] = [];
     const params: Params = {};
     whereEqual(where, params, 'repository_id', 'r', filter.repositoryId);
     whereEqual(where, params, 'operation', 'o', filter.operation);
+    whereEqual(where, params, 'operation_id', 'id', filter.operationId);
     const { rows, nextCursor } = paginate(this.#database, {
       list: 'operations',
       from: 'repository_operations',

@@ -3,10 +3,14 @@ import {
   BackupFailed,
   BackupRequested,
   BackupVolume,
+  CheckRepository,
   createCommand,
   createEvent,
   DefinePolicy,
+  ForgetSnapshots,
+  PruneRepository,
   RemovePolicy,
+  RepositoryMaintenanceRequested,
   RestoreFailed,
   RestoreRequested,
   RestoreSnapshot,
@@ -23,6 +27,19 @@ export interface BackupSettings {
   consistency?: PolicySpec['consistency'];
   excludes?: string[];
 }
+
+/** A forget, prune or check asked for through the API. */
+export type MaintenanceRequest = { repositoryId: string; requestedBy: string; now: Date } & (
+  | {
+      operation: 'forget';
+      hostId: string;
+      volumeName: string;
+      retention: z.input<typeof ForgetSnapshots.schema>['retention'];
+      dryRun: boolean;
+    }
+  | { operation: 'prune'; maxUnusedFraction: number }
+  | { operation: 'check'; readDataFraction: number }
+);
 
 type RestoreTarget = z.input<typeof RestoreSnapshot.schema>['target'];
 
@@ -194,5 +211,48 @@ export class CommandSender {
     const message = createCommand(RemovePolicy, data, { source: this.#source });
     await this.#publish(message);
     return { commandId: message.envelope.id };
+  }
+
+  /**
+   * Forget, prune or check on request: `RepositoryMaintenanceRequested` opens the operation's
+   * record, then the gateways' command (same `operationId`), whose outcome event closes it.
+   */
+  async maintenance(request: MaintenanceRequest): Promise<{ operationId: string }> {
+    const operationId = `${request.operation}-${randomUUID()}`;
+    const common = { source: this.#source, correlationid: operationId };
+    const key = { operationId, repositoryId: request.repositoryId };
+    await this.#publish(
+      createEvent(
+        RepositoryMaintenanceRequested,
+        {
+          ...key,
+          operation: request.operation,
+          ...(request.operation === 'forget'
+            ? { hostId: request.hostId, volumeName: request.volumeName }
+            : {}),
+          requestedBy: request.requestedBy,
+          requestedAt: request.now.toISOString(),
+        },
+        common,
+      ),
+    );
+    const command =
+      request.operation === 'forget'
+        ? createCommand(
+            ForgetSnapshots,
+            {
+              ...key,
+              hostId: request.hostId,
+              volumeName: request.volumeName,
+              retention: request.retention,
+              dryRun: request.dryRun,
+            },
+            common,
+          )
+        : request.operation === 'prune'
+          ? createCommand(PruneRepository, { ...key, maxUnusedFraction: request.maxUnusedFraction }, common)
+          : createCommand(CheckRepository, { ...key, readDataFraction: request.readDataFraction }, common);
+    await this.#publish(command);
+    return { operationId };
   }
 }

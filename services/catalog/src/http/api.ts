@@ -5,6 +5,7 @@ import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fast
 import type { Logger } from '@volback/observability';
 import type { CatalogQueries } from '../adapters/catalog-queries.ts';
 import type { CommandSender } from '../adapters/command-sender.ts';
+import type { EventHistory } from '../adapters/event-history.ts';
 import type { LiveEvents } from '../adapters/live-events.ts';
 import type { SnapshotReader } from '../adapters/snapshot-reader.ts';
 import { installAuth, type Tokens } from './auth.ts';
@@ -20,6 +21,7 @@ export interface ApiOptions {
   commands: CommandSender;
   reader: SnapshotReader;
   live: LiveEvents;
+  history: EventHistory;
   tokens: Tokens;
   logger?: Logger;
   now?: () => Date;
@@ -84,6 +86,6 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     now,
     rebuild: options.rebuild,
   });
-  registerLiveRoutes(app, options.live);
+  registerLiveRoutes(app, { live: options.live, history: options.history, queries: options.queries });
   return app;
 }

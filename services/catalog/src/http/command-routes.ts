@@ -1,12 +1,12 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import {
-  hostId,
   issuesText,
   policyDefinitionIssues,
   policyRemovalIssues,
   policyScope,
   policySpec,
+  retention,
   volumeName,
   workId,
   type PolicyIssue,
@@ -24,7 +24,7 @@ import {
   NotFoundError,
   type FieldIssue,
 } from '../errors.ts';
-import { requestedBy, snapshotRef, volumeParams } from './params.ts';
+import { hostRef, requestedBy, snapshotRef, volumeParams } from './params.ts';
 
 const write = { access: 'write' as const };
 
@@ -39,7 +39,7 @@ function requestIssues(issues: readonly PolicyIssue[]): FieldIssue[] {
   }));
 }
 
-/** Routes that issue commands: back up now, restore, define and remove policies, rebuild. */
+/** Routes that issue commands: back up now, restore, define and remove policies, forget/prune/check, rebuild. */
 export function registerCommandRoutes(
   fastify: FastifyInstance,
   deps: {
@@ -76,7 +76,8 @@ export function registerCommandRoutes(
       },
     },
     async (req, reply) => {
-      const { hostId: host, volumeName: name } = req.params;
+      const host = queries.resolveHost(req.params.hostId);
+      const name = req.params.volumeName;
       queries.requireLiveVolume(host, name);
       const policy = queries.effectivePolicy(host, name)?.policy as
         { repositoryId?: string; consistency?: never; excludes?: string[] } | undefined;
@@ -117,7 +118,9 @@ export function registerCommandRoutes(
               stopContainers: z.boolean().default(false),
             }),
           ]),
-          hostId: hostId.optional().describe("where to restore; the snapshot's own host when absent"),
+          hostId: hostRef
+            .optional()
+            .describe("where to restore (id or name); the snapshot's own host when absent"),
           path: z
             .string()
             .max(4096)
@@ -145,7 +148,7 @@ export function registerCommandRoutes(
     },
     async (req, reply) => {
       const snapshot = queries.getSnapshot(req.body.snapshotId);
-      const host = req.body.hostId ?? snapshot.hostId;
+      const host = req.body.hostId === undefined ? snapshot.hostId : queries.resolveHost(req.body.hostId);
       queries.getHost(host);
       const inVolume = (field: 'path' | 'targetPath'): string | undefined => {
         const given = req.body[field];
@@ -261,6 +264,8 @@ export function registerCommandRoutes(
     },
   );
 
+  registerMaintenanceRoutes(fastify, deps);
+
   if (deps.rebuild) {
     const rebuild = deps.rebuild;
     app.post(
@@ -279,4 +284,118 @@ export function registerCommandRoutes(
       },
     );
   }
+}
+
+const repositoryField = z
+  .string()
+  .min(1)
+  .max(63)
+  .default('default')
+  .describe('the repository; `default` when absent');
+const operationAccepted = { 202: accepted({ operationId: z.string() }) };
+
+/**
+ * Repository maintenance on request: forget (one volume's snapshots by a retention), prune and
+ * check. Each records `RepositoryMaintenanceRequested` and sends the gateways' command; the outcome
+ * (`SnapshotsForgotten`, `RepositoryPruned`, `RepositoryChecked` or `RepositoryMaintenanceFailed`)
+ * shows on `/v1/repository/operations/{operationId}` and on the live stream with `work={operationId}`.
+ */
+function registerMaintenanceRoutes(
+  fastify: FastifyInstance,
+  deps: { queries: CatalogQueries; commands: CommandSender; now: () => Date },
+): void {
+  const typed = fastify.withTypeProvider<ZodTypeProvider>();
+  const { queries, commands, now } = deps;
+  const answer = (reply: FastifyReply, operationId: string) => {
+    const location = `/v1/repository/operations/${encodeURIComponent(operationId)}`;
+    return reply.code(202).header('location', location).send({ status: 'accepted', operationId, location });
+  };
+
+  typed.post(
+    '/v1/hosts/:hostId/volumes/:volumeName/forget',
+    {
+      config: write,
+      schema: {
+        tags: ['repository'],
+        summary: "Forget a volume's snapshots by a retention (restic forget)",
+        params: volumeParams,
+        body: z.object({
+          retention,
+          dryRun: z.boolean().default(false),
+          repositoryId: repositoryField,
+          requestedBy,
+        }),
+        response: operationAccepted,
+      },
+    },
+    async (req, reply) => {
+      const hostId = queries.resolveHost(req.params.hostId);
+      queries.getVolume(hostId, req.params.volumeName);
+      const { operationId } = await commands.maintenance({
+        operation: 'forget',
+        repositoryId: req.body.repositoryId,
+        hostId,
+        volumeName: req.params.volumeName,
+        retention: req.body.retention,
+        dryRun: req.body.dryRun,
+        requestedBy: req.body.requestedBy ?? 'api',
+        now: now(),
+      });
+      return answer(reply, operationId);
+    },
+  );
+
+  typed.post(
+    '/v1/repository/prune',
+    {
+      config: write,
+      schema: {
+        tags: ['repository'],
+        summary: 'Prune the repository: remove unreferenced data, repack partly used packs',
+        body: z.object({
+          maxUnusedFraction: z.number().min(0).max(1).default(0.05),
+          repositoryId: repositoryField,
+          requestedBy,
+        }),
+        response: operationAccepted,
+      },
+    },
+    async (req, reply) => {
+      const { operationId } = await commands.maintenance({
+        operation: 'prune',
+        repositoryId: req.body.repositoryId,
+        maxUnusedFraction: req.body.maxUnusedFraction,
+        requestedBy: req.body.requestedBy ?? 'api',
+        now: now(),
+      });
+      return answer(reply, operationId);
+    },
+  );
+
+  typed.post(
+    '/v1/repository/check',
+    {
+      config: write,
+      schema: {
+        tags: ['repository'],
+        summary: 'Check the repository structure and read back a share of its data',
+        body: z.object({
+          readDataFraction: z.number().min(0).max(1).default(0),
+          repositoryId: repositoryField,
+          requestedBy,
+        }),
+        response: operationAccepted,
+      },
+    },
+    async (req, reply) => {
+      const { operationId } = await commands.maintenance({
+        operation: 'check',
+        repositoryId: req.body.repositoryId,
+        readDataFraction: req.body.readDataFraction,
+        requestedBy: req.body.requestedBy ?? 'api',
+        now: now(),
+      });
+      return answer(reply, operationId);
+    },
+  );
 }

@@ -1,15 +1,23 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { hostId, volumeName } from '@volback/contracts';
+import { volumeName } from '@volback/contracts';
 import { z } from 'zod';
+import type { EventHistory } from '../adapters/event-history.ts';
 import type { LiveEvents, LiveItem } from '../adapters/live-events.ts';
+import { BadRequestError, CatalogErrorCode } from '../errors.ts';
+import type { CatalogQueries } from '../adapters/catalog-queries.ts';
+import { hostRef } from './params.ts';
 
 /** Seconds between SSE comments that keep proxies from closing an idle stream. */
 const KEEPALIVE_MS = 15_000;
 
 /** The live stream: Server-Sent Events of what happens from now on, filtered per client. */
-export function registerLiveRoutes(fastify: FastifyInstance, live: LiveEvents): void {
+export function registerLiveRoutes(
+  fastify: FastifyInstance,
+  deps: { live: LiveEvents; history: EventHistory; queries: CatalogQueries },
+): void {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const { live, history, queries } = deps;
   // Open streams end when the API closes: a stream never ends by itself, and the server's close
   // would otherwise wait for every client to hang up (the catalog's shutdown ran into its 15 s limit).
   const open = new Set<() => void>();
@@ -17,6 +25,68 @@ export function registerLiveRoutes(fastify: FastifyInstance, live: LiveEvents): 
     for (const end of open) end();
     done();
   });
+  const types = (raw: string | undefined) =>
+    raw
+      ?.split(',')
+      .map((t) => t.trim())
+      .filter(Boolean);
+
+  app.get(
+    '/v1/events',
+    {
+      config: { access: 'read' },
+      schema: {
+        tags: ['events'],
+        summary: 'Past events from the event log: the newest `limit` that match, oldest first',
+        description:
+          'Reads `VOLBACK_EVENTS` from `since` on. When more events match than `limit`, `nextCursor` is set: pass it as `before` (with the same `since`) for the older ones.',
+        querystring: z.object({
+          since: z.iso.datetime({ offset: true }).describe('events at or after this time'),
+          before: z
+            .string()
+            .regex(/^[1-9][0-9]{0,15}$/)
+            .optional()
+            .describe('`nextCursor` of the previous page'),
+          limit: z.coerce.number().int().min(1).max(1000).default(100),
+          host: hostRef.optional(),
+          volume: volumeName.optional(),
+          type: z.string().max(2000).optional().describe('comma-separated type prefixes'),
+          work: z.string().min(1).max(200).optional().describe('a backup, restore or operation id'),
+        }),
+        response: {
+          200: z.object({
+            items: z.array(z.object({ seq: z.number().int(), event: z.record(z.string(), z.unknown()) })),
+            matched: z.number().int().describe('events that matched since `since` (before `before`)'),
+            truncated: z.boolean().describe('older matches exist (`nextCursor`) or the scan hit its cap'),
+            nextCursor: z.string().nullable(),
+          }),
+        },
+      },
+    },
+    async (req) => {
+      const since = new Date(req.query.since);
+      if (Number.isNaN(since.getTime()))
+        throw new BadRequestError(CatalogErrorCode.BadRequest, 'query.since', 'not a time');
+      const page = await history.read({
+        since,
+        before: req.query.before === undefined ? undefined : Number(req.query.before),
+        limit: req.query.limit,
+        filter: {
+          hostId: queries.resolveHostFilter(req.query.host),
+          volumeName: req.query.volume,
+          types: types(req.query.type),
+          workId: req.query.work,
+        },
+      });
+      return {
+        items: page.items.map((i) => ({ seq: i.seq, event: i.event as unknown as Record<string, unknown> })),
+        matched: page.matched,
+        truncated: page.nextCursor !== null || page.capped,
+        nextCursor: page.nextCursor,
+      };
+    },
+  );
+
   app.get(
     '/v1/events/stream',
     {
@@ -25,9 +95,9 @@ export function registerLiveRoutes(fastify: FastifyInstance, live: LiveEvents): 
         tags: ['events'],
         summary: 'Live events as Server-Sent Events (text/event-stream)',
         description:
-          'Each event is `event: <CloudEvents type>` with the CloudEvents envelope as `data`, its `id` the envelope id. With `work`, live progress of that backup or restore comes as `event: progress`. Only what happens after connecting is sent: read history from the lists, or replay `VOLBACK_EVENTS` with a NATS consumer.',
+          'Each event is `event: <CloudEvents type>` with the CloudEvents envelope as `data`, its `id` the envelope id. With `work`, live progress of that backup or restore comes as `event: progress`. Only what happens after connecting is sent: read history from `GET /v1/events` (open the stream first, then read the history since the last event seen, and drop ids already seen: nothing is missed), or replay `VOLBACK_EVENTS` with a NATS consumer.',
         querystring: z.object({
-          host: hostId.optional(),
+          host: hostRef.optional(),
           volume: volumeName.optional(),
           type: z
             .string()
@@ -39,10 +109,8 @@ export function registerLiveRoutes(fastify: FastifyInstance, live: LiveEvents): 
       },
     },
     (req, reply) => {
-      const types = req.query.type
-        ?.split(',')
-        .map((t) => t.trim())
-        .filter(Boolean);
+      // Resolved before the stream opens, so an unknown host is a 404, not an empty stream.
+      const hostId = queries.resolveHostFilter(req.query.host);
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {
@@ -62,7 +130,7 @@ export function registerLiveRoutes(fastify: FastifyInstance, live: LiveEvents): 
         }
       };
       const unsubscribe = live.subscribe(
-        { hostId: req.query.host, volumeName: req.query.volume, types, workId: req.query.work },
+        { hostId, volumeName: req.query.volume, types: types(req.query.type), workId: req.query.work },
         send,
       );
       const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);

@@ -1,4 +1,4 @@
-import { hostId, volumeName } from '@volback/contracts';
+import { volumeName } from '@volback/contracts';
 import { z } from 'zod';
 
 /** `limit` and `cursor` of every list. */
@@ -13,8 +13,10 @@ export const queryFlag = z
   .transform((v) => v === 'true' || v === '1')
   .optional();
 
-export const hostParams = z.object({ hostId });
-export const volumeParams = z.object({ hostId, volumeName });
+/** A host id, or a host's name as `GET /v1/hosts` shows it (resolved by the queries; ambiguous: 409). */
+export const hostRef = z.string().min(1).max(255).describe('a host id or a host name');
+export const hostParams = z.object({ hostId: hostRef });
+export const volumeParams = z.object({ hostId: hostRef, volumeName });
 /** A snapshot id or a unique prefix of it. */
 export const snapshotRef = z.string().regex(/^[0-9a-f]{4,64}$/, '4 to 64 lower-case hex digits');
 export const snapshotParams = z.object({ snapshotId: snapshotRef });

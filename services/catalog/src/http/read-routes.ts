@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { hostId, volumeName } from '@volback/contracts';
+import { volumeName } from '@volback/contracts';
 import { z } from 'zod';
 import type { CatalogQueries } from '../adapters/catalog-queries.ts';
 import { BackupPhase, ProtectionStatus, RestorePhase } from '../domain/phases.ts';
@@ -16,7 +16,7 @@ import {
   statusView,
   volumeView,
 } from '../read-model.ts';
-import { hostParams, paging, queryFlag, volumeParams } from './params.ts';
+import { hostParams, hostRef, paging, queryFlag, volumeParams } from './params.ts';
 
 const read = { access: 'read' as const };
 
@@ -57,7 +57,7 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
       config: read,
       schema: { tags: ['hosts'], summary: 'One host', params: hostParams, response: { 200: hostView } },
     },
-    async (req) => queries.getHost(req.params.hostId),
+    async (req) => queries.getHost(queries.resolveHost(req.params.hostId)),
   );
 
   app.get(
@@ -69,7 +69,7 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
         summary: 'Volumes with their protection status and the containers that use them',
         querystring: z.object({
           ...paging,
-          host: hostId.optional(),
+          host: hostRef.optional(),
           name: volumeName.optional().describe('exact volume name'),
           search: z.string().min(1).max(255).optional().describe('part of the volume name'),
           status: z.enum(Object.values(ProtectionStatus) as [string, ...string[]]).optional(),
@@ -82,7 +82,7 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
     async (req) =>
       queries.listVolumes(
         {
-          hostId: req.query.host,
+          hostId: queries.resolveHostFilter(req.query.host),
           name: req.query.name,
           search: req.query.search,
           status: req.query.status as ProtectionStatus | undefined,
@@ -104,7 +104,7 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
         response: { 200: volumeView },
       },
     },
-    async (req) => queries.getVolume(req.params.hostId, req.params.volumeName),
+    async (req) => queries.getVolume(queries.resolveHost(req.params.hostId), req.params.volumeName),
   );
 
   app.get(
@@ -120,10 +120,11 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
       },
     },
     async (req) => {
-      queries.getVolume(req.params.hostId, req.params.volumeName);
+      const host = queries.resolveHost(req.params.hostId);
+      queries.getVolume(host, req.params.volumeName);
       return queries.listSnapshots(
         {
-          hostId: req.params.hostId,
+          hostId: host,
           volumeName: req.params.volumeName,
           includeForgotten: req.query.includeForgotten,
         },
@@ -141,7 +142,7 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
         summary: 'Containers and their mounts',
         querystring: z.object({
           ...paging,
-          host: hostId.optional(),
+          host: hostRef.optional(),
           volume: volumeName.optional().describe('only containers that mount this volume'),
           state: z
             .enum(['created', 'running', 'paused', 'restarting', 'removing', 'exited', 'dead'])
@@ -152,7 +153,11 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
     },
     async (req) =>
       queries.listContainers(
-        { hostId: req.query.host, volumeName: req.query.volume, state: req.query.state },
+        {
+          hostId: queries.resolveHostFilter(req.query.host),
+          volumeName: req.query.volume,
+          state: req.query.state,
+        },
         req.query,
       ),
   );
@@ -165,13 +170,13 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
         tags: ['containers'],
         summary: 'One container',
         params: z.object({
-          hostId,
+          hostId: hostRef,
           containerId: z.string().regex(/^[0-9a-f]{64}$/, '64 lower-case hex digits'),
         }),
         response: { 200: containerView },
       },
     },
-    async (req) => queries.getContainer(req.params.hostId, req.params.containerId),
+    async (req) => queries.getContainer(queries.resolveHost(req.params.hostId), req.params.containerId),
   );
 
   app.get(
@@ -184,7 +189,7 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
         querystring: z.object({
           ...paging,
           scope: z.enum(['default', 'volume']).optional(),
-          host: hostId.optional(),
+          host: hostRef.optional(),
           volume: volumeName.optional(),
         }),
         response: { 200: pageOf(policyView) },
@@ -192,7 +197,11 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
     },
     async (req) =>
       queries.listPolicies(
-        { scope: req.query.scope, hostId: req.query.host, volumeName: req.query.volume },
+        {
+          scope: req.query.scope,
+          hostId: queries.resolveHostFilter(req.query.host),
+          volumeName: req.query.volume,
+        },
         req.query,
       ),
   );
@@ -220,7 +229,7 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
         summary: 'Backups, newest first, with phase, stats and errors',
         querystring: z.object({
           ...paging,
-          host: hostId.optional(),
+          host: hostRef.optional(),
           volume: volumeName.optional(),
           phase: z.enum(Object.values(BackupPhase) as [BackupPhase, ...BackupPhase[]]).optional(),
           trigger: z
@@ -234,7 +243,7 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
     async (req) =>
       queries.listBackups(
         {
-          hostId: req.query.host,
+          hostId: queries.resolveHostFilter(req.query.host),
           volumeName: req.query.volume,
           phase: req.query.phase,
           trigger: req.query.trigger,
@@ -267,7 +276,7 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
         summary: 'Restores, newest first',
         querystring: z.object({
           ...paging,
-          host: hostId.optional(),
+          host: hostRef.optional(),
           snapshot: z
             .string()
             .regex(/^[0-9a-f]{64}$/, '64 lower-case hex digits')
@@ -279,7 +288,11 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
     },
     async (req) =>
       queries.listRestores(
-        { hostId: req.query.host, snapshotId: req.query.snapshot, phase: req.query.phase },
+        {
+          hostId: queries.resolveHostFilter(req.query.host),
+          snapshotId: req.query.snapshot,
+          phase: req.query.phase,
+        },
         req.query,
       ),
   );
@@ -307,7 +320,7 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
         summary: 'Snapshots, newest first',
         querystring: z.object({
           ...paging,
-          host: hostId.optional(),
+          host: hostRef.optional(),
           volume: volumeName.optional(),
           includeForgotten: queryFlag,
         }),
@@ -317,7 +330,7 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
     async (req) =>
       queries.listSnapshots(
         {
-          hostId: req.query.host,
+          hostId: queries.resolveHostFilter(req.query.host),
           volumeName: req.query.volume,
           includeForgotten: req.query.includeForgotten,
         },
@@ -345,5 +358,19 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
         { repositoryId: req.query.repository, operation: req.query.operation },
         req.query,
       ),
+  );
+
+  app.get(
+    '/v1/repository/operations/:operationId',
+    {
+      config: read,
+      schema: {
+        tags: ['repository'],
+        summary: 'One forget, prune or check: `Requested` until its outcome is recorded',
+        params: z.object({ operationId: z.string().min(1).max(200) }),
+        response: { 200: repositoryOperationView },
+      },
+    },
+    async (req) => queries.getOperation(req.params.operationId),
   );
 }

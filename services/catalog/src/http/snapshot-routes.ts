@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { CatalogQueries } from '../adapters/catalog-queries.ts';
 import type { SnapshotReader } from '../adapters/snapshot-reader.ts';
+import { decodeCursor, encodeCursor } from '../domain/cursor.ts';
 import { compileGlob, InvalidGlobError, type Glob } from '../domain/glob.ts';
 import { canonicalVolumePath } from '../domain/snapshot-path.ts';
 import { BadRequestError, CatalogErrorCode } from '../errors.ts';
@@ -122,12 +123,24 @@ export function registerSnapshotRoutes(
             .default(10)
             .describe('how many of the newest snapshots to search'),
           limit: z.coerce.number().int().min(1).max(5000).default(500).describe('most matches returned'),
+          cursor: z
+            .string()
+            .min(1)
+            .max(2000)
+            .optional()
+            .describe('`nextCursor` of the previous page (same glob and snapshots)'),
           includeForgotten: queryFlag,
         }),
         response: {
           200: z.object({
             items: z.array(foundFileView),
-            truncated: z.boolean(),
+            truncated: z
+              .boolean()
+              .describe('more matches exist: on the next page (`nextCursor`), or beyond the search cap'),
+            nextCursor: z
+              .string()
+              .nullable()
+              .describe('pass as `cursor` for the next page; null on the last'),
             snapshotsSearched: z.number().int(),
           }),
         },
@@ -135,37 +148,61 @@ export function registerSnapshotRoutes(
     },
     async (req) => {
       const glob = globOf(req.query.glob);
-      queries.getVolume(req.params.hostId, req.params.volumeName);
+      const hostId = queries.resolveHost(req.params.hostId);
+      queries.getVolume(hostId, req.params.volumeName);
       const snapshots = queries.listSnapshots(
-        {
-          hostId: req.params.hostId,
-          volumeName: req.params.volumeName,
-          includeForgotten: req.query.includeForgotten,
-        },
+        { hostId, volumeName: req.params.volumeName, includeForgotten: req.query.includeForgotten },
         { limit: req.query.snapshots },
       ).items;
-      const items: z.infer<typeof foundFileView>[] = [];
-      let truncated = false;
-      for (const snapshot of snapshots) {
-        const left = req.query.limit - items.length;
-        if (left <= 0) {
-          truncated = true;
-          break;
+      // A page resumes inside a snapshot: the cursor names it and how many of its matches were sent.
+      let first = 0;
+      let skip = 0;
+      if (req.query.cursor !== undefined) {
+        const key = decodeCursor('find', req.query.cursor, 2);
+        first = key ? snapshots.findIndex((s) => s.snapshotId === key[0]) : -1;
+        if (!key || first < 0 || typeof key[1] !== 'number') {
+          throw new BadRequestError(
+            CatalogErrorCode.InvalidCursor,
+            'query.cursor',
+            'not a cursor of this search (or its snapshot was forgotten)',
+          );
         }
-        const found = await reader.find(snapshot, glob, left);
+        skip = key[1];
+      }
+      const items: z.infer<typeof foundFileView>[] = [];
+      let nextCursor: string | null = null;
+      let capped = false;
+      for (let i = first; i < snapshots.length; i++) {
+        const snapshot = snapshots[i]!;
+        const offset = i === first ? skip : 0;
+        const left = req.query.limit - items.length;
+        // One more than fits tells whether this snapshot has matches beyond the page.
+        const found = await reader.find(snapshot, glob, offset + left + 1);
+        const fresh = found.entries.slice(offset);
         items.push(
-          ...found.entries.map((e) => ({
+          ...fresh.slice(0, left).map((e) => ({
             ...e,
             snapshotId: snapshot.snapshotId,
             snapshotTime: snapshot.time,
           })),
         );
-        if (found.truncated) {
-          truncated = true;
+        // Truncated without more than fit: the walk hit its cap of visited entries in this snapshot.
+        if (found.truncated && fresh.length <= left) capped = true;
+        if (fresh.length > left) {
+          nextCursor = encodeCursor('find', [snapshot.snapshotId, offset + Math.min(left, fresh.length)]);
+          break;
+        }
+        if (items.length >= req.query.limit && i + 1 < snapshots.length) {
+          nextCursor = encodeCursor('find', [snapshots[i + 1]!.snapshotId, 0]);
           break;
         }
       }
-      return { items, truncated, snapshotsSearched: snapshots.length };
+      return {
+        items,
+        truncated: nextCursor !== null || capped,
+        nextCursor,
+        snapshotsSearched: snapshots.length,
+      };
     },
   );
 }

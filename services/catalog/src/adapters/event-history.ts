@@ -1,0 +1,88 @@
+import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { parseMessage, STREAMS, type Envelope } from '@volback/contracts';
+import type { NatsConnection } from '@volback/messaging';
+import { matchesLiveFilter, type LiveFilter } from './live-events.ts';
+
+/** Most events one history request reads from the log, whatever it finds. */
+const MAX_SCANNED = 200_000;
+
+/** One stored event and its place in the log. */
+export interface HistoryItem {
+  /** Stream sequence in `VOLBACK_EVENTS`: pass it as `before` to read further back. */
+  seq: number;
+  event: Envelope;
+}
+
+/** A page of history: the newest matching events, oldest first. */
+export interface HistoryPage {
+  items: HistoryItem[];
+  /** How many events matched in the window (more than `items` when the page is cut). */
+  matched: number;
+  /** Older matches exist: pass as `before` for them; null when `items` holds every match. */
+  nextCursor: string | null;
+  /** The scan stopped at its cap before reaching the window's end. */
+  capped: boolean;
+}
+
+/**
+ * Reads the event log (`VOLBACK_EVENTS`) back for `GET /v1/events`: the events since a time, the
+ * newest `limit` of those that match, with an ordered consumer (nothing stays on the server).
+ */
+export class EventHistory {
+  readonly #nc: NatsConnection;
+
+  constructor(nc: NatsConnection) {
+    this.#nc = nc;
+  }
+
+  async read(request: {
+    since: Date;
+    /** Only events before this stream sequence. */
+    before?: number | undefined;
+    limit: number;
+    filter: LiveFilter;
+  }): Promise<HistoryPage> {
+    const empty: HistoryPage = { items: [], matched: 0, nextCursor: null, capped: false };
+    const jsm = await jetstreamManager(this.#nc);
+    const { state } = await jsm.streams.info(STREAMS.events.name);
+    const last = Math.min(state.last_seq, (request.before ?? Number.MAX_SAFE_INTEGER) - 1);
+    if (state.messages === 0 || last < state.first_seq) return empty;
+    // The consumer below waits for a first message: only start it when one is in the window.
+    const newest = await jsm.streams.getMessage(STREAMS.events.name, { seq: last }).catch(() => null);
+    if (!newest || newest.time.getTime() < request.since.getTime()) return empty;
+
+    const consumer = await jetstream(this.#nc).consumers.get(STREAMS.events.name, {
+      deliver_policy: DeliverPolicy.StartTime,
+      opt_start_time: request.since.toISOString(),
+    });
+    const messages = await consumer.consume({ max_messages: 512 });
+    const kept: HistoryItem[] = [];
+    let matched = 0;
+    let scanned = 0;
+    let capped = false;
+    try {
+      for await (const msg of messages) {
+        if (msg.seq > last) break;
+        const parsed = parseMessage(msg.data);
+        if (parsed.ok && matchesLiveFilter(parsed.message.envelope, request.filter)) {
+          matched++;
+          kept.push({ seq: msg.seq, event: parsed.message.envelope });
+          if (kept.length > request.limit) kept.shift();
+        }
+        if (msg.seq >= last) break;
+        if (++scanned >= MAX_SCANNED) {
+          capped = true;
+          break;
+        }
+      }
+    } finally {
+      await messages.close();
+    }
+    return {
+      items: kept,
+      matched,
+      nextCursor: matched > kept.length && kept[0] ? String(kept[0].seq) : null,
+      capped,
+    };
+  }
+}
