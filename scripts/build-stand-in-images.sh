@@ -11,7 +11,7 @@
 #   nats-alpine            static nats-server (CGO_ENABLED=0) + static busybox (sh, wget), as nats:*-alpine
 #   minio                  debian-bookworm-slim + minio + mc, entry point as the official image's
 # Needs root (debootstrap), Go, the Debian mirror and the npm registry; run by
-# `scripts/install-servers.sh images`, after `nats minio mc`.
+# `scripts/install-servers.sh images`, after `nats minio mc`. Delete a tarball to build it again.
 set -eu
 
 ROOT=$(CDPATH= cd -- "$(dirname -- "$0")/.." && pwd)
@@ -127,8 +127,8 @@ if [ ! -f "$OUT/debian-bookworm-slim.tar" ] || [ ! -f "$OUT/node-24-bookworm-sli
     build_minio() {
       rm -rf "$work/minio" && mkdir -p "$work/minio"
       tar -xf "$OUT/debian-bookworm-slim.tar" -C "$work/minio"
-      cp "$(command -v minio)" "$work/minio/usr/bin/minio"
-      cp "$(command -v mc)" "$work/minio/usr/bin/mc"
+      cp "${MINIO_BIN:-$(command -v minio)}" "$work/minio/usr/bin/minio"
+      cp "${MC_BIN:-$(command -v mc)}" "$work/minio/usr/bin/mc"
       cat >"$work/minio/usr/bin/docker-entrypoint.sh" <<'EOF'
 #!/bin/sh
 # As the official minio image: arguments that are not a command run `minio`.

@@ -96,6 +96,8 @@ for item in $want; do
       have MC_BIN mc || timed "mc $MC_VERSION (go install)" go_install mc "github.com/minio/mc@$MC_VERSION"
       ;;
     images)
+      PATH="$PATH:/usr/sbin:/sbin" command -v debootstrap >/dev/null 2>&1 ||
+        timed "Debian package debootstrap" apt_install debootstrap
       sh "$(dirname -- "$0")/build-stand-in-images.sh"
       ;;
     *) echo "volback: unknown server '$item' (nats, minio, docker, restic, compose, mc, images)" >&2; exit 2 ;;
