@@ -1,10 +1,13 @@
 # volback: one image for the four services and the `volback` CLI; the command names the part
 # (agent, storage-gateway, scheduler, catalog, volback). One image because the services share
 # nearly every byte (Node, the libraries, most dependencies): four images would be four copies
-# to build, ship and keep in step (README, "Deployment").
+# to build, ship and keep in step (README, "Running it (Docker Compose)").
+# Stages: node:24-bookworm (its toolchain) installs the production dependencies and compiles the
+# native addons; the runtime is debian:bookworm-slim with the node binary of node:24-bookworm-slim.
 #
-# Builds with the legacy builder and BuildKit alike. Without a network (air-gapped hosts, the
-# deployment tests) put an npm cache in `.npm-cache/` of the build context first (README).
+# Tested with the legacy builder (DOCKER_BUILDKIT=0); nothing in it needs BuildKit. Without a
+# network (air-gapped hosts, the deployment tests) put an npm cache in `.npm-cache/` of the build
+# context first (scripts/npm-offline-cache.sh).
 
 FROM node:24-bookworm AS build
 WORKDIR /app
@@ -53,7 +56,11 @@ COPY services services
 COPY tools tools
 COPY deploy/image deploy/image
 
-FROM node:24-bookworm-slim
+# Node itself from the official slim image; the runtime stage is Debian slim with only that
+# binary: npm, corepack and the C headers (about 80 MB) are for building, not for running.
+FROM node:24-bookworm-slim AS node
+
+FROM debian:bookworm-slim
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG SOURCE_URL=
@@ -69,9 +76,12 @@ ENV NODE_ENV=production \
     VOLBACK_LOG_PRETTY=0 \
     VOLBACK_DATA_DIR=/data \
     VOLBACK_AGENT_STATE_DIR=/var/lib/volback-agent
+COPY --from=node /usr/local/bin/node /usr/local/bin/node
+# The user node (1000) as in the official image; state directories owned by whoever writes them
+# (a fresh named volume takes this owner).
+RUN groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node && \
+    mkdir -p /data /var/lib/volback-agent && chown node:node /data && chmod 700 /var/lib/volback-agent
 COPY --from=build /app /app
-# State directories owned by the user that writes them: a fresh named volume takes this owner.
-RUN mkdir -p /data /var/lib/volback-agent && chown node:node /data && chmod 700 /var/lib/volback-agent
 WORKDIR /app
 # Every service but the agent runs as node; the agent runs as root (compose `user: root`): it
 # reads the Docker socket and volumes whose files belong to any user.

@@ -121,6 +121,35 @@ describe('docker compose: volback deployed from its images', () => {
       'volback',
       ...args,
     ]);
+  /** Starts the compose project `name` on `engine` and waits for a snapshot of its volume. */
+  const startApp = async (compose: Compose, name: string) => {
+    const app = join(staged, name);
+    await mkdir(app);
+    await writeFile(join(app, 'compose.yml'), appProject(name));
+    await compose.run(app, ['up', '-d', '--pull', 'never']);
+    await waitUntil(
+      `a snapshot of ${name}_data`,
+      async () => (await snapshotOf(`${name}_data`)) !== null,
+      180_000,
+    );
+  };
+  /** Restores `snapshot` with the image's CLI into `<volume>_restored` on `engine`; returns both volumes' digests. */
+  const restoreAndDigest = async (engine: DockerEngine, volume: string, snapshot: string, hostId: string) => {
+    const restored = JSON.parse(
+      await cli(engine, [
+        'restore',
+        snapshot,
+        '--to-volume',
+        `${volume}_restored`,
+        '--host',
+        hostId,
+        '--wait',
+        '--json',
+      ]),
+    ) as { phase?: string };
+    expect(restored.phase).toBe('Completed');
+    return digests(engine, [volume, `${volume}_restored`]);
+  };
   const logsOnFailure = async <T>(what: () => Promise<T>): Promise<T> => {
     try {
       return await what();
@@ -147,6 +176,7 @@ describe('docker compose: volback deployed from its images', () => {
     staged = await stageProject();
     composeA = await Compose.for(engineA);
     await importStandIns(engineA, [
+      'debian:bookworm-slim',
       'node:24-bookworm',
       'node:24-bookworm-slim',
       'nats:2.12-alpine',
@@ -224,35 +254,19 @@ describe('docker compose: volback deployed from its images', () => {
         expect(states).toContain(`${service} healthy`);
       }
 
-      const app = join(staged, 'app');
-      await mkdir(app);
-      await writeFile(join(app, 'compose.yml'), appProject('app'));
-      await composeA.run(app, ['up', '-d', '--pull', 'never']);
-      await waitUntil(
-        'a scheduled snapshot of app_data',
-        async () => (await snapshotOf('app_data')) !== null,
-        180_000,
-      );
+      await startApp(composeA, 'app');
       figures['up to first snapshot'] = `${((Date.now() - upAt) / 1000).toFixed(1)} s`;
       const volume = (await volumes()).find((v) => v.volumeName === 'app_data')!;
       // A schedule slot's id ends in the slot's time (a first backup's says `discovered`).
       expect(volume.protection.lastBackup?.backupId).toMatch(/-app_data-\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
 
       // Restore through the CLI of the image, into a new volume, and compare the bytes.
-      const restored = JSON.parse(
-        await cli(engineA, [
-          'restore',
-          volume.protection.lastSnapshotId!,
-          '--to-volume',
-          'app_data_restored',
-          '--host',
-          volume.hostId,
-          '--wait',
-          '--json',
-        ]),
-      ) as { phase?: string };
-      expect(restored.phase).toBe('Completed');
-      const [source, copy] = await digests(engineA, ['app_data', 'app_data_restored']);
+      const [source, copy] = await restoreAndDigest(
+        engineA,
+        'app_data',
+        volume.protection.lastSnapshotId!,
+        volume.hostId,
+      );
       expect(source).toContain('./random.bin');
       expect(source).toContain('./sub/deeper/hello.txt');
       expect(copy).toBe(source);
@@ -274,15 +288,7 @@ describe('docker compose: volback deployed from its images', () => {
       });
       await composeB.run(agentDir, [...AGENT_ONLY, 'up', '-d', '--wait', '--pull', 'never']);
 
-      const app = join(staged, 'app-b');
-      await mkdir(app);
-      await writeFile(join(app, 'compose.yml'), appProject('appb'));
-      await composeB.run(app, ['up', '-d', '--pull', 'never']);
-      await waitUntil(
-        'a snapshot of appb_data on the second host',
-        async () => (await snapshotOf('appb_data')) !== null,
-        180_000,
-      );
+      await startApp(composeB, 'appb');
       const listed = await volumes();
       const hostA = listed.find((v) => v.volumeName === 'app_data')!.hostId;
       const hostB = listed.find((v) => v.volumeName === 'appb_data')!.hostId;
@@ -293,21 +299,12 @@ describe('docker compose: volback deployed from its images', () => {
       expect(hosts).toEqual(expect.arrayContaining([hostA, hostB]));
       expect(await snapshotOf('app_data', hostA)).not.toBeNull();
 
-      const snapshot = (await snapshotOf('appb_data', hostB))!;
-      const restored = JSON.parse(
-        await cli(engineB, [
-          'restore',
-          snapshot,
-          '--to-volume',
-          'appb_data_restored',
-          '--host',
-          hostB,
-          '--wait',
-          '--json',
-        ]),
-      ) as { phase?: string };
-      expect(restored.phase).toBe('Completed');
-      const [source, copy] = await digests(engineB, ['appb_data', 'appb_data_restored']);
+      const [source, copy] = await restoreAndDigest(
+        engineB,
+        'appb_data',
+        (await snapshotOf('appb_data', hostB))!,
+        hostB,
+      );
       expect(source).toContain('hello');
       expect(copy).toBe(source);
     });
@@ -363,6 +360,19 @@ describe('docker compose: volback deployed from its images', () => {
         0,
       );
 
+      // SIGTERM reaches each service through the init, and each stops cleanly within its grace period.
+      const stopping = Date.now();
+      await composeA.run(staged, [...CENTRAL, 'stop']);
+      figures['stop'] = `${((Date.now() - stopping) / 1000).toFixed(1)} s`;
+      const exits = await composeA.run(staged, [
+        ...CENTRAL,
+        'ps',
+        '-a',
+        '--format',
+        '{{.Service}} {{.ExitCode}}',
+      ]);
+      for (const service of ['storage-gateway', 'scheduler', 'catalog', 'agent'])
+        expect(exits).toContain(`${service} 0`);
       await composeA.run(staged, [...CENTRAL, 'down']);
       await composeA.run(staged, [...CENTRAL, 'up', '-d', '--wait', '--pull', 'never']);
 
