@@ -259,6 +259,11 @@ describe('docker compose: volback deployed from its images', () => {
       const volume = (await volumes()).find((v) => v.volumeName === 'app_data')!;
       // A schedule slot's id ends in the slot's time (a first backup's says `discovered`).
       expect(volume.protection.lastBackup?.backupId).toMatch(/-app_data-\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+      // Read in place, through the engine's volumes directory mounted read-only into the agent.
+      const backup = await catalog<{ method: string | null }>(
+        `/v1/backups/${encodeURIComponent(volume.protection.lastBackup!.backupId)}`,
+      );
+      expect(backup.method).toBe('direct');
 
       // Restore through the CLI of the image, into a new volume, and compare the bytes.
       const [source, copy] = await restoreAndDigest(
