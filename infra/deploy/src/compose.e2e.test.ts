@@ -121,6 +121,20 @@ describe('docker compose: volback deployed from its images', () => {
       'volback',
       ...args,
     ]);
+  /** Every snapshot the catalog knows, forgotten ones too, by host and volume. */
+  const history = async () => {
+    const all = new Map<string, string[]>();
+    for (const volume of await volumes()) {
+      const page = await catalog<{ items: Array<{ snapshotId: string }> }>(
+        `/v1/hosts/${volume.hostId}/volumes/${encodeURIComponent(volume.volumeName)}/snapshots?includeForgotten=true&limit=500`,
+      );
+      all.set(
+        `${volume.hostId}/${volume.volumeName}`,
+        page.items.map((s) => s.snapshotId),
+      );
+    }
+    return all;
+  };
   /** Starts the compose project `name` on `engine` and waits for a snapshot of its volume. */
   const startApp = async (compose: Compose, name: string) => {
     const app = join(staged, name);
@@ -346,19 +360,6 @@ describe('docker compose: volback deployed from its images', () => {
         throw (error.cause as Error | undefined) ?? error;
       });
       expect(checked).toContain('no errors were found');
-      const history = async () => {
-        const all = new Map<string, string[]>();
-        for (const volume of await volumes()) {
-          const page = await catalog<{ items: Array<{ snapshotId: string }> }>(
-            `/v1/hosts/${volume.hostId}/volumes/${encodeURIComponent(volume.volumeName)}/snapshots?includeForgotten=true&limit=500`,
-          );
-          all.set(
-            `${volume.hostId}/${volume.volumeName}`,
-            page.items.map((s) => s.snapshotId),
-          );
-        }
-        return all;
-      };
       const before = await history();
       expect(before.get([...before.keys()].find((k) => k.endsWith('/app_data'))!)?.length).toBeGreaterThan(0);
       expect(before.get([...before.keys()].find((k) => k.endsWith('/appb_data'))!)?.length).toBeGreaterThan(
@@ -393,6 +394,90 @@ describe('docker compose: volback deployed from its images', () => {
         async () => {
           const now = await snapshotOf('app_data');
           return now !== null && now !== last;
+        },
+        120_000,
+      );
+    });
+  }, 600_000);
+
+  it('comes back on a new host from .env and the repository alone (the event log restored from its own backup)', async () => {
+    await logsOnFailure(async () => {
+      await composeB?.run(join(staged, 'deploy/agent'), [...AGENT_ONLY, 'down']);
+      // The NATS store is a volume like any other: back it up (the default policy does so daily).
+      const nats = (await volumes()).find((v) => v.volumeName === 'volback_nats-data')!;
+      const before = await history();
+      const backup = JSON.parse(
+        await cli(engineA, ['backup', 'volback_nats-data', '--host', nats.hostId, '--wait', '--json']),
+      ) as { phase?: string; snapshotId?: string };
+      expect(backup.phase).toBe('Completed');
+
+      // The host is gone: everything but the repository (kept elsewhere, here its MinIO volume).
+      await composeA.run(staged, [...CENTRAL, 'down']);
+      await docker(engineA, [
+        'volume',
+        'rm',
+        'volback_nats-data',
+        'volback_catalog-data',
+        'volback_agent-state',
+      ]);
+
+      // README, "Restoring the whole system on a new host".
+      await composeA.run(staged, [...CENTRAL, 'up', '-d', '--wait', '--pull', 'never', 'minio']);
+      await docker(engineA, [
+        'volume',
+        'create',
+        '--label',
+        'com.docker.compose.project=volback',
+        '--label',
+        'com.docker.compose.volume=nats-data',
+        'volback_nats-data',
+      ]);
+      const repo = [
+        '--rm',
+        '--network',
+        'host',
+        '-e',
+        `VOLBACK_PASSWORD=${env.VOLBACK_PASSWORD}`,
+        '-e',
+        `AWS_ACCESS_KEY_ID=${env.MINIO_ROOT_USER}`,
+        '-e',
+        `AWS_SECRET_ACCESS_KEY=${env.MINIO_ROOT_PASSWORD}`,
+      ];
+      const location = ['--repo', `s3:http://127.0.0.1:${ports.minio}/volback`];
+      const snapshots = JSON.parse(
+        await docker(engineA, ['run', ...repo, IMAGE, 'volback', 'repo', 'snapshots', ...location, '--json']),
+      ) as Array<{ id: string; time: string; paths: string[] }>;
+      const latest = snapshots
+        .filter((s) => s.paths.includes('/volumes/volback_nats-data'))
+        .sort((a, b) => a.time.localeCompare(b.time))
+        .at(-1)!;
+      expect(latest.id).toBe(backup.snapshotId);
+      await docker(engineA, [
+        'run',
+        ...repo,
+        '--user',
+        'root',
+        '-v',
+        'volback_nats-data:/restore',
+        IMAGE,
+        'volback',
+        'repo',
+        'restore',
+        latest.id,
+        '--target',
+        '/restore',
+        '--path',
+        '/volumes/volback_nats-data',
+        ...location,
+      ]);
+      await composeA.run(staged, [...CENTRAL, 'up', '-d', '--wait', '--pull', 'never']);
+
+      // The catalog replays the restored log: every host, volume and snapshot recorded before.
+      await waitUntil(
+        'the catalog to replay the restored event log',
+        async () => {
+          const after = await history().catch(() => new Map<string, string[]>());
+          return [...before].every(([volume, ids]) => ids.every((id) => after.get(volume)?.includes(id)));
         },
         120_000,
       );
