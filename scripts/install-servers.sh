@@ -3,17 +3,25 @@
 #   nats-server and minio: `go install` of pinned versions into $VOLBACK_CACHE_DIR/bin
 #   dockerd, containerd, busybox (static) and restic: Debian packages docker.io, containerd,
 #   busybox-static, restic.
+#   For the deployment tests (the images and compose files, infra/deploy):
+#   compose: Docker Compose v5 built from the Go module proxy into $VOLBACK_CACHE_DIR/bin/docker-compose
+#   mc: the MinIO client (the health check of the minio image), `go install` of a pinned version
+#   images: stand-ins of the upstream base images, built without a registry by
+#     scripts/build-stand-in-images.sh into $VOLBACK_CACHE_DIR/images
 # A binary already on PATH, or named by NATS_SERVER_BIN / MINIO_BIN / DOCKERD_BIN / CONTAINERD_BIN /
-# BUSYBOX_BIN / RESTIC_BIN, is used as it is. Usage: scripts/install-servers.sh [nats] [minio] [docker] [restic]
+# BUSYBOX_BIN / RESTIC_BIN / COMPOSE_BIN / MC_BIN, is used as it is.
+# Usage: scripts/install-servers.sh [nats] [minio] [docker] [restic] [compose] [mc] [images]
 set -eu
 
 NATS_SERVER_VERSION=v2.12.15
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c # github.com/minio/minio, the last published commit
+COMPOSE_VERSION=v5.6.0
+MC_VERSION=v0.0.0-20250313080218-cf909e1063a9 # github.com/minio/mc, the one the pinned MinIO requires
 CACHE=${VOLBACK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/volback}
 BIN="$CACHE/bin"
 mkdir -p "$BIN"
 
-want=${*:-nats minio docker restic}
+want=${*:-nats minio docker restic compose mc images}
 
 have() { # have <env var> <binary name>
   eval "val=\${$1:-}"
@@ -43,6 +51,20 @@ apt_install() {
     { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q --no-install-recommends "$@" >/dev/null; }
 }
 
+# `go install` refuses Compose (its go.mod has exclude directives): build it inside its module.
+build_compose() {
+  dir=$(GOTOOLCHAIN=${GOTOOLCHAIN:-local} GOFLAGS=-mod=mod go mod download -json "github.com/docker/compose/v5@$COMPOSE_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -n "$dir" ] || { echo "volback: go mod download of compose $COMPOSE_VERSION named no directory" >&2; exit 1; }
+  tmp=$(mktemp -d)
+  cp -R "$dir/." "$tmp/src" 2>/dev/null || { mkdir -p "$tmp/src" && cp -R "$dir/." "$tmp/src"; }
+  chmod -R u+w "$tmp/src"
+  (cd "$tmp/src" && CGO_ENABLED=0 GOTOOLCHAIN=${GOTOOLCHAIN:-local} GOFLAGS=-mod=mod go build -trimpath \
+    -ldflags "-s -w -X github.com/docker/compose/v5/internal.Version=$COMPOSE_VERSION" -o "$tmp/docker-compose" ./cmd)
+  mv "$tmp/docker-compose" "$BIN/docker-compose"
+  rm -rf "$tmp"
+}
+
 for item in $want; do
   case $item in
     nats)
@@ -67,6 +89,17 @@ for item in $want; do
     restic)
       have RESTIC_BIN restic || timed "Debian package restic" apt_install restic
       ;;
-    *) echo "volback: unknown server '$item' (nats, minio, docker, restic)" >&2; exit 2 ;;
+    compose)
+      have COMPOSE_BIN docker-compose || timed "docker compose $COMPOSE_VERSION (go build)" build_compose
+      ;;
+    mc)
+      have MC_BIN mc || timed "mc $MC_VERSION (go install)" go_install mc "github.com/minio/mc@$MC_VERSION"
+      ;;
+    images)
+      PATH="$PATH:/usr/sbin:/sbin" command -v debootstrap >/dev/null 2>&1 ||
+        timed "Debian package debootstrap" apt_install debootstrap
+      sh "$(dirname -- "$0")/build-stand-in-images.sh"
+      ;;
+    *) echo "volback: unknown server '$item' (nats, minio, docker, restic, compose, mc, images)" >&2; exit 2 ;;
   esac
 done

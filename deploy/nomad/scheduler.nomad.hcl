@@ -1,0 +1,73 @@
+# volback's scheduler: leader-elected through NATS, so a second replica stands by.
+# The same service as `scheduler` in docker-compose.yml.
+
+variable "image" {
+  type    = string
+  default = "volback:local"
+}
+
+variable "datacenters" {
+  type    = list(string)
+  default = ["*"]
+}
+
+job "volback-scheduler" {
+  type        = "service"
+  datacenters = var.datacenters
+
+  group "scheduler" {
+    count = 2
+
+    network {
+      port "ops" {
+        to = 9400
+      }
+    }
+
+    service {
+      name     = "volback-scheduler"
+      provider = "nomad"
+      port     = "ops"
+
+      check {
+        type     = "http"
+        path     = "/readyz"
+        interval = "15s"
+        timeout  = "5s"
+      }
+    }
+
+    task "scheduler" {
+      driver       = "docker"
+      kill_timeout = "30s"
+
+      config {
+        image = var.image
+        args  = ["scheduler"]
+        init  = true
+        ports = ["ops"]
+      }
+
+      env {
+        VOLBACK_SCHEDULER_DEFAULT_POLICY             = "all"
+        VOLBACK_SCHEDULER_DEFAULT_SCHEDULE           = "0 2 * * *"
+        VOLBACK_SCHEDULER_DEFAULT_TIMEZONE           = "UTC"
+        VOLBACK_SCHEDULER_FIRST_BACKUP_DELAY_SECONDS = "60"
+        LOG_LEVEL                                    = "info"
+      }
+
+      template {
+        destination = "local/nats.env"
+        env         = true
+        data        = <<-EOT
+          VOLBACK_NATS_URL={{ range $i, $s := nomadService "volback-nats" }}{{ if $i }},{{ end }}nats://{{ .Address }}:{{ .Port }}{{ end }}
+        EOT
+      }
+
+      resources {
+        cpu    = 200
+        memory = 256
+      }
+    }
+  }
+}
