@@ -3,8 +3,8 @@ import { lstat, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { stripVTControlCharacters } from 'node:util';
 import { join } from 'node:path';
-import { BackupVolume, createEvent, PolicyDefined, policySpec } from '@volback/contracts';
-import { connectNats, drainNats, MessagePublisher, type NatsConnection } from '@volback/messaging';
+import { BackupVolume } from '@volback/contracts';
+import { connectNats, drainNats, type NatsConnection } from '@volback/messaging';
 import {
   freePort,
   startDockerEngine,
@@ -329,44 +329,61 @@ describe('the volback binary against a real stack: names, paging, pipes, progres
     expect(usage.stderr).toContain('--keep-last');
   }, 240_000);
 
-  it('prints a policy for people, and says a policy change was sent, not applied', async () => {
-    const set = await volback([
-      'policies',
-      'set',
-      'photos-nightly',
-      '--volume',
-      'photos',
-      '--cron',
-      '0 3 * * *',
-      '--keep-last',
-      '3',
-    ]);
-    expect(set.code, set.stderr).toBe(0);
-    expect(set.stdout).toContain('sent to the scheduler');
-    // No scheduler runs here: the policy is recorded as the scheduler would record it.
-    await new MessagePublisher(nc).publish(
-      createEvent(
-        PolicyDefined,
-        {
-          policyId: 'photos-nightly',
-          scope: { kind: 'volume', hostId, volumeName: 'photos' },
-          origin: 'api',
-          policy: policySpec.parse({ schedule: { cron: '0 3 * * *' }, retention: { keepLast: 3 } }),
-          definedBy: 'volback-cli',
-          definedAt: new Date().toISOString(),
-        },
-        { source: 'volback://e2e-test' },
-      ),
+  it('waits for the scheduler to take or refuse a policy change, names flags, and prints a policy for people', async () => {
+    // Only labelled volumes by default: the scheduler starts no backup of photos while it runs here.
+    const scheduler = await startService(
+      'scheduler',
+      'scheduler-1',
+      { VOLBACK_NATS_URL: nats.url, VOLBACK_SCHEDULER_DEFAULT_POLICY: 'labelled' },
+      dir,
     );
-    await waitUntil('the catalog to record the policy', async () => {
-      return (await volback(['policies', 'show', 'photos-nightly'])).code === 0;
-    });
-    const show = await volback(['policies', 'show', 'photos-nightly']);
-    expect(show.stdout).not.toContain('{');
-    expect(show.stdout).toMatch(/^schedule\s+0 3 \* \* \* \(UTC\)$/m);
-    expect(show.stdout).toMatch(new RegExp(`^scope\\s+volume photos on ${HOST_NAME}$`, 'm'));
-    expect(show.stdout).toMatch(/^retention\s+keep last 3$/m);
-    expect((await volback(['policies', 'show', 'no-such-policy'])).code).toBe(5);
+    try {
+      const bad = await volback([
+        'policies',
+        'set',
+        'photos-nightly',
+        '--volume',
+        'photos',
+        '--cron',
+        '61 3 * * *',
+        '--timezone',
+        'Mars/Base',
+        '--keep-last',
+        '3',
+      ]);
+      // Every problem at once, as flags, and nothing sent.
+      expect(bad.code, bad.stderr).toBe(2);
+      expect(bad.stderr).toContain('--cron');
+      expect(bad.stderr).toContain('--timezone');
+      expect(bad.stderr).toContain('Mars/Base');
+
+      const set = await volback([
+        'policies',
+        'set',
+        'photos-nightly',
+        '--volume',
+        'photos',
+        '--cron',
+        '0 3 * * *',
+        '--keep-last',
+        '3',
+      ]);
+      expect(set.code, set.stderr).toBe(0);
+      expect(set.stdout.trim()).toBe('policy photos-nightly defined');
+      const show = await volback(['policies', 'show', 'photos-nightly']);
+      expect(show.code, show.stderr).toBe(0);
+      expect(show.stdout).not.toContain('{');
+      expect(show.stdout).toMatch(/^schedule\s+0 3 \* \* \* \(UTC\)$/m);
+      expect(show.stdout).toMatch(new RegExp(`^scope\\s+volume photos on ${HOST_NAME}$`, 'm'));
+      expect(show.stdout).toMatch(/^retention\s+keep last 3$/m);
+      expect((await volback(['policies', 'show', 'no-such-policy'])).code).toBe(5);
+
+      const removed = await volback(['policies', 'remove', 'photos-nightly', '--json']);
+      expect(removed.code, removed.stderr).toBe(0);
+      expect(JSON.parse(removed.stdout)).toMatchObject({ policyId: 'photos-nightly', outcome: 'removed' });
+    } finally {
+      await scheduler.stop();
+    }
   });
 
   it('prints event history and exits; --follow reconnects after a catalog restart and misses nothing', async () => {

@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Option, type Command } from 'commander';
-import { withCliNames } from './api-fields.ts';
+import { flagOf, withCliNames } from './api-fields.ts';
 import { CatalogClient, CatalogRequestError, type Collected } from './catalog-client.ts';
 import { extractTar } from './extract-tar.ts';
 import { bytes, createOutput, table, type Output } from './output.ts';
@@ -692,6 +692,81 @@ function policyText(p: Policy, names: Map<string, string>): string {
   return rows.map(([k, v]) => `${k.padEnd(12)} ${v}`).join('\n');
 }
 
+/** How long `policies set`/`remove` wait for the scheduler's answer before they give up. */
+const POLICY_OUTCOME_WAIT_MS = 60_000;
+
+interface PolicyOutcome {
+  type: string;
+  data: { reason?: string; issues?: Array<{ field: string; message: string }> };
+}
+
+/**
+ * Sends a policy command and waits for the scheduler's outcome: the event on the policy whose
+ * `causationid` is the command id the catalog answered (`PolicyDefined`, `PolicyRemoved` or
+ * `PolicyRejected`). The live stream is open before the command is sent, so the answer is never missed.
+ */
+async function sendPolicyCommand(
+  ctx: CatalogContext,
+  policyId: string,
+  send: () => Promise<{ commandId: string }>,
+): Promise<{ commandId: string; outcome: PolicyOutcome | undefined }> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), POLICY_OUTCOME_WAIT_MS);
+  let commandId: string | undefined;
+  let outcome: PolicyOutcome | undefined;
+  try {
+    await ctx.client.stream(
+      `/v1/events/stream?type=${enc('io.volback.policy.')}`,
+      (event) => {
+        const envelope = JSON.parse(event.data) as PolicyOutcome & { causationid?: string };
+        if (commandId === undefined || envelope.causationid !== commandId) return false;
+        outcome = envelope;
+        return true;
+      },
+      controller.signal,
+      async () => {
+        commandId = (await send()).commandId;
+      },
+    );
+  } finally {
+    clearTimeout(timer);
+    controller.abort();
+  }
+  if (commandId === undefined) throw new Error(`policy ${policyId}: the catalog did not take the command`);
+  return { commandId, outcome };
+}
+
+/** The exit code and message of a policy command's outcome. */
+function reportPolicyOutcome(
+  ctx: CatalogContext,
+  policyId: string,
+  done: string,
+  result: { commandId: string; outcome: PolicyOutcome | undefined },
+): number {
+  const { outcome, commandId } = result;
+  if (outcome === undefined) {
+    ctx.out.warn(
+      `policy ${policyId}: sent (command ${commandId}) but the scheduler did not answer within ${POLICY_OUTCOME_WAIT_MS / 1000} s; is it running?`,
+    );
+    return EXIT.failed;
+  }
+  if (outcome.type.startsWith('io.volback.policy.rejected.')) {
+    // The scheduler names fields in the command's data (`policy.schedule.timezone`); the API's
+    // names for them carry `body.` (or `params.` for the id), which is what the flag table reads.
+    const issues = outcome.data.issues?.length
+      ? outcome.data.issues.map(
+          (i) => `  ${flagOf(i.field === 'policyId' ? 'params.policyId' : `body.${i.field}`)}: ${i.message}`,
+        )
+      : [`  ${outcome.data.reason ?? 'no reason given'}`];
+    if (ctx.json) ctx.out.result({ policyId, commandId, outcome: 'rejected', ...outcome.data }, () => '');
+    else
+      process.stderr.write(`volback: policy ${policyId} refused by the scheduler:\n${issues.join('\n')}\n`);
+    return EXIT.failed;
+  }
+  ctx.out.result({ policyId, commandId, outcome: done }, () => `policy ${policyId} ${done}`);
+  return EXIT.ok;
+}
+
 async function policiesShowCommand(ctx: CatalogContext, id: string): Promise<number> {
   const policy = await ctx.client.get<Policy>(`/v1/policies/${enc(id)}`);
   const names = ctx.json ? new Map<string, string>() : await hostNames(ctx);
@@ -700,12 +775,10 @@ async function policiesShowCommand(ctx: CatalogContext, id: string): Promise<num
 }
 
 async function policiesRemoveCommand(ctx: CatalogContext, id: string): Promise<number> {
-  const res = await ctx.client.send<unknown>('DELETE', `/v1/policies/${enc(id)}?requestedBy=volback-cli`);
-  ctx.out.result(
-    res,
-    () => `removal of policy ${id} sent to the scheduler (not yet applied: see volback policies)`,
+  const result = await sendPolicyCommand(ctx, id, () =>
+    ctx.client.send<{ commandId: string }>('DELETE', `/v1/policies/${enc(id)}?requestedBy=volback-cli`),
   );
-  return EXIT.ok;
+  return reportPolicyOutcome(ctx, id, 'removed', result);
 }
 
 /** The `--keep-<n>` options: commander names them as the API's retention fields (`keepLast`). */
@@ -736,7 +809,7 @@ async function policiesSetCommand(
     const volume = await resolveVolume(ctx, o['volume'], o['host'] as string | undefined);
     scope = { kind: 'volume', hostId: volume.hostId, volumeName: volume.volumeName };
   } else throw new UsageError('--default or --volume <name> is required');
-  const res = await ctx.client.send<unknown>('PUT', `/v1/policies/${enc(id)}`, {
+  const body = {
     scope,
     policy: {
       enabled: !o['disabled'],
@@ -746,12 +819,11 @@ async function policiesSetCommand(
       ...(o['consistency'] ? { consistency: { mode: o['consistency'] } } : {}),
     },
     requestedBy: 'volback-cli',
-  });
-  ctx.out.result(
-    res,
-    () => `policy ${id} sent to the scheduler (not yet applied: see volback policies show ${id})`,
+  };
+  const result = await sendPolicyCommand(ctx, id, () =>
+    ctx.client.send<{ commandId: string }>('PUT', `/v1/policies/${enc(id)}`, body),
   );
-  return EXIT.ok;
+  return reportPolicyOutcome(ctx, id, 'defined', result);
 }
 
 interface EventEnvelope {
