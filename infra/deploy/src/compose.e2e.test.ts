@@ -254,7 +254,7 @@ describe('docker compose: volback deployed from its images', () => {
       'node',
     );
     expect(await docker(engineA, ['run', '--rm', '--network', 'none', IMAGE, 'volback', '--help'])).toContain(
-      'usage: volback',
+      'Usage: volback',
     );
   });
 
