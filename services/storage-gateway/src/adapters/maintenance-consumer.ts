@@ -138,6 +138,24 @@ export async function startMaintenanceConsumer(
     );
   };
 
+  /** Why this gateway cannot run a command for `repositoryId`, or undefined when it can. */
+  const wrongRepository = (repositoryId: string): string | undefined =>
+    repositoryId === options.repositoryId
+      ? undefined
+      : `gateway ${options.gatewayId} serves repository ${options.repositoryId}, not ${repositoryId}`;
+
+  /** The code and the operator's reason for an error an operation raised (logged when unexpected). */
+  const failureOf = (error: unknown, context: { operation: string }) => {
+    const code = failureCode(error);
+    if (code === MaintenanceFailureCode.Failed) log.error({ ...context, err: error }, 'maintenance error');
+    // Repository errors name files and the location, never credentials; others stay in the log.
+    const reason =
+      error instanceof RepositoryError || error instanceof RangeError
+        ? error.message
+        : `${context.operation} failed in gateway ${options.gatewayId} (see its log)`;
+    return { code, reason };
+  };
+
   /**
    * Re-import: the repository's volback snapshots that the log does not know become
    * `SnapshotImported` events, each at most once (expected last sequence 0 on its own subject).
@@ -162,11 +180,9 @@ export async function startMaintenanceConsumer(
         'failed',
       );
     };
-    if (command.repositoryId !== options.repositoryId) {
-      await failed(
-        MaintenanceFailureCode.UnknownRepository,
-        `gateway ${options.gatewayId} serves repository ${options.repositoryId}, not ${command.repositoryId}`,
-      );
+    const elsewhere = wrongRepository(command.repositoryId);
+    if (elsewhere) {
+      await failed(MaintenanceFailureCode.UnknownRepository, elsewhere);
       return;
     }
     log.info(context, 'import started');
@@ -178,12 +194,7 @@ export async function startMaintenanceConsumer(
       const known = await knownSnapshotIds(options.nc);
       plan = planImport(command, await repo.listSnapshots(), known, clock());
     } catch (error) {
-      const code = failureCode(error);
-      if (code === MaintenanceFailureCode.Failed) log.error({ ...context, err: error }, 'import error');
-      const reason =
-        error instanceof RepositoryError
-          ? error.message
-          : `import failed in gateway ${options.gatewayId} (see its log)`;
+      const { code, reason } = failureOf(error, context);
       await failed(code, reason);
       return;
     }
@@ -236,11 +247,9 @@ export async function startMaintenanceConsumer(
       );
     };
 
-    if (command.repositoryId !== options.repositoryId) {
-      await failed(
-        MaintenanceFailureCode.UnknownRepository,
-        `gateway ${options.gatewayId} serves repository ${options.repositoryId}, not ${command.repositoryId}`,
-      );
+    const elsewhere = wrongRepository(command.repositoryId);
+    if (elsewhere) {
+      await failed(MaintenanceFailureCode.UnknownRepository, elsewhere);
       return;
     }
     log.info(context, 'maintenance started');
@@ -284,13 +293,7 @@ export async function startMaintenanceConsumer(
         }
       }
     } catch (error) {
-      const code = failureCode(error);
-      if (code === MaintenanceFailureCode.Failed) log.error({ ...context, err: error }, 'maintenance error');
-      // Repository errors name files and the location, never credentials; others stay in the log.
-      const reason =
-        error instanceof RepositoryError || error instanceof RangeError
-          ? error.message
-          : `${operation} failed in gateway ${options.gatewayId} (see its log)`;
+      const { code, reason } = failureOf(error, context);
       await failed(code, reason);
       return;
     }
