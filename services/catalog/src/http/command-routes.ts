@@ -409,14 +409,17 @@ function registerMaintenanceRoutes(
         summary: "Re-import the repository's snapshots the event log does not know (after the log was lost)",
         description:
           "The gateways list the repository's snapshots and record `SnapshotImported` for each volback snapshot (tags `volback`, `volume:`, `host:`, `host-id:`, or the path `/volumes/<name>`) the log lacks; each is imported once, however often this runs. The operation's summary counts `imported`, `alreadyKnown` and `skipped` (not volback's).",
-        body: z.object({ repositoryId: repositoryField, requestedBy }).default({ repositoryId: 'default' }),
+        body: z
+          .object({ repositoryId: repositoryField, requestedBy })
+          .nullish()
+          .describe('optional: the default repository'),
         response: operationAccepted,
       },
     },
     async (req, reply) => {
       const { operationId } = await commands.importSnapshots({
-        repositoryId: req.body.repositoryId,
-        requestedBy: req.body.requestedBy ?? 'api',
+        repositoryId: req.body?.repositoryId ?? 'default',
+        requestedBy: req.body?.requestedBy ?? 'api',
         now: now(),
       });
       return answer(reply, operationId);
