@@ -337,6 +337,41 @@ export const MESSAGE_FIXTURES: MessageFixtures = {
     reason: 'an exclusive lock is held by gateway-2 since 2025-03-16T04:00:00Z',
     failedAt: '2025-03-16T04:30:00.000Z',
   },
+  'io.volback.repository.import-requested.v1': {
+    operationId: 'import-2025-03-20',
+    repositoryId: ids.repositoryId,
+    requestedBy: 'volback-cli',
+    requestedAt: '2025-03-20T09:00:00.000Z',
+  },
+  'io.volback.snapshot.imported.v1': {
+    snapshotId: ids.snapshotId,
+    repositoryId: ids.repositoryId,
+    operationId: 'import-2025-03-20',
+    hostId: ids.hostId,
+    hostName: 'docker-prod-01',
+    volumeName: ids.volumeName,
+    time: '2025-03-14T03:00:02.125Z',
+    paths: [`/volumes/${ids.volumeName}`],
+    tags: ['volback', `volume:${ids.volumeName}`, 'host:docker-prod-01', `host-id:${ids.hostId}`],
+    importedAt: '2025-03-20T09:00:04.000Z',
+  },
+  'io.volback.repository.import-completed.v1': {
+    operationId: 'import-2025-03-20',
+    repositoryId: ids.repositoryId,
+    snapshots: 214,
+    imported: 201,
+    alreadyKnown: 12,
+    skipped: 1,
+    durationMs: 5_400,
+    completedAt: '2025-03-20T09:00:05.400Z',
+  },
+  'io.volback.repository.import-failed.v1': {
+    operationId: 'import-2025-03-20',
+    repositoryId: ids.repositoryId,
+    code: 'REPOSITORY_UNAVAILABLE',
+    reason: 'the storage did not answer: connect ECONNREFUSED 10.0.0.5:9000',
+    failedAt: '2025-03-20T09:00:30.000Z',
+  },
   'io.volback.message.rejected.v1': {
     consumer: 'scheduler.commands',
     stream: 'VOLBACK_COMMANDS',
@@ -396,6 +431,7 @@ export const MESSAGE_FIXTURES: MessageFixtures = {
   },
   'io.volback.cmd.prune-repository.v1': { operationId: 'op-prune-2025-03-16', maxUnusedFraction: 0.1 },
   'io.volback.cmd.check-repository.v1': { operationId: 'op-check-2025-03-16', readDataFraction: 0.1 },
+  'io.volback.cmd.import-snapshots.v1': { operationId: 'import-2025-03-20' },
 };
 
 /** Whether {@link MESSAGE_FIXTURES} has data for this definition. */

@@ -15,6 +15,7 @@ export * from './events/policy.ts';
 export * from './events/backup.ts';
 export * from './events/restore.ts';
 export * from './events/repository.ts';
+export * from './events/snapshot.ts';
 export * from './events/message.ts';
 export * from './commands/agent.ts';
 export * from './commands/scheduler.ts';

@@ -42,6 +42,7 @@ const COMMAND_TARGETS: Record<string, 'agent' | 'gateway' | 'scheduler'> = {
   'forget-snapshots': 'gateway',
   'prune-repository': 'gateway',
   'check-repository': 'gateway',
+  'import-snapshots': 'gateway',
 };
 
 function kebab(pascal: string): string {

@@ -1,5 +1,5 @@
 import { BackupVolume, RestoreSnapshot } from './commands/agent.ts';
-import { CheckRepository, ForgetSnapshots, PruneRepository } from './commands/gateway.ts';
+import { CheckRepository, ForgetSnapshots, ImportSnapshots, PruneRepository } from './commands/gateway.ts';
 import { DefinePolicy, RemovePolicy, RequestBackup } from './commands/scheduler.ts';
 import type { CommandDefinition, EventDefinition, MessageDefinition } from './define.ts';
 import {
@@ -26,6 +26,12 @@ import {
   RepositoryPruned,
   SnapshotsForgotten,
 } from './events/repository.ts';
+import {
+  RepositoryImportCompleted,
+  RepositoryImportFailed,
+  RepositoryImportRequested,
+  SnapshotImported,
+} from './events/snapshot.ts';
 import { RestoreCompleted, RestoreFailed, RestoreRequested, RestoreStarted } from './events/restore.ts';
 import {
   VolumeAtRisk,
@@ -68,6 +74,10 @@ export const EVENTS = [
   RepositoryPruned,
   RepositoryChecked,
   RepositoryMaintenanceFailed,
+  RepositoryImportRequested,
+  SnapshotImported,
+  RepositoryImportCompleted,
+  RepositoryImportFailed,
   MessageRejected,
 ] as const satisfies readonly EventDefinition[];
 
@@ -81,6 +91,7 @@ export const COMMANDS = [
   ForgetSnapshots,
   PruneRepository,
   CheckRepository,
+  ImportSnapshots,
 ] as const satisfies readonly CommandDefinition[];
 
 /** Events and commands together. */

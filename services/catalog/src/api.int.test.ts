@@ -640,7 +640,7 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
     expect(future).toMatchObject({ items: [], matched: 0, truncated: false });
   });
 
-  it('sends forget, prune and check to the gateways and records each as requested', async () => {
+  it('sends forget, prune, check and import to the gateways and records each as requested', async () => {
     const prune = await send('POST', '/v1/repository/prune', { maxUnusedFraction: 0.1 });
     expect(prune.statusCode).toBe(202);
     const { operationId } = prune.json<{ operationId: string }>();
@@ -658,6 +658,14 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
     expect(await commandsOn('volback.cmd.gateway.forget-snapshots')).toBe(1);
     expect((await send('POST', '/v1/repository/check', { readDataFraction: 1 })).statusCode).toBe(202);
     expect(await commandsOn('volback.cmd.gateway.check-repository')).toBe(1);
+    // The re-import needs no body: the default repository.
+    const imported = await send('POST', '/v1/repository/import');
+    expect(imported.statusCode, imported.body).toBe(202);
+    expect(await commandsOn('volback.cmd.gateway.import-snapshots')).toBe(1);
+    await catalog.caughtUp();
+    expect(
+      (await get(`/v1/repository/operations/${imported.json<{ operationId: string }>().operationId}`)).json(),
+    ).toMatchObject({ operation: 'import', status: 'Requested', repositoryId: 'default' });
 
     expectProblem(
       await send('POST', `/v1/hosts/${second}/volumes/alpha/forget`, { retention: { keepLast: 0 } }),

@@ -2,7 +2,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { createEvent, encodeEnvelope, HostSeen } from '@volback/contracts';
+import {
+  BackupCompleted,
+  createEvent,
+  encodeEnvelope,
+  HostSeen,
+  MESSAGE_FIXTURES,
+  SnapshotImported,
+} from '@volback/contracts';
 import {
   connectNats,
   drainNats,
@@ -13,6 +20,7 @@ import {
 import { startNatsServer, type NatsServer } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CatalogDatabase } from './adapters/catalog-database.ts';
+import { CatalogQueries } from './adapters/catalog-queries.ts';
 import { startCatalog, type Catalog } from './catalog.ts';
 import { applyEventRows, projectEvent } from './projection/project-event.ts';
 import { HISTORY_IDS, READ_URLS, TEST_NOW, testHistory } from './test-support/history.ts';
@@ -181,5 +189,43 @@ describe('projection of VOLBACK_EVENTS into SQLite', () => {
     expect(reopened.emptied).toBe(true);
     expect(reopened.database.checkpoint()).toBe(0);
     reopened.database.close();
+  });
+
+  it('a re-imported snapshot: a known one is left as it is; a new one brings its host and volume, marked as from the repository', () => {
+    const { database } = CatalogDatabase.open(join(dir, 'imported.sqlite'));
+    const queries = new CatalogQueries(database, () => TEST_NOW);
+    const completed = BackupCompleted.schema.parse(MESSAGE_FIXTURES['io.volback.backup.completed.v1']);
+    applyEventRows(database, 'BackupCompleted', completed);
+    const imported = SnapshotImported.schema.parse(MESSAGE_FIXTURES['io.volback.snapshot.imported.v1']);
+    // Given the fixture's snapshot is the backup's: the import changes nothing.
+    applyEventRows(database, 'SnapshotImported', imported);
+    expect(queries.getSnapshot(completed.snapshotId)).toMatchObject({
+      origin: 'backup',
+      backupId: completed.backupId,
+      stats: { filesNew: completed.stats.filesNew },
+    });
+
+    const fresh = { ...imported, snapshotId: 'e'.repeat(64), hostId: 'lost-host-id', hostName: 'lost-host' };
+    applyEventRows(database, 'SnapshotImported', fresh);
+    applyEventRows(database, 'SnapshotImported', fresh);
+    expect(queries.getSnapshot(fresh.snapshotId)).toMatchObject({
+      origin: 'import',
+      backupId: null,
+      stats: null,
+      hostId: 'lost-host-id',
+      volumeName: fresh.volumeName,
+      time: fresh.time,
+    });
+    expect(queries.getHost('lost-host-id')).toMatchObject({
+      name: 'lost-host',
+      status: 'unknown',
+      registeredAt: null,
+    });
+    expect(queries.getVolume('lost-host-id', fresh.volumeName)).toMatchObject({
+      discoveredAt: null,
+      protection: { status: 'protected', lastSnapshotId: fresh.snapshotId, lastSuccessAt: fresh.time },
+    });
+    expect(queries.status().snapshots).toBe(2);
+    database.close();
   });
 });

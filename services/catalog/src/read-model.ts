@@ -189,11 +189,15 @@ export const snapshotView = z.object({
   repositoryId: z.string(),
   hostId: z.string(),
   volumeName: z.string(),
-  backupId: z.string(),
+  /** The backup that wrote it; null for a snapshot known only from the repository (`origin: import`). */
+  backupId: z.string().nullable(),
+  /** `backup`: recorded by its backup's outcome; `import`: re-imported from the repository. */
+  origin: z.enum(['backup', 'import']),
   time,
   /** Some files could not be read (the backup partially failed). */
   partial: z.boolean(),
-  stats: backupStats,
+  /** The backup's totals; null when unknown (an imported snapshot that records none). */
+  stats: backupStats.nullable(),
   /** Set once retention forgot it: its data goes with the next prune. */
   forgottenAt: time.nullable(),
 });
@@ -202,7 +206,7 @@ export type SnapshotView = z.infer<typeof snapshotView>;
 export const repositoryOperationView = z.object({
   operationId: z.string(),
   repositoryId: z.string(),
-  operation: z.enum(['forget', 'prune', 'check']),
+  operation: z.enum(['forget', 'prune', 'check', 'import']),
   /** `Requested` (sent to the gateways), `Succeeded` or `Failed` (a check that found damage too). */
   status: z.enum(['Requested', 'Succeeded', 'Failed']),
   createdAt: time,

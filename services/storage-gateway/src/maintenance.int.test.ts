@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -8,6 +8,7 @@ import {
   createCommand,
   eventSubjectFilter,
   ForgetSnapshots,
+  ImportSnapshots,
   parseMessage,
   PruneRepository,
   type Envelope,
@@ -249,6 +250,51 @@ describe('maintenance commands through VOLBACK_COMMANDS', () => {
       operation: 'check',
       code: 'UNKNOWN_REPOSITORY',
     });
+  });
+
+  it("import: every volback snapshot the log lacks once (a second import: none), restic's own snapshot of a directory skipped", async () => {
+    const foreignDir = join(scratch, 'not-a-volume');
+    await mkdir(foreignDir, { recursive: true });
+    await writeFile(join(foreignDir, 'notes.txt'), 'restic wrote this');
+    await restic(location, ['backup', '--host', 'laptop', foreignDir]);
+    const all = JSON.parse(await restic(location, ['--no-lock', 'snapshots', '--json'])) as Array<{
+      id: string;
+      paths: string[];
+    }>;
+    const volbacks = all.filter((s) => s.paths.every((p) => p.startsWith('/volumes/')));
+    expect(volbacks.length).toBeGreaterThan(1);
+    const imported = new Set<string>();
+    const sub = nc.subscribe(eventSubjectFilter('snapshot'));
+    void (async () => {
+      for await (const msg of sub) {
+        const parsed = parseMessage(msg.data);
+        if (parsed.ok) imported.add((parsed.message.envelope.data as { snapshotId: string }).snapshotId);
+      }
+    })();
+
+    await send(createCommand(ImportSnapshots, { operationId: 'import-1' }, { source: 'volback://test' }));
+    expect((await outcome('import-1')).data).toMatchObject({
+      snapshots: all.length,
+      imported: volbacks.length,
+      alreadyKnown: 0,
+      skipped: 1,
+    });
+    await nc.flush();
+    expect([...imported].sort()).toEqual(volbacks.map((s) => s.id).sort());
+
+    await send(createCommand(ImportSnapshots, { operationId: 'import-2' }, { source: 'volback://test' }));
+    expect((await outcome('import-2')).data).toMatchObject({
+      imported: 0,
+      alreadyKnown: volbacks.length,
+      skipped: 1,
+    });
+    sub.unsubscribe();
+    // Each snapshot's subject holds one event: the log stored every import once.
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info('VOLBACK_EVENTS', {
+      subjects_filter: eventSubjectFilter('snapshot'),
+    });
+    expect(Object.values(info.state.subjects ?? {})).toEqual(volbacks.map(() => 1));
   });
 
   it('check reads all data and reports ok; after damage to a pack it names the damaged blobs and snapshots', async () => {

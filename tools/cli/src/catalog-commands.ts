@@ -87,13 +87,21 @@ interface Snapshot {
   volumeName: string;
   time: string;
   partial: boolean;
+  /** `import`: known from the repository alone (re-imported), with no backup record. */
+  origin?: 'backup' | 'import';
+  /** Null for an imported snapshot that records no totals. */
   stats: {
     bytesRead: number;
     bytesAdded: number;
     filesNew: number;
     filesChanged: number;
     filesUnmodified: number;
-  };
+  } | null;
+}
+
+/** Files a snapshot holds, when its totals are known. */
+function snapshotFiles(s: Snapshot): number | undefined {
+  return s.stats ? s.stats.filesNew + s.stats.filesChanged + s.stats.filesUnmodified : undefined;
 }
 interface Work {
   phase: string;
@@ -102,7 +110,7 @@ interface Work {
 }
 interface Operation {
   operationId: string;
-  operation: 'forget' | 'prune' | 'check';
+  operation: 'forget' | 'prune' | 'check' | 'import';
   status: 'Requested' | 'Succeeded' | 'Failed';
   summary: Record<string, unknown>;
   error: { code: string; reason: string } | null;
@@ -225,13 +233,16 @@ async function waitForWork(
   }
 }
 
-/** Waits for a forget, prune or check to be recorded as done (its outcome event projected). */
+/** Waits for a forget, prune, check or import to be recorded as done (its outcome event projected). */
 async function waitForOperation(ctx: CatalogContext, operationId: string, what: string): Promise<Operation> {
   const controller = new AbortController();
   const stream = ctx.client
     .stream(
       `/v1/events/stream?work=${enc(operationId)}`,
-      (event) => /\.(snapshots-forgotten|pruned|checked|maintenance-failed)\.v\d+$/.test(event.event),
+      (event) =>
+        /\.(snapshots-forgotten|pruned|checked|maintenance-failed|import-completed|import-failed)\.v\d+$/.test(
+          event.event,
+        ),
       controller.signal,
     )
     .catch(() => undefined);
@@ -340,10 +351,10 @@ async function snapshotsCommand(
         ago(s.time),
         hostLabel(names, s.hostId),
         s.volumeName,
-        String(s.stats.filesNew + s.stats.filesChanged + s.stats.filesUnmodified),
-        bytes(s.stats.bytesRead),
-        bytes(s.stats.bytesAdded),
-        s.partial ? 'partial' : '',
+        s.stats ? String(snapshotFiles(s)) : '-',
+        s.stats ? bytes(s.stats.bytesRead) : '-',
+        s.stats ? bytes(s.stats.bytesAdded) : '-',
+        s.partial ? 'partial' : s.origin === 'import' ? 'imported' : '',
       ]),
     ),
   );
@@ -470,9 +481,8 @@ async function backupCommand(
         .get<Snapshot>(`/v1/snapshots/${enc(volume.protection.lastSnapshotId)}`)
         .catch(() => null)
     : null;
-  const total = last
-    ? { files: last.stats.filesNew + last.stats.filesChanged + last.stats.filesUnmodified }
-    : undefined;
+  const lastFiles = last ? snapshotFiles(last) : undefined;
+  const total = lastFiles !== undefined ? { files: lastFiles } : undefined;
 
   const view = createProgressView(`backing up ${volume.volumeName}`, progressMode(ctx.json), total);
   const work = await waitForWork(ctx, 'backups', backupId, view);
@@ -607,12 +617,11 @@ async function restoreCommand(ctx: CatalogContext, snapshotId: string, o: Restor
     ? null
     : await ctx.client.get<Snapshot>(`/v1/snapshots/${enc(snapshotId)}`).catch(() => null);
   const into = `${toVolume}${o.targetDir ? `:${o.targetDir}` : ''}`;
+  const files = snapshot ? snapshotFiles(snapshot) : undefined;
   const view = createProgressView(
     `${o.dryRun ? 'planning a restore into' : 'restoring into'} ${into}`,
     progressMode(ctx.json),
-    snapshot
-      ? { files: snapshot.stats.filesNew + snapshot.stats.filesChanged + snapshot.stats.filesUnmodified }
-      : undefined,
+    files !== undefined ? { files } : undefined,
   );
   const work = await waitForWork(ctx, 'restores', restoreId, view);
   ctx.out.result(work, () =>
@@ -992,6 +1001,8 @@ function operationText(op: Operation): string {
         ? `check ${op.operationId}: no errors (${String(s['packsChecked'])} packs, ${Math.round(Number(s['readDataFraction'] ?? 0) * 100)}% of data read)`
         : `check ${op.operationId} found damage:\n${errors.map((e) => `  ${e}`).join('\n')}`;
     }
+    case 'import':
+      return `import ${op.operationId} done: ${String(s['imported'])} snapshots imported, ${String(s['alreadyKnown'])} already known, ${String(s['skipped'])} skipped (not volback's)`;
   }
 }
 
@@ -1039,6 +1050,10 @@ async function checkCommand(
     throw new UsageError('give --read-data or --read-data-subset, not both');
   const fraction = o.readData ? 1 : o.readDataSubset ? fractionOf('--read-data-subset', o.readDataSubset) : 0;
   return runOperation(ctx, '/v1/repository/check', { readDataFraction: fraction }, 'checking the repository');
+}
+
+async function importCommand(ctx: CatalogContext): Promise<number> {
+  return runOperation(ctx, '/v1/repository/import', {}, 'importing snapshots from the repository');
 }
 
 // --- registration -----------------------------------------------------------------------------
@@ -1228,6 +1243,11 @@ export function registerCatalogCommands(program: Command, run: Runner): void {
     .option('--read-data', 'read back and verify all data')
     .option('--read-data-subset <share>', 'read back this share of the data (10% or 0.1)')
     .action((o, cmd: Command) => run(cmd, (ctx) => checkCommand(ctx, o)));
+
+  program
+    .command('import')
+    .description("re-import the repository's snapshots the event log does not know (after the log was lost)")
+    .action((_o, cmd: Command) => run(cmd, (ctx) => importCommand(ctx)));
 
   const catalog = program.command('catalog').description("the catalog's own maintenance");
   catalog

@@ -42,3 +42,15 @@ export const CheckRepository = defineCommand({
   }),
   target: () => ({ kind: 'gateway' }),
 });
+
+export const ImportSnapshots = defineCommand({
+  name: 'ImportSnapshots',
+  commandName: 'import-snapshots',
+  description:
+    'Re-import the repository\u2019s volback snapshots that the event log does not know (after the log was lost).',
+  schema: z.object({
+    operationId: workId,
+    repositoryId: repositoryId.default('default'),
+  }),
+  target: () => ({ kind: 'gateway' }),
+});

@@ -135,7 +135,7 @@ export interface SnapshotFilter {
 }
 export interface OperationFilter {
   repositoryId?: string | undefined;
-  operation?: 'forget' | 'prune' | 'check' | undefined;
+  operation?: 'forget' | 'prune' | 'check' | 'import' | undefined;
   operationId?: string | undefined;
 }
 
@@ -634,10 +634,11 @@ export class CatalogQueries {
       repositoryId: String(row['repository_id']),
       hostId: String(row['host_id']),
       volumeName: String(row['volume_name']),
-      backupId: String(row['backup_id']),
+      backupId: row['backup_id'] ? String(row['backup_id']) : null,
+      origin: row['backup_id'] ? 'backup' : 'import',
       time: String(row['time']),
       partial: row['partial'] === 1,
-      stats: parse(row['stats'] ?? null, {} as SnapshotView['stats']),
+      stats: parse(row['stats'] ?? null, null as SnapshotView['stats']),
       forgottenAt: str(row['forgotten_at']),
     };
   }

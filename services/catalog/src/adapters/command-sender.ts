@@ -8,8 +8,10 @@ import {
   createEvent,
   DefinePolicy,
   ForgetSnapshots,
+  ImportSnapshots,
   PruneRepository,
   RemovePolicy,
+  RepositoryImportRequested,
   RepositoryMaintenanceRequested,
   RestoreFailed,
   RestoreRequested,
@@ -253,6 +255,30 @@ export class CommandSender {
           ? createCommand(PruneRepository, { ...key, maxUnusedFraction: request.maxUnusedFraction }, common)
           : createCommand(CheckRepository, { ...key, readDataFraction: request.readDataFraction }, common);
     await this.#publish(command);
+    return { operationId };
+  }
+
+  /**
+   * Re-import of the repository's snapshots the log lacks: `RepositoryImportRequested` opens the
+   * operation's record (operation `import`), then `ImportSnapshots` to the gateways, whose
+   * `RepositoryImportCompleted` or `RepositoryImportFailed` closes it.
+   */
+  async importSnapshots(request: {
+    repositoryId: string;
+    requestedBy: string;
+    now: Date;
+  }): Promise<{ operationId: string }> {
+    const operationId = `import-${randomUUID()}`;
+    const common = { source: this.#source, correlationid: operationId };
+    const key = { operationId, repositoryId: request.repositoryId };
+    await this.#publish(
+      createEvent(
+        RepositoryImportRequested,
+        { ...key, requestedBy: request.requestedBy, requestedAt: request.now.toISOString() },
+        common,
+      ),
+    );
+    await this.#publish(createCommand(ImportSnapshots, key, common));
     return { operationId };
   }
 }

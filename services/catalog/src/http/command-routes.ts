@@ -299,6 +299,7 @@ const operationAccepted = { 202: accepted({ operationId: z.string() }) };
  * check. Each records `RepositoryMaintenanceRequested` and sends the gateways' command; the outcome
  * (`SnapshotsForgotten`, `RepositoryPruned`, `RepositoryChecked` or `RepositoryMaintenanceFailed`)
  * shows on `/v1/repository/operations/{operationId}` and on the live stream with `work={operationId}`.
+ * The re-import of snapshots the same way, with `RepositoryImportRequested`/`Completed`/`Failed`.
  */
 function registerMaintenanceRoutes(
   fastify: FastifyInstance,
@@ -393,6 +394,32 @@ function registerMaintenanceRoutes(
         repositoryId: req.body.repositoryId,
         readDataFraction: req.body.readDataFraction,
         requestedBy: req.body.requestedBy ?? 'api',
+        now: now(),
+      });
+      return answer(reply, operationId);
+    },
+  );
+
+  typed.post(
+    '/v1/repository/import',
+    {
+      config: write,
+      schema: {
+        tags: ['repository'],
+        summary: "Re-import the repository's snapshots the event log does not know (after the log was lost)",
+        description:
+          "The gateways list the repository's snapshots and record `SnapshotImported` for each volback snapshot (tags `volback`, `volume:`, `host:`, `host-id:`, or the path `/volumes/<name>`) the log lacks; each is imported once, however often this runs. The operation's summary counts `imported`, `alreadyKnown` and `skipped` (not volback's).",
+        body: z
+          .object({ repositoryId: repositoryField, requestedBy })
+          .nullish()
+          .describe('optional: the default repository'),
+        response: operationAccepted,
+      },
+    },
+    async (req, reply) => {
+      const { operationId } = await commands.importSnapshots({
+        repositoryId: req.body?.repositoryId ?? 'default',
+        requestedBy: req.body?.requestedBy ?? 'api',
         now: now(),
       });
       return answer(reply, operationId);

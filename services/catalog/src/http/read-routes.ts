@@ -348,7 +348,7 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
         querystring: z.object({
           ...paging,
           repository: z.string().min(1).max(63).optional(),
-          operation: z.enum(['forget', 'prune', 'check']).optional(),
+          operation: z.enum(['forget', 'prune', 'check', 'import']).optional(),
         }),
         response: { 200: pageOf(repositoryOperationView) },
       },

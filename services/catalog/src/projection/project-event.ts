@@ -17,12 +17,16 @@ import type {
   PolicyRejected,
   PolicyRemoved,
   RepositoryChecked,
+  RepositoryImportCompleted,
+  RepositoryImportFailed,
+  RepositoryImportRequested,
   RepositoryMaintenanceFailed,
   RepositoryPruned,
   RestoreCompleted,
   RestoreFailed,
   RestoreRequested,
   RestoreStarted,
+  SnapshotImported,
   SnapshotsForgotten,
   VolumeAtRisk,
   VolumeBackupScheduled,
@@ -105,7 +109,8 @@ function snapshotFromBackup(
     db,
     `INSERT INTO snapshots (snapshot_id, repository_id, host_id, volume_name, backup_id, time, partial, stats)
      VALUES (:s, :r, :h, :v, :b, :t, :p, :st)
-     ON CONFLICT (snapshot_id) DO UPDATE SET partial = excluded.partial, stats = excluded.stats`,
+     ON CONFLICT (snapshot_id) DO UPDATE SET partial = excluded.partial, stats = excluded.stats,
+       backup_id = excluded.backup_id`,
     {
       s: d.snapshotId,
       r: d.repositoryId,
@@ -179,6 +184,61 @@ function repositoryOperation(
       c: row.errorCode ?? null,
       e: row.reason ?? null,
     },
+  );
+}
+
+/** Opens a maintenance operation's row (its outcome event may have come first). */
+function operationRequested(
+  db: DatabaseSync,
+  d: { operationId: string; repositoryId: string; requestedAt: string; hostId?: string; volumeName?: string },
+  operation: string,
+): void {
+  const at = iso(d.requestedAt);
+  run(
+    db,
+    `INSERT INTO repository_operations
+       (operation_id, repository_id, operation, status, created_at, requested_at, host_id, volume_name)
+     VALUES (:id, :r, :op, 'Requested', :at, :at, :h, :v)
+     ON CONFLICT (operation_id, repository_id, operation) DO UPDATE SET requested_at = excluded.requested_at,
+       created_at = excluded.created_at`,
+    {
+      id: d.operationId,
+      r: d.repositoryId,
+      op: operation,
+      at,
+      h: d.hostId ?? null,
+      v: d.volumeName ?? null,
+    },
+  );
+}
+
+/**
+ * A snapshot known only from the repository (a re-import): its host and volume rows are made
+ * when missing (no registration, no discovery: known from the repository alone), and its row has
+ * no backup (`backup_id` empty). A snapshot the catalog already has stays as it is.
+ */
+function importedSnapshot(db: DatabaseSync, d: DataOf<typeof SnapshotImported>): void {
+  run(db, 'INSERT OR IGNORE INTO hosts (host_id, name) VALUES (:h, :n)', { h: d.hostId, n: d.hostName });
+  ensureVolume(db, d.hostId, d.volumeName);
+  const time = iso(d.time);
+  run(
+    db,
+    `INSERT OR IGNORE INTO snapshots (snapshot_id, repository_id, host_id, volume_name, backup_id, time, partial, stats)
+     VALUES (:s, :r, :h, :v, '', :t, 0, :st)`,
+    {
+      s: d.snapshotId,
+      r: d.repositoryId,
+      h: d.hostId,
+      v: d.volumeName,
+      t: time,
+      st: json(d.stats ?? null),
+    },
+  );
+  run(
+    db,
+    `UPDATE volumes SET last_success_at = :at, last_snapshot_id = :s
+     WHERE host_id = :h AND volume_name = :v AND (last_success_at IS NULL OR last_success_at < :at)`,
+    { h: d.hostId, v: d.volumeName, at: time, s: d.snapshotId },
   );
 }
 
@@ -559,23 +619,7 @@ const HANDLERS: { [N in EventName]: (db: DatabaseSync, data: never) => void } = 
     );
   },
   RepositoryMaintenanceRequested(db, d: DataNamed<'RepositoryMaintenanceRequested'>) {
-    const at = iso(d.requestedAt);
-    run(
-      db,
-      `INSERT INTO repository_operations
-         (operation_id, repository_id, operation, status, created_at, requested_at, host_id, volume_name)
-       VALUES (:id, :r, :op, 'Requested', :at, :at, :h, :v)
-       ON CONFLICT (operation_id, repository_id, operation) DO UPDATE SET requested_at = excluded.requested_at,
-         created_at = excluded.created_at`,
-      {
-        id: d.operationId,
-        r: d.repositoryId,
-        op: d.operation,
-        at,
-        h: d.hostId ?? null,
-        v: d.volumeName ?? null,
-      },
-    );
+    operationRequested(db, d, d.operation);
   },
   SnapshotsForgotten(db, d: DataOf<typeof SnapshotsForgotten>) {
     const at = iso(d.forgottenAt);
@@ -637,6 +681,40 @@ const HANDLERS: { [N in EventName]: (db: DatabaseSync, data: never) => void } = 
       operationId: d.operationId,
       repositoryId: d.repositoryId,
       operation: d.operation,
+      ok: false,
+      finishedAt: d.failedAt,
+      summary: {},
+      errorCode: d.code,
+      reason: d.reason,
+    });
+  },
+  RepositoryImportRequested(db, d: DataOf<typeof RepositoryImportRequested>) {
+    operationRequested(db, d, 'import');
+  },
+  SnapshotImported(db, d: DataOf<typeof SnapshotImported>) {
+    importedSnapshot(db, d);
+  },
+  RepositoryImportCompleted(db, d: DataOf<typeof RepositoryImportCompleted>) {
+    repositoryOperation(db, {
+      operationId: d.operationId,
+      repositoryId: d.repositoryId,
+      operation: 'import',
+      ok: true,
+      finishedAt: d.completedAt,
+      summary: {
+        snapshots: d.snapshots,
+        imported: d.imported,
+        alreadyKnown: d.alreadyKnown,
+        skipped: d.skipped,
+        durationMs: d.durationMs,
+      },
+    });
+  },
+  RepositoryImportFailed(db, d: DataOf<typeof RepositoryImportFailed>) {
+    repositoryOperation(db, {
+      operationId: d.operationId,
+      repositoryId: d.repositoryId,
+      operation: 'import',
       ok: false,
       finishedAt: d.failedAt,
       summary: {},

@@ -5,16 +5,21 @@ import {
   commandSubjectFilter,
   createEvent,
   ForgetSnapshots,
+  ImportSnapshots,
   PruneRepository,
+  RepositoryImportCompleted,
+  RepositoryImportFailed,
   RepositoryChecked,
   RepositoryMaintenanceFailed,
   RepositoryPruned,
+  SnapshotImported,
   SnapshotsForgotten,
   STREAMS,
   type EventDefinition,
   type MessageDefinition,
 } from '@volback/contracts';
 import {
+  ConcurrencyConflictError,
   startDurableConsumer,
   type ConsumedMessage,
   type MessagePublisher,
@@ -42,7 +47,9 @@ import {
   type ForgetCommand,
   type PruneCommand,
 } from '../domain/maintenance.ts';
+import { importCompleted, planImport, type ImportCommand } from '../domain/snapshot-import.ts';
 import type { GatewayMetrics } from './gateway-metrics.ts';
+import { knownSnapshotIds } from './known-snapshots.ts';
 
 /** Durable name of the consumer all gateways share: each command runs on one of them. */
 export const MAINTENANCE_CONSUMER = 'storage-gateway';
@@ -68,7 +75,12 @@ export interface MaintenanceConsumerOptions {
   readonly clock?: () => Date;
 }
 
-const HANDLED: readonly MessageDefinition[] = [ForgetSnapshots, PruneRepository, CheckRepository];
+const HANDLED: readonly MessageDefinition[] = [
+  ForgetSnapshots,
+  PruneRepository,
+  CheckRepository,
+  ImportSnapshots,
+];
 
 /** A deterministic event id per command and outcome: a redelivered command's event is stored once. */
 function eventId(commandId: string, what: string): string {
@@ -96,9 +108,11 @@ export function failureCode(error: unknown): MaintenanceFailureCode {
 }
 
 /**
- * Runs the gateway commands (`volback.cmd.gateway.*`: forget, prune, check) from the work-queue
- * stream, one at a time per gateway, and turns each outcome into an event: SnapshotsForgotten,
- * RepositoryPruned, RepositoryChecked, or RepositoryMaintenanceFailed, never a silent drop.
+ * Runs the gateway commands (`volback.cmd.gateway.*`: forget, prune, check, import) from the
+ * work-queue stream, one at a time per gateway, and turns each outcome into an event:
+ * SnapshotsForgotten, RepositoryPruned, RepositoryChecked, or RepositoryMaintenanceFailed; an
+ * import's SnapshotImported events and RepositoryImportCompleted or RepositoryImportFailed. Never
+ * a silent drop.
  */
 export async function startMaintenanceConsumer(
   options: MaintenanceConsumerOptions,
@@ -124,7 +138,100 @@ export async function startMaintenanceConsumer(
     );
   };
 
+  /** Why this gateway cannot run a command for `repositoryId`, or undefined when it can. */
+  const wrongRepository = (repositoryId: string): string | undefined =>
+    repositoryId === options.repositoryId
+      ? undefined
+      : `gateway ${options.gatewayId} serves repository ${options.repositoryId}, not ${repositoryId}`;
+
+  /** The code and the operator's reason for an error an operation raised (logged when unexpected). */
+  const failureOf = (error: unknown, context: { operation: string }) => {
+    const code = failureCode(error);
+    if (code === MaintenanceFailureCode.Failed) log.error({ ...context, err: error }, 'maintenance error');
+    // Repository errors name files and the location, never credentials; others stay in the log.
+    const reason =
+      error instanceof RepositoryError || error instanceof RangeError
+        ? error.message
+        : `${context.operation} failed in gateway ${options.gatewayId} (see its log)`;
+    return { code, reason };
+  };
+
+  /**
+   * Re-import: the repository's volback snapshots that the log does not know become
+   * `SnapshotImported` events, each at most once (expected last sequence 0 on its own subject).
+   */
+  const runImport = async (message: ConsumedMessage): Promise<void> => {
+    const command = message.envelope.data as ImportCommand;
+    const operation = 'import';
+    const context = { operation, operationId: command.operationId, deliveryCount: message.deliveryCount };
+    const failed = async (code: MaintenanceFailureCode, reason: string) => {
+      options.metrics?.maintenance.inc({ operation, outcome: code });
+      log.warn({ ...context, code, reason }, 'import failed');
+      await publish(
+        RepositoryImportFailed,
+        {
+          operationId: command.operationId,
+          repositoryId: command.repositoryId,
+          code,
+          reason: reason.slice(0, 4000) || code,
+          failedAt: clock().toISOString(),
+        },
+        message,
+        'failed',
+      );
+    };
+    const elsewhere = wrongRepository(command.repositoryId);
+    if (elsewhere) {
+      await failed(MaintenanceFailureCode.UnknownRepository, elsewhere);
+      return;
+    }
+    log.info(context, 'import started');
+    const started = performance.now();
+    let plan;
+    try {
+      const repo = await options.repository();
+      // The log first: a snapshot committed meanwhile has its backup outcome published after it.
+      const known = await knownSnapshotIds(options.nc);
+      plan = planImport(command, await repo.listSnapshots(), known, clock());
+    } catch (error) {
+      const { code, reason } = failureOf(error, context);
+      await failed(code, reason);
+      return;
+    }
+    let imported = 0;
+    for (const data of plan.imports) {
+      const { envelope } = message;
+      try {
+        const ack = await options.publisher.publish(
+          createEvent(SnapshotImported, data, {
+            source,
+            id: `snapshot-imported.${data.snapshotId}`,
+            causationid: envelope.id,
+            ...(envelope.correlationid ? { correlationid: envelope.correlationid } : {}),
+          }),
+          { expectedLastSubjectSequence: 0 },
+        );
+        if (!ack.duplicate) imported++;
+      } catch (error) {
+        // Another import (a concurrent one, or this one before a redelivery) stored it first.
+        if (!(error instanceof ConcurrencyConflictError)) throw error;
+      }
+    }
+    await publish(
+      RepositoryImportCompleted,
+      importCompleted(command, plan, imported, performance.now() - started, clock()),
+      message,
+      'import-completed',
+    );
+    options.metrics?.maintenance.inc({ operation, outcome: 'ok' });
+    log.info(
+      { ...context, imported, skipped: plan.skipped, durationMs: Math.round(performance.now() - started) },
+      'import done',
+    );
+  };
+
   const run = async (message: ConsumedMessage): Promise<void> => {
+    if (message.definition === ImportSnapshots) return runImport(message);
     const name = message.definition.name as 'ForgetSnapshots' | 'PruneRepository' | 'CheckRepository';
     const operation = name === 'ForgetSnapshots' ? 'forget' : name === 'PruneRepository' ? 'prune' : 'check';
     const command = message.envelope.data as ForgetCommand | PruneCommand | CheckCommand;
@@ -140,11 +247,9 @@ export async function startMaintenanceConsumer(
       );
     };
 
-    if (command.repositoryId !== options.repositoryId) {
-      await failed(
-        MaintenanceFailureCode.UnknownRepository,
-        `gateway ${options.gatewayId} serves repository ${options.repositoryId}, not ${command.repositoryId}`,
-      );
+    const elsewhere = wrongRepository(command.repositoryId);
+    if (elsewhere) {
+      await failed(MaintenanceFailureCode.UnknownRepository, elsewhere);
       return;
     }
     log.info(context, 'maintenance started');
@@ -188,13 +293,7 @@ export async function startMaintenanceConsumer(
         }
       }
     } catch (error) {
-      const code = failureCode(error);
-      if (code === MaintenanceFailureCode.Failed) log.error({ ...context, err: error }, 'maintenance error');
-      // Repository errors name files and the location, never credentials; others stay in the log.
-      const reason =
-        error instanceof RepositoryError || error instanceof RangeError
-          ? error.message
-          : `${operation} failed in gateway ${options.gatewayId} (see its log)`;
+      const { code, reason } = failureOf(error, context);
       await failed(code, reason);
       return;
     }
