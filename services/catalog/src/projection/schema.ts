@@ -3,12 +3,15 @@
  * version is emptied and rebuilt from the event log at start (it is only ever a projection).
  * Times are stored as ISO 8601 UTC with milliseconds, so text order is time order.
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 export const SCHEMA = `
 CREATE TABLE checkpoint (
   id INTEGER PRIMARY KEY CHECK (id = 1),
-  stream_sequence INTEGER NOT NULL
+  stream_sequence INTEGER NOT NULL,
+  -- Creation time of the VOLBACK_EVENTS the sequence counts in: a stream deleted and created
+  -- again restarts at 1, and this tells the catalog its checkpoint means nothing there.
+  stream_created TEXT
 );
 INSERT INTO checkpoint (id, stream_sequence) VALUES (1, 0);
 

@@ -19,6 +19,7 @@ import {
   type ConsumedMessage,
   type MessagePublisher,
   type RunningConsumer,
+  type StreamOptions,
 } from '@volback/messaging';
 import type { Logger } from '@volback/observability';
 import {
@@ -66,6 +67,8 @@ export interface MaintenanceConsumerOptions {
   readonly durable?: string;
   readonly ackWaitMs?: number;
   readonly clock?: () => Date;
+  /** Settings the streams are recreated with if they are deleted under the service. */
+  readonly streams?: StreamOptions;
 }
 
 const HANDLED: readonly MessageDefinition[] = [ForgetSnapshots, PruneRepository, CheckRepository];
@@ -213,6 +216,7 @@ export async function startMaintenanceConsumer(
     source,
     accepts: (definition) => HANDLED.includes(definition),
     logger: log,
+    ...(options.streams ? { streams: options.streams } : {}),
     ackWaitMs: options.ackWaitMs ?? MAINTENANCE_ACK_WAIT_MS,
     longRunning: true,
   });
