@@ -4,6 +4,7 @@ import {
   hostId,
   issuesText,
   policyDefinitionIssues,
+  policyId,
   policyRemovalIssues,
   policyScope,
   policySpec,
@@ -179,7 +180,7 @@ export function registerCommandRoutes(
         summary: 'Define or replace a policy',
         description:
           'Checks what the catalog can (the rules the scheduler applies: time zone, cron expression, ids of label policies) and answers 400 naming every problem at once; else sends `DefinePolicy` to the scheduler, which records `PolicyDefined` or `PolicyRejected` (on `volback.evt.policy.<policyId>`, `causationid` = the `commandId` answered here); the policy shows in `GET /v1/policies` once recorded.',
-        params: z.object({ policyId: workId }),
+        params: z.object({ policyId }),
         body: z.object({ scope: policyScope, policy: policySpec, requestedBy }),
         response: { 202: accepted({ policyId: z.string(), commandId: z.string() }) },
       },
