@@ -7,6 +7,12 @@ import { formatChunkerPolynomial, LocalBackend, randomIrreduciblePolynomial, Rep
 import { restic, TEST_PASSWORD } from './test-support/restic.ts';
 
 /** Every pack file under data/. */
+/** Waits until `done` holds: packs are uploaded in the background. */
+async function waitFor(done: () => boolean): Promise<void> {
+  for (const started = Date.now(); !done(); await new Promise((resolve) => setTimeout(resolve, 20)))
+    if (Date.now() - started > 30_000) throw new Error('timed out');
+}
+
 const packsIn = (dir: string): string[] =>
   readdirSync(join(dir, 'data'), { withFileTypes: true })
     .filter((d) => d.isDirectory())
@@ -36,5 +42,36 @@ describe('a flush that fails leaves no pack behind that no index names', () => {
     expect(packsIn(dir)).toEqual(indexed);
     const checked = await restic(dir, ['check']);
     expect(checked).toMatch(/no errors were found/);
+  });
+
+  it('removes the packs a session already wrote when a later pack cannot be written', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'volback-failed-pack-')), 'repo');
+    const repo = await Repository.init(new LocalBackend(dir), TEST_PASSWORD, {
+      chunkerPolynomial: formatChunkerPolynomial(randomIrreduciblePolynomial()),
+      packSize: 256 * 1024,
+      sealWorkers: 0,
+    });
+    // The session's first packs go in (full packs are written at once, not yet indexed)…
+    for (let i = 0; i < 3; i++) await repo.saveBlob('data', randomBytes(300 * 1024));
+    await waitFor(() => packsIn(dir).length === 3);
+    // …then the storage refuses every further pack: each data/<xx> directory without a pack is
+    // replaced by a link to nowhere (what a full disk does to the next write, root or not).
+    const moved: string[] = [];
+    for (const sub of readdirSync(join(dir, 'data'))) {
+      if (readdirSync(join(dir, 'data', sub)).length > 0) continue;
+      renameSync(join(dir, 'data', sub), join(dir, `away-${sub}`));
+      symlinkSync(join(dir, 'nowhere'), join(dir, 'data', sub));
+      moved.push(sub);
+    }
+    for (let i = 0; i < 3; i++) await repo.saveBlob('data', randomBytes(300 * 1024)).catch(() => undefined);
+    await expect(repo.flush()).rejects.toThrow();
+    for (const sub of moved) {
+      rmSync(join(dir, 'data', sub));
+      renameSync(join(dir, `away-${sub}`), join(dir, 'data', sub));
+    }
+    await repo.close();
+
+    expect(packsIn(dir)).toEqual([]);
+    expect(await restic(dir, ['check'])).toMatch(/no errors were found/);
   });
 });
