@@ -145,6 +145,10 @@ export async function startDurableConsumer(options: DurableConsumerOptions): Pro
         'the consumer or its stream is gone; recreating them',
       );
       try {
+        // The server removes a deleted stream's files after it answers: a stream created again at
+        // once can lose its new files to that removal (seen as 'message block data missing').
+        if (missing === 'stream')
+          await new Promise((resolve) => setTimeout(resolve, STREAM_RECREATE_DELAY_MS));
         if (options.recreate) await options.recreate();
         else {
           await ensureStreams(jsm, options.streams ?? {});
@@ -234,6 +238,9 @@ export async function startDurableConsumer(options: DurableConsumerOptions): Pro
     },
   };
 }
+
+/** Pause before recreating a stream found deleted (see `recover`). */
+export const STREAM_RECREATE_DELAY_MS = 2_000;
 
 /** Whether the consumer's stream or the consumer itself no longer exists (`stream`, `consumer`), else false. */
 async function consumerMissing(

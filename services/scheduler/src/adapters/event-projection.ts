@@ -1,7 +1,7 @@
 import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { ContractErrorCode, parseMessage, STREAMS } from '@volback/contracts';
-import { ensureStreams, type StreamOptions } from '@volback/messaging';
+import { ensureStreams, STREAM_RECREATE_DELAY_MS, type StreamOptions } from '@volback/messaging';
 import type { Logger } from '@volback/observability';
 import { evolve, initialState, type SchedulerState } from '../domain/index.ts';
 
@@ -64,7 +64,8 @@ export async function startEventProjection(options: EventProjectionOptions): Pro
     // stream deleted and created again that would skip every new event. End the read instead.
     void (async () => {
       for await (const status of current.status()) {
-        if (status.type !== 'ordered_consumer_recreated' && status.type !== 'consumer_deleted') continue;
+        const suspicious = ['ordered_consumer_recreated', 'consumer_deleted', 'heartbeats_missed'];
+        if (!suspicious.includes(status.type)) continue;
         const info = await jsm.streams.info(STREAMS.events.name).catch(() => undefined);
         if (info?.created !== streamCreated) {
           await current.close();
@@ -110,6 +111,8 @@ export async function startEventProjection(options: EventProjectionOptions): Pro
       failures++;
       await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 250 * 2 ** Math.min(failures, 5))));
       try {
+        // Not at once: the server may still be removing the deleted stream's files.
+        await new Promise((resolve) => setTimeout(resolve, STREAM_RECREATE_DELAY_MS));
         await ensureStreams(jsm, options.streams ?? {});
         const created = (await jsm.streams.info(STREAMS.events.name)).created;
         if (created !== streamCreated) {
@@ -160,8 +163,18 @@ export async function startEventProjection(options: EventProjectionOptions): Pro
     replayed,
     waitFor,
     async catchUp(timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
       const info = await jsm.streams.info(STREAMS.events.name);
-      return waitFor(info.state.last_seq, timeoutMs);
+      if (info.created !== streamCreated) {
+        // A new stream the read has not noticed yet: end the read (it rebuilds) and wait for the
+        // rebuild, rather than decide on the old stream's state.
+        await messages?.close();
+        while (streamCreated !== info.created) {
+          if (Date.now() > deadline) return false;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      }
+      return waitFor(info.state.last_seq, Math.max(0, deadline - Date.now()));
     },
     async stop() {
       stopped = true;
