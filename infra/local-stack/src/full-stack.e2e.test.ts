@@ -11,6 +11,7 @@ const main = new URL('./main.ts', import.meta.url).pathname;
 
 interface VolumePage {
   items: Array<{
+    hostId: string;
     volumeName: string;
     protection: { status: string; lastSuccessAt: string | null; lastSnapshotId: string | null };
   }>;
@@ -58,6 +59,7 @@ describe('npm start: the whole local stack on a Docker Engine', () => {
     stack.stderr.on('data', (d: Buffer) => (output += d.toString()));
     const exited = new Promise<number | null>((resolve) => stack.once('exit', (code) => resolve(code)));
     const started = Date.now();
+    let failed = false;
     try {
       const volumes = async () =>
         ((await (await fetch(`http://127.0.0.1:${catalogPort}/v1/volumes`)).json()) as VolumePage).items;
@@ -91,13 +93,46 @@ describe('npm start: the whole local stack on a Docker Engine', () => {
         { env: { ...process.env } },
       );
       expect(stdout).toBe('hello from the demo volume\n');
+
+      // kill -9 of the NATS server the stack started: the stack starts it again (same port and
+      // store), the services reconnect, and a backup requested afterwards completes.
+      const natsLine = output.split('\n').find((line) => line.includes('"NATS server started"'));
+      const natsPid = (JSON.parse(natsLine!) as { pid: number }).pid; // the last `pid` is the server's
+      process.kill(natsPid, 'SIGKILL');
+      const ready = `http://127.0.0.1:${env.VOLBACK_OPS_PORT}/readyz`;
+      await waitUntil(
+        'the NATS server to be restarted',
+        async () => output.includes('NATS server restarted'),
+        60_000,
+      );
+      await waitUntil('the stack to be ready again', async () => (await fetch(ready)).status === 200, 90_000);
+      const demo = (await volumes()).find((v) => v.volumeName === 'demo')!;
+      const api = `http://127.0.0.1:${catalogPort}`;
+      const requested = await fetch(
+        `${api}/v1/hosts/${encodeURIComponent(demo.hostId)}/volumes/demo/backups`,
+        {
+          method: 'POST',
+        },
+      );
+      expect(requested.status, await requested.clone().text()).toBe(202);
+      const { location } = (await requested.json()) as { location: string };
+      await waitUntil(
+        'the backup requested after the restart to complete',
+        async () => {
+          const res = await fetch(`${api}${location}`);
+          return res.status === 200 && ((await res.json()) as { phase: string }).phase === 'Completed';
+        },
+        90_000,
+      );
     } catch (error) {
+      failed = true;
       throw new Error(`${(error as Error).message}\n--- stack output (tail) ---\n${output.slice(-6000)}`, {
         cause: error,
       });
     } finally {
       stack.kill('SIGINT');
-      expect(await exited).toBe(0);
+      const code = await exited;
+      if (!failed) expect(code).toBe(0); // else the failure above is the one to report
     }
-  }, 180_000);
+  }, 400_000);
 });

@@ -30,20 +30,52 @@ async function main(): Promise<void> {
 
   let nats: NatsServer | undefined;
   let natsUrl = config.natsUrl;
+  let stopping = false;
   if (!natsUrl) {
     if (!(await portIsFree(config.natsPort))) {
       throw new ConfigError(
         `port ${config.natsPort} on 127.0.0.1 is in use: set VOLBACK_NATS_PORT to another port, or VOLBACK_NATS_URL to use that NATS`,
       );
     }
-    nats = await startNatsServer({
+    // The same port and store on every (re)start: the services reconnect to it and find their
+    // streams and consumers where they were.
+    const natsOptions = {
       dataDir: join(config.dataDir, 'nats'),
       port: config.natsPort || (await freePort()),
       serverName: 'volback-local',
       ownProcessGroup: true,
-    });
+    };
+    nats = await startNatsServer(natsOptions);
     natsUrl = nats.url;
     log.info({ url: natsUrl, pid: nats.pid, log: nats.logFile }, 'NATS server started');
+    // The stack started this NATS, so it keeps it running: one that died (killed, crashed) is
+    // started again, with a growing pause while it fails to come up.
+    const supervise = (server: NatsServer): void => {
+      void server.exited.then(async (exit) => {
+        if (stopping) return;
+        log.error({ pid: server.pid, ...exit }, 'the NATS server exited; starting it again');
+        for (let attempt = 1; !stopping; attempt++) {
+          try {
+            const again = await startNatsServer(natsOptions);
+            if (stopping) {
+              await again.stop();
+              return;
+            }
+            nats = again;
+            log.info({ url: again.url, pid: again.pid, attempt }, 'NATS server restarted');
+            supervise(again);
+            return;
+          } catch (error) {
+            log.error(
+              { err: (error as Error).message, attempt },
+              'could not restart the NATS server; retrying',
+            );
+            await new Promise((resolve) => setTimeout(resolve, Math.min(10_000, 500 * 2 ** attempt)));
+          }
+        }
+      });
+    };
+    supervise(nats);
   }
 
   const nc = await connectNats({
@@ -117,7 +149,6 @@ async function main(): Promise<void> {
     );
   }
 
-  let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;

@@ -5,6 +5,22 @@ import { isReservedHostId, SERVICE_COMMAND_TARGETS } from './streams.ts';
 const idPattern = /^[\x21-\x7e]+$/;
 
 /**
+ * Id of a policy a user names (`PUT /v1/policies/<id>`): a letter or digit, then letters, digits
+ * and `_ . : @ -`, at most 200. It stands in URL paths, file names and (encoded) subjects, so `.`,
+ * `..`, `*`, `>`, `/` and spaces are refused; the scheduler's label policies
+ * (`labels:<hostId>:<volumeName>`) fit it too. Removal still takes any id, so a policy stored
+ * before this rule can be removed.
+ */
+export const policyId = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9_.:@-]*$/,
+    'a letter or digit, then letters, digits, _ . : @ - (no .., *, >, / or spaces)',
+  );
+
+/**
  * A Docker host as volback knows it: stable across agent restarts. `gateway` and `scheduler` are
  * refused: an agent's command subject `volback.cmd.<hostId>.…` would be that service's.
  */

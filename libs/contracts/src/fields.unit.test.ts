@@ -8,6 +8,7 @@ import {
   containerName,
   errorCode,
   hostId,
+  policyId,
   repositoryId,
   retention,
   schedule,
@@ -244,6 +245,13 @@ describe('restore targets', () => {
 });
 
 describe('policies', () => {
+  it('have ids safe in a subject token and a path segment; label policy ids still fit', () => {
+    for (const id of ['..', '.', '*', '>', 'a/b', 'a b', '.hidden', '-x', ''])
+      expect(accepts(policyId, id), id).toBe(false);
+    for (const id of ['default', 'gold', 'labels:6ed4d9d3-8ed4:shop_db.data', 'volume:h.example.com:db.data'])
+      expect(accepts(policyId, id), id).toBe(true);
+  });
+
   it('apply to the default or to one volume on one host', () => {
     expect(accepts(policyScope, { kind: 'default' })).toBe(true);
     expect(accepts(policyScope, { kind: 'volume', hostId: 'h.1', volumeName: 'db.data' })).toBe(true);

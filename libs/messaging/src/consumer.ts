@@ -20,6 +20,7 @@ import {
 } from '@volback/contracts';
 import type { MessagingLogger } from './connection.ts';
 import type { MessagePublisher } from './publisher.ts';
+import { ensureStreams, type StreamOptions } from './streams.ts';
 
 /** A message that passed its schema, handed to a consumer's handler. */
 export interface ConsumedMessage {
@@ -74,6 +75,17 @@ export interface DurableConsumerOptions {
    * unacknowledged message at a time; keep the message alive with {@link ConsumedMessage.working}.
    */
   longRunning?: boolean;
+  /**
+   * Settings the streams are recreated with when the consumer finds its stream gone (deleted by
+   * an operator or an attacker); the same options the service passes to `ensureStreams`.
+   */
+  streams?: StreamOptions;
+  /**
+   * Recreates the stream and this consumer when they are gone, instead of the default
+   * (`ensureStreams` with {@link streams}, then the consumer with its configuration, reading from
+   * the start of the new stream). A projection uses it to notice the new stream and rebuild.
+   */
+  recreate?: () => Promise<void>;
 }
 
 /** A running consumer. */
@@ -115,8 +127,52 @@ export async function startDurableConsumer(options: DurableConsumerOptions): Pro
       throw error;
     await jsm.consumers.add(options.stream, config);
   }
-  const consumer = await jetstream(options.nc).consumers.get(options.stream, options.durable);
+  const js = jetstream(options.nc);
+  let consumer = await js.consumers.get(options.stream, options.durable);
+  let failures = 0;
   let stopping = false;
+  /**
+   * After a failed pull: if the stream or the consumer is gone (deleted under a running service),
+   * recreate them, so the service goes on working instead of pulling from nothing forever or
+   * crashing. Otherwise (server away, leader election) wait with a growing pause.
+   */
+  const recover = async (error: unknown): Promise<void> => {
+    failures++;
+    const missing = await consumerMissing(jsm, options.stream, options.durable).catch(() => false);
+    if (missing && !stopping) {
+      options.logger?.warn(
+        { durable: options.durable, stream: options.stream, missing },
+        'the consumer or its stream is gone; recreating them',
+      );
+      try {
+        // The server removes a deleted stream's files after it answers: a stream created again at
+        // once can lose its new files to that removal (seen as 'message block data missing').
+        if (missing === 'stream')
+          await new Promise((resolve) => setTimeout(resolve, STREAM_RECREATE_DELAY_MS));
+        if (options.recreate) await options.recreate();
+        else {
+          await ensureStreams(jsm, options.streams ?? {});
+          await jsm.consumers.add(options.stream, config);
+        }
+        consumer = await js.consumers.get(options.stream, options.durable);
+        options.logger?.info({ durable: options.durable, stream: options.stream }, 'consumer recreated');
+        failures = 0;
+        return;
+      } catch (cause) {
+        // Another service recreating the same stream at the same time: the next round converges.
+        options.logger?.warn(
+          { durable: options.durable, err: (cause as Error).message },
+          'could not recreate the consumer; retrying',
+        );
+      }
+    } else {
+      options.logger?.warn(
+        { durable: options.durable, err: (error as Error).message },
+        'fetch failed; retrying',
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 250 * 2 ** Math.min(failures, 5))));
+  };
   // Pull in small batches rather than an open-ended buffer: on stop, the message in hand is
   // finished and the next one handed back (nak) at once.
   const finished = (async () => {
@@ -125,13 +181,10 @@ export async function startDurableConsumer(options: DurableConsumerOptions): Pro
         let msg: JsMsg | null;
         try {
           msg = await consumer.next({ expires: 1_000 });
+          failures = 0;
         } catch (error) {
           if (stopping || options.nc.isClosed()) break;
-          options.logger?.warn(
-            { durable: options.durable, err: (error as Error).message },
-            'fetch failed; retrying',
-          );
-          await new Promise((resolve) => setTimeout(resolve, 1_000));
+          await recover(error);
           continue;
         }
         if (!msg) continue;
@@ -149,34 +202,30 @@ export async function startDurableConsumer(options: DurableConsumerOptions): Pro
         }
         continue;
       }
-      let batch: AsyncIterable<JsMsg>;
       try {
-        batch = await consumer.fetch({ max_messages: 32, expires: 1_000 });
+        const batch = await consumer.fetch({ max_messages: 32, expires: 1_000 });
+        failures = 0;
+        for await (const msg of batch) {
+          if (stopping) {
+            // Hand this one back and leave the pull: staying in it would get the same message
+            // redelivered until max_deliver gives it up.
+            msg.nak();
+            break;
+          }
+          try {
+            await handleOne(msg, options, maxDeliver);
+          } catch (error) {
+            // An ack lost with the connection: the message comes back after ack_wait.
+            options.logger?.error(
+              { subject: msg.subject, err: (error as Error).message },
+              'could not settle a message',
+            );
+          }
+        }
       } catch (error) {
+        // A pull that could not start, or one ended by the server (consumer deleted).
         if (stopping || options.nc.isClosed()) break;
-        options.logger?.warn(
-          { durable: options.durable, err: (error as Error).message },
-          'fetch failed; retrying',
-        );
-        await new Promise((resolve) => setTimeout(resolve, 1_000));
-        continue;
-      }
-      for await (const msg of batch) {
-        if (stopping) {
-          // Hand this one back and leave the pull: staying in it would get the same message
-          // redelivered until max_deliver gives it up.
-          msg.nak();
-          break;
-        }
-        try {
-          await handleOne(msg, options, maxDeliver);
-        } catch (error) {
-          // An ack lost with the connection: the message comes back after ack_wait.
-          options.logger?.error(
-            { subject: msg.subject, err: (error as Error).message },
-            'could not settle a message',
-          );
-        }
+        await recover(error);
       }
     }
   })();
@@ -188,6 +237,26 @@ export async function startDurableConsumer(options: DurableConsumerOptions): Pro
       await finished;
     },
   };
+}
+
+/** Pause before recreating a stream found deleted (see `recover`). */
+export const STREAM_RECREATE_DELAY_MS = 2_000;
+
+/** Whether the consumer's stream or the consumer itself no longer exists (`stream`, `consumer`), else false. */
+async function consumerMissing(
+  jsm: Awaited<ReturnType<typeof jetstreamManager>>,
+  stream: string,
+  durable: string,
+): Promise<'stream' | 'consumer' | false> {
+  try {
+    await jsm.consumers.info(stream, durable);
+    return false;
+  } catch (error) {
+    if (!(error instanceof JetStreamApiError)) throw error;
+    if (error.code === JetStreamApiCodes.StreamNotFound) return 'stream';
+    if (error.code === JetStreamApiCodes.ConsumerNotFound) return 'consumer';
+    throw error;
+  }
 }
 
 async function handleOne(msg: JsMsg, options: DurableConsumerOptions, maxDeliver: number): Promise<void> {

@@ -446,12 +446,45 @@ export class Repository {
     while (this.#sealing.size) await Promise.all(this.#sealing);
     for (const type of [...this.#packers.keys()]) await this.#finishPack(type);
     await Promise.all(this.#uploads);
-    if (this.#uploadError) throw this.#uploadError;
+    if (this.#uploadError) {
+      await this.#discardUnindexed(undefined);
+      throw this.#uploadError;
+    }
     if (this.#written.size === 0) return;
-    await this.#saveUnpacked('index', indexFileFor(this.#written));
+    const bytes = encodeUnpacked(this.#key, indexFileFor(this.#written), this.version);
+    const indexName = sha256Hex(bytes);
+    try {
+      await this.backend.save({ type: 'index', name: indexName }, bytes);
+    } catch (error) {
+      await this.#discardUnindexed(indexName);
+      throw error;
+    }
     for (const [packId, blobs] of this.#written) for (const b of blobs) this.index.add({ ...b, packId });
     for (const blobs of this.#written.values())
       for (const b of blobs) this.#pending.delete(BlobIndex.key(b.type, b.id));
+    this.#written.clear();
+  }
+
+  /**
+   * A flush failed (a pack or the index could not be written: disk full, storage refusing): the
+   * packs written since the last index are named by no index, so they are removed now rather than
+   * left for the next prune. Not when the index file turns out to exist after all (a write that
+   * failed after it landed): then the packs are referenced and must stay. Their blobs count as
+   * missing again, so a retried session sends them again.
+   */
+  async #discardUnindexed(indexName: string | undefined): Promise<void> {
+    if (indexName !== undefined) {
+      const landed = await this.backend.stat({ type: 'index', name: indexName }).then(
+        () => true,
+        (error: unknown) =>
+          !(error instanceof RepositoryError && error.code === RepositoryErrorCode.FileNotFound),
+      );
+      if (landed) return; // or unknown: keeping packs is always safe, removing them is not
+    }
+    for (const [packId, blobs] of this.#written) {
+      await this.backend.remove({ type: 'data', name: packId }).catch(() => undefined);
+      for (const b of blobs) this.#pending.delete(BlobIndex.key(b.type, b.id));
+    }
     this.#written.clear();
   }
 

@@ -441,6 +441,22 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
       expect(await commandsOn('volback.cmd.scheduler.remove-policy')).toBe(1);
     });
 
+    it('refuses policy ids that are not subject- and path-safe (.., *, >), with a 400 naming the id', async () => {
+      const before = await commandsOn('volback.cmd.scheduler.define-policy');
+      const body = {
+        scope: { kind: 'default' },
+        policy: { schedule: { cron: '0 3 * * *' }, retention: { keepDaily: 7 } },
+      };
+      for (const id of ['..a', '.', '%2A', '%3E', 'a%20b', '.hidden']) {
+        const res = await send('PUT', `/v1/policies/${id}`, body);
+        expect(res.statusCode, `${id}: ${res.body}`).toBe(400);
+        expectProblem(res, 400, 'VOLBACK_CATALOG_BAD_REQUEST', 'params.policyId');
+      }
+      expect(await commandsOn('volback.cmd.scheduler.define-policy')).toBe(before);
+      const ok = await send('PUT', '/v1/policies/nightly:db_1.main@eu-2', body);
+      expect(ok.statusCode, ok.body).toBe(202);
+    });
+
     it('refuses a policy the scheduler would refuse, naming every problem at once, and sends nothing', async () => {
       const before = await commandsOn('volback.cmd.scheduler.define-policy');
       const body = expectProblem(

@@ -1,4 +1,4 @@
-import { MessagePublisher, type NatsConnection } from '@volback/messaging';
+import { MessagePublisher, type NatsConnection, type StreamOptions } from '@volback/messaging';
 import type { Logger, Metrics } from '@volback/observability';
 import type { FastifyInstance } from 'fastify';
 import { CatalogDatabase } from './adapters/catalog-database.ts';
@@ -27,6 +27,8 @@ export interface CatalogOptions {
   version?: string;
   /** Time limit of one data-path request when reading snapshots. */
   dataTimeoutMs?: number;
+  /** Settings the streams are recreated with if they are deleted under the catalog. */
+  streams?: StreamOptions;
 }
 
 /** A running catalog: the projection, and the HTTP API (not listening yet: call `app.listen`). */
@@ -69,6 +71,7 @@ export async function startCatalog(options: CatalogOptions): Promise<Catalog> {
     durable,
     source,
     ...(log ? { logger: log } : {}),
+    ...(options.streams ? { streams: options.streams } : {}),
     onApplied: (type: string, sequence: number) => {
       applied?.inc({ type });
       checkpointGauge?.set(sequence);

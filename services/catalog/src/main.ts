@@ -77,6 +77,7 @@ async function main(): Promise<void> {
     metrics,
     version: packageJson.version,
     dataTimeoutMs: config.dataTimeoutSeconds * 1000,
+    streams: { replicas: config.streamReplicas },
   });
   ops.addCheck('readiness', {
     name: 'projection',

@@ -1,5 +1,5 @@
 import type { NatsConnection } from '@nats-io/nats-core';
-import { MessagePublisher, type RunningConsumer } from '@volback/messaging';
+import { MessagePublisher, type RunningConsumer, type StreamOptions } from '@volback/messaging';
 import type { HealthCheck, Logger, Metrics } from '@volback/observability';
 import {
   formatChunkerPolynomial,
@@ -41,6 +41,8 @@ export interface GatewayOptions {
   readonly maintenance?: boolean | { readonly durable?: string; readonly ackWaitMs?: number };
   /** Tuning of the repository handles (pack size, worker threads). */
   readonly repositoryOptions?: RepositoryOptions;
+  /** Settings the streams are recreated with if they are deleted under the service. */
+  readonly streams?: StreamOptions;
 }
 
 /** A running storage gateway. */
@@ -157,6 +159,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         ...(metrics ? { metrics } : {}),
         ...(settings.durable ? { durable: settings.durable } : {}),
         ...(settings.ackWaitMs ? { ackWaitMs: settings.ackWaitMs } : {}),
+        ...(options.streams ? { streams: options.streams } : {}),
       });
     }
   } catch (error) {

@@ -115,6 +115,7 @@ async function main(): Promise<void> {
         metrics,
         sessionIdleMs: config.sessionIdleSeconds * 1000,
         idleFlushMs: config.idleFlushSeconds * 1000,
+        streams: { replicas: config.streamReplicas },
       }),
     (error) => TRANSIENT.has((error as RepositoryError).code),
   );

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineCommand } from '../define.ts';
-import { hostId, reason, volumeName, workId } from '../fields.ts';
+import { hostId, policyId, reason, volumeName, workId } from '../fields.ts';
 import { policyScope, policySpec } from '../policy.ts';
 
 export const RequestBackup = defineCommand({
@@ -22,7 +22,7 @@ export const DefinePolicy = defineCommand({
   commandName: 'define-policy',
   description: 'Define or replace a backup policy; wins over labels for the same scope.',
   schema: z.object({
-    policyId: workId,
+    policyId,
     scope: policyScope,
     policy: policySpec,
     requestedBy: z.string().min(1).max(200),

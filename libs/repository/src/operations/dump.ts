@@ -67,6 +67,21 @@ export async function dumpTree(
   const prefix = under.map((name) => `${name}/`).join('');
   const archive = tarPack();
   const links = new Map<string, string>();
+  let aborted = false;
+  /** Resolves on `drain`, or when the entry or the archive closes (no drain comes then). */
+  const drained = (stream: NodeJS.EventEmitter) =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        stream.off('drain', done);
+        stream.off('close', done);
+        archive.off('close', done);
+        resolve();
+      };
+      stream.once('drain', done);
+      stream.once('close', done);
+      archive.once('close', done);
+      if (aborted) done();
+    });
 
   const entry = (h: Headers, body?: Buffer) =>
     new Promise<void>((resolve, reject) => {
@@ -103,8 +118,11 @@ export async function dumpTree(
           );
           void (async () => {
             try {
+              // Leaving the loop early returns the blob reader, which gives back its share of
+              // the connection's reply budget: a reader gone (client closed) must not keep it.
               for await (const data of loadBlobsFrom(repo, 'data', n.content ?? [])) {
-                if (!stream.write(data)) await new Promise<void>((r) => stream.once('drain', () => r()));
+                if (!stream.write(data)) await drained(stream);
+                if (aborted) throw new DumpAbortedError();
               }
               stream.end(Buffer.alloc(0));
             } catch (error) {
@@ -169,8 +187,25 @@ export async function dumpTree(
       }
       archive.finalize();
     } catch (error) {
-      archive.destroy(error as Error);
+      if (!aborted) archive.destroy(error as Error);
     }
   })();
-  return Readable.from(archive);
+  const out = Readable.from(archive);
+  // The reader went away (an HTTP client closed the download): stop reading blobs at once.
+  const abort = () => {
+    if (aborted) return;
+    aborted = true;
+    archive.destroy();
+  };
+  out.once('close', abort);
+  archive.once('close', () => (aborted = true));
+  return out;
+}
+
+/** The tar's reader closed before the end: the dump stops (not a failure of the repository). */
+class DumpAbortedError extends Error {
+  override name = 'DumpAbortedError';
+  constructor() {
+    super('the tar stream was closed by its reader');
+  }
 }

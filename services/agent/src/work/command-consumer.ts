@@ -12,6 +12,7 @@ import {
   startDurableConsumer,
   type NatsConnection,
   type RunningConsumer,
+  type StreamOptions,
 } from '@volback/messaging';
 import type { Logger } from '@volback/observability';
 import type { Quiescer } from '../adapters/quiesce.ts';
@@ -33,6 +34,8 @@ export interface CommandConsumerOptions {
   /** How long the server waits for a sign of life before redelivering a command (default 30 s). */
   readonly ackWaitMs?: number;
   readonly dataPath?: WorkContext['dataPath'];
+  /** Settings the streams are recreated with if they are deleted under the service. */
+  readonly streams?: StreamOptions;
 }
 
 /** Event types that end a piece of work: a command whose work already ended is not run again. */
@@ -82,6 +85,7 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
     logger: log,
     ackWaitMs,
     longRunning: true,
+    ...(options.streams ? { streams: options.streams } : {}),
     async handler(message) {
       const data = message.envelope.data as BackupVolumeCommand | RestoreSnapshotCommand;
       if (data.hostId !== hostId) {

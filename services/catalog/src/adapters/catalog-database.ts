@@ -52,6 +52,19 @@ export class CatalogDatabase {
     ).stream_sequence;
   }
 
+  /** Creation time of the event stream the checkpoint counts in (undefined: none adopted yet). */
+  streamCreated(): string | undefined {
+    const row = this.db.prepare('SELECT stream_created FROM checkpoint WHERE id = 1').get() as {
+      stream_created: string | null;
+    };
+    return row.stream_created ?? undefined;
+  }
+
+  /** Records which event stream the projection reads (see {@link streamCreated}). */
+  setStreamCreated(created: string): void {
+    this.db.prepare('UPDATE checkpoint SET stream_created = :c WHERE id = 1').run({ c: created });
+  }
+
   /** Runs `fn` in one write transaction (rolled back if it throws). */
   transaction<T>(fn: () => T): T {
     this.db.exec('BEGIN IMMEDIATE');

@@ -8,8 +8,10 @@ import {
 import { nanos } from '@nats-io/nats-core';
 import { eventSubjectFilter, STREAMS } from '@volback/contracts';
 import {
+  ensureStreams,
   MessagePublisher,
   startDurableConsumer,
+  type StreamOptions,
   type MessagingLogger,
   type NatsConnection,
   type RunningConsumer,
@@ -28,6 +30,8 @@ export interface ProjectionOptions {
   logger?: MessagingLogger;
   /** Called after each applied event (metrics). */
   onApplied?: (type: string, streamSequence: number) => void;
+  /** Settings the streams are recreated with if they are deleted under the catalog. */
+  streams?: StreamOptions;
 }
 
 /** The running projection. */
@@ -76,12 +80,38 @@ async function positionConsumer(nc: NatsConnection, durable: string, checkpoint:
 }
 
 /**
+ * Makes sure the read model was built from the `VOLBACK_EVENTS` that exists now. Sequences restart
+ * at 1 in a stream deleted and created again, so an old checkpoint there would skip every new
+ * event: the stream's creation time is kept with the checkpoint, and on a mismatch the read model
+ * is emptied and rebuilt from the new stream.
+ */
+async function adoptStream(
+  nc: NatsConnection,
+  database: CatalogDatabase,
+  logger: MessagingLogger | undefined,
+): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const created = (await jsm.streams.info(STREAMS.events.name)).created;
+  const adopted = database.streamCreated();
+  if (adopted === created) return;
+  if (adopted !== undefined || database.checkpoint() > 0) {
+    logger?.warn(
+      { checkpoint: database.checkpoint(), checkpointedStream: adopted ?? null, streamCreated: created },
+      'the event stream is not the one the read model was built from: rebuilding the read model from the new stream',
+    );
+    database.reset();
+  }
+  database.setStreamCreated(created);
+}
+
+/**
  * Projects `VOLBACK_EVENTS` into the database: a durable consumer in strict stream order; each
  * event and the checkpoint are written in one transaction, and the event is acknowledged after
  * the commit. Unknown types and newer versions are skipped with a warning.
  */
 export async function startProjection(options: ProjectionOptions): Promise<Projection> {
   const { nc, database, durable } = options;
+  await adoptStream(nc, database, options.logger);
   await positionConsumer(nc, durable, database.checkpoint());
   const consumer: RunningConsumer = await startDurableConsumer({
     nc,
@@ -95,6 +125,13 @@ export async function startProjection(options: ProjectionOptions): Promise<Proje
     ackWaitMs: ACK_WAIT_MS,
     maxDeliver: MAX_DELIVER,
     ...(options.logger ? { logger: options.logger } : {}),
+    // The stream (or only this consumer) was deleted under the catalog: recreate the streams,
+    // rebuild if the stream is a new one, and resume right after the checkpoint.
+    async recreate() {
+      await ensureStreams(await jetstreamManager(nc), options.streams ?? {});
+      await adoptStream(nc, database, options.logger);
+      await positionConsumer(nc, durable, database.checkpoint());
+    },
     async handler(message) {
       const applied = projectEvent(database, {
         name: message.definition.name,

@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import {
   issuesText,
   policyDefinitionIssues,
+  policyId,
   policyRemovalIssues,
   policyScope,
   policySpec,
@@ -206,7 +207,7 @@ export function registerCommandRoutes(
         summary: 'Define or replace a policy',
         description:
           'Checks what the catalog can (the rules the scheduler applies: time zone, cron expression, ids of label policies) and answers 400 naming every problem at once; else sends `DefinePolicy` to the scheduler, which records `PolicyDefined` or `PolicyRejected` (on `volback.evt.policy.<policyId>`, `causationid` = the `commandId` answered here); the policy shows in `GET /v1/policies` once recorded.',
-        params: z.object({ policyId: workId }),
+        params: z.object({ policyId }),
         body: z.object({ scope: policyScope, policy: policySpec, requestedBy }),
         response: { 202: accepted({ policyId: z.string(), commandId: z.string() }) },
       },

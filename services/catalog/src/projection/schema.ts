@@ -8,7 +8,10 @@ export const SCHEMA_VERSION = 3;
 export const SCHEMA = `
 CREATE TABLE checkpoint (
   id INTEGER PRIMARY KEY CHECK (id = 1),
-  stream_sequence INTEGER NOT NULL
+  stream_sequence INTEGER NOT NULL,
+  -- Creation time of the VOLBACK_EVENTS the sequence counts in: a stream deleted and created
+  -- again restarts at 1, and this tells the catalog its checkpoint means nothing there.
+  stream_created TEXT
 );
 INSERT INTO checkpoint (id, stream_sequence) VALUES (1, 0);
 

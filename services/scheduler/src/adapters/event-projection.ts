@@ -1,6 +1,7 @@
 import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { ContractErrorCode, parseMessage, STREAMS } from '@volback/contracts';
+import { ensureStreams, STREAM_RECREATE_DELAY_MS, type StreamOptions } from '@volback/messaging';
 import type { Logger } from '@volback/observability';
 import { evolve, initialState, type SchedulerState } from '../domain/index.ts';
 
@@ -10,6 +11,8 @@ export interface EventProjectionOptions {
   readonly logger: Logger;
   /** Called after each applied event (metrics, tests). */
   readonly onEvent?: (type: string, streamSequence: number) => void;
+  /** Settings the streams are recreated with if they are deleted under the scheduler. */
+  readonly streams?: StreamOptions;
 }
 
 /** The scheduler's state, rebuilt from `VOLBACK_EVENTS` and kept up to date. */
@@ -43,13 +46,33 @@ export async function startEventProjection(options: EventProjectionOptions): Pro
   const replayed = new Promise<void>((resolve) => (markReplayed = resolve));
   if (replayTarget === 0) markReplayed();
 
-  const consumer = await jetstream(options.nc).consumers.get(STREAMS.events.name, {
-    filter_subjects: [...STREAMS.events.subjects],
-    deliver_policy: DeliverPolicy.All,
-  });
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: 512 });
-  const started = performance.now();
-  const loop = (async () => {
+  let streamCreated = startInfo.created;
+  let stopped = false;
+  let messages: ConsumerMessages | undefined;
+  /** Reads from `from` to the end of the stream and follows it, until the stream goes away. */
+  const follow = async (from: number): Promise<void> => {
+    const consumer = await jetstream(options.nc).consumers.get(STREAMS.events.name, {
+      filter_subjects: [...STREAMS.events.subjects],
+      ...(from > 1
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from }
+        : { deliver_policy: DeliverPolicy.All }),
+    });
+    const current = await consumer.consume({ max_messages: 512 });
+    messages = current;
+    if (stopped) await current.close();
+    // An ordered consumer recreates itself when deleted and goes on at its own cursor: on a
+    // stream deleted and created again that would skip every new event. End the read instead.
+    void (async () => {
+      for await (const status of current.status()) {
+        const suspicious = ['ordered_consumer_recreated', 'consumer_deleted', 'heartbeats_missed'];
+        if (!suspicious.includes(status.type)) continue;
+        const info = await jsm.streams.info(STREAMS.events.name).catch(() => undefined);
+        if (info?.created !== streamCreated) {
+          await current.close();
+          return;
+        }
+      }
+    })().catch(() => undefined);
     for await (const msg of messages) {
       const parsed = parseMessage(msg.data);
       if (parsed.ok) {
@@ -68,6 +91,42 @@ export async function startEventProjection(options: EventProjectionOptions): Pro
           waiters.delete(waiter);
           waiter.resolve(true);
         }
+      }
+    }
+  };
+  const started = performance.now();
+  // The stream deleted under the scheduler (by an operator or an attacker) ends the read with an
+  // error: recreate the streams, and if the stream is a new one rebuild the state from it (its
+  // sequences restart at 1), instead of crashing.
+  const loop = (async () => {
+    for (let failures = 0; !stopped;) {
+      try {
+        await follow(sequence + 1);
+        if (stopped) return;
+        log.warn({ sequence }, 'the event log read ended: the stream was deleted; resuming');
+      } catch (error) {
+        if (stopped || options.nc.isClosed()) return;
+        log.warn({ err: (error as Error).message, sequence }, 'reading the event log failed; resuming');
+      }
+      failures++;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 250 * 2 ** Math.min(failures, 5))));
+      try {
+        // Not at once: the server may still be removing the deleted stream's files.
+        await new Promise((resolve) => setTimeout(resolve, STREAM_RECREATE_DELAY_MS));
+        await ensureStreams(jsm, options.streams ?? {});
+        const created = (await jsm.streams.info(STREAMS.events.name)).created;
+        if (created !== streamCreated) {
+          log.warn(
+            { sequence, streamCreated: created },
+            'the event stream is a new one: rebuilding the state from it',
+          );
+          Object.assign(state, initialState());
+          sequence = 0;
+          streamCreated = created;
+        }
+        failures = 0;
+      } catch (cause) {
+        log.warn({ err: (cause as Error).message }, 'could not recreate the streams; retrying');
       }
     }
   })();
@@ -104,11 +163,22 @@ export async function startEventProjection(options: EventProjectionOptions): Pro
     replayed,
     waitFor,
     async catchUp(timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
       const info = await jsm.streams.info(STREAMS.events.name);
-      return waitFor(info.state.last_seq, timeoutMs);
+      if (info.created !== streamCreated) {
+        // A new stream the read has not noticed yet: end the read (it rebuilds) and wait for the
+        // rebuild, rather than decide on the old stream's state.
+        await messages?.close();
+        while (streamCreated !== info.created) {
+          if (Date.now() > deadline) return false;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      }
+      return waitFor(info.state.last_seq, Math.max(0, deadline - Date.now()));
     },
     async stop() {
-      await messages.close();
+      stopped = true;
+      await messages?.close();
       await loop.catch(() => undefined);
       for (const waiter of waiters) waiter.resolve(false);
       waiters.clear();

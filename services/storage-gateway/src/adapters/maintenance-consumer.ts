@@ -24,6 +24,7 @@ import {
   type ConsumedMessage,
   type MessagePublisher,
   type RunningConsumer,
+  type StreamOptions,
 } from '@volback/messaging';
 import type { Logger } from '@volback/observability';
 import {
@@ -73,6 +74,8 @@ export interface MaintenanceConsumerOptions {
   readonly durable?: string;
   readonly ackWaitMs?: number;
   readonly clock?: () => Date;
+  /** Settings the streams are recreated with if they are deleted under the service. */
+  readonly streams?: StreamOptions;
 }
 
 const HANDLED: readonly MessageDefinition[] = [
@@ -312,6 +315,7 @@ export async function startMaintenanceConsumer(
     source,
     accepts: (definition) => HANDLED.includes(definition),
     logger: log,
+    ...(options.streams ? { streams: options.streams } : {}),
     ackWaitMs: options.ackWaitMs ?? MAINTENANCE_ACK_WAIT_MS,
     longRunning: true,
   });
