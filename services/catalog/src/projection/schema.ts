@@ -3,7 +3,7 @@
  * version is emptied and rebuilt from the event log at start (it is only ever a projection).
  * Times are stored as ISO 8601 UTC with milliseconds, so text order is time order.
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 export const SCHEMA = `
 CREATE TABLE checkpoint (
