@@ -121,21 +121,24 @@ describe('backups work again after VOLBACK_EVENTS and VOLBACK_COMMANDS are delet
       await jsm.streams.delete(stream);
     }
 
-    // The facts of the old stream are gone with it: the agent tells the new one about its host
-    // (heartbeat) and about a volume created now (engine event); the catalog lists it from there.
+    // The facts of the old stream are gone with it: the agent, told by its consumer that the
+    // streams were recreated, announces its host and every volume again (appdata, from before),
+    // and a volume created now comes with its engine event; the catalog lists both from there.
     await engine.docker.createVolume({ Name: 'afterwards' });
     await runInVolume(engine.docker, engine.image, 'afterwards', 'echo again > "$1/again.txt"');
     await waitUntil(
-      'the catalog to list the new volume from the new stream',
+      'the catalog to list both volumes from the new stream',
       async () => {
         const run = await volback(['volumes', '--json']);
-        return run.code === 0 && run.stdout.includes('afterwards');
+        return run.code === 0 && run.stdout.includes('afterwards') && run.stdout.includes('appdata');
       },
       120_000,
     );
     const after = await backUp('afterwards');
     expect(after).toMatch(/^[0-9a-f]{64}$/);
     expect(after).not.toBe(before); // not the old snapshot answering for it
+    const again = await backUp('appdata');
+    expect(again).toMatch(/^[0-9a-f]{64}$/);
     expect(exits).toEqual(new Map());
     const catalogLog = await catalog.log();
     expect(catalogLog).toContain('rebuilding the read model from the new stream');

@@ -86,6 +86,12 @@ export interface DurableConsumerOptions {
    * the start of the new stream). A projection uses it to notice the new stream and rebuild.
    */
   recreate?: () => Promise<void>;
+  /**
+   * Called once the stream and this consumer were recreated: what the service had published into
+   * the lost stream is gone with it, so a service that publishes state (an agent's host and
+   * volumes) announces it again.
+   */
+  onRecreated?: () => void;
 }
 
 /** A running consumer. */
@@ -157,6 +163,7 @@ export async function startDurableConsumer(options: DurableConsumerOptions): Pro
         consumer = await js.consumers.get(options.stream, options.durable);
         options.logger?.info({ durable: options.durable, stream: options.stream }, 'consumer recreated');
         failures = 0;
+        options.onRecreated?.();
         return;
       } catch (cause) {
         // Another service recreating the same stream at the same time: the next round converges.

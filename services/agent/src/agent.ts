@@ -36,6 +36,12 @@ export interface Agent {
   engineConnected(): boolean;
   /** Readiness checks: `docker-connected`, `discovery-synced`. */
   healthChecks(): HealthCheck[];
+  /**
+   * Announces the host and everything it has again, as if nothing had been published: after the
+   * event stream was deleted and recreated, what it held (registration, volumes, containers) is
+   * gone, and the catalog and the scheduler know only what is published from then on.
+   */
+  republish(): void;
   /** Stops following the engine, lets a look in progress finish, and resolves when all is quiet. */
   stop(): Promise<void>;
 }
@@ -107,6 +113,7 @@ export function startAgent(options: AgentOptions): Agent {
   let rebuildNeeded = true;
   let inventory: HostInventory | undefined;
   let registeredAs: string | undefined;
+  let identity: HostIdentity | undefined;
   let pendingRegistration: ReturnType<typeof hostRegistered> | undefined;
   let fullLookNeeded = true;
   const dirtyContainers = new Set<string>();
@@ -251,7 +258,7 @@ export function startAgent(options: AgentOptions): Agent {
       try {
         await engine.ping();
         const info = await engine.info();
-        const identity: HostIdentity = {
+        identity = {
           hostId,
           name: options.hostName ?? info.hostName,
           engine: info.engine,
@@ -343,6 +350,13 @@ export function startAgent(options: AgentOptions): Agent {
     hostId,
     discovered,
     engineConnected: () => engineConnected,
+    republish() {
+      if (identity) pendingRegistration = hostRegistered(identity, clock());
+      rebuildNeeded = true;
+      fullLookNeeded = true;
+      log.info('the event stream was recreated: announcing the host and its volumes again');
+      requestLook();
+    },
     healthChecks: () => [
       {
         name: 'docker-connected',

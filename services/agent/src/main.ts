@@ -122,6 +122,7 @@ async function main(): Promise<void> {
     ackWaitMs: config.commandAckWaitSeconds * 1000,
     dataPath: { timeoutMs: config.dataTimeoutSeconds * 1000 },
     streams: { replicas: config.streamReplicas },
+    onStreamsRecreated: () => agent?.republish(),
   });
   startup.done();
   log.info(

@@ -36,6 +36,8 @@ export interface CommandConsumerOptions {
   readonly dataPath?: WorkContext['dataPath'];
   /** Settings the streams are recreated with if they are deleted under the service. */
   readonly streams?: StreamOptions;
+  /** Called once the streams and the consumer were recreated (the agent announces itself again). */
+  readonly onStreamsRecreated?: () => void;
 }
 
 /** Event types that end a piece of work: a command whose work already ended is not run again. */
@@ -86,6 +88,7 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
     ackWaitMs,
     longRunning: true,
     ...(options.streams ? { streams: options.streams } : {}),
+    ...(options.onStreamsRecreated ? { onRecreated: options.onStreamsRecreated } : {}),
     async handler(message) {
       const data = message.envelope.data as BackupVolumeCommand | RestoreSnapshotCommand;
       if (data.hostId !== hostId) {
