@@ -132,8 +132,8 @@ describe('kill -9 of a volback backup at random moments', () => {
   it('a prune right after a kill ignores the stale lock and removes every orphaned pack', async () => {
     // Killed once it holds its lock and has written a pack (plus a random moment), so that a stale
     // lock and an orphaned pack are surely there for prune.
-    // A run can write its snapshot in the random moment and die only on its way out: that one is
-    // a finished backup (kept apart, as in killBackup), and the next is killed at once.
+    // A run can finish in the random moment (or write its snapshot and die on its way out): that
+    // one is a finished backup (kept apart, as in killBackup), and the next is killed at once.
     const finished: string[] = [];
     let host = '';
     for (let attempt = 1; ; attempt++) {
@@ -141,16 +141,15 @@ describe('kill -9 of a volback backup at random moments', () => {
       const packsBefore = await packCount(repo);
       host = `killed-before-prune-${attempt}`;
       const running = startVolback(['repo', 'backup', data, '--repo', repo, '--host', host], ENV);
-      while ((await packCount(repo)) === packsBefore) {
-        expect(running.child.exitCode, 'the backup ended before writing a pack').toBeNull();
-        await sleep(20);
-      }
+      while ((await packCount(repo)) === packsBefore && running.child.exitCode === null) await sleep(20);
       if (attempt === 1) await sleep(Math.round(random() * 300));
       running.child.kill('SIGKILL');
-      expect((await running.result).signal).toBe('SIGKILL');
-      if (!(await visibleHosts(repo)).includes(host)) break;
-      expect(attempt, 'the backup wrote its snapshot before the kill each time').toBeLessThan(3);
+      const result = await running.result;
+      if (result.signal === 'SIGKILL' && !(await visibleHosts(repo)).includes(host)) break;
+      expect(result.signal === 'SIGKILL' || result.code === 0, result.stderr).toBe(true);
+      expect(attempt, 'the backup finished before the kill each time').toBeLessThan(5);
       finished.push(host);
+      finishedHosts.push(host);
     }
     await expectConsistentAfterKill(host, finished);
     const stale = await lockFiles(repo);
