@@ -1,4 +1,7 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, resolve } from 'node:path';
+import { connect, credsAuthenticator, nkeyAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { MessagingError, MessagingErrorCode } from './errors.ts';
 
 /** The few log calls this library makes; a pino logger fits. */
@@ -17,11 +20,99 @@ export interface ConnectOptions {
   logger?: MessagingLogger;
   /** Give up the first connection after this long (default: keep trying forever). */
   connectTimeoutMs?: number;
-  /** Credentials file for per-service permissions (DESIGN.md §7). */
+  /** Credentials file (a user JWT and its seed) of a decentralised-auth NATS deployment. */
   credsFile?: string;
+  /**
+   * File holding this identity's nkey seed (`volback init` writes one per identity). Read again
+   * at every (re)connect, so a rotated seed needs no restart.
+   */
+  nkeyFile?: string;
+  /** CA certificate (PEM) that signed the server's certificate: the connection requires TLS. */
+  caFile?: string;
+  /**
+   * Reply subjects under this prefix instead of `_INBOX` (`inboxPrefix(identity)` of
+   * @volback/contracts): the server lets each identity subscribe to its own inboxes only.
+   */
+  inboxPrefix?: string;
   token?: string;
   user?: string;
   pass?: string;
+}
+
+/** The secret files of a NATS identity, as paths (never the secrets themselves: no env, no argv). */
+export interface NatsAuthFiles {
+  readonly credsFile?: string;
+  readonly nkeyFile?: string;
+  readonly caFile?: string;
+}
+
+/**
+ * The NATS identity files a service's environment names: `VOLBACK_NATS_NKEY_FILE` (nkey seed),
+ * `VOLBACK_NATS_CA_FILE` (CA; implies TLS), `VOLBACK_NATS_CREDS` (a JWT credentials file),
+ * resolved against `cwd`.
+ */
+export function natsAuthFromEnv(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): NatsAuthFiles {
+  const path = (name: string): string | undefined => {
+    const raw = env[name]?.trim();
+    if (!raw) return undefined;
+    return isAbsolute(raw) ? raw : resolve(cwd, raw);
+  };
+  const credsFile = path('VOLBACK_NATS_CREDS');
+  const nkeyFile = path('VOLBACK_NATS_NKEY_FILE');
+  const caFile = path('VOLBACK_NATS_CA_FILE');
+  return {
+    ...(credsFile ? { credsFile } : {}),
+    ...(nkeyFile ? { nkeyFile } : {}),
+    ...(caFile ? { caFile } : {}),
+  };
+}
+
+function readSecretFile(file: string, what: string): Uint8Array {
+  try {
+    const bytes = readFileSync(file);
+    const text = bytes.toString('utf8').trim();
+    if (text === '') throw new Error('the file is empty');
+    return new TextEncoder().encode(text);
+  } catch (cause) {
+    throw new MessagingError(
+      MessagingErrorCode.ConnectFailed,
+      `cannot read the ${what} file ${file}: ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+}
+
+async function authOptions(options: ConnectOptions): Promise<object> {
+  if (options.credsFile && options.nkeyFile) {
+    throw new MessagingError(
+      MessagingErrorCode.ConnectFailed,
+      'give either a credentials file or an nkey seed file, not both',
+    );
+  }
+  if (options.credsFile) {
+    return { authenticator: credsAuthenticator(readSecretFile(options.credsFile, 'NATS credentials')) };
+  }
+  if (options.nkeyFile) {
+    const file = options.nkeyFile;
+    // Fails now (clear error at start) rather than on the first connect attempt.
+    readSecretFile(file, 'NATS nkey seed');
+    return { authenticator: nkeyAuthenticator(() => readSecretFile(file, 'NATS nkey seed')) };
+  }
+  return {};
+}
+
+async function tlsOptions(options: ConnectOptions): Promise<object> {
+  if (!options.caFile) return {};
+  try {
+    await readFile(options.caFile);
+  } catch (cause) {
+    throw new MessagingError(
+      MessagingErrorCode.ConnectFailed,
+      `cannot read the NATS CA file ${options.caFile}: ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+  return { tls: { caFile: options.caFile } };
 }
 
 /**
@@ -31,12 +122,8 @@ export interface ConnectOptions {
 export async function connectNats(options: ConnectOptions): Promise<NatsConnection> {
   const deadline = options.connectTimeoutMs === undefined ? Infinity : Date.now() + options.connectTimeoutMs;
   let attempt = 0;
-  let authenticator;
-  if (options.credsFile) {
-    const { credsAuthenticator } = await import('@nats-io/transport-node');
-    const { readFile } = await import('node:fs/promises');
-    authenticator = credsAuthenticator(await readFile(options.credsFile));
-  }
+  const auth = await authOptions(options);
+  const tls = await tlsOptions(options);
   for (;;) {
     attempt++;
     try {
@@ -50,7 +137,9 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
         // times out: a third of a second per 256 MiB sent over the data path. Our errors name the
         // subject and operation themselves.
         noAsyncTraces: true,
-        ...(authenticator ? { authenticator } : {}),
+        ...auth,
+        ...tls,
+        ...(options.inboxPrefix ? { inboxPrefix: options.inboxPrefix } : {}),
         ...(options.token ? { token: options.token } : {}),
         ...(options.user ? { user: options.user, pass: options.pass ?? '' } : {}),
       });

@@ -22,6 +22,12 @@ export interface NatsServerOptions {
    * started it does not stop it before that process has stopped its clients (the local stack).
    */
   readonly ownProcessGroup?: boolean;
+  /**
+   * A server configuration to run (e.g. the one `volback init` writes: TLS, nkey users), with
+   * this harness's address, port, monitoring port and store given as flags, which override it.
+   * Its `pid_file` lets `volback init` reload it.
+   */
+  readonly configFile?: string;
 }
 
 /** A running NATS server with JetStream, on loopback. */
@@ -54,9 +60,16 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     `}`,
     '',
   ].join('\n');
-  const configFile = join(dataDir, 'nats-server.conf');
-  await writeFile(configFile, config);
-  const proc = startProcess(bin, ['-c', configFile], join(dataDir, 'nats-server.log'), process.env, {
+  let args: string[];
+  if (options.configFile) {
+    args = ['-c', options.configFile, '-a', '127.0.0.1', '-p', String(port), '-m', String(monitorPort)];
+    args.push('-sd', join(dataDir, 'jetstream'), '-n', options.serverName ?? `volback-${port}`);
+  } else {
+    const configFile = join(dataDir, 'nats-server.conf');
+    await writeFile(configFile, config);
+    args = ['-c', configFile];
+  }
+  const proc = startProcess(bin, args, join(dataDir, 'nats-server.log'), process.env, {
     ownProcessGroup: options.ownProcessGroup ?? false,
   });
   const monitorUrl = `http://127.0.0.1:${monitorPort}`;

@@ -5,6 +5,8 @@ import { Argument, Command, CommanderError } from 'commander';
 import { RepositoryError, RepositoryErrorCode } from '@volback/repository';
 import { catalogContext, catalogFailure, EXIT, registerCatalogCommands } from './catalog-commands.ts';
 import { completionScript, SHELLS, type Shell } from './completion.ts';
+import { InitError } from './init/secrets-dir.ts';
+import { registerInitCommands } from './init/init-commands.ts';
 import { createOutput, quietOnClosedStdout } from './output.ts';
 import { registerRepoCommands, repoFlagsOf } from './repo-commands.ts';
 import { UsageError } from './usage-error.ts';
@@ -95,6 +97,18 @@ export function buildProgram(setExit: (code: number) => void): Command {
     },
     (json) => createOutput(json),
   );
+
+  registerInitCommands(program, async (command, body) => {
+    try {
+      await body();
+      setExit(EXIT.ok);
+    } catch (error) {
+      if (error instanceof UsageError) return usageError(command, error);
+      const err = error as Error & { code?: string };
+      report(err, false, error instanceof InitError);
+      setExit(EXIT.error);
+    }
+  });
 
   program
     .command('completion')

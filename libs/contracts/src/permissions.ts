@@ -1,0 +1,286 @@
+import { DATA_OPERATIONS } from './data-path.ts';
+import {
+  commandSubjectFilter,
+  eventSubject,
+  eventSubjectFilter,
+  STREAMS,
+  SUBJECT_ROOTS,
+  type Aggregate,
+} from './streams.ts';
+import { encodeSubjectToken } from './subject-token.ts';
+
+/**
+ * Who connects to NATS (SECURITY-PLAN §2): each service, each agent host and each external
+ * subscriber is a user of its own (an nkey) with the permissions below; `admin` (the set-up step)
+ * alone may change or delete streams.
+ */
+export type Identity =
+  | { readonly kind: 'admin' }
+  | { readonly kind: 'service'; readonly service: ServiceName }
+  | { readonly kind: 'agent'; readonly hostId: string }
+  | { readonly kind: 'subscriber'; readonly name: string };
+
+/** The shared services with an identity of their own. */
+export const SERVICE_NAMES = ['scheduler', 'catalog', 'gateway'] as const;
+/** One of {@link SERVICE_NAMES}. */
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+/** Allowed (and explicitly denied) subjects of one direction, as the NATS server config takes them. */
+export interface SubjectRules {
+  readonly allow: readonly string[];
+  readonly deny?: readonly string[];
+}
+
+/** A NATS user's permissions: what it may publish and subscribe to, and whether it may reply. */
+export interface NatsPermissions {
+  readonly publish: SubjectRules;
+  readonly subscribe: SubjectRules;
+  /** May publish one reply to the reply subject of each request it received (a responder). */
+  readonly allowResponses?: boolean;
+}
+
+/** The scheduler's leader-election KV bucket. */
+export const SCHEDULER_LEADER_BUCKET = 'volback-scheduler';
+/** The KV bucket of restore grants the catalog writes and the gateways read (SECURITY-PLAN §4). */
+export const GRANTS_BUCKET = 'VOLBACK_GRANTS';
+
+/** Durable consumer names of the shared services. */
+export const SERVICE_CONSUMERS = {
+  scheduler: 'scheduler',
+  gatewayMaintenance: 'storage-gateway',
+} as const;
+
+/** The identity's name: its nkey seed file is `<name>.nk` (`agent-<hostId>`, `subscriber-<name>`). */
+export function identityName(identity: Identity): string {
+  switch (identity.kind) {
+    case 'admin':
+      return 'admin';
+    case 'service':
+      return identity.service;
+    case 'agent':
+      return `agent-${encodeSubjectToken(identity.hostId)}`;
+    case 'subscriber':
+      return `subscriber-${encodeSubjectToken(identity.name)}`;
+  }
+}
+
+/**
+ * The prefix of the identity's reply subjects (nats.js `inboxPrefix`): each identity may
+ * subscribe to its own inboxes only, so no one reads another's replies.
+ */
+export function inboxPrefix(identity: Identity): string {
+  switch (identity.kind) {
+    case 'admin':
+      return '_INBOX.admin';
+    case 'service':
+      return `_INBOX.${identity.service}`;
+    case 'agent':
+      return `_INBOX.host.${encodeSubjectToken(identity.hostId)}`;
+    case 'subscriber':
+      return `_INBOX.subscriber.${encodeSubjectToken(identity.name)}`;
+  }
+}
+
+/** Durable consumer name of a host's agent on the commands stream (no dots or wildcards). */
+export function agentDurableName(hostId: string): string {
+  return `agent-${hostId.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+}
+
+/** The one durable consumer a subscriber identity may create on the event stream. */
+export function subscriberDurableName(name: string): string {
+  return `subscriber-${encodeSubjectToken(name)}`;
+}
+
+const API = '$JS.API';
+const EVENTS = STREAMS.events.name;
+const COMMANDS = STREAMS.commands.name;
+
+/** Stream changes only the admin may make (belt and braces: no allow list names them either). */
+const ADMIN_ONLY = [
+  `${API}.STREAM.DELETE.>`,
+  `${API}.STREAM.PURGE.>`,
+  `${API}.STREAM.UPDATE.>`,
+  `${API}.STREAM.MSG.DELETE.>`,
+  `${API}.STREAM.SNAPSHOT.>`,
+  `${API}.STREAM.RESTORE.>`,
+  `${API}.STREAM.PEER.>`,
+  `${API}.STREAM.LEADER.>`,
+  `${API}.META.>`,
+  `${API}.SERVER.>`,
+  `${API}.ACCOUNT.>`,
+];
+
+/** Reading a stream's state and its messages without a consumer. */
+function streamReader(stream: string): string[] {
+  return [
+    `${API}.STREAM.INFO.${stream}`,
+    `${API}.STREAM.MSG.GET.${stream}`,
+    `${API}.DIRECT.GET.${stream}`,
+    `${API}.DIRECT.GET.${stream}.>`,
+  ];
+}
+
+/** A named consumer: create or update it (with any filter), read its state, pull and acknowledge. */
+function namedConsumer(stream: string, name: string): string[] {
+  return [
+    `${API}.CONSUMER.CREATE.${stream}.${name}`,
+    `${API}.CONSUMER.CREATE.${stream}.${name}.>`,
+    `${API}.CONSUMER.DURABLE.CREATE.${stream}.${name}`,
+    `${API}.CONSUMER.INFO.${stream}.${name}`,
+    `${API}.CONSUMER.MSG.NEXT.${stream}.${name}`,
+    `$JS.ACK.${stream}.${name}.>`,
+  ];
+}
+
+/** Any consumer of a stream: ordered consumers have random names (scheduler, catalog). */
+function anyConsumer(stream: string): string[] {
+  return [
+    `${API}.CONSUMER.CREATE.${stream}`,
+    `${API}.CONSUMER.CREATE.${stream}.>`,
+    `${API}.CONSUMER.DURABLE.CREATE.${stream}.*`,
+    `${API}.CONSUMER.INFO.${stream}.*`,
+    `${API}.CONSUMER.DELETE.${stream}.*`,
+    `${API}.CONSUMER.MSG.NEXT.${stream}.*`,
+    `$JS.ACK.${stream}.>`,
+  ];
+}
+
+/** Creating the two volback streams when they are missing (never changing or deleting them). */
+function streamCreator(): string[] {
+  return [`${API}.STREAM.CREATE.${EVENTS}`, `${API}.STREAM.CREATE.${COMMANDS}`];
+}
+
+/** Full use of one KV bucket: create it, read, write and watch its keys. */
+function kvBucket(bucket: string): string[] {
+  const stream = `KV_${bucket}`;
+  return [
+    `$KV.${bucket}.>`,
+    `${API}.STREAM.CREATE.${stream}`,
+    ...streamReader(stream),
+    ...anyConsumer(stream),
+  ];
+}
+
+/** Reading one KV bucket's keys (direct get), never writing them. */
+function kvReader(bucket: string): string[] {
+  return streamReader(`KV_${bucket}`);
+}
+
+/** Event subjects about one host: the only events an agent may publish. */
+export function hostEventSubjects(hostId: string): string[] {
+  const hostScoped: Aggregate[] = ['volume', 'container', 'backup', 'restore'];
+  return [eventSubject('host', hostId), ...hostScoped.map((aggregate) => eventSubjectFilter(aggregate, hostId))];
+}
+
+function common(identity: Identity): { publish: string[]; subscribe: string[] } {
+  return {
+    publish: [`${API}.INFO`],
+    subscribe: [`${inboxPrefix(identity)}.>`],
+  };
+}
+
+/**
+ * The permissions of an identity; `undefined` for the admin (everything). The set-up writes
+ * these into the NATS server config (`volback init`); nothing else decides them.
+ */
+export function permissionsFor(identity: Identity): NatsPermissions | undefined {
+  if (identity.kind === 'admin') return undefined;
+  const base = common(identity);
+  const deny = { deny: ADMIN_ONLY };
+  switch (identity.kind) {
+    case 'agent': {
+      const durable = agentDurableName(identity.hostId);
+      const commands = commandSubjectFilter({ kind: 'host', hostId: identity.hostId });
+      return {
+        publish: {
+          allow: [
+            ...base.publish,
+            ...hostEventSubjects(identity.hostId),
+            eventSubject('message', durable),
+            `${SUBJECT_ROOTS.progress}.>`,
+            ...Object.values(DATA_OPERATIONS),
+            ...streamReader(EVENTS),
+            `${API}.STREAM.INFO.${COMMANDS}`,
+            // The create subject carries the filter (the server checks it against the config):
+            // an agent's consumer can only ever hold its own host's commands.
+            `${API}.CONSUMER.CREATE.${COMMANDS}.${durable}.${commands}`,
+            `${API}.CONSUMER.INFO.${COMMANDS}.${durable}`,
+            `${API}.CONSUMER.MSG.NEXT.${COMMANDS}.${durable}`,
+            `$JS.ACK.${COMMANDS}.${durable}.>`,
+          ],
+          ...deny,
+        },
+        subscribe: { allow: base.subscribe },
+      };
+    }
+    case 'subscriber': {
+      const durable = subscriberDurableName(identity.name);
+      return {
+        publish: {
+          allow: [...base.publish, `${API}.STREAM.INFO.${EVENTS}`, ...namedConsumer(EVENTS, durable)],
+          deny: [...ADMIN_ONLY, `${API}.CONSUMER.DURABLE.CREATE.${EVENTS}.${durable}`],
+        },
+        subscribe: { allow: [...base.subscribe, eventSubjectFilter()] },
+      };
+    }
+    case 'service':
+      switch (identity.service) {
+        case 'gateway':
+          return {
+            publish: {
+              allow: [
+                ...base.publish,
+                eventSubjectFilter('snapshot'),
+                eventSubjectFilter('repository'),
+                eventSubjectFilter('message'),
+                ...streamReader(EVENTS),
+                `${API}.STREAM.INFO.${COMMANDS}`,
+                ...anyConsumer(EVENTS),
+                ...namedConsumer(COMMANDS, SERVICE_CONSUMERS.gatewayMaintenance),
+                ...kvReader(GRANTS_BUCKET),
+              ],
+              ...deny,
+            },
+            subscribe: { allow: [...base.subscribe, `${SUBJECT_ROOTS.data}.>`] },
+            allowResponses: true,
+          };
+        case 'scheduler':
+          return {
+            publish: {
+              allow: [
+                ...base.publish,
+                eventSubjectFilter(),
+                `${SUBJECT_ROOTS.commands}.>`,
+                ...streamCreator(),
+                ...streamReader(EVENTS),
+                `${API}.STREAM.INFO.${COMMANDS}`,
+                ...anyConsumer(EVENTS),
+                ...namedConsumer(COMMANDS, SERVICE_CONSUMERS.scheduler),
+                ...kvBucket(SCHEDULER_LEADER_BUCKET),
+                ...kvBucket(GRANTS_BUCKET),
+              ],
+              ...deny,
+            },
+            subscribe: { allow: base.subscribe },
+          };
+        case 'catalog':
+          return {
+            publish: {
+              allow: [
+                ...base.publish,
+                eventSubjectFilter(),
+                `${SUBJECT_ROOTS.commands}.>`,
+                ...Object.values(DATA_OPERATIONS),
+                ...streamCreator(),
+                ...streamReader(EVENTS),
+                `${API}.STREAM.INFO.${COMMANDS}`,
+                ...anyConsumer(EVENTS),
+                ...kvBucket(GRANTS_BUCKET),
+              ],
+              ...deny,
+            },
+            subscribe: { allow: [...base.subscribe, `${SUBJECT_ROOTS.progress}.>`, eventSubjectFilter()] },
+          };
+      }
+  }
+}

@@ -1,0 +1,138 @@
+// `volback init …`: a deployment's secrets (SECURITY-PLAN §5). Prints where it wrote what, never
+// a secret itself.
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { UsageError } from '../usage-error.ts';
+import {
+  addAgent,
+  addSubscriber,
+  DEFAULT_SECRETS_DIR,
+  initSecrets,
+  reloadNats,
+  revokeAgent,
+  rotateAgent,
+  secretPaths,
+} from './secrets-dir.ts';
+
+/** Runs one init command; its result is the exit code. */
+export type InitRunner = (command: Command, body: () => Promise<void>) => Promise<void>;
+
+interface DirFlags {
+  dir?: string;
+  reloadPid?: string;
+}
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+function withDir(command: Command): Command {
+  return command
+    .option('--dir <dir>', `the secrets directory (default ${DEFAULT_SECRETS_DIR})`)
+    .option('--reload-pid <pid>', 'the NATS server to reload (default: the pid file in <dir>/nats)');
+}
+
+function dirOf(flags: DirFlags): string {
+  return resolve(flags.dir ?? DEFAULT_SECRETS_DIR);
+}
+
+function write(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+async function reload(flags: DirFlags): Promise<void> {
+  let pid: number | undefined;
+  if (flags.reloadPid !== undefined) {
+    pid = Number(flags.reloadPid);
+    if (!Number.isInteger(pid) || pid <= 0) throw new UsageError(`--reload-pid ${flags.reloadPid} is not a process id`);
+  }
+  const outcome = await reloadNats(dirOf(flags), pid);
+  if (outcome.kind === 'reloaded') write(`reloaded NATS (pid ${outcome.pid})`);
+  else write(outcome.how);
+}
+
+/** Registers `volback init` and its subcommands. */
+export function registerInitCommands(program: Command, run: InitRunner): void {
+  const init = withDir(
+    program
+      .command('init')
+      .description("write a deployment's secrets: CA and TLS certificates, NATS config and identities, passwords, tokens"),
+  )
+    .option('--nats-host <name>', 'a further name or address of NATS in its certificate (repeatable)', collect)
+    .option('--minio-host <name>', 'a further name or address of MinIO in its certificate (repeatable)', collect)
+    .option('--nats-listen <host:port>', 'where NATS listens (default 0.0.0.0:4222)')
+    .option('--nats-store-dir <dir>', 'the JetStream store of NATS (default <dir>/nats/jetstream)')
+    .option('--force', 'replace an existing set-up (every secret changes)')
+    .addHelpText(
+      'after',
+      '\nThe repository password is VOLBACK_PASSWORD when set, else random. Files are 0600 in 0700 folders.',
+    )
+    .action(async (flags: DirFlags & { natsHost?: string[]; minioHost?: string[]; natsListen?: string; natsStoreDir?: string; force?: boolean }, command: Command) =>
+      run(command, async () => {
+        const dir = dirOf(flags);
+        if (flags.natsListen !== undefined && !/^[^\s]+:\d{1,5}$/.test(flags.natsListen)) {
+          throw new UsageError(`--nats-listen ${flags.natsListen} is not host:port`);
+        }
+        const password = process.env['VOLBACK_PASSWORD'];
+        const files = await initSecrets({
+          dir,
+          natsHosts: flags.natsHost ?? [],
+          minioHosts: flags.minioHost ?? [],
+          ...(flags.natsListen ? { natsListen: flags.natsListen } : {}),
+          ...(flags.natsStoreDir ? { natsStoreDir: flags.natsStoreDir } : {}),
+          ...(password ? { password } : {}),
+          ...(flags.force ? { force: true } : {}),
+        });
+        write(`wrote ${files.length} files into ${dir}:`);
+        for (const file of files) write(`  ${file}`);
+        write(`start NATS with: nats-server -c ${secretPaths(dir).natsConfig}`);
+        write('add a Docker host with: volback init agent <name>');
+      }),
+    );
+
+  (init.command('agent').description('add a Docker host: its host id, nkey and identity file'))
+    .argument('<name>', 'the host, as people call it')
+    .option('--host-id <id>', 'the host id (default: a new one; give the id an agent already has to keep it)')
+    .action(async (name: string, _flags: { hostId?: string }, command: Command) =>
+      run(command, async () => {
+        const flags = command.optsWithGlobals<DirFlags & { hostId?: string }>();
+        const files = await addAgent(dirOf(flags), name, flags.hostId);
+        write(`agent ${name}: host id ${files.hostId}`);
+        write(`copy to the host: ${files.seedFile} (VOLBACK_NATS_NKEY_FILE), ${files.identityFile} (VOLBACK_HOST_ID_FILE), ${files.caFile} (VOLBACK_NATS_CA_FILE)`);
+        await reload(flags);
+      }),
+    );
+
+  (init.command('subscriber').description('add a read-only identity for an external system that reads the events'))
+    .argument('<name>', 'letters, digits, _ and -')
+    .action(async (name: string, _flags: object, command: Command) =>
+      run(command, async () => {
+        const flags = command.optsWithGlobals<DirFlags>();
+        const file = await addSubscriber(dirOf(flags), name);
+        write(`subscriber ${name}: nkey seed ${file}, CA ${secretPaths(dirOf(flags)).caCert}`);
+        await reload(flags);
+      }),
+    );
+
+  const rotate = init.command('rotate').description("replace an identity's key");
+  (rotate.command('agent').description("a new nkey for an agent; the old one is refused once NATS reloads"))
+    .argument('<name>', 'the agent name or host id')
+    .action(async (name: string, _flags: object, command: Command) =>
+      run(command, async () => {
+        const flags = command.optsWithGlobals<DirFlags>();
+        const files = await rotateAgent(dirOf(flags), name);
+        write(`agent ${name}: new nkey seed ${files.seedFile}; copy it to the host (the agent reads it when it reconnects)`);
+        await reload(flags);
+      }),
+    );
+
+  const revoke = init.command('revoke').description('remove an identity');
+  (revoke.command('agent').description('remove an agent: NATS drops its connection on reload and refuses it'))
+    .argument('<name>', 'the agent name or host id')
+    .action(async (name: string, _flags: object, command: Command) =>
+      run(command, async () => {
+        const flags = command.optsWithGlobals<DirFlags>();
+        const agent = await revokeAgent(dirOf(flags), name);
+        write(`agent ${agent.name} (host id ${agent.hostId}) revoked`);
+        await reload(flags);
+      }),
+    );
+}

@@ -1,0 +1,80 @@
+// The NATS server configuration `volback init` writes: TLS, JetStream, 16 MiB messages, and one
+// nkey user per identity with its permissions from @volback/contracts (the single source).
+import { identityName, permissionsFor, type Identity, type NatsPermissions } from '@volback/contracts';
+
+/** The largest message: restic chunks reach 8 MiB (libs/messaging/README.md, "Large messages"). */
+export const NATS_MAX_PAYLOAD = 16 * 1024 * 1024;
+
+/** One NATS user: an identity and the public key of its nkey. */
+export interface NatsUser {
+  readonly identity: Identity;
+  readonly publicKey: string;
+}
+
+/** Where the server listens and finds its files. */
+export interface NatsServerSettings {
+  /** `host:port` of the client port. */
+  readonly listen: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly storeDir: string;
+  readonly pidFile: string;
+}
+
+const q = (value: string): string => JSON.stringify(value);
+
+function list(values: readonly string[], indent: string): string {
+  return `[\n${values.map((v) => `${indent}  ${q(v)}`).join('\n')}\n${indent}]`;
+}
+
+function permissionsBlock(permissions: NatsPermissions, indent: string): string {
+  const rules = (name: string, r: { allow: readonly string[]; deny?: readonly string[] }) =>
+    [
+      `${indent}  ${name}: {`,
+      `${indent}    allow: ${list(r.allow, `${indent}    `)}`,
+      ...(r.deny?.length ? [`${indent}    deny: ${list(r.deny, `${indent}    `)}`] : []),
+      `${indent}  }`,
+    ].join('\n');
+  return [
+    `${indent}permissions: {`,
+    rules('publish', permissions.publish),
+    rules('subscribe', permissions.subscribe),
+    ...(permissions.allowResponses ? [`${indent}  allow_responses: true`] : []),
+    `${indent}}`,
+  ].join('\n');
+}
+
+/** The whole server configuration, include-free and reloadable (SIGHUP). */
+export function renderNatsConfig(settings: NatsServerSettings, users: readonly NatsUser[]): string {
+  const userBlocks = users.map((user) => {
+    const permissions = permissionsFor(user.identity);
+    return [
+      `    # ${identityName(user.identity)}`,
+      `    {`,
+      `      nkey: ${q(user.publicKey)}`,
+      ...(permissions ? [permissionsBlock(permissions, '      ')] : []),
+      `    }`,
+    ].join('\n');
+  });
+  return [
+    '# Written by `volback init`; `volback init agent|subscriber|rotate|revoke` rewrite it whole.',
+    '# Every client authenticates with its own nkey (its seed stays with it) over TLS.',
+    `listen: ${q(settings.listen)}`,
+    `max_payload: ${NATS_MAX_PAYLOAD}`,
+    `pid_file: ${q(settings.pidFile)}`,
+    'tls {',
+    `  cert_file: ${q(settings.certFile)}`,
+    `  key_file: ${q(settings.keyFile)}`,
+    '  timeout: 5',
+    '}',
+    'jetstream {',
+    `  store_dir: ${q(settings.storeDir)}`,
+    '}',
+    'authorization {',
+    '  users: [',
+    ...userBlocks,
+    '  ]',
+    '}',
+    '',
+  ].join('\n');
+}

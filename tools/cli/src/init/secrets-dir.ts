@@ -1,0 +1,351 @@
+// The directory of a deployment's secrets (SECURITY-PLAN §5): what `volback init` writes, and the
+// later changes to it (a host added, a subscriber, a rotated or revoked agent), each ending in a
+// rewrite of the NATS server configuration and, when the server's pid is known, a reload.
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { createUser, fromSeed } from '@nats-io/nkeys';
+import {
+  decodeSubjectToken,
+  hostId as hostIdSchema,
+  identityName,
+  SERVICE_NAMES,
+  type Identity,
+} from '@volback/contracts';
+import {
+  checkServerName,
+  createCertificateAuthority,
+  createServerCertificate,
+  loadCertificateAuthority,
+} from './certificates.ts';
+import { renderNatsConfig, type NatsUser } from './nats-config.ts';
+
+/** A set-up that cannot be done as asked; nothing was changed. */
+export class InitError extends Error {
+  override readonly name = 'InitError';
+  readonly code = 'VOLBACK_INIT_FAILED';
+}
+
+/** The default secrets directory, relative to the working directory. */
+export const DEFAULT_SECRETS_DIR = '.volback/secrets';
+
+/** Paths inside a secrets directory. */
+export function secretPaths(dir: string) {
+  return {
+    caCert: join(dir, 'ca/ca.crt'),
+    caKey: join(dir, 'ca/ca.key'),
+    natsCert: join(dir, 'tls/nats.crt'),
+    natsKey: join(dir, 'tls/nats.key'),
+    minioCert: join(dir, 'tls/minio.crt'),
+    minioKey: join(dir, 'tls/minio.key'),
+    natsConfig: join(dir, 'nats/nats-server.conf'),
+    natsSettings: join(dir, 'nats/settings.json'),
+    natsPidFile: join(dir, 'nats/nats-server.pid'),
+    identities: join(dir, 'identities'),
+    repositoryPassword: join(dir, 'repository-password'),
+    minioRootPassword: join(dir, 'minio-root-password'),
+    catalogTokens: join(dir, 'catalog/tokens.json'),
+    adminToken: join(dir, 'catalog/admin.token'),
+    readToken: join(dir, 'catalog/read.token'),
+  };
+}
+
+/** Where the NATS server listens and keeps its store (kept in `nats/settings.json`). */
+interface NatsSettings {
+  readonly listen: string;
+  readonly storeDir: string;
+}
+
+/** The agent identity file `agent-<hostId>.json`. */
+export interface AgentIdentity {
+  readonly hostId: string;
+  readonly name: string;
+}
+
+/** Options of {@link initSecrets}. */
+export interface InitOptions {
+  readonly dir: string;
+  readonly natsHosts?: readonly string[];
+  readonly minioHosts?: readonly string[];
+  /** Client address of NATS (default `0.0.0.0:4222`: TLS and nkeys guard it). */
+  readonly natsListen?: string;
+  /** JetStream store (default `<dir>/../nats`... the `nats/jetstream` folder beside the config). */
+  readonly natsStoreDir?: string;
+  /** The repository password to keep (else a random one). */
+  readonly password?: string;
+  /** Replace an existing set-up. */
+  readonly force?: boolean;
+}
+
+/** Writes `content` to `file` (0600) atomically: a reader sees the old file or the new one. */
+async function writeSecret(file: string, content: string): Promise<void> {
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  await writeFile(temp, content, { mode: 0o600, flag: 'wx' });
+  await rename(temp, file);
+}
+
+const randomSecret = (): string => randomBytes(32).toString('base64url');
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+function newSeed(): string {
+  return new TextDecoder().decode(createUser().getSeed());
+}
+
+function seedFile(dir: string, identity: Identity): string {
+  return join(secretPaths(dir).identities, `${identityName(identity)}.nk`);
+}
+
+/** True when `dir` already holds a set-up. */
+export function hasSetUp(dir: string): boolean {
+  const paths = secretPaths(dir);
+  return existsSync(paths.natsConfig) || existsSync(paths.caKey) || existsSync(paths.identities);
+}
+
+/**
+ * Writes a new deployment's secrets into `dir`: CA and server certificates, an nkey per service
+ * (and the admin), the NATS server config, the repository password, the MinIO root password and
+ * the catalog's tokens. Refuses a directory that holds a set-up unless `force`.
+ */
+export async function initSecrets(options: InitOptions): Promise<string[]> {
+  const dir = resolve(options.dir);
+  for (const name of [...(options.natsHosts ?? []), ...(options.minioHosts ?? [])]) {
+    try {
+      checkServerName(name);
+    } catch (error) {
+      throw new InitError((error as Error).message);
+    }
+  }
+  if (options.password !== undefined && options.password.trim() === '') {
+    throw new InitError('VOLBACK_PASSWORD is set but empty');
+  }
+  if (hasSetUp(dir) && !options.force) {
+    throw new InitError(`${dir} already holds a set-up; pass --force to replace it (every secret changes)`);
+  }
+  const paths = secretPaths(dir);
+  if (options.force) await rm(paths.identities, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700);
+
+  const ca = await createCertificateAuthority();
+  const nats = await createServerCertificate(ca, 'volback-nats', options.natsHosts ?? []);
+  const minio = await createServerCertificate(ca, 'volback-minio', options.minioHosts ?? []);
+  const admin = randomSecret();
+  const read = randomSecret();
+  const files: [string, string][] = [
+    [paths.caCert, ca.cert],
+    [paths.caKey, ca.key],
+    [paths.natsCert, nats.cert],
+    [paths.natsKey, nats.key],
+    [paths.minioCert, minio.cert],
+    [paths.minioKey, minio.key],
+    [paths.repositoryPassword, `${options.password ?? randomSecret()}\n`],
+    [paths.minioRootPassword, `${randomSecret()}\n`],
+    [
+      paths.catalogTokens,
+      `${JSON.stringify(
+        {
+          tokens: [
+            { name: 'admin', scope: 'write', sha256: sha256(admin) },
+            { name: 'read', scope: 'read', sha256: sha256(read) },
+          ],
+        },
+        null,
+        2,
+      )}\n`,
+    ],
+    [paths.adminToken, `${admin}\n`],
+    [paths.readToken, `${read}\n`],
+    [
+      paths.natsSettings,
+      `${JSON.stringify({
+        listen: options.natsListen ?? '0.0.0.0:4222',
+        storeDir: resolve(options.natsStoreDir ?? join(dir, 'nats/jetstream')),
+      } satisfies NatsSettings)}\n`,
+    ],
+  ];
+  for (const identity of [{ kind: 'admin' } as const, ...SERVICE_NAMES.map((service) => ({ kind: 'service', service }) as const)]) {
+    files.push([seedFile(dir, identity), `${newSeed()}\n`]);
+  }
+  for (const [file, content] of files) await writeSecret(file, content);
+  await writeNatsConfig(dir);
+  return [...files.map(([file]) => file), paths.natsConfig];
+}
+
+async function readText(file: string): Promise<string> {
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch (error) {
+    throw new InitError(`cannot read ${file}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+async function requireSetUp(dir: string): Promise<void> {
+  if (!existsSync(secretPaths(dir).natsSettings)) {
+    throw new InitError(`${dir} holds no set-up: run \`volback init --dir ${dir}\` first`);
+  }
+}
+
+/** Every identity of the set-up with the public key of its seed. */
+async function natsUsers(dir: string): Promise<NatsUser[]> {
+  const folder = secretPaths(dir).identities;
+  const users: NatsUser[] = [];
+  for (const entry of (await readdir(folder)).sort()) {
+    if (!entry.endsWith('.nk')) continue;
+    const name = entry.slice(0, -'.nk'.length);
+    let identity: Identity;
+    if (name === 'admin') identity = { kind: 'admin' };
+    else if ((SERVICE_NAMES as readonly string[]).includes(name))
+      identity = { kind: 'service', service: name as (typeof SERVICE_NAMES)[number] };
+    else if (name.startsWith('agent-')) {
+      const agent = JSON.parse(await readText(join(folder, `${name}.json`))) as AgentIdentity;
+      identity = { kind: 'agent', hostId: agent.hostId };
+    } else if (name.startsWith('subscriber-'))
+      identity = { kind: 'subscriber', name: decodeSubjectToken(name.slice('subscriber-'.length)) };
+    else continue;
+    const seed = await readText(join(folder, entry));
+    users.push({ identity, publicKey: fromSeed(new TextEncoder().encode(seed)).getPublicKey() });
+  }
+  return users;
+}
+
+/** Rewrites `nats/nats-server.conf` from the identities in the directory (atomically). */
+export async function writeNatsConfig(dir: string): Promise<string> {
+  const paths = secretPaths(dir);
+  const settings = JSON.parse(await readText(paths.natsSettings)) as NatsSettings;
+  const config = renderNatsConfig(
+    {
+      listen: settings.listen,
+      storeDir: settings.storeDir,
+      certFile: resolve(paths.natsCert),
+      keyFile: resolve(paths.natsKey),
+      pidFile: resolve(paths.natsPidFile),
+    },
+    await natsUsers(dir),
+  );
+  await writeSecret(paths.natsConfig, config);
+  return paths.natsConfig;
+}
+
+/** What a reload did: `reloaded` with the pid, or `manual` with how to do it. */
+export type ReloadOutcome = { kind: 'reloaded'; pid: number } | { kind: 'manual'; how: string };
+
+/**
+ * Tells the NATS server to reload its configuration (SIGHUP): the pid given, else the one in
+ * `nats/nats-server.pid` when that process runs. Otherwise says how.
+ */
+export async function reloadNats(dir: string, pid?: number): Promise<ReloadOutcome> {
+  const pidFile = secretPaths(dir).natsPidFile;
+  let target = pid;
+  if (target === undefined && existsSync(pidFile)) {
+    const parsed = Number((await readFile(pidFile, 'utf8')).trim());
+    if (Number.isInteger(parsed) && parsed > 0) target = parsed;
+  }
+  if (target !== undefined) {
+    try {
+      process.kill(target, 'SIGHUP');
+      return { kind: 'reloaded', pid: target };
+    } catch (error) {
+      if (pid !== undefined) throw new InitError(`cannot signal NATS (pid ${pid}): ${(error as Error).message}`);
+    }
+  }
+  return {
+    kind: 'manual',
+    how: `reload NATS with the new ${secretPaths(dir).natsConfig}: \`nats-server --signal reload\`, or SIGHUP to its pid (docker compose kill -s HUP nats)`,
+  };
+}
+
+async function agents(dir: string): Promise<{ file: string; agent: AgentIdentity }[]> {
+  const folder = secretPaths(dir).identities;
+  const found = [];
+  for (const entry of await readdir(folder)) {
+    if (!entry.startsWith('agent-') || !entry.endsWith('.json')) continue;
+    const file = join(folder, entry);
+    found.push({ file, agent: JSON.parse(await readText(file)) as AgentIdentity });
+  }
+  return found;
+}
+
+/** The agent named `nameOrHostId` (its name, or its host id). */
+async function findAgent(dir: string, nameOrHostId: string): Promise<AgentIdentity> {
+  const all = await agents(dir);
+  const byId = all.find((a) => a.agent.hostId === nameOrHostId);
+  if (byId) return byId.agent;
+  const byName = all.filter((a) => a.agent.name === nameOrHostId);
+  if (byName.length === 1) return byName[0]!.agent;
+  if (byName.length > 1) {
+    throw new InitError(
+      `${byName.length} agents are named ${JSON.stringify(nameOrHostId)}: name one by its host id (${byName.map((a) => a.agent.hostId).join(', ')})`,
+    );
+  }
+  throw new InitError(`no agent named ${JSON.stringify(nameOrHostId)} in ${dir}`);
+}
+
+/** The files an agent host needs. */
+export interface AgentFiles {
+  readonly hostId: string;
+  readonly seedFile: string;
+  readonly identityFile: string;
+  readonly caFile: string;
+}
+
+function agentFiles(dir: string, hostId: string): AgentFiles {
+  const identity: Identity = { kind: 'agent', hostId };
+  return {
+    hostId,
+    seedFile: seedFile(dir, identity),
+    identityFile: join(secretPaths(dir).identities, `${identityName(identity)}.json`),
+    caFile: secretPaths(dir).caCert,
+  };
+}
+
+/** Adds a Docker host: a new host id (unless given), its seed and identity file, and its NATS user. */
+export async function addAgent(dir: string, name: string, hostId: string = randomUUID()): Promise<AgentFiles> {
+  await requireSetUp(dir);
+  if (!/^[\x21-\x7e]{1,253}$/.test(name)) throw new InitError(`agent name ${JSON.stringify(name)}: 1 to 253 printable characters, no spaces`);
+  const parsed = hostIdSchema.safeParse(hostId);
+  if (!parsed.success) throw new InitError(`host id ${JSON.stringify(hostId)}: ${parsed.error.issues[0]?.message}`);
+  const all = await agents(dir);
+  if (all.some((a) => a.agent.hostId === hostId)) throw new InitError(`host id ${hostId} already has an agent identity`);
+  if (all.some((a) => a.agent.name === name)) throw new InitError(`an agent named ${JSON.stringify(name)} exists already`);
+  const files = agentFiles(dir, hostId);
+  await writeSecret(files.identityFile, `${JSON.stringify({ hostId, name } satisfies AgentIdentity)}\n`);
+  await writeSecret(files.seedFile, `${newSeed()}\n`);
+  await writeNatsConfig(dir);
+  return files;
+}
+
+/** A new seed for an agent; its old one is refused once NATS reloads. */
+export async function rotateAgent(dir: string, nameOrHostId: string): Promise<AgentFiles> {
+  await requireSetUp(dir);
+  const agent = await findAgent(dir, nameOrHostId);
+  const files = agentFiles(dir, agent.hostId);
+  await writeSecret(files.seedFile, `${newSeed()}\n`);
+  await writeNatsConfig(dir);
+  return files;
+}
+
+/** Removes an agent's identity: NATS drops its connection on reload and refuses it from then on. */
+export async function revokeAgent(dir: string, nameOrHostId: string): Promise<AgentIdentity> {
+  await requireSetUp(dir);
+  const agent = await findAgent(dir, nameOrHostId);
+  const files = agentFiles(dir, agent.hostId);
+  await rm(files.seedFile, { force: true });
+  await rm(files.identityFile, { force: true });
+  await writeNatsConfig(dir);
+  return agent;
+}
+
+/** Adds a read-only event subscriber; returns its seed file. */
+export async function addSubscriber(dir: string, name: string): Promise<string> {
+  await requireSetUp(dir);
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(name)) {
+    throw new InitError(`subscriber name ${JSON.stringify(name)}: a letter or digit, then letters, digits, _ or - (at most 64)`);
+  }
+  const file = seedFile(dir, { kind: 'subscriber', name });
+  if (existsSync(file)) throw new InitError(`subscriber ${name} exists already (${file})`);
+  await writeSecret(file, `${newSeed()}\n`);
+  await writeNatsConfig(dir);
+  return file;
+}
