@@ -103,6 +103,13 @@ export interface RunningConsumer {
   readonly finished: Promise<void>;
 }
 
+function filterConfig(filters: readonly string[]): Pick<ConsumerConfig, 'filter_subject' | 'filter_subjects'> {
+  // `undefined` replaces the other form when an existing consumer is updated.
+  return filters.length === 1
+    ? { filter_subject: filters[0]!, filter_subjects: undefined as unknown as string[] }
+    : { filter_subjects: [...filters], filter_subject: undefined as unknown as string };
+}
+
 /**
  * Starts (or resumes) a durable pull consumer that validates every message against its schema.
  * An invalid message is acknowledged, never retried, and reported as `MessageRejected`; the
@@ -115,7 +122,9 @@ export async function startDurableConsumer(options: DurableConsumerOptions): Pro
     durable_name: options.durable,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
-    filter_subjects: [...options.filterSubjects],
+    // One filter goes in the create request's subject, where NATS permissions can pin it (an
+    // agent may only create its consumer on its own host's commands); several cannot.
+    ...filterConfig(options.filterSubjects),
     ack_wait: nanos(options.ackWaitMs ?? 60_000),
     max_deliver: maxDeliver,
     max_ack_pending: options.strictOrder || options.longRunning ? 1 : (options.maxAckPending ?? 256),
@@ -123,7 +132,7 @@ export async function startDurableConsumer(options: DurableConsumerOptions): Pro
   try {
     await jsm.consumers.info(options.stream, options.durable);
     await jsm.consumers.update(options.stream, options.durable, {
-      filter_subjects: config.filter_subjects!,
+      ...filterConfig(options.filterSubjects),
       ack_wait: config.ack_wait!,
       max_deliver: maxDeliver,
       max_ack_pending: config.max_ack_pending!,

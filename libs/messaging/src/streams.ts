@@ -54,8 +54,8 @@ export function streamConfigs(options: StreamOptions = {}): (Partial<StreamConfi
 }
 
 /**
- * Creates the streams, or brings an existing stream's mutable settings in line. Safe to call
- * from every service at start; concurrent callers converge.
+ * Creates the streams, or brings an existing stream's mutable settings in line (an update only
+ * when they differ). Safe to call from every service at start; concurrent callers converge.
  */
 export async function ensureStreams(
   jsm: JetStreamManager,
@@ -88,7 +88,11 @@ export async function ensureStreams(
       );
     }
     const { retention: _r, storage: _s, ...mutable } = config;
-    infos.push(await jsm.streams.update(name, { ...current.config, ...mutable }));
+    const differs = Object.entries(mutable).some(
+      ([key, value]) => JSON.stringify(current.config[key as keyof StreamConfig]) !== JSON.stringify(value),
+    );
+    // Only a change is sent: updating a stream is the admin's alone once NATS has identities.
+    infos.push(differs ? await jsm.streams.update(name, { ...current.config, ...mutable }) : current);
   }
   return infos;
 }

@@ -1,3 +1,5 @@
+import { natsAuthFromEnv, type NatsAuthFiles } from '@volback/messaging';
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { ConfigError } from './errors.ts';
@@ -19,8 +21,13 @@ export interface AgentConfig {
   /** `DOCKER_HOST` as given, for logs. */
   readonly dockerHost: string;
   readonly natsServers: readonly string[];
-  /** NATS credentials file of this agent (DESIGN.md §7). */
-  readonly natsCredsFile?: string;
+  /** The NATS identity's files: nkey seed, CA, or a credentials file (never the secrets themselves). */
+  readonly natsAuth: NatsAuthFiles;
+  /**
+   * The identity file `volback init agent` wrote (`{hostId, name}`): `VOLBACK_HOST_ID_FILE`, else
+   * the `.json` beside the nkey seed when there is one. The host id comes from it.
+   */
+  readonly hostIdFile?: string;
   /** Where the agent keeps what must survive restarts (its host id). */
   readonly stateDir: string;
   /** Display name of the host; the engine's host name when absent. */
@@ -147,7 +154,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   if (hostName !== undefined && hostName.length > 253) {
     throw new ConfigError('VOLBACK_HOST_NAME', 'a display name has at most 253 characters');
   }
-  const natsCredsFile = value(env, 'VOLBACK_NATS_CREDS');
+  const natsAuth = natsAuthFromEnv(env, cwd);
+  const beside = natsAuth.nkeyFile?.replace(/\.nk$/, '.json');
+  const givenHostIdFile = value(env, 'VOLBACK_HOST_ID_FILE');
+  const hostIdFile = givenHostIdFile
+    ? resolve(cwd, givenHostIdFile)
+    : beside && beside !== natsAuth.nkeyFile && existsSync(beside)
+      ? beside
+      : undefined;
   const helperImage = value(env, 'VOLBACK_HELPER_IMAGE') ?? CONFIG_DEFAULTS.helperImage;
   if (helperImage.length > 512 || !/^[a-zA-Z0-9][a-zA-Z0-9._\-/:@]*$/.test(helperImage)) {
     throw new ConfigError('VOLBACK_HELPER_IMAGE', `${JSON.stringify(helperImage)} is not an image reference`);
@@ -156,7 +170,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     docker,
     dockerHost,
     natsServers,
-    ...(natsCredsFile ? { natsCredsFile: resolve(cwd, natsCredsFile) } : {}),
+    natsAuth,
+    ...(hostIdFile ? { hostIdFile } : {}),
     stateDir: resolve(cwd, value(env, 'VOLBACK_AGENT_STATE_DIR') ?? CONFIG_DEFAULTS.stateDir),
     ...(hostName ? { hostName } : {}),
     heartbeatSeconds: integer(

@@ -1,5 +1,6 @@
 // The agent process: configuration, host identity, logger and metrics, the ops endpoint, NATS and
 // the Docker Engine, discovery; graceful shutdown on SIGTERM/SIGINT.
+import { inboxPrefix } from '@volback/contracts';
 import {
   connectNats,
   drainNats,
@@ -18,7 +19,7 @@ import {
 } from '@volback/observability';
 import packageJson from '../package.json' with { type: 'json' };
 import { DockerEngineClient } from './adapters/docker-engine.ts';
-import { loadOrCreateHostId } from './adapters/host-id-store.ts';
+import { loadHostIdFromIdentity, loadOrCreateHostId } from './adapters/host-id-store.ts';
 import { Quiescer } from './adapters/quiesce.ts';
 import { VolumeAccess } from './adapters/volume-access.ts';
 import { startAgent, type Agent } from './agent.ts';
@@ -47,7 +48,9 @@ const shutdown = onShutdownSignals({
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const { hostId, created, file } = await loadOrCreateHostId(config.stateDir);
+  const { hostId, created, file } = config.hostIdFile
+    ? await loadHostIdFromIdentity(config.stateDir, config.hostIdFile)
+    : await loadOrCreateHostId(config.stateDir);
   log.info({ hostId, file, created }, created ? 'created the host id' : 'host id');
 
   const metrics = createMetrics({ service: 'agent' });
@@ -68,7 +71,8 @@ async function main(): Promise<void> {
     servers: [...config.natsServers],
     name: `volback-agent-${hostId}`,
     logger: log,
-    ...(config.natsCredsFile ? { credsFile: config.natsCredsFile } : {}),
+    ...config.natsAuth,
+    inboxPrefix: inboxPrefix({ kind: 'agent', hostId }),
   });
   if (shutdown.stopping) return;
   startup.step('creating the streams');

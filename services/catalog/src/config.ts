@@ -1,3 +1,4 @@
+import { natsAuthFromEnv, type NatsAuthFiles } from '@volback/messaging';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { ConfigError } from './errors.ts';
@@ -12,7 +13,8 @@ export interface CatalogConfig {
   readonly host: string;
   readonly port: number;
   readonly natsServers: readonly string[];
-  readonly natsCredsFile?: string;
+  /** The NATS identity's files: nkey seed, CA, or a credentials file (never the secrets themselves). */
+  readonly natsAuth: NatsAuthFiles;
   readonly streamReplicas: number;
   readonly readToken?: string;
   readonly writeToken?: string;
@@ -111,7 +113,6 @@ export function loadConfig(
   if (instanceId !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(instanceId)) {
     throw new ConfigError('VOLBACK_CATALOG_ID', 'letters, digits, - and _, at most 64');
   }
-  const natsCredsFile = value(env, 'VOLBACK_NATS_CREDS');
   return {
     dataDir,
     databaseFile: resolve(cwd, value(env, 'VOLBACK_CATALOG_DB') ?? resolve(dataDir, 'catalog.sqlite')),
@@ -119,7 +120,7 @@ export function loadConfig(
     host,
     port: integer(env, 'VOLBACK_CATALOG_PORT', CONFIG_DEFAULTS.port, 0, 65_535),
     natsServers,
-    ...(natsCredsFile ? { natsCredsFile: resolve(cwd, natsCredsFile) } : {}),
+    natsAuth: natsAuthFromEnv(env, cwd),
     streamReplicas: integer(env, 'VOLBACK_STREAM_REPLICAS', 1, 1, 5),
     ...(readToken ? { readToken } : {}),
     ...(writeToken ? { writeToken } : {}),

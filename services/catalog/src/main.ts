@@ -1,5 +1,6 @@
 // The catalog process: configuration, logger and metrics, the ops endpoint, NATS and the streams,
 // the projection and the HTTP API; graceful shutdown on SIGTERM/SIGINT.
+import { inboxPrefix } from '@volback/contracts';
 import {
   connectNats,
   drainNats,
@@ -56,7 +57,8 @@ async function main(): Promise<void> {
     servers: [...config.natsServers],
     name: `volback-catalog-${instanceId}`,
     logger: log,
-    ...(config.natsCredsFile ? { credsFile: config.natsCredsFile } : {}),
+    ...config.natsAuth,
+    inboxPrefix: inboxPrefix({ kind: 'service', service: 'catalog' }),
   });
   if (shutdown.stopping) return;
   startup.step('creating the streams');

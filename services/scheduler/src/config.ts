@@ -1,3 +1,4 @@
+import { natsAuthFromEnv, type NatsAuthFiles } from '@volback/messaging';
 import { hostname } from 'node:os';
 import {
   DEFAULT_SETTINGS,
@@ -11,7 +12,8 @@ import { ConfigError } from './errors.ts';
 /** The scheduler process's settings (README, "Configuration"). */
 export interface SchedulerConfig {
   readonly natsServers: readonly string[];
-  readonly natsCredsFile?: string;
+  /** The NATS identity's files: nkey seed, CA, or a credentials file (never the secrets themselves). */
+  readonly natsAuth: NatsAuthFiles;
   readonly streamReplicas: number;
   readonly instanceId: string;
   readonly tickMs: number;
@@ -120,7 +122,7 @@ function defaultPolicy(env: NodeJS.ProcessEnv) {
 }
 
 /** Reads the scheduler's configuration; throws {@link ConfigError} naming the variable at fault. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): SchedulerConfig {
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): SchedulerConfig {
   const natsServers = (value(env, 'VOLBACK_NATS_URL') ?? CONFIG_DEFAULTS.natsUrl)
     .split(',')
     .map((s) => s.trim())
@@ -145,10 +147,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SchedulerConfi
   const d = DEFAULT_SETTINGS;
   const seconds = (name: string, fallbackMs: number, min: number, max: number) =>
     integer(env, name, Math.round(fallbackMs / 1000), min, max) * 1000;
-  const natsCredsFile = value(env, 'VOLBACK_NATS_CREDS');
   return {
     natsServers,
-    ...(natsCredsFile ? { natsCredsFile } : {}),
+    natsAuth: natsAuthFromEnv(env, cwd),
     streamReplicas: integer(env, 'VOLBACK_STREAM_REPLICAS', 1, 1, 5),
     instanceId,
     tickMs: integer(env, 'VOLBACK_SCHEDULER_TICK_MS', CONFIG_DEFAULTS.tickMs, 100, 60_000),

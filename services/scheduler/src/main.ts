@@ -1,5 +1,6 @@
 // The scheduler process: configuration, logger and metrics, the ops endpoint, NATS, the streams,
 // the scheduler; graceful shutdown on SIGTERM/SIGINT (a leader gives its lease up at once).
+import { inboxPrefix } from '@volback/contracts';
 import {
   connectNats,
   drainNats,
@@ -54,7 +55,8 @@ async function main(): Promise<void> {
     servers: [...config.natsServers],
     name: `volback-scheduler-${config.instanceId}`,
     logger: log,
-    ...(config.natsCredsFile ? { credsFile: config.natsCredsFile } : {}),
+    ...config.natsAuth,
+    inboxPrefix: inboxPrefix({ kind: 'service', service: 'scheduler' }),
   });
   if (shutdown.stopping) return;
   startup.step('creating the streams');

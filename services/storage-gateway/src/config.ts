@@ -1,3 +1,4 @@
+import { natsAuthFromEnv, type NatsAuthFiles } from '@volback/messaging';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
@@ -16,8 +17,8 @@ export interface GatewayConfig {
   /** The repository id requests and commands name. */
   readonly repositoryId: string;
   readonly natsServers: readonly string[];
-  /** NATS credentials file of the gateways (DESIGN.md §7). */
-  readonly natsCredsFile?: string;
+  /** The NATS identity's files: nkey seed, CA, or a credentials file (never the secrets themselves). */
+  readonly natsAuth: NatsAuthFiles;
   /** This gateway's name in flush answers, events and logs. */
   readonly gatewayId: string;
   /** Replicas of the volback streams when the gateway creates or updates them (3 on a JetStream cluster). */
@@ -129,7 +130,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   if (!/^[\x21-\x7e]{1,128}$/.test(gatewayId)) {
     throw new ConfigError('VOLBACK_GATEWAY_ID', 'printable ASCII without spaces, at most 128 characters');
   }
-  const natsCredsFile = value(env, 'VOLBACK_NATS_CREDS');
   return {
     repository,
     repositoryKind,
@@ -137,7 +137,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     initRepository: flag(env, 'VOLBACK_REPOSITORY_INIT', repositoryKind === 'local'),
     repositoryId,
     natsServers,
-    ...(natsCredsFile ? { natsCredsFile: resolve(cwd, natsCredsFile) } : {}),
+    natsAuth: natsAuthFromEnv(env, cwd),
     gatewayId,
     streamReplicas: integer(env, 'VOLBACK_STREAM_REPLICAS', CONFIG_DEFAULTS.streamReplicas, 1, 5),
     opsHost: value(env, 'VOLBACK_OPS_HOST') ?? CONFIG_DEFAULTS.opsHost,

@@ -1,5 +1,6 @@
 // The storage gateway process: configuration, logger and metrics, the ops endpoint, NATS, the
 // repository, the data path and maintenance commands; graceful shutdown on SIGTERM/SIGINT.
+import { inboxPrefix } from '@volback/contracts';
 import {
   connectNats,
   drainNats,
@@ -84,7 +85,8 @@ async function main(): Promise<void> {
     servers: [...config.natsServers],
     name: `volback-storage-gateway-${config.gatewayId}`,
     logger: log,
-    ...(config.natsCredsFile ? { credsFile: config.natsCredsFile } : {}),
+    ...config.natsAuth,
+    inboxPrefix: inboxPrefix({ kind: 'service', service: 'gateway' }),
   });
   if (shutdown.stopping) return;
   const connection = nc;

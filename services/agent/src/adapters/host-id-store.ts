@@ -81,3 +81,31 @@ export async function loadOrCreateHostId(
   await syncDir(stateDir);
   return { hostId: id, created: true, file };
 }
+
+/**
+ * The host id of an agent identity (`volback init agent` wrote `{hostId, name}` into `file`),
+ * kept in the state dir like a generated one. A state dir that already holds another id is
+ * refused: this identity may only speak for its own host, and the state belongs to another.
+ */
+export async function loadHostIdFromIdentity(stateDir: string, file: string): Promise<PersistedHostId> {
+  let given: unknown;
+  try {
+    given = (JSON.parse(await readFile(file, 'utf8')) as { hostId?: unknown }).hostId;
+  } catch (error) {
+    throw new HostIdError(file, `cannot read the agent identity file: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const parsed = hostIdSchema.safeParse(given);
+  if (!parsed.success) {
+    throw new HostIdError(file, `holds no valid hostId (${parsed.error.issues[0]?.message})`);
+  }
+  const persisted = await loadOrCreateHostId(stateDir, () => parsed.data);
+  if (persisted.hostId !== parsed.data) {
+    throw new HostIdError(
+      persisted.file,
+      `holds host id ${persisted.hostId}, but the identity ${file} is host ${parsed.data}: use this host's own identity (\`volback init agent <name> --host-id ${persisted.hostId}\`), or another state dir`,
+    );
+  }
+  return persisted;
+}

@@ -1,5 +1,6 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import {
+  agentDurableName,
   BackupVolume,
   commandSubjectFilter,
   eventSubject,
@@ -43,10 +44,8 @@ export interface CommandConsumerOptions {
 /** Event types that end a piece of work: a command whose work already ended is not run again. */
 const TERMINAL = /\.(completed|partially-failed|failed)\.v\d+$/;
 
-/** Durable consumer name of a host's agent (NATS names allow no dots or wildcards). */
-export function agentDurableName(hostId: string): string {
-  return `agent-${hostId.replace(/[^A-Za-z0-9_-]/g, '_')}`;
-}
+/** Durable consumer name of a host's agent (in @volback/contracts: the permissions name it). */
+export { agentDurableName };
 
 /**
  * Consumes the backup and restore commands addressed to this host, one at a time, from the

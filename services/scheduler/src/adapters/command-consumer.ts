@@ -1,5 +1,12 @@
 import type { NatsConnection } from '@nats-io/nats-core';
-import { commandSubjectFilter, DefinePolicy, RemovePolicy, RequestBackup, STREAMS } from '@volback/contracts';
+import {
+  commandSubjectFilter,
+  DefinePolicy,
+  RemovePolicy,
+  RequestBackup,
+  SERVICE_CONSUMERS,
+  STREAMS,
+} from '@volback/contracts';
 import { startDurableConsumer, type MessagePublisher, type RunningConsumer } from '@volback/messaging';
 import type { Logger } from '@volback/observability';
 import { decideCommand, type SchedulerCommand, type SchedulerSettings } from '../domain/index.ts';
@@ -7,7 +14,7 @@ import { publishDecisions } from './decision-publisher.ts';
 import type { EventProjection } from './event-projection.ts';
 
 /** Durable name of the consumer all schedulers share: each command is handled by one of them. */
-export const SCHEDULER_COMMANDS_CONSUMER = 'scheduler';
+export const SCHEDULER_COMMANDS_CONSUMER = SERVICE_CONSUMERS.scheduler;
 
 /** Options of {@link startSchedulerCommandConsumer}. */
 export interface SchedulerCommandConsumerOptions {

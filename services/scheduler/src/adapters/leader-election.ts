@@ -1,9 +1,10 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Kvm, type KV } from '@nats-io/kv';
+import { SCHEDULER_LEADER_BUCKET } from '@volback/contracts';
 import type { Logger } from '@volback/observability';
 
 /** The JetStream KV bucket the schedulers elect their leader in, and its key. */
-export const LEADER_BUCKET = 'volback-scheduler';
+export const LEADER_BUCKET = SCHEDULER_LEADER_BUCKET;
 export const LEADER_KEY = 'leader';
 
 /** Options of {@link startLeaderElection}. */

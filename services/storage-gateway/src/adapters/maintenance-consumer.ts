@@ -17,6 +17,7 @@ import {
   STREAMS,
   type EventDefinition,
   type MessageDefinition,
+  SERVICE_CONSUMERS,
 } from '@volback/contracts';
 import {
   ConcurrencyConflictError,
@@ -53,7 +54,7 @@ import type { GatewayMetrics } from './gateway-metrics.ts';
 import { knownSnapshotIds } from './known-snapshots.ts';
 
 /** Durable name of the consumer all gateways share: each command runs on one of them. */
-export const MAINTENANCE_CONSUMER = 'storage-gateway';
+export const MAINTENANCE_CONSUMER = SERVICE_CONSUMERS.gatewayMaintenance;
 /**
  * How long a command may run before JetStream hands it to another gateway. Prune and a full
  * check of a large repository take long; a gateway that dies mid-command delays it this long.

@@ -104,7 +104,7 @@ export async function createServerCertificate(
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
         new x509.SubjectAlternativeNameExtension(
-          all.map((name) => ({ type: isIP(name) ? 'ip' : 'dns', value: name })),
+          all.map((name) => ({ type: isIP(name) ? ('ip' as const) : ('dns' as const), value: name })),
         ),
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey, false, crypto),
         await x509.AuthorityKeyIdentifierExtension.create(ca.certificate, false, crypto),
