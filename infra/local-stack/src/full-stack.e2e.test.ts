@@ -83,7 +83,7 @@ describe('npm start: the whole local stack on a Docker Engine', () => {
           '-r',
           join(dataDir, 'repository'),
           '--password-file',
-          join(dataDir, 'repository-password'),
+          join(dataDir, 'secrets/repository-password'),
           '--no-cache',
           '--no-lock',
           'dump',

@@ -6,7 +6,7 @@ import { createEvent, HostSeen, STREAMS } from '@volback/contracts';
 import { connectNats, MessagePublisher } from '@volback/messaging';
 import { freePort, waitUntil } from '@volback/testing';
 import { describe, expect, it } from 'vitest';
-import { startStack } from './stack-process.ts';
+import { adminIdentity, startStack } from './stack-process.ts';
 
 describe('npm start: the local stack', () => {
   it('runs NATS with the streams, reports ready, keeps events across a restart and stops cleanly', async () => {
@@ -36,9 +36,12 @@ describe('npm start: the local stack', () => {
     await waitUntil('the repository', async () =>
       existsSync(join(env.VOLBACK_DATA_DIR, 'repository/config')),
     );
-    expect(statSync(join(env.VOLBACK_DATA_DIR, 'repository-password')).mode & 0o777).toBe(0o600);
+    expect(statSync(join(env.VOLBACK_DATA_DIR, 'secrets/repository-password')).mode & 0o777).toBe(0o600);
+    // Secure by default: no client without an identity (TLS and an nkey).
+    await expect(connectNats({ servers: natsUrl, name: 'anonymous', connectTimeoutMs: 500 })).rejects.toThrow();
+    const admin = adminIdentity(env.VOLBACK_DATA_DIR);
 
-    const nc = await connectNats({ servers: natsUrl, name: 'e2e', connectTimeoutMs: 5_000 });
+    const nc = await connectNats({ servers: natsUrl, name: 'e2e', connectTimeoutMs: 5_000, ...admin });
     const event = createEvent(
       HostSeen,
       {
@@ -61,7 +64,7 @@ describe('npm start: the local stack', () => {
 
     stack = startStack(env);
     await waitUntil('the restarted stack', async () => (await fetch(ready)).status === 200);
-    const again = await connectNats({ servers: natsUrl, name: 'e2e-2', connectTimeoutMs: 5_000 });
+    const again = await connectNats({ servers: natsUrl, name: 'e2e-2', connectTimeoutMs: 5_000, ...admin });
     const jsm = await jetstreamManager(again);
     const stored = await jsm.streams.getMessage(STREAMS.events.name, { last_by_subj: event.subject });
     expect(stored?.json<{ id: string }>().id).toBe(event.envelope.id);

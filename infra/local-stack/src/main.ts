@@ -8,9 +8,11 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { STREAMS } from '@volback/contracts';
 import { connectNats, drainNats, ensureStreams, natsHealthChecks } from '@volback/messaging';
 import { createLogger, createMetrics, startOpsServer, startupCheck } from '@volback/observability';
+import { inboxPrefix } from '@volback/contracts';
 import { freePort, startNatsServer, type NatsServer } from '@volback/testing';
 import { ConfigError, readConfig } from './config.ts';
-import { dockerAnswers, repositoryPasswordFile, Supervisor } from './services.ts';
+import { natsIdentityEnv, stackSecrets } from './secrets.ts';
+import { dockerAnswers, Supervisor } from './services.ts';
 
 const log = createLogger({ service: 'local-stack' });
 
@@ -27,6 +29,11 @@ async function portIsFree(port: number): Promise<boolean> {
 async function main(): Promise<void> {
   const config = readConfig();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const withAgent = await dockerAnswers(config.dockerHost);
+  // Secure by default: TLS and an identity per service on the NATS the stack starts.
+  const secrets = await stackSecrets(config.dataDir, config.password, withAgent, log);
+  const identity = (seedFile: string): Record<string, string> =>
+    config.natsUrl ? {} : natsIdentityEnv(secrets, seedFile);
 
   let nats: NatsServer | undefined;
   let natsUrl = config.natsUrl;
@@ -44,6 +51,7 @@ async function main(): Promise<void> {
       port: config.natsPort || (await freePort()),
       serverName: 'volback-local',
       ownProcessGroup: true,
+      configFile: secrets.natsConfig,
     };
     nats = await startNatsServer(natsOptions);
     natsUrl = nats.url;
@@ -83,6 +91,9 @@ async function main(): Promise<void> {
     name: 'volback-local-stack',
     logger: log,
     connectTimeoutMs: 30_000,
+    ...(config.natsUrl
+      ? {}
+      : { nkeyFile: secrets.seed('admin'), caFile: secrets.caFile, inboxPrefix: inboxPrefix({ kind: 'admin' }) }),
   });
   const jsm = await jetstreamManager(nc);
   await ensureStreams(jsm);
@@ -99,21 +110,16 @@ async function main(): Promise<void> {
   });
 
   const services = new Supervisor(log);
-  const password = config.password ? undefined : await repositoryPasswordFile(config.dataDir);
-  if (password?.created) {
-    log.warn(
-      { file: password.file },
-      'generated the repository password: keep a copy of this file somewhere safe, without it no backup can be read',
-    );
-  }
   const repository = join(config.dataDir, 'repository');
   const opsPort = async () => String(await freePort());
+  // No secret in a service's environment: the password and seeds are files (an inherited
+  // VOLBACK_PASSWORD is cleared).
   services.start('storage-gateway', {
     VOLBACK_NATS_URL: natsUrl,
+    ...identity(secrets.seed('gateway')),
     VOLBACK_REPOSITORY: repository,
-    ...(password
-      ? { VOLBACK_PASSWORD_FILE: password.file, VOLBACK_PASSWORD: '' }
-      : { VOLBACK_PASSWORD: config.password! }),
+    VOLBACK_PASSWORD_FILE: secrets.repositoryPassword,
+    VOLBACK_PASSWORD: '',
     VOLBACK_REPOSITORY_INIT: '1',
     VOLBACK_OPS_PORT: await opsPort(),
   });
@@ -121,6 +127,7 @@ async function main(): Promise<void> {
   // minute); every other default is the scheduler's (protect every volume, daily).
   services.start('scheduler', {
     VOLBACK_NATS_URL: natsUrl,
+    ...identity(secrets.seed('scheduler')),
     VOLBACK_PASSWORD: '',
     VOLBACK_SCHEDULER_FIRST_BACKUP_DELAY_SECONDS:
       process.env['VOLBACK_SCHEDULER_FIRST_BACKUP_DELAY_SECONDS'] || '10',
@@ -128,14 +135,17 @@ async function main(): Promise<void> {
   });
   services.start('catalog', {
     VOLBACK_NATS_URL: natsUrl,
+    ...identity(secrets.seed('catalog')),
     VOLBACK_DATA_DIR: config.dataDir,
     VOLBACK_CATALOG_PORT: String(config.catalogPort),
+    VOLBACK_CATALOG_TOKENS_FILE: secrets.catalogTokens,
     VOLBACK_PASSWORD: '',
     VOLBACK_OPS_PORT: await opsPort(),
   });
-  if (await dockerAnswers(config.dockerHost)) {
+  if (withAgent && secrets.agentSeed) {
     services.start('agent', {
       VOLBACK_NATS_URL: natsUrl,
+      ...identity(secrets.agentSeed),
       DOCKER_HOST: config.dockerHost,
       VOLBACK_AGENT_STATE_DIR: join(config.dataDir, 'agent'),
       VOLBACK_PASSWORD: '',
@@ -173,6 +183,7 @@ async function main(): Promise<void> {
       nats: natsUrl,
       streams: Object.values(STREAMS).map((s) => s.name),
       dataDir: config.dataDir,
+      secrets: secrets.dir,
       repository,
       catalog: `http://127.0.0.1:${config.catalogPort}`,
       health: `${ops.url}/readyz`,

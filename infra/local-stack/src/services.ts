@@ -1,7 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,22 +33,6 @@ interface SupervisorLogger {
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
-}
-
-/**
- * The repository password kept in `<dataDir>/repository-password` when `VOLBACK_PASSWORD` is not
- * set: created on first start, readable by its owner only. Returns the file the gateway reads.
- */
-export async function repositoryPasswordFile(dataDir: string): Promise<{ file: string; created: boolean }> {
-  const file = join(dataDir, 'repository-password');
-  if (existsSync(file)) {
-    if ((await readFile(file, 'utf8')).trim() === '')
-      throw new Error(`${file} is empty; restore it from your backup of it`);
-    await chmod(file, 0o600);
-    return { file, created: false };
-  }
-  await writeFile(file, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
-  return { file, created: true };
 }
 
 /** Whether a Docker Engine answers `_ping` at `DOCKER_HOST` (unix sockets; TCP engines are assumed up). */

@@ -6,7 +6,7 @@ import { parseMessage, progressSubject, STREAMS, type Envelope } from '@volback/
 import { connectNats, type NatsConnection } from '@volback/messaging';
 import { freePort, startDockerEngine, waitUntil, type DockerEngine } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { logLines, startStack, type StackProcess } from './stack-process.ts';
+import { adminIdentity, logLines, startStack, type StackProcess } from './stack-process.ts';
 
 const STARTED = 'io.volback.backup.started.v1';
 const COMPLETED = 'io.volback.backup.completed.v1';
@@ -96,7 +96,12 @@ describe('npm start: Ctrl-C during a backup', () => {
       })();
 
       // when the backup of the volume is reading its data
-      const nc = await connectNats({ servers: natsUrl, name: 'e2e-shutdown', connectTimeoutMs: 5_000 });
+      const nc = await connectNats({
+        servers: natsUrl,
+        name: 'e2e-shutdown',
+        connectTimeoutMs: 5_000,
+        ...adminIdentity(env.VOLBACK_DATA_DIR),
+      });
       const seen: Envelope[] = [];
       const events = nc.subscribe('volback.evt.backup.>', {
         callback: (_err, msg) => {
@@ -149,7 +154,12 @@ describe('npm start: Ctrl-C during a backup', () => {
       // when the stack starts again, then the same backup runs to completion, never failed
       const second = (stack = startStack(env));
       await waitUntil('the restarted stack', async () => (await fetch(ready)).status === 200, 90_000);
-      const again = await connectNats({ servers: natsUrl, name: 'e2e-shutdown-2', connectTimeoutMs: 5_000 });
+      const again = await connectNats({
+        servers: natsUrl,
+        name: 'e2e-shutdown-2',
+        connectTimeoutMs: 5_000,
+        ...adminIdentity(env.VOLBACK_DATA_DIR),
+      });
       let stored: Envelope[] = [];
       await waitUntil(
         'the interrupted backup to complete',

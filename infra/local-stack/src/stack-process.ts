@@ -1,5 +1,6 @@
 // Test support: the local stack run as `npm start` runs it, for the e2e tests of this folder.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { join } from 'node:path';
 
 const main = new URL('./main.ts', import.meta.url).pathname;
 
@@ -36,4 +37,13 @@ export function logLines(output: string): Array<Record<string, unknown> & { msg?
       return [];
     }
   });
+}
+
+/** How a test connects to a stack's NATS as the set-up's admin (TLS, the admin nkey). */
+export function adminIdentity(dataDir: string): { nkeyFile: string; caFile: string; inboxPrefix: string } {
+  return {
+    nkeyFile: join(dataDir, 'secrets/identities/admin.nk'),
+    caFile: join(dataDir, 'secrets/ca/ca.crt'),
+    inboxPrefix: '_INBOX.admin',
+  };
 }
