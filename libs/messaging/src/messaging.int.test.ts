@@ -7,6 +7,7 @@ import { jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager }
 import {
   BackupRequested,
   BackupVolume,
+  commandSubjectFilter,
   createCommand,
   createEvent,
   eventSubject,
@@ -101,8 +102,8 @@ describe('publishing events', () => {
     expect(await subjectCount(event.subject)).toBe(1);
   });
 
-  it('puts the event on its aggregate subject with the id encoded', () => {
-    expect(backupRequested('bk.with.dots').subject).toBe('volback.evt.backup.bk~2Ewith~2Edots');
+  it('puts the event on its aggregate subject, host first, with the ids encoded', () => {
+    expect(backupRequested('bk.with.dots').subject).toBe('volback.evt.backup.host-1.bk~2Ewith~2Edots');
   });
 
   it('appends with an expected last subject sequence and reports a conflict as a typed error', async () => {
@@ -114,7 +115,7 @@ describe('publishing events', () => {
     const stale = publisher.publish(backupRequested(backupId), { expectedLastSubjectSequence: first.seq });
     await expect(stale).rejects.toBeInstanceOf(ConcurrencyConflictError);
     await expect(stale).rejects.toMatchObject({ code: MessagingErrorCode.ConcurrencyConflict });
-    expect(await subjectCount(eventSubject('backup', backupId))).toBe(2);
+    expect(await subjectCount(eventSubject('backup', 'host-1', backupId))).toBe(2);
     expect(second.seq).toBeGreaterThan(first.seq);
   });
 
@@ -148,7 +149,7 @@ describe('publishing events', () => {
 describe('durable consumers', () => {
   it('rejects and reports a malformed message, acknowledges it, and processes the next good one', async () => {
     const durable = `reject-${++counter}`;
-    const subject = eventSubject('backup', `bad-${counter}`);
+    const subject = eventSubject('backup', 'host-1', `bad-${counter}`);
     const handled: ConsumedMessage[] = [];
     const consumer = await startDurableConsumer({
       nc,
@@ -191,7 +192,7 @@ describe('durable consumers', () => {
 
   it('a long-running handler (longer than a pull lives) finishes, is acked once, and keeps the message meanwhile', async () => {
     const durable = `long-${++counter}`;
-    const subject = eventSubject('backup', `long-${counter}`);
+    const subject = eventSubject('backup', 'host-1', `long-${counter}`);
     const handled: string[] = [];
     const consumer = await startDurableConsumer({
       nc,
@@ -224,7 +225,7 @@ describe('durable consumers', () => {
 
   it('skips an unknown or newer event type when asked to, without a report', async () => {
     const durable = `skip-${++counter}`;
-    const subject = eventSubject('backup', `new-${counter}`);
+    const subject = eventSubject('backup', 'host-1', `new-${counter}`);
     const handled: string[] = [];
     const consumer = await startDurableConsumer({
       nc,
@@ -279,7 +280,7 @@ describe('durable consumers', () => {
       nc,
       stream: STREAMS.commands.name,
       durable: `agent-${hostId}`,
-      filterSubjects: [`volback.cmd.${hostId}.*`],
+      filterSubjects: [commandSubjectFilter({ kind: 'host', hostId })],
       publisher,
       source: 'volback://test',
       accepts: (def: { type: string }) => def.type === BackupVolume.type,
@@ -303,7 +304,7 @@ describe('durable consumers', () => {
     await a.stop();
     await b.stop();
     const left = await jsm.streams.info(STREAMS.commands.name, {
-      subjects_filter: `volback.cmd.${hostId}.*`,
+      subjects_filter: commandSubjectFilter({ kind: 'host', hostId }),
     });
     expect(left.state.num_subjects ?? 0).toBe(0);
   });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import {
   BackupCompleted,
+  commandSubject,
   createEvent,
   FIXTURE_IDS,
   HostRegistered,
@@ -295,14 +296,16 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
 
   describe('commands', () => {
     it('backs up now: BackupRequested recorded, BackupVolume sent to the host’s agent', async () => {
-      const before = await commandsOn(`volback.cmd.${second}.backup-volume`);
+      const before = await commandsOn(commandSubject({ kind: 'host', hostId: second }, 'backup-volume'));
       const res = await send('POST', `/v1/hosts/${second}/volumes/alpha/backups`, {
         requestedBy: 'ci-pipeline',
       });
       expect(res.statusCode, res.body).toBe(202);
       const { backupId, location } = res.json<{ backupId: string; location: string }>();
       expect(res.headers['location']).toBe(location);
-      expect(await commandsOn(`volback.cmd.${second}.backup-volume`)).toBe(before + 1);
+      expect(await commandsOn(commandSubject({ kind: 'host', hostId: second }, 'backup-volume'))).toBe(
+        before + 1,
+      );
       await catalog.caughtUp();
       expect((await get(location)).json()).toMatchObject({
         backupId,
@@ -355,7 +358,7 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
         path: '/app',
         target: { kind: 'new-volume', volumeName: 'alpha-restored' },
       });
-      expect(await commandsOn(`volback.cmd.${second}.restore-snapshot`)).toBe(1);
+      expect(await commandsOn(commandSubject({ kind: 'host', hostId: second }, 'restore-snapshot'))).toBe(1);
 
       expectProblem(
         await send('POST', '/v1/restores', {

@@ -236,6 +236,7 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
       );
     }
     client = new DataPathClient(ctx.nc, {
+      requester: { kind: 'host', hostId: ctx.hostId },
       repositoryId: command.repositoryId,
       sessionId: command.restoreId,
       ...ctx.dataPath,

@@ -1,7 +1,8 @@
 import type { Subscription } from '@nats-io/nats-core';
 import {
+  eventSubjectFilter,
   parseMessage,
-  SUBJECT_ROOTS,
+  progressSubjectFilter,
   workProgress,
   type Envelope,
   type WorkProgress,
@@ -48,8 +49,8 @@ export class LiveEvents {
   readonly #subs: Subscription[];
 
   constructor(nc: NatsConnection) {
-    const events = nc.subscribe(`${SUBJECT_ROOTS.events}.>`);
-    const progress = nc.subscribe(`${SUBJECT_ROOTS.progress}.>`);
+    const events = nc.subscribe(eventSubjectFilter());
+    const progress = nc.subscribe(progressSubjectFilter());
     this.#subs = [events, progress];
     void (async () => {
       for await (const msg of events) {

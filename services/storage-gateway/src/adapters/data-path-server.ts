@@ -4,13 +4,17 @@ import {
   commitSnapshotRequest,
   DATA_HEADERS,
   DATA_OPERATIONS,
+  dataSubjectFilters,
   findSnapshotRequest,
   flushRequest,
   GATEWAY_QUEUE_GROUP,
   loadBlobRequest,
   loadBlobsRequest,
   missingBlobsRequest,
+  parseDataSubject,
   repositoryInfoRequest,
+  type DataOperation,
+  type DataRequester,
 } from '@volback/contracts';
 import {
   DataPathError,
@@ -53,10 +57,8 @@ export interface DataPathServer {
   abort(): void;
 }
 
-type OperationName = keyof typeof DATA_OPERATIONS;
-
 /** Requests of one kind a gateway handles at once; more wait in the client library's buffer. */
-const CONCURRENCY: Record<OperationName, number> = {
+const CONCURRENCY: Record<DataOperation, number> = {
   repositoryInfo: 16,
   missingBlobs: 8,
   // Bounded so that a slow backend holds back the senders (they await each answer).
@@ -67,17 +69,6 @@ const CONCURRENCY: Record<OperationName, number> = {
   // Each answer holds up to a message's worth of blobs (16 MiB): bounds the gateway's memory.
   loadBlobs: 4,
   findSnapshot: 4,
-};
-
-const OPERATION_LABELS: Record<OperationName, string> = {
-  repositoryInfo: 'repository-info',
-  missingBlobs: 'missing-blobs',
-  storeBlob: 'store-blob',
-  flush: 'flush',
-  commitSnapshot: 'commit-snapshot',
-  loadBlob: 'load-blob',
-  loadBlobs: 'load-blobs',
-  findSnapshot: 'find-snapshot',
 };
 
 /** Room a reply's headers take in a NATS message (they count against `max_payload`). */
@@ -126,7 +117,19 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
     }
   };
 
-  const handlers: Record<Exclude<OperationName, 'flush'>, (msg: Msg) => Promise<Encoded>> = {
+  /** The requester, from the subject: NATS permissions make it the proof of who asks. */
+  const requesterOf = (msg: Msg): DataRequester => {
+    const parsed = parseDataSubject(msg.subject);
+    // Only a host token no encoder produces gets here (`volback.data.host.a~2e.load-blob`).
+    if (!parsed)
+      throw new DataPathError(DataPathErrorCode.BadRequest, `not a data-path subject: ${msg.subject}`);
+    return parsed.requester;
+  };
+
+  const handlers: Record<
+    Exclude<DataOperation, 'flush'>,
+    (msg: Msg, requester: DataRequester) => Promise<Encoded>
+  > = {
     async repositoryInfo(msg) {
       const request = parse(repositoryInfoRequest, msg);
       checkRepository(request.repositoryId);
@@ -253,8 +256,8 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
     return { ...encodeDataPathError(failure.error), code: failure.error.code };
   };
 
-  const handle = async (name: OperationName, msg: Msg): Promise<void> => {
-    const operation = OPERATION_LABELS[name];
+  const handle = async (name: DataOperation, msg: Msg): Promise<void> => {
+    const operation = DATA_OPERATIONS[name];
     const started = performance.now();
     let outcome = 'ok';
     if (name === 'flush') {
@@ -262,7 +265,7 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
     } else {
       let reply: Encoded;
       try {
-        reply = await handlers[name](msg);
+        reply = await handlers[name](msg, requesterOf(msg));
       } catch (error) {
         const failed = fail(operation, error);
         outcome = failed.code;
@@ -282,6 +285,7 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
       return h;
     };
     try {
+      requesterOf(msg);
       const request = parse(flushRequest, msg);
       checkRepository(request.repositoryId);
       const ack = named();
@@ -304,11 +308,9 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
     }
   };
 
-  const serve = (name: OperationName) => {
-    const subject = DATA_OPERATIONS[name];
+  const serve = (name: DataOperation, subject: string, slots: Semaphore) => {
     const sub = nc.subscribe(subject, name === 'flush' ? {} : { queue: GATEWAY_QUEUE_GROUP });
     subscriptions.push(sub);
-    const slots = new Semaphore(CONCURRENCY[name]);
     const loop = (async () => {
       for await (const msg of sub) {
         if (aborted) break;
@@ -330,7 +332,12 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
     loops.push(loop);
   };
 
-  for (const name of Object.keys(DATA_OPERATIONS) as OperationName[]) serve(name);
+  // One subscription per operation and kind of requester, the semaphore shared: a slow operation
+  // never holds up another, and no request reaches a gateway twice (flush is not in the group).
+  for (const name of Object.keys(DATA_OPERATIONS) as DataOperation[]) {
+    const slots = new Semaphore(CONCURRENCY[name]);
+    for (const subject of dataSubjectFilters(DATA_OPERATIONS[name])) serve(name, subject, slots);
+  }
   log.info({ gatewayId, repositoryId, queue: GATEWAY_QUEUE_GROUP }, 'serving the data path');
 
   return {
