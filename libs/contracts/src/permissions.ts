@@ -1,11 +1,15 @@
 import { DATA_OPERATIONS } from './data-path.ts';
 import {
   commandSubjectFilter,
+  dataSubject,
   eventSubject,
   eventSubjectFilter,
+  HOST_SCOPED_AGGREGATES,
+  inboxPrefix,
+  progressSubjectFilter,
   STREAMS,
   SUBJECT_ROOTS,
-  type Aggregate,
+  type NatsIdentity,
 } from './streams.ts';
 import { encodeSubjectToken } from './subject-token.ts';
 
@@ -14,16 +18,10 @@ import { encodeSubjectToken } from './subject-token.ts';
  * subscriber is a user of its own (an nkey) with the permissions below; `admin` (the set-up step)
  * alone may change or delete streams.
  */
-export type Identity =
-  | { readonly kind: 'admin' }
-  | { readonly kind: 'service'; readonly service: ServiceName }
-  | { readonly kind: 'agent'; readonly hostId: string }
-  | { readonly kind: 'subscriber'; readonly name: string };
+export type Identity = NatsIdentity;
 
-/** The shared services with an identity of their own. */
+/** The shared services with an identity (and a seed file) of their own. */
 export const SERVICE_NAMES = ['scheduler', 'catalog', 'gateway'] as const;
-/** One of {@link SERVICE_NAMES}. */
-export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 /** Allowed (and explicitly denied) subjects of one direction, as the NATS server config takes them. */
 export interface SubjectRules {
@@ -61,23 +59,6 @@ export function identityName(identity: Identity): string {
       return `agent-${encodeSubjectToken(identity.hostId)}`;
     case 'subscriber':
       return `subscriber-${encodeSubjectToken(identity.name)}`;
-  }
-}
-
-/**
- * The prefix of the identity's reply subjects (nats.js `inboxPrefix`): each identity may
- * subscribe to its own inboxes only, so no one reads another's replies.
- */
-export function inboxPrefix(identity: Identity): string {
-  switch (identity.kind) {
-    case 'admin':
-      return '_INBOX.admin';
-    case 'service':
-      return `_INBOX.${identity.service}`;
-    case 'agent':
-      return `_INBOX.host.${encodeSubjectToken(identity.hostId)}`;
-    case 'subscriber':
-      return `_INBOX.subscriber.${encodeSubjectToken(identity.name)}`;
   }
 }
 
@@ -168,8 +149,12 @@ function kvReader(bucket: string): string[] {
 
 /** Event subjects about one host: the only events an agent may publish. */
 export function hostEventSubjects(hostId: string): string[] {
-  const hostScoped: Aggregate[] = ['volume', 'container', 'backup', 'restore'];
-  return [eventSubject('host', hostId), ...hostScoped.map((aggregate) => eventSubjectFilter(aggregate, hostId))];
+  return HOST_SCOPED_AGGREGATES.map((aggregate) => eventSubjectFilter(aggregate, hostId));
+}
+
+/** The data path as one requester: every operation, its own subject only. */
+function dataRequests(requester: Parameters<typeof dataSubject>[0]): string[] {
+  return Object.values(DATA_OPERATIONS).map((operation) => dataSubject(requester, operation));
 }
 
 function common(identity: Identity): { publish: string[]; subscribe: string[] } {
@@ -197,8 +182,8 @@ export function permissionsFor(identity: Identity): NatsPermissions | undefined 
             ...base.publish,
             ...hostEventSubjects(identity.hostId),
             eventSubject('message', durable),
-            `${SUBJECT_ROOTS.progress}.>`,
-            ...Object.values(DATA_OPERATIONS),
+            progressSubjectFilter(identity.hostId),
+            ...dataRequests({ kind: 'host', hostId: identity.hostId }),
             ...streamReader(EVENTS),
             `${API}.STREAM.INFO.${COMMANDS}`,
             // The create subject carries the filter (the server checks it against the config):
@@ -225,6 +210,8 @@ export function permissionsFor(identity: Identity): NatsPermissions | undefined 
     }
     case 'service':
       switch (identity.service) {
+        case 'cli':
+          return { publish: { allow: base.publish, ...deny }, subscribe: { allow: base.subscribe } };
         case 'gateway':
           return {
             publish: {
@@ -270,7 +257,7 @@ export function permissionsFor(identity: Identity): NatsPermissions | undefined 
                 ...base.publish,
                 eventSubjectFilter(),
                 `${SUBJECT_ROOTS.commands}.>`,
-                ...Object.values(DATA_OPERATIONS),
+                ...dataRequests({ kind: 'catalog' }),
                 ...streamCreator(),
                 ...streamReader(EVENTS),
                 `${API}.STREAM.INFO.${COMMANDS}`,
@@ -279,7 +266,7 @@ export function permissionsFor(identity: Identity): NatsPermissions | undefined 
               ],
               ...deny,
             },
-            subscribe: { allow: [...base.subscribe, `${SUBJECT_ROOTS.progress}.>`, eventSubjectFilter()] },
+            subscribe: { allow: [...base.subscribe, progressSubjectFilter(), eventSubjectFilter()] },
           };
       }
   }
