@@ -60,12 +60,13 @@ export function registerInitCommands(program: Command, run: InitRunner): void {
     .option('--minio-host <name>', 'a further name or address of MinIO in its certificate (repeatable)', collect)
     .option('--nats-listen <host:port>', 'where NATS listens (default 0.0.0.0:4222)')
     .option('--nats-store-dir <dir>', 'the JetStream store of NATS (default <dir>/nats/jetstream)')
+    .option('--nats-server-name <name>', 'the server_name of NATS (default volback-nats)')
     .option('--force', 'replace an existing set-up (every secret changes)')
     .addHelpText(
       'after',
       '\nThe repository password is VOLBACK_PASSWORD when set, else random. Files are 0600 in 0700 folders.',
     )
-    .action(async (flags: DirFlags & { natsHost?: string[]; minioHost?: string[]; natsListen?: string; natsStoreDir?: string; force?: boolean }, command: Command) =>
+    .action(async (flags: DirFlags & { natsHost?: string[]; minioHost?: string[]; natsListen?: string; natsStoreDir?: string; natsServerName?: string; force?: boolean }, command: Command) =>
       run(command, async () => {
         const dir = dirOf(flags);
         if (flags.natsListen !== undefined && !/^[^\s]+:\d{1,5}$/.test(flags.natsListen)) {
@@ -78,6 +79,7 @@ export function registerInitCommands(program: Command, run: InitRunner): void {
           minioHosts: flags.minioHost ?? [],
           ...(flags.natsListen ? { natsListen: flags.natsListen } : {}),
           ...(flags.natsStoreDir ? { natsStoreDir: flags.natsStoreDir } : {}),
+          ...(flags.natsServerName ? { natsServerName: flags.natsServerName } : {}),
           ...(password ? { password } : {}),
           ...(flags.force ? { force: true } : {}),
         });

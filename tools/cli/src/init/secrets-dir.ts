@@ -53,6 +53,7 @@ export function secretPaths(dir: string) {
 
 /** Where the NATS server listens and keeps its store (kept in `nats/settings.json`). */
 interface NatsSettings {
+  readonly serverName: string;
   readonly listen: string;
   readonly storeDir: string;
 }
@@ -70,8 +71,10 @@ export interface InitOptions {
   readonly minioHosts?: readonly string[];
   /** Client address of NATS (default `0.0.0.0:4222`: TLS and nkeys guard it). */
   readonly natsListen?: string;
-  /** JetStream store (default `<dir>/../nats`... the `nats/jetstream` folder beside the config). */
+  /** JetStream store (default `<dir>/nats/jetstream`, beside the config). */
   readonly natsStoreDir?: string;
+  /** The server's name (default `volback-nats`); JetStream keeps it in its store. */
+  readonly natsServerName?: string;
   /** The repository password to keep (else a random one). */
   readonly password?: string;
   /** Replace an existing set-up. */
@@ -160,6 +163,7 @@ export async function initSecrets(options: InitOptions): Promise<string[]> {
     [
       paths.natsSettings,
       `${JSON.stringify({
+        serverName: options.natsServerName ?? 'volback-nats',
         listen: options.natsListen ?? '0.0.0.0:4222',
         storeDir: resolve(options.natsStoreDir ?? join(dir, 'nats/jetstream')),
       } satisfies NatsSettings)}\n`,
@@ -216,6 +220,7 @@ export async function writeNatsConfig(dir: string): Promise<string> {
   const settings = JSON.parse(await readText(paths.natsSettings)) as NatsSettings;
   const config = renderNatsConfig(
     {
+      serverName: settings.serverName,
       listen: settings.listen,
       storeDir: settings.storeDir,
       certFile: resolve(paths.natsCert),
