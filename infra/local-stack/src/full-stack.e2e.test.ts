@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -112,6 +112,10 @@ describe('npm start: the whole local stack on a Docker Engine', () => {
         `${api}/v1/hosts/${encodeURIComponent(demo.hostId)}/volumes/demo/backups`,
         {
           method: 'POST',
+          // The write token `volback init` made for the stack (writes need it once tokens exist).
+          headers: {
+            authorization: `Bearer ${readFileSync(join(dataDir, 'secrets/catalog/admin.token'), 'utf8').trim()}`,
+          },
         },
       );
       expect(requested.status, await requested.clone().text()).toBe(202);
@@ -124,6 +128,10 @@ describe('npm start: the whole local stack on a Docker Engine', () => {
         },
         90_000,
       );
+      // Every service did its work within its NATS permissions (backup, restart, reconnect).
+      const natsLog = readFileSync(join(dataDir, 'nats/nats-server.log'), 'utf8');
+      expect(natsLog).not.toMatch(/Permissions Violation/i);
+      expect(output).not.toMatch(/Permissions Violation/i);
     } catch (error) {
       failed = true;
       throw new Error(`${(error as Error).message}\n--- stack output (tail) ---\n${output.slice(-6000)}`, {
