@@ -128,6 +128,30 @@ describe('npm start: the whole local stack on a Docker Engine', () => {
         },
         90_000,
       );
+      // A restore through the agent (its data requests, the catalog's), and a download through
+      // the catalog's own data path.
+      const token = readFileSync(join(dataDir, 'secrets/catalog/admin.token'), 'utf8').trim();
+      const snapshotId = (await volumes()).find((v) => v.volumeName === 'demo')!.protection.lastSnapshotId!;
+      const restore = await fetch(`${api}/v1/restores`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ snapshotId, target: { kind: 'new-volume', volumeName: 'demo-restored' } }),
+      });
+      expect(restore.status, await restore.clone().text()).toBe(202);
+      const restoreAt = ((await restore.json()) as { location: string }).location;
+      await waitUntil(
+        'the restore to complete',
+        async () => {
+          const res = await fetch(`${api}${restoreAt}`);
+          return res.status === 200 && ((await res.json()) as { phase: string }).phase === 'Completed';
+        },
+        90_000,
+      );
+      const tar = await fetch(`${api}/v1/snapshots/${snapshotId}/tar`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(tar.status).toBe(200);
+      expect(Buffer.from(await tar.arrayBuffer()).includes('hello from the demo volume')).toBe(true);
       // Every service did its work within its NATS permissions (backup, restart, reconnect).
       const natsLog = readFileSync(join(dataDir, 'nats/nats-server.log'), 'utf8');
       expect(natsLog).not.toMatch(/Permissions Violation/i);
