@@ -92,6 +92,23 @@ describe('npm start: secrets', () => {
     };
     modes(dir);
 
+    // Something in the log: a policy defined through the API (with the write token) and the
+    // scheduler's answer.
+    const token = readFileSync(join(dir, 'catalog/admin.token'), 'utf8').trim();
+    const defined = await fetch(`http://127.0.0.1:${env.VOLBACK_CATALOG_PORT}/v1/policies/gold`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        scope: { kind: 'default' },
+        policy: { schedule: { cron: '0 3 * * *' }, retention: { keepDaily: 7 } },
+      }),
+    });
+    expect(defined.status, await defined.clone().text()).toBe(202);
+    await waitUntil('the policy defined', async () => {
+      const res = await fetch(`http://127.0.0.1:${env.VOLBACK_CATALOG_PORT}/v1/policies/gold`);
+      return res.status === 200;
+    });
+
     // Every event of the log, as stored.
     const nc = await connectNats({
       servers: `nats://127.0.0.1:${env.VOLBACK_NATS_PORT}`,
@@ -107,7 +124,7 @@ describe('npm start: secrets', () => {
       if (m) events += `${m.subject} ${m.string()}\n`;
     }
     await nc.close();
-    expect(events).toContain('volback.evt.');
+    expect(events).toContain('volback.evt.policy.');
 
     // Command lines and environments of every process the stack started (the stack's own
     // environment is the user's: it was given the password).
