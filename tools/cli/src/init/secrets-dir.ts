@@ -233,6 +233,15 @@ export async function writeNatsConfig(dir: string): Promise<string> {
   return paths.natsConfig;
 }
 
+async function isNatsServer(pid: number): Promise<boolean> {
+  try {
+    return (await readFile(`/proc/${pid}/cmdline`, 'utf8')).includes('nats-server');
+  } catch {
+    // No /proc (not Linux): trust the pid file; a process that is gone fails the signal.
+    return !existsSync('/proc/self');
+  }
+}
+
 /** What a reload did: `reloaded` with the pid, or `manual` with how to do it. */
 export type ReloadOutcome = { kind: 'reloaded'; pid: number } | { kind: 'manual'; how: string };
 
@@ -245,7 +254,8 @@ export async function reloadNats(dir: string, pid?: number): Promise<ReloadOutco
   let target = pid;
   if (target === undefined && existsSync(pidFile)) {
     const parsed = Number((await readFile(pidFile, 'utf8')).trim());
-    if (Number.isInteger(parsed) && parsed > 0) target = parsed;
+    // A pid file a stopped server left behind may name another process by now.
+    if (Number.isInteger(parsed) && parsed > 0 && (await isNatsServer(parsed))) target = parsed;
   }
   if (target !== undefined) {
     try {
