@@ -96,7 +96,11 @@ async function main(): Promise<void> {
     connectTimeoutMs: 30_000,
     ...(config.natsUrl
       ? {}
-      : { nkeyFile: secrets.seed('admin'), caFile: secrets.caFile, inboxPrefix: inboxPrefix({ kind: 'admin' }) }),
+      : {
+          nkeyFile: secrets.seed('admin'),
+          caFile: secrets.caFile,
+          inboxPrefix: inboxPrefix({ kind: 'admin' }),
+        }),
   });
   const jsm = await jetstreamManager(nc);
   await ensureStreams(jsm);

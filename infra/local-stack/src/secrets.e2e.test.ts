@@ -75,7 +75,10 @@ describe('npm start: secrets', () => {
     };
     stack = startStack(env);
     const ready = `http://127.0.0.1:${env.VOLBACK_OPS_PORT}/readyz`;
-    await waitUntil('the stack to be ready', async () => (await fetch(ready).catch(() => null))?.status === 200);
+    await waitUntil(
+      'the stack to be ready',
+      async () => (await fetch(ready).catch(() => null))?.status === 200,
+    );
 
     const dir = join(dataDir, 'secrets');
     const secrets = secretsOf(dir);

@@ -10,7 +10,10 @@ const CLI = new URL('../main.ts', import.meta.url).pathname;
 const root = mkdtempSync(join(tmpdir(), 'volback-init-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-function volback(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; output: string }> {
+function volback(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; output: string }> {
   const child = spawn(process.execPath, [CLI, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, VOLBACK_PASSWORD: '', ...env },
@@ -38,9 +41,12 @@ describe('volback init', () => {
   const dir = join(root, 'secrets');
 
   it('writes private files: a CA, certificates it signed for the names given, seeds, passwords, tokens', async () => {
-    const done = await volback(['init', '--dir', dir, '--nats-host', 'nats.example', '--nats-host', '10.0.0.5'], {
-      VOLBACK_PASSWORD: 'the-password-I-chose',
-    });
+    const done = await volback(
+      ['init', '--dir', dir, '--nats-host', 'nats.example', '--nats-host', '10.0.0.5'],
+      {
+        VOLBACK_PASSWORD: 'the-password-I-chose',
+      },
+    );
     expect(done.code, done.output).toBe(0);
     expect(done.output).not.toContain('the-password-I-chose');
     const files = snapshot(dir);

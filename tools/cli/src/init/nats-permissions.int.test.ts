@@ -95,7 +95,14 @@ async function jsRefused(call: Promise<unknown>): Promise<void> {
 const hostSeen = (hostId: string) =>
   createEvent(
     HostSeen,
-    { hostId, seenAt: new Date().toISOString(), intervalSeconds: 30, containers: 0, volumes: 0, backupsRunning: 0 },
+    {
+      hostId,
+      seenAt: new Date().toISOString(),
+      intervalSeconds: 30,
+      containers: 0,
+      volumes: 0,
+      backupsRunning: 0,
+    },
     { source: `volback://agent/${hostId}` },
   );
 
@@ -176,9 +183,11 @@ describe('NATS with the configuration volback init writes', () => {
     await publishRefused(a, dataSubject({ kind: 'host', hostId: 'host-b' }, 'load-blob'));
     await publishRefused(a, dataSubject({ kind: 'catalog' }, 'load-blobs'));
     // Its own data requests are allowed (no gateway runs here: nobody answers).
-    const own = await a.request(dataSubject({ kind: 'host', hostId: 'host-a' }, 'repository-info'), '{}', {
-      timeout: 3_000,
-    }).catch((e: Error) => e);
+    const own = await a
+      .request(dataSubject({ kind: 'host', hostId: 'host-a' }, 'repository-info'), '{}', {
+        timeout: 3_000,
+      })
+      .catch((e: Error) => e);
     expect(isViolation(own as Error)).toBe(false);
   });
 
@@ -269,9 +278,14 @@ describe('NATS with the configuration volback init writes', () => {
     first!.ack();
 
     await jsRefused(
-      jsm.consumers.add(STREAMS.events.name, { durable_name: 'someone-else', ack_policy: AckPolicy.Explicit }),
+      jsm.consumers.add(STREAMS.events.name, {
+        durable_name: 'someone-else',
+        ack_policy: AckPolicy.Explicit,
+      }),
     );
-    await jsRefused(jsm.consumers.add(STREAMS.commands.name, { durable_name: durable, ack_policy: AckPolicy.Explicit }));
+    await jsRefused(
+      jsm.consumers.add(STREAMS.commands.name, { durable_name: durable, ack_policy: AckPolicy.Explicit }),
+    );
     await jsRefused(jsm.consumers.delete(STREAMS.commands.name, 'agent-host-a'));
     await publishRefused(s, eventSubject('host', 'host-a'));
     await publishRefused(s, commandSubject({ kind: 'gateway' }, 'prune-repository'));
@@ -293,7 +307,13 @@ describe('NATS with the configuration volback init writes', () => {
     // The server closes the connection whose key is gone; it cannot come back with that key.
     await before.closed();
     await expect(
-      connectNats({ servers: nats.url, name: 'old', caFile: join(dir, 'ca/ca.crt'), nkeyFile: old, connectTimeoutMs: 500 }),
+      connectNats({
+        servers: nats.url,
+        name: 'old',
+        caFile: join(dir, 'ca/ca.crt'),
+        nkeyFile: old,
+        connectTimeoutMs: 500,
+      }),
     ).rejects.toThrow(/Authorization Violation/i);
     const after = await connectAs({ kind: 'agent', hostId: 'host-b' }, agentSeed('host-b'), 'new-key');
     await new MessagePublisher(after).publish(hostSeen('host-b'));
@@ -308,7 +328,13 @@ describe('NATS with the configuration volback init writes', () => {
     expect(revoked.output).toContain('revoked');
     await a.closed();
     await expect(
-      connectNats({ servers: nats.url, name: 'revoked', caFile: join(dir, 'ca/ca.crt'), nkeyFile: seed, connectTimeoutMs: 500 }),
+      connectNats({
+        servers: nats.url,
+        name: 'revoked',
+        caFile: join(dir, 'ca/ca.crt'),
+        nkeyFile: seed,
+        connectTimeoutMs: 500,
+      }),
     ).rejects.toThrow(/Authorization Violation/i);
     const config = readFileSync(join(dir, 'nats/nats-server.conf'), 'utf8');
     expect(config).not.toContain('# agent-host-a');

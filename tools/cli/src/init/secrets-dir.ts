@@ -13,12 +13,7 @@ import {
   SERVICE_NAMES,
   type Identity,
 } from '@volback/contracts';
-import {
-  checkServerName,
-  createCertificateAuthority,
-  createServerCertificate,
-  loadCertificateAuthority,
-} from './certificates.ts';
+import { checkServerName, createCertificateAuthority, createServerCertificate } from './certificates.ts';
 import { renderNatsConfig, type NatsUser } from './nats-config.ts';
 
 /** A set-up that cannot be done as asked; nothing was changed. */
@@ -169,7 +164,10 @@ export async function initSecrets(options: InitOptions): Promise<string[]> {
       } satisfies NatsSettings)}\n`,
     ],
   ];
-  for (const identity of [{ kind: 'admin' } as const, ...SERVICE_NAMES.map((service) => ({ kind: 'service', service }) as const)]) {
+  for (const identity of [
+    { kind: 'admin' } as const,
+    ...SERVICE_NAMES.map((service) => ({ kind: 'service', service }) as const),
+  ]) {
     files.push([seedFile(dir, identity), `${newSeed()}\n`]);
   }
   for (const [file, content] of files) await writeSecret(file, content);
@@ -262,7 +260,8 @@ export async function reloadNats(dir: string, pid?: number): Promise<ReloadOutco
       process.kill(target, 'SIGHUP');
       return { kind: 'reloaded', pid: target };
     } catch (error) {
-      if (pid !== undefined) throw new InitError(`cannot signal NATS (pid ${pid}): ${(error as Error).message}`);
+      if (pid !== undefined)
+        throw new InitError(`cannot signal NATS (pid ${pid}): ${(error as Error).message}`);
     }
   }
   return {
@@ -316,14 +315,22 @@ function agentFiles(dir: string, hostId: string): AgentFiles {
 }
 
 /** Adds a Docker host: a new host id (unless given), its seed and identity file, and its NATS user. */
-export async function addAgent(dir: string, name: string, hostId: string = randomUUID()): Promise<AgentFiles> {
+export async function addAgent(
+  dir: string,
+  name: string,
+  hostId: string = randomUUID(),
+): Promise<AgentFiles> {
   await requireSetUp(dir);
-  if (!/^[\x21-\x7e]{1,253}$/.test(name)) throw new InitError(`agent name ${JSON.stringify(name)}: 1 to 253 printable characters, no spaces`);
+  if (!/^[\x21-\x7e]{1,253}$/.test(name))
+    throw new InitError(`agent name ${JSON.stringify(name)}: 1 to 253 printable characters, no spaces`);
   const parsed = hostIdSchema.safeParse(hostId);
-  if (!parsed.success) throw new InitError(`host id ${JSON.stringify(hostId)}: ${parsed.error.issues[0]?.message}`);
+  if (!parsed.success)
+    throw new InitError(`host id ${JSON.stringify(hostId)}: ${parsed.error.issues[0]?.message}`);
   const all = await agents(dir);
-  if (all.some((a) => a.agent.hostId === hostId)) throw new InitError(`host id ${hostId} already has an agent identity`);
-  if (all.some((a) => a.agent.name === name)) throw new InitError(`an agent named ${JSON.stringify(name)} exists already`);
+  if (all.some((a) => a.agent.hostId === hostId))
+    throw new InitError(`host id ${hostId} already has an agent identity`);
+  if (all.some((a) => a.agent.name === name))
+    throw new InitError(`an agent named ${JSON.stringify(name)} exists already`);
   const files = agentFiles(dir, hostId);
   await writeSecret(files.identityFile, `${JSON.stringify({ hostId, name } satisfies AgentIdentity)}\n`);
   await writeSecret(files.seedFile, `${newSeed()}\n`);
@@ -356,7 +363,9 @@ export async function revokeAgent(dir: string, nameOrHostId: string): Promise<Ag
 export async function addSubscriber(dir: string, name: string): Promise<string> {
   await requireSetUp(dir);
   if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(name)) {
-    throw new InitError(`subscriber name ${JSON.stringify(name)}: a letter or digit, then letters, digits, _ or - (at most 64)`);
+    throw new InitError(
+      `subscriber name ${JSON.stringify(name)}: a letter or digit, then letters, digits, _ or - (at most 64)`,
+    );
   }
   const file = seedFile(dir, { kind: 'subscriber', name });
   if (existsSync(file)) throw new InitError(`subscriber ${name} exists already (${file})`);
