@@ -160,6 +160,22 @@ function dataRequests(requester: Parameters<typeof dataSubject>[0]): string[] {
   return Object.values(DATA_OPERATIONS).map((operation) => dataSubject(requester, operation));
 }
 
+/**
+ * What the scheduler and the catalog share: any event, any command, creating the streams when
+ * missing, reading the log with consumers of their own, and the restore grants.
+ */
+function controlPlane(): string[] {
+  return [
+    eventSubjectFilter(),
+    `${SUBJECT_ROOTS.commands}.>`,
+    ...streamCreator(),
+    ...streamReader(EVENTS),
+    `${API}.STREAM.INFO.${COMMANDS}`,
+    ...anyConsumer(EVENTS),
+    ...kvBucket(GRANTS_BUCKET),
+  ];
+}
+
 function common(identity: Identity): { publish: string[]; subscribe: string[] } {
   return {
     publish: [`${API}.INFO`],
@@ -240,15 +256,9 @@ export function permissionsFor(identity: Identity): NatsPermissions | undefined 
             publish: {
               allow: [
                 ...base.publish,
-                eventSubjectFilter(),
-                `${SUBJECT_ROOTS.commands}.>`,
-                ...streamCreator(),
-                ...streamReader(EVENTS),
-                `${API}.STREAM.INFO.${COMMANDS}`,
-                ...anyConsumer(EVENTS),
+                ...controlPlane(),
                 ...namedConsumer(COMMANDS, SERVICE_CONSUMERS.scheduler),
                 ...kvBucket(SCHEDULER_LEADER_BUCKET),
-                ...kvBucket(GRANTS_BUCKET),
               ],
               ...deny,
             },
@@ -257,17 +267,7 @@ export function permissionsFor(identity: Identity): NatsPermissions | undefined 
         case 'catalog':
           return {
             publish: {
-              allow: [
-                ...base.publish,
-                eventSubjectFilter(),
-                `${SUBJECT_ROOTS.commands}.>`,
-                ...dataRequests({ kind: 'catalog' }),
-                ...streamCreator(),
-                ...streamReader(EVENTS),
-                `${API}.STREAM.INFO.${COMMANDS}`,
-                ...anyConsumer(EVENTS),
-                ...kvBucket(GRANTS_BUCKET),
-              ],
+              allow: [...base.publish, ...controlPlane(), ...dataRequests({ kind: 'catalog' })],
               ...deny,
             },
             subscribe: { allow: [...base.subscribe, progressSubjectFilter(), eventSubjectFilter()] },
