@@ -221,8 +221,13 @@ export function permissionsFor(identity: Identity): NatsPermissions | undefined 
       const durable = subscriberDurableName(identity.name);
       return {
         publish: {
-          allow: [...base.publish, `${API}.STREAM.INFO.${EVENTS}`, ...namedConsumer(EVENTS, durable)],
-          deny: [...ADMIN_ONLY, `${API}.CONSUMER.DURABLE.CREATE.${EVENTS}.${durable}`],
+          allow: [
+            ...base.publish,
+            `${API}.STREAM.INFO.${EVENTS}`,
+            ...namedConsumer(EVENTS, durable),
+            `${API}.CONSUMER.DELETE.${EVENTS}.${durable}`,
+          ],
+          ...deny,
         },
         subscribe: { allow: [...base.subscribe, eventSubjectFilter()] },
       };
