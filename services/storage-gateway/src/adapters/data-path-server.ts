@@ -275,10 +275,14 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
     },
   };
 
-  const fail = (operation: string, error: unknown): Encoded & { code: string } => {
+  const fail = (operation: string, error: unknown, subject?: string): Encoded & { code: string } => {
     const failure = toReplyFailure(error);
+    const { code, message: reason } = failure.error;
     if (failure.internal) log.error({ operation, err: error }, 'request failed');
-    else log.debug({ operation, code: failure.error.code, reason: failure.error.message }, 'request refused');
+    // A read of what the requester may not read is an attempt worth seeing (or a bug).
+    else if (code === DataPathErrorCode.Forbidden)
+      log.warn({ operation, subject, code, reason }, 'request refused');
+    else log.debug({ operation, code, reason }, 'request refused');
     return { ...encodeDataPathError(failure.error), code: failure.error.code };
   };
 
@@ -293,7 +297,7 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
       try {
         reply = await handlers[name](msg, requesterOf(msg));
       } catch (error) {
-        const failed = fail(operation, error);
+        const failed = fail(operation, error, msg.subject);
         outcome = failed.code;
         reply = failed;
       }
