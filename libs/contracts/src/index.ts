@@ -27,4 +27,5 @@ export * from './json-schema.ts';
 export * from './fixtures.ts';
 export * from './data-path.ts';
 export * from './progress.ts';
+export * from './restore-grant.ts';
 export * from './permissions.ts';

@@ -1,4 +1,5 @@
 import { DATA_OPERATIONS } from './data-path.ts';
+import { GRANTS_BUCKET } from './restore-grant.ts';
 import {
   commandSubjectFilter,
   dataSubject,
@@ -42,8 +43,6 @@ export interface NatsPermissions {
 
 /** The scheduler's leader-election KV bucket. */
 export const SCHEDULER_LEADER_BUCKET = 'volback-scheduler';
-/** The KV bucket of restore grants the catalog writes and the gateways read (SECURITY-PLAN §4). */
-export const GRANTS_BUCKET = 'VOLBACK_GRANTS';
 
 /** Durable consumer names of the shared services. */
 export const SERVICE_CONSUMERS = {
