@@ -1,7 +1,6 @@
 // `npm start` is secure by default: its secrets are files only their owner reads, and no secret
 // (repository password, catalog tokens, nkey seeds) shows in a log, an event, a command line or
 // a process environment of the running stack.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { commandSubject, inboxPrefix, STREAMS } from '@volback/contracts';
 import { connectNats } from '@volback/messaging';
-import { freePort, waitUntil } from '@volback/testing';
+import { freePort, runToEnd, waitUntil } from '@volback/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { adminIdentity, startStack, type StackProcess } from './stack-process.ts';
 
@@ -55,12 +54,27 @@ function secretsOf(dir: string): Map<string, string> {
 
 const CLI = fileURLToPath(new URL('../../../tools/cli/src/main.ts', import.meta.url));
 
-function volback(args: string[]): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, output })));
+const volback = (args: string[]) => runToEnd(process.execPath, [CLI, ...args]);
+
+/** Starts the stack (no Docker Engine) with the repository password given, and waits until ready. */
+async function readyStack(password: string): Promise<{ env: Record<string, string>; running: StackProcess }> {
+  dataDir = mkdtempSync(join(tmpdir(), 'volback-stack-secrets-'));
+  const env = {
+    VOLBACK_DATA_DIR: dataDir,
+    VOLBACK_NATS_PORT: String(await freePort()),
+    VOLBACK_OPS_PORT: String(await freePort()),
+    VOLBACK_CATALOG_PORT: String(await freePort()),
+    DOCKER_HOST: 'unix:///nonexistent/volback-test/docker.sock',
+    VOLBACK_PASSWORD: password,
+  };
+  const running = startStack(env);
+  stack = running;
+  const ready = `http://127.0.0.1:${env.VOLBACK_OPS_PORT}/readyz`;
+  await waitUntil(
+    'the stack to be ready',
+    async () => (await fetch(ready).catch(() => null))?.status === 200,
+  );
+  return { env, running };
 }
 
 let stack: StackProcess | undefined;
@@ -75,23 +89,9 @@ afterEach(async () => {
 
 describe('npm start: secrets', () => {
   it('keeps every secret in 0600 files and out of logs, events, arguments and environments', async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'volback-stack-secrets-'));
     const password = `pw-${Math.random().toString(36).slice(2)}-given-by-the-user`;
-    const env = {
-      VOLBACK_DATA_DIR: dataDir,
-      VOLBACK_NATS_PORT: String(await freePort()),
-      VOLBACK_OPS_PORT: String(await freePort()),
-      VOLBACK_CATALOG_PORT: String(await freePort()),
-      DOCKER_HOST: 'unix:///nonexistent/volback-test/docker.sock',
-      VOLBACK_PASSWORD: password,
-    };
-    stack = startStack(env);
-    const ready = `http://127.0.0.1:${env.VOLBACK_OPS_PORT}/readyz`;
-    await waitUntil(
-      'the stack to be ready',
-      async () => (await fetch(ready).catch(() => null))?.status === 200,
-    );
-
+    const { env, running } = await readyStack(password);
+    const dataDir = env.VOLBACK_DATA_DIR!;
     const dir = join(dataDir, 'secrets');
     const secrets = secretsOf(dir);
     // The password the user gave is the set-up's, kept in the file from now on.
@@ -143,10 +143,10 @@ describe('npm start: secrets', () => {
 
     // Command lines and environments of every process the stack started (the stack's own
     // environment is the user's: it was given the password).
-    const processes = descendants(stack.child.pid!);
+    const processes = descendants(running.child.pid!);
     expect(processes.length).toBeGreaterThanOrEqual(4);
     const places: [string, string][] = [
-      ['the stack output (every service log)', stack.output()],
+      ['the stack output (every service log)', running.output()],
       ['the NATS log', readFileSync(join(dataDir, 'nats/nats-server.log'), 'utf8')],
       ['the events', events],
     ];
@@ -162,27 +162,13 @@ describe('npm start: secrets', () => {
       for (const [name, value] of secrets) expect(text.includes(value), `${name} in ${where}`).toBe(false);
     }
 
-    stack.child.kill('SIGTERM');
-    expect(await stack.exit).toBe(0);
+    running.child.kill('SIGTERM');
+    expect(await running.exit).toBe(0);
   });
 
   it('takes a new host and revokes it on the running stack, whose NATS reloads', async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'volback-stack-hosts-'));
-    const env = {
-      VOLBACK_DATA_DIR: dataDir,
-      VOLBACK_NATS_PORT: String(await freePort()),
-      VOLBACK_OPS_PORT: String(await freePort()),
-      VOLBACK_CATALOG_PORT: String(await freePort()),
-      DOCKER_HOST: 'unix:///nonexistent/volback-test/docker.sock',
-      VOLBACK_PASSWORD: '',
-    };
-    stack = startStack(env);
-    const ready = `http://127.0.0.1:${env.VOLBACK_OPS_PORT}/readyz`;
-    await waitUntil(
-      'the stack to be ready',
-      async () => (await fetch(ready).catch(() => null))?.status === 200,
-    );
-    const dir = join(dataDir, 'secrets');
+    const { env, running } = await readyStack('');
+    const dir = join(env.VOLBACK_DATA_DIR!, 'secrets');
     const added = await volback(['init', 'agent', 'intruder', '--host-id', 'h-x', '--dir', dir]);
     expect(added.code, added.output).toBe(0);
     expect(added.output).toMatch(/reloaded NATS \(pid \d+\)/);
@@ -209,7 +195,7 @@ describe('npm start: secrets', () => {
     const revoked = await volback(['init', 'revoke', 'agent', 'intruder', '--dir', dir]);
     expect(revoked.code, revoked.output).toBe(0);
     await agent.closed();
-    stack.child.kill('SIGTERM');
-    expect(await stack.exit).toBe(0);
+    running.child.kill('SIGTERM');
+    expect(await running.exit).toBe(0);
   });
 });

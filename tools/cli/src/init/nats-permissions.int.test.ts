@@ -1,6 +1,5 @@
 // Attacks on a real nats-server run with the configuration `volback init` writes: who may not
 // connect, and what each identity may not publish, subscribe to or change (SECURITY-PLAN §2).
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,18 +22,12 @@ import {
   type Identity,
 } from '@volback/contracts';
 import { connectNats, ensureStreams, MessagePublisher, type NatsConnection } from '@volback/messaging';
-import { startNatsServer, type NatsServer } from '@volback/testing';
+import { runToEnd, startNatsServer, type NatsServer } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const CLI = new URL('../main.ts', import.meta.url).pathname;
 
-function volback(args: string[]): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, output })));
-}
+const volback = (args: string[]) => runToEnd(process.execPath, [CLI, ...args]);
 
 let root: string;
 let dir: string;
