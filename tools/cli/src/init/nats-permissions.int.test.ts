@@ -147,9 +147,20 @@ describe('NATS with the configuration volback init writes', () => {
     await import('node:fs/promises').then((fs) =>
       fs.writeFile(stranger, new TextDecoder().decode(createUser().getSeed()), { mode: 0o600 }),
     );
+    const said: string[] = [];
+    const logger = { info() {}, warn() {}, error: (_: object, msg?: string) => said.push(msg ?? '') };
     await expect(
-      connectNats({ servers: nats.url, name: 'anon', caFile, nkeyFile: stranger, connectTimeoutMs: 500 }),
+      connectNats({
+        servers: nats.url,
+        name: 'anon',
+        caFile,
+        nkeyFile: stranger,
+        connectTimeoutMs: 1_500,
+        logger,
+      }),
     ).rejects.toThrow(/Authorization Violation/i);
+    // The service's log says why, not "not reachable".
+    expect(said[0]).toMatch(/NATS refused this identity/);
   });
 
   it("an agent publishes its own host's events, never another host's, nor commands", async () => {
