@@ -271,6 +271,21 @@ describe('NATS with the configuration volback init writes', () => {
     expect(infos[0]!.state.messages).toBeGreaterThan(0);
   });
 
+  it('a service works with the streams as the admin set them up, without changing them', async () => {
+    const current = await adminJsm.streams.info(STREAMS.events.name);
+    await adminJsm.streams.update(STREAMS.events.name, {
+      ...current.config,
+      description: 'set by the admin',
+    });
+    const scheduler = await connectAs({ kind: 'service', service: 'scheduler' }, ids('scheduler.nk'));
+    await ensureStreams(await jetstreamManager(scheduler, { timeout: 3_000 }));
+    expect((await adminJsm.streams.info(STREAMS.events.name)).config.description).toBe('set by the admin');
+    await ensureStreams(adminJsm);
+    expect((await adminJsm.streams.info(STREAMS.events.name)).config.description).not.toBe(
+      'set by the admin',
+    );
+  });
+
   it('a subscriber reads the events, live and through its own durable consumer, and nothing else', async () => {
     const identity: Identity = { kind: 'subscriber', name: 'ext' };
     const s = await connectAs(identity, ids('subscriber-ext.nk'));
