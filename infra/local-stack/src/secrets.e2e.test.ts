@@ -10,47 +10,7 @@ import { commandSubject, inboxPrefix, STREAMS } from '@volback/contracts';
 import { connectNats } from '@volback/messaging';
 import { freePort, runToEnd, waitUntil } from '@volback/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { adminIdentity, startStack, type StackProcess } from './stack-process.ts';
-
-/** The processes below `pid` (the stack's services and NATS), from /proc. */
-function descendants(pid: number): number[] {
-  const parents = new Map<number, number>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      // The command name is in parentheses and may hold spaces: the fields after it are fixed.
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      parents.set(Number(entry), ppid);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const found: number[] = [];
-  const walk = (parent: number) => {
-    for (const [child, ppid] of parents) {
-      if (ppid === parent) {
-        found.push(child);
-        walk(child);
-      }
-    }
-  };
-  walk(pid);
-  return found;
-}
-
-function secretsOf(dir: string): Map<string, string> {
-  const secrets = new Map<string, string>();
-  const add = (name: string, file: string) => secrets.set(name, readFileSync(file, 'utf8').trim());
-  add('repository password', join(dir, 'repository-password'));
-  add('admin token', join(dir, 'catalog/admin.token'));
-  add('read token', join(dir, 'catalog/read.token'));
-  add('MinIO root password', join(dir, 'minio-root-password'));
-  for (const seed of readdirSync(join(dir, 'identities')).filter((f) => f.endsWith('.nk'))) {
-    add(`seed ${seed}`, join(dir, 'identities', seed));
-  }
-  return secrets;
-}
+import { secretLeaks, secretsOf, startStack, type StackProcess } from './stack-process.ts';
 
 const CLI = fileURLToPath(new URL('../../../tools/cli/src/main.ts', import.meta.url));
 
@@ -124,43 +84,17 @@ describe('npm start: secrets', () => {
       return res.status === 200;
     });
 
-    // Every event of the log, as stored.
-    const nc = await connectNats({
-      servers: `nats://127.0.0.1:${env.VOLBACK_NATS_PORT}`,
-      name: 'secrets-e2e',
-      connectTimeoutMs: 5_000,
-      ...adminIdentity(dataDir),
-    });
-    const jsm = await jetstreamManager(nc);
-    const { state } = await jsm.streams.info(STREAMS.events.name);
-    let events = '';
-    for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
-      const m = await jsm.streams.getMessage(STREAMS.events.name, { seq }).catch(() => null);
-      if (m) events += `${m.subject} ${m.string()}\n`;
-    }
-    await nc.close();
-    expect(events).toContain('volback.evt.policy.');
-
-    // Command lines and environments of every process the stack started (the stack's own
+    // Every event, every log, command line and environment of the stack's processes (its own
     // environment is the user's: it was given the password).
-    const processes = descendants(running.child.pid!);
-    expect(processes.length).toBeGreaterThanOrEqual(4);
-    const places: [string, string][] = [
-      ['the stack output (every service log)', running.output()],
-      ['the NATS log', readFileSync(join(dataDir, 'nats/nats-server.log'), 'utf8')],
-      ['the events', events],
-    ];
-    for (const pid of processes) {
-      try {
-        places.push([`the command line of ${pid}`, readFileSync(`/proc/${pid}/cmdline`, 'utf8')]);
-        places.push([`the environment of ${pid}`, readFileSync(`/proc/${pid}/environ`, 'utf8')]);
-      } catch {
-        // a process that ended meanwhile
-      }
-    }
-    for (const [where, text] of places) {
-      for (const [name, value] of secrets) expect(text.includes(value), `${name} in ${where}`).toBe(false);
-    }
+    const found = await secretLeaks({
+      dataDir,
+      natsPort: Number(env.VOLBACK_NATS_PORT),
+      stackPid: running.child.pid!,
+      output: running.output(),
+    });
+    expect(found.events).toContain('volback.evt.policy.');
+    expect(found.processes).toBeGreaterThanOrEqual(4);
+    expect(found.leaks).toEqual([]);
 
     running.child.kill('SIGTERM');
     expect(await running.exit).toBe(0);
