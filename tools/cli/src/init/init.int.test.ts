@@ -111,6 +111,8 @@ describe('volback init', () => {
     const forced = await volback(['init', '--dir', dir, '--force', '--nats-secrets-path', '/etc/volback']);
     expect(forced.code, forced.output).toBe(0);
     expect(readdirSync(join(dir, 'identities'))).not.toContain('agent-h-1.nk');
+    // The repository password stays: the backups it encrypts must stay readable.
+    expect(readFileSync(join(dir, 'repository-password'), 'utf8')).toBe('the-password-I-chose\n');
     // A NATS in a container that mounts the directory elsewhere finds its files there.
     const config = readFileSync(join(dir, 'nats/nats-server.conf'), 'utf8');
     expect(config).toContain('cert_file: "/etc/volback/tls/nats.crt"');
