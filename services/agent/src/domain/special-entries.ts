@@ -75,7 +75,7 @@ export class SpecialEntryFilter implements BlobSource {
   ) {
     this.#source = source;
     this.#keepSpecialModes = options.keepSpecialModes;
-    this.#within = posix.normalize(`/${options.within}`);
+    this.#within = posix.normalize(`/${options.within}`).replace(/(.)\/$/, '$1');
     this.#paths.set(options.rootTree, new Set(['/']));
   }
 

@@ -70,7 +70,8 @@ describe('SpecialEntryFilter', () => {
   });
 
   it('given a sub-path, then only what is below it is listed (the rest is not restored)', async () => {
-    const filter = new SpecialEntryFilter(source, { rootTree: 'root', within: '/volumes/data/b', keepSpecialModes: false });
+    // A restore's inner path of a whole volume ends with a slash (`/volumes/data/`).
+    const filter = new SpecialEntryFilter(source, { rootTree: 'root', within: '/volumes/data/b/', keepSpecialModes: false });
     await walk(filter, 'root');
     expect([...filter.filtered.devices.keys()]).toEqual(['/volumes/data/b/null']);
     expect([...filter.filtered.stripped.keys()]).toEqual(['/volumes/data/b/su']);
