@@ -44,7 +44,16 @@ async function runningContainer(
 }
 
 function node(name: string, type: TreeNode['type'], posixMode: number, extra: Partial<TreeNode>): TreeNode {
-  return { name, type, mode: goModeFromPosix(posixMode), mtime: MTIME, uid: 0, gid: 0, content: null, ...extra };
+  return {
+    name,
+    type,
+    mode: goModeFromPosix(posixMode),
+    mtime: MTIME,
+    uid: 0,
+    gid: 0,
+    content: null,
+    ...extra,
+  };
 }
 
 /**
@@ -246,7 +255,9 @@ describe('the agent refuses what commands and snapshots may not do to its host',
       await engine.docker.createVolume({ Name: 'app-data' });
       await engine.docker.createVolume({ Name: 'other-data' });
       await runningContainer(engine, 'plain-app', 'app-data');
-      await runningContainer(engine, 'labelled-app', 'app-data', { labels: { 'volback.hooks.allow': 'true' } });
+      await runningContainer(engine, 'labelled-app', 'app-data', {
+        labels: { 'volback.hooks.allow': 'true' },
+      });
       await runningContainer(engine, 'listed-app', 'app-data');
       await runningContainer(engine, 'outsider', 'other-data', { labels: { 'volback.hooks.allow': 'true' } });
     }, 60_000);
@@ -263,7 +274,11 @@ describe('the agent refuses what commands and snapshots may not do to its host',
     }
 
     it('are refused in a container that did not opt in, and nothing runs there', async () => {
-      const outcome = await backupWithHook('hook-plain', 'plain-app', 'touch /data/marker-plain; echo leaked');
+      const outcome = await backupWithHook(
+        'hook-plain',
+        'plain-app',
+        'touch /data/marker-plain; echo leaked',
+      );
       expect(outcome.type).toBe('io.volback.backup.failed.v1');
       const data = outcome.data as { code: string; reason: string; willRetry: boolean };
       expect(data.code).toBe('VOLBACK_AGENT_HOOK_NOT_ALLOWED');
@@ -318,7 +333,15 @@ describe('the agent refuses what commands and snapshots may not do to its host',
     expect(outcome.type, JSON.stringify(outcome.data)).toBe('io.volback.backup.completed.v1');
     const { stdout } = await run(
       'restic',
-      ['-r', repo, '--no-cache', '--no-lock', 'dump', (outcome.data as { snapshotId: string }).snapshotId, '/.volback/containers.json'],
+      [
+        '-r',
+        repo,
+        '--no-cache',
+        '--no-lock',
+        'dump',
+        (outcome.data as { snapshotId: string }).snapshotId,
+        '/.volback/containers.json',
+      ],
       { env: { ...process.env, RESTIC_PASSWORD: PASSWORD } },
     );
     expect(stdout).not.toContain(ENV_SECRET);

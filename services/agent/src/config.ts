@@ -212,9 +212,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
 }
 
 function containersJsonEnv(env: NodeJS.ProcessEnv): AgentConfig['containersJsonEnv'] {
-  const raw = value(env, 'VOLBACK_AGENT_CONTAINERS_JSON_ENV')?.toLowerCase() ?? CONFIG_DEFAULTS.containersJsonEnv;
+  const raw =
+    value(env, 'VOLBACK_AGENT_CONTAINERS_JSON_ENV')?.toLowerCase() ?? CONFIG_DEFAULTS.containersJsonEnv;
   if (raw !== 'include' && raw !== 'exclude') {
-    throw new ConfigError('VOLBACK_AGENT_CONTAINERS_JSON_ENV', `${JSON.stringify(raw)} is not include or exclude`);
+    throw new ConfigError(
+      'VOLBACK_AGENT_CONTAINERS_JSON_ENV',
+      `${JSON.stringify(raw)} is not include or exclude`,
+    );
   }
   return raw;
 }

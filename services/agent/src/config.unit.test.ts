@@ -93,8 +93,16 @@ describe('agent configuration', () => {
     [{ VOLBACK_OPS_PORT: '70000' }, 'VOLBACK_OPS_PORT', 'from 0 to 65535'],
     [{ VOLBACK_HOST_NAME: 'x'.repeat(254) }, 'VOLBACK_HOST_NAME', 'at most 253'],
     [{ VOLBACK_HELPER_IMAGE: 'busybox latest' }, 'VOLBACK_HELPER_IMAGE', 'not an image reference'],
-    [{ VOLBACK_AGENT_HOOK_CONTAINERS: 'db, *' }, 'VOLBACK_AGENT_HOOK_CONTAINERS', 'not a container name or id'],
-    [{ VOLBACK_AGENT_CONTAINERS_JSON_ENV: 'hide' }, 'VOLBACK_AGENT_CONTAINERS_JSON_ENV', 'not include or exclude'],
+    [
+      { VOLBACK_AGENT_HOOK_CONTAINERS: 'db, *' },
+      'VOLBACK_AGENT_HOOK_CONTAINERS',
+      'not a container name or id',
+    ],
+    [
+      { VOLBACK_AGENT_CONTAINERS_JSON_ENV: 'hide' },
+      'VOLBACK_AGENT_CONTAINERS_JSON_ENV',
+      'not include or exclude',
+    ],
   ])('refuses %o, naming the variable', (env, variable, message) => {
     const error = failure(env);
     expect(error.code).toBe(AgentErrorCode.ConfigInvalid);

@@ -57,15 +57,19 @@ describe('resolveConsistency', () => {
     });
 
     it('when a container asks to be stopped, then it is stopped with its timeout (30 s by default)', () => {
-      const plan = resolveConsistency(none, [
-        container(
-          'db',
-          { 'volback.consistency': 'stop', 'volback.stop.timeout': '120' },
-          { id: 'a'.repeat(64) },
-        ),
-        container('cache', { 'volback.consistency': 'stop' }),
-        container('reader'),
-      ], permissions);
+      const plan = resolveConsistency(
+        none,
+        [
+          container(
+            'db',
+            { 'volback.consistency': 'stop', 'volback.stop.timeout': '120' },
+            { id: 'a'.repeat(64) },
+          ),
+          container('cache', { 'volback.consistency': 'stop' }),
+          container('reader'),
+        ],
+        permissions,
+      );
       expect(plan).toEqual({
         mode: 'stop',
         source: 'labels',
@@ -78,7 +82,9 @@ describe('resolveConsistency', () => {
     });
 
     it('when a container asks to be paused, then it is paused', () => {
-      expect(resolveConsistency(none, [container('app', { 'volback.consistency': ' pause ' })], permissions)).toEqual({
+      expect(
+        resolveConsistency(none, [container('app', { 'volback.consistency': ' pause ' })], permissions),
+      ).toEqual({
         mode: 'pause',
         source: 'labels',
         steps: [{ kind: 'pause', container: { name: 'app' } }],
@@ -87,13 +93,17 @@ describe('resolveConsistency', () => {
     });
 
     it('when a container has hooks, then they run in that container (300 s each by default)', () => {
-      const plan = resolveConsistency(none, [
-        container('db', {
-          'volback.consistency': 'hooks',
-          'volback.hooks.pre': 'pg_dumpall -U postgres > /var/lib/postgresql/data/dump.sql',
-          'volback.hooks.post': 'rm /var/lib/postgresql/data/dump.sql',
-        }),
-      ], permissions);
+      const plan = resolveConsistency(
+        none,
+        [
+          container('db', {
+            'volback.consistency': 'hooks',
+            'volback.hooks.pre': 'pg_dumpall -U postgres > /var/lib/postgresql/data/dump.sql',
+            'volback.hooks.post': 'rm /var/lib/postgresql/data/dump.sql',
+          }),
+        ],
+        permissions,
+      );
       expect(plan.steps).toEqual([
         {
           kind: 'hooks',
@@ -107,20 +117,26 @@ describe('resolveConsistency', () => {
     });
 
     it('when only hook labels are set, then they are hooks (a pre hook is not written to be ignored)', () => {
-      const plan = resolveConsistency(none, [
-        container('db', { 'volback.hooks.pre': 'sync', 'volback.hooks.timeout': '5' }),
-      ], permissions);
+      const plan = resolveConsistency(
+        none,
+        [container('db', { 'volback.hooks.pre': 'sync', 'volback.hooks.timeout': '5' })],
+        permissions,
+      );
       expect(plan.steps).toEqual([
         { kind: 'hooks', container: { name: 'db' }, pre: ['sync'], post: [], timeoutSeconds: 5 },
       ]);
     });
 
     it('when containers ask for different things, then hooks come first, then stops and pauses', () => {
-      const plan = resolveConsistency(none, [
-        container('a-web', { 'volback.consistency': 'stop' }),
-        container('b-db', { 'volback.hooks.pre': 'flush' }),
-        container('c-cache', { 'volback.consistency': 'pause' }),
-      ], permissions);
+      const plan = resolveConsistency(
+        none,
+        [
+          container('a-web', { 'volback.consistency': 'stop' }),
+          container('b-db', { 'volback.hooks.pre': 'flush' }),
+          container('c-cache', { 'volback.consistency': 'pause' }),
+        ],
+        permissions,
+      );
       expect(plan.mode).toBe('mixed');
       expect(plan.steps.map((s) => [s.kind, s.container.name])).toEqual([
         ['hooks', 'b-db'],
@@ -130,12 +146,16 @@ describe('resolveConsistency', () => {
     });
 
     it('when a labelled container is not running, then it is left alone and the plan says so', () => {
-      const plan = resolveConsistency(none, [
-        container('old', { 'volback.consistency': 'stop' }, { state: 'exited' }),
-        container('frozen', { 'volback.consistency': 'pause' }, { state: 'paused' }),
-        container('db', { 'volback.hooks.pre': 'sync' }, { state: 'created' }),
-        container('live', { 'volback.consistency': 'stop' }, { state: 'running' }),
-      ], permissions);
+      const plan = resolveConsistency(
+        none,
+        [
+          container('old', { 'volback.consistency': 'stop' }, { state: 'exited' }),
+          container('frozen', { 'volback.consistency': 'pause' }, { state: 'paused' }),
+          container('db', { 'volback.hooks.pre': 'sync' }, { state: 'created' }),
+          container('live', { 'volback.consistency': 'stop' }, { state: 'running' }),
+        ],
+        permissions,
+      );
       expect(plan.steps).toEqual([{ kind: 'stop', container: { name: 'live' }, timeoutSeconds: 30 }]);
       expect(plan.warnings).toEqual([
         'db: hooks not run, it is created',
@@ -145,13 +165,17 @@ describe('resolveConsistency', () => {
     });
 
     it('when labels of another mode are set, then they are ignored with a warning', () => {
-      const plan = resolveConsistency(none, [
-        container('app', {
-          'volback.consistency': 'pause',
-          'volback.stop.timeout': '10',
-          'volback.hooks.pre': 'sync',
-        }),
-      ], permissions);
+      const plan = resolveConsistency(
+        none,
+        [
+          container('app', {
+            'volback.consistency': 'pause',
+            'volback.stop.timeout': '10',
+            'volback.hooks.pre': 'sync',
+          }),
+        ],
+        permissions,
+      );
       expect(plan.steps).toEqual([{ kind: 'pause', container: { name: 'app' } }]);
       expect(plan.warnings).toEqual([
         'app: volback.stop.timeout, volback.hooks.pre ignored (volback.consistency is pause)',
@@ -159,9 +183,11 @@ describe('resolveConsistency', () => {
     });
 
     it('when volback.consistency is none, then hook labels are ignored with a warning', () => {
-      const plan = resolveConsistency(none, [
-        container('app', { 'volback.consistency': 'none', 'volback.hooks.pre': 'sync' }),
-      ], permissions);
+      const plan = resolveConsistency(
+        none,
+        [container('app', { 'volback.consistency': 'none', 'volback.hooks.pre': 'sync' })],
+        permissions,
+      );
       expect(plan).toMatchObject({ mode: 'none', steps: [] });
       expect(plan.warnings).toHaveLength(1);
     });
@@ -259,7 +285,10 @@ describe('resolveConsistency', () => {
     });
 
     it('when it says hooks for a container that opted in by label, then they run there', () => {
-      const optedIn = [...users, container('cache', { 'volback.hooks.allow': 'true' }, { id: 'c'.repeat(64) })];
+      const optedIn = [
+        ...users,
+        container('cache', { 'volback.hooks.allow': 'true' }, { id: 'c'.repeat(64) }),
+      ];
       expect(
         resolveConsistency(
           { mode: 'hooks', container: 'cache', pre: ['a', 'b'], timeoutSeconds: 60 },
@@ -281,7 +310,13 @@ describe('resolveConsistency', () => {
       const hooks: CommandConsistency = { mode: 'hooks', container: 'db', post: ['c'], timeoutSeconds: 60 };
       for (const allowed of [['db'], ['d'.repeat(12)]]) {
         expect(resolveConsistency(hooks, users, { ...permissions, allowed }).steps).toEqual([
-          { kind: 'hooks', container: { name: 'db', id: 'd'.repeat(64) }, pre: [], post: ['c'], timeoutSeconds: 60 },
+          {
+            kind: 'hooks',
+            container: { name: 'db', id: 'd'.repeat(64) },
+            pre: [],
+            post: ['c'],
+            timeoutSeconds: 60,
+          },
         ]);
       }
     });
@@ -291,25 +326,28 @@ describe('resolveConsistency', () => {
       ['a container opted out by label', 'app', { 'volback.hooks.allow': 'false' }, 'has not opted in'],
       ['a container that does not mount the volume', 'elsewhere', {}, 'does not mount volume shop-data'],
       ['an id prefix too short to name one container', 'db', { allowed: ['ddd'] }, 'has not opted in'],
-    ])('when it says hooks for %s, then it is refused and the reason does not echo the command', (_, name, extra, why) => {
-      const labels = 'volback.hooks.allow' in extra ? (extra as Record<string, string>) : {};
-      const allowed = 'allowed' in extra ? (extra as { allowed: string[] }).allowed : [];
-      const candidates = users.map((c) => (c.name === name ? { ...c, labels } : c));
-      let refused: unknown;
-      try {
-        resolveConsistency(
-          { mode: 'hooks', container: name, pre: ['cat /etc/shadow'], timeoutSeconds: 60 },
-          candidates,
-          { ...permissions, allowed },
-        );
-      } catch (error) {
-        refused = error;
-      }
-      expect(refused).toBeInstanceOf(HookNotAllowedError);
-      expect(refused).toMatchObject({ code: AgentErrorCode.HookNotAllowed, container: name });
-      expect((refused as Error).message).toContain(why);
-      expect((refused as Error).message).not.toContain('shadow');
-    });
+    ])(
+      'when it says hooks for %s, then it is refused and the reason does not echo the command',
+      (_, name, extra, why) => {
+        const labels = 'volback.hooks.allow' in extra ? (extra as Record<string, string>) : {};
+        const allowed = 'allowed' in extra ? (extra as { allowed: string[] }).allowed : [];
+        const candidates = users.map((c) => (c.name === name ? { ...c, labels } : c));
+        let refused: unknown;
+        try {
+          resolveConsistency(
+            { mode: 'hooks', container: name, pre: ['cat /etc/shadow'], timeoutSeconds: 60 },
+            candidates,
+            { ...permissions, allowed },
+          );
+        } catch (error) {
+          refused = error;
+        }
+        expect(refused).toBeInstanceOf(HookNotAllowedError);
+        expect(refused).toMatchObject({ code: AgentErrorCode.HookNotAllowed, container: name });
+        expect((refused as Error).message).toContain(why);
+        expect((refused as Error).message).not.toContain('shadow');
+      },
+    );
 
     it('when a container opted in to hooks with a value that is not a yes or no, then the label is refused', () => {
       expect(() =>

@@ -22,7 +22,10 @@ describe('what containers.json records of a container', () => {
   });
 
   it('given the label exclude, then env values are replaced by their names and the rest is kept', () => {
-    const { record, envExcluded } = recordedContainer(inspect({ [CONTAINERS_JSON_ENV_LABEL]: 'exclude' }), 'include');
+    const { record, envExcluded } = recordedContainer(
+      inspect({ [CONTAINERS_JSON_ENV_LABEL]: 'exclude' }),
+      'include',
+    );
     expect(envExcluded).toBe(true);
     expect(record.Config.Env).toEqual(['POSTGRES_PASSWORD', 'PATH', 'EMPTY', 'FLAG']);
     expect(record).toMatchObject({ Id: 'a'.repeat(64), Config: { Image: 'postgres:16', Cmd: ['postgres'] } });

@@ -118,4 +118,3 @@ export class SpecialEntryFilter implements BlobSource {
     return this.#within === '/' || path === this.#within || path.startsWith(`${this.#within}/`);
   }
 }
-

@@ -2,7 +2,12 @@ import { goModeFromPosix, posixPermissionsFromGo, type BlobSource, type TreeNode
 import { describe, expect, it } from 'vitest';
 import { filterSpecialEntries, SpecialEntryFilter } from './special-entries.ts';
 
-function node(name: string, type: TreeNode['type'], posixMode: number, extra: Partial<TreeNode> = {}): TreeNode {
+function node(
+  name: string,
+  type: TreeNode['type'],
+  posixMode: number,
+  extra: Partial<TreeNode> = {},
+): TreeNode {
   return { name, type, mode: goModeFromPosix(posixMode), uid: 0, gid: 0, content: null, ...extra };
 }
 
@@ -59,7 +64,11 @@ describe('SpecialEntryFilter', () => {
   }
 
   it('given a walk from the root, then what it left out is listed by path, a shared tree at each place', async () => {
-    const filter = new SpecialEntryFilter(source, { rootTree: 'root', within: '/volumes/data', keepSpecialModes: false });
+    const filter = new SpecialEntryFilter(source, {
+      rootTree: 'root',
+      within: '/volumes/data',
+      keepSpecialModes: false,
+    });
     await walk(filter, 'root');
     expect([...filter.filtered.devices.keys()]).toEqual([
       '/volumes/data/sda',
@@ -71,7 +80,11 @@ describe('SpecialEntryFilter', () => {
 
   it('given a sub-path, then only what is below it is listed (the rest is not restored)', async () => {
     // A restore's inner path of a whole volume ends with a slash (`/volumes/data/`).
-    const filter = new SpecialEntryFilter(source, { rootTree: 'root', within: '/volumes/data/b/', keepSpecialModes: false });
+    const filter = new SpecialEntryFilter(source, {
+      rootTree: 'root',
+      within: '/volumes/data/b/',
+      keepSpecialModes: false,
+    });
     await walk(filter, 'root');
     expect([...filter.filtered.devices.keys()]).toEqual(['/volumes/data/b/null']);
     expect([...filter.filtered.stripped.keys()]).toEqual(['/volumes/data/b/su']);

@@ -19,7 +19,12 @@ import type { Quiescer } from '../adapters/quiesce.ts';
 import type { VolumeAccess } from '../adapters/volume-access.ts';
 import { runBackup, type BackupVolumeCommand } from './backup-volume.ts';
 import { runRestore, type RestoreSnapshotCommand } from './restore-snapshot.ts';
-import { DEFAULT_WORK_SECURITY, workPublishing, type WorkContext, type WorkSecurity } from './work-context.ts';
+import {
+  DEFAULT_WORK_SECURITY,
+  workPublishing,
+  type WorkContext,
+  type WorkSecurity,
+} from './work-context.ts';
 
 /** What {@link startCommandConsumer} needs. */
 export interface CommandConsumerOptions {
