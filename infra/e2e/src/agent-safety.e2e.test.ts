@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -193,6 +193,27 @@ describe('the agent refuses what commands and snapshots may not do to its host',
       'shared 2775 0 directory', // a directory's setgid grants nothing: kept
       'su-root 755 0 regular file',
     ]);
+  });
+
+  it('through the engine archive API too (a volume the agent cannot write in place)', async () => {
+    // A bind-mounted local volume has driver options: the agent writes it through a helper container.
+    const bound = join(dir, 'bound');
+    await mkdir(bound);
+    await engine.docker.createVolume({
+      Name: 'bound',
+      DriverOpts: { type: 'none', o: 'bind', device: bound },
+    });
+    const outcome = await restoreNow('safety-archive', snapshots.own, {
+      kind: 'existing-volume',
+      volumeName: 'bound',
+    });
+    expect(outcome.type, JSON.stringify(outcome.data)).toBe('io.volback.restore.completed.v1');
+    expect((outcome.data as { skipped: Skipped }).skipped).toMatchObject({
+      devices: { count: 2 },
+      specialModes: { count: 1, paths: ['/su-root'] },
+    });
+    expect((await readdir(bound)).sort()).toEqual(['notes.txt', 'shared', 'su-root']);
+    expect((await stat(join(bound, 'su-root'))).mode & 0o7777).toBe(0o755);
   });
 
   it('a snapshot of another host keeps no setuid bit even when the restore asks for it', async () => {
