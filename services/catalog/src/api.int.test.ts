@@ -21,6 +21,7 @@ import {
 import { startNatsServer, type NatsServer } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCatalog, type Catalog } from './catalog.ts';
+import { accessToken } from './http/tokens.ts';
 import { HISTORY_IDS, TEST_NOW, testHistory } from './test-support/history.ts';
 
 const READ = 'read-token-0123456789';
@@ -72,7 +73,7 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
       nc,
       databaseFile: join(dir, 'catalog.sqlite'),
       instanceId: 'api-test',
-      tokens: { read: READ, write: WRITE },
+      access: { tokens: [accessToken('read', 'read', READ), accessToken('write', 'write', WRITE)] },
       now: () => TEST_NOW,
       dataTimeoutMs: 1_000,
     });
@@ -87,13 +88,19 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
   });
 
   describe('auth', () => {
-    it('asks for a bearer token, refuses a wrong one, and a read token on a command', async () => {
-      const none = await catalog.app.inject({ url: '/v1/hosts' });
+    it('from another address: asks for a bearer token, refuses a wrong one, and a read token on a command', async () => {
+      // inject's default client is 127.0.0.1 (this machine); 127.0.0.9 stands for another host.
+      const remote = { remoteAddress: '127.0.0.9' };
+      const none = await catalog.app.inject({ url: '/v1/hosts', ...remote });
       expectProblem(none, 401, 'VOLBACK_CATALOG_UNAUTHORIZED');
       expect(none.headers['www-authenticate']).toMatch(/^Bearer/);
-      expectProblem(await get('/v1/hosts', 'not-a-token-at-all'), 401, 'VOLBACK_CATALOG_UNAUTHORIZED');
-      expect((await get('/v1/hosts', READ)).statusCode).toBe(200);
-      expect((await get('/v1/hosts', WRITE)).statusCode).toBe(200);
+      expectProblem(
+        await catalog.app.inject({ url: '/v1/hosts', headers: auth('not-a-token-at-all'), ...remote }),
+        401,
+        'VOLBACK_CATALOG_UNAUTHORIZED',
+      );
+      expect((await catalog.app.inject({ url: '/v1/hosts', headers: auth(READ), ...remote })).statusCode).toBe(200);
+      expect((await catalog.app.inject({ url: '/openapi.json', ...remote })).statusCode).toBe(401);
       expectProblem(
         await send('POST', `/v1/hosts/${second}/volumes/alpha/backups`, {}, READ),
         403,
@@ -110,7 +117,17 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
       );
     });
 
-    it('serves the OpenAPI document and the docs UI without a token', async () => {
+    it('from this machine: reads without a token, commands only with the write token', async () => {
+      expect((await catalog.app.inject({ url: '/v1/hosts' })).statusCode).toBe(200);
+      expect((await get('/v1/hosts', WRITE)).statusCode).toBe(200);
+      expectProblem(
+        await catalog.app.inject({ method: 'POST', url: '/v1/admin/rebuild' }),
+        401,
+        'VOLBACK_CATALOG_UNAUTHORIZED',
+      );
+    });
+
+    it('serves the OpenAPI document and the docs UI to this machine without a token', async () => {
       const spec = await catalog.app.inject({ url: '/openapi.json' });
       expect(spec.statusCode).toBe(200);
       const paths = Object.keys(spec.json<{ paths: Record<string, unknown> }>().paths);

@@ -1,3 +1,4 @@
+import fastifyHelmet from '@fastify/helmet';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import { fastify, LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -8,8 +9,8 @@ import type { CommandSender } from '../adapters/command-sender.ts';
 import type { EventHistory } from '../adapters/event-history.ts';
 import type { LiveEvents } from '../adapters/live-events.ts';
 import type { SnapshotReader } from '../adapters/snapshot-reader.ts';
-import { installAuth, type Tokens } from './auth.ts';
 import { registerCommandRoutes } from './command-routes.ts';
+import { installGuard, type GuardOptions } from './guard.ts';
 import { registerLiveRoutes } from './live-routes.ts';
 import { installProblemHandlers } from './problem.ts';
 import { registerReadRoutes } from './read-routes.ts';
@@ -22,7 +23,10 @@ export interface ApiOptions {
   reader: SnapshotReader;
   live: LiveEvents;
   history: EventHistory;
-  tokens: Tokens;
+  /** Tokens, the loopback exemption, allowed `Host` names, the auth-failure limit. */
+  access: GuardOptions;
+  /** Serve HTTPS with this certificate and key (PEM) instead of HTTP. */
+  tls?: { cert: Buffer; key: Buffer } | undefined;
   logger?: Logger;
   now?: () => Date;
   version: string;
@@ -30,17 +34,22 @@ export interface ApiOptions {
   rebuild?: () => Promise<void>;
 }
 
+/** The largest body any route takes (a policy, a restore); most commands take 8 KiB. */
+export const BODY_LIMIT = 64 * 1024;
+
 /**
  * The catalog's HTTP API (fastify, zod schemas, OpenAPI at `/openapi.json`, docs at `/docs`).
  * Routes only parse, ask the queries or the command sender, and answer.
  */
 export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
-  // pino's Logger is a FastifyBaseLogger; the cast keeps the instance type the routes expect.
+  // pino's Logger is a FastifyBaseLogger; the cast keeps the instance type the routes expect
+  // (an HTTPS server's instance has another type parameter, the routes do not mind).
   const app = fastify({
     ...(options.logger
       ? { loggerInstance: options.logger.child({ component: 'http' }) as FastifyBaseLogger }
       : {}),
-    bodyLimit: 1024 * 1024,
+    ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key } } : {}),
+    bodyLimit: BODY_LIMIT,
     routerOptions: { maxParamLength: 512 },
     // fastify's own access log is two multi-field entries per request at info; one debug line instead.
     logController: new LogController({ disableRequestLogging: true }),
@@ -54,7 +63,31 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installProblemHandlers(app);
-  installAuth(app, options.tokens);
+  await app.register(fastifyHelmet, {
+    // Fit for the docs page (its scripts and styles are files of its own; Swagger UI sets style
+    // attributes and data: images); JSON answers are not rendered anyway (nosniff).
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        scriptSrcAttr: ["'none'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        fontSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        baseUri: ["'none'"],
+        formAction: ["'none'"],
+        frameAncestors: ["'none'"],
+      },
+    },
+    frameguard: { action: 'deny' },
+    referrerPolicy: { policy: 'no-referrer' },
+    // Over plain HTTP a browser ignores HSTS; behind a TLS proxy the proxy sets it.
+    hsts: options.tls ? { maxAge: 31_536_000 } : false,
+  });
+  installGuard(app, options.access);
 
   await app.register(fastifySwagger, {
     openapi: {
@@ -66,14 +99,21 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         version: options.version,
       },
       components: {
-        securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+        securitySchemes: {
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'A token of `read` scope (GET, HEAD) or `write` scope (every method). Needed from every client but 127.0.0.1 and ::1, which read without one and write without one only while no write token is configured.',
+          },
+        },
       },
       security: [{ bearer: [] }],
     },
     transform: jsonSchemaTransform,
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } });
-  app.get('/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () =>
+  app.get('/openapi.json', { schema: { hide: true } }, async () =>
     app.swagger(),
   );
 
