@@ -99,7 +99,9 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
         401,
         'VOLBACK_CATALOG_UNAUTHORIZED',
       );
-      expect((await catalog.app.inject({ url: '/v1/hosts', headers: auth(READ), ...remote })).statusCode).toBe(200);
+      expect(
+        (await catalog.app.inject({ url: '/v1/hosts', headers: auth(READ), ...remote })).statusCode,
+      ).toBe(200);
       expect((await catalog.app.inject({ url: '/openapi.json', ...remote })).statusCode).toBe(401);
       expectProblem(
         await send('POST', `/v1/hosts/${second}/volumes/alpha/backups`, {}, READ),

@@ -90,7 +90,10 @@ function tokensFile(env: NodeJS.ProcessEnv, cwd: string): AccessToken[] {
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new ConfigError('VOLBACK_CATALOG_TOKENS_FILE', `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new ConfigError(
+      'VOLBACK_CATALOG_TOKENS_FILE',
+      `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
   try {
     return parseTokensFile(text);
@@ -106,8 +109,14 @@ function allowedHosts(env: NodeJS.ProcessEnv): string[] {
     .filter(Boolean);
   for (const name of names) {
     const bare = name.replace(/^\[(.*)\]$/, '$1');
-    if (isIP(bare) === 0 && !/^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*$/.test(bare)) {
-      throw new ConfigError('VOLBACK_CATALOG_ALLOWED_HOSTS', `${JSON.stringify(name)} is not a host name or address (no port, no scheme)`);
+    if (
+      isIP(bare) === 0 &&
+      !/^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*$/.test(bare)
+    ) {
+      throw new ConfigError(
+        'VOLBACK_CATALOG_ALLOWED_HOSTS',
+        `${JSON.stringify(name)} is not a host name or address (no port, no scheme)`,
+      );
     }
   }
   return names;
@@ -203,7 +212,10 @@ export function readTlsFiles(tls: NonNullable<CatalogConfig['tls']>): { cert: Bu
     try {
       return readFileSync(file);
     } catch (error) {
-      throw new ConfigError(variable, `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new ConfigError(
+        variable,
+        `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
   };
   return {

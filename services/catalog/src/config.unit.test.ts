@@ -91,7 +91,10 @@ describe('loadConfig', () => {
       cwd,
     );
     expect(config.allowedHosts).toEqual(['catalog.example', '10.0.0.5', '[fd00::5]']);
-    expect(config.tls).toEqual({ certFile: '/srv/volback/tls/catalog.crt', keyFile: '/srv/volback/tls/catalog.key' });
+    expect(config.tls).toEqual({
+      certFile: '/srv/volback/tls/catalog.crt',
+      keyFile: '/srv/volback/tls/catalog.key',
+    });
     expect(config.trustLoopback).toBe(false);
   });
 
@@ -131,7 +134,11 @@ describe('VOLBACK_CATALOG_TOKENS_FILE', () => {
       }),
     );
     const config = loadConfig(
-      { VOLBACK_CATALOG_TOKENS_FILE: file, VOLBACK_CATALOG_WRITE_TOKEN: 'write-token-0123456789', VOLBACK_CATALOG_HOST: '0.0.0.0' },
+      {
+        VOLBACK_CATALOG_TOKENS_FILE: file,
+        VOLBACK_CATALOG_WRITE_TOKEN: 'write-token-0123456789',
+        VOLBACK_CATALOG_HOST: '0.0.0.0',
+      },
       [],
       cwd,
     );
@@ -145,7 +152,10 @@ describe('VOLBACK_CATALOG_TOKENS_FILE', () => {
 
   it('given a bad file, then an error naming the file that never quotes it', () => {
     const cases: Array<[string, RegExp]> = [
-      [`{"tokens":[{"name":"admin","scope":"write","sha256":"${ADMIN}"}]}`, /tokens\.0\.sha256: the hex SHA-256/],
+      [
+        `{"tokens":[{"name":"admin","scope":"write","sha256":"${ADMIN}"}]}`,
+        /tokens\.0\.sha256: the hex SHA-256/,
+      ],
       [`{"tokens":[{"name":"admin","scope":"write","sha256":"${ADMIN}"`, /is not valid JSON/],
       [`${ADMIN}\n`, /is not valid JSON/],
       ['{"tokens":[]}', /lists no token/],

@@ -62,7 +62,10 @@ function call(base: string, path: string, options: Call = {}): Promise<Answer> {
         headers: {
           ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
           ...(options.body !== undefined
-            ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(options.body)) }
+            ? {
+                'content-type': 'application/json',
+                'content-length': String(Buffer.byteLength(options.body)),
+              }
             : {}),
           ...options.headers,
         },
@@ -90,9 +93,10 @@ function call(base: string, path: string, options: Call = {}): Promise<Answer> {
 
 /** A self-signed certificate for 127.0.0.2 and localhost (PEM). */
 async function selfSignedCertificate(): Promise<{ cert: string; key: string }> {
-  x509.cryptoProvider.set(webcrypto as Crypto);
+  const crypto = webcrypto as unknown as Crypto;
+  x509.cryptoProvider.set(crypto);
   const algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-  const keys = await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify']);
+  const keys = await crypto.subtle.generateKey(algorithm, true, ['sign', 'verify']);
   const certificate = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: '01',
     name: 'CN=volback catalog test',
@@ -272,14 +276,23 @@ describe('HTTP API under attack (real sockets, a catalog fed by a real NATS serv
     });
     expect(own.status, own.body).toBe(202);
     // Reads never change anything: a foreign Origin on a GET still gets no CORS header.
-    const read = await call(base, '/v1/hosts', { from: '127.0.0.7', token: READ, headers: { origin: 'https://evil.example' } });
+    const read = await call(base, '/v1/hosts', {
+      from: '127.0.0.7',
+      token: READ,
+      headers: { origin: 'https://evil.example' },
+    });
     expect(read.status).toBe(200);
     expect(read.headers['access-control-allow-origin']).toBeUndefined();
   });
 
   it('a Host that is not one of the API names is refused (421: DNS rebinding), with any token', async () => {
     const before = await streamTotals();
-    for (const host of ['evil.example', 'evil.example:80', 'localhost.evil.example', '127.0.0.2.evil.example']) {
+    for (const host of [
+      'evil.example',
+      'evil.example:80',
+      'localhost.evil.example',
+      '127.0.0.2.evil.example',
+    ]) {
       const read = await call(base, '/v1/hosts', { from: '127.0.0.8', token: READ, headers: { host } });
       expect(read.status, host).toBe(421);
       expect(read.json()).toMatchObject({ code: 'VOLBACK_CATALOG_HOST_NOT_ALLOWED' });
@@ -293,7 +306,9 @@ describe('HTTP API under attack (real sockets, a catalog fed by a real NATS serv
     }
     expect(await streamTotals()).toEqual(before);
     for (const host of ['localhost', '127.0.0.1:8080', '[::1]', 'LOCALHOST:1']) {
-      expect((await call(base, '/v1/hosts', { from: '127.0.0.8', token: READ, headers: { host } })).status).toBe(200);
+      expect(
+        (await call(base, '/v1/hosts', { from: '127.0.0.8', token: READ, headers: { host } })).status,
+      ).toBe(200);
     }
   });
 
@@ -322,10 +337,15 @@ describe('HTTP API under attack (real sockets, a catalog fed by a real NATS serv
       await call(base, '/v1/hosts', { from: '127.0.0.10' }),
       await call(base, '/v1/nothing-here', { from: '127.0.0.10', token: READ }),
       await call(base, '/docs/', { from: '127.0.0.10', token: READ }),
-      await call(base, '/v1/hosts', { method: 'OPTIONS', from: '127.0.0.10', token: READ, headers: {
-        origin: 'https://evil.example',
-        'access-control-request-method': 'POST',
-      } }),
+      await call(base, '/v1/hosts', {
+        method: 'OPTIONS',
+        from: '127.0.0.10',
+        token: READ,
+        headers: {
+          origin: 'https://evil.example',
+          'access-control-request-method': 'POST',
+        },
+      }),
     ];
     expect(answers.map((a) => a.status)).toEqual([200, 401, 404, 200, 403]);
     for (const res of answers) {
@@ -363,7 +383,10 @@ describe('HTTP API under attack (real sockets, a catalog fed by a real NATS serv
   });
 
   it('from this machine with a write token: reads open, writes need the write token', async () => {
-    const local = await serve('127.0.0.1', { name: 'local', access: { tokens: TOKENS, bindHost: '127.0.0.1' } });
+    const local = await serve('127.0.0.1', {
+      name: 'local',
+      access: { tokens: TOKENS, bindHost: '127.0.0.1' },
+    });
     const from = '127.0.0.1';
     expect((await call(local, '/v1/hosts', { from })).status).toBe(200);
     expect((await call(local, `/v1/snapshots/${snapshotId}/tar`, { from })).status).toBe(503);
@@ -375,7 +398,12 @@ describe('HTTP API under attack (real sockets, a catalog fed by a real NATS serv
   it('with VOLBACK_CATALOG_TRUST_LOOPBACK=false (behind a proxy), this machine needs tokens too', async () => {
     const proxied = await serve('127.0.0.1', {
       name: 'proxied',
-      access: { tokens: TOKENS, bindHost: '127.0.0.1', trustLoopback: false, allowedHosts: ['catalog.example'] },
+      access: {
+        tokens: TOKENS,
+        bindHost: '127.0.0.1',
+        trustLoopback: false,
+        allowedHosts: ['catalog.example'],
+      },
     });
     const from = '127.0.0.1';
     expect((await call(proxied, '/v1/hosts', { from })).status).toBe(401);
@@ -403,10 +431,13 @@ describe('HTTP API under attack (real sockets, a catalog fed by a real NATS serv
     expect(res.status).toBe(200);
     expect(res.headers['strict-transport-security']).toMatch(/max-age=31536000/);
     expect((await call(secure, '/v1/hosts', { from: '127.0.0.11', ca: cert })).status).toBe(401);
-    const plain = await call(secure.replace('https:', 'http:'), '/v1/hosts', { from: '127.0.0.11', token: READ }).catch(
-      (error: Error) => error,
+    const plain = await call(secure.replace('https:', 'http:'), '/v1/hosts', {
+      from: '127.0.0.11',
+      token: READ,
+    }).catch((error: Error) => error);
+    expect(plain instanceof Error ? plain.message : String(plain.status)).toMatch(
+      /socket hang up|ECONNRESET|^4\d\d$/,
     );
-    expect(plain instanceof Error ? plain.message : String(plain.status)).toMatch(/socket hang up|ECONNRESET|^4\d\d$/);
     await expect(call(secure, '/v1/hosts', { from: '127.0.0.11', token: READ })).rejects.toThrow(
       /self-signed|certificate/i,
     );

@@ -60,7 +60,8 @@ function apiToken(flag: string | undefined): string | undefined {
     );
   }
   const token = text.trim();
-  if (token === '' || /\s/.test(token)) throw new UsageError(`VOLBACK_TOKEN_FILE: ${file} does not hold one token`);
+  if (token === '' || /\s/.test(token))
+    throw new UsageError(`VOLBACK_TOKEN_FILE: ${file} does not hold one token`);
   return token;
 }
 

@@ -308,13 +308,22 @@ describe('npx volback: help, suggestions, completion, and telling why the catalo
     writeFileSync(join(dir, 'two.token'), `${token} ${token}\n`, { mode: 0o600 });
     const catalog = ['status', '--catalog', `http://127.0.0.1:${port}`];
     try {
-      const sent = await volback(catalog, { VOLBACK_TOKEN: '', VOLBACK_TOKEN_FILE: join(dir, 'admin.token') });
+      const sent = await volback(catalog, {
+        VOLBACK_TOKEN: '',
+        VOLBACK_TOKEN_FILE: join(dir, 'admin.token'),
+      });
       expect(sent.code).toBe(6);
       expect(seen).toEqual([`Bearer ${token}`]);
       // VOLBACK_TOKEN wins over the file.
-      await volback(catalog, { VOLBACK_TOKEN: 'env-token-0123456789', VOLBACK_TOKEN_FILE: join(dir, 'admin.token') });
+      await volback(catalog, {
+        VOLBACK_TOKEN: 'env-token-0123456789',
+        VOLBACK_TOKEN_FILE: join(dir, 'admin.token'),
+      });
       expect(seen[1]).toBe('Bearer env-token-0123456789');
-      const missing = await volback(catalog, { VOLBACK_TOKEN: '', VOLBACK_TOKEN_FILE: join(dir, 'none.token') });
+      const missing = await volback(catalog, {
+        VOLBACK_TOKEN: '',
+        VOLBACK_TOKEN_FILE: join(dir, 'none.token'),
+      });
       expect(missing.code).toBe(2);
       expect(missing.stderr).toMatch(/VOLBACK_TOKEN_FILE: cannot read .*none\.token \(ENOENT\)/);
       const two = await volback(catalog, { VOLBACK_TOKEN: '', VOLBACK_TOKEN_FILE: join(dir, 'two.token') });

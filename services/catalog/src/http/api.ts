@@ -113,9 +113,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     transform: jsonSchemaTransform,
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } });
-  app.get('/openapi.json', { schema: { hide: true } }, async () =>
-    app.swagger(),
-  );
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   const now = options.now ?? (() => new Date());
   registerReadRoutes(app, options.queries);

@@ -18,7 +18,6 @@ import {
 } from '../read-model.ts';
 import { hostParams, hostRef, paging, queryFlag, volumeParams } from './params.ts';
 
-
 /** The read side: hosts, volumes, containers, policies, backups, restores, snapshots, maintenance, status. */
 export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQueries): void {
   const app = fastify.withTypeProvider<ZodTypeProvider>();

@@ -10,7 +10,6 @@ import { BadRequestError, CatalogErrorCode } from '../errors.ts';
 import { foundFileView, snapshotView, treeEntryView } from '../read-model.ts';
 import { queryFlag, snapshotParams, volumeParams, volumePathQuery } from './params.ts';
 
-
 function pathOf(raw: string, field = 'query.path'): string {
   const canonical = canonicalVolumePath(raw);
   if (typeof canonical !== 'string')
