@@ -1,6 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import {
   BackupCompleted,
@@ -11,18 +8,12 @@ import {
   PolicyDefined,
   STREAMS,
 } from '@volback/contracts';
-import {
-  connectNats,
-  drainNats,
-  ensureStreams,
-  MessagePublisher,
-  type NatsConnection,
-} from '@volback/messaging';
-import { startNatsServer, type NatsServer } from '@volback/testing';
+import { ensureStreams, MessagePublisher, type NatsConnection } from '@volback/messaging';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCatalog, type Catalog } from './catalog.ts';
+import type { Catalog } from './catalog.ts';
 import { accessToken } from './http/tokens.ts';
-import { HISTORY_IDS, TEST_NOW, testHistory } from './test-support/history.ts';
+import { CatalogTestStack } from './test-support/catalog-test-stack.ts';
+import { HISTORY_IDS, TEST_NOW } from './test-support/history.ts';
 
 const READ = 'read-token-0123456789';
 const WRITE = 'write-token-0123456789';
@@ -30,9 +21,8 @@ const auth = (token: string) => ({ authorization: `Bearer ${token}` });
 const second = HISTORY_IDS.secondHost;
 
 describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () => {
-  let nats: NatsServer;
+  let stack: CatalogTestStack;
   let nc: NatsConnection;
-  let dir: string;
   let catalog: Catalog;
 
   const get = (url: string, token = READ) => catalog.app.inject({ method: 'GET', url, headers: auth(token) });
@@ -63,28 +53,16 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
   }
 
   beforeAll(async () => {
-    nats = await startNatsServer();
-    nc = await connectNats({ servers: nats.url, name: 'catalog-api-test' });
-    await ensureStreams(await jetstreamManager(nc));
-    const publisher = new MessagePublisher(nc);
-    for (const message of testHistory()) await publisher.publish(message);
-    dir = await mkdtemp(join(tmpdir(), 'volback-catalog-api-'));
-    catalog = await startCatalog({
-      nc,
-      databaseFile: join(dir, 'catalog.sqlite'),
-      instanceId: 'api-test',
+    stack = await CatalogTestStack.start('api');
+    nc = stack.nc;
+    catalog = await stack.catalog('api-test', {
       access: { tokens: [accessToken('read', 'read', READ), accessToken('write', 'write', WRITE)] },
-      now: () => TEST_NOW,
       dataTimeoutMs: 1_000,
     });
-    await catalog.caughtUp();
   });
 
   afterAll(async () => {
-    await catalog?.stop().catch(() => undefined);
-    if (nc) await drainNats(nc);
-    await nats?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   describe('auth', () => {
@@ -733,13 +711,7 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
   });
 
   it('a 5xx says only that something failed', async () => {
-    const broken = await startCatalog({
-      nc,
-      databaseFile: join(dir, 'broken.sqlite'),
-      instanceId: 'broken',
-      now: () => TEST_NOW,
-    });
-    await broken.caughtUp();
+    const broken = await stack.catalog('broken');
     broken.database.close();
     const res = await broken.app.inject({ url: '/v1/hosts' });
     const body = expectProblem(res, 500, 'VOLBACK_CATALOG_INTERNAL');

@@ -2,28 +2,18 @@
 // Linux routes all of 127.0.0.0/8 to `lo`: a client whose source address is 127.0.0.2 (or .3, .4…)
 // stands in for another host; only 127.0.0.1 and ::1 count as this machine (`http/guard.ts`).
 import { KeyObject, webcrypto } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 // @peculiar/x509 resolves its parsers through tsyringe, which needs the Reflect metadata API.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { STREAMS } from '@volback/contracts';
-import {
-  connectNats,
-  drainNats,
-  ensureStreams,
-  MessagePublisher,
-  type NatsConnection,
-} from '@volback/messaging';
-import { startNatsServer, type NatsServer } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCatalog, type Catalog, type CatalogOptions } from './catalog.ts';
+import type { CatalogOptions } from './catalog.ts';
 import { accessToken } from './http/tokens.ts';
-import { HISTORY_IDS, TEST_NOW, testHistory } from './test-support/history.ts';
+import { CatalogTestStack } from './test-support/catalog-test-stack.ts';
+import { HISTORY_IDS } from './test-support/history.ts';
 
 const READ = 'read-token-attack-0123456789';
 const WRITE = 'write-token-attack-0123456789';
@@ -117,25 +107,13 @@ async function selfSignedCertificate(): Promise<{ cert: string; key: string }> {
 }
 
 describe('HTTP API under attack (real sockets, a catalog fed by a real NATS server)', () => {
-  let nats: NatsServer;
-  let nc: NatsConnection;
-  let dir: string;
-  const catalogs: Catalog[] = [];
+  let stack: CatalogTestStack;
   let base: string;
   let snapshotId: string;
 
   /** Starts a catalog listening on `host`; its base URL. */
-  async function serve(host: string, options: Partial<CatalogOptions> & { name: string }) {
-    const catalog = await startCatalog({
-      nc,
-      databaseFile: join(dir, `${options.name}.sqlite`),
-      instanceId: options.name,
-      now: () => TEST_NOW,
-      dataTimeoutMs: 500,
-      ...options,
-    });
-    catalogs.push(catalog);
-    await catalog.caughtUp();
+  async function serve(host: string, name: string, options: Partial<CatalogOptions> = {}) {
+    const catalog = await stack.catalog(name, { dataTimeoutMs: 500, ...options });
     await catalog.app.listen({ host, port: 0 });
     const address = catalog.app.server.address();
     const port = typeof address === 'object' && address ? address.port : 0;
@@ -144,7 +122,7 @@ describe('HTTP API under attack (real sockets, a catalog fed by a real NATS serv
 
   /** Messages in the command and event streams: a refused request must change neither. */
   async function streamTotals(): Promise<{ commands: number; events: number }> {
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManager(stack.nc);
     return {
       commands: (await jsm.streams.info(STREAMS.commands.name)).state.messages,
       events: (await jsm.streams.info(STREAMS.events.name)).state.messages,
@@ -152,14 +130,8 @@ describe('HTTP API under attack (real sockets, a catalog fed by a real NATS serv
   }
 
   beforeAll(async () => {
-    nats = await startNatsServer();
-    nc = await connectNats({ servers: nats.url, name: 'catalog-http-attack-test' });
-    await ensureStreams(await jetstreamManager(nc));
-    const publisher = new MessagePublisher(nc);
-    for (const message of testHistory()) await publisher.publish(message);
-    dir = await mkdtemp(join(tmpdir(), 'volback-catalog-attack-'));
-    base = await serve('127.0.0.2', {
-      name: 'guarded',
+    stack = await CatalogTestStack.start('attack');
+    base = await serve('127.0.0.2', 'guarded', {
       access: {
         tokens: TOKENS,
         bindHost: '127.0.0.2',
@@ -171,10 +143,7 @@ describe('HTTP API under attack (real sockets, a catalog fed by a real NATS serv
   });
 
   afterAll(async () => {
-    for (const catalog of catalogs) await catalog.stop().catch(() => undefined);
-    if (nc) await drainNats(nc);
-    await nats?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   it('another host without a token gets 401 on reads, docs, tar and writes, and nothing is done', async () => {
@@ -361,7 +330,7 @@ describe('HTTP API under attack (real sockets, a catalog fed by a real NATS serv
   });
 
   it('with no write token (the embedded stack): this machine reads and writes, but not cross-site, and not by another Host', async () => {
-    const open = await serve('127.0.0.1', { name: 'open' });
+    const open = await serve('127.0.0.1', 'open');
     const from = '127.0.0.1';
     expect((await call(open, '/v1/hosts', { from })).status).toBe(200);
     const before = await streamTotals();
@@ -383,10 +352,7 @@ describe('HTTP API under attack (real sockets, a catalog fed by a real NATS serv
   });
 
   it('from this machine with a write token: reads open, writes need the write token', async () => {
-    const local = await serve('127.0.0.1', {
-      name: 'local',
-      access: { tokens: TOKENS, bindHost: '127.0.0.1' },
-    });
+    const local = await serve('127.0.0.1', 'local', { access: { tokens: TOKENS, bindHost: '127.0.0.1' } });
     const from = '127.0.0.1';
     expect((await call(local, '/v1/hosts', { from })).status).toBe(200);
     expect((await call(local, `/v1/snapshots/${snapshotId}/tar`, { from })).status).toBe(503);
@@ -396,8 +362,7 @@ describe('HTTP API under attack (real sockets, a catalog fed by a real NATS serv
   });
 
   it('with VOLBACK_CATALOG_TRUST_LOOPBACK=false (behind a proxy), this machine needs tokens too', async () => {
-    const proxied = await serve('127.0.0.1', {
-      name: 'proxied',
+    const proxied = await serve('127.0.0.1', 'proxied', {
       access: {
         tokens: TOKENS,
         bindHost: '127.0.0.1',
@@ -421,8 +386,7 @@ describe('HTTP API under attack (real sockets, a catalog fed by a real NATS serv
 
   it('serves HTTPS with the given certificate (HSTS on), and nothing in plain HTTP', async () => {
     const { cert, key } = await selfSignedCertificate();
-    const secure = await serve('127.0.0.2', {
-      name: 'tls',
+    const secure = await serve('127.0.0.2', 'tls', {
       tls: { cert: Buffer.from(cert), key: Buffer.from(key) },
       access: { tokens: TOKENS, bindHost: '127.0.0.2' },
     });
