@@ -8,6 +8,16 @@ import { hashToken } from './http/tokens.ts';
 
 const cwd = '/srv/volback';
 
+/** The error loadConfig throws for `env` (the test fails if it accepts it). */
+function errorOf(env: NodeJS.ProcessEnv): ConfigError {
+  try {
+    loadConfig(env, [], cwd);
+  } catch (e) {
+    return e as ConfigError;
+  }
+  throw new Error(`accepted ${JSON.stringify(env)}`);
+}
+
 describe('loadConfig', () => {
   it('given nothing, then the documented defaults', () => {
     const config = loadConfig({}, [], cwd);
@@ -54,14 +64,7 @@ describe('loadConfig', () => {
       [{ VOLBACK_CATALOG_TLS_KEY_FILE: '/x.key' }, 'VOLBACK_CATALOG_TLS_CERT_FILE'],
     ];
     for (const [env, variable] of bad) {
-      const error = (() => {
-        try {
-          loadConfig(env, [], cwd);
-        } catch (e) {
-          return e as ConfigError;
-        }
-        throw new Error(`accepted ${JSON.stringify(env)}`);
-      })();
+      const error = errorOf(env);
       expect(error).toBeInstanceOf(ConfigError);
       expect(error.variable).toBe(variable);
       expect(error.code).toBe('VOLBACK_CATALOG_CONFIG_INVALID');
@@ -113,14 +116,6 @@ describe('VOLBACK_CATALOG_TOKENS_FILE', () => {
     const file = join(dir, name);
     writeFileSync(file, text, { mode: 0o600 });
     return file;
-  };
-  const errorOf = (env: NodeJS.ProcessEnv): ConfigError => {
-    try {
-      loadConfig(env, [], cwd);
-    } catch (e) {
-      return e as ConfigError;
-    }
-    throw new Error(`accepted ${JSON.stringify(env)}`);
   };
 
   it('given the file of volback init, then its tokens besides the env ones, as hashes', () => {
