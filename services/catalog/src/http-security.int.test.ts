@@ -300,6 +300,16 @@ describe('HTTP API under attack (real sockets, a catalog fed by a real NATS serv
     expect(await streamTotals()).toEqual(before);
   });
 
+  it('answers a URL it cannot decode with a problem, like every other 400', async () => {
+    const res = await call(base, '/v1/hosts/%zz', { from: '127.0.0.12', token: READ });
+    expect(res.status).toBe(400);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.json()).toMatchObject({
+      code: 'VOLBACK_CATALOG_BAD_REQUEST',
+      detail: 'the URL cannot be decoded',
+    });
+  });
+
   it('sends security headers on answers, errors and the docs page, and no CORS header', async () => {
     const answers = [
       await call(base, '/v1/hosts', { from: '127.0.0.10', token: READ }),

@@ -12,7 +12,7 @@ import type { SnapshotReader } from '../adapters/snapshot-reader.ts';
 import { registerCommandRoutes } from './command-routes.ts';
 import { installGuard, type GuardOptions } from './guard.ts';
 import { registerLiveRoutes } from './live-routes.ts';
-import { installProblemHandlers } from './problem.ts';
+import { frameworkErrorHandler, installProblemHandlers } from './problem.ts';
 import { registerReadRoutes } from './read-routes.ts';
 import { registerSnapshotRoutes } from './snapshot-routes.ts';
 
@@ -50,6 +50,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       : {}),
     ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key } } : {}),
     bodyLimit: BODY_LIMIT,
+    frameworkErrors: frameworkErrorHandler,
     routerOptions: { maxParamLength: 512 },
     // fastify's own access log is two multi-field entries per request at info; one debug line instead.
     logController: new LogController({ disableRequestLogging: true }),

@@ -87,6 +87,18 @@ function validationIssues(error: FastifyError): FieldIssue[] {
 }
 
 /**
+ * fastify's `frameworkErrors`: a URL it cannot decode (`%zz`) is refused before routing, as a
+ * problem like every other 400 rather than fastify's own document quoting the URL.
+ */
+export function frameworkErrorHandler(
+  _error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply {
+  return sendProblem(reply, request, 400, CatalogErrorCode.BadRequest, 'the URL cannot be decoded');
+}
+
+/**
  * Every error leaves as `application/problem+json` with a stable code: bad input names its
  * fields; a 5xx says only that something failed (the details go to the log with the request id).
  */
