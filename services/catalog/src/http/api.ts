@@ -35,7 +35,7 @@ export interface ApiOptions {
 }
 
 /** The largest body any route takes (a policy, a restore); most commands take 8 KiB. */
-export const BODY_LIMIT = 64 * 1024;
+const BODY_LIMIT = 64 * 1024;
 
 /**
  * The catalog's HTTP API (fastify, zod schemas, OpenAPI at `/openapi.json`, docs at `/docs`).
@@ -86,7 +86,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     frameguard: { action: 'deny' },
     referrerPolicy: { policy: 'no-referrer' },
     // Over plain HTTP a browser ignores HSTS; behind a TLS proxy the proxy sets it.
-    hsts: options.tls ? { maxAge: 31_536_000 } : false,
+    hsts: options.tls ? { maxAge: 31_536_000, includeSubDomains: false } : false,
   });
   installGuard(app, options.access);
 
@@ -113,7 +113,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
     transform: jsonSchemaTransform,
   });
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } });
+  await app.register(fastifySwaggerUi, {
+    routePrefix: '/docs',
+    // No badge from the public validator: the CSP allows no image from elsewhere.
+    uiConfig: { deepLinking: true, validatorUrl: null },
+  });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   const now = options.now ?? (() => new Date());
