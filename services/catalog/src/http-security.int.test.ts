@@ -9,6 +9,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { STREAMS } from '@volback/contracts';
+import { createLogger } from '@volback/observability';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CatalogOptions } from './catalog.ts';
 import { accessToken } from './http/tokens.ts';
@@ -110,6 +111,8 @@ describe('HTTP API under attack (real sockets, a catalog fed by a real NATS serv
   let stack: CatalogTestStack;
   let base: string;
   let snapshotId: string;
+  /** What the guarded catalog logged, at debug: no token may be in it. */
+  const logs: string[] = [];
 
   /** Starts a catalog listening on `host`; its base URL. */
   async function serve(host: string, name: string, options: Partial<CatalogOptions> = {}) {
@@ -132,6 +135,12 @@ describe('HTTP API under attack (real sockets, a catalog fed by a real NATS serv
   beforeAll(async () => {
     stack = await CatalogTestStack.start('attack');
     base = await serve('127.0.0.2', 'guarded', {
+      logger: createLogger({
+        service: 'catalog',
+        level: 'debug',
+        pretty: false,
+        destination: { write: (line: string) => void logs.push(line) },
+      }),
       access: {
         tokens: TOKENS,
         bindHost: '127.0.0.2',
@@ -308,6 +317,19 @@ describe('HTTP API under attack (real sockets, a catalog fed by a real NATS serv
       code: 'VOLBACK_CATALOG_BAD_REQUEST',
       detail: 'the URL cannot be decoded',
     });
+  });
+
+  it('logs no token, right or wrong, whatever the answer', async () => {
+    const from = '127.0.0.13';
+    const guess = 'guess-logged-0123456789abcdef';
+    expect((await call(base, '/v1/hosts', { from, token: READ })).status).toBe(200);
+    expect((await call(base, '/v1/admin/rebuild', { method: 'POST', from, token: READ })).status).toBe(403);
+    expect((await call(base, '/v1/hosts', { from, token: guess })).status).toBe(401);
+    expect((await call(base, `/v1/snapshots/${snapshotId}/tar`, { from, token: WRITE })).status).toBe(503);
+    // The requests above were logged (one debug line each), their tokens not.
+    expect(logs.join('')).toContain('/v1/admin/rebuild 403');
+    for (const token of [READ, WRITE, guess]) expect(logs.join('')).not.toContain(token);
+    expect(logs.join('').toLowerCase()).not.toContain('bearer');
   });
 
   it('sends security headers on answers, errors and the docs page, and no CORS header', async () => {
