@@ -165,6 +165,13 @@ export function loadConfig(
       `${JSON.stringify(host)} is not a loopback address: without a write token (VOLBACK_CATALOG_WRITE_TOKEN or VOLBACK_CATALOG_TOKENS_FILE) the API binds to loopback only`,
     );
   }
+  const trustLoopback = flagOn(env, 'VOLBACK_CATALOG_TRUST_LOOPBACK');
+  if (!trustLoopback && !hasWrite) {
+    throw new ConfigError(
+      'VOLBACK_CATALOG_TRUST_LOOPBACK',
+      'false needs a write token (VOLBACK_CATALOG_WRITE_TOKEN or VOLBACK_CATALOG_TOKENS_FILE): else no one could send a command',
+    );
+  }
   const certFile = value(env, 'VOLBACK_CATALOG_TLS_CERT_FILE');
   const keyFile = value(env, 'VOLBACK_CATALOG_TLS_KEY_FILE');
   if (Boolean(certFile) !== Boolean(keyFile)) {
@@ -188,7 +195,7 @@ export function loadConfig(
     ...(natsCredsFile ? { natsCredsFile: resolve(cwd, natsCredsFile) } : {}),
     streamReplicas: integer(env, 'VOLBACK_STREAM_REPLICAS', 1, 1, 5),
     tokens,
-    trustLoopback: flagOn(env, 'VOLBACK_CATALOG_TRUST_LOOPBACK'),
+    trustLoopback,
     allowedHosts: allowedHosts(env),
     ...(certFile && keyFile
       ? { tls: { certFile: resolve(cwd, certFile), keyFile: resolve(cwd, keyFile) } }

@@ -96,7 +96,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       info: {
         title: 'volback catalog',
         description:
-          'Hosts, volumes, containers, policies, backups, restores and snapshots as a projection of the volback event log; commands for backups, restores and policies. Errors are application/problem+json with a stable `code`.',
+          'Hosts, volumes, containers, policies, backups, restores and snapshots as a projection of the volback event log; commands for backups, restores and policies. Errors are application/problem+json with a stable `code`. Every route needs a bearer token (`read` scope for GET and HEAD, `write` for the rest) except, from 127.0.0.1 and ::1, reads (and writes while no write token is configured): 401 without a valid one, 403 with a read token on a write, 429 with `Retry-After` after too many wrong tokens from one address. A `Host` that is not one of the API names is 421; a write whose `Origin` is another site is 403.',
         version: options.version,
       },
       components: {
