@@ -1,5 +1,6 @@
 // The commands that talk to the catalog over HTTP, one function each, registered on the program
 // by registerCatalogCommands. Each returns its exit code; errors are mapped in cli.ts.
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -41,6 +42,29 @@ export interface CatalogContext {
   readonly json: boolean;
 }
 
+/**
+ * The API token: `--token`, else `VOLBACK_TOKEN`, else the content of `VOLBACK_TOKEN_FILE` (what
+ * `volback init` writes as `catalog/admin.token`), so that it need not sit in the environment.
+ */
+function apiToken(flag: string | undefined): string | undefined {
+  const given = flag ?? process.env['VOLBACK_TOKEN'];
+  if (given) return given;
+  const file = process.env['VOLBACK_TOKEN_FILE']?.trim();
+  if (!file) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new UsageError(
+      `VOLBACK_TOKEN_FILE: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
+  }
+  const token = text.trim();
+  if (token === '' || /\s/.test(token))
+    throw new UsageError(`VOLBACK_TOKEN_FILE: ${file} does not hold one token`);
+  return token;
+}
+
 /** The global options (`--catalog`, `--token`, `--json`, `--timeout`) as a context. */
 export function catalogContext(command: Command): CatalogContext {
   const o = command.optsWithGlobals<{ catalog?: string; token?: string; json?: boolean; timeout?: string }>();
@@ -50,7 +74,7 @@ export function catalogContext(command: Command): CatalogContext {
   return {
     client: new CatalogClient({
       url: o.catalog ?? process.env['VOLBACK_CATALOG_URL'] ?? 'http://127.0.0.1:8080',
-      token: o.token ?? process.env['VOLBACK_TOKEN'],
+      token: apiToken(o.token),
       timeoutMs: timeout * 1000,
     }),
     out: createOutput(Boolean(o.json)),
