@@ -47,8 +47,8 @@ describe('backups survive dying gateways and agents; quiesced containers always 
     return (await readFile(join(dir, stateDir, 'host-id'), 'utf8')).trim();
   }
   /** Resolves once a backup has read `bytes` of its volume. */
-  function progressed(workId: string, bytes: number): Promise<void> {
-    const sub = nc.subscribe(progressSubject(workId));
+  function progressed(hostId: string, workId: string, bytes: number): Promise<void> {
+    const sub = nc.subscribe(progressSubject(hostId, workId));
     return (async () => {
       for await (const msg of sub) {
         if ((JSON.parse(msg.string()) as WorkProgress).bytes >= bytes) break;
@@ -64,7 +64,7 @@ describe('backups survive dying gateways and agents; quiesced containers always 
       'big',
       `dd if=/dev/urandom of=/v/big.bin bs=1048576 count=${BIG_MIB} 2>/dev/null`,
     );
-    const halfway = progressed(backupId, bytes);
+    const halfway = progressed(hostId, backupId, bytes);
     await sendCommand(nc, BackupVolume, { backupId, hostId, volumeName: 'big', trigger: 'manual' });
     await halfway;
   }

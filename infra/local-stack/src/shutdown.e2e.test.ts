@@ -2,7 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
-import { parseMessage, progressSubject, STREAMS, type Envelope } from '@volback/contracts';
+import {
+  eventSubjectFilter,
+  parseMessage,
+  progressSubject,
+  STREAMS,
+  type Envelope,
+} from '@volback/contracts';
 import { connectNats, type NatsConnection } from '@volback/messaging';
 import { freePort, startDockerEngine, waitUntil, type DockerEngine } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,7 +22,7 @@ const FAILED = 'io.volback.backup.failed.v1';
 async function backupEvents(nc: NatsConnection): Promise<Envelope[]> {
   const js = jetstream(nc);
   const consumer = await js.consumers.get(STREAMS.events.name, {
-    filter_subjects: ['volback.evt.backup.>'],
+    filter_subjects: [eventSubjectFilter('backup')],
     deliver_policy: DeliverPolicy.All,
   });
   const events: Envelope[] = [];
@@ -98,16 +104,19 @@ describe('npm start: Ctrl-C during a backup', () => {
       // when the backup of the volume is reading its data
       const nc = await connectNats({ servers: natsUrl, name: 'e2e-shutdown', connectTimeoutMs: 5_000 });
       const seen: Envelope[] = [];
-      const events = nc.subscribe('volback.evt.backup.>', {
+      const events = nc.subscribe(eventSubjectFilter('backup'), {
         callback: (_err, msg) => {
           const parsed = parseMessage(msg.data);
           if (parsed.ok) seen.push(parsed.message.envelope);
         },
       });
       await waitUntil('the backup to start', async () => seen.some((e) => e.type === STARTED), 90_000);
-      const backupId = (seen.find((e) => e.type === STARTED)!.data as { backupId: string }).backupId;
+      const { backupId, hostId } = seen.find((e) => e.type === STARTED)!.data as {
+        backupId: string;
+        hostId: string;
+      };
       let bytesRead = 0;
-      const progress = nc.subscribe(progressSubject(backupId), {
+      const progress = nc.subscribe(progressSubject(hostId, backupId), {
         callback: (_err, msg) => {
           bytesRead = (msg.json() as { bytes: number }).bytes;
         },

@@ -1,26 +1,27 @@
 import { z } from 'zod';
 import { repositoryId, snapshotId, workId } from './fields.ts';
-import { dataSubject } from './streams.ts';
 
 /**
- * The data path between agents and storage gateways (DESIGN.md §2–3): NATS request–reply on
- * `volback.data.<operation>`, gateways in one queue group (`flush` goes to every gateway).
- * Chunks travel as raw bytes with their id and type in headers; everything else is JSON. The
- * gateway never sends keys: agents learn only the chunker polynomial.
+ * The operations of the data path between agents (and the catalog) and the storage gateways
+ * (DESIGN.md §2–3): NATS request–reply on `dataSubject(requester, operation)`, i.e.
+ * `volback.data.host.<H>.<operation>` or `volback.data.catalog.<operation>`, gateways in one queue
+ * group (`flush` goes to every gateway). Chunks travel as raw bytes with their id and type in
+ * headers; everything else is JSON. The gateway never sends keys: agents learn only the chunker
+ * polynomial.
  */
 export const DATA_OPERATIONS = {
   /** The repository's chunker polynomial and format version. */
-  repositoryInfo: dataSubject('repository-info'),
+  repositoryInfo: 'repository-info',
   /** Which of these blobs the repository lacks. */
-  missingBlobs: dataSubject('missing-blobs'),
+  missingBlobs: 'missing-blobs',
   /** Store one blob (raw plaintext body; id and type in headers). */
-  storeBlob: dataSubject('store-blob'),
+  storeBlob: 'store-blob',
   /** Every gateway writes the packs and index holding a session's blobs (not a queue group). */
-  flush: dataSubject('flush'),
+  flush: 'flush',
   /** Write a snapshot once every blob its trees reach is stored. */
-  commitSnapshot: dataSubject('commit-snapshot'),
+  commitSnapshot: 'commit-snapshot',
   /** Read one blob (raw plaintext reply). */
-  loadBlob: dataSubject('load-blob'),
+  loadBlob: 'load-blob',
   /**
    * Read several blobs of one type in one round trip (restores): the reply body is the plaintexts
    * of a prefix of the ids asked for (at least one), concatenated, their lengths in
@@ -28,10 +29,12 @@ export const DATA_OPERATIONS = {
    * `max_payload`; the client asks again for the rest. A blob that cannot be read ends the prefix
    * before it, or is the error reply when it comes first.
    */
-  loadBlobs: dataSubject('load-blobs'),
+  loadBlobs: 'load-blobs',
   /** A snapshot's metadata by id, prefix or `latest` of a host and path. */
-  findSnapshot: dataSubject('find-snapshot'),
+  findSnapshot: 'find-snapshot',
 } as const;
+/** One of the data path's operations, by its key in {@link DATA_OPERATIONS}. */
+export type DataOperation = keyof typeof DATA_OPERATIONS;
 
 /** Name of the gateways' queue group. */
 export const GATEWAY_QUEUE_GROUP = 'volback-gateways';
@@ -49,6 +52,11 @@ export const DATA_HEADERS = {
   sessionId: 'Volback-Session',
   /** On a failed reply: the error code; the body is a {@link dataErrorSchema} JSON. */
   error: 'Volback-Error',
+  /**
+   * On the `find-snapshot`, `load-blob` and `load-blobs` requests of a restore: its restore id, whose
+   * grant (KV bucket `VOLBACK_GRANTS`) lets the agent read a snapshot of another host.
+   */
+  grant: 'Volback-Grant',
 } as const;
 
 const blobId = z.string().regex(/^[0-9a-f]{64}$/);

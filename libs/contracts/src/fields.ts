@@ -22,7 +22,8 @@ export const policyId = z
 
 /**
  * A Docker host as volback knows it: stable across agent restarts. `gateway` and `scheduler` are
- * refused: an agent's command subject `volback.cmd.<hostId>.…` would be that service's.
+ * refused: before subjects v2 an agent's commands (`volback.cmd.<hostId>.…`) would have landed in
+ * that service's queue, and the names stay reserved so no subject or log reads ambiguously.
  */
 export const hostId = z
   .string()

@@ -25,8 +25,8 @@ const AGGREGATE_ID_FIELDS: Record<Aggregate, readonly string[]> = {
   volume: ['hostId', 'volumeName'],
   container: ['hostId', 'containerId'],
   policy: ['policyId'],
-  backup: ['backupId'],
-  restore: ['restoreId'],
+  backup: ['hostId', 'backupId'],
+  restore: ['hostId', 'restoreId'],
   snapshot: ['snapshotId'],
   repository: ['repositoryId'],
   message: ['consumer'],
@@ -169,7 +169,7 @@ describe.each(COMMANDS.map((def) => ({ type: def.type, def })))('command $type',
     expect(def.version).toBe(def === RestoreSnapshot ? 2 : 1);
   });
 
-  it('goes on volback.cmd.<target>.<name>, to the service that runs it', () => {
+  it('goes on volback.cmd.host.<host>.<name> or volback.cmd.<service>.<name>, to whoever runs it', () => {
     // given
     const data = fixture(def);
     // when
@@ -177,8 +177,8 @@ describe.each(COMMANDS.map((def) => ({ type: def.type, def })))('command $type',
     // then
     const target = COMMAND_TARGETS[def.commandName];
     const hostId = String(data['hostId']);
-    const token = target === 'agent' ? encodeSubjectToken(hostId) : target;
-    expect(subject).toBe(`volback.cmd.${token}.${def.commandName}`);
+    const tokens = target === 'agent' ? `host.${encodeSubjectToken(hostId)}` : target;
+    expect(subject).toBe(`volback.cmd.${tokens}.${def.commandName}`);
     expect(envelope.subject).toBe(target === 'agent' ? `host/${hostId}` : target);
   });
 });

@@ -1,4 +1,4 @@
-import { encodeSubjectToken } from './subject-token.ts';
+import { decodeSubjectToken, encodeSubjectToken } from './subject-token.ts';
 
 /** Event aggregates; each instance has its own subject, hence its own ordering. */
 export const AGGREGATES = [
@@ -35,22 +35,36 @@ export const STREAMS = {
 } as const;
 
 /**
- * How many subject tokens identify one instance of each aggregate: volumes and containers are
- * named per host (`<hostId>.<volumeName>`), everything else has one id.
+ * How many subject tokens identify one instance of each aggregate: the host-scoped ones put the host
+ * id first (`<hostId>.<volumeName>`, `<hostId>.<backupId>`), so NATS permissions can let an agent
+ * publish only about its own host; everything else has one id.
  */
 export const AGGREGATE_ID_PARTS = {
   host: 1,
   volume: 2,
   container: 2,
   policy: 1,
-  backup: 1,
-  restore: 1,
+  backup: 2,
+  restore: 2,
   snapshot: 1,
   repository: 1,
   message: 1,
 } as const satisfies Record<Aggregate, number>;
 
-/** `volback.evt.<aggregate>.<id tokens…>`; host-scoped aggregates use host and name as two tokens. */
+/**
+ * Aggregates whose first id token is a host id: an agent may publish on these subjects for its own
+ * host only (SECURITY-PLAN §1–2), and consumers check that an event names the host of its subject.
+ */
+export const HOST_SCOPED_AGGREGATES = ['host', 'volume', 'container', 'backup', 'restore'] as const;
+/** One of {@link HOST_SCOPED_AGGREGATES}. */
+export type HostScopedAggregate = (typeof HOST_SCOPED_AGGREGATES)[number];
+
+/** True for an aggregate whose subjects carry a host id as their first id token. */
+export function isHostScopedAggregate(aggregate: Aggregate): aggregate is HostScopedAggregate {
+  return (HOST_SCOPED_AGGREGATES as readonly string[]).includes(aggregate);
+}
+
+/** `volback.evt.<aggregate>.<id tokens…>`; host-scoped aggregates put the host id first. */
 export function eventSubject(aggregate: Aggregate, ...idParts: readonly string[]): string {
   const parts = AGGREGATE_ID_PARTS[aggregate];
   if (idParts.length !== parts) {
@@ -77,8 +91,9 @@ export function eventSubjectFilter(aggregate?: Aggregate, ...idParts: readonly s
 }
 
 /**
- * Target tokens of the shared services. A host id equal to one of them would put an agent's
- * commands where that service consumes, so such host ids are refused (see `hostId` in fields.ts).
+ * Target tokens of the shared services. Agents' commands live under `volback.cmd.host.…`, so a host
+ * id equal to one of them no longer lands in that service's queue; such host ids stay refused (see
+ * `hostId` in fields.ts) so that logs and subjects never read ambiguously.
  */
 export const SERVICE_COMMAND_TARGETS = ['gateway', 'scheduler'] as const;
 
@@ -87,33 +102,149 @@ export function isReservedHostId(hostId: string): boolean {
   return (SERVICE_COMMAND_TARGETS as readonly string[]).includes(hostId);
 }
 
-function targetToken(target: CommandTarget): string {
-  if (target.kind !== 'host') return target.kind;
-  if (isReservedHostId(target.hostId)) {
-    throw new RangeError(`host id ${JSON.stringify(target.hostId)} is reserved for a service's commands`);
+/** The host id's token, refusing the ids reserved for services. */
+function hostToken(hostId: string): string {
+  if (isReservedHostId(hostId)) {
+    throw new RangeError(`host id ${JSON.stringify(hostId)} is reserved for a service`);
   }
-  return encodeSubjectToken(target.hostId);
+  return encodeSubjectToken(hostId);
 }
 
-/** `volback.cmd.<target>.<name>`, e.g. `volback.cmd.gateway.prune-repository`. */
+/** `host.<H>` for an agent, `gateway` or `scheduler` for a service. */
+function targetTokens(target: CommandTarget): string[] {
+  return target.kind === 'host' ? ['host', hostToken(target.hostId)] : [target.kind];
+}
+
+function kebabCase(what: string, name: string): string {
+  if (!/^[a-z][a-z0-9-]*$/.test(name)) throw new RangeError(`${what} must be kebab-case: ${name}`);
+  return name;
+}
+
+/**
+ * `volback.cmd.host.<H>.<name>` for an agent, `volback.cmd.gateway.<name>` or
+ * `volback.cmd.scheduler.<name>` for a service.
+ */
 export function commandSubject(target: CommandTarget, name: string): string {
-  if (!/^[a-z][a-z0-9-]*$/.test(name)) throw new RangeError(`command name must be kebab-case: ${name}`);
-  return [SUBJECT_ROOTS.commands, targetToken(target), name].join('.');
+  return [SUBJECT_ROOTS.commands, ...targetTokens(target), kebabCase('command name', name)].join('.');
 }
 
 /** Every command for one target: what an agent or a service consumes. */
 export function commandSubjectFilter(target: CommandTarget): string {
-  return [SUBJECT_ROOTS.commands, targetToken(target), '*'].join('.');
+  return [SUBJECT_ROOTS.commands, ...targetTokens(target), '*'].join('.');
 }
 
-/** `volback.progress.<backupId|restoreId>`: live progress, not stored. */
-export function progressSubject(workId: string): string {
-  return [SUBJECT_ROOTS.progress, encodeSubjectToken(workId)].join('.');
+/** `volback.progress.<H>.<backupId|restoreId>`: live progress of a host's work, not stored. */
+export function progressSubject(hostId: string, workId: string): string {
+  return [SUBJECT_ROOTS.progress, hostToken(hostId), encodeSubjectToken(workId)].join('.');
 }
 
-/** `volback.data.<operation>`: request–reply between agents and the gateways' queue group. */
-export function dataSubject(operation: string): string {
-  if (!/^[a-z][a-z0-9-]*$/.test(operation))
-    throw new RangeError(`data operation must be kebab-case: ${operation}`);
-  return [SUBJECT_ROOTS.data, operation].join('.');
+/** The progress of every host's work (`volback.progress.>`), or of one host's. */
+export function progressSubjectFilter(hostId?: string): string {
+  return hostId === undefined
+    ? `${SUBJECT_ROOTS.progress}.>`
+    : [SUBJECT_ROOTS.progress, hostToken(hostId), '>'].join('.');
+}
+
+/** Reads host and work id from a progress subject; undefined when it is not one. */
+export function parseProgressSubject(subject: string): { hostId: string; workId: string } | undefined {
+  const root = SUBJECT_ROOTS.progress.split('.');
+  const tokens = subject.split('.');
+  if (tokens.length !== root.length + 2 || root.some((token, i) => tokens[i] !== token)) return undefined;
+  try {
+    return {
+      hostId: decodeSubjectToken(tokens[root.length]!),
+      workId: decodeSubjectToken(tokens[root.length + 1]!),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Who asks on the data path. The subject names the requester, and NATS permissions let each
+ * identity publish only on its own subjects, so the gateway takes the subject as proof of who asks.
+ */
+export type DataRequester = { kind: 'host'; hostId: string } | { kind: 'catalog' };
+
+function requesterTokens(requester: DataRequester): string[] {
+  return requester.kind === 'host' ? ['host', hostToken(requester.hostId)] : ['catalog'];
+}
+
+/**
+ * `volback.data.host.<H>.<operation>` (an agent) or `volback.data.catalog.<operation>` (the
+ * catalog): request–reply with the gateways' queue group.
+ */
+export function dataSubject(requester: DataRequester, operation: string): string {
+  return [SUBJECT_ROOTS.data, ...requesterTokens(requester), kebabCase('data operation', operation)].join(
+    '.',
+  );
+}
+
+/**
+ * The subjects a gateway serves for one operation, one per kind of requester
+ * (`volback.data.host.*.<operation>`, `volback.data.catalog.<operation>`); without an operation,
+ * `volback.data.>`, every request.
+ */
+export function dataSubjectFilters(operation?: string): string[] {
+  if (operation === undefined) return [`${SUBJECT_ROOTS.data}.>`];
+  const op = kebabCase('data operation', operation);
+  return [`${SUBJECT_ROOTS.data}.host.*.${op}`, `${SUBJECT_ROOTS.data}.catalog.${op}`];
+}
+
+/** Reads requester and operation from a data-path subject; undefined when it is not one. */
+export function parseDataSubject(
+  subject: string,
+): { requester: DataRequester; operation: string } | undefined {
+  const tokens = subject.split('.');
+  const root = SUBJECT_ROOTS.data.split('.');
+  if (tokens.length < root.length + 2 || root.some((token, i) => tokens[i] !== token)) return undefined;
+  const [kind, ...rest] = tokens.slice(root.length);
+  let requester: DataRequester;
+  let operation: string | undefined;
+  if (kind === 'catalog' && rest.length === 1) {
+    requester = { kind: 'catalog' };
+    operation = rest[0];
+  } else if (kind === 'host' && rest.length === 2) {
+    let hostId: string;
+    try {
+      hostId = decodeSubjectToken(rest[0]!);
+    } catch {
+      return undefined;
+    }
+    if (isReservedHostId(hostId)) return undefined;
+    requester = { kind: 'host', hostId };
+    operation = rest[1];
+  } else {
+    return undefined;
+  }
+  if (!operation || !/^[a-z][a-z0-9-]*$/.test(operation)) return undefined;
+  return { requester, operation };
+}
+
+/**
+ * A NATS identity (SECURITY-PLAN §2): an agent of one host, a shared service, a read-only
+ * subscriber of the events, or the admin that sets the streams up.
+ */
+export type NatsIdentity =
+  | { kind: 'agent'; hostId: string }
+  | { kind: 'service'; service: 'scheduler' | 'catalog' | 'gateway' | 'cli' }
+  | { kind: 'subscriber'; name: string }
+  | { kind: 'admin' };
+
+/**
+ * The prefix of an identity's reply inboxes (nats.js `inboxPrefix`): `_INBOX.host.<H>`,
+ * `_INBOX.<service>`, `_INBOX.subscriber.<name>`, `_INBOX.admin`. Each identity may subscribe only
+ * below its own prefix, so no one reads another's replies.
+ */
+export function inboxPrefix(identity: NatsIdentity): string {
+  switch (identity.kind) {
+    case 'agent':
+      return `_INBOX.host.${hostToken(identity.hostId)}`;
+    case 'service':
+      return `_INBOX.${identity.service}`;
+    case 'subscriber':
+      return `_INBOX.subscriber.${encodeSubjectToken(identity.name)}`;
+    case 'admin':
+      return '_INBOX.admin';
+  }
 }

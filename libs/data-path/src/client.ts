@@ -12,12 +12,16 @@ import {
   commitSnapshotReply,
   DATA_HEADERS,
   DATA_OPERATIONS,
+  dataSubject,
   findSnapshotReply,
   flushReply,
+  inboxPrefix,
   LOAD_BLOBS_MAX_IDS,
   missingBlobsReply,
   repositoryInfoReply,
   storeBlobReply,
+  type DataOperation,
+  type DataRequester,
 } from '@volback/contracts';
 import { sha256Hex } from '@volback/repository';
 import type { z } from 'zod';
@@ -45,6 +49,18 @@ export interface FlushResult {
 
 /** Options of {@link DataPathClient}. */
 export interface DataPathClientOptions {
+  /**
+   * Who asks: the agent of a host, or the catalog. It stands in every request's subject
+   * (`volback.data.host.<H>.…`, `volback.data.catalog.…`); NATS permissions let an identity publish
+   * only on its own, and the gateway serves each requester what it may read.
+   */
+  requester: DataRequester;
+  /**
+   * A restore's id, sent as `Volback-Grant` with every read (`findSnapshot`, `loadBlob`,
+   * `loadBlobs`): its grant lets an agent read a snapshot of another host (KV `VOLBACK_GRANTS`,
+   * written by the catalog). Without it an agent reads only its own host's snapshots.
+   */
+  grant?: string;
   /** The repository to talk to (`default` unless several are configured). */
   repositoryId?: string;
   /**
@@ -148,12 +164,16 @@ export class DataPathClient {
    */
   readonly replyBudget: ByteBudget;
   readonly #nc: NatsConnection;
+  readonly #requester: DataRequester;
+  readonly #grant: string | undefined;
   readonly #repositoryId: string;
   readonly #timeoutMs: number;
   readonly #retries: number;
 
-  constructor(nc: NatsConnection, options: DataPathClientOptions = {}) {
+  constructor(nc: NatsConnection, options: DataPathClientOptions) {
     this.#nc = nc;
+    this.#requester = options.requester;
+    this.#grant = options.grant;
     this.#repositoryId = options.repositoryId ?? 'default';
     this.sessionId = options.sessionId ?? `session-${randomUUID()}`;
     this.#timeoutMs = options.timeoutMs ?? 30_000;
@@ -164,6 +184,9 @@ export class DataPathClient {
       replyBudgets.set(nc, budget);
     }
     this.replyBudget = budget;
+    if (this.#grant !== undefined && !/^[\x21-\x7e]{1,200}$/.test(this.#grant)) {
+      throw new DataPathError(DataPathErrorCode.BadRequest, 'grant must be a restore id');
+    }
     if (!/^[\x21-\x7e]{1,200}$/.test(this.sessionId)) {
       throw new DataPathError(
         DataPathErrorCode.BadRequest,
@@ -179,10 +202,7 @@ export class DataPathClient {
 
   /** The repository's format version and chunker polynomial. */
   async repositoryInfo(): Promise<RepositoryInfo> {
-    const msg = await this.#request(
-      DATA_OPERATIONS.repositoryInfo,
-      encodeJson({ repositoryId: this.#repositoryId }),
-    );
+    const msg = await this.#request('repositoryInfo', encodeJson({ repositoryId: this.#repositoryId }));
     return decodeReply(msg, repositoryInfoReply);
   }
 
@@ -201,7 +221,7 @@ export class DataPathClient {
       while (next < batches.length) {
         const index = next++;
         const msg = await this.#request(
-          DATA_OPERATIONS.missingBlobs,
+          'missingBlobs',
           encodeJson({ repositoryId: this.#repositoryId, sessionId: this.sessionId, blobs: batches[index] }),
         );
         results[index] = decodeReply(msg, missingBlobsReply).missing;
@@ -221,7 +241,7 @@ export class DataPathClient {
     data: Uint8Array,
   ): Promise<{ added: boolean; storedLength: number }> {
     this.#checkBlob(type, id);
-    const msg = await this.#request(DATA_OPERATIONS.storeBlob, data, {
+    const msg = await this.#request('storeBlob', data, {
       headers: () =>
         encodeBlobHeaders({ type, id, repositoryId: this.#repositoryId, sessionId: this.sessionId }),
     });
@@ -241,7 +261,7 @@ export class DataPathClient {
       try {
         return await this.#flushOnce(body);
       } catch (error) {
-        const failure = fromNatsError(error, DATA_OPERATIONS.flush, this.#timeoutMs * SLOW_FACTOR);
+        const failure = fromNatsError(error, this.#subject('flush'), this.#timeoutMs * SLOW_FACTOR);
         if (!RETRYABLE_CODES.has(failure.code) || attempt >= this.#retries) throw failure;
         await sleep(this.#backoff(attempt));
       }
@@ -249,7 +269,13 @@ export class DataPathClient {
   }
 
   async #flushOnce(body: Uint8Array): Promise<FlushResult[]> {
-    const inbox = createInbox();
+    const inbox = createInbox(
+      inboxPrefix(
+        this.#requester.kind === 'host'
+          ? { kind: 'agent', hostId: this.#requester.hostId }
+          : { kind: 'service', service: 'catalog' },
+      ),
+    );
     const sub = this.#nc.subscribe(inbox);
     const acknowledged = new Set<string>();
     const done = new Map<string, number>();
@@ -261,13 +287,13 @@ export class DataPathClient {
     let wake: (() => void) | undefined;
     const timer = setInterval(() => wake?.(), 100);
     try {
-      this.#nc.publish(DATA_OPERATIONS.flush, body, { reply: inbox });
+      this.#nc.publish(this.#subject('flush'), body, { reply: inbox });
       const messages = (async () => {
         for await (const msg of sub) {
           if (msg.data.length === 0 && msg.headers?.code === 503) {
             throw new DataPathError(
               DataPathErrorCode.NoGateway,
-              `no storage gateway listens on ${DATA_OPERATIONS.flush}`,
+              `no storage gateway listens on ${this.#subject('flush')}`,
             );
           }
           const error = readError(msg);
@@ -327,7 +353,7 @@ export class DataPathClient {
    */
   async commitSnapshot(snapshot: SnapshotToCommit): Promise<string> {
     const msg = await this.#request(
-      DATA_OPERATIONS.commitSnapshot,
+      'commitSnapshot',
       encodeJson({ repositoryId: this.#repositoryId, sessionId: this.sessionId, snapshot }),
       { timeoutMs: this.#timeoutMs * SLOW_FACTOR },
     );
@@ -338,7 +364,7 @@ export class DataPathClient {
   async loadBlob(type: 'data' | 'tree', id: string): Promise<Buffer> {
     this.#checkBlob(type, id);
     const msg = await this.#request(
-      DATA_OPERATIONS.loadBlob,
+      'loadBlob',
       encodeJson({ repositoryId: this.#repositoryId, blob: { type, id } }),
       { headers: () => this.#sessionHeaders() },
     );
@@ -375,7 +401,7 @@ export class DataPathClient {
       );
     }
     const msg = await this.#request(
-      DATA_OPERATIONS.loadBlobs,
+      'loadBlobs',
       encodeJson({ repositoryId: this.#repositoryId, type, ids }),
       { headers: () => this.#sessionHeaders(), retryNoGateway: false },
     );
@@ -421,7 +447,7 @@ export class DataPathClient {
     filter: { hostname?: string; path?: string; tags?: readonly string[] } = {},
   ): Promise<FoundSnapshot> {
     const msg = await this.#request(
-      DATA_OPERATIONS.findSnapshot,
+      'findSnapshot',
       encodeJson({
         repositoryId: this.#repositoryId,
         ref,
@@ -429,6 +455,7 @@ export class DataPathClient {
         ...(filter.path !== undefined ? { path: filter.path } : {}),
         ...(filter.tags?.length ? { tags: filter.tags } : {}),
       }),
+      { headers: () => this.#grantHeaders() },
     );
     return decodeReply(msg, findSnapshotReply) satisfies z.output<typeof findSnapshotReply>;
   }
@@ -443,10 +470,20 @@ export class DataPathClient {
   }
 
   #sessionHeaders(): MsgHdrs {
-    const h = natsHeaders();
+    const h = this.#grantHeaders();
     h.set(DATA_HEADERS.repositoryId, this.#repositoryId);
     h.set(DATA_HEADERS.sessionId, this.sessionId);
     return h;
+  }
+
+  #grantHeaders(): MsgHdrs {
+    const h = natsHeaders();
+    if (this.#grant !== undefined) h.set(DATA_HEADERS.grant, this.#grant);
+    return h;
+  }
+
+  #subject(operation: DataOperation): string {
+    return dataSubject(this.#requester, DATA_OPERATIONS[operation]);
   }
 
   #backoff(attempt: number): number {
@@ -459,10 +496,11 @@ export class DataPathClient {
    * is false); error replies are returned.
    */
   async #request(
-    subject: string,
+    operation: DataOperation,
     data: Uint8Array,
     options: { headers?: () => MsgHdrs; timeoutMs?: number; retryNoGateway?: boolean } = {},
   ): Promise<Msg> {
+    const subject = this.#subject(operation);
     const timeout = options.timeoutMs ?? this.#timeoutMs;
     for (let attempt = 0; ; attempt++) {
       try {

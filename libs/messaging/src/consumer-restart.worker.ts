@@ -3,7 +3,7 @@
 // Usage: node consumer-restart.worker.ts <natsUrl> <durable> <outFile> <handlerDelayMs>
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { STREAMS } from '@volback/contracts';
+import { eventSubjectFilter, STREAMS } from '@volback/contracts';
 import { connectNats, drainNats, MessagePublisher, startDurableConsumer } from './index.ts';
 
 const [natsUrl, durable, outFile, delay] = process.argv.slice(2) as [string, string, string, string];
@@ -15,7 +15,7 @@ const consumer = await startDurableConsumer({
   nc,
   stream: STREAMS.events.name,
   durable,
-  filterSubjects: ['volback.evt.backup.>'],
+  filterSubjects: [eventSubjectFilter('backup')],
   publisher: new MessagePublisher(nc),
   source: 'volback://test/worker',
   strictOrder: true, // the checkpoint below assumes stream order

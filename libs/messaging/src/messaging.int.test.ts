@@ -7,9 +7,11 @@ import { jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager }
 import {
   BackupRequested,
   BackupVolume,
+  commandSubjectFilter,
   createCommand,
   createEvent,
   eventSubject,
+  GRANTS_BUCKET,
   MessageRejected,
   parseMessage,
   STREAMS,
@@ -23,6 +25,7 @@ import {
   drainNats,
   ensureStreams,
   MessagePublisher,
+  RestoreGrants,
   MessagingErrorCode,
   natsHealthChecks,
   startDurableConsumer,
@@ -101,8 +104,8 @@ describe('publishing events', () => {
     expect(await subjectCount(event.subject)).toBe(1);
   });
 
-  it('puts the event on its aggregate subject with the id encoded', () => {
-    expect(backupRequested('bk.with.dots').subject).toBe('volback.evt.backup.bk~2Ewith~2Edots');
+  it('puts the event on its aggregate subject, host first, with the ids encoded', () => {
+    expect(backupRequested('bk.with.dots').subject).toBe('volback.evt.backup.host-1.bk~2Ewith~2Edots');
   });
 
   it('appends with an expected last subject sequence and reports a conflict as a typed error', async () => {
@@ -114,7 +117,7 @@ describe('publishing events', () => {
     const stale = publisher.publish(backupRequested(backupId), { expectedLastSubjectSequence: first.seq });
     await expect(stale).rejects.toBeInstanceOf(ConcurrencyConflictError);
     await expect(stale).rejects.toMatchObject({ code: MessagingErrorCode.ConcurrencyConflict });
-    expect(await subjectCount(eventSubject('backup', backupId))).toBe(2);
+    expect(await subjectCount(eventSubject('backup', 'host-1', backupId))).toBe(2);
     expect(second.seq).toBeGreaterThan(first.seq);
   });
 
@@ -148,7 +151,7 @@ describe('publishing events', () => {
 describe('durable consumers', () => {
   it('rejects and reports a malformed message, acknowledges it, and processes the next good one', async () => {
     const durable = `reject-${++counter}`;
-    const subject = eventSubject('backup', `bad-${counter}`);
+    const subject = eventSubject('backup', 'host-1', `bad-${counter}`);
     const handled: ConsumedMessage[] = [];
     const consumer = await startDurableConsumer({
       nc,
@@ -191,7 +194,7 @@ describe('durable consumers', () => {
 
   it('a long-running handler (longer than a pull lives) finishes, is acked once, and keeps the message meanwhile', async () => {
     const durable = `long-${++counter}`;
-    const subject = eventSubject('backup', `long-${counter}`);
+    const subject = eventSubject('backup', 'host-1', `long-${counter}`);
     const handled: string[] = [];
     const consumer = await startDurableConsumer({
       nc,
@@ -224,7 +227,7 @@ describe('durable consumers', () => {
 
   it('skips an unknown or newer event type when asked to, without a report', async () => {
     const durable = `skip-${++counter}`;
-    const subject = eventSubject('backup', `new-${counter}`);
+    const subject = eventSubject('backup', 'host-1', `new-${counter}`);
     const handled: string[] = [];
     const consumer = await startDurableConsumer({
       nc,
@@ -279,7 +282,7 @@ describe('durable consumers', () => {
       nc,
       stream: STREAMS.commands.name,
       durable: `agent-${hostId}`,
-      filterSubjects: [`volback.cmd.${hostId}.*`],
+      filterSubjects: [commandSubjectFilter({ kind: 'host', hostId })],
       publisher,
       source: 'volback://test',
       accepts: (def: { type: string }) => def.type === BackupVolume.type,
@@ -303,7 +306,7 @@ describe('durable consumers', () => {
     await a.stop();
     await b.stop();
     const left = await jsm.streams.info(STREAMS.commands.name, {
-      subjects_filter: `volback.cmd.${hostId}.*`,
+      subjects_filter: commandSubjectFilter({ kind: 'host', hostId }),
     });
     expect(left.state.num_subjects ?? 0).toBe(0);
   });
@@ -387,5 +390,23 @@ describe('readiness checks', () => {
     await expect(
       connectNats({ servers: 'nats://127.0.0.1:1', name: 'nowhere', connectTimeoutMs: 1_000 }),
     ).rejects.toMatchObject({ code: MessagingErrorCode.ConnectFailed });
+  });
+});
+
+describe('restore grants (KV VOLBACK_GRANTS)', () => {
+  it('reads no grant before the bucket exists, then what the catalog put, and nothing malformed', async () => {
+    const reader = new RestoreGrants(nc);
+    expect(await reader.get('restore-before')).toBeUndefined();
+    const grant = { hostId: 'host-1', snapshotId: 'a'.repeat(64), expiresAt: new Date().toISOString() };
+    await new RestoreGrants(nc).put('restore.2025-03-14T03:00:00Z', grant);
+    expect(await reader.get('restore.2025-03-14T03:00:00Z')).toEqual(grant);
+    expect(await reader.get('restore-other')).toBeUndefined();
+    await expect(new RestoreGrants(nc).put('restore-bad', { ...grant, hostId: '' })).rejects.toThrow();
+    // The bucket deleted under a writer: the next grant creates it again.
+    const writer = new RestoreGrants(nc);
+    await writer.put('restore-1', grant);
+    await jsm.streams.delete(`KV_${GRANTS_BUCKET}`);
+    await writer.put('restore-2', grant);
+    expect(await new RestoreGrants(nc).get('restore-2')).toEqual(grant);
   });
 });

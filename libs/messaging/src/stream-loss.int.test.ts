@@ -1,5 +1,5 @@
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { BackupVolume, createCommand, STREAMS } from '@volback/contracts';
+import { BackupVolume, commandSubjectFilter, createCommand, STREAMS } from '@volback/contracts';
 import { startNatsServer, waitUntil, type NatsServer } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -58,7 +58,7 @@ describe.each([
       nc,
       stream: STREAMS.commands.name,
       durable: `agent-${hostId}`,
-      filterSubjects: [`volback.cmd.${hostId}.*`],
+      filterSubjects: [commandSubjectFilter({ kind: 'host', hostId })],
       publisher,
       source: 'volback://test',
       longRunning,

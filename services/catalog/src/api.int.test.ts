@@ -1,6 +1,8 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import {
   BackupCompleted,
+  commandSubject,
+  GRANT_TTL_MS,
   createEvent,
   FIXTURE_IDS,
   HostRegistered,
@@ -8,7 +10,7 @@ import {
   PolicyDefined,
   STREAMS,
 } from '@volback/contracts';
-import { ensureStreams, MessagePublisher, type NatsConnection } from '@volback/messaging';
+import { ensureStreams, MessagePublisher, RestoreGrants, type NatsConnection } from '@volback/messaging';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Catalog } from './catalog.ts';
 import { accessToken } from './http/tokens.ts';
@@ -292,14 +294,16 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
 
   describe('commands', () => {
     it('backs up now: BackupRequested recorded, BackupVolume sent to the host’s agent', async () => {
-      const before = await commandsOn(`volback.cmd.${second}.backup-volume`);
+      const before = await commandsOn(commandSubject({ kind: 'host', hostId: second }, 'backup-volume'));
       const res = await send('POST', `/v1/hosts/${second}/volumes/alpha/backups`, {
         requestedBy: 'ci-pipeline',
       });
       expect(res.statusCode, res.body).toBe(202);
       const { backupId, location } = res.json<{ backupId: string; location: string }>();
       expect(res.headers['location']).toBe(location);
-      expect(await commandsOn(`volback.cmd.${second}.backup-volume`)).toBe(before + 1);
+      expect(await commandsOn(commandSubject({ kind: 'host', hostId: second }, 'backup-volume'))).toBe(
+        before + 1,
+      );
       await catalog.caughtUp();
       expect((await get(location)).json()).toMatchObject({
         backupId,
@@ -352,7 +356,14 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
         path: '/app',
         target: { kind: 'new-volume', volumeName: 'alpha-restored' },
       });
-      expect(await commandsOn(`volback.cmd.${second}.restore-snapshot`)).toBe(1);
+      expect(await commandsOn(commandSubject({ kind: 'host', hostId: second }, 'restore-snapshot'))).toBe(1);
+      // The grant that lets the host's agent read the snapshot through the gateways, for a day.
+      const { restoreId } = ok.json<{ restoreId: string }>();
+      expect(await new RestoreGrants(nc).get(restoreId)).toEqual({
+        hostId: second,
+        snapshotId,
+        expiresAt: new Date(TEST_NOW.getTime() + GRANT_TTL_MS).toISOString(),
+      });
 
       expectProblem(
         await send('POST', '/v1/restores', {

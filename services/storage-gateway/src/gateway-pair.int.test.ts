@@ -13,6 +13,7 @@ import {
   randomContent,
   restic,
   startTestGateway,
+  TEST_AGENT,
   type TestGateway,
 } from './test-support/gateway-fixture.ts';
 
@@ -69,7 +70,7 @@ describe('two gateways in one queue group', () => {
     const location = `s3:${h.minioUrl}/gw-pair-${process.pid}-${Date.now().toString(36)}`;
     const env = { AWS_ACCESS_KEY_ID: h.minioAccessKey, AWS_SECRET_ACCESS_KEY: h.minioSecretKey };
     await startPair(location, env);
-    const client = new DataPathClient(nc, { sessionId: 'pair-backup' });
+    const client = new DataPathClient(nc, { requester: TEST_AGENT, sessionId: 'pair-backup' });
     const snapshot = buildSnapshot('app.data', manyFiles(40));
     const missing = await client.missingBlobs(snapshot.blobs.map(({ type, id }) => ({ type, id })));
     expect(missing).toHaveLength(snapshot.blobs.length);
@@ -102,7 +103,11 @@ describe('two gateways in one queue group', () => {
   it('lose the unflushed blobs of a gateway that dies; the commit names them, they are sent again to the survivor, and it passes', async () => {
     const location = join(scratch, 'crash-repo');
     const [gwA] = await startPair(location, {});
-    const client = new DataPathClient(nc, { sessionId: 'pair-crash', timeoutMs: 5_000 });
+    const client = new DataPathClient(nc, {
+      requester: TEST_AGENT,
+      sessionId: 'pair-crash',
+      timeoutMs: 5_000,
+    });
     const snapshot = buildSnapshot('db.data', manyFiles(30));
     await client.missingBlobs(snapshot.blobs.map(({ type, id }) => ({ type, id })));
     for (const blob of snapshot.blobs) await client.storeBlob(blob.type, blob.id, blob.data);
@@ -155,7 +160,7 @@ describe('two gateways in one queue group', () => {
   it('a gateway stopped gracefully writes its open packs first: the commit on the other needs nothing again', async () => {
     const location = join(scratch, 'graceful-repo');
     const [gwA] = await startPair(location, {});
-    const client = new DataPathClient(nc, { sessionId: 'pair-graceful' });
+    const client = new DataPathClient(nc, { requester: TEST_AGENT, sessionId: 'pair-graceful' });
     const snapshot = buildSnapshot('web.data', manyFiles(20));
     for (const blob of snapshot.blobs) await client.storeBlob(blob.type, blob.id, blob.data);
     await gwA.stop(); // no flush asked for: stopping writes what it holds

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MsgHdrs, NatsConnection } from '@nats-io/nats-core';
-import { DATA_HEADERS, DATA_OPERATIONS } from '@volback/contracts';
+import { DATA_HEADERS, DATA_OPERATIONS, dataSubject } from '@volback/contracts';
 import {
   DataPathClient,
   DataPathError,
@@ -22,6 +22,8 @@ import {
   randomContent,
   restic,
   startTestGateway,
+  TEST_AGENT,
+  TEST_READER,
   type TestGateway,
 } from './test-support/gateway-fixture.ts';
 
@@ -94,7 +96,7 @@ describe.each(targets)('client and gateway on $name', (target) => {
   });
 
   it('tells the repository format and chunker polynomial, as restic reads them', async () => {
-    const info = await new DataPathClient(nc).repositoryInfo();
+    const info = await new DataPathClient(nc, { requester: TEST_AGENT }).repositoryInfo();
     const config = JSON.parse(await restic(location, ['cat', 'config'], env)) as {
       version: number;
       chunker_polynomial: string;
@@ -107,7 +109,7 @@ describe.each(targets)('client and gateway on $name', (target) => {
   });
 
   it('stores what is missing, flushes, commits a snapshot restic checks, lists and dumps', async () => {
-    const client = new DataPathClient(nc, { sessionId: 'backup-round-trip' });
+    const client = new DataPathClient(nc, { requester: TEST_AGENT, sessionId: 'backup-round-trip' });
     const snapshot = buildSnapshot('shop_db.data', {
       'a.bin': randomContent(700_000),
       'b.txt': Buffer.from('hello from volback\n'),
@@ -160,7 +162,8 @@ describe.each(targets)('client and gateway on $name', (target) => {
       id: snapshotId,
       hostname: 'docker-test-01',
       paths: ['/volumes/shop_db.data'],
-      tags: ['volback'],
+      // The gateway tags the snapshot with the committing agent's host (from the subject).
+      tags: ['volback', `host-id:${TEST_AGENT.hostId}`],
       tree: snapshot.tree,
     });
     const ls = (await restic(location, ['--no-lock', 'ls', snapshotId], env)).split('\n');
@@ -204,7 +207,7 @@ describe.each(targets)('client and gateway on $name', (target) => {
   });
 
   it('refuses a blob whose body does not hash to its id, and stores nothing', async () => {
-    const client = new DataPathClient(nc, { sessionId: 'backup-wrong-id' });
+    const client = new DataPathClient(nc, { requester: TEST_AGENT, sessionId: 'backup-wrong-id' });
     const data = randomContent(10_000);
     const claimed = sha256(Buffer.from('something else'));
     const error = await expectDataPathError(
@@ -221,7 +224,7 @@ describe.each(targets)('client and gateway on $name', (target) => {
   });
 
   it('refuses to commit a snapshot whose blobs are not all stored, naming them; sending them makes it pass', async () => {
-    const client = new DataPathClient(nc, { sessionId: 'backup-missing' });
+    const client = new DataPathClient(nc, { requester: TEST_AGENT, sessionId: 'backup-missing' });
     const snapshot = buildSnapshot('partial', {
       'x.bin': randomContent(300_000),
       'y.bin': randomContent(5_000),
@@ -291,43 +294,48 @@ describe('bad input on the data path', () => {
   };
 
   it('answers malformed requests with BAD_REQUEST naming the field, and changes nothing', async () => {
-    expect((await request(DATA_OPERATIONS.missingBlobs, 'not json'))?.code).toBe(
+    expect((await request(dataSubject(TEST_AGENT, DATA_OPERATIONS.missingBlobs), 'not json'))?.code).toBe(
       DataPathErrorCode.BadRequest,
     );
     const wrongShape = await request(
-      DATA_OPERATIONS.missingBlobs,
+      dataSubject(TEST_AGENT, DATA_OPERATIONS.missingBlobs),
       JSON.stringify({ sessionId: 's1', blobs: [{ type: 'data', id: 'xyz' }] }),
     );
     expect(wrongShape?.code).toBe(DataPathErrorCode.BadRequest);
     expect(wrongShape?.message).toContain('blobs.0.id');
-    const noHeaders = await request(DATA_OPERATIONS.storeBlob, randomBytes(100));
+    const noHeaders = await request(dataSubject(TEST_AGENT, DATA_OPERATIONS.storeBlob), randomBytes(100));
     expect(noHeaders?.code).toBe(DataPathErrorCode.BadRequest);
     const data = randomBytes(100);
     const noSession = await request(
-      DATA_OPERATIONS.storeBlob,
+      dataSubject(TEST_AGENT, DATA_OPERATIONS.storeBlob),
       data,
       encodeBlobHeaders({ type: 'data', id: sha256(data) }),
     );
     expect(noSession?.message).toContain(DATA_HEADERS.sessionId);
     const badCommit = await request(
-      DATA_OPERATIONS.commitSnapshot,
+      dataSubject(TEST_AGENT, DATA_OPERATIONS.commitSnapshot),
       JSON.stringify({
         sessionId: 's1',
         snapshot: { tree: 'nope', paths: [], hostname: 'h', time: 'yesterday' },
       }),
     );
     expect(badCommit?.code).toBe(DataPathErrorCode.BadRequest);
+    // A host token no encoder writes names no requester.
+    const noRequester = await request('volback.data.host.a~2e.missing-blobs', JSON.stringify({}));
+    expect(noRequester).toMatchObject({ code: DataPathErrorCode.BadRequest });
+    expect(noRequester?.message).toContain('not a data-path subject');
     expect(await restic(backend.location, ['--no-lock', 'snapshots', '--json'])).toBe('[]\n');
   });
 
   it('refuses other repositories, unknown blobs, unreadable snapshot refs and oversized blobs', async () => {
-    const other = new DataPathClient(nc, { repositoryId: 'elsewhere', retries: 0 });
+    const other = new DataPathClient(nc, { requester: TEST_AGENT, repositoryId: 'elsewhere', retries: 0 });
     await expectDataPathError(other.repositoryInfo(), DataPathErrorCode.UnknownRepository);
-    const client = new DataPathClient(nc, { sessionId: 'bad-input' });
-    await expectDataPathError(
-      client.loadBlob('data', sha256(Buffer.from('never stored'))),
-      DataPathErrorCode.NotFound,
-    );
+    const client = new DataPathClient(nc, { requester: TEST_READER, sessionId: 'bad-input' });
+    const neverStored = sha256(Buffer.from('never stored'));
+    await expectDataPathError(client.loadBlob('data', neverStored), DataPathErrorCode.NotFound);
+    // An agent may read only blobs of its host's snapshots: one of none is refused as such.
+    const agent = new DataPathClient(nc, { requester: TEST_AGENT, sessionId: 'bad-input-agent' });
+    await expectDataPathError(agent.loadBlob('data', neverStored), DataPathErrorCode.Forbidden);
     await expectDataPathError(client.findSnapshot('not-a-ref'), DataPathErrorCode.BadRequest);
     const big = Buffer.alloc(MAX_DATA_BLOB_BYTES + 1);
     await expectDataPathError(client.storeBlob('data', sha256(big), big), DataPathErrorCode.BlobTooLarge);
@@ -347,7 +355,7 @@ describe('bad input on the data path', () => {
   });
 
   it('carries a blob of the chunker maximum (8 MiB) both ways', async () => {
-    const client = new DataPathClient(nc, { sessionId: 'big-blob' });
+    const client = new DataPathClient(nc, { requester: TEST_READER, sessionId: 'big-blob' });
     const big = randomBytes(8 * 1024 * 1024);
     const id = sha256(big);
     expect((await client.storeBlob('data', id, big)).added).toBe(true);
@@ -357,7 +365,7 @@ describe('bad input on the data path', () => {
 
   it('says NO_GATEWAY when no gateway listens', async () => {
     await gw.stop();
-    const client = new DataPathClient(nc, { retries: 1, timeoutMs: 2_000 });
+    const client = new DataPathClient(nc, { requester: TEST_AGENT, retries: 1, timeoutMs: 2_000 });
     await expectDataPathError(client.repositoryInfo(), DataPathErrorCode.NoGateway);
     await expectDataPathError(client.flush(), DataPathErrorCode.NoGateway);
   });

@@ -7,7 +7,7 @@ import { DataPathClient } from '@volback/data-path';
 import { connectNats } from '@volback/messaging';
 import { freePort, startNatsServer, type NatsServer } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildSnapshot, until } from './test-support/gateway-fixture.ts';
+import { buildSnapshot, TEST_AGENT, until } from './test-support/gateway-fixture.ts';
 
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
 const PASSWORD = 'main-process-secret-5d2a-never-logged';
@@ -80,7 +80,7 @@ describe('storage gateway process (main.ts)', () => {
 
     const nc = await connectNats({ servers: nats.url, name: 'main-test-client', connectTimeoutMs: 5_000 });
     try {
-      const client = new DataPathClient(nc, { sessionId: 'main-test' });
+      const client = new DataPathClient(nc, { requester: TEST_AGENT, sessionId: 'main-test' });
       expect((await client.repositoryInfo()).version).toBe(2);
       const snapshot = buildSnapshot('main.vol', { 'f.txt': Buffer.from('through the process\n') });
       for (const blob of snapshot.blobs) await client.storeBlob(blob.type, blob.id, blob.data);

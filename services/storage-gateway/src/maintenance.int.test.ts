@@ -24,6 +24,7 @@ import {
   randomContent,
   restic,
   startTestGateway,
+  TEST_AGENT,
   type TestGateway,
 } from './test-support/gateway-fixture.ts';
 
@@ -42,7 +43,10 @@ const received: Envelope[] = [];
 
 /** Backs up a volume with content of its own at a given time; returns the snapshot id. */
 async function snapshotAt(hostname: string, volume: string, time: string): Promise<string> {
-  const client = new DataPathClient(nc, { sessionId: `seed-${hostname}-${volume}-${time}` });
+  const client = new DataPathClient(nc, {
+    requester: { kind: 'host', hostId: hostname },
+    sessionId: `seed-${hostname}-${volume}-${time}`,
+  });
   const snapshot = buildSnapshot(volume, {
     'data.bin': randomContent(50_000),
     'stamp.txt': Buffer.from(time),
@@ -216,7 +220,7 @@ describe('maintenance commands through VOLBACK_COMMANDS', () => {
   });
 
   it('prune while a backup session holds its shared lock fails with REPOSITORY_LOCKED, and works once it is done', async () => {
-    const client = new DataPathClient(nc, { sessionId: 'backup-during-prune' });
+    const client = new DataPathClient(nc, { requester: TEST_AGENT, sessionId: 'backup-during-prune' });
     const snapshot = buildSnapshot(VOLUME, { 'new.bin': randomContent(20_000) });
     await client.missingBlobs(snapshot.blobs.map(({ type, id }) => ({ type, id }))); // takes the session's lock
     await send(createCommand(PruneRepository, { operationId: 'prune-locked' }, { source: 'volback://test' }));

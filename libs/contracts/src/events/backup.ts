@@ -56,7 +56,7 @@ export const BackupRequested = defineEvent({
     requestedBy: z.string().max(200).optional(),
     requestedAt: timestamp,
   }),
-  aggregateId: (d) => [d.backupId],
+  aggregateId: (d) => [d.hostId, d.backupId],
 });
 
 export const BackupStarted = defineEvent({
@@ -73,7 +73,7 @@ export const BackupStarted = defineEvent({
     quiescedContainers: z.array(z.string().max(255)).default([]),
     startedAt: timestamp,
   }),
-  aggregateId: (d) => [d.backupId],
+  aggregateId: (d) => [d.hostId, d.backupId],
 });
 
 export const BackupCompleted = defineEvent({
@@ -88,7 +88,7 @@ export const BackupCompleted = defineEvent({
     stats: backupStats,
     completedAt: timestamp,
   }),
-  aggregateId: (d) => [d.backupId],
+  aggregateId: (d) => [d.hostId, d.backupId],
 });
 
 export const BackupPartiallyFailed = defineEvent({
@@ -109,7 +109,7 @@ export const BackupPartiallyFailed = defineEvent({
     unreadableCount: count,
     completedAt: timestamp,
   }),
-  aggregateId: (d) => [d.backupId],
+  aggregateId: (d) => [d.hostId, d.backupId],
 });
 
 export const BackupFailed = defineEvent({
@@ -126,7 +126,7 @@ export const BackupFailed = defineEvent({
     willRetry: z.boolean().default(false),
     failedAt: timestamp,
   }),
-  aggregateId: (d) => [d.backupId],
+  aggregateId: (d) => [d.hostId, d.backupId],
 });
 
 export const BackupAbandoned = defineEvent({
@@ -148,5 +148,5 @@ export const BackupAbandoned = defineEvent({
     reason,
     abandonedAt: timestamp,
   }),
-  aggregateId: (d) => [d.backupId],
+  aggregateId: (d) => [d.hostId, d.backupId],
 });

@@ -28,7 +28,7 @@ export const RestoreRequested = defineEvent({
     requestedBy: z.string().max(200).optional(),
     requestedAt: timestamp,
   }),
-  aggregateId: (d) => [d.restoreId],
+  aggregateId: (d) => [d.hostId, d.restoreId],
 });
 
 export const RestoreStarted = defineEvent({
@@ -37,7 +37,7 @@ export const RestoreStarted = defineEvent({
   what: 'started',
   description: 'The agent began writing the snapshot into its target.',
   schema: z.object({ ...restoreKey, target: restoreTarget, startedAt: timestamp }),
-  aggregateId: (d) => [d.restoreId],
+  aggregateId: (d) => [d.hostId, d.restoreId],
 });
 
 export const RestoreCompleted = defineEvent({
@@ -61,7 +61,7 @@ export const RestoreCompleted = defineEvent({
     skipped: restoreSkipped.optional(),
     completedAt: timestamp,
   }),
-  aggregateId: (d) => [d.restoreId],
+  aggregateId: (d) => [d.hostId, d.restoreId],
 });
 
 export const RestoreFailed = defineEvent({
@@ -70,5 +70,5 @@ export const RestoreFailed = defineEvent({
   what: 'failed',
   description: 'The restore stopped; the reason says why and what, if anything, was written.',
   schema: z.object({ ...restoreKey, code: errorCode, reason, failedAt: timestamp }),
-  aggregateId: (d) => [d.restoreId],
+  aggregateId: (d) => [d.hostId, d.restoreId],
 });

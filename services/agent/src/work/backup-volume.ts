@@ -69,6 +69,7 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
     const method = directPath ? 'direct' : 'archive';
 
     const client = new DataPathClient(ctx.nc, {
+      requester: { kind: 'host', hostId: ctx.hostId },
       repositoryId: command.repositoryId,
       sessionId: command.backupId,
       ...ctx.dataPath,

@@ -76,7 +76,7 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
   /** True when the work's aggregate already holds its final event (the ack was lost, not the work). */
   const alreadyEnded = async (aggregate: 'backup' | 'restore', workId: string): Promise<boolean> => {
     const last = await jsm.streams
-      .getMessage(STREAMS.events.name, { last_by_subj: eventSubject(aggregate, workId) })
+      .getMessage(STREAMS.events.name, { last_by_subj: eventSubject(aggregate, hostId, workId) })
       .catch(() => null);
     if (!last) return false;
     const parsed = parseMessage(last.data);
@@ -129,6 +129,7 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
           security: options.security ?? DEFAULT_WORK_SECURITY,
           ...workPublishing({
             nc,
+            hostId,
             publisher,
             source,
             clock,

@@ -52,6 +52,7 @@ export interface WorkContext {
 /** Builds the publishing parts of a {@link WorkContext}. */
 export function workPublishing(options: {
   nc: NatsConnection;
+  hostId: string;
   publisher: MessagePublisher;
   source: string;
   clock: () => Date;
@@ -87,7 +88,7 @@ export function workPublishing(options: {
       const send = () => {
         state.at = clock().toISOString();
         last = Date.now();
-        if (!nc.isClosed()) nc.publish(progressSubject(workId), JSON.stringify(state));
+        if (!nc.isClosed()) nc.publish(progressSubject(options.hostId, workId), JSON.stringify(state));
       };
       return {
         update(values) {

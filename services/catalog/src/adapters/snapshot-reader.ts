@@ -55,6 +55,7 @@ export class SnapshotReader {
     let client = this.#clients.get(repositoryId);
     if (!client) {
       client = new DataPathClient(this.#nc, {
+        requester: { kind: 'catalog' },
         repositoryId,
         sessionId: `${this.#options.sessionId}-${repositoryId}`,
         timeoutMs: this.#options.timeoutMs ?? 15_000,

@@ -2,7 +2,7 @@
 export const BackupPhase = {
   /** Asked for (`BackupRequested`) and sent to the host's agent, which has not begun yet. */
   Queued: 'Queued',
-  /** The agent is reading the volume (`BackupStarted`); progress is live on `volback.progress.<id>`. */
+  /** The agent is reading the volume (`BackupStarted`); progress is live on `volback.progress.<host>.<id>`. */
   Running: 'Running',
   /** A snapshot was written and every file was read (`BackupCompleted`). */
   Completed: 'Completed',

@@ -89,7 +89,7 @@ describe('backups: a newly discovered volume', () => {
     });
     const [command] = commandsOf(decisions);
     expect(command).toMatchObject({
-      subject: 'volback.cmd.host-a.backup-volume',
+      subject: 'volback.cmd.host.host-a.backup-volume',
       data: {
         backupId: 'bk-host-a-data-discovered-2025-01-01T10:00:00Z',
         consistency: { mode: 'none' },
@@ -276,7 +276,7 @@ describe('backups: retries', () => {
     const abandoned = s.tick('2025-01-01T10:20:00Z');
     expect(typesOf(abandoned)).toEqual(['backup.abandoned']);
     expect(abandoned[0]!.intents[0]!.message.subject).toBe(
-      'volback.evt.backup.bk-host-a-data-discovered-2025-01-01T10~3A00~3A00Z',
+      'volback.evt.backup.host-a.bk-host-a-data-discovered-2025-01-01T10~3A00~3A00Z',
     );
     expect(eventsOf(abandoned)[0]!.data).toMatchObject({
       backupId: id,

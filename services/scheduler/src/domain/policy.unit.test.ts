@@ -186,7 +186,7 @@ describe('policies', () => {
       requestedBy: 'ci',
       backupId: expect.stringMatching(/^bk-host-a-data-manual-[0-9a-f]{16}$/),
     });
-    expect(commandsOf(once)[0]!.subject).toBe('volback.cmd.host-a.backup-volume');
+    expect(commandsOf(once)[0]!.subject).toBe('volback.cmd.host.host-a.backup-volume');
   });
 
   it('a label policy follows changes of the API default policy it is based on', () => {

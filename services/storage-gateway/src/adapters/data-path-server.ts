@@ -4,13 +4,17 @@ import {
   commitSnapshotRequest,
   DATA_HEADERS,
   DATA_OPERATIONS,
+  dataSubjectFilters,
   findSnapshotRequest,
   flushRequest,
   GATEWAY_QUEUE_GROUP,
   loadBlobRequest,
   loadBlobsRequest,
   missingBlobsRequest,
+  parseDataSubject,
   repositoryInfoRequest,
+  type DataOperation,
+  type DataRequester,
 } from '@volback/contracts';
 import {
   DataPathError,
@@ -30,6 +34,8 @@ import {
 import type { Logger } from '@volback/observability';
 import type { z } from 'zod';
 import { toReplyFailure } from './error-replies.ts';
+import { tagsOfCommit } from '../domain/snapshot-selection.ts';
+import type { DataPathAccess } from './data-path-access.ts';
 import type { GatewayMetrics } from './gateway-metrics.ts';
 import type { GatewayRepository } from './gateway-repository.ts';
 import { Semaphore } from './semaphore.ts';
@@ -38,6 +44,8 @@ import { Semaphore } from './semaphore.ts';
 export interface DataPathServerOptions {
   readonly nc: NatsConnection;
   readonly store: GatewayRepository;
+  /** Who may read what (the requester comes from the subject). */
+  readonly access: DataPathAccess;
   readonly gatewayId: string;
   /** The repository id requests must name. */
   readonly repositoryId: string;
@@ -53,10 +61,8 @@ export interface DataPathServer {
   abort(): void;
 }
 
-type OperationName = keyof typeof DATA_OPERATIONS;
-
 /** Requests of one kind a gateway handles at once; more wait in the client library's buffer. */
-const CONCURRENCY: Record<OperationName, number> = {
+const CONCURRENCY: Record<DataOperation, number> = {
   repositoryInfo: 16,
   missingBlobs: 8,
   // Bounded so that a slow backend holds back the senders (they await each answer).
@@ -67,17 +73,6 @@ const CONCURRENCY: Record<OperationName, number> = {
   // Each answer holds up to a message's worth of blobs (16 MiB): bounds the gateway's memory.
   loadBlobs: 4,
   findSnapshot: 4,
-};
-
-const OPERATION_LABELS: Record<OperationName, string> = {
-  repositoryInfo: 'repository-info',
-  missingBlobs: 'missing-blobs',
-  storeBlob: 'store-blob',
-  flush: 'flush',
-  commitSnapshot: 'commit-snapshot',
-  loadBlob: 'load-blob',
-  loadBlobs: 'load-blobs',
-  findSnapshot: 'find-snapshot',
 };
 
 /** Room a reply's headers take in a NATS message (they count against `max_payload`). */
@@ -98,7 +93,7 @@ function parse<S extends z.ZodType>(schema: S, msg: Msg): z.output<S> {
  * changes; failures are answered with a stable code in `Volback-Error`, never a stack trace.
  */
 export function startDataPathServer(options: DataPathServerOptions): DataPathServer {
-  const { nc, store, gatewayId, repositoryId, metrics } = options;
+  const { nc, store, access, gatewayId, repositoryId, metrics } = options;
   const log = options.logger.child({ component: 'data-path' });
   const subscriptions: Subscription[] = [];
   const loops: Promise<void>[] = [];
@@ -126,7 +121,28 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
     }
   };
 
-  const handlers: Record<Exclude<OperationName, 'flush'>, (msg: Msg) => Promise<Encoded>> = {
+  /** The restore whose grant a read names (`Volback-Grant`), if any. */
+  const grantOf = (msg: Msg): string | undefined => {
+    const grant = msg.headers?.get(DATA_HEADERS.grant);
+    if (!grant) return undefined;
+    if (!/^[\x21-\x7e]{1,200}$/.test(grant))
+      throw new DataPathError(DataPathErrorCode.BadRequest, `${DATA_HEADERS.grant} is not a restore id`);
+    return grant;
+  };
+
+  /** The requester, from the subject: NATS permissions make it the proof of who asks. */
+  const requesterOf = (msg: Msg): DataRequester => {
+    const parsed = parseDataSubject(msg.subject);
+    // Only a host token no encoder produces gets here (`volback.data.host.a~2e.load-blob`).
+    if (!parsed)
+      throw new DataPathError(DataPathErrorCode.BadRequest, `not a data-path subject: ${msg.subject}`);
+    return parsed.requester;
+  };
+
+  const handlers: Record<
+    Exclude<DataOperation, 'flush'>,
+    (msg: Msg, requester: DataRequester) => Promise<Encoded>
+  > = {
     async repositoryInfo(msg) {
       const request = parse(repositoryInfoRequest, msg);
       checkRepository(request.repositoryId);
@@ -173,19 +189,26 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
       return { data: encodeJson(saved) };
     },
 
-    async commitSnapshot(msg) {
+    async commitSnapshot(msg, requester) {
       const request = parse(commitSnapshotRequest, msg);
       checkRepository(request.repositoryId);
-      const snapshotId = await store.commit(request.sessionId, request.snapshot);
+      // An agent's snapshot is its host's, whatever the request says.
+      const snapshot =
+        requester.kind === 'host'
+          ? { ...request.snapshot, tags: tagsOfCommit(request.snapshot.tags, requester.hostId) }
+          : request.snapshot;
+      const snapshotId = await store.commit(request.sessionId, snapshot);
       return { data: encodeJson({ snapshotId }) };
     },
 
-    async loadBlob(msg) {
+    async loadBlob(msg, requester) {
       const request = parse(loadBlobRequest, msg);
       checkRepository(request.repositoryId);
-      await joinSessionOf(msg);
       const { type, id } = request.blob;
+      const scope = await access.admitBlobs(requester, grantOf(msg), type, [id]);
+      await joinSessionOf(msg);
       const data = await store.loadBlob(type, id);
+      access.served(scope, type, [id], [data]);
       if (data.length > maxPayload() - REPLY_HEADER_BYTES) {
         throw new DataPathError(
           DataPathErrorCode.BlobTooLarge,
@@ -195,9 +218,10 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
       return { headers: encodeBlobHeaders({ type, id, repositoryId }), data };
     },
 
-    async loadBlobs(msg) {
+    async loadBlobs(msg, requester) {
       const request = parse(loadBlobsRequest, msg);
       checkRepository(request.repositoryId);
+      const scope = await access.admitBlobs(requester, grantOf(msg), request.type, request.ids);
       await joinSessionOf(msg);
       const limit = maxPayload() - REPLY_HEADER_BYTES;
       const blobs = await store.loadBlobs(
@@ -205,6 +229,7 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
         request.ids,
         (count, bytes) => bytes + count * LENGTH_HEADER_BYTES <= limit,
       );
+      access.served(scope, request.type, request.ids, blobs);
       const headers = natsHeaders();
       headers.set(DATA_HEADERS.blobType, request.type);
       headers.set(DATA_HEADERS.repositoryId, repositoryId);
@@ -212,11 +237,14 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
       return { headers, data: blobs.length === 1 ? blobs[0]! : Buffer.concat(blobs) };
     },
 
-    async findSnapshot(msg) {
+    async findSnapshot(msg, requester) {
       const request = parse(findSnapshotRequest, msg);
       checkRepository(request.repositoryId);
+      const grant = grantOf(msg);
+      const readable = access.readable(requester);
       const selection = await store.findSnapshot({
         ref: request.ref,
+        ...(readable ? { readable } : {}),
         ...(request.hostname !== undefined ? { hostname: request.hostname } : {}),
         ...(request.path !== undefined ? { path: request.path } : {}),
         ...(request.tags?.length ? { tags: request.tags } : {}),
@@ -232,6 +260,7 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
         case 'none':
           return { data: encodeJson({ snapshotId: null, tree: null, paths: [], time: null }) };
         case 'found': {
+          await access.admitSnapshot(requester, grant, selection.snapshot);
           const { id, snapshot } = selection.snapshot;
           return {
             data: encodeJson({
@@ -247,15 +276,19 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
     },
   };
 
-  const fail = (operation: string, error: unknown): Encoded & { code: string } => {
+  const fail = (operation: string, error: unknown, subject?: string): Encoded & { code: string } => {
     const failure = toReplyFailure(error);
+    const { code, message: reason } = failure.error;
     if (failure.internal) log.error({ operation, err: error }, 'request failed');
-    else log.debug({ operation, code: failure.error.code, reason: failure.error.message }, 'request refused');
+    // A read of what the requester may not read is an attempt worth seeing (or a bug).
+    else if (code === DataPathErrorCode.Forbidden)
+      log.warn({ operation, subject, code, reason }, 'request refused');
+    else log.debug({ operation, code, reason }, 'request refused');
     return { ...encodeDataPathError(failure.error), code: failure.error.code };
   };
 
-  const handle = async (name: OperationName, msg: Msg): Promise<void> => {
-    const operation = OPERATION_LABELS[name];
+  const handle = async (name: DataOperation, msg: Msg): Promise<void> => {
+    const operation = DATA_OPERATIONS[name];
     const started = performance.now();
     let outcome = 'ok';
     if (name === 'flush') {
@@ -263,9 +296,9 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
     } else {
       let reply: Encoded;
       try {
-        reply = await handlers[name](msg);
+        reply = await handlers[name](msg, requesterOf(msg));
       } catch (error) {
-        const failed = fail(operation, error);
+        const failed = fail(operation, error, msg.subject);
         outcome = failed.code;
         reply = failed;
       }
@@ -283,6 +316,7 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
       return h;
     };
     try {
+      requesterOf(msg);
       const request = parse(flushRequest, msg);
       checkRepository(request.repositoryId);
       const ack = named();
@@ -305,11 +339,9 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
     }
   };
 
-  const serve = (name: OperationName) => {
-    const subject = DATA_OPERATIONS[name];
+  const serve = (name: DataOperation, subject: string, slots: Semaphore) => {
     const sub = nc.subscribe(subject, name === 'flush' ? {} : { queue: GATEWAY_QUEUE_GROUP });
     subscriptions.push(sub);
-    const slots = new Semaphore(CONCURRENCY[name]);
     const loop = (async () => {
       for await (const msg of sub) {
         if (aborted) break;
@@ -331,7 +363,12 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
     loops.push(loop);
   };
 
-  for (const name of Object.keys(DATA_OPERATIONS) as OperationName[]) serve(name);
+  // One subscription per operation and kind of requester, the semaphore shared: a slow operation
+  // never holds up another, and no request reaches a gateway twice (flush is not in the group).
+  for (const name of Object.keys(DATA_OPERATIONS) as DataOperation[]) {
+    const slots = new Semaphore(CONCURRENCY[name]);
+    for (const subject of dataSubjectFilters(DATA_OPERATIONS[name])) serve(name, subject, slots);
+  }
   log.info({ gatewayId, repositoryId, queue: GATEWAY_QUEUE_GROUP }, 'serving the data path');
 
   return {

@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { NatsConnection } from '@nats-io/nats-core';
+import type { DataRequester } from '@volback/contracts';
 import { connectNats } from '@volback/messaging';
 import { createLogger, type Logger } from '@volback/observability';
 import {
@@ -18,6 +19,14 @@ import {
 import { startGateway, type Gateway, type GatewayOptions } from '../gateway.ts';
 
 const run = promisify(execFile);
+
+/** The agent the tests' data-path clients stand for (it names the requester in every subject). */
+export const TEST_AGENT = { kind: 'host', hostId: 'docker-test-01' } as const satisfies DataRequester;
+/**
+ * A requester that reads any blob, as the catalog does: for tests of the read mechanics on blobs
+ * stored without a snapshot (an agent may read only blobs of its host's snapshots).
+ */
+export const TEST_READER = { kind: 'catalog' } as const satisfies DataRequester;
 
 /** The password of every test repository. */
 export const TEST_PASSWORD = 'gateway-test-password-3b9f';
