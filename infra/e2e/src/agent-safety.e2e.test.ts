@@ -3,8 +3,8 @@ import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { BackupVolume, hostIdTag, RestoreSnapshot, type Envelope } from '@volback/contracts';
-import { connectNats, drainNats, type NatsConnection } from '@volback/messaging';
+import { BackupVolume, GRANT_TTL_MS, hostIdTag, RestoreSnapshot, type Envelope } from '@volback/contracts';
+import { connectNats, drainNats, RestoreGrants, type NatsConnection } from '@volback/messaging';
 import {
   formatChunkerPolynomial,
   goModeFromPosix,
@@ -152,6 +152,12 @@ describe('the agent refuses what commands and snapshots may not do to its host',
     target: { kind: 'new-volume' | 'existing-volume'; volumeName: string; stopContainers?: boolean },
     preserveSpecialModes?: boolean,
   ): Promise<Envelope> {
+    // As the catalog does before every restore: the gateway lets this host read that snapshot.
+    await new RestoreGrants(nc).put(restoreId, {
+      hostId,
+      snapshotId,
+      expiresAt: new Date(Date.now() + GRANT_TTL_MS).toISOString(),
+    });
     await sendCommand(nc, RestoreSnapshot, {
       restoreId,
       hostId,
