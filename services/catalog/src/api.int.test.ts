@@ -54,6 +54,13 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
     return Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
   }
 
+  /** The data of the newest command on a subject. */
+  async function lastCommandOn(subject: string): Promise<Record<string, unknown>> {
+    const jsm = await jetstreamManager(nc);
+    const message = await jsm.streams.getMessage(STREAMS.commands.name, { last_by_subj: subject });
+    return (message!.json() as { data: Record<string, unknown> }).data;
+  }
+
   beforeAll(async () => {
     stack = await CatalogTestStack.start('api');
     nc = stack.nc;
@@ -363,6 +370,23 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
         hostId: second,
         snapshotId,
         expiresAt: new Date(TEST_NOW.getTime() + GRANT_TTL_MS).toISOString(),
+      });
+
+      const sent = await lastCommandOn(commandSubject({ kind: 'host', hostId: second }, 'restore-snapshot'));
+      expect(sent).toMatchObject({ restoreId, path: '/app', dryRun: false, preserveSpecialModes: false });
+
+      // Asking to keep setuid/setgid bits reaches the agent (which keeps them for its own host only).
+      const keep = await send('POST', '/v1/restores', {
+        snapshotId,
+        target: { kind: 'new-volume', volumeName: 'alpha-restored-modes' },
+        preserveSpecialModes: true,
+      });
+      expect(keep.statusCode, keep.body).toBe(202);
+      expect(
+        await lastCommandOn(commandSubject({ kind: 'host', hostId: second }, 'restore-snapshot')),
+      ).toMatchObject({
+        restoreId: keep.json<{ restoreId: string }>().restoreId,
+        preserveSpecialModes: true,
       });
 
       expectProblem(

@@ -527,6 +527,7 @@ interface RestoreOptions {
   path?: string;
   targetDir?: string;
   dryRun?: boolean;
+  preserveSpecialModes?: boolean;
   host?: string;
   wait?: boolean;
   yes?: boolean;
@@ -625,6 +626,7 @@ async function restoreCommand(ctx: CatalogContext, snapshotId: string, o: Restor
     ...(o.path ? { path: o.path } : {}),
     ...(o.targetDir ? { targetPath: o.targetDir } : {}),
     ...(o.dryRun ? { dryRun: true } : {}),
+    ...(o.preserveSpecialModes ? { preserveSpecialModes: true } : {}),
     ...(o.host ? { hostId: o.host } : {}),
     requestedBy: 'volback-cli',
   });
@@ -1176,6 +1178,10 @@ export function registerCatalogCommands(program: Command, run: Runner): void {
       'with --to-volume: put the restored path below this directory of the volume',
     )
     .option('-n, --dry-run', 'list what would be written, replaced and left alone; write nothing')
+    .option(
+      '--preserve-special-modes',
+      'keep setuid/setgid bits (only for a snapshot of the same host; device nodes never)',
+    )
     .option('--host <host>', "restore on this host (name or id); the snapshot's own by default")
     .option('-y, --yes', 'do not ask before restoring into an existing volume')
     .option('-w, --wait', 'follow it to the end with progress')

@@ -142,6 +142,12 @@ export function registerCommandRoutes(
             .describe(
               'write nothing; the completed restore lists what would be written, replaced and left alone',
             ),
+          preserveSpecialModes: z
+            .boolean()
+            .default(false)
+            .describe(
+              'keep setuid/setgid bits; the agent keeps them only for a snapshot of its own host (device nodes are never restored)',
+            ),
           requestedBy,
         }),
         response: { 202: accepted({ restoreId: z.string() }) },
@@ -190,6 +196,7 @@ export function registerCommandRoutes(
         path,
         targetPath,
         dryRun: req.body.dryRun,
+        preserveSpecialModes: req.body.preserveSpecialModes,
         requestedBy: req.body.requestedBy ?? 'api',
         now: now(),
       });
