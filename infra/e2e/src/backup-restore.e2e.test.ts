@@ -97,6 +97,8 @@ describe('agent and gateway back up and restore a real Docker volume over NATS',
       hostId,
       snapshotId,
       target: { kind: 'new-volume', volumeName },
+      // The fixture has a setuid file; this host's own snapshot may keep it when asked.
+      preserveSpecialModes: true,
     });
     return events.outcome(restoreId);
   }
@@ -185,6 +187,7 @@ describe('agent and gateway back up and restore a real Docker volume over NATS',
       hostId,
       snapshotId,
       target: { ...target, stopContainers: true },
+      preserveSpecialModes: true,
     });
     const done = await events.outcome('e2e-in-use-stopped');
     expect(done.type, JSON.stringify(done.data)).toBe('io.volback.restore.completed.v1');
@@ -193,7 +196,7 @@ describe('agent and gateway back up and restore a real Docker volume over NATS',
     await user.remove({ force: true });
   });
 
-  it('a failing pre-backup hook fails the backup with its output, and nothing is written', async () => {
+  it('a failing pre-backup hook fails the backup with its stderr tail, and nothing is written', async () => {
     await engine.docker.createVolume({ Name: 'hooked' });
     const app = await engine.docker.createContainer({
       name: 'hooked-app',

@@ -129,6 +129,8 @@ export const findSnapshotReply = z.object({
   tree: blobId.nullable(),
   paths: z.array(z.string()).default([]),
   time: z.string().nullable(),
+  /** The snapshot's tags (`host-id:<id>` names the host that wrote it); absent from older gateways. */
+  tags: z.array(z.string()).optional(),
 });
 
 /** A failed data-path request: a stable code, a message, and for commit the blobs still missing. */

@@ -278,6 +278,10 @@ export const MESSAGE_FIXTURES: MessageFixtures = {
       replaced: { count: 2, bytes: 16_384, paths: ['/base/16384/1247', '/base/16384/1249'] },
       leftAlone: { count: 1, bytes: 0, paths: ['/base/16384/pg_internal.init'] },
     },
+    skipped: {
+      devices: { count: 1, bytes: 0, paths: ['/dev/sda'] },
+      specialModes: { count: 1, bytes: 18_872, paths: ['/bin/su-helper'] },
+    },
     completedAt: '2025-03-14T10:00:59.300Z',
   },
   'io.volback.restore.failed.v1': {
@@ -400,6 +404,7 @@ export const MESSAGE_FIXTURES: MessageFixtures = {
     path: 'base/16384',
     targetPath: 'restored-2025-03-14',
     dryRun: true,
+    preserveSpecialModes: false,
   },
   'io.volback.cmd.request-backup.v1': {
     hostId: ids.hostId,

@@ -33,6 +33,17 @@ export const restorePlan = z.object({
 });
 
 /**
+ * What a restore left out of what its snapshot records, for safety: device nodes (never written)
+ * and setuid/setgid bits (stripped unless asked for on a snapshot of the host's own backups).
+ */
+export const restoreSkipped = z.object({
+  /** Block and character device nodes not written. */
+  devices: restorePlanEntries,
+  /** Files and directories written without their setuid or setgid bit. */
+  specialModes: restorePlanEntries,
+});
+
+/**
  * Where in the volume a restore writes (`targetPath`, a directory inside the target volume that
  * stands for the volume's root; `/` by default) and what (`path`, a sub-path of the volume in the
  * snapshot, kept at its own place below `targetPath` as restic's `--include` does).

@@ -101,6 +101,8 @@ export interface FoundSnapshot {
   tree: string | null;
   paths: string[];
   time: string | null;
+  /** The snapshot's tags (`host-id:<id>` names the host that wrote it); absent from older gateways. */
+  tags?: string[] | undefined;
 }
 
 /** Most blobs one `missing-blobs` request asks about (the contract's limit). */

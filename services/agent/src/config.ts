@@ -46,6 +46,13 @@ export interface AgentConfig {
   readonly commandAckWaitSeconds: number;
   /** Seconds one data-path request (a chunk to a gateway) may take before it is retried. */
   readonly dataTimeoutSeconds: number;
+  /**
+   * Containers (names or ids) where hooks sent with a command may run, besides those labelled
+   * `volback.hooks.allow=true` (README, "Hooks and who may run them").
+   */
+  readonly hookContainers: readonly string[];
+  /** Whether `.volback/containers.json` keeps env values (`include`) or only their names (`exclude`). */
+  readonly containersJsonEnv: 'include' | 'exclude';
 }
 
 /** Defaults of the settings, as documented. */
@@ -60,6 +67,7 @@ export const CONFIG_DEFAULTS = {
   helperImage: 'busybox:latest',
   commandAckWaitSeconds: 30,
   dataTimeoutSeconds: 30,
+  containersJsonEnv: 'include',
 } as const;
 
 function value(env: NodeJS.ProcessEnv, name: string): string | undefined {
@@ -138,6 +146,20 @@ function dockerConnection(
   );
 }
 
+/** A comma-separated list of container names or ids (`db, 3f2a9c1b7e04`). */
+function containerList(env: NodeJS.ProcessEnv, name: string): string[] {
+  const items = (value(env, name) ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const item of items) {
+    if (item.length > 255 || !/^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(item)) {
+      throw new ConfigError(name, `${JSON.stringify(item)} is not a container name or id`);
+    }
+  }
+  return items.map((item) => item.replace(/^\//, ''));
+}
+
 /** Reads the agent's configuration; throws {@link ConfigError} naming the variable at fault. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): AgentConfig {
   const { docker, dockerHost } = dockerConnection(env, homedir());
@@ -199,5 +221,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       1,
       600,
     ),
+    hookContainers: containerList(env, 'VOLBACK_AGENT_HOOK_CONTAINERS'),
+    containersJsonEnv: containersJsonEnv(env),
   };
+}
+
+function containersJsonEnv(env: NodeJS.ProcessEnv): AgentConfig['containersJsonEnv'] {
+  const raw =
+    value(env, 'VOLBACK_AGENT_CONTAINERS_JSON_ENV')?.toLowerCase() ?? CONFIG_DEFAULTS.containersJsonEnv;
+  if (raw !== 'include' && raw !== 'exclude') {
+    throw new ConfigError(
+      'VOLBACK_AGENT_CONTAINERS_JSON_ENV',
+      `${JSON.stringify(raw)} is not include or exclude`,
+    );
+  }
+  return raw;
 }

@@ -27,6 +27,8 @@ describe('agent configuration', () => {
       helperImage: 'busybox:latest',
       commandAckWaitSeconds: 30,
       dataTimeoutSeconds: 30,
+      hookContainers: [],
+      containersJsonEnv: 'include',
     });
   });
 
@@ -45,6 +47,8 @@ describe('agent configuration', () => {
         VOLBACK_OPS_HOST: '0.0.0.0',
         VOLBACK_OPS_PORT: '0',
         VOLBACK_HELPER_IMAGE: 'registry.example:5000/tools/busybox:1.36@sha256:abc',
+        VOLBACK_AGENT_HOOK_CONTAINERS: 'shop-db, /mail_1,3f2a9c1b7e04',
+        VOLBACK_AGENT_CONTAINERS_JSON_ENV: 'Exclude',
       },
       '/srv',
     );
@@ -60,6 +64,8 @@ describe('agent configuration', () => {
       opsHost: '0.0.0.0',
       opsPort: 0,
       helperImage: 'registry.example:5000/tools/busybox:1.36@sha256:abc',
+      hookContainers: ['shop-db', 'mail_1', '3f2a9c1b7e04'],
+      containersJsonEnv: 'exclude',
     });
   });
 
@@ -91,6 +97,16 @@ describe('agent configuration', () => {
     [{ VOLBACK_OPS_PORT: '70000' }, 'VOLBACK_OPS_PORT', 'from 0 to 65535'],
     [{ VOLBACK_HOST_NAME: 'x'.repeat(254) }, 'VOLBACK_HOST_NAME', 'at most 253'],
     [{ VOLBACK_HELPER_IMAGE: 'busybox latest' }, 'VOLBACK_HELPER_IMAGE', 'not an image reference'],
+    [
+      { VOLBACK_AGENT_HOOK_CONTAINERS: 'db, *' },
+      'VOLBACK_AGENT_HOOK_CONTAINERS',
+      'not a container name or id',
+    ],
+    [
+      { VOLBACK_AGENT_CONTAINERS_JSON_ENV: 'hide' },
+      'VOLBACK_AGENT_CONTAINERS_JSON_ENV',
+      'not include or exclude',
+    ],
   ])('refuses %o, naming the variable', (env, variable, message) => {
     const error = failure(env);
     expect(error.code).toBe(AgentErrorCode.ConfigInvalid);

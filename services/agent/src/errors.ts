@@ -24,6 +24,11 @@ export const AgentErrorCode = {
   QuiesceFailed: 'VOLBACK_AGENT_QUIESCE_FAILED',
   /** A consistency hook exited with a non-zero status or ran out of time (code shared with events). */
   HookFailed: 'VOLBACK_HOOK_FAILED',
+  /**
+   * A hook sent with a command names a container that does not mount the volume, or one that has
+   * not opted in to such hooks (label `volback.hooks.allow`, `VOLBACK_AGENT_HOOK_CONTAINERS`).
+   */
+  HookNotAllowed: 'VOLBACK_AGENT_HOOK_NOT_ALLOWED',
 } as const;
 /** One of {@link AgentErrorCode}. */
 export type AgentErrorCode = (typeof AgentErrorCode)[keyof typeof AgentErrorCode];
@@ -169,7 +174,14 @@ export class QuiesceError extends Error {
   }
 }
 
-/** A consistency hook failed: non-zero exit, no exit within its timeout, or it could not run. */
+/** Most bytes of a failed hook's stderr its error message (and so its `BackupFailed` event) carries. */
+export const HOOK_STDERR_TAIL_LIMIT = 200;
+
+/**
+ * A consistency hook failed: non-zero exit, no exit within its timeout, or it could not run. The
+ * message carries the exit status and at most the last {@link HOOK_STDERR_TAIL_LIMIT} bytes of its
+ * stderr, quoted and labelled; its stdout never (a dump may write data there).
+ */
 export class HookFailedError extends Error {
   override readonly name = 'HookFailedError';
   readonly code = AgentErrorCode.HookFailed;
@@ -179,7 +191,7 @@ export class HookFailedError extends Error {
   /** Exit status; absent when it timed out or could not be started. */
   readonly exitCode: number | undefined;
   readonly timedOut: boolean;
-  /** Its stdout and stderr interleaved, the last 8 KiB at most. */
+  /** Its stdout and stderr interleaved, the last 8 KiB at most; kept out of the message. */
   readonly output: string;
 
   constructor(
@@ -190,14 +202,18 @@ export class HookFailedError extends Error {
       exitCode?: number;
       timedOut?: boolean;
       output: string;
+      /** The end of its stderr; only its last {@link HOOK_STDERR_TAIL_LIMIT} bytes are used. */
+      stderr?: string;
       why: string;
     },
     options?: ErrorOptions,
   ) {
     const command = details.command.length > 200 ? `${details.command.slice(0, 200)}…` : details.command;
-    const tail = details.output.trim().slice(-1000);
+    const stderr = Buffer.from(details.stderr?.trim() ?? '', 'utf8');
+    const tail = stderr.subarray(Math.max(0, stderr.length - HOOK_STDERR_TAIL_LIMIT)).toString('utf8');
     super(
-      `${details.phase} hook \`${command}\` in container ${details.container} ${details.why}${tail ? `: ${tail}` : ''}`,
+      `${details.phase} hook \`${command}\` in container ${details.container} ${details.why}` +
+        (tail ? `; stderr (last ${HOOK_STDERR_TAIL_LIMIT} bytes at most): ${JSON.stringify(tail)}` : ''),
       options,
     );
     this.phase = details.phase;
@@ -206,5 +222,20 @@ export class HookFailedError extends Error {
     this.exitCode = details.exitCode;
     this.timedOut = details.timedOut ?? false;
     this.output = details.output;
+  }
+}
+
+/**
+ * A hook that may not run where it was asked to: nothing ran. Said without the hook's command,
+ * which came from whoever sent it.
+ */
+export class HookNotAllowedError extends Error {
+  override readonly name = 'HookNotAllowedError';
+  readonly code = AgentErrorCode.HookNotAllowed;
+  readonly container: string;
+
+  constructor(container: string, why: string, options?: ErrorOptions) {
+    super(`hook refused, nothing ran: container ${container} ${why}`, options);
+    this.container = container;
   }
 }

@@ -125,6 +125,7 @@ async function main(): Promise<void> {
     logger: log,
     ackWaitMs: config.commandAckWaitSeconds * 1000,
     dataPath: { timeoutMs: config.dataTimeoutSeconds * 1000 },
+    security: { hookContainers: config.hookContainers, containersJsonEnv: config.containersJsonEnv },
     streams: { replicas: config.streamReplicas },
     onStreamsRecreated: () => agent?.republish(),
   });

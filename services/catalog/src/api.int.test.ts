@@ -1,6 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import {
   BackupCompleted,
@@ -13,18 +10,12 @@ import {
   PolicyDefined,
   STREAMS,
 } from '@volback/contracts';
-import {
-  connectNats,
-  drainNats,
-  ensureStreams,
-  MessagePublisher,
-  RestoreGrants,
-  type NatsConnection,
-} from '@volback/messaging';
-import { startNatsServer, type NatsServer } from '@volback/testing';
+import { ensureStreams, MessagePublisher, RestoreGrants, type NatsConnection } from '@volback/messaging';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCatalog, type Catalog } from './catalog.ts';
-import { HISTORY_IDS, TEST_NOW, testHistory } from './test-support/history.ts';
+import type { Catalog } from './catalog.ts';
+import { accessToken } from './http/tokens.ts';
+import { CatalogTestStack } from './test-support/catalog-test-stack.ts';
+import { HISTORY_IDS, TEST_NOW } from './test-support/history.ts';
 
 const READ = 'read-token-0123456789';
 const WRITE = 'write-token-0123456789';
@@ -32,9 +23,8 @@ const auth = (token: string) => ({ authorization: `Bearer ${token}` });
 const second = HISTORY_IDS.secondHost;
 
 describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () => {
-  let nats: NatsServer;
+  let stack: CatalogTestStack;
   let nc: NatsConnection;
-  let dir: string;
   let catalog: Catalog;
 
   const get = (url: string, token = READ) => catalog.app.inject({ method: 'GET', url, headers: auth(token) });
@@ -64,39 +54,42 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
     return Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
   }
 
+  /** The data of the newest command on a subject. */
+  async function lastCommandOn(subject: string): Promise<Record<string, unknown>> {
+    const jsm = await jetstreamManager(nc);
+    const message = await jsm.streams.getMessage(STREAMS.commands.name, { last_by_subj: subject });
+    return (message!.json() as { data: Record<string, unknown> }).data;
+  }
+
   beforeAll(async () => {
-    nats = await startNatsServer();
-    nc = await connectNats({ servers: nats.url, name: 'catalog-api-test' });
-    await ensureStreams(await jetstreamManager(nc));
-    const publisher = new MessagePublisher(nc);
-    for (const message of testHistory()) await publisher.publish(message);
-    dir = await mkdtemp(join(tmpdir(), 'volback-catalog-api-'));
-    catalog = await startCatalog({
-      nc,
-      databaseFile: join(dir, 'catalog.sqlite'),
-      instanceId: 'api-test',
-      tokens: { read: READ, write: WRITE },
-      now: () => TEST_NOW,
+    stack = await CatalogTestStack.start('api');
+    nc = stack.nc;
+    catalog = await stack.catalog('api-test', {
+      access: { tokens: [accessToken('read', 'read', READ), accessToken('write', 'write', WRITE)] },
       dataTimeoutMs: 1_000,
     });
-    await catalog.caughtUp();
   });
 
   afterAll(async () => {
-    await catalog?.stop().catch(() => undefined);
-    if (nc) await drainNats(nc);
-    await nats?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   describe('auth', () => {
-    it('asks for a bearer token, refuses a wrong one, and a read token on a command', async () => {
-      const none = await catalog.app.inject({ url: '/v1/hosts' });
+    it('from another address: asks for a bearer token, refuses a wrong one, and a read token on a command', async () => {
+      // inject's default client is 127.0.0.1 (this machine); 127.0.0.9 stands for another host.
+      const remote = { remoteAddress: '127.0.0.9' };
+      const none = await catalog.app.inject({ url: '/v1/hosts', ...remote });
       expectProblem(none, 401, 'VOLBACK_CATALOG_UNAUTHORIZED');
       expect(none.headers['www-authenticate']).toMatch(/^Bearer/);
-      expectProblem(await get('/v1/hosts', 'not-a-token-at-all'), 401, 'VOLBACK_CATALOG_UNAUTHORIZED');
-      expect((await get('/v1/hosts', READ)).statusCode).toBe(200);
-      expect((await get('/v1/hosts', WRITE)).statusCode).toBe(200);
+      expectProblem(
+        await catalog.app.inject({ url: '/v1/hosts', headers: auth('not-a-token-at-all'), ...remote }),
+        401,
+        'VOLBACK_CATALOG_UNAUTHORIZED',
+      );
+      expect(
+        (await catalog.app.inject({ url: '/v1/hosts', headers: auth(READ), ...remote })).statusCode,
+      ).toBe(200);
+      expect((await catalog.app.inject({ url: '/openapi.json', ...remote })).statusCode).toBe(401);
       expectProblem(
         await send('POST', `/v1/hosts/${second}/volumes/alpha/backups`, {}, READ),
         403,
@@ -113,7 +106,17 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
       );
     });
 
-    it('serves the OpenAPI document and the docs UI without a token', async () => {
+    it('from this machine: reads without a token, commands only with the write token', async () => {
+      expect((await catalog.app.inject({ url: '/v1/hosts' })).statusCode).toBe(200);
+      expect((await get('/v1/hosts', WRITE)).statusCode).toBe(200);
+      expectProblem(
+        await catalog.app.inject({ method: 'POST', url: '/v1/admin/rebuild' }),
+        401,
+        'VOLBACK_CATALOG_UNAUTHORIZED',
+      );
+    });
+
+    it('serves the OpenAPI document and the docs UI to this machine without a token', async () => {
       const spec = await catalog.app.inject({ url: '/openapi.json' });
       expect(spec.statusCode).toBe(200);
       const paths = Object.keys(spec.json<{ paths: Record<string, unknown> }>().paths);
@@ -367,6 +370,23 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
         hostId: second,
         snapshotId,
         expiresAt: new Date(TEST_NOW.getTime() + GRANT_TTL_MS).toISOString(),
+      });
+
+      const sent = await lastCommandOn(commandSubject({ kind: 'host', hostId: second }, 'restore-snapshot'));
+      expect(sent).toMatchObject({ restoreId, path: '/app', dryRun: false, preserveSpecialModes: false });
+
+      // Asking to keep setuid/setgid bits reaches the agent (which keeps them for its own host only).
+      const keep = await send('POST', '/v1/restores', {
+        snapshotId,
+        target: { kind: 'new-volume', volumeName: 'alpha-restored-modes' },
+        preserveSpecialModes: true,
+      });
+      expect(keep.statusCode, keep.body).toBe(202);
+      expect(
+        await lastCommandOn(commandSubject({ kind: 'host', hostId: second }, 'restore-snapshot')),
+      ).toMatchObject({
+        restoreId: keep.json<{ restoreId: string }>().restoreId,
+        preserveSpecialModes: true,
       });
 
       expectProblem(
@@ -726,13 +746,7 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
   });
 
   it('a 5xx says only that something failed', async () => {
-    const broken = await startCatalog({
-      nc,
-      databaseFile: join(dir, 'broken.sqlite'),
-      instanceId: 'broken',
-      now: () => TEST_NOW,
-    });
-    await broken.caughtUp();
+    const broken = await stack.catalog('broken');
     broken.database.close();
     const res = await broken.app.inject({ url: '/v1/hosts' });
     const body = expectProblem(res, 500, 'VOLBACK_CATALOG_INTERNAL');

@@ -9,7 +9,7 @@ import { LiveEvents } from './adapters/live-events.ts';
 import { startProjection, type Projection } from './adapters/projection-consumer.ts';
 import { SnapshotReader } from './adapters/snapshot-reader.ts';
 import { buildApi } from './http/api.ts';
-import type { Tokens } from './http/auth.ts';
+import type { GuardOptions } from './http/guard.ts';
 
 /** Options of {@link startCatalog}. */
 export interface CatalogOptions {
@@ -20,7 +20,10 @@ export interface CatalogOptions {
   instanceId: string;
   /** Empty the read model and replay the log from the start. */
   rebuild?: boolean;
-  tokens?: Tokens;
+  /** Tokens and who needs them (`http/guard.ts`); no tokens: open to 127.0.0.1 and ::1 only. */
+  access?: GuardOptions;
+  /** Serve HTTPS with this certificate and key (PEM). */
+  tls?: { cert: Buffer; key: Buffer };
   logger?: Logger;
   metrics?: Metrics;
   now?: () => Date;
@@ -104,7 +107,8 @@ export async function startCatalog(options: CatalogOptions): Promise<Catalog> {
     reader,
     live,
     history: new EventHistory(options.nc),
-    tokens: options.tokens ?? {},
+    access: options.access ?? { tokens: [] },
+    ...(options.tls ? { tls: options.tls } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.now ? { now: options.now } : {}),
     version: options.version ?? '0.0.0',

@@ -1,7 +1,9 @@
-import { natsAuthFromEnv, type NatsAuthFiles } from '@volback/messaging';
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
+import { natsAuthFromEnv, type NatsAuthFiles } from '@volback/messaging';
 import { ConfigError } from './errors.ts';
+import { accessToken, parseTokensFile, type AccessToken } from './http/tokens.ts';
 
 /** The catalog's settings (README, "Configuration"). */
 export interface CatalogConfig {
@@ -16,8 +18,14 @@ export interface CatalogConfig {
   /** The NATS identity's files: nkey seed, CA, or a credentials file (never the secrets themselves). */
   readonly natsAuth: NatsAuthFiles;
   readonly streamReplicas: number;
-  readonly readToken?: string;
-  readonly writeToken?: string;
+  /** Env tokens and the tokens file's, as hashes (the plain tokens are not kept). */
+  readonly tokens: readonly AccessToken[];
+  /** 127.0.0.1 and ::1 read without a token (write too while no write token exists). */
+  readonly trustLoopback: boolean;
+  /** `Host` names accepted besides localhost, 127.0.0.1, [::1] and the bind address. */
+  readonly allowedHosts: readonly string[];
+  /** Serve HTTPS with these PEM files. */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
   readonly rebuild: boolean;
   readonly opsHost: string;
   readonly opsPort: number;
@@ -55,6 +63,10 @@ function flag(env: NodeJS.ProcessEnv, name: string): boolean {
   throw new ConfigError(name, `${JSON.stringify(env[name])} is not 1/true/yes or 0/false/no`);
 }
 
+function flagOn(env: NodeJS.ProcessEnv, name: string): boolean {
+  return value(env, name) === undefined ? true : flag(env, name);
+}
+
 function token(env: NodeJS.ProcessEnv, name: string): string | undefined {
   const raw = value(env, name);
   if (raw === undefined) return undefined;
@@ -70,6 +82,46 @@ export function isLoopback(host: string): boolean {
   if (isIP(bare) === 4) return bare.startsWith('127.');
   if (isIP(bare) === 6) return bare === '::1';
   return false;
+}
+
+function tokensFile(env: NodeJS.ProcessEnv, cwd: string): AccessToken[] {
+  const raw = value(env, 'VOLBACK_CATALOG_TOKENS_FILE');
+  if (raw === undefined) return [];
+  const file = resolve(cwd, raw);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(
+      'VOLBACK_CATALOG_TOKENS_FILE',
+      `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
+  }
+  try {
+    return parseTokensFile(text);
+  } catch (error) {
+    throw new ConfigError('VOLBACK_CATALOG_TOKENS_FILE', `${file}: ${(error as Error).message}`);
+  }
+}
+
+function allowedHosts(env: NodeJS.ProcessEnv): string[] {
+  const names = (value(env, 'VOLBACK_CATALOG_ALLOWED_HOSTS') ?? '')
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
+  for (const name of names) {
+    const bare = name.replace(/^\[(.*)\]$/, '$1');
+    if (
+      isIP(bare) === 0 &&
+      !/^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*$/.test(bare)
+    ) {
+      throw new ConfigError(
+        'VOLBACK_CATALOG_ALLOWED_HOSTS',
+        `${JSON.stringify(name)} is not a host name or address (no port, no scheme)`,
+      );
+    }
+  }
+  return names;
 }
 
 /** Reads the configuration; throws {@link ConfigError} naming the variable at fault. */
@@ -93,20 +145,41 @@ export function loadConfig(
   }
   const readToken = token(env, 'VOLBACK_CATALOG_READ_TOKEN');
   const writeToken = token(env, 'VOLBACK_CATALOG_WRITE_TOKEN');
-  if (readToken && !writeToken) {
-    throw new ConfigError(
-      'VOLBACK_CATALOG_WRITE_TOKEN',
-      'a read token alone would leave commands open: set a write token too',
-    );
-  }
   if (readToken && readToken === writeToken) {
     throw new ConfigError('VOLBACK_CATALOG_READ_TOKEN', 'must differ from the write token');
   }
+  const tokens = [
+    ...(readToken ? [accessToken('VOLBACK_CATALOG_READ_TOKEN', 'read', readToken)] : []),
+    ...(writeToken ? [accessToken('VOLBACK_CATALOG_WRITE_TOKEN', 'write', writeToken)] : []),
+    ...tokensFile(env, cwd),
+  ];
+  const hasWrite = tokens.some((t) => t.scope === 'write');
+  if (tokens.length > 0 && !hasWrite) {
+    throw new ConfigError(
+      'VOLBACK_CATALOG_WRITE_TOKEN',
+      'read tokens alone would leave commands open from this machine: set a write token too (env or VOLBACK_CATALOG_TOKENS_FILE)',
+    );
+  }
   const host = value(env, 'VOLBACK_CATALOG_HOST') ?? CONFIG_DEFAULTS.host;
-  if (!writeToken && !isLoopback(host)) {
+  if (!hasWrite && !isLoopback(host)) {
     throw new ConfigError(
       'VOLBACK_CATALOG_HOST',
-      `${JSON.stringify(host)} is not a loopback address: without VOLBACK_CATALOG_WRITE_TOKEN the API binds to loopback only`,
+      `${JSON.stringify(host)} is not a loopback address: without a write token (VOLBACK_CATALOG_WRITE_TOKEN or VOLBACK_CATALOG_TOKENS_FILE) the API binds to loopback only`,
+    );
+  }
+  const trustLoopback = flagOn(env, 'VOLBACK_CATALOG_TRUST_LOOPBACK');
+  if (!trustLoopback && !hasWrite) {
+    throw new ConfigError(
+      'VOLBACK_CATALOG_TRUST_LOOPBACK',
+      'false needs a write token (VOLBACK_CATALOG_WRITE_TOKEN or VOLBACK_CATALOG_TOKENS_FILE): else no one could send a command',
+    );
+  }
+  const certFile = value(env, 'VOLBACK_CATALOG_TLS_CERT_FILE');
+  const keyFile = value(env, 'VOLBACK_CATALOG_TLS_KEY_FILE');
+  if (Boolean(certFile) !== Boolean(keyFile)) {
+    throw new ConfigError(
+      certFile ? 'VOLBACK_CATALOG_TLS_KEY_FILE' : 'VOLBACK_CATALOG_TLS_CERT_FILE',
+      'HTTPS needs both VOLBACK_CATALOG_TLS_CERT_FILE and VOLBACK_CATALOG_TLS_KEY_FILE',
     );
   }
   const instanceId = value(env, 'VOLBACK_CATALOG_ID');
@@ -122,8 +195,12 @@ export function loadConfig(
     natsServers,
     natsAuth: natsAuthFromEnv(env, cwd),
     streamReplicas: integer(env, 'VOLBACK_STREAM_REPLICAS', 1, 1, 5),
-    ...(readToken ? { readToken } : {}),
-    ...(writeToken ? { writeToken } : {}),
+    tokens,
+    trustLoopback,
+    allowedHosts: allowedHosts(env),
+    ...(certFile && keyFile
+      ? { tls: { certFile: resolve(cwd, certFile), keyFile: resolve(cwd, keyFile) } }
+      : {}),
     rebuild: argv.includes('--rebuild') || flag(env, 'VOLBACK_CATALOG_REBUILD'),
     opsHost: value(env, 'VOLBACK_OPS_HOST') ?? CONFIG_DEFAULTS.opsHost,
     opsPort: integer(env, 'VOLBACK_OPS_PORT', CONFIG_DEFAULTS.opsPort, 0, 65_535),
@@ -134,5 +211,23 @@ export function loadConfig(
       1,
       600,
     ),
+  };
+}
+
+/** The certificate and key of {@link CatalogConfig.tls}, read at start; a missing file names its variable. */
+export function readTlsFiles(tls: NonNullable<CatalogConfig['tls']>): { cert: Buffer; key: Buffer } {
+  const read = (variable: string, file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (error) {
+      throw new ConfigError(
+        variable,
+        `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
+    }
+  };
+  return {
+    cert: read('VOLBACK_CATALOG_TLS_CERT_FILE', tls.certFile),
+    key: read('VOLBACK_CATALOG_TLS_KEY_FILE', tls.keyFile),
   };
 }

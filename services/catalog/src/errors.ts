@@ -6,8 +6,14 @@ export const CatalogErrorCode = {
   InvalidCursor: 'VOLBACK_CATALOG_INVALID_CURSOR',
   /** No bearer token, or not one of the configured tokens. */
   Unauthorized: 'VOLBACK_CATALOG_UNAUTHORIZED',
-  /** A read token on a route that issues a command. */
+  /** A read token on a request that changes something (any method but GET and HEAD). */
   Forbidden: 'VOLBACK_CATALOG_FORBIDDEN',
+  /** Too many wrong or missing tokens from this address: wait `Retry-After` seconds (429). */
+  TooManyAuthFailures: 'VOLBACK_CATALOG_TOO_MANY_AUTH_FAILURES',
+  /** A state-changing request whose `Origin` is another site's (403: cross-site request forgery). */
+  OriginNotAllowed: 'VOLBACK_CATALOG_ORIGIN_NOT_ALLOWED',
+  /** A `Host` header that is not one of the API's names (421: DNS rebinding). */
+  HostNotAllowed: 'VOLBACK_CATALOG_HOST_NOT_ALLOWED',
   /** No such route. */
   RouteNotFound: 'VOLBACK_CATALOG_ROUTE_NOT_FOUND',
   HostNotFound: 'VOLBACK_CATALOG_HOST_NOT_FOUND',

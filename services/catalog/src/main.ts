@@ -19,7 +19,7 @@ import {
 import packageJson from '../package.json' with { type: 'json' };
 import { loadOrCreateInstanceId } from './adapters/instance-id.ts';
 import { startCatalog, type Catalog } from './catalog.ts';
-import { loadConfig } from './config.ts';
+import { loadConfig, readTlsFiles } from './config.ts';
 
 const log = createLogger({ service: 'catalog' });
 /** Longest a graceful shutdown may take before the process exits anyway. */
@@ -41,6 +41,7 @@ const shutdown = onShutdownSignals({
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env, process.argv.slice(2));
+  const tls = config.tls ? readTlsFiles(config.tls) : undefined;
   const instanceId = config.instanceId ?? (await loadOrCreateInstanceId(config.dataDir));
   const metrics = createMetrics({ service: 'catalog' });
   const startup = startupCheck('connecting to NATS');
@@ -74,7 +75,13 @@ async function main(): Promise<void> {
     databaseFile: config.databaseFile,
     instanceId,
     rebuild: config.rebuild,
-    tokens: { read: config.readToken, write: config.writeToken },
+    access: {
+      tokens: config.tokens,
+      trustLoopback: config.trustLoopback,
+      bindHost: config.host,
+      allowedHosts: config.allowedHosts,
+    },
+    ...(tls ? { tls } : {}),
     logger: log,
     metrics,
     version: packageJson.version,
@@ -91,21 +98,24 @@ async function main(): Promise<void> {
   await catalog.app.listen({ host: config.host, port: config.port });
   const address = catalog.app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  if (!config.writeToken) {
+  if (!config.tokens.some((t) => t.scope === 'write')) {
     log.warn(
       { host: config.host },
-      'no API tokens configured: the API is open to this machine only (loopback)',
+      'no write token configured: 127.0.0.1 and ::1 may read and send commands without a token, other addresses nothing',
     );
+  } else if (!config.trustLoopback) {
+    log.info('VOLBACK_CATALOG_TRUST_LOOPBACK=false: loopback clients need tokens too');
   }
   startup.done();
   log.info(
     {
-      url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
+      url: `${tls ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
       docs: '/docs',
       database: config.databaseFile,
       durable: catalog.durable,
       ops: ops.url,
       rebuild: config.rebuild,
+      tokens: config.tokens.map((t) => `${t.name} (${t.scope})`),
     },
     'catalog started',
   );

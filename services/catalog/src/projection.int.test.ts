@@ -1,5 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import {
@@ -19,19 +17,14 @@ import {
   VolumeDiscovered,
   type Envelope,
 } from '@volback/contracts';
-import {
-  connectNats,
-  drainNats,
-  ensureStreams,
-  MessagePublisher,
-  type NatsConnection,
-} from '@volback/messaging';
-import { startNatsServer, waitUntil, type NatsServer } from '@volback/testing';
+import { MessagePublisher, type NatsConnection } from '@volback/messaging';
+import { waitUntil } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CatalogDatabase } from './adapters/catalog-database.ts';
 import { CatalogQueries } from './adapters/catalog-queries.ts';
 import { startCatalog, type Catalog } from './catalog.ts';
 import { applyEventRows, projectEvent } from './projection/project-event.ts';
+import { CatalogTestStack } from './test-support/catalog-test-stack.ts';
 import { HISTORY_IDS, READ_URLS, TEST_NOW, testHistory } from './test-support/history.ts';
 
 const A = 'origin-host-a';
@@ -66,37 +59,19 @@ async function answers(catalog: Catalog): Promise<Record<string, unknown>> {
 }
 
 describe('projection of VOLBACK_EVENTS into SQLite', () => {
-  let nats: NatsServer;
+  let stack: CatalogTestStack;
   let nc: NatsConnection;
   let dir: string;
-  const catalogs: Catalog[] = [];
-  const start = async (name: string, rebuild = false) => {
-    const catalog = await startCatalog({
-      nc,
-      databaseFile: join(dir, `${name}.sqlite`),
-      instanceId: name,
-      rebuild,
-      now: () => TEST_NOW,
-    });
-    catalogs.push(catalog);
-    await catalog.caughtUp();
-    return catalog;
-  };
+  let catalogs: Catalog[];
+  const start = (name: string, rebuild = false) => stack.catalog(name, { rebuild });
 
   beforeAll(async () => {
-    nats = await startNatsServer();
-    nc = await connectNats({ servers: nats.url, name: 'catalog-projection-test' });
-    await ensureStreams(await jetstreamManager(nc));
-    dir = await mkdtemp(join(tmpdir(), 'volback-catalog-'));
-    const publisher = new MessagePublisher(nc);
-    for (const message of testHistory()) await publisher.publish(message);
+    stack = await CatalogTestStack.start('projection');
+    ({ nc, dir, catalogs } = stack);
   });
 
   afterAll(async () => {
-    for (const catalog of catalogs) await catalog.stop().catch(() => undefined);
-    if (nc) await drainNats(nc);
-    await nats?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   it('projects every event type, and a replica started later answers every query the same', async () => {

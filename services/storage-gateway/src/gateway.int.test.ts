@@ -188,7 +188,13 @@ describe.each(targets)('client and gateway on $name', (target) => {
       hostname: 'docker-test-01',
       path: '/volumes/shop_db.data',
     });
-    expect(byLatest).toEqual({ snapshotId, tree: snapshot.tree, paths: ['/volumes/shop_db.data'], time });
+    expect(byLatest).toEqual({
+      snapshotId,
+      tree: snapshot.tree,
+      paths: ['/volumes/shop_db.data'],
+      time,
+      tags: ['volback', 'host-id:docker-test-01'], // the host from the request's subject, not its body
+    });
     expect((await client.findSnapshot(snapshotId.slice(0, 8))).snapshotId).toBe(snapshotId);
     expect(await client.findSnapshot('latest', { hostname: 'another-host' })).toEqual({
       snapshotId: null,

@@ -166,7 +166,7 @@ export class CatalogClient {
         problem.code ?? `HTTP_${res.status}`,
         res.status,
         problem.detail ??
-          `the catalog at ${this.#target.url} refused the request: ${res.status} ${res.statusText}${res.status === 401 ? ' (set --token or VOLBACK_TOKEN)' : ''}`,
+          `the catalog at ${this.#target.url} refused the request: ${res.status} ${res.statusText}${res.status === 401 ? ' (set --token, VOLBACK_TOKEN or VOLBACK_TOKEN_FILE)' : ''}`,
         { fields: problem.errors ?? [] },
       );
     }

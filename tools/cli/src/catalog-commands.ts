@@ -42,16 +42,26 @@ export interface CatalogContext {
   readonly json: boolean;
 }
 
-/** The token in `VOLBACK_TOKEN_FILE` (e.g. `volback init`'s `catalog/admin.token`), if set. */
-function tokenFromFile(file: string | undefined): string | undefined {
+/**
+ * The API token: `--token`, else `VOLBACK_TOKEN`, else the content of `VOLBACK_TOKEN_FILE` (what
+ * `volback init` writes as `catalog/admin.token`), so that it need not sit in the environment.
+ */
+function apiToken(flag: string | undefined): string | undefined {
+  const given = flag ?? process.env['VOLBACK_TOKEN'];
+  if (given) return given;
+  const file = process.env['VOLBACK_TOKEN_FILE']?.trim();
   if (!file) return undefined;
-  let token: string;
+  let text: string;
   try {
-    token = readFileSync(file, 'utf8').trim();
+    text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new UsageError(`VOLBACK_TOKEN_FILE=${file}: ${(error as Error).message}`);
+    throw new UsageError(
+      `VOLBACK_TOKEN_FILE: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
-  if (token === '') throw new UsageError(`VOLBACK_TOKEN_FILE=${file} is empty`);
+  const token = text.trim();
+  if (token === '' || /\s/.test(token))
+    throw new UsageError(`VOLBACK_TOKEN_FILE: ${file} does not hold one token`);
   return token;
 }
 
@@ -64,7 +74,7 @@ export function catalogContext(command: Command): CatalogContext {
   return {
     client: new CatalogClient({
       url: o.catalog ?? process.env['VOLBACK_CATALOG_URL'] ?? 'http://127.0.0.1:8080',
-      token: o.token ?? (process.env['VOLBACK_TOKEN'] || tokenFromFile(process.env['VOLBACK_TOKEN_FILE'])),
+      token: apiToken(o.token),
       timeoutMs: timeout * 1000,
     }),
     out: createOutput(Boolean(o.json)),
@@ -517,6 +527,7 @@ interface RestoreOptions {
   path?: string;
   targetDir?: string;
   dryRun?: boolean;
+  preserveSpecialModes?: boolean;
   host?: string;
   wait?: boolean;
   yes?: boolean;
@@ -615,6 +626,7 @@ async function restoreCommand(ctx: CatalogContext, snapshotId: string, o: Restor
     ...(o.path ? { path: o.path } : {}),
     ...(o.targetDir ? { targetPath: o.targetDir } : {}),
     ...(o.dryRun ? { dryRun: true } : {}),
+    ...(o.preserveSpecialModes ? { preserveSpecialModes: true } : {}),
     ...(o.host ? { hostId: o.host } : {}),
     requestedBy: 'volback-cli',
   });
@@ -1166,6 +1178,10 @@ export function registerCatalogCommands(program: Command, run: Runner): void {
       'with --to-volume: put the restored path below this directory of the volume',
     )
     .option('-n, --dry-run', 'list what would be written, replaced and left alone; write nothing')
+    .option(
+      '--preserve-special-modes',
+      'keep setuid/setgid bits (only for a snapshot of the same host; device nodes never)',
+    )
     .option('--host <host>', "restore on this host (name or id); the snapshot's own by default")
     .option('-y, --yes', 'do not ask before restoring into an existing volume')
     .option('-w, --wait', 'follow it to the end with progress')

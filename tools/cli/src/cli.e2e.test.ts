@@ -290,4 +290,49 @@ describe('npx volback: help, suggestions, completion, and telling why the catalo
       strict.close();
     }
   });
+
+  it('sends the token of VOLBACK_TOKEN_FILE, and names the variable when the file is bad', async () => {
+    const { createServer } = await import('node:http');
+    const seen: Array<string | undefined> = [];
+    const server = createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      res.writeHead(401, { 'content-type': 'text/plain' });
+      res.end('no');
+    });
+    const port = await new Promise<number>((resolve) =>
+      server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)),
+    );
+    const dir = scratch();
+    const token = 'file-token-0123456789abcdef';
+    writeFileSync(join(dir, 'admin.token'), `${token}\n`, { mode: 0o600 });
+    writeFileSync(join(dir, 'two.token'), `${token} ${token}\n`, { mode: 0o600 });
+    const catalog = ['status', '--catalog', `http://127.0.0.1:${port}`];
+    try {
+      const sent = await volback(catalog, {
+        VOLBACK_TOKEN: '',
+        VOLBACK_TOKEN_FILE: join(dir, 'admin.token'),
+      });
+      expect(sent.code).toBe(6);
+      expect(seen).toEqual([`Bearer ${token}`]);
+      // VOLBACK_TOKEN wins over the file.
+      await volback(catalog, {
+        VOLBACK_TOKEN: 'env-token-0123456789',
+        VOLBACK_TOKEN_FILE: join(dir, 'admin.token'),
+      });
+      expect(seen[1]).toBe('Bearer env-token-0123456789');
+      const missing = await volback(catalog, {
+        VOLBACK_TOKEN: '',
+        VOLBACK_TOKEN_FILE: join(dir, 'none.token'),
+      });
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toMatch(/VOLBACK_TOKEN_FILE: cannot read .*none\.token \(ENOENT\)/);
+      const two = await volback(catalog, { VOLBACK_TOKEN: '', VOLBACK_TOKEN_FILE: join(dir, 'two.token') });
+      expect(two.code).toBe(2);
+      expect(two.stderr).toContain('does not hold one token');
+      expect(two.stderr).not.toContain(token);
+      expect(seen).toHaveLength(2);
+    } finally {
+      server.close();
+    }
+  });
 });

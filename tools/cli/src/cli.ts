@@ -52,7 +52,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
       'backs up and restores Docker volumes: commands over the catalog API, and a standalone repo mode',
     )
     .option('--catalog <url>', 'the catalog API (VOLBACK_CATALOG_URL, default http://127.0.0.1:8080)')
-    .option('--token <token>', 'API token (VOLBACK_TOKEN)')
+    .option('--token <token>', 'API token (VOLBACK_TOKEN, or a file: VOLBACK_TOKEN_FILE)')
     .option('--json', 'machine-readable output (progress as JSON lines on stderr)')
     .option('--timeout <seconds>', 'longest wait for the catalog to answer (30)')
     .addHelpText('after', EPILOG)

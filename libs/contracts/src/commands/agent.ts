@@ -53,6 +53,12 @@ export const RestoreSnapshot = defineCommand({
     repositoryId: repositoryId.default('default'),
     target: restoreTarget,
     ...restoreSelection,
+    /**
+     * Keep the setuid and setgid bits the snapshot records. Honoured only for a snapshot of the
+     * agent's own host (its `host-id:` tag); otherwise, and by default, they are stripped. Device
+     * nodes are never written either way.
+     */
+    preserveSpecialModes: z.boolean().default(false),
   }),
   target: (d) => ({ kind: 'host', hostId: d.hostId }),
 });

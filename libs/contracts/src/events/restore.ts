@@ -11,7 +11,7 @@ import {
   timestamp,
   workId,
 } from '../fields.ts';
-import { restorePlan, restoreSelection, restoreTarget } from '../restore-target.ts';
+import { restorePlan, restoreSelection, restoreSkipped, restoreTarget } from '../restore-target.ts';
 
 const restoreKey = { restoreId: workId, hostId, snapshotId };
 
@@ -57,6 +57,8 @@ export const RestoreCompleted = defineEvent({
     dryRun: z.boolean().default(false),
     /** After a dry run: what the restore would write, replace and leave alone. */
     plan: restorePlan.optional(),
+    /** What was left out for safety (device nodes, setuid/setgid bits); absent when nothing was. */
+    skipped: restoreSkipped.optional(),
     completedAt: timestamp,
   }),
   aggregateId: (d) => [d.hostId, d.restoreId],

@@ -81,6 +81,7 @@ async function planFor(): Promise<ConsistencyPlan> {
       labels: u.Labels,
       state: u.State as 'running',
     })),
+    { volumeName: volume, allowed: [] },
   );
 }
 
@@ -168,7 +169,8 @@ describe('Quiescer', () => {
       output: 'cannot connect\n',
     });
     expect((error as Error).message).toBe(
-      `pre hook \`echo cannot connect >&2; exit 3\` in container ${db.name} exited with 3: cannot connect`,
+      `pre hook \`echo cannot connect >&2; exit 3\` in container ${db.name} exited with 3; ` +
+        'stderr (last 200 bytes at most): "cannot connect"',
     );
     expect(await state(db.id)).toBe('running');
     expect(await state(web.id)).toBe('running');
@@ -209,6 +211,23 @@ describe('Quiescer', () => {
     expect(await state(db.id)).toBe('running');
   });
 
+  it("puts a failing hook's exit status and a short stderr tail in its error, never its stdout", async () => {
+    await service({
+      'volback.hooks.pre':
+        'echo row-$((6 * 7))-secret; yes e | head -c 5000 >&2; echo "last line" >&2; exit 2',
+    });
+    const error = (await quiescer.quiesce('hook-quiet', await planFor()).catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(HookFailedError);
+    const [before, tail] = error.message.split('; stderr (last 200 bytes at most): ');
+    expect(before).toMatch(/exited with 2$/);
+    const stderr = JSON.parse(tail!) as string;
+    expect(stderr.endsWith('e\nlast line')).toBe(true);
+    expect(Buffer.byteLength(stderr)).toBeLessThanOrEqual(200);
+    expect(error.message).not.toContain('row-42-secret'); // what it printed on stdout
+    // The whole output stays on the error object, for the agent; it is put in no event.
+    expect((error as HookFailedError).output).toContain('row-42-secret');
+  });
+
   it('keeps only the end of a long hook output', async () => {
     const db = await service({ 'volback.hooks.pre': 'yes 0123456789 | head -c 20000; echo; echo the end' });
     const quiesced = await quiescer.quiesce('loud', await planFor());
@@ -247,7 +266,7 @@ describe('Quiescer', () => {
       {
         container: db.name,
         code: AgentErrorCode.HookFailed,
-        message: expect.stringContaining('exited with 1: disk full'),
+        message: expect.stringMatching(/exited with 1$/), // its stdout is not repeated
       },
     ]);
     expect(await state(web.id)).toBe('running');

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Writable, type Duplex } from 'node:stream';
 import type Dockerode from 'dockerode';
 import type { ConsistencyPlan, ConsistencyStep, ContainerRef } from '../domain/consistency.ts';
-import { HookFailedError, QuiesceError } from '../errors.ts';
+import { HOOK_STDERR_TAIL_LIMIT, HookFailedError, QuiesceError } from '../errors.ts';
 
 /** Directory of the journals, under the agent's state dir. */
 export const QUIESCE_JOURNAL_DIR = 'quiesced';
@@ -172,6 +172,12 @@ class OutputTail extends Writable {
     const dropped = this.#dropped + cut;
     const tail = all.subarray(cut).toString('utf8');
     return dropped > 0 ? `[${dropped} bytes cut]\n${tail}` : tail;
+  }
+
+  /** The last bytes, without a note of what was cut. */
+  tail(): string {
+    const all = Buffer.concat(this.#chunks);
+    return all.subarray(Math.max(0, all.length - this.#limit)).toString('utf8');
   }
 }
 
@@ -356,9 +362,18 @@ export class Quiescer {
   ): Promise<HookRun> {
     const started = Date.now();
     const output = new OutputTail(HOOK_OUTPUT_LIMIT);
+    // Only the end of stderr may reach the failure's message; stdout never does.
+    const stderr = new OutputTail(HOOK_STDERR_TAIL_LIMIT * 4);
+    const stderrSink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        output.write(chunk);
+        stderr.write(chunk);
+        done();
+      },
+    });
     const fail = (why: string, extra: { exitCode?: number; timedOut?: boolean } = {}, cause?: unknown) =>
       new HookFailedError(
-        { phase, container: name, command, output: output.text(), why, ...extra },
+        { phase, container: name, command, output: output.text(), stderr: stderr.tail(), why, ...extra },
         { cause },
       );
     let exec: Dockerode.Exec;
@@ -375,7 +390,7 @@ export class Quiescer {
     } catch (error) {
       throw fail(`could not run: ${engineMessage(error)}`, {}, error);
     }
-    this.#docker.modem.demuxStream(stream, output, output);
+    this.#docker.modem.demuxStream(stream, output, stderrSink);
     let timer: NodeJS.Timeout | undefined;
     const ended = new Promise<'ended'>((resolve) => {
       stream.once('end', () => resolve('ended'));

@@ -1,6 +1,6 @@
 import type { consistency } from '@volback/contracts';
 import type { z } from 'zod';
-import { ConsistencyLabelError } from '../errors.ts';
+import { ConsistencyLabelError, HookNotAllowedError } from '../errors.ts';
 import type { ContainerState } from './inventory.ts';
 
 /** What a `BackupVolume` command asks for (`{ mode: 'none' }` leaves the choice to labels). */
@@ -18,6 +18,8 @@ export const CONSISTENCY_LABELS = {
   hooksPost: 'volback.hooks.post',
   /** Seconds each hook may run. */
   hooksTimeout: 'volback.hooks.timeout',
+  /** `true`: hooks sent with a command (an API policy) may run in this container. */
+  hooksAllow: 'volback.hooks.allow',
 } as const;
 
 /** Defaults, the same as the command's (`consistency` in `@volback/contracts`). */
@@ -71,6 +73,66 @@ export interface ConsistencyPlan {
   readonly warnings: readonly string[];
 }
 
+/**
+ * Where hooks sent with a command may run: only in a container that mounts the volume and that
+ * opted in, by its own label `volback.hooks.allow=true` or by the agent's allow-list. Hooks a
+ * container's own labels define need no more: whoever sets a container's labels runs it.
+ */
+export interface HookPermissions {
+  /** The volume being backed up, named in a refusal. */
+  readonly volumeName: string;
+  /** `VOLBACK_AGENT_HOOK_CONTAINERS`: container names, or ids (a prefix of 12 digits or more). */
+  readonly allowed: readonly string[];
+}
+
+const TRUE_VALUES = new Set(['true', 'yes', '1', 'on']);
+const FALSE_VALUES = new Set(['false', 'no', '0', 'off']);
+
+function isListed(container: ConsistencyCandidate, allowed: readonly string[]): boolean {
+  return allowed.some(
+    (entry) =>
+      entry === container.name ||
+      (container.id !== undefined && /^[0-9a-f]{12,64}$/.test(entry) && container.id.startsWith(entry)),
+  );
+}
+
+/** Whether hooks sent with a command may run in this container; a bad label value throws. */
+function acceptsCommandHooks(container: ConsistencyCandidate, allowed: readonly string[]): boolean {
+  const raw = container.labels[CONSISTENCY_LABELS.hooksAllow];
+  const value = raw?.trim().toLowerCase();
+  if (value !== undefined && !TRUE_VALUES.has(value) && !FALSE_VALUES.has(value)) {
+    throw new ConsistencyLabelError(
+      container.name,
+      CONSISTENCY_LABELS.hooksAllow,
+      `is ${JSON.stringify(raw)}: expected true or false`,
+    );
+  }
+  return (value !== undefined && TRUE_VALUES.has(value)) || isListed(container, allowed);
+}
+
+/** The container a command's hooks name, once it is known to be allowed; else throws. */
+function commandHookContainer(
+  named: string,
+  containers: readonly ConsistencyCandidate[],
+  permissions: HookPermissions,
+): ConsistencyCandidate {
+  const known = containers.find((c) => c.name === named || (c.id !== undefined && c.id === named));
+  if (!known) {
+    throw new HookNotAllowedError(
+      named,
+      `does not mount volume ${permissions.volumeName}: hooks run only in a container that mounts the volume being backed up`,
+    );
+  }
+  if (!acceptsCommandHooks(known, permissions.allowed)) {
+    throw new HookNotAllowedError(
+      known.name,
+      `has not opted in to hooks sent with a command: label it ${CONSISTENCY_LABELS.hooksAllow}=true, ` +
+        'or list it in VOLBACK_AGENT_HOOK_CONTAINERS on the agent',
+    );
+  }
+  return known;
+}
+
 function refOf(container: ConsistencyCandidate): ContainerRef {
   return container.id ? { name: container.name, id: container.id } : { name: container.name };
 }
@@ -104,6 +166,7 @@ function stepFromLabels(container: ConsistencyCandidate, warnings: string[]): Co
   const L = CONSISTENCY_LABELS;
   const labels = container.labels;
   const name = container.name;
+  // `volback.hooks.allow` is about hooks sent with a command; alone it asks for nothing here.
   const hookLabelsSet = [L.hooksPre, L.hooksPost, L.hooksTimeout].filter((l) => labels[l] !== undefined);
   const rawMode = labels[L.mode];
   // Hook labels alone ask for hooks: nobody writes a pre hook to have it ignored.
@@ -176,24 +239,27 @@ function summaryMode(steps: readonly ConsistencyStep[]): ConsistencyPlan['mode']
 }
 
 /**
- * Decides how to keep a volume consistent during its backup. The command's `consistency` wins
- * unless it is `{ mode: 'none' }`; then the `volback.*` labels of the containers that use the
- * volume decide, each for itself. Only running containers are stopped, paused or hooked (when
- * their state is given; the quiescer checks again when it acts). A bad label value throws
+ * Decides how to keep a volume consistent during its backup. `containers` are those that mount
+ * the volume, and nothing is done to any other. The command's `consistency` wins unless it is
+ * `{ mode: 'none' }`; then the `volback.*` labels of the containers decide, each for itself.
+ * Hooks sent with a command run only where {@link HookPermissions} allow, else
+ * {@link HookNotAllowedError}. Only running containers are stopped, paused or hooked (when their
+ * state is given; the quiescer checks again when it acts). A bad label value throws
  * {@link ConsistencyLabelError} naming the container, the label and why.
  */
 export function resolveConsistency(
   command: CommandConsistency,
   containers: readonly ConsistencyCandidate[],
+  permissions: HookPermissions,
 ): ConsistencyPlan {
   const warnings: string[] = [];
   if (command.mode !== 'none') {
     const steps: ConsistencyStep[] = [];
     if (command.mode === 'hooks') {
-      const known = containers.find((c) => c.name === command.container);
+      const known = commandHookContainer(command.container, containers, permissions);
       steps.push({
         kind: 'hooks',
-        container: known ? refOf(known) : { name: command.container },
+        container: refOf(known),
         pre: command.pre ?? [],
         post: command.post ?? [],
         timeoutSeconds: command.timeoutSeconds,

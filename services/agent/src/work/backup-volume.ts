@@ -21,6 +21,7 @@ import {
 import { formatBytes, formatDuration } from '@volback/observability';
 import type { z } from 'zod';
 import { resolveConsistency } from '../domain/consistency.ts';
+import { recordedContainer } from '../domain/container-record.ts';
 import { interruptible, WorkInterruptedError } from './interruption.ts';
 import { saveVolumeSnapshotTree } from './snapshot-layout.ts';
 import { WorkError, WorkErrorCode, workErrorOf } from './work-error.ts';
@@ -54,7 +55,10 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
   try {
     const volume = await ctx.volumes.inspectVolume(command.volumeName);
     const containers = await ctx.volumes.containersUsing(command.volumeName);
-    const plan = resolveConsistency(command.consistency, containers);
+    const plan = resolveConsistency(command.consistency, containers, {
+      volumeName: command.volumeName,
+      allowed: ctx.security.hookContainers,
+    });
     const directPath = command.method === 'archive' ? undefined : await ctx.volumes.directPath(volume);
     if (command.method === 'direct' && !directPath) {
       throw new WorkError(
@@ -150,6 +154,11 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
       }
 
       progress.update({ phase: 'committing' });
+      const recorded = containers.map((c) => {
+        const { record, warning } = recordedContainer(c.inspect, ctx.security.containersJsonEnv);
+        if (warning) log.warn({ container: c.name }, warning);
+        return record;
+      });
       const tree = await saveVolumeSnapshotTree(store, {
         volumeRoot: walked.root,
         volume: {
@@ -158,7 +167,7 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
           driverOptions: { ...volume.driverOptions },
           labels: { ...volume.labels },
         },
-        containers: containers.map((c) => c.inspect),
+        containers: recorded,
         now: started,
       });
       await store.drain();

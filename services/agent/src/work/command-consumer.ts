@@ -20,7 +20,12 @@ import type { Quiescer } from '../adapters/quiesce.ts';
 import type { VolumeAccess } from '../adapters/volume-access.ts';
 import { runBackup, type BackupVolumeCommand } from './backup-volume.ts';
 import { runRestore, type RestoreSnapshotCommand } from './restore-snapshot.ts';
-import { workPublishing, type WorkContext } from './work-context.ts';
+import {
+  DEFAULT_WORK_SECURITY,
+  workPublishing,
+  type WorkContext,
+  type WorkSecurity,
+} from './work-context.ts';
 
 /** What {@link startCommandConsumer} needs. */
 export interface CommandConsumerOptions {
@@ -35,6 +40,8 @@ export interface CommandConsumerOptions {
   /** How long the server waits for a sign of life before redelivering a command (default 30 s). */
   readonly ackWaitMs?: number;
   readonly dataPath?: WorkContext['dataPath'];
+  /** Where command hooks may run and what snapshots keep of containers' env (default: no allow-list, env kept). */
+  readonly security?: WorkSecurity;
   /** Settings the streams are recreated with if they are deleted under the service. */
   readonly streams?: StreamOptions;
   /** Called once the streams and the consumer were recreated (the agent announces itself again). */
@@ -118,6 +125,7 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
           signal: stopping.signal,
           deliveryCount: message.deliveryCount,
           ...(options.dataPath ? { dataPath: options.dataPath } : {}),
+          security: options.security ?? DEFAULT_WORK_SECURITY,
           ...workPublishing({
             nc,
             hostId,

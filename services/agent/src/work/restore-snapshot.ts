@@ -1,7 +1,14 @@
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { RestoreCompleted, RestoreFailed, RestoreStarted, type RestoreSnapshot } from '@volback/contracts';
+import {
+  hostIdTag,
+  RestoreCompleted,
+  RestoreFailed,
+  RestoreStarted,
+  type RestoreSnapshot,
+  type restoreSkipped,
+} from '@volback/contracts';
 import { DataPathClient, GatewayBlobStore } from '@volback/data-path';
 import {
   archiveProbe,
@@ -22,6 +29,7 @@ import {
 } from '@volback/repository';
 import type { z } from 'zod';
 import { CONSISTENCY_DEFAULTS, CONSISTENCY_LABELS, stopPlan } from '../domain/consistency.ts';
+import { SpecialEntryFilter, type FilteredEntries } from '../domain/special-entries.ts';
 import { METADATA_PATHS, type RecordedVolume } from './snapshot-layout.ts';
 import { WorkError, WorkErrorCode, workErrorOf } from './work-error.ts';
 import type { WorkContext } from './work-context.ts';
@@ -89,6 +97,39 @@ async function readRecordedVolume(store: BlobSource, rootTree: string): Promise<
 
 /** Most characters of paths a plan lists in its event, over all three kinds. */
 const PLAN_PATH_BUDGET = 256 * 1024;
+/** Most characters of paths the skipped entries list in an event, over both kinds. */
+const SKIPPED_PATH_BUDGET = 64 * 1024;
+/** Most paths listed of each kind of skipped entry (the count says how many in all). */
+const SKIPPED_PATHS_LISTED = 1000;
+
+/** What a restore left out, as its completion event says it. */
+type RestoreSkipped = z.input<typeof restoreSkipped>;
+
+/**
+ * What the filter left out, with paths in the target volume (below `targetPath`); undefined
+ * when nothing was.
+ */
+function skippedReport(
+  filtered: FilteredEntries,
+  volumeRoot: string,
+  targetPath: string,
+): RestoreSkipped | undefined {
+  if (filtered.devices.size === 0 && filtered.stripped.size === 0) return undefined;
+  let budget = SKIPPED_PATH_BUDGET;
+  const entries = (found: FilteredEntries['devices']) => {
+    const paths: string[] = [];
+    let bytes = 0;
+    for (const [at, node] of found) {
+      bytes += node.type === 'file' ? (node.size ?? 0) : 0;
+      const path = posix.join(targetPath, posix.relative(volumeRoot, at));
+      if (paths.length >= SKIPPED_PATHS_LISTED || path.length > budget) continue;
+      budget -= path.length;
+      paths.push(path);
+    }
+    return { count: found.size, bytes, paths };
+  };
+  return { devices: entries(filtered.devices), specialModes: entries(filtered.stripped) };
+}
 
 /**
  * The plan with paths in the volume (below `targetPath`), the directories of `targetPath` the
@@ -171,6 +212,7 @@ async function completeDryRun(
   key: { restoreId: string; hostId: string; snapshotId: string },
   started: Date,
   plan: RestorePlan,
+  skipped: RestoreSkipped | undefined,
 ): Promise<void> {
   const { target } = command;
   await ctx.publish(
@@ -188,6 +230,7 @@ async function completeDryRun(
       durationMs: ctx.clock().getTime() - started.getTime(),
       dryRun: true,
       plan,
+      ...(skipped ? { skipped } : {}),
       completedAt: ctx.clock().toISOString(),
     },
     `${command.restoreId}.outcome`,
@@ -257,7 +300,19 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
     const selected = posix.normalize(`/${command.path ?? ''}`);
     const targetPath = posix.normalize(`/${command.targetPath ?? ''}`);
     const innerPath = posix.join(volumeRoot, selected);
-    const located = await resolveTreePath(store, rootTree, innerPath).catch((error: unknown) => {
+    // A snapshot is trusted with setuid/setgid bits only when this host wrote it and they are asked for.
+    const ownSnapshot = (found.tags ?? []).includes(hostIdTag(ctx.hostId));
+    if (command.preserveSpecialModes && !ownSnapshot) {
+      log.warn('setuid/setgid bits were asked for, but the snapshot is not of this host: they are stripped');
+    }
+    // Everything the restore reads goes through the filter: no device node, no unasked-for bits.
+    const source = new SpecialEntryFilter(store, {
+      rootTree,
+      within: innerPath,
+      keepSpecialModes: command.preserveSpecialModes && ownSnapshot,
+    });
+    const skipped = () => skippedReport(source.filtered, volumeRoot, targetPath);
+    const located = await resolveTreePath(source, rootTree, innerPath).catch((error: unknown) => {
       if ((error as RepositoryError).code === RepositoryErrorCode.FileNotFound) {
         throw new WorkError(
           WorkErrorCode.SnapshotNotFound,
@@ -273,14 +328,14 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
         throw new WorkError(WorkErrorCode.VolumeExists, `volume ${target.volumeName} already exists`);
       }
       if (command.dryRun) {
-        const plan = await planRestore(store, {
+        const plan = await planRestore(source, {
           tree: rootTree,
           path: innerPath,
           root: volumeRoot,
           probe: NOTHING_THERE,
         });
         const created = directoriesOf([], targetPath.split('/').filter(Boolean));
-        await completeDryRun(ctx, command, key, started, volumePlan(plan, targetPath, created));
+        await completeDryRun(ctx, command, key, started, volumePlan(plan, targetPath, created), skipped());
         return;
       }
       await ctx.volumes.createVolume({
@@ -331,8 +386,8 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
         }
       }
       const { probe, missing } = await probeBelow(whole, targetPath);
-      const plan = await planRestore(store, { tree: rootTree, path: innerPath, root: volumeRoot, probe });
-      await completeDryRun(ctx, command, key, started, volumePlan(plan, targetPath, missing));
+      const plan = await planRestore(source, { tree: rootTree, path: innerPath, root: volumeRoot, probe });
+      await completeDryRun(ctx, command, key, started, volumePlan(plan, targetPath, missing), skipped());
       return;
     }
 
@@ -350,7 +405,7 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
     let written: { files: number; bytes: number };
     if (writable) {
       const into = (await directoryBelow(directPath, targetPath, true))!;
-      const summary = await restoreTree(store, {
+      const summary = await restoreTree(source, {
         tree: rootTree,
         path: innerPath,
         root: volumeRoot,
@@ -371,21 +426,22 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
       if (selected === '/' && located.node?.type === 'dir') await applyNodeMetadata(located.node, into);
       written = summary;
     } else {
-      const volumeTree = (await resolveTreePath(store, rootTree, volumeRoot)).tree;
-      const source = counting(
-        store,
-        await ancestorTrees(store, volumeTree, selected.split('/').filter(Boolean)),
+      const volumeTree = (await resolveTreePath(source, rootTree, volumeRoot)).tree;
+      const counted = counting(
+        source,
+        await ancestorTrees(source, volumeTree, selected.split('/').filter(Boolean)),
       );
-      const archive = await dumpTree(source, rootTree, innerPath, {
+      const archive = await dumpTree(counted, rootTree, innerPath, {
         rootEntry: true,
         root: volumeRoot,
         under: targetPath.split('/').filter(Boolean),
       });
       await ctx.volumes.importArchive(target.volumeName, archive, ctx.signal);
-      written = source;
+      written = counted;
     }
     await resume?.();
     resume = undefined;
+    const left = skipped();
     await ctx.publish(
       RestoreCompleted,
       {
@@ -394,11 +450,22 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
         files: written.files,
         bytes: written.bytes,
         durationMs: ctx.clock().getTime() - started.getTime(),
+        ...(left ? { skipped: left } : {}),
         completedAt: ctx.clock().toISOString(),
       },
       `${command.restoreId}.outcome`,
     );
-    log.info({ files: written.files, bytes: written.bytes, volume: target.volumeName }, 'restore completed');
+    log.info(
+      {
+        files: written.files,
+        bytes: written.bytes,
+        volume: target.volumeName,
+        ...(left
+          ? { devicesSkipped: left.devices.count, specialModesStripped: left.specialModes.count }
+          : {}),
+      },
+      'restore completed',
+    );
   } catch (error) {
     const failure = workErrorOf(error);
     log.error({ code: failure.code, err: failure.message }, 'restore failed');

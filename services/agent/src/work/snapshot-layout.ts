@@ -12,7 +12,8 @@ import {
  * - `volumes/<name>/…` — the volume's files (the snapshot's `paths` is `/volumes/<name>`);
  * - `.volback/volume.json` — the volume's driver, options and labels, to recreate it;
  * - `.volback/containers.json` — inspect output of the containers that used it, environment
- *   included (only ever inside the encrypted repository, never in events or logs).
+ *   included unless a label or the agent's setting cuts it to names (`recordedContainer`); only
+ *   ever inside the encrypted repository, never in events or logs.
  * `restic restore <id> --include /volumes/<name>` gives back just the data.
  */
 export const SNAPSHOT_LAYOUT = {

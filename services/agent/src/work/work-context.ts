@@ -4,6 +4,7 @@ import type { Logger } from '@volback/observability';
 import type { z } from 'zod';
 import type { Quiescer } from '../adapters/quiesce.ts';
 import type { VolumeAccess } from '../adapters/volume-access.ts';
+import type { ContainersJsonEnv } from '../domain/container-record.ts';
 
 /** Live progress of one piece of work, published a few times a second at most. */
 export interface ProgressReporter {
@@ -11,6 +12,17 @@ export interface ProgressReporter {
   /** Publishes the last values and stops. */
   end(): void;
 }
+
+/** The agent's own rules for what commands may do on its host (README, "Security"). */
+export interface WorkSecurity {
+  /** Containers (names or id prefixes) where hooks sent with a command may run: `VOLBACK_AGENT_HOOK_CONTAINERS`. */
+  readonly hookContainers: readonly string[];
+  /** What `.volback/containers.json` keeps of a container's env when its label does not say. */
+  readonly containersJsonEnv: ContainersJsonEnv;
+}
+
+/** The rules when the agent's configuration sets none: no allow-list, env values kept. */
+export const DEFAULT_WORK_SECURITY: WorkSecurity = { hookContainers: [], containersJsonEnv: 'include' };
 
 /** What a backup or restore run needs from the agent around it. */
 export interface WorkContext {
@@ -27,6 +39,7 @@ export interface WorkContext {
   /** 1 on the command's first delivery; more after a crash or a stop mid-run. */
   readonly deliveryCount: number;
   readonly dataPath?: { readonly timeoutMs?: number; readonly retries?: number };
+  readonly security: WorkSecurity;
   /** Publishes an outcome event; the id makes a repeat after a crash a no-op. */
   publish<Schema extends z.ZodType>(
     definition: EventDefinition<string, string, Schema>,

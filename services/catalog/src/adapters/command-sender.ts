@@ -151,6 +151,8 @@ export class CommandSender {
     path?: string | undefined;
     targetPath?: string | undefined;
     dryRun?: boolean | undefined;
+    /** Keep setuid/setgid bits (the agent keeps them only for its own host's snapshots). */
+    preserveSpecialModes?: boolean | undefined;
     requestedBy: string;
     now: Date;
   }): Promise<{ restoreId: string }> {
@@ -199,6 +201,7 @@ export class CommandSender {
             ...(request.path !== undefined ? { path: request.path } : {}),
             ...(request.targetPath !== undefined ? { targetPath: request.targetPath } : {}),
             dryRun: request.dryRun ?? false,
+            preserveSpecialModes: request.preserveSpecialModes ?? false,
           },
           common,
         ),

@@ -27,7 +27,8 @@ import {
 } from '../errors.ts';
 import { hostRef, requestedBy, snapshotRef, volumeParams } from './params.ts';
 
-const write = { access: 'write' as const };
+/** Most commands' bodies are a few fields: a smaller limit than the API's. */
+const small = { bodyLimit: 8 * 1024 };
 
 const accepted = <S extends z.ZodRawShape>(extra: S) =>
   z.object({ status: z.literal('accepted'), ...extra, location: z.string().optional() });
@@ -65,7 +66,7 @@ export function registerCommandRoutes(
   app.post(
     '/v1/hosts/:hostId/volumes/:volumeName/backups',
     {
-      config: write,
+      ...small,
       schema: {
         tags: ['backups'],
         summary: 'Back up a volume now',
@@ -103,7 +104,6 @@ export function registerCommandRoutes(
   app.post(
     '/v1/restores',
     {
-      config: write,
       schema: {
         tags: ['restores'],
         summary: 'Restore a snapshot (or a path in it) into a volume',
@@ -141,6 +141,12 @@ export function registerCommandRoutes(
             .default(false)
             .describe(
               'write nothing; the completed restore lists what would be written, replaced and left alone',
+            ),
+          preserveSpecialModes: z
+            .boolean()
+            .default(false)
+            .describe(
+              'keep setuid/setgid bits; the agent keeps them only for a snapshot of its own host (device nodes are never restored)',
             ),
           requestedBy,
         }),
@@ -190,6 +196,7 @@ export function registerCommandRoutes(
         path,
         targetPath,
         dryRun: req.body.dryRun,
+        preserveSpecialModes: req.body.preserveSpecialModes,
         requestedBy: req.body.requestedBy ?? 'api',
         now: now(),
       });
@@ -201,7 +208,6 @@ export function registerCommandRoutes(
   app.put(
     '/v1/policies/:policyId',
     {
-      config: write,
       schema: {
         tags: ['policies'],
         summary: 'Define or replace a policy',
@@ -239,7 +245,7 @@ export function registerCommandRoutes(
   app.delete(
     '/v1/policies/:policyId',
     {
-      config: write,
+      ...small,
       schema: {
         tags: ['policies'],
         summary: 'Remove a policy',
@@ -272,7 +278,7 @@ export function registerCommandRoutes(
     app.post(
       '/v1/admin/rebuild',
       {
-        config: write,
+        ...small,
         schema: {
           tags: ['admin'],
           summary: 'Empty this replica’s read model and replay the event log into it',
@@ -316,7 +322,7 @@ function registerMaintenanceRoutes(
   typed.post(
     '/v1/hosts/:hostId/volumes/:volumeName/forget',
     {
-      config: write,
+      ...small,
       schema: {
         tags: ['repository'],
         summary: "Forget a volume's snapshots by a retention (restic forget)",
@@ -350,7 +356,7 @@ function registerMaintenanceRoutes(
   typed.post(
     '/v1/repository/prune',
     {
-      config: write,
+      ...small,
       schema: {
         tags: ['repository'],
         summary: 'Prune the repository: remove unreferenced data, repack partly used packs',
@@ -377,7 +383,7 @@ function registerMaintenanceRoutes(
   typed.post(
     '/v1/repository/check',
     {
-      config: write,
+      ...small,
       schema: {
         tags: ['repository'],
         summary: 'Check the repository structure and read back a share of its data',
@@ -404,7 +410,7 @@ function registerMaintenanceRoutes(
   typed.post(
     '/v1/repository/import',
     {
-      config: write,
+      ...small,
       schema: {
         tags: ['repository'],
         summary: "Re-import the repository's snapshots the event log does not know (after the log was lost)",

@@ -34,7 +34,6 @@ export function registerLiveRoutes(
   app.get(
     '/v1/events',
     {
-      config: { access: 'read' },
       schema: {
         tags: ['events'],
         summary: 'Past events from the event log: the newest `limit` that match, oldest first',
@@ -90,7 +89,6 @@ export function registerLiveRoutes(
   app.get(
     '/v1/events/stream',
     {
-      config: { access: 'read' },
       schema: {
         tags: ['events'],
         summary: 'Live events as Server-Sent Events (text/event-stream)',

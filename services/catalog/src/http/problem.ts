@@ -32,6 +32,8 @@ const TITLES: Record<number, string> = {
   409: 'Conflict',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
+  421: 'Misdirected Request',
+  429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };
@@ -82,6 +84,18 @@ function validationIssues(error: FastifyError): FieldIssue[] {
     const path = issue.instancePath.split('/').filter(Boolean).join('.');
     return { field: path ? `${where}.${path}` : where, message: issue.message ?? 'invalid' };
   });
+}
+
+/**
+ * fastify's `frameworkErrors`: a URL it cannot decode (`%zz`) is refused before routing, as a
+ * problem like every other 400 rather than fastify's own document quoting the URL.
+ */
+export function frameworkErrorHandler(
+  _error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply {
+  return sendProblem(reply, request, 400, CatalogErrorCode.BadRequest, 'the URL cannot be decoded');
 }
 
 /**
@@ -141,6 +155,16 @@ export function installProblemHandlers(app: FastifyInstance): void {
           return sendProblem(reply, request, 400, CatalogErrorCode.BadRequest, 'the body cannot be read', [
             { field: 'body', message: 'cannot be read' },
           ]);
+        }
+        // Any other client error of fastify's: its status, never its message.
+        if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+          return sendProblem(
+            reply,
+            request,
+            error.statusCode,
+            CatalogErrorCode.BadRequest,
+            TITLES[error.statusCode] ?? 'the request cannot be served',
+          );
         }
     }
     request.log.error({ err: error }, 'request failed');

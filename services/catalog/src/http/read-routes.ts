@@ -18,8 +18,6 @@ import {
 } from '../read-model.ts';
 import { hostParams, hostRef, paging, queryFlag, volumeParams } from './params.ts';
 
-const read = { access: 'read' as const };
-
 /** The read side: hosts, volumes, containers, policies, backups, restores, snapshots, maintenance, status. */
 export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQueries): void {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
@@ -27,7 +25,6 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
   app.get(
     '/v1/status',
     {
-      config: read,
       schema: {
         tags: ['status'],
         summary: 'Counts of hosts, volumes by protection, work in progress',
@@ -40,7 +37,6 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
   app.get(
     '/v1/hosts',
     {
-      config: read,
       schema: {
         tags: ['hosts'],
         summary: 'Docker hosts, online or offline from their heartbeats',
@@ -54,7 +50,6 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
   app.get(
     '/v1/hosts/:hostId',
     {
-      config: read,
       schema: { tags: ['hosts'], summary: 'One host', params: hostParams, response: { 200: hostView } },
     },
     async (req) => queries.getHost(queries.resolveHost(req.params.hostId)),
@@ -63,7 +58,6 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
   app.get(
     '/v1/volumes',
     {
-      config: read,
       schema: {
         tags: ['volumes'],
         summary: 'Volumes with their protection status and the containers that use them',
@@ -96,7 +90,6 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
   app.get(
     '/v1/hosts/:hostId/volumes/:volumeName',
     {
-      config: read,
       schema: {
         tags: ['volumes'],
         summary: 'One volume',
@@ -110,7 +103,6 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
   app.get(
     '/v1/hosts/:hostId/volumes/:volumeName/snapshots',
     {
-      config: read,
       schema: {
         tags: ['snapshots'],
         summary: 'Snapshots of one volume, newest first',
@@ -136,7 +128,6 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
   app.get(
     '/v1/containers',
     {
-      config: read,
       schema: {
         tags: ['containers'],
         summary: 'Containers and their mounts',
@@ -165,7 +156,6 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
   app.get(
     '/v1/hosts/:hostId/containers/:containerId',
     {
-      config: read,
       schema: {
         tags: ['containers'],
         summary: 'One container',
@@ -182,7 +172,6 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
   app.get(
     '/v1/policies',
     {
-      config: read,
       schema: {
         tags: ['policies'],
         summary: 'Backup policies (from the API, labels and configuration)',
@@ -209,7 +198,6 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
   app.get(
     '/v1/policies/:policyId',
     {
-      config: read,
       schema: {
         tags: ['policies'],
         summary: 'One policy',
@@ -223,7 +211,6 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
   app.get(
     '/v1/backups',
     {
-      config: read,
       schema: {
         tags: ['backups'],
         summary: 'Backups, newest first, with phase, stats and errors',
@@ -256,7 +243,6 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
   app.get(
     '/v1/backups/:backupId',
     {
-      config: read,
       schema: {
         tags: ['backups'],
         summary: 'One backup',
@@ -270,7 +256,6 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
   app.get(
     '/v1/restores',
     {
-      config: read,
       schema: {
         tags: ['restores'],
         summary: 'Restores, newest first',
@@ -300,7 +285,6 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
   app.get(
     '/v1/restores/:restoreId',
     {
-      config: read,
       schema: {
         tags: ['restores'],
         summary: 'One restore',
@@ -314,7 +298,6 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
   app.get(
     '/v1/snapshots',
     {
-      config: read,
       schema: {
         tags: ['snapshots'],
         summary: 'Snapshots, newest first',
@@ -341,7 +324,6 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
   app.get(
     '/v1/repository/operations',
     {
-      config: read,
       schema: {
         tags: ['repository'],
         summary: 'Outcomes of forget, prune and check, newest first',
@@ -363,7 +345,6 @@ export function registerReadRoutes(fastify: FastifyInstance, queries: CatalogQue
   app.get(
     '/v1/repository/operations/:operationId',
     {
-      config: read,
       schema: {
         tags: ['repository'],
         summary: 'One forget, prune or check: `Requested` until its outcome is recorded',

@@ -10,8 +10,6 @@ import { BadRequestError, CatalogErrorCode } from '../errors.ts';
 import { foundFileView, snapshotView, treeEntryView } from '../read-model.ts';
 import { queryFlag, snapshotParams, volumeParams, volumePathQuery } from './params.ts';
 
-const read = { access: 'read' as const };
-
 function pathOf(raw: string, field = 'query.path'): string {
   const canonical = canonicalVolumePath(raw);
   if (typeof canonical !== 'string')
@@ -41,7 +39,6 @@ export function registerSnapshotRoutes(
   app.get(
     '/v1/snapshots/:snapshotId',
     {
-      config: read,
       schema: {
         tags: ['snapshots'],
         summary: 'One snapshot (by id or unique prefix)',
@@ -55,7 +52,6 @@ export function registerSnapshotRoutes(
   app.get(
     '/v1/snapshots/:snapshotId/tree',
     {
-      config: read,
       schema: {
         tags: ['snapshots'],
         summary: 'The entries of a directory in a snapshot (a file: that file)',
@@ -77,7 +73,6 @@ export function registerSnapshotRoutes(
   app.get(
     '/v1/snapshots/:snapshotId/tar',
     {
-      config: read,
       schema: {
         tags: ['snapshots'],
         summary: 'Download a snapshot sub-tree as a tar stream (names relative to `path`)',
@@ -106,7 +101,6 @@ export function registerSnapshotRoutes(
   app.get(
     '/v1/hosts/:hostId/volumes/:volumeName/find',
     {
-      config: read,
       schema: {
         tags: ['snapshots'],
         summary: "Find files by name or glob across a volume's snapshots, newest snapshot first",

@@ -268,6 +268,7 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
               tree: snapshot.tree,
               paths: snapshot.paths,
               time: snapshot.time,
+              tags: snapshot.tags ?? [],
             }),
           };
         }
