@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -112,6 +112,10 @@ describe('npm start: the whole local stack on a Docker Engine', () => {
         `${api}/v1/hosts/${encodeURIComponent(demo.hostId)}/volumes/demo/backups`,
         {
           method: 'POST',
+          // The write token `volback init` made for the stack (writes need it once tokens exist).
+          headers: {
+            authorization: `Bearer ${readFileSync(join(dataDir, 'secrets/catalog/admin.token'), 'utf8').trim()}`,
+          },
         },
       );
       expect(requested.status, await requested.clone().text()).toBe(202);
@@ -124,6 +128,34 @@ describe('npm start: the whole local stack on a Docker Engine', () => {
         },
         90_000,
       );
+      // A restore through the agent (its data requests, the catalog's), and a download through
+      // the catalog's own data path.
+      const token = readFileSync(join(dataDir, 'secrets/catalog/admin.token'), 'utf8').trim();
+      const snapshotId = (await volumes()).find((v) => v.volumeName === 'demo')!.protection.lastSnapshotId!;
+      const restore = await fetch(`${api}/v1/restores`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ snapshotId, target: { kind: 'new-volume', volumeName: 'demo-restored' } }),
+      });
+      expect(restore.status, await restore.clone().text()).toBe(202);
+      const restoreAt = ((await restore.json()) as { location: string }).location;
+      await waitUntil(
+        'the restore to complete',
+        async () => {
+          const res = await fetch(`${api}${restoreAt}`);
+          return res.status === 200 && ((await res.json()) as { phase: string }).phase === 'Completed';
+        },
+        90_000,
+      );
+      const tar = await fetch(`${api}/v1/snapshots/${snapshotId}/tar`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(tar.status).toBe(200);
+      expect(Buffer.from(await tar.arrayBuffer()).includes('hello from the demo volume')).toBe(true);
+      // Every service did its work within its NATS permissions (backup, restart, reconnect).
+      const natsLog = readFileSync(join(dataDir, 'nats/nats-server.log'), 'utf8');
+      expect(natsLog).not.toMatch(/Permissions Violation/i);
+      expect(output).not.toMatch(/Permissions Violation/i);
     } catch (error) {
       failed = true;
       throw new Error(`${(error as Error).message}\n--- stack output (tail) ---\n${output.slice(-6000)}`, {

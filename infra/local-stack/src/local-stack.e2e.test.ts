@@ -38,7 +38,9 @@ describe('npm start: the local stack', () => {
     );
     expect(statSync(join(env.VOLBACK_DATA_DIR, 'secrets/repository-password')).mode & 0o777).toBe(0o600);
     // Secure by default: no client without an identity (TLS and an nkey).
-    await expect(connectNats({ servers: natsUrl, name: 'anonymous', connectTimeoutMs: 500 })).rejects.toThrow();
+    await expect(
+      connectNats({ servers: natsUrl, name: 'anonymous', connectTimeoutMs: 500 }),
+    ).rejects.toThrow();
     const admin = adminIdentity(env.VOLBACK_DATA_DIR);
 
     const nc = await connectNats({ servers: natsUrl, name: 'e2e', connectTimeoutMs: 5_000, ...admin });

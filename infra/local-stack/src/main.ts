@@ -28,6 +28,9 @@ async function portIsFree(port: number): Promise<boolean> {
 
 async function main(): Promise<void> {
   const config = readConfig();
+  // The password goes into the secrets file (first start); no process the stack starts (NATS, a
+  // service) inherits it in its environment.
+  delete process.env['VOLBACK_PASSWORD'];
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const withAgent = await dockerAnswers(config.dockerHost);
   // Secure by default: TLS and an identity per service on the NATS the stack starts.
@@ -93,7 +96,11 @@ async function main(): Promise<void> {
     connectTimeoutMs: 30_000,
     ...(config.natsUrl
       ? {}
-      : { nkeyFile: secrets.seed('admin'), caFile: secrets.caFile, inboxPrefix: inboxPrefix({ kind: 'admin' }) }),
+      : {
+          nkeyFile: secrets.seed('admin'),
+          caFile: secrets.caFile,
+          inboxPrefix: inboxPrefix({ kind: 'admin' }),
+        }),
   });
   const jsm = await jetstreamManager(nc);
   await ensureStreams(jsm);

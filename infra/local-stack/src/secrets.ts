@@ -68,7 +68,10 @@ export async function stackSecrets(
     const legacy = join(dataDir, 'repository-password');
     const kept = existsSync(legacy) ? (await readFile(legacy, 'utf8')).trim() : password;
     await runInit(
-      ['--dir', dir, '--nats-listen', '127.0.0.1:4222', '--nats-store-dir', join(dataDir, 'nats/jetstream')],
+      [
+        ...['--dir', dir, '--nats-listen', '127.0.0.1:4222', '--nats-server-name', 'volback-local'],
+        ...['--nats-store-dir', join(dataDir, 'nats/jetstream')],
+      ],
       // The password goes to init through its environment, never its arguments.
       { ...env, VOLBACK_PASSWORD: kept ?? '' },
       log,

@@ -33,8 +33,11 @@ export interface SubjectRules {
 export interface NatsPermissions {
   readonly publish: SubjectRules;
   readonly subscribe: SubjectRules;
-  /** May publish one reply to the reply subject of each request it received (a responder). */
-  readonly allowResponses?: boolean;
+  /**
+   * May publish replies to the reply subject of each request it received (a responder): at most
+   * `max` replies, within `expires` (a NATS duration such as `10m`).
+   */
+  readonly allowResponses?: { readonly max: number; readonly expires: string };
 }
 
 /** The scheduler's leader-election KV bucket. */
@@ -229,7 +232,8 @@ export function permissionsFor(identity: Identity): NatsPermissions | undefined 
               ...deny,
             },
             subscribe: { allow: [...base.subscribe, `${SUBJECT_ROOTS.data}.>`] },
-            allowResponses: true,
+            // A flush is answered twice (started, then done), and may write packs for minutes.
+            allowResponses: { max: 2, expires: '10m' },
           };
         case 'scheduler':
           return {

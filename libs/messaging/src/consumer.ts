@@ -103,7 +103,9 @@ export interface RunningConsumer {
   readonly finished: Promise<void>;
 }
 
-function filterConfig(filters: readonly string[]): Pick<ConsumerConfig, 'filter_subject' | 'filter_subjects'> {
+function filterConfig(
+  filters: readonly string[],
+): Pick<ConsumerConfig, 'filter_subject' | 'filter_subjects'> {
   // `undefined` replaces the other form when an existing consumer is updated.
   return filters.length === 1
     ? { filter_subject: filters[0]!, filter_subjects: undefined as unknown as string[] }

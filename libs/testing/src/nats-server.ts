@@ -25,8 +25,9 @@ export interface NatsServerOptions {
   /**
    * A server configuration to run (e.g. the one `volback init` writes: TLS, nkey users), with
    * this harness's address, port and monitoring port given as flags, which override it. The
-   * JetStream store is the configuration's (`dataDir` holds only the log); its `pid_file` lets
-   * `volback init` reload the server.
+   * server name and JetStream store are the configuration's (`dataDir` holds only the log; a
+   * name given as a flag would make every reload fail); its `pid_file` lets `volback init` reload
+   * the server.
    */
   readonly configFile?: string;
 }
@@ -64,7 +65,6 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   let args: string[];
   if (options.configFile) {
     args = ['-c', options.configFile, '-a', '127.0.0.1', '-p', String(port), '-m', String(monitorPort)];
-    args.push('-n', options.serverName ?? `volback-${port}`);
   } else {
     const configFile = join(dataDir, 'nats-server.conf');
     await writeFile(configFile, config);

@@ -18,6 +18,7 @@ describe('agent configuration', () => {
       docker: { kind: 'unix', socketPath: '/var/run/docker.sock' },
       dockerHost: CONFIG_DEFAULTS.dockerHost,
       natsServers: ['nats://127.0.0.1:4222'],
+      natsAuth: {},
       stateDir: '/var/lib/volback-agent',
       heartbeatSeconds: 30,
       streamReplicas: 1,
@@ -34,7 +35,9 @@ describe('agent configuration', () => {
       {
         DOCKER_HOST: 'unix:///run/user/1000/docker.sock',
         VOLBACK_NATS_URL: 'nats://n1:4222, nats://n2:4222',
-        VOLBACK_NATS_CREDS: 'agent.creds',
+        VOLBACK_NATS_NKEY_FILE: 'identities/agent-h1.nk',
+        VOLBACK_NATS_CA_FILE: '/etc/volback/ca.crt',
+        VOLBACK_HOST_ID_FILE: 'identities/agent-h1.json',
         VOLBACK_AGENT_STATE_DIR: 'state',
         VOLBACK_HOST_NAME: 'docker-prod-01',
         VOLBACK_AGENT_HEARTBEAT_SECONDS: '10',
@@ -48,7 +51,8 @@ describe('agent configuration', () => {
     expect(config).toMatchObject({
       docker: { kind: 'unix', socketPath: '/run/user/1000/docker.sock' },
       natsServers: ['nats://n1:4222', 'nats://n2:4222'],
-      natsCredsFile: '/srv/agent.creds',
+      natsAuth: { nkeyFile: '/srv/identities/agent-h1.nk', caFile: '/etc/volback/ca.crt' },
+      hostIdFile: '/srv/identities/agent-h1.json',
       stateDir: '/srv/state',
       hostName: 'docker-prod-01',
       heartbeatSeconds: 10,

@@ -1,5 +1,6 @@
 // The commands that talk to the catalog over HTTP, one function each, registered on the program
 // by registerCatalogCommands. Each returns its exit code; errors are mapped in cli.ts.
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -41,6 +42,19 @@ export interface CatalogContext {
   readonly json: boolean;
 }
 
+/** The token in `VOLBACK_TOKEN_FILE` (e.g. `volback init`'s `catalog/admin.token`), if set. */
+function tokenFromFile(file: string | undefined): string | undefined {
+  if (!file) return undefined;
+  let token: string;
+  try {
+    token = readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    throw new UsageError(`VOLBACK_TOKEN_FILE=${file}: ${(error as Error).message}`);
+  }
+  if (token === '') throw new UsageError(`VOLBACK_TOKEN_FILE=${file} is empty`);
+  return token;
+}
+
 /** The global options (`--catalog`, `--token`, `--json`, `--timeout`) as a context. */
 export function catalogContext(command: Command): CatalogContext {
   const o = command.optsWithGlobals<{ catalog?: string; token?: string; json?: boolean; timeout?: string }>();
@@ -50,7 +64,7 @@ export function catalogContext(command: Command): CatalogContext {
   return {
     client: new CatalogClient({
       url: o.catalog ?? process.env['VOLBACK_CATALOG_URL'] ?? 'http://127.0.0.1:8080',
-      token: o.token ?? process.env['VOLBACK_TOKEN'],
+      token: o.token ?? (process.env['VOLBACK_TOKEN'] || tokenFromFile(process.env['VOLBACK_TOKEN_FILE'])),
       timeoutMs: timeout * 1000,
     }),
     out: createOutput(Boolean(o.json)),

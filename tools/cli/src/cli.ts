@@ -19,7 +19,7 @@ const REPO_EXIT_CODES: Partial<Record<string, number>> = {
 };
 
 const EPILOG = `
-Environment: VOLBACK_CATALOG_URL (default http://127.0.0.1:8080), VOLBACK_TOKEN; for repo:
+Environment: VOLBACK_CATALOG_URL (default http://127.0.0.1:8080), VOLBACK_TOKEN or VOLBACK_TOKEN_FILE; for repo:
 VOLBACK_REPOSITORY, VOLBACK_PASSWORD (or RESTIC_PASSWORD), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
 Exit codes: 0 ok, 1 error, 2 usage, 3 partial, 4 backup/restore/maintenance failed, 5 not found,
 6 not allowed (token), 7 catalog not answering, 8 conflict; repo: 10 no repository, 11 locked,

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentErrorCode, HostIdError } from '../errors.ts';
-import { HOST_ID_FILE, loadOrCreateHostId } from './host-id-store.ts';
+import { HOST_ID_FILE, loadHostIdFromIdentity, loadOrCreateHostId } from './host-id-store.ts';
 
 describe('persisted host id', () => {
   let dir: string | undefined;
@@ -43,5 +43,26 @@ describe('persisted host id', () => {
     expect(error).toBeInstanceOf(HostIdError);
     expect(error).toMatchObject({ code: AgentErrorCode.HostIdInvalid, file: join(dir, HOST_ID_FILE) });
     expect((error as Error).message).toContain('fix or remove it');
+  });
+
+  it('takes the id of an agent identity, and refuses a state dir that holds another host', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'volback-host-id-'));
+    const identity = join(dir, 'agent-h1.json');
+    await writeFile(identity, JSON.stringify({ hostId: 'h1', name: 'box' }));
+    const state = join(dir, 'state');
+    expect(await loadHostIdFromIdentity(state, identity)).toMatchObject({ hostId: 'h1', created: true });
+    expect(await loadHostIdFromIdentity(state, identity)).toMatchObject({ hostId: 'h1', created: false });
+
+    const other = join(dir, 'agent-h2.json');
+    await writeFile(other, JSON.stringify({ hostId: 'h2', name: 'other' }));
+    const error = await loadHostIdFromIdentity(state, other).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HostIdError);
+    expect((error as Error).message).toContain('holds host id h1, but the identity');
+    expect(await readFile(join(state, HOST_ID_FILE), 'utf8')).toBe('h1\n');
+
+    await writeFile(other, JSON.stringify({ hostId: 'gateway' }));
+    expect(await loadHostIdFromIdentity(join(dir, 'fresh'), other).catch((e: Error) => e.message)).toMatch(
+      /holds no valid hostId/,
+    );
   });
 });

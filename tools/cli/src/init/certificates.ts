@@ -65,15 +65,12 @@ export async function createCertificateAuthority(): Promise<CertificateAuthority
     },
     crypto,
   );
-  return { certificate, privateKey: keys.privateKey, cert: certificate.toString('pem') + '\n', key: await keyPem(keys.privateKey) };
-}
-
-/** The CA again from its PEM files (to sign a certificate for a server added later). */
-export async function loadCertificateAuthority(pair: PemPair): Promise<CertificateAuthority> {
-  const certificate = new x509.X509Certificate(pair.cert);
-  const der = Buffer.from(pair.key.replace(/-----[^-]+-----|\s/g, ''), 'base64');
-  const privateKey = await crypto.subtle.importKey('pkcs8', der, ALGORITHM, true, ['sign']);
-  return { ...pair, certificate, privateKey };
+  return {
+    certificate,
+    privateKey: keys.privateKey,
+    cert: certificate.toString('pem') + '\n',
+    key: await keyPem(keys.privateKey),
+  };
 }
 
 /** Names every server certificate holds besides those given: the loopback ones. */
@@ -118,7 +115,11 @@ export async function createServerCertificate(
 /** Throws a clear error for a name that cannot stand in a certificate. */
 export function checkServerName(name: string): void {
   if (isIP(name)) return;
-  if (!/^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(name)) {
+  if (
+    !/^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(
+      name,
+    )
+  ) {
     throw new RangeError(`${JSON.stringify(name)} is neither a DNS name nor an IP address`);
   }
 }

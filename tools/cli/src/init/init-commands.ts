@@ -42,7 +42,8 @@ async function reload(flags: DirFlags): Promise<void> {
   let pid: number | undefined;
   if (flags.reloadPid !== undefined) {
     pid = Number(flags.reloadPid);
-    if (!Number.isInteger(pid) || pid <= 0) throw new UsageError(`--reload-pid ${flags.reloadPid} is not a process id`);
+    if (!Number.isInteger(pid) || pid <= 0)
+      throw new UsageError(`--reload-pid ${flags.reloadPid} is not a process id`);
   }
   const outcome = await reloadNats(dirOf(flags), pid);
   if (outcome.kind === 'reloaded') write(`reloaded NATS (pid ${outcome.pid})`);
@@ -54,41 +55,66 @@ export function registerInitCommands(program: Command, run: InitRunner): void {
   const init = withDir(
     program
       .command('init')
-      .description("write a deployment's secrets: CA and TLS certificates, NATS config and identities, passwords, tokens"),
+      .description(
+        "write a deployment's secrets: CA and TLS certificates, NATS config and identities, passwords, tokens",
+      ),
   )
-    .option('--nats-host <name>', 'a further name or address of NATS in its certificate (repeatable)', collect)
-    .option('--minio-host <name>', 'a further name or address of MinIO in its certificate (repeatable)', collect)
+    .option(
+      '--nats-host <name>',
+      'a further name or address of NATS in its certificate (repeatable)',
+      collect,
+    )
+    .option(
+      '--minio-host <name>',
+      'a further name or address of MinIO in its certificate (repeatable)',
+      collect,
+    )
     .option('--nats-listen <host:port>', 'where NATS listens (default 0.0.0.0:4222)')
     .option('--nats-store-dir <dir>', 'the JetStream store of NATS (default <dir>/nats/jetstream)')
+    .option('--nats-server-name <name>', 'the server_name of NATS (default volback-nats)')
     .option('--force', 'replace an existing set-up (every secret changes)')
     .addHelpText(
       'after',
       '\nThe repository password is VOLBACK_PASSWORD when set, else random. Files are 0600 in 0700 folders.',
     )
-    .action(async (flags: DirFlags & { natsHost?: string[]; minioHost?: string[]; natsListen?: string; natsStoreDir?: string; force?: boolean }, command: Command) =>
-      run(command, async () => {
-        const dir = dirOf(flags);
-        if (flags.natsListen !== undefined && !/^[^\s]+:\d{1,5}$/.test(flags.natsListen)) {
-          throw new UsageError(`--nats-listen ${flags.natsListen} is not host:port`);
-        }
-        const password = process.env['VOLBACK_PASSWORD'];
-        const files = await initSecrets({
-          dir,
-          natsHosts: flags.natsHost ?? [],
-          minioHosts: flags.minioHost ?? [],
-          ...(flags.natsListen ? { natsListen: flags.natsListen } : {}),
-          ...(flags.natsStoreDir ? { natsStoreDir: flags.natsStoreDir } : {}),
-          ...(password ? { password } : {}),
-          ...(flags.force ? { force: true } : {}),
-        });
-        write(`wrote ${files.length} files into ${dir}:`);
-        for (const file of files) write(`  ${file}`);
-        write(`start NATS with: nats-server -c ${secretPaths(dir).natsConfig}`);
-        write('add a Docker host with: volback init agent <name>');
-      }),
+    .action(
+      async (
+        flags: DirFlags & {
+          natsHost?: string[];
+          minioHost?: string[];
+          natsListen?: string;
+          natsStoreDir?: string;
+          natsServerName?: string;
+          force?: boolean;
+        },
+        command: Command,
+      ) =>
+        run(command, async () => {
+          const dir = dirOf(flags);
+          if (flags.natsListen !== undefined && !/^[^\s]+:\d{1,5}$/.test(flags.natsListen)) {
+            throw new UsageError(`--nats-listen ${flags.natsListen} is not host:port`);
+          }
+          const password = process.env['VOLBACK_PASSWORD'];
+          const files = await initSecrets({
+            dir,
+            natsHosts: flags.natsHost ?? [],
+            minioHosts: flags.minioHost ?? [],
+            ...(flags.natsListen ? { natsListen: flags.natsListen } : {}),
+            ...(flags.natsStoreDir ? { natsStoreDir: flags.natsStoreDir } : {}),
+            ...(flags.natsServerName ? { natsServerName: flags.natsServerName } : {}),
+            ...(password ? { password } : {}),
+            ...(flags.force ? { force: true } : {}),
+          });
+          write(`wrote ${files.length} files into ${dir}:`);
+          for (const file of files) write(`  ${file}`);
+          write(`start NATS with: nats-server -c ${secretPaths(dir).natsConfig}`);
+          write('add a Docker host with: volback init agent <name>');
+        }),
     );
 
-  (init.command('agent').description('add a Docker host: its host id, nkey and identity file'))
+  init
+    .command('agent')
+    .description('add a Docker host: its host id, nkey and identity file')
     .argument('<name>', 'the host, as people call it')
     .option('--host-id <id>', 'the host id (default: a new one; give the id an agent already has to keep it)')
     .action(async (name: string, _flags: { hostId?: string }, command: Command) =>
@@ -96,12 +122,16 @@ export function registerInitCommands(program: Command, run: InitRunner): void {
         const flags = command.optsWithGlobals<DirFlags & { hostId?: string }>();
         const files = await addAgent(dirOf(flags), name, flags.hostId);
         write(`agent ${name}: host id ${files.hostId}`);
-        write(`copy to the host: ${files.seedFile} (VOLBACK_NATS_NKEY_FILE), ${files.identityFile} (VOLBACK_HOST_ID_FILE), ${files.caFile} (VOLBACK_NATS_CA_FILE)`);
+        write(
+          `copy to the host: ${files.seedFile} (VOLBACK_NATS_NKEY_FILE), ${files.identityFile} (VOLBACK_HOST_ID_FILE), ${files.caFile} (VOLBACK_NATS_CA_FILE)`,
+        );
         await reload(flags);
       }),
     );
 
-  (init.command('subscriber').description('add a read-only identity for an external system that reads the events'))
+  init
+    .command('subscriber')
+    .description('add a read-only identity for an external system that reads the events')
     .argument('<name>', 'letters, digits, _ and -')
     .action(async (name: string, _flags: object, command: Command) =>
       run(command, async () => {
@@ -113,19 +143,25 @@ export function registerInitCommands(program: Command, run: InitRunner): void {
     );
 
   const rotate = init.command('rotate').description("replace an identity's key");
-  (rotate.command('agent').description("a new nkey for an agent; the old one is refused once NATS reloads"))
+  rotate
+    .command('agent')
+    .description('a new nkey for an agent; the old one is refused once NATS reloads')
     .argument('<name>', 'the agent name or host id')
     .action(async (name: string, _flags: object, command: Command) =>
       run(command, async () => {
         const flags = command.optsWithGlobals<DirFlags>();
         const files = await rotateAgent(dirOf(flags), name);
-        write(`agent ${name}: new nkey seed ${files.seedFile}; copy it to the host (the agent reads it when it reconnects)`);
+        write(
+          `agent ${name}: new nkey seed ${files.seedFile}; copy it to the host (the agent reads it when it reconnects)`,
+        );
         await reload(flags);
       }),
     );
 
   const revoke = init.command('revoke').description('remove an identity');
-  (revoke.command('agent').description('remove an agent: NATS drops its connection on reload and refuses it'))
+  revoke
+    .command('agent')
+    .description('remove an agent: NATS drops its connection on reload and refuses it')
     .argument('<name>', 'the agent name or host id')
     .action(async (name: string, _flags: object, command: Command) =>
       run(command, async () => {

@@ -13,6 +13,7 @@ export interface NatsUser {
 
 /** Where the server listens and finds its files. */
 export interface NatsServerSettings {
+  readonly serverName: string;
   /** `host:port` of the client port. */
   readonly listen: string;
   readonly certFile: string;
@@ -39,7 +40,11 @@ function permissionsBlock(permissions: NatsPermissions, indent: string): string 
     `${indent}permissions: {`,
     rules('publish', permissions.publish),
     rules('subscribe', permissions.subscribe),
-    ...(permissions.allowResponses ? [`${indent}  allow_responses: true`] : []),
+    ...(permissions.allowResponses
+      ? [
+          `${indent}  allow_responses: { max: ${permissions.allowResponses.max}, expires: ${q(permissions.allowResponses.expires)} }`,
+        ]
+      : []),
     `${indent}}`,
   ].join('\n');
 }
@@ -59,6 +64,7 @@ export function renderNatsConfig(settings: NatsServerSettings, users: readonly N
   return [
     '# Written by `volback init`; `volback init agent|subscriber|rotate|revoke` rewrite it whole.',
     '# Every client authenticates with its own nkey (its seed stays with it) over TLS.',
+    `server_name: ${q(settings.serverName)}`,
     `listen: ${q(settings.listen)}`,
     `max_payload: ${NATS_MAX_PAYLOAD}`,
     `pid_file: ${q(settings.pidFile)}`,

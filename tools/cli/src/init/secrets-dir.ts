@@ -13,12 +13,7 @@ import {
   SERVICE_NAMES,
   type Identity,
 } from '@volback/contracts';
-import {
-  checkServerName,
-  createCertificateAuthority,
-  createServerCertificate,
-  loadCertificateAuthority,
-} from './certificates.ts';
+import { checkServerName, createCertificateAuthority, createServerCertificate } from './certificates.ts';
 import { renderNatsConfig, type NatsUser } from './nats-config.ts';
 
 /** A set-up that cannot be done as asked; nothing was changed. */
@@ -53,6 +48,7 @@ export function secretPaths(dir: string) {
 
 /** Where the NATS server listens and keeps its store (kept in `nats/settings.json`). */
 interface NatsSettings {
+  readonly serverName: string;
   readonly listen: string;
   readonly storeDir: string;
 }
@@ -70,8 +66,10 @@ export interface InitOptions {
   readonly minioHosts?: readonly string[];
   /** Client address of NATS (default `0.0.0.0:4222`: TLS and nkeys guard it). */
   readonly natsListen?: string;
-  /** JetStream store (default `<dir>/../nats`... the `nats/jetstream` folder beside the config). */
+  /** JetStream store (default `<dir>/nats/jetstream`, beside the config). */
   readonly natsStoreDir?: string;
+  /** The server's name (default `volback-nats`); JetStream keeps it in its store. */
+  readonly natsServerName?: string;
   /** The repository password to keep (else a random one). */
   readonly password?: string;
   /** Replace an existing set-up. */
@@ -160,12 +158,16 @@ export async function initSecrets(options: InitOptions): Promise<string[]> {
     [
       paths.natsSettings,
       `${JSON.stringify({
+        serverName: options.natsServerName ?? 'volback-nats',
         listen: options.natsListen ?? '0.0.0.0:4222',
         storeDir: resolve(options.natsStoreDir ?? join(dir, 'nats/jetstream')),
       } satisfies NatsSettings)}\n`,
     ],
   ];
-  for (const identity of [{ kind: 'admin' } as const, ...SERVICE_NAMES.map((service) => ({ kind: 'service', service }) as const)]) {
+  for (const identity of [
+    { kind: 'admin' } as const,
+    ...SERVICE_NAMES.map((service) => ({ kind: 'service', service }) as const),
+  ]) {
     files.push([seedFile(dir, identity), `${newSeed()}\n`]);
   }
   for (const [file, content] of files) await writeSecret(file, content);
@@ -216,6 +218,7 @@ export async function writeNatsConfig(dir: string): Promise<string> {
   const settings = JSON.parse(await readText(paths.natsSettings)) as NatsSettings;
   const config = renderNatsConfig(
     {
+      serverName: settings.serverName,
       listen: settings.listen,
       storeDir: settings.storeDir,
       certFile: resolve(paths.natsCert),
@@ -226,6 +229,15 @@ export async function writeNatsConfig(dir: string): Promise<string> {
   );
   await writeSecret(paths.natsConfig, config);
   return paths.natsConfig;
+}
+
+async function isNatsServer(pid: number): Promise<boolean> {
+  try {
+    return (await readFile(`/proc/${pid}/cmdline`, 'utf8')).includes('nats-server');
+  } catch {
+    // No /proc (not Linux): trust the pid file; a process that is gone fails the signal.
+    return !existsSync('/proc/self');
+  }
 }
 
 /** What a reload did: `reloaded` with the pid, or `manual` with how to do it. */
@@ -240,14 +252,16 @@ export async function reloadNats(dir: string, pid?: number): Promise<ReloadOutco
   let target = pid;
   if (target === undefined && existsSync(pidFile)) {
     const parsed = Number((await readFile(pidFile, 'utf8')).trim());
-    if (Number.isInteger(parsed) && parsed > 0) target = parsed;
+    // A pid file a stopped server left behind may name another process by now.
+    if (Number.isInteger(parsed) && parsed > 0 && (await isNatsServer(parsed))) target = parsed;
   }
   if (target !== undefined) {
     try {
       process.kill(target, 'SIGHUP');
       return { kind: 'reloaded', pid: target };
     } catch (error) {
-      if (pid !== undefined) throw new InitError(`cannot signal NATS (pid ${pid}): ${(error as Error).message}`);
+      if (pid !== undefined)
+        throw new InitError(`cannot signal NATS (pid ${pid}): ${(error as Error).message}`);
     }
   }
   return {
@@ -301,14 +315,22 @@ function agentFiles(dir: string, hostId: string): AgentFiles {
 }
 
 /** Adds a Docker host: a new host id (unless given), its seed and identity file, and its NATS user. */
-export async function addAgent(dir: string, name: string, hostId: string = randomUUID()): Promise<AgentFiles> {
+export async function addAgent(
+  dir: string,
+  name: string,
+  hostId: string = randomUUID(),
+): Promise<AgentFiles> {
   await requireSetUp(dir);
-  if (!/^[\x21-\x7e]{1,253}$/.test(name)) throw new InitError(`agent name ${JSON.stringify(name)}: 1 to 253 printable characters, no spaces`);
+  if (!/^[\x21-\x7e]{1,253}$/.test(name))
+    throw new InitError(`agent name ${JSON.stringify(name)}: 1 to 253 printable characters, no spaces`);
   const parsed = hostIdSchema.safeParse(hostId);
-  if (!parsed.success) throw new InitError(`host id ${JSON.stringify(hostId)}: ${parsed.error.issues[0]?.message}`);
+  if (!parsed.success)
+    throw new InitError(`host id ${JSON.stringify(hostId)}: ${parsed.error.issues[0]?.message}`);
   const all = await agents(dir);
-  if (all.some((a) => a.agent.hostId === hostId)) throw new InitError(`host id ${hostId} already has an agent identity`);
-  if (all.some((a) => a.agent.name === name)) throw new InitError(`an agent named ${JSON.stringify(name)} exists already`);
+  if (all.some((a) => a.agent.hostId === hostId))
+    throw new InitError(`host id ${hostId} already has an agent identity`);
+  if (all.some((a) => a.agent.name === name))
+    throw new InitError(`an agent named ${JSON.stringify(name)} exists already`);
   const files = agentFiles(dir, hostId);
   await writeSecret(files.identityFile, `${JSON.stringify({ hostId, name } satisfies AgentIdentity)}\n`);
   await writeSecret(files.seedFile, `${newSeed()}\n`);
@@ -341,7 +363,9 @@ export async function revokeAgent(dir: string, nameOrHostId: string): Promise<Ag
 export async function addSubscriber(dir: string, name: string): Promise<string> {
   await requireSetUp(dir);
   if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(name)) {
-    throw new InitError(`subscriber name ${JSON.stringify(name)}: a letter or digit, then letters, digits, _ or - (at most 64)`);
+    throw new InitError(
+      `subscriber name ${JSON.stringify(name)}: a letter or digit, then letters, digits, _ or - (at most 64)`,
+    );
   }
   const file = seedFile(dir, { kind: 'subscriber', name });
   if (existsSync(file)) throw new InitError(`subscriber ${name} exists already (${file})`);
