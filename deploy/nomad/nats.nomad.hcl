@@ -55,7 +55,7 @@ job "volback-nats" {
         image = "nats:2.12-alpine"
         args = [
           "nats-server", "--config", "/app/.volback/secrets/nats/nats-server.conf",
-          "--server_name", "volback-nats", "--http_port", "8222", "--pid", "/tmp/nats-server.pid",
+          "--http_port", "8222", "--pid", "/tmp/nats-server.pid",
         ]
         init  = true
         ports = ["client", "monitor"]

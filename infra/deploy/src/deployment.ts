@@ -172,7 +172,7 @@ export function centralLoopbackOverride(p: CentralPorts): string {
   return `services:
   init:
 ${hostNetwork()}  nats:
-${hostNetwork()}    command: ['nats-server', '--config', '/app/.volback/secrets/nats/nats-server.conf', '--server_name', 'volback-nats', '--http_port', '${p.natsHttp}', '--pid', '/tmp/nats-server.pid', '--addr', '127.0.0.1', '--port', '${p.nats}']
+${hostNetwork()}    command: ['nats-server', '--config', '/app/.volback/secrets/nats/nats-server.conf', '--http_port', '${p.natsHttp}', '--pid', '/tmp/nats-server.pid', '--addr', '127.0.0.1', '--port', '${p.nats}']
     healthcheck:
       test: ['CMD', 'wget', '-qO-', 'http://127.0.0.1:${p.natsHttp}/healthz?js-enabled-only=true']
   minio:
