@@ -105,7 +105,7 @@ describe('docker compose: volback deployed from its images', () => {
     (await volumes()).find((v) => v.volumeName === volumeName && (!hostId || v.hostId === hostId))?.protection
       .lastSnapshotId ?? null;
   /** The `volback` CLI of the image, in a container on the host's network. */
-  const cli = async (engine: DockerEngine, args: string[]) =>
+  const cli = (engine: DockerEngine, args: string[]) =>
     docker(engine, [
       'run',
       '--rm',
@@ -113,8 +113,13 @@ describe('docker compose: volback deployed from its images', () => {
       'host',
       '-e',
       `VOLBACK_CATALOG_URL=http://127.0.0.1:${ports.catalog}`,
+      // The token as a file (README's alias): root, as the file is the set-up's (0600, root).
+      '--user',
+      'root',
+      '-v',
+      `${secretFile('catalog/admin.token')}:/token:ro`,
       '-e',
-      `VOLBACK_TOKEN=${await secretOf('catalog/admin.token')}`,
+      'VOLBACK_TOKEN_FILE=/token',
       IMAGE,
       'volback',
       ...args,
@@ -293,7 +298,12 @@ describe('docker compose: volback deployed from its images', () => {
       const nats = `127.0.0.1:${ports.nats}`;
       // TLS with the right CA, but no nkey: refused by the server.
       await expect(
-        connect({ servers: nats, tls: { caFile: secretFile('ca/ca.crt') }, reconnect: false, timeout: 5_000 }),
+        connect({
+          servers: nats,
+          tls: { caFile: secretFile('ca/ca.crt') },
+          reconnect: false,
+          timeout: 5_000,
+        }),
       ).rejects.toThrow(/authorization/i);
       // Without the CA the client does not trust the server (and the server speaks only TLS).
       await expect(connect({ servers: nats, reconnect: false, timeout: 5_000 })).rejects.toThrow();
@@ -361,7 +371,17 @@ describe('docker compose: volback deployed from its images', () => {
       const agentDir = join(staged, 'deploy/agent');
       // README, "More Docker hosts": the host's identity on the central host, NATS reloaded, its
       // three files copied to the host (0600).
-      await composeA.run(staged, [...CENTRAL, 'run', '--rm', '-T', 'init', 'volback', 'init', 'agent', 'host-b']);
+      await composeA.run(staged, [
+        ...CENTRAL,
+        'run',
+        '--rm',
+        '-T',
+        'init',
+        'volback',
+        'init',
+        'agent',
+        'host-b',
+      ]);
       await composeA.run(staged, [...CENTRAL, 'kill', '-s', 'HUP', 'nats']);
       const identities = await readdir(secretFile('identities'));
       const identityB = [];

@@ -47,7 +47,12 @@ const SECRETS = new Set([
   'MINIO_ROOT_USER',
 ]);
 /** Secrets as values: in neither file (the services read them from files the *_FILE variables name). */
-const SECRET_VALUES = ['VOLBACK_PASSWORD', 'AWS_SECRET_ACCESS_KEY', 'MINIO_ROOT_PASSWORD', 'VOLBACK_NATS_CREDS'];
+const SECRET_VALUES = [
+  'VOLBACK_PASSWORD',
+  'AWS_SECRET_ACCESS_KEY',
+  'MINIO_ROOT_PASSWORD',
+  'VOLBACK_NATS_CREDS',
+];
 
 /** Dummy values for the variables compose requires; nothing is started. */
 const REQUIRED = {
@@ -285,7 +290,9 @@ describe('Nomad jobs and compose files describe the same services', () => {
     expect(fileTemplates(nats.task).sort()).toEqual(
       ['secrets/nats/nats-server.conf', ...given['nats']!.map((f) => `secrets/${f}`)].sort(),
     );
-    const conf = (nats.task['template'] as Block[]).find((t) => t['destination'] === 'secrets/nats/nats-server.conf')!;
+    const conf = (nats.task['template'] as Block[]).find(
+      (t) => t['destination'] === 'secrets/nats/nats-server.conf',
+    )!;
     expect(conf).toMatchObject({ change_mode: 'signal', change_signal: 'SIGHUP' });
 
     const minio = await nomadJob('minio.nomad.hcl');

@@ -294,11 +294,50 @@ describe('S3Backend', () => {
 async function certificates(dir: string): Promise<{ ca: string; cert: string; key: string; caFile: string }> {
   const file = (name: string) => join(dir, name);
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await run('openssl', ['req', '-x509', ...ec, '-keyout', file('ca.key'), '-out', file('ca.crt'), '-days', '1', '-subj', '/CN=test-ca']);
-  await run('openssl', ['req', ...ec, '-keyout', file('minio.key'), '-out', file('minio.csr'), '-subj', '/CN=minio']);
+  await run('openssl', [
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    file('ca.key'),
+    '-out',
+    file('ca.crt'),
+    '-days',
+    '1',
+    '-subj',
+    '/CN=test-ca',
+  ]);
+  await run('openssl', [
+    'req',
+    ...ec,
+    '-keyout',
+    file('minio.key'),
+    '-out',
+    file('minio.csr'),
+    '-subj',
+    '/CN=minio',
+  ]);
   await writeFile(file('ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  await run('openssl', ['x509', '-req', '-in', file('minio.csr'), '-CA', file('ca.crt'), '-CAkey', file('ca.key'), '-CAcreateserial', '-days', '1', '-extfile', file('ext'), '-out', file('minio.crt')]);
-  const [ca, cert, key] = await Promise.all(['ca.crt', 'minio.crt', 'minio.key'].map((f) => readFile(file(f), 'utf8')));
+  await run('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    file('minio.csr'),
+    '-CA',
+    file('ca.crt'),
+    '-CAkey',
+    file('ca.key'),
+    '-CAcreateserial',
+    '-days',
+    '1',
+    '-extfile',
+    file('ext'),
+    '-out',
+    file('minio.crt'),
+  ]);
+  const [ca, cert, key] = await Promise.all(
+    ['ca.crt', 'minio.crt', 'minio.key'].map((f) => readFile(file(f), 'utf8')),
+  );
   return { ca: ca!, cert: cert!, key: key!, caFile: file('ca.crt') };
 }
 
