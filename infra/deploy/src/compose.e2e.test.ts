@@ -545,7 +545,7 @@ describe('docker compose: volback deployed from its images', () => {
         .sort((a, b) => a.time.localeCompare(b.time))
         .at(-1)!;
       expect(latest.id).toBe(backup.snapshotId);
-      await composeA.run(staged, [
+      const restored = await composeA.run(staged, [
         ...repo,
         '-v',
         'nats-data:/restore',
@@ -560,6 +560,21 @@ describe('docker compose: volback deployed from its images', () => {
         '/volumes/volback_nats-data',
         ...location,
       ]);
+      expect(restored).toMatch(/restored [1-9]\d* files/);
+      // What NATS will find in its store (said when the replay below does not come).
+      const store = await docker(engineA, [
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '-v',
+        'volback_nats-data:/d:ro',
+        engineA.image,
+        'find',
+        '/d',
+        '-maxdepth',
+        '5',
+      ]);
       await composeA.run(staged, [...CENTRAL, 'up', '-d', '--wait', '--pull', 'never']);
 
       // The catalog replays the restored log: every host, volume and snapshot recorded before.
@@ -570,7 +585,9 @@ describe('docker compose: volback deployed from its images', () => {
           return [...before].every(([volume, ids]) => ids.every((id) => after.get(volume)?.includes(id)));
         },
         120_000,
-      );
+      ).catch((error: Error) => {
+        throw new Error(`${error.message}\nrestore: ${restored}\nNATS store:\n${store}`, { cause: error });
+      });
     });
   }, 600_000);
 });
