@@ -3,8 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { BackupVolume, RestoreSnapshot, type Envelope } from '@volback/contracts';
-import { connectNats, drainNats, type NatsConnection } from '@volback/messaging';
+import { BackupVolume, GRANT_TTL_MS, RestoreSnapshot, type Envelope } from '@volback/contracts';
+import { connectNats, drainNats, RestoreGrants, type NatsConnection } from '@volback/messaging';
 import { startDockerEngine, startNatsServer, type DockerEngine, type NatsServer } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventLog, sendCommand, startService, type ServiceProcess } from './stack.ts';
@@ -231,5 +231,56 @@ describe('agent and gateway back up and restore a real Docker volume over NATS',
     const outcome = await events.outcome('e2e-missing');
     expect(outcome.type).toBe('io.volback.backup.failed.v1');
     expect((outcome.data as { reason: string }).reason).toMatch(/no-such-volume/);
+  });
+
+  it("restores another host's snapshot only with the catalog's grant: FORBIDDEN without one", async () => {
+    // given a second agent on the engine, another host, which backs the volume up
+    const other = await startService(
+      'agent',
+      'agent-2',
+      {
+        VOLBACK_NATS_URL: nats.url,
+        DOCKER_HOST: engine.dockerHost,
+        VOLBACK_AGENT_STATE_DIR: join(dir, 'agent-2-state'),
+        VOLBACK_HELPER_IMAGE: engine.image,
+      },
+      dir,
+    );
+    try {
+      const registered = await events.waitFor(
+        'the second host to register',
+        (e) => e.type === 'io.volback.host.registered.v1' && (e.data as { hostId: string }).hostId !== hostId,
+      );
+      const otherHost = (registered.data as { hostId: string }).hostId;
+      await sendCommand(nc, BackupVolume, {
+        backupId: 'e2e-other-host',
+        hostId: otherHost,
+        volumeName: 'appdata',
+        trigger: 'manual',
+      });
+      const backedUp = await events.outcome('e2e-other-host');
+      expect(backedUp.type, JSON.stringify(backedUp.data)).toBe('io.volback.backup.completed.v1');
+      const { snapshotId } = backedUp.data as { snapshotId: string };
+
+      // when this host restores it without a grant, then the gateways refuse it
+      const refused = await restoreNow('e2e-restore-ungranted', snapshotId, 'from-other-ungranted');
+      expect(refused.type).toBe('io.volback.restore.failed.v1');
+      expect(refused.data).toMatchObject({ code: 'FORBIDDEN' });
+      expect((refused.data as { reason: string }).reason).toContain(snapshotId);
+
+      // when the catalog granted it (as it does before every RestoreSnapshot), then it is restored
+      await new RestoreGrants(nc).put('e2e-restore-granted', {
+        hostId,
+        snapshotId,
+        expiresAt: new Date(Date.now() + GRANT_TTL_MS).toISOString(),
+      });
+      const restored = await restoreNow('e2e-restore-granted', snapshotId, 'from-other-granted');
+      expect(restored.type, JSON.stringify(restored.data)).toBe('io.volback.restore.completed.v1');
+      expect(await runInVolume(engine.docker, engine.image, 'from-other-granted', LIST_TREE_SCRIPT)).toBe(
+        expected,
+      );
+    } finally {
+      await other.stop();
+    }
   });
 });

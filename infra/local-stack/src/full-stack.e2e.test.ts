@@ -108,29 +108,29 @@ describe('npm start: the whole local stack on a Docker Engine', () => {
       await waitUntil('the stack to be ready again', async () => (await fetch(ready)).status === 200, 90_000);
       const demo = (await volumes()).find((v) => v.volumeName === 'demo')!;
       const api = `http://127.0.0.1:${catalogPort}`;
+      const token = readFileSync(join(dataDir, 'secrets/catalog/admin.token'), 'utf8').trim();
+      const completed = (what: string, location: string) =>
+        waitUntil(
+          `${what} to complete`,
+          async () => {
+            const res = await fetch(`${api}${location}`);
+            return res.status === 200 && ((await res.json()) as { phase: string }).phase === 'Completed';
+          },
+          90_000,
+        );
       const requested = await fetch(
         `${api}/v1/hosts/${encodeURIComponent(demo.hostId)}/volumes/demo/backups`,
         {
           method: 'POST',
           // The write token `volback init` made for the stack (writes need it once tokens exist).
-          headers: {
-            authorization: `Bearer ${readFileSync(join(dataDir, 'secrets/catalog/admin.token'), 'utf8').trim()}`,
-          },
+          headers: { authorization: `Bearer ${token}` },
         },
       );
       expect(requested.status, await requested.clone().text()).toBe(202);
       const { location } = (await requested.json()) as { location: string };
-      await waitUntil(
-        'the backup requested after the restart to complete',
-        async () => {
-          const res = await fetch(`${api}${location}`);
-          return res.status === 200 && ((await res.json()) as { phase: string }).phase === 'Completed';
-        },
-        90_000,
-      );
+      await completed('the backup requested after the restart', location);
       // A restore through the agent (its data requests, the catalog's), and a download through
       // the catalog's own data path.
-      const token = readFileSync(join(dataDir, 'secrets/catalog/admin.token'), 'utf8').trim();
       const snapshotId = (await volumes()).find((v) => v.volumeName === 'demo')!.protection.lastSnapshotId!;
       const restore = await fetch(`${api}/v1/restores`, {
         method: 'POST',
@@ -138,15 +138,7 @@ describe('npm start: the whole local stack on a Docker Engine', () => {
         body: JSON.stringify({ snapshotId, target: { kind: 'new-volume', volumeName: 'demo-restored' } }),
       });
       expect(restore.status, await restore.clone().text()).toBe(202);
-      const restoreAt = ((await restore.json()) as { location: string }).location;
-      await waitUntil(
-        'the restore to complete',
-        async () => {
-          const res = await fetch(`${api}${restoreAt}`);
-          return res.status === 200 && ((await res.json()) as { phase: string }).phase === 'Completed';
-        },
-        90_000,
-      );
+      await completed('the restore', ((await restore.json()) as { location: string }).location);
       const tar = await fetch(`${api}/v1/snapshots/${snapshotId}/tar`, {
         headers: { authorization: `Bearer ${token}` },
       });

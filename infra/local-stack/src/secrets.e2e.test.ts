@@ -1,14 +1,16 @@
 // `npm start` is secure by default: its secrets are files only their owner reads, and no secret
 // (repository password, catalog tokens, nkey seeds) shows in a log, an event, a command line or
 // a process environment of the running stack.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { STREAMS } from '@volback/contracts';
+import { commandSubject, inboxPrefix, STREAMS } from '@volback/contracts';
 import { connectNats } from '@volback/messaging';
 import { freePort, waitUntil } from '@volback/testing';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { adminIdentity, startStack, type StackProcess } from './stack-process.ts';
 
 /** The processes below `pid` (the stack's services and NATS), from /proc. */
@@ -51,9 +53,19 @@ function secretsOf(dir: string): Map<string, string> {
   return secrets;
 }
 
+const CLI = fileURLToPath(new URL('../../../tools/cli/src/main.ts', import.meta.url));
+
+function volback(args: string[]): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, output })));
+}
+
 let stack: StackProcess | undefined;
 let dataDir: string | undefined;
-afterAll(async () => {
+afterEach(async () => {
   if (stack && stack.child.exitCode === null) {
     stack.child.kill('SIGTERM');
     await stack.exit;
@@ -150,6 +162,53 @@ describe('npm start: secrets', () => {
       for (const [name, value] of secrets) expect(text.includes(value), `${name} in ${where}`).toBe(false);
     }
 
+    stack.child.kill('SIGTERM');
+    expect(await stack.exit).toBe(0);
+  });
+
+  it('takes a new host and revokes it on the running stack, whose NATS reloads', async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'volback-stack-hosts-'));
+    const env = {
+      VOLBACK_DATA_DIR: dataDir,
+      VOLBACK_NATS_PORT: String(await freePort()),
+      VOLBACK_OPS_PORT: String(await freePort()),
+      VOLBACK_CATALOG_PORT: String(await freePort()),
+      DOCKER_HOST: 'unix:///nonexistent/volback-test/docker.sock',
+      VOLBACK_PASSWORD: '',
+    };
+    stack = startStack(env);
+    const ready = `http://127.0.0.1:${env.VOLBACK_OPS_PORT}/readyz`;
+    await waitUntil(
+      'the stack to be ready',
+      async () => (await fetch(ready).catch(() => null))?.status === 200,
+    );
+    const dir = join(dataDir, 'secrets');
+    const added = await volback(['init', 'agent', 'intruder', '--host-id', 'h-x', '--dir', dir]);
+    expect(added.code, added.output).toBe(0);
+    expect(added.output).toMatch(/reloaded NATS \(pid \d+\)/);
+
+    const agent = await connectNats({
+      servers: `nats://127.0.0.1:${env.VOLBACK_NATS_PORT}`,
+      name: 'intruder',
+      connectTimeoutMs: 5_000,
+      nkeyFile: join(dir, 'identities/agent-h-x.nk'),
+      caFile: join(dir, 'ca/ca.crt'),
+      inboxPrefix: inboxPrefix({ kind: 'agent', hostId: 'h-x' }),
+    });
+    const refused = (call: Promise<unknown>) =>
+      call.then(
+        () => 'allowed',
+        (e: Error) => (e.cause as Error | undefined)?.name ?? e.name,
+      );
+    const jsm = await jetstreamManager(agent, { timeout: 3_000 });
+    expect(await refused(jsm.streams.delete(STREAMS.events.name))).toBe('PermissionViolationError');
+    expect(await refused(jsm.streams.purge(STREAMS.commands.name))).toBe('PermissionViolationError');
+    const command = commandSubject({ kind: 'gateway' }, 'prune-repository');
+    expect(await refused(agent.request(command, '{}', { timeout: 3_000 }))).toBe('PermissionViolationError');
+
+    const revoked = await volback(['init', 'revoke', 'agent', 'intruder', '--dir', dir]);
+    expect(revoked.code, revoked.output).toBe(0);
+    await agent.closed();
     stack.child.kill('SIGTERM');
     expect(await stack.exit).toBe(0);
   });

@@ -52,6 +52,11 @@ export const DATA_HEADERS = {
   sessionId: 'Volback-Session',
   /** On a failed reply: the error code; the body is a {@link dataErrorSchema} JSON. */
   error: 'Volback-Error',
+  /**
+   * On the `find-snapshot`, `load-blob` and `load-blobs` requests of a restore: its restore id, whose
+   * grant (KV bucket `VOLBACK_GRANTS`) lets the agent read a snapshot of another host.
+   */
+  grant: 'Volback-Grant',
 } as const;
 
 const blobId = z.string().regex(/^[0-9a-f]{64}$/);

@@ -10,7 +10,7 @@ export const envelopeSchema = z.object({
   /** `io.volback.<aggregate>.<what>.v<version>` for events, `io.volback.cmd.<name>.v<version>` for commands. */
   type: z.string().regex(/^io\.volback\.[a-z]+\.[a-z][a-z0-9-]*\.v[1-9][0-9]*$/),
   time: z.iso.datetime({ offset: true }),
-  /** The aggregate instance (`<hostId>/<volumeName>`, a backup id, …) or the command's target. */
+  /** The aggregate instance (`<hostId>/<volumeName>`, `<hostId>/<backupId>`, a policy id, …) or the command's target. */
   subject: z.string().min(1).max(1000),
   datacontenttype: z.literal('application/json'),
   /** Id of the message that caused this one (a command's id in its outcome events). */

@@ -10,6 +10,11 @@ export const ContractErrorCode = {
   UnknownType: 'VOLBACK_CONTRACT_UNKNOWN_TYPE',
   /** The `data` does not match the schema of its `type`. */
   InvalidData: 'VOLBACK_CONTRACT_INVALID_DATA',
+  /**
+   * A valid event that cannot have come from who may say it: on another aggregate's or another
+   * host's subject, a source of another agent, or dated ahead of its storage (`checkEventOrigin`).
+   */
+  WrongOrigin: 'VOLBACK_CONTRACT_WRONG_ORIGIN',
 } as const;
 /** One of {@link ContractErrorCode}. */
 export type ContractErrorCode = (typeof ContractErrorCode)[keyof typeof ContractErrorCode];

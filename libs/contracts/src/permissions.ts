@@ -1,4 +1,5 @@
 import { DATA_OPERATIONS } from './data-path.ts';
+import { GRANTS_BUCKET } from './restore-grant.ts';
 import {
   commandSubjectFilter,
   dataSubject,
@@ -42,8 +43,6 @@ export interface NatsPermissions {
 
 /** The scheduler's leader-election KV bucket. */
 export const SCHEDULER_LEADER_BUCKET = 'volback-scheduler';
-/** The KV bucket of restore grants the catalog writes and the gateways read (SECURITY-PLAN §4). */
-export const GRANTS_BUCKET = 'VOLBACK_GRANTS';
 
 /** Durable consumer names of the shared services. */
 export const SERVICE_CONSUMERS = {
@@ -160,6 +159,22 @@ function dataRequests(requester: Parameters<typeof dataSubject>[0]): string[] {
   return Object.values(DATA_OPERATIONS).map((operation) => dataSubject(requester, operation));
 }
 
+/**
+ * What the scheduler and the catalog share: any event, any command, creating the streams when
+ * missing, reading the log with consumers of their own, and the restore grants.
+ */
+function controlPlane(): string[] {
+  return [
+    eventSubjectFilter(),
+    `${SUBJECT_ROOTS.commands}.>`,
+    ...streamCreator(),
+    ...streamReader(EVENTS),
+    `${API}.STREAM.INFO.${COMMANDS}`,
+    ...anyConsumer(EVENTS),
+    ...kvBucket(GRANTS_BUCKET),
+  ];
+}
+
 function common(identity: Identity): { publish: string[]; subscribe: string[] } {
   return {
     publish: [`${API}.INFO`],
@@ -205,8 +220,13 @@ export function permissionsFor(identity: Identity): NatsPermissions | undefined 
       const durable = subscriberDurableName(identity.name);
       return {
         publish: {
-          allow: [...base.publish, `${API}.STREAM.INFO.${EVENTS}`, ...namedConsumer(EVENTS, durable)],
-          deny: [...ADMIN_ONLY, `${API}.CONSUMER.DURABLE.CREATE.${EVENTS}.${durable}`],
+          allow: [
+            ...base.publish,
+            `${API}.STREAM.INFO.${EVENTS}`,
+            ...namedConsumer(EVENTS, durable),
+            `${API}.CONSUMER.DELETE.${EVENTS}.${durable}`,
+          ],
+          ...deny,
         },
         subscribe: { allow: [...base.subscribe, eventSubjectFilter()] },
       };
@@ -240,15 +260,9 @@ export function permissionsFor(identity: Identity): NatsPermissions | undefined 
             publish: {
               allow: [
                 ...base.publish,
-                eventSubjectFilter(),
-                `${SUBJECT_ROOTS.commands}.>`,
-                ...streamCreator(),
-                ...streamReader(EVENTS),
-                `${API}.STREAM.INFO.${COMMANDS}`,
-                ...anyConsumer(EVENTS),
+                ...controlPlane(),
                 ...namedConsumer(COMMANDS, SERVICE_CONSUMERS.scheduler),
                 ...kvBucket(SCHEDULER_LEADER_BUCKET),
-                ...kvBucket(GRANTS_BUCKET),
               ],
               ...deny,
             },
@@ -257,17 +271,7 @@ export function permissionsFor(identity: Identity): NatsPermissions | undefined 
         case 'catalog':
           return {
             publish: {
-              allow: [
-                ...base.publish,
-                eventSubjectFilter(),
-                `${SUBJECT_ROOTS.commands}.>`,
-                ...dataRequests({ kind: 'catalog' }),
-                ...streamCreator(),
-                ...streamReader(EVENTS),
-                `${API}.STREAM.INFO.${COMMANDS}`,
-                ...anyConsumer(EVENTS),
-                ...kvBucket(GRANTS_BUCKET),
-              ],
+              allow: [...base.publish, ...controlPlane(), ...dataRequests({ kind: 'catalog' })],
               ...deny,
             },
             subscribe: { allow: [...base.subscribe, progressSubjectFilter(), eventSubjectFilter()] },

@@ -145,6 +145,21 @@ export function progressSubjectFilter(hostId?: string): string {
     : [SUBJECT_ROOTS.progress, hostToken(hostId), '>'].join('.');
 }
 
+/** Reads host and work id from a progress subject; undefined when it is not one. */
+export function parseProgressSubject(subject: string): { hostId: string; workId: string } | undefined {
+  const root = SUBJECT_ROOTS.progress.split('.');
+  const tokens = subject.split('.');
+  if (tokens.length !== root.length + 2 || root.some((token, i) => tokens[i] !== token)) return undefined;
+  try {
+    return {
+      hostId: decodeSubjectToken(tokens[root.length]!),
+      workId: decodeSubjectToken(tokens[root.length + 1]!),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Who asks on the data path. The subject names the requester, and NATS permissions let each
  * identity publish only on its own subjects, so the gateway takes the subject as proof of who asks.

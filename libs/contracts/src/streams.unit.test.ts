@@ -12,6 +12,7 @@ import {
   inboxPrefix,
   isReservedHostId,
   parseDataSubject,
+  parseProgressSubject,
   progressSubject,
   progressSubjectFilter,
   STREAMS,
@@ -145,6 +146,16 @@ describe('progressSubject', () => {
     );
     expect(progressSubjectFilter()).toBe('volback.progress.>');
     expect(progressSubjectFilter('docker.prod')).toBe('volback.progress.docker~2Eprod.>');
+  });
+
+  it('reads host and work back from the subject, and nothing from what is not one', () => {
+    expect(parseProgressSubject(progressSubject('docker.prod', 'bk.1'))).toEqual({
+      hostId: 'docker.prod',
+      workId: 'bk.1',
+    });
+    expect(parseProgressSubject('volback.progress.bk-1')).toBeUndefined();
+    expect(parseProgressSubject('volback.progress.h.a~2e')).toBeUndefined();
+    expect(parseProgressSubject('volback.data.h.bk-1')).toBeUndefined();
   });
 });
 

@@ -55,6 +55,12 @@ export interface DataPathClientOptions {
    * only on its own, and the gateway serves each requester what it may read.
    */
   requester: DataRequester;
+  /**
+   * A restore's id, sent as `Volback-Grant` with every read (`findSnapshot`, `loadBlob`,
+   * `loadBlobs`): its grant lets an agent read a snapshot of another host (KV `VOLBACK_GRANTS`,
+   * written by the catalog). Without it an agent reads only its own host's snapshots.
+   */
+  grant?: string;
   /** The repository to talk to (`default` unless several are configured). */
   repositoryId?: string;
   /**
@@ -157,6 +163,7 @@ export class DataPathClient {
   readonly replyBudget: ByteBudget;
   readonly #nc: NatsConnection;
   readonly #requester: DataRequester;
+  readonly #grant: string | undefined;
   readonly #repositoryId: string;
   readonly #timeoutMs: number;
   readonly #retries: number;
@@ -164,6 +171,7 @@ export class DataPathClient {
   constructor(nc: NatsConnection, options: DataPathClientOptions) {
     this.#nc = nc;
     this.#requester = options.requester;
+    this.#grant = options.grant;
     this.#repositoryId = options.repositoryId ?? 'default';
     this.sessionId = options.sessionId ?? `session-${randomUUID()}`;
     this.#timeoutMs = options.timeoutMs ?? 30_000;
@@ -174,6 +182,9 @@ export class DataPathClient {
       replyBudgets.set(nc, budget);
     }
     this.replyBudget = budget;
+    if (this.#grant !== undefined && !/^[\x21-\x7e]{1,200}$/.test(this.#grant)) {
+      throw new DataPathError(DataPathErrorCode.BadRequest, 'grant must be a restore id');
+    }
     if (!/^[\x21-\x7e]{1,200}$/.test(this.sessionId)) {
       throw new DataPathError(
         DataPathErrorCode.BadRequest,
@@ -442,6 +453,7 @@ export class DataPathClient {
         ...(filter.path !== undefined ? { path: filter.path } : {}),
         ...(filter.tags?.length ? { tags: filter.tags } : {}),
       }),
+      { headers: () => this.#grantHeaders() },
     );
     return decodeReply(msg, findSnapshotReply) satisfies z.output<typeof findSnapshotReply>;
   }
@@ -456,9 +468,15 @@ export class DataPathClient {
   }
 
   #sessionHeaders(): MsgHdrs {
-    const h = natsHeaders();
+    const h = this.#grantHeaders();
     h.set(DATA_HEADERS.repositoryId, this.#repositoryId);
     h.set(DATA_HEADERS.sessionId, this.sessionId);
+    return h;
+  }
+
+  #grantHeaders(): MsgHdrs {
+    const h = natsHeaders();
+    if (this.#grant !== undefined) h.set(DATA_HEADERS.grant, this.#grant);
     return h;
   }
 

@@ -25,6 +25,11 @@ export const DataPathErrorCode = {
   UnknownRepository: 'UNKNOWN_REPOSITORY',
   /** The blob or snapshot asked for does not exist. */
   NotFound: 'NOT_FOUND',
+  /**
+   * The requester may not read this snapshot or blob: it belongs to another host's snapshots, and
+   * no grant of the catalog names it for this host (`Volback-Grant`).
+   */
+  Forbidden: 'FORBIDDEN',
   /** The gateway answered something this client cannot read (a version mismatch). */
   BadReply: 'BAD_REPLY',
   /** The gateway failed for a reason of its own; details are in its log, never in the reply. */

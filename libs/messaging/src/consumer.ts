@@ -10,6 +10,7 @@ import {
 } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/nats-core';
 import {
+  checkEventOrigin,
   ContractErrorCode,
   createEvent,
   MessageRejected,
@@ -59,6 +60,12 @@ export interface DurableConsumerOptions {
   unknownTypes?: 'skip' | 'reject';
   /** Only these definitions are valid here (e.g. an agent's commands); others are rejected. */
   accepts?: (definition: MessageDefinition) => boolean;
+  /**
+   * Refuse events that cannot have come from who may say them (`checkEventOrigin`: another host's
+   * subject, another agent's source, dated ahead of the stream), rejected and reported like an
+   * invalid message, never handed to the handler. For consumers of `VOLBACK_EVENTS`.
+   */
+  checkOrigin?: boolean;
   logger?: MessagingLogger;
   ackWaitMs?: number;
   /** Deliveries of one message before it is given up (terminated) after handler failures. */
@@ -302,6 +309,13 @@ async function handleOne(msg: JsMsg, options: DurableConsumerOptions, maxDeliver
       messageType: definition.type,
     });
     return;
+  }
+  if (options.checkOrigin && definition.kind === 'event') {
+    const origin = checkEventOrigin(msg.subject, envelope, msg.time);
+    if (!origin.ok) {
+      await reject(msg, options, origin.error);
+      return;
+    }
   }
   try {
     await options.handler({ envelope, definition, ...meta, working: () => msg.working() });

@@ -4,4 +4,5 @@ export * from './streams.ts';
 export * from './publisher.ts';
 export * from './consumer.ts';
 export * from './health-checks.ts';
+export * from './restore-grants.ts';
 export type { NatsConnection } from '@nats-io/nats-core';

@@ -24,6 +24,7 @@ import {
   drainNats,
   ensureStreams,
   MessagePublisher,
+  RestoreGrants,
   MessagingErrorCode,
   natsHealthChecks,
   startDurableConsumer,
@@ -388,5 +389,17 @@ describe('readiness checks', () => {
     await expect(
       connectNats({ servers: 'nats://127.0.0.1:1', name: 'nowhere', connectTimeoutMs: 1_000 }),
     ).rejects.toMatchObject({ code: MessagingErrorCode.ConnectFailed });
+  });
+});
+
+describe('restore grants (KV VOLBACK_GRANTS)', () => {
+  it('reads no grant before the bucket exists, then what the catalog put, and nothing malformed', async () => {
+    const reader = new RestoreGrants(nc);
+    expect(await reader.get('restore-before')).toBeUndefined();
+    const grant = { hostId: 'host-1', snapshotId: 'a'.repeat(64), expiresAt: new Date().toISOString() };
+    await new RestoreGrants(nc).put('restore.2025-03-14T03:00:00Z', grant);
+    expect(await reader.get('restore.2025-03-14T03:00:00Z')).toEqual(grant);
+    expect(await reader.get('restore-other')).toBeUndefined();
+    await expect(new RestoreGrants(nc).put('restore-bad', { ...grant, hostId: '' })).rejects.toThrow();
   });
 });

@@ -5,6 +5,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import {
   BackupCompleted,
   commandSubject,
+  GRANT_TTL_MS,
   createEvent,
   FIXTURE_IDS,
   HostRegistered,
@@ -17,6 +18,7 @@ import {
   drainNats,
   ensureStreams,
   MessagePublisher,
+  RestoreGrants,
   type NatsConnection,
 } from '@volback/messaging';
 import { startNatsServer, type NatsServer } from '@volback/testing';
@@ -359,6 +361,13 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
         target: { kind: 'new-volume', volumeName: 'alpha-restored' },
       });
       expect(await commandsOn(commandSubject({ kind: 'host', hostId: second }, 'restore-snapshot'))).toBe(1);
+      // The grant that lets the host's agent read the snapshot through the gateways, for a day.
+      const { restoreId } = ok.json<{ restoreId: string }>();
+      expect(await new RestoreGrants(nc).get(restoreId)).toEqual({
+        hostId: second,
+        snapshotId,
+        expiresAt: new Date(TEST_NOW.getTime() + GRANT_TTL_MS).toISOString(),
+      });
 
       expectProblem(
         await send('POST', '/v1/restores', {

@@ -1,4 +1,4 @@
-import { MessagePublisher, type NatsConnection, type StreamOptions } from '@volback/messaging';
+import { MessagePublisher, RestoreGrants, type NatsConnection, type StreamOptions } from '@volback/messaging';
 import type { Logger, Metrics } from '@volback/observability';
 import type { FastifyInstance } from 'fastify';
 import { CatalogDatabase } from './adapters/catalog-database.ts';
@@ -84,7 +84,8 @@ export async function startCatalog(options: CatalogOptions): Promise<Catalog> {
     sessionId: `catalog-${options.instanceId}`,
     ...(options.dataTimeoutMs ? { timeoutMs: options.dataTimeoutMs } : {}),
   });
-  const commands = new CommandSender(new MessagePublisher(options.nc), source);
+  const grants = new RestoreGrants(options.nc, { replicas: options.streams?.replicas ?? 1 });
+  const commands = new CommandSender(new MessagePublisher(options.nc), source, grants);
 
   let rebuilding: Promise<void> | undefined;
   const rebuild = () => {

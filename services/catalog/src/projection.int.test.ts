@@ -1,14 +1,23 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import {
   BackupCompleted,
+  ContractErrorCode,
   createEvent,
   encodeEnvelope,
+  eventSubject,
+  HostRegistered,
   HostSeen,
   MESSAGE_FIXTURES,
+  MessageRejected,
+  parseMessage,
+  sampleData,
   SnapshotImported,
+  STREAMS,
+  VolumeDiscovered,
+  type Envelope,
 } from '@volback/contracts';
 import {
   connectNats,
@@ -17,13 +26,34 @@ import {
   MessagePublisher,
   type NatsConnection,
 } from '@volback/messaging';
-import { startNatsServer, type NatsServer } from '@volback/testing';
+import { startNatsServer, waitUntil, type NatsServer } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CatalogDatabase } from './adapters/catalog-database.ts';
 import { CatalogQueries } from './adapters/catalog-queries.ts';
 import { startCatalog, type Catalog } from './catalog.ts';
 import { applyEventRows, projectEvent } from './projection/project-event.ts';
 import { HISTORY_IDS, READ_URLS, TEST_NOW, testHistory } from './test-support/history.ts';
+
+const A = 'origin-host-a';
+const B = 'origin-host-b';
+const VOLUME = 'shop_db.data';
+const TERABYTE = 1024 ** 4;
+
+/** A BackupCompleted of `hostId`'s volume, a terabyte big, as an agent would send it. */
+function completed(backupId: string, hostId: string, options: { source: string; time?: Date }) {
+  const stats = { ...sampleData(BackupCompleted).stats, totalBytes: TERABYTE, bytesAdded: TERABYTE };
+  return createEvent(
+    BackupCompleted,
+    sampleData(BackupCompleted, {
+      backupId,
+      hostId,
+      volumeName: VOLUME,
+      stats,
+      completedAt: (options.time ?? new Date()).toISOString(),
+    }),
+    { source: options.source, ...(options.time ? { time: options.time } : {}) },
+  );
+}
 
 async function answers(catalog: Catalog): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
@@ -227,5 +257,112 @@ describe('projection of VOLBACK_EVENTS into SQLite', () => {
     });
     expect(queries.status().snapshots).toBe(2);
     database.close();
+  });
+
+  it("shows no backup forged on another host's subject, by another agent, or dated ahead; reports each", async () => {
+    const publisher = new MessagePublisher(nc);
+    for (const hostId of [A, B]) {
+      const source = `volback://agent/${hostId}`;
+      await publisher.publish(
+        createEvent(HostRegistered, sampleData(HostRegistered, { hostId }), { source }),
+      );
+      await publisher.publish(
+        createEvent(VolumeDiscovered, sampleData(VolumeDiscovered, { hostId, volumeName: VOLUME }), {
+          source,
+        }),
+      );
+    }
+    const catalog = await start('origin');
+    const js = jetstream(nc);
+    /** Publishes as an attacker would: raw bytes on a subject of its choice. */
+    const forge = (subject: string, envelope: Envelope) =>
+      js.publish(subject, encodeEnvelope(envelope), { msgID: envelope.id });
+
+    // given: host A's agent says host B's volume has a fresh terabyte backup, on A's own subject
+    const namesB = completed('forged-names-b', B, { source: `volback://agent/${A}` });
+    await forge(eventSubject('backup', A, 'forged-names-b'), namesB.envelope);
+    // and: a backup of A's volume on A's subject, claiming to come from B's agent
+    const fromB = completed('forged-from-b', A, { source: `volback://agent/${B}` });
+    await forge(fromB.subject, fromB.envelope);
+    // and: a backup of A's volume, on A's subject from A's agent, dated an hour ahead
+    const ahead = completed('forged-ahead', A, {
+      source: `volback://agent/${A}`,
+      time: new Date(Date.now() + 60 * 60_000),
+    });
+    await forge(ahead.subject, ahead.envelope);
+    // when: an honest backup of A follows, and the catalog has read it
+    const honest = completed('honest-a', A, { source: `volback://agent/${A}` });
+    await forge(honest.subject, honest.envelope);
+    await waitUntil(
+      'the honest backup',
+      async () => (await catalog.app.inject({ url: '/v1/backups/honest-a' })).statusCode === 200,
+      10_000,
+    );
+
+    // then: no forged backup is known, and the volumes' last success is only the honest one
+    for (const backupId of ['forged-names-b', 'forged-from-b', 'forged-ahead']) {
+      const res = await catalog.app.inject({ url: `/v1/backups/${backupId}` });
+      expect(res.statusCode, backupId).toBe(404);
+    }
+    const volumeOf = async (hostId: string) =>
+      (
+        await catalog.app.inject({
+          url: `/v1/hosts/${encodeURIComponent(hostId)}/volumes/${encodeURIComponent(VOLUME)}`,
+        })
+      ).json<{
+        sizeBytes: number | null;
+        protection: { lastSuccessAt: string | null; lastBackup: { backupId: string } | null };
+      }>();
+    expect((await volumeOf(B)).protection).toMatchObject({ lastSuccessAt: null, lastBackup: null });
+    expect((await volumeOf(B)).sizeBytes).not.toBe(TERABYTE);
+    expect((await volumeOf(A)).protection.lastBackup).toMatchObject({ backupId: 'honest-a' });
+    for (const hostId of [A, B]) {
+      const listed = (await catalog.app.inject({ url: `/v1/backups?host=${hostId}&limit=50` })).json<{
+        items: { backupId: string }[];
+      }>();
+      expect(listed.items.map((i) => i.backupId)).toEqual(hostId === A ? ['honest-a'] : []);
+    }
+    // nor does the event history show them
+    const since = new Date(Date.now() - 60 * 60_000).toISOString();
+    const history = (
+      await catalog.app.inject({ url: `/v1/events?since=${since}&type=io.volback.backup.&limit=500` })
+    ).json<{ items: { event: Envelope }[] }>();
+    const shown = history.items.map((i) => (i.event.data as { backupId: string }).backupId);
+    expect(shown).toContain('honest-a');
+    expect(shown.filter((id) => id.startsWith('forged-'))).toEqual([]);
+
+    // and: each forgery is reported as MessageRejected, naming what gave it away
+    const reports = eventSubject('message', catalog.durable);
+    const jsm = await jetstreamManager(nc);
+    await waitUntil(
+      'three rejection reports',
+      async () =>
+        ((await jsm.streams.info(STREAMS.events.name, { subjects_filter: reports })).state.subjects?.[
+          reports
+        ] ?? 0) === 3,
+      10_000,
+    );
+    const rejected: { subject: string; path: string; code: string }[] = [];
+    const consumer = await js.consumers.get(STREAMS.events.name, { filter_subjects: [reports] });
+    for (let i = 0; i < 3; i++) {
+      const msg = await consumer.next({ expires: 5_000 });
+      const parsed = parseMessage(msg!.data);
+      if (!parsed.ok || parsed.message.definition !== MessageRejected) throw new Error('not a report');
+      const data = parsed.message.envelope.data as {
+        subject: string;
+        code: string;
+        issues: { path: string }[];
+      };
+      rejected.push({ subject: data.subject, path: data.issues[0]!.path, code: data.code });
+    }
+    expect(rejected).toEqual([
+      {
+        subject: eventSubject('backup', A, 'forged-names-b'),
+        path: 'data.hostId',
+        code: ContractErrorCode.WrongOrigin,
+      },
+      { subject: fromB.subject, path: 'source', code: ContractErrorCode.WrongOrigin },
+      { subject: ahead.subject, path: 'time', code: ContractErrorCode.WrongOrigin },
+    ]);
   });
 });

@@ -1,8 +1,12 @@
-import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import {
+  BackupCompleted,
   createCommand,
   createEvent,
+  encodeEnvelope,
+  eventSubject,
+  sampleData,
   DefinePolicy,
   eventSubjectFilter,
   parseMessage,
@@ -295,6 +299,47 @@ describe('scheduler with a real NATS server', () => {
     const policyEvents = (await storedEvents(nc, eventSubjectFilter('policy'))).map((e) => e.type);
     expect(policyEvents).toEqual(['io.volback.policy.defined.v1']);
   }, 30_000);
+});
+
+describe('the scheduler refuses forged events (checkEventOrigin)', () => {
+  it("decides on no volume or backup forged on another host's subject, by another agent, or dated ahead", async () => {
+    const nc = await connect('origin');
+    const js = jetstream(nc);
+    const victim = 'int-victim';
+    const forge = (subject: string, envelope: Envelope) =>
+      js.publish(subject, encodeEnvelope(envelope), { msgID: envelope.id });
+    const agentOf = (hostId: string) => ({ source: `volback://agent/${hostId}` });
+    const discovered = (hostId: string, volumeName: string) =>
+      createEvent(VolumeDiscovered, sampleData(VolumeDiscovered, { hostId, volumeName }), agentOf(hostId));
+    const completed = (backupId: string, source: string, time?: Date) =>
+      createEvent(
+        BackupCompleted,
+        sampleData(BackupCompleted, { backupId, hostId: HOST, volumeName: 'alpha' }),
+        { source, ...(time ? { time } : {}) },
+      );
+    // given: HOST's own volume, and what HOST's agent could forge on its own subjects
+    await forge(discovered(HOST, 'alpha').subject, discovered(HOST, 'alpha').envelope);
+    await forge(eventSubject('volume', HOST, 'stolen'), discovered(victim, 'stolen').envelope);
+    const fromVictim = completed('forged-from-victim', `volback://agent/${victim}`);
+    await forge(fromVictim.subject, fromVictim.envelope);
+    const ahead = completed('forged-ahead', agentOf(HOST).source, new Date(Date.now() + 60 * 60_000));
+    await forge(ahead.subject, ahead.envelope);
+    const marker = discovered(HOST, 'marker');
+    await forge(marker.subject, marker.envelope);
+    // when: the scheduler's projection reads the log
+    const projection = await startEventProjection({ nc, logger });
+    running.add(projection);
+    await projection.replayed;
+    // then: only the honest volumes are known, and alpha has no backup
+    expect([...projection.state.volumes.values()].map((v) => `${v.hostId}/${v.volumeName}`).sort()).toEqual([
+      `${HOST}/alpha`,
+      `${HOST}/marker`,
+    ]);
+    expect(
+      [...projection.state.volumes.values()].find((v) => v.volumeName === 'alpha')?.lastSuccess,
+    ).toBeUndefined();
+    expect(projection.state.eventCount).toBe(2);
+  });
 });
 
 /** The state as plain data, for comparison. */

@@ -23,6 +23,7 @@ import {
   restic,
   startTestGateway,
   TEST_AGENT,
+  TEST_READER,
   type TestGateway,
 } from './test-support/gateway-fixture.ts';
 
@@ -161,7 +162,8 @@ describe.each(targets)('client and gateway on $name', (target) => {
       id: snapshotId,
       hostname: 'docker-test-01',
       paths: ['/volumes/shop_db.data'],
-      tags: ['volback'],
+      // The gateway tags the snapshot with the committing agent's host (from the subject).
+      tags: ['volback', `host-id:${TEST_AGENT.hostId}`],
       tree: snapshot.tree,
     });
     const ls = (await restic(location, ['--no-lock', 'ls', snapshotId], env)).split('\n');
@@ -322,11 +324,12 @@ describe('bad input on the data path', () => {
   it('refuses other repositories, unknown blobs, unreadable snapshot refs and oversized blobs', async () => {
     const other = new DataPathClient(nc, { requester: TEST_AGENT, repositoryId: 'elsewhere', retries: 0 });
     await expectDataPathError(other.repositoryInfo(), DataPathErrorCode.UnknownRepository);
-    const client = new DataPathClient(nc, { requester: TEST_AGENT, sessionId: 'bad-input' });
-    await expectDataPathError(
-      client.loadBlob('data', sha256(Buffer.from('never stored'))),
-      DataPathErrorCode.NotFound,
-    );
+    const client = new DataPathClient(nc, { requester: TEST_READER, sessionId: 'bad-input' });
+    const neverStored = sha256(Buffer.from('never stored'));
+    await expectDataPathError(client.loadBlob('data', neverStored), DataPathErrorCode.NotFound);
+    // An agent may read only blobs of its host's snapshots: one of none is refused as such.
+    const agent = new DataPathClient(nc, { requester: TEST_AGENT, sessionId: 'bad-input-agent' });
+    await expectDataPathError(agent.loadBlob('data', neverStored), DataPathErrorCode.Forbidden);
     await expectDataPathError(client.findSnapshot('not-a-ref'), DataPathErrorCode.BadRequest);
     const big = Buffer.alloc(MAX_DATA_BLOB_BYTES + 1);
     await expectDataPathError(client.storeBlob('data', sha256(big), big), DataPathErrorCode.BlobTooLarge);
@@ -346,7 +349,7 @@ describe('bad input on the data path', () => {
   });
 
   it('carries a blob of the chunker maximum (8 MiB) both ways', async () => {
-    const client = new DataPathClient(nc, { requester: TEST_AGENT, sessionId: 'big-blob' });
+    const client = new DataPathClient(nc, { requester: TEST_READER, sessionId: 'big-blob' });
     const big = randomBytes(8 * 1024 * 1024);
     const id = sha256(big);
     expect((await client.storeBlob('data', id, big)).added).toBe(true);

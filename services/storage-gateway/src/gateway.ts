@@ -1,5 +1,10 @@
 import type { NatsConnection } from '@nats-io/nats-core';
-import { MessagePublisher, type RunningConsumer, type StreamOptions } from '@volback/messaging';
+import {
+  MessagePublisher,
+  RestoreGrants,
+  type RunningConsumer,
+  type StreamOptions,
+} from '@volback/messaging';
 import type { HealthCheck, Logger, Metrics } from '@volback/observability';
 import {
   formatChunkerPolynomial,
@@ -10,6 +15,7 @@ import {
   type RepositoryError,
   type RepositoryOptions,
 } from '@volback/repository';
+import { DataPathAccess } from './adapters/data-path-access.ts';
 import { startDataPathServer, type DataPathServer } from './adapters/data-path-server.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './adapters/gateway-metrics.ts';
 import { GatewayRepository } from './adapters/gateway-repository.ts';
@@ -138,6 +144,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const server: DataPathServer = startDataPathServer({
     nc: options.nc,
     store: gatewayStore,
+    access: new DataPathAccess({ repository: gatewayStore, grants: new RestoreGrants(options.nc) }),
     gatewayId: options.gatewayId,
     repositoryId,
     logger: log,

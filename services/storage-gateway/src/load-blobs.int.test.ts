@@ -29,7 +29,7 @@ import {
   randomContent,
   startTestGateway,
   TEST_PASSWORD,
-  TEST_AGENT,
+  TEST_READER,
   until,
   type TestGateway,
 } from './test-support/gateway-fixture.ts';
@@ -96,7 +96,7 @@ afterAll(async () => {
 /** Stores blobs through the data path and writes them into a pack of their own. */
 async function storePack(blobs: readonly Buffer[]): Promise<string[]> {
   const client = new DataPathClient(nc, {
-    requester: TEST_AGENT,
+    requester: TEST_READER,
     sessionId: `store-${randomBytes(4).toString('hex')}`,
   });
   for (const data of blobs) await client.storeBlob('data', sha256(data), data);
@@ -120,7 +120,7 @@ describe('load-blobs between a client and a gateway', () => {
   });
 
   it('answers a batch that spans packs, in the order asked, repeated ids included', async () => {
-    const client = new DataPathClient(nc, { requester: TEST_AGENT, sessionId: 'restore-spanning' });
+    const client = new DataPathClient(nc, { requester: TEST_READER, sessionId: 'restore-spanning' });
     const wanted = [first[0]!, second[1]!, first[1]!, first[1]!, zero, zero, zero, second[4]!, first[5]!];
     const blobs = await client.loadBlobs('data', wanted.map(sha256));
     expect(blobs).toHaveLength(wanted.length);
@@ -131,10 +131,10 @@ describe('load-blobs between a client and a gateway', () => {
     // A file of 11 distinct blobs, then 600 places of its zero blob, then the first blobs again.
     const content = [...first, ...second.slice(0, 5), ...Array<Buffer>(600).fill(zero), ...first];
     const store = await GatewayBlobStore.open(
-      new DataPathClient(nc, { requester: TEST_AGENT, sessionId: 'restore-file' }),
+      new DataPathClient(nc, { requester: TEST_READER, sessionId: 'restore-file' }),
     );
-    const batched = countRequests(nc, dataSubject(TEST_AGENT, DATA_OPERATIONS.loadBlobs));
-    const single = countRequests(nc, dataSubject(TEST_AGENT, DATA_OPERATIONS.loadBlob));
+    const batched = countRequests(nc, dataSubject(TEST_READER, DATA_OPERATIONS.loadBlobs));
+    const single = countRequests(nc, dataSubject(TEST_READER, DATA_OPERATIONS.loadBlob));
     try {
       const { yielded, error } = await drain(store.loadBlobs('data', content.map(sha256)));
       expect(error).toBeUndefined();
@@ -151,7 +151,7 @@ describe('load-blobs between a client and a gateway', () => {
   });
 
   it('ends the reply with the blobs before a missing one; asked first, it is NOT_FOUND', async () => {
-    const client = new DataPathClient(nc, { requester: TEST_AGENT, sessionId: 'restore-missing' });
+    const client = new DataPathClient(nc, { requester: TEST_READER, sessionId: 'restore-missing' });
     const missing = sha256(Buffer.from('never stored'));
     const ids = [sha256(first[0]!), sha256(first[1]!), missing, sha256(first[2]!)];
     const prefix = await client.loadBlobs('data', ids);
@@ -171,7 +171,7 @@ describe('load-blobs between a client and a gateway', () => {
     // Three 7 MiB blobs: two fit in a 16 MiB message, the third comes in the next reply.
     const large = Array.from({ length: 3 }, () => randomContent(7 * MiB));
     const ids = await storePack(large);
-    const client = new DataPathClient(nc, { requester: TEST_AGENT, sessionId: 'restore-large' });
+    const client = new DataPathClient(nc, { requester: TEST_READER, sessionId: 'restore-large' });
     const prefix = await client.loadBlobs('data', ids);
     expect(prefix).toHaveLength(2);
     expect(prefix[0]!.equals(large[0]!) && prefix[1]!.equals(large[1]!)).toBe(true);
@@ -179,7 +179,7 @@ describe('load-blobs between a client and a gateway', () => {
 
     const store = await GatewayBlobStore.open(client);
     const wanted = [...large, first[0]!, large[0]!];
-    const batched = countRequests(nc, dataSubject(TEST_AGENT, DATA_OPERATIONS.loadBlobs));
+    const batched = countRequests(nc, dataSubject(TEST_READER, DATA_OPERATIONS.loadBlobs));
     try {
       const { yielded, error } = await drain(store.loadBlobs('data', wanted.map(sha256)));
       expect(error).toBeUndefined();
@@ -200,7 +200,7 @@ describe('load-blobs between a client and a gateway', () => {
         return blobs;
       }),
     );
-    const client = new DataPathClient(nc, { requester: TEST_AGENT, sessionId: 'restore-at-once' });
+    const client = new DataPathClient(nc, { requester: TEST_READER, sessionId: 'restore-at-once' });
     const budget = client.replyBudget;
     expect(budget.limit).toBe(REPLY_BUDGET_BYTES);
     expect(budget.used).toBe(0);
@@ -233,7 +233,7 @@ describe('load-blobs between a client and a gateway', () => {
     const indexesBefore = await names(backend.list('index'));
     const packsBefore = await names(backend.list('data'));
     const ids = await storePack(blobs);
-    const client = new DataPathClient(nc, { requester: TEST_AGENT, sessionId: 'restore-after-prune' });
+    const client = new DataPathClient(nc, { requester: TEST_READER, sessionId: 'restore-after-prune' });
     expect(await client.loadBlobs('data', ids)).toHaveLength(4); // the gateway knows their pack
     const [oldPack] = [...(await names(backend.list('data')))].filter((n) => !packsBefore.has(n));
     const oldIndexes = [...(await names(backend.list('index')))].filter((n) => !indexesBefore.has(n));
@@ -262,7 +262,7 @@ describe('load-blobs between a client and a gateway', () => {
   it('answers malformed requests with BAD_REQUEST naming the field, and takes no lock', async () => {
     const request = async (body: unknown, headers?: MsgHdrs) => {
       const reply = await nc.request(
-        dataSubject(TEST_AGENT, DATA_OPERATIONS.loadBlobs),
+        dataSubject(TEST_READER, DATA_OPERATIONS.loadBlobs),
         new TextEncoder().encode(typeof body === 'string' ? body : JSON.stringify(body)),
         { timeout: 5_000, ...(headers ? { headers } : {}) },
       );
@@ -295,7 +295,7 @@ describe('load-blobs between a client and a gateway', () => {
     );
     expect(await count(backend.list('locks'))).toBe(locksBefore);
     // The client refuses what the contract does not allow before sending anything.
-    const client = new DataPathClient(nc, { requester: TEST_AGENT });
+    const client = new DataPathClient(nc, { requester: TEST_READER });
     expect((await failure(client.loadBlobs('data', []))).code).toBe(DataPathErrorCode.BadRequest);
     expect((await failure(client.loadBlobs('data', ['nope']))).code).toBe(DataPathErrorCode.BadRequest);
   });
@@ -326,7 +326,7 @@ describe('load-blobs replies the client does not take, and gateways older than l
     server = await startNatsServer();
     standIn = await connectNats({ servers: server.url, name: 'stand-in-gateway', connectTimeoutMs: 5_000 });
     client = await connectNats({ servers: server.url, name: 'load-blobs-client', connectTimeoutMs: 5_000 });
-    const info = standIn.subscribe(dataSubject(TEST_AGENT, DATA_OPERATIONS.repositoryInfo), {
+    const info = standIn.subscribe(dataSubject(TEST_READER, DATA_OPERATIONS.repositoryInfo), {
       queue: GATEWAY_QUEUE_GROUP,
     });
     void (async () => {
@@ -346,7 +346,7 @@ describe('load-blobs replies the client does not take, and gateways older than l
   async function brokenGateway(
     answer: (asked: string[]) => { lengths?: string; type?: string; body: Buffer },
   ) {
-    const sub = standIn.subscribe(dataSubject(TEST_AGENT, DATA_OPERATIONS.loadBlobs), {
+    const sub = standIn.subscribe(dataSubject(TEST_READER, DATA_OPERATIONS.loadBlobs), {
       queue: GATEWAY_QUEUE_GROUP,
     });
     void (async () => {
@@ -374,7 +374,7 @@ describe('load-blobs replies the client does not take, and gateways older than l
   };
 
   it('refuses lengths that are missing, malformed, too many or do not add up (BAD_REPLY), and damaged blobs (BLOB_CORRUPT)', async () => {
-    const dataPath = new DataPathClient(client, { requester: TEST_AGENT, retries: 0, timeoutMs: 5_000 });
+    const dataPath = new DataPathClient(client, { requester: TEST_READER, retries: 0, timeoutMs: 5_000 });
     const cases: Array<
       [string, (asked: string[]) => { lengths?: string; type?: string; body: Buffer }, string]
     > = [
@@ -423,7 +423,7 @@ describe('load-blobs replies the client does not take, and gateways older than l
   });
 
   it('reads blob by blob from gateways that do not know load-blobs', async () => {
-    const single = standIn.subscribe(dataSubject(TEST_AGENT, DATA_OPERATIONS.loadBlob), {
+    const single = standIn.subscribe(dataSubject(TEST_READER, DATA_OPERATIONS.loadBlob), {
       queue: GATEWAY_QUEUE_GROUP,
     });
     let served = 0;
@@ -436,7 +436,7 @@ describe('load-blobs replies the client does not take, and gateways older than l
     })();
     await standIn.flush();
     try {
-      const dataPath = new DataPathClient(client, { requester: TEST_AGENT, timeoutMs: 5_000 });
+      const dataPath = new DataPathClient(client, { requester: TEST_READER, timeoutMs: 5_000 });
       const store = await GatewayBlobStore.open(dataPath);
       const wanted = [...ids, ids[0]!];
       const { yielded, error } = await drain(store.loadBlobs('data', wanted));

@@ -237,6 +237,8 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
     }
     client = new DataPathClient(ctx.nc, {
       requester: { kind: 'host', hostId: ctx.hostId },
+      // The catalog's grant for this restore lets the agent read a snapshot of another host.
+      grant: command.restoreId,
       repositoryId: command.repositoryId,
       sessionId: command.restoreId,
       ...ctx.dataPath,

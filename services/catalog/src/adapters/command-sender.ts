@@ -16,10 +16,11 @@ import {
   RestoreFailed,
   RestoreRequested,
   RestoreSnapshot,
+  GRANT_TTL_MS,
   type OutgoingMessage,
   type PolicySpec,
 } from '@volback/contracts';
-import type { MessagePublisher } from '@volback/messaging';
+import type { MessagePublisher, RestoreGrants } from '@volback/messaging';
 import type { z } from 'zod';
 import { CatalogErrorCode, UnavailableError } from '../errors.ts';
 
@@ -52,10 +53,12 @@ type RestoreTarget = z.input<typeof RestoreSnapshot.schema>['target'];
 export class CommandSender {
   readonly #publisher: MessagePublisher;
   readonly #source: string;
+  readonly #grants: Pick<RestoreGrants, 'put'>;
 
-  constructor(publisher: MessagePublisher, source: string) {
+  constructor(publisher: MessagePublisher, source: string, grants: Pick<RestoreGrants, 'put'>) {
     this.#publisher = publisher;
     this.#source = source;
+    this.#grants = grants;
   }
 
   async #publish(message: OutgoingMessage): Promise<void> {
@@ -135,7 +138,11 @@ export class CommandSender {
     return { backupId };
   }
 
-  /** A restore: `RestoreRequested`, then `RestoreSnapshot` to the agent of `hostId`. */
+  /**
+   * A restore: the grant that lets `hostId`'s agent read the snapshot through the gateways (KV
+   * `VOLBACK_GRANTS`, for a day), `RestoreRequested`, then `RestoreSnapshot` to the agent of
+   * `hostId`. Without the grant nothing is sent (503).
+   */
   async restore(request: {
     hostId: string;
     snapshotId: string;
@@ -150,6 +157,21 @@ export class CommandSender {
     const restoreId = `restore-${randomUUID()}`;
     const common = { source: this.#source, correlationid: restoreId };
     const key = { restoreId, hostId: request.hostId, snapshotId: request.snapshotId };
+    try {
+      await this.#grants.put(restoreId, {
+        hostId: request.hostId,
+        snapshotId: request.snapshotId,
+        expiresAt: new Date(request.now.getTime() + GRANT_TTL_MS).toISOString(),
+      });
+    } catch (cause) {
+      throw new UnavailableError(
+        CatalogErrorCode.MessagingUnavailable,
+        'NATS did not take the restore grant',
+        {
+          cause,
+        },
+      );
+    }
     await this.#publish(
       createEvent(
         RestoreRequested,

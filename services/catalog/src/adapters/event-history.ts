@@ -1,5 +1,5 @@
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { parseMessage, STREAMS, type Envelope } from '@volback/contracts';
+import { checkEventOrigin, parseMessage, STREAMS, type Envelope } from '@volback/contracts';
 import type { NatsConnection } from '@volback/messaging';
 import { matchesLiveFilter, type LiveFilter } from './live-events.ts';
 
@@ -64,7 +64,12 @@ export class EventHistory {
       for await (const msg of messages) {
         if (msg.seq > last) break;
         const parsed = parseMessage(msg.data);
-        if (parsed.ok && matchesLiveFilter(parsed.message.envelope, request.filter)) {
+        if (
+          parsed.ok &&
+          // A forged event is not history: the projection refused it (MessageRejected).
+          checkEventOrigin(msg.subject, parsed.message.envelope, msg.time).ok &&
+          matchesLiveFilter(parsed.message.envelope, request.filter)
+        ) {
           matched++;
           kept.push({ seq: msg.seq, event: parsed.message.envelope });
           if (kept.length > request.limit) kept.shift();

@@ -1,7 +1,9 @@
 import type { Subscription } from '@nats-io/nats-core';
 import {
+  checkEventOrigin,
   eventSubjectFilter,
   parseMessage,
+  parseProgressSubject,
   progressSubjectFilter,
   workProgress,
   type Envelope,
@@ -56,7 +58,8 @@ export class LiveEvents {
       for await (const msg of events) {
         if (this.#listeners.size === 0) continue;
         const parsed = parseMessage(msg.data);
-        if (!parsed.ok) continue;
+        // Live, the time of receipt stands in for the stream's; a forged event is never shown.
+        if (!parsed.ok || !checkEventOrigin(msg.subject, parsed.message.envelope, new Date()).ok) continue;
         const event = parsed.message.envelope;
         for (const l of this.#listeners)
           if (matchesLiveFilter(event, l.filter)) l.send({ kind: 'event', event });
@@ -72,9 +75,14 @@ export class LiveEvents {
           continue;
         }
         const parsed = workProgress.safeParse(value);
-        if (!parsed.success) continue;
+        // `volback.progress.<H>.<workId>`: only the work the subject names (an agent publishes only
+        // under its own host), and only to a client that watches that host, when it says one.
+        const on = parseProgressSubject(msg.subject);
+        if (!parsed.success || !on || on.workId !== parsed.data.workId) continue;
+        const { hostId } = on;
         for (const l of this.#listeners) {
-          if (l.filter.workId === parsed.data.workId) l.send({ kind: 'progress', progress: parsed.data });
+          if (l.filter.workId === parsed.data.workId && (l.filter.hostId ?? hostId) === hostId)
+            l.send({ kind: 'progress', progress: parsed.data });
         }
       }
     })();

@@ -121,6 +121,8 @@ export async function startProjection(options: ProjectionOptions): Promise<Proje
     publisher: new MessagePublisher(nc),
     source: options.source,
     unknownTypes: 'skip',
+    // A forged event (another host's subject or agent, dated ahead) is reported, never projected.
+    checkOrigin: true,
     strictOrder: true,
     ackWaitMs: ACK_WAIT_MS,
     maxDeliver: MAX_DELIVER,

@@ -1,6 +1,6 @@
 import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { ContractErrorCode, parseMessage, STREAMS } from '@volback/contracts';
+import { checkEventOrigin, ContractErrorCode, parseMessage, STREAMS } from '@volback/contracts';
 import { ensureStreams, STREAM_RECREATE_DELAY_MS, type StreamOptions } from '@volback/messaging';
 import type { Logger } from '@volback/observability';
 import { evolve, initialState, type SchedulerState } from '../domain/index.ts';
@@ -75,7 +75,20 @@ export async function startEventProjection(options: EventProjectionOptions): Pro
     })().catch(() => undefined);
     for await (const msg of messages) {
       const parsed = parseMessage(msg.data);
-      if (parsed.ok) {
+      const origin = parsed.ok ? checkEventOrigin(msg.subject, parsed.message.envelope, msg.time) : undefined;
+      if (origin && !origin.ok) {
+        // Never decided on: a forged event (another host's subject or agent, dated ahead). The
+        // catalogs report it as MessageRejected; the projection only skips it, as invalid ones.
+        log.warn(
+          {
+            streamSequence: msg.seq,
+            subject: msg.subject,
+            code: origin.error.code,
+            err: origin.error.message,
+          },
+          'skipping an event of the wrong origin',
+        );
+      } else if (parsed.ok) {
         evolve(state, parsed.message.envelope);
         options.onEvent?.(parsed.message.envelope.type, msg.seq);
       } else if (parsed.error.code !== ContractErrorCode.UnknownType) {

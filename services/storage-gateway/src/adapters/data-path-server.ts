@@ -34,6 +34,8 @@ import {
 import type { Logger } from '@volback/observability';
 import type { z } from 'zod';
 import { toReplyFailure } from './error-replies.ts';
+import { tagsOfCommit } from '../domain/snapshot-selection.ts';
+import type { DataPathAccess } from './data-path-access.ts';
 import type { GatewayMetrics } from './gateway-metrics.ts';
 import type { GatewayRepository } from './gateway-repository.ts';
 import { Semaphore } from './semaphore.ts';
@@ -42,6 +44,8 @@ import { Semaphore } from './semaphore.ts';
 export interface DataPathServerOptions {
   readonly nc: NatsConnection;
   readonly store: GatewayRepository;
+  /** Who may read what (the requester comes from the subject). */
+  readonly access: DataPathAccess;
   readonly gatewayId: string;
   /** The repository id requests must name. */
   readonly repositoryId: string;
@@ -89,7 +93,7 @@ function parse<S extends z.ZodType>(schema: S, msg: Msg): z.output<S> {
  * changes; failures are answered with a stable code in `Volback-Error`, never a stack trace.
  */
 export function startDataPathServer(options: DataPathServerOptions): DataPathServer {
-  const { nc, store, gatewayId, repositoryId, metrics } = options;
+  const { nc, store, access, gatewayId, repositoryId, metrics } = options;
   const log = options.logger.child({ component: 'data-path' });
   const subscriptions: Subscription[] = [];
   const loops: Promise<void>[] = [];
@@ -115,6 +119,15 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
         `this gateway serves repository ${JSON.stringify(repositoryId)}, not ${JSON.stringify(requested)}`,
       );
     }
+  };
+
+  /** The restore whose grant a read names (`Volback-Grant`), if any. */
+  const grantOf = (msg: Msg): string | undefined => {
+    const grant = msg.headers?.get(DATA_HEADERS.grant);
+    if (!grant) return undefined;
+    if (!/^[\x21-\x7e]{1,200}$/.test(grant))
+      throw new DataPathError(DataPathErrorCode.BadRequest, `${DATA_HEADERS.grant} is not a restore id`);
+    return grant;
   };
 
   /** The requester, from the subject: NATS permissions make it the proof of who asks. */
@@ -176,19 +189,26 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
       return { data: encodeJson(saved) };
     },
 
-    async commitSnapshot(msg) {
+    async commitSnapshot(msg, requester) {
       const request = parse(commitSnapshotRequest, msg);
       checkRepository(request.repositoryId);
-      const snapshotId = await store.commit(request.sessionId, request.snapshot);
+      // An agent's snapshot is its host's, whatever the request says.
+      const snapshot =
+        requester.kind === 'host'
+          ? { ...request.snapshot, tags: tagsOfCommit(request.snapshot.tags, requester.hostId) }
+          : request.snapshot;
+      const snapshotId = await store.commit(request.sessionId, snapshot);
       return { data: encodeJson({ snapshotId }) };
     },
 
-    async loadBlob(msg) {
+    async loadBlob(msg, requester) {
       const request = parse(loadBlobRequest, msg);
       checkRepository(request.repositoryId);
-      await joinSessionOf(msg);
       const { type, id } = request.blob;
+      const scope = await access.admitBlobs(requester, grantOf(msg), type, [id]);
+      await joinSessionOf(msg);
       const data = await store.loadBlob(type, id);
+      access.served(scope, type, [id], [data]);
       if (data.length > maxPayload() - REPLY_HEADER_BYTES) {
         throw new DataPathError(
           DataPathErrorCode.BlobTooLarge,
@@ -198,9 +218,10 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
       return { headers: encodeBlobHeaders({ type, id, repositoryId }), data };
     },
 
-    async loadBlobs(msg) {
+    async loadBlobs(msg, requester) {
       const request = parse(loadBlobsRequest, msg);
       checkRepository(request.repositoryId);
+      const scope = await access.admitBlobs(requester, grantOf(msg), request.type, request.ids);
       await joinSessionOf(msg);
       const limit = maxPayload() - REPLY_HEADER_BYTES;
       const blobs = await store.loadBlobs(
@@ -208,6 +229,7 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
         request.ids,
         (count, bytes) => bytes + count * LENGTH_HEADER_BYTES <= limit,
       );
+      access.served(scope, request.type, request.ids, blobs);
       const headers = natsHeaders();
       headers.set(DATA_HEADERS.blobType, request.type);
       headers.set(DATA_HEADERS.repositoryId, repositoryId);
@@ -215,11 +237,14 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
       return { headers, data: blobs.length === 1 ? blobs[0]! : Buffer.concat(blobs) };
     },
 
-    async findSnapshot(msg) {
+    async findSnapshot(msg, requester) {
       const request = parse(findSnapshotRequest, msg);
       checkRepository(request.repositoryId);
+      const grant = grantOf(msg);
+      const readable = access.readable(requester);
       const selection = await store.findSnapshot({
         ref: request.ref,
+        ...(readable ? { readable } : {}),
         ...(request.hostname !== undefined ? { hostname: request.hostname } : {}),
         ...(request.path !== undefined ? { path: request.path } : {}),
         ...(request.tags?.length ? { tags: request.tags } : {}),
@@ -235,6 +260,7 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
         case 'none':
           return { data: encodeJson({ snapshotId: null, tree: null, paths: [], time: null }) };
         case 'found': {
+          await access.admitSnapshot(requester, grant, selection.snapshot);
           const { id, snapshot } = selection.snapshot;
           return {
             data: encodeJson({
@@ -249,10 +275,14 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
     },
   };
 
-  const fail = (operation: string, error: unknown): Encoded & { code: string } => {
+  const fail = (operation: string, error: unknown, subject?: string): Encoded & { code: string } => {
     const failure = toReplyFailure(error);
+    const { code, message: reason } = failure.error;
     if (failure.internal) log.error({ operation, err: error }, 'request failed');
-    else log.debug({ operation, code: failure.error.code, reason: failure.error.message }, 'request refused');
+    // A read of what the requester may not read is an attempt worth seeing (or a bug).
+    else if (code === DataPathErrorCode.Forbidden)
+      log.warn({ operation, subject, code, reason }, 'request refused');
+    else log.debug({ operation, code, reason }, 'request refused');
     return { ...encodeDataPathError(failure.error), code: failure.error.code };
   };
 
@@ -267,7 +297,7 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
       try {
         reply = await handlers[name](msg, requesterOf(msg));
       } catch (error) {
-        const failed = fail(operation, error);
+        const failed = fail(operation, error, msg.subject);
         outcome = failed.code;
         reply = failed;
       }

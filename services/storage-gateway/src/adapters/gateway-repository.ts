@@ -2,6 +2,7 @@ import { userInfo } from 'node:os';
 import { DataPathError, DataPathErrorCode, type BlobRef } from '@volback/data-path';
 import type { Logger } from '@volback/observability';
 import {
+  decodeTree,
   parseGoTime,
   plainLength,
   RepositoryErrorCode,
@@ -9,6 +10,7 @@ import {
   type RepositoryError,
   type RepositoryLock,
   type Snapshot,
+  type TreeNode,
 } from '@volback/repository';
 import { findMissingBlobs, MalformedTreeError } from '../domain/reachability.ts';
 import {
@@ -515,6 +517,18 @@ export class GatewayRepository {
   async findSnapshot(query: SnapshotQuery): Promise<SnapshotSelection> {
     this.#checkOpen();
     return selectSnapshot(await this.#listSnapshots(), query);
+  }
+
+  /** Every snapshot of the repository (read again only when the set of files changed). */
+  async snapshots(): Promise<readonly StoredSnapshot[]> {
+    this.#checkOpen();
+    return this.#listSnapshots();
+  }
+
+  /** The nodes of a tree blob, for the gateway's own walks (at most {@link TREE_LOADS} at once). */
+  async loadTree(id: string): Promise<TreeNode[]> {
+    const bytes = await this.#treeLoads.run(() => this.loadBlob('tree', id));
+    return decodeTree(bytes, id);
   }
 
   /**

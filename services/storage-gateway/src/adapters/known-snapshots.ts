@@ -1,6 +1,6 @@
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { eventSubjectFilter, parseMessage, STREAMS } from '@volback/contracts';
+import { checkEventOrigin, eventSubjectFilter, parseMessage, STREAMS } from '@volback/contracts';
 
 /** Event names whose `data.snapshotId` is a snapshot the log knows. */
 const NAMING_A_SNAPSHOT = new Set(['BackupCompleted', 'BackupPartiallyFailed', 'SnapshotImported']);
@@ -31,7 +31,12 @@ export async function knownSnapshotIds(nc: NatsConnection): Promise<Set<string>>
   try {
     for await (const msg of messages) {
       const parsed = parseMessage(msg.data);
-      if (parsed.ok && NAMING_A_SNAPSHOT.has(parsed.message.definition.name)) {
+      if (
+        parsed.ok &&
+        NAMING_A_SNAPSHOT.has(parsed.message.definition.name) &&
+        // A forged outcome must not make a snapshot count as known (and so never imported).
+        checkEventOrigin(msg.subject, parsed.message.envelope, msg.time).ok
+      ) {
         const snapshotId = (parsed.message.envelope.data as { snapshotId?: unknown }).snapshotId;
         if (typeof snapshotId === 'string') known.add(snapshotId);
       }

@@ -7,7 +7,7 @@ import type {
   RepositoryPruned,
   SnapshotsForgotten,
 } from '@volback/contracts';
-import { hostIdTag, volumeSnapshotPath } from '@volback/contracts';
+import { volumeSnapshotPath } from '@volback/contracts';
 import type {
   CheckReport,
   ForgetDecision,
@@ -17,6 +17,7 @@ import type {
   SnapshotFilter,
 } from '@volback/repository';
 import type { z } from 'zod';
+import { snapshotHostId } from './snapshot-selection.ts';
 
 /** A parsed `ForgetSnapshots` command. */
 export type ForgetCommand = z.output<typeof ForgetSnapshots.schema>;
@@ -71,10 +72,11 @@ export function forgetSelection(command: ForgetCommand): {
   select: (snapshot: Snapshot) => boolean;
   groupBy: (snapshot: Snapshot) => string;
 } {
-  const tag = hostIdTag(command.hostId);
   return {
     filter: { paths: [volumeSnapshotPath(command.volumeName)] },
-    select: (s) => Boolean(s.tags?.includes(tag)) || s.hostname === command.hostId,
+    // By the host-id tag alone when there is one: a host cannot push another's snapshots out of
+    // their retention by naming itself after it.
+    select: (s) => snapshotHostId(s) === command.hostId,
     groupBy: () => 'volume',
   };
 }

@@ -39,6 +39,8 @@ describe('maintenance outcomes', () => {
     expect(select({ ...snapshot, hostname: 'db.example', tags: ['host-id:docker-01'] })).toBe(true);
     expect(select({ ...snapshot, hostname: 'docker-01' })).toBe(true);
     expect(select({ ...snapshot, hostname: 'db.example', tags: ['host-id:docker-02'] })).toBe(false);
+    // Another host that names itself after this one is not in its retention.
+    expect(select({ ...snapshot, hostname: 'docker-01', tags: ['host-id:docker-02'] })).toBe(false);
   });
 
   it('given forget decisions, then the event lists forgotten and kept snapshots', () => {

@@ -1,3 +1,4 @@
+import { hostIdTag } from '@volback/contracts';
 import { parseGoTime, type Snapshot } from '@volback/repository';
 
 /** A snapshot file and its id. */
@@ -15,6 +16,8 @@ export interface SnapshotQuery {
   readonly path?: string;
   /** Tags the snapshot carries, all of them. */
   readonly tags?: readonly string[];
+  /** For `latest`: only snapshots this predicate keeps (those the requester may read). */
+  readonly readable?: (snapshot: StoredSnapshot) => boolean;
 }
 
 /** The outcome of a query: one snapshot, none, or a prefix that names several. */
@@ -41,6 +44,7 @@ export function selectSnapshot(all: readonly StoredSnapshot[], query: SnapshotQu
   if (query.ref === 'latest') {
     let best: StoredSnapshot | undefined;
     for (const s of all) {
+      if (query.readable && !query.readable(s)) continue;
       if (query.hostname !== undefined && s.snapshot.hostname !== query.hostname) continue;
       if (query.path !== undefined && !s.snapshot.paths.includes(query.path)) continue;
       if (query.tags?.some((tag) => !s.snapshot.tags?.includes(tag))) continue;
@@ -70,4 +74,25 @@ export function sameSnapshot(a: Snapshot, b: Snapshot): boolean {
     list(a.paths) === list(b.paths) &&
     list(a.tags) === list(b.tags)
   );
+}
+
+const HOST_ID_TAG = hostIdTag('');
+
+/**
+ * The host a snapshot belongs to: its `host-id:` tag (which the gateway sets from the committing
+ * agent's subject), else, for snapshots written before that tag, its `hostname`.
+ */
+export function snapshotHostId(snapshot: Snapshot): string {
+  const tag = snapshot.tags?.find((t) => t.startsWith(HOST_ID_TAG));
+  return tag === undefined ? (snapshot.hostname ?? '') : tag.slice(HOST_ID_TAG.length);
+}
+
+/**
+ * The tags of a snapshot committed by host `hostId`'s agent: its own `host-id:` tag, whatever the
+ * request said (a request may not speak for another host), the other tags as asked and in order.
+ */
+export function tagsOfCommit(requested: readonly string[] | undefined, hostId: string): string[] {
+  const own = hostIdTag(hostId);
+  const tags = (requested ?? []).filter((t) => t === own || !t.startsWith(HOST_ID_TAG));
+  return tags.includes(own) ? tags : [...tags, own];
 }

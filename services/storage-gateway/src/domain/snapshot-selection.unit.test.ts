@@ -1,6 +1,12 @@
 import type { Snapshot } from '@volback/repository';
 import { describe, expect, it } from 'vitest';
-import { sameSnapshot, selectSnapshot, type StoredSnapshot } from './snapshot-selection.ts';
+import {
+  sameSnapshot,
+  selectSnapshot,
+  snapshotHostId,
+  tagsOfCommit,
+  type StoredSnapshot,
+} from './snapshot-selection.ts';
 
 const tree = 'a'.repeat(64);
 const snap = (id: string, hostname: string, path: string, time: string): StoredSnapshot => ({
@@ -45,5 +51,31 @@ describe('selecting a snapshot', () => {
     expect(sameSnapshot(a, { ...a, tags: null })).toBe(false);
     expect(sameSnapshot(a, { ...a, parent: tree })).toBe(false);
     expect(sameSnapshot(a, { ...a, time: '2025-03-14T03:00:01Z' })).toBe(false);
+  });
+});
+
+describe('whose a snapshot is', () => {
+  it('given a host-id tag, then that host; given none (before the tag), then the hostname', () => {
+    expect(snapshotHostId({ ...all[0]!.snapshot, tags: ['volback', 'host-id:h-9'] })).toBe('h-9');
+    expect(snapshotHostId(all[0]!.snapshot)).toBe('host-1');
+  });
+
+  it('given a commit by host h-1 that names another host, then its host-id tag is h-1 alone', () => {
+    expect(tagsOfCommit(['volback', 'host-id:h-2', 'volume:db'], 'h-1')).toEqual([
+      'volback',
+      'volume:db',
+      'host-id:h-1',
+    ]);
+    expect(tagsOfCommit(undefined, 'h-1')).toEqual(['host-id:h-1']);
+    expect(tagsOfCommit(['volback', 'host-id:h-1', 'nightly'], 'h-1')).toEqual([
+      'volback',
+      'host-id:h-1',
+      'nightly',
+    ]);
+  });
+
+  it('given a readable filter, then latest picks only among the snapshots it keeps', () => {
+    const readable = (s: StoredSnapshot) => s.snapshot.hostname === 'host-1';
+    expect(selectSnapshot(all, { ref: 'latest', readable })).toEqual({ kind: 'found', snapshot: all[2] });
   });
 });

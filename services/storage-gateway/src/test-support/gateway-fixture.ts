@@ -22,6 +22,11 @@ const run = promisify(execFile);
 
 /** The agent the tests' data-path clients stand for (it names the requester in every subject). */
 export const TEST_AGENT = { kind: 'host', hostId: 'docker-test-01' } as const satisfies DataRequester;
+/**
+ * A requester that reads any blob, as the catalog does: for tests of the read mechanics on blobs
+ * stored without a snapshot (an agent may read only blobs of its host's snapshots).
+ */
+export const TEST_READER = { kind: 'catalog' } as const satisfies DataRequester;
 
 /** The password of every test repository. */
 export const TEST_PASSWORD = 'gateway-test-password-3b9f';

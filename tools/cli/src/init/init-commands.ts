@@ -72,6 +72,10 @@ export function registerInitCommands(program: Command, run: InitRunner): void {
     .option('--nats-listen <host:port>', 'where NATS listens (default 0.0.0.0:4222)')
     .option('--nats-store-dir <dir>', 'the JetStream store of NATS (default <dir>/nats/jetstream)')
     .option('--nats-server-name <name>', 'the server_name of NATS (default volback-nats)')
+    .option(
+      '--nats-secrets-path <path>',
+      'where NATS sees <dir> (a container mount, e.g. /etc/volback): the paths its config names',
+    )
     .option('--force', 'replace an existing set-up (every secret changes)')
     .addHelpText(
       'after',
@@ -85,6 +89,7 @@ export function registerInitCommands(program: Command, run: InitRunner): void {
           natsListen?: string;
           natsStoreDir?: string;
           natsServerName?: string;
+          natsSecretsPath?: string;
           force?: boolean;
         },
         command: Command,
@@ -102,6 +107,7 @@ export function registerInitCommands(program: Command, run: InitRunner): void {
             ...(flags.natsListen ? { natsListen: flags.natsListen } : {}),
             ...(flags.natsStoreDir ? { natsStoreDir: flags.natsStoreDir } : {}),
             ...(flags.natsServerName ? { natsServerName: flags.natsServerName } : {}),
+            ...(flags.natsSecretsPath ? { natsSecretsPath: flags.natsSecretsPath } : {}),
             ...(password ? { password } : {}),
             ...(flags.force ? { force: true } : {}),
           });

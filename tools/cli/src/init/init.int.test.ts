@@ -118,8 +118,12 @@ describe('volback init', () => {
     expect((await volback(['init', 'agent', 'other', '--host-id', 'h-1', '--dir', dir])).output).toContain(
       'already has an agent identity',
     );
-    const forced = await volback(['init', '--dir', dir, '--force']);
+    const forced = await volback(['init', '--dir', dir, '--force', '--nats-secrets-path', '/etc/volback']);
     expect(forced.code, forced.output).toBe(0);
     expect(readdirSync(join(dir, 'identities'))).not.toContain('agent-h-1.nk');
+    // A NATS in a container that mounts the directory elsewhere finds its files there.
+    const config = readFileSync(join(dir, 'nats/nats-server.conf'), 'utf8');
+    expect(config).toContain('cert_file: "/etc/volback/tls/nats.crt"');
+    expect(config).not.toContain('pid_file');
   });
 });

@@ -19,7 +19,8 @@ export interface NatsServerSettings {
   readonly certFile: string;
   readonly keyFile: string;
   readonly storeDir: string;
-  readonly pidFile: string;
+  /** Where the server writes its pid, for `volback init` to reload it. */
+  readonly pidFile?: string;
 }
 
 const q = (value: string): string => JSON.stringify(value);
@@ -67,7 +68,7 @@ export function renderNatsConfig(settings: NatsServerSettings, users: readonly N
     `server_name: ${q(settings.serverName)}`,
     `listen: ${q(settings.listen)}`,
     `max_payload: ${NATS_MAX_PAYLOAD}`,
-    `pid_file: ${q(settings.pidFile)}`,
+    ...(settings.pidFile ? [`pid_file: ${q(settings.pidFile)}`] : []),
     'tls {',
     `  cert_file: ${q(settings.certFile)}`,
     `  key_file: ${q(settings.keyFile)}`,

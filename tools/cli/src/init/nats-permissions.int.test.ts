@@ -84,6 +84,14 @@ async function subscribeRefused(nc: NatsConnection, subject: string): Promise<vo
   expect(isViolation(closed as Error | undefined), `subscribe to ${subject}`).toBe(true);
 }
 
+/** A connection with this seed is refused (a rotated or revoked key). */
+async function expectKeyRefused(nkeyFile: string): Promise<void> {
+  const caFile = join(dir, 'ca/ca.crt');
+  await expect(
+    connectNats({ servers: nats.url, name: 'refused', caFile, nkeyFile, connectTimeoutMs: 500 }),
+  ).rejects.toThrow(/Authorization Violation/i);
+}
+
 async function jsRefused(call: Promise<unknown>): Promise<void> {
   const error = await call.then(
     () => undefined,
@@ -306,15 +314,7 @@ describe('NATS with the configuration volback init writes', () => {
     expect(readFileSync(old, 'utf8')).not.toBe(readFileSync(agentSeed('host-b'), 'utf8'));
     // The server closes the connection whose key is gone; it cannot come back with that key.
     await before.closed();
-    await expect(
-      connectNats({
-        servers: nats.url,
-        name: 'old',
-        caFile: join(dir, 'ca/ca.crt'),
-        nkeyFile: old,
-        connectTimeoutMs: 500,
-      }),
-    ).rejects.toThrow(/Authorization Violation/i);
+    await expectKeyRefused(old);
     const after = await connectAs({ kind: 'agent', hostId: 'host-b' }, agentSeed('host-b'), 'new-key');
     await new MessagePublisher(after).publish(hostSeen('host-b'));
   });
@@ -327,15 +327,7 @@ describe('NATS with the configuration volback init writes', () => {
     expect(revoked.code, revoked.output).toBe(0);
     expect(revoked.output).toContain('revoked');
     await a.closed();
-    await expect(
-      connectNats({
-        servers: nats.url,
-        name: 'revoked',
-        caFile: join(dir, 'ca/ca.crt'),
-        nkeyFile: seed,
-        connectTimeoutMs: 500,
-      }),
-    ).rejects.toThrow(/Authorization Violation/i);
+    await expectKeyRefused(seed);
     const config = readFileSync(join(dir, 'nats/nats-server.conf'), 'utf8');
     expect(config).not.toContain('# agent-host-a');
   });

@@ -51,6 +51,8 @@ interface NatsSettings {
   readonly serverName: string;
   readonly listen: string;
   readonly storeDir: string;
+  /** Where the server sees this directory (a container's mount); absent: where it is. */
+  readonly secretsPath?: string;
 }
 
 /** The agent identity file `agent-<hostId>.json`. */
@@ -70,6 +72,11 @@ export interface InitOptions {
   readonly natsStoreDir?: string;
   /** The server's name (default `volback-nats`); JetStream keeps it in its store. */
   readonly natsServerName?: string;
+  /**
+   * Where the NATS server sees the secrets directory (e.g. `/etc/volback` in a container that
+   * mounts it): the config names its certificate, key and pid file under that path.
+   */
+  readonly natsSecretsPath?: string;
   /** The repository password to keep (else a random one). */
   readonly password?: string;
   /** Replace an existing set-up. */
@@ -161,6 +168,7 @@ export async function initSecrets(options: InitOptions): Promise<string[]> {
         serverName: options.natsServerName ?? 'volback-nats',
         listen: options.natsListen ?? '0.0.0.0:4222',
         storeDir: resolve(options.natsStoreDir ?? join(dir, 'nats/jetstream')),
+        ...(options.natsSecretsPath ? { secretsPath: options.natsSecretsPath } : {}),
       } satisfies NatsSettings)}\n`,
     ],
   ];
@@ -216,14 +224,17 @@ async function natsUsers(dir: string): Promise<NatsUser[]> {
 export async function writeNatsConfig(dir: string): Promise<string> {
   const paths = secretPaths(dir);
   const settings = JSON.parse(await readText(paths.natsSettings)) as NatsSettings;
+  const seen = secretPaths(settings.secretsPath ?? resolve(dir));
   const config = renderNatsConfig(
     {
       serverName: settings.serverName,
       listen: settings.listen,
       storeDir: settings.storeDir,
-      certFile: resolve(paths.natsCert),
-      keyFile: resolve(paths.natsKey),
-      pidFile: resolve(paths.natsPidFile),
+      certFile: seen.natsCert,
+      keyFile: seen.natsKey,
+      // In a container (secrets mounted, maybe read-only) the pid would be of another namespace
+      // anyway: reload with `docker compose kill -s HUP nats`.
+      ...(settings.secretsPath ? {} : { pidFile: seen.natsPidFile }),
     },
     await natsUsers(dir),
   );
