@@ -199,7 +199,7 @@ describe('docker compose: volback deployed from its images', () => {
       'nats:2.12-alpine',
       'minio/minio:RELEASE.2025-09-07T16-13-09Z',
     ]);
-    ports = {
+    const allocatePorts = async (): Promise<CentralPorts> => ({
       nats: await freePort(),
       natsHttp: await freePort(),
       minio: await freePort(),
@@ -211,7 +211,8 @@ describe('docker compose: volback deployed from its images', () => {
         catalog: await freePort(),
         agent: await freePort(),
       },
-    };
+    });
+    ports = await allocatePorts();
     await writeFile(join(staged, 'loopback.yml'), centralLoopbackOverride(ports));
     // No secret in .env: the init service writes them into ./secrets.
     await writeEnvFile(staged, staged, {
@@ -229,6 +230,10 @@ describe('docker compose: volback deployed from its images', () => {
     figures['warm build'] = `${((Date.now() - started) / 1000).toFixed(1)} s`;
     const size = Number(await docker(engineA, ['image', 'inspect', '-f', '{{.Size}}', IMAGE]));
     figures['image size'] = `${(size / 1e6).toFixed(1)} MB (${IMAGE})`;
+    // Free ports again, just before they are used: a port free before the builds may be taken by
+    // then on a shared machine.
+    ports = await allocatePorts();
+    await writeFile(join(staged, 'loopback.yml'), centralLoopbackOverride(ports));
   }, 1_200_000);
 
   afterAll(async () => {
@@ -537,6 +542,16 @@ describe('docker compose: volback deployed from its images', () => {
         '--password-file',
         '/app/.volback/secrets/repository-password',
       ];
+      // `run -v` takes a volume's full name (compose does not prefix it): create it as compose would.
+      await docker(engineA, [
+        'volume',
+        'create',
+        '--label',
+        'com.docker.compose.project=volback',
+        '--label',
+        'com.docker.compose.volume=nats-data',
+        'volback_nats-data',
+      ]);
       const snapshots = JSON.parse(
         await composeA.run(staged, [...repo, 'init', 'volback', 'repo', 'snapshots', ...location, '--json']),
       ) as Array<{ id: string; time: string; paths: string[] }>;
@@ -548,7 +563,7 @@ describe('docker compose: volback deployed from its images', () => {
       const restored = await composeA.run(staged, [
         ...repo,
         '-v',
-        'nats-data:/restore',
+        'volback_nats-data:/restore',
         'init',
         'volback',
         'repo',
