@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort, startDockerEngine, waitUntil, type DockerEngine } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { secretLeaks } from './stack-process.ts';
 
 const run = promisify(execFile);
 const main = new URL('./main.ts', import.meta.url).pathname;
@@ -144,6 +145,15 @@ describe('npm start: the whole local stack on a Docker Engine', () => {
       });
       expect(tar.status).toBe(200);
       expect(Buffer.from(await tar.arrayBuffer()).includes('hello from the demo volume')).toBe(true);
+      // No secret in a log, an event (backups and a restore), a command line or an environment.
+      const found = await secretLeaks({
+        dataDir,
+        natsPort: Number(env.VOLBACK_NATS_PORT),
+        stackPid: stack.pid!,
+        output,
+      });
+      expect(found.events).toContain('io.volback.restore.completed');
+      expect(found.leaks).toEqual([]);
       // Every service did its work within its NATS permissions (backup, restart, reconnect).
       const natsLog = readFileSync(join(dataDir, 'nats/nats-server.log'), 'utf8');
       expect(natsLog).not.toMatch(/Permissions Violation/i);

@@ -155,10 +155,16 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
           { cause },
         );
       }
-      options.logger?.warn(
-        { attempt, err: (cause as Error).message, retryInMs: wait },
-        'NATS not reachable yet',
-      );
+      const message = (cause as Error).message;
+      if (/authorization violation|authentication/i.test(message)) {
+        // Reachable, but this identity is not (or no longer) in the server's config.
+        options.logger?.error(
+          { attempt, err: message, nkeyFile: options.nkeyFile, retryInMs: wait },
+          'NATS refused this identity: its key is unknown there (not added yet, rotated or revoked)',
+        );
+      } else {
+        options.logger?.warn({ attempt, err: message, retryInMs: wait }, 'NATS not reachable yet');
+      }
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
   }

@@ -11,6 +11,7 @@ import {
   createCommand,
   createEvent,
   eventSubject,
+  GRANTS_BUCKET,
   MessageRejected,
   parseMessage,
   STREAMS,
@@ -401,5 +402,11 @@ describe('restore grants (KV VOLBACK_GRANTS)', () => {
     expect(await reader.get('restore.2025-03-14T03:00:00Z')).toEqual(grant);
     expect(await reader.get('restore-other')).toBeUndefined();
     await expect(new RestoreGrants(nc).put('restore-bad', { ...grant, hostId: '' })).rejects.toThrow();
+    // The bucket deleted under a writer: the next grant creates it again.
+    const writer = new RestoreGrants(nc);
+    await writer.put('restore-1', grant);
+    await jsm.streams.delete(`KV_${GRANTS_BUCKET}`);
+    await writer.put('restore-2', grant);
+    expect(await new RestoreGrants(nc).get('restore-2')).toEqual(grant);
   });
 });

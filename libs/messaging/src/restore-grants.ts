@@ -39,8 +39,15 @@ export class RestoreGrants {
 
   /** Lets `grant.hostId` read `grant.snapshotId` for restore `restoreId`, until `grant.expiresAt`. */
   async put(restoreId: string, grant: RestoreGrant): Promise<void> {
-    const kv = await this.#bucket(true);
-    await kv.put(grantKey(restoreId), JSON.stringify(restoreGrant.parse(grant)));
+    const value = JSON.stringify(restoreGrant.parse(grant));
+    try {
+      await (await this.#bucket(true)).put(grantKey(restoreId), value);
+    } catch {
+      // The bucket may have been deleted under us (no stream answers the put): open or create it
+      // again and try once more; a second failure is the caller's.
+      this.#kv = undefined;
+      await (await this.#bucket(true)).put(grantKey(restoreId), value);
+    }
   }
 
   /** The grant of a restore; undefined when there is none, or none that reads as one. */

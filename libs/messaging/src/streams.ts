@@ -91,10 +91,21 @@ export async function ensureStreams(
     const differs = Object.entries(mutable).some(
       ([key, value]) => JSON.stringify(current.config[key as keyof StreamConfig]) !== JSON.stringify(value),
     );
-    // Only a change is sent: updating a stream is the admin's alone once NATS has identities.
-    infos.push(differs ? await jsm.streams.update(name, { ...current.config, ...mutable }) : current);
+    // Only a change is sent: updating a stream is the admin's alone once NATS has identities,
+    // and an identity that may not change it works with the stream as the admin set it up.
+    if (!differs) infos.push(current);
+    else infos.push(await jsm.streams.update(name, { ...current.config, ...mutable }).catch(keep(current)));
   }
   return infos;
+}
+
+/** Keeps `current` when the change was refused for lack of permission; rethrows anything else. */
+function keep(current: StreamInfo): (error: unknown) => StreamInfo {
+  return (error) => {
+    const names = [(error as Error).name, ((error as Error).cause as Error | undefined)?.name];
+    if (names.includes('PermissionViolationError')) return current;
+    throw error;
+  };
 }
 
 /**

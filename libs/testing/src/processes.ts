@@ -159,3 +159,16 @@ export async function killAndWait(pids: readonly number[], timeoutMs = 10_000): 
     timeoutMs,
   );
 }
+
+/** Runs a command to its end (no input), with its output (stdout and stderr, interleaved). */
+export function runToEnd(
+  command: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ code: number | null; output: string }> {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, output })));
+}

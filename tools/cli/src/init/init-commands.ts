@@ -76,7 +76,7 @@ export function registerInitCommands(program: Command, run: InitRunner): void {
       '--nats-secrets-path <path>',
       'where NATS sees <dir> (a container mount, e.g. /etc/volback): the paths its config names',
     )
-    .option('--force', 'replace an existing set-up (every secret changes)')
+    .option('--force', 'replace an existing set-up (every secret but the repository password changes)')
     .addHelpText(
       'after',
       '\nThe repository password is VOLBACK_PASSWORD when set, else random. Files are 0600 in 0700 folders.',

@@ -1,27 +1,17 @@
 // `volback init` as a user runs it: the files it writes, and what it refuses (changing nothing).
-import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runToEnd } from '@volback/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const CLI = new URL('../main.ts', import.meta.url).pathname;
 const root = mkdtempSync(join(tmpdir(), 'volback-init-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-function volback(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, VOLBACK_PASSWORD: '', ...env },
-  });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, output })));
+function volback(args: string[], env: NodeJS.ProcessEnv = {}) {
+  return runToEnd(process.execPath, [CLI, ...args], { ...process.env, VOLBACK_PASSWORD: '', ...env });
 }
 
 function snapshot(dir: string): Record<string, string> {
@@ -121,6 +111,8 @@ describe('volback init', () => {
     const forced = await volback(['init', '--dir', dir, '--force', '--nats-secrets-path', '/etc/volback']);
     expect(forced.code, forced.output).toBe(0);
     expect(readdirSync(join(dir, 'identities'))).not.toContain('agent-h-1.nk');
+    // The repository password stays: the backups it encrypts must stay readable.
+    expect(readFileSync(join(dir, 'repository-password'), 'utf8')).toBe('the-password-I-chose\n');
     // A NATS in a container that mounts the directory elsewhere finds its files there.
     const config = readFileSync(join(dir, 'nats/nats-server.conf'), 'utf8');
     expect(config).toContain('cert_file: "/etc/volback/tls/nats.crt"');

@@ -1,6 +1,5 @@
 // Attacks on a real nats-server run with the configuration `volback init` writes: who may not
 // connect, and what each identity may not publish, subscribe to or change (SECURITY-PLAN §2).
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,18 +22,12 @@ import {
   type Identity,
 } from '@volback/contracts';
 import { connectNats, ensureStreams, MessagePublisher, type NatsConnection } from '@volback/messaging';
-import { startNatsServer, type NatsServer } from '@volback/testing';
+import { runToEnd, startNatsServer, type NatsServer } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const CLI = new URL('../main.ts', import.meta.url).pathname;
 
-function volback(args: string[]): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, output })));
-}
+const volback = (args: string[]) => runToEnd(process.execPath, [CLI, ...args]);
 
 let root: string;
 let dir: string;
@@ -154,9 +147,20 @@ describe('NATS with the configuration volback init writes', () => {
     await import('node:fs/promises').then((fs) =>
       fs.writeFile(stranger, new TextDecoder().decode(createUser().getSeed()), { mode: 0o600 }),
     );
+    const said: string[] = [];
+    const logger = { info() {}, warn() {}, error: (_: object, msg?: string) => said.push(msg ?? '') };
     await expect(
-      connectNats({ servers: nats.url, name: 'anon', caFile, nkeyFile: stranger, connectTimeoutMs: 500 }),
+      connectNats({
+        servers: nats.url,
+        name: 'anon',
+        caFile,
+        nkeyFile: stranger,
+        connectTimeoutMs: 1_500,
+        logger,
+      }),
     ).rejects.toThrow(/Authorization Violation/i);
+    // The service's log says why, not "not reachable".
+    expect(said[0]).toMatch(/NATS refused this identity/);
   });
 
   it("an agent publishes its own host's events, never another host's, nor commands", async () => {
@@ -265,6 +269,21 @@ describe('NATS with the configuration volback init writes', () => {
     );
     expect(infos.map((i) => i.config.description)).not.toContain('mine now');
     expect(infos[0]!.state.messages).toBeGreaterThan(0);
+  });
+
+  it('a service works with the streams as the admin set them up, without changing them', async () => {
+    const current = await adminJsm.streams.info(STREAMS.events.name);
+    await adminJsm.streams.update(STREAMS.events.name, {
+      ...current.config,
+      description: 'set by the admin',
+    });
+    const scheduler = await connectAs({ kind: 'service', service: 'scheduler' }, ids('scheduler.nk'));
+    await ensureStreams(await jetstreamManager(scheduler, { timeout: 3_000 }));
+    expect((await adminJsm.streams.info(STREAMS.events.name)).config.description).toBe('set by the admin');
+    await ensureStreams(adminJsm);
+    expect((await adminJsm.streams.info(STREAMS.events.name)).config.description).not.toBe(
+      'set by the admin',
+    );
   });
 
   it('a subscriber reads the events, live and through its own durable consumer, and nothing else', async () => {

@@ -77,9 +77,9 @@ export interface InitOptions {
    * mounts it): the config names its certificate, key and pid file under that path.
    */
   readonly natsSecretsPath?: string;
-  /** The repository password to keep (else a random one). */
+  /** The repository password (else the one the directory holds, else a random one). */
   readonly password?: string;
-  /** Replace an existing set-up. */
+  /** Replace an existing set-up (its repository password stays unless `password`). */
   readonly force?: boolean;
 }
 
@@ -126,9 +126,15 @@ export async function initSecrets(options: InitOptions): Promise<string[]> {
     throw new InitError('VOLBACK_PASSWORD is set but empty');
   }
   if (hasSetUp(dir) && !options.force) {
-    throw new InitError(`${dir} already holds a set-up; pass --force to replace it (every secret changes)`);
+    throw new InitError(
+      `${dir} already holds a set-up; pass --force to replace it (every secret but the repository password changes)`,
+    );
   }
   const paths = secretPaths(dir);
+  // Never a new repository password for a repository that exists: without the old one no backup
+  // could be read. `--force` keeps it unless VOLBACK_PASSWORD names another.
+  const kept = existsSync(paths.repositoryPassword) ? await readText(paths.repositoryPassword) : '';
+  const password = options.password ?? (kept || randomSecret());
   if (options.force) await rm(paths.identities, { recursive: true, force: true });
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await chmod(dir, 0o700);
@@ -145,7 +151,7 @@ export async function initSecrets(options: InitOptions): Promise<string[]> {
     [paths.natsKey, nats.key],
     [paths.minioCert, minio.cert],
     [paths.minioKey, minio.key],
-    [paths.repositoryPassword, `${options.password ?? randomSecret()}\n`],
+    [paths.repositoryPassword, `${password}\n`],
     [paths.minioRootPassword, `${randomSecret()}\n`],
     [
       paths.catalogTokens,
