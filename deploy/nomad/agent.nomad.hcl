@@ -1,7 +1,10 @@
 # volback's agent on every Docker host of the cluster: a system job (one allocation per client).
 # The same service as `agent` in docker-compose.yml (infra/deploy checks that they agree).
 # Needs the docker plugin with `volumes { enabled = true }` (the socket and volumes binds) and,
-# on each client, a host volume `volback-agent-state` (the host id lives there, see README.md).
+# on each client, a host volume `volback-agent-state` (the host id lives there, see README.md)
+# and a read-only host volume `volback-agent-secrets`: that client's own identity, the three
+# files of `volback init agent <client>` (nats.nk, agent.json, ca.crt, 0600 root; README.md). A
+# host volume, not a Nomad variable: every client holds its own key and no other.
 
 variable "image" {
   type        = string
@@ -28,6 +31,12 @@ job "volback-agent" {
     volume "agent-state" {
       type   = "host"
       source = "volback-agent-state"
+    }
+
+    volume "agent-secrets" {
+      type      = "host"
+      source    = "volback-agent-secrets"
+      read_only = true
     }
 
     service {
@@ -67,7 +76,16 @@ job "volback-agent" {
         destination = "/var/lib/volback-agent"
       }
 
+      volume_mount {
+        volume      = "agent-secrets"
+        destination = "/etc/volback"
+        read_only   = true
+      }
+
       env {
+        VOLBACK_NATS_NKEY_FILE  = "/etc/volback/nats.nk"
+        VOLBACK_HOST_ID_FILE    = "/etc/volback/agent.json"
+        VOLBACK_NATS_CA_FILE    = "/etc/volback/ca.crt"
         DOCKER_HOST             = "unix:///var/run/docker.sock"
         VOLBACK_AGENT_STATE_DIR = "/var/lib/volback-agent"
         VOLBACK_HOST_NAME       = "${node.unique.name}"

@@ -1,5 +1,7 @@
 # volback's scheduler: leader-elected through NATS, so a second replica stands by.
-# The same service as `scheduler` in docker-compose.yml.
+# The same service as `scheduler` in docker-compose.yml. Its NATS identity from the Nomad variable
+# nomad/jobs/volback-scheduler, rendered into the task's secrets dir (/secrets, 0600, node):
+#   nomad var put nomad/jobs/volback-scheduler nats_nk=@secrets/identities/scheduler.nk ca_crt=@secrets/ca/ca.crt
 
 variable "image" {
   type    = string
@@ -49,11 +51,29 @@ job "volback-scheduler" {
       }
 
       env {
+        VOLBACK_NATS_NKEY_FILE                       = "/secrets/nats.nk"
+        VOLBACK_NATS_CA_FILE                         = "/secrets/ca.crt"
         VOLBACK_SCHEDULER_DEFAULT_POLICY             = "all"
         VOLBACK_SCHEDULER_DEFAULT_SCHEDULE           = "0 2 * * *"
         VOLBACK_SCHEDULER_DEFAULT_TIMEZONE           = "UTC"
         VOLBACK_SCHEDULER_FIRST_BACKUP_DELAY_SECONDS = "60"
         LOG_LEVEL                                    = "info"
+      }
+
+      template {
+        destination = "secrets/nats.nk"
+        perms       = "0600"
+        uid         = 1000
+        gid         = 1000
+        data        = "{{ with nomadVar \"nomad/jobs/volback-scheduler\" }}{{ .nats_nk }}{{ end }}"
+      }
+
+      template {
+        destination = "secrets/ca.crt"
+        perms       = "0600"
+        uid         = 1000
+        gid         = 1000
+        data        = "{{ with nomadVar \"nomad/jobs/volback-scheduler\" }}{{ .ca_crt }}{{ end }}"
       }
 
       template {

@@ -1,7 +1,9 @@
 import { execFile } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { get as httpsGet } from 'node:https';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { connect } from '@nats-io/transport-node';
 import {
   freePort,
   resolveBinary,
@@ -19,7 +21,6 @@ import {
   docker,
   importStandIns,
   removeStaged,
-  secret,
   stageProject,
   writeEnvFile,
   type CentralPorts,
@@ -86,18 +87,15 @@ describe('docker compose: volback deployed from its images', () => {
   let composeA: Compose;
   let composeB: Compose | undefined;
   let ports: CentralPorts;
-  const env = {
-    VOLBACK_PASSWORD: secret(),
-    MINIO_ROOT_USER: 'volback-admin',
-    MINIO_ROOT_PASSWORD: secret(),
-    VOLBACK_CATALOG_WRITE_TOKEN: secret(),
-  };
   const figures: Record<string, string> = {};
   let upAt = 0;
+  /** A file of the set-up the `init` service wrote into ./secrets (the test runs as root). */
+  const secretFile = (file: string) => join(staged, 'secrets', file);
+  const secretOf = async (file: string) => (await readFile(secretFile(file), 'utf8')).trim();
 
   const catalog = async <T>(path: string): Promise<T> => {
     const response = await fetch(`http://127.0.0.1:${ports.catalog}${path}`, {
-      headers: { authorization: `Bearer ${env.VOLBACK_CATALOG_WRITE_TOKEN}` },
+      headers: { authorization: `Bearer ${await secretOf('catalog/admin.token')}` },
     });
     if (!response.ok) throw new Error(`GET ${path}: ${response.status}`);
     return (await response.json()) as T;
@@ -115,8 +113,13 @@ describe('docker compose: volback deployed from its images', () => {
       'host',
       '-e',
       `VOLBACK_CATALOG_URL=http://127.0.0.1:${ports.catalog}`,
+      // The token as a file (README's alias): root, as the file is the set-up's (0600, root).
+      '--user',
+      'root',
+      '-v',
+      `${secretFile('catalog/admin.token')}:/token:ro`,
       '-e',
-      `VOLBACK_TOKEN=${env.VOLBACK_CATALOG_WRITE_TOKEN}`,
+      'VOLBACK_TOKEN_FILE=/token',
       IMAGE,
       'volback',
       ...args,
@@ -196,7 +199,7 @@ describe('docker compose: volback deployed from its images', () => {
       'nats:2.12-alpine',
       'minio/minio:RELEASE.2025-09-07T16-13-09Z',
     ]);
-    ports = {
+    const allocatePorts = async (): Promise<CentralPorts> => ({
       nats: await freePort(),
       natsHttp: await freePort(),
       minio: await freePort(),
@@ -208,13 +211,11 @@ describe('docker compose: volback deployed from its images', () => {
         catalog: await freePort(),
         agent: await freePort(),
       },
-    };
-    await writeFile(
-      join(staged, 'loopback.yml'),
-      centralLoopbackOverride(ports, env.MINIO_ROOT_USER, env.MINIO_ROOT_PASSWORD),
-    );
+    });
+    ports = await allocatePorts();
+    await writeFile(join(staged, 'loopback.yml'), centralLoopbackOverride(ports));
+    // No secret in .env: the init service writes them into ./secrets.
     await writeEnvFile(staged, staged, {
-      ...env,
       DOCKER_SOCKET: engineA.socketPath,
       DOCKER_VOLUMES_DIR: join(engineA.dataRoot, 'volumes'),
       // The first backup of the labelled volume comes from its schedule, not from its discovery.
@@ -229,6 +230,10 @@ describe('docker compose: volback deployed from its images', () => {
     figures['warm build'] = `${((Date.now() - started) / 1000).toFixed(1)} s`;
     const size = Number(await docker(engineA, ['image', 'inspect', '-f', '{{.Size}}', IMAGE]));
     figures['image size'] = `${(size / 1e6).toFixed(1)} MB (${IMAGE})`;
+    // Free ports again, just before they are used: a port free before the builds may be taken by
+    // then on a shared machine.
+    ports = await allocatePorts();
+    await writeFile(join(staged, 'loopback.yml'), centralLoopbackOverride(ports));
   }, 1_200_000);
 
   afterAll(async () => {
@@ -292,12 +297,113 @@ describe('docker compose: volback deployed from its images', () => {
     });
   }, 600_000);
 
+  it('refuses clients without an identity on NATS and plain HTTP on MinIO; each service holds only its own files, no secret in its environment', async () => {
+    await logsOnFailure(async () => {
+      const ca = await readFile(secretFile('ca/ca.crt'), 'utf8');
+      const nats = `127.0.0.1:${ports.nats}`;
+      // TLS with the right CA, but no nkey: refused by the server.
+      await expect(
+        connect({
+          servers: nats,
+          tls: { caFile: secretFile('ca/ca.crt') },
+          reconnect: false,
+          timeout: 5_000,
+        }),
+      ).rejects.toThrow(/authorization/i);
+      // Without the CA the client does not trust the server (and the server speaks only TLS).
+      await expect(connect({ servers: nats, reconnect: false, timeout: 5_000 })).rejects.toThrow();
+
+      // MinIO: HTTPS only, with a certificate of the set-up's CA.
+      const plain = await fetch(`http://127.0.0.1:${ports.minio}/minio/health/live`).then(
+        (r) => r.status,
+        () => 'refused',
+      );
+      expect(plain).not.toBe(200);
+      const https = (options: { ca?: string }) =>
+        new Promise<number>((resolve, reject) =>
+          httpsGet(`https://127.0.0.1:${ports.minio}/minio/health/live`, options, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          }).once('error', reject),
+        );
+      expect(await https({ ca })).toBe(200);
+      await expect(https({})).rejects.toThrow(/certificate/);
+
+      // Each service's folder: its own files, 0600, owned by the user it runs as.
+      const given: Record<string, [string[], number]> = {
+        'storage-gateway': [['ca.crt', 'nats.nk', 'repository-password', 's3-secret-key'], 1000],
+        scheduler: [['ca.crt', 'nats.nk'], 1000],
+        catalog: [['ca.crt', 'nats.nk', 'tokens.json'], 1000],
+        agent: [['agent.json', 'ca.crt', 'nats.nk'], 0],
+      };
+      for (const [service, [files, uid]] of Object.entries(given)) {
+        const target = service === 'agent' ? '/etc/volback' : '/secrets';
+        const listed = await composeA.run(staged, [...CENTRAL, 'exec', '-T', service, 'ls', '-A', target]);
+        expect(listed.split('\n').filter(Boolean).sort(), service).toEqual(files);
+        for (const file of files) {
+          const info = await stat(secretFile(`mounts/${service}/${file}`));
+          expect(info.mode & 0o777, `${service}/${file}`).toBe(0o600);
+          expect(info.uid, `${service}/${file}`).toBe(uid);
+        }
+      }
+
+      // No secret in any container's environment or command line.
+      const secrets = [
+        await secretOf('repository-password'),
+        await secretOf('minio-root-password'),
+        await secretOf('catalog/admin.token'),
+        await secretOf('catalog/read.token'),
+        ...(await Promise.all(
+          (await readdir(secretFile('identities')))
+            .filter((f) => f.endsWith('.nk'))
+            .map((f) => secretOf(`identities/${f}`)),
+        )),
+      ];
+      const ids = (await composeA.run(staged, [...CENTRAL, 'ps', '-a', '-q'])).split('\n').filter(Boolean);
+      expect(ids.length).toBeGreaterThanOrEqual(6);
+      for (const id of ids) {
+        const config = await docker(engineA, ['inspect', '-f', '{{json .Config}}', id]);
+        for (const value of secrets) expect(config.includes(value), `a secret in ${id}'s config`).toBe(false);
+      }
+    });
+  }, 300_000);
+
   it('adds a second Docker host with deploy/agent/compose.yml: both hosts listed, backed up and restored', async () => {
     await logsOnFailure(async () => {
       engineB = await startDockerEngine();
       composeB = await Compose.for(engineB);
       await copyImage(engineA, engineB, IMAGE);
       const agentDir = join(staged, 'deploy/agent');
+      // README, "More Docker hosts": the host's identity on the central host, NATS reloaded, its
+      // three files copied to the host (0600).
+      await composeA.run(staged, [
+        ...CENTRAL,
+        'run',
+        '--rm',
+        '-T',
+        'init',
+        'volback',
+        'init',
+        'agent',
+        'host-b',
+      ]);
+      await composeA.run(staged, [...CENTRAL, 'kill', '-s', 'HUP', 'nats']);
+      const identities = await readdir(secretFile('identities'));
+      const identityB = [];
+      for (const file of identities.filter((f) => /^agent-.*\.json$/.test(f))) {
+        if (JSON.parse(await secretOf(`identities/${file}`)).name === 'host-b') identityB.push(file);
+      }
+      expect(identityB).toHaveLength(1);
+      const copied = join(agentDir, 'secrets');
+      await mkdir(copied, { mode: 0o700 });
+      for (const [from, to] of [
+        [`identities/${identityB[0]!.replace(/\.json$/, '.nk')}`, 'nats.nk'],
+        [`identities/${identityB[0]}`, 'agent.json'],
+        ['ca/ca.crt', 'ca.crt'],
+      ] as const) {
+        await copyFile(secretFile(from), join(copied, to));
+        await chmod(join(copied, to), 0o600);
+      }
       await writeFile(join(agentDir, 'loopback.yml'), agentLoopbackOverride(await freePort()));
       await writeEnvFile(staged, agentDir, {
         VOLBACK_NATS_URL: `nats://127.0.0.1:${ports.nats}`,
@@ -312,6 +418,7 @@ describe('docker compose: volback deployed from its images', () => {
       const hostA = listed.find((v) => v.volumeName === 'app_data')!.hostId;
       const hostB = listed.find((v) => v.volumeName === 'appb_data')!.hostId;
       expect(hostB).not.toBe(hostA);
+      expect(hostB).toBe(JSON.parse(await readFile(join(copied, 'agent.json'), 'utf8')).hostId);
       const hosts = (await catalog<{ items: Array<{ hostId: string }> }>('/v1/hosts')).items.map(
         (h) => h.hostId,
       );
@@ -337,17 +444,21 @@ describe('docker compose: volback deployed from its images', () => {
       const resticEnv = {
         PATH: process.env['PATH'],
         HOME: process.env['HOME'],
-        AWS_ACCESS_KEY_ID: env.MINIO_ROOT_USER,
-        AWS_SECRET_ACCESS_KEY: env.MINIO_ROOT_PASSWORD,
-        RESTIC_PASSWORD: env.VOLBACK_PASSWORD,
-        RESTIC_REPOSITORY: `s3:http://127.0.0.1:${ports.minio}/volback`,
+        AWS_ACCESS_KEY_ID: 'volback',
+        AWS_SECRET_ACCESS_KEY: await secretOf('minio-root-password'),
+        RESTIC_PASSWORD_FILE: secretFile('repository-password'),
+        RESTIC_REPOSITORY: `s3:https://127.0.0.1:${ports.minio}/volback`,
       };
       let checked = '';
       await waitUntil(
         'restic check --read-data to pass',
         async () => {
           try {
-            checked = (await run(restic, ['--no-cache', 'check', '--read-data'], { env: resticEnv })).stdout;
+            checked = (
+              await run(restic, ['--no-cache', '--cacert', secretFile('ca/ca.crt'), 'check', '--read-data'], {
+                env: resticEnv,
+              })
+            ).stdout;
             return true;
           } catch (error) {
             const output = `${(error as { stdout?: string }).stdout}${(error as { stderr?: string }).stderr}`;
@@ -377,7 +488,7 @@ describe('docker compose: volback deployed from its images', () => {
         '--format',
         '{{.Service}} {{.ExitCode}}',
       ]);
-      for (const service of ['storage-gateway', 'scheduler', 'catalog', 'agent'])
+      for (const service of ['init', 'storage-gateway', 'scheduler', 'catalog', 'agent'])
         expect(exits).toContain(`${service} 0`);
       await composeA.run(staged, [...CENTRAL, 'down']);
       await composeA.run(staged, [...CENTRAL, 'up', '-d', '--wait', '--pull', 'never']);
@@ -400,7 +511,7 @@ describe('docker compose: volback deployed from its images', () => {
     });
   }, 600_000);
 
-  it('comes back on a new host from .env and the repository alone (the event log restored from its own backup)', async () => {
+  it('comes back on a new host from ./secrets and the repository alone (the event log restored from its own backup)', async () => {
     await logsOnFailure(async () => {
       await composeB?.run(join(staged, 'deploy/agent'), [...AGENT_ONLY, 'down']);
       // The NATS store is a volume like any other: back it up (the default policy does so daily).
@@ -421,8 +532,17 @@ describe('docker compose: volback deployed from its images', () => {
         'volback_agent-state',
       ]);
 
-      // README, "Restoring the whole system on a new host".
+      // README, "Restoring the whole system on a new host": ./secrets kept, the CLI of the init
+      // service (the set-up's password, MinIO key and CA as files).
       await composeA.run(staged, [...CENTRAL, 'up', '-d', '--wait', '--pull', 'never', 'minio']);
+      const repo = [...CENTRAL, 'run', '--rm', '-T'];
+      const location = [
+        '--repo',
+        `s3:https://127.0.0.1:${ports.minio}/volback`,
+        '--password-file',
+        '/app/.volback/secrets/repository-password',
+      ];
+      // `run -v` takes a volume's full name (compose does not prefix it): create it as compose would.
       await docker(engineA, [
         'volume',
         'create',
@@ -432,34 +552,19 @@ describe('docker compose: volback deployed from its images', () => {
         'com.docker.compose.volume=nats-data',
         'volback_nats-data',
       ]);
-      const repo = [
-        '--rm',
-        '--network',
-        'host',
-        '-e',
-        `VOLBACK_PASSWORD=${env.VOLBACK_PASSWORD}`,
-        '-e',
-        `AWS_ACCESS_KEY_ID=${env.MINIO_ROOT_USER}`,
-        '-e',
-        `AWS_SECRET_ACCESS_KEY=${env.MINIO_ROOT_PASSWORD}`,
-      ];
-      const location = ['--repo', `s3:http://127.0.0.1:${ports.minio}/volback`];
       const snapshots = JSON.parse(
-        await docker(engineA, ['run', ...repo, IMAGE, 'volback', 'repo', 'snapshots', ...location, '--json']),
+        await composeA.run(staged, [...repo, 'init', 'volback', 'repo', 'snapshots', ...location, '--json']),
       ) as Array<{ id: string; time: string; paths: string[] }>;
       const latest = snapshots
         .filter((s) => s.paths.includes('/volumes/volback_nats-data'))
         .sort((a, b) => a.time.localeCompare(b.time))
         .at(-1)!;
       expect(latest.id).toBe(backup.snapshotId);
-      await docker(engineA, [
-        'run',
+      const restored = await composeA.run(staged, [
         ...repo,
-        '--user',
-        'root',
         '-v',
         'volback_nats-data:/restore',
-        IMAGE,
+        'init',
         'volback',
         'repo',
         'restore',
@@ -469,6 +574,21 @@ describe('docker compose: volback deployed from its images', () => {
         '--path',
         '/volumes/volback_nats-data',
         ...location,
+      ]);
+      expect(restored).toMatch(/restored [1-9]\d* files/);
+      // What NATS will find in its store (said when the replay below does not come).
+      const store = await docker(engineA, [
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '-v',
+        'volback_nats-data:/d:ro',
+        engineA.image,
+        'find',
+        '/d',
+        '-maxdepth',
+        '5',
       ]);
       await composeA.run(staged, [...CENTRAL, 'up', '-d', '--wait', '--pull', 'never']);
 
@@ -480,7 +600,9 @@ describe('docker compose: volback deployed from its images', () => {
           return [...before].every(([volume, ids]) => ids.every((id) => after.get(volume)?.includes(id)));
         },
         120_000,
-      );
+      ).catch((error: Error) => {
+        throw new Error(`${error.message}\nrestore: ${restored}\nNATS store:\n${store}`, { cause: error });
+      });
     });
   }, 600_000);
 });

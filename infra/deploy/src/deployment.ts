@@ -2,7 +2,6 @@
 // of the project as a user checks it out, `docker compose` (the v5 plugin from the cache) against
 // one engine, and the loopback overrides that keep every container on the host's loopback.
 import { execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -120,7 +119,10 @@ export class Compose {
     return new Compose(engine, config);
   }
 
-  /** Runs `docker compose <args>` in `cwd`; resolves with its output, rejects with it on failure. */
+  /**
+   * Runs `docker compose <args>` in `cwd`; resolves with its standard output (compose's progress
+   * goes to standard error), rejects with both on failure.
+   */
   async run(cwd: string, args: readonly string[], timeoutMs = 600_000): Promise<string> {
     const child = spawn(resolveBinary(DOCKER_CLI), ['compose', ...args], {
       cwd,
@@ -128,7 +130,11 @@ export class Compose {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => {
+      output += d.toString();
+      stdout += d.toString();
+    });
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
@@ -136,7 +142,7 @@ export class Compose {
     if (code !== 0) {
       throw new Error(`docker compose ${args.join(' ')} exited ${code}:\n${output.slice(-8000)}`);
     }
-    return output;
+    return stdout;
   }
 }
 
@@ -159,21 +165,22 @@ const volbackEnv = (lines: Record<string, string | number>) =>
 /**
  * The override that puts the central stack on the host's loopback (these machines have no bridge
  * network): host networking with free ports, builds without a network. Everything else is the
- * real compose file.
+ * real compose file (the certificates name 127.0.0.1 too, so TLS is checked as it is there).
  */
-export function centralLoopbackOverride(p: CentralPorts, minioUser: string, minioPassword: string): string {
+export function centralLoopbackOverride(p: CentralPorts): string {
   const nats = `nats://127.0.0.1:${p.nats}`;
   return `services:
-  nats:
-${hostNetwork()}    command: ['nats-server', '--config', '/etc/nats/nats-server.conf', '--addr', '127.0.0.1', '--port', '${p.nats}', '--http_port', '${p.natsHttp}']
+  init:
+${hostNetwork()}  nats:
+${hostNetwork()}    command: ['nats-server', '--config', '/app/.volback/secrets/nats/nats-server.conf', '--http_port', '${p.natsHttp}', '--pid', '/tmp/nats-server.pid', '--addr', '127.0.0.1', '--port', '${p.nats}']
     healthcheck:
       test: ['CMD', 'wget', '-qO-', 'http://127.0.0.1:${p.natsHttp}/healthz?js-enabled-only=true']
   minio:
-${hostNetwork()}    command: ['server', '/data', '--address', '127.0.0.1:${p.minio}', '--console-address', '127.0.0.1:${p.minioConsole}']
-${volbackEnv({ MC_HOST_local: `http://${minioUser}:${minioPassword}@127.0.0.1:${p.minio}` })}  storage-gateway:
+${hostNetwork()}    command: ['server', '/data', '--address', '127.0.0.1:${p.minio}', '--console-address', '127.0.0.1:${p.minioConsole}', '--certs-dir', '/secrets/certs']
+${volbackEnv({ MC_HOST_local: `https://127.0.0.1:${p.minio}` })}  storage-gateway:
 ${hostNetwork('    build: { network: none }\n')}${volbackEnv({
     VOLBACK_NATS_URL: nats,
-    VOLBACK_REPOSITORY: `s3:http://127.0.0.1:${p.minio}/volback`,
+    VOLBACK_REPOSITORY: `s3:https://127.0.0.1:${p.minio}/volback`,
     VOLBACK_OPS_HOST: '127.0.0.1',
     VOLBACK_OPS_PORT: p.ops.gateway,
   })}  scheduler:
@@ -212,11 +219,6 @@ export async function writeEnvFile(
   });
   for (const [key, value] of left) lines.push(`${key}=${value}`);
   await writeFile(join(dir, '.env'), lines.join('\n'));
-}
-
-/** A random secret of `bytes` bytes, hex. */
-export function secret(bytes = 16): string {
-  return randomBytes(bytes).toString('hex');
 }
 
 /** Removes a staged project. */

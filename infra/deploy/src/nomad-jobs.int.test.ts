@@ -36,23 +36,26 @@ const JOBS = {
 const ADDRESSES = new Set(['VOLBACK_NATS_URL', 'VOLBACK_REPOSITORY']);
 /** The host's display name: compose leaves it to the engine, Nomad names the client node. */
 const PER_PLATFORM = new Set(['VOLBACK_HOST_NAME']);
-/** Secrets: from `.env` there, from Nomad variables here; the names must agree. */
+/**
+ * Settings that differ per deployment: `.env` overrides there (the S3 access key, optional further
+ * catalog tokens), Nomad variables here; the names must agree.
+ */
 const SECRETS = new Set([
-  'VOLBACK_PASSWORD',
   'AWS_ACCESS_KEY_ID',
-  'AWS_SECRET_ACCESS_KEY',
   'VOLBACK_CATALOG_WRITE_TOKEN',
   'VOLBACK_CATALOG_READ_TOKEN',
   'MINIO_ROOT_USER',
-  'MINIO_ROOT_PASSWORD',
 ]);
+/** Secrets as values: in neither file (the services read them from files the *_FILE variables name). */
+const SECRET_VALUES = [
+  'VOLBACK_PASSWORD',
+  'AWS_SECRET_ACCESS_KEY',
+  'MINIO_ROOT_PASSWORD',
+  'VOLBACK_NATS_CREDS',
+];
 
 /** Dummy values for the variables compose requires; nothing is started. */
 const REQUIRED = {
-  VOLBACK_PASSWORD: 'x',
-  MINIO_ROOT_USER: 'x',
-  MINIO_ROOT_PASSWORD: 'x',
-  VOLBACK_CATALOG_WRITE_TOKEN: 'x',
   VOLBACK_NATS_URL: 'nats://central:4222',
 };
 
@@ -110,29 +113,66 @@ function nomadEnv(task: Block): Record<string, string> {
   return env;
 }
 
-/** Mounts as comparable strings: `bind <source> <target> ro|rw`, `volume <target> ro|rw`. */
+/** Whether a compose bind's source is in a secrets folder (./secrets, deploy/agent/secrets). */
+const isSecretsSource = (source: string | undefined): boolean =>
+  source !== undefined &&
+  (source.startsWith(join(ROOT, 'secrets')) || source.startsWith(join(ROOT, 'deploy/agent/secrets')));
+
+/**
+ * Mounts as comparable strings: `bind <source> <target> ro|rw`, `volume <target> ro|rw`, and
+ * `secrets <target> ro|rw` for a service's secret files (compose: a folder of ./secrets).
+ */
 function composeMounts(service: ComposeService): string[] {
   return (service.volumes ?? [])
     .map((m) =>
       m.type === 'bind'
-        ? `bind ${m.source} ${m.target} ${m.read_only ? 'ro' : 'rw'}`
+        ? isSecretsSource(m.source)
+          ? `secrets ${m.target} ${m.read_only ? 'ro' : 'rw'}`
+          : `bind ${m.source} ${m.target} ${m.read_only ? 'ro' : 'rw'}`
         : `volume ${m.target} ${m.read_only ? 'ro' : 'rw'}`,
     )
     .sort();
 }
 
+/** File templates of a task (not `env = true` ones): their destinations. */
+function fileTemplates(task: Block): string[] {
+  return ((task['template'] as Block[] | undefined) ?? [])
+    .filter((t) => t['env'] !== true)
+    .map((t) => String(t['destination']));
+}
+
+/**
+ * The same for a Nomad task. Secret files are templates rendered into the task's secrets dir
+ * (`/secrets`, read-only to the task), binds of folders of it, or a host volume `*-secrets`.
+ */
 function nomadMounts(group: Block, task: Block): string[] {
-  const binds = ((one(task['config'])['volumes'] as string[] | undefined) ?? []).map((spec) => {
+  const specs = (one(task['config'])['volumes'] as string[] | undefined) ?? [];
+  const binds = specs.map((spec) => {
     const [source, target, mode] = spec.split(':');
-    return `bind ${source} ${target} ${mode === 'ro' ? 'ro' : 'rw'}`;
+    return `${source!.startsWith('secrets/') ? 'secrets' : `bind ${source}`} ${target} ${mode === 'ro' ? 'ro' : 'rw'}`;
   });
   const volumes = ((task['volume_mount'] as Block[] | undefined) ?? []).map((m) => {
     const [, volume] = Object.entries(group['volume'] as Record<string, Block[]>).find(
       ([name]) => name === m['volume'],
     )!;
-    return `volume ${m['destination']} ${m['read_only'] === true || volume[0]!['read_only'] === true ? 'ro' : 'rw'}`;
+    const kind = String(volume[0]!['source']).endsWith('-secrets') ? 'secrets' : 'volume';
+    return `${kind} ${m['destination']} ${m['read_only'] === true || volume[0]!['read_only'] === true ? 'ro' : 'rw'}`;
   });
-  return [...binds, ...volumes].sort();
+  const secretsDir =
+    fileTemplates(task).some((d) => d.startsWith('secrets/')) && !specs.some((s) => s.startsWith('secrets/'))
+      ? ['secrets /secrets ro']
+      : [];
+  return [...binds, ...volumes, ...secretsDir].sort();
+}
+
+/** The files the compose `init` gives each service (deploy/image/compose-init.ts, `give(…)`). */
+async function givenFiles(): Promise<Record<string, string[]>> {
+  const script = await readFile(join(ROOT, 'deploy/image/compose-init.ts'), 'utf8');
+  const given: Record<string, string[]> = {};
+  for (const [, service, file] of script.matchAll(/give\('([\w-]+)', \w+, '([^']+)'/g)) {
+    (given[service!] ??= []).push(file!);
+  }
+  return given;
 }
 
 /** The ops port the image's services listen on (Dockerfile `ENV VOLBACK_OPS_PORT`). */
@@ -177,6 +217,31 @@ describe('Nomad jobs and compose files describe the same services', () => {
 
       expect(nomadMounts(job.group, job.task)).toEqual(composeMounts(ours));
 
+      // Secrets only as files: the same paths in both, each one a file the service is given.
+      for (const name of SECRET_VALUES) {
+        expect(composeEnv[name] ?? '', `${name} in docker-compose.yml`).toBe('');
+        expect(env[name], `${name} in ${file}`).toBeUndefined();
+      }
+      const given = (await givenFiles())[service]!;
+      const fileVars = Object.entries(composeEnv).filter(([name]) => name.endsWith('_FILE'));
+      expect(fileVars.length, service).toBeGreaterThanOrEqual(2);
+      const folder = service === 'agent' ? '/etc/volback/' : '/secrets/';
+      for (const [name, path] of fileVars) {
+        expect(path, name).toMatch(new RegExp(`^${folder}`));
+        expect(given, `${name}: ${path} is given to ${service}`).toContain(path!.slice(folder.length));
+      }
+      // Nomad renders every file the compose init gives (the agent: its host volume holds them).
+      if (service !== 'agent') {
+        const rendered = fileTemplates(job.task)
+          .filter((d) => d.startsWith('secrets/'))
+          .map((d) => d.slice('secrets/'.length));
+        expect(rendered.sort()).toEqual([...given].sort());
+        for (const template of (job.task['template'] as Block[]).filter((t) => t['env'] !== true)) {
+          expect(template['perms'], String(template['destination'])).toBe('0600');
+          expect(template['uid'], String(template['destination'])).toBe(1000);
+        }
+      }
+
       // The image's health check asks /readyz on the ops port; so does Nomad's.
       expect(ours.healthcheck?.test).toEqual(['CMD', 'node', '/app/deploy/image/healthcheck.ts']);
       expect(await readFile(join(ROOT, 'deploy/image/healthcheck.ts'), 'utf8')).toMatch(
@@ -211,29 +276,24 @@ describe('Nomad jobs and compose files describe the same services', () => {
     expect(url).toBe(REQUIRED.VOLBACK_NATS_URL);
   });
 
-  it('the NATS and MinIO examples run what compose runs', async () => {
+  it('the NATS and MinIO examples run what compose runs, with the same files', async () => {
+    const given = await givenFiles();
     const nats = await nomadJob('nats.nomad.hcl');
     expect(one(nats.task['config'])['image']).toBe(compose['nats']!.image);
-    // Same arguments, the configuration at Nomad's task directory instead of compose's mount.
-    expect(one(nats.task['config'])['args']).toEqual(
-      compose['nats']!.command!.map((a) => a.replace('/etc/nats/', '/local/')),
-    );
-    const conf = (nats.task['template'] as Block[]).find(
-      (t) => t['destination'] === 'local/nats-server.conf',
-    )!;
-    const lines = (text: string) =>
-      text
-        .split('\n')
-        .map((l) => l.trim())
-        .filter(Boolean);
-    expect(lines(String(conf['data']))).toEqual(
-      lines(await readFile(join(ROOT, 'infra/nats/nats-server.conf'), 'utf8')),
-    );
+    // Same arguments: the configuration `volback init` wrote, at the same path.
+    expect(one(nats.task['config'])['args']).toEqual(compose['nats']!.command);
     const natsCheck = one(one(nats.group['service'])['check']);
     expect(compose['nats']!.healthcheck!.test.join(' ')).toContain(`:8222${natsCheck['path']}`);
-    expect(nomadMounts(nats.group, nats.task)).toEqual(
-      composeMounts(compose['nats']!).filter((m) => !m.startsWith('bind ')),
+    expect(nomadMounts(nats.group, nats.task)).toEqual(composeMounts(compose['nats']!));
+    // The configuration folder and the certificate: compose binds them from ./secrets, Nomad
+    // renders them into its secrets dir and binds that at the same paths.
+    expect(fileTemplates(nats.task).sort()).toEqual(
+      ['secrets/nats/nats-server.conf', ...given['nats']!.map((f) => `secrets/${f}`)].sort(),
     );
+    const conf = (nats.task['template'] as Block[]).find(
+      (t) => t['destination'] === 'secrets/nats/nats-server.conf',
+    )!;
+    expect(conf).toMatchObject({ change_mode: 'signal', change_signal: 'SIGHUP' });
 
     const minio = await nomadJob('minio.nomad.hcl');
     expect(one(minio.task['config'])['image']).toBe(compose['minio']!.image);
@@ -241,6 +301,32 @@ describe('Nomad jobs and compose files describe the same services', () => {
     expect(Object.keys(nomadEnv(minio.task)).sort()).toEqual(
       Object.keys(compose['minio']!.environment!).sort(),
     );
+    expect(nomadEnv(minio.task)['MINIO_ROOT_PASSWORD_FILE']).toBe(
+      compose['minio']!.environment!['MINIO_ROOT_PASSWORD_FILE'],
+    );
     expect(nomadMounts(minio.group, minio.task)).toEqual(composeMounts(compose['minio']!));
+    expect(
+      fileTemplates(minio.task)
+        .filter((d) => d.startsWith('secrets/') && !d.endsWith('.env'))
+        .map((d) => d.slice('secrets/'.length))
+        .sort(),
+    ).toEqual([...given['minio']!].sort());
+    for (const name of SECRET_VALUES) expect(compose['minio']!.environment![name]).toBeUndefined();
+  });
+
+  it('the init service writes ./secrets and every service starts after it', () => {
+    const init = compose['init']!;
+    expect(init.image).toBe(compose['storage-gateway']!.image);
+    expect(init.user).toBe('root');
+    expect(composeMounts(init)).toContain('secrets /app/.volback/secrets rw');
+    for (const [name, service] of Object.entries(compose)) {
+      if (name === 'init') continue;
+      expect(
+        (service as ComposeService & { depends_on?: Record<string, { condition: string }> }).depends_on?.[
+          'init'
+        ]?.condition,
+        name,
+      ).toBe('service_completed_successfully');
+    }
   });
 });

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MINIO, resolveBinary } from './binaries.ts';
@@ -11,6 +12,11 @@ export interface MinioServerOptions {
   readonly dataDir?: string;
   /** S3 API port on 127.0.0.1; a free random one when omitted. */
   readonly port?: number;
+  /**
+   * Serve HTTPS with this certificate and key (PEM; MinIO's `--certs-dir` layout) instead of
+   * HTTP; `ca` is the CA the readiness probe trusts.
+   */
+  readonly tls?: { readonly cert: string; readonly key: string; readonly ca: string };
 }
 
 /** A running single-drive MinIO server on loopback, with random root credentials. */
@@ -18,7 +24,7 @@ export interface MinioServer extends ServerProcess {
   /** Host name for S3 clients: `127.0.0.1`. */
   readonly endpoint: string;
   readonly port: number;
-  /** `http://127.0.0.1:<port>` */
+  /** `http://127.0.0.1:<port>` (`https://` with {@link MinioServerOptions.tls}) */
   readonly url: string;
   /** The root user, usable as an S3 access key. */
   readonly accessKey: string;
@@ -52,6 +58,10 @@ export async function startMinioServer(options: MinioServerOptions = {}): Promis
   const dataDir = options.dataDir ?? join(workDir, 'data');
   await mkdir(dataDir, { recursive: true });
   await mkdir(join(workDir, 'certs'));
+  if (options.tls) {
+    await writeFile(join(workDir, 'certs/public.crt'), options.tls.cert, { mode: 0o600 });
+    await writeFile(join(workDir, 'certs/private.key'), options.tls.key, { mode: 0o600 });
+  }
   const port = options.port ?? (await freePort());
   const consolePort = await freePort();
   const accessKey = `volback-${randomBytes(6).toString('hex')}`;
@@ -76,11 +86,21 @@ export async function startMinioServer(options: MinioServerOptions = {}): Promis
   );
   let exit: ProcessExit | undefined;
   void proc.exited.then((e) => (exit = e));
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const tls = options.tls;
+  const ready = tls
+    ? () =>
+        new Promise<boolean>((resolve) => {
+          httpsGet(`${url}/minio/health/ready`, { ca: tls.ca }, (res) => {
+            res.resume();
+            resolve(res.statusCode === 200);
+          }).once('error', () => resolve(false));
+        })
+    : async () => (await fetch(`${url}/minio/health/ready`)).ok;
   try {
     await waitUntil(`minio on port ${port} (log: ${proc.logFile})`, async () => {
       if (exit) return true;
-      return (await fetch(`${url}/minio/health/ready`)).ok;
+      return ready();
     });
     if (exit)
       throw new Error(

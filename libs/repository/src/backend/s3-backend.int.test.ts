@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -286,6 +286,115 @@ describe('S3Backend', () => {
       expect((await backend.load(CONFIG)).toString()).toBe('from env');
     } finally {
       await backend.close();
+    }
+  });
+});
+
+/** A CA and a certificate for 127.0.0.1 it signed (openssl), in `dir`. */
+async function certificates(dir: string): Promise<{ ca: string; cert: string; key: string; caFile: string }> {
+  const file = (name: string) => join(dir, name);
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await run('openssl', [
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    file('ca.key'),
+    '-out',
+    file('ca.crt'),
+    '-days',
+    '1',
+    '-subj',
+    '/CN=test-ca',
+  ]);
+  await run('openssl', [
+    'req',
+    ...ec,
+    '-keyout',
+    file('minio.key'),
+    '-out',
+    file('minio.csr'),
+    '-subj',
+    '/CN=minio',
+  ]);
+  await writeFile(file('ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  await run('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    file('minio.csr'),
+    '-CA',
+    file('ca.crt'),
+    '-CAkey',
+    file('ca.key'),
+    '-CAcreateserial',
+    '-days',
+    '1',
+    '-extfile',
+    file('ext'),
+    '-out',
+    file('minio.crt'),
+  ]);
+  const [ca, cert, key] = await Promise.all(
+    ['ca.crt', 'minio.crt', 'minio.key'].map((f) => readFile(file(f), 'utf8')),
+  );
+  return { ca: ca!, cert: cert!, key: key!, caFile: file('ca.crt') };
+}
+
+describe('S3Backend over TLS', () => {
+  it('trusts the private CA of VOLBACK_S3_CA_FILE, reads the secret key from AWS_SECRET_ACCESS_KEY_FILE, and refuses the server without the CA', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'volback-s3-tls-'));
+    const pki = await certificates(dir);
+    const minio = await startMinioServer({ tls: { cert: pki.cert, key: pki.key, ca: pki.ca } });
+    const location = `s3:${minio.url}/${newBucket()}`;
+    await writeFile(join(dir, 'secret-key'), `${minio.secretKey}\n`, { mode: 0o600 });
+    const env = {
+      AWS_ACCESS_KEY_ID: minio.accessKey,
+      AWS_SECRET_ACCESS_KEY_FILE: join(dir, 'secret-key'),
+    };
+    const trusting = s3BackendFromEnv(location, { ...env, VOLBACK_S3_CA_FILE: pki.caFile });
+    const untrusting = s3BackendFromEnv(location, env);
+    try {
+      expect(minio.url).toMatch(/^https:/);
+      await trusting.create();
+      await trusting.save(CONFIG, Buffer.from('over tls'));
+      expect((await trusting.load(CONFIG)).toString()).toBe('over tls');
+
+      const refused = await errorOf(untrusting.load(CONFIG));
+      expect(refused.code).toBe(RepositoryErrorCode.BackendUnavailable);
+      expect(refused.message).toMatch(/certificate/);
+    } finally {
+      await trusting.close();
+      await untrusting.close();
+      await minio.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a CA file that is missing or holds no certificate, and two secret keys, naming the variable', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'volback-s3-tls-'));
+    const location = 's3:https://127.0.0.1:9/bucket';
+    const keys = { AWS_ACCESS_KEY_ID: 'key', AWS_SECRET_ACCESS_KEY: 'the-secret-value' };
+    try {
+      expect(() =>
+        s3BackendFromEnv(location, { ...keys, VOLBACK_S3_CA_FILE: join(dir, 'missing.crt') }),
+      ).toThrow(/VOLBACK_S3_CA_FILE: cannot read .*missing\.crt \(ENOENT\)/);
+      await writeFile(join(dir, 'not-a.crt'), 'hello\n');
+      expect(() =>
+        s3BackendFromEnv(location, { ...keys, VOLBACK_S3_CA_FILE: join(dir, 'not-a.crt') }),
+      ).toThrow(/VOLBACK_S3_CA_FILE: the file holds no PEM certificate/);
+      await writeFile(join(dir, 'secret'), 'another-secret\n');
+      let message = '';
+      try {
+        s3BackendFromEnv(location, { ...keys, AWS_SECRET_ACCESS_KEY_FILE: join(dir, 'secret') });
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).toMatch(/either AWS_SECRET_ACCESS_KEY or AWS_SECRET_ACCESS_KEY_FILE/);
+      expect(message).not.toContain('secret-value');
+      expect(message).not.toContain('another-secret');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

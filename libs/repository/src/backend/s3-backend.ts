@@ -4,7 +4,9 @@ import {
   type ClientRequest,
   type IncomingMessage,
 } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
+import { rootCertificates } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type * as MinioModule from 'minio';
 import type { Client, ClientOptions } from 'minio';
@@ -50,6 +52,11 @@ export interface S3BackendOptions {
   readonly maxAttempts?: number;
   /** Most connections open to the endpoint at once (default 8). */
   readonly connections?: number;
+  /**
+   * PEM certificates of a private CA an `https` endpoint's certificate may chain to, trusted
+   * besides the system's (e.g. the CA `volback init` writes for MinIO).
+   */
+  readonly ca?: string;
 }
 
 /** Environment variables {@link s3BackendFromEnv} reads, restic's names. */
@@ -193,7 +200,12 @@ export class S3Backend implements Backend {
     this.#region = options.region;
     this.#maxAttempts = Math.max(1, options.maxAttempts ?? 5);
     const agentOptions = { keepAlive: true, maxSockets: options.connections ?? 8 };
-    this.#agent = this.#target.useSSL ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
+    this.#agent = this.#target.useSSL
+      ? new HttpsAgent({
+          ...agentOptions,
+          ...(options.ca === undefined ? {} : { ca: [...rootCertificates, options.ca] }),
+        })
+      : new HttpAgent(agentOptions);
     this.#clientOptions = {
       endPoint: this.#target.host,
       ...(this.#target.port === undefined ? {} : { port: this.#target.port }),
@@ -430,9 +442,30 @@ export class S3Backend implements Backend {
   }
 }
 
+/** The content of the file the variable `name` of `env` names, or undefined when it is unset. */
+function fileOf(env: S3Environment, name: string): string | undefined {
+  const file = env[name]?.trim();
+  if (!file) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new BackendConfigError(
+      `${name}: cannot read ${file} (${(cause as NodeJS.ErrnoException).code ?? 'error'})`,
+      { cause },
+    );
+  }
+  // One trailing newline is the file's, not the secret's.
+  const content = text.replace(/\r?\n$/, '');
+  if (content === '') throw new BackendConfigError(`${name}: ${file} is empty`);
+  return content;
+}
+
 /**
  * An {@link S3Backend} with restic's environment variables: `AWS_ACCESS_KEY_ID`,
- * `AWS_SECRET_ACCESS_KEY`, optional `AWS_SESSION_TOKEN` and `AWS_DEFAULT_REGION`.
+ * `AWS_SECRET_ACCESS_KEY` (or volback's `AWS_SECRET_ACCESS_KEY_FILE`, a file holding it),
+ * optional `AWS_SESSION_TOKEN` and `AWS_DEFAULT_REGION`, and volback's `VOLBACK_S3_CA_FILE` (a
+ * private CA to trust for an `https` endpoint, as restic's `--cacert`).
  */
 export function s3BackendFromEnv(
   location: string,
@@ -441,17 +474,27 @@ export function s3BackendFromEnv(
 ): S3Backend {
   const target = parseS3Location(location);
   const accessKey = env['AWS_ACCESS_KEY_ID'] ?? '';
-  const secretKey = env['AWS_SECRET_ACCESS_KEY'] ?? '';
+  const direct = env['AWS_SECRET_ACCESS_KEY'] ?? '';
+  const fromFile = fileOf(env, 'AWS_SECRET_ACCESS_KEY_FILE');
+  if (direct !== '' && fromFile !== undefined) {
+    throw new BackendConfigError('set either AWS_SECRET_ACCESS_KEY or AWS_SECRET_ACCESS_KEY_FILE, not both');
+  }
+  const secretKey = fromFile ?? direct;
   if (accessKey === '' || secretKey === '') {
     throw new BackendConfigError(
-      `S3 location ${target.location} needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`,
+      `S3 location ${target.location} needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_SECRET_ACCESS_KEY_FILE)`,
     );
+  }
+  const ca = options.ca ?? fileOf(env, 'VOLBACK_S3_CA_FILE');
+  if (ca !== undefined && !ca.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new BackendConfigError('VOLBACK_S3_CA_FILE: the file holds no PEM certificate');
   }
   const sessionToken = env['AWS_SESSION_TOKEN'];
   const region = options.region ?? (env['AWS_DEFAULT_REGION'] || undefined);
   return new S3Backend(target, {
     ...options,
     ...(region === undefined ? {} : { region }),
+    ...(ca === undefined ? {} : { ca }),
     credentials: { accessKey, secretKey, ...(sessionToken ? { sessionToken } : {}) },
   });
 }
