@@ -84,6 +84,24 @@ describe('npm start: secrets', () => {
       return res.status === 200;
     });
 
+    // The CLI as a user runs it: refused without a token (and told where to put one), let through
+    // with the token file the set-up wrote.
+    const catalogUrl = `http://127.0.0.1:${env.VOLBACK_CATALOG_PORT}`;
+    const cliEnv = {
+      ...process.env,
+      VOLBACK_CATALOG_URL: catalogUrl,
+      VOLBACK_TOKEN: '',
+      VOLBACK_TOKEN_FILE: '',
+    };
+    const refused = await runToEnd(process.execPath, [CLI, 'policies', 'remove', 'gold'], cliEnv);
+    expect(refused.code, refused.output).toBe(6);
+    expect(refused.output).toContain('VOLBACK_TOKEN_FILE');
+    const removed = await runToEnd(process.execPath, [CLI, 'policies', 'remove', 'gold'], {
+      ...cliEnv,
+      VOLBACK_TOKEN_FILE: join(dir, 'catalog/admin.token'),
+    });
+    expect(removed.code, removed.output).toBe(0);
+
     // Every event, every log, command line and environment of the stack's processes (its own
     // environment is the user's: it was given the password).
     const found = await secretLeaks({

@@ -162,11 +162,14 @@ export class CatalogClient {
             : `the server at ${this.#target.url} answered ${res.status} ${res.statusText} to ${path.split('?')[0]}: is it a volback catalog? (check --catalog)`,
         );
       }
+      // A person at the CLI sets a token, not a header: say how.
+      const hint = res.status === 401 ? ' (set --token, VOLBACK_TOKEN or VOLBACK_TOKEN_FILE)' : '';
       throw new CatalogRequestError(
         problem.code ?? `HTTP_${res.status}`,
         res.status,
-        problem.detail ??
-          `the catalog at ${this.#target.url} refused the request: ${res.status} ${res.statusText}${res.status === 401 ? ' (set --token, VOLBACK_TOKEN or VOLBACK_TOKEN_FILE)' : ''}`,
+        problem.detail !== undefined
+          ? `${problem.detail}${hint}`
+          : `the catalog at ${this.#target.url} refused the request: ${res.status} ${res.statusText}${hint}`,
         { fields: problem.errors ?? [] },
       );
     }
