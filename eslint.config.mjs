@@ -87,7 +87,8 @@ export default tseslint.config(
     },
   },
   {
-    files: ['**/*.test.ts'],
+    // Tests, and the fixtures only tests import, may use the test harness.
+    files: ['**/*.test.ts', '**/src/test-support/**/*.ts'],
     rules: {
       '@nx/enforce-module-boundaries': [
         'error',
