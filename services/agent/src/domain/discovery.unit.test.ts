@@ -226,6 +226,33 @@ describe('discovery diff', () => {
     });
   });
 
+  it('says a stop is volback’s when volback ended that run, and only then', () => {
+    // given a running container published, and volback's record of a run it stopped
+    const view = publishedAfter(engine([volume('shop_db.data')], [container(DB_ID)]));
+    const stopped = container(DB_ID, { state: 'exited', running: false, exitCode: 0 });
+    const now = (runs: string[]) => ({
+      ...engine([volume('shop_db.data')], [stopped]),
+      stoppedByVolback: new Map([[DB_ID, new Set(runs)]]),
+    });
+    // when the engine shows the run it ended stopped, then the stop is published as volback's
+    expect(diff(view, now(['2025-03-14T02:00:00.123456789Z']), T1)[0]!.data).toMatchObject({
+      byVolback: true,
+    });
+    // when volback ended another run of it, then this stop is someone else's
+    expect(diff(view, now(['2025-03-14T01:00:00Z']), T1)[0]!.data).toMatchObject({ byVolback: false });
+  });
+
+  it('says a stop missed between two looks is volback’s when volback ended the run before', () => {
+    const view = publishedAfter(engine([volume('shop_db.data')], [container(DB_ID)]));
+    const again = {
+      ...engine([volume('shop_db.data')], [container(DB_ID, { startedAt: '2025-03-14T03:01:00Z' })]),
+      stoppedByVolback: new Map([[DB_ID, new Set(['2025-03-14T02:00:00.123456789Z'])]]),
+    };
+    const events = diff(view, again, T1);
+    expect(summary(events)).toEqual(['container.stopped shop-db-1', 'container.started shop-db-1']);
+    expect(events[0]!.data).toMatchObject({ byVolback: true });
+  });
+
   it('reports a start of a stopped container', () => {
     const exited = container(DB_ID, {
       state: 'exited',

@@ -376,13 +376,12 @@ export function evolve(state: SchedulerState, logged: LoggedEvent): SchedulerSta
       const container = state.containers.get(hostScopedKey(d.hostId, d.containerId));
       if (!container) break;
       container.state = 'exited';
+      // A stop volback made itself (consistency `stop` for a backup or a restore) is no reason to back up.
       if (d.byVolback) break;
       const at = ms(d.stoppedAt);
       for (const volumeName of container.volumeNames) {
         const volume = state.volumes.get(hostScopedKey(d.hostId, volumeName));
-        // A stop inside a backup of this volume is the backup's own (consistency `stop`).
-        if (!volume || stoppedByBackup(state, volume, at)) continue;
-        volume.lastContainerStopAt = Math.max(volume.lastContainerStopAt ?? 0, at);
+        if (volume) volume.lastContainerStopAt = Math.max(volume.lastContainerStopAt ?? 0, at);
       }
       break;
     }
@@ -550,20 +549,4 @@ function settle(
 /** How a rejection is remembered, so the same bad value is reported once. */
 export function rejectionKey(label: string | undefined, value: string | undefined): string {
   return `${label ?? ''}\u0000${value ?? ''}`;
-}
-
-/** True when `at` falls inside a backup of this volume (its containers may be stopped for it). */
-function stoppedByBackup(state: SchedulerState, volume: VolumeView, at: number): boolean {
-  for (const flight of state.inFlight.values()) {
-    if (
-      flight.hostId === volume.hostId &&
-      flight.volumeName === volume.volumeName &&
-      flight.requestedAt <= at
-    ) {
-      return true;
-    }
-  }
-  const last = volume.lastOutcome;
-  // The agent reports a stop shortly after it happens: one inside the last backup may arrive after its end.
-  return last !== undefined && at <= last.at && at >= (volume.lastRequestedAt ?? Infinity);
 }
