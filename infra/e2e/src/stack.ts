@@ -193,3 +193,20 @@ export async function startCatalogService(
   );
   return { ...service, url: `http://127.0.0.1:${port}` };
 }
+
+/**
+ * A scheduler that starts backups only when asked ("back up now" goes through it): it protects
+ * only labelled volumes, so the unlabelled volumes of a test are never backed up on a schedule.
+ */
+export function startOnDemandScheduler(
+  name: string,
+  natsUrl: string,
+  logDir: string,
+): Promise<ServiceProcess> {
+  return startService(
+    'scheduler',
+    name,
+    { VOLBACK_NATS_URL: natsUrl, VOLBACK_SCHEDULER_DEFAULT_POLICY: 'labelled', VOLBACK_SCHEDULER_ID: name },
+    logDir,
+  );
+}

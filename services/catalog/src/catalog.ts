@@ -87,7 +87,7 @@ export async function startCatalog(options: CatalogOptions): Promise<Catalog> {
     sessionId: `catalog-${options.instanceId}`,
     ...(options.dataTimeoutMs ? { timeoutMs: options.dataTimeoutMs } : {}),
   });
-  const commands = new CommandSender(new MessagePublisher(options.nc), source);
+  const commands = new CommandSender(new MessagePublisher(options.nc), source, options.now);
 
   let rebuilding: Promise<void> | undefined;
   const rebuild = () => {

@@ -225,6 +225,9 @@ function workExit(work: Work): number {
  * Follows a backup or restore until its final phase: the live stream for progress, and the
  * resource itself every second (the outcome may come before the stream is open).
  */
+/** How long work the catalog accepted may take to appear in it (the scheduler records a backup). */
+const WORK_RECORDED_WITHIN_MS = 30_000;
+
 async function waitForWork(
   ctx: CatalogContext,
   kind: 'backups' | 'restores',
@@ -244,9 +247,19 @@ async function waitForWork(
       controller.signal,
     )
     .catch(() => undefined);
+  // A backup asked for now is recorded by the scheduler a moment after the catalog answered.
+  const recordedBy = Date.now() + WORK_RECORDED_WITHIN_MS;
   try {
     for (;;) {
-      const latest = await ctx.client.get<Work>(`/v1/${kind}/${enc(id)}`);
+      const latest = await ctx.client.get<Work>(`/v1/${kind}/${enc(id)}`).catch((error: unknown) => {
+        if (error instanceof CatalogRequestError && error.status === 404 && Date.now() < recordedBy)
+          return null;
+        throw error;
+      });
+      if (latest === null) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        continue;
+      }
       if (final(latest)) return latest;
       view.phase(latest.phase);
       await Promise.race([stream, new Promise((resolve) => setTimeout(resolve, 1_000))]);
