@@ -4,7 +4,7 @@ import type { DockerEngineClient, EngineEvent, EngineWatch } from './adapters/do
 import { readPublishedView } from './adapters/event-log.ts';
 import { AgentEventPublisher } from './adapters/event-publisher.ts';
 import type { Quiescer } from './adapters/quiesce.ts';
-import { diff } from './domain/discovery.ts';
+import { decideDiscoveryEvents } from './domain/discovery.ts';
 import { canonicalJson } from './domain/event-id.ts';
 import { hostRegistered, hostSeen, type HostIdentity } from './domain/host.ts';
 import type { HostInventory } from './domain/inventory.ts';
@@ -194,7 +194,7 @@ export function startAgent(options: AgentOptions): Agent {
     };
     metrics?.volumes.set(inventory.volumes.size);
     metrics?.containers.set(inventory.containers.size);
-    const events = diff(view, inventory, now);
+    const events = decideDiscoveryEvents(view, inventory, now);
     if (events.length > 0) {
       const result = await publisher.publishObservation(events, now);
       view = evolveAll(view, result.published);

@@ -134,7 +134,11 @@ function mountsForEvent(mounts: readonly ContainerMount[]): ContainerMount[] {
  * unmounted, containers removed, volumes removed. A container run that began and ended between
  * two looks is not seen: the agent reports states, not every transition.
  */
-export function diff(previous: PublishedView, current: HostInventory, now: Date): DiscoveryEvent[] {
+export function decideDiscoveryEvents(
+  previous: PublishedView,
+  current: HostInventory,
+  now: Date,
+): DiscoveryEvent[] {
   const at = now.toISOString();
   const hostId = previous.hostId;
   const decisions = new Decisions(previous);
