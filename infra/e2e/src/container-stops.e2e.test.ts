@@ -1,12 +1,12 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Envelope } from '@volback/contracts';
-import { connectNats, drainNats, type NatsConnection } from '@volback/messaging';
+import { connectNats, type NatsConnection } from '@volback/messaging';
 import { startDockerEngine, startNatsServer, type DockerEngine, type NatsServer } from '@volback/testing';
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventLog, startService, type ServiceProcess } from './stack.ts';
+import { EventLog, stopTestStack, startService, type ServiceProcess } from './stack.ts';
 
 const PASSWORD = 'e2e-container-stops-password';
 const REQUESTED = 'io.volback.backup.requested.v1';
@@ -60,13 +60,7 @@ describe('container stops: volback says which are its own, the scheduler backs u
     });
   }, 180_000);
 
-  afterAll(async () => {
-    events?.close();
-    await Promise.allSettled([...services].map((s) => s.stop(5_000)));
-    if (nc) await drainNats(nc);
-    await Promise.allSettled([engine?.stop(), nats?.stop()]);
-    if (dir && !process.env['VOLBACK_E2E_KEEP']) await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopTestStack({ events, services, nc, engine, nats, dir }));
 
   it('a stop for a backup is published as volback’s and triggers nothing; a stop by someone triggers a backup', async () => {
     const requestsOf = (volumeName: string) =>

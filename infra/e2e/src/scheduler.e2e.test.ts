@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DefinePolicy, type Envelope } from '@volback/contracts';
-import { connectNats, drainNats, type NatsConnection } from '@volback/messaging';
+import { connectNats, type NatsConnection } from '@volback/messaging';
 import {
   startDockerEngine,
   startNatsServer,
@@ -13,7 +13,7 @@ import {
   type NatsServer,
 } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventLog, sendCommand, startService, type ServiceProcess } from './stack.ts';
+import { EventLog, stopTestStack, sendCommand, startService, type ServiceProcess } from './stack.ts';
 import { runInVolume } from './volume-fixture.ts';
 
 const run = promisify(execFile);
@@ -118,13 +118,7 @@ describe('scheduler: automated backups with real agent, gateway, engine and rest
     VOLBACK_SCHEDULER_LEASE_SECONDS: '3',
   };
 
-  afterAll(async () => {
-    events?.close();
-    await Promise.allSettled([...services].map((s) => s.stop(5_000)));
-    if (nc) await drainNats(nc);
-    await Promise.allSettled([engine?.stop(), nats?.stop()]);
-    if (dir && !process.env['VOLBACK_E2E_KEEP']) await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopTestStack({ events, services, nc, engine, nats, dir }));
 
   it("a labelled container's volume is backed up on its seconds cron schedule", async () => {
     await waitUntil(

@@ -73,6 +73,30 @@ async function eventually<T>(
   }
 }
 
+let markers = 0;
+
+/**
+ * Waits until the agent has published every look it took so far: a volume created now is
+ * published by a later look than any before it (looks run one at a time and publish in order), so
+ * once it is in the stream nothing earlier can still come. Returns its subject, for counts of
+ * "nothing more happened" to leave out.
+ */
+async function caughtUp(docker: Dockerode, jsm: JetStreamManager, hostId: string): Promise<string> {
+  const name = `marker-${++markers}`;
+  await docker.createVolume({ Name: name });
+  const subject = eventSubject('volume', hostId, name);
+  await eventually(
+    `the agent to publish ${name}`,
+    async () => (await countsBySubject(jsm, subject))[subject],
+  );
+  return subject;
+}
+
+/** Counts without some subjects (the markers of {@link caughtUp}). */
+function without(counts: Record<string, number>, ...subjects: string[]): Record<string, number> {
+  return Object.fromEntries(Object.entries(counts).filter(([subject]) => !subjects.includes(subject)));
+}
+
 /** What the stored events say about a host: volumes present, containers present and running. */
 function publishedState(events: readonly StoredEvent[], hostId: string) {
   const volumes = new Set<string>();
@@ -445,15 +469,15 @@ describe('agent discovery against real engines and NATS', () => {
   it('publishes nothing new after a restart when nothing changed, and only the difference when something did', async () => {
     const hostId = a!.hostId;
     const filter = `volback.evt.*.${encodeSubjectToken(hostId)}.>`;
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await caughtUp(engineA.docker, jsm, hostId);
     const before = await countsBySubject(jsm, filter);
     await a!.stop();
 
     a = await startTestAgent(engineA, stateA, nats.url);
     expect(a.hostId).toBe(hostId);
     await a.agent.discovered;
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(await countsBySubject(jsm, filter)).toEqual(before);
+    const marker = await caughtUp(engineA.docker, jsm, hostId);
+    expect(without(await countsBySubject(jsm, filter), marker)).toEqual(before);
     const file = await stat(join(stateA, HOST_ID_FILE));
     expect(file.mode & 0o777).toBe(0o600);
 
@@ -465,7 +489,7 @@ describe('agent discovery against real engines and NATS', () => {
     await docker.getContainer('never-started').remove();
     a = await startTestAgent(engineA, stateA, nats.url);
     await a.agent.discovered;
-    const after = await countsBySubject(jsm, filter);
+    const after = without(await countsBySubject(jsm, filter), marker);
     const grown = Object.fromEntries(
       Object.entries(after)
         .filter(([subject, n]) => n !== before[subject])
@@ -523,11 +547,11 @@ describe('agent discovery against real engines and NATS', () => {
       'container.observed',
       'container.started',
     ]);
-    // One look after the reconnect: the state settles and stays.
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const settled = await countsBySubject(jsm, `volback.evt.*.${encodeSubjectToken(hostId)}.>`);
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    expect(await countsBySubject(jsm, `volback.evt.*.${encodeSubjectToken(hostId)}.>`)).toEqual(settled);
+    // The state settles and stays: the looks after it publish nothing more.
+    const filter = `volback.evt.*.${encodeSubjectToken(hostId)}.>`;
+    const settled = await countsBySubject(jsm, filter);
+    const marker = await caughtUp(docker, jsm, hostId);
+    expect(without(await countsBySubject(jsm, filter), marker)).toEqual(settled);
   });
 
   it('keeps two hosts apart: the same volume name on two engines has a subject per host', async () => {
