@@ -13,7 +13,13 @@ import {
 } from '@volback/contracts';
 import { connectNats, drainNats, ensureStreams, type NatsConnection } from '@volback/messaging';
 import { createLogger } from '@volback/observability';
-import { startDockerEngine, startNatsServer, type DockerEngine, type NatsServer } from '@volback/testing';
+import {
+  startDockerEngine,
+  startNatsServer,
+  waitFor,
+  type DockerEngine,
+  type NatsServer,
+} from '@volback/testing';
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerEngineClient } from './adapters/docker-engine.ts';
@@ -53,26 +59,6 @@ async function countsBySubject(jsm: JetStreamManager, filter: string): Promise<R
   return { ...(info.state.subjects ?? {}) };
 }
 
-async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 let markers = 0;
 
 /**
@@ -85,10 +71,7 @@ async function caughtUp(docker: Dockerode, jsm: JetStreamManager, hostId: string
   const name = `marker-${++markers}`;
   await docker.createVolume({ Name: name });
   const subject = eventSubject('volume', hostId, name);
-  await eventually(
-    `the agent to publish ${name}`,
-    async () => (await countsBySubject(jsm, subject))[subject],
-  );
+  await waitFor(`the agent to publish ${name}`, async () => (await countsBySubject(jsm, subject))[subject]);
   return subject;
 }
 
@@ -364,7 +347,7 @@ describe('agent discovery against real engines and NATS', () => {
     const volumeSubject = eventSubject('volume', hostId, 'cache.v2');
 
     await docker.createVolume({ Name: 'cache.v2' });
-    await eventually(
+    await waitFor(
       'volume discovered',
       async () => typesOn(await storedEvents(jsm, volumeSubject), volumeSubject).length === 1,
       5_000,
@@ -374,13 +357,13 @@ describe('agent discovery against real engines and NATS', () => {
       sleeper(image, 'worker', { HostConfig: { Binds: ['cache.v2:/cache'] } }),
     );
     const containerSubject = eventSubject('container', hostId, worker.id);
-    await eventually(
+    await waitFor(
       'container observed',
       async () => typesOn(await storedEvents(jsm, containerSubject), containerSubject).length === 1,
       5_000,
     );
     await worker.start();
-    await eventually(
+    await waitFor(
       'container started and volume mounted',
       async () => {
         const events = await storedEvents(jsm);
@@ -389,7 +372,7 @@ describe('agent discovery against real engines and NATS', () => {
       5_000,
     );
     await worker.stop({ t: 5 });
-    await eventually(
+    await waitFor(
       'container stopped and volume unmounted',
       async () => {
         const events = await storedEvents(jsm);
@@ -398,14 +381,14 @@ describe('agent discovery against real engines and NATS', () => {
       5_000,
     );
     await worker.rename({ name: 'worker-renamed' });
-    await eventually(
+    await waitFor(
       'container renamed',
       async () => typesOn(await storedEvents(jsm, containerSubject), containerSubject).length === 4,
       5_000,
     );
     await worker.remove();
     await docker.getVolume('cache.v2').remove();
-    const events = await eventually(
+    const events = await waitFor(
       'container and volume removed',
       async () => {
         const all = await storedEvents(jsm);
@@ -449,7 +432,7 @@ describe('agent discovery against real engines and NATS', () => {
     const typesOfAgain = async () =>
       typesOn(await storedEvents(jsm, subject), subject).filter((type) => type !== 'volume.changed');
     await docker.createVolume({ Name: 'again' });
-    await eventually('volume discovered', async () => (await typesOfAgain()).length === 1, 5_000);
+    await waitFor('volume discovered', async () => (await typesOfAgain()).length === 1, 5_000);
     // when a container writes at the volume's root (its CreatedAt moves) and is removed
     const writer = await docker.createContainer({
       ...sleeper(image, 'again-writer', { HostConfig: { Binds: ['again:/v'] } }),
@@ -461,7 +444,7 @@ describe('agent discovery against real engines and NATS', () => {
     // and then the volume is destroyed and created again within one look's settle time
     await docker.getVolume('again').remove();
     await docker.createVolume({ Name: 'again' });
-    await eventually('the re-created volume', async () => (await typesOfAgain()).length >= 3, 5_000);
+    await waitFor('the re-created volume', async () => (await typesOfAgain()).length >= 3, 5_000);
     // then only the destruction makes it a new volume: removed, then discovered
     expect(await typesOfAgain()).toEqual(['volume.discovered', 'volume.removed', 'volume.discovered']);
   });
@@ -528,7 +511,7 @@ describe('agent discovery against real engines and NATS', () => {
     nc = await connectNats({ servers: nats.url, name: 'agent-test-reader' });
     jsm = await jetstreamManager(nc);
 
-    const events = await eventually(
+    const events = await waitFor(
       'published state to match the engine',
       async () => {
         const all = await storedEvents(jsm);
@@ -572,7 +555,7 @@ describe('agent discovery against real engines and NATS', () => {
 
     const countOnA = (await countsBySubject(jsm, onA))[onA];
     await engineB.docker.getVolume('shop_db.data').remove();
-    await eventually(
+    await waitFor(
       'removal on host B',
       async () => typesOn(await storedEvents(jsm, onB), onB).length === 2,
       5_000,
@@ -585,7 +568,7 @@ describe('agent discovery against real engines and NATS', () => {
     const hostId = b!.hostId;
     await docker.createVolume({ Name: 'kept-through' });
     const kept = eventSubject('volume', hostId, 'kept-through');
-    await eventually(
+    await waitFor(
       'volume discovered',
       async () => typesOn(await storedEvents(jsm, kept), kept).length === 1,
       5_000,
@@ -594,7 +577,7 @@ describe('agent discovery against real engines and NATS', () => {
     const before = await countsBySubject(jsm, filter);
 
     await relayB.close();
-    await eventually('engine reported gone', async () => !b!.agent.engineConnected(), 5_000);
+    await waitFor('engine reported gone', async () => !b!.agent.engineConnected(), 5_000);
     const check = b!.agent.healthChecks().find((c) => c.name === 'docker-connected')!;
     expect((await check.check()).ok).toBe(false);
     await docker.createVolume({ Name: 'made-while-engine-away' });
@@ -603,7 +586,7 @@ describe('agent discovery against real engines and NATS', () => {
     await runner.start();
     await relayB.open();
 
-    await eventually('published state to match engine B', async () => {
+    await waitFor('published state to match engine B', async () => {
       const events = await storedEvents(jsm);
       return JSON.stringify(publishedState(events, hostId)) === JSON.stringify(await engineState(docker));
     });
@@ -631,20 +614,20 @@ describe('agent discovery against real engines and NATS', () => {
     const types = async () =>
       typesOn(await storedEvents(jsm, subject), subject).filter((type) => type !== 'volume.changed');
     await docker.createVolume({ Name: 'replayed' });
-    await eventually('volume discovered', async () => (await types()).length === 1, 5_000);
+    await waitFor('volume discovered', async () => (await types()).length === 1, 5_000);
     await docker.getVolume('replayed').remove();
     await docker.createVolume({ Name: 'replayed' });
-    await eventually('volume re-created', async () => (await types()).length === 3, 5_000);
+    await waitFor('volume re-created', async () => (await types()).length === 3, 5_000);
     // when the engine connection drops and comes back: the agent asks for the events since the
     // last one's second, which brings the destruction again
     await relayB.close();
-    await eventually('engine reported gone', async () => !b!.agent.engineConnected(), 5_000);
+    await waitFor('engine reported gone', async () => !b!.agent.engineConnected(), 5_000);
     await relayB.open();
-    await eventually('engine back', async () => b!.agent.engineConnected(), 10_000);
+    await waitFor('engine back', async () => b!.agent.engineConnected(), 10_000);
     // then, up to a later marker, the volume is not removed and discovered once more
     await docker.createVolume({ Name: 'replay-marker' });
     const marker = eventSubject('volume', hostId, 'replay-marker');
-    await eventually(
+    await waitFor(
       'the marker volume',
       async () => typesOn(await storedEvents(jsm, marker), marker).length === 1,
       10_000,
@@ -657,7 +640,7 @@ describe('agent discovery against real engines and NATS', () => {
   it('sends heartbeats, and reports the engine gone when it stops', async () => {
     const hostSubject = eventSubject('host', b!.hostId);
     // Host B's one volume was removed above; heartbeats count what the engine holds.
-    const seen = await eventually(
+    const seen = await waitFor(
       'a heartbeat',
       async () => {
         const events = await storedEvents(jsm, hostSubject);
@@ -677,7 +660,7 @@ describe('agent discovery against real engines and NATS', () => {
     const docker = b!.agent.healthChecks().find((c) => c.name === 'docker-connected')!;
     expect(await docker.check()).toEqual({ ok: true });
     await engineB.stop();
-    await eventually('engine reported gone', async () => !b!.agent.engineConnected(), 5_000);
+    await waitFor('engine reported gone', async () => !b!.agent.engineConnected(), 5_000);
     expect((await docker.check()).ok).toBe(false);
   });
 
