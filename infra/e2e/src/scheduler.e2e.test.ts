@@ -315,7 +315,9 @@ describe('scheduler: automated backups with real agent, gateway, engine and rest
     await second.kill();
     services.delete(second);
     const downAt = Date.now();
-    await new Promise((resolve) => setTimeout(resolve, 13_000));
+    // steady's slots come every 4 s (`*/4`): wait until three of them have passed with no scheduler.
+    const thirdMissedSlot = (Math.floor(downAt / 4_000) + 3) * 4_000;
+    await waitUntil('three slots without a scheduler', async () => Date.now() > thirdMissedSlot, 20_000);
     const seenBefore = requestedOf('steady').length;
     const restartedAt = Date.now();
     await start('scheduler', 'scheduler-c', { ...SCHEDULER_ENV, VOLBACK_SCHEDULER_ID: 'scheduler-c' });
@@ -324,7 +326,12 @@ describe('scheduler: automated backups with real agent, gateway, engine and rest
       async () => requestedOf('steady').length > seenBefore,
       30_000,
     );
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // The next request after it: the rounds that could have asked for a missed slot again are over.
+    await waitUntil(
+      'a second backup of steady after the restart',
+      async () => requestedOf('steady').length > seenBefore + 1,
+      30_000,
+    );
     // then the missed slots run once, as one catch-up for the latest of them (slots that came due
     // after the restart are regular ones, however slowly the new scheduler started)
     const after = requestedOf('steady').slice(seenBefore);
