@@ -68,6 +68,12 @@ const adapterModules = [
   '**/adapters/**',
 ];
 
+/**
+ * Libraries whose types the domain may name (a snapshot, a tree node, a blob reference) but whose
+ * code does I/O or stands for it: reading and writing a repository is an adapter's job.
+ */
+const adapterLibraries = ['@volback/repository', '@volback/data-path'];
+
 export default tseslint.config(
   { ignores: ['**/node_modules/**', '**/dist/**', '.volback/**', '.nx/**', 'libs/contracts/schemas/**'] },
   js.configs.recommended,
@@ -100,12 +106,18 @@ export default tseslint.config(
     files: ['**/src/domain/**/*.ts'],
     ignores: ['**/*.test.ts'],
     rules: {
-      'no-restricted-imports': [
+      'no-restricted-imports': 'off',
+      '@typescript-eslint/no-restricted-imports': [
         'error',
         {
           patterns: [
             servicePatterns,
             { group: adapterModules, message: 'Domain code is pure: I/O belongs in adapters and main.ts.' },
+            {
+              group: adapterLibraries,
+              allowTypeImports: true,
+              message: 'Domain code may name these types, but their code belongs in adapters (or work/).',
+            },
           ],
         },
       ],

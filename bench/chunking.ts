@@ -3,7 +3,9 @@
 // backup does) against the ChunkPool with one and two workers: one large file, the large file
 // twice at once, and many small files one after another and several at once. Prints the best of
 // the rounds: wall MiB/s (and files/s, µs per file), CPU seconds of the process and of the main
-// thread. The files are read once before timing, so the page cache serves every run.
+// thread. The files are read once before timing, so the page cache serves every run. Before the
+// rounds, every case chunks its files once more with the chunk ids kept, and they must equal the
+// main thread's, file by file and in order: a fast wrong chunking fails the run.
 import { createHash, randomFillSync } from 'node:crypto';
 import {
   closeSync,
@@ -71,38 +73,81 @@ function makeFiles(): void {
   readFileSync(big); // into the page cache
 }
 
-/** A way to chunk one file to its end; returns the bytes seen. */
-type Chunking = (path: string) => Promise<number>;
+/** A way to chunk one file to its end; returns the bytes seen, and the chunk ids into `ids` when given. */
+type Chunking = (path: string, ids?: string[]) => Promise<number>;
 
-async function inThread(path: string): Promise<number> {
+async function inThread(path: string, ids?: string[]): Promise<number> {
   let bytes = 0;
   for await (const chunk of chunkStream(createReadStream(path, { highWaterMark: MiB }), pol)) {
-    createHash('sha256').update(chunk.data).digest('hex');
+    const id = createHash('sha256').update(chunk.data).digest('hex');
+    ids?.push(id);
     bytes += chunk.length;
   }
   return bytes;
 }
 
 function throughPool(pool: ChunkPool): Chunking {
-  return async (path) => {
+  return async (path, ids) => {
     let bytes = 0;
-    for await (const chunk of pool.chunkFile(path)) bytes += chunk.length;
+    for await (const chunk of pool.chunkFile(path)) {
+      ids?.push(chunk.id);
+      bytes += chunk.length;
+    }
     return bytes;
   };
 }
 
-/** Chunks the paths with `parallel` files in flight at a time. */
-async function chunkAll(chunking: Chunking, paths: string[], parallel: number): Promise<number> {
+/**
+ * Chunks the paths with `parallel` files in flight at a time; with `ids`, the chunk ids of each
+ * path go to `ids[i]` (i: its place in `paths`).
+ */
+async function chunkAll(
+  chunking: Chunking,
+  paths: string[],
+  parallel: number,
+  ids?: string[][],
+): Promise<number> {
   let next = 0;
   let bytes = 0;
   const lane = async (): Promise<void> => {
     while (next < paths.length) {
-      const read = await chunking(paths[next++]!);
+      const i = next++;
+      const read = await chunking(paths[i]!, ids ? (ids[i] = []) : undefined);
       bytes += read;
     }
   };
   await Promise.all(Array.from({ length: parallel }, lane));
   return bytes;
+}
+
+/**
+ * Chunks `paths` as a case does, keeping the ids, and compares them with the main thread's
+ * (`reference`, by path): throws naming the case and the first file that differs.
+ */
+async function verify(
+  label: string,
+  chunking: Chunking,
+  paths: string[],
+  parallel: number,
+  reference: ReadonlyMap<string, readonly string[]>,
+): Promise<number> {
+  const ids: string[][] = [];
+  await chunkAll(chunking, paths, parallel, ids);
+  let chunks = 0;
+  paths.forEach((path, i) => {
+    const want = reference.get(path)!;
+    const got = ids[i] ?? [];
+    const at = want.findIndex((id, n) => got[n] !== id);
+    if (at !== -1 || got.length !== want.length) {
+      const where =
+        at !== -1
+          ? `chunk ${at}: ${got[at] ?? 'none'}, not ${want[at]}`
+          : `${got.length} chunks, not ${want.length}`;
+      throw new Error(`${label}: other chunk ids than the main thread for ${path} (${where})`);
+    }
+    chunks += got.length;
+  });
+  return chunks;
 }
 
 interface Result {
@@ -116,7 +161,9 @@ interface Case {
   section: string;
   label: string;
   files?: number;
-  run: () => Promise<number>;
+  chunking: Chunking;
+  paths: string[];
+  parallel: number;
   best?: Result;
 }
 
@@ -158,30 +205,44 @@ async function main(): Promise<void> {
   const twice = 'the large file twice at once';
   const small = `${smallCount} small files`;
   const cases: Case[] = [
-    { section: large, label: 'main thread (createReadStream+chunkStream)', run: () => inThread(big) },
+    {
+      section: large,
+      label: 'main thread (createReadStream+chunkStream)',
+      chunking: inThread,
+      paths: [big],
+      parallel: 1,
+    },
     ...pools.map((pool) => ({
       section: large,
       label: `ChunkPool, ${pool.size} worker(s)`,
-      run: () => throughPool(pool)(big),
+      chunking: throughPool(pool),
+      paths: [big],
+      parallel: 1,
     })),
-    { section: twice, label: 'main thread', run: () => chunkAll(inThread, [big, big], 2) },
+    { section: twice, label: 'main thread', chunking: inThread, paths: [big, big], parallel: 2 },
     ...pools.map((pool) => ({
       section: twice,
       label: `ChunkPool, ${pool.size} worker(s)`,
-      run: () => chunkAll(throughPool(pool), [big, big], 2),
+      chunking: throughPool(pool),
+      paths: [big, big],
+      parallel: 2,
     })),
     ...[1, 8].map((parallel) => ({
       section: small,
       label: `main thread, ${parallel} at a time`,
       files: smallCount,
-      run: () => chunkAll(inThread, smallFiles, parallel),
+      chunking: inThread,
+      paths: smallFiles,
+      parallel,
     })),
     ...pools.flatMap((pool) =>
       [1, 8].map((parallel) => ({
         section: small,
         label: `ChunkPool, ${pool.size} worker(s), ${parallel} at a time`,
         files: smallCount,
-        run: () => chunkAll(throughPool(pool), smallFiles, parallel),
+        chunking: throughPool(pool),
+        paths: smallFiles,
+        parallel,
       })),
     ),
   ];
@@ -189,10 +250,21 @@ async function main(): Promise<void> {
     // Warm up: spawn the workers, compile the hot paths.
     for (const pool of pools) await chunkAll(throughPool(pool), [big, ...smallFiles.slice(0, 200)], 2);
     await chunkAll(inThread, [big, ...smallFiles.slice(0, 200)], 1);
+    // Not timed: every case gives the main thread's chunk ids, file by file.
+    const reference = new Map<string, string[]>();
+    for (const path of [big, ...smallFiles]) {
+      const ids: string[] = [];
+      await inThread(path, ids);
+      reference.set(path, ids);
+    }
+    let compared = 0;
+    for (const c of cases)
+      compared += await verify(`${c.section}, ${c.label}`, c.chunking, c.paths, c.parallel, reference);
+    console.log(`chunk ids verified: ${compared} chunks in ${cases.length} cases equal the main thread's`);
     // Rounds interleave the cases, so that a slow spell of the machine does not favour one.
     for (let round = 0; round < rounds; round++) {
       for (const c of cases) {
-        const result = await measure(c.run);
+        const result = await measure(() => chunkAll(c.chunking, c.paths, c.parallel));
         if (!c.best || result.seconds < c.best.seconds) c.best = result;
       }
     }

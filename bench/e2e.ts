@@ -142,24 +142,30 @@ export class E2eBench {
     });
   }
 
-  /** Restores the latest snapshot into a new volume; timed from the command to its outcome. */
-  async restore(): Promise<E2eMeasure> {
+  /**
+   * Restores the latest snapshot into a new volume; timed from the command to its outcome.
+   * `restoredTo`: the new volume's mountpoint, for the caller to compare with the source.
+   */
+  async restore(): Promise<E2eMeasure & { restoredTo: string }> {
     const completed = this.#events.events.filter((e) => e.type === 'io.volback.backup.completed.v1').at(-1);
     const snapshotId = (completed?.data as { snapshotId: string } | undefined)?.snapshotId;
     if (!snapshotId) throw new Error('no e2e snapshot to restore');
     const restoreId = `bench-restore-${++this.#runs}`;
-    return this.#measure(async () => {
+    const volumeName = `bench-restored-${this.#runs}`;
+    const measured = await this.#measure(async () => {
       await sendCommand(this.#nc, RestoreSnapshot, {
         restoreId,
         hostId: this.#hostId,
         snapshotId,
-        target: { kind: 'new-volume', volumeName: `bench-restored-${this.#runs}` },
+        target: { kind: 'new-volume', volumeName },
       });
       const outcome = await this.#events.outcome(restoreId, 3_600_000);
       if (outcome.type !== 'io.volback.restore.completed.v1') {
         throw new Error(`e2e restore did not complete: ${JSON.stringify(outcome.data)}`);
       }
     });
+    const volume = (await this.#engine.docker.getVolume(volumeName).inspect()) as { Mountpoint: string };
+    return { ...measured, restoredTo: volume.Mountpoint };
   }
 
   async stop(): Promise<void> {

@@ -1,8 +1,10 @@
 // `npm run bench [-- --size 1G] [-- --json]`: volback against restic on the same data in the same
 // run: full backup, incremental backup after ~1% of the data changed, full restore. Prints wall
-// seconds, MB/s, CPU seconds, peak RSS and repository bytes added per tool and phase.
+// seconds, MB/s, CPU seconds, peak RSS and repository bytes added per tool and phase. Every
+// restore is compared with its source byte for byte after it is timed; a difference fails the run.
 import { execFileSync, spawn } from 'node:child_process';
 import {
+  existsSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -17,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { E2eBench, type E2eMeasure } from './e2e.ts';
+import { assertSameTree } from './verify.ts';
 
 const { values } = parseArgs({
   options: {
@@ -270,6 +273,12 @@ try {
     rmSync(target, { recursive: true, force: true });
     const [c, a] = tools[tool].restore(repos[tool], target);
     const m = await measure(c, [...a], toolEnv(tool));
+    // Not timed: the restore is the source, byte for byte (restic puts it under its absolute path).
+    const restored = existsSync(join(target, data)) ? join(target, data) : target;
+    const verified = await assertSameTree(data, restored, `${tool} restore`);
+    log(
+      `bench: ${tool} restore verified: ${verified.files} files, ${(verified.bytes / MiB).toFixed(1)} MiB equal`,
+    );
     emit({
       tool,
       phase: 'restore',
@@ -278,7 +287,14 @@ try {
       repoBytesAdded: 0,
     });
   }
-  if (e2e) emitE2e('restore', changedBytes, { ...(await e2e.restore()), repoBytesAdded: 0 });
+  if (e2e) {
+    const { restoredTo, ...m } = await e2e.restore();
+    const verified = await assertSameTree(e2e.mountpoint, restoredTo, 'volback-e2e restore');
+    log(
+      `bench: volback-e2e restore verified: ${verified.files} files, ${(verified.bytes / MiB).toFixed(1)} MiB equal`,
+    );
+    emitE2e('restore', changedBytes, { ...m, repoBytesAdded: 0 });
+  }
 } finally {
   await e2e?.stop();
 }

@@ -16,6 +16,7 @@ import {
   CLI_MAIN,
   EventLog,
   startCatalogService,
+  startOnDemandScheduler,
   startService,
   type CatalogProcess,
   type ServiceProcess,
@@ -60,6 +61,7 @@ describe('the volback CLI against a running stack (NATS, gateway, agent, catalog
   let nc: NatsConnection;
   let dir: string;
   let gateway: ServiceProcess;
+  let scheduler: ServiceProcess;
   let agent: ServiceProcess;
   let catalog: CatalogProcess;
   let events: EventLog;
@@ -94,7 +96,7 @@ describe('the volback CLI against a running stack (NATS, gateway, agent, catalog
       'appdata',
       'mkdir -p "$1/app/conf" && echo hello > "$1/app/hello.txt" && echo "port: 1" > "$1/app/conf/settings.yml" && echo top > "$1/top.txt"',
     );
-    [gateway, catalog] = await Promise.all([
+    [gateway, catalog, scheduler] = await Promise.all([
       startService(
         'gateway',
         'gateway-1',
@@ -107,6 +109,7 @@ describe('the volback CLI against a running stack (NATS, gateway, agent, catalog
         join(dir, 'catalog'),
         dir,
       ),
+      startOnDemandScheduler('scheduler-1', nats.url, dir),
     ]);
     agent = await startService(
       'agent',
@@ -123,7 +126,7 @@ describe('the volback CLI against a running stack (NATS, gateway, agent, catalog
 
   afterAll(async () => {
     events?.close();
-    await Promise.allSettled([agent?.stop(), gateway?.stop(), catalog?.stop()]);
+    await Promise.allSettled([agent?.stop(), gateway?.stop(), catalog?.stop(), scheduler?.stop()]);
     if (nc) await drainNats(nc);
     await Promise.allSettled([engine?.stop(), nats?.stop()]);
     if (dir && !process.env['VOLBACK_E2E_KEEP']) await rm(dir, { recursive: true, force: true });

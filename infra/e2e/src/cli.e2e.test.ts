@@ -19,6 +19,7 @@ import {
   EventLog,
   sendCommand,
   startCatalogService,
+  startOnDemandScheduler,
   startService,
   type CatalogProcess,
   type ServiceProcess,
@@ -45,6 +46,7 @@ describe('the volback binary against a real stack: names, paging, pipes, progres
   let nc: NatsConnection;
   let dir: string;
   let gateway: ServiceProcess;
+  let scheduler: ServiceProcess;
   let agent: ServiceProcess;
   let catalog: CatalogProcess;
   let catalogPort: number;
@@ -101,7 +103,7 @@ describe('the volback binary against a real stack: names, paging, pipes, progres
     );
     catalogPort = await freePort();
     url = `http://127.0.0.1:${catalogPort}`;
-    [gateway, catalog] = await Promise.all([
+    [gateway, catalog, scheduler] = await Promise.all([
       startService(
         'gateway',
         'gateway-1',
@@ -109,6 +111,7 @@ describe('the volback binary against a real stack: names, paging, pipes, progres
         dir,
       ),
       startCatalog(),
+      startOnDemandScheduler('scheduler-0', nats.url, dir),
     ]);
     agent = await startService(
       'agent',
@@ -134,7 +137,7 @@ describe('the volback binary against a real stack: names, paging, pipes, progres
 
   afterAll(async () => {
     events?.close();
-    await Promise.allSettled([agent?.stop(), gateway?.stop(), catalog?.stop()]);
+    await Promise.allSettled([agent?.stop(), gateway?.stop(), catalog?.stop(), scheduler?.stop()]);
     if (nc) await drainNats(nc);
     await Promise.allSettled([engine?.stop(), nats?.stop()]);
     if (dir && !process.env['VOLBACK_E2E_KEEP']) await rm(dir, { recursive: true, force: true });

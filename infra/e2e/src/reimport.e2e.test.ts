@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CLI_MAIN,
   startCatalogService,
+  startOnDemandScheduler,
   startService,
   type CatalogProcess,
   type ServiceProcess,
@@ -73,7 +74,7 @@ describe('re-import: a new event log learns the snapshots of the repository', ()
   const startStack = async (name: string): Promise<{ nats: NatsServer; catalog: CatalogProcess }> => {
     const nats = await startNatsServer();
     running.push(nats);
-    const [gateway, catalog] = await Promise.all([
+    const [gateway, catalog, scheduler] = await Promise.all([
       startService(
         'gateway',
         `${name}-gateway`,
@@ -89,8 +90,9 @@ describe('re-import: a new event log learns the snapshots of the repository', ()
         join(dir, `${name}-catalog`),
         dir,
       ),
+      startOnDemandScheduler(`${name}-scheduler`, nats.url, dir),
     ]);
-    running.push(gateway, catalog);
+    running.push(gateway, catalog, scheduler);
     url = catalog.url;
     return { nats, catalog };
   };

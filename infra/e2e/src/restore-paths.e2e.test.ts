@@ -10,6 +10,7 @@ import {
   CLI_MAIN,
   EventLog,
   startCatalogService,
+  startOnDemandScheduler,
   startService,
   type CatalogProcess,
   type ServiceProcess,
@@ -62,6 +63,7 @@ describe('a volume backed up and restored through the stack, as volback and rest
   let nc: NatsConnection;
   let dir: string;
   let gateways: ServiceProcess[];
+  let scheduler: ServiceProcess;
   let agent: ServiceProcess;
   let catalog: CatalogProcess;
   let events: EventLog;
@@ -137,7 +139,7 @@ describe('a volume backed up and restored through the stack, as volback and rest
         { VOLBACK_NATS_URL: nats.url, VOLBACK_REPOSITORY: join(dir, 'repo'), VOLBACK_PASSWORD: PASSWORD },
         dir,
       );
-    [gateways, catalog] = await Promise.all([
+    [gateways, catalog, scheduler] = await Promise.all([
       // One after the other: the first creates the repository.
       gateway('gateway-1').then(async (first) => [first, await gateway('gateway-2')]),
       startCatalogService(
@@ -146,6 +148,7 @@ describe('a volume backed up and restored through the stack, as volback and rest
         join(dir, 'catalog'),
         dir,
       ),
+      startOnDemandScheduler('scheduler-1', nats.url, dir),
     ]);
     agent = await startService(
       'agent',
@@ -168,7 +171,12 @@ describe('a volume backed up and restored through the stack, as volback and rest
 
   afterAll(async () => {
     events?.close();
-    await Promise.allSettled([agent?.stop(), ...(gateways ?? []).map((g) => g.stop()), catalog?.stop()]);
+    await Promise.allSettled([
+      agent?.stop(),
+      ...(gateways ?? []).map((g) => g.stop()),
+      catalog?.stop(),
+      scheduler?.stop(),
+    ]);
     if (nc) await drainNats(nc);
     await Promise.allSettled([engine?.stop(), nats?.stop()]);
     if (dir && !process.env['VOLBACK_E2E_KEEP']) await rm(dir, { recursive: true, force: true });

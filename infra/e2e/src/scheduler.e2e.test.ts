@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DefinePolicy, type Envelope } from '@volback/contracts';
-import { connectNats, drainNats, type NatsConnection } from '@volback/messaging';
+import { connectNats, type NatsConnection } from '@volback/messaging';
 import {
   startDockerEngine,
   startNatsServer,
@@ -13,7 +13,7 @@ import {
   type NatsServer,
 } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventLog, sendCommand, startService, type ServiceProcess } from './stack.ts';
+import { EventLog, stopTestStack, sendCommand, startService, type ServiceProcess } from './stack.ts';
 import { runInVolume } from './volume-fixture.ts';
 
 const run = promisify(execFile);
@@ -118,13 +118,7 @@ describe('scheduler: automated backups with real agent, gateway, engine and rest
     VOLBACK_SCHEDULER_LEASE_SECONDS: '3',
   };
 
-  afterAll(async () => {
-    events?.close();
-    await Promise.allSettled([...services].map((s) => s.stop(5_000)));
-    if (nc) await drainNats(nc);
-    await Promise.allSettled([engine?.stop(), nats?.stop()]);
-    if (dir && !process.env['VOLBACK_E2E_KEEP']) await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopTestStack({ events, services, nc, engine, nats, dir }));
 
   it("a labelled container's volume is backed up on its seconds cron schedule", async () => {
     await waitUntil(
@@ -321,7 +315,9 @@ describe('scheduler: automated backups with real agent, gateway, engine and rest
     await second.kill();
     services.delete(second);
     const downAt = Date.now();
-    await new Promise((resolve) => setTimeout(resolve, 13_000));
+    // steady's slots come every 4 s (`*/4`): wait until three of them have passed with no scheduler.
+    const thirdMissedSlot = (Math.floor(downAt / 4_000) + 3) * 4_000;
+    await waitUntil('three slots without a scheduler', async () => Date.now() > thirdMissedSlot, 20_000);
     const seenBefore = requestedOf('steady').length;
     const restartedAt = Date.now();
     await start('scheduler', 'scheduler-c', { ...SCHEDULER_ENV, VOLBACK_SCHEDULER_ID: 'scheduler-c' });
@@ -330,7 +326,12 @@ describe('scheduler: automated backups with real agent, gateway, engine and rest
       async () => requestedOf('steady').length > seenBefore,
       30_000,
     );
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // The next request after it: the rounds that could have asked for a missed slot again are over.
+    await waitUntil(
+      'a second backup of steady after the restart',
+      async () => requestedOf('steady').length > seenBefore + 1,
+      30_000,
+    );
     // then the missed slots run once, as one catch-up for the latest of them (slots that came due
     // after the restart are regular ones, however slowly the new scheduler started)
     const after = requestedOf('steady').slice(seenBefore);

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Subscription } from '@nats-io/nats-core';
@@ -9,8 +9,15 @@ import {
   type CommandDefinition,
   type Envelope,
 } from '@volback/contracts';
-import { MessagePublisher, type NatsConnection } from '@volback/messaging';
-import { freePort, startProcess, waitUntil, type ServerProcess } from '@volback/testing';
+import { drainNats, MessagePublisher, type NatsConnection } from '@volback/messaging';
+import {
+  freePort,
+  startProcess,
+  waitUntil,
+  type DockerEngine,
+  type NatsServer,
+  type ServerProcess,
+} from '@volback/testing';
 import type { z } from 'zod';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -192,4 +199,41 @@ export async function startCatalogService(
     logDir,
   );
   return { ...service, url: `http://127.0.0.1:${port}` };
+}
+
+/**
+ * A scheduler that starts backups only when asked ("back up now" goes through it): it protects
+ * only labelled volumes, so the unlabelled volumes of a test are never backed up on a schedule.
+ */
+export function startOnDemandScheduler(
+  name: string,
+  natsUrl: string,
+  logDir: string,
+): Promise<ServiceProcess> {
+  return startService(
+    'scheduler',
+    name,
+    { VOLBACK_NATS_URL: natsUrl, VOLBACK_SCHEDULER_DEFAULT_POLICY: 'labelled', VOLBACK_SCHEDULER_ID: name },
+    logDir,
+  );
+}
+
+/** What a test's `beforeAll` started, any part of it possibly missing (a start that failed). */
+export interface TestStackParts {
+  readonly events?: EventLog | undefined;
+  readonly services: Iterable<ServiceProcess>;
+  readonly nc?: NatsConnection | undefined;
+  readonly engine?: DockerEngine | undefined;
+  readonly nats?: NatsServer | undefined;
+  /** Removed unless `VOLBACK_E2E_KEEP` is set. */
+  readonly dir?: string | undefined;
+}
+
+/** Stops what a test started, services first, then NATS and the engine; removes its directory. */
+export async function stopTestStack(parts: TestStackParts): Promise<void> {
+  parts.events?.close();
+  await Promise.allSettled([...parts.services].map((s) => s.stop(5_000)));
+  if (parts.nc) await drainNats(parts.nc);
+  await Promise.allSettled([parts.engine?.stop(), parts.nats?.stop()]);
+  if (parts.dir && !process.env['VOLBACK_E2E_KEEP']) await rm(parts.dir, { recursive: true, force: true });
 }

@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CLI_MAIN,
   startCatalogService,
+  startOnDemandScheduler,
   startService,
   type CatalogProcess,
   type ServiceProcess,
@@ -98,6 +99,7 @@ describe('a tar download aborted by its client does not block later downloads', 
         },
         dir,
       ),
+      startOnDemandScheduler('scheduler', nats.url, dir),
     ]);
     catalog = started[1];
     services.push(...started);

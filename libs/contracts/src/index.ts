@@ -5,6 +5,8 @@ export * from './errors.ts';
 export * from './fields.ts';
 export * from './policy.ts';
 export * from './policy-rules.ts';
+export * from './effective-policy.ts';
+export * from './lifecycle.ts';
 export * from './retry-rules.ts';
 export * from './restore-target.ts';
 export * from './define.ts';

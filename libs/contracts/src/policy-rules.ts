@@ -2,6 +2,7 @@
 // sends a command (400 with every issue), the scheduler when it decides (PolicyRejected with
 // every issue). Both read the same functions, so they cannot disagree.
 import { Cron } from 'croner';
+import { CONFIGURED_DEFAULT_POLICY_ID } from './effective-policy.ts';
 
 /** One reason a policy cannot be used: the field at fault (path in the command's data) and why. */
 export interface PolicyIssue {
@@ -67,6 +68,11 @@ export function policyDefinitionIssues(command: {
     issues.push({
       field: 'policyId',
       message: `policy ids starting with "${LABEL_POLICY_PREFIX}" are the scheduler's label policies`,
+    });
+  } else if (command.policyId === CONFIGURED_DEFAULT_POLICY_ID) {
+    issues.push({
+      field: 'policyId',
+      message: `${CONFIGURED_DEFAULT_POLICY_ID} is the scheduler's configured default; change its VOLBACK_SCHEDULER_DEFAULT_* settings`,
     });
   } else if (command.existingOrigin && command.existingOrigin !== 'api') {
     issues.push({

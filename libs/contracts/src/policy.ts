@@ -23,3 +23,15 @@ export const policySpec = z.object({
 });
 /** A validated policy. */
 export type PolicySpec = z.output<typeof policySpec>;
+
+/**
+ * Which volumes the default policies (configured and API) protect, as the scheduler is configured:
+ * every volume (`all`) or only those with labels or an API policy of their own (`labelled`);
+ * anonymous volumes only when `includeAnonymous`.
+ */
+export const policyCoverage = z.object({
+  mode: z.enum(['all', 'labelled']),
+  includeAnonymous: z.boolean(),
+});
+/** See {@link policyCoverage}. */
+export type PolicyCoverage = z.output<typeof policyCoverage>;

@@ -2,7 +2,6 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
 import {
   BackupRequested,
@@ -217,10 +216,13 @@ describe('durable consumers', () => {
     const message = backupRequested(`long-${counter}`);
     await publisher.publish(message);
     await waitUntil('the long handler', async () => handled.length === 1, 30_000);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Acknowledged: nothing more can be delivered, and nothing was delivered twice.
+    await waitUntil(
+      'the ack',
+      async () => (await jsm.consumers.info(STREAMS.events.name, durable)).num_ack_pending === 0,
+    );
     expect(handled).toEqual([message.envelope.id]);
     const info = await jsm.consumers.info(STREAMS.events.name, durable);
-    expect(info.num_ack_pending).toBe(0);
     expect(info.num_redelivered).toBe(0);
     await consumer.stop();
   }, 40_000);
@@ -301,14 +303,15 @@ describe('durable consumers', () => {
       await publisher.publish(cmd);
     }
     await waitUntil('20 commands', async () => seen.length >= 20);
-    await sleep(300);
+    // The work queue drops a command once it is acknowledged: when none is left, none can come again.
+    const left = async () =>
+      (await jsm.streams.info(STREAMS.commands.name, { subjects_filter: `volback.cmd.${hostId}.*` })).state
+        .num_subjects ?? 0;
+    await waitUntil('every command acknowledged', async () => (await left()) === 0);
     expect([...seen].sort()).toEqual([...ids].sort());
     await a.stop();
     await b.stop();
-    const left = await jsm.streams.info(STREAMS.commands.name, {
-      subjects_filter: commandSubjectFilter({ kind: 'host', hostId }),
-    });
-    expect(left.state.num_subjects ?? 0).toBe(0);
+    expect(await left()).toBe(0);
   });
 });
 
@@ -354,7 +357,11 @@ describe('a durable consumer across process restarts', () => {
     await publishSome(50); // published while no consumer runs
     child = await startWorker(durable, outFile);
     await waitUntil('every message handled', async () => handled().length >= 100, 30_000);
-    await sleep(500);
+    // Every message delivered and acknowledged: none can be handled again.
+    await waitUntil('every message acknowledged', async () => {
+      const info = await jsm.consumers.info(STREAMS.events.name, durable);
+      return info.num_pending === 0 && info.num_ack_pending === 0;
+    });
     child.kill('SIGTERM');
     await exited(child);
 

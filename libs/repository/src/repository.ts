@@ -17,7 +17,8 @@ import {
 } from './format/pack.ts';
 import { lockSchema, parseSnapshot, type LockFile, type Snapshot } from './format/snapshot.ts';
 import { decodeTree, encodeTree, type TreeNode } from './format/tree.ts';
-import { compressBlob, decodeUnpacked, decompress, encodeUnpacked } from './format/unpacked.ts';
+import { compressBlob, decompress } from './format/compression.ts';
+import { decodeUnpacked, encodeUnpacked } from './format/unpacked.ts';
 
 /** Tuning of a repository handle. */
 export interface RepositoryOptions {

@@ -1,5 +1,6 @@
 export * from './binaries.ts';
 export * from './processes.ts';
+export * from './wait.ts';
 export * from './mounts.ts';
 export * from './cgroups.ts';
 export * from './nats-server.ts';

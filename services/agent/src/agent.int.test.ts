@@ -13,7 +13,13 @@ import {
 } from '@volback/contracts';
 import { connectNats, drainNats, ensureStreams, type NatsConnection } from '@volback/messaging';
 import { createLogger } from '@volback/observability';
-import { startDockerEngine, startNatsServer, type DockerEngine, type NatsServer } from '@volback/testing';
+import {
+  startDockerEngine,
+  startNatsServer,
+  waitFor,
+  type DockerEngine,
+  type NatsServer,
+} from '@volback/testing';
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerEngineClient } from './adapters/docker-engine.ts';
@@ -53,24 +59,25 @@ async function countsBySubject(jsm: JetStreamManager, filter: string): Promise<R
   return { ...(info.state.subjects ?? {}) };
 }
 
-async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+let markers = 0;
+
+/**
+ * Waits until the agent has published every look it took so far: a volume created now is
+ * published by a later look than any before it (looks run one at a time and publish in order), so
+ * once it is in the stream nothing earlier can still come. Returns its subject, for counts of
+ * "nothing more happened" to leave out.
+ */
+async function caughtUp(docker: Dockerode, jsm: JetStreamManager, hostId: string): Promise<string> {
+  const name = `marker-${++markers}`;
+  await docker.createVolume({ Name: name });
+  const subject = eventSubject('volume', hostId, name);
+  await waitFor(`the agent to publish ${name}`, async () => (await countsBySubject(jsm, subject))[subject]);
+  return subject;
+}
+
+/** Counts without some subjects (the markers of {@link caughtUp}). */
+function without(counts: Record<string, number>, ...subjects: string[]): Record<string, number> {
+  return Object.fromEntries(Object.entries(counts).filter(([subject]) => !subjects.includes(subject)));
 }
 
 /** What the stored events say about a host: volumes present, containers present and running. */
@@ -340,7 +347,7 @@ describe('agent discovery against real engines and NATS', () => {
     const volumeSubject = eventSubject('volume', hostId, 'cache.v2');
 
     await docker.createVolume({ Name: 'cache.v2' });
-    await eventually(
+    await waitFor(
       'volume discovered',
       async () => typesOn(await storedEvents(jsm, volumeSubject), volumeSubject).length === 1,
       5_000,
@@ -350,13 +357,13 @@ describe('agent discovery against real engines and NATS', () => {
       sleeper(image, 'worker', { HostConfig: { Binds: ['cache.v2:/cache'] } }),
     );
     const containerSubject = eventSubject('container', hostId, worker.id);
-    await eventually(
+    await waitFor(
       'container observed',
       async () => typesOn(await storedEvents(jsm, containerSubject), containerSubject).length === 1,
       5_000,
     );
     await worker.start();
-    await eventually(
+    await waitFor(
       'container started and volume mounted',
       async () => {
         const events = await storedEvents(jsm);
@@ -365,7 +372,7 @@ describe('agent discovery against real engines and NATS', () => {
       5_000,
     );
     await worker.stop({ t: 5 });
-    await eventually(
+    await waitFor(
       'container stopped and volume unmounted',
       async () => {
         const events = await storedEvents(jsm);
@@ -374,14 +381,14 @@ describe('agent discovery against real engines and NATS', () => {
       5_000,
     );
     await worker.rename({ name: 'worker-renamed' });
-    await eventually(
+    await waitFor(
       'container renamed',
       async () => typesOn(await storedEvents(jsm, containerSubject), containerSubject).length === 4,
       5_000,
     );
     await worker.remove();
     await docker.getVolume('cache.v2').remove();
-    const events = await eventually(
+    const events = await waitFor(
       'container and volume removed',
       async () => {
         const all = await storedEvents(jsm);
@@ -425,7 +432,7 @@ describe('agent discovery against real engines and NATS', () => {
     const typesOfAgain = async () =>
       typesOn(await storedEvents(jsm, subject), subject).filter((type) => type !== 'volume.changed');
     await docker.createVolume({ Name: 'again' });
-    await eventually('volume discovered', async () => (await typesOfAgain()).length === 1, 5_000);
+    await waitFor('volume discovered', async () => (await typesOfAgain()).length === 1, 5_000);
     // when a container writes at the volume's root (its CreatedAt moves) and is removed
     const writer = await docker.createContainer({
       ...sleeper(image, 'again-writer', { HostConfig: { Binds: ['again:/v'] } }),
@@ -437,7 +444,7 @@ describe('agent discovery against real engines and NATS', () => {
     // and then the volume is destroyed and created again within one look's settle time
     await docker.getVolume('again').remove();
     await docker.createVolume({ Name: 'again' });
-    await eventually('the re-created volume', async () => (await typesOfAgain()).length >= 3, 5_000);
+    await waitFor('the re-created volume', async () => (await typesOfAgain()).length >= 3, 5_000);
     // then only the destruction makes it a new volume: removed, then discovered
     expect(await typesOfAgain()).toEqual(['volume.discovered', 'volume.removed', 'volume.discovered']);
   });
@@ -445,15 +452,15 @@ describe('agent discovery against real engines and NATS', () => {
   it('publishes nothing new after a restart when nothing changed, and only the difference when something did', async () => {
     const hostId = a!.hostId;
     const filter = `volback.evt.*.${encodeSubjectToken(hostId)}.>`;
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await caughtUp(engineA.docker, jsm, hostId);
     const before = await countsBySubject(jsm, filter);
     await a!.stop();
 
     a = await startTestAgent(engineA, stateA, nats.url);
     expect(a.hostId).toBe(hostId);
     await a.agent.discovered;
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(await countsBySubject(jsm, filter)).toEqual(before);
+    const marker = await caughtUp(engineA.docker, jsm, hostId);
+    expect(without(await countsBySubject(jsm, filter), marker)).toEqual(before);
     const file = await stat(join(stateA, HOST_ID_FILE));
     expect(file.mode & 0o777).toBe(0o600);
 
@@ -465,7 +472,7 @@ describe('agent discovery against real engines and NATS', () => {
     await docker.getContainer('never-started').remove();
     a = await startTestAgent(engineA, stateA, nats.url);
     await a.agent.discovered;
-    const after = await countsBySubject(jsm, filter);
+    const after = without(await countsBySubject(jsm, filter), marker);
     const grown = Object.fromEntries(
       Object.entries(after)
         .filter(([subject, n]) => n !== before[subject])
@@ -504,7 +511,7 @@ describe('agent discovery against real engines and NATS', () => {
     nc = await connectNats({ servers: nats.url, name: 'agent-test-reader' });
     jsm = await jetstreamManager(nc);
 
-    const events = await eventually(
+    const events = await waitFor(
       'published state to match the engine',
       async () => {
         const all = await storedEvents(jsm);
@@ -523,11 +530,11 @@ describe('agent discovery against real engines and NATS', () => {
       'container.observed',
       'container.started',
     ]);
-    // One look after the reconnect: the state settles and stays.
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const settled = await countsBySubject(jsm, `volback.evt.*.${encodeSubjectToken(hostId)}.>`);
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    expect(await countsBySubject(jsm, `volback.evt.*.${encodeSubjectToken(hostId)}.>`)).toEqual(settled);
+    // The state settles and stays: the looks after it publish nothing more.
+    const filter = `volback.evt.*.${encodeSubjectToken(hostId)}.>`;
+    const settled = await countsBySubject(jsm, filter);
+    const marker = await caughtUp(docker, jsm, hostId);
+    expect(without(await countsBySubject(jsm, filter), marker)).toEqual(settled);
   });
 
   it('keeps two hosts apart: the same volume name on two engines has a subject per host', async () => {
@@ -548,7 +555,7 @@ describe('agent discovery against real engines and NATS', () => {
 
     const countOnA = (await countsBySubject(jsm, onA))[onA];
     await engineB.docker.getVolume('shop_db.data').remove();
-    await eventually(
+    await waitFor(
       'removal on host B',
       async () => typesOn(await storedEvents(jsm, onB), onB).length === 2,
       5_000,
@@ -561,7 +568,7 @@ describe('agent discovery against real engines and NATS', () => {
     const hostId = b!.hostId;
     await docker.createVolume({ Name: 'kept-through' });
     const kept = eventSubject('volume', hostId, 'kept-through');
-    await eventually(
+    await waitFor(
       'volume discovered',
       async () => typesOn(await storedEvents(jsm, kept), kept).length === 1,
       5_000,
@@ -570,7 +577,7 @@ describe('agent discovery against real engines and NATS', () => {
     const before = await countsBySubject(jsm, filter);
 
     await relayB.close();
-    await eventually('engine reported gone', async () => !b!.agent.engineConnected(), 5_000);
+    await waitFor('engine reported gone', async () => !b!.agent.engineConnected(), 5_000);
     const check = b!.agent.healthChecks().find((c) => c.name === 'docker-connected')!;
     expect((await check.check()).ok).toBe(false);
     await docker.createVolume({ Name: 'made-while-engine-away' });
@@ -579,13 +586,15 @@ describe('agent discovery against real engines and NATS', () => {
     await runner.start();
     await relayB.open();
 
-    await eventually('published state to match engine B', async () => {
+    await waitFor('published state to match engine B', async () => {
       const events = await storedEvents(jsm);
       return JSON.stringify(publishedState(events, hostId)) === JSON.stringify(await engineState(docker));
     });
     expect(b!.agent.engineConnected()).toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const after = await countsBySubject(jsm, filter);
+    const marker = await caughtUp(docker, jsm, hostId);
+    const after = without(await countsBySubject(jsm, filter), marker);
+    // Host B holds nothing after this test (the heartbeat test counts its volumes).
+    await docker.getVolume(`marker-${markers}`).remove();
     const grown = Object.fromEntries(
       Object.entries(after)
         .filter(([subject, n]) => n !== before[subject])
@@ -607,20 +616,20 @@ describe('agent discovery against real engines and NATS', () => {
     const types = async () =>
       typesOn(await storedEvents(jsm, subject), subject).filter((type) => type !== 'volume.changed');
     await docker.createVolume({ Name: 'replayed' });
-    await eventually('volume discovered', async () => (await types()).length === 1, 5_000);
+    await waitFor('volume discovered', async () => (await types()).length === 1, 5_000);
     await docker.getVolume('replayed').remove();
     await docker.createVolume({ Name: 'replayed' });
-    await eventually('volume re-created', async () => (await types()).length === 3, 5_000);
+    await waitFor('volume re-created', async () => (await types()).length === 3, 5_000);
     // when the engine connection drops and comes back: the agent asks for the events since the
     // last one's second, which brings the destruction again
     await relayB.close();
-    await eventually('engine reported gone', async () => !b!.agent.engineConnected(), 5_000);
+    await waitFor('engine reported gone', async () => !b!.agent.engineConnected(), 5_000);
     await relayB.open();
-    await eventually('engine back', async () => b!.agent.engineConnected(), 10_000);
+    await waitFor('engine back', async () => b!.agent.engineConnected(), 10_000);
     // then, up to a later marker, the volume is not removed and discovered once more
     await docker.createVolume({ Name: 'replay-marker' });
     const marker = eventSubject('volume', hostId, 'replay-marker');
-    await eventually(
+    await waitFor(
       'the marker volume',
       async () => typesOn(await storedEvents(jsm, marker), marker).length === 1,
       10_000,
@@ -633,7 +642,7 @@ describe('agent discovery against real engines and NATS', () => {
   it('sends heartbeats, and reports the engine gone when it stops', async () => {
     const hostSubject = eventSubject('host', b!.hostId);
     // Host B's one volume was removed above; heartbeats count what the engine holds.
-    const seen = await eventually(
+    const seen = await waitFor(
       'a heartbeat',
       async () => {
         const events = await storedEvents(jsm, hostSubject);
@@ -653,7 +662,7 @@ describe('agent discovery against real engines and NATS', () => {
     const docker = b!.agent.healthChecks().find((c) => c.name === 'docker-connected')!;
     expect(await docker.check()).toEqual({ ok: true });
     await engineB.stop();
-    await eventually('engine reported gone', async () => !b!.agent.engineConnected(), 5_000);
+    await waitFor('engine reported gone', async () => !b!.agent.engineConnected(), 5_000);
     expect((await docker.check()).ok).toBe(false);
   });
 

@@ -3,7 +3,8 @@ import type { HealthCheck, Logger, Metrics } from '@volback/observability';
 import type { DockerEngineClient, EngineEvent, EngineWatch } from './adapters/docker-engine.ts';
 import { readPublishedView } from './adapters/event-log.ts';
 import { AgentEventPublisher } from './adapters/event-publisher.ts';
-import { diff } from './domain/discovery.ts';
+import type { Quiescer } from './adapters/quiesce.ts';
+import { decideDiscoveryEvents } from './domain/discovery.ts';
 import { canonicalJson } from './domain/event-id.ts';
 import { hostRegistered, hostSeen, type HostIdentity } from './domain/host.ts';
 import type { HostInventory } from './domain/inventory.ts';
@@ -25,6 +26,11 @@ export interface AgentOptions {
   /** Longest wait between two attempts after a failure (default 5 s). */
   readonly maxBackoffMs?: number;
   readonly clock?: () => Date;
+  /**
+   * The container runs volback stopped itself (the {@link Quiescer}): their stops are published
+   * with `byVolback`. Without it every stop is published as someone else's.
+   */
+  readonly volbackStops?: Pick<Quiescer, 'stoppedRuns'>;
 }
 
 /** A running agent (discovery only; backup and restore commands are not consumed yet). */
@@ -178,11 +184,17 @@ export function startAgent(options: AgentOptions): Agent {
     }
     dirtyContainers.clear();
     const destroyed = new Map(destroyedVolumes);
+    // Read before the engine: a stop the engine shows is then known if volback made it.
+    const stoppedByVolback = options.volbackStops?.stoppedRuns();
     const listed = await engine.inventory();
-    inventory = destroyed.size > 0 ? { ...listed, destroyedVolumes: new Set(destroyed.keys()) } : listed;
+    inventory = {
+      ...listed,
+      ...(destroyed.size > 0 ? { destroyedVolumes: new Set(destroyed.keys()) } : {}),
+      ...(stoppedByVolback?.size ? { stoppedByVolback } : {}),
+    };
     metrics?.volumes.set(inventory.volumes.size);
     metrics?.containers.set(inventory.containers.size);
-    const events = diff(view, inventory, now);
+    const events = decideDiscoveryEvents(view, inventory, now);
     if (events.length > 0) {
       const result = await publisher.publishObservation(events, now);
       view = evolveAll(view, result.published);

@@ -10,6 +10,7 @@ import {
   freePort,
   startDockerEngine,
   startNatsServer,
+  waitFor,
   type DockerEngine,
   type NatsServer,
 } from '@volback/testing';
@@ -53,20 +54,6 @@ async function readyz(
   return { status: res.status, body: (await res.json()) as { checks: { name: string; ok: boolean }[] } };
 }
 
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 describe('agent process (main.ts)', () => {
   let nats: NatsServer;
   let engine: DockerEngine;
@@ -107,7 +94,7 @@ describe('agent process (main.ts)', () => {
     const hostIds: string[] = [];
     for (const round of [1, 2]) {
       const run = runAgent(env);
-      const ready = await until('/readyz 200', async () => {
+      const ready = await waitFor('/readyz 200', async () => {
         const r = await readyz(url);
         return r.status === 200 && r.body;
       });

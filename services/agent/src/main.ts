@@ -83,6 +83,17 @@ async function main(): Promise<void> {
   });
   for (const check of natsHealthChecks(nc)) ops.addCheck('readiness', check);
 
+  // Containers a crashed run left stopped or paused are resumed before discovery and new work
+  // start: discovery then publishes their stops as volback's (the journal names the runs).
+  const quiescer = new Quiescer(engine.docker, { stateDir: config.stateDir, local: engine.local });
+  startup.step('resuming containers a previous run left stopped');
+  const recovered = await quiescer.recover();
+  if (recovered.containers.length || recovered.errors.length) {
+    log.warn(
+      { containers: recovered.containers, errors: recovered.errors },
+      'resumed containers a previous run left stopped or paused',
+    );
+  }
   agent = startAgent({
     hostId,
     ...(config.hostName ? { hostName: config.hostName } : {}),
@@ -92,24 +103,15 @@ async function main(): Promise<void> {
     logger: log,
     metrics,
     heartbeatSeconds: config.heartbeatSeconds,
+    volbackStops: quiescer,
   });
   for (const check of agent.healthChecks()) ops.addCheck('readiness', check);
 
-  // Containers a crashed run left stopped or paused are resumed before any new work starts.
-  const quiescer = new Quiescer(engine.docker, { stateDir: config.stateDir, local: engine.local });
   const volumes = new VolumeAccess(engine.docker, {
     helperImage: config.helperImage,
     hostId,
     local: engine.local,
   });
-  startup.step('resuming containers a previous run left stopped');
-  const recovered = await quiescer.recover();
-  if (recovered.containers.length || recovered.errors.length) {
-    log.warn(
-      { containers: recovered.containers, errors: recovered.errors },
-      'resumed containers a previous run left stopped or paused',
-    );
-  }
   const leftovers = await volumes.removeLeftoverHelpers().catch((error: Error) => {
     log.warn({ err: error.message }, 'could not remove helper containers a previous run left');
     return [];

@@ -7,6 +7,7 @@ import {
   FIXTURE_IDS,
   HostRegistered,
   HostSeen,
+  parseMessage,
   PolicyDefined,
   STREAMS,
 } from '@volback/contracts';
@@ -300,24 +301,29 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
   });
 
   describe('commands', () => {
-    it('backs up now: BackupRequested recorded, BackupVolume sent to the host’s agent', async () => {
-      const before = await commandsOn(commandSubject({ kind: 'host', hostId: second }, 'backup-volume'));
+    it('backs up now: RequestBackup to the scheduler, with the backup id it answers', async () => {
+      const subject = 'volback.cmd.scheduler.request-backup';
+      const before = await commandsOn(subject);
       const res = await send('POST', `/v1/hosts/${second}/volumes/alpha/backups`, {
         requestedBy: 'ci-pipeline',
       });
       expect(res.statusCode, res.body).toBe(202);
       const { backupId, location } = res.json<{ backupId: string; location: string }>();
       expect(res.headers['location']).toBe(location);
-      expect(await commandsOn(commandSubject({ kind: 'host', hostId: second }, 'backup-volume'))).toBe(
-        before + 1,
+      expect(location).toBe(`/v1/backups/${backupId}`);
+      expect(await commandsOn(subject)).toBe(before + 1);
+      const jsm = await jetstreamManager(nc);
+      const sent = parseMessage(
+        (await jsm.streams.getMessage(STREAMS.commands.name, { last_by_subj: subject }))!.data,
       );
-      await catalog.caughtUp();
-      expect((await get(location)).json()).toMatchObject({
+      expect(sent.ok && sent.message.envelope.data).toEqual({
+        hostId: second,
+        volumeName: 'alpha',
         backupId,
-        phase: 'Queued',
-        trigger: 'manual',
         requestedBy: 'ci-pipeline',
       });
+      // Nothing goes to the agent but through the scheduler.
+      expect(await commandsOn(`volback.cmd.${second}.backup-volume`)).toBe(0);
       // Without a body at all.
       const bare = await send('POST', `/v1/hosts/${second}/volumes/beta.data/backups`);
       expect(bare.statusCode, bare.body).toBe(202);

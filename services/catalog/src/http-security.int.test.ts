@@ -210,8 +210,9 @@ describe('HTTP API under attack (real sockets, a catalog fed by a real NATS serv
     const res = await call(base, backupsOf('alpha'), { method: 'POST', from: '127.0.0.4', token: WRITE });
     expect(res.status, res.body).toBe(202);
     const after = await streamTotals();
+    // `RequestBackup`; the scheduler, not the catalog, records `BackupRequested`.
     expect(after.commands).toBe(before.commands + 1);
-    expect(after.events).toBe(before.events + 1);
+    expect(after.events).toBe(before.events);
   });
 
   it('wrong tokens get 429 with Retry-After after the limit, the right token too; other addresses go on', async () => {

@@ -3,6 +3,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import {
   BackupCompleted,
   ContractErrorCode,
+  CONFIGURED_DEFAULT_POLICY_ID,
   createEvent,
   encodeEnvelope,
   eventSubject,
@@ -16,6 +17,8 @@ import {
   STREAMS,
   VolumeDiscovered,
   type Envelope,
+  PolicyDefined,
+  PolicyRemoved,
 } from '@volback/contracts';
 import { MessagePublisher, type NatsConnection } from '@volback/messaging';
 import { waitUntil } from '@volback/testing';
@@ -194,6 +197,73 @@ describe('projection of VOLBACK_EVENTS into SQLite', () => {
     expect(reopened.emptied).toBe(true);
     expect(reopened.database.checkpoint()).toBe(0);
     reopened.database.close();
+  });
+
+  it('shows the policy that protects a volume by the scheduler’s rule, with its published configured default', () => {
+    const { database } = CatalogDatabase.open(join(dir, 'effective-policy.sqlite'));
+    const queries = new CatalogQueries(database, () => TEST_NOW);
+    const at = '2025-03-14T01:00:00.000Z';
+    const policy = { schedule: { cron: '0 3 * * *' }, retention: { keepLast: 1 } };
+    const define = (policyId: string, origin: 'api' | 'labels' | 'configuration', extra: object = {}) =>
+      applyEventRows(
+        database,
+        'PolicyDefined',
+        PolicyDefined.schema.parse({
+          policyId,
+          scope: { kind: 'default' },
+          origin,
+          policy,
+          definedAt: at,
+          ...extra,
+        }),
+      );
+    for (const [volumeName, anonymous] of [
+      ['data', false],
+      ['f00d', true],
+    ] as const) {
+      applyEventRows(
+        database,
+        'VolumeDiscovered',
+        VolumeDiscovered.schema.parse({
+          hostId: 'h',
+          volumeName,
+          driver: 'local',
+          scope: 'local',
+          anonymous,
+          discoveredAt: at,
+        }),
+      );
+    }
+    const policyOf = (volumeName: string) => queries.getVolume('h', volumeName).protection.policyId;
+    // given an API default, but no word yet from the scheduler on what the defaults cover: none
+    define('everything', 'api');
+    expect(policyOf('data')).toBeNull();
+    // when the scheduler publishes its configured default (every volume but anonymous ones)
+    define(CONFIGURED_DEFAULT_POLICY_ID, 'configuration', {
+      coverage: { mode: 'all', includeAnonymous: false },
+    });
+    // then the API default wins over it, and the anonymous volume has none
+    expect(policyOf('data')).toBe('everything');
+    expect(policyOf('f00d')).toBeNull();
+    // when the API default is removed, the configured default protects the volume
+    applyEventRows(
+      database,
+      'PolicyRemoved',
+      PolicyRemoved.schema.parse({ policyId: 'everything', removedAt: at }),
+    );
+    expect(policyOf('data')).toBe(CONFIGURED_DEFAULT_POLICY_ID);
+    // when the scheduler protects only labelled volumes, a volume with labels of its own is
+    define(CONFIGURED_DEFAULT_POLICY_ID, 'configuration', {
+      coverage: { mode: 'labelled', includeAnonymous: false },
+    });
+    expect(policyOf('data')).toBeNull();
+    define('labels:h:data', 'labels', { scope: { kind: 'volume', hostId: 'h', volumeName: 'data' } });
+    expect(policyOf('data')).toBe('labels:h:data');
+    // and of two API policies for the volume, the later one, whatever its id
+    define('zzz', 'api', { scope: { kind: 'volume', hostId: 'h', volumeName: 'data' } });
+    define('aaa', 'api', { scope: { kind: 'volume', hostId: 'h', volumeName: 'data' } });
+    expect(policyOf('data')).toBe('aaa');
+    database.close();
   });
 
   it('a re-imported snapshot: a known one is left as it is; a new one brings its host and volume, marked as from the repository', () => {

@@ -1,8 +1,8 @@
 // The catalog's answers: one zod schema per resource, shared by the queries (which build them)
 // and the HTTP routes (which document and serialise them).
-import { backupStats, engineInfo, restorePlan } from '@volback/contracts';
+import { BackupPhase, backupStats, engineInfo, RestorePhase, restorePlan } from '@volback/contracts';
 import { z } from 'zod';
-import { BackupPhase, ProtectionStatus, RestorePhase } from './domain/phases.ts';
+import { ProtectionStatus } from './domain/status.ts';
 
 const time = z.string().describe('ISO 8601 UTC time');
 const labels = z.record(z.string(), z.string());

@@ -22,7 +22,7 @@ import {
 } from '@volback/data-path';
 import { connectNats } from '@volback/messaging';
 import { openBackend, Repository, type Backend } from '@volback/repository';
-import { startNatsServer, type NatsServer } from '@volback/testing';
+import { startNatsServer, waitFor, type NatsServer } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   initRepository,
@@ -30,7 +30,6 @@ import {
   startTestGateway,
   TEST_PASSWORD,
   TEST_READER,
-  until,
   type TestGateway,
 } from './test-support/gateway-fixture.ts';
 
@@ -225,7 +224,7 @@ describe('load-blobs between a client and a gateway', () => {
       expect(blob.equals(files[0]![0]!)).toBe(true);
       break; // replies still on their way give their share back when they arrive
     }
-    await until('the budget to come back', async () => budget.used === 0);
+    await waitFor('the budget to come back', async () => budget.used === 0);
   });
 
   it('reads the index again when a pack is gone (a prune since it was read), once', async () => {
@@ -443,7 +442,7 @@ describe('load-blobs replies the client does not take, and gateways older than l
       expect(error).toBeUndefined();
       expect(yielded.map(sha256)).toEqual(wanted);
       expect(served).toBe(wanted.length);
-      await until('the reply budget to come back', async () => dataPath.replyBudget.used === 0);
+      await waitFor('the reply budget to come back', async () => dataPath.replyBudget.used === 0);
     } finally {
       single.unsubscribe();
     }

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DataPathClient } from '@volback/data-path';
 import { connectNats } from '@volback/messaging';
-import { freePort, startNatsServer, type NatsServer } from '@volback/testing';
+import { freePort, startNatsServer, waitFor, type NatsServer } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildSnapshot, TEST_AGENT, until } from './test-support/gateway-fixture.ts';
+import { buildSnapshot, TEST_AGENT } from './test-support/gateway-fixture.ts';
 
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
 const PASSWORD = 'main-process-secret-5d2a-never-logged';
@@ -64,7 +64,7 @@ describe('storage gateway process (main.ts)', () => {
       VOLBACK_GATEWAY_IDLE_FLUSH_SECONDS: '1',
     });
     const url = `http://127.0.0.1:${port}`;
-    const ready = await until('/readyz 200', async () => {
+    const ready = await waitFor('/readyz 200', async () => {
       const res = await fetch(`${url}/readyz`);
       return res.status === 200 && ((await res.json()) as { checks: Array<{ name: string }> });
     });
@@ -85,7 +85,7 @@ describe('storage gateway process (main.ts)', () => {
       const snapshot = buildSnapshot('main.vol', { 'f.txt': Buffer.from('through the process\n') });
       for (const blob of snapshot.blobs) await client.storeBlob(blob.type, blob.id, blob.data);
       // No flush asked for: the idle flush writes the packs after a second without blobs.
-      await until('idle flush', async () => (await readdir(join(repo, 'index'))).length === 1);
+      await waitFor('idle flush', async () => (await readdir(join(repo, 'index'))).length === 1);
       await client.commitSnapshot({
         tree: snapshot.tree,
         paths: snapshot.paths,

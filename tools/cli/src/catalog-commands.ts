@@ -149,7 +149,9 @@ interface Policy {
 }
 
 const enc = encodeURIComponent;
-const ago = (iso: string | null | undefined) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-');
+/** A time for people, past or future: `2025-03-14 02:10:00Z` (seconds, UTC), `-` when there is none. */
+const displayTime = (iso: string | null | undefined) =>
+  iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-';
 
 /** `--limit n` / `--all` of a list command: how many items to show. */
 export function listLimit(o: { limit?: string; all?: boolean }): number {
@@ -225,6 +227,9 @@ function workExit(work: Work): number {
  * Follows a backup or restore until its final phase: the live stream for progress, and the
  * resource itself every second (the outcome may come before the stream is open).
  */
+/** How long work the catalog accepted may take to appear in it (the scheduler records a backup). */
+const WORK_RECORDED_WITHIN_MS = 30_000;
+
 async function waitForWork(
   ctx: CatalogContext,
   kind: 'backups' | 'restores',
@@ -244,9 +249,19 @@ async function waitForWork(
       controller.signal,
     )
     .catch(() => undefined);
+  // A backup asked for now is recorded by the scheduler a moment after the catalog answered.
+  const recordedBy = Date.now() + WORK_RECORDED_WITHIN_MS;
   try {
     for (;;) {
-      const latest = await ctx.client.get<Work>(`/v1/${kind}/${enc(id)}`);
+      const latest = await ctx.client.get<Work>(`/v1/${kind}/${enc(id)}`).catch((error: unknown) => {
+        if (error instanceof CatalogRequestError && error.status === 404 && Date.now() < recordedBy)
+          return null;
+        throw error;
+      });
+      if (latest === null) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        continue;
+      }
       if (final(latest)) return latest;
       view.phase(latest.phase);
       await Promise.race([stream, new Promise((resolve) => setTimeout(resolve, 1_000))]);
@@ -300,7 +315,7 @@ async function statusCommand(ctx: CatalogContext): Promise<number> {
       `catalog    ${ctx.client.url}`,
       `hosts      ${s.hosts.online} online, ${s.hosts.offline} offline`,
       `volumes    ${s.volumes['total']} (${s.volumes['protected']} protected, ${s.volumes['atRisk']} at risk, ${s.volumes['unprotected']} never backed up)`,
-      `backups    ${s.backups.running} running, ${s.backups.queued} queued, ${s.backups.failedLast24h} failed in 24 h, last completed ${ago(s.backups.lastCompletedAt)}`,
+      `backups    ${s.backups.running} running, ${s.backups.queued} queued, ${s.backups.failedLast24h} failed in 24 h, last completed ${displayTime(s.backups.lastCompletedAt)}`,
       `restores   ${s.restores.running} running, ${s.restores.queued} queued`,
       `snapshots  ${s.snapshots}`,
       `policies   ${s.policies}`,
@@ -317,7 +332,7 @@ async function hostsCommand(ctx: CatalogContext, o: { limit?: string; all?: bool
       hosts.map((h) => [
         h.name,
         h.status,
-        ago(h.lastSeenAt),
+        displayTime(h.lastSeenAt),
         String(h.volumes ?? '-'),
         String(h.containers ?? '-'),
         h.hostId,
@@ -344,9 +359,9 @@ async function volumesCommand(
         hostLabel(names, x.hostId),
         x.volumeName,
         x.protection.status,
-        ago(x.protection.lastSuccessAt),
+        displayTime(x.protection.lastSuccessAt),
         x.protection.lastBackup?.phase ?? '-',
-        ago(x.protection.nextDueAt ?? null),
+        displayTime(x.protection.nextDueAt ?? null),
         x.sizeBytes === null ? '-' : bytes(x.sizeBytes),
         x.usedBy.map((u) => u.containerName).join(',') || '-',
       ]),
@@ -372,7 +387,7 @@ async function snapshotsCommand(
       ['ID', 'TIME', 'HOST', 'VOLUME', 'FILES', 'READ', 'ADDED', ''],
       snapshots.map((s) => [
         s.shortId,
-        ago(s.time),
+        displayTime(s.time),
         hostLabel(names, s.hostId),
         s.volumeName,
         s.stats ? String(snapshotFiles(s)) : '-',
@@ -472,7 +487,7 @@ async function findCommand(
       ['SNAPSHOT', 'TIME', 'VOLUME', 'PATH', 'SIZE'],
       found.map((f) => [
         f.snapshotId.slice(0, 8),
-        ago(f.snapshotTime),
+        displayTime(f.snapshotTime),
         f.volumeName,
         f.path,
         f.size === null ? '-' : bytes(f.size),
@@ -722,7 +737,7 @@ function policyText(p: Policy, names: Map<string, string>): string {
     ['consistency', spec.consistency?.mode ?? 'none'],
     ['repository', spec.repositoryId ?? 'default'],
     ...(spec.rpoSeconds ? [['rpo', `${spec.rpoSeconds} s`] as [string, string]] : []),
-    ['defined', `${ago(p.definedAt)}${p.definedBy ? ` by ${p.definedBy}` : ''}`],
+    ['defined', `${displayTime(p.definedAt)}${p.definedBy ? ` by ${p.definedBy}` : ''}`],
   ];
   return rows.map(([k, v]) => `${k.padEnd(12)} ${v}`).join('\n');
 }

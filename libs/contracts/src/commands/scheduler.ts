@@ -7,10 +7,15 @@ export const RequestBackup = defineCommand({
   name: 'RequestBackup',
   commandName: 'request-backup',
   description:
-    '"Back up now" for one volume (what a CI/CD pipeline sends after a deployment); the scheduler applies its policy.',
+    '"Back up now" for one volume (the catalog\'s API, or a CI/CD pipeline after a deployment); the scheduler applies its policy.',
   schema: z.object({
     hostId,
     volumeName,
+    /**
+     * The backup's id, when the sender needs it before the scheduler answers (the catalog returns
+     * it at once); a new one, never used before. Absent: the scheduler derives one from the command.
+     */
+    backupId: workId.optional(),
     requestedBy: z.string().min(1).max(200),
     note: reason.optional(),
   }),

@@ -59,7 +59,8 @@ export const ContainerStopped = defineEvent({
   name: 'ContainerStopped',
   aggregate: 'container',
   what: 'stopped',
-  description: 'A container stopped or died; `byVolback` when an agent stopped it for a consistent backup.',
+  description:
+    'A container stopped or died; `byVolback` when an agent stopped it itself (consistency `stop` for a backup or a restore).',
   schema: z.object({
     ...containerKey,
     name: containerName,

@@ -1,19 +1,22 @@
 import { z } from 'zod';
 import { defineEvent } from '../define.ts';
 import { hostId, reason, timestamp, volumeName, workId } from '../fields.ts';
-import { policyScope, policySpec } from '../policy.ts';
+import { policyCoverage, policyScope, policySpec } from '../policy.ts';
 
 export const PolicyDefined = defineEvent({
   name: 'PolicyDefined',
   aggregate: 'policy',
   what: 'defined',
-  description: 'A backup policy was defined or replaced, from the API or from labels.',
+  description:
+    "A backup policy was defined or replaced, from the API, from labels, or from the scheduler's configuration (its default).",
   schema: z.object({
     policyId: workId,
     scope: policyScope,
-    /** `api` policies win over `labels` policies for the same scope. */
+    /** `api` policies win over `labels` policies for the same scope; `configuration` is the scheduler's default. */
     origin: z.enum(['api', 'labels', 'configuration']),
     policy: policySpec,
+    /** For the `configuration` default: which volumes the default policies protect. */
+    coverage: policyCoverage.optional(),
     definedBy: z.string().max(200).optional(),
     definedAt: timestamp,
   }),

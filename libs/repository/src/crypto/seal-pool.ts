@@ -163,7 +163,7 @@ export class SealPool {
 
   /**
    * The pieces (IV, ciphertext, MAC) of `encrypt(zstd(plain))`, or `encrypt(plain)` when `compress` is false or zstd would not pay
-   * (compressBlob in format/unpacked.ts), in a worker. With `take`, a plaintext that spans its whole ArrayBuffer
+   * (compressBlob in format/compression.ts), in a worker. With `take`, a plaintext that spans its whole ArrayBuffer
    * is moved there, not copied (and detached here).
    */
   async seal(

@@ -2,7 +2,7 @@
 // (verify, decrypt, decompress, check the SHA-256): the CPU-heavy half of backup and restore,
 // off the thread that reads and chunks files.
 import { parentPort, workerData } from 'node:worker_threads';
-import { compressBlob, decompress } from '../format/unpacked.ts';
+import { compressBlob, decompress } from '../format/compression.ts';
 import { sha256Hex } from '../format/ids.ts';
 import { decrypt, encryptPieces, type CryptoKey } from './crypto.ts';
 import {

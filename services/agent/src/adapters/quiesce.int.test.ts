@@ -88,7 +88,10 @@ async function planFor(): Promise<ConsistencyPlan> {
 describe('Quiescer', () => {
   it('stops a running container, journals it first, and starts it again on resume (once)', async () => {
     const db = await service({ 'volback.consistency': 'stop', 'volback.stop.timeout': '5' });
+    const run = (await docker.getContainer(db.id).inspect()).State.StartedAt;
     const quiesced = await quiescer.quiesce('backup/1', await planFor());
+    // The run it ended is on record, for discovery to publish its stop as volback's.
+    expect(quiescer.stoppedRuns().get(db.id)).toEqual(new Set([run]));
     expect(quiesced.quiesced).toEqual([db.name]);
     expect(await state(db.id)).toBe('exited');
     expect(quiescer.isHeld(db.id)).toBe(true);
@@ -278,6 +281,8 @@ describe('Quiescer', () => {
     const plan = stopPlan([{ name: old.name, id: old.id }]);
     const quiesced = await quiescer.quiesce('not-running', plan);
     expect(quiesced.quiesced).toEqual([]);
+    // Someone else's stop: not volback's.
+    expect(quiescer.stoppedRuns().has(old.id)).toBe(false);
     expect(quiesced.notes).toEqual([`${old.name}: not stopped, it is exited`]);
     expect((await quiesced.resume()).resumed).toEqual([]);
     expect(await state(old.id)).toBe('exited');
@@ -311,6 +316,8 @@ describe('Quiescer', () => {
       ],
       warnings: [],
     };
+    const runOf = async (id: string) => (await docker.getContainer(id).inspect()).State.StartedAt;
+    const dbRun = await runOf(db.id);
     await quiescer.quiesce('crashed', plan); // and never resumed: the agent "crashed"
     expect([await state(db.id), await state(cache.id), await state(gone.id)]).toEqual([
       'exited',
@@ -330,6 +337,8 @@ describe('Quiescer', () => {
     ]);
     expect([await state(db.id), await state(cache.id)]).toEqual(['running', 'running']);
     expect(await journals()).toEqual([]);
+    // The new agent knows the run the crashed one stopped (a pause ends no run).
+    expect([...restarted.stoppedRuns()]).toEqual([[db.id, new Set([dbRun])]]);
     expect(await restarted.recover()).toEqual({ containers: [], errors: [] });
   });
 
@@ -341,8 +350,11 @@ describe('Quiescer', () => {
     await docker.getContainer(db.id).stop();
     await writeFile(join(stateDir, QUIESCE_JOURNAL_DIR, 'damaged.json'), '{ not json');
 
-    const report = await new Quiescer(docker, { stateDir }).recover();
+    const restarted = new Quiescer(docker, { stateDir });
+    const report = await restarted.recover();
     expect(report.containers).toMatchObject([{ container: db.name, outcome: 'changed' }]);
+    // The stop since then may be anyone's: not claimed as volback's.
+    expect(restarted.stoppedRuns().size).toBe(0);
     expect(report.errors).toMatchObject([
       { file: 'damaged.json', message: expect.stringContaining('renamed damaged.json.corrupt') },
     ]);

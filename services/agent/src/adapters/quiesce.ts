@@ -10,6 +10,9 @@ import { HOOK_STDERR_TAIL_LIMIT, HookFailedError, QuiesceError } from '../errors
 export const QUIESCE_JOURNAL_DIR = 'quiesced';
 /** Most hook output kept (the end of it), stdout and stderr together. */
 export const HOOK_OUTPUT_LIMIT = 8 * 1024;
+/** Runs volback stopped that are remembered per container, and containers remembered. */
+const STOPPED_RUNS_PER_CONTAINER = 8;
+const STOPPED_RUNS_CONTAINERS = 1000;
 
 /** A hook that ran. */
 export interface HookRun {
@@ -217,6 +220,8 @@ export class Quiescer {
   readonly #local: boolean;
   readonly #held = new Map<string, Held>();
   readonly #active = new Set<string>();
+  /** Runs this agent stopped, by container id: their `State.StartedAt` (see {@link stoppedRuns}). */
+  readonly #stoppedRuns = new Map<string, Set<string>>();
 
   constructor(docker: Dockerode, options: QuiescerOptions) {
     this.#docker = docker;
@@ -227,6 +232,31 @@ export class Quiescer {
   /** Whether a backup of this process holds the container stopped or paused now. */
   isHeld(containerId: string): boolean {
     return this.#held.has(containerId);
+  }
+
+  /**
+   * The runs volback stopped, by container id: the `State.StartedAt` of each run it ended (for a
+   * backup or a restore, or found so in a crashed run's journal). Discovery publishes the stop of
+   * such a run with `byVolback`. Only the last few runs per container are kept: discovery needs
+   * them until its next look.
+   */
+  stoppedRuns(): ReadonlyMap<string, ReadonlySet<string>> {
+    return new Map([...this.#stoppedRuns].map(([id, runs]) => [id, new Set(runs)]));
+  }
+
+  #recordStop(containerId: string, startedAt: string): void {
+    const runs = this.#stoppedRuns.get(containerId) ?? new Set();
+    this.#stoppedRuns.delete(containerId);
+    runs.add(startedAt);
+    if (runs.size > STOPPED_RUNS_PER_CONTAINER) runs.delete(runs.values().next().value!);
+    this.#stoppedRuns.set(containerId, runs);
+    if (this.#stoppedRuns.size > STOPPED_RUNS_CONTAINERS) {
+      this.#stoppedRuns.delete(this.#stoppedRuns.keys().next().value!);
+    }
+  }
+
+  #forgetStop(containerId: string, startedAt: string): void {
+    this.#stoppedRuns.get(containerId)?.delete(startedAt);
   }
 
   /**
@@ -340,10 +370,13 @@ export class Quiescer {
     session.journal.containers.push(entry(step.kind));
     await this.#writeJournal(session.journal);
     const container = this.#docker.getContainer(info.Id);
+    // Known before the engine reports the stop, so discovery never sees it unexplained.
+    if (step.kind === 'stop') this.#recordStop(info.Id, info.State.StartedAt);
     try {
       if (step.kind === 'stop') await container.stop({ t: step.timeoutSeconds });
       else await container.pause();
     } catch (error) {
+      if (step.kind === 'stop') this.#forgetStop(info.Id, info.State.StartedAt);
       if (step.kind === 'stop' && statusOf(error) === 304) {
         // It stopped on its own meanwhile: resuming it will start it, as its journal entry says.
       } else {
@@ -617,6 +650,8 @@ export class Quiescer {
         if (!info) outcome = 'gone';
         else if (entry.startedAt && info.State.StartedAt !== entry.startedAt) outcome = 'changed';
         else if (entry.action === 'stop' ? info.State.Status === 'exited' : info.State.Status === 'paused') {
+          // Still stopped since the run the journal names: the crashed run stopped it.
+          if (entry.action === 'stop' && entry.startedAt) this.#recordStop(entry.id, entry.startedAt);
           outcome = (await this.#resumeContainer(entry.id, entry.action)) === 'gone' ? 'gone' : 'resumed';
         } else outcome = 'running';
         report.containers.push({ ...base, outcome });

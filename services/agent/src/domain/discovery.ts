@@ -134,7 +134,11 @@ function mountsForEvent(mounts: readonly ContainerMount[]): ContainerMount[] {
  * unmounted, containers removed, volumes removed. A container run that began and ended between
  * two looks is not seen: the agent reports states, not every transition.
  */
-export function diff(previous: PublishedView, current: HostInventory, now: Date): DiscoveryEvent[] {
+export function decideDiscoveryEvents(
+  previous: PublishedView,
+  current: HostInventory,
+  now: Date,
+): DiscoveryEvent[] {
   const at = now.toISOString();
   const hostId = previous.hostId;
   const decisions = new Decisions(previous);
@@ -167,8 +171,10 @@ export function diff(previous: PublishedView, current: HostInventory, now: Date)
     type: VolumeChanged.type,
     data: { hostId, volumeName, change, ...detail, changedAt: at },
   });
+  // The run that ended is the one published as started: volback ended it if the quiescer says so.
   const stopped = (
     c: ContainerIdentity,
+    run: string | undefined,
     stoppedAt: string,
     exitCode?: number,
   ): Undecided<DiscoveryEvent> => ({
@@ -178,7 +184,7 @@ export function diff(previous: PublishedView, current: HostInventory, now: Date)
       containerId: c.id,
       name: c.name,
       ...optional('exitCode', exitCode),
-      byVolback: false,
+      byVolback: run !== undefined && (current.stoppedByVolback?.get(c.id)?.has(run) ?? false),
       stoppedAt,
     },
   });
@@ -228,7 +234,7 @@ export function diff(previous: PublishedView, current: HostInventory, now: Date)
         if (published.running && published.startedAt !== undefined) {
           // It stopped and started again since the last look; the stop in between was not published.
           const ended = time(container.finishedAt) >= time(published.startedAt) ? container.finishedAt! : at;
-          decisions.emit(stopped(identity, ended));
+          decisions.emit(stopped(identity, published.startedAt, ended));
         }
         decisions.emit({
           type: ContainerStarted.type,
@@ -236,7 +242,7 @@ export function diff(previous: PublishedView, current: HostInventory, now: Date)
         });
       }
     } else if (published.running) {
-      decisions.emit(stopped(identity, container.finishedAt ?? at, container.exitCode));
+      decisions.emit(stopped(identity, published.startedAt, container.finishedAt ?? at, container.exitCode));
     }
   }
 
@@ -265,7 +271,7 @@ export function diff(previous: PublishedView, current: HostInventory, now: Date)
   // Containers that are gone (a running one was stopped first, as Docker does).
   for (const [id, published] of byKey(draft.containers)) {
     if (current.containers.has(id)) continue;
-    if (published.running) decisions.emit(stopped(published.container, at));
+    if (published.running) decisions.emit(stopped(published.container, published.startedAt, at));
     decisions.emit({
       type: ContainerRemoved.type,
       data: { hostId, containerId: id, name: published.container.name, removedAt: at },

@@ -12,7 +12,7 @@ import {
   type EventDefinition,
 } from '@volback/contracts';
 import { describe, expect, it } from 'vitest';
-import { diff } from './discovery.ts';
+import { decideDiscoveryEvents } from './discovery.ts';
 import { DISCOVERY_EVENTS, type DiscoveryEvent } from './discovery-events.ts';
 import { inventoryOf, type HostInventory, type ObservedContainer, type ObservedVolume } from './inventory.ts';
 import { emptyView, evolveAll, type PublishedView } from './published-view.ts';
@@ -66,7 +66,7 @@ function engine(volumes: ObservedVolume[], containers: ObservedContainer[] = [])
 
 /** The view after the agent published what `inventory` holds. */
 function publishedAfter(inventory: HostInventory, view: PublishedView = emptyView(HOST)): PublishedView {
-  return evolveAll(view, diff(view, inventory, T0));
+  return evolveAll(view, decideDiscoveryEvents(view, inventory, T0));
 }
 
 const summary = (events: DiscoveryEvent[]) =>
@@ -77,10 +77,10 @@ const summary = (events: DiscoveryEvent[]) =>
       .join(' ');
   });
 
-describe('discovery diff', () => {
+describe('discovery: the events that bring the log in line with the engine', () => {
   it('announces a new volume with what the engine says about it', () => {
     // given nothing published, when the engine holds a labelled volume
-    const events = diff(
+    const events = decideDiscoveryEvents(
       emptyView(HOST),
       engine([volume('shop_db.data', { labels: { 'volback.policy': 'daily' } })]),
       T0,
@@ -108,7 +108,7 @@ describe('discovery diff', () => {
     // given a published volume
     const view = publishedAfter(engine([volume('shop_db.data'), volume('cache')]));
     // when the engine no longer holds it
-    const events = diff(view, engine([volume('cache')]), T1);
+    const events = decideDiscoveryEvents(view, engine([volume('cache')]), T1);
     // then it is removed, and only it
     expect(summary(events)).toEqual(['volume.removed shop_db.data']);
     expect(events[0]!.data).toEqual({
@@ -120,7 +120,11 @@ describe('discovery diff', () => {
 
   it('reports changed labels as a label change', () => {
     const view = publishedAfter(engine([volume('shop_db.data', { labels: { tier: 'gold' } })]));
-    const events = diff(view, engine([volume('shop_db.data', { labels: { tier: 'silver' } })]), T1);
+    const events = decideDiscoveryEvents(
+      view,
+      engine([volume('shop_db.data', { labels: { tier: 'silver' } })]),
+      T1,
+    );
     expect(summary(events)).toEqual(['volume.changed shop_db.data labels']);
     expect(events[0]!.data).toMatchObject({ change: 'labels', labels: { tier: 'silver' } });
   });
@@ -134,7 +138,7 @@ describe('discovery diff', () => {
       [],
       ['shop_db.data'],
     );
-    const events = diff(view, recreated, T1);
+    const events = decideDiscoveryEvents(view, recreated, T1);
     // then it is removed, then discovered
     expect(summary(events)).toEqual(['volume.removed shop_db.data', 'volume.discovered shop_db.data']);
   });
@@ -148,13 +152,13 @@ describe('discovery diff', () => {
       [container(DB_ID)],
     );
     // then nothing is published: no removal, no second discovery
-    expect(diff(view, moved, T1)).toEqual([]);
+    expect(decideDiscoveryEvents(view, moved, T1)).toEqual([]);
   });
 
   it('announces a running container with its mounts and compose service, and the volume it mounts', () => {
     // given a published volume, when a compose service that mounts it is running
     const view = publishedAfter(engine([volume('shop_db.data')]));
-    const events = diff(view, engine([volume('shop_db.data')], [container(DB_ID)]), T1);
+    const events = decideDiscoveryEvents(view, engine([volume('shop_db.data')], [container(DB_ID)]), T1);
     // then the container is observed and started, and the volume mounted by it
     expect(summary(events)).toEqual([
       'container.observed shop-db-1',
@@ -180,7 +184,7 @@ describe('discovery diff', () => {
   });
 
   it('announces a created container without starting it', () => {
-    const events = diff(
+    const events = decideDiscoveryEvents(
       emptyView(HOST),
       engine(
         [],
@@ -201,7 +205,7 @@ describe('discovery diff', () => {
 
   it('reports a rename as a new observation with the new name', () => {
     const view = publishedAfter(engine([volume('shop_db.data')], [container(DB_ID)]));
-    const events = diff(
+    const events = decideDiscoveryEvents(
       view,
       engine([volume('shop_db.data')], [container(DB_ID, { name: 'shop-db-old' })]),
       T1,
@@ -217,13 +221,42 @@ describe('discovery diff', () => {
       exitCode: 137,
       finishedAt: '2025-03-14T03:04:59.5Z',
     });
-    const events = diff(view, engine([volume('shop_db.data')], [stopped]), T1);
+    const events = decideDiscoveryEvents(view, engine([volume('shop_db.data')], [stopped]), T1);
     expect(summary(events)).toEqual(['container.stopped shop-db-1', 'volume.changed shop_db.data unmounted']);
     expect(events[0]!.data).toMatchObject({
       exitCode: 137,
       byVolback: false,
       stoppedAt: '2025-03-14T03:04:59.5Z',
     });
+  });
+
+  it('says a stop is volback’s when volback ended that run, and only then', () => {
+    // given a running container published, and volback's record of a run it stopped
+    const view = publishedAfter(engine([volume('shop_db.data')], [container(DB_ID)]));
+    const stopped = container(DB_ID, { state: 'exited', running: false, exitCode: 0 });
+    const now = (runs: string[]) => ({
+      ...engine([volume('shop_db.data')], [stopped]),
+      stoppedByVolback: new Map([[DB_ID, new Set(runs)]]),
+    });
+    // when the engine shows the run it ended stopped, then the stop is published as volback's
+    expect(decideDiscoveryEvents(view, now(['2025-03-14T02:00:00.123456789Z']), T1)[0]!.data).toMatchObject({
+      byVolback: true,
+    });
+    // when volback ended another run of it, then this stop is someone else's
+    expect(decideDiscoveryEvents(view, now(['2025-03-14T01:00:00Z']), T1)[0]!.data).toMatchObject({
+      byVolback: false,
+    });
+  });
+
+  it('says a stop missed between two looks is volback’s when volback ended the run before', () => {
+    const view = publishedAfter(engine([volume('shop_db.data')], [container(DB_ID)]));
+    const again = {
+      ...engine([volume('shop_db.data')], [container(DB_ID, { startedAt: '2025-03-14T03:01:00Z' })]),
+      stoppedByVolback: new Map([[DB_ID, new Set(['2025-03-14T02:00:00.123456789Z'])]]),
+    };
+    const events = decideDiscoveryEvents(view, again, T1);
+    expect(summary(events)).toEqual(['container.stopped shop-db-1', 'container.started shop-db-1']);
+    expect(events[0]!.data).toMatchObject({ byVolback: true });
   });
 
   it('reports a start of a stopped container', () => {
@@ -234,7 +267,7 @@ describe('discovery diff', () => {
       finishedAt: '2025-03-14T02:30:00Z',
     });
     const view = publishedAfter(engine([volume('shop_db.data')], [exited]));
-    const events = diff(
+    const events = decideDiscoveryEvents(
       view,
       engine([volume('shop_db.data')], [container(DB_ID, { startedAt: '2025-03-14T03:01:00Z' })]),
       T1,
@@ -248,14 +281,14 @@ describe('discovery diff', () => {
       startedAt: '2025-03-14T03:02:00Z',
       finishedAt: '2025-03-14T03:01:59Z',
     });
-    const events = diff(view, engine([volume('shop_db.data')], [restarted]), T1);
+    const events = decideDiscoveryEvents(view, engine([volume('shop_db.data')], [restarted]), T1);
     expect(summary(events)).toEqual(['container.stopped shop-db-1', 'container.started shop-db-1']);
     expect(events[0]!.data).toMatchObject({ stoppedAt: '2025-03-14T03:01:59Z' });
   });
 
   it('reports a running container that disappeared as stopped, unmounted and removed', () => {
     const view = publishedAfter(engine([volume('shop_db.data')], [container(DB_ID)]));
-    const events = diff(view, engine([volume('shop_db.data')]), T1);
+    const events = decideDiscoveryEvents(view, engine([volume('shop_db.data')]), T1);
     expect(summary(events)).toEqual([
       'volume.changed shop_db.data unmounted',
       'container.stopped shop-db-1',
@@ -272,13 +305,13 @@ describe('discovery diff', () => {
     const view = publishedAfter(inventory);
     // when the engine is looked at again, later
     // then there is nothing to say
-    expect(diff(view, inventory, T1)).toEqual([]);
+    expect(decideDiscoveryEvents(view, inventory, T1)).toEqual([]);
   });
 
   it('gives the same events the same ids, whenever they are noticed', () => {
     const inventory = engine([volume('shop_db.data')], [container(DB_ID)]);
-    const first = diff(emptyView(HOST), inventory, T0);
-    const again = diff(emptyView(HOST), inventory, T1);
+    const first = decideDiscoveryEvents(emptyView(HOST), inventory, T0);
+    const again = decideDiscoveryEvents(emptyView(HOST), inventory, T1);
     expect(again.map((e) => e.id)).toEqual(first.map((e) => e.id));
     expect(new Set(first.map((e) => e.id)).size).toBe(first.length);
     for (const id of first.map((e) => e.id))
@@ -289,22 +322,22 @@ describe('discovery diff', () => {
     let view = publishedAfter(engine([volume('v1')], [container(DB_ID)]));
     const ids: string[] = [];
     for (const name of ['other', 'shop-db-1']) {
-      const events = diff(view, engine([volume('v1')], [container(DB_ID, { name })]), T1);
+      const events = decideDiscoveryEvents(view, engine([volume('v1')], [container(DB_ID, { name })]), T1);
       ids.push(...events.map((e) => e.id));
       view = evolveAll(view, events);
     }
-    const removed = diff(view, engine([], [container(DB_ID)]), T1);
+    const removed = decideDiscoveryEvents(view, engine([], [container(DB_ID)]), T1);
     view = evolveAll(view, removed);
-    const recreated = diff(view, engine([volume('v1')], [container(DB_ID)]), T1);
-    const firstDiscovery = diff(emptyView(HOST), engine([volume('v1')]), T0)[0]!;
+    const recreated = decideDiscoveryEvents(view, engine([volume('v1')], [container(DB_ID)]), T1);
+    const firstDiscovery = decideDiscoveryEvents(emptyView(HOST), engine([volume('v1')]), T0)[0]!;
     expect(summary(recreated)).toEqual(['volume.discovered v1']);
     expect(recreated[0]!.id).not.toBe(firstDiscovery.id);
     expect(new Set(ids).size).toBe(2);
   });
 
   it('keeps two hosts apart: the same volume name has its own id and subject per host', () => {
-    const a = diff(emptyView('host-a'), engine([volume('data')]), T0)[0]!;
-    const b = diff(emptyView('host-b'), engine([volume('data')]), T0)[0]!;
+    const a = decideDiscoveryEvents(emptyView('host-a'), engine([volume('data')]), T0)[0]!;
+    const b = decideDiscoveryEvents(emptyView('host-b'), engine([volume('data')]), T0)[0]!;
     expect(a.id).not.toBe(b.id);
     const subject = (e: DiscoveryEvent) =>
       createEvent(DISCOVERY_EVENTS[e.type] as EventDefinition, e.data, { source: 'test', id: e.id }).subject;
@@ -329,7 +362,7 @@ describe('discovery diff', () => {
     let live = emptyView(HOST);
     const stored: DiscoveryEvent[] = [];
     for (const look of looks) {
-      const events = diff(live, look, T0);
+      const events = decideDiscoveryEvents(live, look, T0);
       live = evolveAll(live, events);
       for (const e of events) {
         const { envelope } = createEvent(DISCOVERY_EVENTS[e.type] as EventDefinition, e.data, {
@@ -350,7 +383,9 @@ describe('discovery diff', () => {
     // then it equals the live one, and the last look has nothing new
     expect(rebuilt).toEqual(live);
     const last = looks.at(-1)!;
-    expect(diff(rebuilt, inventoryOf(last.volumes.values(), last.containers.values()), T1)).toEqual([]);
+    expect(
+      decideDiscoveryEvents(rebuilt, inventoryOf(last.volumes.values(), last.containers.values()), T1),
+    ).toEqual([]);
     expect(new Set(stored.map((e) => e.type))).toEqual(
       new Set([
         VolumeDiscovered.type,

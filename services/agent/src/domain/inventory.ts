@@ -90,6 +90,12 @@ export interface HostInventory {
    * that names an existing volume).
    */
   readonly destroyedVolumes?: ReadonlySet<string>;
+  /**
+   * Runs of containers that volback itself stopped (a consistency `stop` for a backup or a
+   * restore): by container id, the `startedAt` of each such run. The stop that ends one of these
+   * runs is published with `byVolback`; any other stop is someone else's.
+   */
+  readonly stoppedByVolback?: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 /** An inventory from lists of volumes and containers (and the volumes destroyed since the last look). */

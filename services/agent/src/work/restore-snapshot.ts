@@ -29,7 +29,7 @@ import {
 } from '@volback/repository';
 import type { z } from 'zod';
 import { CONSISTENCY_DEFAULTS, CONSISTENCY_LABELS, stopPlan } from '../domain/consistency.ts';
-import { SpecialEntryFilter, type FilteredEntries } from '../domain/special-entries.ts';
+import { SpecialEntryFilter, type FilteredEntries } from './special-entries.ts';
 import { METADATA_PATHS, type RecordedVolume } from './snapshot-layout.ts';
 import { WorkError, WorkErrorCode, workErrorOf } from './work-error.ts';
 import type { WorkContext } from './work-context.ts';

@@ -1,6 +1,16 @@
 import type { SQLInputValue } from 'node:sqlite';
+import {
+  CONFIGURED_DEFAULT_POLICY_ID,
+  effectivePolicy,
+  type BackupPhase,
+  type PolicyCoverage,
+  type PolicyOrigin,
+  type PolicyRecord,
+  type PolicySpec,
+  type RestorePhase,
+} from '@volback/contracts';
 import { decodeCursor, encodeCursor, type CursorKey } from '../domain/cursor.ts';
-import { protectionStatus, type BackupPhase, type RestorePhase } from '../domain/phases.ts';
+import { protectionStatus } from '../domain/status.ts';
 import { BadRequestError, CatalogErrorCode, ConflictError, NotFoundError } from '../errors.ts';
 import type {
   BackupView,
@@ -234,16 +244,34 @@ export class CatalogQueries {
 
   // Volumes
 
-  #policyFor(hostId: string, volumeName: string): string | null {
-    const row = this.#db
+  /**
+   * The id of the policy that protects a volume, by the contracts' rule (the one the scheduler
+   * decides by), with the scheduler's configured default and coverage as it published them.
+   */
+  #policyFor(hostId: string, volumeName: string, anonymous: boolean): string | null {
+    const rows = this.#db
       .prepare(
-        `SELECT policy_id FROM policies
-         WHERE (scope_kind = 'volume' AND host_id = :h AND volume_name = :v) OR scope_kind = 'default'
-         ORDER BY CASE scope_kind WHEN 'volume' THEN 0 ELSE 1 END,
-                  CASE origin WHEN 'api' THEN 0 WHEN 'labels' THEN 1 ELSE 2 END, policy_id LIMIT 1`,
+        `SELECT policy_id, scope_kind, host_id, volume_name, origin, spec, coverage, defined_order FROM policies
+         WHERE (scope_kind = 'volume' AND host_id = :h AND volume_name = :v) OR scope_kind = 'default'`,
       )
-      .get({ h: hostId, v: volumeName }) as Row | undefined;
-    return row ? String(row['policy_id']) : null;
+      .all({ h: hostId, v: volumeName }) as Row[];
+    const records: PolicyRecord[] = rows.map((r) => ({
+      policyId: String(r['policy_id']),
+      scope:
+        r['scope_kind'] === 'volume'
+          ? { kind: 'volume', hostId: String(r['host_id']), volumeName: String(r['volume_name']) }
+          : { kind: 'default' },
+      origin: String(r['origin']) as PolicyOrigin,
+      policy: parse(r['spec'] ?? null, {}) as PolicySpec,
+      order: Number(r['defined_order']),
+    }));
+    const configured = rows.find(
+      (r) => r['policy_id'] === CONFIGURED_DEFAULT_POLICY_ID && r['origin'] === 'configuration',
+    );
+    const coverage = configured ? parse<PolicyCoverage | null>(configured['coverage'] ?? null, null) : null;
+    return (
+      effectivePolicy(records, { hostId, volumeName, anonymous }, coverage ?? undefined)?.policyId ?? null
+    );
   }
 
   #usedBy(hostId: string, volumeName: string): VolumeView['usedBy'] {
@@ -301,7 +329,7 @@ export class CatalogQueries {
               rpoSeconds: num(row['rpo_seconds']),
             }
           : null,
-        policyId: this.#policyFor(hostId, volumeName),
+        policyId: this.#policyFor(hostId, volumeName, row['anonymous'] === 1),
         nextDueAt: str(row['next_due_at']),
       },
       usedBy: this.#usedBy(hostId, volumeName),
@@ -492,12 +520,6 @@ export class CatalogQueries {
     if (!row)
       throw new NotFoundError(CatalogErrorCode.PolicyNotFound, `no policy ${JSON.stringify(policyId)}`);
     return this.#policy(row);
-  }
-
-  /** The policy that applies to a volume (its own, else the default), if any. */
-  effectivePolicy(hostId: string, volumeName: string): PolicyView | undefined {
-    const id = this.#policyFor(hostId, volumeName);
-    return id === null ? undefined : this.getPolicy(id);
   }
 
   // Backups

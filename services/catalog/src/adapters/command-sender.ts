@@ -1,8 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import {
-  BackupFailed,
-  BackupRequested,
-  BackupVolume,
   CheckRepository,
   createCommand,
   createEvent,
@@ -11,6 +8,7 @@ import {
   ImportSnapshots,
   PruneRepository,
   RemovePolicy,
+  RequestBackup,
   RepositoryImportRequested,
   RepositoryMaintenanceRequested,
   RestoreFailed,
@@ -18,18 +16,10 @@ import {
   RestoreSnapshot,
   GRANT_TTL_MS,
   type OutgoingMessage,
-  type PolicySpec,
 } from '@volback/contracts';
 import type { MessagePublisher, RestoreGrants } from '@volback/messaging';
 import type { z } from 'zod';
 import { CatalogErrorCode, UnavailableError } from '../errors.ts';
-
-/** What a backup needs besides its volume: taken from the policy that applies, when there is one. */
-export interface BackupSettings {
-  repositoryId?: string;
-  consistency?: PolicySpec['consistency'];
-  excludes?: string[];
-}
 
 /** A forget, prune or check asked for through the API. */
 export type MaintenanceRequest = { repositoryId: string; requestedBy: string; now: Date } & (
@@ -54,11 +44,19 @@ export class CommandSender {
   readonly #publisher: MessagePublisher;
   readonly #source: string;
   readonly #grants: Pick<RestoreGrants, 'put'>;
+  readonly #clock: () => Date;
 
-  constructor(publisher: MessagePublisher, source: string, grants: Pick<RestoreGrants, 'put'>) {
+  /** `clock`: the catalog's (the time of the events it writes itself). */
+  constructor(
+    publisher: MessagePublisher,
+    source: string,
+    grants: Pick<RestoreGrants, 'put'>,
+    clock: () => Date = () => new Date(),
+  ) {
     this.#publisher = publisher;
     this.#source = source;
     this.#grants = grants;
+    this.#clock = clock;
   }
 
   async #publish(message: OutgoingMessage): Promise<void> {
@@ -72,69 +70,27 @@ export class CommandSender {
   }
 
   /**
-   * "Back up now": `BackupRequested`, then `BackupVolume` straight to the host's agent. If the
-   * command cannot be sent, `BackupFailed` closes the record (best effort) and the caller gets 503.
+   * "Back up now": `RequestBackup` to the scheduler, which applies the volume's policy and records
+   * `BackupRequested` under the id returned here (a new one, so the caller can follow it at once).
    */
   async backupNow(request: {
     hostId: string;
     volumeName: string;
     requestedBy: string;
-    settings: BackupSettings;
-    now: Date;
   }): Promise<{ backupId: string }> {
     const backupId = `backup-${randomUUID()}`;
-    const common = { source: this.#source, correlationid: backupId };
-    const repositoryId = request.settings.repositoryId ?? 'default';
     await this.#publish(
-      createEvent(
-        BackupRequested,
+      createCommand(
+        RequestBackup,
         {
-          backupId,
           hostId: request.hostId,
           volumeName: request.volumeName,
-          trigger: 'manual',
-          repositoryId,
+          backupId,
           requestedBy: request.requestedBy,
-          requestedAt: request.now.toISOString(),
         },
-        common,
+        { source: this.#source, correlationid: backupId },
       ),
     );
-    try {
-      await this.#publish(
-        createCommand(
-          BackupVolume,
-          {
-            backupId,
-            hostId: request.hostId,
-            volumeName: request.volumeName,
-            trigger: 'manual',
-            repositoryId,
-            ...(request.settings.consistency ? { consistency: request.settings.consistency } : {}),
-            ...(request.settings.excludes ? { excludes: request.settings.excludes } : {}),
-          },
-          common,
-        ),
-      );
-    } catch (error) {
-      await this.#publisher
-        .publish(
-          createEvent(
-            BackupFailed,
-            {
-              backupId,
-              hostId: request.hostId,
-              volumeName: request.volumeName,
-              code: 'VOLBACK_CATALOG_COMMAND_NOT_SENT',
-              reason: 'the backup command could not be sent',
-              failedAt: new Date().toISOString(),
-            },
-            common,
-          ),
-        )
-        .catch(() => undefined);
-      throw error;
-    }
     return { backupId };
   }
 
@@ -215,7 +171,7 @@ export class CommandSender {
               ...key,
               code: 'VOLBACK_CATALOG_COMMAND_NOT_SENT',
               reason: 'the restore command could not be sent',
-              failedAt: new Date().toISOString(),
+              failedAt: this.#clock().toISOString(),
             },
             common,
           ),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import { canonicalVolumePath, snapshotTreePath } from './snapshot-path.ts';
-import { offlineAfter, protectionStatus } from './phases.ts';
+import { offlineAfter, protectionStatus } from './status.ts';
 
 describe('cursors', () => {
   it('given the key of a page, then the cursor gives it back for the same list only', () => {

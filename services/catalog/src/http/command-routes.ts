@@ -71,7 +71,7 @@ export function registerCommandRoutes(
         tags: ['backups'],
         summary: 'Back up a volume now',
         description:
-          "Sends `BackupVolume` straight to the host's agent (after recording `BackupRequested`), with the consistency, excludes and repository of the policy that applies. Follow it on `/v1/backups/{backupId}` or the live stream with `work={backupId}`.",
+          "Sends `RequestBackup` to the scheduler, which records `BackupRequested` under the returned `backupId` and sends `BackupVolume` to the host's agent with the consistency, excludes and repository of the policy that applies (retried like a scheduled backup). Follow it on `/v1/backups/{backupId}` (404 for the moment until the scheduler has recorded it) or the live stream with `work={backupId}`.",
         params: volumeParams,
         body: z.object({ requestedBy }).nullish().describe('optional'),
         response: { 202: accepted({ backupId: z.string() }) },
@@ -81,20 +81,10 @@ export function registerCommandRoutes(
       const host = queries.resolveHost(req.params.hostId);
       const name = req.params.volumeName;
       queries.requireLiveVolume(host, name);
-      const policy = queries.effectivePolicy(host, name)?.policy as
-        { repositoryId?: string; consistency?: never; excludes?: string[] } | undefined;
       const { backupId } = await commands.backupNow({
         hostId: host,
         volumeName: name,
         requestedBy: req.body?.requestedBy ?? 'api',
-        settings: policy
-          ? {
-              ...(policy.repositoryId ? { repositoryId: policy.repositoryId } : {}),
-              ...(policy.consistency ? { consistency: policy.consistency } : {}),
-              ...(policy.excludes ? { excludes: policy.excludes } : {}),
-            }
-          : {},
-        now: now(),
       });
       const location = `/v1/backups/${encodeURIComponent(backupId)}`;
       return reply.code(202).header('location', location).send({ status: 'accepted', backupId, location });

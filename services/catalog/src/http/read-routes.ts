@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { volumeName } from '@volback/contracts';
+import { BackupPhase, RestorePhase, volumeName } from '@volback/contracts';
 import { z } from 'zod';
 import type { CatalogQueries } from '../adapters/catalog-queries.ts';
-import { BackupPhase, ProtectionStatus, RestorePhase } from '../domain/phases.ts';
+import { ProtectionStatus } from '../domain/status.ts';
 import {
   backupView,
   containerView,

@@ -35,9 +35,10 @@ import type {
   VolumeProtectionRestored,
   VolumeRemoved,
 } from '@volback/contracts';
+import { BackupPhase, RestorePhase } from '@volback/contracts';
 import type { z } from 'zod';
 import type { CatalogDatabase } from '../adapters/catalog-database.ts';
-import { BackupPhase, offlineAfter, RestorePhase } from '../domain/phases.ts';
+import { offlineAfter } from '../domain/status.ts';
 
 type DataOf<D> = D extends EventDefinition<string, string, infer S> ? z.output<S> : never;
 type EventName = (typeof EVENTS)[number]['name'];
@@ -428,8 +429,9 @@ const HANDLERS: { [N in EventName]: (db: DatabaseSync, data: never) => void } = 
   PolicyDefined(db, d: DataOf<typeof PolicyDefined>) {
     run(
       db,
-      `INSERT OR REPLACE INTO policies (policy_id, scope_kind, host_id, volume_name, origin, spec, defined_by, defined_at)
-       VALUES (:p, :k, :h, :v, :o, :s, :b, :at)`,
+      `INSERT OR REPLACE INTO policies
+         (policy_id, scope_kind, host_id, volume_name, origin, spec, coverage, defined_order, defined_by, defined_at)
+       VALUES (:p, :k, :h, :v, :o, :s, :c, (SELECT COALESCE(MAX(defined_order), 0) + 1 FROM policies), :b, :at)`,
       {
         p: d.policyId,
         k: d.scope.kind,
@@ -437,6 +439,7 @@ const HANDLERS: { [N in EventName]: (db: DatabaseSync, data: never) => void } = 
         v: d.scope.kind === 'volume' ? d.scope.volumeName : null,
         o: d.origin,
         s: json(d.policy),
+        c: d.coverage ? json(d.coverage) : null,
         b: d.definedBy ?? null,
         at: iso(d.definedAt),
       },

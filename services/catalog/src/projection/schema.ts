@@ -3,7 +3,7 @@
  * version is emptied and rebuilt from the event log at start (it is only ever a projection).
  * Times are stored as ISO 8601 UTC with milliseconds, so text order is time order.
  */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 export const SCHEMA = `
 CREATE TABLE checkpoint (
@@ -94,6 +94,10 @@ CREATE TABLE policies (
   volume_name TEXT,
   origin TEXT NOT NULL,
   spec TEXT NOT NULL,
+  -- The configured default's coverage (JSON), for origin 'configuration'.
+  coverage TEXT,
+  -- Definition order in the log: of two policies for one scope, the later one wins.
+  defined_order INTEGER NOT NULL,
   defined_by TEXT,
   defined_at TEXT NOT NULL
 );

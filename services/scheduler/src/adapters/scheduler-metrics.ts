@@ -1,6 +1,6 @@
 import type { Counter, Gauge, Histogram, Metrics } from '@volback/observability';
+import { BackupPhase } from '@volback/contracts';
 import {
-  BackupPhase,
   dueBackups,
   effectivePolicy,
   heldRepositories,
@@ -77,7 +77,7 @@ export function observeState(
   let protectedVolumes = 0;
   for (const volume of state.volumes.values()) {
     const phase = volume.lastOutcome?.phase;
-    if (phase === BackupPhase.Failed || phase === BackupPhase.Abandoned) failed++;
+    if (phase === BackupPhase.Failed) failed++;
     if (volume.atRisk) atRisk++;
     if (effectivePolicy(state, volume, settings)?.policy.enabled) protectedVolumes++;
   }

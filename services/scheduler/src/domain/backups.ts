@@ -4,19 +4,14 @@ import {
   BackupRequested,
   BackupVolume,
   PERMANENT_BACKUP_FAILURE_CODES,
+  BackupPhase,
 } from '@volback/contracts';
 import { backupId, isoSeconds, retryBackupId, slotBackupId } from './ids.ts';
 import { commandIntent, eventIntent, type Decision } from './intents.ts';
 import { effectivePolicy, type EffectivePolicy } from './policy.ts';
 import { dueSlot, jitterMs } from './schedule.ts';
 import type { SchedulerSettings } from './settings.ts';
-import {
-  BackupPhase,
-  type BackupTrigger,
-  type InFlightBackup,
-  type SchedulerState,
-  type VolumeView,
-} from './state.ts';
+import { type BackupTrigger, type InFlightBackup, type SchedulerState, type VolumeView } from './state.ts';
 
 /** Failure codes a retry cannot cure: the backup is abandoned at once (the contracts' list). */
 export const PERMANENT_FAILURE_CODES = PERMANENT_BACKUP_FAILURE_CODES;
@@ -74,6 +69,7 @@ function retriable(volume: VolumeView): boolean {
   return (
     last !== undefined &&
     last.phase === BackupPhase.Failed &&
+    !last.abandoned &&
     last.requestedByScheduler &&
     backupFailureIsRetried({ attempt: last.attempt, maxAttempts: last.maxAttempts, code: last.code })
   );
@@ -314,7 +310,13 @@ export function decideAbandoned(state: SchedulerState, now: number, settings: Sc
   const decisions: Decision[] = [];
   for (const volume of state.volumes.values()) {
     const last = volume.lastOutcome;
-    if (!last || last.phase !== BackupPhase.Failed || !last.requestedByScheduler || retriable(volume)) {
+    if (
+      !last ||
+      last.phase !== BackupPhase.Failed ||
+      last.abandoned ||
+      !last.requestedByScheduler ||
+      retriable(volume)
+    ) {
       continue;
     }
     decisions.push({
@@ -362,7 +364,7 @@ export function resendBackupCommands(
 ): Decision[] {
   const decisions: Decision[] = [];
   for (const flight of state.inFlight.values()) {
-    if (flight.phase !== BackupPhase.Requested || !isLive(flight, now, settings)) continue;
+    if (flight.phase !== BackupPhase.Queued || !isLive(flight, now, settings)) continue;
     const volume = state.volumes.get(`${flight.hostId}\u0000${flight.volumeName}`);
     const policy = volume ? effectivePolicy(state, volume, settings) : undefined;
     decisions.push({

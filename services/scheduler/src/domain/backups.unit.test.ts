@@ -367,7 +367,7 @@ describe('backups: container stops', () => {
     ]);
   });
 
-  it('not when the option is off, and not for a stop inside a backup of the volume (consistency "stop")', () => {
+  it('not when the option is off', () => {
     expect(
       requested(
         given(false)
@@ -375,9 +375,23 @@ describe('backups: container stops', () => {
           .tick('2025-01-01T12:00:05Z'),
       ),
     ).toEqual([]);
-    const s = given(true);
-    s.given(containerStopped(1, 'postgres', '2025-01-01T10:01:30Z'));
-    expect(requested(s.tick('2025-01-01T10:03:00Z'))).toEqual([]);
+  });
+
+  it('not for a stop volback made (consistency "stop"), whenever it is reported', () => {
+    // given a stop the agent reports as its own, after the backup it was made for ended
+    const s = given(true).given(
+      containerStopped(1, 'postgres', '2025-01-01T10:01:30Z', { byVolback: true }),
+      containerStopped(1, 'postgres', '2025-01-01T12:00:00Z', { byVolback: true }),
+    );
+    // when the scheduler decides, then it asks for nothing
+    expect(requested(s.tick('2025-01-01T12:00:05Z'))).toEqual([]);
+  });
+
+  it('a stop by someone inside a backup of the volume counts: only the agent says which stops are its own', () => {
+    const s = given(true).given(containerStopped(1, 'postgres', '2025-01-01T10:01:30Z'));
+    expect(requested(s.tick('2025-01-01T10:03:00Z'))).toEqual([
+      expect.objectContaining({ trigger: 'container-stopped' }),
+    ]);
   });
 });
 

@@ -83,6 +83,7 @@ export function decideCommand(
   switch (command.type) {
     case 'io.volback.cmd.request-backup.v1': {
       const { hostId, volumeName, requestedBy } = command.data;
+      const id = command.data.backupId ?? backupId(hostId, volumeName, `manual-${shortHash(command.id)}`);
       const volume = state.volumes.get(hostScopedKey(hostId, volumeName));
       // "Back up now" is honoured even for a volume no policy covers: it uses the default's settings.
       const policy =
@@ -94,7 +95,7 @@ export function decideCommand(
           {
             hostId,
             volumeName,
-            backupId: backupId(hostId, volumeName, `manual-${shortHash(command.id)}`),
+            backupId: id,
             trigger: 'manual',
             attempt: 1,
             dueAt: now,

@@ -6,13 +6,14 @@ import {
   heldRepositories,
   resendMaintenanceCommands,
 } from './maintenance.ts';
-import { containersByVolume, decideLabelPolicies } from './policy.ts';
+import { containersByVolume, decideConfiguredDefault, decideLabelPolicies } from './policy.ts';
 import { decideProtection } from './protection.ts';
 import type { SchedulerSettings } from './settings.ts';
 import type { SchedulerState } from './state.ts';
 
 /**
- * One round of the leader: everything the state and the clock call for now. Label policies first
+ * One round of the leader: everything the state and the clock call for now. The configured default
+ * and label policies first
  * (their effect shows in the next round, once their events are in the state), then abandoned
  * retries, backups within the limits, the protection watch, retention and maintenance.
  */
@@ -24,6 +25,7 @@ export function decideTick(state: SchedulerState, now: number, settings: Schedul
     backups.map((d) => (d.intents[0]!.message.envelope.data as { repositoryId: string }).repositoryId),
   );
   return [
+    ...decideConfiguredDefault(state, now, settings),
     ...decideLabelPolicies(state, now, settings, containersByVolume(state)),
     ...decideAbandoned(state, now, settings),
     ...backups,

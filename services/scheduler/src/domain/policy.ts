@@ -1,9 +1,14 @@
 import {
+  basePolicy as sharedBasePolicy,
+  CONFIGURED_DEFAULT_POLICY_ID,
+  effectivePolicy as sharedEffectivePolicy,
   LABEL_POLICY_PREFIX,
   PolicyDefined,
   PolicyRejected,
   PolicyRemoved,
-  type PolicySpec,
+  policySpec,
+  type ConfiguredDefault,
+  type EffectivePolicy,
 } from '@volback/contracts';
 import { boundedId, shortHash } from './ids.ts';
 import { canonicalJson, eventIntent, type Decision } from './intents.ts';
@@ -16,61 +21,75 @@ export function labelPolicyId(hostId: string, volumeName: string): string {
   return boundedId(`${LABEL_POLICY_PREFIX}${hostId}:${volumeName}`);
 }
 
-/**
- * Where a volume's policy comes from, most specific first (README, "Policy precedence"):
- * an API policy for the volume, its labels, an API default policy, the configured default.
- */
-export type PolicySource = 'api-volume' | 'labels' | 'api-default' | 'configuration';
+export type { EffectivePolicy, PolicySource } from '@volback/contracts';
 
-/** The policy a volume is protected by, and where it comes from. */
-export interface EffectivePolicy {
-  readonly source: PolicySource;
-  readonly policyId?: string;
-  readonly policy: PolicySpec;
+/** The scheduler's own configured default: its policy, and which volumes the defaults protect. */
+export function configuredDefault(settings: SchedulerSettings): ConfiguredDefault {
+  return {
+    policy: settings.defaultPolicy,
+    coverage: { mode: settings.defaultMode, includeAnonymous: settings.includeAnonymous },
+  };
 }
 
-/** The default every unlabelled volume gets, and the base label policies override. */
+/** The default every unlabelled volume gets, and the base label policies override (the contracts' rule). */
 export function basePolicy(state: SchedulerState, settings: SchedulerSettings): EffectivePolicy {
-  let best: { policyId: string; policy: PolicySpec; order: number } | undefined;
-  for (const record of state.policies.values()) {
-    if (
-      record.origin !== 'labels' &&
-      record.scope.kind === 'default' &&
-      (!best || record.order > best.order)
-    ) {
-      best = record;
-    }
-  }
-  return best
-    ? { source: 'api-default', policyId: best.policyId, policy: best.policy }
-    : { source: 'configuration', policy: settings.defaultPolicy };
+  return sharedBasePolicy(state.policies.values(), configuredDefault(settings))!;
 }
 
-/** The policy a volume is protected by, or undefined when no policy covers it. */
+/**
+ * The policy a volume is protected by, or undefined when no policy covers it: the contracts' rule
+ * (`effectivePolicy`, the one the catalog shows), with this scheduler's configured default.
+ */
 export function effectivePolicy(
   state: SchedulerState,
   volume: Pick<VolumeView, 'hostId' | 'volumeName' | 'anonymous'>,
   settings: SchedulerSettings,
 ): EffectivePolicy | undefined {
-  let api: { policyId: string; policy: PolicySpec; order: number } | undefined;
-  for (const record of state.policies.values()) {
-    const scope = record.scope;
-    if (
-      record.origin !== 'labels' &&
-      scope.kind === 'volume' &&
-      scope.hostId === volume.hostId &&
-      scope.volumeName === volume.volumeName &&
-      (!api || record.order > api.order)
-    ) {
-      api = record;
-    }
+  const configured = configuredDefault(settings);
+  return sharedEffectivePolicy(state.policies.values(), volume, configured.coverage, configured);
+}
+
+/**
+ * `PolicyDefined` (origin `configuration`, id {@link CONFIGURED_DEFAULT_POLICY_ID}) when the
+ * configured default or its coverage differs from what the log holds: the catalog then shows the
+ * same effective policies as the scheduler decides by.
+ */
+export function decideConfiguredDefault(
+  state: SchedulerState,
+  now: number,
+  settings: SchedulerSettings,
+): Decision[] {
+  const configured = configuredDefault(settings);
+  const current = state.policies.get(CONFIGURED_DEFAULT_POLICY_ID);
+  // As the log holds it: parsed, defaults filled in.
+  const spec = canonicalJson({ ...configured, policy: policySpec.parse(configured.policy) });
+  if (
+    current?.origin === 'configuration' &&
+    canonicalJson({ policy: current.policy, coverage: current.coverage }) === spec
+  ) {
+    return [];
   }
-  if (api) return { source: 'api-volume', policyId: api.policyId, policy: api.policy };
-  const labels = state.policies.get(labelPolicyId(volume.hostId, volume.volumeName));
-  if (labels) return { source: 'labels', policyId: labels.policyId, policy: labels.policy };
-  if (settings.defaultMode === 'labelled' || (volume.anonymous && !settings.includeAnonymous))
-    return undefined;
-  return basePolicy(state, settings);
+  const version = `${CONFIGURED_DEFAULT_POLICY_ID}\u0000${current?.order ?? 0}\u0000${spec}`;
+  return [
+    {
+      what: 'policy-defined',
+      intents: [
+        eventIntent(
+          PolicyDefined,
+          {
+            policyId: CONFIGURED_DEFAULT_POLICY_ID,
+            scope: { kind: 'default' },
+            origin: 'configuration',
+            policy: configured.policy,
+            coverage: configured.coverage,
+            definedBy: 'configuration',
+            definedAt: new Date(now).toISOString(),
+          },
+          { id: `policy-defined-${shortHash(version)}`, now, source: settings.source },
+        ),
+      ],
+    },
+  ];
 }
 
 /** The policies that cover volumes, keyed once per decision round (policy lookups are per volume). */

@@ -189,6 +189,50 @@ describe('policies', () => {
     expect(commandsOf(once)[0]!.subject).toBe('volback.cmd.host.host-a.backup-volume');
   });
 
+  it('the configured default goes into the log once, and again when the configuration changes', () => {
+    // given a scheduler starting on an empty log
+    const s = scenario(testSettings(), { publishedDefault: false });
+    // when it leads, then its configured default and coverage are published, once
+    const first = s.tick('2025-01-01T00:00:00Z');
+    expect(eventsOf(first)).toEqual([
+      expect.objectContaining({
+        type: 'io.volback.policy.defined.v1',
+        data: expect.objectContaining({
+          policyId: 'configuration:default',
+          scope: { kind: 'default' },
+          origin: 'configuration',
+          policy: expect.objectContaining({ schedule: DEFAULT_SETTINGS.defaultPolicy.schedule }),
+          coverage: { mode: 'all', includeAnonymous: true },
+        }),
+      }),
+    ]);
+    expect(s.tick('2025-01-01T00:01:00Z')).toEqual([]);
+    // when a scheduler with another configuration leads, then it publishes its own
+    const other = scenario(labelled(), { publishedDefault: false }).given(...eventsOf(first));
+    expect(eventsOf(other.tick('2025-01-01T00:02:00Z'))[0]!.data).toMatchObject({
+      coverage: { mode: 'labelled', includeAnonymous: true },
+    });
+  });
+
+  it('back up now with the id the sender chose (the catalog answers it at once)', () => {
+    const s = scenario(testSettings()).given(volumeDiscovered('data', '2025-01-01T00:00:00Z'));
+    const decided = s.command(
+      {
+        type: 'io.volback.cmd.request-backup.v1',
+        id: 'cmd-9',
+        data: { hostId: 'host-a', volumeName: 'data', backupId: 'backup-from-the-api', requestedBy: 'api' },
+      },
+      '2025-01-01T00:00:01Z',
+    );
+    expect(eventsOf(decided)[0]!.data).toMatchObject({
+      backupId: 'backup-from-the-api',
+      trigger: 'manual',
+      requestedBy: 'api',
+      requestedAt: '2025-01-01T00:00:01.000Z',
+    });
+    expect(commandsOf(decided)[0]!.data).toMatchObject({ backupId: 'backup-from-the-api' });
+  });
+
   it('a label policy follows changes of the API default policy it is based on', () => {
     const s = scenario(testSettings()).given(
       volumeDiscovered('db', '2025-01-01T00:00:00Z', { 'volback.schedule': '0 3 * * *' }),

@@ -46,6 +46,7 @@ describe('schedule announcements: the leader', () => {
         hostId: HOST,
         volumeName: 'data',
         nextDueAt: '2025-03-15T03:00:00.000Z',
+        policyId: 'configuration:default',
         schedule: '0 3 * * *',
         timezone: 'UTC',
       },

@@ -1,3 +1,4 @@
+import { BackupPhase, type PolicyRecord as ContractPolicyRecord } from '@volback/contracts';
 import type {
   BackupAbandoned,
   BackupCompleted,
@@ -15,7 +16,7 @@ import type {
   PolicyDefined,
   PolicyRejected,
   PolicyRemoved,
-  PolicySpec,
+  PolicyCoverage,
   RepositoryChecked,
   RepositoryMaintenanceFailed,
   RepositoryMaintenanceRequested,
@@ -69,24 +70,6 @@ export interface LoggedEvent {
   readonly data: unknown;
 }
 
-/** The lifecycle of a backup as the scheduler follows it. */
-export const BackupPhase = {
-  /** Asked for: `BackupRequested` is in the log and the command is on its way to the agent. */
-  Requested: 'Requested',
-  /** The agent began reading the volume (`BackupStarted`). */
-  Running: 'Running',
-  /** A snapshot holds every file (`BackupCompleted`). */
-  Completed: 'Completed',
-  /** A snapshot was written but some files were unreadable (`BackupPartiallyFailed`); counts as protection. */
-  PartiallyFailed: 'PartiallyFailed',
-  /** No snapshot (`BackupFailed`); the scheduler may try again. */
-  Failed: 'Failed',
-  /** The last attempt failed and no retry is left (`BackupAbandoned`). */
-  Abandoned: 'Abandoned',
-} as const;
-/** One of {@link BackupPhase}. */
-export type BackupPhase = (typeof BackupPhase)[keyof typeof BackupPhase];
-
 /** What started a backup (the contract's `backupTrigger`). */
 export type BackupTrigger = z.output<typeof BackupRequested.schema>['trigger'];
 
@@ -130,6 +113,8 @@ export interface BackupOutcome {
   readonly reason?: string;
   /** The scheduler requested it (a `BackupRequested` was seen): only those are retried. */
   readonly requestedByScheduler: boolean;
+  /** A `Failed` attempt the scheduler gave up on (`BackupAbandoned`): no retry follows. */
+  readonly abandoned?: boolean;
 }
 
 /** A forget, prune or check the scheduler asked for, and its outcome once known. */
@@ -186,14 +171,11 @@ export interface ContainerView {
   state: string;
 }
 
-/** A policy from `PolicyDefined`, in force until removed or replaced. */
-export interface PolicyRecord {
-  readonly policyId: string;
+/** A policy from `PolicyDefined`, in force until removed or replaced (`order`: its position in the log). */
+export interface PolicyRecord extends ContractPolicyRecord {
   readonly scope: z.output<typeof policyScope>;
-  readonly origin: 'api' | 'labels' | 'configuration';
-  readonly policy: PolicySpec;
-  /** Order of definition: among policies of one scope and origin, the latest wins. */
-  readonly order: number;
+  /** For the `configuration` default: which volumes the defaults protect, as it was published. */
+  readonly coverage?: PolicyCoverage;
 }
 
 /** A repository's maintenance as the scheduler follows it. */
@@ -376,13 +358,12 @@ export function evolve(state: SchedulerState, logged: LoggedEvent): SchedulerSta
       const container = state.containers.get(hostScopedKey(d.hostId, d.containerId));
       if (!container) break;
       container.state = 'exited';
+      // A stop volback made itself (consistency `stop` for a backup or a restore) is no reason to back up.
       if (d.byVolback) break;
       const at = ms(d.stoppedAt);
       for (const volumeName of container.volumeNames) {
         const volume = state.volumes.get(hostScopedKey(d.hostId, volumeName));
-        // A stop inside a backup of this volume is the backup's own (consistency `stop`).
-        if (!volume || stoppedByBackup(state, volume, at)) continue;
-        volume.lastContainerStopAt = Math.max(volume.lastContainerStopAt ?? 0, at);
+        if (volume) volume.lastContainerStopAt = Math.max(volume.lastContainerStopAt ?? 0, at);
       }
       break;
     }
@@ -408,6 +389,7 @@ export function evolve(state: SchedulerState, logged: LoggedEvent): SchedulerSta
         origin: d.origin,
         policy: d.policy,
         order: state.eventCount,
+        ...(d.coverage ? { coverage: d.coverage } : {}),
       });
       state.rejections.delete(d.policyId);
       break;
@@ -438,7 +420,7 @@ export function evolve(state: SchedulerState, logged: LoggedEvent): SchedulerSta
         firstAttemptId: d.retryOf ?? d.backupId,
         repositoryId: d.repositoryId,
         requestedAt,
-        phase: BackupPhase.Requested,
+        phase: BackupPhase.Queued,
       });
       const volume = state.volumes.get(hostScopedKey(d.hostId, d.volumeName));
       if (volume) {
@@ -483,7 +465,7 @@ export function evolve(state: SchedulerState, logged: LoggedEvent): SchedulerSta
       const volume = state.volumes.get(hostScopedKey(d.hostId, d.volumeName));
       const last = volume?.lastOutcome;
       if (volume && last && last.firstAttemptId === d.backupId) {
-        volume.lastOutcome = { ...last, phase: BackupPhase.Abandoned };
+        volume.lastOutcome = { ...last, abandoned: true };
       }
       break;
     }
@@ -550,20 +532,4 @@ function settle(
 /** How a rejection is remembered, so the same bad value is reported once. */
 export function rejectionKey(label: string | undefined, value: string | undefined): string {
   return `${label ?? ''}\u0000${value ?? ''}`;
-}
-
-/** True when `at` falls inside a backup of this volume (its containers may be stopped for it). */
-function stoppedByBackup(state: SchedulerState, volume: VolumeView, at: number): boolean {
-  for (const flight of state.inFlight.values()) {
-    if (
-      flight.hostId === volume.hostId &&
-      flight.volumeName === volume.volumeName &&
-      flight.requestedAt <= at
-    ) {
-      return true;
-    }
-  }
-  const last = volume.lastOutcome;
-  // The agent reports a stop shortly after it happens: one inside the last backup may arrive after its end.
-  return last !== undefined && at <= last.at && at >= (volume.lastRequestedAt ?? Infinity);
 }

@@ -94,8 +94,21 @@ export const containerObserved = (
     observedAt: iso(at),
   });
 
-export const containerStopped = (n: number, name: string, at: number | string, hostId = HOST) =>
-  event(ContainerStopped, { hostId, containerId: containerIdOf(n), name, exitCode: 0, stoppedAt: iso(at) });
+/** A container stopped: by someone, or by volback itself (`byVolback`, a consistency stop). */
+export const containerStopped = (
+  n: number,
+  name: string,
+  at: number | string,
+  { hostId = HOST, byVolback = false }: { hostId?: string; byVolback?: boolean } = {},
+) =>
+  event(ContainerStopped, {
+    hostId,
+    containerId: containerIdOf(n),
+    name,
+    exitCode: 0,
+    byVolback,
+    stoppedAt: iso(at),
+  });
 
 export const containerRemoved = (n: number, at: number | string, hostId = HOST) =>
   event(ContainerRemoved, { hostId, containerId: containerIdOf(n), removedAt: iso(at) });

@@ -2,6 +2,7 @@
 // into the state, as the projection would read it from the log.
 import {
   decideCommand,
+  decideConfiguredDefault,
   decideScheduleAnnouncements,
   decideTakeover,
   decideTick,
@@ -37,12 +38,21 @@ export interface Scenario {
 
 const ms = (t: string | number) => (typeof t === 'number' ? t : Date.parse(t));
 
-export function scenario(settings: SchedulerSettings = testSettings()): Scenario {
+/**
+ * A scheduler whose configured default is in the log already (a leader publishes it in its first
+ * round), so a test's ticks show only what its own events call for. `publishedDefault: false`
+ * starts from an empty log.
+ */
+export function scenario(
+  settings: SchedulerSettings = testSettings(),
+  { publishedDefault = true }: { publishedDefault?: boolean } = {},
+): Scenario {
   const state = initialState();
   const apply = (decisions: Decision[]) => {
     for (const event of eventsOf(decisions)) evolve(state, event);
     return decisions;
   };
+  if (publishedDefault) apply(decideConfiguredDefault(state, 0, settings));
   const self: Scenario = {
     state,
     settings,

@@ -22,6 +22,7 @@ import {
 } from '../domain/snapshot-selection.ts';
 import { ReadWriteGate } from './read-write-gate.ts';
 import { Semaphore } from './semaphore.ts';
+import { storedSnapshots } from './stored-snapshots.ts';
 
 /** Options of {@link GatewayRepository.open}. */
 export interface GatewayRepositoryOptions {
@@ -543,7 +544,7 @@ export class GatewayRepository {
       if (cached && cached.names.size === names.size && [...names].every((n) => cached.names.has(n))) {
         return cached.list;
       }
-      const list = await this.#repo.listSnapshots();
+      const list = storedSnapshots(await this.#repo.listSnapshots());
       this.#snapshots = { names: new Set(list.map((s) => s.id)), list };
       return list;
     })().finally(() => (this.#listing = undefined));

@@ -50,6 +50,7 @@ import {
   type PruneCommand,
 } from '../domain/maintenance.ts';
 import { importCompleted, planImport, type ImportCommand } from '../domain/snapshot-import.ts';
+import { storedSnapshots } from './stored-snapshots.ts';
 import type { GatewayMetrics } from './gateway-metrics.ts';
 import { knownSnapshotIds } from './known-snapshots.ts';
 
@@ -196,7 +197,7 @@ export async function startMaintenanceConsumer(
       const repo = await options.repository();
       // The log first: a snapshot committed meanwhile has its backup outcome published after it.
       const known = await knownSnapshotIds(options.nc);
-      plan = planImport(command, await repo.listSnapshots(), known, clock());
+      plan = planImport(command, storedSnapshots(await repo.listSnapshots()), known, clock());
     } catch (error) {
       const { code, reason } = failureOf(error, context);
       await failed(code, reason);

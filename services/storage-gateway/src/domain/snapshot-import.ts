@@ -5,8 +5,9 @@ import {
   type RepositoryImportCompleted,
   type SnapshotImported,
 } from '@volback/contracts';
-import { parseGoTime, type Snapshot } from '@volback/repository';
+import type { Snapshot } from '@volback/repository';
 import type { z } from 'zod';
+import type { StoredSnapshot } from './snapshot-selection.ts';
 
 /** A parsed `ImportSnapshots` command. */
 export type ImportCommand = z.output<typeof ImportSnapshots.schema>;
@@ -54,14 +55,11 @@ export interface ImportPlan {
   readonly skipped: number;
 }
 
-/** restic's Go time as RFC 3339 UTC; undefined when it cannot be read. */
-function snapshotTime(time: string): string | undefined {
-  try {
-    const date = new Date(Number(parseGoTime(time) / 1_000_000n));
-    return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
-  } catch {
-    return undefined;
-  }
+/** A snapshot's recorded time as RFC 3339 UTC; undefined when it could not be read. */
+function snapshotTime(timeNs: bigint | undefined): string | undefined {
+  if (timeNs === undefined) return undefined;
+  const date = new Date(Number(timeNs / 1_000_000n));
+  return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
 }
 
 /**
@@ -71,16 +69,16 @@ function snapshotTime(time: string): string | undefined {
  */
 export function planImport(
   command: ImportCommand,
-  repositorySnapshots: ReadonlyArray<{ id: string; snapshot: Snapshot }>,
+  repositorySnapshots: readonly StoredSnapshot[],
   known: ReadonlySet<string>,
   now: Date,
 ): ImportPlan {
   const imports: Array<z.input<typeof SnapshotImported.schema>> = [];
   let alreadyKnown = 0;
   let skipped = 0;
-  for (const { id, snapshot } of repositorySnapshots) {
+  for (const { id, snapshot, timeNs } of repositorySnapshots) {
     const owner = decodeVolbackSnapshot(snapshot);
-    const time = snapshotTime(snapshot.time);
+    const time = snapshotTime(timeNs);
     if (!owner || time === undefined) {
       skipped++;
       continue;

@@ -5,7 +5,7 @@ import {
   SnapshotImported,
   volumeSnapshotPath,
 } from '@volback/contracts';
-import type { Snapshot } from '@volback/repository';
+import { parseGoTime, type Snapshot } from '@volback/repository';
 import { describe, expect, it } from 'vitest';
 import { decodeVolbackSnapshot, importCompleted, planImport } from './snapshot-import.ts';
 
@@ -75,11 +75,12 @@ describe('planning an import', () => {
   const fresh = '2'.repeat(64);
   const older = '3'.repeat(64);
   const foreign = '4'.repeat(64);
+  const withTime = (id: string, snapshot: Snapshot) => ({ id, snapshot, timeNs: parseGoTime(snapshot.time) });
   const snapshots = [
-    { id: known, snapshot: agentSnapshot('photos') },
-    { id: fresh, snapshot: agentSnapshot('photos', '2025-03-15T03:00:00Z') },
-    { id: older, snapshot: agentSnapshot('notes', '2025-03-13T03:00:00.5+02:00') },
-    { id: foreign, snapshot: { time: '2025-03-13T00:00:00Z', tree, paths: ['/etc'], hostname: 'laptop' } },
+    withTime(known, agentSnapshot('photos')),
+    withTime(fresh, agentSnapshot('photos', '2025-03-15T03:00:00Z')),
+    withTime(older, agentSnapshot('notes', '2025-03-13T03:00:00.5+02:00')),
+    withTime(foreign, { time: '2025-03-13T00:00:00Z', tree, paths: ['/etc'], hostname: 'laptop' }),
   ];
 
   it('given snapshots the log knows, then only the others are imported, oldest first, each valid', () => {

@@ -1,10 +1,15 @@
 import { hostIdTag } from '@volback/contracts';
-import { parseGoTime, type Snapshot } from '@volback/repository';
+import type { Snapshot } from '@volback/repository';
 
 /** A snapshot file and its id. */
 export interface StoredSnapshot {
   readonly id: string;
   readonly snapshot: Snapshot;
+  /**
+   * Its recorded `time` as nanoseconds since the epoch, read by the adapter that loaded it (restic
+   * writes Go's RFC 3339 with nanoseconds and any offset); absent when it cannot be read.
+   */
+  readonly timeNs?: bigint;
 }
 
 /** What `find-snapshot` asks for. */
@@ -28,12 +33,8 @@ export type SnapshotSelection =
   | { kind: 'invalid'; reason: string };
 
 /** Nanoseconds since the epoch; unreadable times sort first. */
-function timeKey(time: string): bigint {
-  try {
-    return parseGoTime(time);
-  } catch {
-    return -(2n ** 80n);
-  }
+function timeKey(snapshot: StoredSnapshot): bigint {
+  return snapshot.timeNs ?? -(2n ** 80n);
 }
 
 /**
@@ -48,7 +49,7 @@ export function selectSnapshot(all: readonly StoredSnapshot[], query: SnapshotQu
       if (query.hostname !== undefined && s.snapshot.hostname !== query.hostname) continue;
       if (query.path !== undefined && !s.snapshot.paths.includes(query.path)) continue;
       if (query.tags?.some((tag) => !s.snapshot.tags?.includes(tag))) continue;
-      if (!best || timeKey(s.snapshot.time) > timeKey(best.snapshot.time)) best = s;
+      if (!best || timeKey(s) > timeKey(best)) best = s;
     }
     return best ? { kind: 'found', snapshot: best } : { kind: 'none' };
   }

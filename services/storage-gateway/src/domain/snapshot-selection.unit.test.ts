@@ -1,4 +1,4 @@
-import type { Snapshot } from '@volback/repository';
+import { parseGoTime, type Snapshot } from '@volback/repository';
 import { describe, expect, it } from 'vitest';
 import {
   sameSnapshot,
@@ -12,6 +12,7 @@ const tree = 'a'.repeat(64);
 const snap = (id: string, hostname: string, path: string, time: string): StoredSnapshot => ({
   id: id.padEnd(64, '0'),
   snapshot: { time, tree, paths: [path], hostname },
+  timeNs: parseGoTime(time),
 });
 
 const all = [

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { compressBlob, decompress } from './unpacked.ts';
+import { compressBlob, decompress } from './compression.ts';
 
 const text = (bytes: number) =>
   Buffer.from('volume backup restore snapshot\n'.repeat(Math.ceil(bytes / 31))).subarray(0, bytes);

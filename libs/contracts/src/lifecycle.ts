@@ -1,3 +1,6 @@
+// The lifecycle of backups and restores, in one vocabulary: the catalog shows these phases, the
+// scheduler follows backups through the same ones.
+
 /** Where a backup is in its life, from its events (`io.volback.backup.*`). */
 export const BackupPhase = {
   /** Asked for (`BackupRequested`) and sent to the host's agent, which has not begun yet. */
@@ -8,7 +11,10 @@ export const BackupPhase = {
   Completed: 'Completed',
   /** A snapshot was written, but some files could not be read; they are listed (`BackupPartiallyFailed`). */
   PartiallyFailed: 'PartiallyFailed',
-  /** No snapshot was written; `error` says why, `willRetry` whether the scheduler tries again (`BackupFailed`). */
+  /**
+   * No snapshot was written; `error` says why, `willRetry` whether the scheduler tries again
+   * (`BackupFailed`). A failure the scheduler gives up on (`BackupAbandoned`) stays `Failed`.
+   */
   Failed: 'Failed',
 } as const;
 /** One of {@link BackupPhase}. */
@@ -31,38 +37,4 @@ export type RestorePhase = (typeof RestorePhase)[keyof typeof RestorePhase];
 /** True for phases after which nothing more happens to the work. */
 export function isFinalPhase(phase: BackupPhase | RestorePhase): boolean {
   return phase === 'Completed' || phase === 'PartiallyFailed' || phase === 'Failed';
-}
-
-/** How well a volume is protected. */
-export const ProtectionStatus = {
-  /** Its last successful backup is recent enough (no `VolumeAtRisk` outstanding). */
-  Protected: 'protected',
-  /** Its recovery point objective is missed (`VolumeAtRisk`, until `VolumeProtectionRestored`). */
-  AtRisk: 'at-risk',
-  /** Never backed up successfully. */
-  Unprotected: 'unprotected',
-  /** The volume is gone from its host; its snapshots stay. */
-  Removed: 'removed',
-} as const;
-/** One of {@link ProtectionStatus}. */
-export type ProtectionStatus = (typeof ProtectionStatus)[keyof typeof ProtectionStatus];
-
-/** The protection of a volume from what the projection holds about it. */
-export function protectionStatus(volume: {
-  removedAt: string | null;
-  atRisk: boolean;
-  lastSuccessAt: string | null;
-}): ProtectionStatus {
-  if (volume.removedAt) return ProtectionStatus.Removed;
-  if (volume.atRisk) return ProtectionStatus.AtRisk;
-  if (!volume.lastSuccessAt) return ProtectionStatus.Unprotected;
-  return ProtectionStatus.Protected;
-}
-
-/**
- * When a host counts as offline: two heartbeat intervals after its last `HostSeen` (one missed
- * heartbeat is tolerated: a slow publish, a NATS reconnect).
- */
-export function offlineAfter(seenAt: Date, intervalSeconds: number): Date {
-  return new Date(seenAt.getTime() + 2 * intervalSeconds * 1000);
 }
