@@ -75,6 +75,19 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
   });
 
   describe('auth', () => {
+    it('GET /v1/access: this machine reads without a token; a write token sent from it still counts', async () => {
+      const access = (headers: Record<string, string> = {}) =>
+        catalog.app.inject({ method: 'GET', url: '/v1/access', headers }).then((r) => r.json());
+      expect(await access()).toEqual({ scope: 'read', via: 'loopback', tokenValid: null });
+      expect(await access(auth(WRITE))).toEqual({ scope: 'write', via: 'token', tokenValid: true });
+      expect(await access(auth(READ))).toEqual({ scope: 'read', via: 'loopback', tokenValid: true });
+      expect(await access(auth('not-a-valid-token-0000'))).toEqual({
+        scope: 'read',
+        via: 'loopback',
+        tokenValid: false,
+      });
+    });
+
     it('from another address: asks for a bearer token, refuses a wrong one, and a read token on a command', async () => {
       // inject's default client is 127.0.0.1 (this machine); 127.0.0.9 stands for another host.
       const remote = { remoteAddress: '127.0.0.9' };
