@@ -3,7 +3,13 @@ import type { Volume } from './api.ts';
 /** What the overview shows for a volume, worst first. */
 export type Protection = 'at-risk' | 'failing' | 'never' | 'protected' | 'removed';
 
-export const PROTECTION_ORDER: readonly Protection[] = ['at-risk', 'failing', 'never', 'protected', 'removed'];
+export const PROTECTION_ORDER: readonly Protection[] = [
+  'at-risk',
+  'failing',
+  'never',
+  'protected',
+  'removed',
+];
 
 export const PROTECTION_LABEL: Record<Protection, string> = {
   'at-risk': 'At risk',

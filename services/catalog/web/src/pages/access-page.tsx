@@ -16,7 +16,9 @@ export function AccessPage({ access, onChange }: { access: Access | null; onChan
       setMessage(`Signed in with ${granted.scope} access.`);
       onChange();
     } catch (error) {
-      setMessage(error instanceof ApiError && error.status === 401 ? 'That token is not valid.' : String(error));
+      setMessage(
+        error instanceof ApiError && error.status === 401 ? 'That token is not valid.' : String(error),
+      );
     }
   };
   const signOut = () => {

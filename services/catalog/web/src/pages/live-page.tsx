@@ -127,8 +127,8 @@ function WorkItem(props: {
   return (
     <li class="work-item" data-work={props.id}>
       <div>
-        <strong>{props.title}</strong> <span class={`phase phase-${props.phase}`}>{props.phase}</span>{' '}
-        since {when(props.since)}
+        <strong>{props.title}</strong> <span class={`phase phase-${props.phase}`}>{props.phase}</span> since{' '}
+        {when(props.since)}
       </div>
       {p ? (
         <div>
