@@ -10,7 +10,7 @@
 #   images: stand-ins of the upstream base images, built without a registry by
 #     scripts/build-stand-in-images.sh into $VOLBACK_CACHE_DIR/images
 # A binary already on PATH, or named by NATS_SERVER_BIN / MINIO_BIN / DOCKERD_BIN / CONTAINERD_BIN /
-# BUSYBOX_BIN / RESTIC_BIN / COMPOSE_BIN / MC_BIN, is used as it is.
+# BUSYBOX_BIN / RESTIC_BIN / CHROMIUM_BIN / COMPOSE_BIN / MC_BIN, is used as it is.
 # Usage: scripts/install-servers.sh [nats] [minio] [docker] [restic] [chromium] [compose] [mc] [images]
 set -eu
 

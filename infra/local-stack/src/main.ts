@@ -175,6 +175,7 @@ async function main(): Promise<void> {
       dataDir: config.dataDir,
       repository,
       catalog: `http://127.0.0.1:${config.catalogPort}`,
+      dashboard: `http://127.0.0.1:${config.catalogPort}/`,
       health: `${ops.url}/readyz`,
       metrics: `${ops.url}/metrics`,
     },
