@@ -161,6 +161,24 @@ describe('dashboard (Chromium against a catalog on real NATS)', () => {
     expect(await first.getAttribute('data-protection')).toBe('at-risk');
     expect(await first.textContent()).toContain('gamma');
     await expectAccessible(page);
+
+    // Live: a volume that falls at risk while the page is open joins the banner.
+    await page.getByText('Live: this page follows the event stream.').waitFor();
+    await new MessagePublisher(stack.nc).publish(
+      createEvent(
+        VolumeAtRisk,
+        {
+          hostId: host,
+          volumeName: 'beta.data',
+          rpoSeconds: 86_400,
+          reason: 'the last backup is 30 hours old',
+          detectedAt: '2025-03-14T02:30:00.000Z',
+        },
+        { source },
+      ),
+    );
+    await banner.getByText('2 volumes are at risk').waitFor();
+    await expect(banner.textContent()).resolves.toContain('beta.data');
     expect(problems).toEqual([]);
     await page.context().close();
   });
@@ -200,10 +218,15 @@ describe('dashboard (Chromium against a catalog on real NATS)', () => {
   it('fits a phone’s width without horizontal scrolling, and follows dark mode', async () => {
     const { page, problems } = await open({ width: 360, dark: true });
     await signIn(page, READ);
-    for (const route of ['#/', `#/volumes/${host}/alpha`, '#/live', '#/access']) {
+    const pages: Array<[string, string]> = [
+      ['#/', 'Hosts'],
+      [`#/volumes/${host}/alpha`, 'Restores'],
+      ['#/live', 'Latest events'],
+      ['#/access', 'Access'],
+    ];
+    for (const [route, heading] of pages) {
       await page.goto(`${base}/${route}`);
-      await page.locator('main h1').waitFor();
-      await page.waitForLoadState('networkidle').catch(() => undefined);
+      await page.getByRole('heading', { name: heading, exact: true }).waitFor();
       const overflow = await page.evaluate(
         () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
       );

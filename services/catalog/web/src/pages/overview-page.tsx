@@ -1,11 +1,12 @@
-import { get } from '../api.ts';
+import { useEffect, useState } from 'preact/hooks';
+import { follow, get } from '../api.ts';
 import { bytes, volumeHref, when } from '../format.ts';
 import { PROTECTION_LABEL, PROTECTION_ORDER, protectionOf } from '../protection.ts';
 import { useData } from './use-data.ts';
 
 /** Hosts, volumes by protection (worst first), totals and recent failures. */
 export function OverviewPage() {
-  const { data, error } = useData(async () => {
+  const { data, error, reload } = useData(async () => {
     const [status, hosts, volumes, failures] = await Promise.all([
       get('/v1/status'),
       get('/v1/hosts', { limit: 500 }),
@@ -14,6 +15,22 @@ export function OverviewPage() {
     ]);
     return { status, hosts: hosts.items, volumes: volumes.items, failures: failures.items };
   });
+  // Live: what changes a volume's row or the totals reloads the page's data (once a second at most).
+  const [live, setLive] = useState(false);
+  useEffect(() => {
+    const abort = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    void follow(
+      { type: 'io.volback.volume.,io.volback.backup.,io.volback.snapshot.,io.volback.host.registered' },
+      () => (timer ??= setTimeout(() => ((timer = undefined), reload()), 1000)),
+      abort.signal,
+      setLive,
+    );
+    return () => {
+      abort.abort();
+      clearTimeout(timer);
+    };
+  }, []);
   if (error) return <p role="alert">Could not load the overview: {error}</p>;
   if (!data) return <p>Loading…</p>;
   const { status, hosts, failures } = data;
@@ -26,6 +43,9 @@ export function OverviewPage() {
   return (
     <>
       <h1>Overview</h1>
+      <p class="message" role="status">
+        {live ? 'Live: this page follows the event stream.' : 'Connecting to the event stream…'}
+      </p>
       {atRisk.length > 0 && (
         <section class="alarm" role="alert" data-testid="at-risk-banner" aria-labelledby="risk-title">
           <h2 id="risk-title">
