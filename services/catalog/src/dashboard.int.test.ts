@@ -104,6 +104,12 @@ describe('dashboard (Chromium against a catalog on real NATS)', () => {
       });
   }
 
+  /** With `VOLBACK_SCREENSHOTS_DIR` set, keeps a screenshot of the page there (the README's come from it). */
+  async function screenshot(page: Page, name: string) {
+    const dir = process.env['VOLBACK_SCREENSHOTS_DIR'];
+    if (dir) await page.screenshot({ path: `${dir}/${name}.png`, fullPage: true });
+  }
+
   async function expectAccessible(page: Page) {
     const result = await new AxeBuilder({ page }).analyze();
     const serious = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
@@ -179,6 +185,7 @@ describe('dashboard (Chromium against a catalog on real NATS)', () => {
     );
     await banner.getByText('2 volumes are at risk').waitFor();
     await expect(banner.textContent()).resolves.toContain('beta.data');
+    await screenshot(page, 'overview');
     expect(problems).toEqual([]);
     await page.context().close();
   });
@@ -203,6 +210,7 @@ describe('dashboard (Chromium against a catalog on real NATS)', () => {
     const status = page.getByRole('status').filter({ hasText: /Backup .* requested/ });
     await status.waitFor();
     const backupId = /Backup (\S+) requested/.exec((await status.textContent())!)![1]!;
+    await screenshot(page, 'volume');
     expect(await commandsSent(subject)).toBe(before + 1);
     const jsm = await jetstreamManager(stack.nc);
     const sent = await jsm.streams.getMessage(STREAMS.commands.name, { last_by_subj: subject });
@@ -236,6 +244,7 @@ describe('dashboard (Chromium against a catalog on real NATS)', () => {
     await page.getByTestId('at-risk-banner').waitFor();
     const background = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
     expect(background).toBe('rgb(13, 17, 23)');
+    await screenshot(page, 'overview-phone-dark');
     await expectAccessible(page);
     expect(problems).toEqual([]);
     await page.context().close();
@@ -294,6 +303,7 @@ describe('dashboard (Chromium against a catalog on real NATS)', () => {
       }),
     );
     await item.getByTestId('progress-text').filter({ hasText: '12 files, 2.0 KiB' }).waitFor();
+    await screenshot(page, 'live');
     await expectAccessible(page);
     expect(problems).toEqual([]);
     await page.context().close();

@@ -57,8 +57,11 @@ export function OverviewPage() {
                 <a href={volumeHref(v.hostId, v.volumeName)}>
                   {v.volumeName} on {hostName.get(v.hostId) ?? v.hostId}
                 </a>
-                : {v.protection.atRisk?.reason ?? 'no recent backup'} (last success{' '}
-                {when(v.protection.lastSuccessAt)})
+                : {v.protection.atRisk?.reason ?? 'no recent backup'} (
+                {v.protection.lastSuccessAt
+                  ? `last success ${when(v.protection.lastSuccessAt)}`
+                  : 'never backed up successfully'}
+                )
               </li>
             ))}
           </ul>
