@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { AxeBuilder } from '@axe-core/playwright';
 import {
@@ -13,6 +15,7 @@ import { MessagePublisher } from '@volback/messaging';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Catalog } from './catalog.ts';
+import { DEFAULT_WEB_ROOT } from './http/dashboard-routes.ts';
 import { accessToken } from './http/tokens.ts';
 import { CatalogTestStack } from './test-support/catalog-test-stack.ts';
 import { HISTORY_IDS } from './test-support/history.ts';
@@ -35,6 +38,8 @@ describe('dashboard (Chromium against a catalog on real NATS)', () => {
   let commandsSent: (subject: string) => Promise<number>;
 
   beforeAll(async () => {
+    if (!existsSync(join(DEFAULT_WEB_ROOT, 'index.html')))
+      throw new Error('the dashboard is not built: run `sh scripts/env.sh sh scripts/build-web.sh` first');
     stack = await CatalogTestStack.start('dashboard');
     const publisher = new MessagePublisher(stack.nc);
     await publisher.publish(
@@ -219,6 +224,21 @@ describe('dashboard (Chromium against a catalog on real NATS)', () => {
       hostId: host,
       volumeName: 'alpha',
     });
+    // Live: the backup's next phase shows on the page without a reload.
+    await new MessagePublisher(stack.nc).publish(
+      createEvent(
+        BackupStarted,
+        {
+          backupId,
+          hostId: host,
+          volumeName: 'alpha',
+          method: 'direct',
+          startedAt: new Date().toISOString(),
+        },
+        { source },
+      ),
+    );
+    await page.locator(`tr[data-backup="${backupId}"] .phase-Running`).waitFor();
     expect(problems).toEqual([]);
     await page.context().close();
   });

@@ -25,12 +25,16 @@ export function LivePage() {
   useEffect(() => {
     const load = async () => {
       try {
-        const [running, queued, restoring] = await Promise.all([
+        const [running, queued, restoring, waiting] = await Promise.all([
           get('/v1/backups', { phase: 'Running', limit: 100 }),
           get('/v1/backups', { phase: 'Queued', limit: 100 }),
           get('/v1/restores', { phase: 'Running', limit: 100 }),
+          get('/v1/restores', { phase: 'Queued', limit: 100 }),
         ]);
-        setWork({ backups: [...running.items, ...queued.items], restores: restoring.items });
+        setWork({
+          backups: [...running.items, ...queued.items],
+          restores: [...restoring.items, ...waiting.items],
+        });
         setError(undefined);
       } catch (e) {
         setError(e instanceof Error ? e.message : String(e));

@@ -1,5 +1,5 @@
-import { useState } from 'preact/hooks';
-import { backUpNow, get } from '../api.ts';
+import { useEffect, useState } from 'preact/hooks';
+import { backUpNow, follow, get } from '../api.ts';
 import { bytes, when } from '../format.ts';
 import { PROTECTION_LABEL, protectionOf } from '../protection.ts';
 import { useData } from './use-data.ts';
@@ -24,6 +24,20 @@ export function VolumePage(props: { hostId: string; volumeName: string; canWrite
     };
   }, [hostId, volumeName]);
   const [sent, setSent] = useState<string | undefined>(undefined);
+  // Live: the volume's events (its backups' phases, new snapshots) reload the page, once a second at most.
+  useEffect(() => {
+    const abort = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    void follow(
+      { host: hostId, volume: volumeName },
+      () => (timer ??= setTimeout(() => ((timer = undefined), reload()), 1000)),
+      abort.signal,
+    );
+    return () => {
+      abort.abort();
+      clearTimeout(timer);
+    };
+  }, [hostId, volumeName]);
   if (error) return <p role="alert">Could not load the volume: {error}</p>;
   if (!data) return <p>Loading…</p>;
   const { volume, snapshots, backups, restores } = data;
