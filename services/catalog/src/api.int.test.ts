@@ -8,6 +8,7 @@ import {
   HostRegistered,
   HostSeen,
   PolicyDefined,
+  progressSubject,
   STREAMS,
 } from '@volback/contracts';
 import { ensureStreams, MessagePublisher, RestoreGrants, type NatsConnection } from '@volback/messaging';
@@ -606,6 +607,44 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
     expect(text).toContain('event: io.volback.host.seen.v1');
     expect(text).toContain(`"hostId":"${second}"`);
     expect(text).not.toContain(FIXTURE_IDS.otherHostId);
+  });
+
+  it('streams the progress of all work with progress=true, only of the host asked for', async () => {
+    if (!catalog.app.server.listening) await catalog.app.listen({ host: '127.0.0.1', port: 0 });
+    const address = catalog.app.server.address() as { port: number };
+    const controller = new AbortController();
+    const res = await fetch(
+      `http://127.0.0.1:${address.port}/v1/events/stream?host=${second}&type=io.volback.none.&progress=true`,
+      { headers: auth(READ), signal: controller.signal },
+    );
+    const reader = res.body!.getReader();
+    await reader.read(); // the opening comment: the subscription is in place
+    const progress = (hostId: string, workId: string) =>
+      nc.publish(
+        progressSubject(hostId, workId),
+        JSON.stringify({
+          workId,
+          kind: 'backup',
+          phase: 'reading',
+          files: 1,
+          dirs: 1,
+          bytes: 10,
+          bytesAdded: 5,
+          at: '2025-03-14T03:02:00.000Z',
+        }),
+      );
+    progress(FIXTURE_IDS.otherHostId, 'progress-elsewhere');
+    progress(second, 'progress-here');
+    const decoder = new TextDecoder();
+    let text = '';
+    while (!text.includes('progress-here')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value);
+    }
+    controller.abort();
+    expect(text).toContain('event: progress');
+    expect(text).not.toContain('progress-elsewhere');
   });
 
   it('answers 409 for a snapshot prefix that names two snapshots', async () => {
