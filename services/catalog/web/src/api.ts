@@ -126,8 +126,13 @@ export async function follow(
           if (data) onMessage({ event, data: JSON.parse(data) as Record<string, unknown> });
         }
       }
-    } catch {
-      // an aborted or refused stream: retried below unless aborted
+    } catch (error) {
+      // A token that is no longer valid is not retried: each try would count towards the 429.
+      if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+        onState(false);
+        return;
+      }
+      // else a dropped stream or a restarting catalog: retried below unless aborted
     }
     onState(false);
     if (!signal.aborted) await new Promise((r) => setTimeout(r, 2000));
