@@ -56,6 +56,25 @@ COPY services services
 COPY tools tools
 COPY deploy/image deploy/image
 
+# The dashboard (services/catalog/web): built here with the catalog's dev dependencies (Vite,
+# Preact, openapi-typescript), of which only the static files in web/dist go into the image.
+FROM node:24-bookworm AS web
+WORKDIR /app
+ENV npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
+COPY --from=build /app/package.json /app/package-lock.json /app/.npmrc ./
+COPY infra/deploy/package.json infra/deploy/
+COPY infra/e2e/package.json infra/e2e/
+COPY infra/local-stack/package.json infra/local-stack/
+COPY libs libs
+COPY services services
+COPY tools tools
+COPY scripts/build-web.sh scripts/
+COPY package.json .npm-cach[e] /tmp/npm-cache/
+RUN set -eu; \
+    if [ -d /tmp/npm-cache/_cacache ]; then offline=--offline; else offline=; fi; \
+    npm ci --ignore-scripts --cache /tmp/npm-cache $offline -w @volback/catalog --include-workspace-root; \
+    sh scripts/build-web.sh && test -f services/catalog/web/dist/index.html
+
 # Node itself from the official slim image; the runtime stage is Debian slim with only that
 # binary: npm, corepack and the C headers (about 80 MB) are for building, not for running.
 FROM node:24-bookworm-slim AS node
@@ -82,6 +101,7 @@ COPY --from=node /usr/local/bin/node /usr/local/bin/node
 RUN groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node && \
     mkdir -p /data /var/lib/volback-agent && chown node:node /data && chmod 700 /var/lib/volback-agent
 COPY --from=build /app /app
+COPY --from=web /app/services/catalog/web/dist /app/services/catalog/web/dist
 WORKDIR /app
 # Every service but the agent runs as node; the agent runs as root (compose `user: root`): it
 # reads the Docker socket and volumes whose files belong to any user.

@@ -3,14 +3,15 @@
 #   nats-server and minio: `go install` of pinned versions into $VOLBACK_CACHE_DIR/bin
 #   dockerd, containerd, busybox (static) and restic: Debian packages docker.io, containerd,
 #   busybox-static, restic.
+#   chromium: Debian package chromium, the browser of the dashboard's tests (CHROMIUM_BIN)
 #   For the deployment tests (the images and compose files, infra/deploy):
 #   compose: Docker Compose v5 built from the Go module proxy into $VOLBACK_CACHE_DIR/bin/docker-compose
 #   mc: the MinIO client (the health check of the minio image), `go install` of a pinned version
 #   images: stand-ins of the upstream base images, built without a registry by
 #     scripts/build-stand-in-images.sh into $VOLBACK_CACHE_DIR/images
 # A binary already on PATH, or named by NATS_SERVER_BIN / MINIO_BIN / DOCKERD_BIN / CONTAINERD_BIN /
-# BUSYBOX_BIN / RESTIC_BIN / COMPOSE_BIN / MC_BIN, is used as it is.
-# Usage: scripts/install-servers.sh [nats] [minio] [docker] [restic] [compose] [mc] [images]
+# BUSYBOX_BIN / RESTIC_BIN / CHROMIUM_BIN / COMPOSE_BIN / MC_BIN, is used as it is.
+# Usage: scripts/install-servers.sh [nats] [minio] [docker] [restic] [chromium] [compose] [mc] [images]
 set -eu
 
 NATS_SERVER_VERSION=v2.12.15
@@ -21,7 +22,7 @@ CACHE=${VOLBACK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/volback}
 BIN="$CACHE/bin"
 mkdir -p "$BIN"
 
-want=${*:-nats minio docker restic compose mc images}
+want=${*:-nats minio docker restic chromium compose mc images}
 
 have() { # have <env var> <binary name>
   eval "val=\${$1:-}"
@@ -89,6 +90,9 @@ for item in $want; do
     restic)
       have RESTIC_BIN restic || timed "Debian package restic" apt_install restic
       ;;
+    chromium)
+      have CHROMIUM_BIN chromium || timed "Debian package chromium" apt_install chromium
+      ;;
     compose)
       have COMPOSE_BIN docker-compose || timed "docker compose $COMPOSE_VERSION (go build)" build_compose
       ;;
@@ -100,6 +104,6 @@ for item in $want; do
         timed "Debian package debootstrap" apt_install debootstrap
       sh "$(dirname -- "$0")/build-stand-in-images.sh"
       ;;
-    *) echo "volback: unknown server '$item' (nats, minio, docker, restic, compose, mc, images)" >&2; exit 2 ;;
+    *) echo "volback: unknown server '$item' (nats, minio, docker, restic, chromium, compose, mc, images)" >&2; exit 2 ;;
   esac
 done

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Fills an npm cache with exactly what the image's `npm ci` needs (the production dependencies of
-# the deployed workspaces, from package-lock.json), so `docker build` runs without a network:
+# the deployed workspaces, and the catalog's dev dependencies that build the dashboard, from package-lock.json), so `docker build` runs without a network:
 # the Dockerfile installs from `.npm-cache/` of the build context when it is there.
 # The cache is kept per lock file in $VOLBACK_CACHE_DIR/npm-offline/<checksum>.
 # Usage: scripts/npm-offline-cache.sh [DIR]   copies it to DIR (e.g. .npm-cache); prints the cache
@@ -22,6 +22,9 @@ if [ ! -d "$out/_cacache" ]; then
   (cd "$tmp/app" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error \
     --cache "$tmp/cache" -w @volback/agent -w @volback/catalog -w @volback/scheduler \
     -w @volback/storage-gateway -w @volback/cli >&2)
+  # The image's web stage: the catalog's dev dependencies too (Vite, Preact, openapi-typescript).
+  (cd "$tmp/app" && rm -rf node_modules && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error \
+    --cache "$tmp/cache" -w @volback/catalog --include-workspace-root >&2)
   rm -rf "$tmp/cache/_logs" "$tmp/cache/_update-notifier-last-checked"
   mkdir -p "$CACHE/npm-offline"
   rm -rf "$out" && mv "$tmp/cache" "$out"

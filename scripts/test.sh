@@ -16,6 +16,8 @@ echo "== types (tsc)"
 tsc -p tsconfig.json
 echo "== contracts: committed JSON Schemas are current"
 node libs/contracts/src/bin/write-json-schemas.ts --check
+echo "== dashboard (OpenAPI types, tsc, vite build)"
+sh scripts/build-web.sh
 echo "== tests (vitest, real NATS / MinIO / Docker)"
 vitest run "$@"
 echo "== npm test passed in $(( $(date +%s) - start ))s"

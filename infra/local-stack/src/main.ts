@@ -193,6 +193,7 @@ async function main(): Promise<void> {
       secrets: secrets.dir,
       repository,
       catalog: `http://127.0.0.1:${config.catalogPort}`,
+      dashboard: `http://127.0.0.1:${config.catalogPort}/`,
       health: `${ops.url}/readyz`,
       metrics: `${ops.url}/metrics`,
     },

@@ -9,6 +9,7 @@ import {
   HostSeen,
   parseMessage,
   PolicyDefined,
+  progressSubject,
   STREAMS,
 } from '@volback/contracts';
 import { ensureStreams, MessagePublisher, RestoreGrants, type NatsConnection } from '@volback/messaging';
@@ -76,6 +77,19 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
   });
 
   describe('auth', () => {
+    it('GET /v1/access: this machine reads without a token; a write token sent from it still counts', async () => {
+      const access = (headers: Record<string, string> = {}) =>
+        catalog.app.inject({ method: 'GET', url: '/v1/access', headers }).then((r) => r.json());
+      expect(await access()).toEqual({ scope: 'read', via: 'loopback', tokenValid: null });
+      expect(await access(auth(WRITE))).toEqual({ scope: 'write', via: 'token', tokenValid: true });
+      expect(await access(auth(READ))).toEqual({ scope: 'read', via: 'loopback', tokenValid: true });
+      expect(await access(auth('not-a-valid-token-0000'))).toEqual({
+        scope: 'read',
+        via: 'loopback',
+        tokenValid: false,
+      });
+    });
+
     it('from another address: asks for a bearer token, refuses a wrong one, and a read token on a command', async () => {
       // inject's default client is 127.0.0.1 (this machine); 127.0.0.9 stands for another host.
       const remote = { remoteAddress: '127.0.0.9' };
@@ -599,6 +613,44 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
     expect(text).toContain('event: io.volback.host.seen.v1');
     expect(text).toContain(`"hostId":"${second}"`);
     expect(text).not.toContain(FIXTURE_IDS.otherHostId);
+  });
+
+  it('streams the progress of all work with progress=true, only of the host asked for', async () => {
+    if (!catalog.app.server.listening) await catalog.app.listen({ host: '127.0.0.1', port: 0 });
+    const address = catalog.app.server.address() as { port: number };
+    const controller = new AbortController();
+    const res = await fetch(
+      `http://127.0.0.1:${address.port}/v1/events/stream?host=${second}&type=io.volback.none.&progress=true`,
+      { headers: auth(READ), signal: controller.signal },
+    );
+    const reader = res.body!.getReader();
+    await reader.read(); // the opening comment: the subscription is in place
+    const progress = (hostId: string, workId: string) =>
+      nc.publish(
+        progressSubject(hostId, workId),
+        JSON.stringify({
+          workId,
+          kind: 'backup',
+          phase: 'reading',
+          files: 1,
+          dirs: 1,
+          bytes: 10,
+          bytesAdded: 5,
+          at: '2025-03-14T03:02:00.000Z',
+        }),
+      );
+    progress(FIXTURE_IDS.otherHostId, 'progress-elsewhere');
+    progress(second, 'progress-here');
+    const decoder = new TextDecoder();
+    let text = '';
+    while (!text.includes('progress-here')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value);
+    }
+    controller.abort();
+    expect(text).toContain('event: progress');
+    expect(text).not.toContain('progress-elsewhere');
   });
 
   it('answers 409 for a snapshot prefix that names two snapshots', async () => {

@@ -19,6 +19,8 @@ export interface LiveFilter {
   types?: readonly string[] | undefined;
   /** A backup or restore id: its events, and its live progress. */
   workId?: string | undefined;
+  /** Live progress of all work (of `hostId` when given), not only of `workId`. */
+  allProgress?: boolean | undefined;
 }
 
 /** One item of a live stream. */
@@ -81,7 +83,8 @@ export class LiveEvents {
         if (!parsed.success || !on || on.workId !== parsed.data.workId) continue;
         const { hostId } = on;
         for (const l of this.#listeners) {
-          if (l.filter.workId === parsed.data.workId && (l.filter.hostId ?? hostId) === hostId)
+          const wanted = l.filter.allProgress === true || l.filter.workId === parsed.data.workId;
+          if (wanted && (l.filter.hostId ?? hostId) === hostId)
             l.send({ kind: 'progress', progress: parsed.data });
         }
       }

@@ -10,6 +10,7 @@ import type { EventHistory } from '../adapters/event-history.ts';
 import type { LiveEvents } from '../adapters/live-events.ts';
 import type { SnapshotReader } from '../adapters/snapshot-reader.ts';
 import { registerCommandRoutes } from './command-routes.ts';
+import { registerDashboardRoutes } from './dashboard-routes.ts';
 import { installGuard, type GuardOptions } from './guard.ts';
 import { registerLiveRoutes } from './live-routes.ts';
 import { frameworkErrorHandler, installProblemHandlers } from './problem.ts';
@@ -32,6 +33,8 @@ export interface ApiOptions {
   version: string;
   /** Empties this replica's read model and replays the log (`POST /v1/admin/rebuild`). */
   rebuild?: () => Promise<void>;
+  /** The built dashboard's directory (default `services/catalog/web/dist`). */
+  webRoot?: string;
 }
 
 /** The largest body any route takes (a policy, a restore); most commands take 8 KiB. */
@@ -130,5 +133,6 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     rebuild: options.rebuild,
   });
   registerLiveRoutes(app, { live: options.live, history: options.history, queries: options.queries });
+  registerDashboardRoutes(app, options.webRoot);
   return app;
 }

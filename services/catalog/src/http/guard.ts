@@ -28,6 +28,45 @@ export const DEFAULT_AUTH_FAILURES: FailureLimit = { max: 10, windowMs: 60_000 }
 
 const WILDCARDS = new Set(['0.0.0.0', '[::]']);
 
+/** What a request may do, as the guard decided it (`GET /v1/access` tells the client). */
+export interface RequestAccess {
+  /** `write` allows every method, `read` GET and HEAD. */
+  readonly scope: TokenScope;
+  /** `token`: the bearer token's scope; `loopback`: the exemption of this machine. */
+  readonly via: 'token' | 'loopback';
+  /** Whether the bearer token sent was valid; null when none was sent. */
+  readonly tokenValid: boolean | null;
+}
+
+const accessOfRequest = new WeakMap<FastifyRequest, RequestAccess>();
+
+/** The access the guard granted this request; undefined for public files and `GET /v1/access` without one. */
+export function accessOf(request: FastifyRequest): RequestAccess | undefined {
+  return accessOfRequest.get(request);
+}
+
+/**
+ * The dashboard's static files (`/`, `/assets/…`): public, as any login page is. They hold no
+ * data; every answer with data comes from `/v1`, which needs a token.
+ */
+function isPublicFile(request: FastifyRequest): boolean {
+  if (request.method !== 'GET' && request.method !== 'HEAD') return false;
+  const path = request.url.split('?', 1)[0]!;
+  return path === '/' || path.startsWith('/assets/');
+}
+
+/**
+ * `GET /v1/access` without a token answers "no access" instead of 401: the dashboard asks it at
+ * every start, and a visitor without a token is not guessing one (no count towards the 429).
+ */
+function isAccessQuestionWithoutToken(request: FastifyRequest): boolean {
+  return (
+    request.method === 'GET' &&
+    request.url.split('?', 1)[0] === '/v1/access' &&
+    request.headers.authorization === undefined
+  );
+}
+
 /** A host name or address as it is compared: lower case, IPv6 in brackets. */
 export function normalizeHostName(name: string): string {
   const lower = name.trim().toLowerCase();
@@ -85,13 +124,12 @@ export function installGuard(app: FastifyInstance, options: GuardOptions): void 
     // An IP literal cannot be rebound: a page can only name our address by being on it.
     allowed.has(name) || (anyAddress && isIP(name.replace(/^\[(.*)\]$/, '$1')) !== 0);
 
-  const needs = (request: FastifyRequest): TokenScope | undefined => {
-    const scope: TokenScope = request.method === 'GET' || request.method === 'HEAD' ? 'read' : 'write';
-    if (trustLoopback && isThisMachine(request.ip)) {
-      if (scope === 'read' || !tokens.hasWrite) return undefined;
-    }
-    return scope;
+  /** The scope this machine has without a token; undefined for other clients. */
+  const loopbackScope = (request: FastifyRequest): TokenScope | undefined => {
+    if (!trustLoopback || !isThisMachine(request.ip)) return undefined;
+    return tokens.hasWrite ? 'read' : 'write';
   };
+  const bearer = (request: FastifyRequest) => /^Bearer +(\S+) *$/i.exec(request.headers.authorization ?? '');
 
   app.addHook('onRequest', async (request, reply) => {
     const host = hostNameOf(request.headers.host);
@@ -114,8 +152,23 @@ export function installGuard(app: FastifyInstance, options: GuardOptions): void 
         'requests from another origin cannot change anything',
       );
     }
-    const scope = needs(request);
-    if (scope === undefined) return;
+    if (isPublicFile(request)) return;
+    const scope: TokenScope = reads ? 'read' : 'write';
+    const exempt = loopbackScope(request);
+    if (exempt === undefined && isAccessQuestionWithoutToken(request)) return;
+    if (exempt !== undefined && (exempt === 'write' || scope === 'read')) {
+      // A token sent from this machine still counts when it gives more (a write token on a read).
+      const sent = bearer(request);
+      const given = sent ? tokens.scopeOf(sent[1]!) : undefined;
+      const tokenValid = sent ? given !== undefined : null;
+      accessOfRequest.set(
+        request,
+        given === 'write' && exempt === 'read'
+          ? { scope: given, via: 'token', tokenValid }
+          : { scope: exempt, via: 'loopback', tokenValid },
+      );
+      return;
+    }
     const wait = failures.retryAfter(request.ip, clock());
     if (wait !== undefined) {
       reply.header('retry-after', String(wait));
@@ -127,7 +180,7 @@ export function installGuard(app: FastifyInstance, options: GuardOptions): void 
         `too many requests with a wrong or missing token: try again in ${wait} s`,
       );
     }
-    const match = /^Bearer +(\S+) *$/i.exec(request.headers.authorization ?? '');
+    const match = bearer(request);
     const given = match ? tokens.scopeOf(match[1]!) : undefined;
     if (given === undefined) {
       failures.fail(request.ip, clock());
@@ -148,5 +201,6 @@ export function installGuard(app: FastifyInstance, options: GuardOptions): void 
         'this request changes something: it needs a token of write scope',
       );
     }
+    accessOfRequest.set(request, { scope: given, via: 'token', tokenValid: true });
   });
 }

@@ -6,7 +6,7 @@ import type { EventHistory } from '../adapters/event-history.ts';
 import type { LiveEvents, LiveItem } from '../adapters/live-events.ts';
 import { BadRequestError, CatalogErrorCode } from '../errors.ts';
 import type { CatalogQueries } from '../adapters/catalog-queries.ts';
-import { hostRef } from './params.ts';
+import { hostRef, queryFlag } from './params.ts';
 
 /** Seconds between SSE comments that keep proxies from closing an idle stream. */
 const KEEPALIVE_MS = 15_000;
@@ -93,7 +93,7 @@ export function registerLiveRoutes(
         tags: ['events'],
         summary: 'Live events as Server-Sent Events (text/event-stream)',
         description:
-          'Each event is `event: <CloudEvents type>` with the CloudEvents envelope as `data`, its `id` the envelope id. With `work`, live progress of that backup or restore comes as `event: progress`. Only what happens after connecting is sent: read history from `GET /v1/events` (open the stream first, then read the history since the last event seen, and drop ids already seen: nothing is missed), or replay `VOLBACK_EVENTS` with a NATS consumer.',
+          'Each event is `event: <CloudEvents type>` with the CloudEvents envelope as `data`, its `id` the envelope id. With `work`, live progress of that backup or restore comes as `event: progress`; with `progress=true`, the progress of all work (of `host` when given), whatever the event filters. Only what happens after connecting is sent: read history from `GET /v1/events` (open the stream first, then read the history since the last event seen, and drop ids already seen: nothing is missed), or replay `VOLBACK_EVENTS` with a NATS consumer.',
         querystring: z.object({
           host: hostRef.optional(),
           volume: volumeName.optional(),
@@ -103,6 +103,7 @@ export function registerLiveRoutes(
             .optional()
             .describe('comma-separated type prefixes, e.g. `io.volback.backup.,io.volback.host.seen`'),
           work: z.string().min(1).max(200).optional().describe('a backup, restore or operation id'),
+          progress: queryFlag.describe('live progress of all running work, as `event: progress`'),
         }),
       },
     },
@@ -128,7 +129,13 @@ export function registerLiveRoutes(
         }
       };
       const unsubscribe = live.subscribe(
-        { hostId, volumeName: req.query.volume, types: types(req.query.type), workId: req.query.work },
+        {
+          hostId,
+          volumeName: req.query.volume,
+          types: types(req.query.type),
+          workId: req.query.work,
+          allProgress: req.query.progress,
+        },
         send,
       );
       const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);

@@ -1,0 +1,140 @@
+import type { paths } from './api-types.ts';
+
+/** The JSON a GET route answers with 200, from the catalog's OpenAPI document. */
+export type Answer<P extends keyof paths> = paths[P] extends {
+  get: { responses: { 200: { content: { 'application/json': infer T } } } };
+}
+  ? T
+  : never;
+
+export type Status = Answer<'/v1/status'>;
+export type Host = Answer<'/v1/hosts'>['items'][number];
+export type Volume = Answer<'/v1/volumes'>['items'][number];
+export type Snapshot = Answer<'/v1/snapshots'>['items'][number];
+export type Backup = Answer<'/v1/backups'>['items'][number];
+export type Restore = Answer<'/v1/restores'>['items'][number];
+export type Access = Answer<'/v1/access'>;
+export type BackupAccepted =
+  paths['/v1/hosts/{hostId}/volumes/{volumeName}/backups']['post']['responses'][202]['content']['application/json'];
+
+const TOKEN_KEY = 'volback.token';
+
+/** The token the Access page stored (this browser only); null when none. */
+export function storedToken(): string | null {
+  return localStorage.getItem(TOKEN_KEY);
+}
+
+export function storeToken(token: string | null): void {
+  if (token === null) localStorage.removeItem(TOKEN_KEY);
+  else localStorage.setItem(TOKEN_KEY, token);
+}
+
+/** An answer other than 2xx: the problem's `code` and `detail` when the API sent one. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  readonly status: number;
+  readonly code: string | undefined;
+  constructor(status: number, code: string | undefined, detail: string) {
+    super(detail);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+function headers(token: string | null, extra: Record<string, string> = {}): Record<string, string> {
+  return token ? { ...extra, authorization: `Bearer ${token}` } : extra;
+}
+
+async function problemOf(res: Response): Promise<ApiError> {
+  let body: { code?: string; detail?: string; title?: string } = {};
+  try {
+    body = (await res.json()) as typeof body;
+  } catch {
+    // not problem+json: the status says it
+  }
+  return new ApiError(res.status, body.code, body.detail ?? body.title ?? `HTTP ${res.status}`);
+}
+
+/** GET a `/v1` route with the stored token (or `token`). */
+export async function get<P extends keyof paths>(
+  path: P,
+  query: Record<string, string | number | undefined> = {},
+  fill: Record<string, string> = {},
+  token: string | null = storedToken(),
+): Promise<Answer<P>> {
+  let url: string = path;
+  for (const [k, v] of Object.entries(fill)) url = url.replace(`{${k}}`, encodeURIComponent(v));
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) q.set(k, String(v));
+  const res = await fetch(q.size ? `${url}?${q}` : url, { headers: headers(token) });
+  if (!res.ok) throw await problemOf(res);
+  return (await res.json()) as Answer<P>;
+}
+
+/** Back up a volume now (write scope). */
+export async function backUpNow(hostId: string, volumeName: string): Promise<BackupAccepted> {
+  const url = `/v1/hosts/${encodeURIComponent(hostId)}/volumes/${encodeURIComponent(volumeName)}/backups`;
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: headers(storedToken(), { 'content-type': 'application/json' }),
+    body: JSON.stringify({ requestedBy: 'dashboard' }),
+  });
+  if (!res.ok) throw await problemOf(res);
+  return (await res.json()) as BackupAccepted;
+}
+
+/** One item of the live stream: an event (its CloudEvents type) or `progress`. */
+export interface LiveMessage {
+  event: string;
+  data: Record<string, unknown>;
+}
+
+/**
+ * Follows `GET /v1/events/stream` with fetch (an EventSource cannot send the bearer token) and
+ * calls `onMessage` per item; reconnects after a pause until `signal` aborts.
+ */
+export async function follow(
+  query: Record<string, string>,
+  onMessage: (m: LiveMessage) => void,
+  signal: AbortSignal,
+  onState: (connected: boolean) => void = () => undefined,
+): Promise<void> {
+  while (!signal.aborted) {
+    try {
+      const res = await fetch(`/v1/events/stream?${new URLSearchParams(query)}`, {
+        headers: headers(storedToken()),
+        signal,
+      });
+      if (!res.ok || !res.body) throw await problemOf(res);
+      onState(true);
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          let event = 'message';
+          let data = '';
+          for (const line of block.split('\n')) {
+            if (line.startsWith('event: ')) event = line.slice(7);
+            else if (line.startsWith('data: ')) data += line.slice(6);
+          }
+          if (data) onMessage({ event, data: JSON.parse(data) as Record<string, unknown> });
+        }
+      }
+    } catch (error) {
+      // A token that is no longer valid is not retried: each try would count towards the 429.
+      if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+        onState(false);
+        return;
+      }
+      // else a dropped stream or a restarting catalog: retried below unless aborted
+    }
+    onState(false);
+    if (!signal.aborted) await new Promise((r) => setTimeout(r, 2000));
+  }
+}

@@ -1,0 +1,72 @@
+import { render } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { get, storedToken, type Access } from './api.ts';
+import { AccessPage } from './pages/access-page.tsx';
+import { LivePage } from './pages/live-page.tsx';
+import { OverviewPage } from './pages/overview-page.tsx';
+import { VolumePage } from './pages/volume-page.tsx';
+import './style.css';
+
+/** The hash route: `#/`, `#/volumes/<host>/<volume>`, `#/live`, `#/access`. */
+function useRoute(): string[] {
+  const parse = () => location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+  const [route, setRoute] = useState(parse);
+  useEffect(() => {
+    const on = () => setRoute(parse());
+    addEventListener('hashchange', on);
+    on(); // the hash may have changed between the first render and this effect
+    return () => removeEventListener('hashchange', on);
+  }, []);
+  return route;
+}
+
+function App() {
+  const route = useRoute();
+  // undefined: not asked yet; null: no access (the Access page asks for a token).
+  const [access, setAccess] = useState<Access | null | undefined>(undefined);
+  const refreshAccess = () =>
+    get('/v1/access', {}, {}, storedToken())
+      .then((a) => setAccess(a.scope === null ? null : a))
+      .catch(() => setAccess(null));
+  useEffect(() => void refreshAccess(), []);
+
+  const page = route[0] ?? '';
+  const nav = [
+    ['', 'Overview'],
+    ['live', 'Live activity'],
+    ['access', 'Access'],
+  ] as const;
+  let body;
+  if (access === undefined) body = <p>Loading…</p>;
+  else if (access === null || page === 'access')
+    body = <AccessPage access={access} onChange={refreshAccess} />;
+  else if (page === 'volumes' && route[1] && route[2])
+    body = <VolumePage hostId={route[1]} volumeName={route[2]} canWrite={access.scope === 'write'} />;
+  else if (page === 'live') body = <LivePage />;
+  else body = <OverviewPage />;
+  return (
+    <>
+      <a class="skip" href="#main">
+        Skip to content
+      </a>
+      <header class="top">
+        <strong class="brand">volback</strong>
+        <nav aria-label="Main">
+          {nav.map(([to, label]) => (
+            <a key={to} href={`#/${to}`} aria-current={page === to ? 'page' : undefined}>
+              {label}
+            </a>
+          ))}
+        </nav>
+        <span class="scope" data-testid="scope">
+          {access ? `${access.scope} access` : 'signed out'}
+        </span>
+      </header>
+      <main id="main" tabIndex={-1}>
+        {body}
+      </main>
+    </>
+  );
+}
+
+render(<App />, document.getElementById('app')!);
