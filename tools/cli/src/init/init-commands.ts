@@ -115,7 +115,8 @@ export function registerInitCommands(program: Command, run: InitRunner): void {
           const listens = (flags.natsListen ?? []).flatMap((value) => value.split(','));
           const everyServer = listens.filter((value) => !value.includes('='));
           for (const value of everyServer) {
-            if (!/^[^\s]+:\d{1,5}$/.test(value)) throw new UsageError(`--nats-listen ${value} is not host:port`);
+            if (!/^[^\s]+:\d{1,5}$/.test(value))
+              throw new UsageError(`--nats-listen ${value} is not host:port`);
           }
           if (everyServer.length > 1) {
             throw new UsageError(

@@ -141,7 +141,15 @@ describe('volback init --nats-cluster', () => {
       expect(refused.code, refused.output).toBe(1);
       expect(refused.output).toContain(said);
     }
-    const twice = await volback(['init', '--dir', dir, '--nats-listen', '127.0.0.1:1', '--nats-listen', '127.0.0.1:2']);
+    const twice = await volback([
+      'init',
+      '--dir',
+      dir,
+      '--nats-listen',
+      '127.0.0.1:1',
+      '--nats-listen',
+      '127.0.0.1:2',
+    ]);
     expect(twice.code, twice.output).toBe(2);
     expect(readdirSync(root)).not.toContain('cluster');
   });
@@ -180,7 +188,9 @@ describe('volback init --nats-cluster', () => {
     const config = files[join(dir, 'nats/nats-server-nats3.conf')]!;
     expect(config).toContain('server_name: "nats3"');
     expect(config).toContain('listen: "10.0.0.3:4223"');
-    expect(config).toMatch(/cluster \{\n {2}name: "volback"\n {2}listen: "10\.0\.0\.3:7222"\n {2}advertise: "10\.0\.0\.3:7222"/);
+    expect(config).toMatch(
+      /cluster \{\n {2}name: "volback"\n {2}listen: "10\.0\.0\.3:7222"\n {2}advertise: "10\.0\.0\.3:7222"/,
+    );
     expect(config).toContain('"nats-route://nats1.example:6222"');
     expect(config).toContain('"nats-route://nats2.example:6222"');
     expect(config).not.toContain('nats-route://10.0.0.3');

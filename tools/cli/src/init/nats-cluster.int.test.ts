@@ -131,7 +131,7 @@ describe('a NATS cluster with the configurations volback init writes', () => {
         expect(config.includes(`nats-route://127.0.0.1:${other}`), `${node} routes to ${NODES[j]}`).toBe(
           i !== j,
         );
-      
+
       expect(config).toMatch(/tls \{[^}]*ca_file: [^}]*verify: true/);
       expect(config).toContain(`store_dir: "${join(root, 'jetstream', node)}"`);
       expect(config).toContain('# agent-host-a');
@@ -226,9 +226,9 @@ describe('a NATS cluster with the configurations volback init writes', () => {
     const stranger = join(root, 'stranger.nk');
     writeFileSync(stranger, new TextDecoder().decode(createUser().getSeed()), { mode: 0o600 });
     for (const node of nodes) {
-      await expect(
-        connectNats({ servers: node.url, name: 'anon', connectTimeoutMs: 500 }),
-      ).rejects.toThrow(/certificate/);
+      await expect(connectNats({ servers: node.url, name: 'anon', connectTimeoutMs: 500 })).rejects.toThrow(
+        /certificate/,
+      );
       await expect(
         connectNats({ servers: node.url, name: 'anon', caFile: caFile(), connectTimeoutMs: 500 }),
       ).rejects.toThrow(/Authorization Violation/i);
@@ -325,10 +325,18 @@ describe('a NATS cluster with the configurations volback init writes', () => {
     await Promise.all(agents.map((nc) => nc.closed()));
     for (const node of nodes) {
       await expect(
-        connectNats({ servers: node.url, name: 'revoked', caFile: caFile(), nkeyFile: seed, connectTimeoutMs: 500 }),
+        connectNats({
+          servers: node.url,
+          name: 'revoked',
+          caFile: caFile(),
+          nkeyFile: seed,
+          connectTimeoutMs: 500,
+        }),
       ).rejects.toThrow(/Authorization Violation/i);
     }
     for (const node of NODES)
-      expect(readFileSync(join(dir, `nats/nats-server-${node}.conf`), 'utf8')).not.toContain('# agent-host-a');
+      expect(readFileSync(join(dir, `nats/nats-server-${node}.conf`), 'utf8')).not.toContain(
+        '# agent-host-a',
+      );
   });
 });

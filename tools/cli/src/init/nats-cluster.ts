@@ -99,9 +99,7 @@ export function parseNatsCluster(
     if (parsed.findIndex((n) => n.name === node.name) !== index)
       throw new NatsClusterError(`--nats-cluster names node ${node.name} twice`);
     if (parsed.findIndex((n) => n.host === node.host && n.routePort === node.routePort) !== index)
-      throw new NatsClusterError(
-        `--nats-cluster gives ${hostPort(node.host, node.routePort)} to two nodes`,
-      );
+      throw new NatsClusterError(`--nats-cluster gives ${hostPort(node.host, node.routePort)} to two nodes`);
   }
 
   let everyNode = DEFAULT_NATS_LISTEN;
@@ -113,7 +111,9 @@ export function parseNatsCluster(
       throw new NatsClusterError(`--nats-listen ${JSON.stringify(value)} is not [NAME=]HOST:PORT`);
     if (!match) everyNode = address;
     else if (!parsed.some((node) => node.name === match[1]))
-      throw new NatsClusterError(`--nats-listen ${JSON.stringify(value)}: no node ${match[1]} in --nats-cluster`);
+      throw new NatsClusterError(
+        `--nats-listen ${JSON.stringify(value)}: no node ${match[1]} in --nats-cluster`,
+      );
     else perNode.set(match[1]!, address);
   }
   const nodes = parsed.map((node) => ({ ...node, listen: perNode.get(node.name) ?? everyNode }));

@@ -165,7 +165,9 @@ export async function initSecrets(options: InitOptions): Promise<string[]> {
   let cluster: NatsCluster | undefined;
   if (options.natsCluster?.length) {
     if (options.natsServerName !== undefined)
-      throw new InitError('a cluster names its nodes in --nats-cluster: --nats-server-name is for one server');
+      throw new InitError(
+        'a cluster names its nodes in --nats-cluster: --nats-server-name is for one server',
+      );
     try {
       cluster = parseNatsCluster(
         options.natsCluster,
