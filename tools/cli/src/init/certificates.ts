@@ -78,12 +78,14 @@ export const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '::1'] as const;
 
 /**
  * A TLS server certificate for `commonName`, signed by the CA, valid for the loopback names and
- * `names` (DNS names or IP addresses).
+ * `names` (DNS names or IP addresses). `clientAuth` lets it also prove who dials (a NATS cluster
+ * node opening a route to another, which checks it: mutual TLS).
  */
 export async function createServerCertificate(
   ca: CertificateAuthority,
   commonName: string,
   names: readonly string[],
+  options: { clientAuth?: boolean } = {},
 ): Promise<PemPair> {
   const keys = await generateKeys();
   const all = [...new Set([...LOOPBACK_NAMES, ...names])];
@@ -99,7 +101,10 @@ export async function createServerCertificate(
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+        new x509.ExtendedKeyUsageExtension([
+          x509.ExtendedKeyUsage.serverAuth,
+          ...(options.clientAuth ? [x509.ExtendedKeyUsage.clientAuth] : []),
+        ]),
         new x509.SubjectAlternativeNameExtension(
           all.map((name) => ({ type: isIP(name) ? ('ip' as const) : ('dns' as const), value: name })),
         ),

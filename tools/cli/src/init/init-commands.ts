@@ -19,7 +19,7 @@ export type InitRunner = (command: Command, body: () => Promise<void>) => Promis
 
 interface DirFlags {
   dir?: string;
-  reloadPid?: string;
+  reloadPid?: string[];
 }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -27,7 +27,11 @@ const collect = (value: string, previous: string[] = []): string[] => [...previo
 function withDir(command: Command): Command {
   return command
     .option('--dir <dir>', `the secrets directory (default ${DEFAULT_SECRETS_DIR})`)
-    .option('--reload-pid <pid>', 'the NATS server to reload (default: the pid file in <dir>/nats)');
+    .option(
+      '--reload-pid <pid>',
+      'a NATS server to reload (repeatable; default: the pid file of each server in <dir>/nats)',
+      collect,
+    );
 }
 
 function dirOf(flags: DirFlags): string {
@@ -39,15 +43,15 @@ function write(line: string): void {
 }
 
 async function reload(flags: DirFlags): Promise<void> {
-  let pid: number | undefined;
-  if (flags.reloadPid !== undefined) {
-    pid = Number(flags.reloadPid);
-    if (!Number.isInteger(pid) || pid <= 0)
-      throw new UsageError(`--reload-pid ${flags.reloadPid} is not a process id`);
-  }
-  const outcome = await reloadNats(dirOf(flags), pid);
-  if (outcome.kind === 'reloaded') write(`reloaded NATS (pid ${outcome.pid})`);
-  else write(outcome.how);
+  const pids = (flags.reloadPid ?? []).map((given) => {
+    const pid = Number(given);
+    if (!Number.isInteger(pid) || pid <= 0) throw new UsageError(`--reload-pid ${given} is not a process id`);
+    return pid;
+  });
+  const outcome = await reloadNats(dirOf(flags), pids);
+  for (const { node, pid } of outcome.reloaded)
+    write(node ? `reloaded NATS node ${node} (pid ${pid})` : `reloaded NATS (pid ${pid})`);
+  if (outcome.how) write(outcome.how);
 }
 
 /** Registers `volback init` and its subcommands. */
@@ -69,7 +73,17 @@ export function registerInitCommands(program: Command, run: InitRunner): void {
       'a further name or address of MinIO in its certificate (repeatable)',
       collect,
     )
-    .option('--nats-listen <host:port>', 'where NATS listens (default 0.0.0.0:4222)')
+    .option(
+      '--nats-listen <[node=]host:port>',
+      'where NATS listens for clients (default 0.0.0.0:4222); in a cluster for every node, or node=host:port for one (repeatable); a node listens for routes on the same host',
+      collect,
+    )
+    .option(
+      '--nats-cluster <node=host:port,...>',
+      'a NATS cluster instead of one server: each node with the address the others dial for routes (mutual TLS); one config per node (repeatable)',
+      collect,
+    )
+    .option('--nats-cluster-name <name>', 'the name of the NATS cluster (default volback)')
     .option('--nats-store-dir <dir>', 'the JetStream store of NATS (default <dir>/nats/jetstream)')
     .option('--nats-server-name <name>', 'the server_name of NATS (default volback-nats)')
     .option(
@@ -86,7 +100,9 @@ export function registerInitCommands(program: Command, run: InitRunner): void {
         flags: DirFlags & {
           natsHost?: string[];
           minioHost?: string[];
-          natsListen?: string;
+          natsListen?: string[];
+          natsCluster?: string[];
+          natsClusterName?: string;
           natsStoreDir?: string;
           natsServerName?: string;
           natsSecretsPath?: string;
@@ -96,15 +112,27 @@ export function registerInitCommands(program: Command, run: InitRunner): void {
       ) =>
         run(command, async () => {
           const dir = dirOf(flags);
-          if (flags.natsListen !== undefined && !/^[^\s]+:\d{1,5}$/.test(flags.natsListen)) {
-            throw new UsageError(`--nats-listen ${flags.natsListen} is not host:port`);
+          const listens = (flags.natsListen ?? []).flatMap((value) => value.split(','));
+          const everyServer = listens.filter((value) => !value.includes('='));
+          for (const value of everyServer) {
+            if (!/^[^\s]+:\d{1,5}$/.test(value))
+              throw new UsageError(`--nats-listen ${value} is not host:port`);
           }
+          if (everyServer.length > 1) {
+            throw new UsageError(
+              `--nats-listen ${everyServer.join(' and ')}: one address for every server, or node=host:port per node`,
+            );
+          }
+          const perNode = listens.filter((value) => value.includes('='));
           const password = process.env['VOLBACK_PASSWORD'];
           const files = await initSecrets({
             dir,
             natsHosts: flags.natsHost ?? [],
             minioHosts: flags.minioHost ?? [],
-            ...(flags.natsListen ? { natsListen: flags.natsListen } : {}),
+            ...(everyServer[0] ? { natsListen: everyServer[0] } : {}),
+            ...(perNode.length ? { natsNodeListen: perNode } : {}),
+            ...(flags.natsCluster ? { natsCluster: flags.natsCluster } : {}),
+            ...(flags.natsClusterName ? { natsClusterName: flags.natsClusterName } : {}),
             ...(flags.natsStoreDir ? { natsStoreDir: flags.natsStoreDir } : {}),
             ...(flags.natsServerName ? { natsServerName: flags.natsServerName } : {}),
             ...(flags.natsSecretsPath ? { natsSecretsPath: flags.natsSecretsPath } : {}),
@@ -113,7 +141,8 @@ export function registerInitCommands(program: Command, run: InitRunner): void {
           });
           write(`wrote ${files.length} files into ${dir}:`);
           for (const file of files) write(`  ${file}`);
-          write(`start NATS with: nats-server -c ${secretPaths(dir).natsConfig}`);
+          for (const config of files.filter((file) => file.endsWith('.conf')))
+            write(`start NATS with: nats-server -c ${config}`);
           write('add a Docker host with: volback init agent <name>');
         }),
     );

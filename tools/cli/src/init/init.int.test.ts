@@ -119,3 +119,98 @@ describe('volback init', () => {
     expect(config).not.toContain('pid_file');
   });
 });
+
+describe('volback init --nats-cluster', () => {
+  const dir = join(root, 'cluster');
+  const nodes = 'nats1=nats1.example:6222,nats2=nats2.example:6222,nats3=10.0.0.3:7222';
+
+  it('refuses node lists it cannot write, writing nothing', async () => {
+    for (const [args, said] of [
+      [['--nats-cluster', 'nats1=nats1.example:6222'], 'at least 2'],
+      [['--nats-cluster', 'nats1=nats1.example,nats2=nats2.example'], 'is not NAME=HOST:PORT'],
+      [['--nats-cluster', 'nats1=a.example:6222,nats1=b.example:6222'], 'names node nats1 twice'],
+      [['--nats-cluster', 'n/1=a.example:6222,n2=b.example:6222'], 'node name "n/1"'],
+      [['--nats-cluster', 'n1=a b:6222,n2=b.example:6222'], 'is not NAME=HOST:PORT'],
+      [['--nats-cluster', 'n1=a.example:6222,n2=a.example:6222'], 'to two nodes'],
+      [['--nats-cluster', nodes, '--nats-listen', 'nats9=127.0.0.1:4222'], 'no node nats9'],
+      [['--nats-cluster', nodes, '--nats-listen', 'nats1=0.0.0.0:6222'], 'on the same port 6222'],
+      [['--nats-cluster', nodes, '--nats-server-name', 'x'], '--nats-server-name is for one server'],
+      [['--nats-cluster-name', 'c'], 'need --nats-cluster'],
+    ] as const) {
+      const refused = await volback(['init', '--dir', dir, ...args]);
+      expect(refused.code, refused.output).toBe(1);
+      expect(refused.output).toContain(said);
+    }
+    const twice = await volback([
+      'init',
+      '--dir',
+      dir,
+      '--nats-listen',
+      '127.0.0.1:1',
+      '--nats-listen',
+      '127.0.0.1:2',
+    ]);
+    expect(twice.code, twice.output).toBe(2);
+    expect(readdirSync(root)).not.toContain('cluster');
+  });
+
+  it('writes one configuration and certificate per node, for its own names, dialling the others', async () => {
+    const done = await volback([
+      'init',
+      '--dir',
+      dir,
+      '--nats-cluster',
+      nodes,
+      '--nats-host',
+      'nats.example',
+      '--nats-listen',
+      'nats3=10.0.0.3:4223',
+    ]);
+    expect(done.code, done.output).toBe(0);
+    for (const node of ['nats1', 'nats2', 'nats3'])
+      expect(done.output).toContain(`nats-server -c ${join(dir, `nats/nats-server-${node}.conf`)}`);
+    const files = snapshot(dir);
+    expect(Object.keys(files)).not.toContain(join(dir, 'nats/nats-server.conf'));
+    expect(Object.keys(files)).not.toContain(join(dir, 'tls/nats.crt'));
+    const ca = new X509Certificate(files[join(dir, 'ca/ca.crt')]!);
+    const cert = (node: string) => new X509Certificate(files[join(dir, `tls/nats-${node}.crt`)]!);
+    for (const node of ['nats1', 'nats2', 'nats3']) {
+      expect(cert(node).verify(ca.publicKey)).toBe(true);
+      expect(cert(node).checkHost('nats.example')).toBe('nats.example');
+      expect(cert(node).checkHost('localhost')).toBe('localhost');
+      // Server and client: a node proves itself to the peers it dials (mutual TLS).
+      expect(cert(node).keyUsage).toEqual(expect.arrayContaining(['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2']));
+    }
+    expect(cert('nats1').checkHost('nats1.example')).toBe('nats1.example');
+    expect(cert('nats1').checkHost('nats2.example')).toBeUndefined();
+    expect(cert('nats3').checkIP('10.0.0.3')).toBe('10.0.0.3');
+
+    const config = files[join(dir, 'nats/nats-server-nats3.conf')]!;
+    expect(config).toContain('server_name: "nats3"');
+    expect(config).toContain('listen: "10.0.0.3:4223"');
+    expect(config).toMatch(
+      /cluster \{\n {2}name: "volback"\n {2}listen: "10\.0\.0\.3:7222"\n {2}advertise: "10\.0\.0\.3:7222"/,
+    );
+    expect(config).toContain('"nats-route://nats1.example:6222"');
+    expect(config).toContain('"nats-route://nats2.example:6222"');
+    expect(config).not.toContain('nats-route://10.0.0.3');
+    expect(config).toContain(`ca_file: "${join(dir, 'ca/ca.crt')}"`);
+    expect(config).toContain(`pid_file: "${join(dir, 'nats/nats-server-nats3.pid')}"`);
+    expect(files[join(dir, 'nats/nats-server-nats1.conf')]).toContain('listen: "0.0.0.0:4222"');
+    expect(files[join(dir, 'nats/nats-server-nats1.conf')]).toContain('listen: "0.0.0.0:6222"');
+  });
+
+  it('rewrites every node for a new agent, and --force back to one server leaves no node behind', async () => {
+    const added = await volback(['init', 'agent', 'box', '--host-id', 'h-1', '--dir', dir]);
+    expect(added.code, added.output).toBe(0);
+    for (const node of ['nats1', 'nats2', 'nats3']) {
+      expect(readFileSync(join(dir, `nats/nats-server-${node}.conf`), 'utf8')).toContain('# agent-h-1');
+      expect(added.output).toContain(join(dir, `nats/nats-server-${node}.conf`));
+    }
+    expect(added.output).toContain('nats-server --signal reload');
+    const single = await volback(['init', '--dir', dir, '--force']);
+    expect(single.code, single.output).toBe(0);
+    expect(readdirSync(join(dir, 'nats')).sort()).toEqual(['nats-server.conf', 'settings.json']);
+    expect(readdirSync(join(dir, 'tls')).sort()).toEqual(['minio.crt', 'minio.key', 'nats.crt', 'nats.key']);
+  });
+});

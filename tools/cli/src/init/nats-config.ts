@@ -1,5 +1,7 @@
 // The NATS server configuration `volback init` writes: TLS, JetStream, 16 MiB messages, and one
-// nkey user per identity with its permissions from @volback/contracts (the single source).
+// nkey user per identity with its permissions from @volback/contracts (the single source); for a
+// node of a cluster also its routes, over TLS both ways (mutual: each end shows a certificate of
+// the set-up's CA).
 import { identityName, permissionsFor, type Identity, type NatsPermissions } from '@volback/contracts';
 
 /** The largest message: restic chunks reach 8 MiB (libs/messaging/README.md, "Large messages"). */
@@ -21,6 +23,21 @@ export interface NatsServerSettings {
   readonly storeDir: string;
   /** Where the server writes its pid, for `volback init` to reload it. */
   readonly pidFile?: string;
+  /** This server is a node of a cluster. */
+  readonly cluster?: NatsClusterSettings;
+}
+
+/** A cluster node's routes: where it listens for the others and whom it dials. */
+export interface NatsClusterSettings {
+  readonly name: string;
+  /** `host:port` this node listens on for routes. */
+  readonly listen: string;
+  /** `host:port` the other nodes reach this one at (gossiped to them; in its certificate). */
+  readonly advertise: string;
+  /** `host:port` of every other node. */
+  readonly routes: readonly string[];
+  /** The set-up's CA: a route peer must show a certificate it signed. */
+  readonly caFile: string;
 }
 
 const q = (value: string): string => JSON.stringify(value);
@@ -50,6 +67,28 @@ function permissionsBlock(permissions: NatsPermissions, indent: string): string 
   ].join('\n');
 }
 
+function clusterBlock(settings: NatsServerSettings, cluster: NatsClusterSettings): string[] {
+  return [
+    'cluster {',
+    `  name: ${q(cluster.name)}`,
+    `  listen: ${q(cluster.listen)}`,
+    `  advertise: ${q(cluster.advertise)}`,
+    `  routes: ${list(
+      cluster.routes.map((route) => `nats-route://${route}`),
+      '  ',
+    )}`,
+    '  # Mutual TLS: this node and every peer it routes with show a certificate of the CA.',
+    '  tls {',
+    `    cert_file: ${q(settings.certFile)}`,
+    `    key_file: ${q(settings.keyFile)}`,
+    `    ca_file: ${q(cluster.caFile)}`,
+    '    verify: true',
+    '    timeout: 5',
+    '  }',
+    '}',
+  ];
+}
+
 /** The whole server configuration, include-free and reloadable (SIGHUP). */
 export function renderNatsConfig(settings: NatsServerSettings, users: readonly NatsUser[]): string {
   const userBlocks = users.map((user) => {
@@ -77,6 +116,7 @@ export function renderNatsConfig(settings: NatsServerSettings, users: readonly N
     'jetstream {',
     `  store_dir: ${q(settings.storeDir)}`,
     '}',
+    ...(settings.cluster ? clusterBlock(settings, settings.cluster) : []),
     'authorization {',
     '  users: [',
     ...userBlocks,

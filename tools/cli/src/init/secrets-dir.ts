@@ -1,6 +1,7 @@
 // The directory of a deployment's secrets (SECURITY-PLAN §5): what `volback init` writes, and the
 // later changes to it (a host added, a subscriber, a rotated or revoked agent), each ending in a
-// rewrite of the NATS server configuration and, when the server's pid is known, a reload.
+// rewrite of the NATS server configuration (one per node of a cluster) and, when a server's pid is
+// known, a reload.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -14,6 +15,16 @@ import {
   type Identity,
 } from '@volback/contracts';
 import { checkServerName, createCertificateAuthority, createServerCertificate } from './certificates.ts';
+import {
+  DEFAULT_NATS_LISTEN,
+  hostPort,
+  NatsClusterError,
+  nodeNames,
+  parseNatsCluster,
+  routeListen,
+  type NatsCluster,
+  type NatsNode,
+} from './nats-cluster.ts';
 import { renderNatsConfig, type NatsUser } from './nats-config.ts';
 
 /** A set-up that cannot be done as asked; nothing was changed. */
@@ -36,6 +47,7 @@ export function secretPaths(dir: string) {
     minioKey: join(dir, 'tls/minio.key'),
     natsConfig: join(dir, 'nats/nats-server.conf'),
     natsSettings: join(dir, 'nats/settings.json'),
+    natsDir: join(dir, 'nats'),
     natsPidFile: join(dir, 'nats/nats-server.pid'),
     identities: join(dir, 'identities'),
     repositoryPassword: join(dir, 'repository-password'),
@@ -46,13 +58,27 @@ export function secretPaths(dir: string) {
   };
 }
 
+/** The files of one node of a NATS cluster. */
+export function natsNodePaths(dir: string, node: string) {
+  return {
+    config: join(dir, `nats/nats-server-${node}.conf`),
+    cert: join(dir, `tls/nats-${node}.crt`),
+    key: join(dir, `tls/nats-${node}.key`),
+    pidFile: join(dir, `nats/nats-server-${node}.pid`),
+  };
+}
+
 /** Where the NATS server listens and keeps its store (kept in `nats/settings.json`). */
 interface NatsSettings {
+  /** The single server's name (a cluster's nodes have theirs). */
   readonly serverName: string;
   readonly listen: string;
+  /** The store; each node of a cluster keeps its own below it (`<storeDir>/<node>`). */
   readonly storeDir: string;
   /** Where the server sees this directory (a container's mount); absent: where it is. */
   readonly secretsPath?: string;
+  /** Present for a cluster: its nodes replace the single server. */
+  readonly cluster?: NatsCluster;
 }
 
 /** The agent identity file `agent-<hostId>.json`. */
@@ -68,6 +94,15 @@ export interface InitOptions {
   readonly minioHosts?: readonly string[];
   /** Client address of NATS (default `0.0.0.0:4222`: TLS and nkeys guard it). */
   readonly natsListen?: string;
+  /**
+   * A cluster instead of one server: `NAME=HOST:PORT` per node (comma-separated or several), the
+   * route address the other nodes dial. `natsNodeListen` then takes `NAME=HOST:PORT` for a node's
+   * client address (else `natsListen` for each).
+   */
+  readonly natsCluster?: readonly string[];
+  readonly natsNodeListen?: readonly string[];
+  /** The cluster's name (default `volback`). */
+  readonly natsClusterName?: string;
   /** JetStream store (default `<dir>/nats/jetstream`, beside the config). */
   readonly natsStoreDir?: string;
   /** The server's name (default `volback-nats`); JetStream keeps it in its store. */
@@ -105,7 +140,12 @@ function seedFile(dir: string, identity: Identity): string {
 /** True when `dir` already holds a set-up. */
 export function hasSetUp(dir: string): boolean {
   const paths = secretPaths(dir);
-  return existsSync(paths.natsConfig) || existsSync(paths.caKey) || existsSync(paths.identities);
+  return (
+    existsSync(paths.natsConfig) ||
+    existsSync(paths.natsSettings) ||
+    existsSync(paths.caKey) ||
+    existsSync(paths.identities)
+  );
 }
 
 /**
@@ -122,6 +162,25 @@ export async function initSecrets(options: InitOptions): Promise<string[]> {
       throw new InitError((error as Error).message);
     }
   }
+  let cluster: NatsCluster | undefined;
+  if (options.natsCluster?.length) {
+    if (options.natsServerName !== undefined)
+      throw new InitError(
+        'a cluster names its nodes in --nats-cluster: --nats-server-name is for one server',
+      );
+    try {
+      cluster = parseNatsCluster(
+        options.natsCluster,
+        [...(options.natsListen ? [options.natsListen] : []), ...(options.natsNodeListen ?? [])],
+        options.natsClusterName,
+      );
+    } catch (error) {
+      if (error instanceof NatsClusterError) throw new InitError(error.message, { cause: error });
+      throw error;
+    }
+  } else if (options.natsNodeListen?.length || options.natsClusterName !== undefined) {
+    throw new InitError('--nats-cluster-name and NAME=HOST:PORT in --nats-listen need --nats-cluster');
+  }
   if (options.password !== undefined && options.password.trim() === '') {
     throw new InitError('VOLBACK_PASSWORD is set but empty');
   }
@@ -135,20 +194,43 @@ export async function initSecrets(options: InitOptions): Promise<string[]> {
   // could be read. `--force` keeps it unless VOLBACK_PASSWORD names another.
   const kept = existsSync(paths.repositoryPassword) ? await readText(paths.repositoryPassword) : '';
   const password = options.password ?? (kept || randomSecret());
-  if (options.force) await rm(paths.identities, { recursive: true, force: true });
+  if (options.force) {
+    await rm(paths.identities, { recursive: true, force: true });
+    // A cluster's node files, or the single server's, that the new set-up would not rewrite.
+    for (const folder of [paths.natsDir, dirname(paths.natsCert)]) {
+      for (const entry of existsSync(folder) ? await readdir(folder) : []) {
+        if (/^nats(-server)?(-[^.]+)?\.(conf|crt|key)$/.test(entry)) await rm(join(folder, entry));
+      }
+    }
+  }
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await chmod(dir, 0o700);
 
   const ca = await createCertificateAuthority();
-  const nats = await createServerCertificate(ca, 'volback-nats', options.natsHosts ?? []);
+  const natsCertificates: [string, string][] = [];
+  if (cluster) {
+    for (const node of cluster.nodes) {
+      // Each node's certificate proves it to clients and, both ways, to the nodes it routes with.
+      const pair = await createServerCertificate(
+        ca,
+        node.name,
+        [...nodeNames(node), ...(options.natsHosts ?? [])],
+        { clientAuth: true },
+      );
+      const nodePaths = natsNodePaths(dir, node.name);
+      natsCertificates.push([nodePaths.cert, pair.cert], [nodePaths.key, pair.key]);
+    }
+  } else {
+    const pair = await createServerCertificate(ca, 'volback-nats', options.natsHosts ?? []);
+    natsCertificates.push([paths.natsCert, pair.cert], [paths.natsKey, pair.key]);
+  }
   const minio = await createServerCertificate(ca, 'volback-minio', options.minioHosts ?? []);
   const admin = randomSecret();
   const read = randomSecret();
   const files: [string, string][] = [
     [paths.caCert, ca.cert],
     [paths.caKey, ca.key],
-    [paths.natsCert, nats.cert],
-    [paths.natsKey, nats.key],
+    ...natsCertificates,
     [paths.minioCert, minio.cert],
     [paths.minioKey, minio.key],
     [paths.repositoryPassword, `${password}\n`],
@@ -172,9 +254,10 @@ export async function initSecrets(options: InitOptions): Promise<string[]> {
       paths.natsSettings,
       `${JSON.stringify({
         serverName: options.natsServerName ?? 'volback-nats',
-        listen: options.natsListen ?? '0.0.0.0:4222',
+        listen: options.natsListen ?? DEFAULT_NATS_LISTEN,
         storeDir: resolve(options.natsStoreDir ?? join(dir, 'nats/jetstream')),
         ...(options.natsSecretsPath ? { secretsPath: options.natsSecretsPath } : {}),
+        ...(cluster ? { cluster } : {}),
       } satisfies NatsSettings)}\n`,
     ],
   ];
@@ -185,8 +268,7 @@ export async function initSecrets(options: InitOptions): Promise<string[]> {
     files.push([seedFile(dir, identity), `${newSeed()}\n`]);
   }
   for (const [file, content] of files) await writeSecret(file, content);
-  await writeNatsConfig(dir);
-  return [...files.map(([file]) => file), paths.natsConfig];
+  return [...files.map(([file]) => file), ...(await writeNatsConfig(dir))];
 }
 
 async function readText(file: string): Promise<string> {
@@ -226,26 +308,58 @@ async function natsUsers(dir: string): Promise<NatsUser[]> {
   return users;
 }
 
-/** Rewrites `nats/nats-server.conf` from the identities in the directory (atomically). */
-export async function writeNatsConfig(dir: string): Promise<string> {
+/** Rewrites the NATS configuration (one per node of a cluster) from the identities, atomically. */
+export async function writeNatsConfig(dir: string): Promise<string[]> {
   const paths = secretPaths(dir);
   const settings = JSON.parse(await readText(paths.natsSettings)) as NatsSettings;
-  const seen = secretPaths(settings.secretsPath ?? resolve(dir));
-  const config = renderNatsConfig(
-    {
-      serverName: settings.serverName,
-      listen: settings.listen,
-      storeDir: settings.storeDir,
-      certFile: seen.natsCert,
-      keyFile: seen.natsKey,
-      // In a container (secrets mounted, maybe read-only) the pid would be of another namespace
-      // anyway: reload with `docker compose kill -s HUP nats`.
-      ...(settings.secretsPath ? {} : { pidFile: seen.natsPidFile }),
-    },
-    await natsUsers(dir),
-  );
-  await writeSecret(paths.natsConfig, config);
-  return paths.natsConfig;
+  const seenDir = settings.secretsPath ?? resolve(dir);
+  // In a container (secrets mounted, maybe read-only) the pid would be of another namespace
+  // anyway: reload with `docker compose kill -s HUP nats`.
+  const pidFile = (file: string) => (settings.secretsPath ? {} : { pidFile: file });
+  const users = await natsUsers(dir);
+  if (!settings.cluster) {
+    const seen = secretPaths(seenDir);
+    const config = renderNatsConfig(
+      {
+        serverName: settings.serverName,
+        listen: settings.listen,
+        storeDir: settings.storeDir,
+        certFile: seen.natsCert,
+        keyFile: seen.natsKey,
+        ...pidFile(seen.natsPidFile),
+      },
+      users,
+    );
+    await writeSecret(paths.natsConfig, config);
+    return [paths.natsConfig];
+  }
+  const { name, nodes } = settings.cluster;
+  const written: string[] = [];
+  for (const node of nodes) {
+    const seen = natsNodePaths(seenDir, node.name);
+    const config = renderNatsConfig(
+      {
+        serverName: node.name,
+        listen: node.listen,
+        storeDir: join(settings.storeDir, node.name),
+        certFile: seen.cert,
+        keyFile: seen.key,
+        ...pidFile(seen.pidFile),
+        cluster: {
+          name,
+          listen: routeListen(node),
+          advertise: hostPort(node.host, node.routePort),
+          routes: nodes.filter((n) => n !== node).map((n) => hostPort(n.host, n.routePort)),
+          caFile: secretPaths(seenDir).caCert,
+        },
+      },
+      users,
+    );
+    const file = natsNodePaths(dir, node.name).config;
+    await writeSecret(file, config);
+    written.push(file);
+  }
+  return written;
 }
 
 async function isNatsServer(pid: number): Promise<boolean> {
@@ -257,33 +371,61 @@ async function isNatsServer(pid: number): Promise<boolean> {
   }
 }
 
-/** What a reload did: `reloaded` with the pid, or `manual` with how to do it. */
-export type ReloadOutcome = { kind: 'reloaded'; pid: number } | { kind: 'manual'; how: string };
+/** What a reload did: the servers signalled, and how to reload those it could not. */
+export interface ReloadOutcome {
+  /** `node`: the cluster node (absent for the single server or a pid given). */
+  readonly reloaded: readonly { readonly node?: string; readonly pid: number }[];
+  /** How to reload the servers that run nowhere this command could see; absent when none. */
+  readonly how?: string;
+}
+
+/** The servers of the set-up: each one's configuration and pid file (and node name in a cluster). */
+async function natsServers(dir: string): Promise<{ node?: string; config: string; pidFile: string }[]> {
+  const paths = secretPaths(dir);
+  const settings = JSON.parse(await readText(paths.natsSettings)) as NatsSettings;
+  if (!settings.cluster) return [{ config: paths.natsConfig, pidFile: paths.natsPidFile }];
+  return settings.cluster.nodes.map((node: NatsNode) => {
+    const nodePaths = natsNodePaths(dir, node.name);
+    return { node: node.name, config: nodePaths.config, pidFile: nodePaths.pidFile };
+  });
+}
 
 /**
- * Tells the NATS server to reload its configuration (SIGHUP): the pid given, else the one in
- * `nats/nats-server.pid` when that process runs. Otherwise says how.
+ * Tells NATS to reload its configuration (SIGHUP): the pids given, else every server of the set-up
+ * whose pid file names a running nats-server (each node of a cluster). Says how for the others.
  */
-export async function reloadNats(dir: string, pid?: number): Promise<ReloadOutcome> {
-  const pidFile = secretPaths(dir).natsPidFile;
-  let target = pid;
-  if (target === undefined && existsSync(pidFile)) {
-    const parsed = Number((await readFile(pidFile, 'utf8')).trim());
-    // A pid file a stopped server left behind may name another process by now.
-    if (Number.isInteger(parsed) && parsed > 0 && (await isNatsServer(parsed))) target = parsed;
-  }
-  if (target !== undefined) {
-    try {
-      process.kill(target, 'SIGHUP');
-      return { kind: 'reloaded', pid: target };
-    } catch (error) {
-      if (pid !== undefined)
+export async function reloadNats(dir: string, pids: readonly number[] = []): Promise<ReloadOutcome> {
+  if (pids.length) {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGHUP');
+      } catch (error) {
         throw new InitError(`cannot signal NATS (pid ${pid}): ${(error as Error).message}`);
+      }
+    }
+    return { reloaded: pids.map((pid) => ({ pid })) };
+  }
+  const reloaded: { node?: string; pid: number }[] = [];
+  const missed: string[] = [];
+  for (const { node, config, pidFile } of await natsServers(dir)) {
+    let target: number | undefined;
+    if (existsSync(pidFile)) {
+      const parsed = Number((await readFile(pidFile, 'utf8')).trim());
+      // A pid file a stopped server left behind may name another process by now.
+      if (Number.isInteger(parsed) && parsed > 0 && (await isNatsServer(parsed))) target = parsed;
+    }
+    try {
+      if (target === undefined) throw new Error('not running here');
+      process.kill(target, 'SIGHUP');
+      reloaded.push({ ...(node ? { node } : {}), pid: target });
+    } catch {
+      missed.push(config);
     }
   }
+  if (!missed.length) return { reloaded };
   return {
-    kind: 'manual',
-    how: `reload NATS with the new ${secretPaths(dir).natsConfig}: \`nats-server --signal reload\`, or SIGHUP to its pid (docker compose kill -s HUP nats)`,
+    reloaded,
+    how: `reload NATS with the new ${missed.join(', ')}: \`nats-server --signal reload[=<pid>]\`, or SIGHUP to its pid (docker compose kill -s HUP nats)`,
   };
 }
 
