@@ -505,7 +505,8 @@ export class GatewayRepository {
     }
     const snapshotId = await repo.saveSnapshot(snapshot);
     this.#snapshots?.names.add(snapshotId);
-    this.#snapshots?.list.push({ id: snapshotId, snapshot });
+    // With its time read, as every listed snapshot (`latest` ranks by it).
+    this.#snapshots?.list.push(...storedSnapshots([{ id: snapshotId, snapshot }]));
     await this.endSession(sessionId);
     this.#log.info(
       { sessionId, snapshotId, hostname: snapshot.hostname, paths: snapshot.paths },
