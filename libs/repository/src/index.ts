@@ -20,14 +20,9 @@ export {
   type TreeNode,
 } from './format/tree.ts';
 export type { BlobType, PackedBlob } from './format/pack.ts';
-export {
-  Repository,
-  STALE_LOCK_MS,
-  type RepositoryOptions,
-  type RepositoryLock,
-  type SavedBlob,
-  type SaveBlobOptions,
-} from './repository.ts';
+export { Repository, type RepositoryOptions, type SavedBlob, type SaveBlobOptions } from './repository.ts';
+export { STALE_LOCK_MS, type RepositoryLock } from './locks.ts';
+export type { KeyInfo } from './keys.ts';
 export {
   backup,
   snapshotDirectory,

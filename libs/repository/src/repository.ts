@@ -1,13 +1,13 @@
-import { availableParallelism, hostname } from 'node:os';
-import { currentUsername } from './os-user.ts';
+import { availableParallelism } from 'node:os';
 import type { Backend, FileHandle } from './backend/backend.ts';
 import { randomKey, decrypt, encrypt, type CryptoKey } from './crypto/crypto.ts';
 import { plainLength, SealPool, type SealedPart } from './crypto/seal-pool.ts';
 import { RepositoryError, RepositoryErrorCode } from './errors.ts';
 import { decodeConfig, encodeConfig, type RepoConfig } from './format/config.ts';
-import { formatGoTime, isId, parseGoTime, randomId, sha256Hex } from './format/ids.ts';
+import { isId, parseGoTime, randomId, sha256Hex } from './format/ids.ts';
 import { BlobIndex, indexFileFor, parseIndexFile, type IndexEntry } from './format/index-file.ts';
-import { createKeyFile, openKeyFile, parseKeyFile } from './format/key-file.ts';
+import { listKeys, removeKey, saveKey, unlockWithPassword, type KeyInfo } from './keys.ts';
+import { isStaleLock, removeStaleLocks, takeLock, type LockFiles, type RepositoryLock } from './locks.ts';
 import {
   PACK_TAIL_GUESS,
   PackBuilder,
@@ -15,7 +15,7 @@ import {
   type BlobType,
   type PackedBlob,
 } from './format/pack.ts';
-import { lockSchema, parseSnapshot, type LockFile, type Snapshot } from './format/snapshot.ts';
+import { parseSnapshot, type LockFile, type Snapshot } from './format/snapshot.ts';
 import { decodeTree, encodeTree, type TreeNode } from './format/tree.ts';
 import { compressBlob, decompress } from './format/compression.ts';
 import { decodeUnpacked, encodeUnpacked } from './format/unpacked.ts';
@@ -101,13 +101,6 @@ function planRuns(index: BlobIndex, type: BlobType, ids: readonly string[]): Blo
   return runs;
 }
 
-/** How many key files `open` tries before giving up (restic: 20). */
-const MAX_KEYS_TRIED = 20;
-/** A lock older than this is stale (restic: 30 minutes). */
-export const STALE_LOCK_MS = 30 * 60_000;
-/** Locks are refreshed well before they turn stale (restic: every 5 minutes). */
-const LOCK_REFRESH_MS = 5 * 60_000;
-
 /** How {@link Repository.saveBlob} may treat the plaintext it is given. */
 export interface SaveBlobOptions {
   /**
@@ -130,13 +123,6 @@ export interface SavedBlob {
   readonly added: boolean;
   /** Bytes the blob takes in its pack (0 when deduplicated). */
   readonly storedLength: number;
-}
-
-/** A held repository lock; release it on every path. */
-export interface RepositoryLock {
-  readonly id: string;
-  readonly exclusive: boolean;
-  release(): Promise<void>;
 }
 
 /**
@@ -195,8 +181,7 @@ export class Repository {
       );
     await backend.create();
     const master = randomKey();
-    const keyFile = Buffer.from(JSON.stringify(await createKeyFile(password, master, options.kdf)), 'utf8');
-    await backend.save({ type: 'keys', name: sha256Hex(keyFile) }, keyFile);
+    await saveKey(backend, master, password, options.kdf);
     const config: RepoConfig = {
       version: options.version ?? 2,
       id: randomId(),
@@ -228,21 +213,10 @@ export class Repository {
       }
       throw error;
     }
-    let tried = 0;
-    for await (const { name } of backend.list('keys')) {
-      if (++tried > MAX_KEYS_TRIED) break;
-      try {
-        const master = await openKeyFile(parseKeyFile(await backend.load({ type: 'keys', name })), password);
-        return new Repository(backend, decodeConfig(master, rawConfig), master, options);
-      } catch (error) {
-        const code = (error as RepositoryError).code;
-        if (code === RepositoryErrorCode.Authentication || code === RepositoryErrorCode.Malformed) continue;
-        throw error;
-      }
-    }
-    throw new RepositoryError(
-      RepositoryErrorCode.WrongPassword,
-      `wrong password or no key found for ${backend.location}`,
+    return unlockWithPassword(
+      backend,
+      password,
+      (master) => new Repository(backend, decodeConfig(master, rawConfig), master, options),
     );
   }
 
@@ -251,31 +225,18 @@ export class Repository {
   }
 
   /** Adds a key file for another password; returns its id. */
-  async addKey(password: string): Promise<string> {
-    const bytes = Buffer.from(JSON.stringify(await createKeyFile(password, this.#key)), 'utf8');
-    const id = sha256Hex(bytes);
-    await this.backend.save({ type: 'keys', name: id }, bytes);
-    return id;
+  addKey(password: string): Promise<string> {
+    return saveKey(this.backend, this.#key, password);
   }
 
   /** Key files with their metadata. */
-  async listKeys(): Promise<Array<{ id: string; username?: string; hostname?: string; created?: string }>> {
-    const keys = [];
-    for await (const { name } of this.backend.list('keys')) {
-      const file = parseKeyFile(await this.backend.load({ type: 'keys', name }));
-      keys.push({ id: name, username: file.username, hostname: file.hostname, created: file.created });
-    }
-    return keys;
+  listKeys(): Promise<KeyInfo[]> {
+    return listKeys(this.backend);
   }
 
   /** Removes a key file; refuses to remove the last one. */
-  async removeKey(id: string): Promise<void> {
-    const keys = await this.listKeys();
-    if (!keys.some((k) => k.id === id))
-      throw new RepositoryError(RepositoryErrorCode.FileNotFound, `no key ${id}`);
-    if (keys.length === 1)
-      throw new RepositoryError(RepositoryErrorCode.Locked, 'refusing to remove the last key');
-    await this.backend.remove({ type: 'keys', name: id });
+  removeKey(id: string): Promise<void> {
+    return removeKey(this.backend, id);
   }
 
   // ---- files in the unpacked format ----
@@ -695,109 +656,26 @@ export class Repository {
 
   // ---- locks ----
 
-  async #locks(): Promise<Array<{ id: string; lock: LockFile | undefined }>> {
-    const out = [];
-    for await (const { name } of this.backend.list('locks')) {
-      try {
-        const parsed = lockSchema.safeParse(await this.#loadUnpacked({ type: 'locks', name }));
-        out.push({ id: name, lock: parsed.success ? parsed.data : undefined });
-      } catch (error) {
-        if ((error as RepositoryError).code === RepositoryErrorCode.FileNotFound) continue; // released meanwhile
-        out.push({ id: name, lock: undefined });
-      }
-    }
-    return out;
+  get #lockFiles(): LockFiles {
+    return {
+      backend: this.backend,
+      save: (lock) => this.#saveUnpacked('locks', lock),
+      load: (name) => this.#loadUnpacked({ type: 'locks', name }),
+    };
   }
 
   /** True when a lock no longer protects anything: too old, or its process is gone from this host. */
   static isStale(lock: LockFile, now = Date.now()): boolean {
-    const age = now - Number(parseGoTime(lock.time) / 1_000_000n);
-    if (age > STALE_LOCK_MS) return true;
-    if (lock.hostname !== hostname()) return false;
-    try {
-      process.kill(lock.pid, 0);
-      return false;
-    } catch (error) {
-      return (error as NodeJS.ErrnoException).code === 'ESRCH';
-    }
+    return isStaleLock(lock, now);
   }
 
-  #conflicts(
-    locks: Array<{ id: string; lock: LockFile | undefined }>,
-    exclusive: boolean,
-    own?: string,
-  ): string[] {
-    return locks
-      .filter(
-        ({ id, lock }) => id !== own && lock && !Repository.isStale(lock) && (exclusive || lock.exclusive),
-      )
-      .map(
-        ({ id, lock }) =>
-          `${lock!.exclusive ? 'exclusive' : 'shared'} lock ${id.slice(0, 8)} by ${lock!.username ?? '?'}@${lock!.hostname} pid ${lock!.pid}`,
-      );
-  }
-
-  /**
-   * Takes a lock as restic does: shared for backup, exclusive for prune. Checks, writes its lock
-   * file, checks again (two processes racing both back off), and refreshes it until released.
-   * Stale locks ({@link Repository.isStale}) neither block it nor survive it.
-   */
-  async lock(exclusive: boolean): Promise<RepositoryLock> {
-    const before = this.#conflicts(await this.#locks(), exclusive);
-    if (before.length)
-      throw new RepositoryError(RepositoryErrorCode.Locked, `repository is locked: ${before.join('; ')}`);
-    const write = () =>
-      this.#saveUnpacked('locks', {
-        time: formatGoTime(BigInt(Date.now()) * 1_000_000n),
-        exclusive,
-        hostname: hostname(),
-        username: currentUsername(),
-        pid: process.pid,
-        uid: process.getuid?.() ?? 0,
-        gid: process.getgid?.() ?? 0,
-      } satisfies LockFile);
-    let id = await write();
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const after = this.#conflicts(await this.#locks(), exclusive, id);
-    if (after.length) {
-      await this.backend.remove({ type: 'locks', name: id });
-      throw new RepositoryError(RepositoryErrorCode.Locked, `repository is locked: ${after.join('; ')}`);
-    }
-    const timer = setInterval(() => {
-      void write().then(
-        (fresh) => {
-          const old = id;
-          id = fresh;
-          return this.backend.remove({ type: 'locks', name: old });
-        },
-        () => undefined,
-      );
-    }, LOCK_REFRESH_MS);
-    timer.unref();
-    // Locks left by dead processes (a kill -9) do not stop us, but restic refuses to lock while
-    // they exist: tidy them up, as `restic unlock` would.
-    await this.removeStaleLocks().catch(() => undefined);
-    return {
-      get id() {
-        return id;
-      },
-      exclusive,
-      release: async () => {
-        clearInterval(timer);
-        await this.backend.remove({ type: 'locks', name: id });
-      },
-    };
+  /** Takes a shared or exclusive lock as restic does (see `locks.ts`). */
+  lock(exclusive: boolean): Promise<RepositoryLock> {
+    return takeLock(this.#lockFiles, exclusive);
   }
 
   /** Removes stale locks (restic unlock); returns how many. */
-  async removeStaleLocks(): Promise<number> {
-    let removed = 0;
-    for (const { id, lock } of await this.#locks()) {
-      if (lock && Repository.isStale(lock)) {
-        await this.backend.remove({ type: 'locks', name: id });
-        removed++;
-      }
-    }
-    return removed;
+  removeStaleLocks(): Promise<number> {
+    return removeStaleLocks(this.#lockFiles);
   }
 }
