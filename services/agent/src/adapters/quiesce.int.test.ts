@@ -6,7 +6,9 @@ import type Dockerode from 'dockerode';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { resolveConsistency, stopPlan, type ConsistencyPlan } from '../domain/consistency.ts';
 import { AgentErrorCode, HookFailedError } from '../errors.ts';
-import { HOOK_OUTPUT_LIMIT, QUIESCE_JOURNAL_DIR, Quiescer } from './quiesce.ts';
+import { HOOK_OUTPUT_LIMIT } from './hook-runner.ts';
+import { Quiescer } from './quiesce.ts';
+import { QUIESCE_JOURNAL_DIR } from './quiesce-journal.ts';
 
 let engine: DockerEngine;
 let docker: Dockerode;

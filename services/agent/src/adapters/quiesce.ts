@@ -1,29 +1,13 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
-import { Writable, type Duplex } from 'node:stream';
 import type Dockerode from 'dockerode';
 import type { ConsistencyPlan, ConsistencyStep, ContainerRef } from '../domain/consistency.ts';
-import { HOOK_STDERR_TAIL_LIMIT, HookFailedError, QuiesceError } from '../errors.ts';
+import { HookFailedError, QuiesceError } from '../errors.ts';
+import { engineMessage, statusOf } from './engine-errors.ts';
+import { HookRunner, type HookRun } from './hook-runner.ts';
+import { journalFileName, QuiesceJournals, type Journal, type JournalEntry } from './quiesce-journal.ts';
 
-/** Directory of the journals, under the agent's state dir. */
-export const QUIESCE_JOURNAL_DIR = 'quiesced';
-/** Most hook output kept (the end of it), stdout and stderr together. */
-export const HOOK_OUTPUT_LIMIT = 8 * 1024;
 /** Runs volback stopped that are remembered per container, and containers remembered. */
 const STOPPED_RUNS_PER_CONTAINER = 8;
 const STOPPED_RUNS_CONTAINERS = 1000;
-
-/** A hook that ran. */
-export interface HookRun {
-  readonly phase: 'pre' | 'post';
-  readonly container: string;
-  readonly command: string;
-  readonly exitCode: number;
-  /** Its stdout and stderr interleaved, the last {@link HOOK_OUTPUT_LIMIT} bytes at most. */
-  readonly output: string;
-  readonly durationMs: number;
-}
 
 /** A container that could not be resumed, or a post hook that failed. */
 export interface ResumeFailure {
@@ -89,21 +73,6 @@ export interface QuiescerOptions {
   readonly local?: boolean;
 }
 
-interface JournalEntry {
-  readonly id: string;
-  readonly name: string;
-  readonly action: 'stop' | 'pause';
-  /** The container's `State.StartedAt` when it was quiesced: recovery leaves a container that ran again since. */
-  readonly startedAt: string;
-  readonly at: string;
-}
-
-interface Journal {
-  readonly version: 1;
-  readonly workId: string;
-  readonly containers: JournalEntry[];
-}
-
 interface Held {
   readonly action: 'stop' | 'pause';
   readonly name: string;
@@ -119,94 +88,6 @@ interface Session {
   readonly hooked: { readonly step: Extract<ConsistencyStep, { kind: 'hooks' }>; readonly id: string }[];
 }
 
-function statusOf(error: unknown): number | undefined {
-  return (error as { statusCode?: number }).statusCode;
-}
-
-function engineMessage(error: unknown): string {
-  const json = (error as { json?: { message?: string } }).json;
-  return json?.message ?? (error as Error).message;
-}
-
-/** The journal file of a work id: its name as is when the file system allows, else a hash. */
-function journalFileName(workId: string): string {
-  const encoded = encodeURIComponent(workId);
-  return encoded.length <= 200 && !encoded.startsWith('.')
-    ? `${encoded}.json`
-    : `sha256-${createHash('sha256').update(workId).digest('hex')}.json`;
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Keeps the last `limit` bytes written to it. */
-class OutputTail extends Writable {
-  readonly #limit: number;
-  #chunks: Buffer[] = [];
-  #length = 0;
-  #dropped = 0;
-
-  constructor(limit: number) {
-    super();
-    this.#limit = limit;
-  }
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, done: () => void): void {
-    this.#chunks.push(chunk);
-    this.#length += chunk.length;
-    if (this.#length > 2 * this.#limit) {
-      const all = Buffer.concat(this.#chunks);
-      this.#dropped += all.length - this.#limit;
-      this.#chunks = [all.subarray(all.length - this.#limit)];
-      this.#length = this.#limit;
-    }
-    done();
-  }
-
-  text(): string {
-    const all = Buffer.concat(this.#chunks);
-    const cut = Math.max(0, all.length - this.#limit);
-    const dropped = this.#dropped + cut;
-    const tail = all.subarray(cut).toString('utf8');
-    return dropped > 0 ? `[${dropped} bytes cut]\n${tail}` : tail;
-  }
-
-  /** The last bytes, without a note of what was cut. */
-  tail(): string {
-    const all = Buffer.concat(this.#chunks);
-    return all.subarray(Math.max(0, all.length - this.#limit)).toString('utf8');
-  }
-}
-
-/** Pids of `pid` and its descendants, read from /proc (a local engine's processes). */
-async function processTree(pid: number): Promise<number[]> {
-  const children = new Map<number, number[]>();
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const tree: number[] = [];
-  const queue = [pid];
-  while (queue.length > 0) {
-    const next = queue.shift()!;
-    tree.push(next);
-    queue.push(...(children.get(next) ?? []));
-  }
-  return tree;
-}
-
 /**
  * Keeps volumes consistent during backups: runs pre hooks, stops or pauses the containers of a
  * {@link ConsistencyPlan}, and resumes them. Before it stops or pauses a container it records
@@ -216,8 +97,8 @@ async function processTree(pid: number): Promise<number[]> {
  */
 export class Quiescer {
   readonly #docker: Dockerode;
-  readonly #dir: string;
-  readonly #local: boolean;
+  readonly #journals: QuiesceJournals;
+  readonly #hooks: HookRunner;
   readonly #held = new Map<string, Held>();
   readonly #active = new Set<string>();
   /** Runs this agent stopped, by container id: their `State.StartedAt` (see {@link stoppedRuns}). */
@@ -225,8 +106,11 @@ export class Quiescer {
 
   constructor(docker: Dockerode, options: QuiescerOptions) {
     this.#docker = docker;
-    this.#dir = join(options.stateDir, QUIESCE_JOURNAL_DIR);
-    this.#local = options.local ?? Boolean((docker.modem as { socketPath?: unknown }).socketPath);
+    this.#journals = new QuiesceJournals(options.stateDir);
+    this.#hooks = new HookRunner(
+      docker,
+      options.local ?? Boolean((docker.modem as { socketPath?: unknown }).socketPath),
+    );
   }
 
   /** Whether a backup of this process holds the container stopped or paused now. */
@@ -328,7 +212,7 @@ export class Quiescer {
     if (info.State.Status !== 'running')
       throw failure(`could not run: the container is ${info.State.Status}`);
     for (const command of step.pre)
-      runs.push(await this.#runHook(info.Id, name, command, step.timeoutSeconds, 'pre'));
+      runs.push(await this.#hooks.run(info.Id, name, command, step.timeoutSeconds, 'pre'));
     session.hooked.push({ step, id: info.Id });
   }
 
@@ -357,7 +241,7 @@ export class Quiescer {
       held.holders.add(session.workId);
       session.held.push({ id: info.Id, name });
       session.journal.containers.push(entry(held.action));
-      await this.#writeJournal(session.journal);
+      await this.#journals.write(session.journal);
       quiesced.push(name);
       return;
     }
@@ -368,7 +252,7 @@ export class Quiescer {
     this.#held.set(info.Id, { action: step.kind, name, holders: new Set([session.workId]) });
     session.held.push({ id: info.Id, name });
     session.journal.containers.push(entry(step.kind));
-    await this.#writeJournal(session.journal);
+    await this.#journals.write(session.journal);
     const container = this.#docker.getContainer(info.Id);
     // Known before the engine reports the stop, so discovery never sees it unexplained.
     if (step.kind === 'stop') this.#recordStop(info.Id, info.State.StartedAt);
@@ -384,143 +268,6 @@ export class Quiescer {
       }
     }
     quiesced.push(name);
-  }
-
-  async #runHook(
-    containerId: string,
-    name: string,
-    command: string,
-    timeoutSeconds: number,
-    phase: 'pre' | 'post',
-  ): Promise<HookRun> {
-    const started = Date.now();
-    const output = new OutputTail(HOOK_OUTPUT_LIMIT);
-    // Only the end of stderr may reach the failure's message; stdout never does.
-    const stderr = new OutputTail(HOOK_STDERR_TAIL_LIMIT * 4);
-    const stderrSink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        output.write(chunk);
-        stderr.write(chunk);
-        done();
-      },
-    });
-    const fail = (why: string, extra: { exitCode?: number; timedOut?: boolean } = {}, cause?: unknown) =>
-      new HookFailedError(
-        { phase, container: name, command, output: output.text(), stderr: stderr.tail(), why, ...extra },
-        { cause },
-      );
-    let exec: Dockerode.Exec;
-    let stream: Duplex;
-    try {
-      exec = await this.#docker.getContainer(containerId).exec({
-        Cmd: ['sh', '-c', command],
-        AttachStdin: false,
-        AttachStdout: true,
-        AttachStderr: true,
-        Tty: false,
-      });
-      stream = (await exec.start({ hijack: true, stdin: false })) as Duplex;
-    } catch (error) {
-      throw fail(`could not run: ${engineMessage(error)}`, {}, error);
-    }
-    this.#docker.modem.demuxStream(stream, output, stderrSink);
-    let timer: NodeJS.Timeout | undefined;
-    const ended = new Promise<'ended'>((resolve) => {
-      stream.once('end', () => resolve('ended'));
-      stream.once('close', () => resolve('ended'));
-      stream.once('error', () => resolve('ended'));
-    });
-    const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), timeoutSeconds * 1000);
-    });
-    const outcome = await Promise.race([ended, timedOut]);
-    clearTimeout(timer);
-    if (outcome === 'timeout') {
-      const killed = await this.#kill(exec, containerId);
-      stream.destroy();
-      throw fail(
-        `did not finish within ${timeoutSeconds} s (${killed ? 'killed' : 'abandoned; it may still run in the container'})`,
-        { timedOut: true },
-      );
-    }
-    const exitCode = await this.#exitCode(exec);
-    if (exitCode !== 0) {
-      throw fail(exitCode === undefined ? 'ended without an exit status' : `exited with ${exitCode}`, {
-        ...(exitCode !== undefined ? { exitCode } : {}),
-      });
-    }
-    return {
-      phase,
-      container: name,
-      command,
-      exitCode,
-      output: output.text(),
-      durationMs: Date.now() - started,
-    };
-  }
-
-  /** The exit status once the engine has it (the stream may end a moment before). */
-  async #exitCode(exec: Dockerode.Exec): Promise<number | undefined> {
-    for (let attempt = 0; attempt < 50; attempt++) {
-      const info = await exec.inspect();
-      if (!info.Running) return info.ExitCode ?? undefined;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    return undefined;
-  }
-
-  /**
-   * Kills a hook that ran out of time, with its children, when the engine is local: the exec's
-   * pid is a host pid, checked to be in the container's cgroup before anything is killed.
-   */
-  async #kill(exec: Dockerode.Exec, containerId: string): Promise<boolean> {
-    if (!this.#local) return false;
-    try {
-      const pid = (await exec.inspect()).Pid;
-      if (!pid) return false;
-      const inContainer = async (p: number) =>
-        (await readFile(`/proc/${p}/cgroup`, 'utf8')).includes(containerId);
-      if (!(await inContainer(pid))) return false;
-      const tree = await processTree(pid);
-      let killed = false;
-      for (const p of tree) {
-        try {
-          if (await inContainer(p)) {
-            process.kill(p, 'SIGKILL');
-            killed = true;
-          }
-        } catch {
-          // exited meanwhile
-        }
-      }
-      return killed;
-    } catch {
-      return false;
-    }
-  }
-
-  async #writeJournal(journal: Journal): Promise<void> {
-    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
-    const file = join(this.#dir, journalFileName(journal.workId));
-    const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    const handle = await open(temp, 'wx', 0o600);
-    try {
-      await handle.writeFile(`${JSON.stringify(journal, null, 2)}\n`);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, file);
-    await syncDir(this.#dir);
-  }
-
-  async #deleteJournal(file: string): Promise<void> {
-    try {
-      await unlink(join(this.#dir, file));
-      await syncDir(this.#dir);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    }
   }
 
   async #resume(session: Session): Promise<ResumeReport> {
@@ -552,7 +299,7 @@ export class Quiescer {
       for (const command of step.post) {
         try {
           report.postHooks.push(
-            await this.#runHook(id, step.container.name, command, step.timeoutSeconds, 'post'),
+            await this.#hooks.run(id, step.container.name, command, step.timeoutSeconds, 'post'),
           );
         } catch (error) {
           const hook = error as HookFailedError;
@@ -563,8 +310,8 @@ export class Quiescer {
     }
     try {
       // Containers that could not be resumed stay in the journal, for the next start to retry.
-      if (failed.length > 0) await this.#writeJournal({ ...session.journal, containers: failed });
-      else await this.#deleteJournal(journalFileName(session.workId));
+      if (failed.length > 0) await this.#journals.write({ ...session.journal, containers: failed });
+      else await this.#journals.delete(journalFileName(session.workId));
     } catch (error) {
       report.errors.push({ container: '', message: `journal: ${(error as Error).message}` });
     }
@@ -594,44 +341,24 @@ export class Quiescer {
    */
   async recover(): Promise<RecoveryReport> {
     const report: RecoveryReport = { containers: [], errors: [] };
-    let files: string[];
-    try {
-      files = await readdir(this.#dir);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return report;
-      throw error;
-    }
-    for (const file of files.sort()) {
-      if (file.endsWith('.tmp')) await unlink(join(this.#dir, file)).catch(() => undefined);
-      else if (file.endsWith('.json')) await this.#recoverFile(file, report, false);
-    }
+    for (const file of await this.#journals.files()) await this.#recoverFile(file, report, false);
     return report;
   }
 
   /** Recovers one journal; one of a work in progress here is left alone unless `own`. */
   async #recoverFile(file: string, report: RecoveryReport, own: boolean): Promise<void> {
-    const path = join(this.#dir, file);
-    let journal: Journal;
+    let journal;
     try {
-      journal = JSON.parse(await readFile(path, 'utf8')) as Journal;
-      if (
-        typeof journal.workId !== 'string' ||
-        !Array.isArray(journal.containers) ||
-        !journal.containers.every(
-          (c) => typeof c.id === 'string' && (c.action === 'stop' || c.action === 'pause'),
-        )
-      ) {
-        throw new Error('not a quiesce journal');
-      }
+      journal = await this.#journals.read(file);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
       report.errors.push({
         file,
         message: `unreadable journal, renamed ${file}.corrupt: ${(error as Error).message}`,
       });
-      await rename(path, `${path}.corrupt`).catch(() => undefined);
+      await this.#journals.setAside(file);
       return;
     }
+    if (!journal) return;
     if (!own && this.#active.has(journal.workId)) return;
     const failed: JournalEntry[] = [];
     const seen = new Set<string>();
@@ -660,7 +387,7 @@ export class Quiescer {
         report.errors.push({ file, container: entry.name, message: engineMessage(error) });
       }
     }
-    if (failed.length > 0) await this.#writeJournal({ ...journal, containers: failed });
-    else await this.#deleteJournal(file);
+    if (failed.length > 0) await this.#journals.write({ ...journal, containers: failed });
+    else await this.#journals.delete(file);
   }
 }

@@ -13,6 +13,7 @@ import {
   VolumeNotFoundError,
 } from '../errors.ts';
 import { toObservedVolume } from './docker-engine.ts';
+import { engineMessage, statusOf } from './engine-errors.ts';
 import { rebaseTar } from './tar-rebase.ts';
 
 /** A volume as the engine reports it (`mountpoint` absent when its driver has none). */
@@ -80,15 +81,6 @@ export interface VolumeAccessOptions {
    * the same path exists here.
    */
   readonly local?: boolean;
-}
-
-function statusOf(error: unknown): number | undefined {
-  return (error as { statusCode?: number }).statusCode;
-}
-
-function engineMessage(error: unknown): string {
-  const json = (error as { json?: { message?: string } }).json;
-  return json?.message ?? (error as Error).message;
 }
 
 function abortReason(signal: AbortSignal): Error {
