@@ -68,7 +68,7 @@ COPY infra/local-stack/package.json infra/local-stack/
 COPY libs libs
 COPY services services
 COPY tools tools
-COPY scripts/build-web.sh scripts/
+COPY scripts/api-types.sh scripts/build-web.sh scripts/
 COPY package.json .npm-cach[e] /tmp/npm-cache/
 RUN set -eu; \
     if [ -d /tmp/npm-cache/_cacache ]; then offline=--offline; else offline=; fi; \

@@ -12,7 +12,8 @@ prettier --check --log-level warn .
 echo "== lint (eslint, nx module boundaries)"
 nx show projects >/dev/null # computes the project graph the boundaries rule reads
 eslint --max-warnings 0 .
-echo "== types (tsc)"
+echo "== types (API client types from OpenAPI, tsc)"
+sh scripts/api-types.sh
 tsc -p tsconfig.json
 echo "== contracts: committed JSON Schemas are current"
 node libs/contracts/src/bin/write-json-schemas.ts --check

@@ -5,6 +5,18 @@ import { createInterface } from 'node:readline/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Option, type Command } from 'commander';
+import type {
+  Backup,
+  EventEnvelope,
+  EventPage,
+  FoundPage,
+  Host,
+  Operation,
+  Policy,
+  Restore,
+  Snapshot,
+  Volume,
+} from './api.ts';
 import { flagOf, withCliNames } from './api-fields.ts';
 import { CatalogClient, CatalogRequestError, type Collected } from './catalog-client.ts';
 import { extractTar } from './extract-tar.ts';
@@ -82,71 +94,12 @@ export function catalogContext(command: Command): CatalogContext {
   };
 }
 
-interface Host {
-  hostId: string;
-  name: string;
-  status: string;
-  lastSeenAt: string | null;
-  volumes: number | null;
-  containers: number | null;
-}
-interface Volume {
-  hostId: string;
-  volumeName: string;
-  removedAt: string | null;
-  sizeBytes: number | null;
-  protection: {
-    status: string;
-    lastSuccessAt: string | null;
-    lastSnapshotId?: string | null;
-    lastBackup: { phase: string; at: string } | null;
-    nextDueAt: string | null;
-  };
-  usedBy: Array<{ containerName: string }>;
-}
-interface Snapshot {
-  snapshotId: string;
-  shortId: string;
-  hostId: string;
-  volumeName: string;
-  time: string;
-  partial: boolean;
-  /** `import`: known from the repository alone (re-imported), with no backup record. */
-  origin?: 'backup' | 'import';
-  /** Null for an imported snapshot that records no totals. */
-  stats: {
-    bytesRead: number;
-    bytesAdded: number;
-    filesNew: number;
-    filesChanged: number;
-    filesUnmodified: number;
-  } | null;
-}
-
 /** Files a snapshot holds, when its totals are known. */
 function snapshotFiles(s: Snapshot): number | undefined {
   return s.stats ? s.stats.filesNew + s.stats.filesChanged + s.stats.filesUnmodified : undefined;
 }
-interface Work {
-  phase: string;
-  error: { code: string; reason: string } | null;
-  [key: string]: unknown;
-}
-interface Operation {
-  operationId: string;
-  operation: 'forget' | 'prune' | 'check' | 'import';
-  status: 'Requested' | 'Succeeded' | 'Failed';
-  summary: Record<string, unknown>;
-  error: { code: string; reason: string } | null;
-}
-interface Policy {
-  policyId: string;
-  scope: { kind: string; hostId?: string; volumeName?: string };
-  origin: string;
-  policy: Record<string, unknown>;
-  definedBy: string | null;
-  definedAt: string;
-}
+/** A backup or a restore: what `--wait` follows to its final phase. */
+type Work = Backup | Restore;
 
 const enc = encodeURIComponent;
 /** A time for people, past or future: `2025-03-14 02:10:00Z` (seconds, UTC), `-` when there is none. */
@@ -230,12 +183,12 @@ function workExit(work: Work): number {
 /** How long work the catalog accepted may take to appear in it (the scheduler records a backup). */
 const WORK_RECORDED_WITHIN_MS = 30_000;
 
-async function waitForWork(
+async function waitForWork<K extends 'backups' | 'restores'>(
   ctx: CatalogContext,
-  kind: 'backups' | 'restores',
+  kind: K,
   id: string,
   view: ProgressView,
-): Promise<Work> {
+): Promise<K extends 'backups' ? Backup : Restore> {
   const controller = new AbortController();
   const final = (w: Work) => ['Completed', 'PartiallyFailed', 'Failed'].includes(w.phase);
   const stream = ctx.client
@@ -253,11 +206,13 @@ async function waitForWork(
   const recordedBy = Date.now() + WORK_RECORDED_WITHIN_MS;
   try {
     for (;;) {
-      const latest = await ctx.client.get<Work>(`/v1/${kind}/${enc(id)}`).catch((error: unknown) => {
-        if (error instanceof CatalogRequestError && error.status === 404 && Date.now() < recordedBy)
-          return null;
-        throw error;
-      });
+      const latest = await ctx.client
+        .get<K extends 'backups' ? Backup : Restore>(`/v1/${kind}/${enc(id)}`)
+        .catch((error: unknown) => {
+          if (error instanceof CatalogRequestError && error.status === 404 && Date.now() < recordedBy)
+            return null;
+          throw error;
+        });
       if (latest === null) {
         await new Promise((resolve) => setTimeout(resolve, 250));
         continue;
@@ -425,15 +380,8 @@ async function lsCommand(
   return EXIT.ok;
 }
 
-interface Found {
-  hostId: string;
-  volumeName: string;
-  path: string;
-  type: string;
-  size: number | null;
-  snapshotId: string;
-  snapshotTime: string;
-}
+/** A match of `find`, with the volume it is in. */
+type Found = FoundPage['items'][number] & { hostId: string; volumeName: string };
 
 /** Matches of `glob` in one volume, page after page, up to `limit`. */
 async function findInVolume(
@@ -448,11 +396,7 @@ async function findInVolume(
   let capped = false;
   do {
     const want = Math.min(5000, Math.max(1, limit - items.length));
-    const page: {
-      items: Array<Omit<Found, 'hostId' | 'volumeName'>>;
-      truncated: boolean;
-      nextCursor?: string | null;
-    } = await ctx.client.get(
+    const page: FoundPage = await ctx.client.get<FoundPage>(
       `/v1/hosts/${enc(volume.hostId)}/volumes/${enc(volume.volumeName)}/find?glob=${enc(glob)}&limit=${want}${snapshots ? `&snapshots=${enc(snapshots)}` : ''}${cursor ? `&cursor=${enc(cursor)}` : ''}`,
     );
     items.push(...page.items.map((i) => ({ ...i, hostId: volume.hostId, volumeName: volume.volumeName })));
@@ -525,11 +469,11 @@ async function backupCommand(
 
   const view = createProgressView(`backing up ${volume.volumeName}`, progressMode(ctx.json), total);
   const work = await waitForWork(ctx, 'backups', backupId, view);
-  const stats = work['stats'] as Snapshot['stats'] | null;
+  const stats = work.stats;
   ctx.out.result(work, () =>
     work.phase === 'Failed'
       ? `backup ${backupId} failed: ${work.error?.reason ?? ''} (${work.error?.code ?? ''})`
-      : `backup ${backupId} ${work.phase === 'Completed' ? 'completed' : 'partially failed'}: snapshot ${String(work['snapshotId']).slice(0, 8)}, ${bytes(stats?.bytesRead ?? 0)} read, ${bytes(stats?.bytesAdded ?? 0)} new`,
+      : `backup ${backupId} ${work.phase === 'Completed' ? 'completed' : 'partially failed'}: snapshot ${String(work.snapshotId).slice(0, 8)}, ${bytes(stats?.bytesRead ?? 0)} read, ${bytes(stats?.bytesAdded ?? 0)} new`,
   );
   return workExit(work);
 }
@@ -548,12 +492,8 @@ interface RestoreOptions {
   yes?: boolean;
 }
 
-interface RestorePlanEntries {
-  count: number;
-  bytes: number;
-  paths: string[];
-}
-type RestorePlan = Record<'written' | 'replaced' | 'leftAlone', RestorePlanEntries>;
+/** What a dry run found it would do. */
+type RestorePlan = NonNullable<Restore['plan']>;
 
 /** A dry run's plan: one line of counts, then each listed path with what would happen to it. */
 function planText(restoreId: string, into: string, plan: RestorePlan): string {
@@ -668,9 +608,9 @@ async function restoreCommand(ctx: CatalogContext, snapshotId: string, o: Restor
   ctx.out.result(work, () =>
     work.phase !== 'Completed'
       ? `restore ${restoreId} failed: ${work.error?.reason ?? ''} (${work.error?.code ?? ''})`
-      : work['plan']
-        ? planText(restoreId, into, work['plan'] as RestorePlan)
-        : `restore ${restoreId} completed: ${String(work['files'])} files, ${bytes(Number(work['bytes'] ?? 0))} into ${into}`,
+      : work.plan
+        ? planText(restoreId, into, work.plan)
+        : `restore ${restoreId} completed: ${String(work.files)} files, ${bytes(Number(work.bytes ?? 0))} into ${into}`,
   );
   return workExit(work);
 }
@@ -876,14 +816,6 @@ async function policiesSetCommand(
   return reportPolicyOutcome(ctx, id, 'defined', result);
 }
 
-interface EventEnvelope {
-  id: string;
-  type: string;
-  time: string;
-  subject: string;
-  data: unknown;
-}
-
 /** `1h`, `30m`, `2d` or a time → the moment it names. */
 export function sinceOf(raw: string, now = new Date()): Date {
   const rel = /^(\d+)([smhd])$/.exec(raw);
@@ -924,9 +856,7 @@ async function eventsCommand(
     const query = new URLSearchParams(filter);
     query.set('since', since.toISOString());
     query.set('limit', String(limit));
-    return ctx.client.get<{ items: Array<{ event: EventEnvelope }>; matched: number; truncated: boolean }>(
-      `/v1/events?${query}`,
-    );
+    return ctx.client.get<EventPage>(`/v1/events?${query}`);
   };
   const limit = Number(o.limit ?? 100);
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UsageError('--limit: 1 to 1000');
