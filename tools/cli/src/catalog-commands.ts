@@ -1,98 +1,34 @@
 // The commands that talk to the catalog over HTTP, one function each, registered on the program
 // by registerCatalogCommands. Each returns its exit code; errors are mapped in cli.ts.
-import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Option, type Command } from 'commander';
-import type {
-  Backup,
-  EventEnvelope,
-  EventPage,
-  FoundPage,
-  Host,
-  Operation,
-  Policy,
-  Restore,
-  Snapshot,
-  Volume,
-} from './api.ts';
-import { flagOf, withCliNames } from './api-fields.ts';
-import { CatalogClient, CatalogRequestError, type Collected } from './catalog-client.ts';
+import type { Backup, FoundPage, Host, Operation, Restore, Snapshot, Volume } from './api.ts';
+import { CatalogRequestError, type Collected } from './catalog-client.ts';
+import { EXIT, type CatalogContext } from './catalog-context.ts';
+import {
+  displayTime,
+  enc,
+  hostLabel,
+  hostNames,
+  listLimit,
+  listOptions,
+  noteTruncated,
+  resolveVolume,
+  retentionOf,
+} from './catalog-lookups.ts';
+import { eventsCommand } from './event-commands.ts';
 import { extractTar } from './extract-tar.ts';
-import { bytes, createOutput, table, type Output } from './output.ts';
+import { bytes, table } from './output.ts';
 import { createProgressView, progressMode, type ProgressView } from './progress-view.ts';
+import {
+  policiesListCommand,
+  policiesRemoveCommand,
+  policiesSetCommand,
+  policiesShowCommand,
+} from './policy-commands.ts';
 import { UsageError } from './usage-error.ts';
-
-/** Exit codes of the catalog commands. */
-export const EXIT = {
-  ok: 0,
-  error: 1,
-  usage: 2,
-  partial: 3,
-  failed: 4,
-  notFound: 5,
-  notAllowed: 6,
-  unreachable: 7,
-  conflict: 8,
-} as const;
-
-/** Exit code of a failed call. */
-export function exitCodeOf(error: CatalogRequestError): number {
-  if (error.status === 404) return EXIT.notFound;
-  if (error.status === 401 || error.status === 403) return EXIT.notAllowed;
-  if (error.status === 0 || error.status === 503) return EXIT.unreachable;
-  if (error.status === 409) return EXIT.conflict;
-  if (error.status === 400) return EXIT.usage;
-  return EXIT.error;
-}
-
-/** What every catalog command works with. */
-export interface CatalogContext {
-  readonly client: CatalogClient;
-  readonly out: Output;
-  readonly json: boolean;
-}
-
-/**
- * The API token: `--token`, else `VOLBACK_TOKEN`, else the content of `VOLBACK_TOKEN_FILE` (what
- * `volback init` writes as `catalog/admin.token`), so that it need not sit in the environment.
- */
-function apiToken(flag: string | undefined): string | undefined {
-  const given = flag ?? process.env['VOLBACK_TOKEN'];
-  if (given) return given;
-  const file = process.env['VOLBACK_TOKEN_FILE']?.trim();
-  if (!file) return undefined;
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new UsageError(
-      `VOLBACK_TOKEN_FILE: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-    );
-  }
-  const token = text.trim();
-  if (token === '' || /\s/.test(token))
-    throw new UsageError(`VOLBACK_TOKEN_FILE: ${file} does not hold one token`);
-  return token;
-}
-
-/** The global options (`--catalog`, `--token`, `--json`, `--timeout`) as a context. */
-export function catalogContext(command: Command): CatalogContext {
-  const o = command.optsWithGlobals<{ catalog?: string; token?: string; json?: boolean; timeout?: string }>();
-  const timeout = o.timeout === undefined ? 30 : Number(o.timeout);
-  if (!Number.isFinite(timeout) || timeout <= 0)
-    throw new UsageError('--timeout: a number of seconds above 0');
-  return {
-    client: new CatalogClient({
-      url: o.catalog ?? process.env['VOLBACK_CATALOG_URL'] ?? 'http://127.0.0.1:8080',
-      token: apiToken(o.token),
-      timeoutMs: timeout * 1000,
-    }),
-    out: createOutput(Boolean(o.json)),
-    json: Boolean(o.json),
-  };
-}
 
 /** Files a snapshot holds, when its totals are known. */
 function snapshotFiles(s: Snapshot): number | undefined {
@@ -100,65 +36,6 @@ function snapshotFiles(s: Snapshot): number | undefined {
 }
 /** A backup or a restore: what `--wait` follows to its final phase. */
 type Work = Backup | Restore;
-
-const enc = encodeURIComponent;
-/** A time for people, past or future: `2025-03-14 02:10:00Z` (seconds, UTC), `-` when there is none. */
-const displayTime = (iso: string | null | undefined) =>
-  iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-';
-
-/** `--limit n` / `--all` of a list command: how many items to show. */
-export function listLimit(o: { limit?: string; all?: boolean }): number {
-  if (o.all) return Number.POSITIVE_INFINITY;
-  const n = Number(o.limit ?? 500);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError('--limit: a whole number of 1 or more');
-  return n;
-}
-
-/** Says on stderr that a list was cut, and how to see the rest. */
-function noteTruncated(out: Output, shown: number, noun: string): void {
-  out.notice(`showing the first ${shown} ${noun}; more exist: raise --limit or pass --all`);
-}
-
-const listOptions = (command: Command, noun: string): Command =>
-  command
-    .option('--limit <n>', `show at most n ${noun}`, '500')
-    .option('--all', `show every one of the ${noun} (pages through the API)`);
-
-/** Host names by id, for tables (ids stay in --json). */
-async function hostNames(ctx: CatalogContext): Promise<Map<string, string>> {
-  const hosts = await ctx.client.all<Host>('/v1/hosts');
-  return new Map(hosts.map((h) => [h.hostId, h.name]));
-}
-
-/** The host's name when it is unique among the hosts, else its id. */
-function hostLabel(names: Map<string, string>, hostId: string): string {
-  const name = names.get(hostId);
-  if (!name) return hostId;
-  const same = [...names.values()].filter((n) => n === name).length;
-  return same > 1 ? hostId : name;
-}
-
-async function resolveVolume(ctx: CatalogContext, name: string, host: string | undefined): Promise<Volume> {
-  const found = await ctx.client.all<Volume>(
-    `/v1/volumes?name=${enc(name)}&includeRemoved=true${host ? `&host=${enc(host)}` : ''}`,
-  );
-  if (found.length === 0) {
-    throw new CatalogRequestError(
-      'VOLBACK_CATALOG_VOLUME_NOT_FOUND',
-      404,
-      `no volume ${JSON.stringify(name)}${host ? ` on host ${host}` : ''}`,
-    );
-  }
-  const live = found.filter((v) => !v.removedAt);
-  const candidates = live.length ? live : found;
-  if (candidates.length > 1) {
-    const names = await hostNames(ctx);
-    throw new UsageError(
-      `volume ${JSON.stringify(name)} exists on several hosts (${candidates.map((v) => hostLabel(names, v.hostId)).join(', ')}): add --host`,
-    );
-  }
-  return candidates[0]!;
-}
 
 /** Asks a yes/no question on the terminal; false unless the answer starts with y. */
 async function confirm(question: string): Promise<boolean> {
@@ -623,323 +500,6 @@ async function dumpCommand(ctx: CatalogContext, snapshot: string, path: string |
   return EXIT.ok;
 }
 
-async function policiesListCommand(
-  ctx: CatalogContext,
-  o: { limit?: string; all?: boolean },
-): Promise<number> {
-  const { items, more } = await ctx.client.collect<Policy>('/v1/policies', listLimit(o));
-  const names = ctx.json ? new Map<string, string>() : await hostNames(ctx);
-  ctx.out.result(items, () =>
-    table(
-      ['POLICY', 'SCOPE', 'ORIGIN', 'SCHEDULE', 'ENABLED'],
-      items.map((p) => [
-        p.policyId,
-        p.scope.kind === 'volume'
-          ? `${hostLabel(names, p.scope.hostId ?? '')}/${p.scope.volumeName}`
-          : 'default',
-        p.origin,
-        (p.policy['schedule'] as { cron?: string } | undefined)?.cron ?? '-',
-        p.policy['enabled'] === false ? 'no' : 'yes',
-      ]),
-    ),
-  );
-  if (more) noteTruncated(ctx.out, items.length, 'policies');
-  return EXIT.ok;
-}
-
-/** A policy as a person reads it: one line per setting. */
-function policyText(p: Policy, names: Map<string, string>): string {
-  const spec = p.policy as {
-    enabled?: boolean;
-    schedule?: { cron?: string; timezone?: string };
-    retention?: Record<string, unknown>;
-    excludes?: string[];
-    consistency?: { mode?: string };
-    repositoryId?: string;
-    rpoSeconds?: number;
-  };
-  const retention = Object.entries(spec.retention ?? {})
-    .map(([k, v]) => `${k.replace(/^keep/, '').toLowerCase()} ${Array.isArray(v) ? v.join(',') : String(v)}`)
-    .join(', ');
-  const rows: Array<[string, string]> = [
-    ['policy', p.policyId],
-    [
-      'scope',
-      p.scope.kind === 'volume'
-        ? `volume ${p.scope.volumeName} on ${hostLabel(names, p.scope.hostId ?? '')}`
-        : 'default (every volume without its own)',
-    ],
-    ['origin', p.origin],
-    ['enabled', spec.enabled === false ? 'no' : 'yes'],
-    ['schedule', spec.schedule?.cron ? `${spec.schedule.cron} (${spec.schedule.timezone ?? 'UTC'})` : '-'],
-    ['retention', retention ? `keep ${retention}` : '-'],
-    ['excludes', spec.excludes?.length ? spec.excludes.join(', ') : '-'],
-    ['consistency', spec.consistency?.mode ?? 'none'],
-    ['repository', spec.repositoryId ?? 'default'],
-    ...(spec.rpoSeconds ? [['rpo', `${spec.rpoSeconds} s`] as [string, string]] : []),
-    ['defined', `${displayTime(p.definedAt)}${p.definedBy ? ` by ${p.definedBy}` : ''}`],
-  ];
-  return rows.map(([k, v]) => `${k.padEnd(12)} ${v}`).join('\n');
-}
-
-/** How long `policies set`/`remove` wait for the scheduler's answer before they give up. */
-const POLICY_OUTCOME_WAIT_MS = 60_000;
-
-interface PolicyOutcome {
-  type: string;
-  data: { reason?: string; issues?: Array<{ field: string; message: string }> };
-}
-
-/**
- * Sends a policy command and waits for the scheduler's outcome: the event on the policy whose
- * `causationid` is the command id the catalog answered (`PolicyDefined`, `PolicyRemoved` or
- * `PolicyRejected`). The live stream is open before the command is sent, so the answer is never missed.
- */
-async function sendPolicyCommand(
-  ctx: CatalogContext,
-  policyId: string,
-  send: () => Promise<{ commandId: string }>,
-): Promise<{ commandId: string; outcome: PolicyOutcome | undefined }> {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), POLICY_OUTCOME_WAIT_MS);
-  let commandId: string | undefined;
-  let outcome: PolicyOutcome | undefined;
-  try {
-    await ctx.client.stream(
-      `/v1/events/stream?type=${enc('io.volback.policy.')}`,
-      (event) => {
-        const envelope = JSON.parse(event.data) as PolicyOutcome & { causationid?: string };
-        if (commandId === undefined || envelope.causationid !== commandId) return false;
-        outcome = envelope;
-        return true;
-      },
-      controller.signal,
-      async () => {
-        commandId = (await send()).commandId;
-      },
-    );
-  } finally {
-    clearTimeout(timer);
-    controller.abort();
-  }
-  if (commandId === undefined) throw new Error(`policy ${policyId}: the catalog did not take the command`);
-  return { commandId, outcome };
-}
-
-/** The exit code and message of a policy command's outcome. */
-function reportPolicyOutcome(
-  ctx: CatalogContext,
-  policyId: string,
-  done: string,
-  result: { commandId: string; outcome: PolicyOutcome | undefined },
-): number {
-  const { outcome, commandId } = result;
-  if (outcome === undefined) {
-    ctx.out.warn(
-      `policy ${policyId}: sent (command ${commandId}) but the scheduler did not answer within ${POLICY_OUTCOME_WAIT_MS / 1000} s; is it running?`,
-    );
-    return EXIT.failed;
-  }
-  if (outcome.type.startsWith('io.volback.policy.rejected.')) {
-    // The scheduler names fields in the command's data (`policy.schedule.timezone`); the API's
-    // names for them carry `body.` (or `params.` for the id), which is what the flag table reads.
-    const issues = outcome.data.issues?.length
-      ? outcome.data.issues.map(
-          (i) => `  ${flagOf(i.field === 'policyId' ? 'params.policyId' : `body.${i.field}`)}: ${i.message}`,
-        )
-      : [`  ${outcome.data.reason ?? 'no reason given'}`];
-    if (ctx.json) ctx.out.result({ policyId, commandId, outcome: 'rejected', ...outcome.data }, () => '');
-    else
-      process.stderr.write(`volback: policy ${policyId} refused by the scheduler:\n${issues.join('\n')}\n`);
-    return EXIT.failed;
-  }
-  ctx.out.result({ policyId, commandId, outcome: done }, () => `policy ${policyId} ${done}`);
-  return EXIT.ok;
-}
-
-async function policiesShowCommand(ctx: CatalogContext, id: string): Promise<number> {
-  const policy = await ctx.client.get<Policy>(`/v1/policies/${enc(id)}`);
-  const names = ctx.json ? new Map<string, string>() : await hostNames(ctx);
-  ctx.out.result(policy, () => policyText(policy, names));
-  return EXIT.ok;
-}
-
-async function policiesRemoveCommand(ctx: CatalogContext, id: string): Promise<number> {
-  const result = await sendPolicyCommand(ctx, id, () =>
-    ctx.client.send<{ commandId: string }>('DELETE', `/v1/policies/${enc(id)}?requestedBy=volback-cli`),
-  );
-  return reportPolicyOutcome(ctx, id, 'removed', result);
-}
-
-/** The `--keep-<n>` options: commander names them as the API's retention fields (`keepLast`). */
-const RETENTION_COUNTS = ['keepLast', 'keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly'];
-
-/** `--keep-*` flags as a retention object (only the given ones). */
-function retentionOf(o: Record<string, unknown>): Record<string, number | string> {
-  const retention: Record<string, number | string> = {};
-  for (const key of RETENTION_COUNTS) {
-    const raw = o[key] as string | undefined;
-    if (raw === undefined) continue;
-    if (!/^\d+$/.test(raw))
-      throw new UsageError(`--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: a whole number`);
-    retention[key] = Number(raw);
-  }
-  if (typeof o['keepWithin'] === 'string') retention['keepWithin'] = o['keepWithin'];
-  return retention;
-}
-
-async function policiesSetCommand(
-  ctx: CatalogContext,
-  id: string,
-  o: Record<string, unknown>,
-): Promise<number> {
-  let scope: object;
-  if (o['default']) scope = { kind: 'default' };
-  else if (typeof o['volume'] === 'string') {
-    const volume = await resolveVolume(ctx, o['volume'], o['host'] as string | undefined);
-    scope = { kind: 'volume', hostId: volume.hostId, volumeName: volume.volumeName };
-  } else throw new UsageError('--default or --volume <name> is required');
-  const body = {
-    scope,
-    policy: {
-      enabled: !o['disabled'],
-      schedule: { cron: o['cron'], ...(o['timezone'] ? { timezone: o['timezone'] } : {}) },
-      retention: retentionOf(o),
-      ...(o['exclude'] ? { excludes: o['exclude'] } : {}),
-      ...(o['consistency'] ? { consistency: { mode: o['consistency'] } } : {}),
-    },
-    requestedBy: 'volback-cli',
-  };
-  const result = await sendPolicyCommand(ctx, id, () =>
-    ctx.client.send<{ commandId: string }>('PUT', `/v1/policies/${enc(id)}`, body),
-  );
-  return reportPolicyOutcome(ctx, id, 'defined', result);
-}
-
-/** `1h`, `30m`, `2d` or a time → the moment it names. */
-export function sinceOf(raw: string, now = new Date()): Date {
-  const rel = /^(\d+)([smhd])$/.exec(raw);
-  if (rel) {
-    const unit = { s: 1, m: 60, h: 3600, d: 86_400 }[rel[2] as 's' | 'm' | 'h' | 'd'];
-    return new Date(now.getTime() - Number(rel[1]) * unit * 1000);
-  }
-  const at = new Date(raw);
-  if (Number.isNaN(at.getTime()))
-    throw new UsageError(`--since: a duration (30m, 2h, 1d) or a time, got ${raw}`);
-  return at;
-}
-
-async function eventsCommand(
-  ctx: CatalogContext,
-  o: {
-    follow?: boolean;
-    host?: string;
-    volume?: string;
-    type?: string[];
-    work?: string;
-    since?: string;
-    limit?: string;
-  },
-): Promise<number> {
-  const filter = new URLSearchParams();
-  if (o.host) filter.set('host', o.host);
-  if (o.volume) filter.set('volume', o.volume);
-  if (o.type?.length) filter.set('type', o.type.join(','));
-  if (o.work) filter.set('work', o.work);
-  const print = (envelope: EventEnvelope) =>
-    process.stdout.write(
-      ctx.json
-        ? `${JSON.stringify(envelope)}\n`
-        : `${envelope.time}  ${envelope.type.replace(/^io\.volback\./, '')}  ${envelope.subject}\n`,
-    );
-  const history = async (since: Date, limit: number) => {
-    const query = new URLSearchParams(filter);
-    query.set('since', since.toISOString());
-    query.set('limit', String(limit));
-    return ctx.client.get<EventPage>(`/v1/events?${query}`);
-  };
-  const limit = Number(o.limit ?? 100);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UsageError('--limit: 1 to 1000');
-  if (!o.follow) {
-    const page = await history(sinceOf(o.since ?? '24h'), limit);
-    for (const item of page.items) print(item.event);
-    if (page.truncated)
-      ctx.out.notice(
-        `showing the newest ${page.items.length} of ${page.matched} events since ${o.since ?? '24h'} ago; raise --limit (up to 1000) or narrow --since`,
-      );
-    return EXIT.ok;
-  }
-  return followEvents(ctx, filter, o.since ? sinceOf(o.since) : undefined, history, print);
-}
-
-/**
- * `events --follow`: the live stream, reconnected when it drops (a catalog restart). On each
- * (re)connection the stream opens first, then the history since the last event seen fills the
- * gap; ids already printed are dropped, so nothing is lost or printed twice.
- */
-async function followEvents(
-  ctx: CatalogContext,
-  filter: URLSearchParams,
-  since: Date | undefined,
-  history: (since: Date, limit: number) => Promise<{ items: Array<{ event: EventEnvelope }> }>,
-  print: (e: EventEnvelope) => void,
-): Promise<number> {
-  const controller = new AbortController();
-  process.once('SIGINT', () => controller.abort());
-  process.once('SIGTERM', () => controller.abort());
-  const seen = new Set<string>();
-  const seenOrder: string[] = [];
-  let lastTime = since;
-  const emit = (e: EventEnvelope) => {
-    if (seen.has(e.id)) return;
-    seen.add(e.id);
-    seenOrder.push(e.id);
-    if (seenOrder.length > 10_000) seen.delete(seenOrder.shift()!);
-    lastTime = new Date(e.time);
-    print(e);
-  };
-  let delay = 500;
-  let lost = false;
-  while (!controller.signal.aborted) {
-    let buffered: EventEnvelope[] | null = [];
-    try {
-      await ctx.client.stream(
-        `/v1/events/stream?${filter}`,
-        (event) => {
-          if (event.event === 'progress') return;
-          const envelope = JSON.parse(event.data) as EventEnvelope;
-          if (buffered) buffered.push(envelope);
-          else emit(envelope);
-        },
-        controller.signal,
-        async () => {
-          if (lost) ctx.out.notice('reconnected to the catalog');
-          lost = false;
-          delay = 500;
-          if (lastTime) {
-            // Events at the last second seen may be new too: ids already printed are dropped.
-            const page = await history(new Date(lastTime.getTime() - 1000), 1000);
-            for (const item of page.items) emit(item.event);
-          }
-          for (const e of buffered ?? []) emit(e);
-          buffered = null;
-        },
-      );
-    } catch (error) {
-      if (controller.signal.aborted) break;
-      // An answer that says no (a bad token, an unknown host) ends it; a lost connection does not.
-      if (error instanceof CatalogRequestError && error.status !== 0) throw error;
-    }
-    if (controller.signal.aborted) break;
-    if (!lost) ctx.out.notice('lost the catalog; reconnecting (Ctrl-C stops)');
-    lost = true;
-    lastTime ??= new Date();
-    await new Promise((resolve) => setTimeout(resolve, delay));
-    delay = Math.min(delay * 2, 5_000);
-  }
-  return EXIT.ok;
-}
-
 async function catalogRebuildCommand(ctx: CatalogContext): Promise<number> {
   await ctx.client.send('POST', '/v1/admin/rebuild');
   ctx.out.result({ status: 'accepted' }, () => 'the catalog is replaying the event log');
@@ -1229,13 +789,4 @@ export function registerCatalogCommands(program: Command, run: Runner): void {
     .command('rebuild')
     .description("empty the catalog's read model and replay the event log")
     .action((_o, cmd: Command) => run(cmd, (ctx) => catalogRebuildCommand(ctx)));
-}
-
-/** Maps a failure of a catalog command to its exit code and message, in the CLI's words. */
-export function catalogFailure(error: unknown): { code: number; error: Error & { code?: string } } {
-  if (error instanceof CatalogRequestError) {
-    const told = withCliNames(error);
-    return { code: exitCodeOf(error), error: told };
-  }
-  return { code: EXIT.error, error: error as Error & { code?: string } };
 }

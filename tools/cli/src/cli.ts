@@ -3,7 +3,8 @@
 // every other command talks to the catalog over HTTP (catalog-commands.ts).
 import { Argument, Command, CommanderError } from 'commander';
 import { RepositoryError, RepositoryErrorCode } from '@volback/repository';
-import { catalogContext, catalogFailure, EXIT, registerCatalogCommands } from './catalog-commands.ts';
+import { registerCatalogCommands } from './catalog-commands.ts';
+import { catalogContext, catalogFailure, EXIT } from './catalog-context.ts';
 import { completionScript, SHELLS, type Shell } from './completion.ts';
 import { InitError } from './init/secrets-dir.ts';
 import { registerInitCommands } from './init/init-commands.ts';

@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { flagOf, inCliWords } from './api-fields.ts';
-import { sinceOf } from './catalog-commands.ts';
+import { sinceOf } from './event-commands.ts';
 import { createProgressView } from './progress-view.ts';
 
 /** A stderr that keeps what is written to it. */
