@@ -6,11 +6,10 @@ import { DEFAULT_NATS_URL, envReader } from './env.ts';
 
 class TestConfigError extends Error {
   override readonly name = 'TestConfigError';
-  constructor(
-    readonly variable: string,
-    message: string,
-  ) {
+  readonly variable: string;
+  constructor(variable: string, message: string) {
     super(`${variable}: ${message}`);
+    this.variable = variable;
   }
 }
 
