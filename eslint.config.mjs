@@ -13,22 +13,27 @@ const depConstraints = [
   { sourceTag: 'scope:cli', onlyDependOnLibsWithTags: ['scope:cli', 'scope:shared'] },
   {
     sourceTag: 'type:app',
-    onlyDependOnLibsWithTags: ['type:domain', 'type:adapter', 'type:contracts', 'type:util'],
+    onlyDependOnLibsWithTags: ['type:domain', 'type:adapter', 'type:contracts', 'type:util', 'type:runtime'],
   },
   {
     sourceTag: 'type:tool',
-    onlyDependOnLibsWithTags: ['type:adapter', 'type:contracts', 'type:util', 'type:testing'],
+    onlyDependOnLibsWithTags: ['type:adapter', 'type:contracts', 'type:util', 'type:runtime', 'type:testing'],
   },
   { sourceTag: 'type:domain', onlyDependOnLibsWithTags: ['type:domain', 'type:contracts', 'type:util'] },
   {
     sourceTag: 'type:adapter',
     onlyDependOnLibsWithTags: ['type:adapter', 'type:domain', 'type:contracts', 'type:util'],
   },
+  // The process around a service (env, bootstrap, supervision): services, the stack and the harness use it.
+  {
+    sourceTag: 'type:runtime',
+    onlyDependOnLibsWithTags: ['type:adapter', 'type:contracts', 'type:util'],
+  },
   { sourceTag: 'type:contracts', onlyDependOnLibsWithTags: ['type:contracts'] },
   { sourceTag: 'type:util', onlyDependOnLibsWithTags: ['type:util', 'type:contracts'] },
   {
     sourceTag: 'type:testing',
-    onlyDependOnLibsWithTags: ['type:testing', 'type:adapter', 'type:contracts', 'type:util'],
+    onlyDependOnLibsWithTags: ['type:testing', 'type:runtime', 'type:adapter', 'type:contracts', 'type:util'],
   },
 ];
 

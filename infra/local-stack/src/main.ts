@@ -9,10 +9,10 @@ import { STREAMS } from '@volback/contracts';
 import { connectNats, drainNats, ensureStreams, natsHealthChecks } from '@volback/messaging';
 import { createLogger, createMetrics, startOpsServer, startupCheck } from '@volback/observability';
 import { inboxPrefix } from '@volback/contracts';
-import { freePort, startNatsServer, type NatsServer } from '@volback/testing';
+import { freePort, restartOnExit, startNatsServer, Supervisor, type NatsServer } from '@volback/runtime';
 import { ConfigError, readConfig } from './config.ts';
 import { natsIdentityEnv, stackSecrets } from './secrets.ts';
-import { dockerAnswers, Supervisor } from './services.ts';
+import { dockerAnswers, STACK_SERVICES, STOP_ORDER } from './services.ts';
 
 const log = createLogger({ service: 'local-stack' });
 
@@ -59,34 +59,15 @@ async function main(): Promise<void> {
     nats = await startNatsServer(natsOptions);
     natsUrl = nats.url;
     log.info({ url: natsUrl, pid: nats.pid, log: nats.logFile }, 'NATS server started');
-    // The stack started this NATS, so it keeps it running: one that died (killed, crashed) is
-    // started again, with a growing pause while it fails to come up.
-    const supervise = (server: NatsServer): void => {
-      void server.exited.then(async (exit) => {
-        if (stopping) return;
-        log.error({ pid: server.pid, ...exit }, 'the NATS server exited; starting it again');
-        for (let attempt = 1; !stopping; attempt++) {
-          try {
-            const again = await startNatsServer(natsOptions);
-            if (stopping) {
-              await again.stop();
-              return;
-            }
-            nats = again;
-            log.info({ url: again.url, pid: again.pid, attempt }, 'NATS server restarted');
-            supervise(again);
-            return;
-          } catch (error) {
-            log.error(
-              { err: (error as Error).message, attempt },
-              'could not restart the NATS server; retrying',
-            );
-            await new Promise((resolve) => setTimeout(resolve, Math.min(10_000, 500 * 2 ** attempt)));
-          }
-        }
-      });
-    };
-    supervise(nats);
+    // The stack started this NATS, so it keeps it running.
+    restartOnExit(nats, {
+      name: 'NATS server',
+      log,
+      start: () => startNatsServer(natsOptions),
+      stopping: () => stopping,
+      onRestart: (again) => (nats = again),
+      describe: (again) => ({ url: again.url }),
+    });
   }
 
   const nc = await connectNats({
@@ -116,7 +97,7 @@ async function main(): Promise<void> {
     checks: { readiness: [startup, ...natsHealthChecks(nc)] },
   });
 
-  const services = new Supervisor(log);
+  const services = new Supervisor(log, STACK_SERVICES, STOP_ORDER);
   const repository = join(config.dataDir, 'repository');
   const opsPort = async () => String(await freePort());
   // No secret in a service's environment: the password and seeds are files (an inherited

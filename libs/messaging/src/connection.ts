@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { isAbsolute, resolve } from 'node:path';
 import { connect, credsAuthenticator, nkeyAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { MessagingError, MessagingErrorCode } from './errors.ts';
 
@@ -44,27 +43,6 @@ export interface NatsAuthFiles {
   readonly credsFile?: string;
   readonly nkeyFile?: string;
   readonly caFile?: string;
-}
-
-/**
- * The NATS identity files a service's environment names: `VOLBACK_NATS_NKEY_FILE` (nkey seed),
- * `VOLBACK_NATS_CA_FILE` (CA; implies TLS), `VOLBACK_NATS_CREDS` (a JWT credentials file),
- * resolved against `cwd`.
- */
-export function natsAuthFromEnv(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): NatsAuthFiles {
-  const path = (name: string): string | undefined => {
-    const raw = env[name]?.trim();
-    if (!raw) return undefined;
-    return isAbsolute(raw) ? raw : resolve(cwd, raw);
-  };
-  const credsFile = path('VOLBACK_NATS_CREDS');
-  const nkeyFile = path('VOLBACK_NATS_NKEY_FILE');
-  const caFile = path('VOLBACK_NATS_CA_FILE');
-  return {
-    ...(credsFile ? { credsFile } : {}),
-    ...(nkeyFile ? { nkeyFile } : {}),
-    ...(caFile ? { caFile } : {}),
-  };
 }
 
 function readSecretFile(file: string, what: string): Uint8Array {

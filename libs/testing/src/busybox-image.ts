@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import type Dockerode from 'dockerode';
 import { pack } from 'tar-stream';
-import { BUSYBOX, resolveBinary } from './binaries.ts';
+import { BUSYBOX, resolveBinary } from '@volback/runtime';
 
 const run = promisify(execFile);
 

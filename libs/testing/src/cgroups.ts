@@ -1,6 +1,7 @@
 import { readdir, readFile, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { killAndWait, waitUntil } from './processes.ts';
+import { waitUntil } from '@volback/runtime';
+import { killAndWait } from './processes.ts';
 
 /** Where each cgroup hierarchy is mounted (one per v1 controller, or the single v2 tree). */
 async function cgroupRoots(): Promise<string[]> {

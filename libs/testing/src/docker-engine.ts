@@ -3,18 +3,19 @@ import { mkdir, mkdtemp, readFile, rm, statfs, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import Dockerode from 'dockerode';
-import { CONTAINERD, DOCKERD, resolveBinary } from './binaries.ts';
-import { importBusyboxImage } from './busybox-image.ts';
-import { removeCgroup } from './cgroups.ts';
-import { unmountAll } from './mounts.ts';
 import {
-  killAndWait,
-  pidsMentioning,
+  CONTAINERD,
+  DOCKERD,
+  resolveBinary,
   startProcess,
   waitUntil,
   type ProcessExit,
   type ServerProcess,
-} from './processes.ts';
+} from '@volback/runtime';
+import { importBusyboxImage } from './busybox-image.ts';
+import { removeCgroup } from './cgroups.ts';
+import { unmountAll } from './mounts.ts';
+import { killAndWait, pidsMentioning } from './processes.ts';
 
 /** Options of {@link startDockerEngine}. */
 export interface DockerEngineOptions {

@@ -1,8 +1,7 @@
 import type { TestProject } from 'vitest/node';
 import { startDockerEngine, type DockerEngine } from './docker-engine.ts';
 import { startMinioServer, type MinioServer } from './minio-server.ts';
-import { startNatsServer, type NatsServer } from './nats-server.ts';
-import type { ServerProcess } from './processes.ts';
+import { startNatsServer, type NatsServer, type ServerProcess } from '@volback/runtime';
 
 /**
  * What the global setup hands to every test file through vitest's `inject`: how to reach the

@@ -1,9 +1,30 @@
-export * from './binaries.ts';
+// The process parts the harness shares with the running system (finding a server binary, starting
+// and stopping a child, NATS, waiting for a state) live in @volback/runtime; tests reach them here.
+export {
+  BinaryNotFoundError,
+  BUSYBOX,
+  cacheDir,
+  CONTAINERD,
+  DOCKERD,
+  freePort,
+  MINIO,
+  NATS_MAX_PAYLOAD,
+  NATS_SERVER,
+  resolveBinary,
+  RESTIC,
+  startNatsServer,
+  startProcess,
+  waitFor,
+  waitUntil,
+  type BinarySpec,
+  type NatsServer,
+  type NatsServerOptions,
+  type ProcessExit,
+  type ServerProcess,
+} from '@volback/runtime';
 export * from './processes.ts';
-export * from './wait.ts';
 export * from './mounts.ts';
 export * from './cgroups.ts';
-export * from './nats-server.ts';
 export * from './minio-server.ts';
 export * from './busybox-image.ts';
 export * from './docker-engine.ts';

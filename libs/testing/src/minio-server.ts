@@ -3,8 +3,15 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MINIO, resolveBinary } from './binaries.ts';
-import { freePort, startProcess, waitUntil, type ProcessExit, type ServerProcess } from './processes.ts';
+import {
+  freePort,
+  MINIO,
+  resolveBinary,
+  startProcess,
+  waitUntil,
+  type ProcessExit,
+  type ServerProcess,
+} from '@volback/runtime';
 
 /** Options of {@link startMinioServer}. */
 export interface MinioServerOptions {

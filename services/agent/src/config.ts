@@ -1,4 +1,5 @@
-import { natsAuthFromEnv, type NatsAuthFiles } from '@volback/messaging';
+import type { NatsAuthFiles } from '@volback/messaging';
+import { envReader, type EnvReader } from '@volback/runtime';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
@@ -70,33 +71,8 @@ export const CONFIG_DEFAULTS = {
   containersJsonEnv: 'include',
 } as const;
 
-function value(env: NodeJS.ProcessEnv, name: string): string | undefined {
-  const raw = env[name]?.trim();
-  return raw === undefined || raw === '' ? undefined : raw;
-}
-
-function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
-  const raw = value(env, name);
-  if (raw === undefined) return fallback;
-  const parsed = Number(raw);
-  if (!/^\d+$/.test(raw) || parsed < min || parsed > max) {
-    throw new ConfigError(name, `${JSON.stringify(raw)} is not a whole number from ${min} to ${max}`);
-  }
-  return parsed;
-}
-
-function flag(env: NodeJS.ProcessEnv, name: string): boolean {
-  const raw = value(env, name)?.toLowerCase();
-  if (raw === undefined || raw === '0' || raw === 'false' || raw === 'no') return false;
-  if (raw === '1' || raw === 'true' || raw === 'yes') return true;
-  throw new ConfigError(name, `${JSON.stringify(env[name])} is not 1/true/yes or 0/false/no`);
-}
-
-function dockerConnection(
-  env: NodeJS.ProcessEnv,
-  home: string,
-): { docker: DockerConnection; dockerHost: string } {
-  const dockerHost = value(env, 'DOCKER_HOST') ?? CONFIG_DEFAULTS.dockerHost;
+function dockerConnection(read: EnvReader, home: string): { docker: DockerConnection; dockerHost: string } {
+  const dockerHost = read.value('DOCKER_HOST') ?? CONFIG_DEFAULTS.dockerHost;
   let url: URL;
   try {
     url = new URL(dockerHost);
@@ -118,8 +94,8 @@ function dockerConnection(
   }
   if (url.protocol === 'tcp:') {
     if (!url.hostname) throw new ConfigError('DOCKER_HOST', `${JSON.stringify(dockerHost)} has no host`);
-    const tls = flag(env, 'DOCKER_TLS_VERIFY');
-    const certPath = value(env, 'DOCKER_CERT_PATH') ?? join(home, '.docker');
+    const tls = read.flag('DOCKER_TLS_VERIFY');
+    const certPath = read.value('DOCKER_CERT_PATH') ?? join(home, '.docker');
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
     const port = url.port ? Number(url.port) : tls ? 2376 : 2375;
     return {
@@ -147,8 +123,8 @@ function dockerConnection(
 }
 
 /** A comma-separated list of container names or ids (`db, 3f2a9c1b7e04`). */
-function containerList(env: NodeJS.ProcessEnv, name: string): string[] {
-  const items = (value(env, name) ?? '')
+function containerList(read: EnvReader, name: string): string[] {
+  const items = (read.value(name) ?? '')
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
@@ -162,29 +138,21 @@ function containerList(env: NodeJS.ProcessEnv, name: string): string[] {
 
 /** Reads the agent's configuration; throws {@link ConfigError} naming the variable at fault. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): AgentConfig {
-  const { docker, dockerHost } = dockerConnection(env, homedir());
-  const natsServers = (value(env, 'VOLBACK_NATS_URL') ?? CONFIG_DEFAULTS.natsUrl)
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  for (const server of natsServers) {
-    if (!/^(nats|tls|wss?):\/\/\S+$/.test(server)) {
-      throw new ConfigError('VOLBACK_NATS_URL', `${JSON.stringify(server)} is not a nats://host:port URL`);
-    }
-  }
-  const hostName = value(env, 'VOLBACK_HOST_NAME');
+  const read = envReader(env, cwd, ConfigError);
+  const { docker, dockerHost } = dockerConnection(read, homedir());
+  const { natsServers, natsAuth } = read.nats();
+  const hostName = read.value('VOLBACK_HOST_NAME');
   if (hostName !== undefined && hostName.length > 253) {
     throw new ConfigError('VOLBACK_HOST_NAME', 'a display name has at most 253 characters');
   }
-  const natsAuth = natsAuthFromEnv(env, cwd);
   const beside = natsAuth.nkeyFile?.replace(/\.nk$/, '.json');
-  const givenHostIdFile = value(env, 'VOLBACK_HOST_ID_FILE');
+  const givenHostIdFile = read.value('VOLBACK_HOST_ID_FILE');
   const hostIdFile = givenHostIdFile
     ? resolve(cwd, givenHostIdFile)
     : beside && beside !== natsAuth.nkeyFile && existsSync(beside)
       ? beside
       : undefined;
-  const helperImage = value(env, 'VOLBACK_HELPER_IMAGE') ?? CONFIG_DEFAULTS.helperImage;
+  const helperImage = read.value('VOLBACK_HELPER_IMAGE') ?? CONFIG_DEFAULTS.helperImage;
   if (helperImage.length > 512 || !/^[a-zA-Z0-9][a-zA-Z0-9._\-/:@]*$/.test(helperImage)) {
     throw new ConfigError('VOLBACK_HELPER_IMAGE', `${JSON.stringify(helperImage)} is not an image reference`);
   }
@@ -194,41 +162,38 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     natsServers,
     natsAuth,
     ...(hostIdFile ? { hostIdFile } : {}),
-    stateDir: resolve(cwd, value(env, 'VOLBACK_AGENT_STATE_DIR') ?? CONFIG_DEFAULTS.stateDir),
+    stateDir: resolve(cwd, read.value('VOLBACK_AGENT_STATE_DIR') ?? CONFIG_DEFAULTS.stateDir),
     ...(hostName ? { hostName } : {}),
-    heartbeatSeconds: integer(
-      env,
+    heartbeatSeconds: read.integer(
       'VOLBACK_AGENT_HEARTBEAT_SECONDS',
       CONFIG_DEFAULTS.heartbeatSeconds,
       1,
       86_400,
     ),
-    streamReplicas: integer(env, 'VOLBACK_STREAM_REPLICAS', CONFIG_DEFAULTS.streamReplicas, 1, 5),
-    opsHost: value(env, 'VOLBACK_OPS_HOST') ?? CONFIG_DEFAULTS.opsHost,
-    opsPort: integer(env, 'VOLBACK_OPS_PORT', CONFIG_DEFAULTS.opsPort, 0, 65_535),
+    streamReplicas: read.integer('VOLBACK_STREAM_REPLICAS', CONFIG_DEFAULTS.streamReplicas, 1, 5),
+    opsHost: read.value('VOLBACK_OPS_HOST') ?? CONFIG_DEFAULTS.opsHost,
+    opsPort: read.integer('VOLBACK_OPS_PORT', CONFIG_DEFAULTS.opsPort, 0, 65_535),
     helperImage,
-    commandAckWaitSeconds: integer(
-      env,
+    commandAckWaitSeconds: read.integer(
       'VOLBACK_COMMAND_ACK_WAIT_SECONDS',
       CONFIG_DEFAULTS.commandAckWaitSeconds,
       3,
       3600,
     ),
-    dataTimeoutSeconds: integer(
-      env,
+    dataTimeoutSeconds: read.integer(
       'VOLBACK_DATA_TIMEOUT_SECONDS',
       CONFIG_DEFAULTS.dataTimeoutSeconds,
       1,
       600,
     ),
-    hookContainers: containerList(env, 'VOLBACK_AGENT_HOOK_CONTAINERS'),
-    containersJsonEnv: containersJsonEnv(env),
+    hookContainers: containerList(read, 'VOLBACK_AGENT_HOOK_CONTAINERS'),
+    containersJsonEnv: containersJsonEnv(read),
   };
 }
 
-function containersJsonEnv(env: NodeJS.ProcessEnv): AgentConfig['containersJsonEnv'] {
+function containersJsonEnv(read: EnvReader): AgentConfig['containersJsonEnv'] {
   const raw =
-    value(env, 'VOLBACK_AGENT_CONTAINERS_JSON_ENV')?.toLowerCase() ?? CONFIG_DEFAULTS.containersJsonEnv;
+    read.value('VOLBACK_AGENT_CONTAINERS_JSON_ENV')?.toLowerCase() ?? CONFIG_DEFAULTS.containersJsonEnv;
   if (raw !== 'include' && raw !== 'exclude') {
     throw new ConfigError(
       'VOLBACK_AGENT_CONTAINERS_JSON_ENV',

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
-import { natsAuthFromEnv, type NatsAuthFiles } from '@volback/messaging';
+import type { NatsAuthFiles } from '@volback/messaging';
+import { envReader, type EnvReader } from '@volback/runtime';
 import { ConfigError } from './errors.ts';
 import { accessToken, parseTokensFile, type AccessToken } from './http/tokens.ts';
 
@@ -42,33 +43,8 @@ export const CONFIG_DEFAULTS = {
   dataTimeoutSeconds: 15,
 } as const;
 
-function value(env: NodeJS.ProcessEnv, name: string): string | undefined {
-  const raw = env[name]?.trim();
-  return raw === undefined || raw === '' ? undefined : raw;
-}
-
-function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
-  const raw = value(env, name);
-  if (raw === undefined) return fallback;
-  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-    throw new ConfigError(name, `${JSON.stringify(raw)} is not a whole number from ${min} to ${max}`);
-  }
-  return Number(raw);
-}
-
-function flag(env: NodeJS.ProcessEnv, name: string): boolean {
-  const raw = value(env, name)?.toLowerCase();
-  if (raw === undefined || raw === '0' || raw === 'false' || raw === 'no') return false;
-  if (raw === '1' || raw === 'true' || raw === 'yes') return true;
-  throw new ConfigError(name, `${JSON.stringify(env[name])} is not 1/true/yes or 0/false/no`);
-}
-
-function flagOn(env: NodeJS.ProcessEnv, name: string): boolean {
-  return value(env, name) === undefined ? true : flag(env, name);
-}
-
-function token(env: NodeJS.ProcessEnv, name: string): string | undefined {
-  const raw = value(env, name);
+function token(read: EnvReader, name: string): string | undefined {
+  const raw = read.value(name);
   if (raw === undefined) return undefined;
   if (raw.length < 16 || /\s/.test(raw))
     throw new ConfigError(name, 'a token has at least 16 characters and no spaces');
@@ -84,8 +60,8 @@ export function isLoopback(host: string): boolean {
   return false;
 }
 
-function tokensFile(env: NodeJS.ProcessEnv, cwd: string): AccessToken[] {
-  const raw = value(env, 'VOLBACK_CATALOG_TOKENS_FILE');
+function tokensFile(read: EnvReader, cwd: string): AccessToken[] {
+  const raw = read.value('VOLBACK_CATALOG_TOKENS_FILE');
   if (raw === undefined) return [];
   const file = resolve(cwd, raw);
   let text: string;
@@ -104,8 +80,8 @@ function tokensFile(env: NodeJS.ProcessEnv, cwd: string): AccessToken[] {
   }
 }
 
-function allowedHosts(env: NodeJS.ProcessEnv): string[] {
-  const names = (value(env, 'VOLBACK_CATALOG_ALLOWED_HOSTS') ?? '')
+function allowedHosts(read: EnvReader): string[] {
+  const names = (read.value('VOLBACK_CATALOG_ALLOWED_HOSTS') ?? '')
     .split(',')
     .map((s) => s.trim().toLowerCase())
     .filter(Boolean);
@@ -130,28 +106,21 @@ export function loadConfig(
   argv: readonly string[] = [],
   cwd = process.cwd(),
 ): CatalogConfig {
+  const read = envReader(env, cwd, ConfigError);
   for (const arg of argv)
     if (arg !== '--rebuild')
       throw new ConfigError('argv', `unknown argument ${JSON.stringify(arg)} (only --rebuild)`);
-  const dataDir = resolve(cwd, value(env, 'VOLBACK_DATA_DIR') ?? CONFIG_DEFAULTS.dataDir);
-  const natsServers = (value(env, 'VOLBACK_NATS_URL') ?? CONFIG_DEFAULTS.natsUrl)
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  for (const server of natsServers) {
-    if (!/^(nats|tls|wss?):\/\/\S+$/.test(server)) {
-      throw new ConfigError('VOLBACK_NATS_URL', `${JSON.stringify(server)} is not a nats://host:port URL`);
-    }
-  }
-  const readToken = token(env, 'VOLBACK_CATALOG_READ_TOKEN');
-  const writeToken = token(env, 'VOLBACK_CATALOG_WRITE_TOKEN');
+  const dataDir = resolve(cwd, read.value('VOLBACK_DATA_DIR') ?? CONFIG_DEFAULTS.dataDir);
+  const { natsServers, natsAuth } = read.nats();
+  const readToken = token(read, 'VOLBACK_CATALOG_READ_TOKEN');
+  const writeToken = token(read, 'VOLBACK_CATALOG_WRITE_TOKEN');
   if (readToken && readToken === writeToken) {
     throw new ConfigError('VOLBACK_CATALOG_READ_TOKEN', 'must differ from the write token');
   }
   const tokens = [
     ...(readToken ? [accessToken('VOLBACK_CATALOG_READ_TOKEN', 'read', readToken)] : []),
     ...(writeToken ? [accessToken('VOLBACK_CATALOG_WRITE_TOKEN', 'write', writeToken)] : []),
-    ...tokensFile(env, cwd),
+    ...tokensFile(read, cwd),
   ];
   const hasWrite = tokens.some((t) => t.scope === 'write');
   if (tokens.length > 0 && !hasWrite) {
@@ -160,52 +129,51 @@ export function loadConfig(
       'read tokens alone would leave commands open from this machine: set a write token too (env or VOLBACK_CATALOG_TOKENS_FILE)',
     );
   }
-  const host = value(env, 'VOLBACK_CATALOG_HOST') ?? CONFIG_DEFAULTS.host;
+  const host = read.value('VOLBACK_CATALOG_HOST') ?? CONFIG_DEFAULTS.host;
   if (!hasWrite && !isLoopback(host)) {
     throw new ConfigError(
       'VOLBACK_CATALOG_HOST',
       `${JSON.stringify(host)} is not a loopback address: without a write token (VOLBACK_CATALOG_WRITE_TOKEN or VOLBACK_CATALOG_TOKENS_FILE) the API binds to loopback only`,
     );
   }
-  const trustLoopback = flagOn(env, 'VOLBACK_CATALOG_TRUST_LOOPBACK');
+  const trustLoopback = read.flag('VOLBACK_CATALOG_TRUST_LOOPBACK', true);
   if (!trustLoopback && !hasWrite) {
     throw new ConfigError(
       'VOLBACK_CATALOG_TRUST_LOOPBACK',
       'false needs a write token (VOLBACK_CATALOG_WRITE_TOKEN or VOLBACK_CATALOG_TOKENS_FILE): else no one could send a command',
     );
   }
-  const certFile = value(env, 'VOLBACK_CATALOG_TLS_CERT_FILE');
-  const keyFile = value(env, 'VOLBACK_CATALOG_TLS_KEY_FILE');
+  const certFile = read.value('VOLBACK_CATALOG_TLS_CERT_FILE');
+  const keyFile = read.value('VOLBACK_CATALOG_TLS_KEY_FILE');
   if (Boolean(certFile) !== Boolean(keyFile)) {
     throw new ConfigError(
       certFile ? 'VOLBACK_CATALOG_TLS_KEY_FILE' : 'VOLBACK_CATALOG_TLS_CERT_FILE',
       'HTTPS needs both VOLBACK_CATALOG_TLS_CERT_FILE and VOLBACK_CATALOG_TLS_KEY_FILE',
     );
   }
-  const instanceId = value(env, 'VOLBACK_CATALOG_ID');
+  const instanceId = read.value('VOLBACK_CATALOG_ID');
   if (instanceId !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(instanceId)) {
     throw new ConfigError('VOLBACK_CATALOG_ID', 'letters, digits, - and _, at most 64');
   }
   return {
     dataDir,
-    databaseFile: resolve(cwd, value(env, 'VOLBACK_CATALOG_DB') ?? resolve(dataDir, 'catalog.sqlite')),
+    databaseFile: resolve(cwd, read.value('VOLBACK_CATALOG_DB') ?? resolve(dataDir, 'catalog.sqlite')),
     ...(instanceId ? { instanceId } : {}),
     host,
-    port: integer(env, 'VOLBACK_CATALOG_PORT', CONFIG_DEFAULTS.port, 0, 65_535),
+    port: read.integer('VOLBACK_CATALOG_PORT', CONFIG_DEFAULTS.port, 0, 65_535),
     natsServers,
-    natsAuth: natsAuthFromEnv(env, cwd),
-    streamReplicas: integer(env, 'VOLBACK_STREAM_REPLICAS', 1, 1, 5),
+    natsAuth,
+    streamReplicas: read.integer('VOLBACK_STREAM_REPLICAS', 1, 1, 5),
     tokens,
     trustLoopback,
-    allowedHosts: allowedHosts(env),
+    allowedHosts: allowedHosts(read),
     ...(certFile && keyFile
       ? { tls: { certFile: resolve(cwd, certFile), keyFile: resolve(cwd, keyFile) } }
       : {}),
-    rebuild: argv.includes('--rebuild') || flag(env, 'VOLBACK_CATALOG_REBUILD'),
-    opsHost: value(env, 'VOLBACK_OPS_HOST') ?? CONFIG_DEFAULTS.opsHost,
-    opsPort: integer(env, 'VOLBACK_OPS_PORT', CONFIG_DEFAULTS.opsPort, 0, 65_535),
-    dataTimeoutSeconds: integer(
-      env,
+    rebuild: argv.includes('--rebuild') || read.flag('VOLBACK_CATALOG_REBUILD'),
+    opsHost: read.value('VOLBACK_OPS_HOST') ?? CONFIG_DEFAULTS.opsHost,
+    opsPort: read.integer('VOLBACK_OPS_PORT', CONFIG_DEFAULTS.opsPort, 0, 65_535),
+    dataTimeoutSeconds: read.integer(
       'VOLBACK_DATA_TIMEOUT_SECONDS',
       CONFIG_DEFAULTS.dataTimeoutSeconds,
       1,

@@ -1,7 +1,6 @@
-import { natsAuthFromEnv, type NatsAuthFiles } from '@volback/messaging';
-import { readFileSync } from 'node:fs';
+import type { NatsAuthFiles } from '@volback/messaging';
+import { envReader } from '@volback/runtime';
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
 import { openBackend } from '@volback/repository';
 import { ConfigError } from './errors.ts';
 
@@ -42,64 +41,10 @@ export const CONFIG_DEFAULTS = {
   idleFlushSeconds: 3,
 } as const;
 
-function value(env: NodeJS.ProcessEnv, name: string): string | undefined {
-  const raw = env[name]?.trim();
-  return raw === undefined || raw === '' ? undefined : raw;
-}
-
-function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
-  const raw = value(env, name);
-  if (raw === undefined) return fallback;
-  const parsed = Number(raw);
-  if (!/^\d+$/.test(raw) || parsed < min || parsed > max) {
-    throw new ConfigError(name, `${JSON.stringify(raw)} is not a whole number from ${min} to ${max}`);
-  }
-  return parsed;
-}
-
-function flag(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
-  const raw = value(env, name)?.toLowerCase();
-  if (raw === undefined) return fallback;
-  if (raw === '0' || raw === 'false' || raw === 'no') return false;
-  if (raw === '1' || raw === 'true' || raw === 'yes') return true;
-  throw new ConfigError(name, `${JSON.stringify(env[name])} is not 1/true/yes or 0/false/no`);
-}
-
-function password(env: NodeJS.ProcessEnv, cwd: string): string {
-  const file = value(env, 'VOLBACK_PASSWORD_FILE');
-  const direct = env['VOLBACK_PASSWORD'];
-  if (file !== undefined && direct) {
-    throw new ConfigError(
-      'VOLBACK_PASSWORD_FILE',
-      'set either VOLBACK_PASSWORD or VOLBACK_PASSWORD_FILE, not both',
-    );
-  }
-  if (file !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(resolve(cwd, file), 'utf8');
-    } catch (cause) {
-      throw new ConfigError(
-        'VOLBACK_PASSWORD_FILE',
-        `cannot read ${file}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`,
-      );
-    }
-    // One trailing newline is the file's, not the password's (as restic's --password-file).
-    const secret = text.replace(/\r?\n$/, '');
-    if (secret === '') throw new ConfigError('VOLBACK_PASSWORD_FILE', `${file} is empty`);
-    return secret;
-  }
-  if (!direct)
-    throw new ConfigError(
-      'VOLBACK_PASSWORD',
-      'no repository password: set VOLBACK_PASSWORD or VOLBACK_PASSWORD_FILE',
-    );
-  return direct;
-}
-
 /** Reads the gateway's configuration; throws {@link ConfigError} naming the variable at fault. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): GatewayConfig {
-  const repository = value(env, 'VOLBACK_REPOSITORY');
+  const read = envReader(env, cwd, ConfigError);
+  const repository = read.value('VOLBACK_REPOSITORY');
   if (!repository) {
     throw new ConfigError(
       'VOLBACK_REPOSITORY',
@@ -113,44 +58,41 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     throw new ConfigError('VOLBACK_REPOSITORY', (cause as Error).message, { cause });
   }
   const repositoryKind = repository.startsWith('s3:') ? 's3' : 'local';
-  const repositoryId = value(env, 'VOLBACK_REPOSITORY_ID') ?? CONFIG_DEFAULTS.repositoryId;
+  const repositoryId = read.value('VOLBACK_REPOSITORY_ID') ?? CONFIG_DEFAULTS.repositoryId;
   if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(repositoryId)) {
     throw new ConfigError('VOLBACK_REPOSITORY_ID', 'lower-case letters, digits, - and _, at most 63');
   }
-  const natsServers = (value(env, 'VOLBACK_NATS_URL') ?? CONFIG_DEFAULTS.natsUrl)
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  for (const server of natsServers) {
-    if (!/^(nats|tls|wss?):\/\/\S+$/.test(server)) {
-      throw new ConfigError('VOLBACK_NATS_URL', `${JSON.stringify(server)} is not a nats://host:port URL`);
-    }
-  }
-  const gatewayId = value(env, 'VOLBACK_GATEWAY_ID') ?? `${hostname()}-${process.pid}`;
+  const { natsServers, natsAuth } = read.nats();
+  const gatewayId = read.value('VOLBACK_GATEWAY_ID') ?? `${hostname()}-${process.pid}`;
   if (!/^[\x21-\x7e]{1,128}$/.test(gatewayId)) {
     throw new ConfigError('VOLBACK_GATEWAY_ID', 'printable ASCII without spaces, at most 128 characters');
+  }
+  const password = read.secret('VOLBACK_PASSWORD');
+  if (!password) {
+    throw new ConfigError(
+      'VOLBACK_PASSWORD',
+      'no repository password: set VOLBACK_PASSWORD or VOLBACK_PASSWORD_FILE',
+    );
   }
   return {
     repository,
     repositoryKind,
-    password: password(env, cwd),
-    initRepository: flag(env, 'VOLBACK_REPOSITORY_INIT', repositoryKind === 'local'),
+    password,
+    initRepository: read.flag('VOLBACK_REPOSITORY_INIT', repositoryKind === 'local'),
     repositoryId,
     natsServers,
-    natsAuth: natsAuthFromEnv(env, cwd),
+    natsAuth,
     gatewayId,
-    streamReplicas: integer(env, 'VOLBACK_STREAM_REPLICAS', CONFIG_DEFAULTS.streamReplicas, 1, 5),
-    opsHost: value(env, 'VOLBACK_OPS_HOST') ?? CONFIG_DEFAULTS.opsHost,
-    opsPort: integer(env, 'VOLBACK_OPS_PORT', CONFIG_DEFAULTS.opsPort, 0, 65_535),
-    sessionIdleSeconds: integer(
-      env,
+    streamReplicas: read.integer('VOLBACK_STREAM_REPLICAS', CONFIG_DEFAULTS.streamReplicas, 1, 5),
+    opsHost: read.value('VOLBACK_OPS_HOST') ?? CONFIG_DEFAULTS.opsHost,
+    opsPort: read.integer('VOLBACK_OPS_PORT', CONFIG_DEFAULTS.opsPort, 0, 65_535),
+    sessionIdleSeconds: read.integer(
       'VOLBACK_GATEWAY_SESSION_IDLE_SECONDS',
       CONFIG_DEFAULTS.sessionIdleSeconds,
       1,
       3_600,
     ),
-    idleFlushSeconds: integer(
-      env,
+    idleFlushSeconds: read.integer(
       'VOLBACK_GATEWAY_IDLE_FLUSH_SECONDS',
       CONFIG_DEFAULTS.idleFlushSeconds,
       1,

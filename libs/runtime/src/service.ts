@@ -1,0 +1,141 @@
+import {
+  connectNats,
+  drainNats,
+  ensureStreamsWithRetry,
+  natsHealthChecks,
+  type NatsConnection,
+} from '@volback/messaging';
+import {
+  createLogger,
+  createMetrics,
+  onShutdownSignals,
+  startOpsServer,
+  startupCheck,
+  type Logger,
+  type Metrics,
+  type OpsServer,
+  type StartupCheck,
+} from '@volback/observability';
+import type { NatsSettings } from './env.ts';
+
+/** Where a service serves `/healthz`, `/readyz` and `/metrics` (`VOLBACK_OPS_HOST`, `_PORT`). */
+export interface OpsSettings {
+  readonly opsHost: string;
+  readonly opsPort: number;
+}
+
+/** The ops endpoint, its metrics and the start-up check that keeps `/readyz` failing until done. */
+export interface ServiceOps {
+  readonly ops: OpsServer;
+  readonly metrics: Metrics;
+  readonly startup: StartupCheck;
+}
+
+/** What {@link runService} hands a service's start-up: the process's shared pieces. */
+export interface ServiceProcess {
+  readonly log: Logger;
+  /** True once a signal arrived: start-up should stop where it is. */
+  readonly stopping: boolean;
+  /**
+   * Starts the metrics and the ops endpoint; `/readyz` fails ("connecting to NATS") until
+   * `startup.done()`. The endpoint closes on shutdown, after every {@link onStop}.
+   */
+  startOps(settings: OpsSettings): Promise<ServiceOps>;
+  /**
+   * Connects to NATS with the service's identity and creates (or updates) the streams, adding the
+   * NATS checks to readiness; undefined when a signal arrived meanwhile. Drained on shutdown,
+   * after the ops endpoint closed.
+   */
+  connectNats(
+    settings: NatsSettings & { readonly streamReplicas: number },
+    identity: { readonly name: string; readonly inboxPrefix: string },
+  ): Promise<NatsConnection | undefined>;
+  /** Stops a part of the service on shutdown, before the ops endpoint and NATS; the last added first. */
+  onStop(stop: () => Promise<void>): void;
+  /** Closes something on shutdown once NATS is drained (a storage backend). */
+  onClose(close: () => Promise<void>): void;
+}
+
+/** Options of {@link runService}. */
+export interface RunServiceOptions {
+  /** The service's name in logs and metrics (`scheduler`). */
+  readonly service: string;
+  /** How the fatal log names it (`the scheduler` could not start). */
+  readonly title: string;
+  /** Longest a graceful shutdown may take before the process exits anyway. */
+  readonly shutdownTimeoutMs: number;
+  start(process: ServiceProcess): Promise<void>;
+}
+
+/**
+ * Runs a service process: its logger, graceful shutdown on SIGTERM/SIGINT (the service's parts,
+ * then the ops endpoint, then NATS, then what must outlive NATS), and a fatal log and exit 1 when
+ * start-up fails. Config errors' messages name the variable and never hold a secret.
+ */
+export function runService(options: RunServiceOptions): void {
+  const log = createLogger({ service: options.service });
+  const stops: (() => Promise<void>)[] = [];
+  const closes: (() => Promise<void>)[] = [];
+  let ops: ServiceOps | undefined;
+  let nc: NatsConnection | undefined;
+  const shutdown = onShutdownSignals({
+    logger: log,
+    timeoutMs: options.shutdownTimeoutMs,
+    async stop() {
+      for (const stop of [...stops].reverse()) await stop();
+      await ops?.ops.close();
+      if (nc) await drainNats(nc);
+      for (const close of closes) await close();
+    },
+  });
+  const service: ServiceProcess = {
+    log,
+    get stopping() {
+      return shutdown.stopping;
+    },
+    async startOps(settings) {
+      const metrics = createMetrics({ service: options.service });
+      // Not ready until every dependency has its own check: /readyz must not pass while NATS is awaited.
+      const startup = startupCheck('connecting to NATS');
+      const server = await startOpsServer({
+        host: settings.opsHost,
+        port: settings.opsPort,
+        logger: log,
+        registry: metrics.registry,
+        checks: { readiness: [startup] },
+      });
+      ops = { ops: server, metrics, startup };
+      return ops;
+    },
+    async connectNats(settings, identity) {
+      if (!ops) throw new Error('startOps comes before connectNats');
+      const connection = await connectNats({
+        servers: [...settings.natsServers],
+        name: identity.name,
+        logger: log,
+        ...settings.natsAuth,
+        inboxPrefix: identity.inboxPrefix,
+      });
+      nc = connection;
+      if (shutdown.stopping) return undefined;
+      ops.startup.step('creating the streams');
+      await ensureStreamsWithRetry(connection, {
+        replicas: settings.streamReplicas,
+        logger: log,
+        stopping: () => shutdown.stopping,
+      });
+      for (const check of natsHealthChecks(connection)) ops.ops.addCheck('readiness', check);
+      return connection;
+    },
+    onStop(stop) {
+      stops.push(stop);
+    },
+    onClose(close) {
+      closes.push(close);
+    },
+  };
+  options.start(service).catch((error: Error & { code?: string }) => {
+    log.fatal({ code: error.code, err: error.message }, `${options.title} could not start`);
+    process.exit(1);
+  });
+}
