@@ -4,12 +4,7 @@
 // seconds, MB/s, CPU seconds, peak RSS and repository bytes added per shape, tool and phase. Every
 // restore is compared with its source byte for byte after it is timed; a difference fails the run.
 import { execFileSync, spawn } from 'node:child_process';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  rmSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -244,7 +239,9 @@ if (!values.json) {
   const lines = rows.map((r) => {
     const ratio = (tool: string) => {
       const other = rows.find((o) => o.phase === r.phase && o.tool === tool);
-      return r.tool.startsWith('restic') || !other ? '' : `${(r.wallSeconds / other.wallSeconds).toFixed(2)}x`;
+      return r.tool.startsWith('restic') || !other
+        ? ''
+        : `${(r.wallSeconds / other.wallSeconds).toFixed(2)}x`;
     };
     return [
       r.shape,

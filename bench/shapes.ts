@@ -1,7 +1,16 @@
 // The datasets of `npm run bench -- --shape <name>`: volume-shaped, seeded (the same bytes on every
 // machine), each with the change an incremental backup sees (pages rewritten in place, small files
 // added and deleted).
-import { closeSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 export const SHAPES = ['few-large', 'many-small', 'database', 'mixed', 'media'] as const;
@@ -54,7 +63,14 @@ function databaseFiles(rnd: Random, dir: string, bytes: number, count: number): 
  * `bytes` of small files (text-like, one in eight binary) of `minSize`..`maxSize` bytes, spread
  * over directories two levels deep, about `perDir` files each.
  */
-function smallFiles(rnd: Random, dir: string, bytes: number, minSize: number, maxSize: number, perDir: number): number {
+function smallFiles(
+  rnd: Random,
+  dir: string,
+  bytes: number,
+  minSize: number,
+  maxSize: number,
+  perDir: number,
+): number {
   let files = 0;
   let made = -1;
   for (let left = bytes; left > 0; files++) {
@@ -176,6 +192,7 @@ export function changeOnePercent(shape: Shape, root: string, total: number): voi
   }
   for (let i = 100; i < small.length; i += 400) rmSync(small[i]!, { force: true });
   mkdirSync(join(root, 'app/uploads/new'), { recursive: true });
-  for (let i = 0; i < 20; i++) writeFileSync(join(root, `app/uploads/new/n${i}.txt`), rnd.bytes(2048).toString('base64'));
+  for (let i = 0; i < 20; i++)
+    writeFileSync(join(root, `app/uploads/new/n${i}.txt`), rnd.bytes(2048).toString('base64'));
   if (shape === 'media') blobFiles(rnd, join(root, 'media/new'), budget, budget);
 }
