@@ -324,6 +324,11 @@ class RestoreRun {
   }
 
   async #enqueue(job: FileJob): Promise<void> {
+    if (this.#linkKey(job.node)) {
+      // A hard link waits for another name of its inode: never while holding a batch's blobs.
+      await this.#flushBatch();
+      return this.#start(() => this.#guarded(job.node, job.path, job.fresh));
+    }
     const size = job.node.size ?? 0;
     if (this.#batch.length > 0 && this.#batchBytes + size > BATCH_BYTES) await this.#flushBatch();
     this.#batch.push(job);
@@ -331,14 +336,18 @@ class RestoreRun {
     if (this.#batch.length >= BATCH_FILES || this.#batchBytes >= BATCH_BYTES) await this.#flushBatch();
   }
 
-  /** Starts the batch gathered so far, once fewer than {@link BATCHES_AT_ONCE} run. */
+  /** Starts the batch gathered so far. */
   async #flushBatch(): Promise<void> {
     const files = this.#batch;
     this.#batch = [];
     this.#batchBytes = 0;
-    if (files.length === 0) return;
+    if (files.length > 0) await this.#start(() => this.#restoreBatch(files));
+  }
+
+  /** Starts `work` once fewer than {@link BATCHES_AT_ONCE} batches run. */
+  async #start(work: () => Promise<void>): Promise<void> {
     while (this.#batches.size >= BATCHES_AT_ONCE) await Promise.race(this.#batches);
-    const running = this.#restoreBatch(files).catch((error: unknown) => {
+    const running = work().catch((error: unknown) => {
       this.#unsafe ??= { error };
     });
     this.#batches.add(running);
@@ -346,34 +355,35 @@ class RestoreRun {
   }
 
   /**
-   * Restores a batch's files in order from one stream of their blobs. After a file fails, the
-   * rest are restored each from its own blobs (the shared stream may have stopped anywhere).
+   * Restores a batch's files in order from one stream of their blobs. Once a file fails the
+   * stream is closed (it stopped anywhere in that file's blobs) before the rest are restored,
+   * each from its own blobs: a batch never holds two streams.
    */
   async #restoreBatch(files: readonly FileJob[]): Promise<void> {
-    const shared = files.filter((f) => !this.#linkKey(f.node));
     const stream = loadBlobsFrom(
       this.#repo,
       'data',
-      shared.flatMap((f) => f.node.content ?? []),
+      files.flatMap((f) => f.node.content ?? []),
     )[Symbol.asyncIterator]();
-    let broken = false;
+    let streaming = true;
     try {
       for (const { node, path, fresh } of files) {
         if (this.#unsafe) return;
-        const ownBlobs = broken || this.#linkKey(node) !== undefined;
+        if (!streaming) {
+          await this.#guarded(node, path, fresh);
+          continue;
+        }
+        streaming = false; // until the file is whole
         try {
           if (!fresh) await this.#clear(path);
-          if (ownBlobs) await this.#file(node, path);
-          else {
-            broken = true; // until the file is whole
-            await this.#content(node, path, stream);
-            broken = false;
-          }
+          await this.#content(node, path, stream);
+          streaming = true;
           await applyNodeMetadata(node, path, this.#warn(path));
         } catch (error) {
           if ((error as RepositoryError).code === RepositoryErrorCode.UnsafePath) throw error;
           this.#fail(path, error);
         }
+        if (!streaming) await stream.return?.();
       }
     } finally {
       await stream.return?.();
