@@ -490,12 +490,16 @@ class RestoreRun {
   /** A file from its own blobs, or a hard link to another name of its inode restored first. */
   async #file(node: TreeNode, path: FsPath): Promise<void> {
     const linkKey = this.#linkKey(node);
-    const own = () =>
-      this.#content(
-        node,
-        path,
-        loadBlobsFrom(this.#repo, 'data', node.content ?? [])[Symbol.asyncIterator](),
-      );
+    const own = async () => {
+      const blobs = loadBlobsFrom(this.#repo, 'data', node.content ?? [])[Symbol.asyncIterator]();
+      try {
+        await this.#content(node, path, blobs);
+      } finally {
+        // Taken to its last blob, a stream still holds what it reserved (a gateway's reply
+        // budget) until it is closed.
+        await blobs.return?.();
+      }
+    };
     if (!linkKey) return own();
     // Another name of this inode restored (or being restored) first: link to it.
     for (let pending = this.#links.get(linkKey); pending; pending = this.#links.get(linkKey)) {
