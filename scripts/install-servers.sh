@@ -5,6 +5,8 @@
 #   busybox-static, restic.
 #   chromium: Debian package chromium, the browser of the dashboard's tests (CHROMIUM_BIN)
 #   For the deployment tests (the images and compose files, infra/deploy):
+#   restic-latest: restic $RESTIC_LATEST_VERSION, `go install` into $VOLBACK_CACHE_DIR/bin/restic-<version>
+#     (named by its version so that Debian's restic stays the one on PATH); the bench compares both
 #   compose: Docker Compose v5 built from the Go module proxy into $VOLBACK_CACHE_DIR/bin/docker-compose
 #   mc: the MinIO client (the health check of the minio image), `go install` of a pinned version
 #   images: stand-ins of the upstream base images, built without a registry by
@@ -17,6 +19,7 @@ set -eu
 NATS_SERVER_VERSION=v2.12.15
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c # github.com/minio/minio, the last published commit
 COMPOSE_VERSION=v5.6.0
+RESTIC_LATEST_VERSION=v0.19.1 # the newest restic, for the bench only (never the tests' restic)
 MC_VERSION=v0.0.0-20250313080218-cf909e1063a9 # github.com/minio/mc, the one the pinned MinIO requires
 CACHE=${VOLBACK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/volback}
 BIN="$CACHE/bin"
@@ -39,9 +42,13 @@ timed() { # timed <what> <command...>
 }
 
 go_install() { # go_install <binary> <module@version>; builds into the cache, atomically
+  go_install_as "$1" "$1" "$2"
+}
+
+go_install_as() { # go_install_as <binary> <name in the cache> <module@version>
   tmp=$(mktemp -d)
-  GOTOOLCHAIN=${GOTOOLCHAIN:-local} GOBIN="$tmp" GOFLAGS=-mod=mod go install "$2"
-  mv "$tmp/$1" "$BIN/$1"
+  GOTOOLCHAIN=${GOTOOLCHAIN:-local} GOBIN="$tmp" GOFLAGS=-mod=mod go install "$3"
+  mv "$tmp/$1" "$BIN/$2"
   rmdir "$tmp"
 }
 
@@ -93,6 +100,10 @@ for item in $want; do
     chromium)
       have CHROMIUM_BIN chromium || timed "Debian package chromium" apt_install chromium
       ;;
+    restic-latest)
+      [ -x "$BIN/restic-${RESTIC_LATEST_VERSION#v}" ] || timed "restic $RESTIC_LATEST_VERSION (go install)" \
+        go_install_as restic "restic-${RESTIC_LATEST_VERSION#v}" "github.com/restic/restic/cmd/restic@$RESTIC_LATEST_VERSION"
+      ;;
     compose)
       have COMPOSE_BIN docker-compose || timed "docker compose $COMPOSE_VERSION (go build)" build_compose
       ;;
@@ -104,6 +115,6 @@ for item in $want; do
         timed "Debian package debootstrap" apt_install debootstrap
       sh "$(dirname -- "$0")/build-stand-in-images.sh"
       ;;
-    *) echo "volback: unknown server '$item' (nats, minio, docker, restic, chromium, compose, mc, images)" >&2; exit 2 ;;
+    *) echo "volback: unknown server '$item' (nats, minio, docker, restic, restic-latest, chromium, compose, mc, images)" >&2; exit 2 ;;
   esac
 done

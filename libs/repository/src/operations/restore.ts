@@ -1,19 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import {
-  chmod,
-  lchown,
-  link,
-  lstat,
-  mkdir,
-  open,
-  rename,
-  symlink,
-  unlink,
-  rm,
-  type FileHandle,
-} from 'node:fs/promises';
+import { chmodSync, closeSync, constants, lchownSync, openSync, rmSync, writeSync } from 'node:fs';
+import { link, lstat, mkdir, open, rename, symlink, unlink, rm, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
@@ -174,8 +162,20 @@ export async function directoryBelow(
   return path;
 }
 
-/** Files restored at once: their reads, decryption and writes overlap (small files above all). */
-const FILES_AT_ONCE = 8;
+/**
+ * Small files are restored in batches: the blobs of a batch are fetched in one go (neighbouring
+ * blobs of a pack in one read, opened together in a worker), not one read per file. A batch
+ * ends at this many files …
+ */
+const BATCH_FILES = 128;
+/** … or this many content bytes (a larger file is a batch of its own). */
+const BATCH_BYTES = 4 * 1024 * 1024;
+/** Files of at most this many bytes (and one blob) are written with synchronous calls. */
+const SMALL_FILE = 256 * 1024;
+/** Batches restored at once, across directories: their reads, decryption and writes overlap. */
+const BATCHES_AT_ONCE = 4;
+/** Subtrees loaded ahead of the walk. */
+const TREES_AHEAD = 8;
 
 /**
  * Gives a restored entry the owner (when running as root), extended attributes, mode and times
@@ -188,10 +188,18 @@ export async function applyNodeMetadata(
   warn: (error: Error) => void = () => undefined,
 ): Promise<void> {
   const isLink = node.type === 'symlink';
-  if (process.getuid?.() === 0) await lchown(path, node.uid, node.gid).catch(() => undefined);
+  // Synchronous, as the attributes and times: each call is a few microseconds on a local disk,
+  // less than a round trip through libuv's thread pool (a restore of small files does little else).
+  if (process.getuid?.() === 0) {
+    try {
+      lchownSync(path, node.uid, node.gid);
+    } catch {
+      // an owner the target refuses is left as it is
+    }
+  }
   // After chown, which clears security.capability; before chmod, as user.* needs write permission.
   restoreExtendedAttributes(node, path, warn);
-  if (!isLink && node.mode !== undefined) await chmod(path, posixPermissionsFromGo(node.mode));
+  if (!isLink && node.mode !== undefined) chmodSync(path, posixPermissionsFromGo(node.mode));
   if (node.mtime) {
     const mtime = parseGoTime(node.mtime);
     await setFileTimes(path, node.atime ? parseGoTime(node.atime) : mtime, mtime, isLink);
@@ -224,6 +232,19 @@ async function makeNode(path: FsPath, command: string, args: readonly string[]):
   }
 }
 
+/** A file waiting in a batch. */
+interface FileJob {
+  readonly node: TreeNode;
+  readonly path: FsPath;
+  /** Its directory was created by this run: nothing is there to replace. */
+  readonly fresh: boolean;
+}
+
+/**
+ * One restore: the walk goes through the trees in order, creating directories, links and special
+ * files as it goes, and hands files to batches that run several at once across directories;
+ * directories get their metadata in one pass at the end ({@link finish}), deepest first.
+ */
 class RestoreRun {
   readonly summary = {
     files: 0,
@@ -236,8 +257,14 @@ class RestoreRun {
   readonly #options: Pick<RestoreOptions, 'onProgress'>;
   /** (device, inode) → the first restored path (undefined if it failed), to recreate hardlinks. */
   readonly #links = new Map<string, Promise<FsPath | undefined>>();
-  #filesInFlight = 0;
-  readonly #fileSlotWaiters: Array<() => void> = [];
+  #batch: FileJob[] = [];
+  #batchBytes = 0;
+  readonly #batches = new Set<Promise<void>>();
+  /** Restored directories, each after everything below it: their metadata is set last. */
+  readonly #dirs: Array<{ node: TreeNode; path: FsPath }> = [];
+  /** Subtrees loading ahead of the walk. */
+  readonly #trees = new Map<string, Promise<TreeNode[]>>();
+  #unsafe: { error: unknown } | undefined;
 
   constructor(repo: BlobSource, options: Pick<RestoreOptions, 'onProgress'>) {
     this.#repo = repo;
@@ -248,59 +275,138 @@ class RestoreRun {
     this.summary.errors.push({ path: shownPath(path), reason: (error as Error).message ?? String(error) });
   }
 
+  #warn(path: FsPath): (error: Error) => void {
+    return (error) => this.summary.warnings.push({ path: shownPath(path), reason: error.message });
+  }
+
   /** Restores one entry, recording its failure; unsafe paths end the whole restore. */
-  async #guarded(node: TreeNode, path: FsPath): Promise<void> {
+  async #guarded(node: TreeNode, path: FsPath, fresh = false): Promise<void> {
     try {
-      await this.node(node, path);
+      await this.node(node, path, fresh);
     } catch (error) {
       if ((error as RepositoryError).code === RepositoryErrorCode.UnsafePath) throw error;
       this.#fail(path, error);
     }
   }
 
-  async #fileSlot(): Promise<void> {
-    while (this.#filesInFlight >= FILES_AT_ONCE)
-      await new Promise<void>((resolve) => this.#fileSlotWaiters.push(resolve));
-    this.#filesInFlight++;
+  #loadTree(id: string): Promise<TreeNode[]> {
+    const ahead = this.#trees.get(id);
+    this.#trees.delete(id);
+    return ahead ?? this.#repo.loadTree(id);
   }
 
-  #releaseFileSlot(): void {
-    this.#filesInFlight--;
-    this.#fileSlotWaiters.shift()?.();
+  #loadAhead(id: string | null | undefined): void {
+    if (!id || this.#trees.has(id)) return;
+    const loading = this.#repo.loadTree(id);
+    loading.catch(() => undefined); // awaited when the walk gets there
+    this.#trees.set(id, loading);
   }
 
   /**
-   * Restores a tree's entries into `dir`, which this run created or checked to be a real
-   * directory. Files are restored several at once; the tree returns once all of them are done
-   * (the directory's own times are set after).
+   * Restores a tree's entries into `dir`, which this run created (`fresh`) or checked to be a
+   * real directory. Files go to batches that may still be writing when this returns.
    */
-  async tree(treeId: string, dir: FsPath): Promise<void> {
-    const nodes = await this.#repo.loadTree(treeId);
+  async tree(treeId: string, dir: FsPath, fresh = false): Promise<void> {
+    const nodes = await this.#loadTree(treeId);
     assertSafeTree(nodes, treeId);
-    const files: Array<Promise<void>> = [];
-    let unsafe: { error: unknown } | undefined;
+    const subtrees = nodes.filter((n) => n.type === 'dir').map((n) => n.subtree);
+    let descended = 0;
+    for (const id of subtrees.slice(0, TREES_AHEAD)) this.#loadAhead(id);
+    for (const node of nodes) {
+      if (this.#unsafe) return;
+      const path = childPath(dir, node);
+      if (node.type === 'file') await this.#enqueue({ node, path, fresh });
+      else {
+        if (node.type === 'dir') this.#loadAhead(subtrees[TREES_AHEAD + descended++]);
+        await this.#guarded(node, path, fresh);
+      }
+    }
+  }
+
+  async #enqueue(job: FileJob): Promise<void> {
+    if (this.#linkKey(job.node)) {
+      // A hard link waits for another name of its inode: never while holding a batch's blobs.
+      await this.#flushBatch();
+      return this.#start(() => this.#guarded(job.node, job.path, job.fresh));
+    }
+    const size = job.node.size ?? 0;
+    if (this.#batch.length > 0 && this.#batchBytes + size > BATCH_BYTES) await this.#flushBatch();
+    this.#batch.push(job);
+    this.#batchBytes += size;
+    if (this.#batch.length >= BATCH_FILES || this.#batchBytes >= BATCH_BYTES) await this.#flushBatch();
+  }
+
+  /** Starts the batch gathered so far. */
+  async #flushBatch(): Promise<void> {
+    const files = this.#batch;
+    this.#batch = [];
+    this.#batchBytes = 0;
+    if (files.length > 0) await this.#start(() => this.#restoreBatch(files));
+  }
+
+  /** Starts `work` once fewer than {@link BATCHES_AT_ONCE} batches run. */
+  async #start(work: () => Promise<void>): Promise<void> {
+    while (this.#batches.size >= BATCHES_AT_ONCE) await Promise.race(this.#batches);
+    const running = work().catch((error: unknown) => {
+      this.#unsafe ??= { error };
+    });
+    this.#batches.add(running);
+    void running.finally(() => this.#batches.delete(running));
+  }
+
+  /**
+   * Restores a batch's files in order from one stream of their blobs. Once a file fails the
+   * stream is closed (it stopped anywhere in that file's blobs) before the rest are restored,
+   * each from its own blobs: a batch never holds two streams.
+   */
+  async #restoreBatch(files: readonly FileJob[]): Promise<void> {
+    const stream = loadBlobsFrom(
+      this.#repo,
+      'data',
+      files.flatMap((f) => f.node.content ?? []),
+    )[Symbol.asyncIterator]();
+    let streaming = true;
     try {
-      for (const node of nodes) {
-        if (unsafe) break;
-        const path = childPath(dir, node);
-        if (node.type !== 'file') {
-          await this.#guarded(node, path);
+      for (const { node, path, fresh } of files) {
+        if (this.#unsafe) return;
+        if (!streaming) {
+          await this.#guarded(node, path, fresh);
           continue;
         }
-        await this.#fileSlot();
-        files.push(
-          this.#guarded(node, path)
-            .catch((error: unknown) => {
-              unsafe ??= { error };
-            })
-            .finally(() => this.#releaseFileSlot()),
-        );
+        streaming = false; // until the file is whole
+        try {
+          if (!fresh) await this.#clear(path);
+          await this.#content(node, path, stream);
+          streaming = true;
+          await applyNodeMetadata(node, path, this.#warn(path));
+        } catch (error) {
+          if ((error as RepositoryError).code === RepositoryErrorCode.UnsafePath) throw error;
+          this.#fail(path, error);
+        }
+        if (!streaming) await stream.return?.();
       }
     } finally {
-      // Nothing is left writing when the tree returns or throws.
-      await Promise.all(files);
+      await stream.return?.();
     }
-    if (unsafe) throw unsafe.error;
+  }
+
+  /** Waits for every batch, then gives the directories their metadata, deepest first. */
+  async finish(): Promise<void> {
+    await this.#flushBatch();
+    while (this.#batches.size > 0) await Promise.all(this.#batches);
+    if (this.#unsafe) throw this.#unsafe.error;
+    for (const { node, path } of this.#dirs) {
+      await applyNodeMetadata(node, path, this.#warn(path)).catch((error: unknown) =>
+        this.#fail(path, error),
+      );
+    }
+    this.#dirs.length = 0;
+  }
+
+  /** Waits for the batches under way, for a walk that failed (nothing is left writing). */
+  async abandon(): Promise<void> {
+    this.#batch = [];
+    while (this.#batches.size > 0) await Promise.all(this.#batches);
   }
 
   async #clear(path: FsPath): Promise<void> {
@@ -313,8 +419,8 @@ class RestoreRun {
    * Makes `path` a real directory: whatever else is there (a symlink above all) is replaced,
    * never followed. True when it had to be created.
    */
-  async directory(path: FsPath): Promise<boolean> {
-    await this.#clear(path);
+  async directory(path: FsPath, fresh = false): Promise<boolean> {
+    if (!fresh) await this.#clear(path);
     const created = await mkdir(path, { mode: 0o700 }).then(
       () => true,
       (error: NodeJS.ErrnoException) => {
@@ -322,6 +428,7 @@ class RestoreRun {
         return false;
       },
     );
+    if (created) return true;
     const stats = await lstat(path);
     if (!stats.isDirectory() || stats.isSymbolicLink()) {
       throw new RepositoryError(
@@ -329,33 +436,40 @@ class RestoreRun {
         `${shownPath(path)} is not a directory we can restore into`,
       );
     }
-    return created;
+    return false;
   }
 
-  async node(node: TreeNode, path: FsPath): Promise<void> {
+  /**
+   * Restores one entry at `path` (in a directory this run created when `fresh`). A file is
+   * whole when this returns; a directory's files may still be in their batches and its metadata
+   * comes with {@link finish}.
+   */
+  async node(node: TreeNode, path: FsPath, fresh = false): Promise<void> {
     switch (node.type) {
       case 'dir': {
-        await this.directory(path);
+        const created = await this.directory(path, fresh);
         this.summary.dirs++;
         if (!node.subtree)
           throw new RepositoryError(RepositoryErrorCode.Malformed, `directory ${node.name} has no subtree`);
-        await this.tree(node.subtree, path);
-        break;
+        await this.tree(node.subtree, path, created);
+        this.#dirs.push({ node, path });
+        return;
       }
       case 'file':
+        if (!fresh) await this.#clear(path);
         await this.#file(node, path);
         break;
       case 'symlink':
-        await this.#clear(path);
+        if (!fresh) await this.#clear(path);
         await symlink(nodeLinkTarget(node), path);
         break;
       case 'fifo':
-        await this.#clear(path);
+        if (!fresh) await this.#clear(path);
         await makeNode(path, 'mkfifo', []);
         break;
       case 'dev':
       case 'chardev': {
-        await this.#clear(path);
+        if (!fresh) await this.#clear(path);
         const dev = node.device ?? 0;
         // Linux's encoding of st_rdev.
         const major = ((dev >>> 8) & 0xfff) | (Math.floor(dev / 2 ** 32) & ~0xfff);
@@ -366,22 +480,34 @@ class RestoreRun {
       default:
         return; // sockets and irregular files are not restored (as restic)
     }
-    await applyNodeMetadata(node, path, (error) =>
-      this.summary.warnings.push({ path: shownPath(path), reason: error.message }),
-    );
+    await applyNodeMetadata(node, path, this.#warn(path));
   }
 
+  #linkKey(node: TreeNode): string | undefined {
+    return (node.links ?? 1) > 1 && node.inode ? `${node.device_id ?? 0}:${node.inode}` : undefined;
+  }
+
+  /** A file from its own blobs, or a hard link to another name of its inode restored first. */
   async #file(node: TreeNode, path: FsPath): Promise<void> {
-    const linkKey = (node.links ?? 1) > 1 && node.inode ? `${node.device_id ?? 0}:${node.inode}` : undefined;
-    await this.#clear(path);
-    if (!linkKey) return this.#content(node, path);
+    const linkKey = this.#linkKey(node);
+    const own = async () => {
+      const blobs = loadBlobsFrom(this.#repo, 'data', node.content ?? [])[Symbol.asyncIterator]();
+      try {
+        await this.#content(node, path, blobs);
+      } finally {
+        // Taken to its last blob, a stream still holds what it reserved (a gateway's reply
+        // budget) until it is closed.
+        await blobs.return?.();
+      }
+    };
+    if (!linkKey) return own();
     // Another name of this inode restored (or being restored) first: link to it.
     for (let pending = this.#links.get(linkKey); pending; pending = this.#links.get(linkKey)) {
       const first = await pending;
       if (first) return link(first, path);
       if (this.#links.get(linkKey) === pending) this.#links.delete(linkKey); // it failed: write it here
     }
-    const restored = this.#content(node, path);
+    const restored = own();
     this.#links.set(
       linkKey,
       restored.then(
@@ -392,7 +518,10 @@ class RestoreRun {
     return restored;
   }
 
-  async #content(node: TreeNode, path: FsPath): Promise<void> {
+  /** Writes a file from the next `node.content.length` blobs of `blobs`. */
+  async #content(node: TreeNode, path: FsPath, blobs: AsyncIterator<Buffer>): Promise<void> {
+    if ((node.content?.length ?? 0) <= 1 && (node.size ?? Infinity) <= SMALL_FILE)
+      return this.#smallContent(node, path, blobs);
     const file = await open(
       path,
       constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
@@ -402,7 +531,11 @@ class RestoreRun {
     let writing: Promise<void> = Promise.resolve();
     try {
       let position = 0;
-      for await (const data of loadBlobsFrom(this.#repo, 'data', node.content ?? [])) {
+      for (let i = 0; i < (node.content?.length ?? 0); i++) {
+        const next = await blobs.next();
+        if (next.done)
+          throw new RepositoryError(RepositoryErrorCode.Malformed, 'the blob stream ended early');
+        const data = next.value;
         const at = position;
         position += data.length;
         await writing;
@@ -422,6 +555,49 @@ class RestoreRun {
     }
     await file.close();
     this.summary.files++;
+  }
+
+  /**
+   * A file of at most one small blob, written with synchronous calls once its blob is in hand:
+   * open, write and close cost a few microseconds each on a local disk, less than three round
+   * trips through libuv's thread pool.
+   */
+  async #smallContent(node: TreeNode, path: FsPath, blobs: AsyncIterator<Buffer>): Promise<void> {
+    let data: Buffer = Buffer.alloc(0);
+    try {
+      if (node.content?.length) {
+        const next = await blobs.next();
+        if (next.done)
+          throw new RepositoryError(RepositoryErrorCode.Malformed, 'the blob stream ended early');
+        data = next.value;
+      }
+      const fd = openSync(
+        path,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        0o600,
+      );
+      try {
+        for (let done = 0; done < data.length;) done += writeSync(fd, data, done, data.length - done, done);
+      } catch (error) {
+        closeSync(fd);
+        rmSync(path, { force: true });
+        throw error;
+      }
+      closeSync(fd);
+    } catch (error) {
+      throw new RepositoryError(
+        (error as RepositoryError).code ?? RepositoryErrorCode.Malformed,
+        `${(error as Error).message}; the file was not restored`,
+        { cause: error },
+      );
+    }
+    this.summary.files++;
+    this.summary.bytes += data.length;
+    this.#options.onProgress?.({
+      files: this.summary.files,
+      bytes: this.summary.bytes,
+      currentPath: shownPath(path),
+    });
   }
 
   async #write(file: FileHandle, data: Buffer, position: number, path: FsPath): Promise<void> {
@@ -458,6 +634,22 @@ export async function restoreTree(
   if (!targetStats.isDirectory())
     throw new RepositoryError(RepositoryErrorCode.UnsafePath, `${target} is not a directory`);
   const runState = new RestoreRun(source, options);
+  try {
+    await walk(source, options, target, runState);
+  } catch (error) {
+    await runState.abandon();
+    throw error;
+  }
+  return runState.summary;
+}
+
+/** The walk of {@link restoreTree} through `runState`, finished (every batch written) on return. */
+async function walk(
+  source: BlobSource,
+  options: RestoreTreeOptions,
+  target: string,
+  runState: RestoreRun,
+): Promise<void> {
   const path = options.path ?? '/';
   const root = options.root ?? path;
   const names = namesBelow(root, path);
@@ -469,7 +661,8 @@ export async function restoreTree(
     } else {
       await runState.tree(tree, target);
     }
-    return runState.summary;
+    await runState.finish();
+    return;
   }
   if (node && node.type !== 'dir') {
     throw new RepositoryError(RepositoryErrorCode.FileNotFound, `${path} is not in the snapshot`);
@@ -494,12 +687,12 @@ export async function restoreTree(
     dir = at;
     tree = node.subtree;
   }
+  await runState.finish();
   for (const created of made.reverse()) {
     await applyNodeMetadata(created.node, created.path, (error) =>
       runState.summary.warnings.push({ path: shownPath(created.path), reason: error.message }),
     );
   }
-  return runState.summary;
 }
 
 /** Restores a snapshot (or a path in it) into a directory. */
