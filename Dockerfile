@@ -21,6 +21,7 @@ COPY libs/messaging/package.json libs/messaging/
 COPY libs/observability/package.json libs/observability/
 COPY libs/repository/package.json libs/repository/
 COPY libs/runtime/package.json libs/runtime/
+COPY libs/process/package.json libs/process/
 COPY libs/testing/package.json libs/testing/
 COPY services/agent/package.json services/agent/
 COPY services/catalog/package.json services/catalog/

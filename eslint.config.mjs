@@ -27,7 +27,7 @@ const depConstraints = [
   // The process around a service (env, bootstrap, supervision): services, the stack and the harness use it.
   {
     sourceTag: 'type:runtime',
-    onlyDependOnLibsWithTags: ['type:adapter', 'type:contracts', 'type:util'],
+    onlyDependOnLibsWithTags: ['type:runtime', 'type:adapter', 'type:contracts', 'type:util'],
   },
   { sourceTag: 'type:contracts', onlyDependOnLibsWithTags: ['type:contracts'] },
   { sourceTag: 'type:util', onlyDependOnLibsWithTags: ['type:util', 'type:contracts'] },

@@ -1,12 +1,8 @@
 /**
- * The process around volback's code: environment parsing, a service's bootstrap, and starting and
- * supervising child processes (NATS, the services). Services, `npm start`, the images and the test
- * harness share it. This file is the library's only public entry point.
+ * The process around volback's code: environment parsing and a service's bootstrap; starting and
+ * supervising child processes come from @volback/process, re-exported here. Services, `npm start`
+ * and the images use it. This file is the library's only public entry point.
  */
 export * from './env.ts';
 export * from './service.ts';
-export * from './binaries.ts';
-export * from './processes.ts';
-export * from './wait.ts';
-export * from './nats-server.ts';
-export * from './supervisor.ts';
+export * from '@volback/process';

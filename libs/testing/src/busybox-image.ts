@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import type Dockerode from 'dockerode';
 import { pack } from 'tar-stream';
-import { BUSYBOX, resolveBinary } from '@volback/runtime';
+import { BUSYBOX, resolveBinary } from '@volback/process';
 
 const run = promisify(execFile);
 

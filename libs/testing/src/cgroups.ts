@@ -1,6 +1,6 @@
 import { readdir, readFile, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { waitUntil } from '@volback/runtime';
+import { waitUntil } from '@volback/process';
 import { killAndWait } from './processes.ts';
 
 /** Where each cgroup hierarchy is mounted (one per v1 controller, or the single v2 tree). */

@@ -11,7 +11,7 @@ import {
   waitUntil,
   type ProcessExit,
   type ServerProcess,
-} from '@volback/runtime';
+} from '@volback/process';
 import { importBusyboxImage } from './busybox-image.ts';
 import { removeCgroup } from './cgroups.ts';
 import { unmountAll } from './mounts.ts';

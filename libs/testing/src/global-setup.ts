@@ -1,7 +1,7 @@
 import type { TestProject } from 'vitest/node';
 import { startDockerEngine, type DockerEngine } from './docker-engine.ts';
 import { startMinioServer, type MinioServer } from './minio-server.ts';
-import { startNatsServer, type NatsServer, type ServerProcess } from '@volback/runtime';
+import { startNatsServer, type NatsServer, type ServerProcess } from '@volback/process';
 
 /**
  * What the global setup hands to every test file through vitest's `inject`: how to reach the

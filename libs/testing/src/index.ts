@@ -1,5 +1,5 @@
 // The process parts the harness shares with the running system (finding a server binary, starting
-// and stopping a child, NATS, waiting for a state) live in @volback/runtime; tests reach them here.
+// and stopping a child, NATS, waiting for a state) live in @volback/process; tests reach them here.
 export {
   BinaryNotFoundError,
   BUSYBOX,
@@ -21,7 +21,7 @@ export {
   type NatsServerOptions,
   type ProcessExit,
   type ServerProcess,
-} from '@volback/runtime';
+} from '@volback/process';
 export * from './processes.ts';
 export * from './mounts.ts';
 export * from './cgroups.ts';

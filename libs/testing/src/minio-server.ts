@@ -11,7 +11,7 @@ import {
   waitUntil,
   type ProcessExit,
   type ServerProcess,
-} from '@volback/runtime';
+} from '@volback/process';
 
 /** Options of {@link startMinioServer}. */
 export interface MinioServerOptions {

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
-import { waitUntil } from '@volback/runtime';
+import { waitUntil } from '@volback/process';
 
 /** The state letter of `/proc/<pid>/stat` (`R`, `S`, `Z`…), or undefined when there is no such process. */
 async function processState(pid: number): Promise<string | undefined> {

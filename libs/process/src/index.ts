@@ -1,0 +1,5 @@
+export * from './binaries.ts';
+export * from './nats-server.ts';
+export * from './processes.ts';
+export * from './supervisor.ts';
+export * from './wait.ts';
