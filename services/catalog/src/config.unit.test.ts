@@ -86,7 +86,7 @@ describe('loadConfig', () => {
   it('given allowed hosts, TLS files and TRUST_LOOPBACK=false, then those', () => {
     const config = loadConfig(
       {
-        VOLBACK_CATALOG_ALLOWED_HOSTS: 'Catalog.Example, 10.0.0.5,[fd00::5]',
+        VOLBACK_CATALOG_ALLOWED_HOSTS: 'Catalog.Example, 192.0.2.5,[2001:db8::5]',
         VOLBACK_CATALOG_TLS_CERT_FILE: 'tls/catalog.crt',
         VOLBACK_CATALOG_TLS_KEY_FILE: 'tls/catalog.key',
         VOLBACK_CATALOG_TRUST_LOOPBACK: 'false',
@@ -95,7 +95,7 @@ describe('loadConfig', () => {
       [],
       cwd,
     );
-    expect(config.allowedHosts).toEqual(['catalog.example', '10.0.0.5', '[fd00::5]']);
+    expect(config.allowedHosts).toEqual(['catalog.example', '192.0.2.5', '[2001:db8::5]']);
     expect(config.tls).toEqual({
       certFile: '/srv/volback/tls/catalog.crt',
       keyFile: '/srv/volback/tls/catalog.key',

@@ -5,13 +5,13 @@ describe('FailureLimiter', () => {
   it('refuses an address after max failures until its window ends, and only that address', () => {
     const limiter = new FailureLimiter({ max: 3, windowMs: 60_000 });
     for (let i = 0; i < 3; i++) {
-      expect(limiter.retryAfter('10.0.0.1', 1_000)).toBeUndefined();
-      limiter.fail('10.0.0.1', 1_000 + i);
+      expect(limiter.retryAfter('192.0.2.1', 1_000)).toBeUndefined();
+      limiter.fail('192.0.2.1', 1_000 + i);
     }
-    expect(limiter.retryAfter('10.0.0.1', 1_002)).toBe(60);
-    expect(limiter.retryAfter('10.0.0.1', 31_001)).toBe(30);
-    expect(limiter.retryAfter('10.0.0.2', 1_002)).toBeUndefined();
-    expect(limiter.retryAfter('10.0.0.1', 61_000)).toBeUndefined();
+    expect(limiter.retryAfter('192.0.2.1', 1_002)).toBe(60);
+    expect(limiter.retryAfter('192.0.2.1', 31_001)).toBe(30);
+    expect(limiter.retryAfter('192.0.2.2', 1_002)).toBeUndefined();
+    expect(limiter.retryAfter('192.0.2.1', 61_000)).toBeUndefined();
   });
 
   it('starts a new window once the old one ended', () => {
