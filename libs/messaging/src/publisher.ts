@@ -1,4 +1,4 @@
-import { JetStreamApiError, jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import { JetStreamApiError, jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { headers as natsHeaders, nuid, type NatsConnection } from '@nats-io/nats-core';
 import { encodeEnvelope, type OutgoingMessage } from '@volback/contracts';
 import {
@@ -8,6 +8,7 @@ import {
   MessagingErrorCode,
   PublishRejectedError,
 } from './errors.ts';
+import { ensureStreams, type StreamOptions } from './streams.ts';
 
 /** Largest atomic batch JetStream accepts (server limit). */
 export const MAX_ATOMIC_BATCH = 1000;
@@ -45,6 +46,19 @@ interface JsAck {
   error?: { code: number; err_code?: number; description: string };
 }
 
+/** Options of a {@link MessagePublisher}. */
+export interface PublisherOptions {
+  /**
+   * When set, a publish that finds no stream for its subject (the stream was deleted under a
+   * running service and nobody has recreated it yet) creates the streams with these settings and
+   * publishes again, instead of failing the caller's request.
+   */
+  recreateStreams?: StreamOptions;
+}
+
+/** How many times a publish that found no stream recreates the streams and tries again. */
+const MISSING_STREAM_RETRIES = 3;
+
 /**
  * Appends events and commands to JetStream. `Nats-Msg-Id` is always the envelope id, so a
  * retried publish is stored once (within the stream's duplicate window).
@@ -52,14 +66,31 @@ interface JsAck {
 export class MessagePublisher {
   readonly #nc: NatsConnection;
   readonly #js: JetStreamClient;
+  readonly #recreateStreams: StreamOptions | undefined;
 
-  constructor(nc: NatsConnection) {
+  constructor(nc: NatsConnection, options: PublisherOptions = {}) {
     this.#nc = nc;
     this.#js = jetstream(nc);
+    this.#recreateStreams = options.recreateStreams;
   }
 
   /** Publishes one message; resolves once JetStream has stored it. */
   async publish(message: OutgoingMessage, options: PublishOptions = {}): Promise<PublishResult> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#publishOnce(message, options);
+      } catch (error) {
+        // JetStream answers a subject no stream holds with "no responders" (the client calls it
+        // JetStreamNotEnabled). Same envelope id on the retry, so it is stored at most once.
+        const noStream = (error as Error).name === 'JetStreamNotEnabled';
+        if (!noStream || !this.#recreateStreams || attempt > MISSING_STREAM_RETRIES) throw error;
+        await ensureStreams(await jetstreamManager(this.#nc), this.#recreateStreams).catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
+      }
+    }
+  }
+
+  async #publishOnce(message: OutgoingMessage, options: PublishOptions): Promise<PublishResult> {
     const expected = options.expectedLastSubjectSequence;
     try {
       const ack = await this.#js.publish(message.subject, encodeEnvelope(message.envelope), {

@@ -81,3 +81,20 @@ describe.each([
     await consumer.stop();
   });
 });
+
+describe('a publisher told to recreate missing streams', () => {
+  it('stores a command sent while its stream is deleted, once; a plain publisher fails', async () => {
+    await jsm.streams.delete(STREAMS.commands.name);
+    const message = command('host-publisher', 'backup-publisher-1');
+    await expect(publisher.publish(message)).rejects.toThrow(/jetstream is not enabled/);
+
+    const recreating = new MessagePublisher(nc, { recreateStreams: {} });
+    const first = await recreating.publish(message);
+    expect(first).toMatchObject({ stream: STREAMS.commands.name, duplicate: false });
+    const again = await recreating.publish(message);
+    expect(again.duplicate).toBe(true);
+    const info = await jsm.streams.info(STREAMS.commands.name);
+    expect(info.state.messages).toBe(1);
+    expect(info.config.retention).toBe('workqueue');
+  });
+});

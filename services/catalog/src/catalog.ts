@@ -88,7 +88,12 @@ export async function startCatalog(options: CatalogOptions): Promise<Catalog> {
     ...(options.dataTimeoutMs ? { timeoutMs: options.dataTimeoutMs } : {}),
   });
   const grants = new RestoreGrants(options.nc, { replicas: options.streams?.replicas ?? 1 });
-  const commands = new CommandSender(new MessagePublisher(options.nc), source, grants, options.now);
+  const commands = new CommandSender(
+    new MessagePublisher(options.nc, { recreateStreams: options.streams ?? {} }),
+    source,
+    grants,
+    options.now,
+  );
 
   let rebuilding: Promise<void> | undefined;
   const rebuild = () => {
