@@ -31,19 +31,21 @@ async function main(): Promise<void> {
   // The password goes into the secrets file (first start); no process the stack starts (NATS, a
   // service) inherits it in its environment.
   delete process.env['VOLBACK_PASSWORD'];
+  delete process.env['VOLBACK_PASSWORD_FILE'];
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const withAgent = await dockerAnswers(config.dockerHost);
   // Secure by default: TLS and an identity per service on the NATS the stack starts.
   const secrets = await stackSecrets(config.dataDir, config.password, withAgent, log);
   const identity = (seedFile: string): Record<string, string> =>
-    config.natsUrl ? {} : natsIdentityEnv(secrets, seedFile);
+    config.natsServers ? {} : natsIdentityEnv(secrets, seedFile);
 
   let nats: NatsServer | undefined;
-  let natsUrl = config.natsUrl;
+  let natsUrl = config.natsServers?.join(',');
   let stopping = false;
   if (!natsUrl) {
     if (!(await portIsFree(config.natsPort))) {
       throw new ConfigError(
+        'VOLBACK_NATS_PORT',
         `port ${config.natsPort} on 127.0.0.1 is in use: set VOLBACK_NATS_PORT to another port, or VOLBACK_NATS_URL to use that NATS`,
       );
     }
@@ -71,11 +73,11 @@ async function main(): Promise<void> {
   }
 
   const nc = await connectNats({
-    servers: natsUrl,
+    servers: config.natsServers ? [...config.natsServers] : natsUrl,
     name: 'volback-local-stack',
     logger: log,
     connectTimeoutMs: 30_000,
-    ...(config.natsUrl
+    ...(config.natsServers
       ? {}
       : {
           nkeyFile: secrets.seed('admin'),
@@ -117,8 +119,7 @@ async function main(): Promise<void> {
     VOLBACK_NATS_URL: natsUrl,
     ...identity(secrets.seed('scheduler')),
     VOLBACK_PASSWORD: '',
-    VOLBACK_SCHEDULER_FIRST_BACKUP_DELAY_SECONDS:
-      process.env['VOLBACK_SCHEDULER_FIRST_BACKUP_DELAY_SECONDS'] || '10',
+    VOLBACK_SCHEDULER_FIRST_BACKUP_DELAY_SECONDS: config.firstBackupDelaySeconds,
     VOLBACK_OPS_PORT: await opsPort(),
   });
   services.start('catalog', {
