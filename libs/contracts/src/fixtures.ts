@@ -373,7 +373,7 @@ export const MESSAGE_FIXTURES: MessageFixtures = {
     operationId: 'import-2025-03-20',
     repositoryId: ids.repositoryId,
     code: 'REPOSITORY_UNAVAILABLE',
-    reason: 'the storage did not answer: connect ECONNREFUSED 10.0.0.5:9000',
+    reason: 'the storage did not answer: connect ECONNREFUSED 192.0.2.5:9000',
     failedAt: '2025-03-20T09:00:30.000Z',
   },
   'io.volback.message.rejected.v1': {
