@@ -116,7 +116,9 @@ describe('database dumps: the agent execs the dump in the container and streams 
       dir,
     );
     services.add(agent);
-    const registered = await events.waitFor('the host to register', (e) => e.type.startsWith('io.volback.host.'));
+    const registered = await events.waitFor('the host to register', (e) =>
+      e.type.startsWith('io.volback.host.'),
+    );
     hostId = (registered.data as { hostId: string }).hostId;
   }, 120_000);
 
@@ -161,9 +163,9 @@ describe('database dumps: the agent execs the dump in the container and streams 
     });
     const restored = await events.outcome('e2e-dump-restore');
     expect(restored.type, JSON.stringify(restored.data)).toBe('io.volback.restore.completed.v1');
-    expect(await runInVolume(engine.docker, engine.image, 'pgdata-restored', 'ls -A /v; cat /v/PG_VERSION')).toBe(
-      'PG_VERSION\nraw\n',
-    );
+    expect(
+      await runInVolume(engine.docker, engine.image, 'pgdata-restored', 'ls -A /v; cat /v/PG_VERSION'),
+    ).toBe('PG_VERSION\nraw\n');
   }, 180_000);
 
   it('instead: only the dump is in the snapshot, and the agent streams 256 MiB without holding it', async () => {
@@ -175,7 +177,8 @@ describe('database dumps: the agent execs the dump in the container and streams 
     });
     await runInVolume(engine.docker, engine.image, 'cachedata', 'echo raw > /v/appendonly.aof');
     const status = `/proc/${agent.pid}/status`;
-    const kib = (text: string, field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(text)![1]) * 1024;
+    const kib = (text: string, field: string) =>
+      Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(text)![1]) * 1024;
     await writeFile(`/proc/${agent.pid}/clear_refs`, '5'); // resets the peak (VmHWM) to now
     const before = kib(await readFile(status, 'utf8'), 'VmRSS');
 
@@ -215,7 +218,10 @@ describe('database dumps: the agent execs the dump in the container and streams 
   }, 120_000);
 
   it('a password in a label is refused, not retried, and not repeated', async () => {
-    await database('labelled', 'labelleddata', { 'volback.dump': 'postgres', 'volback.dump.password': DB_SECRET });
+    await database('labelled', 'labelleddata', {
+      'volback.dump': 'postgres',
+      'volback.dump.password': DB_SECRET,
+    });
     const outcome = await backup('e2e-dump-label', 'labelleddata');
     expect(outcome.type).toBe('io.volback.backup.failed.v1');
     expect(outcome.data).toMatchObject({ code: 'VOLBACK_AGENT_DUMP_LABEL_INVALID', willRetry: false });

@@ -17,7 +17,13 @@ import {
 import { RESTIC, resolveBinary, startDockerEngine, type DockerEngine } from '@volback/testing';
 import type Dockerode from 'dockerode';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DUMP_PRESETS, DumpErrorCode, dumpScript, planDumps, type DumpSpec } from '../domain/database-dump.ts';
+import {
+  DUMP_PRESETS,
+  DumpErrorCode,
+  dumpScript,
+  planDumps,
+  type DumpSpec,
+} from '../domain/database-dump.ts';
 import { dumpFiles, dumpRecords, volumeFilesLeftOut } from '../work/database-dumps.ts';
 import { saveVolumeSnapshotTree } from '../work/snapshot-layout.ts';
 import { DatabaseDumper, DumpFailedError } from './database-dump.ts';
@@ -222,14 +228,19 @@ describe('a dump that fails fails clearly', () => {
     const spec = await onlyDump();
     const error = await dumper
       .take(spec, repositorySink(repo), { signal: new AbortController().signal })
-      .then(() => undefined, (e: unknown) => e);
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(error).toBeInstanceOf(DumpFailedError);
     const failed = error as DumpFailedError;
     expect(failed.code).toBe(DumpErrorCode.Failed);
     expect(failed.exitCode).toBe(3);
     expect(failed.message).toBe(
       `command dump in container ${spec.container.name} exited with 3; stderr (last 200 bytes at most): ` +
-        JSON.stringify('pg_dump: error: connection to server on socket failed: FATAL: role "app" does not exist'),
+        JSON.stringify(
+          'pg_dump: error: connection to server on socket failed: FATAL: role "app" does not exist',
+        ),
     );
     expect(failed.message).not.toContain('99999');
   });
@@ -244,7 +255,10 @@ describe('a dump that fails fails clearly', () => {
     const started = Date.now();
     const error = (await dumper
       .take(spec, repositorySink(repo), { signal: new AbortController().signal })
-      .then(() => undefined, (e: unknown) => e)) as DumpFailedError;
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as DumpFailedError;
     expect(error).toBeInstanceOf(DumpFailedError);
     expect(error.message).toMatch(/did not finish within 1 s/);
     expect(Date.now() - started).toBeLessThan(10_000);
@@ -256,7 +270,10 @@ describe('a dump that fails fails clearly', () => {
     await docker.getContainer(name).remove({ force: true });
     const error = (await dumper
       .take(spec, repositorySink(repo), { signal: new AbortController().signal })
-      .then(() => undefined, (e: unknown) => e)) as DumpFailedError;
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as DumpFailedError;
     expect(error).toBeInstanceOf(DumpFailedError);
     expect(error.message).toMatch(new RegExp(`^command dump in container ${name} could not run: `));
   });

@@ -271,7 +271,8 @@ export function dumpSpecOf(container: DumpCandidate, volumeName: string): DumpSp
   if (only !== undefined && only !== volumeName) return undefined;
 
   const modeRaw = labels[DUMP_LABELS.mode]?.trim().toLowerCase() ?? DUMP_DEFAULTS.mode;
-  if (modeRaw !== 'alongside' && modeRaw !== 'instead') throw bad(DUMP_LABELS.mode, 'expected alongside or instead');
+  if (modeRaw !== 'alongside' && modeRaw !== 'instead')
+    throw bad(DUMP_LABELS.mode, 'expected alongside or instead');
 
   let timeoutSeconds: number = DUMP_DEFAULTS.timeoutSeconds;
   const timeoutRaw = labels[DUMP_LABELS.timeout];
@@ -284,7 +285,10 @@ export function dumpSpecOf(container: DumpCandidate, volumeName: string): DumpSp
   const options: { -readonly [K in keyof DumpOptions]: DumpOptions[K] } = {};
   const database = labels[DUMP_LABELS.database];
   if (database !== undefined) {
-    const ok = preset === 'sqlite' ? ABSOLUTE_PATH.test(database) && !/(^|\/)\.\.?(\/|$)/.test(database) : NAME.test(database);
+    const ok =
+      preset === 'sqlite'
+        ? ABSOLUTE_PATH.test(database) && !/(^|\/)\.\.?(\/|$)/.test(database)
+        : NAME.test(database);
     if (!ok)
       throw bad(
         DUMP_LABELS.database,
@@ -294,11 +298,16 @@ export function dumpSpecOf(container: DumpCandidate, volumeName: string): DumpSp
       );
     options.database = database;
   } else if (preset === 'sqlite') {
-    throw new DumpLabelError(name, DUMP_LABELS.database, 'is needed by the sqlite preset: the database file’s path');
+    throw new DumpLabelError(
+      name,
+      DUMP_LABELS.database,
+      'is needed by the sqlite preset: the database file’s path',
+    );
   }
   const user = labels[DUMP_LABELS.user];
   if (user !== undefined) {
-    if (!NAME.test(user)) throw bad(DUMP_LABELS.user, 'expected a name of letters, digits and _ . @ - (at most 63)');
+    if (!NAME.test(user))
+      throw bad(DUMP_LABELS.user, 'expected a name of letters, digits and _ . @ - (at most 63)');
     options.user = user;
   }
   const passwordEnv = labels[DUMP_LABELS.passwordEnv];
@@ -314,16 +323,19 @@ export function dumpSpecOf(container: DumpCandidate, volumeName: string): DumpSp
   let extension: string = preset === 'command' ? DUMP_DEFAULTS.extension : EXTENSIONS[preset];
   if (preset === 'command') {
     const command = labels[DUMP_LABELS.command];
-    if (!command?.trim()) throw new DumpLabelError(name, DUMP_LABELS.command, 'is needed by the command preset');
+    if (!command?.trim())
+      throw new DumpLabelError(name, DUMP_LABELS.command, 'is needed by the command preset');
     options.command = command;
     const ext = labels[DUMP_LABELS.extension];
     if (ext !== undefined) {
-      if (!EXTENSION.test(ext)) throw bad(DUMP_LABELS.extension, 'expected letters and digits, like sql or sql.gz');
+      if (!EXTENSION.test(ext))
+        throw bad(DUMP_LABELS.extension, 'expected letters and digits, like sql or sql.gz');
       extension = ext;
     }
   } else {
     for (const label of [DUMP_LABELS.command, DUMP_LABELS.extension]) {
-      if (labels[label] !== undefined) throw new DumpLabelError(name, label, 'is only for the command preset');
+      if (labels[label] !== undefined)
+        throw new DumpLabelError(name, label, 'is only for the command preset');
     }
   }
   return {

@@ -137,18 +137,46 @@ describe('each preset runs its dump tool with secrets from the container env onl
 describe('bad labels are refused with the container, the label and why', () => {
   it.each<[Record<string, string>, string, RegExp]>([
     [{ 'volback.dump': 'oracle' }, 'volback.dump', /expected postgres, postgres-all, mysql/],
-    [{ 'volback.dump': 'postgres', 'volback.dump.mode': 'both' }, 'volback.dump.mode', /alongside or instead/],
+    [
+      { 'volback.dump': 'postgres', 'volback.dump.mode': 'both' },
+      'volback.dump.mode',
+      /alongside or instead/,
+    ],
     [{ 'volback.dump': 'postgres', 'volback.dump.timeout': '10m' }, 'volback.dump.timeout', /1 to 86400/],
     [{ 'volback.dump': 'postgres', 'volback.dump.timeout': '0' }, 'volback.dump.timeout', /1 to 86400/],
-    [{ 'volback.dump': 'postgres', 'volback.dump.database': "x'; rm -rf /" }, 'volback.dump.database', /a name/],
+    [
+      { 'volback.dump': 'postgres', 'volback.dump.database': "x'; rm -rf /" },
+      'volback.dump.database',
+      /a name/,
+    ],
     [{ 'volback.dump': 'mysql', 'volback.dump.user': 'a b' }, 'volback.dump.user', /a name/],
-    [{ 'volback.dump': 'mysql', 'volback.dump.password-env': 's3cret!' }, 'volback.dump.password-env', /never holds/],
+    [
+      { 'volback.dump': 'mysql', 'volback.dump.password-env': 's3cret!' },
+      'volback.dump.password-env',
+      /never holds/,
+    ],
     [{ 'volback.dump': 'sqlite' }, 'volback.dump.database', /needed by the sqlite preset/],
-    [{ 'volback.dump': 'sqlite', 'volback.dump.database': 'app.db' }, 'volback.dump.database', /absolute path/],
-    [{ 'volback.dump': 'sqlite', 'volback.dump.database': '/data/../etc/x' }, 'volback.dump.database', /no \.\./],
+    [
+      { 'volback.dump': 'sqlite', 'volback.dump.database': 'app.db' },
+      'volback.dump.database',
+      /absolute path/,
+    ],
+    [
+      { 'volback.dump': 'sqlite', 'volback.dump.database': '/data/../etc/x' },
+      'volback.dump.database',
+      /no \.\./,
+    ],
     [{ 'volback.dump': 'command' }, 'volback.dump.command', /needed by the command preset/],
-    [{ 'volback.dump': 'command', 'volback.dump.command': 'x', 'volback.dump.extension': '../x' }, 'volback.dump.extension', /like sql/],
-    [{ 'volback.dump': 'postgres', 'volback.dump.command': 'x' }, 'volback.dump.command', /only for the command preset/],
+    [
+      { 'volback.dump': 'command', 'volback.dump.command': 'x', 'volback.dump.extension': '../x' },
+      'volback.dump.extension',
+      /like sql/,
+    ],
+    [
+      { 'volback.dump': 'postgres', 'volback.dump.command': 'x' },
+      'volback.dump.command',
+      /only for the command preset/,
+    ],
     [{ 'volback.dump': 'postgres', 'volback.dump.databse': 'x' }, 'volback.dump.databse', /not a dump label/],
     [{ 'volback.dump.mode': 'instead' }, 'volback.dump.mode', /needs volback.dump/],
   ])('%j', (labels, label, why) => {
@@ -177,7 +205,9 @@ describe('planDumps', () => {
       ],
       'data',
     );
-    expect(plan.dumps.map((d) => [d.container.name, d.preset, d.mode])).toEqual([['pg', 'postgres', 'instead']]);
+    expect(plan.dumps.map((d) => [d.container.name, d.preset, d.mode])).toEqual([
+      ['pg', 'postgres', 'instead'],
+    ]);
     expect(plan.skipVolumeFiles).toBe(true);
     expect(plan.warnings).toEqual(['cache: redis dump not taken, it is exited']);
   });
@@ -187,7 +217,11 @@ describe('planDumps', () => {
       [container({ 'volback.dump': 'postgres', 'volback.dump.mode': 'instead' }, { state: 'exited' })],
       'data',
     );
-    expect(plan).toEqual({ dumps: [], skipVolumeFiles: false, warnings: ['db: postgres dump not taken, it is exited'] });
+    expect(plan).toEqual({
+      dumps: [],
+      skipVolumeFiles: false,
+      warnings: ['db: postgres dump not taken, it is exited'],
+    });
   });
 
   it('given volback.dump.volume, then only the backup of that volume takes the dump', () => {
@@ -240,7 +274,9 @@ describe('restore steps', () => {
   ])('%s reads its file out of the repository and feeds the database its own client', (preset, step) => {
     const steps = stepsOf(preset);
     expect(steps.some((s) => step.test(s))).toBe(true);
-    expect(steps[0]).toMatch(/^(docker stop \S+|restic dump --tag volume:\S+ latest \/\.volback\/dumps\/\S+)/);
+    expect(steps[0]).toMatch(
+      /^(docker stop \S+|restic dump --tag volume:\S+ latest \/\.volback\/dumps\/\S+)/,
+    );
     expect(steps.join('\n')).toContain(`/.volback/dumps/${examples[preset].container}.`);
   });
 

@@ -87,8 +87,7 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
     const parentSnapshotId = parent.snapshotId ?? undefined;
 
     let committed:
-      | { snapshotId: string; summary: WalkSummary; bytesStored: number; dumps: TakenDump[] }
-      | undefined;
+      { snapshotId: string; summary: WalkSummary; bytesStored: number; dumps: TakenDump[] } | undefined;
     for (let pass = 1; !committed; pass++) {
       const store = await GatewayBlobStore.open(client);
       const sink = interruptible(store, ctx.signal, command.backupId);

@@ -1,5 +1,12 @@
 import type { databaseDump } from '@volback/contracts';
-import { formatGoTime, goModeFromPosix, saveTree, type BlobSink, type TreeNode, type WalkSummary } from '@volback/repository';
+import {
+  formatGoTime,
+  goModeFromPosix,
+  saveTree,
+  type BlobSink,
+  type TreeNode,
+  type WalkSummary,
+} from '@volback/repository';
 import type { z } from 'zod';
 import type { TakenDump } from '../adapters/database-dump.ts';
 import { DUMPS_DIR, type DumpPlan } from '../domain/database-dump.ts';
@@ -21,7 +28,8 @@ export async function takeDumps(
     const done = taken.reduce((sum, d) => sum + d.sizeBytes, 0);
     const dump = await ctx.dumper.take(spec, sink, {
       signal: ctx.signal,
-      onBytes: (bytes) => progress.update({ phase: 'reading', bytes: done + bytes, bytesAdded: sink.bytesAdded }),
+      onBytes: (bytes) =>
+        progress.update({ phase: 'reading', bytes: done + bytes, bytesAdded: sink.bytesAdded }),
     });
     ctx.logger.info(
       { container: spec.container.name, preset: spec.preset, bytes: dump.sizeBytes, ms: dump.durationMs },

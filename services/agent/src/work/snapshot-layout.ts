@@ -55,12 +55,20 @@ function syntheticNode(name: string, type: 'dir' | 'file', now: Date): TreeNode 
   };
 }
 
-async function dumpsDirectory(sink: BlobSink, dumps: readonly StoredDumpFile[], now: Date): Promise<TreeNode> {
+async function dumpsDirectory(
+  sink: BlobSink,
+  dumps: readonly StoredDumpFile[],
+  now: Date,
+): Promise<TreeNode> {
   const dir = syntheticNode(SNAPSHOT_LAYOUT.dumpsDir, 'dir', now);
   dir.mode = goModeFromPosix(0o040700);
   dir.subtree = await saveTree(
     sink,
-    dumps.map((d) => ({ ...syntheticNode(d.fileName, 'file', d.time), size: d.size, content: [...d.content] })),
+    dumps.map((d) => ({
+      ...syntheticNode(d.fileName, 'file', d.time),
+      size: d.size,
+      content: [...d.content],
+    })),
   );
   return dir;
 }
