@@ -8,6 +8,7 @@ import { connectNats, type NatsConnection } from '@volback/messaging';
 import {
   RESTIC,
   resolveBinary,
+  seqDigest,
   startDockerEngine,
   startNatsServer,
   type DockerEngine,
@@ -23,20 +24,6 @@ const DB_SECRET = 'e2e-db-secret-4f1c9a';
 const LINES = 2_000_000;
 
 type Data = Record<string, unknown>;
-
-/** SHA-256 and length of `seq 1 n`. */
-function expectedSeq(n: number): { sha256: string; size: number } {
-  const hash = createHash('sha256');
-  let size = 0;
-  for (let start = 1; start <= n; start += 100_000) {
-    const lines: string[] = [];
-    for (let i = start; i < Math.min(start + 100_000, n + 1); i++) lines.push(String(i));
-    const piece = Buffer.from(`${lines.join('\n')}\n`);
-    hash.update(piece);
-    size += piece.length;
-  }
-  return { sha256: hash.digest('hex'), size };
-}
 
 describe('database dumps: the agent execs the dump in the container and streams it into the snapshot', () => {
   let nats: NatsServer;
@@ -137,7 +124,7 @@ describe('database dumps: the agent execs the dump in the container and streams 
     const outcome = await backup('e2e-dump-alongside', 'pgdata');
     expect(outcome.type, JSON.stringify(outcome.data)).toBe('io.volback.backup.completed.v1');
     const data = outcome.data as Data & { snapshotId: string; dumps: Data[] };
-    const expected = expectedSeq(LINES);
+    const expected = seqDigest(LINES);
     expect(data.dumps).toEqual([
       {
         container: 'pg',

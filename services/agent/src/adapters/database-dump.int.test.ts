@@ -14,7 +14,7 @@ import {
   restore,
   type BlobSink,
 } from '@volback/repository';
-import { RESTIC, resolveBinary, startDockerEngine, type DockerEngine } from '@volback/testing';
+import { RESTIC, resolveBinary, seqDigest, startDockerEngine, type DockerEngine } from '@volback/testing';
 import type Dockerode from 'dockerode';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -85,18 +85,14 @@ async function onlyDump(): Promise<DumpSpec> {
   return plan.dumps[0]!;
 }
 
-/** SHA-256 and length of `seq 1 n`, generated here piece by piece. */
-function expectedSeq(n: number): { sha256: string; size: number } {
-  const hash = createHash('sha256');
-  let size = 0;
-  for (let start = 1; start <= n; start += 100_000) {
-    const lines: string[] = [];
-    for (let i = start; i < Math.min(start + 100_000, n + 1); i++) lines.push(String(i));
-    const piece = Buffer.from(`${lines.join('\n')}\n`);
-    hash.update(piece);
-    size += piece.length;
-  }
-  return { sha256: hash.digest('hex'), size };
+/** How the dump failed; a dump that succeeds fails the test. */
+async function failureOf(spec: DumpSpec): Promise<DumpFailedError> {
+  const error = await dumper.take(spec, repositorySink(repo), { signal: new AbortController().signal }).then(
+    () => new Error('the dump succeeded'),
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(DumpFailedError);
+  return error as DumpFailedError;
 }
 
 async function hashOf(stream: NodeJS.ReadableStream): Promise<{ sha256: string; size: number }> {
@@ -139,7 +135,7 @@ describe('a dump streams from docker exec into the snapshot', () => {
     const spec = await onlyDump();
     const sink = repositorySink(repo);
     const taken = await dumper.take(spec, sink, { signal: new AbortController().signal });
-    const expected = expectedSeq(LINES);
+    const expected = seqDigest(LINES);
     expect(taken.sizeBytes).toBe(expected.size);
     expect(taken.content.length).toBeGreaterThan(5);
 
@@ -226,14 +222,7 @@ describe('a dump that fails fails clearly', () => {
         'seq 1 100000; echo "pg_dump: error: connection to server on socket failed: FATAL: role \\"app\\" does not exist" >&2; exit 3',
     });
     const spec = await onlyDump();
-    const error = await dumper
-      .take(spec, repositorySink(repo), { signal: new AbortController().signal })
-      .then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-    expect(error).toBeInstanceOf(DumpFailedError);
-    const failed = error as DumpFailedError;
+    const failed = await failureOf(spec);
     expect(failed.code).toBe(DumpErrorCode.Failed);
     expect(failed.exitCode).toBe(3);
     expect(failed.message).toBe(
@@ -253,13 +242,7 @@ describe('a dump that fails fails clearly', () => {
     });
     const spec = await onlyDump();
     const started = Date.now();
-    const error = (await dumper
-      .take(spec, repositorySink(repo), { signal: new AbortController().signal })
-      .then(
-        () => undefined,
-        (e: unknown) => e,
-      )) as DumpFailedError;
-    expect(error).toBeInstanceOf(DumpFailedError);
+    const error = await failureOf(spec);
     expect(error.message).toMatch(/did not finish within 1 s/);
     expect(Date.now() - started).toBeLessThan(10_000);
   });
@@ -268,13 +251,7 @@ describe('a dump that fails fails clearly', () => {
     const name = await database({ 'volback.dump': 'command', 'volback.dump.command': 'true' });
     const spec = await onlyDump();
     await docker.getContainer(name).remove({ force: true });
-    const error = (await dumper
-      .take(spec, repositorySink(repo), { signal: new AbortController().signal })
-      .then(
-        () => undefined,
-        (e: unknown) => e,
-      )) as DumpFailedError;
-    expect(error).toBeInstanceOf(DumpFailedError);
+    const error = await failureOf(spec);
     expect(error.message).toMatch(new RegExp(`^command dump in container ${name} could not run: `));
   });
 });

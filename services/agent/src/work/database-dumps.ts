@@ -1,5 +1,6 @@
 import type { databaseDump } from '@volback/contracts';
 import {
+  emptyWalkSummary,
   formatGoTime,
   goModeFromPosix,
   saveTree,
@@ -84,19 +85,6 @@ export async function volumeFilesLeftOut(
       content: null,
       subtree: await saveTree(sink, []),
     },
-    summary: {
-      filesNew: 0,
-      filesChanged: 0,
-      filesUnmodified: 0,
-      dirsNew: 0,
-      dirsChanged: 0,
-      dirsUnmodified: 0,
-      bytesRead: 0,
-      totalBytes: 0,
-      bytesAdded: 0,
-      bytesStored: 0,
-      errors: [],
-      warnings: [],
-    },
+    summary: emptyWalkSummary(),
   };
 }
