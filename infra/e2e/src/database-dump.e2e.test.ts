@@ -175,8 +175,8 @@ describe('database dumps: the agent execs the dump in the container and streams 
     const data = outcome.data as Data & { snapshotId: string; dumps: Data[]; stats: Data };
     expect(data.dumps).toMatchObject([{ container: 'cache', mode: 'instead', sizeBytes: size }]);
     expect(data.stats).toMatchObject({ filesNew: 0, bytesRead: 0 });
-    // A dump held in memory would add 256 MiB; chunks are 8 MiB at most and 64 MiB may be in flight.
-    expect(peak - before).toBeLessThan(128 * 1024 * 1024);
+    // A dump held in memory would add 256 MiB; chunks are 8 MiB at most and 64 MiB may be in flight (measured: about 36 MiB).
+    expect(peak - before, `agent peak ${peak} B, before ${before} B`).toBeLessThan(96 * 1024 * 1024);
 
     const listing = (await restic(['ls', data.snapshotId])).text;
     expect(listing).toContain('/.volback/dumps/cache.dump');
