@@ -103,6 +103,7 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
         );
       }
       const dumps = await takeDumps(ctx, dumpPlan, sink, progress);
+      const dumped = dumps.reduce((sum, d) => sum + d.sizeBytes, 0);
       progress.update({ phase: 'quiescing' });
       const quiesced = await ctx.quiescer.quiesce(command.backupId, plan);
       let walked: { root: TreeNode; summary: WalkSummary };
@@ -125,7 +126,7 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
             phase: 'reading',
             files: p.files,
             dirs: p.dirs,
-            bytes: p.bytesRead,
+            bytes: dumped + p.bytesRead,
             bytesAdded: p.bytesAdded,
           });
         const onError = (file: string, error: Error) =>

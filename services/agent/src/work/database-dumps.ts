@@ -29,8 +29,10 @@ export async function takeDumps(
     const done = taken.reduce((sum, d) => sum + d.sizeBytes, 0);
     const dump = await ctx.dumper.take(spec, sink, {
       signal: ctx.signal,
+      // Dumps are consistency work done before the files, as pre hooks are: `quiescing`. The
+      // walk's bytes are counted on top of the dumps', so the count never goes back.
       onBytes: (bytes) =>
-        progress.update({ phase: 'reading', bytes: done + bytes, bytesAdded: sink.bytesAdded }),
+        progress.update({ phase: 'quiescing', bytes: done + bytes, bytesAdded: sink.bytesAdded }),
     });
     ctx.logger.info(
       { container: spec.container.name, preset: spec.preset, bytes: dump.sizeBytes, ms: dump.durationMs },
