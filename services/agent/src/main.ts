@@ -75,7 +75,7 @@ runService({
       nc,
       volumes,
       quiescer,
-      dumper: new DatabaseDumper(engine.docker),
+      dumper: new DatabaseDumper(engine.docker, { local: engine.local }),
       logger: log,
       ackWaitMs: config.commandAckWaitSeconds * 1000,
       dataPath: { timeoutMs: config.dataTimeoutSeconds * 1000 },

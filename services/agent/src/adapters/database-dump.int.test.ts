@@ -49,7 +49,7 @@ beforeAll(async () => {
     chunkerPolynomial: formatChunkerPolynomial(randomIrreduciblePolynomial()),
   });
   volumes = new VolumeAccess(docker, { helperImage: engine.image, hostId: 'host-dump', local: true });
-  dumper = new DatabaseDumper(docker);
+  dumper = new DatabaseDumper(docker, { local: true });
   await docker.createVolume({ Name: 'db-data' });
 });
 
@@ -243,8 +243,13 @@ describe('a dump that fails fails clearly', () => {
     const spec = await onlyDump();
     const started = Date.now();
     const error = await failureOf(spec);
-    expect(error.message).toMatch(/did not finish within 1 s/);
+    expect(error.message).toMatch(
+      /^command dump in container \S+ did not finish within 1 s \(killed\); stderr/,
+    );
     expect(Date.now() - started).toBeLessThan(10_000);
+    // Killed in the container, not left behind: only the container's own processes remain.
+    const top = await docker.getContainer(spec.container.id!).top();
+    expect((top.Processes as string[][]).map((p) => p.join(' ')).join('\n')).not.toContain('sleep 30');
   });
 
   it('a container that is gone cannot run a dump', async () => {

@@ -4,6 +4,7 @@ import { chunkStream, parseChunkerPolynomial, sha256Hex, type BlobSink } from '@
 import { DumpErrorCode, type DumpSpec } from '../domain/database-dump.ts';
 import { HOOK_STDERR_TAIL_LIMIT } from '../errors.ts';
 import { engineMessage } from './engine-errors.ts';
+import { execExitCode, killExec } from './exec-process.ts';
 import { ByteTail, demuxExecStream } from './exec-stream.ts';
 
 /** A dump that was taken: its file's content in the repository, ready for the snapshot tree. */
@@ -51,9 +52,12 @@ export class DumpFailedError extends Error {
  */
 export class DatabaseDumper {
   readonly #docker: Dockerode;
+  readonly #local: boolean;
 
-  constructor(docker: Dockerode) {
+  /** `local`: the engine runs on this machine, so a dump that runs out of time can be killed. */
+  constructor(docker: Dockerode, options: { local: boolean }) {
     this.#docker = docker;
+    this.#local = options.local;
   }
 
   /** Runs the dump and stores it; throws {@link DumpFailedError}, or the sink's error when storing failed. */
@@ -98,7 +102,7 @@ export class DatabaseDumper {
       }
     } catch (error) {
       stream.destroy();
-      if (timedOut) throw this.#timedOut(spec, stderr, error);
+      if (timedOut) throw await this.#timedOut(exec, spec, stderr, error);
       if (options.signal.aborted) throw error;
       if (error instanceof Error && error.name === 'ExecStreamError') {
         throw new DumpFailedError({ spec, why: error.message, stderr: stderr.text() }, { cause: error });
@@ -108,8 +112,8 @@ export class DatabaseDumper {
       clearTimeout(timer);
       options.signal.removeEventListener('abort', abort);
     }
-    if (timedOut) throw this.#timedOut(spec, stderr);
-    const exitCode = await exitCodeOf(exec);
+    if (timedOut) throw await this.#timedOut(exec, spec, stderr);
+    const exitCode = await execExitCode(exec, 100);
     if (exitCode !== 0) {
       throw new DumpFailedError({
         spec,
@@ -121,24 +125,22 @@ export class DatabaseDumper {
     return { spec, content, sizeBytes: size, durationMs: Date.now() - startedAt.getTime(), startedAt };
   }
 
-  #timedOut(spec: DumpSpec, stderr: ByteTail, cause?: unknown): DumpFailedError {
+  /** Kills a dump that ran out of time when the engine is local; its output is closed already. */
+  async #timedOut(
+    exec: Dockerode.Exec,
+    spec: DumpSpec,
+    stderr: ByteTail,
+    cause?: unknown,
+  ): Promise<DumpFailedError> {
+    const killed =
+      this.#local && spec.container.id !== undefined && (await killExec(exec, spec.container.id));
     return new DumpFailedError(
       {
         spec,
-        why: `did not finish within ${spec.timeoutSeconds} s (its output was closed; it may still run in the container)`,
+        why: `did not finish within ${spec.timeoutSeconds} s (${killed ? 'killed' : 'its output was closed; it may still run in the container'})`,
         stderr: stderr.text(),
       },
       { cause },
     );
   }
-}
-
-/** The exit status once the engine has it (the stream may end a moment before). */
-async function exitCodeOf(exec: Dockerode.Exec): Promise<number | undefined> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const info = await exec.inspect();
-    if (!info.Running) return info.ExitCode ?? undefined;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return undefined;
 }
