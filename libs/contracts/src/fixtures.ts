@@ -214,6 +214,16 @@ export const MESSAGE_FIXTURES: MessageFixtures = {
     volumeName: ids.volumeName,
     snapshotId: ids.snapshotId,
     stats,
+    dumps: [
+      {
+        container: ids.containerName,
+        preset: 'postgres',
+        mode: 'alongside',
+        path: `/.volback/dumps/${ids.containerName}.sql`,
+        sizeBytes: 73_400_320,
+        durationMs: 9_120,
+      },
+    ],
     completedAt: '2025-03-14T03:00:43.750Z',
   },
   'io.volback.backup.partially-failed.v1': {

@@ -16,6 +16,7 @@ import {
   type StreamOptions,
 } from '@volback/messaging';
 import type { Logger } from '@volback/observability';
+import type { DatabaseDumper } from '../adapters/database-dump.ts';
 import type { Quiescer } from '../adapters/quiesce.ts';
 import type { VolumeAccess } from '../adapters/volume-access.ts';
 import { runBackup, type BackupVolumeCommand } from './backup-volume.ts';
@@ -35,6 +36,7 @@ export interface CommandConsumerOptions {
   readonly nc: NatsConnection;
   readonly volumes: VolumeAccess;
   readonly quiescer: Quiescer;
+  readonly dumper: DatabaseDumper;
   readonly logger: Logger;
   readonly clock?: () => Date;
   /** How long the server waits for a sign of life before redelivering a command (default 30 s). */
@@ -120,6 +122,7 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
           nc,
           volumes: options.volumes,
           quiescer: options.quiescer,
+          dumper: options.dumper,
           logger: log,
           clock,
           signal: stopping.signal,
