@@ -1,4 +1,4 @@
-import { jetstreamManager } from '@nats-io/jetstream';
+import { DiscardPolicy, jetstreamManager, RetentionPolicy } from '@nats-io/jetstream';
 import {
   BackupCompleted,
   commandSubject,
@@ -793,14 +793,33 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
 
   it('answers 503 without internals when NATS does not take a command', async () => {
     const jsm = await jetstreamManager(nc);
-    await jsm.streams.delete(STREAMS.commands.name);
+    // A full commands stream that refuses new messages: JetStream answers the publish with an error.
+    const info = await jsm.streams.info(STREAMS.commands.name);
+    await jsm.streams.update(STREAMS.commands.name, {
+      ...info.config,
+      discard: DiscardPolicy.New,
+      max_msgs: Math.max(1, info.state.messages),
+    });
     try {
+      if (info.state.messages === 0)
+        await nc.request(commandSubject({ kind: 'scheduler' }, 'filler'), new Uint8Array());
       const res = await send('POST', `/v1/hosts/${second}/volumes/alpha/backups`, {});
       const body = expectProblem(res, 503, 'VOLBACK_CATALOG_MESSAGING_UNAVAILABLE');
-      expect(JSON.stringify(body)).not.toMatch(/stream|jetstream|\.ts/i);
+      expect(JSON.stringify(body)).not.toMatch(/stream|jetstream|maximum|\.ts/i);
     } finally {
+      await jsm.streams.delete(STREAMS.commands.name);
       await ensureStreams(jsm);
     }
+  });
+
+  it('recreates a deleted commands stream and sends the command into it', async () => {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(STREAMS.commands.name);
+    const res = await send('POST', `/v1/hosts/${second}/volumes/alpha/backups`, {});
+    expect(res.statusCode).toBe(202);
+    const info = await jsm.streams.info(STREAMS.commands.name);
+    expect(info.config.retention).toBe(RetentionPolicy.Workqueue);
+    expect(info.state.messages).toBe(1);
   });
 
   it('a 5xx says only that something failed', async () => {
