@@ -14,6 +14,9 @@ export type Snapshot = Answer<'/v1/snapshots'>['items'][number];
 export type Backup = Answer<'/v1/backups'>['items'][number];
 export type Restore = Answer<'/v1/restores'>['items'][number];
 export type Access = Answer<'/v1/access'>;
+export type TreeEntry = Answer<'/v1/snapshots/{snapshotId}/tree'>['entries'][number];
+export type SnapshotDiff = Answer<'/v1/snapshots/{snapshotId}/diff'>;
+export type FoundFile = Answer<'/v1/hosts/{hostId}/volumes/{volumeName}/find'>['items'][number];
 export type BackupAccepted =
   paths['/v1/hosts/{hostId}/volumes/{volumeName}/backups']['post']['responses'][202]['content']['application/json'];
 
@@ -83,6 +86,22 @@ export async function backUpNow(hostId: string, volumeName: string): Promise<Bac
   return (await res.json()) as BackupAccepted;
 }
 
+export type RestoreRequest = NonNullable<
+  paths['/v1/restores']['post']['requestBody']
+>['content']['application/json'];
+export type RestoreAccepted = paths['/v1/restores']['post']['responses'][202]['content']['application/json'];
+
+/** Start a restore (write scope); the catalog checks the target and answers with its id. */
+export async function startRestore(body: RestoreRequest): Promise<RestoreAccepted> {
+  const res = await fetch('/v1/restores', {
+    method: 'POST',
+    headers: headers(storedToken(), { 'content-type': 'application/json' }),
+    body: JSON.stringify(body),
+  });
+  if (!res.ok) throw await problemOf(res);
+  return (await res.json()) as RestoreAccepted;
+}
+
 /** One item of the live stream: an event (its CloudEvents type) or `progress`. */
 export interface LiveMessage {
   event: string;
@@ -137,4 +156,22 @@ export async function follow(
     onState(false);
     if (!signal.aborted) await new Promise((r) => setTimeout(r, 2000));
   }
+}
+
+/**
+ * Saves what a GET route answers as a file: fetched with the token (a plain link cannot send it),
+ * then handed to the browser as a download named by the answer's `content-disposition`.
+ */
+export async function download(path: string, query: Record<string, string>): Promise<void> {
+  const res = await fetch(`${path}?${new URLSearchParams(query)}`, { headers: headers(storedToken()) });
+  if (!res.ok) throw await problemOf(res);
+  const name = /filename="([^"]+)"/.exec(res.headers.get('content-disposition') ?? '')?.[1] ?? 'download';
+  const url = URL.createObjectURL(await res.blob());
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
