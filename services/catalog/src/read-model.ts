@@ -285,6 +285,20 @@ export const statusView = z.object({
     lastCompletedAt: time.nullable(),
   }),
   restores: z.object({ running: z.number().int(), queued: z.number().int() }),
+  repository: z
+    .object({
+      sizeBytes: z
+        .number()
+        .int()
+        .describe(
+          "bytes backups stored (after compression and encryption) less what prune freed: the repositories' size as the event log knows it (index files and snapshots not counted)",
+        ),
+      addedLast24hBytes: z
+        .number()
+        .int()
+        .describe('bytes stored by backups that finished in the last 24 hours'),
+    })
+    .describe('all repositories together'),
   snapshots: z.number().int(),
   policies: z.number().int(),
   /** Stream sequence of the last event applied. */

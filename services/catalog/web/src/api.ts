@@ -14,6 +14,10 @@ export type Snapshot = Answer<'/v1/snapshots'>['items'][number];
 export type Backup = Answer<'/v1/backups'>['items'][number];
 export type Restore = Answer<'/v1/restores'>['items'][number];
 export type Access = Answer<'/v1/access'>;
+export type Policy = Answer<'/v1/policies'>['items'][number];
+export type PolicyRequest = NonNullable<
+  paths['/v1/policies/{policyId}']['put']['requestBody']
+>['content']['application/json'];
 export type TreeEntry = Answer<'/v1/snapshots/{snapshotId}/tree'>['entries'][number];
 export type SnapshotDiff = Answer<'/v1/snapshots/{snapshotId}/diff'>;
 export type FoundFile = Answer<'/v1/hosts/{hostId}/volumes/{volumeName}/find'>['items'][number];
@@ -37,10 +41,18 @@ export class ApiError extends Error {
   override readonly name = 'ApiError';
   readonly status: number;
   readonly code: string | undefined;
-  constructor(status: number, code: string | undefined, detail: string) {
+  /** A 400's fields at fault (`body.policy.schedule.cron`) with the API's message for each. */
+  readonly issues: ReadonlyArray<{ field: string; message: string }>;
+  constructor(
+    status: number,
+    code: string | undefined,
+    detail: string,
+    issues: ReadonlyArray<{ field: string; message: string }> = [],
+  ) {
     super(detail);
     this.status = status;
     this.code = code;
+    this.issues = issues;
   }
 }
 
@@ -49,13 +61,23 @@ function headers(token: string | null, extra: Record<string, string> = {}): Reco
 }
 
 async function problemOf(res: Response): Promise<ApiError> {
-  let body: { code?: string; detail?: string; title?: string } = {};
+  let body: {
+    code?: string;
+    detail?: string;
+    title?: string;
+    errors?: Array<{ field: string; message: string }>;
+  } = {};
   try {
     body = (await res.json()) as typeof body;
   } catch {
     // not problem+json: the status says it
   }
-  return new ApiError(res.status, body.code, body.detail ?? body.title ?? `HTTP ${res.status}`);
+  return new ApiError(
+    res.status,
+    body.code,
+    body.detail ?? body.title ?? `HTTP ${res.status}`,
+    body.errors ?? [],
+  );
 }
 
 /** GET a `/v1` route with the stored token (or `token`). */
@@ -100,6 +122,16 @@ export async function startRestore(body: RestoreRequest): Promise<RestoreAccepte
   });
   if (!res.ok) throw await problemOf(res);
   return (await res.json()) as RestoreAccepted;
+}
+
+/** Define or replace an API policy (write scope); the scheduler records it (`PolicyDefined`). */
+export async function definePolicy(policyId: string, body: PolicyRequest): Promise<void> {
+  const res = await fetch(`/v1/policies/${encodeURIComponent(policyId)}`, {
+    method: 'PUT',
+    headers: headers(storedToken(), { 'content-type': 'application/json' }),
+    body: JSON.stringify(body),
+  });
+  if (!res.ok) throw await problemOf(res);
 }
 
 /** One item of the live stream: an event (its CloudEvents type) or `progress`. */

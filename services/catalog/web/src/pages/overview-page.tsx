@@ -91,6 +91,14 @@ export function OverviewPage() {
           <dd>{status.snapshots}</dd>
         </div>
         <div>
+          <dt>Repository size</dt>
+          <dd data-testid="repository-size">{bytes(status.repository.sizeBytes)}</dd>
+        </div>
+        <div>
+          <dt>Added (24 h)</dt>
+          <dd data-testid="added-24h">{bytes(status.repository.addedLast24hBytes)}</dd>
+        </div>
+        <div>
           <dt>Failed backups (24 h)</dt>
           <dd>{status.backups.failedLast24h}</dd>
         </div>
