@@ -12,7 +12,6 @@ import {
   type NatsServer,
 } from '@volback/testing';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { extract } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   startCatalogService,
@@ -22,34 +21,12 @@ import {
   type CatalogProcess,
   type ServiceProcess,
 } from './stack.ts';
+import { untar } from './tar-fixture.ts';
 import { runInVolume } from './volume-fixture.ts';
 
 const PASSWORD = 'e2e-dashboard-password';
 const WRITE = 'e2e-dashboard-write-token';
 const VOLUME = 'webdata';
-
-async function untar(bytes: Buffer): Promise<Map<string, string>> {
-  const files = new Map<string, string>();
-  const ex = extract();
-  const done = new Promise<void>((resolve, reject) => {
-    ex.on('entry', (header, stream, next) => {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: unknown) => chunks.push(c as Buffer));
-      stream.on('end', () => {
-        files.set(
-          header.name,
-          header.type === 'file' ? Buffer.concat(chunks).toString() : `<${header.type}>`,
-        );
-        next();
-      });
-    });
-    ex.on('finish', resolve);
-    ex.on('error', reject);
-  });
-  ex.end(bytes);
-  await done;
-  return files;
-}
 
 /**
  * The dashboard in Debian's Chromium against a whole stack of processes: NATS, a gateway with a
@@ -116,6 +93,8 @@ describe('the dashboard against a running stack (Chromium)', () => {
       Image: engine.image,
       name: 'webapp',
       Cmd: ['sleep', '3600'],
+      // sleep as PID 1 ignores SIGTERM: stopped at once instead of after Docker's 10 s.
+      StopSignal: 'SIGKILL',
       HostConfig: { NetworkMode: 'none', Binds: [`${VOLUME}:/srv`] },
     });
     await app.start();
@@ -312,7 +291,7 @@ describe('the dashboard against a running stack (Chromium)', () => {
     await screenshot(page, 'restore-done');
     expect(problems).toEqual([]);
     await page.context().close();
-  });
+  }, 180_000);
 
   it('restores into the existing volume, naming and stopping the container that uses it', async () => {
     const { page, problems } = await open();
@@ -331,13 +310,13 @@ describe('the dashboard against a running stack (Chromium)', () => {
     await page
       .getByTestId('restore-outcome')
       .filter({ hasText: /^Restored 1 files/ })
-      .waitFor({ timeout: 60_000 });
+      .waitFor({ timeout: 120_000 });
     expect(await inVolume(VOLUME, 'cat "$1/notes/readme.txt" "$1/notes/new.txt"')).toBe('first\nnew\n');
     const app = await engine.docker.getContainer('webapp').inspect();
     expect(app.State.Running).toBe(true);
     expect(problems).toEqual([]);
     await page.context().close();
-  });
+  }, 180_000);
 
   it('hides the restore wizard from a read-only visitor; new pages fit a phone in dark mode', async () => {
     const context = await browser.newContext({ viewport: { width: 360, height: 800 }, colorScheme: 'dark' });

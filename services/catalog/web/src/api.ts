@@ -96,6 +96,20 @@ export async function get<P extends keyof paths>(
   return (await res.json()) as Answer<P>;
 }
 
+/** Every item of a list route, page after page (500 at a time) until `nextCursor` is null. */
+export async function getAll<T>(
+  page: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor: string | null }>,
+): Promise<T[]> {
+  const items: T[] = [];
+  let cursor: string | undefined;
+  do {
+    const answer = await page(cursor);
+    items.push(...answer.items);
+    cursor = answer.nextCursor ?? undefined;
+  } while (cursor);
+  return items;
+}
+
 /** Back up a volume now (write scope). */
 export async function backUpNow(hostId: string, volumeName: string): Promise<BackupAccepted> {
   const url = `/v1/hosts/${encodeURIComponent(hostId)}/volumes/${encodeURIComponent(volumeName)}/backups`;

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { follow, get } from '../api.ts';
+import { follow, get, getAll } from '../api.ts';
 import { bytes, volumeHref, when } from '../format.ts';
 import { PROTECTION_LABEL, PROTECTION_ORDER, protectionOf } from '../protection.ts';
 import { useData } from './use-data.ts';
@@ -9,11 +9,11 @@ export function OverviewPage() {
   const { data, error, reload } = useData(async () => {
     const [status, hosts, volumes, failures] = await Promise.all([
       get('/v1/status'),
-      get('/v1/hosts', { limit: 500 }),
-      get('/v1/volumes', { limit: 500 }),
+      getAll((cursor) => get('/v1/hosts', { limit: 500, cursor })),
+      getAll((cursor) => get('/v1/volumes', { limit: 500, cursor })),
       get('/v1/backups', { phase: 'Failed', limit: 10 }),
     ]);
-    return { status, hosts: hosts.items, volumes: volumes.items, failures: failures.items };
+    return { status, hosts, volumes, failures: failures.items };
   });
   // Live: what changes a volume's row or the totals reloads the page's data (once a second at most).
   const [live, setLive] = useState(false);
