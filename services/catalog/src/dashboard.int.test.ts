@@ -182,6 +182,10 @@ describe('dashboard (Chromium against a catalog on real NATS)', () => {
     expect(await shown('repository-size')).toBe(formatBytes(status.repository.sizeBytes));
     expect(await shown('added-24h')).toBe(formatBytes(status.repository.addedLast24hBytes));
     expect(await shown('added-24h')).not.toBe('0 B');
+    // Volumes: those not removed, one per row of the table.
+    expect(await shown('volumes-total')).toBe(
+      String(await page.locator('tbody tr[data-protection]').count()),
+    );
 
     // Live: a volume that falls at risk while the page is open joins the banner.
     await page.getByText('Live: this page follows the event stream.').waitFor();

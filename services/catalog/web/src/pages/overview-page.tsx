@@ -76,7 +76,7 @@ export function OverviewPage() {
         </div>
         <div>
           <dt>Volumes</dt>
-          <dd>{status.volumes.total - status.volumes.removed}</dd>
+          <dd data-testid="volumes-total">{status.volumes.total}</dd>
         </div>
         <div>
           <dt>Protected</dt>
