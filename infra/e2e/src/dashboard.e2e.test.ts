@@ -264,6 +264,12 @@ describe('the dashboard against a running stack (Chromium)', () => {
       `/v1/snapshots/${snapshots[1]}/diff?to=${snapshots[1]}`,
     );
     expect([same.added, same.removed, same.changed]).toEqual([[], [], []]);
+    // A directory is no file to download; a snapshot of another volume is no diff.
+    const directory = await fetch(`${catalog.url}/v1/snapshots/${snapshots[0]}/file?path=/notes`, {
+      headers: { authorization: `Bearer ${WRITE}` },
+    });
+    expect(directory.status).toBe(404);
+    expect(((await directory.json()) as { code: string }).code).toBe('VOLBACK_CATALOG_PATH_NOT_FOUND');
   });
 
   it('restores a sub-path into a new volume through the wizard, with live progress', async () => {
@@ -310,13 +316,37 @@ describe('the dashboard against a running stack (Chromium)', () => {
     await page
       .getByTestId('restore-outcome')
       .filter({ hasText: /^Restored 1 files/ })
-      .waitFor({ timeout: 120_000 });
+      .waitFor({ timeout: 120_000 })
+      .catch(async (e: unknown) => {
+        throw new Error(`${String(e)}\n${await page.locator('main').innerText()}`);
+      });
     expect(await inVolume(VOLUME, 'cat "$1/notes/readme.txt" "$1/notes/new.txt"')).toBe('first\nnew\n');
     const app = await engine.docker.getContainer('webapp').inspect();
     expect(app.State.Running).toBe(true);
     expect(problems).toEqual([]);
     await page.context().close();
   }, 180_000);
+
+  it('downloads a path as tar from the wizard, saying that nothing on the host changes', async () => {
+    const { page, problems } = await open();
+    await page.goto(`${catalog.url}/#/restore/${snapshots[1]}/${encodeURIComponent('/notes')}`);
+    await page.getByLabel('Download as a tar file').check();
+    await page.getByRole('button', { name: 'Review' }).click();
+    expect(await page.getByTestId('confirmation').textContent()).toBe(
+      `Download /notes of snapshot ${snapshots[1]!.slice(0, 8)} as a tar file. Nothing on the host changes.`,
+    );
+    const [tar] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Download' }).click(),
+    ]);
+    const files = await untar(await readFile((await tar.path())!));
+    expect([...files.entries()].filter(([, v]) => !v.startsWith('<')).sort()).toEqual([
+      ['new.txt', 'new\n'],
+      ['readme.txt', 'second version\n'],
+    ]);
+    expect(problems).toEqual([]);
+    await page.context().close();
+  });
 
   it('hides the restore wizard from a read-only visitor; new pages fit a phone in dark mode', async () => {
     const context = await browser.newContext({ viewport: { width: 360, height: 800 }, colorScheme: 'dark' });

@@ -209,10 +209,11 @@ function RestoreProgress({ restoreId }: { restoreId: string }) {
   const [outcome, setOutcome] = useState<string | undefined>(undefined);
   useEffect(() => {
     const abort = new AbortController();
+    // The record is the catalog's: read it after each event, and every 2 s until it ends (the
+    // live stream can deliver an event before this catalog has projected it, or before it connected).
     const settle = async () => {
-      // The record is the catalog's: read it after each event (the stream may have started late).
       const r = await get('/v1/restores/{restoreId}', {}, { restoreId }).catch(() => undefined);
-      if (!r) return;
+      if (!r || abort.signal.aborted) return;
       setPhase(r.phase);
       if (r.phase === 'Completed')
         setOutcome(
@@ -221,6 +222,8 @@ function RestoreProgress({ restoreId }: { restoreId: string }) {
       if (r.phase === 'Failed') setOutcome(`The restore failed: ${r.error?.code}: ${r.error?.reason}`);
       if (r.phase === 'Completed' || r.phase === 'Failed') abort.abort();
     };
+    const poll = setInterval(() => void settle(), 2000);
+    abort.signal.addEventListener('abort', () => clearInterval(poll));
     void follow(
       { work: restoreId },
       (m: LiveMessage) => {
