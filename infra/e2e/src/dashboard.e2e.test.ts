@@ -312,6 +312,14 @@ describe('the dashboard against a running stack (Chromium)', () => {
     expect(await page.getByTestId('confirmation').textContent()).toContain(
       `into the existing volume ${VOLUME} on host ${hostName}. Files the snapshot holds replace those of the same name there; other files stay. Stopped during the restore, then started again: webapp.`,
     );
+    // A dry run first: the one file it would replace, nothing written.
+    await page.getByRole('button', { name: 'Preview the changes (dry run)' }).click();
+    const plan = page.getByTestId('dry-run').getByText(/^Replaced: 1/);
+    await plan.waitFor({ timeout: 60_000 });
+    expect(await plan.textContent()).toContain('/notes/readme.txt');
+    expect(await inVolume(VOLUME, 'cat "$1/notes/readme.txt"')).toBe('second version\n');
+    await expectAccessible(page);
+    await screenshot(page, 'restore-dry-run');
     await page.getByRole('button', { name: 'Restore now' }).click();
     await page
       .getByTestId('restore-outcome')

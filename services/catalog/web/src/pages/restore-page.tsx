@@ -51,6 +51,21 @@ export function RestorePage(props: { snapshotId: string; path: string }) {
       );
     setStep('confirm');
   };
+  const request = (dryRun: boolean) => ({
+    snapshotId: snapshot.snapshotId,
+    target:
+      target === 'new-volume'
+        ? { kind: 'new-volume' as const, volumeName: newVolume }
+        : {
+            kind: 'existing-volume' as const,
+            volumeName: existing!.volumeName,
+            stopContainers: stopped.length > 0,
+          },
+    ...(path && path !== '/' ? { path } : {}),
+    ...(targetPath && targetPath !== '/' ? { targetPath } : {}),
+    dryRun,
+    requestedBy: 'dashboard',
+  });
   const run = async () => {
     setProblem(undefined);
     try {
@@ -60,20 +75,7 @@ export function RestorePage(props: { snapshotId: string; path: string }) {
         setStep('choose');
         return;
       }
-      const accepted = await startRestore({
-        snapshotId: snapshot.snapshotId,
-        target:
-          target === 'new-volume'
-            ? { kind: 'new-volume', volumeName: newVolume }
-            : {
-                kind: 'existing-volume',
-                volumeName: existing!.volumeName,
-                stopContainers: stopped.length > 0,
-              },
-        ...(path && path !== '/' ? { path } : {}),
-        ...(targetPath && targetPath !== '/' ? { targetPath } : {}),
-        requestedBy: 'dashboard',
-      });
+      const accepted = await startRestore(request(false));
       setRestoreId(accepted.restoreId);
       setStep('running');
     } catch (err) {
@@ -186,6 +188,7 @@ export function RestorePage(props: { snapshotId: string; path: string }) {
                       }`
                 }`}
           </p>
+          {target === 'existing-volume' && <DryRun request={() => request(true)} />}
           <p>
             <button type="button" onClick={() => void run()}>
               {target === 'tar' ? 'Download' : 'Restore now'}
@@ -199,6 +202,56 @@ export function RestorePage(props: { snapshotId: string; path: string }) {
       {problem && <p role="alert">{problem}</p>}
       {step === 'running' && restoreId && <RestoreProgress restoreId={restoreId} />}
     </>
+  );
+}
+
+type Plan = NonNullable<Awaited<ReturnType<typeof get<'/v1/restores/{restoreId}'>>>['plan']>;
+
+/** A dry run of the restore (nothing written): the files it would write, replace and leave alone. */
+function DryRun({ request }: { request: () => Parameters<typeof startRestore>[0] }) {
+  const [state, setState] = useState<{ busy?: boolean; plan?: Plan; error?: string }>({});
+  const preview = async () => {
+    setState({ busy: true });
+    try {
+      const { restoreId } = await startRestore(request());
+      for (;;) {
+        const r = await get('/v1/restores/{restoreId}', {}, { restoreId }).catch(() => undefined);
+        if (r?.phase === 'Completed' && r.plan) return setState({ plan: r.plan });
+        if (r?.phase === 'Failed') return setState({ error: `${r.error?.code}: ${r.error?.reason}` });
+        await new Promise((done) => setTimeout(done, 1000));
+      }
+    } catch (e) {
+      setState({ error: e instanceof Error ? e.message : String(e) });
+    }
+  };
+  const part = (label: string, entries: Plan['written']) => (
+    <li>
+      {label}: {entries.count} ({bytes(entries.bytes)})
+      {entries.paths.length > 0 && (
+        <>
+          {' '}
+          — <code>{entries.paths.slice(0, 20).join(', ')}</code>
+          {entries.count > 20 ? ', …' : ''}
+        </>
+      )}
+    </li>
+  );
+  return (
+    <div data-testid="dry-run" aria-live="polite">
+      <p>
+        <button type="button" class="secondary" disabled={state.busy} onClick={() => void preview()}>
+          {state.busy ? 'Asking the agent…' : 'Preview the changes (dry run)'}
+        </button>
+      </p>
+      {state.error && <p role="alert">The dry run failed: {state.error}</p>}
+      {state.plan && (
+        <ul>
+          {part('Written new', state.plan.written)}
+          {part('Replaced', state.plan.replaced)}
+          {part('Left alone (the restore never removes)', state.plan.leftAlone)}
+        </ul>
+      )}
+    </div>
   );
 }
 
