@@ -242,6 +242,33 @@ export const foundFileView = treeEntryView.extend({
 });
 export type FoundFileView = z.infer<typeof foundFileView>;
 
+/** How two snapshots of a volume differ (`GET /v1/snapshots/{id}/diff`). */
+export const snapshotDiffView = z.object({
+  added: z
+    .array(treeEntryView)
+    .describe('in the later snapshot only (a new directory: itself, not its contents)'),
+  removed: z.array(treeEntryView).describe('in the earlier snapshot only'),
+  changed: z
+    .array(
+      z.object({
+        path: z.string(),
+        kind: z
+          .enum(['type', 'content', 'metadata'])
+          .describe(
+            'type: a file became a directory or the like; content: data, size or link target; metadata: mode, owner or mtime only',
+          ),
+        type: z.string().describe('the type in the later snapshot'),
+        sizeBefore: z.number().int().nullable(),
+        sizeAfter: z.number().int().nullable(),
+        mtimeBefore: z.string().nullable(),
+        mtimeAfter: z.string().nullable(),
+      }),
+    )
+    .describe('in both, different'),
+  truncated: z.boolean().describe('the diff stopped at `limit` entries'),
+});
+export type SnapshotDiffView = z.infer<typeof snapshotDiffView>;
+
 export const statusView = z.object({
   hosts: z.object({ total: z.number().int(), online: z.number().int(), offline: z.number().int() }),
   volumes: z.object({
@@ -258,6 +285,20 @@ export const statusView = z.object({
     lastCompletedAt: time.nullable(),
   }),
   restores: z.object({ running: z.number().int(), queued: z.number().int() }),
+  repository: z
+    .object({
+      sizeBytes: z
+        .number()
+        .int()
+        .describe(
+          "bytes backups stored (after compression and encryption) less what prune freed: the repositories' size as the event log knows it (index files and snapshots not counted)",
+        ),
+      addedLast24hBytes: z
+        .number()
+        .int()
+        .describe('bytes stored by backups that finished in the last 24 hours'),
+    })
+    .describe('all repositories together'),
   snapshots: z.number().int(),
   policies: z.number().int(),
   /** Stream sequence of the last event applied. */

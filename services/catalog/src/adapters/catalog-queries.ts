@@ -791,6 +791,22 @@ export class CatalogQueries {
         running: one("SELECT count(*) AS n FROM restores WHERE phase = 'Running'"),
         queued: one("SELECT count(*) AS n FROM restores WHERE phase = 'Queued'"),
       },
+      repository: (() => {
+        const done = "phase IN ('Completed', 'PartiallyFailed')";
+        const stored = one(
+          `SELECT sum(json_extract(stats, '$.bytesStored')) AS n FROM backups WHERE ${done}`,
+        );
+        const freed = one(
+          "SELECT sum(json_extract(summary, '$.bytesFreed')) AS n FROM repository_operations WHERE operation = 'prune' AND status = 'Succeeded'",
+        );
+        return {
+          sizeBytes: Math.max(0, stored - freed),
+          addedLast24hBytes: one(
+            `SELECT sum(json_extract(stats, '$.bytesStored')) AS n FROM backups WHERE ${done} AND finished_at >= :day`,
+            { day },
+          ),
+        };
+      })(),
       snapshots: one('SELECT count(*) AS n FROM snapshots WHERE forgotten_at IS NULL'),
       policies: one('SELECT count(*) AS n FROM policies'),
       checkpoint: this.#database.checkpoint(),

@@ -15,6 +15,7 @@ import { installGuard, type GuardOptions } from './guard.ts';
 import { registerLiveRoutes } from './live-routes.ts';
 import { frameworkErrorHandler, installProblemHandlers } from './problem.ts';
 import { registerReadRoutes } from './read-routes.ts';
+import { registerScheduleRoutes } from './schedule-routes.ts';
 import { registerSnapshotRoutes } from './snapshot-routes.ts';
 
 /** What the HTTP API is built on. */
@@ -126,6 +127,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const now = options.now ?? (() => new Date());
   registerReadRoutes(app, options.queries);
   registerSnapshotRoutes(app, { queries: options.queries, reader: options.reader });
+  registerScheduleRoutes(app, now);
   registerCommandRoutes(app, {
     queries: options.queries,
     commands: options.commands,
