@@ -40,6 +40,7 @@ import {
   BackupSetStarted,
   RestoreSetCompleted,
   RestoreSetFailed,
+  RestoreSetRequested,
 } from './events/set.ts';
 import {
   VolumeAtRisk,
@@ -81,6 +82,7 @@ export const EVENTS = [
   RestoreStarted,
   RestoreCompleted,
   RestoreFailed,
+  RestoreSetRequested,
   RestoreSetCompleted,
   RestoreSetFailed,
   RepositoryMaintenanceRequested,

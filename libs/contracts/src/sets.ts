@@ -28,3 +28,17 @@ export const SET_LABELS = {
 export function setSnapshotTags(input: { setId: string; setBackupId: string }): string[] {
   return [`volback-set:${input.setBackupId}`, `set:${input.setId}`].map((tag) => tag.replaceAll(',', '_'));
 }
+
+const SET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/**
+ * The set a container or volume belongs to by its labels: `group:<volback.group>`, else
+ * `compose:<com.docker.compose.project>`, else none. A name that is not a valid set name is no
+ * set (the volume is backed up on its own).
+ */
+export function setIdOf(labels: Readonly<Record<string, string>>): string | undefined {
+  const group = labels[SET_LABELS.group]?.trim();
+  if (group) return SET_NAME.test(group) ? `group:${group}` : undefined;
+  const project = labels[SET_LABELS.composeProject]?.trim();
+  return project && SET_NAME.test(project) ? `compose:${project}` : undefined;
+}

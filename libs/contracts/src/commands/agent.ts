@@ -9,7 +9,7 @@ import {
   volumeName,
   workId,
 } from '../fields.ts';
-import { restoreSelection, restoreTarget } from '../restore-target.ts';
+import { restoreSelection, restoreTarget, volumeRestoreTarget } from '../restore-target.ts';
 import { setId } from '../sets.ts';
 
 export const BackupVolume = defineCommand({
@@ -106,7 +106,7 @@ export const RestoreSet = defineCommand({
     setBackupId: workId,
     repositoryId: repositoryId.default('default'),
     members: z
-      .array(z.object({ restoreId: workId, snapshotId, volumeName, target: restoreTarget }))
+      .array(z.object({ restoreId: workId, snapshotId, volumeName, target: volumeRestoreTarget }))
       .min(1)
       .max(500),
     recreateContainers: z.boolean().default(false),

@@ -12,7 +12,7 @@ import {
   volumeName,
   workId,
 } from '../fields.ts';
-import { restoreTarget } from '../restore-target.ts';
+import { volumeRestoreTarget } from '../restore-target.ts';
 import { setId } from '../sets.ts';
 
 const setBackupKey = { backupId: workId, hostId, setId };
@@ -111,10 +111,28 @@ const restoredMember = z.object({
   restoreId: workId,
   snapshotId,
   volumeName,
-  target: restoreTarget,
+  target: volumeRestoreTarget,
 });
 
 const setRestoreKey = { restoreId: workId, hostId, setId };
+
+export const RestoreSetRequested = defineEvent({
+  name: 'RestoreSetRequested',
+  aggregate: 'restore',
+  what: 'set-requested',
+  description: 'A restore of a set backup was asked for and sent to the agent of the target host.',
+  schema: z.object({
+    ...setRestoreKey,
+    setBackupId: workId,
+    repositoryId: repositoryId.default('default'),
+    members: z.array(restoredMember).min(1).max(500),
+    recreateContainers: z.boolean().default(false),
+    dryRun: z.boolean().default(false),
+    requestedBy: z.string().max(200).optional(),
+    requestedAt: timestamp,
+  }),
+  aggregateId: (d) => [d.hostId, d.restoreId],
+});
 
 export const RestoreSetCompleted = defineEvent({
   name: 'RestoreSetCompleted',

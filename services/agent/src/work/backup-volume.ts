@@ -20,7 +20,7 @@ import {
 } from '@volback/repository';
 import { formatBytes, formatDuration } from '@volback/observability';
 import type { z } from 'zod';
-import { resolveConsistency } from '../domain/consistency.ts';
+import { resolveConsistency, type ConsistencyPlan } from '../domain/consistency.ts';
 import { recordedContainer } from '../domain/container-record.ts';
 import { interruptible, WorkInterruptedError } from './interruption.ts';
 import { saveVolumeSnapshotTree } from './snapshot-layout.ts';
@@ -36,6 +36,19 @@ const MAX_LISTED_UNREADABLE = 1000;
 const COMMIT_ATTEMPTS = 3;
 /** Longest wait, when interrupted, for the gateways to make what they received durable. */
 const CHECKPOINT_TIMEOUT_MS = 5_000;
+/** The plan of a member of a set backup: the set quiesced its containers. */
+const NOTHING_TO_QUIESCE: ConsistencyPlan = { mode: 'none', source: 'command', steps: [], warnings: [] };
+
+/** How a backup ended, for a set backup that runs it as one of its members. */
+export type BackupOutcome =
+  | { readonly ok: true; readonly snapshotId: string }
+  | { readonly ok: false; readonly code: string; readonly reason: string };
+
+/** Options of {@link runBackup}. */
+export interface BackupRunOptions {
+  /** The containers were quiesced already, for the whole set: do nothing to them here. */
+  readonly quiescedBySet?: boolean;
+}
 
 /**
  * Runs one backup of a volume on this host: picks the reading method, quiesces the containers
@@ -45,7 +58,11 @@ const CHECKPOINT_TIMEOUT_MS = 5_000;
  * mid-walk (`ctx.signal`), none of them: it throws {@link WorkInterruptedError} so the command is
  * handed back and runs again at the next start.
  */
-export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand): Promise<void> {
+export async function runBackup(
+  ctx: WorkContext,
+  command: BackupVolumeCommand,
+  options: BackupRunOptions = {},
+): Promise<BackupOutcome> {
   const started = ctx.clock();
   const key = { backupId: command.backupId, hostId: command.hostId, volumeName: command.volumeName };
   const log = ctx.logger.child({ backupId: command.backupId, volumeName: command.volumeName });
@@ -55,10 +72,12 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
   try {
     const volume = await ctx.volumes.inspectVolume(command.volumeName);
     const containers = await ctx.volumes.containersUsing(command.volumeName);
-    const plan = resolveConsistency(command.consistency, containers, {
-      volumeName: command.volumeName,
-      allowed: ctx.security.hookContainers,
-    });
+    const plan = options.quiescedBySet
+      ? NOTHING_TO_QUIESCE
+      : resolveConsistency(command.consistency, containers, {
+          volumeName: command.volumeName,
+          allowed: ctx.security.hookContainers,
+        });
     const directPath = command.method === 'archive' ? undefined : await ctx.volumes.directPath(volume);
     if (command.method === 'direct' && !directPath) {
       throw new WorkError(
@@ -239,6 +258,7 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
         `snapshot ${snapshotId.slice(0, 8)}, ${files} files, ${formatBytes(summary.totalBytes)} ` +
         `(${formatBytes(summary.bytesAdded)} new), ${formatDuration(stats.durationMs)}`,
     );
+    return { ok: true, snapshotId };
   } catch (error) {
     if (ctx.signal.aborted) {
       // Stopping is not failing: the command is handed back and runs again at the next start.
@@ -270,6 +290,7 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
       },
       `${command.backupId}.outcome`,
     );
+    return { ok: false, code: failure.code, reason: failure.message.slice(0, 2000) };
   } finally {
     progress.end();
   }
