@@ -146,7 +146,11 @@ describe('an application (two containers, two volumes) backed up as a set on eng
       name: 'shop-worker-1',
       Image: ONLY_ON_A,
       Cmd: ['sh', '-c', LOOP],
-      Labels: { ...compose('worker'), 'volback.consistency': 'pause' },
+      Labels: {
+        ...compose('worker'),
+        'com.docker.compose.depends_on': 'db:service_started:false',
+        'volback.consistency': 'pause',
+      },
       HostConfig: { NetworkMode: 'none', Binds: ['shop_uploads:/work'] },
     });
     await Promise.all([db.start(), web.start(), worker.start()]);

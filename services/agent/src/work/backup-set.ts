@@ -47,6 +47,12 @@ export async function runBackupSet(ctx: WorkContext, command: BackupSetCommand):
       allowed: ctx.security.hookContainers,
     });
     for (const warning of plan.warnings) log.warn(warning);
+    // Recorded as they run, before the set stops or pauses them.
+    const usersBefore = new Map(
+      await Promise.all(
+        members.volumes.map(async (v) => [v, await ctx.volumes.containersUsing(v)] as const),
+      ),
+    );
     const quiesced = await ctx.quiescer.quiesce(command.backupId, plan);
     quiescedContainers = quiesced.quiesced;
     const done: { volumeName: string; backupId: string; snapshotId: string }[] = [];
@@ -76,7 +82,7 @@ export async function runBackupSet(ctx: WorkContext, command: BackupSetCommand):
             ],
             method: 'auto',
           },
-          { quiescedBySet: true },
+          { quiescedBySet: { usersBefore: usersBefore.get(volumeName) ?? [] } },
         );
         if (outcome.ok) done.push({ volumeName, backupId, snapshotId: outcome.snapshotId });
         else failed.push({ volumeName, backupId, code: outcome.code, reason: outcome.reason });

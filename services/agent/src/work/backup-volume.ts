@@ -21,6 +21,7 @@ import {
 import { formatBytes, formatDuration } from '@volback/observability';
 import type { z } from 'zod';
 import { resolveConsistency, type ConsistencyPlan } from '../domain/consistency.ts';
+import type { VolumeUser } from '../adapters/volume-access.ts';
 import { recordedContainer } from '../domain/container-record.ts';
 import { interruptible, WorkInterruptedError } from './interruption.ts';
 import { saveVolumeSnapshotTree } from './snapshot-layout.ts';
@@ -46,8 +47,11 @@ export type BackupOutcome =
 
 /** Options of {@link runBackup}. */
 export interface BackupRunOptions {
-  /** The containers were quiesced already, for the whole set: do nothing to them here. */
-  readonly quiescedBySet?: boolean;
+  /**
+   * The containers were quiesced already, for the whole set: do nothing to them here, and record
+   * them as they were before (`containers.json` keeps their running state, not the quiesced one).
+   */
+  readonly quiescedBySet?: { readonly usersBefore: readonly VolumeUser[] };
 }
 
 /**
@@ -71,7 +75,9 @@ export async function runBackup(
   let checkpoint: (() => Promise<void>) | undefined;
   try {
     const volume = await ctx.volumes.inspectVolume(command.volumeName);
-    const containers = await ctx.volumes.containersUsing(command.volumeName);
+    const containers = options.quiescedBySet
+      ? options.quiescedBySet.usersBefore
+      : await ctx.volumes.containersUsing(command.volumeName);
     const plan = options.quiescedBySet
       ? NOTHING_TO_QUIESCE
       : resolveConsistency(command.consistency, containers, {
