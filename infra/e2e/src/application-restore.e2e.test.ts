@@ -48,6 +48,7 @@ interface RecreatedContainer {
 }
 interface SetRestore {
   restoreId: string;
+  hostId: string;
   phase: string;
   dryRun: boolean;
   members: { volumeName: string; target: { kind: string; volumeName: string } }[];
@@ -91,7 +92,11 @@ describe('an application (two containers, two volumes) backed up as a set on eng
     (await run('docker', args, { env: { ...process.env, DOCKER_HOST: engine.dockerHost } })).stdout;
 
   beforeAll(async () => {
-    [nats, engineA, engineB] = await Promise.all([startNatsServer(), startDockerEngine(), startDockerEngine()]);
+    [nats, engineA, engineB] = await Promise.all([
+      startNatsServer(),
+      startDockerEngine(),
+      startDockerEngine(),
+    ]);
     dir = await mkdtemp(join(tmpdir(), 'volback-e2e-application-'));
     nc = await connectNats({ servers: [nats.url], name: 'e2e-application-restore' });
     events = new EventLog(nc);
@@ -227,7 +232,8 @@ describe('an application (two containers, two volumes) backed up as a set on eng
     expect(backup.quiescedContainers).toEqual(['shop-web-1', 'shop-worker-1', 'shop-db-1']);
     expect(backup.members.map((m) => m.volumeName)).toEqual(['shop_db', 'shop_uploads']);
     const started = events.events.find(
-      (e) => e.type === 'io.volback.backup.set-started.v1' && (e.data as SetBackup).backupId === backup.backupId,
+      (e) =>
+        e.type === 'io.volback.backup.set-started.v1' && (e.data as SetBackup).backupId === backup.backupId,
     );
     expect(started).toBeDefined();
     // Each member is a backup of its own, completed while the set was quiesced.
@@ -244,7 +250,15 @@ describe('an application (two containers, two volumes) backed up as a set on eng
     // restic users see the set: both snapshots share the set backup's tag.
     const { stdout } = await run(
       'restic',
-      ['-r', join(dir, 'repo'), '--no-cache', 'snapshots', '--json', '--tag', `volback-set:${backup.backupId}`],
+      [
+        '-r',
+        join(dir, 'repo'),
+        '--no-cache',
+        'snapshots',
+        '--json',
+        '--tag',
+        `volback-set:${backup.backupId}`,
+      ],
       { env: { ...process.env, RESTIC_PASSWORD: PASSWORD } },
     );
     const tagged = JSON.parse(stdout) as { id: string; paths: string[]; tags: string[] }[];
@@ -254,7 +268,15 @@ describe('an application (two containers, two volumes) backed up as a set on eng
 
   it('a dry run on B lists the volumes and containers it would create, says which image is missing, and creates nothing', async () => {
     const plan = json<SetRestore>(
-      await volback(['restore-set', 'compose:shop', '--to-host', 'host-b', '--recreate-containers', '--dry-run', '--json']),
+      await volback([
+        'restore-set',
+        'compose:shop',
+        '--to-host',
+        'host-b',
+        '--recreate-containers',
+        '--dry-run',
+        '--json',
+      ]),
     );
     expect(plan.phase).toBe('Completed');
     expect(plan.dryRun).toBe(true);
@@ -265,7 +287,11 @@ describe('an application (two containers, two volumes) backed up as a set on eng
     // Start order: the database first, the dependents after it.
     expect(plan.containers.map((c) => c.name)).toEqual(['shop-db-1', 'shop-worker-1', 'shop-web-1']);
     const [db, worker, web] = plan.containers;
-    expect(db).toMatchObject({ outcome: 'would-create', imagePresent: true, restartPolicy: 'unless-stopped' });
+    expect(db).toMatchObject({
+      outcome: 'would-create',
+      imagePresent: true,
+      restartPolicy: 'unless-stopped',
+    });
     expect(db!.mounts).toEqual(['shop_db-restored:/data']);
     expect(db!.warnings.join('\n')).toContain('DB_PASSWORD left out');
     expect(web!.mounts.sort()).toEqual(['shop_db-restored:/db:ro', 'shop_uploads-restored:/uploads']);
@@ -273,7 +299,14 @@ describe('an application (two containers, two volumes) backed up as a set on eng
     expect(worker).toMatchObject({ outcome: 'failed', imagePresent: false });
     expect(worker!.warnings.join('\n')).toContain(`image ${ONLY_ON_A} is not on this host's engine`);
 
-    const text = await volback(['restore-set', 'shop', '--to-host', 'host-b', '--recreate-containers', '--dry-run']);
+    const text = await volback([
+      'restore-set',
+      'shop',
+      '--to-host',
+      'host-b',
+      '--recreate-containers',
+      '--dry-run',
+    ]);
     expect(text.code).toBe(0);
     expect(text.stdout).toContain('container shop-worker-1: NOT created');
     expect(text.stdout).toContain(`image ${ONLY_ON_A} (NOT on the engine)`);
@@ -285,22 +318,32 @@ describe('an application (two containers, two volumes) backed up as a set on eng
   it('restores the set on B, recreates the containers, starts them, and their data is there from inside', async () => {
     await docker(engineB, ['tag', engineB.image, ONLY_ON_A]);
     const restored = json<SetRestore>(
-      await volback(['restore-set', 'shop', '--to-host', 'host-b', '--recreate-containers', '--wait', '--json']),
+      await volback([
+        'restore-set',
+        'shop',
+        '--to-host',
+        'host-b',
+        '--recreate-containers',
+        '--wait',
+        '--json',
+      ]),
     );
     expect(restored.error).toBeNull();
     expect(restored.phase).toBe('Completed');
+    expect(restored.hostId).toBe(hostB);
     expect(restored.containers.map((c) => [c.name, c.outcome])).toEqual([
       ['shop-db-1', 'started'],
       ['shop-worker-1', 'started'],
       ['shop-web-1', 'started'],
     ]);
 
-    const exec = (container: string, script: string) => docker(engineB, ['exec', container, 'sh', '-c', script]);
+    const exec = (container: string, script: string) =>
+      docker(engineB, ['exec', container, 'sh', '-c', script]);
     expect(await exec('shop-db-1', 'cat /data/orders.txt')).toBe('orders: 42\n');
     expect(await exec('shop-web-1', 'cat /uploads/logo.txt; cat /db/orders.txt')).toBe('logo\norders: 42\n');
-    expect(await exec('shop-web-1', 'md5sum /uploads/photo.bin | cut -c1-32; cat /uploads/photo.md5')).toMatch(
-      /^([0-9a-f]{32})\n\1\n$/,
-    );
+    expect(
+      await exec('shop-web-1', 'md5sum /uploads/photo.bin | cut -c1-32; cat /uploads/photo.md5'),
+    ).toMatch(/^([0-9a-f]{32})\n\1\n$/);
     expect(await exec('shop-web-1', 'echo $GREETING')).toBe('hello\n');
     // The excluded value was not recorded, so it is not set; the name is in the warning.
     expect(await exec('shop-db-1', 'echo "[$DB_PASSWORD]"')).toBe('[]\n');

@@ -25,6 +25,17 @@ export const FIXTURE_IDS = {
 
 const ids = FIXTURE_IDS;
 
+/** The members of the set restore the set fixtures share. */
+const setRestoreMembers = [
+  {
+    restoreId: `${ids.restoreId}.0`,
+    snapshotId: ids.snapshotId,
+    volumeName: ids.volumeName,
+    target: { kind: 'new-volume' as const, volumeName: 'shop_db.data-restored' },
+  },
+];
+const setKey = { backupId: 'set-2025-03-14T03:00:00Z-shop', hostId: ids.hostId, setId: 'compose:shop' };
+
 const stats = {
   filesNew: 12,
   filesChanged: 3,
@@ -407,31 +418,37 @@ export const MESSAGE_FIXTURES: MessageFixtures = {
     preserveSpecialModes: false,
   },
   'io.volback.backup.set-started.v1': {
-    backupId: 'set-2025-03-14T03:00:00Z-shop',
-    hostId: ids.hostId,
-    setId: 'compose:shop',
+    ...setKey,
     volumes: [ids.volumeName, 'shop_uploads'],
     quiescedContainers: ['shop-web-1', ids.containerName],
     startedAt: '2025-03-14T03:00:01.000Z',
   },
   'io.volback.backup.set-completed.v1': {
-    backupId: 'set-2025-03-14T03:00:00Z-shop',
-    hostId: ids.hostId,
-    setId: 'compose:shop',
+    ...setKey,
     members: [
-      { volumeName: ids.volumeName, backupId: `set-2025-03-14T03:00:00Z-shop.${ids.volumeName}`, snapshotId: ids.snapshotId },
-      { volumeName: 'shop_uploads', backupId: 'set-2025-03-14T03:00:00Z-shop.shop_uploads', snapshotId: ids.parentSnapshotId },
+      {
+        volumeName: ids.volumeName,
+        backupId: `set-2025-03-14T03:00:00Z-shop.${ids.volumeName}`,
+        snapshotId: ids.snapshotId,
+      },
+      {
+        volumeName: 'shop_uploads',
+        backupId: 'set-2025-03-14T03:00:00Z-shop.shop_uploads',
+        snapshotId: ids.parentSnapshotId,
+      },
     ],
     quiescedContainers: ['shop-web-1', ids.containerName],
     durationMs: 52_000,
     completedAt: '2025-03-14T03:00:53.000Z',
   },
   'io.volback.backup.set-partially-failed.v1': {
-    backupId: 'set-2025-03-14T03:00:00Z-shop',
-    hostId: ids.hostId,
-    setId: 'compose:shop',
+    ...setKey,
     members: [
-      { volumeName: ids.volumeName, backupId: `set-2025-03-14T03:00:00Z-shop.${ids.volumeName}`, snapshotId: ids.snapshotId },
+      {
+        volumeName: ids.volumeName,
+        backupId: `set-2025-03-14T03:00:00Z-shop.${ids.volumeName}`,
+        snapshotId: ids.snapshotId,
+      },
     ],
     failed: [
       {
@@ -457,14 +474,7 @@ export const MESSAGE_FIXTURES: MessageFixtures = {
     hostId: ids.otherHostId,
     setId: 'compose:shop',
     setBackupId: 'set-2025-03-14T03:00:00Z-shop',
-    members: [
-      {
-        restoreId: `${ids.restoreId}.0`,
-        snapshotId: ids.snapshotId,
-        volumeName: ids.volumeName,
-        target: { kind: 'new-volume', volumeName: 'shop_db.data-restored' },
-      },
-    ],
+    members: setRestoreMembers,
     recreateContainers: true,
     requestedBy: 'ops@example.com',
     requestedAt: '2025-03-14T10:00:00.000Z',
@@ -474,14 +484,7 @@ export const MESSAGE_FIXTURES: MessageFixtures = {
     hostId: ids.otherHostId,
     setId: 'compose:shop',
     setBackupId: 'set-2025-03-14T03:00:00Z-shop',
-    members: [
-      {
-        restoreId: `${ids.restoreId}.0`,
-        snapshotId: ids.snapshotId,
-        volumeName: ids.volumeName,
-        target: { kind: 'new-volume', volumeName: 'shop_db.data-restored' },
-      },
-    ],
+    members: setRestoreMembers,
     containers: [
       {
         name: 'shop-db-1-restored',
@@ -511,9 +514,7 @@ export const MESSAGE_FIXTURES: MessageFixtures = {
     failedAt: '2025-03-14T10:00:02.000Z',
   },
   'io.volback.cmd.backup-set.v1': {
-    backupId: 'set-2025-03-14T03:00:00Z-shop',
-    hostId: ids.hostId,
-    setId: 'compose:shop',
+    ...setKey,
     trigger: 'manual',
   },
   'io.volback.cmd.restore-set.v1': {
@@ -521,14 +522,7 @@ export const MESSAGE_FIXTURES: MessageFixtures = {
     hostId: ids.otherHostId,
     setId: 'compose:shop',
     setBackupId: 'set-2025-03-14T03:00:00Z-shop',
-    members: [
-      {
-        restoreId: `${ids.restoreId}.0`,
-        snapshotId: ids.snapshotId,
-        volumeName: ids.volumeName,
-        target: { kind: 'new-volume', volumeName: 'shop_db.data-restored' },
-      },
-    ],
+    members: setRestoreMembers,
     recreateContainers: true,
     containerSuffix: '-restored',
     dryRun: true,

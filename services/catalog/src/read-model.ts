@@ -319,8 +319,6 @@ export const setRestoreView = z.object({
   containers: z.array(z.object({ name: z.string(), outcome: z.string() }).loose()),
   requestedAt: time.nullable(),
   finishedAt: time.nullable(),
-  error: z
-    .object({ code: z.string(), reason: z.string(), failedVolume: z.string().nullable() })
-    .nullable(),
+  error: z.object({ code: z.string(), reason: z.string(), failedVolume: z.string().nullable() }).nullable(),
 });
 export type SetRestoreView = z.infer<typeof setRestoreView>;

@@ -27,7 +27,8 @@ async function follow<T>(ctx: CatalogContext, path: string, done: (value: T) => 
   const recordedBy = Date.now() + RECORDED_WITHIN_MS;
   for (;;) {
     const value = await ctx.client.get<T>(path).catch((error: unknown) => {
-      if (error instanceof CatalogRequestError && error.status === 404 && Date.now() < recordedBy) return null;
+      if (error instanceof CatalogRequestError && error.status === 404 && Date.now() < recordedBy)
+        return null;
       throw error;
     });
     if (value !== null && done(value)) return value;
@@ -78,7 +79,10 @@ async function backupSetCommand(
     requestedBy: 'volback-cli',
   });
   if (!o.wait) {
-    ctx.out.result({ backupId, phase: 'Queued' }, () => `backup ${backupId} of ${setId} queued (follow it with --wait)`);
+    ctx.out.result(
+      { backupId, phase: 'Queued' },
+      () => `backup ${backupId} of ${setId} queued (follow it with --wait)`,
+    );
     return EXIT.ok;
   }
   const done = await follow<SetBackup>(ctx, `/v1/set-backups/${enc(backupId)}`, (b) => b.phase !== 'Running');
@@ -106,7 +110,8 @@ function setRestoreText(r: SetRestore): string {
       ? `restore ${r.restoreId} of ${r.setId} failed: ${r.error?.reason ?? ''} (${r.error?.code ?? ''})`
       : `restore ${r.restoreId} of ${r.setId} (backup ${r.setBackupId}) ${r.dryRun ? 'planned (dry run, nothing written)' : 'completed'}`,
     ...r.members.map(
-      (m) => `  volume ${m.volumeName} (snapshot ${m.snapshotId.slice(0, 8)}) ${verb} into ${m.target.volumeName}` +
+      (m) =>
+        `  volume ${m.volumeName} (snapshot ${m.snapshotId.slice(0, 8)}) ${verb} into ${m.target.volumeName}` +
         (m.target.kind === 'existing-volume' ? ' (in place)' : ''),
     ),
   ];
@@ -121,9 +126,13 @@ function setRestoreText(r: SetRestore): string {
       envCount?: number;
       warnings?: string[];
     };
-    const what = { 'would-create': 'would create', created: 'created', started: 'created and started', failed: 'NOT created' }[
-      x.outcome
-    ] ?? x.outcome;
+    const what =
+      {
+        'would-create': 'would create',
+        created: 'created',
+        started: 'created and started',
+        failed: 'NOT created',
+      }[x.outcome] ?? x.outcome;
     lines.push(`  container ${x.name}: ${what}`);
     lines.push(`    image ${x.image ?? '?'}${x.imagePresent === false ? ' (NOT on the engine)' : ''}`);
     if (x.mounts?.length) lines.push(`    mounts ${x.mounts.join(', ')}`);
@@ -156,10 +165,17 @@ async function restoreSetCommand(ctx: CatalogContext, ref: string, o: RestoreSet
   );
   // A dry run is only useful with its answer: it is always followed.
   if (!o.wait && !o.dryRun) {
-    ctx.out.result({ restoreId, phase: 'Queued' }, () => `restore ${restoreId} of ${setId} queued (follow it with --wait)`);
+    ctx.out.result(
+      { restoreId, phase: 'Queued' },
+      () => `restore ${restoreId} of ${setId} queued (follow it with --wait)`,
+    );
     return EXIT.ok;
   }
-  const done = await follow<SetRestore>(ctx, `/v1/set-restores/${enc(restoreId)}`, (r) => r.phase !== 'Queued');
+  const done = await follow<SetRestore>(
+    ctx,
+    `/v1/set-restores/${enc(restoreId)}`,
+    (r) => r.phase !== 'Queued',
+  );
   ctx.out.result(done, () => setRestoreText(done));
   return done.phase === 'Completed' ? EXIT.ok : EXIT.failed;
 }
@@ -189,10 +205,15 @@ export function registerSetCommands(program: Command, run: Runner): void {
     .option('--to-host <host>', "restore on this host (name or id); the set's own by default")
     .option('--in-place', 'into the volumes of the same names (their containers stopped meanwhile)')
     .option('--suffix <suffix>', 'append to each volume name (default -restored)')
-    .option('--recreate-containers', 'create the containers again from the configuration the snapshots recorded')
+    .option(
+      '--recreate-containers',
+      'create the containers again from the configuration the snapshots recorded',
+    )
     .option('--container-suffix <suffix>', 'append to each recreated container name (default: none)')
     .option('--no-start', 'create the containers but do not start them')
     .option('-n, --dry-run', 'print what would be restored and created; change nothing')
     .option('-w, --wait', 'follow it to the end')
-    .action((set: string, o: RestoreSetOptions, cmd: Command) => run(cmd, (ctx) => restoreSetCommand(ctx, set, o)));
+    .action((set: string, o: RestoreSetOptions, cmd: Command) =>
+      run(cmd, (ctx) => restoreSetCommand(ctx, set, o)),
+    );
 }

@@ -5,11 +5,7 @@ import { setConsistencyPlan, setMembers, stopOrder, type SetContainer } from './
 
 const permissions = { volumeName: 'shop_db, shop_uploads', allowed: [] };
 
-function service(
-  name: string,
-  labels: Record<string, string> = {},
-  volumes: string[] = [],
-): SetContainer {
+function service(name: string, labels: Record<string, string> = {}, volumes: string[] = []): SetContainer {
   return {
     name,
     labels: { 'com.docker.compose.project': 'shop', 'com.docker.compose.service': name, ...labels },
@@ -21,7 +17,9 @@ function service(
 describe('set membership', () => {
   it('given volback.group and a compose project, the group wins; a bad group name is no set', () => {
     expect(setIdOf({ 'com.docker.compose.project': 'shop' })).toBe('compose:shop');
-    expect(setIdOf({ 'com.docker.compose.project': 'shop', 'volback.group': 'billing' })).toBe('group:billing');
+    expect(setIdOf({ 'com.docker.compose.project': 'shop', 'volback.group': 'billing' })).toBe(
+      'group:billing',
+    );
     expect(setIdOf({ 'volback.group': 'no/slash' })).toBeUndefined();
     expect(setIdOf({})).toBeUndefined();
   });
@@ -45,17 +43,15 @@ describe('stop order', () => {
     const order = stopOrder([
       service('db'),
       service('worker', { 'com.docker.compose.depends_on': 'db:service_started:false' }),
-      service('web', { 'com.docker.compose.depends_on': 'db:service_started:false,worker:service_healthy:true' }),
+      service('web', {
+        'com.docker.compose.depends_on': 'db:service_started:false,worker:service_healthy:true',
+      }),
     ]);
     expect(order.map((c) => c.name)).toEqual(['web', 'worker', 'db']);
   });
 
   it('given volback.set.order, it comes before the dependencies; ties go by name', () => {
-    const order = stopOrder([
-      service('b'),
-      service('a'),
-      service('db', { 'volback.set.order': '-1' }),
-    ]);
+    const order = stopOrder([service('b'), service('a'), service('db', { 'volback.set.order': '-1' })]);
     expect(order.map((c) => c.name)).toEqual(['db', 'a', 'b']);
   });
 
@@ -73,7 +69,10 @@ describe('the set consistency plan', () => {
     const plan = setConsistencyPlan(
       [
         service('db', { 'volback.consistency': 'stop' }),
-        service('web', { 'com.docker.compose.depends_on': 'db:service_started:false', 'volback.consistency': 'pause' }),
+        service('web', {
+          'com.docker.compose.depends_on': 'db:service_started:false',
+          'volback.consistency': 'pause',
+        }),
         service('cache', { 'volback.hooks.pre': 'redis-cli save' }),
         service('static'),
       ],
@@ -88,8 +87,8 @@ describe('the set consistency plan', () => {
   });
 
   it('given a bad label, it throws naming the container', () => {
-    expect(() => setConsistencyPlan([service('db', { 'volback.consistency': 'freeze' })], permissions)).toThrow(
-      ConsistencyLabelError,
-    );
+    expect(() =>
+      setConsistencyPlan([service('db', { 'volback.consistency': 'freeze' })], permissions),
+    ).toThrow(ConsistencyLabelError);
   });
 });

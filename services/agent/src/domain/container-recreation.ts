@@ -125,7 +125,9 @@ export function recreationPlan(
       } else {
         mounts.push({ Type: 'volume', Source: m.Name, Target: m.Destination, ReadOnly: readOnly });
         mountLines.push(`${m.Name}:${m.Destination}${suffix}`);
-        warnings.push(`volume ${m.Name} is not in the set: mounted by name, as it is on this engine (empty if new)`);
+        warnings.push(
+          `volume ${m.Name} is not in the set: mounted by name, as it is on this engine (empty if new)`,
+        );
       }
     } else if (m.Type === 'bind' && m.Source) {
       mounts.push({ Type: 'bind', Source: m.Source, Target: m.Destination, ReadOnly: readOnly });

@@ -49,9 +49,7 @@ export async function runBackupSet(ctx: WorkContext, command: BackupSetCommand):
     for (const warning of plan.warnings) log.warn(warning);
     // Recorded as they run, before the set stops or pauses them.
     const usersBefore = new Map(
-      await Promise.all(
-        members.volumes.map(async (v) => [v, await ctx.volumes.containersUsing(v)] as const),
-      ),
+      await Promise.all(members.volumes.map(async (v) => [v, await ctx.volumes.containersUsing(v)] as const)),
     );
     const quiesced = await ctx.quiescer.quiesce(command.backupId, plan);
     quiescedContainers = quiesced.quiesced;
@@ -107,7 +105,10 @@ export async function runBackupSet(ctx: WorkContext, command: BackupSetCommand):
         { ...common, members: done, failed },
         `${command.backupId}.outcome`,
       );
-      log.warn({ failed: failed.map((f) => f.volumeName) }, `backup of set ${command.setId} partially failed`);
+      log.warn(
+        { failed: failed.map((f) => f.volumeName) },
+        `backup of set ${command.setId} partially failed`,
+      );
     } else {
       throw new WorkError(
         failed[0]!.code,
@@ -123,7 +124,12 @@ export async function runBackupSet(ctx: WorkContext, command: BackupSetCommand):
     log.error({ code: failure.code, err: failure.message }, 'backup of the set failed');
     await ctx.publish(
       BackupSetFailed,
-      { ...key, code: failure.code, reason: failure.message.slice(0, 2000), failedAt: ctx.clock().toISOString() },
+      {
+        ...key,
+        code: failure.code,
+        reason: failure.message.slice(0, 2000),
+        failedAt: ctx.clock().toISOString(),
+      },
       `${command.backupId}.outcome`,
     );
   }

@@ -107,10 +107,7 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
     ...(options.onStreamsRecreated ? { onRecreated: options.onStreamsRecreated } : {}),
     async handler(message) {
       const data = message.envelope.data as
-        | BackupVolumeCommand
-        | RestoreSnapshotCommand
-        | BackupSetCommand
-        | RestoreSetCommand;
+        BackupVolumeCommand | RestoreSnapshotCommand | BackupSetCommand | RestoreSetCommand;
       if (data.hostId !== hostId) {
         log.error({ subject: message.subject, hostId: data.hostId }, 'command for another host; dropped');
         return;
@@ -150,7 +147,8 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
           }),
         };
         if (message.definition === BackupVolume) await runBackup(ctx, data as BackupVolumeCommand);
-        else if (message.definition === RestoreSnapshot) await runRestore(ctx, data as RestoreSnapshotCommand);
+        else if (message.definition === RestoreSnapshot)
+          await runRestore(ctx, data as RestoreSnapshotCommand);
         else if (message.definition === BackupSet) await runBackupSet(ctx, data as BackupSetCommand);
         else await runRestoreSet(ctx, data as RestoreSetCommand);
       } finally {

@@ -250,8 +250,7 @@ function stringRecord(value: unknown): Record<string, string> {
 
 /** How a restore ended, for a set restore that runs it as one of its members. */
 export type RestoreOutcome =
-  | { readonly ok: true }
-  | { readonly ok: false; readonly code: string; readonly reason: string };
+  { readonly ok: true } | { readonly ok: false; readonly code: string; readonly reason: string };
 
 /**
  * Restores a snapshot (or a path in it) into a new volume, or into an existing one that no

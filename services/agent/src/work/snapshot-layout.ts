@@ -87,11 +87,7 @@ export async function saveVolumeSnapshotTree(
  * A metadata file of a snapshot (`METADATA_PATHS`), parsed; undefined when the snapshot has none
  * (restic wrote it, or an older layout) or it is not JSON.
  */
-export async function readMetadataJson(
-  store: BlobSource,
-  rootTree: string,
-  path: string,
-): Promise<unknown> {
+export async function readMetadataJson(store: BlobSource, rootTree: string, path: string): Promise<unknown> {
   try {
     const { node } = await resolveTreePath(store, rootTree, path);
     const parts = await Promise.all((node?.content ?? []).map((id) => store.loadBlob('data', id)));

@@ -825,7 +825,10 @@ export class CatalogQueries {
    * now, and sets that only have backups (their containers are gone). Sorted by host and set.
    */
   listSets(hostId?: string): SetView[] {
-    const sets = new Map<string, { setId: string; hostId: string; containers: Set<string>; volumes: Set<string> }>();
+    const sets = new Map<
+      string,
+      { setId: string; hostId: string; containers: Set<string>; volumes: Set<string> }
+    >();
     const entry = (host: string, setId: string) => {
       const key = `${host}\u0000${setId}`;
       let found = sets.get(key);
@@ -850,7 +853,9 @@ export class CatalogQueries {
       }
     }
     for (const row of this.#db
-      .prepare(`SELECT host_id, volume_name, labels FROM volumes ${onHost ? `${onHost} AND` : 'WHERE'} removed_at IS NULL`)
+      .prepare(
+        `SELECT host_id, volume_name, labels FROM volumes ${onHost ? `${onHost} AND` : 'WHERE'} removed_at IS NULL`,
+      )
       .all(params) as Row[]) {
       const setId = setIdOf(parse(row['labels'], {}));
       if (setId) entry(String(row['host_id']), setId).volumes.add(String(row['volume_name']));
@@ -908,8 +913,7 @@ export class CatalogQueries {
 
   getSetBackup(backupId: string): SetBackupView {
     const row = this.#db.prepare('SELECT * FROM set_backups WHERE backup_id = :b').get({ b: backupId }) as
-      | Row
-      | undefined;
+      Row | undefined;
     if (!row)
       throw new NotFoundError(
         CatalogErrorCode.SetBackupNotFound,
@@ -919,11 +923,13 @@ export class CatalogQueries {
   }
 
   getSetRestore(restoreId: string): SetRestoreView {
-    const row = this.#db
-      .prepare('SELECT * FROM set_restores WHERE restore_id = :r')
-      .get({ r: restoreId }) as Row | undefined;
+    const row = this.#db.prepare('SELECT * FROM set_restores WHERE restore_id = :r').get({ r: restoreId }) as
+      Row | undefined;
     if (!row)
-      throw new NotFoundError(CatalogErrorCode.RestoreNotFound, `no set restore ${JSON.stringify(restoreId)}`);
+      throw new NotFoundError(
+        CatalogErrorCode.RestoreNotFound,
+        `no set restore ${JSON.stringify(restoreId)}`,
+      );
     const code = str(row['error_code']);
     return {
       restoreId: String(row['restore_id']),

@@ -119,21 +119,7 @@ export class CommandSender {
     const restoreId = `restore-${randomUUID()}`;
     const common = { source: this.#source, correlationid: restoreId };
     const key = { restoreId, hostId: request.hostId, snapshotId: request.snapshotId };
-    try {
-      await this.#grants.put(restoreId, {
-        hostId: request.hostId,
-        snapshotId: request.snapshotId,
-        expiresAt: new Date(request.now.getTime() + GRANT_TTL_MS).toISOString(),
-      });
-    } catch (cause) {
-      throw new UnavailableError(
-        CatalogErrorCode.MessagingUnavailable,
-        'NATS did not take the restore grant',
-        {
-          cause,
-        },
-      );
-    }
+    await this.#grant(restoreId, request.hostId, request.snapshotId, request.now);
     await this.#publish(
       createEvent(
         RestoreRequested,
@@ -194,9 +180,13 @@ export class CommandSender {
         expiresAt: new Date(now.getTime() + GRANT_TTL_MS).toISOString(),
       });
     } catch (cause) {
-      throw new UnavailableError(CatalogErrorCode.MessagingUnavailable, 'NATS did not take the restore grant', {
-        cause,
-      });
+      throw new UnavailableError(
+        CatalogErrorCode.MessagingUnavailable,
+        'NATS did not take the restore grant',
+        {
+          cause,
+        },
+      );
     }
   }
 
@@ -232,7 +222,11 @@ export class CommandSender {
     setId: string;
     setBackupId: string;
     repositoryId: string;
-    members: { snapshotId: string; volumeName: string; target: z.input<typeof RestoreSet.schema>['members'][number]['target'] }[];
+    members: {
+      snapshotId: string;
+      volumeName: string;
+      target: z.input<typeof RestoreSet.schema>['members'][number]['target'];
+    }[];
     recreateContainers: boolean;
     containerSuffix: string;
     startContainers: boolean;

@@ -62,7 +62,10 @@ export function registerSetRoutes(
     },
     async (req) => {
       const host = hostOf(req.params.setId, req.query.hostId);
-      return { ...queries.getSet(host, req.params.setId), backups: queries.listSetBackups(host, req.params.setId) };
+      return {
+        ...queries.getSet(host, req.params.setId),
+        backups: queries.listSetBackups(host, req.params.setId),
+      };
     },
   );
 
@@ -129,7 +132,9 @@ export function registerSetRoutes(
           'Restores the member snapshots of one set backup (the newest with snapshots unless `setBackupId`) on `toHostId` (the set\u2019s host unless given): under new names (`<volume><volumeSuffix>`) or in place. With `recreateContainers` the agent creates the containers again from the configuration the snapshots recorded, mounts pointed at the restored volumes, and starts those that were running. `dryRun` creates nothing and lists what would be. Follow it on `/v1/set-restores/{restoreId}`.',
         params: setParams,
         body: z.object({
-          hostId: hostRef.optional().describe('the set\u2019s host, when several hosts have a set of that name'),
+          hostId: hostRef
+            .optional()
+            .describe('the set\u2019s host, when several hosts have a set of that name'),
           setBackupId: z.string().min(1).max(200).optional(),
           toHostId: hostRef.optional().describe('where to restore; the set\u2019s host when absent'),
           inPlace: z
@@ -143,7 +148,11 @@ export function registerSetRoutes(
             .default('-restored')
             .describe('appended to each volume name unless inPlace'),
           recreateContainers: z.boolean().default(false),
-          containerSuffix: z.string().max(60).regex(/^[a-zA-Z0-9_.-]*$/).default(''),
+          containerSuffix: z
+            .string()
+            .max(60)
+            .regex(/^[a-zA-Z0-9_.-]*$/)
+            .default(''),
           startContainers: z.boolean().default(true),
           dryRun: z.boolean().default(false),
           requestedBy,
@@ -190,14 +199,22 @@ export function registerSetRoutes(
         const name = `${m.volumeName}${body.volumeSuffix}`;
         const valid = volumeName.safeParse(name);
         if (!valid.success)
-          throw new BadRequestError(CatalogErrorCode.BadRequest, 'body.volumeSuffix', `${name}: not a volume name`);
+          throw new BadRequestError(
+            CatalogErrorCode.BadRequest,
+            'body.volumeSuffix',
+            `${name}: not a volume name`,
+          );
         if (liveVolume(name)) {
           throw new ConflictError(
             CatalogErrorCode.VolumeExists,
             `host ${JSON.stringify(target)} already has a volume ${JSON.stringify(name)}: choose another volumeSuffix or inPlace`,
           );
         }
-        return { snapshotId: m.snapshotId, volumeName: m.volumeName, target: { kind: 'new-volume' as const, volumeName: name } };
+        return {
+          snapshotId: m.snapshotId,
+          volumeName: m.volumeName,
+          target: { kind: 'new-volume' as const, volumeName: name },
+        };
       });
       const { restoreId } = await commands.restoreSet({
         hostId: target,

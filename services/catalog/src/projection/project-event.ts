@@ -266,7 +266,15 @@ function ensureSetBackup(db: DatabaseSync, d: { backupId: string; hostId: string
 function setBackupOutcome(
   db: DatabaseSync,
   d: { backupId: string; hostId: string; setId: string },
-  values: { phase: string; members?: unknown; failed?: unknown; quiesced?: unknown; at: string; code?: string; reason?: string },
+  values: {
+    phase: string;
+    members?: unknown;
+    failed?: unknown;
+    quiesced?: unknown;
+    at: string;
+    code?: string;
+    reason?: string;
+  },
 ): void {
   ensureSetBackup(db, d);
   run(
@@ -302,11 +310,12 @@ function ensureSetRestore(
 const HANDLERS: { [N in EventName]: (db: DatabaseSync, data: never) => void } = {
   BackupSetStarted(db, d: DataOf<typeof BackupSetStarted>) {
     ensureSetBackup(db, d);
-    run(
-      db,
-      'UPDATE set_backups SET volumes = :v, quiesced = :q, started_at = :at WHERE backup_id = :b',
-      { b: d.backupId, v: json(d.volumes), q: json(d.quiescedContainers), at: iso(d.startedAt) },
-    );
+    run(db, 'UPDATE set_backups SET volumes = :v, quiesced = :q, started_at = :at WHERE backup_id = :b', {
+      b: d.backupId,
+      v: json(d.volumes),
+      q: json(d.quiescedContainers),
+      at: iso(d.startedAt),
+    });
   },
   BackupSetCompleted(db, d: DataOf<typeof BackupSetCompleted>) {
     setBackupOutcome(db, d, {
@@ -342,7 +351,13 @@ const HANDLERS: { [N in EventName]: (db: DatabaseSync, data: never) => void } = 
       db,
       `UPDATE set_restores SET phase = 'Completed', dry_run = :dry, members = :m, containers = :c, finished_at = :at
        WHERE restore_id = :r`,
-      { r: d.restoreId, dry: bool(d.dryRun), m: json(d.members), c: json(d.containers), at: iso(d.completedAt) },
+      {
+        r: d.restoreId,
+        dry: bool(d.dryRun),
+        m: json(d.members),
+        c: json(d.containers),
+        at: iso(d.completedAt),
+      },
     );
   },
   RestoreSetFailed(db, d: DataOf<typeof RestoreSetFailed>) {
