@@ -18,7 +18,35 @@ export const setId = z
 export const SET_LABELS = {
   group: 'volback.group',
   composeProject: 'com.docker.compose.project',
+  /**
+   * `true` on any container or volume of a set: the scheduler backs the set's volumes up together
+   * (one `BackupSet` per schedule slot) instead of one by one.
+   */
+  backupAsSet: 'volback.set.backup',
 } as const;
+
+/** Longest work id (`workId`). */
+const MAX_WORK_ID = 200;
+
+/** FNV-1a, 32 bits, hex: a short stable tag for an id cut to length (not a security hash). */
+function shortTag(text: string): string {
+  let hash = 0x811c9dc5;
+  for (const char of text) {
+    hash ^= char.codePointAt(0)!;
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash.toString(16).padStart(8, '0');
+}
+
+/**
+ * The backup id of one member volume of a set backup: `<setBackupId>.<volumeName>`, cut to a
+ * work id's length with a tag of the whole when longer. The scheduler (which records the member's
+ * `BackupRequested`) and the agent (which runs it) derive it alike.
+ */
+export function memberBackupId(setBackupId: string, volumeName: string): string {
+  const id = `${setBackupId}.${volumeName}`;
+  return id.length <= MAX_WORK_ID ? id : `${id.slice(0, MAX_WORK_ID - 9)}~${shortTag(id)}`;
+}
 
 /**
  * The restic tags every member snapshot of one set backup carries, besides the volume's own:

@@ -3,6 +3,7 @@ import {
   BackupSetFailed,
   BackupSetPartiallyFailed,
   BackupSetStarted,
+  memberBackupId,
   setSnapshotTags,
   type BackupSet,
 } from '@volback/contracts';
@@ -14,11 +15,6 @@ import type { WorkContext } from './work-context.ts';
 
 /** A validated `BackupSet` command. */
 export type BackupSetCommand = z.output<typeof BackupSet.schema>;
-
-/** The backup id of one member volume of a set backup. */
-export function memberBackupId(setBackupId: string, volumeName: string): string {
-  return `${setBackupId}.${volumeName}`;
-}
 
 /**
  * Backs up every volume of a set at one point in time: finds the set's containers and volumes on
