@@ -48,6 +48,8 @@ describe('backups work again after VOLBACK_EVENTS and VOLBACK_COMMANDS are delet
     });
   const backUp = async (volume: string) => {
     const run = await volback(['backup', volume, '--wait', '--json']);
+    // On failure, the catalog's last log lines say what NATS answered.
+    if (run.code !== 0) run.stderr += `\n--- catalog log ---\n${(await catalog.log()).slice(-4000)}`;
     expect(run.code, run.stderr).toBe(0);
     const backup = JSON.parse(run.stdout) as { phase: string; snapshotId: string };
     expect(backup.phase).toBe('Completed');

@@ -225,6 +225,16 @@ export const MESSAGE_FIXTURES: MessageFixtures = {
     volumeName: ids.volumeName,
     snapshotId: ids.snapshotId,
     stats,
+    dumps: [
+      {
+        container: ids.containerName,
+        preset: 'postgres',
+        mode: 'alongside',
+        path: `/.volback/dumps/${ids.containerName}.sql`,
+        sizeBytes: 73_400_320,
+        durationMs: 9_120,
+      },
+    ],
     completedAt: '2025-03-14T03:00:43.750Z',
   },
   'io.volback.backup.partially-failed.v1': {
@@ -384,7 +394,7 @@ export const MESSAGE_FIXTURES: MessageFixtures = {
     operationId: 'import-2025-03-20',
     repositoryId: ids.repositoryId,
     code: 'REPOSITORY_UNAVAILABLE',
-    reason: 'the storage did not answer: connect ECONNREFUSED 10.0.0.5:9000',
+    reason: 'the storage did not answer: connect ECONNREFUSED 192.0.2.5:9000',
     failedAt: '2025-03-20T09:00:30.000Z',
   },
   'io.volback.message.rejected.v1': {

@@ -51,7 +51,7 @@ export interface PublisherOptions {
   /**
    * When set, a publish that finds no stream for its subject (the stream was deleted under a
    * running service and nobody has recreated it yet) creates the streams with these settings and
-   * publishes again, instead of failing the caller's request.
+   * publishes again, and one that timed out is sent again, instead of failing the caller's request.
    */
   recreateStreams?: StreamOptions;
 }
@@ -81,10 +81,14 @@ export class MessagePublisher {
         return await this.#publishOnce(message, options);
       } catch (error) {
         // JetStream answers a subject no stream holds with "no responders" (the client calls it
-        // JetStreamNotEnabled). Same envelope id on the retry, so it is stored at most once.
-        const noStream = (error as Error).name === 'JetStreamNotEnabled';
-        if (!noStream || !this.#recreateStreams || attempt > MISSING_STREAM_RETRIES) throw error;
-        await ensureStreams(await jetstreamManager(this.#nc), this.#recreateStreams).catch(() => undefined);
+        // JetStreamNotEnabled); a busy server may not answer in time. Same envelope id on the
+        // retry, so the message is stored at most once (the stream's duplicate window).
+        const name = (error as Error).name;
+        const noStream = name === 'JetStreamNotEnabled';
+        if (!(noStream || name === 'TimeoutError') || !this.#recreateStreams) throw error;
+        if (attempt > MISSING_STREAM_RETRIES) throw error;
+        if (noStream)
+          await ensureStreams(await jetstreamManager(this.#nc), this.#recreateStreams).catch(() => undefined);
         await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
       }
     }

@@ -23,6 +23,9 @@ import type { z } from 'zod';
 import { resolveConsistency, type ConsistencyPlan } from '../domain/consistency.ts';
 import type { VolumeUser } from '../adapters/volume-access.ts';
 import { recordedContainer } from '../domain/container-record.ts';
+import { planDumps } from '../domain/database-dump.ts';
+import type { TakenDump } from '../adapters/database-dump.ts';
+import { dumpFiles, dumpRecords, takeDumps, volumeFilesLeftOut } from './database-dumps.ts';
 import { interruptible, WorkInterruptedError } from './interruption.ts';
 import { saveVolumeSnapshotTree } from './snapshot-layout.ts';
 import { WorkError, WorkErrorCode, workErrorOf } from './work-error.ts';
@@ -84,6 +87,8 @@ export async function runBackup(
           volumeName: command.volumeName,
           allowed: ctx.security.hookContainers,
         });
+    const dumpPlan = planDumps(containers, command.volumeName);
+    for (const warning of dumpPlan.warnings) log.warn(warning);
     const directPath = command.method === 'archive' ? undefined : await ctx.volumes.directPath(volume);
     if (command.method === 'direct' && !directPath) {
       throw new WorkError(
@@ -106,7 +111,8 @@ export async function runBackup(
       : await latestOfVolume(client, command.hostId, path);
     const parentSnapshotId = parent.snapshotId ?? undefined;
 
-    let committed: { snapshotId: string; summary: WalkSummary; bytesStored: number } | undefined;
+    let committed:
+      { snapshotId: string; summary: WalkSummary; bytesStored: number; dumps: TakenDump[] } | undefined;
     for (let pass = 1; !committed; pass++) {
       const store = await GatewayBlobStore.open(client);
       const sink = interruptible(store, ctx.signal, command.backupId);
@@ -121,6 +127,8 @@ export async function runBackup(
           () => undefined,
         );
       }
+      const dumps = await takeDumps(ctx, dumpPlan, sink, progress);
+      const dumped = dumps.reduce((sum, d) => sum + d.sizeBytes, 0);
       progress.update({ phase: 'quiescing' });
       const quiesced = await ctx.quiescer.quiesce(command.backupId, plan);
       let walked: { root: TreeNode; summary: WalkSummary };
@@ -143,14 +151,16 @@ export async function runBackup(
             phase: 'reading',
             files: p.files,
             dirs: p.dirs,
-            bytes: p.bytesRead,
+            bytes: dumped + p.bytesRead,
             bytesAdded: p.bytesAdded,
           });
         const onError = (file: string, error: Error) =>
           log.warn({ path: file, err: error.message }, 'unreadable entry; the backup goes on without it');
         const onWarning = (file: string, error: Error) =>
           log.warn({ path: file, err: error.message }, 'entry backed up without part of its metadata');
-        if (directPath) {
+        if (dumpPlan.skipVolumeFiles) {
+          walked = await volumeFilesLeftOut(sink, started);
+        } else if (directPath) {
           walked = await snapshotDirectory(sink, {
             source: directPath,
             ...(parentTree ? { parentTree } : {}),
@@ -193,6 +203,7 @@ export async function runBackup(
           labels: { ...volume.labels },
         },
         containers: recorded,
+        dumps: dumpFiles(dumps),
         now: started,
       });
       await store.drain();
@@ -209,7 +220,7 @@ export async function runBackup(
           extra: command.tags,
         }),
       });
-      if (snapshotId) committed = { snapshotId, summary: walked.summary, bytesStored };
+      if (snapshotId) committed = { snapshotId, summary: walked.summary, bytesStored, dumps };
       else if (pass >= 2) {
         throw new WorkError(
           WorkErrorCode.CommitFailed,
@@ -233,6 +244,7 @@ export async function runBackup(
       durationMs: ctx.clock().getTime() - started.getTime(),
     };
     const completedAt = ctx.clock().toISOString();
+    const dumps = committed.dumps.length ? { dumps: dumpRecords(committed.dumps) } : {};
     if (summary.errors.length) {
       await ctx.publish(
         BackupPartiallyFailed,
@@ -246,6 +258,7 @@ export async function runBackup(
             reason: e.reason.slice(0, 2000),
           })),
           unreadableCount: summary.errors.length,
+          ...dumps,
           completedAt,
         },
         `${command.backupId}.outcome`,
@@ -253,7 +266,7 @@ export async function runBackup(
     } else {
       await ctx.publish(
         BackupCompleted,
-        { ...key, snapshotId, repositoryId: command.repositoryId, stats, completedAt },
+        { ...key, snapshotId, repositoryId: command.repositoryId, stats, ...dumps, completedAt },
         `${command.backupId}.outcome`,
       );
     }
@@ -262,7 +275,10 @@ export async function runBackup(
     log.info(
       `backup of ${command.volumeName} ${summary.errors.length ? `partially failed (${summary.errors.length} unreadable)` : 'completed'}: ` +
         `snapshot ${snapshotId.slice(0, 8)}, ${files} files, ${formatBytes(summary.totalBytes)} ` +
-        `(${formatBytes(summary.bytesAdded)} new), ${formatDuration(stats.durationMs)}`,
+        `(${formatBytes(summary.bytesAdded)} new), ${formatDuration(stats.durationMs)}` +
+        (committed.dumps.length
+          ? `, dumps: ${committed.dumps.map((d) => `${d.spec.fileName} ${formatBytes(d.sizeBytes)}`).join(', ')}`
+          : ''),
     );
     return { ok: true, snapshotId };
   } catch (error) {

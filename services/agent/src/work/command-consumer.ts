@@ -19,6 +19,7 @@ import {
 } from '@volback/messaging';
 import type { Logger } from '@volback/observability';
 import type { ApplicationEngine } from '../adapters/applications.ts';
+import type { DatabaseDumper } from '../adapters/database-dump.ts';
 import type { Quiescer } from '../adapters/quiesce.ts';
 import type { VolumeAccess } from '../adapters/volume-access.ts';
 import { runBackupSet, type BackupSetCommand } from './backup-set.ts';
@@ -41,6 +42,7 @@ export interface CommandConsumerOptions {
   readonly volumes: VolumeAccess;
   readonly quiescer: Quiescer;
   readonly applications: ApplicationEngine;
+  readonly dumper: DatabaseDumper;
   readonly logger: Logger;
   readonly clock?: () => Date;
   /** How long the server waits for a sign of life before redelivering a command (default 30 s). */
@@ -130,6 +132,7 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
           volumes: options.volumes,
           quiescer: options.quiescer,
           applications: options.applications,
+          dumper: options.dumper,
           logger: log,
           clock,
           signal: stopping.signal,

@@ -3,6 +3,7 @@ import type { MessagePublisher, NatsConnection } from '@volback/messaging';
 import type { Logger } from '@volback/observability';
 import type { z } from 'zod';
 import type { ApplicationEngine } from '../adapters/applications.ts';
+import type { DatabaseDumper } from '../adapters/database-dump.ts';
 import type { Quiescer } from '../adapters/quiesce.ts';
 import type { VolumeAccess } from '../adapters/volume-access.ts';
 import type { ContainersJsonEnv } from '../domain/container-record.ts';
@@ -35,6 +36,8 @@ export interface WorkContext {
   readonly quiescer: Quiescer;
   /** Containers and volumes with their labels, for backup sets; recreating containers. */
   readonly applications: ApplicationEngine;
+  /** Takes the database dumps containers' labels ask for. */
+  readonly dumper: DatabaseDumper;
   readonly logger: Logger;
   readonly clock: () => Date;
   /** Aborted when the agent stops. */
