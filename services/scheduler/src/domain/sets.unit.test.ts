@@ -66,7 +66,9 @@ describe('scheduled backups of a set', () => {
         expect.objectContaining({ volumeName: 'other', backupId: 'bk-host-a-other-2025-01-01T10:00:00Z' }),
       ]),
     );
-    expect(requests.filter((r) => (r as { volumeName: string }).volumeName.startsWith('shop'))).toHaveLength(2);
+    expect(requests.filter((r) => (r as { volumeName: string }).volumeName.startsWith('shop'))).toHaveLength(
+      2,
+    );
     const commands = commandsOf(decisions).filter((c) => c.type.includes('backup'));
     expect(commands.map((c) => c.type).sort()).toEqual([
       'io.volback.cmd.backup-set.v1',
