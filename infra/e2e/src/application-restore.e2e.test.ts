@@ -356,4 +356,28 @@ describe('an application (two containers, two volumes) backed up as a set on eng
     expect(db.Config.Labels['io.volback.restore-id']).toBe(restored.restoreId);
     expect(db.Mounts.map((m) => m.Name)).toEqual(['shop_db-restored']);
   });
+
+  it('restores the set in place on A: the volumes get the backup back, their containers stopped meanwhile and running after', async () => {
+    const execA = (container: string, script: string) =>
+      docker(engineA, ['exec', container, 'sh', '-c', script]);
+    await execA('shop-db-1', 'echo "orders: 0 (a bad migration)" > /data/orders.txt');
+    // B has the set too now (its recreated containers carry the compose labels): say which host.
+    const ambiguous = await volback(['restore-set', 'shop', '--in-place', '--wait']);
+    expect(ambiguous.code).not.toBe(0);
+    expect(ambiguous.stderr).toContain('set compose:shop is on several hosts');
+    const restored = json<SetRestore>(
+      await volback(['restore-set', 'shop', '--host', 'host-a', '--in-place', '--wait', '--json']),
+    );
+    expect(restored.error).toBeNull();
+    expect(restored.hostId).toBe(hostA);
+    expect(restored.members.map((m) => m.target)).toEqual([
+      { kind: 'existing-volume', volumeName: 'shop_db', stopContainers: true },
+      { kind: 'existing-volume', volumeName: 'shop_uploads', stopContainers: true },
+    ]);
+    expect(restored.containers).toEqual([]);
+    expect(await execA('shop-db-1', 'cat /data/orders.txt')).toBe('orders: 42\n');
+    for (const name of ['shop-db-1', 'shop-web-1', 'shop-worker-1']) {
+      expect((await engineA.docker.getContainer(name).inspect()).State.Status).toBe('running');
+    }
+  });
 });
