@@ -168,11 +168,12 @@ export function registerSetRoutes(
         body.setBackupId !== undefined
           ? queries.getSetBackup(body.setBackupId)
           : queries.getSet(source, set).lastRestorable;
-      if (!backup || backup.members.length === 0 || backup.setId !== set) {
+      const restorable = backup && (backup.phase === 'Completed' || backup.phase === 'PartiallyFailed');
+      if (!backup || !restorable || backup.members.length === 0 || backup.setId !== set) {
         throw new NotFoundError(
           CatalogErrorCode.SetBackupNotFound,
           body.setBackupId !== undefined
-            ? `set backup ${body.setBackupId} of ${set} has no snapshots`
+            ? `set backup ${body.setBackupId} is not a backup of ${set} with snapshots`
             : `set ${set} has no backup with snapshots yet: back it up first`,
         );
       }
