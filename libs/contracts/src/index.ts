@@ -16,6 +16,8 @@ export * from './events/container.ts';
 export * from './events/policy.ts';
 export * from './events/backup.ts';
 export * from './events/restore.ts';
+export * from './events/set.ts';
+export * from './sets.ts';
 export * from './events/repository.ts';
 export * from './events/snapshot.ts';
 export * from './events/message.ts';

@@ -36,6 +36,8 @@ const AGGREGATE_ID_FIELDS: Record<Aggregate, readonly string[]> = {
 const COMMAND_TARGETS: Record<string, 'agent' | 'gateway' | 'scheduler'> = {
   'backup-volume': 'agent',
   'restore-snapshot': 'agent',
+  'backup-set': 'agent',
+  'restore-set': 'agent',
   'request-backup': 'scheduler',
   'define-policy': 'scheduler',
   'remove-policy': 'scheduler',

@@ -1,4 +1,4 @@
-import { BackupVolume, RestoreSnapshot } from './commands/agent.ts';
+import { BackupSet, BackupVolume, RestoreSet, RestoreSnapshot } from './commands/agent.ts';
 import { CheckRepository, ForgetSnapshots, ImportSnapshots, PruneRepository } from './commands/gateway.ts';
 import { DefinePolicy, RemovePolicy, RequestBackup } from './commands/scheduler.ts';
 import type { CommandDefinition, EventDefinition, MessageDefinition } from './define.ts';
@@ -34,6 +34,15 @@ import {
 } from './events/snapshot.ts';
 import { RestoreCompleted, RestoreFailed, RestoreRequested, RestoreStarted } from './events/restore.ts';
 import {
+  BackupSetCompleted,
+  BackupSetFailed,
+  BackupSetPartiallyFailed,
+  BackupSetStarted,
+  RestoreSetCompleted,
+  RestoreSetFailed,
+  RestoreSetRequested,
+} from './events/set.ts';
+import {
   VolumeAtRisk,
   VolumeBackupScheduled,
   VolumeChanged,
@@ -65,10 +74,17 @@ export const EVENTS = [
   BackupPartiallyFailed,
   BackupFailed,
   BackupAbandoned,
+  BackupSetStarted,
+  BackupSetCompleted,
+  BackupSetPartiallyFailed,
+  BackupSetFailed,
   RestoreRequested,
   RestoreStarted,
   RestoreCompleted,
   RestoreFailed,
+  RestoreSetRequested,
+  RestoreSetCompleted,
+  RestoreSetFailed,
   RepositoryMaintenanceRequested,
   SnapshotsForgotten,
   RepositoryPruned,
@@ -85,6 +101,8 @@ export const EVENTS = [
 export const COMMANDS = [
   BackupVolume,
   RestoreSnapshot,
+  BackupSet,
+  RestoreSet,
   RequestBackup,
   DefinePolicy,
   RemovePolicy,

@@ -5,6 +5,7 @@ import { runService } from '@volback/runtime';
 import packageJson from '../package.json' with { type: 'json' };
 import { DockerEngineClient } from './adapters/docker-engine.ts';
 import { loadHostIdFromIdentity, loadOrCreateHostId } from './adapters/host-id-store.ts';
+import { ApplicationEngine } from './adapters/applications.ts';
 import { DatabaseDumper } from './adapters/database-dump.ts';
 import { Quiescer } from './adapters/quiesce.ts';
 import { VolumeAccess } from './adapters/volume-access.ts';
@@ -75,6 +76,7 @@ runService({
       nc,
       volumes,
       quiescer,
+      applications: new ApplicationEngine(engine.docker),
       dumper: new DatabaseDumper(engine.docker, { local: engine.local }),
       logger: log,
       ackWaitMs: config.commandAckWaitSeconds * 1000,

@@ -24,6 +24,8 @@ export const CatalogErrorCode = {
   PolicyNotRemovable: 'VOLBACK_CATALOG_POLICY_NOT_REMOVABLE',
   BackupNotFound: 'VOLBACK_CATALOG_BACKUP_NOT_FOUND',
   RestoreNotFound: 'VOLBACK_CATALOG_RESTORE_NOT_FOUND',
+  SetNotFound: 'VOLBACK_CATALOG_SET_NOT_FOUND',
+  SetBackupNotFound: 'VOLBACK_CATALOG_SET_BACKUP_NOT_FOUND',
   SnapshotNotFound: 'VOLBACK_CATALOG_SNAPSHOT_NOT_FOUND',
   /** The path is not in the snapshot. */
   PathNotFound: 'VOLBACK_CATALOG_PATH_NOT_FOUND',

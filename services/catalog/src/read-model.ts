@@ -305,3 +305,61 @@ export const statusView = z.object({
   checkpoint: z.number().int(),
 });
 export type StatusView = z.infer<typeof statusView>;
+
+const setMember = z.object({ volumeName: z.string(), backupId: z.string(), snapshotId: z.string() });
+
+/** One backup of a set: one point in time of every member volume. */
+export const setBackupView = z.object({
+  backupId: z.string(),
+  hostId: z.string(),
+  setId: z.string(),
+  /** `Running`, `Completed`, `PartiallyFailed` (some members have no snapshot) or `Failed`. */
+  phase: z.enum(['Running', 'Completed', 'PartiallyFailed', 'Failed']),
+  volumes: z.array(z.string()),
+  quiescedContainers: z.array(z.string()),
+  /** Member snapshots of this point in time (tag `volback-set:<backupId>` in restic). */
+  members: z.array(setMember),
+  /** Members without a snapshot, and why. */
+  failed: z.array(
+    z.object({ volumeName: z.string(), backupId: z.string(), code: z.string(), reason: z.string() }),
+  ),
+  startedAt: time.nullable(),
+  finishedAt: time.nullable(),
+  error: z.object({ code: z.string(), reason: z.string() }).nullable(),
+});
+export type SetBackupView = z.infer<typeof setBackupView>;
+
+/** A set on one host: what its labels gather now, and its last backup. */
+export const setView = z.object({
+  setId: z.string(),
+  hostId: z.string(),
+  containers: z.array(z.string()),
+  volumes: z.array(z.string()),
+  lastBackup: setBackupView.nullable(),
+  /** The newest backup that has snapshots (`Completed` or `PartiallyFailed`): what a restore takes. */
+  lastRestorable: setBackupView.nullable(),
+});
+export type SetView = z.infer<typeof setView>;
+
+/** A restore of a set backup, and the containers it recreated (or, in a dry run, would). */
+export const setRestoreView = z.object({
+  restoreId: z.string(),
+  hostId: z.string(),
+  setId: z.string(),
+  setBackupId: z.string(),
+  phase: z.enum(['Queued', 'Completed', 'Failed']),
+  dryRun: z.boolean(),
+  members: z.array(
+    z.object({
+      restoreId: z.string(),
+      snapshotId: z.string(),
+      volumeName: z.string(),
+      target: z.object({ kind: z.string(), volumeName: z.string() }).loose(),
+    }),
+  ),
+  containers: z.array(z.object({ name: z.string(), outcome: z.string() }).loose()),
+  requestedAt: time.nullable(),
+  finishedAt: time.nullable(),
+  error: z.object({ code: z.string(), reason: z.string(), failedVolume: z.string().nullable() }).nullable(),
+});
+export type SetRestoreView = z.infer<typeof setRestoreView>;

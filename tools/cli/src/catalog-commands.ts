@@ -28,6 +28,7 @@ import {
   policiesSetCommand,
   policiesShowCommand,
 } from './policy-commands.ts';
+import { registerSetCommands } from './set-commands.ts';
 import { UsageError } from './usage-error.ts';
 
 /** Files a snapshot holds, when its totals are known. */
@@ -693,6 +694,8 @@ export function registerCatalogCommands(program: Command, run: Runner): void {
     .action((snapshot: string, o: RestoreOptions, cmd: Command) =>
       run(cmd, (ctx) => restoreCommand(ctx, snapshot, o)),
     );
+
+  registerSetCommands(program, run);
 
   program
     .command('dump')

@@ -14,6 +14,7 @@ import {
   volumeName,
   workId,
 } from '../fields.ts';
+import { setId } from '../sets.ts';
 
 const backupKey = { backupId: workId, hostId, volumeName };
 
@@ -72,6 +73,9 @@ export const BackupRequested = defineEvent({
     repositoryId: repositoryId.default('default'),
     requestedBy: z.string().max(200).optional(),
     requestedAt: timestamp,
+    /** A member of a set backup: the set and the set backup's id (its command is `BackupSet`). */
+    setId: setId.optional(),
+    setBackupId: workId.optional(),
   }),
   aggregateId: (d) => [d.hostId, d.backupId],
 });

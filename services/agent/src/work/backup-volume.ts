@@ -20,7 +20,8 @@ import {
 } from '@volback/repository';
 import { formatBytes, formatDuration } from '@volback/observability';
 import type { z } from 'zod';
-import { resolveConsistency } from '../domain/consistency.ts';
+import { resolveConsistency, type ConsistencyPlan } from '../domain/consistency.ts';
+import type { VolumeUser } from '../adapters/volume-access.ts';
 import { recordedContainer } from '../domain/container-record.ts';
 import { planDumps } from '../domain/database-dump.ts';
 import type { TakenDump } from '../adapters/database-dump.ts';
@@ -39,6 +40,22 @@ const MAX_LISTED_UNREADABLE = 1000;
 const COMMIT_ATTEMPTS = 3;
 /** Longest wait, when interrupted, for the gateways to make what they received durable. */
 const CHECKPOINT_TIMEOUT_MS = 5_000;
+/** The plan of a member of a set backup: the set quiesced its containers. */
+const NOTHING_TO_QUIESCE: ConsistencyPlan = { mode: 'none', source: 'command', steps: [], warnings: [] };
+
+/** How a backup ended, for a set backup that runs it as one of its members. */
+export type BackupOutcome =
+  | { readonly ok: true; readonly snapshotId: string }
+  | { readonly ok: false; readonly code: string; readonly reason: string };
+
+/** Options of {@link runBackup}. */
+export interface BackupRunOptions {
+  /**
+   * The containers were quiesced already, for the whole set: do nothing to them here, and record
+   * them as they were before (`containers.json` keeps their running state, not the quiesced one).
+   */
+  readonly quiescedBySet?: { readonly usersBefore: readonly VolumeUser[] };
+}
 
 /**
  * Runs one backup of a volume on this host: picks the reading method, quiesces the containers
@@ -48,7 +65,11 @@ const CHECKPOINT_TIMEOUT_MS = 5_000;
  * mid-walk (`ctx.signal`), none of them: it throws {@link WorkInterruptedError} so the command is
  * handed back and runs again at the next start.
  */
-export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand): Promise<void> {
+export async function runBackup(
+  ctx: WorkContext,
+  command: BackupVolumeCommand,
+  options: BackupRunOptions = {},
+): Promise<BackupOutcome> {
   const started = ctx.clock();
   const key = { backupId: command.backupId, hostId: command.hostId, volumeName: command.volumeName };
   const log = ctx.logger.child({ backupId: command.backupId, volumeName: command.volumeName });
@@ -57,11 +78,15 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
   let checkpoint: (() => Promise<void>) | undefined;
   try {
     const volume = await ctx.volumes.inspectVolume(command.volumeName);
-    const containers = await ctx.volumes.containersUsing(command.volumeName);
-    const plan = resolveConsistency(command.consistency, containers, {
-      volumeName: command.volumeName,
-      allowed: ctx.security.hookContainers,
-    });
+    const containers = options.quiescedBySet
+      ? options.quiescedBySet.usersBefore
+      : await ctx.volumes.containersUsing(command.volumeName);
+    const plan = options.quiescedBySet
+      ? NOTHING_TO_QUIESCE
+      : resolveConsistency(command.consistency, containers, {
+          volumeName: command.volumeName,
+          allowed: ctx.security.hookContainers,
+        });
     const dumpPlan = planDumps(containers, command.volumeName);
     for (const warning of dumpPlan.warnings) log.warn(warning);
     const directPath = command.method === 'archive' ? undefined : await ctx.volumes.directPath(volume);
@@ -255,6 +280,7 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
           ? `, dumps: ${committed.dumps.map((d) => `${d.spec.fileName} ${formatBytes(d.sizeBytes)}`).join(', ')}`
           : ''),
     );
+    return { ok: true, snapshotId };
   } catch (error) {
     if (ctx.signal.aborted) {
       // Stopping is not failing: the command is handed back and runs again at the next start.
@@ -286,6 +312,7 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
       },
       `${command.backupId}.outcome`,
     );
+    return { ok: false, code: failure.code, reason: failure.message.slice(0, 2000) };
   } finally {
     progress.end();
   }

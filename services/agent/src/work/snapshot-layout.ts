@@ -1,4 +1,6 @@
 import {
+  resolveTreePath,
+  type BlobSource,
   formatGoTime,
   goModeFromPosix,
   saveTree,
@@ -112,4 +114,18 @@ export async function saveVolumeSnapshotTree(
     ...(dumps.length ? [await dumpsDirectory(sink, dumps, now)] : []),
   ]);
   return saveTree(sink, [volumes, metadata]);
+}
+
+/**
+ * A metadata file of a snapshot (`METADATA_PATHS`), parsed; undefined when the snapshot has none
+ * (restic wrote it, or an older layout) or it is not JSON.
+ */
+export async function readMetadataJson(store: BlobSource, rootTree: string, path: string): Promise<unknown> {
+  try {
+    const { node } = await resolveTreePath(store, rootTree, path);
+    const parts = await Promise.all((node?.content ?? []).map((id) => store.loadBlob('data', id)));
+    return JSON.parse(Buffer.concat(parts).toString('utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
 }

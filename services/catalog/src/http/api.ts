@@ -16,6 +16,7 @@ import { registerLiveRoutes } from './live-routes.ts';
 import { frameworkErrorHandler, installProblemHandlers } from './problem.ts';
 import { registerReadRoutes } from './read-routes.ts';
 import { registerScheduleRoutes } from './schedule-routes.ts';
+import { registerSetRoutes } from './set-routes.ts';
 import { registerSnapshotRoutes } from './snapshot-routes.ts';
 
 /** What the HTTP API is built on. */
@@ -134,6 +135,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     now,
     rebuild: options.rebuild,
   });
+  registerSetRoutes(app, { queries: options.queries, commands: options.commands, now });
   registerLiveRoutes(app, { live: options.live, history: options.history, queries: options.queries });
   registerDashboardRoutes(app, options.webRoot);
   return app;
