@@ -29,3 +29,4 @@ export * from './minio-server.ts';
 export * from './busybox-image.ts';
 export * from './docker-engine.ts';
 export type { HarnessContext } from './global-setup.ts';
+export * from './notification-receivers.ts';

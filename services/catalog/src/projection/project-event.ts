@@ -727,7 +727,7 @@ const HANDLERS: { [N in EventName]: (db: DatabaseSync, data: never) => void } = 
   },
   // Reports of messages some consumer refused: the consumer logged them; no read model needs them.
   MessageRejected() {},
-  // Notification outcomes are read from the log (`GET /v1/events?aggregate=notification`); no table needs them.
+  // Notification outcomes are read from the log (`GET /v1/events?type=io.volback.notification`); no table needs them.
   NotificationDelivered() {},
   NotificationFailed() {},
 };
