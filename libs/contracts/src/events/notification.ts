@@ -11,7 +11,8 @@ import {
 /** What both outcomes of a delivery name; never the channel's URL or secret. */
 const delivery = {
   channel: notificationChannelName,
-  service: z.enum(NOTIFICATION_SERVICES),
+  /** The channel's service; absent when no channel of that name exists (a test of an unknown channel). */
+  service: z.enum(NOTIFICATION_SERVICES).optional(),
   kind: notificationKind,
   /** The event notified about (`test`: the test's id). */
   eventId: workId,
