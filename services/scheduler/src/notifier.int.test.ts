@@ -13,6 +13,7 @@ import {
   STREAMS,
   VolumeAtRisk,
   type Envelope,
+  type EventDefinition,
 } from '@volback/contracts';
 import {
   connectNats,
@@ -69,10 +70,7 @@ async function start(instanceId: string, notifier: NotifierSettings): Promise<Sc
 }
 
 /** What an agent of HOST says. */
-async function agentSays<D extends typeof BackupFailed | typeof BackupCompleted | typeof VolumeAtRisk>(
-  def: D,
-  overrides: Record<string, unknown>,
-): Promise<Envelope> {
+async function agentSays(def: EventDefinition, overrides: Record<string, unknown>): Promise<Envelope> {
   const message = createEvent(def, sampleData(def, { hostId: HOST, volumeName: VOLUME, ...overrides }) as never, {
     source: `volback://agent/${HOST}`,
   });
