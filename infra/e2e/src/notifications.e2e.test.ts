@@ -114,11 +114,20 @@ describe('notifications: a real failed backup reaches a webhook, signed; its rec
       dir,
     );
     services.add(catalog);
-    await events.waitFor('the volume discovered', (e) => e.type === 'io.volback.volume.discovered.v1' && (e.data as Data)['volumeName'] === 'orders');
+    await events.waitFor(
+      'the volume discovered',
+      (e) => e.type === 'io.volback.volume.discovered.v1' && (e.data as Data)['volumeName'] === 'orders',
+    );
     // The notifier has started following the log (a new one starts at its end).
     const jsm = await jetstreamManager(nc);
     for (let i = 0; ; i++) {
-      if (await jsm.consumers.info('VOLBACK_EVENTS', 'notifier').then(() => true, () => false)) break;
+      if (
+        await jsm.consumers.info('VOLBACK_EVENTS', 'notifier').then(
+          () => true,
+          () => false,
+        )
+      )
+        break;
       if (i > 200) throw new Error('the notifier consumer never appeared');
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -140,7 +149,11 @@ describe('notifications: a real failed backup reaches a webhook, signed; its rec
     });
     expect(res.status).toBe(202);
     const { backupId } = (await res.json()) as { backupId: string };
-    const failed = await events.waitFor('the backup to fail', (e) => e.type === 'io.volback.backup.failed.v1' && (e.data as Data)['backupId'] === backupId, 120_000);
+    const failed = await events.waitFor(
+      'the backup to fail',
+      (e) => e.type === 'io.volback.backup.failed.v1' && (e.data as Data)['backupId'] === backupId,
+      120_000,
+    );
 
     // The receiver answered 500 first: the notifier tried again.
     const [first, second] = await hook.waitForRequests(2, (r) => r.path.startsWith('/volback'), 60_000);
@@ -151,20 +164,43 @@ describe('notifications: a real failed backup reaches a webhook, signed; its rec
     expect(second!.headers['x-volback-signature']).toBe(signed(second!.body));
     const posted = JSON.parse(second!.body.toString()) as Envelope;
     expect(posted).toEqual(failed);
-    const delivered = await events.waitFor('the delivery record', (e) => e.type === 'io.volback.notification.delivered.v1' && (e.data as Data)['eventId'] === failed.id);
-    expect(delivered.data).toMatchObject({ channel: 'hook', service: 'generic', kind: 'failure', attempts: 2, status: 204, hostId, volumeName: 'orders' });
+    const delivered = await events.waitFor(
+      'the delivery record',
+      (e) => e.type === 'io.volback.notification.delivered.v1' && (e.data as Data)['eventId'] === failed.id,
+    );
+    expect(delivered.data).toMatchObject({
+      channel: 'hook',
+      service: 'generic',
+      kind: 'failure',
+      attempts: 2,
+      status: 204,
+      hostId,
+      volumeName: 'orders',
+    });
     expect(JSON.stringify(delivered)).not.toContain('e2e-url-token');
 
     // The gateway returns; the next backup succeeds: a recovery.
     await startGateway();
-    const again = await fetch(`${catalog.url}/v1/hosts/${encodeURIComponent(hostId)}/volumes/orders/backups`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${TOKEN}` },
-    });
+    const again = await fetch(
+      `${catalog.url}/v1/hosts/${encodeURIComponent(hostId)}/volumes/orders/backups`,
+      {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}` },
+      },
+    );
     const next = ((await again.json()) as { backupId: string }).backupId;
-    const completed = await events.waitFor('the next backup to complete', (e) => e.type === 'io.volback.backup.completed.v1' && (e.data as Data)['backupId'] === next, 120_000);
-    const recovery = (await hook.waitForRequests(1, (r) => r.headers['x-volback-notification'] === 'recovery', 60_000))[0]!;
-    expect(JSON.parse(recovery.body.toString())).toMatchObject({ id: completed.id, type: 'io.volback.backup.completed.v1' });
+    const completed = await events.waitFor(
+      'the next backup to complete',
+      (e) => e.type === 'io.volback.backup.completed.v1' && (e.data as Data)['backupId'] === next,
+      120_000,
+    );
+    const recovery = (
+      await hook.waitForRequests(1, (r) => r.headers['x-volback-notification'] === 'recovery', 60_000)
+    )[0]!;
+    expect(JSON.parse(recovery.body.toString())).toMatchObject({
+      id: completed.id,
+      type: 'io.volback.backup.completed.v1',
+    });
     expect(recovery.headers['x-volback-signature']).toBe(signed(recovery.body));
   }, 300_000);
 
@@ -173,13 +209,22 @@ describe('notifications: a real failed backup reaches a webhook, signed; its rec
     expect(list.code, list.stdout).toBe(0);
     const channels = JSON.parse(list.stdout) as Array<Data>;
     expect(channels).toEqual([
-      expect.objectContaining({ name: 'hook', service: 'generic', url: `generic+${hook.url}/volback?token=***`, signed: true, origin: 'configuration' }),
+      expect.objectContaining({
+        name: 'hook',
+        service: 'generic',
+        url: `generic+${hook.url}/volback?token=***`,
+        signed: true,
+        origin: 'configuration',
+      }),
     ]);
     const test = await volback(['notify', 'test', 'hook']);
     expect(test.code, test.stdout).toBe(0);
     expect(test.stdout).toMatch(/hook\s+delivered\s+1\s+status 204/);
     const posted = (await hook.waitForRequests(1, (r) => r.headers['x-volback-notification'] === 'test'))[0]!;
-    expect(JSON.parse(posted.body.toString())).toMatchObject({ type: 'io.volback.notification.test.v1', data: { channel: 'hook', requestedBy: 'cli' } });
+    expect(JSON.parse(posted.body.toString())).toMatchObject({
+      type: 'io.volback.notification.test.v1',
+      data: { channel: 'hook', requestedBy: 'cli' },
+    });
     const unknown = await volback(['notify', 'test', 'nope']);
     expect(unknown.code).toBe(5);
     expect(unknown.stdout).toMatch(/no notification channel is named "nope"/);

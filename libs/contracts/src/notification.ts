@@ -23,7 +23,10 @@ export const DEFAULT_NOTIFICATION_KINDS: readonly NotificationKind[] = ['failure
 /** A channel's name: lower-case letters, digits, `-` and `_` (a KV key and a subject token). */
 export const notificationChannelName = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, - and _, at most 63, not starting with - or _');
+  .regex(
+    /^[a-z0-9][a-z0-9_-]{0,62}$/,
+    'lower-case letters, digits, - and _, at most 63, not starting with - or _',
+  );
 
 /** The services a channel URL can name (shoutrrr's schemes, as offen's users write them). */
 export const NOTIFICATION_SERVICES = ['generic', 'ntfy', 'slack', 'mattermost', 'gotify', 'smtp'] as const;

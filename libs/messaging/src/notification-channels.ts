@@ -1,11 +1,7 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import {
-  NOTIFY_CHANNELS_BUCKET,
-  notificationChannel,
-  type NotificationChannel,
-} from '@volback/contracts';
+import { NOTIFY_CHANNELS_BUCKET, notificationChannel, type NotificationChannel } from '@volback/contracts';
 
 /**
  * The notification channels in KV bucket `volback-notify-channels` (see `NOTIFY_CHANNELS_BUCKET`),
@@ -41,7 +37,8 @@ export class NotificationChannels {
     try {
       return await op(await this.#bucket());
     } catch (error) {
-      if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound)) throw error;
+      if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound))
+        throw error;
       this.#kv = undefined;
       return op(await this.#bucket());
     }

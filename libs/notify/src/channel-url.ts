@@ -11,7 +11,11 @@ interface HttpEndpoint {
 export type ChannelTarget =
   | ({ readonly service: 'generic' } & HttpEndpoint)
   | ({ readonly service: 'ntfy'; readonly priority?: string; readonly tags?: string } & HttpEndpoint)
-  | ({ readonly service: 'slack' | 'mattermost'; readonly username?: string; readonly channel?: string } & HttpEndpoint)
+  | ({
+      readonly service: 'slack' | 'mattermost';
+      readonly username?: string;
+      readonly channel?: string;
+    } & HttpEndpoint)
   | ({ readonly service: 'gotify'; readonly priority?: number } & HttpEndpoint)
   | {
       readonly service: 'smtp';
@@ -102,10 +106,16 @@ export function parseChannelUrl(raw: string): ChannelTarget {
   const tls = !yes(query.get('disabletls'));
   switch (service) {
     case 'generic': {
-      const scheme = url.protocol.startsWith('generic+http:') ? 'http' : url.protocol.startsWith('generic+https:') || tls ? 'https' : 'http';
+      const scheme = url.protocol.startsWith('generic+http:')
+        ? 'http'
+        : url.protocol.startsWith('generic+https:') || tls
+          ? 'https'
+          : 'http';
       const endpoint = new URL(`${httpBase(url, scheme)}${url.pathname}`);
-      for (const [key, value] of url.searchParams) if (key.toLowerCase() !== 'disabletls') endpoint.searchParams.append(key, value);
-      const headers: Record<string, string> = user || password ? { authorization: basicAuth(user, password) } : {};
+      for (const [key, value] of url.searchParams)
+        if (key.toLowerCase() !== 'disabletls') endpoint.searchParams.append(key, value);
+      const headers: Record<string, string> =
+        user || password ? { authorization: basicAuth(user, password) } : {};
       return { service, endpoint, headers };
     }
     case 'ntfy': {
@@ -154,7 +164,8 @@ export function parseChannelUrl(raw: string): ChannelTarget {
       const token = need(parts.pop(), 'a Gotify URL needs the application token: gotify://host/<token>');
       const path = parts.map(encodeURIComponent).join('/');
       const priority = query.get('priority');
-      if (priority !== undefined && !/^\d{1,2}$/.test(priority)) throw new NotifyUrlError('gotify priority is a number 0–10');
+      if (priority !== undefined && !/^\d{1,2}$/.test(priority))
+        throw new NotifyUrlError('gotify priority is a number 0–10');
       return {
         service,
         endpoint: new URL(`${httpBase(url, tls ? 'https' : 'http')}/${path ? `${path}/` : ''}message`),
@@ -164,15 +175,26 @@ export function parseChannelUrl(raw: string): ChannelTarget {
     }
     case 'smtp': {
       const from = need(query.get('from') ?? query.get('fromaddress'), 'an smtp URL needs ?from=<address>');
-      const to = need(query.get('to') ?? query.get('toaddresses'), 'an smtp URL needs ?to=<address>[,<address>]')
+      const to = need(
+        query.get('to') ?? query.get('toaddresses'),
+        'an smtp URL needs ?to=<address>[,<address>]',
+      )
         .split(',')
         .map((a) => a.trim())
         .filter(Boolean);
       const mode = (query.get('encryption') ?? 'auto').toLowerCase();
       const encryption = (
-        { none: 'none', explicittls: 'starttls', starttls: 'starttls', implicittls: 'tls', tls: 'tls', auto: 'auto' } as const
+        {
+          none: 'none',
+          explicittls: 'starttls',
+          starttls: 'starttls',
+          implicittls: 'tls',
+          tls: 'tls',
+          auto: 'auto',
+        } as const
       )[mode];
-      if (!encryption) throw new NotifyUrlError('smtp encryption is one of none, explicittls, implicittls, auto');
+      if (!encryption)
+        throw new NotifyUrlError('smtp encryption is one of none, explicittls, implicittls, auto');
       const port = url.port ? Number(url.port) : encryption === 'tls' ? 465 : 25;
       return {
         service,

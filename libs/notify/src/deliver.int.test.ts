@@ -46,7 +46,11 @@ describe('deliverNotification against real local receivers', () => {
     http.requests.length = 0;
     http.respondWith(500, 503);
     const secret = 'webhook-secret-0123456789';
-    const result = await deliverNotification(channel(`generic+${http.url}/hook?team=ops`, { secret }), notification, fast);
+    const result = await deliverNotification(
+      channel(`generic+${http.url}/hook?team=ops`, { secret }),
+      notification,
+      fast,
+    );
     expect(result).toEqual({ ok: true, attempts: 3, status: 204 });
     expect(http.requests.map((r) => r.status)).toEqual([500, 503, 204]);
     const last = http.requests[2]!;
@@ -72,9 +76,15 @@ describe('deliverNotification against real local receivers', () => {
     const refused = await deliverNotification(channel(`generic+${http.url}/gone`), notification, fast);
     expect(refused).toMatchObject({ ok: false, attempts: 1, status: 404, code: 'NOTIFY_HTTP_STATUS' });
     http.respondWith(500, 500, 500);
-    const down = await deliverNotification(channel(`generic+${http.url}/down`), notification, { ...fast, attempts: 3 });
+    const down = await deliverNotification(channel(`generic+${http.url}/down`), notification, {
+      ...fast,
+      attempts: 3,
+    });
     expect(down).toMatchObject({ ok: false, attempts: 3, status: 500 });
-    const closed = await deliverNotification(channel('generic+http://127.0.0.1:9/x'), notification, { ...fast, attempts: 2 });
+    const closed = await deliverNotification(channel('generic+http://127.0.0.1:9/x'), notification, {
+      ...fast,
+      attempts: 2,
+    });
     expect(closed).toMatchObject({ ok: false, attempts: 2, code: 'NOTIFY_UNREACHABLE' });
   });
 
@@ -86,11 +96,18 @@ describe('deliverNotification against real local receivers', () => {
       `mattermost://volback@${host}/hooktoken123/ops?disabletls=yes`,
       `gotify://${host}/AppToken99?disabletls=yes`,
     ]) {
-      expect(await deliverNotification(channel(url), notification, fast)).toMatchObject({ ok: true, attempts: 1 });
+      expect(await deliverNotification(channel(url), notification, fast)).toMatchObject({
+        ok: true,
+        attempts: 1,
+      });
     }
     const [ntfy, mattermost, gotify] = http.requests;
     expect(ntfy).toMatchObject({ path: '/backups' });
-    expect(ntfy!.headers).toMatchObject({ authorization: 'Bearer tk_secret', priority: 'high', title: notification.title });
+    expect(ntfy!.headers).toMatchObject({
+      authorization: 'Bearer tk_secret',
+      priority: 'high',
+      title: notification.title,
+    });
     expect(ntfy!.body.toString()).toContain('reason: gateway unreachable');
     expect(mattermost!.path).toBe('/hooks/hooktoken123');
     expect(JSON.parse(mattermost!.body.toString())).toEqual({
@@ -100,17 +117,33 @@ describe('deliverNotification against real local receivers', () => {
     });
     expect(gotify!.path).toBe('/message');
     expect(gotify!.headers['x-gotify-key']).toBe('AppToken99');
-    expect(JSON.parse(gotify!.body.toString())).toEqual({ title: notification.title, message: notification.text, priority: 8 });
+    expect(JSON.parse(gotify!.body.toString())).toEqual({
+      title: notification.title,
+      message: notification.text,
+      priority: 8,
+    });
   });
 
   it('given an smtp URL with a login; then the local SMTP server gets the mail, and a wrong password fails without naming it', async () => {
     const url = `smtp://mailer:p%40ss%20word@127.0.0.1:${smtp.port}/?from=volback@example.com&to=ops@example.com,dba@example.com&encryption=none`;
-    expect(await deliverNotification(channel(url), notification, fast)).toEqual({ ok: true, attempts: 1, status: 250 });
+    expect(await deliverNotification(channel(url), notification, fast)).toEqual({
+      ok: true,
+      attempts: 1,
+      status: 250,
+    });
     const [mail] = await smtp.waitForMails(1);
-    expect(mail).toMatchObject({ from: 'volback@example.com', to: ['ops@example.com', 'dba@example.com'], user: 'mailer' });
+    expect(mail).toMatchObject({
+      from: 'volback@example.com',
+      to: ['ops@example.com', 'dba@example.com'],
+      user: 'mailer',
+    });
     expect(mail!.raw).toMatch(/^Subject: volback: backup of volume shop_db.data/m);
     expect(mail!.raw).toContain('reason: gateway unreachable');
-    const wrong = await deliverNotification(channel(url.replace('p%40ss%20word', 'hunter22')), notification, fast);
+    const wrong = await deliverNotification(
+      channel(url.replace('p%40ss%20word', 'hunter22')),
+      notification,
+      fast,
+    );
     expect(wrong).toMatchObject({ ok: false, attempts: 1, code: 'NOTIFY_SMTP_REFUSED', status: 535 });
     expect(wrong.reason).not.toContain('hunter22');
   });

@@ -150,7 +150,8 @@ async function postOnce(
     };
   }
   await response.arrayBuffer().catch(() => undefined);
-  if (response.status >= 200 && response.status < 300) return { ok: true, retryable: false, status: response.status };
+  if (response.status >= 200 && response.status < 300)
+    return { ok: true, retryable: false, status: response.status };
   return {
     ok: false,
     // Server trouble and rate limits pass; a refusal (bad token, unknown topic) does not.

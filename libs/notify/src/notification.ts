@@ -54,7 +54,12 @@ export function describeNotification(
     case 'backup.abandoned':
       return {
         title: `volback: backup of ${what} abandoned after ${String(d['attempts'])} attempts`,
-        text: lines(['reason', d['reason']], ['code', d['code']], ['backup', d['backupId']], ['at', d['abandonedAt']]),
+        text: lines(
+          ['reason', d['reason']],
+          ['code', d['code']],
+          ['backup', d['backupId']],
+          ['at', d['abandonedAt']],
+        ),
       };
     case 'backup.partially-failed':
       return {
@@ -72,7 +77,12 @@ export function describeNotification(
     case 'restore.failed':
       return {
         title: `volback: restore on ${host} failed`,
-        text: lines(['reason', d['reason']], ['code', d['code']], ['restore', d['restoreId']], ['at', d['failedAt']]),
+        text: lines(
+          ['reason', d['reason']],
+          ['code', d['code']],
+          ['restore', d['restoreId']],
+          ['at', d['failedAt']],
+        ),
       };
     case 'restore.completed':
       return {

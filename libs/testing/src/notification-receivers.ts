@@ -22,7 +22,11 @@ export interface HttpReceiver {
   /** Answers the next requests with these statuses, in order; 204 once they are used up. */
   respondWith(...statuses: number[]): void;
   /** Resolves once `count` requests (matching `where`) have arrived. */
-  waitForRequests(count: number, where?: (r: ReceivedRequest) => boolean, timeoutMs?: number): Promise<ReceivedRequest[]>;
+  waitForRequests(
+    count: number,
+    where?: (r: ReceivedRequest) => boolean,
+    timeoutMs?: number,
+  ): Promise<ReceivedRequest[]>;
   close(): Promise<void>;
 }
 

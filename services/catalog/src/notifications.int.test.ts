@@ -1,10 +1,5 @@
 import { jetstreamManager } from '@nats-io/jetstream';
-import {
-  commandSubject,
-  createEvent,
-  NotificationDelivered,
-  STREAMS,
-} from '@volback/contracts';
+import { commandSubject, createEvent, NotificationDelivered, STREAMS } from '@volback/contracts';
 import { MessagePublisher, NotificationChannels, type NatsConnection } from '@volback/messaging';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Catalog } from './catalog.ts';
@@ -22,7 +17,12 @@ describe('notification channels through the catalog API (real NATS)', () => {
   let nc: NatsConnection;
   let catalog: Catalog;
   const send = (method: 'POST' | 'PUT' | 'DELETE', url: string, body?: unknown, token = WRITE) =>
-    catalog.app.inject({ method, url, headers: auth(token), ...(body !== undefined ? { payload: body as object } : {}) });
+    catalog.app.inject({
+      method,
+      url,
+      headers: auth(token),
+      ...(body !== undefined ? { payload: body as object } : {}),
+    });
   const list = async () =>
     (
       await catalog.app.inject({ method: 'GET', url: '/v1/notifications/channels', headers: auth(READ) })
@@ -70,7 +70,8 @@ describe('notification channels through the catalog API (real NATS)', () => {
       ['push', 'ntfy://***@ntfy.example.com/***?scheme=https'],
     ]);
     const text = JSON.stringify(items);
-    for (const secret of ['hunter2-pass', 'ops-topic-8731', SIGNING, '9f8e7d6c5b4a3210']) expect(text).not.toContain(secret);
+    for (const secret of ['hunter2-pass', 'ops-topic-8731', SIGNING, '9f8e7d6c5b4a3210'])
+      expect(text).not.toContain(secret);
     // The bucket holds the real URL for the notifier.
     expect((await new NotificationChannels(nc).get('push'))?.url).toBe(SECRET_URL);
 
@@ -82,14 +83,18 @@ describe('notification channels through the catalog API (real NATS)', () => {
   });
 
   it('given a bad URL or name; then 400 naming the problem, not the URL, and nothing stored', async () => {
-    const bad = await send('PUT', '/v1/notifications/channels/bad', { url: 'https://user:s3cr3t-pw@example.com/x' });
+    const bad = await send('PUT', '/v1/notifications/channels/bad', {
+      url: 'https://user:s3cr3t-pw@example.com/x',
+    });
     expect(bad.statusCode).toBe(400);
     expect(bad.body).toMatch(/unknown scheme/);
     expect(bad.body).not.toContain('s3cr3t-pw');
     const slack = await send('PUT', '/v1/notifications/channels/bad', { url: 'slack://hook:tok-en@webhook' });
     expect(slack.statusCode).toBe(400);
     expect(slack.body).not.toContain('tok-en');
-    expect((await send('PUT', '/v1/notifications/channels/Bad.Name', { url: SECRET_URL })).statusCode).toBe(400);
+    expect((await send('PUT', '/v1/notifications/channels/Bad.Name', { url: SECRET_URL })).statusCode).toBe(
+      400,
+    );
     expect((await list()).items.map((c) => c['name'])).toEqual(['ops']);
   });
 
@@ -118,7 +123,9 @@ describe('notification channels through the catalog API (real NATS)', () => {
     // The scheduler's part, on the real stream: read the command, record the outcome.
     const answered = (async () => {
       for (;;) {
-        const msg = await jsm.streams.getMessage(STREAMS.commands.name, { last_by_subj: subject }).catch(() => null);
+        const msg = await jsm.streams
+          .getMessage(STREAMS.commands.name, { last_by_subj: subject })
+          .catch(() => null);
         if (msg) {
           const data = (msg.json() as { data: { testId: string; channel: string } }).data;
           await new MessagePublisher(nc).publish(
@@ -141,7 +148,11 @@ describe('notification channels through the catalog API (real NATS)', () => {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     })();
-    const res = await send('POST', '/v1/notifications/test', { channel: 'ops', waitSeconds: 10, requestedBy: 'alice' });
+    const res = await send('POST', '/v1/notifications/test', {
+      channel: 'ops',
+      waitSeconds: 10,
+      requestedBy: 'alice',
+    });
     const command = await answered;
     expect(command).toMatchObject({ channel: 'ops', requestedBy: 'alice' });
     expect(res.statusCode).toBe(200);

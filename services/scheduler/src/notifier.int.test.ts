@@ -71,9 +71,13 @@ async function start(instanceId: string, notifier: NotifierSettings): Promise<Sc
 
 /** What an agent of HOST says. */
 async function agentSays(def: EventDefinition, overrides: Record<string, unknown>): Promise<Envelope> {
-  const message = createEvent(def, sampleData(def, { hostId: HOST, volumeName: VOLUME, ...overrides }) as never, {
-    source: `volback://agent/${HOST}`,
-  });
+  const message = createEvent(
+    def,
+    sampleData(def, { hostId: HOST, volumeName: VOLUME, ...overrides }) as never,
+    {
+      source: `volback://agent/${HOST}`,
+    },
+  );
   await publisher.publish(message);
   return message.envelope;
 }
@@ -160,7 +164,11 @@ describe('the notifier in the scheduler, with real NATS, an HTTP receiver and an
 
     // A failure; the receiver answers 500 first: the notifier retries.
     http.respondWith(500);
-    const failed = await agentSays(BackupFailed, { backupId: 'bk-1', reason: 'disk on fire', failedAt: new Date().toISOString() });
+    const failed = await agentSays(BackupFailed, {
+      backupId: 'bk-1',
+      reason: 'disk on fire',
+      failedAt: new Date().toISOString(),
+    });
     const [first, second] = await http.waitForRequests(2, (r) => r.path.startsWith('/hook'));
     expect([first!.status, second!.status]).toEqual([500, 204]);
     expect(second!.headers['content-type']).toBe('application/cloudevents+json; charset=utf-8');
@@ -173,7 +181,10 @@ describe('the notifier in the scheduler, with real NATS, an HTTP receiver and an
     await scheduler.stop();
     scheduler = await start('two', settings);
     await waitUntil('leadership of the second', async () => scheduler.isLeader(), 10_000);
-    const completed = await agentSays(BackupCompleted, { backupId: 'bk-2', completedAt: new Date().toISOString() });
+    const completed = await agentSays(BackupCompleted, {
+      backupId: 'bk-2',
+      completedAt: new Date().toISOString(),
+    });
     const recovery = (await http.waitForRequests(3, (r) => r.path.startsWith('/hook')))[2]!;
     expect(recovery.headers['x-volback-notification']).toBe('recovery');
     expect(JSON.parse(recovery.body.toString()).id).toBe(completed.id);
@@ -188,13 +199,17 @@ describe('the notifier in the scheduler, with real NATS, an HTTP receiver and an
     // Every outcome is recorded once, and none holds a URL, token or secret.
     await waitUntil('4 outcomes', async () => (await outcomes()).length === 4, 10_000);
     const stored = await outcomes();
-    expect(stored.map((o) => [o.envelope.type, (o.envelope.data as { channel: string }).channel]).sort()).toEqual([
+    expect(
+      stored.map((o) => [o.envelope.type, (o.envelope.data as { channel: string }).channel]).sort(),
+    ).toEqual([
       ['io.volback.notification.delivered.v1', 'hook'],
       ['io.volback.notification.delivered.v1', 'hook'],
       ['io.volback.notification.delivered.v1', 'hook'],
       ['io.volback.notification.delivered.v1', 'mail'],
     ]);
-    expect(stored.find((o) => (o.envelope.data as { eventId: string }).eventId === failed.id)!.envelope.data).toMatchObject({
+    expect(
+      stored.find((o) => (o.envelope.data as { eventId: string }).eventId === failed.id)!.envelope.data,
+    ).toMatchObject({
       kind: 'failure',
       attempts: 2,
       status: 204,
@@ -202,7 +217,8 @@ describe('the notifier in the scheduler, with real NATS, an HTTP receiver and an
       volumeName: VOLUME,
     });
     for (const o of stored) {
-      for (const secret of [SECRET, 'q-secret-99', 'tokenabc123', http.url]) expect(o.raw).not.toContain(secret);
+      for (const secret of [SECRET, 'q-secret-99', 'tokenabc123', http.url])
+        expect(o.raw).not.toContain(secret);
     }
 
     // A third scheduler reads on from the consumer's position: nothing is sent twice.
@@ -211,22 +227,37 @@ describe('the notifier in the scheduler, with real NATS, an HTTP receiver and an
     await waitUntil('leadership of the third', async () => scheduler.isLeader(), 10_000);
     const marker = await agentSays(BackupFailed, { backupId: 'bk-3', failedAt: new Date().toISOString() });
     await http.waitForRequests(5, (r) => r.path.startsWith('/hook'));
-    const ids = http.requests.filter((r) => r.path.startsWith('/hook') && r.status === 204).map((r) => JSON.parse(r.body.toString()).id);
+    const ids = http.requests
+      .filter((r) => r.path.startsWith('/hook') && r.status === 204)
+      .map((r) => JSON.parse(r.body.toString()).id);
     expect(ids).toEqual([failed.id, completed.id, expect.any(String), marker.id]);
 
     // A test through the command the catalog sends; an unknown channel fails by name.
     for (const channel of ['hook', 'nope']) {
       await publisher.publish(
-        createCommand(SendTestNotification, { testId: `nt-${channel}`, channel, requestedBy: 'test' }, { source: 'volback://catalog/test' }),
+        createCommand(
+          SendTestNotification,
+          { testId: `nt-${channel}`, channel, requestedBy: 'test' },
+          { source: 'volback://catalog/test' },
+        ),
       );
     }
     const test = (await http.waitForRequests(1, (r) => r.headers['x-volback-notification'] === 'test'))[0]!;
-    expect(JSON.parse(test.body.toString())).toMatchObject({ type: 'io.volback.notification.test.v1', id: 'nt-hook' });
+    expect(JSON.parse(test.body.toString())).toMatchObject({
+      type: 'io.volback.notification.test.v1',
+      id: 'nt-hook',
+    });
     await waitUntil('the test outcomes', async () => (await outcomes()).length === 7, 10_000);
     const tests = (await outcomes()).filter((o) => (o.envelope.data as { kind: string }).kind === 'test');
     expect(tests.map((o) => [o.envelope.type, o.envelope.data]).sort()).toEqual([
-      ['io.volback.notification.delivered.v1', expect.objectContaining({ channel: 'hook', eventId: 'nt-hook', service: 'generic' })],
-      ['io.volback.notification.failed.v1', expect.objectContaining({ channel: 'nope', code: 'NOTIFY_CHANNEL_UNKNOWN' })],
+      [
+        'io.volback.notification.delivered.v1',
+        expect.objectContaining({ channel: 'hook', eventId: 'nt-hook', service: 'generic' }),
+      ],
+      [
+        'io.volback.notification.failed.v1',
+        expect.objectContaining({ channel: 'nope', code: 'NOTIFY_CHANNEL_UNKNOWN' }),
+      ],
     ]);
     await scheduler.stop();
   });

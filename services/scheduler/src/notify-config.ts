@@ -10,7 +10,11 @@ import {
 import { parseChannelUrl } from '@volback/notify';
 import type { EnvReader } from '@volback/runtime';
 import { z } from 'zod';
-import { DEFAULT_NOTIFIER_SETTINGS, type ConfiguredChannel, type NotifierSettings } from './adapters/notifier.ts';
+import {
+  DEFAULT_NOTIFIER_SETTINGS,
+  type ConfiguredChannel,
+  type NotifierSettings,
+} from './adapters/notifier.ts';
 import { ConfigError } from './errors.ts';
 
 /** One entry of `VOLBACK_NOTIFY_FILE`: a JSON array of these. */
@@ -51,10 +55,16 @@ export function loadNotifierSettings(read: EnvReader, cwd: string): NotifierSett
   let kinds: NotificationKind[] = [...DEFAULT_NOTIFICATION_KINDS];
   if (kindsRaw !== undefined) {
     kinds = [];
-    for (const word of kindsRaw.split(',').map((k) => k.trim()).filter(Boolean)) {
+    for (const word of kindsRaw
+      .split(',')
+      .map((k) => k.trim())
+      .filter(Boolean)) {
       const parsed = notificationKind.safeParse(word);
       if (!parsed.success || word === 'test') {
-        throw new ConfigError('VOLBACK_NOTIFY_EVENTS', `${JSON.stringify(word)} is not failure, at-risk, recovery or success`);
+        throw new ConfigError(
+          'VOLBACK_NOTIFY_EVENTS',
+          `${JSON.stringify(word)} is not failure, at-risk, recovery or success`,
+        );
       }
       kinds.push(parsed.data);
     }
@@ -96,11 +106,17 @@ export function loadNotifierSettings(read: EnvReader, cwd: string): NotifierSett
   }
   const names = new Set<string>();
   for (const c of channels) {
-    if (names.has(c.name)) throw new ConfigError('VOLBACK_NOTIFY_URLS', `two channels are named ${JSON.stringify(c.name)}`);
+    if (names.has(c.name))
+      throw new ConfigError('VOLBACK_NOTIFY_URLS', `two channels are named ${JSON.stringify(c.name)}`);
     names.add(c.name);
   }
   const d = DEFAULT_NOTIFIER_SETTINGS;
-  const initialDelayMs = read.integer('VOLBACK_NOTIFY_RETRY_DELAY_MS', d.delivery.initialDelayMs, 10, 600_000);
+  const initialDelayMs = read.integer(
+    'VOLBACK_NOTIFY_RETRY_DELAY_MS',
+    d.delivery.initialDelayMs,
+    10,
+    600_000,
+  );
   return {
     channels,
     delivery: {

@@ -50,21 +50,37 @@ describe('notification settings', () => {
     writeFileSync(
       file,
       JSON.stringify([
-        { name: 'dba', url: 'gotify://push.example.com/Tok3n', filter: { volumes: ['*_db'], kinds: ['failure'] } },
+        {
+          name: 'dba',
+          url: 'gotify://push.example.com/Tok3n',
+          filter: { volumes: ['*_db'], kinds: ['failure'] },
+        },
       ]),
     );
     expect(loadConfig({ ...base, VOLBACK_NOTIFY_FILE: file }).notifier.channels).toEqual([
-      { name: 'dba', url: 'gotify://push.example.com/Tok3n', filter: { volumes: ['*_db'], kinds: ['failure'] } },
+      {
+        name: 'dba',
+        url: 'gotify://push.example.com/Tok3n',
+        filter: { volumes: ['*_db'], kinds: ['failure'] },
+      },
     ]);
   });
 
   it('given a bad URL, kind or secret; then a ConfigError naming the variable and not the URL', () => {
     const cases: [Record<string, string>, string, RegExp][] = [
-      [{ VOLBACK_NOTIFY_URLS: 'https://user:pw@example.com/x' }, 'VOLBACK_NOTIFY_URLS', /entry 1 \(env-1\): unknown scheme/],
+      [
+        { VOLBACK_NOTIFY_URLS: 'https://user:pw@example.com/x' },
+        'VOLBACK_NOTIFY_URLS',
+        /entry 1 \(env-1\): unknown scheme/,
+      ],
       [{ VOLBACK_NOTIFY_URLS: 'slack://hook:a-b@webhook' }, 'VOLBACK_NOTIFY_URLS', /three parts/],
       [{ VOLBACK_NOTIFY_EVENTS: 'failure,explosion' }, 'VOLBACK_NOTIFY_EVENTS', /"explosion" is not/],
       [{ VOLBACK_NOTIFY_WEBHOOK_SECRET: 'short' }, 'VOLBACK_NOTIFY_WEBHOOK_SECRET', /at least 16/],
-      [{ VOLBACK_NOTIFY_URLS: 'a=ntfy://x/t a=ntfy://x/u' }, 'VOLBACK_NOTIFY_URLS', /two channels are named "a"/],
+      [
+        { VOLBACK_NOTIFY_URLS: 'a=ntfy://x/t a=ntfy://x/u' },
+        'VOLBACK_NOTIFY_URLS',
+        /two channels are named "a"/,
+      ],
     ];
     for (const [env, variable, message] of cases) {
       const error = (() => {

@@ -9,9 +9,9 @@ import { enc } from './catalog-lookups.ts';
 import { table } from './output.ts';
 import { UsageError } from './usage-error.ts';
 
-type Channel = paths['/v1/notifications/channels']['get']['responses'][200]['content']['application/json']['items'][number];
+type Channel =
+  paths['/v1/notifications/channels']['get']['responses'][200]['content']['application/json']['items'][number];
 type TestAnswer = paths['/v1/notifications/test']['post']['responses'][200]['content']['application/json'];
-
 
 /** The first line of a file, or of stdin for `-`: a URL or a secret, never an argument. */
 function readSecretFile(path: string, what: string): string {
@@ -19,7 +19,9 @@ function readSecretFile(path: string, what: string): string {
   try {
     text = readFileSync(path === '-' ? 0 : path, 'utf8');
   } catch (error) {
-    throw new UsageError(`${what}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new UsageError(
+      `${what}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
   const line = text.split(/\r?\n/)[0]?.trim() ?? '';
   if (!line) throw new UsageError(`${what}: ${path} is empty`);
@@ -42,7 +44,13 @@ async function listCommand(ctx: CatalogContext): Promise<number> {
       ? 'no notification channel (volback notify set, or VOLBACK_NOTIFY_URLS of the scheduler)'
       : table(
           ['CHANNEL', 'SERVICE', 'URL', 'GETS', 'ORIGIN'],
-          items.map((c) => [c.name, c.signed ? `${c.service} (signed)` : c.service, c.url, filterText(c), c.origin]),
+          items.map((c) => [
+            c.name,
+            c.signed ? `${c.service} (signed)` : c.service,
+            c.url,
+            filterText(c),
+            c.origin,
+          ]),
         ),
   );
   return EXIT.ok;
@@ -53,7 +61,8 @@ async function setCommand(
   name: string,
   o: { urlFile: string; secretFile?: string; kind?: string[]; host?: string[]; volume?: string[] },
 ): Promise<number> {
-  if (o.urlFile === '-' && o.secretFile === '-') throw new UsageError('only one of --url-file and --secret-file can be stdin');
+  if (o.urlFile === '-' && o.secretFile === '-')
+    throw new UsageError('only one of --url-file and --secret-file can be stdin');
   const body = {
     url: readSecretFile(o.urlFile, '--url-file'),
     ...(o.secretFile ? { secret: readSecretFile(o.secretFile, '--secret-file') } : {}),
@@ -65,7 +74,10 @@ async function setCommand(
     requestedBy: 'cli',
   };
   const channel = await ctx.client.send<Channel>('PUT', `/v1/notifications/channels/${enc(name)}`, body);
-  ctx.out.result(channel, () => `channel ${channel.name}: ${channel.service} ${channel.url} (gets ${filterText(channel)})`);
+  ctx.out.result(
+    channel,
+    () => `channel ${channel.name}: ${channel.service} ${channel.url} (gets ${filterText(channel)})`,
+  );
   return EXIT.ok;
 }
 
@@ -75,7 +87,11 @@ async function removeCommand(ctx: CatalogContext, name: string): Promise<number>
   return EXIT.ok;
 }
 
-async function testCommand(ctx: CatalogContext, channel: string | undefined, o: { wait: string }): Promise<number> {
+async function testCommand(
+  ctx: CatalogContext,
+  channel: string | undefined,
+  o: { wait: string },
+): Promise<number> {
   const waitSeconds = Number(o.wait);
   if (!Number.isInteger(waitSeconds) || waitSeconds < 1 || waitSeconds > 300) {
     throw new UsageError('--wait: whole seconds from 1 to 300');
@@ -91,10 +107,17 @@ async function testCommand(ctx: CatalogContext, channel: string | undefined, o: 
       r.channel,
       r.ok ? 'delivered' : 'FAILED',
       String(r.attempts),
-      r.ok ? (r.status !== undefined ? `status ${r.status}` : '') : `${r.code ?? ''} ${r.reason ?? ''}`.trim(),
+      r.ok
+        ? r.status !== undefined
+          ? `status ${r.status}`
+          : ''
+        : `${r.code ?? ''} ${r.reason ?? ''}`.trim(),
     ]);
     const lines = [table(['CHANNEL', 'RESULT', 'ATTEMPTS', 'DETAIL'], rows)];
-    if (!answer.complete) lines.push(`some channels had not answered after ${waitSeconds} s (test ${answer.testId}); see volback events --type io.volback.notification`);
+    if (!answer.complete)
+      lines.push(
+        `some channels had not answered after ${waitSeconds} s (test ${answer.testId}); see volback events --type io.volback.notification`,
+      );
     return lines.join('\n');
   });
   if (answer.results.some((r) => !r.ok)) return EXIT.failed;
@@ -114,7 +137,11 @@ export function registerNotifyCommands(program: Command, run: Runner): void {
     .argument('<name>', 'channel name (a-z, 0-9, - and _)')
     .requiredOption('--url-file <file>', "file whose first line is the channel's URL (- for stdin)")
     .option('--secret-file <file>', 'file whose first line is the HMAC secret of a generic webhook')
-    .option('--kind <kind>', 'failure, at-risk, recovery or success (repeatable; default the first three)', collect)
+    .option(
+      '--kind <kind>',
+      'failure, at-risk, recovery or success (repeatable; default the first three)',
+      collect,
+    )
     .option('--host <hostId>', 'only events of this host (repeatable)', collect)
     .option('--volume <pattern>', 'only events of matching volumes, * as wildcard (repeatable)', collect)
     .action((name: string, o, cmd: Command) => run(cmd, (ctx) => setCommand(ctx, name, o)));

@@ -61,9 +61,13 @@ export class NotificationAdmin {
     try {
       return await this.#channels.list();
     } catch (cause) {
-      throw new UnavailableError(CatalogErrorCode.MessagingUnavailable, 'the notification channels could not be read', {
-        cause,
-      });
+      throw new UnavailableError(
+        CatalogErrorCode.MessagingUnavailable,
+        'the notification channels could not be read',
+        {
+          cause,
+        },
+      );
     }
   }
 
@@ -106,7 +110,11 @@ export class NotificationAdmin {
   /** Removes an API channel. */
   async remove(name: string): Promise<void> {
     const existing = (await this.#all()).find((c) => c.name === name);
-    if (!existing) throw new NotFoundError(CatalogErrorCode.ChannelNotFound, `no notification channel is named ${JSON.stringify(name)}`);
+    if (!existing)
+      throw new NotFoundError(
+        CatalogErrorCode.ChannelNotFound,
+        `no notification channel is named ${JSON.stringify(name)}`,
+      );
     if (existing.origin === 'configuration') {
       throw new ConflictError(
         CatalogErrorCode.ChannelNotChangeable,
@@ -130,7 +138,9 @@ export class NotificationAdmin {
     if (targets.length === 0) {
       throw new NotFoundError(
         CatalogErrorCode.ChannelNotFound,
-        channel === undefined ? 'no notification channel is defined' : `no notification channel is named ${JSON.stringify(channel)}`,
+        channel === undefined
+          ? 'no notification channel is defined'
+          : `no notification channel is named ${JSON.stringify(channel)}`,
       );
     }
     const testId = `nt-${randomUUID()}`;
@@ -165,7 +175,9 @@ export class NotificationAdmin {
     } catch (cause) {
       sub.unsubscribe();
       clearTimeout(timer);
-      throw new UnavailableError(CatalogErrorCode.MessagingUnavailable, 'NATS did not take the message', { cause });
+      throw new UnavailableError(CatalogErrorCode.MessagingUnavailable, 'NATS did not take the message', {
+        cause,
+      });
     }
     await done;
     clearTimeout(timer);

@@ -104,7 +104,9 @@ export function registerNotificationRoutes(fastify: FastifyInstance, admin: Noti
             requestedBy,
           })
           .nullish(),
-        response: { 200: z.object({ testId: z.string(), complete: z.boolean(), results: z.array(testResult) }) },
+        response: {
+          200: z.object({ testId: z.string(), complete: z.boolean(), results: z.array(testResult) }),
+        },
       },
     },
     async (req) =>

@@ -57,7 +57,9 @@ export interface ConfiguredChannel {
 /** The notifier's settings (README, "Notifications"). */
 export interface NotifierSettings {
   readonly channels: readonly ConfiguredChannel[];
-  readonly delivery: Required<Pick<DeliveryOptions, 'attempts' | 'initialDelayMs' | 'maxDelayMs' | 'timeoutMs'>>;
+  readonly delivery: Required<
+    Pick<DeliveryOptions, 'attempts' | 'initialDelayMs' | 'maxDelayMs' | 'timeoutMs'>
+  >;
   /** Events older than this are not notified (a consumer recreated on an old log must not flood the channels). */
   readonly maxAgeMs: number;
 }
@@ -73,7 +75,11 @@ export const DEFAULT_NOTIFIER_SETTINGS: NotifierSettings = {
 export const NOTIFIER_CONSUMER = SERVICE_CONSUMERS.notifier;
 
 /** The events a notification can be about. */
-const NOTIFIED_SUBJECTS = [eventSubjectFilter('backup'), eventSubjectFilter('restore'), eventSubjectFilter('volume')];
+const NOTIFIED_SUBJECTS = [
+  eventSubjectFilter('backup'),
+  eventSubjectFilter('restore'),
+  eventSubjectFilter('volume'),
+];
 
 /** Options of {@link startNotifier}. */
 export interface NotifierOptions {
@@ -98,7 +104,10 @@ export interface Notifier {
   /** Leader: write the configured channels, then follow the log; standby: stop following. */
   setLeader(leader: boolean): void;
   /** Sends `SendTestNotification`: to `channel`, or to every channel. */
-  sendTest(test: { testId: string; channel?: string | undefined; requestedBy: string }, keepAlive?: () => void): Promise<TestOutcome[]>;
+  sendTest(
+    test: { testId: string; channel?: string | undefined; requestedBy: string },
+    keepAlive?: () => void,
+  ): Promise<TestOutcome[]>;
   stop(): Promise<void>;
 }
 
@@ -139,7 +148,10 @@ export function startNotifier(options: NotifierOptions): Notifier {
     notification: Notification,
     keepAlive?: () => void,
   ): Promise<boolean> => {
-    const eventId = notification.kind === 'test' ? String((notification.event.data as { testId: string }).testId) : notification.event.id;
+    const eventId =
+      notification.kind === 'test'
+        ? String((notification.event.data as { testId: string }).testId)
+        : notification.event.id;
     if (await recorded(channel.name, eventId)) {
       log.debug({ channel: channel.name, eventId }, 'notification sent before: not sent again');
       return true;
@@ -162,10 +174,19 @@ export function startNotifier(options: NotifierOptions): Notifier {
     };
     const at = new Date(options.clock()).toISOString();
     const outcome = result.ok
-      ? createEvent(NotificationDelivered, { ...common, deliveredAt: at }, { source: options.source, causationid: notification.event.id })
+      ? createEvent(
+          NotificationDelivered,
+          { ...common, deliveredAt: at },
+          { source: options.source, causationid: notification.event.id },
+        )
       : createEvent(
           NotificationFailed,
-          { ...common, code: result.code ?? 'NOTIFY_UNREACHABLE', reason: result.reason ?? 'not delivered', failedAt: at },
+          {
+            ...common,
+            code: result.code ?? 'NOTIFY_UNREACHABLE',
+            reason: result.reason ?? 'not delivered',
+            failedAt: at,
+          },
           { source: options.source, causationid: notification.event.id },
         );
     try {
@@ -175,7 +196,14 @@ export function startNotifier(options: NotifierOptions): Notifier {
     }
     (result.ok ? log.info : log.warn).call(
       log,
-      { channel: channel.name, kind: notification.kind, eventId, attempts: result.attempts, code: result.code, reason: result.reason },
+      {
+        channel: channel.name,
+        kind: notification.kind,
+        eventId,
+        attempts: result.attempts,
+        code: result.code,
+        reason: result.reason,
+      },
       result.ok ? 'notification delivered' : 'notification failed',
     );
     return result.ok;
@@ -194,7 +222,7 @@ export function startNotifier(options: NotifierOptions): Notifier {
       filter_subjects: [eventSubjectFilter('backup')],
       deliver_policy: DeliverPolicy.All,
     });
-    for (let done = false; !done; ) {
+    for (let done = false; !done;) {
       const batch = await consumer.fetch({ max_messages: 1000, expires: 2_000 });
       let seen = 0;
       for await (const msg of batch) {
@@ -218,15 +246,25 @@ export function startNotifier(options: NotifierOptions): Notifier {
     const now = new Date(options.clock()).toISOString();
     const wanted = new Map(options.settings.channels.map((c) => [c.name, c]));
     for (const existing of await channels.list()) {
-      if (existing.origin === 'configuration' && !wanted.has(existing.name)) await channels.remove(existing.name);
+      if (existing.origin === 'configuration' && !wanted.has(existing.name))
+        await channels.remove(existing.name);
     }
     for (const c of wanted.values()) {
       const current = await channels.get(c.name);
       if (current?.origin === 'api') {
-        log.warn({ channel: c.name }, 'a configured channel has the name of an API channel: the API one is kept');
+        log.warn(
+          { channel: c.name },
+          'a configured channel has the name of an API channel: the API one is kept',
+        );
         continue;
       }
-      if (current && current.url === c.url && current.secret === c.secret && JSON.stringify(current.filter) === JSON.stringify(c.filter)) continue;
+      if (
+        current &&
+        current.url === c.url &&
+        current.secret === c.secret &&
+        JSON.stringify(current.filter) === JSON.stringify(c.filter)
+      )
+        continue;
       await channels.put({
         name: c.name,
         url: c.url,
@@ -246,7 +284,8 @@ export function startNotifier(options: NotifierOptions): Notifier {
     try {
       ackFloor = (await jsm.consumers.info(STREAMS.events.name, NOTIFIER_CONSUMER)).ack_floor.stream_seq;
     } catch (error) {
-      if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound)) throw error;
+      if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound))
+        throw error;
       // The first notifier starts at the end of the log: history is not news.
       ackFloor = (await jsm.streams.info(STREAMS.events.name)).state.last_seq;
       await jsm.consumers.add(STREAMS.events.name, {
@@ -338,14 +377,23 @@ export function startNotifier(options: NotifierOptions): Notifier {
           },
           { source: options.source, causationid: test.testId },
         );
-        await options.publisher.publish(unknown, { expectedLastSubjectSequence: 0 }).catch((error: unknown) => {
-          if (!(error instanceof ConcurrencyConflictError)) throw error;
-        });
+        await options.publisher
+          .publish(unknown, { expectedLastSubjectSequence: 0 })
+          .catch((error: unknown) => {
+            if (!(error instanceof ConcurrencyConflictError)) throw error;
+          });
         return [{ channel: test.channel, ok: false }];
       }
       const outcomes: TestOutcome[] = [];
       for (const channel of targets) {
-        const notification: Notification = { kind: 'test', event, ...describeNotification('test', { ...event, data: { ...(event.data as object), channel: channel.name } }) };
+        const notification: Notification = {
+          kind: 'test',
+          event,
+          ...describeNotification('test', {
+            ...event,
+            data: { ...(event.data as object), channel: channel.name },
+          }),
+        };
         outcomes.push({ channel: channel.name, ok: await deliver(channel, notification, keepAlive) });
       }
       return outcomes;

@@ -93,7 +93,12 @@ export function decideNotification(
 
 /** `*` matches any run of characters; everything else is literal. */
 function globMatches(pattern: string, text: string): boolean {
-  const regex = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  const regex = new RegExp(
+    `^${pattern
+      .split('*')
+      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
   return regex.test(text);
 }
 
@@ -108,7 +113,10 @@ export function filterAccepts(
   if (kind === 'test') return true;
   if (!(filter.kinds ?? defaultKinds).includes(kind)) return false;
   if (filter.hosts && (scope.hostId === undefined || !filter.hosts.includes(scope.hostId))) return false;
-  if (filter.volumes && (scope.volumeName === undefined || !filter.volumes.some((p) => globMatches(p, scope.volumeName!)))) {
+  if (
+    filter.volumes &&
+    (scope.volumeName === undefined || !filter.volumes.some((p) => globMatches(p, scope.volumeName!)))
+  ) {
     return false;
   }
   return true;

@@ -10,7 +10,12 @@ import {
   type EventDefinition,
 } from '@volback/contracts';
 import { describe, expect, it } from 'vitest';
-import { decideNotification, filterAccepts, initialNotifierState, notificationScope } from './notifications.ts';
+import {
+  decideNotification,
+  filterAccepts,
+  initialNotifierState,
+  notificationScope,
+} from './notifications.ts';
 
 const event = (def: EventDefinition, overrides: Record<string, unknown> = {}) =>
   createEvent(def, sampleData(def, overrides) as never, { source: 'volback://test' }).envelope;
