@@ -1,7 +1,8 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
 import { NOTIFY_CHANNELS_BUCKET, notificationChannel, type NotificationChannel } from '@volback/contracts';
+import { LazyBucket } from './kv-bucket.ts';
 
 /**
  * The notification channels in KV bucket `volback-notify-channels` (see `NOTIFY_CHANNELS_BUCKET`),
@@ -10,37 +11,24 @@ import { NOTIFY_CHANNELS_BUCKET, notificationChannel, type NotificationChannel }
  * configuration. Opened at first use and created by whoever needs it first.
  */
 export class NotificationChannels {
-  readonly #nc: NatsConnection;
-  readonly #replicas: number;
-  #kv: Promise<KV> | undefined;
+  readonly #bucket: LazyBucket;
 
   constructor(nc: NatsConnection, options: { replicas?: number } = {}) {
-    this.#nc = nc;
-    this.#replicas = options.replicas ?? 1;
-  }
-
-  #bucket(): Promise<KV> {
-    this.#kv ??= (async () => {
-      const kvm = new Kvm(this.#nc);
-      try {
-        return await kvm.create(NOTIFY_CHANNELS_BUCKET, { history: 1, replicas: this.#replicas });
-      } catch {
-        return kvm.open(NOTIFY_CHANNELS_BUCKET);
-      }
-    })();
-    this.#kv.catch(() => (this.#kv = undefined));
-    return this.#kv;
+    this.#bucket = new LazyBucket(nc, NOTIFY_CHANNELS_BUCKET, {
+      history: 1,
+      replicas: options.replicas ?? 1,
+    });
   }
 
   /** Runs `op` on the bucket, opening it again once if it was deleted meanwhile. */
   async #with<T>(op: (kv: KV) => Promise<T>): Promise<T> {
     try {
-      return await op(await this.#bucket());
+      return await op(await this.#bucket.open(true));
     } catch (error) {
       if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound))
         throw error;
-      this.#kv = undefined;
-      return op(await this.#bucket());
+      this.#bucket.forget();
+      return op(await this.#bucket.open(true));
     }
   }
 
