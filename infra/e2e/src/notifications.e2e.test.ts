@@ -229,4 +229,42 @@ describe('notifications: a real failed backup reaches a webhook, signed; its rec
     expect(unknown.code).toBe(5);
     expect(unknown.stdout).toMatch(/no notification channel is named "nope"/);
   }, 120_000);
+
+  it('defines a Mattermost channel from a file with `volback notify set`, tests and removes it', async () => {
+    const urlFile = join(dir, 'chat-url');
+    await writeFile(
+      urlFile,
+      `mattermost://volback@${new URL(hook.url).host}/chattoken42/ops?disabletls=yes\n`,
+      {
+        mode: 0o600,
+      },
+    );
+    const set = await volback([
+      'notify',
+      'set',
+      'chat',
+      '--url-file',
+      urlFile,
+      '--kind',
+      'failure',
+      '--volume',
+      'orders',
+    ]);
+    expect(set.code, set.stdout).toBe(0);
+    expect(set.stdout).toContain(
+      `channel chat: mattermost mattermost://***@${new URL(hook.url).host}/***/ops?disabletls=yes`,
+    );
+    expect(set.stdout).not.toContain('chattoken42');
+    const test = await volback(['notify', 'test', 'chat']);
+    expect(test.code, test.stdout).toBe(0);
+    const posted = (await hook.waitForRequests(1, (r) => r.path === '/hooks/chattoken42'))[0]!;
+    expect(JSON.parse(posted.body.toString())).toMatchObject({
+      username: 'volback',
+      channel: 'ops',
+      text: expect.stringMatching(/^\*volback: test notification\*/),
+    });
+    expect((await volback(['notify', 'remove', 'chat'])).code).toBe(0);
+    const after = JSON.parse((await volback(['notify', '--json'])).stdout) as Array<Data>;
+    expect(after.map((c) => c['name'])).toEqual(['hook']);
+  }, 120_000);
 });

@@ -79,12 +79,12 @@ export function registerNotificationRoutes(fastify: FastifyInstance, admin: Noti
         tags: ['notifications'],
         summary: 'Remove a notification channel of the API',
         params,
-        response: { 204: z.null().describe('removed') },
+        response: { 200: z.object({ name: z.string(), removed: z.literal(true) }) },
       },
     },
-    async (req, reply) => {
+    async (req) => {
       await admin.remove(req.params.name);
-      return reply.code(204).send(null);
+      return { name: req.params.name, removed: true as const };
     },
   );
 
