@@ -22,7 +22,7 @@ import {
   MessagePublisher,
   NotificationChannels,
 } from '@volback/messaging';
-import { createLogger, createMetrics } from '@volback/observability';
+import { createLogger, createMetrics, type Metrics } from '@volback/observability';
 import {
   startHttpReceiver,
   startNatsServer,
@@ -51,7 +51,11 @@ let http: HttpReceiver;
 let smtp: SmtpReceiver;
 let publisher: MessagePublisher;
 
+/** The metrics of the scheduler started last. */
+let metrics: Metrics;
+
 async function start(instanceId: string, notifier: NotifierSettings): Promise<Scheduler> {
+  metrics = createMetrics({ service: 'scheduler', defaultMetrics: false });
   return startScheduler({
     nc,
     settings: {
@@ -62,7 +66,7 @@ async function start(instanceId: string, notifier: NotifierSettings): Promise<Sc
     },
     instanceId,
     logger,
-    metrics: createMetrics({ service: 'scheduler', defaultMetrics: false }),
+    metrics,
     tickMs: 200,
     leaseMs: 2_000,
     notifier,
@@ -176,6 +180,11 @@ describe('the notifier in the scheduler, with real NATS, an HTTP receiver and an
       `sha256=${createHmac('sha256', SECRET).update(second!.body).digest('hex')}`,
     );
     expect(JSON.parse(second!.body.toString())).toEqual(failed);
+    await waitUntil('the delivery counted', async () =>
+      (await metrics.registry.metrics()).includes(
+        'volback_scheduler_notifications_total{kind="failure",outcome="delivered",service="scheduler"} 1',
+      ),
+    );
 
     // The scheduler is replaced: the new one rebuilds what it must remember (the volume failed).
     await scheduler.stop();

@@ -71,6 +71,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
     logger: log,
     clock,
     ...(options.kvReplicas ? { replicas: options.kvReplicas } : {}),
+    onDelivery: (kind, ok) => metrics.notifications.inc({ kind, outcome: ok ? 'delivered' : 'failed' }),
   });
   let takeoverDue = false;
   const election: LeaderElection = await startLeaderElection({

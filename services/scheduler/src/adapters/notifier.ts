@@ -91,6 +91,8 @@ export interface NotifierOptions {
   readonly logger: Logger;
   readonly clock: () => number;
   readonly replicas?: number;
+  /** Called after each delivery (metrics). */
+  readonly onDelivery?: (kind: NotificationKind, ok: boolean) => void;
 }
 
 /** The outcome of one test: per channel, delivered or not. */
@@ -194,6 +196,7 @@ export function startNotifier(options: NotifierOptions): Notifier {
     } catch (error) {
       if (!(error instanceof ConcurrencyConflictError)) throw error;
     }
+    options.onDelivery?.(notification.kind, result.ok);
     (result.ok ? log.info : log.warn).call(
       log,
       {
