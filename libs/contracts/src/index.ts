@@ -21,6 +21,8 @@ export * from './sets.ts';
 export * from './events/repository.ts';
 export * from './events/snapshot.ts';
 export * from './events/message.ts';
+export * from './events/notification.ts';
+export * from './notification.ts';
 export * from './commands/agent.ts';
 export * from './commands/scheduler.ts';
 export * from './commands/gateway.ts';

@@ -30,6 +30,7 @@ const AGGREGATE_ID_FIELDS: Record<Aggregate, readonly string[]> = {
   snapshot: ['snapshotId'],
   repository: ['repositoryId'],
   message: ['consumer'],
+  notification: ['channel', 'eventId'],
 };
 
 /** Who consumes each command. */
@@ -41,6 +42,7 @@ const COMMAND_TARGETS: Record<string, 'agent' | 'gateway' | 'scheduler'> = {
   'request-backup': 'scheduler',
   'define-policy': 'scheduler',
   'remove-policy': 'scheduler',
+  'send-test-notification': 'scheduler',
   'forget-snapshots': 'gateway',
   'prune-repository': 'gateway',
   'check-repository': 'gateway',

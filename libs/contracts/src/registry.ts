@@ -1,6 +1,6 @@
 import { BackupSet, BackupVolume, RestoreSet, RestoreSnapshot } from './commands/agent.ts';
 import { CheckRepository, ForgetSnapshots, ImportSnapshots, PruneRepository } from './commands/gateway.ts';
-import { DefinePolicy, RemovePolicy, RequestBackup } from './commands/scheduler.ts';
+import { DefinePolicy, RemovePolicy, RequestBackup, SendTestNotification } from './commands/scheduler.ts';
 import type { CommandDefinition, EventDefinition, MessageDefinition } from './define.ts';
 import {
   BackupAbandoned,
@@ -18,6 +18,7 @@ import {
 } from './events/container.ts';
 import { HostRegistered, HostSeen } from './events/host.ts';
 import { MessageRejected } from './events/message.ts';
+import { NotificationDelivered, NotificationFailed } from './events/notification.ts';
 import { PolicyDefined, PolicyRejected, PolicyRemoved } from './events/policy.ts';
 import {
   RepositoryChecked,
@@ -95,6 +96,8 @@ export const EVENTS = [
   RepositoryImportCompleted,
   RepositoryImportFailed,
   MessageRejected,
+  NotificationDelivered,
+  NotificationFailed,
 ] as const satisfies readonly EventDefinition[];
 
 /** Every command volback sends. */
@@ -106,6 +109,7 @@ export const COMMANDS = [
   RequestBackup,
   DefinePolicy,
   RemovePolicy,
+  SendTestNotification,
   ForgetSnapshots,
   PruneRepository,
   CheckRepository,

@@ -30,3 +30,4 @@ export * from './busybox-image.ts';
 export * from './docker-engine.ts';
 export * from './deterministic-output.ts';
 export type { HarnessContext } from './global-setup.ts';
+export * from './notification-receivers.ts';

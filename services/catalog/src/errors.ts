@@ -35,6 +35,10 @@ export const CatalogErrorCode = {
   OperationNotFound: 'VOLBACK_CATALOG_OPERATION_NOT_FOUND',
   /** A snapshot id prefix that matches more than one snapshot. */
   AmbiguousSnapshot: 'VOLBACK_CATALOG_AMBIGUOUS_SNAPSHOT',
+  /** No notification channel of that name (or none at all, for a test of every channel). */
+  ChannelNotFound: 'VOLBACK_CATALOG_CHANNEL_NOT_FOUND',
+  /** A channel of the scheduler's configuration: change it there, not through the API. */
+  ChannelNotChangeable: 'VOLBACK_CATALOG_CHANNEL_NOT_CHANGEABLE',
   /** The volume was removed from its host: there is nothing to back up. */
   VolumeRemoved: 'VOLBACK_CATALOG_VOLUME_REMOVED',
   /** A restore into a new volume whose name the host already uses. */

@@ -593,7 +593,8 @@ async function importCommand(ctx: CatalogContext): Promise<number> {
 /** Runs a command's function with its context; errors reach cli.ts in the CLI's words. */
 export type Runner = (command: Command, body: (ctx: CatalogContext) => Promise<number>) => Promise<void>;
 
-const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+/** Commander's collector of a repeatable option. */
+export const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
 function keepOptions(command: Command): Command {
   return command

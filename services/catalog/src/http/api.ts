@@ -9,10 +9,12 @@ import type { CommandSender } from '../adapters/command-sender.ts';
 import type { EventHistory } from '../adapters/event-history.ts';
 import type { LiveEvents } from '../adapters/live-events.ts';
 import type { SnapshotReader } from '../adapters/snapshot-reader.ts';
+import type { NotificationAdmin } from '../adapters/notification-admin.ts';
 import { registerCommandRoutes } from './command-routes.ts';
 import { registerDashboardRoutes } from './dashboard-routes.ts';
 import { installGuard, type GuardOptions } from './guard.ts';
 import { registerLiveRoutes } from './live-routes.ts';
+import { registerNotificationRoutes } from './notification-routes.ts';
 import { frameworkErrorHandler, installProblemHandlers } from './problem.ts';
 import { registerReadRoutes } from './read-routes.ts';
 import { registerScheduleRoutes } from './schedule-routes.ts';
@@ -26,6 +28,8 @@ export interface ApiOptions {
   reader: SnapshotReader;
   live: LiveEvents;
   history: EventHistory;
+  /** Notification channels and tests. */
+  notifications: NotificationAdmin;
   /** Tokens, the loopback exemption, allowed `Host` names, the auth-failure limit. */
   access: GuardOptions;
   /** Serve HTTPS with this certificate and key (PEM) instead of HTTP. */
@@ -137,6 +141,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   });
   registerSetRoutes(app, { queries: options.queries, commands: options.commands, now });
   registerLiveRoutes(app, { live: options.live, history: options.history, queries: options.queries });
+  registerNotificationRoutes(app, options.notifications);
   registerDashboardRoutes(app, options.webRoot);
   return app;
 }

@@ -856,6 +856,9 @@ const HANDLERS: { [N in EventName]: (db: DatabaseSync, data: never) => void } = 
   },
   // Reports of messages some consumer refused: the consumer logged them; no read model needs them.
   MessageRejected() {},
+  // Notification outcomes are read from the log (`GET /v1/events?type=io.volback.notification`); no table needs them.
+  NotificationDelivered() {},
+  NotificationFailed() {},
 };
 
 /** The event names the projection applies (all of `EVENTS`). */
