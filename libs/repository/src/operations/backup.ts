@@ -1,17 +1,24 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, lstatSync } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { availableParallelism, hostname as osHostname } from 'node:os';
 import { currentUsername } from '../os-user.ts';
 import { basename, dirname, matchesGlob, relative, resolve, sep } from 'node:path';
-import { ChunkPool, chunkStream, parseChunkerPolynomial, type Pol } from '../chunker/index.ts';
+import {
+  CHUNKER_MIN_SIZE,
+  ChunkPool,
+  chunkStream,
+  parseChunkerPolynomial,
+  type Pol,
+} from '../chunker/index.ts';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
 import { formatGoTime, sha256Hex } from '../format/ids.ts';
 import { linkTargetFromBytes, nameFromBytes, nodeNameKey, type TreeNode } from '../format/tree.ts';
 import type { Repository } from '../repository.ts';
 import { repositorySink, saveTree, type BlobSink } from './blob-ports.ts';
+import { ChunkCache } from './chunk-cache.ts';
 import { readExtendedAttributes } from './extended-attributes.ts';
 import { childPath, shownPath, type FsPath } from './fs-path.ts';
-import { nodeFromStats, unchangedSince } from './node-metadata.ts';
+import { nodeFromStats, sameNode, unchangedSince } from './node-metadata.ts';
 
 /** What a backup reports while it runs. */
 export interface BackupProgress {
@@ -37,6 +44,12 @@ export interface BackupOptions {
   readonly onError?: (path: string, error: Error) => void;
   /** Called for what an entry is kept without (an unreadable extended attribute); not a partial backup. */
   readonly onWarning?: (path: string, error: Error) => void;
+  /**
+   * A directory of this source's own for the chunk cache (see {@link ChunkCache}): changed
+   * files are cut and hashed only where their bytes changed. Without it every changed file is
+   * chunked in full; the snapshot is the same either way.
+   */
+  readonly chunkCacheDir?: string;
 }
 
 /** What a directory walk reports, before any snapshot is written. */
@@ -45,7 +58,7 @@ export type WalkSummary = Omit<BackupSummary, 'snapshotId' | 'parentSnapshotId' 
 /** Options of {@link snapshotDirectory}. */
 export type SnapshotDirectoryOptions = Pick<
   BackupOptions,
-  'excludes' | 'onProgress' | 'onError' | 'onWarning'
+  'excludes' | 'onProgress' | 'onError' | 'onWarning' | 'chunkCacheDir'
 > & {
   /** The directory to read. */
   readonly source: string;
@@ -89,6 +102,11 @@ export interface BackupSummary {
   bytesAdded: number;
   /** Bytes those blobs take in packs (compressed and encrypted). */
   bytesStored: number;
+  /**
+   * Bytes of changed files that the chunk cache found unchanged at their offset: read and
+   * compared by fast digest, not cut or hashed again (part of `bytesRead`).
+   */
+  bytesReused: number;
   durationMs: number;
   /** Entries that could not be read (a partial backup). */
   errors: Array<{ path: string; reason: string }>;
@@ -108,6 +126,7 @@ class BackupRun {
     totalBytes: 0,
     bytesAdded: 0,
     bytesStored: 0,
+    bytesReused: 0,
     errors: [],
     warnings: [],
   };
@@ -116,15 +135,22 @@ class BackupRun {
   readonly #options: SnapshotDirectoryOptions;
   readonly #root: string;
   readonly #pool: ChunkPool | undefined;
+  readonly #cache: ChunkCache | undefined;
   #files = 0;
   #dirs = 0;
 
-  constructor(sink: BlobSink, options: SnapshotDirectoryOptions, pool: ChunkPool | undefined) {
+  constructor(
+    sink: BlobSink,
+    options: SnapshotDirectoryOptions,
+    pool: ChunkPool | undefined,
+    cache: ChunkCache | undefined,
+  ) {
     this.#sink = sink;
     this.#pol = parseChunkerPolynomial(sink.chunkerPolynomial);
     this.#options = options;
     this.#root = resolve(options.source);
     this.#pool = pool;
+    this.#cache = cache;
   }
 
   /** A file's chunks with their ids: from a worker thread, or read and hashed here. */
@@ -168,7 +194,11 @@ class BackupRun {
     });
   }
 
-  async #content(path: FsPath): Promise<string[]> {
+  async #content(path: FsPath, node: TreeNode, previous: TreeNode | undefined): Promise<string[]> {
+    const cache = this.#cache;
+    if (this.#pool && cache && (node.size ?? 0) > CHUNKER_MIN_SIZE) {
+      return this.#cachedContent(this.#pool, cache, path, node, previous);
+    }
     const ids: string[] = [];
     for await (const chunk of this.#chunks(path)) {
       this.summary.bytesRead += chunk.length;
@@ -176,6 +206,44 @@ class BackupRun {
       ids.push(chunk.id);
       this.#progress(shownPath(path));
     }
+    return ids;
+  }
+
+  /** {@link #content} through the chunk cache: only what changed since the last backup is cut. */
+  async #cachedContent(
+    pool: ChunkPool,
+    cache: ChunkCache,
+    path: FsPath,
+    node: TreeNode,
+    previous: TreeNode | undefined,
+  ): Promise<string[]> {
+    let previousChunks = await cache.previousChunks(node, previous);
+    if (
+      previousChunks &&
+      !(await this.#sink.hasBlobs(
+        'data',
+        previousChunks.map((c) => c.id),
+      ))
+    )
+      previousChunks = undefined;
+    const ids: string[] = [];
+    const cut: Array<{ length: number; digest: string }> = [];
+    let bytes = 0;
+    const chunks = pool.chunkFileWithCache(path, {
+      seed: cache.seed,
+      ...(previousChunks ? { previous: previousChunks } : {}),
+    });
+    for await (const chunk of chunks) {
+      this.summary.bytesRead += chunk.length;
+      bytes += chunk.length;
+      if (chunk.data) await this.#sink.saveBlob('data', chunk.data, chunk.id, { handOver: true });
+      else this.summary.bytesReused += chunk.length;
+      ids.push(chunk.id);
+      cut.push({ length: chunk.length, digest: chunk.digest! });
+      this.#progress(shownPath(path));
+    }
+    // A file that changed size while it was read is not described by what was read.
+    if (bytes === node.size) cache.remember(node, ids, cut);
     return ids;
   }
 
@@ -218,6 +286,13 @@ class BackupRun {
         this.#fail(shown, error);
       }
     }
+    // Every entry as the parent recorded it: the parent's tree is this one, not encoded again.
+    if (
+      parentTree &&
+      nodes.length === previous.size &&
+      nodes.every((n) => sameNode(n, previous.get(nodeNameKey(n))))
+    )
+      return { tree: parentTree, changed: false };
     const tree = await saveTree(this.#sink, nodes);
     return { tree, changed: tree !== parentTree };
   }
@@ -227,7 +302,9 @@ class BackupRun {
     name: Pick<TreeNode, 'name' | 'nameBytes'>,
     previous: TreeNode | undefined,
   ): Promise<TreeNode | undefined> {
-    const stats = await lstat(path, { bigint: true });
+    // Synchronous: the walk awaits each entry in turn, and a trip through libuv's thread pool
+    // costs more than the lstat itself.
+    const stats = lstatSync(path, { bigint: true });
     const node = nodeFromStats(name.name, stats);
     if (name.nameBytes) node.nameBytes = name.nameBytes;
     switch (node.type) {
@@ -235,9 +312,10 @@ class BackupRun {
         this.#files++;
         if (unchangedSince(previous, node) && (await this.#sink.hasBlobs('data', previous!.content!))) {
           node.content = previous!.content!;
+          this.#cache?.keep(node);
           this.summary.filesUnmodified++;
         } else {
-          node.content = await this.#content(path);
+          node.content = await this.#content(path, node, previous);
           if (previous?.type === 'file') this.summary.filesChanged++;
           else this.summary.filesNew++;
         }
@@ -295,13 +373,18 @@ export async function snapshotDirectory(
   const workers = options.chunkWorkers ?? Math.max(1, availableParallelism() - 1);
   const pool =
     workers > 0 ? new ChunkPool(parseChunkerPolynomial(sink.chunkerPolynomial), { workers }) : undefined;
-  const run = new BackupRun(sink, { ...options, source }, pool);
+  const cache = pool && options.chunkCacheDir ? await ChunkCache.open(options.chunkCacheDir) : undefined;
+  const run = new BackupRun(sink, { ...options, source }, pool, cache);
   let tree: string;
+  let walked = false;
   try {
     ({ tree } = await run.dir(source, options.parentTree));
     await sink.drain();
+    walked = true;
   } finally {
     await pool?.close();
+    // Entries of files this walk did not see go only when it saw everything.
+    await cache?.close(walked);
   }
   const root = nodeFromStats(basename(source) || '/', rootStats);
   const rootAttributes = run.extendedAttributes(source);
@@ -357,6 +440,7 @@ export async function backup(repo: Repository, options: BackupOptions): Promise<
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       ...(options.onError ? { onError: options.onError } : {}),
       ...(options.onWarning ? { onWarning: options.onWarning } : {}),
+      ...(options.chunkCacheDir ? { chunkCacheDir: options.chunkCacheDir } : {}),
     });
     let tree = walked.tree;
     // Wrap the source in its parent directories, up to /, as restic stores absolute paths.

@@ -156,6 +156,7 @@ export async function snapshotTar(
     totalBytes: 0,
     bytesAdded: 0,
     bytesStored: 0,
+    bytesReused: 0,
     errors: [],
     warnings: [],
   };
