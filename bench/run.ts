@@ -92,6 +92,8 @@ const env = {
   VOLBACK_PASSWORD: 'bench',
   RESTIC_PASSWORD: 'bench',
   RESTIC_CACHE_DIR: join(work, 'restic-cache'),
+  // volback's chunk cache (per repository, so each run starts without one) and compile cache.
+  VOLBACK_CACHE_DIR: join(work, 'volback-cache'),
 };
 /** The newest restic, when the set-up built it (scripts/install-servers.sh restic-latest). */
 const resticLatest = join(
