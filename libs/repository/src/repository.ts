@@ -101,6 +101,9 @@ function planRuns(index: BlobIndex, type: BlobType, ids: readonly string[]): Blo
   return runs;
 }
 
+/** Blobs up to this size may be sealed or opened on the calling thread (see saveBlob, loadBlob). */
+const INLINE_BLOB_BYTES = 64 * 1024;
+
 /** How {@link Repository.saveBlob} may treat the plaintext it is given. */
 export interface SaveBlobOptions {
   /**
@@ -355,7 +358,10 @@ export class Repository {
     const compress = this.version === 2;
     // Taken now: a plaintext handed over to a worker is detached here.
     const plaintextLength = plaintext.length;
-    const pool = this.#sealPool();
+    // Trees are sealed here until file contents have started the workers: a backup that finds
+    // nothing changed writes a few small trees and starts no thread for them.
+    const pool =
+      type === 'tree' && !this.#pool && plaintextLength <= INLINE_BLOB_BYTES ? undefined : this.#sealPool();
     if (!pool) {
       const before = this.#storedBytes;
       const frame = compress ? compressBlob(plaintext) : undefined;
@@ -498,7 +504,9 @@ export class Repository {
       );
     }
     const what = `${type} blob ${id} in pack ${entry.packId}`;
-    const pool = this.#sealPool();
+    // A small blob (a tree, mostly) is opened here: cheaper than the trip to a worker and back,
+    // which a walk would otherwise wait for at every directory.
+    const pool = sealed.length > INLINE_BLOB_BYTES ? this.#sealPool() : undefined;
     if (pool) return pool.open(sealed, entry.uncompressedLength, id, what);
     let plain: Buffer;
     try {

@@ -227,7 +227,7 @@ export class ChunkPool {
         job: undefined,
         crash: undefined,
       };
-      slot.worker = this.#spawn(slot);
+      // Started with the first file it reads: a backup that finds nothing changed starts none.
       this.#slots.push(slot);
     }
   }
