@@ -170,10 +170,20 @@ function chunkFile({ job, path: requested, digestSeed, previous }: ChunkJobReque
   }
 }
 
-/** `length` bytes at `position`, in a buffer of their own; fewer only at the end of the file. */
-function readAt(fd: number, position: number, length: number): Buffer {
-  const buffer = Buffer.allocUnsafeSlow(length);
-  readBuffers.add(buffer.buffer); // chunks cut from it are views: copied before they are sent
+/** Where the previous chunks are read to be compared: one buffer, reused (chunks reach 8 MiB). */
+let scratch: Buffer | undefined;
+
+/**
+ * `length` bytes at `position`, fewer only at the end of the file: in `into` (which the next
+ * call may overwrite), or in a buffer of their own.
+ */
+function readAt(fd: number, position: number, length: number, into?: Buffer): Buffer {
+  let buffer: Buffer;
+  if (into && into.length >= length) buffer = into.subarray(0, length);
+  else {
+    buffer = Buffer.allocUnsafeSlow(length);
+    readBuffers.add(buffer.buffer); // chunks cut from it are views: copied before they are sent
+  }
   let filled = 0;
   while (filled < length) {
     const n = readSync(fd, buffer, filled, length - filled, position + filled);
@@ -215,9 +225,10 @@ function chunkAgainst(
     const old = i === undefined ? undefined : previous[i]!;
     const end = old ? position + old.length : 0;
     if (old && end <= size && (i! < previous.length - 1 || end === size)) {
-      pending = readAt(fd, position, old.length);
-      if (pending.length < old.length) throw shrank(path, size, position + pending.length);
-      const digest = fastDigest(pending, seed);
+      scratch ??= Buffer.allocUnsafeSlow(CHUNKER_MAX_SIZE);
+      const bytes = readAt(fd, position, old.length, scratch);
+      if (bytes.length < old.length) throw shrank(path, size, position + bytes.length);
+      const digest = fastDigest(bytes, seed);
       if (digest === old.digest) {
         const response: ChunkJobResponse = {
           job,
@@ -228,6 +239,10 @@ function chunkAgainst(
         position = end;
         continue;
       }
+      // Changed: cut it, from a copy (the chunker may keep views of its input; scratch is reused).
+      pending = Buffer.allocUnsafeSlow(bytes.length);
+      readBuffers.add(pending.buffer);
+      bytes.copy(pending);
     }
     // Cut from this boundary until a cut meets a previous one (or the file ends).
     const chunker = new Chunker(pol);
