@@ -11,13 +11,18 @@ import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { E2eBench, type E2eMeasure } from './e2e.ts';
-import { changeOnePercent, makeDataset, SHAPES, type Shape } from './shapes.ts';
+import {
+  changeOnePercent,
+  makeDataset,
+  SHAPES,
+  type Shape,
+} from '../libs/repository/src/test-support/volume-shapes.ts';
 import { assertSameTree } from './verify.ts';
 
 const { values } = parseArgs({
   options: {
     size: { type: 'string', default: '1G' },
-    /** The dataset (bench/shapes.ts). */
+    /** The dataset (libs/repository/src/test-support/volume-shapes.ts). */
     shape: { type: 'string', default: 'few-large' },
     json: { type: 'boolean', default: false },
     dir: { type: 'string' },

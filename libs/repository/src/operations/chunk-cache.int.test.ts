@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { changeOnePercent, makeDataset, SHAPES, type Shape } from '../../../../bench/shapes.ts';
+import { changeOnePercent, makeDataset, SHAPES, type Shape } from '../test-support/volume-shapes.ts';
 import {
   backup,
   formatChunkerPolynomial,
