@@ -253,9 +253,13 @@ class BackupRun {
    */
   async dir(path: FsPath, parentTree: string | undefined): Promise<{ tree: string; changed: boolean }> {
     const previous = new Map<string, TreeNode>();
+    /** Nodes in the parent's tree (one not written by volback might repeat a name). */
+    let previousCount = -1;
     if (parentTree) {
       try {
-        for (const node of await this.#sink.loadTree(parentTree)) previous.set(nodeNameKey(node), node);
+        const nodes = await this.#sink.loadTree(parentTree);
+        for (const node of nodes) previous.set(nodeNameKey(node), node);
+        previousCount = nodes.length;
       } catch (error) {
         this.#fail(
           shownPath(path),
@@ -289,7 +293,7 @@ class BackupRun {
     // Every entry as the parent recorded it: the parent's tree is this one, not encoded again.
     if (
       parentTree &&
-      nodes.length === previous.size &&
+      nodes.length === previousCount &&
       nodes.every((n) => sameNode(n, previous.get(nodeNameKey(n))))
     )
       return { tree: parentTree, changed: false };
