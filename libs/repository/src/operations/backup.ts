@@ -332,10 +332,6 @@ class BackupRun {
           path,
           previous?.type === 'dir' ? (previous.subtree ?? undefined) : undefined,
         );
-        // Its metadata after reading it: reading a directory may set its atime, and the next
-        // backup should find the node as this one records it.
-        const after = lstatSync(path, { bigint: true, throwIfNoEntry: false });
-        if (after?.isDirectory()) Object.assign(node, nodeFromStats(node.name, after));
         node.subtree = sub.tree;
         node.content = null;
         if (!previous) this.summary.dirsNew++;
@@ -394,9 +390,7 @@ export async function snapshotDirectory(
     // Entries of files this walk did not see go only when it saw everything.
     await cache?.close(walked);
   }
-  // As for every directory: its metadata after the walk read it.
-  const rootAfter = lstatSync(source, { bigint: true, throwIfNoEntry: false });
-  const root = nodeFromStats(basename(source) || '/', rootAfter?.isDirectory() ? rootAfter : rootStats);
+  const root = nodeFromStats(basename(source) || '/', rootStats);
   const rootAttributes = run.extendedAttributes(source);
   if (rootAttributes) root.extended_attributes = rootAttributes;
   root.subtree = tree;

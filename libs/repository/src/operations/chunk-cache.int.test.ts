@@ -109,6 +109,9 @@ describe('chunk cache: the same snapshot, blob for blob, as chunking every chang
 
   it('an unchanged backup keeps every tree of its parent', async () => {
     const { source, repo, chunkCacheDir } = await backedUpAndChanged('many-small');
+    await backup(repo, { source, chunkCacheDir });
+    // Reading a directory whose entries changed moves its atime (relatime), which the next backup
+    // records, as restic does; from then on nothing moves.
     const changed = await backup(repo, { source, chunkCacheDir });
     const unchanged = await backup(repo, { source, chunkCacheDir });
     expect(unchanged.parentSnapshotId).toBe(changed.snapshotId);
