@@ -232,6 +232,11 @@ export class ChunkPool {
     }
   }
 
+  /** True once a worker thread was started (they start with the first file). */
+  get started(): boolean {
+    return this.#slots.some((slot) => slot.worker !== undefined);
+  }
+
   /** Worker threads in the pool. */
   get size(): number {
     return this.#slots.length;

@@ -1,10 +1,19 @@
-import { createReadStream, lstatSync } from 'node:fs';
+import {
+  closeSync,
+  constants as fsConstants,
+  createReadStream,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readSync,
+} from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { availableParallelism, hostname as osHostname } from 'node:os';
 import { currentUsername } from '../os-user.ts';
 import { basename, dirname, matchesGlob, relative, resolve, sep } from 'node:path';
 import {
   CHUNKER_MIN_SIZE,
+  Chunker,
   ChunkPool,
   chunkStream,
   parseChunkerPolynomial,
@@ -114,6 +123,44 @@ export interface BackupSummary {
   warnings: Array<{ path: string; reason: string }>;
 }
 
+/** Small files read and hashed on the walk's thread until this much, then the chunk workers start. */
+const INLINE_READ_BYTES = 4 * 1024 * 1024;
+const NOATIME = fsConstants.O_NOATIME ?? 0;
+
+/**
+ * A regular file's bytes, read here (`O_NOATIME` where allowed, as the chunk workers read), in an
+ * ArrayBuffer of their own; undefined when it is not a regular file (the workers read those).
+ */
+function readSmallFile(path: FsPath): Buffer | undefined {
+  const flags = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK;
+  let fd: number;
+  try {
+    fd = openSync(path, flags | NOATIME);
+  } catch (error) {
+    if (NOATIME === 0 || (error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+    fd = openSync(path, flags);
+  }
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) return undefined;
+    let buffer = Buffer.allocUnsafeSlow(Math.max(stats.size, 1));
+    let filled = 0;
+    for (;;) {
+      if (filled === buffer.length) {
+        const grown = Buffer.allocUnsafeSlow(buffer.length * 2);
+        buffer.copy(grown);
+        buffer = grown;
+      }
+      const n = readSync(fd, buffer, filled, buffer.length - filled, filled);
+      if (n === 0) break;
+      filled += n;
+    }
+    return filled === buffer.length ? buffer : buffer.subarray(0, filled);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 class BackupRun {
   readonly summary: WalkSummary = {
     filesNew: 0,
@@ -136,6 +183,8 @@ class BackupRun {
   readonly #root: string;
   readonly #pool: ChunkPool | undefined;
   readonly #cache: ChunkCache | undefined;
+  /** Bytes of small files read on this thread before the chunk workers started. */
+  #inlineBytes = 0;
   #files = 0;
   #dirs = 0;
 
@@ -153,10 +202,28 @@ class BackupRun {
     this.#cache = cache;
   }
 
-  /** A file's chunks with their ids: from a worker thread, or read and hashed here. */
-  async *#chunks(path: FsPath): AsyncGenerator<{ id: string; data: Buffer; length: number }> {
-    if (this.#pool) {
-      yield* this.#pool.chunkFile(path);
+  /**
+   * A file's chunks with their ids: from a worker thread, or read and hashed here (without a
+   * pool, or a small file while no worker has started: a backup that finds a few small files
+   * changed starts no thread for them).
+   */
+  async *#chunks(path: FsPath, size: number): AsyncGenerator<{ id: string; data: Buffer; length: number }> {
+    const pool = this.#pool;
+    if (pool && !pool.started && size < CHUNKER_MIN_SIZE && this.#inlineBytes + size <= INLINE_READ_BYTES) {
+      this.#inlineBytes += size;
+      const data = readSmallFile(path);
+      if (data) {
+        const chunker = new Chunker(this.#pol);
+        const chunks = chunker.push(data);
+        const last = chunker.finish();
+        if (last) chunks.push(last);
+        for (const chunk of chunks)
+          yield { id: sha256Hex(chunk.data), data: chunk.data, length: chunk.length };
+        return;
+      }
+    }
+    if (pool) {
+      yield* pool.chunkFile(path);
       return;
     }
     const stream = createReadStream(path, { highWaterMark: 1024 * 1024 });
@@ -200,7 +267,7 @@ class BackupRun {
       return this.#cachedContent(this.#pool, cache, path, node, previous);
     }
     const ids: string[] = [];
-    for await (const chunk of this.#chunks(path)) {
+    for await (const chunk of this.#chunks(path, node.size ?? 0)) {
       this.summary.bytesRead += chunk.length;
       await this.#sink.saveBlob('data', chunk.data, chunk.id, { handOver: true });
       ids.push(chunk.id);
