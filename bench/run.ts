@@ -1,24 +1,33 @@
-// `npm run bench [-- --size 1G] [-- --shape mixed] [-- --json]`: volback against restic (Debian's,
-// and the newest, built into the cache by the bench's set-up) on the same data in the same run:
-// full backup, incremental backup after ~1% of the data changed, full restore. Prints wall
-// seconds, MB/s, CPU seconds, peak RSS and repository bytes added per shape, tool and phase. Every
-// restore is compared with its source byte for byte after it is timed; a difference fails the run.
+// `npm run bench [-- --size 1G] [-- --shape mixed] [-- --runs 3] [-- --json]`: volback against
+// restic (Debian's, and the newest, built into the cache by the bench's set-up) on the same data in
+// the same run: full backup, incremental backup after ~1% of the data changed, a backup with
+// nothing changed, full restore. Prints wall seconds, MB/s, CPU seconds, peak RSS and repository
+// bytes added per shape, tool and phase (medians of the runs, each on a fresh dataset and fresh
+// repositories), and the load average. Every restore is compared with its source byte for byte
+// after it is timed; a difference fails the run.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { E2eBench, type E2eMeasure } from './e2e.ts';
-import { changeOnePercent, makeDataset, SHAPES, type Shape } from './shapes.ts';
+import {
+  changeOnePercent,
+  makeDataset,
+  SHAPES,
+  type Shape,
+} from '../libs/repository/src/test-support/volume-shapes.ts';
 import { assertSameTree } from './verify.ts';
 
 const { values } = parseArgs({
   options: {
     size: { type: 'string', default: '1G' },
-    /** The dataset (bench/shapes.ts). */
+    /** The dataset (libs/repository/src/test-support/volume-shapes.ts). */
     shape: { type: 'string', default: 'few-large' },
     json: { type: 'boolean', default: false },
     dir: { type: 'string' },
+    /** Whole runs (fresh dataset and repositories each); every figure is the median. */
+    runs: { type: 'string', default: '1' },
     keep: { type: 'boolean', default: false },
     /** Leave out the end-to-end path (needs root for a private Docker Engine). */
     'no-e2e': { type: 'boolean', default: false },
@@ -74,20 +83,22 @@ const size = parseSize(values.size!);
 if (!(SHAPES as readonly string[]).includes(values.shape!))
   throw new Error(`--shape: one of ${SHAPES.join(', ')}, not ${values.shape}`);
 const shape = values.shape as Shape;
+const runs = Number(values.runs);
+if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs: a whole number ≥ 1, not ${values.runs}`);
 const work = values.dir ? resolve(values.dir) : mkdtempSync(join(tmpdir(), 'volback-bench-'));
 const data = join(work, 'data');
 mkdirSync(data, { recursive: true });
 const log = (line: string) => process.stderr.write(`${line}\n`);
-log(`bench: building a ${(size / MiB).toFixed(0)} MiB ${shape} dataset in ${data}`);
-const { files } = makeDataset(shape, data, size);
-const dataBytes = dirBytes(data);
-log(`bench: ${files} files, ${(dataBytes / MiB).toFixed(1)} MiB`);
+const load = () => execFileSync('cat', ['/proc/loadavg']).toString().split(' ').slice(0, 3).join(' ');
+const loadBefore = load();
 
 const env = {
   ...process.env,
   VOLBACK_PASSWORD: 'bench',
   RESTIC_PASSWORD: 'bench',
   RESTIC_CACHE_DIR: join(work, 'restic-cache'),
+  // volback's chunk cache (per repository, so each run starts without one) and compile cache.
+  VOLBACK_CACHE_DIR: join(work, 'volback-cache'),
 };
 /** The newest restic, when the set-up built it (scripts/install-servers.sh restic-latest). */
 const resticLatest = join(
@@ -136,29 +147,28 @@ else log(`bench: ${resticLatest} missing (sh scripts/install-servers.sh restic-l
 interface Row extends Measure {
   shape: Shape;
   tool: Tool | 'volback-e2e';
-  phase: 'backup-full' | 'backup-incremental' | 'restore';
+  phase: 'backup-full' | 'backup-incremental' | 'backup-unchanged' | 'restore';
   mbPerSecond: number;
   repoBytesAdded: number;
 }
-const rows: Row[] = [];
+/** Every run's rows; the table shows their medians. */
+const allRows: Row[] = [];
 const repos = Object.fromEntries(measured.map((tool) => [tool, join(work, `repo-${tool}`)])) as Record<
   Tool,
   string
 >;
 const emit = (row: Row) => {
-  rows.push(row);
+  allRows.push(row);
   if (values.json) process.stdout.write(`${JSON.stringify(row)}\n`);
 };
-
-for (const tool of measured) {
-  const [c, a] = tools[tool].init(repos[tool]);
-  execFileSync(c, [...a], { env, stdio: 'ignore' });
-}
 const toolEnv = (tool: Tool): NodeJS.ProcessEnv =>
   tool === 'volback' && volbackNodeOptions ? { ...env, NODE_OPTIONS: volbackNodeOptions } : env;
 
 /** One backup per tool; `sourceBytes` is what MB/s is counted against. */
-async function backupPhase(phase: 'backup-full' | 'backup-incremental', sourceBytes: number): Promise<void> {
+async function backupPhase(
+  phase: 'backup-full' | 'backup-incremental' | 'backup-unchanged',
+  sourceBytes: number,
+): Promise<void> {
   for (const tool of measured) {
     const before = dirBytes(repos[tool]);
     const [c, a] = tools[tool].backup(repos[tool]);
@@ -176,21 +186,35 @@ async function backupPhase(phase: 'backup-full' | 'backup-incremental', sourceBy
 
 const profile = values['cpu-prof'];
 const volbackNodeOptions = profile ? `--cpu-prof --cpu-prof-dir=${resolve(profile)}` : undefined;
-const e2e = values['no-e2e']
-  ? undefined
-  : await E2eBench.start(work, data, env.VOLBACK_PASSWORD, volbackNodeOptions);
+let e2e: E2eBench | undefined;
 const emitE2e = (phase: Row['phase'], bytes: number, m: E2eMeasure) =>
   emit({ shape, tool: 'volback-e2e', phase, ...m, mbPerSecond: bytes / MiB / m.wallSeconds });
 
-try {
+/** One whole run: a fresh dataset and repositories; the end-to-end path in the first run only. */
+async function oneRun(run: number): Promise<void> {
+  rmSync(data, { recursive: true, force: true });
+  mkdirSync(data, { recursive: true });
+  for (const tool of measured) rmSync(repos[tool], { recursive: true, force: true });
+  log(`bench: run ${run}/${runs}: building a ${(size / MiB).toFixed(0)} MiB ${shape} dataset in ${data}`);
+  const { files } = makeDataset(shape, data, size);
+  const dataBytes = dirBytes(data);
+  log(`bench: ${files} files, ${(dataBytes / MiB).toFixed(1)} MiB`);
+  for (const tool of measured) {
+    const [c, a] = tools[tool].init(repos[tool]);
+    execFileSync(c, [...a], { env, stdio: 'ignore' });
+  }
+  if (run === 1 && !values['no-e2e'])
+    e2e = await E2eBench.start(work, data, env.VOLBACK_PASSWORD, volbackNodeOptions);
+  const withE2e = run === 1 ? e2e : undefined;
   // Full backups, then the change, then incrementals, then restores; tools alternate per phase.
   await backupPhase('backup-full', dataBytes);
-  if (e2e) emitE2e('backup-full', dataBytes, await e2e.backup());
+  if (withE2e) emitE2e('backup-full', dataBytes, await withE2e.backup());
   changeOnePercent(shape, data, size);
-  if (e2e) changeOnePercent(shape, e2e.mountpoint, size); // the same changes (seeded) in the volume
+  if (withE2e) changeOnePercent(shape, withE2e.mountpoint, size); // the same changes (seeded) in the volume
   const changedBytes = dirBytes(data);
   await backupPhase('backup-incremental', changedBytes);
-  if (e2e) emitE2e('backup-incremental', changedBytes, await e2e.backup());
+  if (withE2e) emitE2e('backup-incremental', changedBytes, await withE2e.backup());
+  await backupPhase('backup-unchanged', changedBytes);
   for (const tool of measured) {
     const target = join(work, `restore-${tool}`);
     rmSync(target, { recursive: true, force: true });
@@ -202,6 +226,7 @@ try {
     log(
       `bench: ${tool} restore verified: ${verified.files} files, ${(verified.bytes / MiB).toFixed(1)} MiB equal`,
     );
+    rmSync(target, { recursive: true, force: true });
     emit({
       shape,
       tool,
@@ -211,17 +236,44 @@ try {
       repoBytesAdded: 0,
     });
   }
-  if (e2e) {
-    const { restoredTo, ...m } = await e2e.restore();
-    const verified = await assertSameTree(e2e.mountpoint, restoredTo, 'volback-e2e restore');
+  if (withE2e) {
+    const { restoredTo, ...m } = await withE2e.restore();
+    const verified = await assertSameTree(withE2e.mountpoint, restoredTo, 'volback-e2e restore');
     log(
       `bench: volback-e2e restore verified: ${verified.files} files, ${(verified.bytes / MiB).toFixed(1)} MiB equal`,
     );
     emitE2e('restore', changedBytes, { ...m, repoBytesAdded: 0 });
   }
+}
+
+try {
+  for (let run = 1; run <= runs; run++) await oneRun(run);
 } finally {
   await e2e?.stop();
 }
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+/** One row per tool and phase, each figure the median of its runs. */
+const rows: Row[] = [];
+for (const row of allRows) {
+  if (rows.some((r) => r.tool === row.tool && r.phase === row.phase)) continue;
+  const same = allRows.filter((r) => r.tool === row.tool && r.phase === row.phase);
+  const of = (field: 'wallSeconds' | 'cpuSeconds' | 'peakRssBytes' | 'mbPerSecond' | 'repoBytesAdded') =>
+    median(same.map((r) => r[field]));
+  rows.push({
+    ...row,
+    wallSeconds: of('wallSeconds'),
+    cpuSeconds: of('cpuSeconds'),
+    peakRssBytes: of('peakRssBytes'),
+    mbPerSecond: of('mbPerSecond'),
+    repoBytesAdded: of('repoBytesAdded'),
+  });
+}
+log(`bench: load average ${loadBefore} before, ${load()} after; ${runs} run(s), medians`);
 
 if (!values.json) {
   const header = [
@@ -235,13 +287,12 @@ if (!values.json) {
     'repo +MiB',
     'vs restic (wall)',
     `vs ${RESTIC_LATEST}`,
+    `CPU vs ${RESTIC_LATEST}`,
   ];
   const lines = rows.map((r) => {
-    const ratio = (tool: string) => {
+    const ratio = (tool: string, field: 'wallSeconds' | 'cpuSeconds' = 'wallSeconds') => {
       const other = rows.find((o) => o.phase === r.phase && o.tool === tool);
-      return r.tool.startsWith('restic') || !other
-        ? ''
-        : `${(r.wallSeconds / other.wallSeconds).toFixed(2)}x`;
+      return r.tool.startsWith('restic') || !other ? '' : `${(r[field] / other[field]).toFixed(2)}x`;
     };
     return [
       r.shape,
@@ -254,6 +305,7 @@ if (!values.json) {
       (r.repoBytesAdded / MiB).toFixed(1),
       ratio('restic'),
       ratio(`restic-${RESTIC_LATEST}`),
+      ratio(`restic-${RESTIC_LATEST}`, 'cpuSeconds'),
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));

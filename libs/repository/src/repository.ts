@@ -101,6 +101,11 @@ function planRuns(index: BlobIndex, type: BlobType, ids: readonly string[]): Blo
   return runs;
 }
 
+/** Blobs up to this size may be sealed or opened on the calling thread (see saveBlob, loadBlob). */
+const INLINE_BLOB_BYTES = 64 * 1024;
+/** File contents sealed on the calling thread before the seal workers start, at most. */
+const INLINE_SEAL_BYTES = 4 * 1024 * 1024;
+
 /** How {@link Repository.saveBlob} may treat the plaintext it is given. */
 export interface SaveBlobOptions {
   /**
@@ -142,6 +147,8 @@ export class Repository {
   readonly #written = new Map<string, PackedBlob[]>();
   #uploadError: unknown;
   readonly #sealWorkers: number;
+  /** Bytes of file contents sealed on the calling thread so far ({@link INLINE_SEAL_BYTES}). */
+  #inlineSealed = 0;
   #pool: SealPool | undefined;
   readonly #sealing = new Set<Promise<void>>();
   /** Bytes new blobs take in packs, since this handle was opened (compressed and encrypted). */
@@ -355,7 +362,14 @@ export class Repository {
     const compress = this.version === 2;
     // Taken now: a plaintext handed over to a worker is detached here.
     const plaintextLength = plaintext.length;
-    const pool = this.#sealPool();
+    // Small blobs are sealed here until the workers have started (trees always, file contents
+    // up to a few MiB): a backup that finds little changed starts no thread for it.
+    const inline =
+      !this.#pool &&
+      plaintextLength <= INLINE_BLOB_BYTES &&
+      (type === 'tree' || this.#inlineSealed + plaintextLength <= INLINE_SEAL_BYTES);
+    if (inline && type === 'data') this.#inlineSealed += plaintextLength;
+    const pool = inline ? undefined : this.#sealPool();
     if (!pool) {
       const before = this.#storedBytes;
       const frame = compress ? compressBlob(plaintext) : undefined;
@@ -498,7 +512,9 @@ export class Repository {
       );
     }
     const what = `${type} blob ${id} in pack ${entry.packId}`;
-    const pool = this.#sealPool();
+    // A small blob (a tree, mostly) is opened here: cheaper than the trip to a worker and back,
+    // which a walk would otherwise wait for at every directory.
+    const pool = sealed.length > INLINE_BLOB_BYTES ? this.#sealPool() : undefined;
     if (pool) return pool.open(sealed, entry.uncompressedLength, id, what);
     let plain: Buffer;
     try {

@@ -1,5 +1,6 @@
 // The agent process: configuration, host identity, logger and metrics, the ops endpoint, NATS and
 // the Docker Engine, discovery; graceful shutdown on SIGTERM/SIGINT.
+import { join } from 'node:path';
 import { inboxPrefix } from '@volback/contracts';
 import { runService } from '@volback/runtime';
 import packageJson from '../package.json' with { type: 'json' };
@@ -83,6 +84,7 @@ runService({
       dataPath: { timeoutMs: config.dataTimeoutSeconds * 1000 },
       security: { hookContainers: config.hookContainers, containersJsonEnv: config.containersJsonEnv },
       streams: { replicas: config.streamReplicas },
+      chunkCacheRoot: join(config.stateDir, 'chunk-cache'),
       onStreamsRecreated: () => agent.republish(),
     });
     service.onStop(() => commands.stop());

@@ -1,4 +1,7 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { homedir, hostname as osHostname } from 'node:os';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -27,6 +30,8 @@ export interface RepoFlags {
   host?: string[];
   path?: string[];
   parent?: string;
+  /** false with `--no-cache`: no chunk cache. */
+  cache?: boolean;
   target?: string;
   'read-data'?: boolean;
   'read-data-subset'?: string;
@@ -47,6 +52,17 @@ export interface RepoFlags {
   'keep-tag'?: string[];
   'max-unused'?: string;
   'new-password-file'?: string;
+}
+
+/**
+ * The chunk cache of one backup source: below the cache directory (`VOLBACK_CACHE_DIR`, else
+ * `$XDG_CACHE_HOME/volback`, else `~/.cache/volback`), per repository, host and source path.
+ */
+function chunkCacheDir(env: NodeJS.ProcessEnv, repoId: string, hostname: string, source: string): string {
+  const root =
+    env['VOLBACK_CACHE_DIR'] ?? join(env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'volback');
+  const key = createHash('sha256').update(`${hostname}\0${source}`).digest('hex').slice(0, 32);
+  return join(root, 'chunks', repoId, key);
 }
 
 /** Exit code of a run whose result is partial (restic uses 3 for a backup with unreadable files). */
@@ -118,10 +134,14 @@ export async function runRepoCommand(
     switch (command) {
       case 'backup': {
         const source = positional(args, 0, 'the directory to back up');
+        const hostname = flags.host?.[0] ?? osHostname();
         const summary = await backup(repo, {
           source,
+          ...(flags.cache === false
+            ? {}
+            : { chunkCacheDir: chunkCacheDir(env, repo.config.id, hostname, resolve(source)) }),
           ...(flags.parent ? { parent: flags.parent } : {}),
-          ...(flags.host?.[0] ? { hostname: flags.host[0] } : {}),
+          hostname,
           ...(flags.tag?.length ? { tags: flags.tag } : {}),
           onProgress: (p) =>
             out.progress(
@@ -135,7 +155,10 @@ export async function runRepoCommand(
             `Files: ${summary.filesNew} new, ${summary.filesChanged} changed, ${summary.filesUnmodified} unmodified`,
             `Dirs:  ${summary.dirsNew} new, ${summary.dirsChanged} changed, ${summary.dirsUnmodified} unmodified`,
             `Added to the repository: ${bytes(summary.bytesAdded)} (${bytes(summary.bytesStored)} stored)`,
-            `processed ${bytes(summary.bytesRead)} in ${(summary.durationMs / 1000).toFixed(1)}s`,
+            `processed ${bytes(summary.bytesRead)} in ${(summary.durationMs / 1000).toFixed(1)}s` +
+              (summary.bytesReused
+                ? ` (${bytes(summary.bytesReused)} of changed files unchanged by the chunk cache)`
+                : ''),
             `snapshot ${summary.snapshotId.slice(0, 8)} saved`,
             ...(summary.errors.length
               ? [`${summary.errors.length} entries could not be read (see warnings)`]
@@ -389,6 +412,7 @@ export function registerRepoCommands(
     .option('--tag <tag>', 'tag the snapshot (repeatable)', many)
     .option('--host <host>', 'host name to record (repeatable)', many)
     .option('--parent <id>', 'compare with this snapshot instead of the latest')
+    .option('--no-cache', 'no chunk cache: cut and hash every changed file in full')
     .action(action('backup'));
   repo.command('snapshots').description('list snapshots').action(action('snapshots'));
   repo

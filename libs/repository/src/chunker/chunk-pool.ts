@@ -50,6 +50,36 @@ export interface FileChunk {
   /** Position of the chunk's first byte in the file. */
   readonly offset: number;
   readonly length: number;
+  /** Its fast digest ({@link fastDigest}), when the file was chunked for the chunk cache. */
+  readonly digest?: string;
+}
+
+/** A chunk of a file's last backup that is still there, byte for byte (its fast digest says so). */
+export interface ReusedChunk {
+  readonly id: string;
+  readonly data?: undefined;
+  readonly offset: number;
+  readonly length: number;
+  readonly digest: string;
+  readonly reused: true;
+}
+
+/** A chunk of a file's last backup, as the chunk cache keeps it. */
+export interface PreviousChunk {
+  readonly offset: number;
+  readonly length: number;
+  /** Its fast digest with the cache's seed. */
+  readonly digest: string;
+  /** Its blob id. */
+  readonly id: string;
+}
+
+/** What {@link ChunkPool.chunkFileWithCache} is given: the cache's seed and the file's last chunks. */
+export interface ChunkCacheInput {
+  /** Seed of the fast digest (the cache's secret). */
+  readonly seed: bigint;
+  /** The file's chunks at its last backup, in file order from offset 0; none: chunk it all. */
+  readonly previous?: readonly PreviousChunk[];
 }
 
 /** Indices in the Int32Array the pool shares with each worker. */
@@ -74,6 +104,10 @@ export interface ChunkJobRequest {
   job: number;
   /** A path's bytes (a name that is not UTF-8) arrive as a plain Uint8Array. */
   path: string | Uint8Array;
+  /** Give each chunk's fast digest with this seed. */
+  digestSeed?: bigint;
+  /** The file's chunks at its last backup (with `digestSeed`): reuse those still there. */
+  previous?: readonly PreviousChunk[];
 }
 
 /** An error thrown in the worker, as plain fields (structured clone keeps no `code`). */
@@ -89,7 +123,15 @@ export interface ChunkWorkerError {
 /** Worker → pool: the next chunks of a job, in file order; a job's last message has `end` or `error`. */
 export interface ChunkJobResponse {
   job: number;
-  chunks: Array<{ offset: number; id: string; data: ArrayBuffer }>;
+  chunks: Array<{
+    offset: number;
+    length: number;
+    id: string;
+    /** Absent for a reused chunk. */
+    data?: ArrayBuffer;
+    digest?: string | undefined;
+    reused?: true;
+  }>;
   end?: boolean;
   error?: ChunkWorkerError;
 }
@@ -101,8 +143,9 @@ const MAX_READ_AHEAD = 1024 * MiB;
 interface Job {
   readonly seq: number;
   readonly path: string | Buffer;
+  readonly cache: ChunkCacheInput | undefined;
   /** Chunks received and not yet taken. */
-  readonly chunks: FileChunk[];
+  readonly chunks: Array<FileChunk | ReusedChunk>;
   slot: Slot | undefined;
   /** The worker is done with the file (or it never started and never will). */
   ended: boolean;
@@ -184,9 +227,14 @@ export class ChunkPool {
         job: undefined,
         crash: undefined,
       };
-      slot.worker = this.#spawn(slot);
+      // Started with the first file it reads: a backup that finds nothing changed starts none.
       this.#slots.push(slot);
     }
+  }
+
+  /** True once a worker thread was started (they start with the first file). */
+  get started(): boolean {
+    return this.#slots.some((slot) => slot.worker !== undefined);
   }
 
   /** Worker threads in the pool. */
@@ -197,7 +245,7 @@ export class ChunkPool {
   /** Chunk bytes received from the workers and not yet taken by their consumers. */
   get bufferedBytes(): number {
     let bytes = 0;
-    for (const job of this.#active) for (const chunk of job.chunks) bytes += chunk.length;
+    for (const job of this.#active) for (const chunk of job.chunks) bytes += chunk.data?.length ?? 0;
     return bytes;
   }
 
@@ -211,9 +259,33 @@ export class ChunkPool {
    * that is not UTF-8).
    */
   chunkFile(path: string | Buffer, signal?: AbortSignal): AsyncGenerator<FileChunk, void, undefined> {
+    return this.#start(path, undefined, signal) as AsyncGenerator<FileChunk, void, undefined>;
+  }
+
+  /**
+   * {@link chunkFile} for the chunk cache: every chunk comes with its fast digest, and where
+   * `cache.previous` is given, chunks still at their offset with the same bytes come back as
+   * {@link ReusedChunk}s (no data: the repository has them) and only the rest is cut and hashed.
+   * The chunks are the ones {@link chunkFile} would give, provided `previous` is what the file's
+   * last backup cut and hashed.
+   */
+  chunkFileWithCache(
+    path: string | Buffer,
+    cache: ChunkCacheInput,
+    signal?: AbortSignal,
+  ): AsyncGenerator<FileChunk | ReusedChunk, void, undefined> {
+    return this.#start(path, cache, signal);
+  }
+
+  #start(
+    path: string | Buffer,
+    cache: ChunkCacheInput | undefined,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<FileChunk | ReusedChunk, void, undefined> {
     const job: Job = {
       seq: ++this.#seq,
       path,
+      cache,
       chunks: [],
       slot: undefined,
       ended: false,
@@ -226,7 +298,10 @@ export class ChunkPool {
     return iterator;
   }
 
-  async *#iterate(job: Job, signal: AbortSignal | undefined): AsyncGenerator<FileChunk, void, undefined> {
+  async *#iterate(
+    job: Job,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<FileChunk | ReusedChunk, void, undefined> {
     signal?.throwIfAborted();
     if (this.#closed) throw new ChunkPoolError(ChunkPoolErrorCode.Closed, 'chunk pool is closed');
     const onAbort = (): void => this.#stop(job, signal!.reason);
@@ -297,8 +372,9 @@ export class ChunkPool {
     const job = slot.job;
     if (!job || job.seq !== response.job) return;
     if (!job.stopped) {
-      for (const { offset, id, data } of response.chunks) {
-        job.chunks.push({ id, offset, length: data.byteLength, data: Buffer.from(data) });
+      for (const { offset, length, id, data, digest, reused } of response.chunks) {
+        if (reused) job.chunks.push({ id, offset, length, digest: digest!, reused });
+        else job.chunks.push({ id, offset, length, data: Buffer.from(data!), ...(digest ? { digest } : {}) });
       }
     }
     if (response.end || response.error) {
@@ -324,7 +400,12 @@ export class ChunkPool {
       job.slot = slot;
       Atomics.store(slot.control, ChunkControl.Acked, 0);
       Atomics.store(slot.control, ChunkControl.Cancel, 0);
-      const request: ChunkJobRequest = { job: job.seq, path: job.path };
+      const request: ChunkJobRequest = {
+        job: job.seq,
+        path: job.path,
+        ...(job.cache ? { digestSeed: job.cache.seed } : {}),
+        ...(job.cache?.previous ? { previous: job.cache.previous } : {}),
+      };
       // Replace a worker that died, so that the file is not sent into the void.
       slot.worker ??= this.#spawn(slot);
       slot.worker.postMessage(request);

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
+import { fastDigest } from './fast-digest.ts';
 import {
   ChunkControl,
   ChunkPoolErrorCode,
@@ -11,6 +12,7 @@ import {
   type ChunkJobResponse,
   type ChunkWorkerData,
   type ChunkWorkerError,
+  type PreviousChunk,
 } from './chunk-pool.ts';
 import { CHUNKER_MAX_SIZE, Chunker, type Chunk } from './chunker.ts';
 
@@ -44,15 +46,19 @@ function ownBuffer(data: Buffer): ArrayBuffer {
   return copy.buffer as ArrayBuffer;
 }
 
-/** Hashes and sends chunks; returns their bytes. */
-function send(job: number, chunks: Chunk[], end: boolean): number {
+/**
+ * Hashes and sends chunks cut from file position `base` on; returns their bytes. With `seed`,
+ * each also gets its fast digest (the chunk cache's).
+ */
+function send(job: number, chunks: Chunk[], end: boolean, seed?: bigint, base = 0): number {
   const response: ChunkJobResponse = { job, chunks: [], ...(end ? { end } : {}) };
   const transfer: ArrayBuffer[] = [];
   let bytes = 0;
   for (const chunk of chunks) {
     const id = createHash('sha256').update(chunk.data).digest('hex');
+    const digest = seed === undefined ? undefined : fastDigest(chunk.data, seed);
     const data = ownBuffer(chunk.data);
-    response.chunks.push({ offset: chunk.offset, id, data });
+    response.chunks.push({ offset: base + chunk.offset, length: chunk.length, id, data, digest });
     transfer.push(data);
     bytes += chunk.length;
   }
@@ -82,7 +88,25 @@ function describe(error: unknown): ChunkWorkerError {
   };
 }
 
-function chunkFile({ job, path: requested }: ChunkJobRequest): void {
+// O_NOATIME (Linux; the file's owner or root): reading for a backup leaves the access time alone,
+// as restic does, so the next backup records the same node and keeps the same tree.
+const NOATIME = constants.O_NOATIME ?? 0;
+
+/** Opens a file to read; O_NONBLOCK: a file swapped for a FIFO must not block the worker in open(). */
+function openForReading(path: string | Buffer): number {
+  const flags = constants.O_RDONLY | constants.O_NONBLOCK;
+  if (NOATIME !== 0) {
+    try {
+      return openSync(path, flags | NOATIME);
+    } catch (error) {
+      // Not the owner (and not root): this file can only be read with its atime.
+      if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+    }
+  }
+  return openSync(path, flags);
+}
+
+function chunkFile({ job, path: requested, digestSeed, previous }: ChunkJobRequest): void {
   const path =
     typeof requested === 'string'
       ? requested
@@ -92,9 +116,12 @@ function chunkFile({ job, path: requested }: ChunkJobRequest): void {
   const live: Array<{ buffer: Buffer; end: number }> = [];
   let sent = 0;
   try {
-    // O_NONBLOCK: a file swapped for a FIFO must not block the worker in open().
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    fd = openForReading(path);
     const stats = fstatSync(fd);
+    if (previous && digestSeed !== undefined && stats.isFile()) {
+      chunkAgainst(job, fd, path, stats.size, digestSeed, previous);
+      return;
+    }
     const chunker = new Chunker(pol);
     const seekable = stats.isFile() || stats.isBlockDevice();
     let position = 0;
@@ -114,7 +141,7 @@ function chunkFile({ job, path: requested }: ChunkJobRequest): void {
       position += n;
       live.push({ buffer, end: position });
       const chunks = chunker.push(buffer.subarray(0, n));
-      sent = (sent + send(job, chunks, false)) | 0;
+      sent = (sent + send(job, chunks, false, digestSeed)) | 0;
       const last = chunks.at(-1);
       if (last) chunkStart = last.offset + last.length;
       while (live.length > 0 && live[0]!.end <= chunkStart) spare.push(live.shift()!.buffer);
@@ -126,7 +153,7 @@ function chunkFile({ job, path: requested }: ChunkJobRequest): void {
       throw Object.assign(error, { code: ChunkPoolErrorCode.FileShrank });
     }
     const last = chunker.finish();
-    send(job, last ? [last] : [], true);
+    send(job, last ? [last] : [], true, digestSeed);
   } catch (error) {
     const response: ChunkJobResponse = { job, chunks: [], error: describe(error) };
     parentPort!.postMessage(response);
@@ -141,6 +168,119 @@ function chunkFile({ job, path: requested }: ChunkJobRequest): void {
     for (const { buffer } of live) spare.push(buffer);
     spare.length = Math.min(spare.length, SPARE_BUFFERS);
   }
+}
+
+/** Where the previous chunks are read to be compared: one buffer, reused (chunks reach 8 MiB). */
+let scratch: Buffer | undefined;
+
+/**
+ * `length` bytes at `position`, fewer only at the end of the file: in `into` (which the next
+ * call may overwrite), or in a buffer of their own.
+ */
+function readAt(fd: number, position: number, length: number, into?: Buffer): Buffer {
+  let buffer: Buffer;
+  if (into && into.length >= length) buffer = into.subarray(0, length);
+  else {
+    buffer = Buffer.allocUnsafeSlow(length);
+    readBuffers.add(buffer.buffer); // chunks cut from it are views: copied before they are sent
+  }
+  let filled = 0;
+  while (filled < length) {
+    const n = readSync(fd, buffer, filled, length - filled, position + filled);
+    if (n === 0) break;
+    filled += n;
+  }
+  return filled === length ? buffer : buffer.subarray(0, filled);
+}
+
+function shrank(path: string | Buffer, size: number, position: number): Error {
+  const error = new Error(`${String(path)} shrank from ${size} to ${position} bytes while it was read`);
+  return Object.assign(error, { code: ChunkPoolErrorCode.FileShrank });
+}
+
+/**
+ * Chunks a file against its chunks at its last backup (the chunk cache). restic's chunker starts
+ * afresh at every cut, so the same bytes from the same boundary give the same cut: a previous
+ * chunk whose bytes at the same offset still have the same fast digest is sent back as reused
+ * (its id, no data, no Rabin roll, no SHA-256). Elsewhere the chunker runs from that boundary
+ * until one of its cuts meets a previous boundary again. The file's last previous chunk ended
+ * with the file, not with a cut: it is reused only where the file still ends with it.
+ */
+function chunkAgainst(
+  job: number,
+  fd: number,
+  path: string | Buffer,
+  size: number,
+  seed: bigint,
+  previous: readonly PreviousChunk[],
+): void {
+  const starts = new Map<number, number>();
+  previous.forEach((chunk, i) => starts.set(chunk.offset, i));
+  let sent = 0;
+  let position = 0;
+  while (position < size) {
+    if (!mayRead(sent)) break;
+    let pending: Buffer | undefined;
+    const i = starts.get(position);
+    const old = i === undefined ? undefined : previous[i]!;
+    const end = old ? position + old.length : 0;
+    if (old && end <= size && (i! < previous.length - 1 || end === size)) {
+      scratch ??= Buffer.allocUnsafeSlow(CHUNKER_MAX_SIZE);
+      const bytes = readAt(fd, position, old.length, scratch);
+      if (bytes.length < old.length) throw shrank(path, size, position + bytes.length);
+      const digest = fastDigest(bytes, seed);
+      if (digest === old.digest) {
+        const response: ChunkJobResponse = {
+          job,
+          chunks: [{ offset: position, length: old.length, id: old.id, digest, reused: true }],
+        };
+        parentPort!.postMessage(response);
+        sent = (sent + old.length) | 0;
+        position = end;
+        continue;
+      }
+      // Changed: cut it, from a copy (the chunker may keep views of its input; scratch is reused).
+      pending = Buffer.allocUnsafeSlow(bytes.length);
+      readBuffers.add(pending.buffer);
+      bytes.copy(pending);
+    }
+    // Cut from this boundary until a cut meets a previous one (or the file ends).
+    const chunker = new Chunker(pol);
+    const base = position;
+    let readTo = position;
+    let met = false;
+    while (!met) {
+      let bytes = pending;
+      pending = undefined;
+      if (!bytes) {
+        if (readTo >= size) break;
+        if (!mayRead(sent)) {
+          send(job, [], true);
+          return;
+        }
+        bytes = readAt(fd, readTo, Math.min(READ_BYTES, size - readTo));
+        if (bytes.length === 0) throw shrank(path, size, readTo);
+      }
+      readTo += bytes.length;
+      const chunks = chunker.push(bytes);
+      const taken: Chunk[] = [];
+      for (const chunk of chunks) {
+        taken.push(chunk);
+        position = base + chunk.offset + chunk.length;
+        if (starts.has(position)) {
+          met = true;
+          break;
+        }
+      }
+      sent = (sent + send(job, taken, false, seed, base)) | 0;
+    }
+    if (!met) {
+      const last = chunker.finish();
+      if (last) sent = (sent + send(job, [last], false, seed, base)) | 0;
+      position = size;
+    }
+  }
+  send(job, [], true);
 }
 
 parentPort!.on('message', chunkFile);

@@ -28,6 +28,10 @@ export {
   ChunkPool,
   ChunkPoolError,
   ChunkPoolErrorCode,
+  type ChunkCacheInput,
   type ChunkPoolOptions,
   type FileChunk,
+  type PreviousChunk,
+  type ReusedChunk,
 } from './chunk-pool.ts';
+export { fastDigest } from './fast-digest.ts';

@@ -15,6 +15,9 @@ export function isId(value: string): boolean {
   return /^[0-9a-f]{64}$/.test(value);
 }
 
+let lastSeconds: bigint | undefined;
+let lastBase = '';
+
 /**
  * Go's RFC 3339 with nanoseconds (`time.RFC3339Nano`): trailing zeros of the fraction dropped,
  * UTC written as `Z`. `ns` is nanoseconds since the epoch.
@@ -26,7 +29,12 @@ export function formatGoTime(ns: bigint): string {
     frac += 1_000_000_000n;
     seconds -= 1n;
   }
-  const base = new Date(Number(seconds) * 1000).toISOString().slice(0, 19);
+  // A walk formats three times per entry, mostly of the same few seconds.
+  if (seconds !== lastSeconds) {
+    lastSeconds = seconds;
+    lastBase = new Date(Number(seconds) * 1000).toISOString().slice(0, 19);
+  }
+  const base = lastBase;
   const fraction = frac === 0n ? '' : `.${frac.toString().padStart(9, '0').replace(/0+$/, '')}`;
   return `${base}${fraction}Z`;
 }

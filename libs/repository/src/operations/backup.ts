@@ -1,17 +1,33 @@
-import { createReadStream } from 'node:fs';
+import {
+  closeSync,
+  constants as fsConstants,
+  createReadStream,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readSync,
+} from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { availableParallelism, hostname as osHostname } from 'node:os';
 import { currentUsername } from '../os-user.ts';
 import { basename, dirname, matchesGlob, relative, resolve, sep } from 'node:path';
-import { ChunkPool, chunkStream, parseChunkerPolynomial, type Pol } from '../chunker/index.ts';
+import {
+  CHUNKER_MIN_SIZE,
+  Chunker,
+  ChunkPool,
+  chunkStream,
+  parseChunkerPolynomial,
+  type Pol,
+} from '../chunker/index.ts';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
 import { formatGoTime, sha256Hex } from '../format/ids.ts';
 import { linkTargetFromBytes, nameFromBytes, nodeNameKey, type TreeNode } from '../format/tree.ts';
 import type { Repository } from '../repository.ts';
 import { repositorySink, saveTree, type BlobSink } from './blob-ports.ts';
+import { ChunkCache } from './chunk-cache.ts';
 import { readExtendedAttributes } from './extended-attributes.ts';
 import { childPath, shownPath, type FsPath } from './fs-path.ts';
-import { nodeFromStats, unchangedSince } from './node-metadata.ts';
+import { nodeFromStats, sameNode, unchangedSince } from './node-metadata.ts';
 
 /** What a backup reports while it runs. */
 export interface BackupProgress {
@@ -37,6 +53,12 @@ export interface BackupOptions {
   readonly onError?: (path: string, error: Error) => void;
   /** Called for what an entry is kept without (an unreadable extended attribute); not a partial backup. */
   readonly onWarning?: (path: string, error: Error) => void;
+  /**
+   * A directory of this source's own for the chunk cache (see {@link ChunkCache}): changed
+   * files are cut and hashed only where their bytes changed. Without it every changed file is
+   * chunked in full; the snapshot is the same either way.
+   */
+  readonly chunkCacheDir?: string;
 }
 
 /** What a directory walk reports, before any snapshot is written. */
@@ -55,6 +77,7 @@ export function emptyWalkSummary(): WalkSummary {
     totalBytes: 0,
     bytesAdded: 0,
     bytesStored: 0,
+    bytesReused: 0,
     errors: [],
     warnings: [],
   };
@@ -63,7 +86,7 @@ export function emptyWalkSummary(): WalkSummary {
 /** Options of {@link snapshotDirectory}. */
 export type SnapshotDirectoryOptions = Pick<
   BackupOptions,
-  'excludes' | 'onProgress' | 'onError' | 'onWarning'
+  'excludes' | 'onProgress' | 'onError' | 'onWarning' | 'chunkCacheDir'
 > & {
   /** The directory to read. */
   readonly source: string;
@@ -107,11 +130,54 @@ export interface BackupSummary {
   bytesAdded: number;
   /** Bytes those blobs take in packs (compressed and encrypted). */
   bytesStored: number;
+  /**
+   * Bytes of changed files that the chunk cache found unchanged at their offset: read and
+   * compared by fast digest, not cut or hashed again (part of `bytesRead`).
+   */
+  bytesReused: number;
   durationMs: number;
   /** Entries that could not be read (a partial backup). */
   errors: Array<{ path: string; reason: string }>;
   /** Entries kept without something (an extended attribute that could not be read). */
   warnings: Array<{ path: string; reason: string }>;
+}
+
+/** Small files read and hashed on the walk's thread until this much, then the chunk workers start. */
+const INLINE_READ_BYTES = 4 * 1024 * 1024;
+const NOATIME = fsConstants.O_NOATIME ?? 0;
+
+/**
+ * A regular file's bytes, read here (`O_NOATIME` where allowed, as the chunk workers read), in an
+ * ArrayBuffer of their own; undefined when it is not a regular file (the workers read those).
+ */
+function readSmallFile(path: FsPath): Buffer | undefined {
+  const flags = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK;
+  let fd: number;
+  try {
+    fd = openSync(path, flags | NOATIME);
+  } catch (error) {
+    if (NOATIME === 0 || (error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+    fd = openSync(path, flags);
+  }
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) return undefined;
+    let buffer = Buffer.allocUnsafeSlow(Math.max(stats.size, 1));
+    let filled = 0;
+    for (;;) {
+      if (filled === buffer.length) {
+        const grown = Buffer.allocUnsafeSlow(buffer.length * 2);
+        buffer.copy(grown);
+        buffer = grown;
+      }
+      const n = readSync(fd, buffer, filled, buffer.length - filled, filled);
+      if (n === 0) break;
+      filled += n;
+    }
+    return filled === buffer.length ? buffer : buffer.subarray(0, filled);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 class BackupRun {
@@ -121,21 +187,48 @@ class BackupRun {
   readonly #options: SnapshotDirectoryOptions;
   readonly #root: string;
   readonly #pool: ChunkPool | undefined;
+  readonly #cache: ChunkCache | undefined;
+  /** Bytes of small files read on this thread before the chunk workers started. */
+  #inlineBytes = 0;
   #files = 0;
   #dirs = 0;
 
-  constructor(sink: BlobSink, options: SnapshotDirectoryOptions, pool: ChunkPool | undefined) {
+  constructor(
+    sink: BlobSink,
+    options: SnapshotDirectoryOptions,
+    pool: ChunkPool | undefined,
+    cache: ChunkCache | undefined,
+  ) {
     this.#sink = sink;
     this.#pol = parseChunkerPolynomial(sink.chunkerPolynomial);
     this.#options = options;
     this.#root = resolve(options.source);
     this.#pool = pool;
+    this.#cache = cache;
   }
 
-  /** A file's chunks with their ids: from a worker thread, or read and hashed here. */
-  async *#chunks(path: FsPath): AsyncGenerator<{ id: string; data: Buffer; length: number }> {
-    if (this.#pool) {
-      yield* this.#pool.chunkFile(path);
+  /**
+   * A file's chunks with their ids: from a worker thread, or read and hashed here (without a
+   * pool, or a small file while no worker has started: a backup that finds a few small files
+   * changed starts no thread for them).
+   */
+  async *#chunks(path: FsPath, size: number): AsyncGenerator<{ id: string; data: Buffer; length: number }> {
+    const pool = this.#pool;
+    if (pool && !pool.started && size < CHUNKER_MIN_SIZE && this.#inlineBytes + size <= INLINE_READ_BYTES) {
+      this.#inlineBytes += size;
+      const data = readSmallFile(path);
+      if (data) {
+        const chunker = new Chunker(this.#pol);
+        const chunks = chunker.push(data);
+        const last = chunker.finish();
+        if (last) chunks.push(last);
+        for (const chunk of chunks)
+          yield { id: sha256Hex(chunk.data), data: chunk.data, length: chunk.length };
+        return;
+      }
+    }
+    if (pool) {
+      yield* pool.chunkFile(path);
       return;
     }
     const stream = createReadStream(path, { highWaterMark: 1024 * 1024 });
@@ -173,14 +266,56 @@ class BackupRun {
     });
   }
 
-  async #content(path: FsPath): Promise<string[]> {
+  async #content(path: FsPath, node: TreeNode, previous: TreeNode | undefined): Promise<string[]> {
+    const cache = this.#cache;
+    if (this.#pool && cache && (node.size ?? 0) > CHUNKER_MIN_SIZE) {
+      return this.#cachedContent(this.#pool, cache, path, node, previous);
+    }
     const ids: string[] = [];
-    for await (const chunk of this.#chunks(path)) {
+    for await (const chunk of this.#chunks(path, node.size ?? 0)) {
       this.summary.bytesRead += chunk.length;
       await this.#sink.saveBlob('data', chunk.data, chunk.id, { handOver: true });
       ids.push(chunk.id);
       this.#progress(shownPath(path));
     }
+    return ids;
+  }
+
+  /** {@link #content} through the chunk cache: only what changed since the last backup is cut. */
+  async #cachedContent(
+    pool: ChunkPool,
+    cache: ChunkCache,
+    path: FsPath,
+    node: TreeNode,
+    previous: TreeNode | undefined,
+  ): Promise<string[]> {
+    let previousChunks = await cache.previousChunks(node, previous);
+    if (
+      previousChunks &&
+      !(await this.#sink.hasBlobs(
+        'data',
+        previousChunks.map((c) => c.id),
+      ))
+    )
+      previousChunks = undefined;
+    const ids: string[] = [];
+    const cut: Array<{ length: number; digest: string }> = [];
+    let bytes = 0;
+    const chunks = pool.chunkFileWithCache(path, {
+      seed: cache.seed,
+      ...(previousChunks ? { previous: previousChunks } : {}),
+    });
+    for await (const chunk of chunks) {
+      this.summary.bytesRead += chunk.length;
+      bytes += chunk.length;
+      if (chunk.data) await this.#sink.saveBlob('data', chunk.data, chunk.id, { handOver: true });
+      else this.summary.bytesReused += chunk.length;
+      ids.push(chunk.id);
+      cut.push({ length: chunk.length, digest: chunk.digest! });
+      this.#progress(shownPath(path));
+    }
+    // A file that changed size while it was read is not described by what was read.
+    if (bytes === node.size) cache.remember(node, ids, cut);
     return ids;
   }
 
@@ -190,9 +325,13 @@ class BackupRun {
    */
   async dir(path: FsPath, parentTree: string | undefined): Promise<{ tree: string; changed: boolean }> {
     const previous = new Map<string, TreeNode>();
+    /** Nodes in the parent's tree (one not written by volback might repeat a name). */
+    let previousCount = -1;
     if (parentTree) {
       try {
-        for (const node of await this.#sink.loadTree(parentTree)) previous.set(nodeNameKey(node), node);
+        const nodes = await this.#sink.loadTree(parentTree);
+        for (const node of nodes) previous.set(nodeNameKey(node), node);
+        previousCount = nodes.length;
       } catch (error) {
         this.#fail(
           shownPath(path),
@@ -223,6 +362,13 @@ class BackupRun {
         this.#fail(shown, error);
       }
     }
+    // Every entry as the parent recorded it: the parent's tree is this one, not encoded again.
+    if (
+      parentTree &&
+      nodes.length === previousCount &&
+      nodes.every((n) => sameNode(n, previous.get(nodeNameKey(n))))
+    )
+      return { tree: parentTree, changed: false };
     const tree = await saveTree(this.#sink, nodes);
     return { tree, changed: tree !== parentTree };
   }
@@ -232,7 +378,9 @@ class BackupRun {
     name: Pick<TreeNode, 'name' | 'nameBytes'>,
     previous: TreeNode | undefined,
   ): Promise<TreeNode | undefined> {
-    const stats = await lstat(path, { bigint: true });
+    // Synchronous: the walk awaits each entry in turn, and a trip through libuv's thread pool
+    // costs more than the lstat itself.
+    const stats = lstatSync(path, { bigint: true });
     const node = nodeFromStats(name.name, stats);
     if (name.nameBytes) node.nameBytes = name.nameBytes;
     switch (node.type) {
@@ -240,9 +388,10 @@ class BackupRun {
         this.#files++;
         if (unchangedSince(previous, node) && (await this.#sink.hasBlobs('data', previous!.content!))) {
           node.content = previous!.content!;
+          this.#cache?.keep(node);
           this.summary.filesUnmodified++;
         } else {
-          node.content = await this.#content(path);
+          node.content = await this.#content(path, node, previous);
           if (previous?.type === 'file') this.summary.filesChanged++;
           else this.summary.filesNew++;
         }
@@ -300,13 +449,18 @@ export async function snapshotDirectory(
   const workers = options.chunkWorkers ?? Math.max(1, availableParallelism() - 1);
   const pool =
     workers > 0 ? new ChunkPool(parseChunkerPolynomial(sink.chunkerPolynomial), { workers }) : undefined;
-  const run = new BackupRun(sink, { ...options, source }, pool);
+  const cache = pool && options.chunkCacheDir ? await ChunkCache.open(options.chunkCacheDir) : undefined;
+  const run = new BackupRun(sink, { ...options, source }, pool, cache);
   let tree: string;
+  let walked = false;
   try {
     ({ tree } = await run.dir(source, options.parentTree));
     await sink.drain();
+    walked = true;
   } finally {
     await pool?.close();
+    // Entries of files this walk did not see go only when it saw everything.
+    await cache?.close(walked);
   }
   const root = nodeFromStats(basename(source) || '/', rootStats);
   const rootAttributes = run.extendedAttributes(source);
@@ -362,6 +516,7 @@ export async function backup(repo: Repository, options: BackupOptions): Promise<
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       ...(options.onError ? { onError: options.onError } : {}),
       ...(options.onWarning ? { onWarning: options.onWarning } : {}),
+      ...(options.chunkCacheDir ? { chunkCacheDir: options.chunkCacheDir } : {}),
     });
     let tree = walked.tree;
     // Wrap the source in its parent directories, up to /, as restic stores absolute paths.

@@ -48,3 +48,34 @@ export function unchangedSince(previous: TreeNode | undefined, current: TreeNode
     Array.isArray(previous.content)
   );
 }
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Buffer.isBuffer(a) || Buffer.isBuffer(b))
+    return Buffer.isBuffer(a) && Buffer.isBuffer(b) && a.equals(b);
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return (
+      Array.isArray(a) &&
+      Array.isArray(b) &&
+      a.length === b.length &&
+      a.every((item, i) => sameValue(item, b[i]))
+    );
+  }
+  if (a && b && typeof a === 'object' && typeof b === 'object') {
+    const keys = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
+    const other = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
+    return (
+      keys.length === other.length &&
+      keys.every((k) => sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
+    );
+  }
+  return false;
+}
+
+/**
+ * True when a node read now records exactly what the parent's node does (every field, atime and
+ * extended attributes included), so a tree of such nodes is the parent's tree.
+ */
+export function sameNode(current: TreeNode, previous: TreeNode | undefined): boolean {
+  return previous !== undefined && sameValue(current, previous);
+}

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import {
   BackupCompleted,
   BackupFailed,
@@ -163,6 +165,15 @@ export async function runBackup(
         } else if (directPath) {
           walked = await snapshotDirectory(sink, {
             source: directPath,
+            // One cache per volume; its entries prove nothing beyond the parent's nodes.
+            ...(ctx.chunkCacheRoot
+              ? {
+                  chunkCacheDir: join(
+                    ctx.chunkCacheRoot,
+                    createHash('sha256').update(command.volumeName).digest('hex').slice(0, 32),
+                  ),
+                }
+              : {}),
             ...(parentTree ? { parentTree } : {}),
             excludes: command.excludes,
             onProgress,

@@ -52,6 +52,8 @@ export interface CommandConsumerOptions {
   readonly security?: WorkSecurity;
   /** Settings the streams are recreated with if they are deleted under the service. */
   readonly streams?: StreamOptions;
+  /** The chunk caches of directly read volumes go below it (`<stateDir>/chunk-cache`); none without. */
+  readonly chunkCacheRoot?: string;
   /** Called once the streams and the consumer were recreated (the agent announces itself again). */
   readonly onStreamsRecreated?: () => void;
 }
@@ -138,6 +140,7 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
           signal: stopping.signal,
           deliveryCount: message.deliveryCount,
           ...(options.dataPath ? { dataPath: options.dataPath } : {}),
+          ...(options.chunkCacheRoot ? { chunkCacheRoot: options.chunkCacheRoot } : {}),
           security: options.security ?? DEFAULT_WORK_SECURITY,
           ...workPublishing({
             nc,

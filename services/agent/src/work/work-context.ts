@@ -45,6 +45,8 @@ export interface WorkContext {
   /** 1 on the command's first delivery; more after a crash or a stop mid-run. */
   readonly deliveryCount: number;
   readonly dataPath?: { readonly timeoutMs?: number; readonly retries?: number };
+  /** Where chunk caches go, one per volume (see @volback/repository's ChunkCache); none without. */
+  readonly chunkCacheRoot?: string;
   readonly security: WorkSecurity;
   /** Publishes an outcome event; the id makes a repeat after a crash a no-op. */
   publish<Schema extends z.ZodType>(

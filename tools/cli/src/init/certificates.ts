@@ -1,11 +1,19 @@
 // The deployment's own CA and the TLS certificates of its servers (NATS, MinIO), ECDSA P-256,
 // made with @peculiar/x509 on Node's WebCrypto: no OpenSSL to call, no key ever leaves the process
 // except into the files `volback init` writes.
-// @peculiar/x509 resolves its parsers through tsyringe, which needs the Reflect metadata API.
-import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
+
+/**
+ * @peculiar/x509, loaded when a certificate is made: it costs about 0.3 s of CPU to load, which
+ * every other `volback` command (a backup finding nothing changed takes about 1 s) would pay.
+ * It resolves its parsers through tsyringe, which needs the Reflect metadata API first.
+ */
+async function loadX509(): Promise<typeof X509> {
+  await import('reflect-metadata');
+  return import('@peculiar/x509');
+}
 
 const crypto = webcrypto as unknown as Crypto;
 const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
@@ -20,7 +28,7 @@ export interface PemPair {
 
 /** The CA with its key, to sign server certificates. */
 export interface CertificateAuthority extends PemPair {
-  readonly certificate: x509.X509Certificate;
+  readonly certificate: X509.X509Certificate;
   readonly privateKey: CryptoKey;
 }
 
@@ -49,6 +57,7 @@ async function generateKeys(): Promise<CryptoKeyPair> {
 
 /** A new self-signed CA (`CN=volback CA <id>`), allowed to sign server certificates only. */
 export async function createCertificateAuthority(): Promise<CertificateAuthority> {
+  const x509 = await loadX509();
   const keys = await generateKeys();
   const certificate = await x509.X509CertificateGenerator.createSelfSigned(
     {
@@ -87,6 +96,7 @@ export async function createServerCertificate(
   names: readonly string[],
   options: { clientAuth?: boolean } = {},
 ): Promise<PemPair> {
+  const x509 = await loadX509();
   const keys = await generateKeys();
   const all = [...new Set([...LOOPBACK_NAMES, ...names])];
   const certificate = await x509.X509CertificateGenerator.create(

@@ -1,6 +1,6 @@
-// The datasets of `npm run bench -- --shape <name>`: volume-shaped, seeded (the same bytes on every
-// machine), each with the change an incremental backup sees (pages rewritten in place, small files
-// added and deleted).
+// The datasets of `npm run bench -- --shape <name>` and of the chunk cache tests: volume-shaped,
+// seeded (the same bytes on every machine), each with the change an incremental backup sees (pages
+// rewritten in place, small files added and deleted).
 import {
   closeSync,
   mkdirSync,
