@@ -8,7 +8,16 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { cacheDir, resolveBinary, type DockerEngine } from '@volback/testing';
+import { cacheDir, resolveBinary } from '@volback/process';
+
+/**
+ * A Docker Engine as these helpers reach it: its socket (`DOCKER_HOST`) and a folder of its own
+ * (the CLI's config goes there). The test harness's private engines are such engines.
+ */
+export interface DockerEngine {
+  readonly dockerHost: string;
+  readonly rootDir: string;
+}
 
 const run = promisify(execFile);
 

@@ -10,7 +10,6 @@ import {
   type DockerEngine,
   type NatsServer,
 } from '@volback/testing';
-import { extract } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CLI_MAIN,
@@ -21,6 +20,7 @@ import {
   type CatalogProcess,
   type ServiceProcess,
 } from './stack.ts';
+import { untar } from './tar-fixture.ts';
 import { runInVolume } from './volume-fixture.ts';
 
 const PASSWORD = 'e2e-catalog-password';
@@ -30,29 +30,6 @@ interface Run {
   code: number | null;
   stdout: Buffer;
   stderr: string;
-}
-
-async function untar(bytes: Buffer): Promise<Map<string, string>> {
-  const files = new Map<string, string>();
-  const ex = extract();
-  const done = new Promise<void>((resolve, reject) => {
-    ex.on('entry', (header, stream, next) => {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: unknown) => chunks.push(c as Buffer));
-      stream.on('end', () => {
-        files.set(
-          header.name,
-          header.type === 'file' ? Buffer.concat(chunks).toString() : `<${header.type}>`,
-        );
-        next();
-      });
-    });
-    ex.on('finish', resolve);
-    ex.on('error', reject);
-  });
-  ex.end(bytes);
-  await done;
-  return files;
 }
 
 describe('the volback CLI against a running stack (NATS, gateway, agent, catalog)', () => {

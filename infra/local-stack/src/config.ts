@@ -1,11 +1,12 @@
 import { resolve } from 'node:path';
+import { envReader } from '@volback/runtime';
 
 /** The local stack's settings, from the environment (documented in the root README). */
 export interface LocalStackConfig {
   /** Everything the stack keeps: NATS store, repository, its password, catalog, agent state. */
   readonly dataDir: string;
-  /** An existing NATS to use instead of starting one. */
-  readonly natsUrl: string | undefined;
+  /** An existing NATS to use instead of starting one (`VOLBACK_NATS_URL`, one or more URLs). */
+  readonly natsServers: readonly string[] | undefined;
   /** Client port of the NATS the stack starts. */
   readonly natsPort: number;
   /** Port of the stack's `/healthz`, `/readyz` and `/metrics`. */
@@ -16,37 +17,40 @@ export interface LocalStackConfig {
   readonly dockerHost: string;
   /** The repository password from the environment; else one is generated and kept in the data dir. */
   readonly password: string | undefined;
+  /** Seconds before a new volume's first backup: the stack's own default is short (10). */
+  readonly firstBackupDelaySeconds: string;
 }
 
-/** Error for a setting that cannot be used; names the variable. */
+/** A setting the stack cannot use; `variable` names the environment variable at fault. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   readonly code = 'VOLBACK_INVALID_CONFIG';
-}
+  readonly variable: string;
 
-function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 0 || value > 65_535) {
-    throw new ConfigError(`${name}=${raw} is not a TCP port (0-65535)`);
+  constructor(variable: string, message: string, options?: ErrorOptions) {
+    super(`${variable}: ${message}`, options);
+    this.variable = variable;
   }
-  return value;
 }
 
-/** Reads the configuration; throws {@link ConfigError} naming the bad variable. */
+/** The highest TCP port; 0 asks for a free one. */
+const MAX_PORT = 65_535;
+
+/**
+ * Reads the configuration with the services' parsers (`@volback/runtime`); throws
+ * {@link ConfigError} naming the bad variable.
+ */
 export function readConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): LocalStackConfig {
-  const natsUrl = env['VOLBACK_NATS_URL'] || undefined;
-  if (natsUrl && !/^(nats|tls|wss?):\/\/\S+$/.test(natsUrl)) {
-    throw new ConfigError(`VOLBACK_NATS_URL=${natsUrl} is not a nats:// URL`);
-  }
+  const read = envReader(env, cwd, ConfigError);
   return {
-    dataDir: resolve(cwd, env['VOLBACK_DATA_DIR'] || '.volback'),
-    natsUrl,
-    natsPort: port(env, 'VOLBACK_NATS_PORT', 4222),
-    opsPort: port(env, 'VOLBACK_OPS_PORT', 9400),
-    catalogPort: port(env, 'VOLBACK_CATALOG_PORT', 8080),
-    dockerHost: env['DOCKER_HOST'] || 'unix:///var/run/docker.sock',
-    password: env['VOLBACK_PASSWORD'] || undefined,
+    dataDir: read.path('VOLBACK_DATA_DIR') ?? resolve(cwd, '.volback'),
+    natsServers: read.value('VOLBACK_NATS_URL') === undefined ? undefined : read.nats().natsServers,
+    natsPort: read.integer('VOLBACK_NATS_PORT', 4222, 0, MAX_PORT),
+    opsPort: read.integer('VOLBACK_OPS_PORT', 9400, 0, MAX_PORT),
+    catalogPort: read.integer('VOLBACK_CATALOG_PORT', 8080, 0, MAX_PORT),
+    dockerHost: read.value('DOCKER_HOST') ?? 'unix:///var/run/docker.sock',
+    password: read.secret('VOLBACK_PASSWORD'),
+    // Passed on to the scheduler, which checks it.
+    firstBackupDelaySeconds: read.value('VOLBACK_SCHEDULER_FIRST_BACKUP_DELAY_SECONDS') ?? '10',
   };
 }

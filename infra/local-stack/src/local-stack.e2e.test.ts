@@ -85,7 +85,8 @@ describe('npm start: the local stack', () => {
       VOLBACK_DATA_DIR: mkdtempSync(join(tmpdir(), 'vb-')),
     });
     expect(await bad.exit).toBe(1);
-    expect(bad.output()).toContain('VOLBACK_NATS_PORT=lots is not a TCP port');
+    expect(bad.output()).toMatch(/VOLBACK_NATS_PORT: \\?"lots\\?" is not a whole number from 0 to 65535/);
+    expect(bad.output()).toContain('VOLBACK_INVALID_CONFIG');
 
     const { createServer } = await import('node:net');
     const blocker = createServer().listen(0, '127.0.0.1');

@@ -9,6 +9,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from './config.ts';
 
+/** `volback init` failed: the stack has no secrets to start with; its output says why. */
+export class InitFailedError extends Error {
+  override readonly name = 'InitFailedError';
+  readonly code = 'VOLBACK_INIT_FAILED';
+}
+
 const CLI = fileURLToPath(new URL('../../../tools/cli/src/main.ts', import.meta.url));
 
 /** The few log calls this module makes. */
@@ -40,7 +46,7 @@ async function runInit(args: string[], env: NodeJS.ProcessEnv, log: SecretsLogge
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  if (code !== 0) throw new ConfigError(`volback init ${args[0] ?? ''} failed: ${output.trim()}`);
+  if (code !== 0) throw new InitFailedError(`volback init ${args[0] ?? ''} failed: ${output.trim()}`);
   log.info({ command: `volback init ${args.join(' ')}` }, output.trim().split('\n')[0]);
 }
 
@@ -84,7 +90,8 @@ export async function stackSecrets(
     );
   } else if (password !== undefined && (await readFile(passwordFile, 'utf8')).trim() !== password) {
     throw new ConfigError(
-      `VOLBACK_PASSWORD differs from the repository password in ${passwordFile}: unset it (the file is used)`,
+      'VOLBACK_PASSWORD',
+      `differs from the repository password in ${passwordFile}: unset it (the file is used)`,
     );
   }
   let agentSeed: string | undefined;

@@ -25,6 +25,17 @@ export const FIXTURE_IDS = {
 
 const ids = FIXTURE_IDS;
 
+/** The members of the set restore the set fixtures share. */
+const setRestoreMembers = [
+  {
+    restoreId: `${ids.restoreId}.0`,
+    snapshotId: ids.snapshotId,
+    volumeName: ids.volumeName,
+    target: { kind: 'new-volume' as const, volumeName: 'shop_db.data-restored' },
+  },
+];
+const setKey = { backupId: 'set-2025-03-14T03:00:00Z-shop', hostId: ids.hostId, setId: 'compose:shop' };
+
 const stats = {
   filesNew: 12,
   filesChanged: 3,
@@ -214,6 +225,16 @@ export const MESSAGE_FIXTURES: MessageFixtures = {
     volumeName: ids.volumeName,
     snapshotId: ids.snapshotId,
     stats,
+    dumps: [
+      {
+        container: ids.containerName,
+        preset: 'postgres',
+        mode: 'alongside',
+        path: `/.volback/dumps/${ids.containerName}.sql`,
+        sizeBytes: 73_400_320,
+        durationMs: 9_120,
+      },
+    ],
     completedAt: '2025-03-14T03:00:43.750Z',
   },
   'io.volback.backup.partially-failed.v1': {
@@ -373,7 +394,7 @@ export const MESSAGE_FIXTURES: MessageFixtures = {
     operationId: 'import-2025-03-20',
     repositoryId: ids.repositoryId,
     code: 'REPOSITORY_UNAVAILABLE',
-    reason: 'the storage did not answer: connect ECONNREFUSED 10.0.0.5:9000',
+    reason: 'the storage did not answer: connect ECONNREFUSED 192.0.2.5:9000',
     failedAt: '2025-03-20T09:00:30.000Z',
   },
   'io.volback.message.rejected.v1': {
@@ -388,6 +409,32 @@ export const MESSAGE_FIXTURES: MessageFixtures = {
     issues: [{ path: 'data.policy.retention', message: 'a retention policy must keep something' }],
     payloadBytes: 612,
     rejectedAt: '2025-03-14T11:00:00.000Z',
+  },
+  'io.volback.notification.delivered.v1': {
+    channel: 'ops-webhook',
+    service: 'generic',
+    kind: 'failure',
+    eventId: '0f6d1c3e-9a7b-4c2d-8e5f-1a2b3c4d5e6f',
+    eventType: 'io.volback.backup.failed.v1',
+    hostId: ids.hostId,
+    volumeName: ids.volumeName,
+    attempts: 2,
+    status: 204,
+    deliveredAt: '2025-03-14T03:01:05.000Z',
+  },
+  'io.volback.notification.failed.v1': {
+    channel: 'ops-webhook',
+    service: 'generic',
+    kind: 'failure',
+    eventId: '0f6d1c3e-9a7b-4c2d-8e5f-1a2b3c4d5e6f',
+    eventType: 'io.volback.backup.failed.v1',
+    hostId: ids.hostId,
+    volumeName: ids.volumeName,
+    attempts: 5,
+    code: 'NOTIFY_HTTP_STATUS',
+    reason: 'the receiver answered 503 Service Unavailable five times',
+    status: 503,
+    failedAt: '2025-03-14T03:02:05.000Z',
   },
   'io.volback.cmd.backup-volume.v1': {
     backupId: ids.backupId,
@@ -405,6 +452,116 @@ export const MESSAGE_FIXTURES: MessageFixtures = {
     targetPath: 'restored-2025-03-14',
     dryRun: true,
     preserveSpecialModes: false,
+  },
+  'io.volback.backup.set-started.v1': {
+    ...setKey,
+    volumes: [ids.volumeName, 'shop_uploads'],
+    quiescedContainers: ['shop-web-1', ids.containerName],
+    startedAt: '2025-03-14T03:00:01.000Z',
+  },
+  'io.volback.backup.set-completed.v1': {
+    ...setKey,
+    members: [
+      {
+        volumeName: ids.volumeName,
+        backupId: `set-2025-03-14T03:00:00Z-shop.${ids.volumeName}`,
+        snapshotId: ids.snapshotId,
+      },
+      {
+        volumeName: 'shop_uploads',
+        backupId: 'set-2025-03-14T03:00:00Z-shop.shop_uploads',
+        snapshotId: ids.parentSnapshotId,
+      },
+    ],
+    quiescedContainers: ['shop-web-1', ids.containerName],
+    durationMs: 52_000,
+    completedAt: '2025-03-14T03:00:53.000Z',
+  },
+  'io.volback.backup.set-partially-failed.v1': {
+    ...setKey,
+    members: [
+      {
+        volumeName: ids.volumeName,
+        backupId: `set-2025-03-14T03:00:00Z-shop.${ids.volumeName}`,
+        snapshotId: ids.snapshotId,
+      },
+    ],
+    failed: [
+      {
+        volumeName: 'shop_uploads',
+        backupId: 'set-2025-03-14T03:00:00Z-shop.shop_uploads',
+        code: 'VOLBACK_GATEWAY_UNAVAILABLE',
+        reason: 'no gateway answered within 30 s',
+      },
+    ],
+    durationMs: 52_000,
+    completedAt: '2025-03-14T03:00:53.000Z',
+  },
+  'io.volback.backup.set-failed.v1': {
+    backupId: 'set-2025-03-14T03:00:00Z-shop',
+    hostId: ids.hostId,
+    setId: 'group:billing',
+    code: 'VOLBACK_SET_NOT_FOUND',
+    reason: 'no container or volume on this host belongs to set group:billing',
+    failedAt: '2025-03-14T03:00:01.000Z',
+  },
+  'io.volback.restore.set-requested.v1': {
+    restoreId: ids.restoreId,
+    hostId: ids.otherHostId,
+    setId: 'compose:shop',
+    setBackupId: 'set-2025-03-14T03:00:00Z-shop',
+    members: setRestoreMembers,
+    recreateContainers: true,
+    requestedBy: 'ops@example.com',
+    requestedAt: '2025-03-14T10:00:00.000Z',
+  },
+  'io.volback.restore.set-completed.v1': {
+    restoreId: ids.restoreId,
+    hostId: ids.otherHostId,
+    setId: 'compose:shop',
+    setBackupId: 'set-2025-03-14T03:00:00Z-shop',
+    members: setRestoreMembers,
+    containers: [
+      {
+        name: 'shop-db-1-restored',
+        originalName: ids.containerName,
+        image: 'postgres:17',
+        imagePresent: true,
+        mounts: ['shop_db.data-restored:/var/lib/postgresql/data'],
+        networks: ['shop_default'],
+        ports: ['127.0.0.1:5432->5432/tcp'],
+        restartPolicy: 'unless-stopped',
+        envCount: 3,
+        warnings: [],
+        outcome: 'started',
+      },
+    ],
+    durationMs: 9_000,
+    completedAt: '2025-03-14T10:01:00.000Z',
+  },
+  'io.volback.restore.set-failed.v1': {
+    restoreId: ids.restoreId,
+    hostId: ids.otherHostId,
+    setId: 'compose:shop',
+    setBackupId: 'set-2025-03-14T03:00:00Z-shop',
+    code: 'VOLBACK_SET_MEMBER_FAILED',
+    reason: `volume ${ids.volumeName} was not restored: volume shop_db.data-restored already exists`,
+    failedVolume: ids.volumeName,
+    failedAt: '2025-03-14T10:00:02.000Z',
+  },
+  'io.volback.cmd.backup-set.v1': {
+    ...setKey,
+    trigger: 'manual',
+  },
+  'io.volback.cmd.restore-set.v1': {
+    restoreId: ids.restoreId,
+    hostId: ids.otherHostId,
+    setId: 'compose:shop',
+    setBackupId: 'set-2025-03-14T03:00:00Z-shop',
+    members: setRestoreMembers,
+    recreateContainers: true,
+    containerSuffix: '-restored',
+    dryRun: true,
   },
   'io.volback.cmd.request-backup.v1': {
     hostId: ids.hostId,
@@ -428,6 +585,11 @@ export const MESSAGE_FIXTURES: MessageFixtures = {
     requestedBy: 'ops@example.com',
   },
   'io.volback.cmd.remove-policy.v1': { policyId: ids.policyId, requestedBy: 'ops@example.com' },
+  'io.volback.cmd.send-test-notification.v1': {
+    testId: 'nt-01JQ3Z8K6N2V5W7X9Y1A3B5C7D',
+    channel: 'ops-webhook',
+    requestedBy: 'ops@example.com',
+  },
   'io.volback.cmd.forget-snapshots.v1': {
     operationId: ids.operationId,
     hostId: ids.hostId,

@@ -30,15 +30,19 @@ const AGGREGATE_ID_FIELDS: Record<Aggregate, readonly string[]> = {
   snapshot: ['snapshotId'],
   repository: ['repositoryId'],
   message: ['consumer'],
+  notification: ['channel', 'eventId'],
 };
 
 /** Who consumes each command. */
 const COMMAND_TARGETS: Record<string, 'agent' | 'gateway' | 'scheduler'> = {
   'backup-volume': 'agent',
   'restore-snapshot': 'agent',
+  'backup-set': 'agent',
+  'restore-set': 'agent',
   'request-backup': 'scheduler',
   'define-policy': 'scheduler',
   'remove-policy': 'scheduler',
+  'send-test-notification': 'scheduler',
   'forget-snapshots': 'gateway',
   'prune-repository': 'gateway',
   'check-repository': 'gateway',

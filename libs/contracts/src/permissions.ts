@@ -1,4 +1,5 @@
 import { DATA_OPERATIONS } from './data-path.ts';
+import { NOTIFY_CHANNELS_BUCKET } from './notification.ts';
 import { GRANTS_BUCKET } from './restore-grant.ts';
 import {
   commandSubjectFilter,
@@ -48,6 +49,8 @@ export const SCHEDULER_LEADER_BUCKET = 'volback-scheduler';
 export const SERVICE_CONSUMERS = {
   scheduler: 'scheduler',
   gatewayMaintenance: 'storage-gateway',
+  /** The scheduler leader's notifier on the event log. */
+  notifier: 'notifier',
 } as const;
 
 /** The identity's name: its nkey seed file is `<name>.nk` (`agent-<hostId>`, `subscriber-<name>`). */
@@ -161,7 +164,8 @@ function dataRequests(requester: Parameters<typeof dataSubject>[0]): string[] {
 
 /**
  * What the scheduler and the catalog share: any event, any command, creating the streams when
- * missing, reading the log with consumers of their own, and the restore grants.
+ * missing, reading the log with consumers of their own, the restore grants, and the notification
+ * channels (they hold credentials: no other identity may read them).
  */
 function controlPlane(): string[] {
   return [
@@ -172,6 +176,7 @@ function controlPlane(): string[] {
     `${API}.STREAM.INFO.${COMMANDS}`,
     ...anyConsumer(EVENTS),
     ...kvBucket(GRANTS_BUCKET),
+    ...kvBucket(NOTIFY_CHANNELS_BUCKET),
   ];
 }
 

@@ -86,4 +86,14 @@ describe('NATS permissions', () => {
     expect(mayPublish(subscriber, '$JS.API.CONSUMER.CREATE.VOLBACK_EVENTS.catalog-1')).toBe(false);
     expect(mayPublish(subscriber, '$JS.API.CONSUMER.CREATE.VOLBACK_COMMANDS.subscriber-audit')).toBe(false);
   });
+
+  it('let only the scheduler (the notifier) and the catalog read or write the notification channels', () => {
+    const readers = everyoneButAdmin.filter(
+      (i) =>
+        mayPublish(i, '$JS.API.DIRECT.GET.KV_volback-notify-channels.$KV.volback-notify-channels.ops') ||
+        mayPublish(i, '$JS.API.STREAM.MSG.GET.KV_volback-notify-channels') ||
+        mayPublish(i, '$KV.volback-notify-channels.ops'),
+    );
+    expect(readers.map((i) => i.kind === 'service' && i.service)).toEqual(['scheduler', 'catalog']);
+  });
 });

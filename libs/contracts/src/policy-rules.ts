@@ -109,3 +109,20 @@ export function policyRemovalIssues(
 export function issuesText(issues: readonly PolicyIssue[]): string {
   return issues.map((i) => `${i.field}: ${i.message}`).join('; ');
 }
+
+/**
+ * The next `count` runs of a schedule strictly after `after`, as the scheduler reads the
+ * expression (croner, 5 or 6 fields, in the schedule's time zone); check {@link scheduleIssues}
+ * first. The scheduler adds its jitter to each slot.
+ */
+export function nextScheduledRuns(
+  schedule: { readonly cron: string; readonly timezone: string },
+  after: Date,
+  count: number,
+): Date[] {
+  return new Cron(schedule.cron, {
+    timezone: schedule.timezone,
+    paused: true,
+    mode: '5-or-6-parts',
+  }).nextRuns(count, after);
+}

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { policyDefinitionIssues, policyRemovalIssues, scheduleIssues } from './policy-rules.ts';
+import {
+  nextScheduledRuns,
+  policyDefinitionIssues,
+  policyRemovalIssues,
+  scheduleIssues,
+} from './policy-rules.ts';
 
 const daily = { cron: '0 2 * * *', timezone: 'UTC' };
 
@@ -40,5 +45,21 @@ describe('policy rules', () => {
       { field: 'policyId', message: 'no policy p is defined' },
     ]);
     expect(policyRemovalIssues('labels:h:v', 'labels')[0]!.message).toMatch(/comes from labels/);
+  });
+});
+
+describe('nextScheduledRuns', () => {
+  it('given a daily schedule in a time zone, then it lists the next runs in that zone, after the reference', () => {
+    const runs = nextScheduledRuns(
+      { cron: '0 3 * * *', timezone: 'Europe/Berlin' },
+      new Date('2025-03-28T12:00:00Z'),
+      3,
+    ).map((d) => d.toISOString());
+    // 03:00 in Berlin: UTC+1 until the switch on 30 March, UTC+2 after.
+    expect(runs).toEqual([
+      '2025-03-29T02:00:00.000Z',
+      '2025-03-30T01:00:00.000Z',
+      '2025-03-31T01:00:00.000Z',
+    ]);
   });
 });

@@ -1,6 +1,6 @@
-import { BackupVolume, RestoreSnapshot } from './commands/agent.ts';
+import { BackupSet, BackupVolume, RestoreSet, RestoreSnapshot } from './commands/agent.ts';
 import { CheckRepository, ForgetSnapshots, ImportSnapshots, PruneRepository } from './commands/gateway.ts';
-import { DefinePolicy, RemovePolicy, RequestBackup } from './commands/scheduler.ts';
+import { DefinePolicy, RemovePolicy, RequestBackup, SendTestNotification } from './commands/scheduler.ts';
 import type { CommandDefinition, EventDefinition, MessageDefinition } from './define.ts';
 import {
   BackupAbandoned,
@@ -18,6 +18,7 @@ import {
 } from './events/container.ts';
 import { HostRegistered, HostSeen } from './events/host.ts';
 import { MessageRejected } from './events/message.ts';
+import { NotificationDelivered, NotificationFailed } from './events/notification.ts';
 import { PolicyDefined, PolicyRejected, PolicyRemoved } from './events/policy.ts';
 import {
   RepositoryChecked,
@@ -33,6 +34,15 @@ import {
   SnapshotImported,
 } from './events/snapshot.ts';
 import { RestoreCompleted, RestoreFailed, RestoreRequested, RestoreStarted } from './events/restore.ts';
+import {
+  BackupSetCompleted,
+  BackupSetFailed,
+  BackupSetPartiallyFailed,
+  BackupSetStarted,
+  RestoreSetCompleted,
+  RestoreSetFailed,
+  RestoreSetRequested,
+} from './events/set.ts';
 import {
   VolumeAtRisk,
   VolumeBackupScheduled,
@@ -65,10 +75,17 @@ export const EVENTS = [
   BackupPartiallyFailed,
   BackupFailed,
   BackupAbandoned,
+  BackupSetStarted,
+  BackupSetCompleted,
+  BackupSetPartiallyFailed,
+  BackupSetFailed,
   RestoreRequested,
   RestoreStarted,
   RestoreCompleted,
   RestoreFailed,
+  RestoreSetRequested,
+  RestoreSetCompleted,
+  RestoreSetFailed,
   RepositoryMaintenanceRequested,
   SnapshotsForgotten,
   RepositoryPruned,
@@ -79,15 +96,20 @@ export const EVENTS = [
   RepositoryImportCompleted,
   RepositoryImportFailed,
   MessageRejected,
+  NotificationDelivered,
+  NotificationFailed,
 ] as const satisfies readonly EventDefinition[];
 
 /** Every command volback sends. */
 export const COMMANDS = [
   BackupVolume,
   RestoreSnapshot,
+  BackupSet,
+  RestoreSet,
   RequestBackup,
   DefinePolicy,
   RemovePolicy,
+  SendTestNotification,
   ForgetSnapshots,
   PruneRepository,
   CheckRepository,

@@ -1,15 +1,25 @@
 import { z } from 'zod';
 import { count, innerPath, volumeName } from './fields.ts';
 
+/** A volume created for the restore (same driver and options, labels recording its origin). */
+const newVolumeTarget = z.object({ kind: z.literal('new-volume'), volumeName });
+/** An existing volume; refused while a running container uses it unless `stopContainers`. */
+const existingVolumeTarget = z.object({
+  kind: z.literal('existing-volume'),
+  volumeName,
+  stopContainers: z.boolean().default(false),
+});
+
 /** Where a restore writes. It never writes outside this target. */
 export const restoreTarget = z.discriminatedUnion('kind', [
-  /** A volume created for the restore (same driver and options, labels recording its origin). */
-  z.object({ kind: z.literal('new-volume'), volumeName }),
-  /** An existing volume; refused while a running container uses it unless `stopContainers`. */
-  z.object({ kind: z.literal('existing-volume'), volumeName, stopContainers: z.boolean().default(false) }),
+  newVolumeTarget,
+  existingVolumeTarget,
   /** A tar stream for download. */
   z.object({ kind: z.literal('tar') }),
 ]);
+
+/** A restore target that is a volume (a member of a set restore). */
+export const volumeRestoreTarget = z.discriminatedUnion('kind', [newVolumeTarget, existingVolumeTarget]);
 
 /** Entries of one kind in a {@link restorePlan}. */
 const restorePlanEntries = z.object({

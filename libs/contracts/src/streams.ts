@@ -11,6 +11,7 @@ export const AGGREGATES = [
   'snapshot',
   'repository',
   'message',
+  'notification',
 ] as const;
 /** One of {@link AGGREGATES}. */
 export type Aggregate = (typeof AGGREGATES)[number];
@@ -49,6 +50,7 @@ export const AGGREGATE_ID_PARTS = {
   snapshot: 1,
   repository: 1,
   message: 1,
+  notification: 2,
 } as const satisfies Record<Aggregate, number>;
 
 /**

@@ -5,4 +5,5 @@ export * from './publisher.ts';
 export * from './consumer.ts';
 export * from './health-checks.ts';
 export * from './restore-grants.ts';
+export * from './notification-channels.ts';
 export type { NatsConnection } from '@nats-io/nats-core';

@@ -305,7 +305,7 @@ describe('durable consumers', () => {
     await waitUntil('20 commands', async () => seen.length >= 20);
     // The work queue drops a command once it is acknowledged: when none is left, none can come again.
     const left = async () =>
-      (await jsm.streams.info(STREAMS.commands.name, { subjects_filter: `volback.cmd.${hostId}.*` })).state
+      (await jsm.streams.info(STREAMS.commands.name, { subjects_filter: options.filterSubjects[0] })).state
         .num_subjects ?? 0;
     await waitUntil('every command acknowledged', async () => (await left()) === 0);
     expect([...seen].sort()).toEqual([...ids].sort());

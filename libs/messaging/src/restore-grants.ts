@@ -1,7 +1,8 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
-import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import type { KvEntry } from '@nats-io/kv';
 import { GRANTS_BUCKET, grantKey, restoreGrant, type RestoreGrant } from '@volback/contracts';
+import { LazyBucket } from './kv-bucket.ts';
 
 /** How long a grant stays in the bucket after it is written (it expires well before). */
 const BUCKET_TTL_MS = 7 * 24 * 3_600_000;
@@ -12,41 +13,26 @@ const BUCKET_TTL_MS = 7 * 24 * 3_600_000;
  * first use (and created by a writer), so a gateway that starts before any catalog still finds it.
  */
 export class RestoreGrants {
-  readonly #nc: NatsConnection;
-  readonly #replicas: number;
-  #kv: Promise<KV> | undefined;
+  readonly #bucket: LazyBucket;
 
   constructor(nc: NatsConnection, options: { replicas?: number } = {}) {
-    this.#nc = nc;
-    this.#replicas = options.replicas ?? 1;
-  }
-
-  #bucket(create: boolean): Promise<KV> {
-    this.#kv ??= (async () => {
-      const kvm = new Kvm(this.#nc);
-      if (!create) return kvm.open(GRANTS_BUCKET);
-      try {
-        return await kvm.create(GRANTS_BUCKET, { history: 1, ttl: BUCKET_TTL_MS, replicas: this.#replicas });
-      } catch {
-        // Created already, with settings of its own: use it as it is.
-        return kvm.open(GRANTS_BUCKET);
-      }
-    })();
-    // A failed open is tried again next time (the bucket may be created meanwhile).
-    this.#kv.catch(() => (this.#kv = undefined));
-    return this.#kv;
+    this.#bucket = new LazyBucket(nc, GRANTS_BUCKET, {
+      history: 1,
+      ttl: BUCKET_TTL_MS,
+      replicas: options.replicas ?? 1,
+    });
   }
 
   /** Lets `grant.hostId` read `grant.snapshotId` for restore `restoreId`, until `grant.expiresAt`. */
   async put(restoreId: string, grant: RestoreGrant): Promise<void> {
     const value = JSON.stringify(restoreGrant.parse(grant));
     try {
-      await (await this.#bucket(true)).put(grantKey(restoreId), value);
+      await (await this.#bucket.open(true)).put(grantKey(restoreId), value);
     } catch {
       // The bucket may have been deleted under us (no stream answers the put): open or create it
       // again and try once more; a second failure is the caller's.
-      this.#kv = undefined;
-      await (await this.#bucket(true)).put(grantKey(restoreId), value);
+      this.#bucket.forget();
+      await (await this.#bucket.open(true)).put(grantKey(restoreId), value);
     }
   }
 
@@ -54,11 +40,11 @@ export class RestoreGrants {
   async get(restoreId: string): Promise<RestoreGrant | undefined> {
     let entry: KvEntry | null;
     try {
-      entry = await (await this.#bucket(false)).get(grantKey(restoreId));
+      entry = await (await this.#bucket.open(false)).get(grantKey(restoreId));
     } catch (error) {
       // No bucket: nobody granted anything yet.
       if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound) {
-        this.#kv = undefined;
+        this.#bucket.forget();
         return undefined;
       }
       throw error;

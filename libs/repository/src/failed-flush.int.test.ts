@@ -2,17 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { waitUntil } from '@volback/testing';
 import { describe, expect, it } from 'vitest';
 import { formatChunkerPolynomial, LocalBackend, randomIrreduciblePolynomial, Repository } from './index.ts';
 import { restic, TEST_PASSWORD } from './test-support/restic.ts';
 
 /** Every pack file under data/. */
-/** Waits until `done` holds: packs are uploaded in the background. */
-async function waitFor(done: () => boolean): Promise<void> {
-  for (const started = Date.now(); !done(); await new Promise((resolve) => setTimeout(resolve, 20)))
-    if (Date.now() - started > 30_000) throw new Error('timed out');
-}
-
 const packsIn = (dir: string): string[] =>
   readdirSync(join(dir, 'data'), { withFileTypes: true })
     .filter((d) => d.isDirectory())
@@ -53,7 +48,8 @@ describe('a flush that fails leaves no pack behind that no index names', () => {
     });
     // The session's first packs go in (full packs are written at once, not yet indexed)…
     for (let i = 0; i < 3; i++) await repo.saveBlob('data', randomBytes(300 * 1024));
-    await waitFor(() => packsIn(dir).length === 3);
+    // Full packs are uploaded in the background.
+    await waitUntil('the first three packs', async () => packsIn(dir).length === 3);
     // …then the storage refuses every further pack: each data/<xx> directory without a pack is
     // replaced by a link to nowhere (what a full disk does to the next write, root or not).
     const moved: string[] = [];

@@ -27,6 +27,7 @@ export {
   backup,
   snapshotDirectory,
   isExcluded,
+  emptyWalkSummary,
   type BackupOptions,
   type BackupProgress,
   type BackupSummary,

@@ -48,7 +48,12 @@ export interface ServiceProcess {
    */
   connectNats(
     settings: NatsSettings & { readonly streamReplicas: number },
-    identity: { readonly name: string; readonly inboxPrefix: string },
+    identity: {
+      readonly name: string;
+      readonly inboxPrefix: string;
+      /** Gives up the first connection after this long (default: tries until a signal). */
+      readonly connectTimeoutMs?: number;
+    },
   ): Promise<NatsConnection | undefined>;
   /** Stops a part of the service on shutdown, before the ops endpoint and NATS; the last added first. */
   onStop(stop: () => Promise<void>): void;
@@ -115,6 +120,7 @@ export function runService(options: RunServiceOptions): void {
         logger: log,
         ...settings.natsAuth,
         inboxPrefix: identity.inboxPrefix,
+        ...(identity.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: identity.connectTimeoutMs }),
       });
       nc = connection;
       if (shutdown.stopping) return undefined;

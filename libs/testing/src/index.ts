@@ -28,4 +28,6 @@ export * from './cgroups.ts';
 export * from './minio-server.ts';
 export * from './busybox-image.ts';
 export * from './docker-engine.ts';
+export * from './deterministic-output.ts';
 export type { HarnessContext } from './global-setup.ts';
+export * from './notification-receivers.ts';

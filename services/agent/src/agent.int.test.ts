@@ -165,6 +165,8 @@ async function socketRelay(target: string, path: string) {
 interface TestAgent {
   readonly agent: Agent;
   readonly hostId: string;
+  /** The agent's own NATS connection: what it reports is what the agent knows. */
+  readonly nc: NatsConnection;
   readonly logs: string[];
   stop(): Promise<void>;
 }
@@ -196,12 +198,18 @@ async function startTestAgent(
   return {
     agent,
     hostId,
+    nc,
     logs,
     async stop() {
       await agent.stop();
       await drainNats(nc);
     },
   };
+}
+
+/** Resolves once `nc` reports a status of `type` (`disconnect`, `reconnect`). */
+async function statusOf(nc: NatsConnection, type: string): Promise<void> {
+  for await (const status of nc.status()) if (status.type === type) return;
 }
 
 /** A container whose shell ends at once on SIGTERM, without networking. */
@@ -496,14 +504,16 @@ describe('agent discovery against real engines and NATS', () => {
     const { docker, image } = engineA;
     // The test's own reader reconnects too, but a request of its in flight would wait out its timeout.
     await nc.close();
+    const away = statusOf(a!.nc, 'disconnect');
     await nats.stop();
+    // Every change below happens while the agent knows NATS is away: it can publish none of them.
+    await away;
     await docker.createVolume({ Name: 'gap-kept' });
     await docker.createVolume({ Name: 'gap-gone' });
     const briefly = await docker.createContainer(
       sleeper(image, 'gap-container', { HostConfig: { Binds: ['gap-kept:/data'] } }),
     );
     await briefly.start();
-    await new Promise((resolve) => setTimeout(resolve, 500));
     await docker.getVolume('gap-gone').remove();
     await docker.getContainer(dbId).start();
     await docker.getVolume('made-while-away').remove();

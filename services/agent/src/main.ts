@@ -5,6 +5,8 @@ import { runService } from '@volback/runtime';
 import packageJson from '../package.json' with { type: 'json' };
 import { DockerEngineClient } from './adapters/docker-engine.ts';
 import { loadHostIdFromIdentity, loadOrCreateHostId } from './adapters/host-id-store.ts';
+import { ApplicationEngine } from './adapters/applications.ts';
+import { DatabaseDumper } from './adapters/database-dump.ts';
 import { Quiescer } from './adapters/quiesce.ts';
 import { VolumeAccess } from './adapters/volume-access.ts';
 import { startAgent } from './agent.ts';
@@ -74,6 +76,8 @@ runService({
       nc,
       volumes,
       quiescer,
+      applications: new ApplicationEngine(engine.docker),
+      dumper: new DatabaseDumper(engine.docker, { local: engine.local }),
       logger: log,
       ackWaitMs: config.commandAckWaitSeconds * 1000,
       dataPath: { timeoutMs: config.dataTimeoutSeconds * 1000 },

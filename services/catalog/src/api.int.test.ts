@@ -1,4 +1,4 @@
-import { jetstreamManager } from '@nats-io/jetstream';
+import { DiscardPolicy, jetstreamManager, RetentionPolicy } from '@nats-io/jetstream';
 import {
   BackupCompleted,
   commandSubject,
@@ -10,6 +10,7 @@ import {
   parseMessage,
   PolicyDefined,
   progressSubject,
+  RepositoryPruned,
   STREAMS,
 } from '@volback/contracts';
 import { ensureStreams, MessagePublisher, RestoreGrants, type NatsConnection } from '@volback/messaging';
@@ -142,6 +143,9 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
         '/v1/hosts/{hostId}/volumes/{volumeName}/backups',
         '/v1/snapshots/{snapshotId}/tree',
         '/v1/snapshots/{snapshotId}/tar',
+        '/v1/snapshots/{snapshotId}/file',
+        '/v1/snapshots/{snapshotId}/diff',
+        '/v1/schedules/preview',
         '/v1/hosts/{hostId}/volumes/{volumeName}/find',
         '/v1/restores',
         '/v1/policies/{policyId}',
@@ -154,6 +158,69 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
   });
 
   describe('reads', () => {
+    it("totals the repository's size and the bytes of the last 24 h from the backups and prunes recorded", async () => {
+      // A prune that freed 16 bytes (the history's own prune ended failed).
+      await new MessagePublisher(nc).publish(
+        createEvent(
+          RepositoryPruned,
+          {
+            operationId: 'catalog-api-test-prune',
+            repositoryId: 'default',
+            packsDeleted: 1,
+            packsRepacked: 0,
+            blobsRemoved: 2,
+            bytesFreed: 16,
+            durationMs: 5,
+            prunedAt: TEST_NOW.toISOString(),
+          },
+          { source: 'volback://catalog-api-test' },
+        ),
+      );
+      await catalog.caughtUp();
+      const status = (await get('/v1/status')).json<{
+        repository: { sizeBytes: number; addedLast24hBytes: number };
+      }>();
+      const backups = (await get('/v1/backups?limit=500')).json<{
+        items: Array<{ phase: string; finishedAt: string | null; stats: { bytesStored: number } | null }>;
+      }>().items;
+      const operations = (await get('/v1/repository/operations?limit=500')).json<{
+        items: Array<{ operation: string; status: string; summary: { bytesFreed?: number } | null }>;
+      }>().items;
+      const stored = backups.filter((b) => b.phase === 'Completed' || b.phase === 'PartiallyFailed');
+      const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+      const freed = sum(
+        operations
+          .filter((o) => o.operation === 'prune' && o.status === 'Succeeded')
+          .map((o) => o.summary?.bytesFreed ?? 0),
+      );
+      expect(freed).toBe(16);
+      const dayAgo = TEST_NOW.getTime() - 24 * 3600_000;
+      expect(status.repository).toEqual({
+        sizeBytes: Math.max(0, sum(stored.map((b) => b.stats?.bytesStored ?? 0)) - freed),
+        addedLast24hBytes: sum(
+          stored
+            .filter((b) => b.finishedAt !== null && Date.parse(b.finishedAt) >= dayAgo)
+            .map((b) => b.stats?.bytesStored ?? 0),
+        ),
+      });
+      expect(status.repository.addedLast24hBytes).toBeGreaterThan(0);
+    });
+
+    it("previews a schedule's next runs at the catalog's clock; a bad one names the field", async () => {
+      const ok = (await get('/v1/schedules/preview?cron=0%203%20*%20*%20*&timezone=UTC&count=2')).json();
+      expect(ok).toEqual({
+        cron: '0 3 * * *',
+        timezone: 'UTC',
+        runs: ['2025-03-15T03:00:00.000Z', '2025-03-16T03:00:00.000Z'],
+      });
+      const bad = expectProblem(
+        await get('/v1/schedules/preview?cron=61%20*%20*%20*%20*&timezone=Mars%2FOlympus'),
+        400,
+        'VOLBACK_CATALOG_BAD_REQUEST',
+      );
+      expect(bad.errors?.map((e) => e.field)).toEqual(['query.cron', 'query.timezone']);
+    });
+
     it('pages through a list with cursors to the same items as one page', async () => {
       const all = (await get('/v1/backups?limit=500')).json<{
         items: Array<{ backupId: string }>;
@@ -793,14 +860,33 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
 
   it('answers 503 without internals when NATS does not take a command', async () => {
     const jsm = await jetstreamManager(nc);
-    await jsm.streams.delete(STREAMS.commands.name);
+    // A full commands stream that refuses new messages: JetStream answers the publish with an error.
+    const info = await jsm.streams.info(STREAMS.commands.name);
+    await jsm.streams.update(STREAMS.commands.name, {
+      ...info.config,
+      discard: DiscardPolicy.New,
+      max_msgs: Math.max(1, info.state.messages),
+    });
     try {
+      if (info.state.messages === 0)
+        await nc.request(commandSubject({ kind: 'scheduler' }, 'filler'), new Uint8Array());
       const res = await send('POST', `/v1/hosts/${second}/volumes/alpha/backups`, {});
       const body = expectProblem(res, 503, 'VOLBACK_CATALOG_MESSAGING_UNAVAILABLE');
-      expect(JSON.stringify(body)).not.toMatch(/stream|jetstream|\.ts/i);
+      expect(JSON.stringify(body)).not.toMatch(/stream|jetstream|maximum|\.ts/i);
     } finally {
+      await jsm.streams.delete(STREAMS.commands.name);
       await ensureStreams(jsm);
     }
+  });
+
+  it('recreates a deleted commands stream and sends the command into it', async () => {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(STREAMS.commands.name);
+    const res = await send('POST', `/v1/hosts/${second}/volumes/alpha/backups`, {});
+    expect(res.statusCode).toBe(202);
+    const info = await jsm.streams.info(STREAMS.commands.name);
+    expect(info.config.retention).toBe(RetentionPolicy.Workqueue);
+    expect(info.state.messages).toBe(1);
   });
 
   it('a 5xx says only that something failed', async () => {

@@ -1,4 +1,10 @@
-import { MessagePublisher, RestoreGrants, type NatsConnection, type StreamOptions } from '@volback/messaging';
+import {
+  MessagePublisher,
+  NotificationChannels,
+  RestoreGrants,
+  type NatsConnection,
+  type StreamOptions,
+} from '@volback/messaging';
 import type { Logger, Metrics } from '@volback/observability';
 import type { FastifyInstance } from 'fastify';
 import { CatalogDatabase } from './adapters/catalog-database.ts';
@@ -6,6 +12,7 @@ import { CatalogQueries } from './adapters/catalog-queries.ts';
 import { CommandSender } from './adapters/command-sender.ts';
 import { EventHistory } from './adapters/event-history.ts';
 import { LiveEvents } from './adapters/live-events.ts';
+import { NotificationAdmin } from './adapters/notification-admin.ts';
 import { startProjection, type Projection } from './adapters/projection-consumer.ts';
 import { SnapshotReader } from './adapters/snapshot-reader.ts';
 import { buildApi } from './http/api.ts';
@@ -88,10 +95,13 @@ export async function startCatalog(options: CatalogOptions): Promise<Catalog> {
     ...(options.dataTimeoutMs ? { timeoutMs: options.dataTimeoutMs } : {}),
   });
   const grants = new RestoreGrants(options.nc, { replicas: options.streams?.replicas ?? 1 });
-  const commands = new CommandSender(
-    new MessagePublisher(options.nc, { recreateStreams: options.streams ?? {} }),
+  const publisher = new MessagePublisher(options.nc, { recreateStreams: options.streams ?? {} });
+  const commands = new CommandSender(publisher, source, grants, options.now);
+  const notifications = new NotificationAdmin(
+    options.nc,
+    new NotificationChannels(options.nc, { replicas: options.streams?.replicas ?? 1 }),
+    publisher,
     source,
-    grants,
     options.now,
   );
 
@@ -112,6 +122,7 @@ export async function startCatalog(options: CatalogOptions): Promise<Catalog> {
     reader,
     live,
     history: new EventHistory(options.nc),
+    notifications,
     access: options.access ?? { tokens: [] },
     ...(options.tls ? { tls: options.tls } : {}),
     ...(options.logger ? { logger: options.logger } : {}),

@@ -7,6 +7,7 @@ import {
   BackupStarted,
   commandSubject,
   createEvent,
+  PolicyDefined,
   progressSubject,
   STREAMS,
   VolumeAtRisk,
@@ -18,6 +19,7 @@ import type { Catalog } from './catalog.ts';
 import { DEFAULT_WEB_ROOT } from './http/dashboard-routes.ts';
 import { accessToken } from './http/tokens.ts';
 import { CatalogTestStack } from './test-support/catalog-test-stack.ts';
+import { bytes as formatBytes } from '../web/src/format.ts';
 import { HISTORY_IDS } from './test-support/history.ts';
 
 const READ = 'dashboard-read-token-0123';
@@ -172,6 +174,18 @@ describe('dashboard (Chromium against a catalog on real NATS)', () => {
     expect(await first.getAttribute('data-protection')).toBe('at-risk');
     expect(await first.textContent()).toContain('gamma');
     await expectAccessible(page);
+    // The totals are the API's: repository size and what the last 24 h added.
+    const status = (await (
+      await fetch(`${base}/v1/status`, { headers: { authorization: `Bearer ${READ}` } })
+    ).json()) as { repository: { sizeBytes: number; addedLast24hBytes: number } };
+    const shown = async (id: string) => (await page.getByTestId(id).textContent())!;
+    expect(await shown('repository-size')).toBe(formatBytes(status.repository.sizeBytes));
+    expect(await shown('added-24h')).toBe(formatBytes(status.repository.addedLast24hBytes));
+    expect(await shown('added-24h')).not.toBe('0 B');
+    // Volumes: those not removed, one per row of the table.
+    expect(await shown('volumes-total')).toBe(
+      String(await page.locator('tbody tr[data-protection]').count()),
+    );
 
     // Live: a volume that falls at risk while the page is open joins the banner.
     await page.getByText('Live: this page follows the event stream.').waitFor();
@@ -251,6 +265,8 @@ describe('dashboard (Chromium against a catalog on real NATS)', () => {
       ['#/', 'Hosts'],
       [`#/volumes/${host}/alpha`, 'Restores'],
       ['#/live', 'Latest events'],
+      ['#/policies', 'API policies'],
+      ['#/events', 'Event log'],
       ['#/access', 'Access'],
     ];
     for (const [route, heading] of pages) {
@@ -326,6 +342,161 @@ describe('dashboard (Chromium against a catalog on real NATS)', () => {
     await item.getByTestId('progress-text').filter({ hasText: '12 files, 2.0 KiB' }).waitFor();
     await screenshot(page, 'live');
     await expectAccessible(page);
+    expect(problems).toEqual([]);
+    await page.context().close();
+  });
+
+  it('lists API and label policies; a write token edits API policies with the API’s messages and a cron preview', async () => {
+    const publisher = new MessagePublisher(stack.nc);
+    await publisher.publish(
+      createEvent(
+        PolicyDefined,
+        {
+          policyId: `labels:${host}:beta.data`,
+          scope: { kind: 'volume', hostId: host, volumeName: 'beta.data' },
+          origin: 'labels',
+          policy: { schedule: { cron: '30 1 * * *' }, retention: { keepDaily: 7 } },
+          definedAt: '2025-03-14T01:00:04.000Z',
+        },
+        { source },
+      ),
+    );
+    await catalog.caughtUp();
+    const { page, problems } = await open();
+    await signIn(page, READ);
+    await page.goto(`${base}/#/policies`);
+    const apiRow = page.locator('tr[data-policy="catalog-test-policy"]');
+    await apiRow.waitFor();
+    expect(await apiRow.textContent()).toContain('last 3');
+    const labelRow = page.locator(`tr[data-policy="labels:${host}:beta.data"]`);
+    expect(await labelRow.textContent()).toContain('30 1 * * *');
+    // A read token: nothing to press.
+    expect(await page.getByRole('button', { name: /Edit|New policy/ }).count()).toBe(0);
+
+    await signIn(page, WRITE);
+    await page.goto(`${base}/#/policies`);
+    await apiRow.getByRole('button', { name: 'Edit catalog-test-policy' }).waitFor();
+    expect(await labelRow.getByRole('button').count()).toBe(0); // label policies stay read-only
+    await page.getByRole('button', { name: 'New policy' }).click();
+    await page.getByLabel('Policy id').fill('dashboard-policy');
+    await page.getByLabel('Host (id or name)').fill(host);
+    await page.getByLabel('Volume', { exact: true }).fill('gamma');
+    await page.getByLabel('Cron expression').fill('0 3 * * *');
+    // The preview is the API's, at the catalog's clock (TEST_NOW, 03:01 UTC): from tomorrow on.
+    const runs = page.getByTestId('cron-preview').locator('time');
+    await runs.first().waitFor();
+    expect(await runs.evaluateAll((ts) => ts.map((t) => t.getAttribute('datetime')))).toEqual(
+      [15, 16, 17, 18, 19].map((d) => `2025-03-${d}T03:00:00.000Z`),
+    );
+    await expectAccessible(page);
+    await screenshot(page, 'policies');
+
+    // A schedule the scheduler would refuse: the API's message, next to the field; nothing sent.
+    const subject = commandSubject({ kind: 'scheduler' }, 'define-policy');
+    const before = await commandsSent(subject);
+    await page.getByLabel('Cron expression').fill('0 3 * * *');
+    await page.getByLabel('Time zone').fill('Mars/Olympus');
+    await page.getByTestId('cron-preview').getByText('unknown time zone').waitFor();
+    await page.getByRole('button', { name: 'Save' }).click();
+    // The body's schema first: a policy that keeps nothing.
+    await page.getByTestId('issue-retention').getByText('a retention policy must keep something').waitFor();
+    await page.getByLabel('daily').fill('14');
+    await page.getByRole('button', { name: 'Save' }).click();
+    const issue = page.getByTestId('issue-timezone');
+    await issue.waitFor();
+    expect(await page.getByTestId('issue-retention').count()).toBe(0);
+    expect(await issue.textContent()).toContain(
+      'body.policy.schedule.timezone: unknown time zone "Mars/Olympus"',
+    );
+    expect(await page.getByLabel('Time zone').getAttribute('aria-invalid')).toBe('true');
+    expect(await commandsSent(subject)).toBe(before);
+
+    await page.getByLabel('Time zone').fill('Europe/Berlin');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('status').filter({ hasText: 'Sent policy dashboard-policy' }).waitFor();
+    expect(await commandsSent(subject)).toBe(before + 1);
+    const jsm = await jetstreamManager(stack.nc);
+    const sent = await jsm.streams.getMessage(STREAMS.commands.name, { last_by_subj: subject });
+    const data = (
+      sent!.json() as { data: { policyId: string; scope: unknown; policy: Record<string, unknown> } }
+    ).data;
+    expect(data).toMatchObject({
+      policyId: 'dashboard-policy',
+      scope: { kind: 'volume', hostId: host, volumeName: 'gamma' },
+      policy: {
+        enabled: true,
+        schedule: { cron: '0 3 * * *', timezone: 'Europe/Berlin' },
+        retention: { keepDaily: 14 },
+      },
+    });
+    // Once the scheduler records it, it shows without a reload.
+    await publisher.publish(
+      createEvent(
+        PolicyDefined,
+        {
+          policyId: 'dashboard-policy',
+          scope: { kind: 'volume', hostId: host, volumeName: 'gamma' },
+          origin: 'api',
+          policy: data.policy as never,
+          definedAt: new Date().toISOString(),
+        },
+        { source },
+      ),
+    );
+    await page.locator('tr[data-policy="dashboard-policy"]').getByText('daily 14').waitFor();
+    expect(problems.filter((p) => !/status of 400/.test(p))).toEqual([]);
+    await page.context().close();
+  });
+
+  it('shows the event log filtered by host, volume and type', async () => {
+    const { page, problems } = await open();
+    await signIn(page, READ);
+    await page.goto(`${base}/#/events`);
+    await page.getByLabel('Host').selectOption({ label: 'second' });
+    await page.getByLabel('Volume').fill('alpha');
+    await page.getByLabel('Type').selectOption('backup');
+    await page.getByLabel('Volume').press('Enter');
+    const rows = page.getByTestId('event-log').locator('tbody tr');
+    await rows.first().waitFor();
+    const seen = await rows.evaluateAll((trs) =>
+      trs.map((tr) => [
+        tr.getAttribute('data-type'),
+        tr.children[2]!.textContent,
+        tr.children[3]!.textContent,
+      ]),
+    );
+    // The history's seven backups of alpha (requested, then completed or failed, each) and the
+    // "back up now" test's start; every one of alpha's backup events since the period's start.
+    expect(seen.length).toBeGreaterThanOrEqual(14);
+    const since = new Date(Date.now() - 7 * 86_400_000).toISOString();
+    const answer = (await (
+      await fetch(
+        `${base}/v1/events?since=${since}&host=${host}&volume=alpha&type=io.volback.backup.&limit=1000`,
+        {
+          headers: { authorization: `Bearer ${READ}` },
+        },
+      )
+    ).json()) as { items: unknown[] };
+    expect(seen).toHaveLength(answer.items.length);
+    for (const [type, hostName, volume] of seen) {
+      expect(type).toMatch(/^io\.volback\.backup\./);
+      expect([hostName, volume]).toEqual(['second', 'alpha']);
+    }
+    // Another type: only that type.
+    await page.getByLabel('Type').selectOption('volume');
+    await page.getByRole('button', { name: 'Show' }).click();
+    await page
+      .getByTestId('event-log')
+      .locator('tbody tr[data-type^="io.volback.volume."]')
+      .first()
+      .waitFor();
+    expect(
+      await rows.evaluateAll((trs) =>
+        trs.every((tr) => tr.getAttribute('data-type')!.startsWith('io.volback.volume.')),
+      ),
+    ).toBe(true);
+    await expectAccessible(page);
+    await screenshot(page, 'events');
     expect(problems).toEqual([]);
     await page.context().close();
   });

@@ -24,6 +24,8 @@ export const CatalogErrorCode = {
   PolicyNotRemovable: 'VOLBACK_CATALOG_POLICY_NOT_REMOVABLE',
   BackupNotFound: 'VOLBACK_CATALOG_BACKUP_NOT_FOUND',
   RestoreNotFound: 'VOLBACK_CATALOG_RESTORE_NOT_FOUND',
+  SetNotFound: 'VOLBACK_CATALOG_SET_NOT_FOUND',
+  SetBackupNotFound: 'VOLBACK_CATALOG_SET_BACKUP_NOT_FOUND',
   SnapshotNotFound: 'VOLBACK_CATALOG_SNAPSHOT_NOT_FOUND',
   /** The path is not in the snapshot. */
   PathNotFound: 'VOLBACK_CATALOG_PATH_NOT_FOUND',
@@ -33,6 +35,10 @@ export const CatalogErrorCode = {
   OperationNotFound: 'VOLBACK_CATALOG_OPERATION_NOT_FOUND',
   /** A snapshot id prefix that matches more than one snapshot. */
   AmbiguousSnapshot: 'VOLBACK_CATALOG_AMBIGUOUS_SNAPSHOT',
+  /** No notification channel of that name (or none at all, for a test of every channel). */
+  ChannelNotFound: 'VOLBACK_CATALOG_CHANNEL_NOT_FOUND',
+  /** A channel of the scheduler's configuration: change it there, not through the API. */
+  ChannelNotChangeable: 'VOLBACK_CATALOG_CHANNEL_NOT_CHANGEABLE',
   /** The volume was removed from its host: there is nothing to back up. */
   VolumeRemoved: 'VOLBACK_CATALOG_VOLUME_REMOVED',
   /** A restore into a new volume whose name the host already uses. */

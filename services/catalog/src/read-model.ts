@@ -242,6 +242,33 @@ export const foundFileView = treeEntryView.extend({
 });
 export type FoundFileView = z.infer<typeof foundFileView>;
 
+/** How two snapshots of a volume differ (`GET /v1/snapshots/{id}/diff`). */
+export const snapshotDiffView = z.object({
+  added: z
+    .array(treeEntryView)
+    .describe('in the later snapshot only (a new directory: itself, not its contents)'),
+  removed: z.array(treeEntryView).describe('in the earlier snapshot only'),
+  changed: z
+    .array(
+      z.object({
+        path: z.string(),
+        kind: z
+          .enum(['type', 'content', 'metadata'])
+          .describe(
+            'type: a file became a directory or the like; content: data, size or link target; metadata: mode, owner or mtime only',
+          ),
+        type: z.string().describe('the type in the later snapshot'),
+        sizeBefore: z.number().int().nullable(),
+        sizeAfter: z.number().int().nullable(),
+        mtimeBefore: z.string().nullable(),
+        mtimeAfter: z.string().nullable(),
+      }),
+    )
+    .describe('in both, different'),
+  truncated: z.boolean().describe('the diff stopped at `limit` entries'),
+});
+export type SnapshotDiffView = z.infer<typeof snapshotDiffView>;
+
 export const statusView = z.object({
   hosts: z.object({ total: z.number().int(), online: z.number().int(), offline: z.number().int() }),
   volumes: z.object({
@@ -258,9 +285,81 @@ export const statusView = z.object({
     lastCompletedAt: time.nullable(),
   }),
   restores: z.object({ running: z.number().int(), queued: z.number().int() }),
+  repository: z
+    .object({
+      sizeBytes: z
+        .number()
+        .int()
+        .describe(
+          "bytes backups stored (after compression and encryption) less what prune freed: the repositories' size as the event log knows it (index files and snapshots not counted)",
+        ),
+      addedLast24hBytes: z
+        .number()
+        .int()
+        .describe('bytes stored by backups that finished in the last 24 hours'),
+    })
+    .describe('all repositories together'),
   snapshots: z.number().int(),
   policies: z.number().int(),
   /** Stream sequence of the last event applied. */
   checkpoint: z.number().int(),
 });
 export type StatusView = z.infer<typeof statusView>;
+
+const setMember = z.object({ volumeName: z.string(), backupId: z.string(), snapshotId: z.string() });
+
+/** One backup of a set: one point in time of every member volume. */
+export const setBackupView = z.object({
+  backupId: z.string(),
+  hostId: z.string(),
+  setId: z.string(),
+  /** `Running`, `Completed`, `PartiallyFailed` (some members have no snapshot) or `Failed`. */
+  phase: z.enum(['Running', 'Completed', 'PartiallyFailed', 'Failed']),
+  volumes: z.array(z.string()),
+  quiescedContainers: z.array(z.string()),
+  /** Member snapshots of this point in time (tag `volback-set:<backupId>` in restic). */
+  members: z.array(setMember),
+  /** Members without a snapshot, and why. */
+  failed: z.array(
+    z.object({ volumeName: z.string(), backupId: z.string(), code: z.string(), reason: z.string() }),
+  ),
+  startedAt: time.nullable(),
+  finishedAt: time.nullable(),
+  error: z.object({ code: z.string(), reason: z.string() }).nullable(),
+});
+export type SetBackupView = z.infer<typeof setBackupView>;
+
+/** A set on one host: what its labels gather now, and its last backup. */
+export const setView = z.object({
+  setId: z.string(),
+  hostId: z.string(),
+  containers: z.array(z.string()),
+  volumes: z.array(z.string()),
+  lastBackup: setBackupView.nullable(),
+  /** The newest backup that has snapshots (`Completed` or `PartiallyFailed`): what a restore takes. */
+  lastRestorable: setBackupView.nullable(),
+});
+export type SetView = z.infer<typeof setView>;
+
+/** A restore of a set backup, and the containers it recreated (or, in a dry run, would). */
+export const setRestoreView = z.object({
+  restoreId: z.string(),
+  hostId: z.string(),
+  setId: z.string(),
+  setBackupId: z.string(),
+  phase: z.enum(['Queued', 'Completed', 'Failed']),
+  dryRun: z.boolean(),
+  members: z.array(
+    z.object({
+      restoreId: z.string(),
+      snapshotId: z.string(),
+      volumeName: z.string(),
+      target: z.object({ kind: z.string(), volumeName: z.string() }).loose(),
+    }),
+  ),
+  containers: z.array(z.object({ name: z.string(), outcome: z.string() }).loose()),
+  requestedAt: time.nullable(),
+  finishedAt: time.nullable(),
+  error: z.object({ code: z.string(), reason: z.string(), failedVolume: z.string().nullable() }).nullable(),
+});
+export type SetRestoreView = z.infer<typeof setRestoreView>;

@@ -8,7 +8,9 @@ import {
   scheduleProblem,
   type SchedulerSettings,
 } from './domain/index.ts';
+import type { NotifierSettings } from './adapters/notifier.ts';
 import { ConfigError } from './errors.ts';
+import { loadNotifierSettings } from './notify-config.ts';
 
 /** The scheduler process's settings (README, "Configuration"). */
 export interface SchedulerConfig {
@@ -22,6 +24,7 @@ export interface SchedulerConfig {
   readonly opsHost: string;
   readonly opsPort: number;
   readonly settings: SchedulerSettings;
+  readonly notifier: NotifierSettings;
 }
 
 /** Defaults of the process settings (the decision settings' are `DEFAULT_SETTINGS`). */
@@ -113,6 +116,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     leaseMs: read.integer('VOLBACK_SCHEDULER_LEASE_SECONDS', CONFIG_DEFAULTS.leaseSeconds, 2, 300) * 1000,
     opsHost: read.value('VOLBACK_OPS_HOST') ?? CONFIG_DEFAULTS.opsHost,
     opsPort: read.integer('VOLBACK_OPS_PORT', CONFIG_DEFAULTS.opsPort, 0, 65_535),
+    notifier: loadNotifierSettings(read, cwd),
     settings: {
       defaultMode: mode,
       defaultPolicy: defaultPolicy(read),

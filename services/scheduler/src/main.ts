@@ -28,6 +28,7 @@ runService({
       tickMs: config.tickMs,
       leaseMs: config.leaseMs,
       kvReplicas: config.streamReplicas,
+      notifier: config.notifier,
     });
     service.onStop(() => scheduler.stop());
     for (const check of scheduler.healthChecks()) ops.addCheck('readiness', check);
@@ -39,6 +40,7 @@ runService({
         ops: ops.url,
         defaultMode: config.settings.defaultMode,
         defaultSchedule: config.settings.defaultPolicy.schedule,
+        notifyChannels: config.notifier.channels.map((c) => c.name),
       },
       'scheduler started',
     );

@@ -5,6 +5,7 @@ import { startSchedulerCommandConsumer } from './adapters/command-consumer.ts';
 import { publishDecisions } from './adapters/decision-publisher.ts';
 import { startEventProjection, type EventProjection } from './adapters/event-projection.ts';
 import { startLeaderElection, type LeaderElection } from './adapters/leader-election.ts';
+import { DEFAULT_NOTIFIER_SETTINGS, startNotifier, type NotifierSettings } from './adapters/notifier.ts';
 import { createSchedulerMetrics, observeState } from './adapters/scheduler-metrics.ts';
 import {
   decideScheduleAnnouncements,
@@ -31,6 +32,8 @@ export interface SchedulerOptions {
   readonly leaderBucket?: string;
   /** The clock of every decision (tests pass a fake one). */
   readonly clock?: () => number;
+  /** Notification channels of the configuration and delivery settings (README, "Notifications"). */
+  readonly notifier?: NotifierSettings;
 }
 
 /** A running scheduler. */
@@ -60,6 +63,16 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
   });
   await projection.replayed;
 
+  const notifier = startNotifier({
+    nc: options.nc,
+    publisher,
+    settings: options.notifier ?? DEFAULT_NOTIFIER_SETTINGS,
+    source: options.settings.source,
+    logger: log,
+    clock,
+    ...(options.kvReplicas ? { replicas: options.kvReplicas } : {}),
+    onDelivery: (kind, ok) => metrics.notifications.inc({ kind, outcome: ok ? 'delivered' : 'failed' }),
+  });
   let takeoverDue = false;
   const election: LeaderElection = await startLeaderElection({
     nc: options.nc,
@@ -71,6 +84,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
     onChange: (leader) => {
       metrics.leader.set(leader ? 1 : 0);
       if (leader) takeoverDue = true;
+      notifier.setLeader(leader);
     },
   });
   const commands: RunningConsumer = await startSchedulerCommandConsumer({
@@ -78,6 +92,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
     publisher,
     projection,
     settings: options.settings,
+    notifier,
     logger: log,
     clock,
     onDecision: (what) => metrics.decisions.inc({ what }),
@@ -155,6 +170,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
       await running;
       await election.stop();
       await commands.stop();
+      await notifier.stop();
       await projection.stop();
     },
   };

@@ -16,7 +16,7 @@ import {
 import { DataPathClient } from '@volback/data-path';
 import { connectNats, ensureStreams, MessagePublisher } from '@volback/messaging';
 import { openBackend, type Backend } from '@volback/repository';
-import { startNatsServer, type NatsServer } from '@volback/testing';
+import { startNatsServer, waitFor, type NatsServer } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildSnapshot,
@@ -62,13 +62,11 @@ async function send(message: ReturnType<typeof createCommand>): Promise<void> {
 
 /** The next event about this operation. */
 async function outcome(operationId: string, timeoutMs = 20_000): Promise<Envelope> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = received.find((e) => (e.data as { operationId?: string }).operationId === operationId);
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error(`no event for ${operationId}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  return waitFor(
+    `an event about ${operationId}`,
+    async () => received.find((e) => (e.data as { operationId?: string }).operationId === operationId),
+    timeoutMs,
+  );
 }
 
 /** Bytes of every pack file of the repository. */

@@ -21,6 +21,12 @@ export type Snapshot = Answer<'/v1/snapshots/{snapshotId}'>;
 export type Backup = Answer<'/v1/backups/{backupId}'>;
 /** A restore (`/v1/restores/{restoreId}`); a dry run's carries its plan. */
 export type Restore = Answer<'/v1/restores/{restoreId}'>;
+/** A backup set on one host (`/v1/sets`). */
+export type BackupSetInfo = Answer<'/v1/sets'>['items'][number];
+/** One backup of a set (`/v1/set-backups/{backupId}`). */
+export type SetBackup = Answer<'/v1/set-backups/{backupId}'>;
+/** One restore of a set (`/v1/set-restores/{restoreId}`). */
+export type SetRestore = Answer<'/v1/set-restores/{restoreId}'>;
 /** A forget, prune, check or import (`/v1/repository/operations/{operationId}`). */
 export type Operation = Answer<'/v1/repository/operations/{operationId}'>;
 /** A backup policy (`/v1/policies/{policyId}`). */

@@ -28,6 +28,7 @@ import {
   policiesSetCommand,
   policiesShowCommand,
 } from './policy-commands.ts';
+import { registerSetCommands } from './set-commands.ts';
 import { UsageError } from './usage-error.ts';
 
 /** Files a snapshot holds, when its totals are known. */
@@ -592,7 +593,8 @@ async function importCommand(ctx: CatalogContext): Promise<number> {
 /** Runs a command's function with its context; errors reach cli.ts in the CLI's words. */
 export type Runner = (command: Command, body: (ctx: CatalogContext) => Promise<number>) => Promise<void>;
 
-const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+/** Commander's collector of a repeatable option. */
+export const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
 function keepOptions(command: Command): Command {
   return command
@@ -693,6 +695,8 @@ export function registerCatalogCommands(program: Command, run: Runner): void {
     .action((snapshot: string, o: RestoreOptions, cmd: Command) =>
       run(cmd, (ctx) => restoreCommand(ctx, snapshot, o)),
     );
+
+  registerSetCommands(program, run);
 
   program
     .command('dump')

@@ -183,7 +183,7 @@ describe('npx volback: help, suggestions, completion, and telling why the catalo
           code === 0 && !err ? resolve(out.trim()) : reject(new Error(`${code} ${err}`)),
         );
       });
-    expect(await complete(['volback', 'ba'])).toBe('backup');
+    expect(await complete(['volback', 'ba'])).toBe('backup backup-set');
     expect((await complete(['volback', 'po'])).split(' ')).toEqual(['policies']);
     expect((await complete(['volback', 'policies', ''])).split(' ')).toEqual(
       expect.arrayContaining(['list', 'show', 'set', 'remove']),
@@ -240,7 +240,7 @@ describe('npx volback: help, suggestions, completion, and telling why the catalo
         .trim()
         .split('\n')
         .map((l) => l.split('\t')[0]);
-      expect(words).toEqual(['backup', '--to-dir', '--to-volume', 'init']);
+      expect(words).toEqual(['backup', 'backup-set', '--to-dir', '--to-volume', 'init']);
     },
   );
 

@@ -3,7 +3,8 @@
 // every other command talks to the catalog over HTTP (catalog-commands.ts).
 import { Argument, Command, CommanderError } from 'commander';
 import { RepositoryError, RepositoryErrorCode } from '@volback/repository';
-import { registerCatalogCommands } from './catalog-commands.ts';
+import { registerCatalogCommands, type Runner } from './catalog-commands.ts';
+import { registerNotifyCommands } from './notify-commands.ts';
 import { catalogContext, catalogFailure, EXIT } from './catalog-context.ts';
 import { completionScript, SHELLS, type Shell } from './completion.ts';
 import { InitError } from './init/secrets-dir.ts';
@@ -67,7 +68,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     setExit(EXIT.usage);
   };
 
-  registerCatalogCommands(program, async (command, body) => {
+  const runCatalog: Runner = async (command, body) => {
     const json = Boolean(command.optsWithGlobals<{ json?: boolean }>().json);
     try {
       setExit(await body(catalogContext(command)));
@@ -77,7 +78,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
       report(failure.error, json, true);
       setExit(failure.code);
     }
-  });
+  };
+  registerCatalogCommands(program, runCatalog);
+  registerNotifyCommands(program, runCatalog);
 
   registerRepoCommands(
     program,

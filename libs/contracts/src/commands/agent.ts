@@ -9,7 +9,8 @@ import {
   volumeName,
   workId,
 } from '../fields.ts';
-import { restoreSelection, restoreTarget } from '../restore-target.ts';
+import { restoreSelection, restoreTarget, volumeRestoreTarget } from '../restore-target.ts';
+import { setId } from '../sets.ts';
 
 export const BackupVolume = defineCommand({
   name: 'BackupVolume',
@@ -59,6 +60,65 @@ export const RestoreSnapshot = defineCommand({
      * nodes are never written either way.
      */
     preserveSpecialModes: z.boolean().default(false),
+  }),
+  target: (d) => ({ kind: 'host', hostId: d.hostId }),
+});
+
+/**
+ * Back up every volume of a set (`compose:<project>` or `group:<name>`) as one point in time:
+ * the agent finds the set's containers and volumes on its engine, quiesces the containers once
+ * (labels decide how; order in the agent's README), snapshots each volume, resumes them.
+ * Each member is a backup of its own (`<backupId>.<volume>`); the set's outcome is one
+ * `BackupSetCompleted`, `BackupSetPartiallyFailed` or `BackupSetFailed`.
+ */
+export const BackupSet = defineCommand({
+  name: 'BackupSet',
+  commandName: 'backup-set',
+  description: "Back up every volume of a set at one point in time. Sent to the agent of the set's host.",
+  schema: z.object({
+    backupId: workId,
+    hostId,
+    setId,
+    trigger: backupTrigger,
+    repositoryId: repositoryId.default('default'),
+    tags: z.array(z.string().min(1).max(200)).max(50).default([]),
+    requestedBy: z.string().max(200).optional(),
+  }),
+  target: (d) => ({ kind: 'host', hostId: d.hostId }),
+});
+
+/**
+ * Restore the member snapshots of one set backup on a host, each into its own target, and with
+ * `recreateContainers` create the set's containers again from the configuration the snapshots
+ * recorded (`/.volback/containers.json`), their mounts pointed at the restored volumes. Each
+ * member is a restore of its own (`restoreId` of the member; the catalog grants each its
+ * snapshot); the set's outcome is one `RestoreSetCompleted` or `RestoreSetFailed`.
+ */
+export const RestoreSet = defineCommand({
+  name: 'RestoreSet',
+  commandName: 'restore-set',
+  description:
+    "Restore every volume of a set backup and optionally recreate its containers, or say what that would do (dryRun). Sent to the target host's agent.",
+  schema: z.object({
+    restoreId: workId,
+    hostId,
+    setId,
+    setBackupId: workId,
+    repositoryId: repositoryId.default('default'),
+    members: z
+      .array(z.object({ restoreId: workId, snapshotId, volumeName, target: volumeRestoreTarget }))
+      .min(1)
+      .max(500),
+    recreateContainers: z.boolean().default(false),
+    /** Appended to each recreated container's name (`-restored`); empty keeps the names. */
+    containerSuffix: z
+      .string()
+      .max(60)
+      .regex(/^[a-zA-Z0-9_.-]*$/, 'letters, digits, _ . -')
+      .default(''),
+    /** Start the recreated containers that were running at backup time (databases first). */
+    startContainers: z.boolean().default(true),
+    dryRun: z.boolean().default(false),
   }),
   target: (d) => ({ kind: 'host', hostId: d.hostId }),
 });

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defineCommand } from '../define.ts';
 import { hostId, policyId, reason, volumeName, workId } from '../fields.ts';
+import { notificationChannelName } from '../notification.ts';
 import { policyScope, policySpec } from '../policy.ts';
 
 export const RequestBackup = defineCommand({
@@ -40,5 +41,18 @@ export const RemovePolicy = defineCommand({
   commandName: 'remove-policy',
   description: 'Remove a policy defined through the API.',
   schema: z.object({ policyId: workId, requestedBy: z.string().min(1).max(200) }),
+  target: () => ({ kind: 'scheduler' }),
+});
+
+export const SendTestNotification = defineCommand({
+  name: 'SendTestNotification',
+  commandName: 'send-test-notification',
+  description:
+    'Send a test notification to one channel, or to every channel; the outcome is a `NotificationDelivered` or `NotificationFailed` per channel with `eventId` = `testId`.',
+  schema: z.object({
+    testId: workId,
+    channel: notificationChannelName.optional(),
+    requestedBy: z.string().min(1).max(200),
+  }),
   target: () => ({ kind: 'scheduler' }),
 });

@@ -14,6 +14,7 @@ import {
   volumeName,
   workId,
 } from '../fields.ts';
+import { setId } from '../sets.ts';
 
 const backupKey = { backupId: workId, hostId, volumeName };
 
@@ -36,6 +37,23 @@ export const backupStats = z.object({
   durationMs,
 });
 
+/** A database dump a container's labels asked for, taken during the backup and stored as a file. */
+export const databaseDump = z.object({
+  /** The container the dump ran in (its name at the time). */
+  container: z.string().min(1).max(255),
+  /** The preset of its `volback.dump` label (`postgres`, `mysql`, …, `command`). */
+  preset: z.string().min(1).max(32),
+  /** `alongside`: the volume's files are in the snapshot too; `instead`: only the dump. */
+  mode: z.enum(['alongside', 'instead']),
+  /** Where the file is in the snapshot: `/.volback/dumps/<container>.<extension>`. */
+  path: innerPath,
+  sizeBytes: count,
+  durationMs,
+});
+
+/** The dumps of a backup (absent when none was asked for). */
+const dumps = z.array(databaseDump).max(1000).optional();
+
 export const BackupRequested = defineEvent({
   name: 'BackupRequested',
   aggregate: 'backup',
@@ -55,6 +73,9 @@ export const BackupRequested = defineEvent({
     repositoryId: repositoryId.default('default'),
     requestedBy: z.string().max(200).optional(),
     requestedAt: timestamp,
+    /** A member of a set backup: the set and the set backup's id (its command is `BackupSet`). */
+    setId: setId.optional(),
+    setBackupId: workId.optional(),
   }),
   aggregateId: (d) => [d.hostId, d.backupId],
 });
@@ -86,6 +107,7 @@ export const BackupCompleted = defineEvent({
     snapshotId,
     repositoryId: repositoryId.default('default'),
     stats: backupStats,
+    dumps,
     completedAt: timestamp,
   }),
   aggregateId: (d) => [d.hostId, d.backupId],
@@ -107,6 +129,7 @@ export const BackupPartiallyFailed = defineEvent({
       .max(1000),
     /** How many unreadable files there were in all (the list is capped). */
     unreadableCount: count,
+    dumps,
     completedAt: timestamp,
   }),
   aggregateId: (d) => [d.hostId, d.backupId],

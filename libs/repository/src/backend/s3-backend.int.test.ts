@@ -3,9 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { RESTIC, resolveBinary, startMinioServer } from '@volback/testing';
+import { RESTIC, resolveBinary, startMinioServer, waitUntil } from '@volback/testing';
 import { Client } from 'minio';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { RepositoryErrorCode } from '../errors.ts';
@@ -51,18 +50,20 @@ async function removeBucket(s3: Client, bucket: string): Promise<void> {
 /** SIGSTOP reaches a process's threads one by one: wait until every one of them has stopped. */
 async function freeze(pid: number): Promise<void> {
   process.kill(pid, 'SIGSTOP');
-  for (let i = 0; i < 200; i++) {
-    const tasks = await readdir(`/proc/${pid}/task`);
-    const states = await Promise.all(
-      tasks.map(async (task) => {
-        const stat = await readFile(`/proc/${pid}/task/${task}/stat`, 'utf8').catch(() => ') T');
-        return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-      }),
-    );
-    if (states.every((state) => state === 'T' || state === 't')) return;
-    await sleep(10);
-  }
-  throw new Error(`process ${pid} did not stop`);
+  await waitUntil(
+    `every thread of process ${pid} to stop`,
+    async () => {
+      const tasks = await readdir(`/proc/${pid}/task`);
+      const states = await Promise.all(
+        tasks.map(async (task) => {
+          const stat = await readFile(`/proc/${pid}/task/${task}/stat`, 'utf8').catch(() => ') T');
+          return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+        }),
+      );
+      return states.every((state) => state === 'T' || state === 't');
+    },
+    5_000,
+  );
 }
 
 const CONFIG = { type: 'config', name: 'config' } as const;

@@ -42,6 +42,24 @@ export interface BackupOptions {
 /** What a directory walk reports, before any snapshot is written. */
 export type WalkSummary = Omit<BackupSummary, 'snapshotId' | 'parentSnapshotId' | 'durationMs'>;
 
+/** A walk that has read nothing yet. */
+export function emptyWalkSummary(): WalkSummary {
+  return {
+    filesNew: 0,
+    filesChanged: 0,
+    filesUnmodified: 0,
+    dirsNew: 0,
+    dirsChanged: 0,
+    dirsUnmodified: 0,
+    bytesRead: 0,
+    totalBytes: 0,
+    bytesAdded: 0,
+    bytesStored: 0,
+    errors: [],
+    warnings: [],
+  };
+}
+
 /** Options of {@link snapshotDirectory}. */
 export type SnapshotDirectoryOptions = Pick<
   BackupOptions,
@@ -97,20 +115,7 @@ export interface BackupSummary {
 }
 
 class BackupRun {
-  readonly summary: WalkSummary = {
-    filesNew: 0,
-    filesChanged: 0,
-    filesUnmodified: 0,
-    dirsNew: 0,
-    dirsChanged: 0,
-    dirsUnmodified: 0,
-    bytesRead: 0,
-    totalBytes: 0,
-    bytesAdded: 0,
-    bytesStored: 0,
-    errors: [],
-    warnings: [],
-  };
+  readonly summary: WalkSummary = emptyWalkSummary();
   readonly #sink: BlobSink;
   readonly #pol: Pol;
   readonly #options: SnapshotDirectoryOptions;

@@ -6,7 +6,7 @@ import { formatGoTime, sha256Hex } from '../format/ids.ts';
 import { goModeFromPosix, type TreeNode } from '../format/tree.ts';
 import { saveTree, type BlobSink } from './blob-ports.ts';
 import type { BackupProgress, WalkSummary } from './backup.ts';
-import { isExcluded } from './backup.ts';
+import { emptyWalkSummary, isExcluded } from './backup.ts';
 import type { ExtendedAttribute } from './extended-attributes.ts';
 
 /** Options of {@link snapshotTar}. */
@@ -145,20 +145,7 @@ export async function snapshotTar(
   options: SnapshotTarOptions = {},
 ): Promise<{ tree: string; root: TreeNode; summary: WalkSummary }> {
   const pol = parseChunkerPolynomial(sink.chunkerPolynomial);
-  const summary: WalkSummary = {
-    filesNew: 0,
-    filesChanged: 0,
-    filesUnmodified: 0,
-    dirsNew: 0,
-    dirsChanged: 0,
-    dirsUnmodified: 0,
-    bytesRead: 0,
-    totalBytes: 0,
-    bytesAdded: 0,
-    bytesStored: 0,
-    errors: [],
-    warnings: [],
-  };
+  const summary: WalkSummary = emptyWalkSummary();
   let nextInode = 1;
   let files = 0;
   let dirs = 0;

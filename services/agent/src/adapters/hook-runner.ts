@@ -1,8 +1,8 @@
-import { readdir, readFile } from 'node:fs/promises';
 import { Writable, type Duplex } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { HOOK_STDERR_TAIL_LIMIT, HookFailedError } from '../errors.ts';
 import { engineMessage } from './engine-errors.ts';
+import { execExitCode, killExec } from './exec-process.ts';
 
 /** Most hook output kept (the end of it), stdout and stderr together. */
 export const HOOK_OUTPUT_LIMIT = 8 * 1024;
@@ -55,29 +55,6 @@ class OutputTail extends Writable {
     const all = Buffer.concat(this.#chunks);
     return all.subarray(Math.max(0, all.length - this.#limit)).toString('utf8');
   }
-}
-
-/** Pids of `pid` and its descendants, read from /proc (a local engine's processes). */
-async function processTree(pid: number): Promise<number[]> {
-  const children = new Map<number, number[]>();
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const tree: number[] = [];
-  const queue = [pid];
-  while (queue.length > 0) {
-    const next = queue.shift()!;
-    tree.push(next);
-    queue.push(...(children.get(next) ?? []));
-  }
-  return tree;
 }
 
 /**
@@ -145,14 +122,14 @@ export class HookRunner {
     const outcome = await Promise.race([ended, timedOut]);
     clearTimeout(timer);
     if (outcome === 'timeout') {
-      const killed = await this.#kill(exec, containerId);
+      const killed = this.#local && (await killExec(exec, containerId));
       stream.destroy();
       throw fail(
         `did not finish within ${timeoutSeconds} s (${killed ? 'killed' : 'abandoned; it may still run in the container'})`,
         { timedOut: true },
       );
     }
-    const exitCode = await this.#exitCode(exec);
+    const exitCode = await execExitCode(exec);
     if (exitCode !== 0) {
       throw fail(exitCode === undefined ? 'ended without an exit status' : `exited with ${exitCode}`, {
         ...(exitCode !== undefined ? { exitCode } : {}),
@@ -166,45 +143,5 @@ export class HookRunner {
       output: output.text(),
       durationMs: Date.now() - started,
     };
-  }
-
-  /** The exit status once the engine has it (the stream may end a moment before). */
-  async #exitCode(exec: Dockerode.Exec): Promise<number | undefined> {
-    for (let attempt = 0; attempt < 50; attempt++) {
-      const info = await exec.inspect();
-      if (!info.Running) return info.ExitCode ?? undefined;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    return undefined;
-  }
-
-  /**
-   * Kills a hook that ran out of time, with its children, when the engine is local: the exec's
-   * pid is a host pid, checked to be in the container's cgroup before anything is killed.
-   */
-  async #kill(exec: Dockerode.Exec, containerId: string): Promise<boolean> {
-    if (!this.#local) return false;
-    try {
-      const pid = (await exec.inspect()).Pid;
-      if (!pid) return false;
-      const inContainer = async (p: number) =>
-        (await readFile(`/proc/${p}/cgroup`, 'utf8')).includes(containerId);
-      if (!(await inContainer(pid))) return false;
-      const tree = await processTree(pid);
-      let killed = false;
-      for (const p of tree) {
-        try {
-          if (await inContainer(p)) {
-            process.kill(p, 'SIGKILL');
-            killed = true;
-          }
-        } catch {
-          // exited meanwhile
-        }
-      }
-      return killed;
-    } catch {
-      return false;
-    }
   }
 }

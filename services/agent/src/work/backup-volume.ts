@@ -20,8 +20,12 @@ import {
 } from '@volback/repository';
 import { formatBytes, formatDuration } from '@volback/observability';
 import type { z } from 'zod';
-import { resolveConsistency } from '../domain/consistency.ts';
+import { resolveConsistency, type ConsistencyPlan } from '../domain/consistency.ts';
+import type { VolumeUser } from '../adapters/volume-access.ts';
 import { recordedContainer } from '../domain/container-record.ts';
+import { planDumps } from '../domain/database-dump.ts';
+import type { TakenDump } from '../adapters/database-dump.ts';
+import { dumpFiles, dumpRecords, takeDumps, volumeFilesLeftOut } from './database-dumps.ts';
 import { interruptible, WorkInterruptedError } from './interruption.ts';
 import { saveVolumeSnapshotTree } from './snapshot-layout.ts';
 import { WorkError, WorkErrorCode, workErrorOf } from './work-error.ts';
@@ -36,6 +40,22 @@ const MAX_LISTED_UNREADABLE = 1000;
 const COMMIT_ATTEMPTS = 3;
 /** Longest wait, when interrupted, for the gateways to make what they received durable. */
 const CHECKPOINT_TIMEOUT_MS = 5_000;
+/** The plan of a member of a set backup: the set quiesced its containers. */
+const NOTHING_TO_QUIESCE: ConsistencyPlan = { mode: 'none', source: 'command', steps: [], warnings: [] };
+
+/** How a backup ended, for a set backup that runs it as one of its members. */
+export type BackupOutcome =
+  | { readonly ok: true; readonly snapshotId: string }
+  | { readonly ok: false; readonly code: string; readonly reason: string };
+
+/** Options of {@link runBackup}. */
+export interface BackupRunOptions {
+  /**
+   * The containers were quiesced already, for the whole set: do nothing to them here, and record
+   * them as they were before (`containers.json` keeps their running state, not the quiesced one).
+   */
+  readonly quiescedBySet?: { readonly usersBefore: readonly VolumeUser[] };
+}
 
 /**
  * Runs one backup of a volume on this host: picks the reading method, quiesces the containers
@@ -45,7 +65,11 @@ const CHECKPOINT_TIMEOUT_MS = 5_000;
  * mid-walk (`ctx.signal`), none of them: it throws {@link WorkInterruptedError} so the command is
  * handed back and runs again at the next start.
  */
-export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand): Promise<void> {
+export async function runBackup(
+  ctx: WorkContext,
+  command: BackupVolumeCommand,
+  options: BackupRunOptions = {},
+): Promise<BackupOutcome> {
   const started = ctx.clock();
   const key = { backupId: command.backupId, hostId: command.hostId, volumeName: command.volumeName };
   const log = ctx.logger.child({ backupId: command.backupId, volumeName: command.volumeName });
@@ -54,11 +78,17 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
   let checkpoint: (() => Promise<void>) | undefined;
   try {
     const volume = await ctx.volumes.inspectVolume(command.volumeName);
-    const containers = await ctx.volumes.containersUsing(command.volumeName);
-    const plan = resolveConsistency(command.consistency, containers, {
-      volumeName: command.volumeName,
-      allowed: ctx.security.hookContainers,
-    });
+    const containers = options.quiescedBySet
+      ? options.quiescedBySet.usersBefore
+      : await ctx.volumes.containersUsing(command.volumeName);
+    const plan = options.quiescedBySet
+      ? NOTHING_TO_QUIESCE
+      : resolveConsistency(command.consistency, containers, {
+          volumeName: command.volumeName,
+          allowed: ctx.security.hookContainers,
+        });
+    const dumpPlan = planDumps(containers, command.volumeName);
+    for (const warning of dumpPlan.warnings) log.warn(warning);
     const directPath = command.method === 'archive' ? undefined : await ctx.volumes.directPath(volume);
     if (command.method === 'direct' && !directPath) {
       throw new WorkError(
@@ -81,7 +111,8 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
       : await latestOfVolume(client, command.hostId, path);
     const parentSnapshotId = parent.snapshotId ?? undefined;
 
-    let committed: { snapshotId: string; summary: WalkSummary; bytesStored: number } | undefined;
+    let committed:
+      { snapshotId: string; summary: WalkSummary; bytesStored: number; dumps: TakenDump[] } | undefined;
     for (let pass = 1; !committed; pass++) {
       const store = await GatewayBlobStore.open(client);
       const sink = interruptible(store, ctx.signal, command.backupId);
@@ -96,6 +127,8 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
           () => undefined,
         );
       }
+      const dumps = await takeDumps(ctx, dumpPlan, sink, progress);
+      const dumped = dumps.reduce((sum, d) => sum + d.sizeBytes, 0);
       progress.update({ phase: 'quiescing' });
       const quiesced = await ctx.quiescer.quiesce(command.backupId, plan);
       let walked: { root: TreeNode; summary: WalkSummary };
@@ -118,14 +151,16 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
             phase: 'reading',
             files: p.files,
             dirs: p.dirs,
-            bytes: p.bytesRead,
+            bytes: dumped + p.bytesRead,
             bytesAdded: p.bytesAdded,
           });
         const onError = (file: string, error: Error) =>
           log.warn({ path: file, err: error.message }, 'unreadable entry; the backup goes on without it');
         const onWarning = (file: string, error: Error) =>
           log.warn({ path: file, err: error.message }, 'entry backed up without part of its metadata');
-        if (directPath) {
+        if (dumpPlan.skipVolumeFiles) {
+          walked = await volumeFilesLeftOut(sink, started);
+        } else if (directPath) {
           walked = await snapshotDirectory(sink, {
             source: directPath,
             ...(parentTree ? { parentTree } : {}),
@@ -168,6 +203,7 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
           labels: { ...volume.labels },
         },
         containers: recorded,
+        dumps: dumpFiles(dumps),
         now: started,
       });
       await store.drain();
@@ -184,7 +220,7 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
           extra: command.tags,
         }),
       });
-      if (snapshotId) committed = { snapshotId, summary: walked.summary, bytesStored };
+      if (snapshotId) committed = { snapshotId, summary: walked.summary, bytesStored, dumps };
       else if (pass >= 2) {
         throw new WorkError(
           WorkErrorCode.CommitFailed,
@@ -208,6 +244,7 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
       durationMs: ctx.clock().getTime() - started.getTime(),
     };
     const completedAt = ctx.clock().toISOString();
+    const dumps = committed.dumps.length ? { dumps: dumpRecords(committed.dumps) } : {};
     if (summary.errors.length) {
       await ctx.publish(
         BackupPartiallyFailed,
@@ -221,6 +258,7 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
             reason: e.reason.slice(0, 2000),
           })),
           unreadableCount: summary.errors.length,
+          ...dumps,
           completedAt,
         },
         `${command.backupId}.outcome`,
@@ -228,7 +266,7 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
     } else {
       await ctx.publish(
         BackupCompleted,
-        { ...key, snapshotId, repositoryId: command.repositoryId, stats, completedAt },
+        { ...key, snapshotId, repositoryId: command.repositoryId, stats, ...dumps, completedAt },
         `${command.backupId}.outcome`,
       );
     }
@@ -237,8 +275,12 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
     log.info(
       `backup of ${command.volumeName} ${summary.errors.length ? `partially failed (${summary.errors.length} unreadable)` : 'completed'}: ` +
         `snapshot ${snapshotId.slice(0, 8)}, ${files} files, ${formatBytes(summary.totalBytes)} ` +
-        `(${formatBytes(summary.bytesAdded)} new), ${formatDuration(stats.durationMs)}`,
+        `(${formatBytes(summary.bytesAdded)} new), ${formatDuration(stats.durationMs)}` +
+        (committed.dumps.length
+          ? `, dumps: ${committed.dumps.map((d) => `${d.spec.fileName} ${formatBytes(d.sizeBytes)}`).join(', ')}`
+          : ''),
     );
+    return { ok: true, snapshotId };
   } catch (error) {
     if (ctx.signal.aborted) {
       // Stopping is not failing: the command is handed back and runs again at the next start.
@@ -270,6 +312,7 @@ export async function runBackup(ctx: WorkContext, command: BackupVolumeCommand):
       },
       `${command.backupId}.outcome`,
     );
+    return { ok: false, code: failure.code, reason: failure.message.slice(0, 2000) };
   } finally {
     progress.end();
   }

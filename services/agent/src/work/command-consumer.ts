@@ -1,10 +1,12 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import {
   agentDurableName,
+  BackupSet,
   BackupVolume,
   commandSubjectFilter,
   eventSubject,
   parseMessage,
+  RestoreSet,
   RestoreSnapshot,
   STREAMS,
 } from '@volback/contracts';
@@ -16,9 +18,13 @@ import {
   type StreamOptions,
 } from '@volback/messaging';
 import type { Logger } from '@volback/observability';
+import type { ApplicationEngine } from '../adapters/applications.ts';
+import type { DatabaseDumper } from '../adapters/database-dump.ts';
 import type { Quiescer } from '../adapters/quiesce.ts';
 import type { VolumeAccess } from '../adapters/volume-access.ts';
+import { runBackupSet, type BackupSetCommand } from './backup-set.ts';
 import { runBackup, type BackupVolumeCommand } from './backup-volume.ts';
+import { runRestoreSet, type RestoreSetCommand } from './restore-set.ts';
 import { runRestore, type RestoreSnapshotCommand } from './restore-snapshot.ts';
 import {
   DEFAULT_WORK_SECURITY,
@@ -35,6 +41,8 @@ export interface CommandConsumerOptions {
   readonly nc: NatsConnection;
   readonly volumes: VolumeAccess;
   readonly quiescer: Quiescer;
+  readonly applications: ApplicationEngine;
+  readonly dumper: DatabaseDumper;
   readonly logger: Logger;
   readonly clock?: () => Date;
   /** How long the server waits for a sign of life before redelivering a command (default 30 s). */
@@ -49,7 +57,7 @@ export interface CommandConsumerOptions {
 }
 
 /** Event types that end a piece of work: a command whose work already ended is not run again. */
-const TERMINAL = /\.(completed|partially-failed|failed)\.v\d+$/;
+const TERMINAL = /\.(set-)?(completed|partially-failed|failed)\.v\d+$/;
 
 /** Durable consumer name of a host's agent (in @volback/contracts: the permissions name it). */
 export { agentDurableName };
@@ -89,22 +97,25 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
     filterSubjects: [commandSubjectFilter({ kind: 'host', hostId })],
     publisher,
     source,
-    accepts: (definition) => definition === BackupVolume || definition === RestoreSnapshot,
+    accepts: (definition) =>
+      definition === BackupVolume ||
+      definition === RestoreSnapshot ||
+      definition === BackupSet ||
+      definition === RestoreSet,
     logger: log,
     ackWaitMs,
     longRunning: true,
     ...(options.streams ? { streams: options.streams } : {}),
     ...(options.onStreamsRecreated ? { onRecreated: options.onStreamsRecreated } : {}),
     async handler(message) {
-      const data = message.envelope.data as BackupVolumeCommand | RestoreSnapshotCommand;
+      const data = message.envelope.data as
+        BackupVolumeCommand | RestoreSnapshotCommand | BackupSetCommand | RestoreSetCommand;
       if (data.hostId !== hostId) {
         log.error({ subject: message.subject, hostId: data.hostId }, 'command for another host; dropped');
         return;
       }
-      const isBackup = message.definition === BackupVolume;
-      const workId = isBackup
-        ? (data as BackupVolumeCommand).backupId
-        : (data as RestoreSnapshotCommand).restoreId;
+      const isBackup = 'backupId' in data;
+      const workId = 'backupId' in data ? data.backupId : data.restoreId;
       if (await alreadyEnded(isBackup ? 'backup' : 'restore', workId)) {
         log.info(
           { workId, deliveryCount: message.deliveryCount },
@@ -120,6 +131,8 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
           nc,
           volumes: options.volumes,
           quiescer: options.quiescer,
+          applications: options.applications,
+          dumper: options.dumper,
           logger: log,
           clock,
           signal: stopping.signal,
@@ -136,8 +149,11 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
             correlationid: workId,
           }),
         };
-        if (isBackup) await runBackup(ctx, data as BackupVolumeCommand);
-        else await runRestore(ctx, data as RestoreSnapshotCommand);
+        if (message.definition === BackupVolume) await runBackup(ctx, data as BackupVolumeCommand);
+        else if (message.definition === RestoreSnapshot)
+          await runRestore(ctx, data as RestoreSnapshotCommand);
+        else if (message.definition === BackupSet) await runBackupSet(ctx, data as BackupSetCommand);
+        else await runRestoreSet(ctx, data as RestoreSetCommand);
       } finally {
         clearInterval(heartbeat);
       }

@@ -30,7 +30,7 @@ import {
 import type { z } from 'zod';
 import { CONSISTENCY_DEFAULTS, CONSISTENCY_LABELS, stopPlan } from '../domain/consistency.ts';
 import { SpecialEntryFilter, type FilteredEntries } from './special-entries.ts';
-import { METADATA_PATHS, type RecordedVolume } from './snapshot-layout.ts';
+import { METADATA_PATHS, readMetadataJson, type RecordedVolume } from './snapshot-layout.ts';
 import { WorkError, WorkErrorCode, workErrorOf } from './work-error.ts';
 import type { WorkContext } from './work-context.ts';
 
@@ -85,14 +85,9 @@ function counting(
 }
 
 async function readRecordedVolume(store: BlobSource, rootTree: string): Promise<Partial<RecordedVolume>> {
-  try {
-    const { node } = await resolveTreePath(store, rootTree, METADATA_PATHS.volume);
-    const parts = await Promise.all((node?.content ?? []).map((id) => store.loadBlob('data', id)));
-    const value = JSON.parse(Buffer.concat(parts).toString('utf8')) as Partial<RecordedVolume>;
-    return typeof value === 'object' && value !== null ? value : {};
-  } catch {
-    return {}; // a snapshot restic wrote, or an older layout: restore the data with defaults
-  }
+  const value = await readMetadataJson(store, rootTree, METADATA_PATHS.volume);
+  // A snapshot restic wrote, or an older layout: restore the data with defaults.
+  return typeof value === 'object' && value !== null ? (value as Partial<RecordedVolume>) : {};
 }
 
 /** Most characters of paths a plan lists in its event, over all three kinds. */
@@ -253,6 +248,10 @@ function stringRecord(value: unknown): Record<string, string> {
   );
 }
 
+/** How a restore ended, for a set restore that runs it as one of its members. */
+export type RestoreOutcome =
+  { readonly ok: true } | { readonly ok: false; readonly code: string; readonly reason: string };
+
 /**
  * Restores a snapshot (or a path in it) into a new volume, or into an existing one that no
  * running container uses (or whose containers it may stop, and starts again after). A path
@@ -262,7 +261,7 @@ function stringRecord(value: unknown): Record<string, string> {
  * With `dryRun` the same checks run, nothing is created, stopped or written, and the completed
  * event carries the plan. RestoreStarted, then RestoreCompleted or RestoreFailed.
  */
-export async function runRestore(ctx: WorkContext, command: RestoreSnapshotCommand): Promise<void> {
+export async function runRestore(ctx: WorkContext, command: RestoreSnapshotCommand): Promise<RestoreOutcome> {
   const started = ctx.clock();
   const key = { restoreId: command.restoreId, hostId: command.hostId, snapshotId: command.snapshotId };
   const log = ctx.logger.child({ restoreId: command.restoreId, snapshotId: command.snapshotId });
@@ -336,7 +335,7 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
         });
         const created = directoriesOf([], targetPath.split('/').filter(Boolean));
         await completeDryRun(ctx, command, key, started, volumePlan(plan, targetPath, created), skipped());
-        return;
+        return { ok: true };
       }
       await ctx.volumes.createVolume({
         name: target.volumeName,
@@ -388,7 +387,7 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
       const { probe, missing } = await probeBelow(whole, targetPath);
       const plan = await planRestore(source, { tree: rootTree, path: innerPath, root: volumeRoot, probe });
       await completeDryRun(ctx, command, key, started, volumePlan(plan, targetPath, missing), skipped());
-      return;
+      return { ok: true };
     }
 
     await ctx.publish(
@@ -466,6 +465,7 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
       },
       'restore completed',
     );
+    return { ok: true };
   } catch (error) {
     const failure = workErrorOf(error);
     log.error({ code: failure.code, err: failure.message }, 'restore failed');
@@ -493,6 +493,7 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
       },
       `${command.restoreId}.outcome`,
     );
+    return { ok: false, code: failure.code, reason: failure.message.slice(0, 2000) };
   } finally {
     await resume?.();
     // Ends the session on every gateway that served it, so none keeps the repository locked.

@@ -2,6 +2,8 @@ import { createEvent, progressSubject, type EventDefinition, type WorkProgress }
 import type { MessagePublisher, NatsConnection } from '@volback/messaging';
 import type { Logger } from '@volback/observability';
 import type { z } from 'zod';
+import type { ApplicationEngine } from '../adapters/applications.ts';
+import type { DatabaseDumper } from '../adapters/database-dump.ts';
 import type { Quiescer } from '../adapters/quiesce.ts';
 import type { VolumeAccess } from '../adapters/volume-access.ts';
 import type { ContainersJsonEnv } from '../domain/container-record.ts';
@@ -32,6 +34,10 @@ export interface WorkContext {
   readonly nc: NatsConnection;
   readonly volumes: VolumeAccess;
   readonly quiescer: Quiescer;
+  /** Containers and volumes with their labels, for backup sets; recreating containers. */
+  readonly applications: ApplicationEngine;
+  /** Takes the database dumps containers' labels ask for. */
+  readonly dumper: DatabaseDumper;
   readonly logger: Logger;
   readonly clock: () => Date;
   /** Aborted when the agent stops. */

@@ -24,6 +24,12 @@ export const WorkErrorCode = {
   EngineFailed: 'VOLBACK_ENGINE_FAILED',
   /** Some entries could not be restored; they are named. */
   RestoreIncomplete: 'VOLBACK_RESTORE_INCOMPLETE',
+  /** A backup set with no volume on this host (no container or volume carries its labels). */
+  SetNotFound: 'VOLBACK_SET_NOT_FOUND',
+  /** A member volume of a set restore failed; the others were not restored. */
+  SetMemberFailed: 'VOLBACK_SET_MEMBER_FAILED',
+  /** A recorded container could not be created again (its image is missing, its name is taken…). */
+  ContainerNotRecreated: 'VOLBACK_CONTAINER_NOT_RECREATED',
   /** Anything else; the reason holds the message. */
   Internal: 'VOLBACK_AGENT_INTERNAL',
 } as const;

@@ -2,6 +2,7 @@ import type { SQLInputValue } from 'node:sqlite';
 import {
   CONFIGURED_DEFAULT_POLICY_ID,
   effectivePolicy,
+  setIdOf,
   type BackupPhase,
   type PolicyCoverage,
   type PolicyOrigin,
@@ -20,6 +21,9 @@ import type {
   PolicyView,
   RepositoryOperationView,
   RestoreView,
+  SetBackupView,
+  SetRestoreView,
+  SetView,
   SnapshotView,
   StatusView,
   VolumeView,
@@ -791,9 +795,172 @@ export class CatalogQueries {
         running: one("SELECT count(*) AS n FROM restores WHERE phase = 'Running'"),
         queued: one("SELECT count(*) AS n FROM restores WHERE phase = 'Queued'"),
       },
+      repository: (() => {
+        const done = "phase IN ('Completed', 'PartiallyFailed')";
+        const stored = one(
+          `SELECT sum(json_extract(stats, '$.bytesStored')) AS n FROM backups WHERE ${done}`,
+        );
+        const freed = one(
+          "SELECT sum(json_extract(summary, '$.bytesFreed')) AS n FROM repository_operations WHERE operation = 'prune' AND status = 'Succeeded'",
+        );
+        return {
+          sizeBytes: Math.max(0, stored - freed),
+          addedLast24hBytes: one(
+            `SELECT sum(json_extract(stats, '$.bytesStored')) AS n FROM backups WHERE ${done} AND finished_at >= :day`,
+            { day },
+          ),
+        };
+      })(),
       snapshots: one('SELECT count(*) AS n FROM snapshots WHERE forgotten_at IS NULL'),
       policies: one('SELECT count(*) AS n FROM policies'),
       checkpoint: this.#database.checkpoint(),
+    };
+  }
+
+  // Sets
+
+  #setBackup(row: Row): SetBackupView {
+    const code = str(row['error_code']);
+    return {
+      backupId: String(row['backup_id']),
+      hostId: String(row['host_id']),
+      setId: String(row['set_id']),
+      phase: String(row['phase']) as SetBackupView['phase'],
+      volumes: parse(row['volumes'], []),
+      quiescedContainers: parse(row['quiesced'], []),
+      members: parse(row['members'], []),
+      failed: parse(row['failed'], []),
+      startedAt: str(row['started_at']),
+      finishedAt: str(row['finished_at']),
+      error: code ? { code, reason: String(row['error_reason'] ?? '') } : null,
+    };
+  }
+
+  /**
+   * The sets of every host (or one): what the labels of its live containers and volumes gather
+   * now, and sets that only have backups (their containers are gone). Sorted by host and set.
+   */
+  listSets(hostId?: string): SetView[] {
+    const sets = new Map<
+      string,
+      { setId: string; hostId: string; containers: Set<string>; volumes: Set<string> }
+    >();
+    const entry = (host: string, setId: string) => {
+      const key = `${host}\u0000${setId}`;
+      let found = sets.get(key);
+      if (!found) sets.set(key, (found = { setId, hostId: host, containers: new Set(), volumes: new Set() }));
+      return found;
+    };
+    const onHost = hostId === undefined ? '' : 'WHERE host_id = :h';
+    const params: Params = hostId === undefined ? {} : { h: hostId };
+    for (const row of this.#db
+      .prepare(`SELECT host_id, container_id, name, labels FROM containers ${onHost}`)
+      .all(params) as Row[]) {
+      const setId = setIdOf(parse(row['labels'], {}));
+      if (!setId) continue;
+      const set = entry(String(row['host_id']), setId);
+      set.containers.add(String(row['name']));
+      for (const mount of this.#db
+        .prepare(
+          "SELECT volume_name FROM container_mounts WHERE host_id = :h AND container_id = :c AND type = 'volume' AND volume_name IS NOT NULL",
+        )
+        .all({ h: row['host_id'] ?? null, c: row['container_id'] ?? null }) as Row[]) {
+        set.volumes.add(String(mount['volume_name']));
+      }
+    }
+    for (const row of this.#db
+      .prepare(
+        `SELECT host_id, volume_name, labels FROM volumes ${onHost ? `${onHost} AND` : 'WHERE'} removed_at IS NULL`,
+      )
+      .all(params) as Row[]) {
+      const setId = setIdOf(parse(row['labels'], {}));
+      if (setId) entry(String(row['host_id']), setId).volumes.add(String(row['volume_name']));
+    }
+    for (const row of this.#db
+      .prepare(`SELECT DISTINCT host_id, set_id FROM set_backups ${onHost}`)
+      .all(params) as Row[]) {
+      entry(String(row['host_id']), String(row['set_id']));
+    }
+    return [...sets.values()]
+      .sort((a, b) => a.hostId.localeCompare(b.hostId) || a.setId.localeCompare(b.setId))
+      .map((s) => ({
+        setId: s.setId,
+        hostId: s.hostId,
+        containers: [...s.containers].sort(),
+        volumes: [...s.volumes].sort(),
+        lastBackup: this.#latestSetBackup(s.hostId, s.setId, false),
+        lastRestorable: this.#latestSetBackup(s.hostId, s.setId, true),
+      }));
+  }
+
+  #latestSetBackup(hostId: string, setId: string, restorable: boolean): SetBackupView | null {
+    const row = this.#db
+      .prepare(
+        `SELECT * FROM set_backups WHERE host_id = :h AND set_id = :s
+         ${restorable ? "AND phase IN ('Completed', 'PartiallyFailed')" : ''}
+         ORDER BY COALESCE(started_at, finished_at) DESC LIMIT 1`,
+      )
+      .get({ h: hostId, s: setId }) as Row | undefined;
+    return row ? this.#setBackup(row) : null;
+  }
+
+  /** One set on one host, or {@link NotFoundError}. */
+  getSet(hostId: string, setId: string): SetView {
+    const set = this.listSets(hostId).find((s) => s.setId === setId);
+    if (!set)
+      throw new NotFoundError(
+        CatalogErrorCode.SetNotFound,
+        `host ${JSON.stringify(hostId)} has no set ${JSON.stringify(setId)}`,
+      );
+    return set;
+  }
+
+  /** A set's backups, newest first (at most 100). */
+  listSetBackups(hostId: string, setId: string): SetBackupView[] {
+    return (
+      this.#db
+        .prepare(
+          `SELECT * FROM set_backups WHERE host_id = :h AND set_id = :s
+           ORDER BY COALESCE(started_at, finished_at) DESC LIMIT 100`,
+        )
+        .all({ h: hostId, s: setId }) as Row[]
+    ).map((row) => this.#setBackup(row));
+  }
+
+  getSetBackup(backupId: string): SetBackupView {
+    const row = this.#db.prepare('SELECT * FROM set_backups WHERE backup_id = :b').get({ b: backupId }) as
+      Row | undefined;
+    if (!row)
+      throw new NotFoundError(
+        CatalogErrorCode.SetBackupNotFound,
+        `no set backup ${JSON.stringify(backupId)}`,
+      );
+    return this.#setBackup(row);
+  }
+
+  getSetRestore(restoreId: string): SetRestoreView {
+    const row = this.#db.prepare('SELECT * FROM set_restores WHERE restore_id = :r').get({ r: restoreId }) as
+      Row | undefined;
+    if (!row)
+      throw new NotFoundError(
+        CatalogErrorCode.RestoreNotFound,
+        `no set restore ${JSON.stringify(restoreId)}`,
+      );
+    const code = str(row['error_code']);
+    return {
+      restoreId: String(row['restore_id']),
+      hostId: String(row['host_id']),
+      setId: String(row['set_id']),
+      setBackupId: String(row['set_backup_id']),
+      phase: String(row['phase']) as SetRestoreView['phase'],
+      dryRun: Boolean(row['dry_run']),
+      members: parse(row['members'], []),
+      containers: parse(row['containers'], []),
+      requestedAt: str(row['requested_at']),
+      finishedAt: str(row['finished_at']),
+      error: code
+        ? { code, reason: String(row['error_reason'] ?? ''), failedVolume: str(row['failed_volume']) }
+        : null,
     };
   }
 }

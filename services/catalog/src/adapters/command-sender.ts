@@ -14,6 +14,10 @@ import {
   RestoreFailed,
   RestoreRequested,
   RestoreSnapshot,
+  BackupSet,
+  RestoreSet,
+  RestoreSetFailed,
+  RestoreSetRequested,
   GRANT_TTL_MS,
   type OutgoingMessage,
 } from '@volback/contracts';
@@ -115,21 +119,7 @@ export class CommandSender {
     const restoreId = `restore-${randomUUID()}`;
     const common = { source: this.#source, correlationid: restoreId };
     const key = { restoreId, hostId: request.hostId, snapshotId: request.snapshotId };
-    try {
-      await this.#grants.put(restoreId, {
-        hostId: request.hostId,
-        snapshotId: request.snapshotId,
-        expiresAt: new Date(request.now.getTime() + GRANT_TTL_MS).toISOString(),
-      });
-    } catch (cause) {
-      throw new UnavailableError(
-        CatalogErrorCode.MessagingUnavailable,
-        'NATS did not take the restore grant',
-        {
-          cause,
-        },
-      );
-    }
+    await this.#grant(restoreId, request.hostId, request.snapshotId, request.now);
     await this.#publish(
       createEvent(
         RestoreRequested,
@@ -167,6 +157,129 @@ export class CommandSender {
         .publish(
           createEvent(
             RestoreFailed,
+            {
+              ...key,
+              code: 'VOLBACK_CATALOG_COMMAND_NOT_SENT',
+              reason: 'the restore command could not be sent',
+              failedAt: this.#clock().toISOString(),
+            },
+            common,
+          ),
+        )
+        .catch(() => undefined);
+      throw error;
+    }
+    return { restoreId };
+  }
+
+  async #grant(restoreId: string, hostId: string, snapshotId: string, now: Date): Promise<void> {
+    try {
+      await this.#grants.put(restoreId, {
+        hostId,
+        snapshotId,
+        expiresAt: new Date(now.getTime() + GRANT_TTL_MS).toISOString(),
+      });
+    } catch (cause) {
+      throw new UnavailableError(
+        CatalogErrorCode.MessagingUnavailable,
+        'NATS did not take the restore grant',
+        {
+          cause,
+        },
+      );
+    }
+  }
+
+  /** "Back up this set now": `BackupSet` to the agent of the set's host; follow it under the returned id. */
+  async backupSet(request: {
+    hostId: string;
+    setId: string;
+    requestedBy: string;
+  }): Promise<{ backupId: string }> {
+    const backupId = `set-${randomUUID()}`;
+    await this.#publish(
+      createCommand(
+        BackupSet,
+        {
+          backupId,
+          hostId: request.hostId,
+          setId: request.setId,
+          trigger: 'manual',
+          requestedBy: request.requestedBy,
+        },
+        { source: this.#source, correlationid: backupId },
+      ),
+    );
+    return { backupId };
+  }
+
+  /**
+   * Restores the members of a set backup on `hostId`: a grant per member (each may be another
+   * host's snapshot), `RestoreSetRequested`, then `RestoreSet` to that host's agent.
+   */
+  async restoreSet(request: {
+    hostId: string;
+    setId: string;
+    setBackupId: string;
+    repositoryId: string;
+    members: {
+      snapshotId: string;
+      volumeName: string;
+      target: z.input<typeof RestoreSet.schema>['members'][number]['target'];
+    }[];
+    recreateContainers: boolean;
+    containerSuffix: string;
+    startContainers: boolean;
+    dryRun: boolean;
+    requestedBy: string;
+    now: Date;
+  }): Promise<{ restoreId: string }> {
+    const restoreId = `restore-set-${randomUUID()}`;
+    const common = { source: this.#source, correlationid: restoreId };
+    const members = request.members.map((m, i) => ({ ...m, restoreId: `${restoreId}.${i}` }));
+    for (const m of members) await this.#grant(m.restoreId, request.hostId, m.snapshotId, request.now);
+    const key = {
+      restoreId,
+      hostId: request.hostId,
+      setId: request.setId,
+      setBackupId: request.setBackupId,
+    };
+    await this.#publish(
+      createEvent(
+        RestoreSetRequested,
+        {
+          ...key,
+          repositoryId: request.repositoryId,
+          members,
+          recreateContainers: request.recreateContainers,
+          dryRun: request.dryRun,
+          requestedBy: request.requestedBy,
+          requestedAt: request.now.toISOString(),
+        },
+        common,
+      ),
+    );
+    try {
+      await this.#publish(
+        createCommand(
+          RestoreSet,
+          {
+            ...key,
+            repositoryId: request.repositoryId,
+            members,
+            recreateContainers: request.recreateContainers,
+            containerSuffix: request.containerSuffix,
+            startContainers: request.startContainers,
+            dryRun: request.dryRun,
+          },
+          common,
+        ),
+      );
+    } catch (error) {
+      await this.#publisher
+        .publish(
+          createEvent(
+            RestoreSetFailed,
             {
               ...key,
               code: 'VOLBACK_CATALOG_COMMAND_NOT_SENT',

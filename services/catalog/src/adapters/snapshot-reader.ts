@@ -1,8 +1,9 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { DataPathClient, DataPathError, DataPathErrorCode, GatewayBlobStore } from '@volback/data-path';
 import type { NatsConnection } from '@volback/messaging';
 import {
   dumpTree,
+  loadBlobsFrom,
   RepositoryError,
   RepositoryErrorCode,
   resolveTreePath,
@@ -11,9 +12,10 @@ import {
   type TreeNode,
 } from '@volback/repository';
 import type { Glob } from '../domain/glob.ts';
+import { diffDirectory, type ChangeKind } from '../domain/snapshot-diff.ts';
 import { snapshotTreePath } from '../domain/snapshot-path.ts';
 import { CatalogError, CatalogErrorCode, NotFoundError, UnavailableError } from '../errors.ts';
-import type { TreeEntryView } from '../read-model.ts';
+import type { SnapshotDiffView, TreeEntryView } from '../read-model.ts';
 
 /** Which snapshot, in which repository, of which volume. */
 export interface SnapshotRef {
@@ -179,6 +181,60 @@ export class SnapshotReader {
     return this.#guard(() => dumpTree(store, root, snapshotTreePath(ref.volumeName, volumePath)));
   }
 
+  /** A file's content as a stream of its blobs, in order. */
+  async file(ref: SnapshotRef, volumePath: string): Promise<{ size: number; stream: Readable }> {
+    const { store, node } = await this.#resolve(ref, volumePath);
+    if (!node || node.type !== 'file') {
+      throw new NotFoundError(
+        CatalogErrorCode.PathNotFound,
+        `${volumePath} is not a file in snapshot ${ref.snapshotId}`,
+      );
+    }
+    const blobs = await this.#guard(async () => loadBlobsFrom(store, 'data', node.content ?? []));
+    return { size: node.size ?? 0, stream: Readable.from(blobs) };
+  }
+
+  /**
+   * What changed from snapshot `before` to `after` (see {@link diffDirectory}), paths in name
+   * order, at most `limit` entries; identical subtrees (same id) are never read.
+   */
+  async diff(before: SnapshotRef, after: SnapshotRef, limit: number): Promise<SnapshotDiffView> {
+    const a = await this.#resolve(before, '/');
+    const b = await this.#resolve(after, '/');
+    const out: SnapshotDiffView = { added: [], removed: [], changed: [], truncated: false };
+    let count = 0;
+    const full = () => (count >= limit ? ((out.truncated = true), true) : false);
+    const walk = async (beforeTree: string, afterTree: string, prefix: string): Promise<boolean> => {
+      const [was, is] = await Promise.all([a.store.loadTree(beforeTree), b.store.loadTree(afterTree)]);
+      const level = diffDirectory(was, is);
+      for (const node of level.removed) {
+        if (full()) return false;
+        out.removed.push(entry(node, `${prefix}/${node.name}`));
+        count++;
+      }
+      for (const node of level.added) {
+        if (full()) return false;
+        out.added.push(entry(node, `${prefix}/${node.name}`));
+        count++;
+      }
+      for (const c of level.changed) {
+        if (full()) return false;
+        out.changed.push(changed(c.before, c.after, c.kind, `${prefix}/${c.after.name}`));
+        count++;
+      }
+      for (const d of level.descend)
+        if (!(await walk(d.before, d.after, `${prefix}/${d.name}`))) return false;
+      return true;
+    };
+    if (a.tree !== b.tree) await this.#guard(() => walk(a.tree, b.tree, ''));
+    const byPath = (x: { path: string }, y: { path: string }) =>
+      x.path < y.path ? -1 : x.path > y.path ? 1 : 0;
+    out.added.sort(byPath);
+    out.removed.sort(byPath);
+    out.changed.sort(byPath);
+    return out;
+  }
+
   /** Maps data-path failures to catalog errors (503 for unreachable gateways). */
   async #guard<T>(fn: () => Promise<T>): Promise<T> {
     try {
@@ -202,6 +258,18 @@ export class SnapshotReader {
       throw error;
     }
   }
+}
+
+function changed(before: TreeNode, after: TreeNode, kind: ChangeKind, path: string) {
+  return {
+    path,
+    kind,
+    type: after.type,
+    sizeBefore: before.type === 'file' ? (before.size ?? 0) : null,
+    sizeAfter: after.type === 'file' ? (after.size ?? 0) : null,
+    mtimeBefore: before.mtime ?? null,
+    mtimeAfter: after.mtime ?? null,
+  };
 }
 
 function entry(node: TreeNode, path: string): TreeEntryView {

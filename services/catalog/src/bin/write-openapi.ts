@@ -17,6 +17,7 @@ const app = await buildApi({
   reader: unused,
   live: unused,
   history: unused,
+  notifications: unused,
   access: { tokens: [] },
   version: process.env['npm_package_version'] ?? '0.1.0',
 } satisfies ApiOptions);

@@ -9,12 +9,16 @@ import type { CommandSender } from '../adapters/command-sender.ts';
 import type { EventHistory } from '../adapters/event-history.ts';
 import type { LiveEvents } from '../adapters/live-events.ts';
 import type { SnapshotReader } from '../adapters/snapshot-reader.ts';
+import type { NotificationAdmin } from '../adapters/notification-admin.ts';
 import { registerCommandRoutes } from './command-routes.ts';
 import { registerDashboardRoutes } from './dashboard-routes.ts';
 import { installGuard, type GuardOptions } from './guard.ts';
 import { registerLiveRoutes } from './live-routes.ts';
+import { registerNotificationRoutes } from './notification-routes.ts';
 import { frameworkErrorHandler, installProblemHandlers } from './problem.ts';
 import { registerReadRoutes } from './read-routes.ts';
+import { registerScheduleRoutes } from './schedule-routes.ts';
+import { registerSetRoutes } from './set-routes.ts';
 import { registerSnapshotRoutes } from './snapshot-routes.ts';
 
 /** What the HTTP API is built on. */
@@ -24,6 +28,8 @@ export interface ApiOptions {
   reader: SnapshotReader;
   live: LiveEvents;
   history: EventHistory;
+  /** Notification channels and tests. */
+  notifications: NotificationAdmin;
   /** Tokens, the loopback exemption, allowed `Host` names, the auth-failure limit. */
   access: GuardOptions;
   /** Serve HTTPS with this certificate and key (PEM) instead of HTTP. */
@@ -126,13 +132,16 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const now = options.now ?? (() => new Date());
   registerReadRoutes(app, options.queries);
   registerSnapshotRoutes(app, { queries: options.queries, reader: options.reader });
+  registerScheduleRoutes(app, now);
   registerCommandRoutes(app, {
     queries: options.queries,
     commands: options.commands,
     now,
     rebuild: options.rebuild,
   });
+  registerSetRoutes(app, { queries: options.queries, commands: options.commands, now });
   registerLiveRoutes(app, { live: options.live, history: options.history, queries: options.queries });
+  registerNotificationRoutes(app, options.notifications);
   registerDashboardRoutes(app, options.webRoot);
   return app;
 }

@@ -7,8 +7,8 @@ import { decodeCursor, encodeCursor } from '../domain/cursor.ts';
 import { compileGlob, InvalidGlobError, type Glob } from '../domain/glob.ts';
 import { canonicalVolumePath } from '../domain/snapshot-path.ts';
 import { BadRequestError, CatalogErrorCode } from '../errors.ts';
-import { foundFileView, snapshotView, treeEntryView } from '../read-model.ts';
-import { queryFlag, snapshotParams, volumeParams, volumePathQuery } from './params.ts';
+import { foundFileView, snapshotDiffView, snapshotView, treeEntryView } from '../read-model.ts';
+import { queryFlag, snapshotParams, snapshotRef, volumeParams, volumePathQuery } from './params.ts';
 
 function pathOf(raw: string, field = 'query.path'): string {
   const canonical = canonicalVolumePath(raw);
@@ -95,6 +95,69 @@ export function registerSnapshotRoutes(
           `attachment; filename="${`${base}-${snapshot.shortId}.tar`.replace(/[^A-Za-z0-9._-]/g, '_')}"`,
         )
         .send(stream);
+    },
+  );
+
+  app.get(
+    '/v1/snapshots/:snapshotId/file',
+    {
+      schema: {
+        tags: ['snapshots'],
+        summary: 'Download one file of a snapshot: its content as it was (a directory: use `/tar`)',
+        params: snapshotParams,
+        querystring: z.object({ path: volumePathQuery }),
+      },
+    },
+    async (req, reply) => {
+      const snapshot = queries.getSnapshot(req.params.snapshotId);
+      const path = pathOf(req.query.path);
+      const { size, stream } = await reader.file(snapshot, path);
+      stream.on('error', (error) =>
+        req.log.error({ err: error, snapshotId: snapshot.snapshotId }, 'file stream failed midway'),
+      );
+      return reply
+        .type('application/octet-stream')
+        .header('content-length', size)
+        .header(
+          'content-disposition',
+          `attachment; filename="${path
+            .split('/')
+            .at(-1)!
+            .replace(/[^A-Za-z0-9._-]/g, '_')}"`,
+        )
+        .send(stream);
+    },
+  );
+
+  app.get(
+    '/v1/snapshots/:snapshotId/diff',
+    {
+      schema: {
+        tags: ['snapshots'],
+        summary: 'What changed from this snapshot to another of the same volume (added, removed, changed)',
+        description:
+          'Computed from the two trees: entries compared by name per directory, directories with the same subtree skipped. A new or removed directory is one entry.',
+        params: snapshotParams,
+        querystring: z.object({
+          to: snapshotRef.describe('the later snapshot (id or unique prefix), of the same volume'),
+          limit: z.coerce.number().int().min(1).max(10_000).default(1000).describe('most entries returned'),
+        }),
+        response: {
+          200: snapshotDiffView.extend({ from: snapshotView, to: snapshotView }),
+        },
+      },
+    },
+    async (req) => {
+      const from = queries.getSnapshot(req.params.snapshotId);
+      const to = queries.getSnapshot(req.query.to);
+      if (from.hostId !== to.hostId || from.volumeName !== to.volumeName) {
+        throw new BadRequestError(
+          CatalogErrorCode.BadRequest,
+          'query.to',
+          `snapshot ${to.shortId} is of another volume (${to.volumeName}) than ${from.shortId} (${from.volumeName})`,
+        );
+      }
+      return { from, to, ...(await reader.diff(from, to, req.query.limit)) };
     },
   );
 

@@ -4,6 +4,10 @@ import type {
   BackupFailed,
   BackupPartiallyFailed,
   BackupRequested,
+  BackupSetCompleted,
+  BackupSetFailed,
+  BackupSetPartiallyFailed,
+  BackupSetStarted,
   BackupStarted,
   ContainerObserved,
   ContainerRemoved,
@@ -25,6 +29,9 @@ import type {
   RestoreCompleted,
   RestoreFailed,
   RestoreRequested,
+  RestoreSetCompleted,
+  RestoreSetFailed,
+  RestoreSetRequested,
   RestoreStarted,
   SnapshotImported,
   SnapshotsForgotten,
@@ -262,7 +269,129 @@ function importedSnapshot(db: DatabaseSync, d: DataOf<typeof SnapshotImported>):
  * How each event changes the read model. Every handler is idempotent: applying an event a
  * second time (a replay past the checkpoint, a re-published fact) leaves the rows as they are.
  */
+/** Opens a set backup's row (an outcome may arrive first after a replay cut short: it opens it too). */
+function ensureSetBackup(db: DatabaseSync, d: { backupId: string; hostId: string; setId: string }): void {
+  run(
+    db,
+    `INSERT OR IGNORE INTO set_backups (backup_id, host_id, set_id, phase) VALUES (:b, :h, :s, 'Running')`,
+    { b: d.backupId, h: d.hostId, s: d.setId },
+  );
+}
+
+function setBackupOutcome(
+  db: DatabaseSync,
+  d: { backupId: string; hostId: string; setId: string },
+  values: {
+    phase: string;
+    members?: unknown;
+    failed?: unknown;
+    quiesced?: unknown;
+    at: string;
+    code?: string;
+    reason?: string;
+  },
+): void {
+  ensureSetBackup(db, d);
+  run(
+    db,
+    `UPDATE set_backups SET phase = :p, members = COALESCE(:m, members), failed = COALESCE(:f, failed),
+       quiesced = COALESCE(:q, quiesced), finished_at = :at, error_code = :c, error_reason = :r
+     WHERE backup_id = :b`,
+    {
+      b: d.backupId,
+      p: values.phase,
+      m: values.members === undefined ? null : json(values.members),
+      f: values.failed === undefined ? null : json(values.failed),
+      q: values.quiesced === undefined ? null : json(values.quiesced),
+      at: iso(values.at),
+      c: values.code ?? null,
+      r: values.reason ?? null,
+    },
+  );
+}
+
+function ensureSetRestore(
+  db: DatabaseSync,
+  d: { restoreId: string; hostId: string; setId: string; setBackupId: string },
+): void {
+  run(
+    db,
+    `INSERT OR IGNORE INTO set_restores (restore_id, host_id, set_id, set_backup_id, phase)
+     VALUES (:r, :h, :s, :b, 'Queued')`,
+    { r: d.restoreId, h: d.hostId, s: d.setId, b: d.setBackupId },
+  );
+}
+
 const HANDLERS: { [N in EventName]: (db: DatabaseSync, data: never) => void } = {
+  BackupSetStarted(db, d: DataOf<typeof BackupSetStarted>) {
+    ensureSetBackup(db, d);
+    run(db, 'UPDATE set_backups SET volumes = :v, quiesced = :q, started_at = :at WHERE backup_id = :b', {
+      b: d.backupId,
+      v: json(d.volumes),
+      q: json(d.quiescedContainers),
+      at: iso(d.startedAt),
+    });
+  },
+  BackupSetCompleted(db, d: DataOf<typeof BackupSetCompleted>) {
+    setBackupOutcome(db, d, {
+      phase: 'Completed',
+      members: d.members,
+      quiesced: d.quiescedContainers,
+      at: d.completedAt,
+    });
+  },
+  BackupSetPartiallyFailed(db, d: DataOf<typeof BackupSetPartiallyFailed>) {
+    setBackupOutcome(db, d, {
+      phase: 'PartiallyFailed',
+      members: d.members,
+      failed: d.failed,
+      quiesced: d.quiescedContainers,
+      at: d.completedAt,
+    });
+  },
+  BackupSetFailed(db, d: DataOf<typeof BackupSetFailed>) {
+    setBackupOutcome(db, d, { phase: 'Failed', at: d.failedAt, code: d.code, reason: d.reason });
+  },
+  RestoreSetRequested(db, d: DataOf<typeof RestoreSetRequested>) {
+    ensureSetRestore(db, d);
+    run(
+      db,
+      'UPDATE set_restores SET dry_run = :dry, members = :m, requested_at = :at WHERE restore_id = :r',
+      { r: d.restoreId, dry: bool(d.dryRun), m: json(d.members), at: iso(d.requestedAt) },
+    );
+  },
+  RestoreSetCompleted(db, d: DataOf<typeof RestoreSetCompleted>) {
+    ensureSetRestore(db, d);
+    run(
+      db,
+      `UPDATE set_restores SET phase = 'Completed', dry_run = :dry, members = :m, containers = :c, finished_at = :at
+       WHERE restore_id = :r`,
+      {
+        r: d.restoreId,
+        dry: bool(d.dryRun),
+        m: json(d.members),
+        c: json(d.containers),
+        at: iso(d.completedAt),
+      },
+    );
+  },
+  RestoreSetFailed(db, d: DataOf<typeof RestoreSetFailed>) {
+    ensureSetRestore(db, d);
+    run(
+      db,
+      `UPDATE set_restores SET phase = 'Failed', containers = :c, finished_at = :at, error_code = :code,
+         error_reason = :reason, failed_volume = :v
+       WHERE restore_id = :r`,
+      {
+        r: d.restoreId,
+        c: json(d.containers),
+        at: iso(d.failedAt),
+        code: d.code,
+        reason: d.reason,
+        v: d.failedVolume ?? null,
+      },
+    );
+  },
   HostRegistered(db, d: DataOf<typeof HostRegistered>) {
     run(
       db,
@@ -742,6 +871,9 @@ const HANDLERS: { [N in EventName]: (db: DatabaseSync, data: never) => void } = 
   },
   // Reports of messages some consumer refused: the consumer logged them; no read model needs them.
   MessageRejected() {},
+  // Notification outcomes are read from the log (`GET /v1/events?type=io.volback.notification`); no table needs them.
+  NotificationDelivered() {},
+  NotificationFailed() {},
 };
 
 /** The event names the projection applies (all of `EVENTS`). */

@@ -3,7 +3,7 @@
  * version is emptied and rebuilt from the event log at start (it is only ever a projection).
  * Times are stored as ISO 8601 UTC with milliseconds, so text order is time order.
  */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 export const SCHEMA = `
 CREATE TABLE checkpoint (
@@ -196,4 +196,36 @@ CREATE TABLE repository_operations (
   PRIMARY KEY (operation_id, repository_id, operation)
 );
 CREATE INDEX repository_operations_by_time ON repository_operations (created_at);
+
+CREATE TABLE set_backups (
+  backup_id TEXT PRIMARY KEY,
+  host_id TEXT NOT NULL,
+  set_id TEXT NOT NULL,
+  phase TEXT NOT NULL,
+  volumes TEXT NOT NULL DEFAULT '[]',
+  quiesced TEXT NOT NULL DEFAULT '[]',
+  members TEXT NOT NULL DEFAULT '[]',
+  failed TEXT NOT NULL DEFAULT '[]',
+  started_at TEXT,
+  finished_at TEXT,
+  error_code TEXT,
+  error_reason TEXT
+);
+CREATE INDEX set_backups_by_set ON set_backups (set_id, host_id, started_at);
+
+CREATE TABLE set_restores (
+  restore_id TEXT PRIMARY KEY,
+  host_id TEXT NOT NULL,
+  set_id TEXT NOT NULL,
+  set_backup_id TEXT NOT NULL,
+  phase TEXT NOT NULL,
+  dry_run INTEGER NOT NULL DEFAULT 0,
+  members TEXT NOT NULL DEFAULT '[]',
+  containers TEXT NOT NULL DEFAULT '[]',
+  requested_at TEXT,
+  finished_at TEXT,
+  error_code TEXT,
+  error_reason TEXT,
+  failed_volume TEXT
+);
 `;

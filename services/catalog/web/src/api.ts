@@ -14,6 +14,13 @@ export type Snapshot = Answer<'/v1/snapshots'>['items'][number];
 export type Backup = Answer<'/v1/backups'>['items'][number];
 export type Restore = Answer<'/v1/restores'>['items'][number];
 export type Access = Answer<'/v1/access'>;
+export type Policy = Answer<'/v1/policies'>['items'][number];
+export type PolicyRequest = NonNullable<
+  paths['/v1/policies/{policyId}']['put']['requestBody']
+>['content']['application/json'];
+export type TreeEntry = Answer<'/v1/snapshots/{snapshotId}/tree'>['entries'][number];
+export type SnapshotDiff = Answer<'/v1/snapshots/{snapshotId}/diff'>;
+export type FoundFile = Answer<'/v1/hosts/{hostId}/volumes/{volumeName}/find'>['items'][number];
 export type BackupAccepted =
   paths['/v1/hosts/{hostId}/volumes/{volumeName}/backups']['post']['responses'][202]['content']['application/json'];
 
@@ -34,10 +41,18 @@ export class ApiError extends Error {
   override readonly name = 'ApiError';
   readonly status: number;
   readonly code: string | undefined;
-  constructor(status: number, code: string | undefined, detail: string) {
+  /** A 400's fields at fault (`body.policy.schedule.cron`) with the API's message for each. */
+  readonly issues: ReadonlyArray<{ field: string; message: string }>;
+  constructor(
+    status: number,
+    code: string | undefined,
+    detail: string,
+    issues: ReadonlyArray<{ field: string; message: string }> = [],
+  ) {
     super(detail);
     this.status = status;
     this.code = code;
+    this.issues = issues;
   }
 }
 
@@ -46,13 +61,23 @@ function headers(token: string | null, extra: Record<string, string> = {}): Reco
 }
 
 async function problemOf(res: Response): Promise<ApiError> {
-  let body: { code?: string; detail?: string; title?: string } = {};
+  let body: {
+    code?: string;
+    detail?: string;
+    title?: string;
+    errors?: Array<{ field: string; message: string }>;
+  } = {};
   try {
     body = (await res.json()) as typeof body;
   } catch {
     // not problem+json: the status says it
   }
-  return new ApiError(res.status, body.code, body.detail ?? body.title ?? `HTTP ${res.status}`);
+  return new ApiError(
+    res.status,
+    body.code,
+    body.detail ?? body.title ?? `HTTP ${res.status}`,
+    body.errors ?? [],
+  );
 }
 
 /** GET a `/v1` route with the stored token (or `token`). */
@@ -71,6 +96,20 @@ export async function get<P extends keyof paths>(
   return (await res.json()) as Answer<P>;
 }
 
+/** Every item of a list route, page after page (500 at a time) until `nextCursor` is null. */
+export async function getAll<T>(
+  page: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor: string | null }>,
+): Promise<T[]> {
+  const items: T[] = [];
+  let cursor: string | undefined;
+  do {
+    const answer = await page(cursor);
+    items.push(...answer.items);
+    cursor = answer.nextCursor ?? undefined;
+  } while (cursor);
+  return items;
+}
+
 /** Back up a volume now (write scope). */
 export async function backUpNow(hostId: string, volumeName: string): Promise<BackupAccepted> {
   const url = `/v1/hosts/${encodeURIComponent(hostId)}/volumes/${encodeURIComponent(volumeName)}/backups`;
@@ -81,6 +120,32 @@ export async function backUpNow(hostId: string, volumeName: string): Promise<Bac
   });
   if (!res.ok) throw await problemOf(res);
   return (await res.json()) as BackupAccepted;
+}
+
+export type RestoreRequest = NonNullable<
+  paths['/v1/restores']['post']['requestBody']
+>['content']['application/json'];
+export type RestoreAccepted = paths['/v1/restores']['post']['responses'][202]['content']['application/json'];
+
+/** Start a restore (write scope); the catalog checks the target and answers with its id. */
+export async function startRestore(body: RestoreRequest): Promise<RestoreAccepted> {
+  const res = await fetch('/v1/restores', {
+    method: 'POST',
+    headers: headers(storedToken(), { 'content-type': 'application/json' }),
+    body: JSON.stringify(body),
+  });
+  if (!res.ok) throw await problemOf(res);
+  return (await res.json()) as RestoreAccepted;
+}
+
+/** Define or replace an API policy (write scope); the scheduler records it (`PolicyDefined`). */
+export async function definePolicy(policyId: string, body: PolicyRequest): Promise<void> {
+  const res = await fetch(`/v1/policies/${encodeURIComponent(policyId)}`, {
+    method: 'PUT',
+    headers: headers(storedToken(), { 'content-type': 'application/json' }),
+    body: JSON.stringify(body),
+  });
+  if (!res.ok) throw await problemOf(res);
 }
 
 /** One item of the live stream: an event (its CloudEvents type) or `progress`. */
@@ -137,4 +202,22 @@ export async function follow(
     onState(false);
     if (!signal.aborted) await new Promise((r) => setTimeout(r, 2000));
   }
+}
+
+/**
+ * Saves what a GET route answers as a file: fetched with the token (a plain link cannot send it),
+ * then handed to the browser as a download named by the answer's `content-disposition`.
+ */
+export async function download(path: string, query: Record<string, string>): Promise<void> {
+  const res = await fetch(`${path}?${new URLSearchParams(query)}`, { headers: headers(storedToken()) });
+  if (!res.ok) throw await problemOf(res);
+  const name = /filename="([^"]+)"/.exec(res.headers.get('content-disposition') ?? '')?.[1] ?? 'download';
+  const url = URL.createObjectURL(await res.blob());
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }

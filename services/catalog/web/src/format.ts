@@ -23,3 +23,8 @@ export function when(iso: string | null | undefined): string {
 export function volumeHref(hostId: string, volumeName: string): string {
   return `#/volumes/${encodeURIComponent(hostId)}/${encodeURIComponent(volumeName)}`;
 }
+
+/** The hash route of a directory (or file) in a snapshot. */
+export function snapshotHref(snapshotId: string, path = '/'): string {
+  return `#/snapshots/${snapshotId}${path === '/' ? '' : `/${encodeURIComponent(path)}`}`;
+}

@@ -4,10 +4,17 @@ import { get, storedToken, type Access } from './api.ts';
 import { AccessPage } from './pages/access-page.tsx';
 import { LivePage } from './pages/live-page.tsx';
 import { OverviewPage } from './pages/overview-page.tsx';
+import { EventsPage } from './pages/events-page.tsx';
+import { PoliciesPage } from './pages/policies-page.tsx';
+import { RestorePage } from './pages/restore-page.tsx';
+import { SnapshotPage } from './pages/snapshot-page.tsx';
 import { VolumePage } from './pages/volume-page.tsx';
 import './style.css';
 
-/** The hash route: `#/`, `#/volumes/<host>/<volume>`, `#/live`, `#/access`. */
+/**
+ * The hash route: `#/`, `#/volumes/<host>/<volume>`, `#/snapshots/<id>[/<path>]`,
+ * `#/restore/<id>[/<path>]`, `#/live`, `#/policies`, `#/events`, `#/access` (a path is one encoded segment).
+ */
 function useRoute(): string[] {
   const parse = () => location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
   const [route, setRoute] = useState(parse);
@@ -34,6 +41,8 @@ function App() {
   const nav = [
     ['', 'Overview'],
     ['live', 'Live activity'],
+    ['events', 'Event log'],
+    ['policies', 'Policies'],
     ['access', 'Access'],
   ] as const;
   let body;
@@ -42,7 +51,13 @@ function App() {
     body = <AccessPage access={access} onChange={refreshAccess} />;
   else if (page === 'volumes' && route[1] && route[2])
     body = <VolumePage hostId={route[1]} volumeName={route[2]} canWrite={access.scope === 'write'} />;
+  else if (page === 'snapshots' && route[1])
+    body = <SnapshotPage snapshotId={route[1]} path={route[2] ?? '/'} canWrite={access.scope === 'write'} />;
+  else if (page === 'restore' && route[1] && access.scope === 'write')
+    body = <RestorePage snapshotId={route[1]} path={route[2] ?? '/'} />;
   else if (page === 'live') body = <LivePage />;
+  else if (page === 'events') body = <EventsPage />;
+  else if (page === 'policies') body = <PoliciesPage canWrite={access.scope === 'write'} />;
   else body = <OverviewPage />;
   return (
     <>

@@ -4,6 +4,7 @@ import {
   DefinePolicy,
   RemovePolicy,
   RequestBackup,
+  SendTestNotification,
   SERVICE_CONSUMERS,
   STREAMS,
 } from '@volback/contracts';
@@ -12,6 +13,7 @@ import type { Logger } from '@volback/observability';
 import { decideCommand, type SchedulerCommand, type SchedulerSettings } from '../domain/index.ts';
 import { publishDecisions } from './decision-publisher.ts';
 import type { EventProjection } from './event-projection.ts';
+import type { Notifier } from './notifier.ts';
 
 /** Durable name of the consumer all schedulers share: each command is handled by one of them. */
 export const SCHEDULER_COMMANDS_CONSUMER = SERVICE_CONSUMERS.scheduler;
@@ -22,13 +24,15 @@ export interface SchedulerCommandConsumerOptions {
   readonly publisher: MessagePublisher;
   readonly projection: EventProjection;
   readonly settings: SchedulerSettings;
+  /** Sends the test notifications (`SendTestNotification`). */
+  readonly notifier?: Notifier;
   readonly logger: Logger;
   readonly clock: () => number;
   readonly onDecision?: (what: string) => void;
 }
 
 /**
- * `RequestBackup`, `DefinePolicy` and `RemovePolicy` from `volback.cmd.scheduler.*`. Any scheduler
+ * `RequestBackup`, `DefinePolicy`, `RemovePolicy` and `SendTestNotification` from `volback.cmd.scheduler.*`. Any scheduler
  * may handle them, leader or not: the decision reads the state caught up to the log's end, and
  * its messages have ids derived from the command's, so a redelivery (or a handler that died after
  * publishing) stores nothing twice.
@@ -44,10 +48,20 @@ export async function startSchedulerCommandConsumer(
     filterSubjects: [commandSubjectFilter({ kind: 'scheduler' })],
     publisher: options.publisher,
     source: options.settings.source,
-    accepts: (def) => def === RequestBackup || def === DefinePolicy || def === RemovePolicy,
+    accepts: (def) =>
+      def === RequestBackup ||
+      def === DefinePolicy ||
+      def === RemovePolicy ||
+      (def === SendTestNotification && options.notifier !== undefined),
     logger: log,
     ackWaitMs: 30_000,
     async handler(message) {
+      if (message.envelope.type === SendTestNotification.type) {
+        const test = message.envelope.data as { testId: string; channel?: string; requestedBy: string };
+        const outcomes = await options.notifier!.sendTest(test, () => message.working());
+        log.info({ type: message.envelope.type, id: message.envelope.id, outcomes }, 'command handled');
+        return;
+      }
       // Decide on the latest facts: a policy defined a moment ago must be seen by its removal.
       if (!(await options.projection.catchUp(10_000)))
         throw new Error('the projection is behind the event log');

@@ -20,6 +20,7 @@ export interface SchedulerMetrics {
   readonly decisions: Counter<'what'>;
   readonly tickDuration: Histogram;
   readonly projectionSequence: Gauge;
+  readonly notifications: Counter<'kind' | 'outcome'>;
 }
 
 export function createSchedulerMetrics(metrics: Metrics): SchedulerMetrics {
@@ -50,6 +51,11 @@ export function createSchedulerMetrics(metrics: Metrics): SchedulerMetrics {
       name: 'scheduler_decisions_total',
       help: 'Decisions published, by kind (backup, forget, prune, check, policy-defined, volume-at-risk, …)',
       labelNames: ['what'],
+    }),
+    notifications: metrics.counter({
+      name: 'scheduler_notifications_total',
+      help: 'Notifications sent to a channel, by kind and outcome (delivered, failed)',
+      labelNames: ['kind', 'outcome'],
     }),
     tickDuration: metrics.histogram({
       name: 'scheduler_round_duration_seconds',

@@ -2,14 +2,17 @@ import {
   BackupAbandoned,
   backupFailureIsRetried,
   BackupRequested,
+  BackupSet,
   BackupVolume,
+  memberBackupId,
   PERMANENT_BACKUP_FAILURE_CODES,
   BackupPhase,
 } from '@volback/contracts';
-import { backupId, isoSeconds, retryBackupId, slotBackupId } from './ids.ts';
+import { backupId, boundedId, isoSeconds, retryBackupId, slotBackupId } from './ids.ts';
 import { commandIntent, eventIntent, type Decision } from './intents.ts';
 import { effectivePolicy, type EffectivePolicy } from './policy.ts';
 import { dueSlot, jitterMs } from './schedule.ts';
+import { backedUpAsSet, setOfVolume, setVolumes } from './sets.ts';
 import type { SchedulerSettings } from './settings.ts';
 import { type BackupTrigger, type InFlightBackup, type SchedulerState, type VolumeView } from './state.ts';
 
@@ -212,15 +215,113 @@ export function decideBackups(
   let count = total;
   if (count >= settings.maxConcurrentBackups) return [];
   const decisions: Decision[] = [];
+  const setsDecided = new Set<string>();
   for (const candidate of dueBackups(state, now, settings, round, busy)) {
     if (count >= settings.maxConcurrentBackups) break;
     const onHost = perHost.get(candidate.hostId) ?? 0;
     if (onHost >= settings.maxConcurrentBackupsPerHost) continue;
+    const set = scheduledSet(state, candidate);
+    if (set) {
+      // The set's volumes go together, at the slot of the first of them due; one command.
+      const key = `${candidate.hostId}\u0000${set}`;
+      if (setsDecided.has(key)) continue;
+      setsDecided.add(key);
+      const members = setVolumes(state, candidate.hostId, set);
+      if (members.some((m) => busy.has(m.key))) continue;
+      decisions.push(setBackupDecision(candidate, set, members, now, settings));
+    } else decisions.push(backupDecision(candidate, now, settings));
     perHost.set(candidate.hostId, onHost + 1);
     count++;
-    decisions.push(backupDecision(candidate, now, settings));
   }
   return decisions;
+}
+
+/** The set a scheduled backup runs in, when its volume's set asks to be backed up as one. */
+function scheduledSet(state: SchedulerState, candidate: BackupCandidate): string | undefined {
+  if (candidate.trigger !== 'schedule' && candidate.trigger !== 'catch-up') return undefined;
+  if (candidate.slot === undefined) return undefined;
+  const volume = state.volumes.get(`${candidate.hostId}\u0000${candidate.volumeName}`);
+  const set = volume ? setOfVolume(state, volume) : undefined;
+  return set && backedUpAsSet(state, candidate.hostId, set) ? set : undefined;
+}
+
+/** A set backup's id: one per host, set and slot. */
+export function setSlotBackupId(hostId: string, setId: string, slotMs: number): string {
+  return boundedId(`set-${hostId}-${setId}-${isoSeconds(slotMs)}`);
+}
+
+/**
+ * A scheduled set backup: `BackupRequested` for every member volume under the id the agent gives
+ * its member backup (`memberBackupId`), so slots, limits and the RPO watch hold per volume, then
+ * one `BackupSet` to the host's agent. Members are not retried (no `maxAttempts`): the set's
+ * outcome names a failed member, and the next slot backs the set up again.
+ */
+export function setBackupDecision(
+  candidate: BackupCandidate,
+  setId: string,
+  members: readonly VolumeView[],
+  now: number,
+  settings: SchedulerSettings,
+): Decision {
+  const setBackupId = setSlotBackupId(candidate.hostId, setId, candidate.slot!);
+  const stamp = (id: string, suffix: string) => ({
+    id: `${id}.${suffix}`,
+    now,
+    source: settings.source,
+    correlationid: setBackupId,
+  });
+  const repositoryId = candidate.policy.policy.repositoryId;
+  return {
+    what: 'backup-set',
+    intents: [
+      ...members.map((member) => {
+        const id = memberBackupId(setBackupId, member.volumeName);
+        return eventIntent(
+          BackupRequested,
+          {
+            backupId: id,
+            hostId: candidate.hostId,
+            volumeName: member.volumeName,
+            trigger: candidate.trigger,
+            slot: new Date(candidate.slot!).toISOString(),
+            attempt: 1,
+            repositoryId,
+            requestedBy: 'scheduler',
+            requestedAt: new Date(now).toISOString(),
+            setId,
+            setBackupId,
+          },
+          stamp(id, 'requested'),
+          true,
+        );
+      }),
+      setBackupCommand(
+        { setBackupId, setId, hostId: candidate.hostId, trigger: candidate.trigger, repositoryId },
+        now,
+        settings,
+      ),
+    ],
+  };
+}
+
+/** The `BackupSet` command of a set backup (also what a new leader sends again). */
+function setBackupCommand(
+  set: { setBackupId: string; setId: string; hostId: string; trigger: BackupTrigger; repositoryId: string },
+  now: number,
+  settings: SchedulerSettings,
+) {
+  return commandIntent(
+    BackupSet,
+    {
+      backupId: set.setBackupId,
+      hostId: set.hostId,
+      setId: set.setId,
+      trigger: set.trigger,
+      repositoryId: set.repositoryId,
+      requestedBy: 'scheduler',
+    },
+    { id: `${set.setBackupId}.command`, now, source: settings.source, correlationid: set.setBackupId },
+  );
 }
 
 /** `BackupRequested` (stored once per backup id, ever) and the `BackupVolume` command to the host's agent. */
@@ -363,8 +464,18 @@ export function resendBackupCommands(
   settings: SchedulerSettings,
 ): Decision[] {
   const decisions: Decision[] = [];
+  const setsResent = new Set<string>();
   for (const flight of state.inFlight.values()) {
     if (flight.phase !== BackupPhase.Queued || !isLive(flight, now, settings)) continue;
+    if (flight.set) {
+      if (setsResent.has(flight.set.setBackupId)) continue;
+      setsResent.add(flight.set.setBackupId);
+      decisions.push({
+        what: 'backup-set-resent',
+        intents: [setBackupCommand({ ...flight, ...flight.set }, flight.requestedAt, settings)],
+      });
+      continue;
+    }
     const volume = state.volumes.get(`${flight.hostId}\u0000${flight.volumeName}`);
     const policy = volume ? effectivePolicy(state, volume, settings) : undefined;
     decisions.push({

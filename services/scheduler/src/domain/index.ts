@@ -12,3 +12,4 @@ export * from './schedule-announcements.ts';
 export * from './maintenance.ts';
 export * from './commands.ts';
 export * from './decide.ts';
+export * from './notifications.ts';

@@ -5,6 +5,9 @@ import type {
   BackupFailed,
   BackupPartiallyFailed,
   BackupRequested,
+  BackupSetCompleted,
+  BackupSetFailed,
+  BackupSetPartiallyFailed,
   BackupStarted,
   ContainerObserved,
   ContainerRemoved,
@@ -58,6 +61,9 @@ export type SchedulerEvent =
   | EventOf<typeof BackupPartiallyFailed>
   | EventOf<typeof BackupFailed>
   | EventOf<typeof BackupAbandoned>
+  | EventOf<typeof BackupSetCompleted>
+  | EventOf<typeof BackupSetPartiallyFailed>
+  | EventOf<typeof BackupSetFailed>
   | EventOf<typeof RepositoryMaintenanceRequested>
   | EventOf<typeof SnapshotsForgotten>
   | EventOf<typeof RepositoryPruned>
@@ -95,6 +101,8 @@ export interface InFlightBackup {
   readonly firstAttemptId: string;
   readonly repositoryId: string;
   readonly requestedAt: number;
+  /** A member of a set backup: resent as the set's `BackupSet`, not as a `BackupVolume`. */
+  readonly set?: { readonly setId: string; readonly setBackupId: string };
   phase: BackupPhase;
 }
 
@@ -420,12 +428,22 @@ export function evolve(state: SchedulerState, logged: LoggedEvent): SchedulerSta
         firstAttemptId: d.retryOf ?? d.backupId,
         repositoryId: d.repositoryId,
         requestedAt,
+        ...(d.setId && d.setBackupId ? { set: { setId: d.setId, setBackupId: d.setBackupId } } : {}),
         phase: BackupPhase.Queued,
       });
       const volume = state.volumes.get(hostScopedKey(d.hostId, d.volumeName));
       if (volume) {
         volume.lastRequestedAt = Math.max(volume.lastRequestedAt ?? 0, requestedAt);
         if (slot !== undefined) volume.lastSlot = Math.max(volume.lastSlot ?? 0, slot);
+      }
+      break;
+    }
+    case 'io.volback.backup.set-completed.v1':
+    case 'io.volback.backup.set-partially-failed.v1':
+    case 'io.volback.backup.set-failed.v1': {
+      // Members the agent did not back up (it found the set otherwise) hold their volumes no longer.
+      for (const [id, flight] of state.inFlight) {
+        if (flight.set?.setBackupId === event.data.backupId) state.inFlight.delete(id);
       }
       break;
     }

@@ -32,7 +32,7 @@ describe('volback init', () => {
 
   it('writes private files: a CA, certificates it signed for the names given, seeds, passwords, tokens', async () => {
     const done = await volback(
-      ['init', '--dir', dir, '--nats-host', 'nats.example', '--nats-host', '10.0.0.5'],
+      ['init', '--dir', dir, '--nats-host', 'nats.example', '--nats-host', '192.0.2.5'],
       {
         VOLBACK_PASSWORD: 'the-password-I-chose',
       },
@@ -51,7 +51,7 @@ describe('volback init', () => {
     expect(nats.verify(ca.publicKey)).toBe(true);
     expect(nats.checkHost('nats.example')).toBe('nats.example');
     expect(nats.checkHost('localhost')).toBe('localhost');
-    expect(nats.checkIP('10.0.0.5')).toBe('10.0.0.5');
+    expect(nats.checkIP('192.0.2.5')).toBe('192.0.2.5');
     expect(nats.checkIP('127.0.0.1')).toBe('127.0.0.1');
     expect(nats.checkHost('evil.example')).toBeUndefined();
     expect(ca.publicKey.asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
@@ -122,7 +122,7 @@ describe('volback init', () => {
 
 describe('volback init --nats-cluster', () => {
   const dir = join(root, 'cluster');
-  const nodes = 'nats1=nats1.example:6222,nats2=nats2.example:6222,nats3=10.0.0.3:7222';
+  const nodes = 'nats1=nats1.example:6222,nats2=nats2.example:6222,nats3=192.0.2.3:7222';
 
   it('refuses node lists it cannot write, writing nothing', async () => {
     for (const [args, said] of [
@@ -164,7 +164,7 @@ describe('volback init --nats-cluster', () => {
       '--nats-host',
       'nats.example',
       '--nats-listen',
-      'nats3=10.0.0.3:4223',
+      'nats3=192.0.2.3:4223',
     ]);
     expect(done.code, done.output).toBe(0);
     for (const node of ['nats1', 'nats2', 'nats3'])
@@ -183,17 +183,17 @@ describe('volback init --nats-cluster', () => {
     }
     expect(cert('nats1').checkHost('nats1.example')).toBe('nats1.example');
     expect(cert('nats1').checkHost('nats2.example')).toBeUndefined();
-    expect(cert('nats3').checkIP('10.0.0.3')).toBe('10.0.0.3');
+    expect(cert('nats3').checkIP('192.0.2.3')).toBe('192.0.2.3');
 
     const config = files[join(dir, 'nats/nats-server-nats3.conf')]!;
     expect(config).toContain('server_name: "nats3"');
-    expect(config).toContain('listen: "10.0.0.3:4223"');
+    expect(config).toContain('listen: "192.0.2.3:4223"');
     expect(config).toMatch(
-      /cluster \{\n {2}name: "volback"\n {2}listen: "10\.0\.0\.3:7222"\n {2}advertise: "10\.0\.0\.3:7222"/,
+      /cluster \{\n {2}name: "volback"\n {2}listen: "192\.0\.2\.3:7222"\n {2}advertise: "192\.0\.2\.3:7222"/,
     );
     expect(config).toContain('"nats-route://nats1.example:6222"');
     expect(config).toContain('"nats-route://nats2.example:6222"');
-    expect(config).not.toContain('nats-route://10.0.0.3');
+    expect(config).not.toContain('nats-route://192.0.2.3');
     expect(config).toContain(`ca_file: "${join(dir, 'ca/ca.crt')}"`);
     expect(config).toContain(`pid_file: "${join(dir, 'nats/nats-server-nats3.pid')}"`);
     expect(files[join(dir, 'nats/nats-server-nats1.conf')]).toContain('listen: "0.0.0.0:4222"');

@@ -13,6 +13,7 @@ import {
   dataSubject,
   eventSubject,
   GRANTS_BUCKET,
+  NOTIFY_CHANNELS_BUCKET,
   HostSeen,
   inboxPrefix,
   progressSubject,
@@ -21,7 +22,13 @@ import {
   subscriberDurableName,
   type Identity,
 } from '@volback/contracts';
-import { connectNats, ensureStreams, MessagePublisher, type NatsConnection } from '@volback/messaging';
+import {
+  connectNats,
+  ensureStreams,
+  MessagePublisher,
+  NotificationChannels,
+  type NatsConnection,
+} from '@volback/messaging';
 import { runToEnd, startNatsServer, type NatsServer } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -269,6 +276,35 @@ describe('NATS with the configuration volback init writes', () => {
     );
     expect(infos.map((i) => i.config.description)).not.toContain('mine now');
     expect(infos[0]!.state.messages).toBeGreaterThan(0);
+  });
+
+  it('only the catalog and the scheduler read and write the notification channels (they hold credentials)', async () => {
+    const channel = {
+      name: 'ops',
+      url: 'ntfy://:tk_secret@ntfy.example.com/alerts',
+      filter: {},
+      origin: 'api' as const,
+      definedAt: new Date().toISOString(),
+      definedBy: 'test',
+    };
+    const catalog = await connectAs({ kind: 'service', service: 'catalog' }, ids('catalog.nk'));
+    await new NotificationChannels(catalog).put(channel);
+    const scheduler = await connectAs({ kind: 'service', service: 'scheduler' }, ids('scheduler.nk'));
+    expect(await new NotificationChannels(scheduler).get('ops')).toEqual(channel);
+    const others: Array<[Identity, string]> = [
+      [{ kind: 'agent', hostId: 'host-a' }, agentSeed('host-a')],
+      [{ kind: 'service', service: 'gateway' }, ids('gateway.nk')],
+      [{ kind: 'subscriber', name: 'ext' }, ids('subscriber-ext.nk')],
+    ];
+    for (const [identity, seed] of others) {
+      const nc = await connectAs(identity, seed);
+      const jsm = await jetstreamManager(nc, { timeout: 3_000 });
+      const stream = `KV_${NOTIFY_CHANNELS_BUCKET}`;
+      await jsRefused(jsm.streams.getMessage(stream, { last_by_subj: `$KV.${NOTIFY_CHANNELS_BUCKET}.ops` }));
+      await jsRefused(jsm.streams.info(stream));
+      await publishRefused(nc, `$JS.API.DIRECT.GET.${stream}.$KV.${NOTIFY_CHANNELS_BUCKET}.ops`);
+      await publishRefused(nc, `$KV.${NOTIFY_CHANNELS_BUCKET}.ops`);
+    }
   });
 
   it('a service works with the streams as the admin set them up, without changing them', async () => {

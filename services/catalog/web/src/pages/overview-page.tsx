@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { follow, get } from '../api.ts';
+import { follow, get, getAll } from '../api.ts';
 import { bytes, volumeHref, when } from '../format.ts';
 import { PROTECTION_LABEL, PROTECTION_ORDER, protectionOf } from '../protection.ts';
 import { useData } from './use-data.ts';
@@ -9,11 +9,11 @@ export function OverviewPage() {
   const { data, error, reload } = useData(async () => {
     const [status, hosts, volumes, failures] = await Promise.all([
       get('/v1/status'),
-      get('/v1/hosts', { limit: 500 }),
-      get('/v1/volumes', { limit: 500 }),
+      getAll((cursor) => get('/v1/hosts', { limit: 500, cursor })),
+      getAll((cursor) => get('/v1/volumes', { limit: 500, cursor })),
       get('/v1/backups', { phase: 'Failed', limit: 10 }),
     ]);
-    return { status, hosts: hosts.items, volumes: volumes.items, failures: failures.items };
+    return { status, hosts, volumes, failures: failures.items };
   });
   // Live: what changes a volume's row or the totals reloads the page's data (once a second at most).
   const [live, setLive] = useState(false);
@@ -76,7 +76,7 @@ export function OverviewPage() {
         </div>
         <div>
           <dt>Volumes</dt>
-          <dd>{status.volumes.total - status.volumes.removed}</dd>
+          <dd data-testid="volumes-total">{status.volumes.total}</dd>
         </div>
         <div>
           <dt>Protected</dt>
@@ -89,6 +89,14 @@ export function OverviewPage() {
         <div>
           <dt>Snapshots</dt>
           <dd>{status.snapshots}</dd>
+        </div>
+        <div>
+          <dt>Repository size</dt>
+          <dd data-testid="repository-size">{bytes(status.repository.sizeBytes)}</dd>
+        </div>
+        <div>
+          <dt>Added (24 h)</dt>
+          <dd data-testid="added-24h">{bytes(status.repository.addedLast24hBytes)}</dd>
         </div>
         <div>
           <dt>Failed backups (24 h)</dt>

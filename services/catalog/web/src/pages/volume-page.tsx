@@ -1,7 +1,9 @@
 import { useEffect, useState } from 'preact/hooks';
 import { backUpNow, follow, get } from '../api.ts';
-import { bytes, when } from '../format.ts';
+import { bytes, snapshotHref, when } from '../format.ts';
 import { PROTECTION_LABEL, protectionOf } from '../protection.ts';
+import { DiffPanel } from './diff-panel.tsx';
+import { FindPanel } from './find-panel.tsx';
 import { useData } from './use-data.ts';
 
 /** One volume: protection, snapshots (with a size bar each), backups and restores; back up now. */
@@ -104,7 +106,9 @@ export function VolumePage(props: { hostId: string; volumeName: string; canWrite
                 <tr key={s.snapshotId}>
                   <td>{when(s.time)}</td>
                   <td>
-                    <code>{s.shortId}</code>
+                    <a href={snapshotHref(s.snapshotId)} aria-label={`Browse snapshot ${s.shortId}`}>
+                      <code>{s.shortId}</code>
+                    </a>
                     {s.partial && ' (partial)'}
                   </td>
                   <td>
@@ -120,6 +124,9 @@ export function VolumePage(props: { hostId: string; volumeName: string; canWrite
           </table>
         </div>
       </section>
+
+      <FindPanel hostId={hostId} volumeName={volumeName} />
+      <DiffPanel snapshots={snapshots} />
 
       <section aria-labelledby="backups-title">
         <h2 id="backups-title">Backups</h2>
