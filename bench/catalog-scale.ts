@@ -10,9 +10,11 @@ import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connectNats, drainNats, ensureStreams } from '@volback/messaging';
+import { createLogger } from '@volback/observability';
 import { startNatsServer } from '@volback/process';
 import { startCatalog, type Catalog } from '../services/catalog/src/catalog.ts';
 import {
+  fleetHeartbeats,
   fleetHistory,
   fleetHostId,
   fleetVolumeName,
@@ -54,6 +56,13 @@ const print = (line: Record<string, unknown>) =>
           .join(' '),
   );
 
+// Warnings only (a rejected or failing event), on stderr: the figures stay alone on stdout.
+const logger = createLogger({
+  service: 'bench-catalog',
+  level: 'warn',
+  pretty: false,
+  destination: process.stderr,
+});
 const dir = values.dir ?? mkdtempSync(join(tmpdir(), 'volback-bench-catalog-'));
 const nats = await startNatsServer({ dataDir: join(dir, 'nats') });
 const nc = await connectNats({ servers: nats.url, name: 'bench-catalog' });
@@ -73,7 +82,7 @@ try {
 
   const databaseFile = join(dir, 'catalog.sqlite');
   t = performance.now();
-  catalog = await startCatalog({ nc, databaseFile, instanceId: 'bench' });
+  catalog = await startCatalog({ nc, databaseFile, instanceId: 'bench', logger });
   await catalog.caughtUp(3_600_000);
   const projectSeconds = (performance.now() - t) / 1000;
   print({
@@ -87,9 +96,14 @@ try {
   // A restart against the whole log: the read model is on disk, the projection resumes.
   await catalog.stop();
   t = performance.now();
-  catalog = await startCatalog({ nc, databaseFile, instanceId: 'bench' });
+  catalog = await startCatalog({ nc, databaseFile, instanceId: 'bench', logger });
   await catalog.caughtUp(600_000);
   print({ bench: 'catalog', phase: 'restart', events, seconds: (performance.now() - t) / 1000 });
+
+  // The recent past of the log: one heartbeat of every host, stored now.
+  const eventsSince = new Date(Date.now() - 1000);
+  await publishAll(nc, fleetHeartbeats(shape, new Date()));
+  await catalog.caughtUp(60_000);
 
   await catalog.app.listen({ host: '127.0.0.1', port: 0 });
   const address = catalog.app.server.address();
@@ -100,6 +114,7 @@ try {
     hostIds: Array.from({ length: shape.hosts }, (_, h) => fleetHostId(h)),
     volumeNames: Array.from({ length: shape.volumesPerHost }, (_, v) => fleetVolumeName(v)),
     snapshots: shape.snapshots,
+    eventsSince,
   });
   for (const r of results)
     print({

@@ -193,15 +193,32 @@ export async function startProjection(options: ProjectionOptions): Promise<Proje
         }
       }
     })().catch(() => undefined);
+    // Group commit: the messages of one read from the socket arrive before the next macrotask,
+    // so a flush scheduled with setImmediate takes all of them into one transaction; a quiet log
+    // still applies each event at once. Flushes run one after another (stream order), and the
+    // read waits for them when a full batch is pending (memory stays bounded).
     let batch: JsMsg[] = [];
-    for await (const msg of current) {
-      batch.push(msg);
-      // Everything that has arrived goes in one transaction; a quiet log applies each at once.
-      if (batch.length >= MAX_BATCH || current.getPending() === 0) {
-        await apply(batch);
-        batch = [];
+    let flushing: Promise<void> = Promise.resolve();
+    let scheduled = false;
+    const flush = () => {
+      scheduled = false;
+      const taken = batch;
+      batch = [];
+      if (taken.length > 0) flushing = flushing.then(() => apply(taken));
+      return flushing;
+    };
+    try {
+      for await (const msg of current) {
+        batch.push(msg);
+        if (batch.length >= MAX_BATCH) await flush();
+        else if (!scheduled) {
+          scheduled = true;
+          setImmediate(() => void flush());
+        }
         if (stopped) break;
       }
+    } finally {
+      await flush();
     }
   };
 

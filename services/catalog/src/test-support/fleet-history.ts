@@ -5,6 +5,7 @@ import {
   createEvent,
   encodeEnvelope,
   HostRegistered,
+  HostSeen,
   VolumeDiscovered,
   type OutgoingMessage,
 } from '@volback/contracts';
@@ -112,6 +113,25 @@ export function* fleetHistory(shape: FleetShape): Generator<OutgoingMessage> {
         options,
       );
     }
+  }
+}
+
+/** One heartbeat (`HostSeen`) of every host of the fleet, at `at`. */
+export function* fleetHeartbeats(shape: FleetShape, at: Date): Generator<OutgoingMessage> {
+  for (let h = 0; h < shape.hosts; h++) {
+    const hostId = fleetHostId(h);
+    yield createEvent(
+      HostSeen,
+      {
+        hostId,
+        seenAt: at.toISOString(),
+        intervalSeconds: 30,
+        containers: shape.volumesPerHost,
+        volumes: shape.volumesPerHost,
+        backupsRunning: 0,
+      },
+      { source: `volback://agent/${hostId}`, time: at },
+    );
   }
 }
 
