@@ -12,7 +12,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connectNats, drainNats, ensureStreams } from '@volback/messaging';
 import { createLogger } from '@volback/observability';
 import { startNatsServer } from '@volback/process';
-import { startCatalog, type Catalog } from '../services/catalog/src/catalog.ts';
+import { startCatalog, type Catalog } from '../catalog.ts';
 import {
   fleetHeartbeats,
   fleetHistory,
@@ -20,8 +20,8 @@ import {
   fleetVolumeName,
   publishAll,
   type FleetShape,
-} from '../services/catalog/src/test-support/fleet-history.ts';
-import { measureQueries } from '../services/catalog/src/test-support/query-latency.ts';
+} from '../test-support/fleet-history.ts';
+import { measureQueries } from '../test-support/query-latency.ts';
 
 const { values } = parseArgs({
   options: {
