@@ -264,6 +264,20 @@ export async function startDurableConsumer(options: DurableConsumerOptions): Pro
   };
 }
 
+/**
+ * Closes a consumer's read (`consume()`), waiting for the server's answer at most `ms`: closing a
+ * read that has not had its first answer yet can wait on it for minutes (seen on an ordered
+ * consumer set up while its stream was being recreated).
+ */
+export async function closeWithin(messages: { close(): Promise<void | Error> }, ms = 2_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    messages.close().catch(() => undefined),
+    new Promise((resolve) => (timer = setTimeout(resolve, ms))),
+  ]);
+  clearTimeout(timer);
+}
+
 /** Pause before recreating a stream found deleted (see `recover`). */
 export const STREAM_RECREATE_DELAY_MS = 2_000;
 
@@ -344,17 +358,36 @@ async function handleOne(msg: JsMsg, options: DurableConsumerOptions, maxDeliver
   }
 }
 
-type Rejection = Pick<ContractViolationError, 'message' | 'issues' | 'messageType'> & { code: string };
+/** Why a message was refused: a contract violation, or a consumer's own reason. */
+export type Rejection = Pick<ContractViolationError, 'message' | 'issues' | 'messageType'> & { code: string };
 
-async function reject(msg: JsMsg, options: DurableConsumerOptions, error: Rejection): Promise<void> {
+/** A stored message that was refused, as {@link reportRejection} needs it. */
+export interface RejectedMessage {
+  readonly seq: number;
+  readonly subject: string;
+  readonly data: Uint8Array;
+  readonly messageId?: string | undefined;
+}
+
+/**
+ * Publishes the `MessageRejected` report of a refused message: one per stored message and
+ * consumer, however often it is delivered (its id is derived from both). Throws when NATS did not
+ * take it: the caller must not settle the message then, so the report is not lost.
+ */
+export async function reportRejection(
+  publisher: MessagePublisher,
+  by: { consumer: string; stream: string; source: string },
+  msg: RejectedMessage,
+  error: Rejection,
+): Promise<void> {
   const report = createEvent(
     MessageRejected,
     {
-      consumer: options.durable,
-      stream: options.stream,
+      consumer: by.consumer,
+      stream: by.stream,
       streamSequence: msg.seq,
       subject: msg.subject,
-      ...(msg.headers?.get('Nats-Msg-Id') ? { messageId: msg.headers.get('Nats-Msg-Id').slice(0, 200) } : {}),
+      ...(msg.messageId ? { messageId: msg.messageId.slice(0, 200) } : {}),
       ...(error.messageType ? { messageType: error.messageType.slice(0, 200) } : {}),
       code: error.code,
       reason: error.message.slice(0, 4000) || 'invalid message',
@@ -364,11 +397,24 @@ async function reject(msg: JsMsg, options: DurableConsumerOptions, error: Reject
       payloadBytes: msg.data.length,
       rejectedAt: new Date().toISOString(),
     },
-    // One report per stored message and consumer, however often it is delivered.
-    { source: options.source, id: `rejected.${options.stream}.${msg.seq}.${options.durable}`.slice(0, 200) },
+    { source: by.source, id: `rejected.${by.stream}.${msg.seq}.${by.consumer}`.slice(0, 200) },
   );
+  await publisher.publish(report);
+}
+
+async function reject(msg: JsMsg, options: DurableConsumerOptions, error: Rejection): Promise<void> {
   try {
-    await options.publisher.publish(report);
+    await reportRejection(
+      options.publisher,
+      { consumer: options.durable, stream: options.stream, source: options.source },
+      {
+        seq: msg.seq,
+        subject: msg.subject,
+        data: msg.data,
+        messageId: msg.headers?.get('Nats-Msg-Id') || undefined,
+      },
+      error,
+    );
   } catch (cause) {
     options.logger?.error(
       { subject: msg.subject, err: (cause as Error).message },

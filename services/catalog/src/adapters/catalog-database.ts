@@ -1,12 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { SCHEMA, SCHEMA_VERSION } from '../projection/schema.ts';
 
 /** The read model's SQLite file: one connection, WAL, and the projection's checkpoint. */
 export class CatalogDatabase {
   readonly db: DatabaseSync;
   readonly file: string;
+  #readCheckpoint: StatementSync | undefined;
 
   private constructor(db: DatabaseSync, file: string) {
     this.db = db;
@@ -45,11 +46,9 @@ export class CatalogDatabase {
 
   /** The stream sequence of the last event applied. */
   checkpoint(): number {
-    return (
-      this.db.prepare('SELECT stream_sequence FROM checkpoint WHERE id = 1').get() as {
-        stream_sequence: number;
-      }
-    ).stream_sequence;
+    // Asked once per event: prepared once.
+    this.#readCheckpoint ??= this.db.prepare('SELECT stream_sequence FROM checkpoint WHERE id = 1');
+    return (this.#readCheckpoint.get() as { stream_sequence: number }).stream_sequence;
   }
 
   /** Creation time of the event stream the checkpoint counts in (undefined: none adopted yet). */

@@ -764,9 +764,18 @@ export class CatalogQueries {
       Number((this.#db.prepare(sql).get(params) as { n: number | null }).n ?? 0);
     const hostsTotal = one('SELECT count(*) AS n FROM hosts');
     const online = one('SELECT count(*) AS n FROM hosts WHERE offline_after >= :now', { now });
+    // The newest finished backup of each successful phase: two index seeks (backups_by_outcome).
     const lastCompleted = this.#db
-      .prepare("SELECT max(finished_at) AS t FROM backups WHERE phase IN ('Completed', 'PartiallyFailed')")
+      .prepare(
+        `SELECT max(t) AS t FROM (
+           SELECT max(finished_at) AS t FROM backups WHERE phase = 'Completed'
+           UNION ALL SELECT max(finished_at) FROM backups WHERE phase = 'PartiallyFailed')`,
+      )
       .get() as { t: string | null };
+    const totals = this.#db.prepare('SELECT snapshots, stored_bytes FROM totals WHERE id = 1').get() as {
+      snapshots: number;
+      stored_bytes: number;
+    };
     return {
       hosts: { total: hostsTotal, online, offline: hostsTotal - online },
       volumes: {
@@ -796,22 +805,19 @@ export class CatalogQueries {
         queued: one("SELECT count(*) AS n FROM restores WHERE phase = 'Queued'"),
       },
       repository: (() => {
-        const done = "phase IN ('Completed', 'PartiallyFailed')";
-        const stored = one(
-          `SELECT sum(json_extract(stats, '$.bytesStored')) AS n FROM backups WHERE ${done}`,
-        );
         const freed = one(
           "SELECT sum(json_extract(summary, '$.bytesFreed')) AS n FROM repository_operations WHERE operation = 'prune' AND status = 'Succeeded'",
         );
         return {
-          sizeBytes: Math.max(0, stored - freed),
+          sizeBytes: Math.max(0, totals.stored_bytes - freed),
           addedLast24hBytes: one(
-            `SELECT sum(json_extract(stats, '$.bytesStored')) AS n FROM backups WHERE ${done} AND finished_at >= :day`,
+            `SELECT sum(json_extract(stats, '$.bytesStored')) AS n FROM backups
+             WHERE phase IN ('Completed', 'PartiallyFailed') AND finished_at >= :day`,
             { day },
           ),
         };
       })(),
-      snapshots: one('SELECT count(*) AS n FROM snapshots WHERE forgotten_at IS NULL'),
+      snapshots: totals.snapshots,
       policies: one('SELECT count(*) AS n FROM policies'),
       checkpoint: this.#database.checkpoint(),
     };

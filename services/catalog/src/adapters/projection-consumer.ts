@@ -1,29 +1,39 @@
 import {
-  AckPolicy,
   DeliverPolicy,
-  JetStreamApiCodes,
-  JetStreamApiError,
+  jetstream,
   jetstreamManager,
+  type ConsumerMessages,
+  type JsMsg,
 } from '@nats-io/jetstream';
-import { nanos } from '@nats-io/nats-core';
-import { eventSubjectFilter, STREAMS } from '@volback/contracts';
+import {
+  checkEventOrigin,
+  ContractErrorCode,
+  eventSubjectFilter,
+  parseMessage,
+  STREAMS,
+} from '@volback/contracts';
 import {
   ensureStreams,
   MessagePublisher,
-  startDurableConsumer,
-  type StreamOptions,
+  closeWithin,
+  reportRejection,
+  STREAM_RECREATE_DELAY_MS,
   type MessagingLogger,
   type NatsConnection,
-  type RunningConsumer,
+  type Rejection,
+  type StreamOptions,
 } from '@volback/messaging';
-import { projectEvent } from '../projection/project-event.ts';
+import { projectEvents, type ReadEvent } from '../projection/project-event.ts';
 import type { CatalogDatabase } from './catalog-database.ts';
 
 /** Options of {@link startProjection}. */
 export interface ProjectionOptions {
   nc: NatsConnection;
   database: CatalogDatabase;
-  /** Durable consumer name, one per catalog replica: `catalog-<instance id>`. */
+  /**
+   * This replica's name, `catalog-<instance id>`: the consumer its `MessageRejected` reports name
+   * (and the durable consumer of versions before 0.4, removed at start).
+   */
   durable: string;
   /** Envelope source of `MessageRejected` reports. */
   source: string;
@@ -37,46 +47,9 @@ export interface ProjectionOptions {
 /** The running projection. */
 export interface Projection {
   readonly durable: string;
-  /** Events of the stream not applied yet (pending plus in hand), from the consumer's view. */
+  /** Events of the stream after the checkpoint: not applied yet. */
   pending(): Promise<number>;
   stop(): Promise<void>;
-}
-
-/** Ack wait of the projection consumer: applying an event takes milliseconds. */
-const ACK_WAIT_MS = 30_000;
-/**
- * A projection may never give an event up (that would leave a hole in the read model): a
- * failing handler (disk full) is retried, with backoff, until it succeeds or an operator steps in.
- */
-const MAX_DELIVER = 1_000_000;
-
-/**
- * Positions the durable consumer at the database's checkpoint, so the database is the source of
- * truth: a consumer ahead of it (the database was deleted, rebuilt, or lost its last commits) is
- * recreated to start right after the checkpoint; one behind it redelivers events the
- * projection skips.
- */
-async function positionConsumer(nc: NatsConnection, durable: string, checkpoint: number): Promise<void> {
-  const jsm = await jetstreamManager(nc);
-  try {
-    const info = await jsm.consumers.info(STREAMS.events.name, durable);
-    if (info.ack_floor.stream_seq <= checkpoint) return;
-    await jsm.consumers.delete(STREAMS.events.name, durable);
-  } catch (error) {
-    if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound))
-      throw error;
-  }
-  await jsm.consumers.add(STREAMS.events.name, {
-    durable_name: durable,
-    ack_policy: AckPolicy.Explicit,
-    filter_subjects: [eventSubjectFilter()],
-    ack_wait: nanos(ACK_WAIT_MS),
-    max_deliver: MAX_DELIVER,
-    max_ack_pending: 1,
-    ...(checkpoint > 0
-      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: checkpoint + 1 }
-      : { deliver_policy: DeliverPolicy.All }),
-  });
 }
 
 /**
@@ -104,52 +77,192 @@ async function adoptStream(
   database.setStreamCreated(created);
 }
 
+/** Most events applied in one transaction. */
+const MAX_BATCH = 1_000;
+
 /**
- * Projects `VOLBACK_EVENTS` into the database: a durable consumer in strict stream order; each
- * event and the checkpoint are written in one transaction, and the event is acknowledged after
- * the commit. Unknown types and newer versions are skipped with a warning.
+ * Projects `VOLBACK_EVENTS` into the database. The database's checkpoint is the position: an
+ * ordered consumer (no state on the server; in order, without gaps, or it starts itself again
+ * where it was) reads from right after it, and the events read so far are applied in one
+ * transaction with the new checkpoint (up to {@link MAX_BATCH}; fewer when the log is quiet, so a
+ * new event shows at once). A failing apply (disk full) is retried with backoff, the same events
+ * in the same order, until it succeeds or an operator steps in: nothing is ever skipped. Unknown
+ * types and newer versions are skipped with a warning; invalid and forged events (another host's
+ * subject or agent, dated ahead) are reported as `MessageRejected` and never projected.
  */
 export async function startProjection(options: ProjectionOptions): Promise<Projection> {
   const { nc, database, durable } = options;
-  await adoptStream(nc, database, options.logger);
-  await positionConsumer(nc, durable, database.checkpoint());
-  const consumer: RunningConsumer = await startDurableConsumer({
-    nc,
-    stream: STREAMS.events.name,
-    durable,
-    filterSubjects: [eventSubjectFilter()],
-    publisher: new MessagePublisher(nc),
-    source: options.source,
-    unknownTypes: 'skip',
-    // A forged event (another host's subject or agent, dated ahead) is reported, never projected.
-    checkOrigin: true,
-    strictOrder: true,
-    ackWaitMs: ACK_WAIT_MS,
-    maxDeliver: MAX_DELIVER,
-    ...(options.logger ? { logger: options.logger } : {}),
-    // The stream (or only this consumer) was deleted under the catalog: recreate the streams,
-    // rebuild if the stream is a new one, and resume right after the checkpoint.
-    async recreate() {
-      await ensureStreams(await jetstreamManager(nc), options.streams ?? {});
-      await adoptStream(nc, database, options.logger);
-      await positionConsumer(nc, durable, database.checkpoint());
-    },
-    async handler(message) {
-      const applied = projectEvent(database, {
-        name: message.definition.name,
-        data: message.envelope.data,
-        streamSequence: message.streamSequence,
-      });
-      if (applied) options.onApplied?.(message.envelope.type, message.streamSequence);
-    },
-  });
+  const log = options.logger;
+  const jsm = await jetstreamManager(nc);
+  await adoptStream(nc, database, log);
+  // Before 0.4 the position was a durable consumer on the server; the checkpoint replaces it.
+  await jsm.consumers.delete(STREAMS.events.name, durable).catch(() => undefined);
+  const publisher = new MessagePublisher(nc);
+  const by = { consumer: durable, stream: STREAMS.events.name, source: options.source };
+  let streamCreated = database.streamCreated();
+  let stopped = false;
+  let messages: ConsumerMessages | undefined;
+
+  /** What one message becomes: an event to apply, or a skipped position (after its report). */
+  const decide = async (msg: JsMsg): Promise<ReadEvent> => {
+    const skipped = { streamSequence: msg.seq };
+    const parsed = parseMessage(msg.data);
+    let rejection: Rejection | undefined;
+    if (!parsed.ok) {
+      if (parsed.error.code === ContractErrorCode.UnknownType) {
+        log?.warn(
+          { subject: msg.subject, streamSequence: msg.seq, type: parsed.error.messageType },
+          'skipping a message of an unknown type or newer version',
+        );
+        return skipped;
+      }
+      rejection = parsed.error;
+    } else {
+      const origin = checkEventOrigin(msg.subject, parsed.message.envelope, msg.time);
+      if (!origin.ok) rejection = origin.error;
+      else
+        return {
+          streamSequence: msg.seq,
+          name: parsed.message.definition.name,
+          data: parsed.message.envelope.data,
+          type: parsed.message.envelope.type,
+        };
+    }
+    const messageId = msg.headers?.get('Nats-Msg-Id') || undefined;
+    await reportRejection(
+      publisher,
+      by,
+      { seq: msg.seq, subject: msg.subject, data: msg.data, messageId },
+      rejection,
+    );
+    log?.warn(
+      { subject: msg.subject, streamSequence: msg.seq, code: rejection.code, reason: rejection.message },
+      'rejected an invalid message',
+    );
+    return skipped;
+  };
+
+  /** Applies `batch`, retrying until it is in the database (or the projection stops). */
+  const apply = async (batch: JsMsg[]): Promise<void> => {
+    for (let attempt = 1; !stopped; attempt++) {
+      try {
+        const read: ReadEvent[] = [];
+        for (const msg of batch) read.push(await decide(msg));
+        for (const event of projectEvents(database, read))
+          options.onApplied?.(event.type ?? '', event.streamSequence);
+        return;
+      } catch (error) {
+        const delayMs = Math.min(30_000, 500 * 2 ** Math.min(attempt - 1, 6));
+        log?.warn(
+          { err: (error as Error).message, from: batch[0]?.seq, to: batch.at(-1)?.seq, delayMs },
+          'applying events failed; retrying',
+        );
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+    }
+  };
+
+  /** Reads from right after the checkpoint and follows the log, until the stream goes away. */
+  const follow = async (): Promise<void> => {
+    const from = database.checkpoint() + 1;
+    const consumer = await jetstream(nc).consumers.get(STREAMS.events.name, {
+      filter_subjects: [eventSubjectFilter()],
+      ...(from > 1
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from }
+        : { deliver_policy: DeliverPolicy.All }),
+    });
+    if (stopped) return;
+    const current = await consumer.consume({ max_messages: MAX_BATCH });
+    messages = current;
+    if (stopped) {
+      // Stopped while the read was being set up: `stop` closed the one before. Closing a read
+      // that has not received its first answer can wait on it (seen: for minutes).
+      await closeWithin(current);
+      return;
+    }
+    // An ordered consumer recreates itself when deleted and goes on at its own cursor: on a
+    // stream deleted and created again that would skip every new event. End the read instead.
+    void (async () => {
+      for await (const status of current.status()) {
+        const suspicious = ['ordered_consumer_recreated', 'consumer_deleted', 'heartbeats_missed'];
+        if (!suspicious.includes(status.type)) continue;
+        const info = await jsm.streams.info(STREAMS.events.name).catch(() => undefined);
+        if (info?.created !== streamCreated) {
+          await current.close();
+          return;
+        }
+      }
+    })().catch(() => undefined);
+    // Group commit: the messages of one read from the socket arrive before the next macrotask,
+    // so a flush scheduled with setImmediate takes all of them into one transaction; a quiet log
+    // still applies each event at once. Flushes run one after another (stream order), and the
+    // read waits for them when a full batch is pending (memory stays bounded).
+    let batch: JsMsg[] = [];
+    let flushing: Promise<void> = Promise.resolve();
+    let scheduled = false;
+    const flush = () => {
+      scheduled = false;
+      const taken = batch;
+      batch = [];
+      if (taken.length > 0) flushing = flushing.then(() => apply(taken));
+      return flushing;
+    };
+    try {
+      for await (const msg of current) {
+        batch.push(msg);
+        if (batch.length >= MAX_BATCH) await flush();
+        else if (!scheduled) {
+          scheduled = true;
+          setImmediate(() => void flush());
+        }
+        if (stopped) break;
+      }
+    } finally {
+      await flush();
+    }
+  };
+
+  // The stream deleted under the catalog (by an operator or an attacker) ends the read:
+  // recreate the streams, rebuild if the stream is a new one (its sequences restart at 1), and
+  // resume right after the checkpoint.
+  const loop = (async () => {
+    for (let failures = 0; !stopped;) {
+      try {
+        await follow();
+        if (stopped) return;
+        log?.warn(
+          { checkpoint: database.checkpoint() },
+          'the event log read ended: the stream was deleted; resuming',
+        );
+      } catch (error) {
+        if (stopped || nc.isClosed()) return;
+        log?.warn({ err: (error as Error).message }, 'reading the event log failed; resuming');
+      }
+      failures++;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 250 * 2 ** Math.min(failures, 5))));
+      try {
+        // Not at once: the server may still be removing the deleted stream's files.
+        await new Promise((resolve) => setTimeout(resolve, STREAM_RECREATE_DELAY_MS));
+        await ensureStreams(jsm, options.streams ?? {});
+        await adoptStream(nc, database, log);
+        streamCreated = database.streamCreated();
+        failures = 0;
+      } catch (cause) {
+        log?.warn({ err: (cause as Error).message }, 'could not recreate the streams; retrying');
+      }
+    }
+  })();
+
   return {
     durable,
     async pending() {
-      const jsm = await jetstreamManager(nc);
-      const info = await jsm.consumers.info(STREAMS.events.name, durable);
-      return info.num_pending + info.num_ack_pending;
+      const { state } = await jsm.streams.info(STREAMS.events.name);
+      return Math.max(0, state.last_seq - database.checkpoint());
     },
-    stop: () => consumer.stop(),
+    async stop() {
+      stopped = true;
+      if (messages) await closeWithin(messages);
+      await loop.catch(() => undefined);
+    },
   };
 }

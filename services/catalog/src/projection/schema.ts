@@ -3,7 +3,7 @@
  * version is emptied and rebuilt from the event log at start (it is only ever a projection).
  * Times are stored as ISO 8601 UTC with milliseconds, so text order is time order.
  */
-export const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 7;
 
 export const SCHEMA = `
 CREATE TABLE checkpoint (
@@ -141,7 +141,11 @@ CREATE TABLE backups (
   last_attempt_id TEXT
 );
 CREATE INDEX backups_by_time ON backups (created_at, backup_id);
-CREATE INDEX backups_by_volume ON backups (host_id, volume_name, created_at);
+-- Each list filter with the list's order (keyset pages read only their rows, at a million).
+CREATE INDEX backups_by_volume ON backups (host_id, volume_name, created_at, backup_id);
+CREATE INDEX backups_by_host ON backups (host_id, created_at, backup_id);
+CREATE INDEX backups_by_phase ON backups (phase, created_at, backup_id);
+CREATE INDEX backups_by_outcome ON backups (phase, finished_at);
 
 CREATE TABLE restores (
   restore_id TEXT PRIMARY KEY,
@@ -178,7 +182,9 @@ CREATE TABLE snapshots (
   stats TEXT NOT NULL,
   forgotten_at TEXT
 );
-CREATE INDEX snapshots_by_volume ON snapshots (host_id, volume_name, time);
+CREATE INDEX snapshots_by_volume ON snapshots (host_id, volume_name, time, snapshot_id);
+CREATE INDEX snapshots_by_host ON snapshots (host_id, time, snapshot_id);
+CREATE INDEX snapshots_by_time ON snapshots (time, snapshot_id);
 
 CREATE TABLE repository_operations (
   operation_id TEXT NOT NULL,
@@ -228,4 +234,43 @@ CREATE TABLE set_restores (
   error_reason TEXT,
   failed_volume TEXT
 );
+
+-- Running totals for GET /v1/status, kept by triggers whatever handler changes the rows: a count
+-- or a sum over a million snapshots and backups on every status request would take seconds.
+CREATE TABLE totals (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  snapshots INTEGER NOT NULL DEFAULT 0,
+  stored_bytes INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO totals (id) VALUES (1);
+CREATE TRIGGER snapshots_total_insert AFTER INSERT ON snapshots WHEN new.forgotten_at IS NULL
+BEGIN UPDATE totals SET snapshots = snapshots + 1 WHERE id = 1; END;
+CREATE TRIGGER snapshots_total_update AFTER UPDATE OF forgotten_at ON snapshots
+BEGIN
+  UPDATE totals SET snapshots = snapshots + (new.forgotten_at IS NULL) - (old.forgotten_at IS NULL)
+  WHERE id = 1;
+END;
+CREATE TRIGGER snapshots_total_delete AFTER DELETE ON snapshots WHEN old.forgotten_at IS NULL
+BEGIN UPDATE totals SET snapshots = snapshots - 1 WHERE id = 1; END;
+CREATE TRIGGER backups_stored_insert AFTER INSERT ON backups
+  WHEN new.phase IN ('Completed', 'PartiallyFailed')
+BEGIN
+  UPDATE totals SET stored_bytes = stored_bytes + coalesce(json_extract(new.stats, '$.bytesStored'), 0)
+  WHERE id = 1;
+END;
+CREATE TRIGGER backups_stored_update AFTER UPDATE OF phase, stats ON backups
+BEGIN
+  UPDATE totals SET stored_bytes = stored_bytes
+    + CASE WHEN new.phase IN ('Completed', 'PartiallyFailed')
+        THEN coalesce(json_extract(new.stats, '$.bytesStored'), 0) ELSE 0 END
+    - CASE WHEN old.phase IN ('Completed', 'PartiallyFailed')
+        THEN coalesce(json_extract(old.stats, '$.bytesStored'), 0) ELSE 0 END
+  WHERE id = 1;
+END;
+CREATE TRIGGER backups_stored_delete AFTER DELETE ON backups
+  WHEN old.phase IN ('Completed', 'PartiallyFailed')
+BEGIN
+  UPDATE totals SET stored_bytes = stored_bytes - coalesce(json_extract(old.stats, '$.bytesStored'), 0)
+  WHERE id = 1;
+END;
 `;

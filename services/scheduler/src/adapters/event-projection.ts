@@ -1,7 +1,7 @@
 import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { checkEventOrigin, ContractErrorCode, parseMessage, STREAMS } from '@volback/contracts';
-import { ensureStreams, STREAM_RECREATE_DELAY_MS, type StreamOptions } from '@volback/messaging';
+import { closeWithin, ensureStreams, STREAM_RECREATE_DELAY_MS, type StreamOptions } from '@volback/messaging';
 import type { Logger } from '@volback/observability';
 import { evolve, initialState, type SchedulerState } from '../domain/index.ts';
 
@@ -57,9 +57,14 @@ export async function startEventProjection(options: EventProjectionOptions): Pro
         ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from }
         : { deliver_policy: DeliverPolicy.All }),
     });
+    if (stopped) return;
     const current = await consumer.consume({ max_messages: 512 });
     messages = current;
-    if (stopped) await current.close();
+    if (stopped) {
+      // `stop` closed the read before this one.
+      await closeWithin(current);
+      return;
+    }
     // An ordered consumer recreates itself when deleted and goes on at its own cursor: on a
     // stream deleted and created again that would skip every new event. End the read instead.
     void (async () => {
@@ -181,7 +186,7 @@ export async function startEventProjection(options: EventProjectionOptions): Pro
       if (info.created !== streamCreated) {
         // A new stream the read has not noticed yet: end the read (it rebuilds) and wait for the
         // rebuild, rather than decide on the old stream's state.
-        await messages?.close();
+        if (messages) await closeWithin(messages);
         while (streamCreated !== info.created) {
           if (Date.now() > deadline) return false;
           await new Promise((resolve) => setTimeout(resolve, 50));
@@ -191,7 +196,7 @@ export async function startEventProjection(options: EventProjectionOptions): Pro
     },
     async stop() {
       stopped = true;
-      await messages?.close();
+      if (messages) await closeWithin(messages);
       await loop.catch(() => undefined);
       for (const waiter of waiters) waiter.resolve(false);
       waiters.clear();
