@@ -1,6 +1,7 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import { ensureKvBucket } from './kv-buckets.ts';
 import { GRANTS_BUCKET, grantKey, restoreGrant, type RestoreGrant } from '@volback/contracts';
 
 /** How long a grant stays in the bucket after it is written (it expires well before). */
@@ -23,14 +24,12 @@ export class RestoreGrants {
 
   #bucket(create: boolean): Promise<KV> {
     this.#kv ??= (async () => {
-      const kvm = new Kvm(this.#nc);
-      if (!create) return kvm.open(GRANTS_BUCKET);
-      try {
-        return await kvm.create(GRANTS_BUCKET, { history: 1, ttl: BUCKET_TTL_MS, replicas: this.#replicas });
-      } catch {
-        // Created already, with settings of its own: use it as it is.
-        return kvm.open(GRANTS_BUCKET);
-      }
+      if (!create) return new Kvm(this.#nc).open(GRANTS_BUCKET);
+      return ensureKvBucket(this.#nc, GRANTS_BUCKET, {
+        history: 1,
+        ttl: BUCKET_TTL_MS,
+        replicas: this.#replicas,
+      });
     })();
     // A failed open is tried again next time (the bucket may be created meanwhile).
     this.#kv.catch(() => (this.#kv = undefined));

@@ -30,6 +30,17 @@ export interface NatsServerOptions {
    * the server.
    */
   readonly configFile?: string;
+  /** Makes the server a node of a cluster (with its own JetStream store and a `serverName`). */
+  readonly cluster?: NatsClusterRoutes;
+}
+
+/** A cluster node's routes, all on loopback and in plain text (a test cluster). */
+export interface NatsClusterRoutes {
+  readonly name: string;
+  /** The port this node listens on for routes. */
+  readonly routePort: number;
+  /** The route ports of every node, this one included (NATS ignores a route to itself). */
+  readonly routePorts: readonly number[];
 }
 
 /** A running NATS server with JetStream, on loopback. */
@@ -60,6 +71,15 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     `  store_dir: ${JSON.stringify(join(dataDir, 'jetstream'))}`,
     `  max_memory_store: 268435456`,
     `}`,
+    ...(options.cluster
+      ? [
+          'cluster {',
+          `  name: ${JSON.stringify(options.cluster.name)}`,
+          `  listen: "127.0.0.1:${options.cluster.routePort}"`,
+          `  routes: [${options.cluster.routePorts.map((p) => `"nats-route://127.0.0.1:${p}"`).join(', ')}]`,
+          '}',
+        ]
+      : []),
     '',
   ].join('\n');
   let args: string[];
