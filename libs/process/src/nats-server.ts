@@ -30,6 +30,8 @@ export interface NatsServerOptions {
    * the server.
    */
   readonly configFile?: string;
+  /** How long to wait for JetStream to answer its health check (default 30 s). */
+  readonly readyTimeoutMs?: number;
   /** Makes the server a node of a cluster (with its own JetStream store and a `serverName`). */
   readonly cluster?: NatsClusterRoutes;
 }
@@ -98,7 +100,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     await waitUntil(`nats-server on port ${port} (log: ${proc.logFile})`, async () => {
       const res = await fetch(`${monitorUrl}/healthz?js-enabled-only=true`);
       return res.ok;
-    });
+    }, options.readyTimeoutMs);
   } catch (error) {
     await proc.stop();
     throw error;

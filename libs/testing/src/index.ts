@@ -27,6 +27,7 @@ export * from './mounts.ts';
 export * from './cgroups.ts';
 export * from './minio-server.ts';
 export * from './nats-cluster.ts';
+export * from './minio-cluster.ts';
 export * from './busybox-image.ts';
 export * from './docker-engine.ts';
 export type { HarnessContext } from './global-setup.ts';

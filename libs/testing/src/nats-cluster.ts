@@ -32,8 +32,10 @@ export interface NatsCluster {
    * every node's `/healthz` passes (its streams and consumers current with their leaders).
    */
   waitHealthy(timeoutMs?: number): Promise<void>;
-  /** Stops every node and removes the stores. */
-  destroy(): Promise<void>;
+  /** Where the nodes keep their stores and logs (`n1/nats-server.log`…). */
+  readonly dir: string;
+  /** Stops every node and removes {@link dir}, unless `keepFiles` (to read the logs). */
+  destroy(keepFiles?: boolean): Promise<void>;
 }
 
 interface Jsz {
@@ -66,6 +68,8 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
       port: clientPorts[i]!,
       serverName: names[i]!,
       cluster: { name, routePort: routePorts[i]!, routePorts },
+      // A node that comes back recovers its store and catches up with its peers first.
+      readyTimeoutMs: 90_000,
     });
   // Together: a node's JetStream waits for its peers before it reports itself enabled.
   const started = await Promise.allSettled(names.map((_, i) => start(i)));
@@ -122,9 +126,10 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
         timeoutMs,
       );
     },
-    async destroy() {
+    dir: root,
+    async destroy(keepFiles = false) {
       await Promise.allSettled(nodes.map((node) => node.stop()));
-      await rm(root, { recursive: true, force: true });
+      if (!keepFiles) await rm(root, { recursive: true, force: true });
     },
   };
   try {
