@@ -1,26 +1,26 @@
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { parseMessage, STREAMS, type Envelope } from '@volback/contracts';
 import type { NatsConnection } from '@volback/messaging';
 
 /**
- * Every event `VOLBACK_EVENTS` holds, in stream order, read with an ordered consumer (the durable
- * record: unlike a live subscription, it misses nothing while a NATS node is down).
+ * Every event `VOLBACK_EVENTS` holds, in stream order, read with batched direct gets: any replica
+ * answers them and no consumer is made, so the read works while a NATS node is down (a live
+ * subscription misses what is published then; an ordered consumer may be placed on the dead node).
  */
 export async function storedEvents(nc: NatsConnection): Promise<{ events: Envelope[]; lastSeq: number }> {
   const jsm = await jetstreamManager(nc, { timeout: 15_000 });
   const lastSeq = (await jsm.streams.info(STREAMS.events.name)).state.last_seq;
   const events: Envelope[] = [];
-  if (lastSeq === 0) return { events, lastSeq };
-  const consumer = await jetstream(nc, { timeout: 15_000 }).consumers.get(STREAMS.events.name);
-  const messages = await consumer.consume();
-  for await (const msg of messages) {
-    const parsed = parseMessage(msg.data);
-    if (parsed.ok) events.push(parsed.message.envelope);
-    if (msg.seq >= lastSeq) break;
+  for (let seq = 1; seq <= lastSeq; ) {
+    let read = 0;
+    for await (const msg of await jsm.direct.getBatch(STREAMS.events.name, { seq, batch: 500 })) {
+      const parsed = parseMessage(msg.data);
+      if (parsed.ok && msg.seq <= lastSeq) events.push(parsed.message.envelope);
+      seq = msg.seq + 1;
+      read++;
+    }
+    if (read === 0) break;
   }
-  await messages.close();
-  // Not left for the server to expire: tests read the log often, while nodes come and go.
-  await consumer.delete().catch(() => undefined);
   return { events, lastSeq };
 }
 

@@ -103,7 +103,12 @@ describe('a distributed MinIO losing a server during a backup and during a resto
   it('a MinIO server killed mid-backup: the backup completes', async () => {
     const halfway = progressed('minio-backup', (MIB / 4) * 1024 * 1024);
     const started = Date.now();
-    await sendCommand(nc, BackupVolume, { backupId: 'minio-backup', hostId, volumeName: 'big', trigger: 'manual' });
+    await sendCommand(nc, BackupVolume, {
+      backupId: 'minio-backup',
+      hostId,
+      volumeName: 'big',
+      trigger: 'manual',
+    });
     await halfway;
     await minio.kill(3);
     figures['backupKilledAtMs'] = Date.now() - started;
@@ -117,7 +122,7 @@ describe('a distributed MinIO losing a server during a backup and during a resto
   }, 420_000);
 
   it('a MinIO server killed mid-restore: the restore completes with every byte', async () => {
-    const halfway = progressed('minio-restore', (MIB / 4) * 1024 * 1024);
+    const halfway = progressed('minio-restore', (MIB / 10) * 1024 * 1024);
     const started = Date.now();
     await sendCommand(nc, RestoreSnapshot, {
       restoreId: 'minio-restore',

@@ -59,7 +59,11 @@ describe('a 3-node NATS cluster at R3: backups go on through a killed node and a
   const services = new Set<ServiceProcess>();
   const figures: Record<string, number | string> = {};
 
-  const start = async (kind: 'agent' | 'gateway' | 'scheduler', name: string, env: Record<string, string>) => {
+  const start = async (
+    kind: 'agent' | 'gateway' | 'scheduler',
+    name: string,
+    env: Record<string, string>,
+  ) => {
     const service = await startService(kind, name, { ...clusterEnv(), ...env }, dir, 60_000);
     services.add(service);
     return service;
@@ -209,7 +213,9 @@ describe('a 3-node NATS cluster at R3: backups go on through a killed node and a
       'the restore to end',
       async () =>
         (await storedEvents(nc)).events.find(
-          (e) => (e.data as { restoreId?: string }).restoreId === restoreId && /restore\.(completed|failed)/.test(e.type),
+          (e) =>
+            (e.data as { restoreId?: string }).restoreId === restoreId &&
+            /restore\.(completed|failed)/.test(e.type),
         ),
       120_000,
     );
@@ -268,9 +274,11 @@ describe('a 3-node NATS cluster at R3: backups go on through a killed node and a
       60_000,
     );
     const listed: { backupId: string; phase: string }[] = [];
-    for (let cursor: string | null = null; ; ) {
+    for (let cursor: string | null = null; ;) {
       const page = (await (
-        await fetch(`${catalog.url}/v1/backups?limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)
+        await fetch(
+          `${catalog.url}/v1/backups?limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+        )
       ).json()) as { items: { backupId: string; phase: string }[]; nextCursor: string | null };
       listed.push(...page.items);
       cursor = page.nextCursor;

@@ -91,7 +91,10 @@ export async function ensureStreams(
     const { retention: _r, storage: _s, ...wanted } = config;
     // Replicas only ever go up: an operator who raised a stream to R3 (or a service started with
     // VOLBACK_STREAM_REPLICAS=3) is never undone by a service still configured for R1.
-    const mutable = { ...wanted, num_replicas: Math.max(wanted.num_replicas ?? 1, current.config.num_replicas) };
+    const mutable = {
+      ...wanted,
+      num_replicas: Math.max(wanted.num_replicas ?? 1, current.config.num_replicas),
+    };
     const differs = Object.entries(mutable).some(
       ([key, value]) => JSON.stringify(current.config[key as keyof StreamConfig]) !== JSON.stringify(value),
     );

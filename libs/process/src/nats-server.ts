@@ -97,10 +97,14 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   });
   const monitorUrl = `http://127.0.0.1:${monitorPort}`;
   try {
-    await waitUntil(`nats-server on port ${port} (log: ${proc.logFile})`, async () => {
-      const res = await fetch(`${monitorUrl}/healthz?js-enabled-only=true`);
-      return res.ok;
-    }, options.readyTimeoutMs);
+    await waitUntil(
+      `nats-server on port ${port} (log: ${proc.logFile})`,
+      async () => {
+        const res = await fetch(`${monitorUrl}/healthz?js-enabled-only=true`);
+        return res.ok;
+      },
+      options.readyTimeoutMs,
+    );
   } catch (error) {
     await proc.stop();
     throw error;

@@ -29,7 +29,8 @@ describe('distributed MinIO harness', () => {
   it('serves one erasure set through every node, and survives losing one', async () => {
     await client(0).makeBucket('cluster-test');
     await client(1).putObject('cluster-test', 'before', 'written with all nodes up');
-    for (const i of [0, 1, 2, 3]) expect(await read(i, 'cluster-test', 'before')).toBe('written with all nodes up');
+    for (const i of [0, 1, 2, 3])
+      expect(await read(i, 'cluster-test', 'before')).toBe('written with all nodes up');
 
     await cluster.kill(3);
     expect(await read(0, 'cluster-test', 'before')).toBe('written with all nodes up');

@@ -2,14 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  freePort,
-  MINIO,
-  resolveBinary,
-  startProcess,
-  waitFor,
-  type ServerProcess,
-} from '@volback/process';
+import { freePort, MINIO, resolveBinary, startProcess, waitFor, type ServerProcess } from '@volback/process';
 import { minioEnvironment } from './minio-server.ts';
 import { isAlive } from './processes.ts';
 
