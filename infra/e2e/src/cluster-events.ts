@@ -11,7 +11,7 @@ export async function storedEvents(nc: NatsConnection): Promise<{ events: Envelo
   const jsm = await jetstreamManager(nc, { timeout: 15_000 });
   const lastSeq = (await jsm.streams.info(STREAMS.events.name)).state.last_seq;
   const events: Envelope[] = [];
-  for (let seq = 1; seq <= lastSeq; ) {
+  for (let seq = 1; seq <= lastSeq;) {
     let read = 0;
     for await (const msg of await jsm.direct.getBatch(STREAMS.events.name, { seq, batch: 500 })) {
       const parsed = parseMessage(msg.data);

@@ -5,7 +5,7 @@
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BackupVolume, progressSubject, RestoreSnapshot, type WorkProgress } from '@volback/contracts';
+import { BackupVolume, RestoreSnapshot } from '@volback/contracts';
 import { connectNats, type NatsConnection } from '@volback/messaging';
 import {
   resolveBinary,
@@ -19,7 +19,14 @@ import {
   type NatsServer,
 } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventLog, sendCommand, startService, stopTestStack, type ServiceProcess } from './stack.ts';
+import {
+  EventLog,
+  progressReached,
+  sendCommand,
+  startService,
+  stopTestStack,
+  type ServiceProcess,
+} from './stack.ts';
 import { LIST_TREE_SCRIPT, runInVolume } from './volume-fixture.ts';
 
 const SLOW = process.env['VOLBACK_SLOW'] === '1';
@@ -41,16 +48,7 @@ describe('a distributed MinIO losing a server during a backup and during a resto
   const location = () => `s3:${minio.urls[GATEWAY_NODE]}/volback/repo`;
   const s3Env = () => ({ AWS_ACCESS_KEY_ID: minio.accessKey, AWS_SECRET_ACCESS_KEY: minio.secretKey });
 
-  /** Resolves once a backup or restore has moved `bytes`. */
-  function progressed(workId: string, bytes: number): Promise<void> {
-    const sub = nc.subscribe(progressSubject(hostId, workId));
-    return (async () => {
-      for await (const msg of sub) {
-        if ((JSON.parse(msg.string()) as WorkProgress).bytes >= bytes) break;
-      }
-      sub.unsubscribe();
-    })();
-  }
+  const progressed = (workId: string, bytes: number) => progressReached(nc, hostId, workId, bytes);
 
   beforeAll(async () => {
     [nats, engine, minio] = await Promise.all([startNatsServer(), startDockerEngine(), startMinioCluster()]);

@@ -5,9 +5,11 @@ import type { Subscription } from '@nats-io/nats-core';
 import {
   createCommand,
   parseMessage,
+  progressSubject,
   SUBJECT_ROOTS,
   type CommandDefinition,
   type Envelope,
+  type WorkProgress,
 } from '@volback/contracts';
 import { drainNats, MessagePublisher, type NatsConnection } from '@volback/messaging';
 import {
@@ -171,6 +173,22 @@ export async function sendCommand<Schema extends z.ZodType>(
   data: z.input<Schema>,
 ): Promise<void> {
   await new MessagePublisher(nc).publish(createCommand(definition, data, { source: 'volback://e2e-test' }));
+}
+
+/** Resolves once a backup or restore of `hostId` has moved `bytes` (as its progress messages say). */
+export function progressReached(
+  nc: NatsConnection,
+  hostId: string,
+  workId: string,
+  bytes: number,
+): Promise<void> {
+  const sub = nc.subscribe(progressSubject(hostId, workId));
+  return (async () => {
+    for await (const msg of sub) {
+      if ((JSON.parse(msg.string()) as WorkProgress).bytes >= bytes) break;
+    }
+    sub.unsubscribe();
+  })();
 }
 
 /** A catalog process and the URL of its API. */
