@@ -20,7 +20,7 @@ import {
   type NatsCluster,
 } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backupsOf, PHASE_OF, recovery, storedEvents } from './cluster-events.ts';
+import { backupsOf, checkLogAndCatalog, failuresMadeGood, storedEvents } from './cluster-events.ts';
 import {
   startCatalogService,
   startService,
@@ -227,72 +227,12 @@ describe('a 3-node NATS cluster at R3: backups go on through a killed node and a
   it('the log and the catalog agree: every backup ended or was retried to completion, none doubled', async () => {
     // Every failure so far made good (a retry, or a newer slot, made a snapshot), then no
     // scheduler asks for more.
-    await waitUntil(
-      'every failed backup made good by a later snapshot of its volume',
-      async () => {
-        const backups = backupsOf((await storedEvents(nc)).events);
-        return [...backups.values()]
-          .filter((b) => b.outcome === 'io.volback.backup.failed.v1')
-          .every((b) => recovery(backups, b.request.backupId));
-      },
-      120_000,
-    );
+    await failuresMadeGood(nc);
     for (const s of schedulers) {
       await s.stop(10_000);
       services.delete(s);
     }
-    const { events, lastSeq } = await waitFor(
-      'every requested backup to have its outcome in the log',
-      async () => {
-        const read = await storedEvents(nc);
-        return [...backupsOf(read.events).values()].every((b) => b.outcome) ? read : undefined;
-      },
-      120_000,
-    );
-    const backups = backupsOf(events);
-
-    // No event stored twice, no slot of a volume asked for twice (retries aside).
-    const ids = events.map((e) => e.id);
-    expect(new Set(ids).size).toBe(ids.length);
-    const slots = [...backups.values()]
-      .filter((b) => b.request.slot && !b.request.retryOf)
-      .map((b) => `${b.request.volumeName}@${b.request.slot}`);
-    expect(new Set(slots).size).toBe(slots.length);
-    const failed = [...backups.values()].filter((b) => b.outcome === 'io.volback.backup.failed.v1');
-    const recoveries = failed.map((b) => recovery(backups, b.request.backupId));
-    // Those that failed after the schedulers stopped have nothing after them: none may, no fault ran then.
-    expect(recoveries.filter((r) => !r)).toEqual([]);
-
-    // The catalog projected the whole log, and lists each backup once with the log's outcome.
-    await waitUntil(
-      `the catalog's checkpoint at ${lastSeq}`,
-      async () => {
-        const metrics = await (await fetch(`${catalog.opsUrl}/metrics`)).text();
-        const match = /catalog_checkpoint_sequence(?:\{[^}]*\})? (\d+)/.exec(metrics);
-        return Number(match?.[1] ?? 0) >= lastSeq;
-      },
-      60_000,
-    );
-    const listed: { backupId: string; phase: string }[] = [];
-    for (let cursor: string | null = null; ;) {
-      const page = (await (
-        await fetch(
-          `${catalog.url}/v1/backups?limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
-        )
-      ).json()) as { items: { backupId: string; phase: string }[]; nextCursor: string | null };
-      listed.push(...page.items);
-      cursor = page.nextCursor;
-      if (!cursor) break;
-    }
-    expect(new Set(listed.map((b) => b.backupId)).size).toBe(listed.length);
-    expect(new Map(listed.map((b) => [b.backupId, b.phase]))).toEqual(
-      new Map([...backups.values()].map((b) => [b.request.backupId, PHASE_OF[b.outcome!]])),
-    );
-    figures['backupsCompleted'] = [...backups.values()].filter((b) => b.outcome === COMPLETED).length;
-    figures['backupsFailed'] = failed.length;
-    figures['failedThenRetried'] = recoveries.filter((r) => r === 'retried').length;
-    figures['failedThenSupersededByNewerSlot'] = recoveries.filter((r) => r === 'superseded').length;
-    figures['events'] = events.length;
+    Object.assign(figures, await checkLogAndCatalog(nc, catalog));
 
     const check = await runToEnd(
       resolveBinary(RESTIC),
