@@ -22,13 +22,14 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backupsOf, checkLogAndCatalog, failuresMadeGood, storedEvents } from './cluster-events.ts';
 import {
+  FAST_SCHEDULER_ENV,
   startCatalogService,
   startService,
   stopTestStack,
   type CatalogProcess,
   type ServiceProcess,
 } from './stack.ts';
-import { runInVolume } from './volume-fixture.ts';
+import { createScheduledVolumes, runInVolume } from './volume-fixture.ts';
 
 const SLOW = process.env['VOLBACK_SLOW'] === '1';
 const VOLUMES = Array.from({ length: SLOW ? 6 : 3 }, (_, i) => `cluster-vol-${i + 1}`);
@@ -36,16 +37,6 @@ const VOLUMES = Array.from({ length: SLOW ? 6 : 3 }, (_, i) => `cluster-vol-${i 
 const PER_PHASE = SLOW ? 4 : 2;
 const PASSWORD = 'e2e-nats-cluster-password';
 const COMPLETED = 'io.volback.backup.completed.v1';
-
-const SCHEDULER_ENV = {
-  VOLBACK_SCHEDULER_DEFAULT_POLICY: 'labelled',
-  VOLBACK_SCHEDULER_FIRST_BACKUP_DELAY_SECONDS: '1',
-  VOLBACK_SCHEDULER_JITTER_SECONDS: '0',
-  VOLBACK_SCHEDULER_LEASE_SECONDS: '3',
-  VOLBACK_SCHEDULER_RETRY_DELAY_SECONDS: '1',
-  VOLBACK_SCHEDULER_RETRY_MAX_DELAY_SECONDS: '4',
-  VOLBACK_SCHEDULER_RETRY_ATTEMPTS: '10',
-};
 
 describe('a 3-node NATS cluster at R3: backups go on through a killed node and a rolling restart', () => {
   let cluster: NatsCluster;
@@ -96,23 +87,7 @@ describe('a 3-node NATS cluster at R3: backups go on through a killed node and a
     repo = join(dir, 'repo');
     nc = await connectNats({ servers: [...cluster.urls], name: 'e2e-nats-cluster' });
     jsm = await jetstreamManager(nc, { timeout: 15_000 });
-    for (const volume of VOLUMES) {
-      await engine.docker.createVolume({ Name: volume });
-      await runInVolume(
-        engine.docker,
-        engine.image,
-        volume,
-        `dd if=/dev/urandom of=/v/data.bin bs=1048576 count=2 2>/dev/null && echo ${volume} > /v/name`,
-      );
-      const app = await engine.docker.createContainer({
-        name: `app-${volume}`,
-        Image: engine.image,
-        Cmd: ['sleep', '3600'],
-        Labels: { 'volback.schedule': '*/3 * * * * *' },
-        HostConfig: { NetworkMode: 'none', Binds: [`${volume}:/data`] },
-      });
-      await app.start();
-    }
+    await createScheduledVolumes(engine.docker, engine.image, VOLUMES, 2);
     await start('gateway', 'gateway', { VOLBACK_REPOSITORY: repo, VOLBACK_PASSWORD: PASSWORD });
     await start('agent', 'agent', {
       DOCKER_HOST: engine.dockerHost,
@@ -123,7 +98,7 @@ describe('a 3-node NATS cluster at R3: backups go on through a killed node and a
     catalog = await startCatalogService('catalog', clusterEnv(), join(dir, 'catalog'), dir);
     services.add(catalog);
     for (const id of ['scheduler-a', 'scheduler-b'])
-      schedulers.push(await start('scheduler', id, { ...SCHEDULER_ENV, VOLBACK_SCHEDULER_ID: id }));
+      schedulers.push(await start('scheduler', id, { ...FAST_SCHEDULER_ENV, VOLBACK_SCHEDULER_ID: id }));
   }, 240_000);
 
   afterAll(async () => {
@@ -171,7 +146,7 @@ describe('a 3-node NATS cluster at R3: backups go on through a killed node and a
     await backupsComplete('under the standby scheduler', new Date().toISOString(), 1);
     schedulers.splice(schedulers.indexOf(leading), 1);
     schedulers.push(
-      await start('scheduler', 'scheduler-c', { ...SCHEDULER_ENV, VOLBACK_SCHEDULER_ID: 'scheduler-c' }),
+      await start('scheduler', 'scheduler-c', { ...FAST_SCHEDULER_ENV, VOLBACK_SCHEDULER_ID: 'scheduler-c' }),
     );
 
     const restartedAt = Date.now();
