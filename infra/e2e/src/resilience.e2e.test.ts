@@ -3,11 +3,18 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { BackupVolume, progressSubject, RestoreSnapshot, type WorkProgress } from '@volback/contracts';
+import { BackupVolume, RestoreSnapshot } from '@volback/contracts';
 import { connectNats, type NatsConnection } from '@volback/messaging';
 import { startDockerEngine, startNatsServer, type DockerEngine, type NatsServer } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventLog, stopTestStack, sendCommand, startService, type ServiceProcess } from './stack.ts';
+import {
+  EventLog,
+  progressReached,
+  stopTestStack,
+  sendCommand,
+  startService,
+  type ServiceProcess,
+} from './stack.ts';
 import { LIST_TREE_SCRIPT, runInVolume } from './volume-fixture.ts';
 
 const run = promisify(execFile);
@@ -47,15 +54,8 @@ describe('backups survive dying gateways and agents; quiesced containers always 
     return (await readFile(join(dir, stateDir, 'host-id'), 'utf8')).trim();
   }
   /** Resolves once a backup has read `bytes` of its volume. */
-  function progressed(hostId: string, workId: string, bytes: number): Promise<void> {
-    const sub = nc.subscribe(progressSubject(hostId, workId));
-    return (async () => {
-      for await (const msg of sub) {
-        if ((JSON.parse(msg.string()) as WorkProgress).bytes >= bytes) break;
-      }
-      sub.unsubscribe();
-    })();
-  }
+  const progressed = (hostId: string, workId: string, bytes: number) =>
+    progressReached(nc, hostId, workId, bytes);
   /** Rewrites the big file (new chunks to send), starts a backup of it, and resolves once it has read `bytes`. */
   async function backupNewDataUntil(backupId: string, hostId: string, bytes: number): Promise<void> {
     await runInVolume(

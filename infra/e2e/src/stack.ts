@@ -5,9 +5,11 @@ import type { Subscription } from '@nats-io/nats-core';
 import {
   createCommand,
   parseMessage,
+  progressSubject,
   SUBJECT_ROOTS,
   type CommandDefinition,
   type Envelope,
+  type WorkProgress,
 } from '@volback/contracts';
 import { drainNats, MessagePublisher, type NatsConnection } from '@volback/messaging';
 import {
@@ -173,6 +175,22 @@ export async function sendCommand<Schema extends z.ZodType>(
   await new MessagePublisher(nc).publish(createCommand(definition, data, { source: 'volback://e2e-test' }));
 }
 
+/** Resolves once a backup or restore of `hostId` has moved `bytes` (as its progress messages say). */
+export function progressReached(
+  nc: NatsConnection,
+  hostId: string,
+  workId: string,
+  bytes: number,
+): Promise<void> {
+  const sub = nc.subscribe(progressSubject(hostId, workId));
+  return (async () => {
+    for await (const msg of sub) {
+      if ((JSON.parse(msg.string()) as WorkProgress).bytes >= bytes) break;
+    }
+    sub.unsubscribe();
+  })();
+}
+
 /** A catalog process and the URL of its API. */
 export interface CatalogProcess extends ServiceProcess {
   /** `http://127.0.0.1:<port>` of the HTTP API. */
@@ -217,6 +235,20 @@ export function startOnDemandScheduler(
     logDir,
   );
 }
+
+/**
+ * A scheduler for tests that run many backups: only labelled volumes, the first backup after a
+ * second, no jitter, a 3-second lease, and failed backups retried quickly up to 10 times.
+ */
+export const FAST_SCHEDULER_ENV = {
+  VOLBACK_SCHEDULER_DEFAULT_POLICY: 'labelled',
+  VOLBACK_SCHEDULER_FIRST_BACKUP_DELAY_SECONDS: '1',
+  VOLBACK_SCHEDULER_JITTER_SECONDS: '0',
+  VOLBACK_SCHEDULER_LEASE_SECONDS: '3',
+  VOLBACK_SCHEDULER_RETRY_DELAY_SECONDS: '1',
+  VOLBACK_SCHEDULER_RETRY_MAX_DELAY_SECONDS: '4',
+  VOLBACK_SCHEDULER_RETRY_ATTEMPTS: '10',
+} as const;
 
 /** What a test's `beforeAll` started, any part of it possibly missing (a start that failed). */
 export interface TestStackParts {

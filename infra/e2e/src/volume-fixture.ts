@@ -98,3 +98,32 @@ export async function listHostTree(dir: string): Promise<string> {
   const { stdout } = await run('sh', ['-c', LIST_TREE_SCRIPT, 'sh', dir], { maxBuffer: 16 * 1024 * 1024 });
   return stdout;
 }
+
+/**
+ * Volumes `names`, each with `mib` MiB of random data and its own name in `/v/name`, each used by
+ * a running container labelled to be backed up every 3 seconds (`volback.schedule`).
+ */
+export async function createScheduledVolumes(
+  docker: Dockerode,
+  image: string,
+  names: readonly string[],
+  mib: number,
+): Promise<void> {
+  for (const volume of names) {
+    await docker.createVolume({ Name: volume });
+    await runInVolume(
+      docker,
+      image,
+      volume,
+      `dd if=/dev/urandom of=/v/data.bin bs=1048576 count=${mib} 2>/dev/null && echo ${volume} > /v/name`,
+    );
+    const app = await docker.createContainer({
+      name: `app-${volume}`,
+      Image: image,
+      Cmd: ['sleep', '3600'],
+      Labels: { 'volback.schedule': '*/3 * * * * *' },
+      HostConfig: { NetworkMode: 'none', Binds: [`${volume}:/data`] },
+    });
+    await app.start();
+  }
+}

@@ -4,6 +4,7 @@ export * from './streams.ts';
 export * from './publisher.ts';
 export * from './consumer.ts';
 export * from './health-checks.ts';
+export * from './kv-buckets.ts';
 export * from './restore-grants.ts';
 export * from './notification-channels.ts';
 export type { NatsConnection } from '@nats-io/nats-core';

@@ -1,18 +1,20 @@
 import type { NatsConnection } from '@nats-io/nats-core';
-import { Kvm, type KV, type KvOptions } from '@nats-io/kv';
+import { Kvm, type KV } from '@nats-io/kv';
+import { ensureKvBucket, type KvBucketOptions } from './kv-buckets.ts';
 
 /**
  * A JetStream KV bucket opened at first use: created (with `config`) when a writer asks and it is
- * missing, opened as it is otherwise. A failed open is tried again next time, and {@link forget}
+ * missing, its replicas raised to `config.replicas` if fewer ({@link ensureKvBucket}), opened as it
+ * is otherwise. A failed open is tried again next time, and {@link forget}
  * makes the next use open it again (after the bucket was deleted under a running service).
  */
 export class LazyBucket {
   readonly #nc: NatsConnection;
   readonly #name: string;
-  readonly #config: Partial<KvOptions>;
+  readonly #config: KvBucketOptions;
   #kv: Promise<KV> | undefined;
 
-  constructor(nc: NatsConnection, name: string, config: Partial<KvOptions>) {
+  constructor(nc: NatsConnection, name: string, config: KvBucketOptions) {
     this.#nc = nc;
     this.#name = name;
     this.#config = config;
@@ -21,14 +23,8 @@ export class LazyBucket {
   /** The bucket; with `create`, created when missing. */
   open(create: boolean): Promise<KV> {
     this.#kv ??= (async () => {
-      const kvm = new Kvm(this.#nc);
-      if (!create) return kvm.open(this.#name);
-      try {
-        return await kvm.create(this.#name, this.#config);
-      } catch {
-        // Created already, with settings of its own: use it as it is.
-        return kvm.open(this.#name);
-      }
+      if (!create) return new Kvm(this.#nc).open(this.#name);
+      return ensureKvBucket(this.#nc, this.#name, this.#config);
     })();
     this.#kv.catch(() => (this.#kv = undefined));
     return this.#kv;

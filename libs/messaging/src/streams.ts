@@ -55,7 +55,8 @@ export function streamConfigs(options: StreamOptions = {}): (Partial<StreamConfi
 
 /**
  * Creates the streams, or brings an existing stream's mutable settings in line (an update only
- * when they differ). Safe to call from every service at start; concurrent callers converge.
+ * when they differ; replicas are raised, never lowered). Safe to call from every service at
+ * start; concurrent callers converge.
  */
 export async function ensureStreams(
   jsm: JetStreamManager,
@@ -87,7 +88,13 @@ export async function ensureStreams(
         `stream ${name} exists with retention ${current.config.retention}, volback needs ${config.retention}; it cannot be changed in place`,
       );
     }
-    const { retention: _r, storage: _s, ...mutable } = config;
+    const { retention: _r, storage: _s, ...wanted } = config;
+    // Replicas only ever go up: an operator who raised a stream to R3 (or a service started with
+    // VOLBACK_STREAM_REPLICAS=3) is never undone by a service still configured for R1.
+    const mutable = {
+      ...wanted,
+      num_replicas: Math.max(wanted.num_replicas ?? 1, current.config.num_replicas),
+    };
     const differs = Object.entries(mutable).some(
       ([key, value]) => JSON.stringify(current.config[key as keyof StreamConfig]) !== JSON.stringify(value),
     );
@@ -99,11 +106,16 @@ export async function ensureStreams(
   return infos;
 }
 
+/** True when NATS refused a request for lack of permission (the identity may not do it). */
+export function isPermissionViolation(error: unknown): boolean {
+  const names = [(error as Error).name, ((error as Error).cause as Error | undefined)?.name];
+  return names.includes('PermissionViolationError');
+}
+
 /** Keeps `current` when the change was refused for lack of permission; rethrows anything else. */
 function keep(current: StreamInfo): (error: unknown) => StreamInfo {
   return (error) => {
-    const names = [(error as Error).name, ((error as Error).cause as Error | undefined)?.name];
-    if (names.includes('PermissionViolationError')) return current;
+    if (isPermissionViolation(error)) return current;
     throw error;
   };
 }

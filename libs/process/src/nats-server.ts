@@ -30,6 +30,19 @@ export interface NatsServerOptions {
    * the server.
    */
   readonly configFile?: string;
+  /** How long to wait for JetStream to answer its health check (default 30 s). */
+  readonly readyTimeoutMs?: number;
+  /** Makes the server a node of a cluster (with its own JetStream store and a `serverName`). */
+  readonly cluster?: NatsClusterRoutes;
+}
+
+/** A cluster node's routes, all on loopback and in plain text (a test cluster). */
+export interface NatsClusterRoutes {
+  readonly name: string;
+  /** The port this node listens on for routes. */
+  readonly routePort: number;
+  /** The route ports of every node, this one included (NATS ignores a route to itself). */
+  readonly routePorts: readonly number[];
 }
 
 /** A running NATS server with JetStream, on loopback. */
@@ -60,6 +73,15 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     `  store_dir: ${JSON.stringify(join(dataDir, 'jetstream'))}`,
     `  max_memory_store: 268435456`,
     `}`,
+    ...(options.cluster
+      ? [
+          'cluster {',
+          `  name: ${JSON.stringify(options.cluster.name)}`,
+          `  listen: "127.0.0.1:${options.cluster.routePort}"`,
+          `  routes: [${options.cluster.routePorts.map((p) => `"nats-route://127.0.0.1:${p}"`).join(', ')}]`,
+          '}',
+        ]
+      : []),
     '',
   ].join('\n');
   let args: string[];
@@ -75,10 +97,14 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   });
   const monitorUrl = `http://127.0.0.1:${monitorPort}`;
   try {
-    await waitUntil(`nats-server on port ${port} (log: ${proc.logFile})`, async () => {
-      const res = await fetch(`${monitorUrl}/healthz?js-enabled-only=true`);
-      return res.ok;
-    });
+    await waitUntil(
+      `nats-server on port ${port} (log: ${proc.logFile})`,
+      async () => {
+        const res = await fetch(`${monitorUrl}/healthz?js-enabled-only=true`);
+        return res.ok;
+      },
+      options.readyTimeoutMs,
+    );
   } catch (error) {
     await proc.stop();
     throw error;

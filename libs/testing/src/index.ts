@@ -26,6 +26,8 @@ export * from './processes.ts';
 export * from './mounts.ts';
 export * from './cgroups.ts';
 export * from './minio-server.ts';
+export * from './nats-cluster.ts';
+export * from './minio-cluster.ts';
 export * from './busybox-image.ts';
 export * from './docker-engine.ts';
 export * from './deterministic-output.ts';

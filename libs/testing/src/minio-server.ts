@@ -45,7 +45,7 @@ export interface MinioServer extends ServerProcess {
  * HOME of its own so it writes nothing under the real one. Nothing else is inherited, so a
  * developer's `MINIO_*` settings cannot leak into tests.
  */
-function minioEnvironment(home: string, accessKey: string, secretKey: string): NodeJS.ProcessEnv {
+export function minioEnvironment(home: string, accessKey: string, secretKey: string): NodeJS.ProcessEnv {
   return {
     PATH: process.env['PATH'] ?? '/usr/bin:/bin',
     HOME: home,

@@ -77,6 +77,9 @@ async function adoptStream(
   database.setStreamCreated(created);
 }
 
+/** How often the read is checked for progress (see the watchdog in {@link startProjection}). */
+const STALL_CHECK_MS = 10_000;
+
 /** Most events applied in one transaction. */
 const MAX_BATCH = 1_000;
 
@@ -253,6 +256,24 @@ export async function startProjection(options: ProjectionOptions): Promise<Proje
     }
   })();
 
+  // A watchdog for what the client does not notice: the NATS node that served the ordered read
+  // died (a cluster) and pulls go nowhere. When the log holds events after the checkpoint and the
+  // checkpoint has not moved since the last look, end the read: the loop reads again from the
+  // checkpoint, on a node that runs.
+  let lastLook = -1;
+  const watchdog = setInterval(() => {
+    void (async () => {
+      const checkpoint = database.checkpoint();
+      const last = (await jsm.streams.info(STREAMS.events.name)).state.last_seq;
+      if (last > checkpoint && checkpoint === lastLook && messages) {
+        log?.warn({ checkpoint, last }, 'the event log read makes no progress; reading again');
+        await closeWithin(messages);
+      }
+      lastLook = checkpoint;
+    })().catch(() => undefined);
+  }, STALL_CHECK_MS);
+  watchdog.unref();
+
   return {
     durable,
     async pending() {
@@ -261,6 +282,7 @@ export async function startProjection(options: ProjectionOptions): Promise<Proje
     },
     async stop() {
       stopped = true;
+      clearInterval(watchdog);
       if (messages) await closeWithin(messages);
       await loop.catch(() => undefined);
     },

@@ -5,6 +5,9 @@ import { closeWithin, ensureStreams, STREAM_RECREATE_DELAY_MS, type StreamOption
 import type { Logger } from '@volback/observability';
 import { evolve, initialState, type SchedulerState } from '../domain/index.ts';
 
+/** How often the read is checked for progress (see the watchdog in {@link startEventProjection}). */
+const STALL_CHECK_MS = 10_000;
+
 /** Options of {@link startEventProjection}. */
 export interface EventProjectionOptions {
   readonly nc: NatsConnection;
@@ -58,7 +61,8 @@ export async function startEventProjection(options: EventProjectionOptions): Pro
         : { deliver_policy: DeliverPolicy.All }),
     });
     if (stopped) return;
-    const current = await consumer.consume({ max_messages: 512 });
+    // Short pulls: the server's idle heartbeats come every 5 s, so a lost consumer shows in ~10 s.
+    const current = await consumer.consume({ max_messages: 512, expires: 10_000 });
     messages = current;
     if (stopped) {
       // `stop` closed the read before this one.
@@ -69,7 +73,14 @@ export async function startEventProjection(options: EventProjectionOptions): Pro
     // stream deleted and created again that would skip every new event. End the read instead.
     void (async () => {
       for await (const status of current.status()) {
-        const suspicious = ['ordered_consumer_recreated', 'consumer_deleted', 'heartbeats_missed'];
+        if (status.type === 'heartbeats_missed') {
+          // Its server died (a NATS cluster node): the client would ask that consumer's info until
+          // the node came back. End the read; the loop makes a new consumer at this cursor.
+          log.warn({ sequence }, 'the event log read stalled (heartbeats missed)');
+          await current.close();
+          return;
+        }
+        const suspicious = ['ordered_consumer_recreated', 'consumer_deleted'];
         if (!suspicious.includes(status.type)) continue;
         const info = await jsm.streams.info(STREAMS.events.name).catch(() => undefined);
         if (info?.created !== streamCreated) {
@@ -121,7 +132,7 @@ export async function startEventProjection(options: EventProjectionOptions): Pro
       try {
         await follow(sequence + 1);
         if (stopped) return;
-        log.warn({ sequence }, 'the event log read ended: the stream was deleted; resuming');
+        log.warn({ sequence }, 'the event log read ended (stream deleted or consumer lost); resuming');
       } catch (error) {
         if (stopped || options.nc.isClosed()) return;
         log.warn({ err: (error as Error).message, sequence }, 'reading the event log failed; resuming');
@@ -148,6 +159,22 @@ export async function startEventProjection(options: EventProjectionOptions): Pro
       }
     }
   })();
+  // A watchdog for what the client does not notice: the server holding the ordered consumer died
+  // (a NATS cluster node) and pulls go nowhere, heartbeats or not. When the stream holds events
+  // the read has not reached and it made no progress since the last look, end the read: the loop
+  // makes a new consumer at this cursor, on a node that runs.
+  let lastLook = -1;
+  const watchdog = setInterval(() => {
+    void (async () => {
+      const last = (await jsm.streams.info(STREAMS.events.name)).state.last_seq;
+      if (last > sequence && sequence === lastLook) {
+        log.warn({ sequence, last }, 'the event log read makes no progress; resuming');
+        if (messages) await closeWithin(messages);
+      }
+      lastLook = sequence;
+    })().catch(() => undefined);
+  }, STALL_CHECK_MS);
+  watchdog.unref();
   void replayed.then(() =>
     log.info(
       { events: sequence, applied: state.eventCount, ms: Math.round(performance.now() - started) },
@@ -196,6 +223,7 @@ export async function startEventProjection(options: EventProjectionOptions): Pro
     },
     async stop() {
       stopped = true;
+      clearInterval(watchdog);
       if (messages) await closeWithin(messages);
       await loop.catch(() => undefined);
       for (const waiter of waiters) waiter.resolve(false);

@@ -1,5 +1,6 @@
 import type { NatsConnection } from '@nats-io/nats-core';
-import { Kvm, type KV } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
+import { ensureKvBucket } from '@volback/messaging';
 import { SCHEDULER_LEADER_BUCKET } from '@volback/contracts';
 import type { Logger } from '@volback/observability';
 
@@ -40,15 +41,12 @@ export interface LeaderElection {
 export async function startLeaderElection(options: LeaderElectionOptions): Promise<LeaderElection> {
   const log = options.logger.child({ component: 'leader-election', instanceId: options.instanceId });
   const bucket = options.bucket ?? LEADER_BUCKET;
-  const kvm = new Kvm(options.nc);
-  let kv: KV;
-  try {
-    kv = await kvm.create(bucket, { ttl: options.leaseMs, history: 1, replicas: options.replicas ?? 1 });
-  } catch (error) {
-    // Created by another scheduler with other settings: use it as it is.
-    log.warn({ err: (error as Error).message }, 'using the existing leader bucket as configured');
-    kv = await kvm.open(bucket);
-  }
+  // An existing bucket keeps its lease ttl (another scheduler's); its replicas only ever go up.
+  const kv: KV = await ensureKvBucket(options.nc, bucket, {
+    ttl: options.leaseMs,
+    history: 1,
+    replicas: options.replicas ?? 1,
+  });
   const value = () => JSON.stringify({ instanceId: options.instanceId, renewedAt: new Date().toISOString() });
   const intervalMs = Math.max(200, Math.floor(options.leaseMs / 3));
   // Step down a little before the server would let the lease expire: clocks and delays differ.
