@@ -322,7 +322,7 @@ export class ChunkPool {
         if (job.ended) return;
         await new Promise<void>((resolve) => {
           job.wake = resolve;
-          this.#updateRef(job.slot);
+          this.#updateRef();
         });
       }
     } finally {
@@ -383,11 +383,11 @@ export class ChunkPool {
       job.slot = undefined;
       slot.job = undefined;
       wake(job);
-      this.#updateRef(slot);
+      this.#updateRef();
       this.#dispatch();
     } else if (response.chunks.length > 0) {
       wake(job);
-      this.#updateRef(slot);
+      this.#updateRef();
     }
   }
 
@@ -409,14 +409,23 @@ export class ChunkPool {
       // Replace a worker that died, so that the file is not sent into the void.
       slot.worker ??= this.#spawn(slot);
       slot.worker.postMessage(request);
-      this.#updateRef(slot);
+      this.#updateRef();
     }
   }
 
-  /** Referenced (keeps the process alive) exactly while a consumer awaits this worker's chunks. */
-  #updateRef(slot: Slot | undefined): void {
-    if (slot?.job?.wake) slot.worker?.ref();
-    else slot?.worker?.unref();
+  /**
+   * A worker is referenced (keeps the process alive) exactly while a consumer awaits its chunks, or
+   * while a consumer awaits a file still queued behind it: that file starts only when a busy
+   * worker reports its end (a cancelled file's too). Without it, a consumer waiting for its turn
+   * behind a file whose consumer had given up held nothing alive, and Node exited mid-backup with
+   * an unsettled await (exit 13, seen under load when a full disk failed the backup).
+   */
+  #updateRef(): void {
+    const queuedWaiter = this.#queue.some((job) => job.wake !== undefined);
+    for (const slot of this.#slots) {
+      if (slot.job && (slot.job.wake || queuedWaiter)) slot.worker?.ref();
+      else slot.worker?.unref();
+    }
   }
 
   #ack(job: Job, bytes: number): void {
