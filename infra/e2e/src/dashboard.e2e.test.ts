@@ -376,4 +376,25 @@ describe('the dashboard against a running stack (Chromium)', () => {
     await expectAccessible(page);
     await context.close();
   });
+
+  it('shows a new volume on the overview as it appears, then protected once backed up from its page', async () => {
+    const { page, problems } = await open();
+    await page.goto(`${catalog.url}/#/`);
+    // The overview follows the event stream before the volume exists.
+    await page.getByText('Live: this page follows the event stream.').waitFor();
+    await engine.docker.createVolume({ Name: 'arrives-later' });
+    const rowOf = (protection?: string) =>
+      page.locator(protection ? `tr[data-protection="${protection}"]` : 'tr', {
+        has: page.getByRole('link', { name: 'arrives-later', exact: true }),
+      });
+    await rowOf().waitFor({ timeout: 30_000 });
+    expect(await rowOf().getAttribute('data-protection')).toBe('never');
+    await rowOf().getByRole('link', { name: 'arrives-later', exact: true }).click();
+    await page.getByRole('button', { name: 'Back up now' }).click();
+    await page.getByRole('status').waitFor();
+    await page.goto(`${catalog.url}/#/`);
+    await rowOf('protected').waitFor({ timeout: 60_000 });
+    expect(problems).toEqual([]);
+    await page.context().close();
+  });
 });
