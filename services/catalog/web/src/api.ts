@@ -156,8 +156,7 @@ export interface LiveMessage {
 
 /**
  * Follows `GET /v1/events/stream` with fetch (an EventSource cannot send the bearer token) and
- * calls `onMessage` per item; reconnects after a pause until `signal` aborts, with the last event's
- * id as `Last-Event-ID`, so the events of the break come first (as an EventSource would).
+ * calls `onMessage` per item; reconnects after a pause until `signal` aborts.
  */
 export async function follow(
   query: Record<string, string>,
@@ -165,11 +164,10 @@ export async function follow(
   signal: AbortSignal,
   onState: (connected: boolean) => void = () => undefined,
 ): Promise<void> {
-  let lastId: string | undefined;
   while (!signal.aborted) {
     try {
       const res = await fetch(`/v1/events/stream?${new URLSearchParams(query)}`, {
-        headers: { ...headers(storedToken()), ...(lastId ? { 'last-event-id': lastId } : {}) },
+        headers: headers(storedToken()),
         signal,
       });
       if (!res.ok || !res.body) throw await problemOf(res);
@@ -189,7 +187,6 @@ export async function follow(
           for (const line of block.split('\n')) {
             if (line.startsWith('event: ')) event = line.slice(7);
             else if (line.startsWith('data: ')) data += line.slice(6);
-            else if (line.startsWith('id: ')) lastId = line.slice(4);
           }
           if (data) onMessage({ event, data: JSON.parse(data) as Record<string, unknown> });
         }
