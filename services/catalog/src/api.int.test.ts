@@ -682,6 +682,67 @@ describe('catalog HTTP API (inject, a catalog fed by a real NATS server)', () =>
     expect(text).not.toContain(FIXTURE_IDS.otherHostId);
   });
 
+  it('a client back with Last-Event-ID gets the events it missed, then the live ones, none twice', async () => {
+    if (!catalog.app.server.listening) await catalog.app.listen({ host: '127.0.0.1', port: 0 });
+    const address = catalog.app.server.address() as { port: number };
+    const url = `http://127.0.0.1:${address.port}/v1/events/stream?host=${second}&type=io.volback.host.seen`;
+    const publisher = new MessagePublisher(nc);
+    const seen = (hostId: string, at: string) =>
+      createEvent(
+        HostSeen,
+        { hostId, seenAt: at, intervalSeconds: 30, containers: 0, volumes: 0, backupsRunning: 0 },
+        { source: 'volback://test' },
+      );
+    /** Reads SSE events until `count` more have come: their ids and `seenAt`. */
+    const readEvents = async (reader: ReadableStreamDefaultReader<Uint8Array>, count: number) => {
+      const decoder = new TextDecoder();
+      let text = '';
+      const events = () =>
+        [...text.matchAll(/id: (\d+)\nevent: [^\n]+\ndata: ([^\n]+)\n\n/g)].map((m) => ({
+          id: Number(m[1]),
+          seenAt: (JSON.parse(m[2]!) as { data: { seenAt: string } }).data.seenAt,
+        }));
+      while (events().length < count) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += decoder.decode(value);
+      }
+      return events();
+    };
+
+    const first = new AbortController();
+    const res = await fetch(url, { headers: auth(READ), signal: first.signal });
+    const reader = res.body!.getReader();
+    await reader.read(); // the opening comment
+    await publisher.publish(seen(second, '2025-03-14T03:10:00.000Z'));
+    const [before] = await readEvents(reader, 1);
+    expect(before!.seenAt).toBe('2025-03-14T03:10:00.000Z');
+    first.abort();
+
+    // While the client is away: two of its events and one of another host.
+    await publisher.publish(seen(second, '2025-03-14T03:10:01.000Z'));
+    await publisher.publish(seen(FIXTURE_IDS.otherHostId, '2025-03-14T03:10:02.000Z'));
+    await publisher.publish(seen(second, '2025-03-14T03:10:03.000Z'));
+
+    const again = new AbortController();
+    const back = await fetch(url, {
+      headers: { ...auth(READ), 'last-event-id': String(before!.id) },
+      signal: again.signal,
+    });
+    const backReader = back.body!.getReader();
+    const missed = await readEvents(backReader, 2);
+    await publisher.publish(seen(second, '2025-03-14T03:10:04.000Z'));
+    const all = [...missed, ...(await readEvents(backReader, 1))];
+    again.abort();
+    expect(all.map((e) => e.seenAt)).toEqual([
+      '2025-03-14T03:10:01.000Z',
+      '2025-03-14T03:10:03.000Z',
+      '2025-03-14T03:10:04.000Z',
+    ]);
+    expect(all.map((e) => e.id)).toEqual([...all.map((e) => e.id)].sort((a, b) => a - b));
+    expect(all[0]!.id).toBeGreaterThan(before!.id);
+  });
+
   it('streams the progress of all work with progress=true, only of the host asked for', async () => {
     if (!catalog.app.server.listening) await catalog.app.listen({ host: '127.0.0.1', port: 0 });
     const address = catalog.app.server.address() as { port: number };

@@ -90,4 +90,60 @@ export class EventHistory {
       capped,
     };
   }
+
+  /** The sequence of the newest event stored now (0: none). */
+  async lastSequence(): Promise<number> {
+    const jsm = await jetstreamManager(this.#nc);
+    return (await jsm.streams.info(STREAMS.events.name)).state.last_seq;
+  }
+
+  /**
+   * The events after stream sequence `after` up to `upTo` that match `filter`, oldest first, at
+   * most `max` of them (`more`: the range held more). What an SSE client missed while away.
+   */
+  async readAfter(request: {
+    after: number;
+    upTo: number;
+    max: number;
+    filter: LiveFilter;
+  }): Promise<{ items: HistoryItem[]; more: boolean }> {
+    const jsm = await jetstreamManager(this.#nc);
+    const { state } = await jsm.streams.info(STREAMS.events.name);
+    const from = Math.max(request.after + 1, state.first_seq);
+    const upTo = Math.min(request.upTo, state.last_seq);
+    if (state.messages === 0 || from > upTo) return { items: [], more: false };
+    const consumer = await jetstream(this.#nc).consumers.get(STREAMS.events.name, {
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: from,
+    });
+    const messages = await consumer.consume({ max_messages: 512 });
+    const items: HistoryItem[] = [];
+    let more = false;
+    let scanned = 0;
+    try {
+      for await (const msg of messages) {
+        if (msg.seq > upTo) break;
+        const parsed = parseMessage(msg.data);
+        if (
+          parsed.ok &&
+          checkEventOrigin(msg.subject, parsed.message.envelope, msg.time).ok &&
+          matchesLiveFilter(parsed.message.envelope, request.filter)
+        ) {
+          if (items.length === request.max) {
+            more = true;
+            break;
+          }
+          items.push({ seq: msg.seq, event: parsed.message.envelope });
+        }
+        if (msg.seq >= upTo) break;
+        if (++scanned >= MAX_SCANNED) {
+          more = true;
+          break;
+        }
+      }
+    } finally {
+      await messages.close();
+    }
+    return { items, more };
+  }
 }

@@ -1,3 +1,4 @@
+import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from '@nats-io/jetstream';
 import type { Subscription } from '@nats-io/nats-core';
 import {
   checkEventOrigin,
@@ -5,11 +6,12 @@ import {
   parseMessage,
   parseProgressSubject,
   progressSubjectFilter,
+  STREAMS,
   workProgress,
   type Envelope,
   type WorkProgress,
 } from '@volback/contracts';
-import type { NatsConnection } from '@volback/messaging';
+import { closeWithin, type NatsConnection } from '@volback/messaging';
 
 /** What a live stream's client wants to see. Every given filter must match. */
 export interface LiveFilter {
@@ -24,7 +26,9 @@ export interface LiveFilter {
 }
 
 /** One item of a live stream. */
-export type LiveItem = { kind: 'event'; event: Envelope } | { kind: 'progress'; progress: WorkProgress };
+export type LiveItem =
+  | { kind: 'event'; event: Envelope; /** Its sequence in `VOLBACK_EVENTS`. */ seq: number }
+  | { kind: 'progress'; progress: WorkProgress };
 
 /** True when an event passes the filter. */
 export function matchesLiveFilter(event: Envelope, filter: LiveFilter): boolean {
@@ -44,29 +48,26 @@ export function matchesLiveFilter(event: Envelope, filter: LiveFilter): boolean 
 }
 
 /**
- * Fans the live events (`volback.evt.>`, core NATS: what happens from now on) and work progress
- * (`volback.progress.>`) out to subscribers, each with its own filter. One NATS subscription per
- * catalog, whatever the number of clients.
+ * Fans the live events and work progress (`volback.progress.>`, core NATS, not stored) out to
+ * subscribers, each with its own filter. The events are read from `VOLBACK_EVENTS` as they are
+ * stored (one ordered consumer per catalog, whatever the number of clients), so each carries its
+ * stream sequence: the SSE `id` a client sends back as `Last-Event-ID` to get what it missed.
  */
 export class LiveEvents {
+  readonly #nc: NatsConnection;
   readonly #listeners = new Set<{ filter: LiveFilter; send: (item: LiveItem) => void }>();
-  readonly #subs: Subscription[];
+  readonly #progress: Subscription;
+  #messages: ConsumerMessages | undefined;
+  #closed = false;
+  /** Sequence of the last event read (0: none yet). */
+  #seq = 0;
+  readonly #started = new Date();
 
   constructor(nc: NatsConnection) {
-    const events = nc.subscribe(eventSubjectFilter());
+    this.#nc = nc;
     const progress = nc.subscribe(progressSubjectFilter());
-    this.#subs = [events, progress];
-    void (async () => {
-      for await (const msg of events) {
-        if (this.#listeners.size === 0) continue;
-        const parsed = parseMessage(msg.data);
-        // Live, the time of receipt stands in for the stream's; a forged event is never shown.
-        if (!parsed.ok || !checkEventOrigin(msg.subject, parsed.message.envelope, new Date()).ok) continue;
-        const event = parsed.message.envelope;
-        for (const l of this.#listeners)
-          if (matchesLiveFilter(event, l.filter)) l.send({ kind: 'event', event });
-      }
-    })();
+    this.#progress = progress;
+    void this.#followEvents();
     void (async () => {
       for await (const msg of progress) {
         if (this.#listeners.size === 0) continue;
@@ -91,6 +92,63 @@ export class LiveEvents {
     })();
   }
 
+  /** Reads the events stored from now on; after a failure (the stream deleted), again from where it was. */
+  async #followEvents(): Promise<void> {
+    const jsm = await jetstreamManager(this.#nc).catch(() => undefined);
+    let created: string | undefined;
+    for (let failures = 0; !this.#closed && !this.#nc.isClosed();) {
+      try {
+        const info = await jsm!.streams.info(STREAMS.events.name);
+        // A stream created again restarts its sequences: follow it from its start, not our cursor.
+        if (created !== undefined && info.created !== created) this.#seq = 0;
+        const fromStart = created !== undefined && this.#seq === 0;
+        created = info.created;
+        const consumer = await jetstream(this.#nc).consumers.get(STREAMS.events.name, {
+          filter_subjects: [eventSubjectFilter()],
+          ...(this.#seq > 0
+            ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.#seq + 1 }
+            : fromStart
+              ? { deliver_policy: DeliverPolicy.All }
+              : // What is stored from the catalog's start on, even before this consumer exists.
+                { deliver_policy: DeliverPolicy.StartTime, opt_start_time: this.#started.toISOString() }),
+        });
+        if (this.#closed) return;
+        const messages = await consumer.consume({ max_messages: 256, expires: 10_000 });
+        this.#messages = messages;
+        if (this.#closed) {
+          await closeWithin(messages);
+          return;
+        }
+        void (async () => {
+          for await (const status of messages.status()) {
+            if (
+              !['ordered_consumer_recreated', 'consumer_deleted', 'heartbeats_missed'].includes(status.type)
+            )
+              continue;
+            const now = await jsm!.streams.info(STREAMS.events.name).catch(() => undefined);
+            if (now?.created !== created) await closeWithin(messages);
+          }
+        })().catch(() => undefined);
+        for await (const msg of messages) {
+          failures = 0;
+          this.#seq = msg.seq;
+          if (this.#listeners.size === 0) continue;
+          const parsed = parseMessage(msg.data);
+          // A forged event is never shown (the projection reports it).
+          if (!parsed.ok || !checkEventOrigin(msg.subject, parsed.message.envelope, msg.time).ok) continue;
+          const event = parsed.message.envelope;
+          for (const l of this.#listeners)
+            if (matchesLiveFilter(event, l.filter)) l.send({ kind: 'event', event, seq: msg.seq });
+        }
+      } catch {
+        // The stream is missing or NATS is away: try again shortly.
+      }
+      if (this.#closed) return;
+      failures++;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 250 * 2 ** Math.min(failures, 5))));
+    }
+  }
+
   /** Starts sending matching items to `send`; returns the function that stops it. */
   subscribe(filter: LiveFilter, send: (item: LiveItem) => void): () => void {
     const listener = { filter, send };
@@ -103,7 +161,9 @@ export class LiveEvents {
   }
 
   close(): void {
-    for (const sub of this.#subs) sub.unsubscribe();
+    this.#closed = true;
+    this.#progress.unsubscribe();
+    if (this.#messages) void closeWithin(this.#messages);
     this.#listeners.clear();
   }
 }

@@ -8,6 +8,15 @@ import { BadRequestError, CatalogErrorCode } from '../errors.ts';
 import type { CatalogQueries } from '../adapters/catalog-queries.ts';
 import { hostRef, queryFlag } from './params.ts';
 
+/** Most missed events one resumption (`Last-Event-ID`) sends. */
+const MAX_RESUMED = 10_000;
+
+/** A `Last-Event-ID` this stream gave out: a stream sequence. */
+function lastEventId(header: string | string[] | undefined): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  return value !== undefined && /^[0-9]{1,15}$/.test(value.trim()) ? Number(value.trim()) : undefined;
+}
+
 /** Seconds between SSE comments that keep proxies from closing an idle stream. */
 const KEEPALIVE_MS = 15_000;
 
@@ -93,7 +102,7 @@ export function registerLiveRoutes(
         tags: ['events'],
         summary: 'Live events as Server-Sent Events (text/event-stream)',
         description:
-          'Each event is `event: <CloudEvents type>` with the CloudEvents envelope as `data`, its `id` the envelope id. With `work`, live progress of that backup or restore comes as `event: progress`; with `progress=true`, the progress of all work (of `host` when given), whatever the event filters. Only what happens after connecting is sent: read history from `GET /v1/events` (open the stream first, then read the history since the last event seen, and drop ids already seen: nothing is missed), or replay `VOLBACK_EVENTS` with a NATS consumer.',
+          'Each event is `event: <CloudEvents type>` with the CloudEvents envelope as `data`, its `id` its sequence in `VOLBACK_EVENTS`. With `work`, live progress of that backup or restore comes as `event: progress`; with `progress=true`, the progress of all work (of `host` when given), whatever the event filters. What happens after connecting is sent; a client that reconnects with the header `Last-Event-ID` (an EventSource does so by itself) first gets the matching events it missed (at most 10,000; more are announced by `event: truncated` with `data` `{"after": <seq>}`: read them from `GET /v1/events`), then the live ones, none twice. Older history: `GET /v1/events`, or replay `VOLBACK_EVENTS` with a NATS consumer.',
         querystring: z.object({
           host: hostRef.optional(),
           volume: volumeName.optional(),
@@ -119,25 +128,53 @@ export function registerLiveRoutes(
         'x-accel-buffering': 'no',
       });
       res.write(': volback live events\n\n');
-      const send = (item: LiveItem) => {
+      const write = (item: LiveItem) => {
         if (item.kind === 'event') {
-          res.write(
-            `id: ${item.event.id}\nevent: ${item.event.type}\ndata: ${JSON.stringify(item.event)}\n\n`,
-          );
+          res.write(`id: ${item.seq}\nevent: ${item.event.type}\ndata: ${JSON.stringify(item.event)}\n\n`);
         } else {
           res.write(`event: progress\ndata: ${JSON.stringify(item.progress)}\n\n`);
         }
       };
-      const unsubscribe = live.subscribe(
-        {
-          hostId,
-          volumeName: req.query.volume,
-          types: types(req.query.type),
-          workId: req.query.work,
-          allProgress: req.query.progress,
-        },
-        send,
-      );
+      const filter = {
+        hostId,
+        volumeName: req.query.volume,
+        types: types(req.query.type),
+        workId: req.query.work,
+        allProgress: req.query.progress,
+      };
+      // A client back after a break says the last event it saw (`Last-Event-ID`, which an
+      // EventSource sends by itself): it gets what it missed from the log first, then the live
+      // events, none twice (the live ones are held meanwhile and those already sent dropped).
+      const resumeFrom = lastEventId(req.headers['last-event-id']);
+      let held: LiveItem[] | undefined = resumeFrom === undefined ? undefined : [];
+      let lastSent = 0;
+      const send = (item: LiveItem) => {
+        if (held) held.push(item);
+        else if (item.kind === 'progress' || item.seq > lastSent) {
+          if (item.kind === 'event') lastSent = item.seq;
+          write(item);
+        }
+      };
+      const unsubscribe = live.subscribe(filter, send);
+      if (resumeFrom !== undefined) {
+        void (async () => {
+          try {
+            const upTo = await history.lastSequence();
+            const missed = await history.readAfter({ after: resumeFrom, upTo, max: MAX_RESUMED, filter });
+            for (const item of missed.items) {
+              lastSent = item.seq;
+              write({ kind: 'event', event: item.event, seq: item.seq });
+            }
+            // More were missed than one resumption sends: the client reads the rest from /v1/events.
+            if (missed.more) res.write(`event: truncated\ndata: ${JSON.stringify({ after: lastSent })}\n\n`);
+          } catch {
+            res.write(`event: truncated\ndata: ${JSON.stringify({ after: resumeFrom })}\n\n`);
+          }
+          const waiting = held ?? [];
+          held = undefined;
+          for (const item of waiting) send(item);
+        })();
+      }
       const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
       const close = () => {
         clearInterval(keepalive);
