@@ -122,6 +122,8 @@ describe('an application (two containers, two volumes) backed up as a set on eng
       Image: engineA.image,
       Cmd: ['sh', '-c', LOOP],
       Env: ['DB_PASSWORD=s3cret-never-in-events'],
+      Healthcheck: { Test: ['CMD', 'test', '-d', '/data'], Interval: 1_000_000_000 },
+      StopSignal: 'SIGINT',
       Labels: {
         ...compose('db'),
         'volback.consistency': 'stop',
@@ -132,6 +134,9 @@ describe('an application (two containers, two volumes) backed up as a set on eng
         NetworkMode: 'none',
         RestartPolicy: { Name: 'unless-stopped' },
         Binds: ['shop_db:/data'],
+        Memory: 256 * 1024 * 1024,
+        Ulimits: [{ Name: 'nofile', Soft: 512, Hard: 1024 }],
+        CapAdd: ['NET_ADMIN'],
       },
     });
     const web = await engineA.docker.createContainer({
@@ -352,6 +357,15 @@ describe('an application (two containers, two volumes) backed up as a set on eng
     const db = await engineB.docker.getContainer('shop-db-1').inspect();
     expect(db.HostConfig.RestartPolicy?.Name).toBe('unless-stopped');
     expect(db.HostConfig.NetworkMode).toBe('none');
+    // Limits and the health check as recorded; an added capability is not granted again, but named.
+    expect(db.Config.Healthcheck?.Test).toEqual(['CMD', 'test', '-d', '/data']);
+    expect(db.Config.StopSignal).toBe('SIGINT');
+    expect(db.HostConfig.Memory).toBe(256 * 1024 * 1024);
+    expect(db.HostConfig.Ulimits).toEqual([{ Name: 'nofile', Soft: 512, Hard: 1024 }]);
+    expect(db.HostConfig.CapAdd ?? []).toEqual([]);
+    expect(restored.containers.find((c) => c.name === 'shop-db-1')?.warnings.join('\n')).toContain(
+      'cap-add NET_ADMIN',
+    );
     expect(db.Config.Labels['com.docker.compose.project']).toBe('shop');
     expect(db.Config.Labels['io.volback.restore-id']).toBe(restored.restoreId);
     expect(db.Mounts.map((m) => m.Name)).toEqual(['shop_db-restored']);

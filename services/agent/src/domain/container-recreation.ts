@@ -14,9 +14,28 @@ export interface RecordedInspect {
     readonly User?: string;
     readonly Labels?: Readonly<Record<string, string>> | null;
     readonly ExposedPorts?: Readonly<Record<string, object>> | null;
+    readonly Healthcheck?: Readonly<Record<string, unknown>> | null;
+    readonly StopSignal?: string;
+    readonly StopTimeout?: number | null;
+    readonly Hostname?: string;
+    readonly Domainname?: string;
+    readonly Tty?: boolean;
+    readonly OpenStdin?: boolean;
   } | null;
   readonly HostConfig?: {
     readonly NetworkMode?: string;
+    readonly Privileged?: boolean;
+    readonly CapAdd?: readonly string[] | null;
+    readonly Devices?: readonly { readonly PathOnHost?: string }[] | null;
+    readonly DeviceRequests?: readonly unknown[] | null;
+    readonly SecurityOpt?: readonly string[] | null;
+    readonly PidMode?: string;
+    readonly IpcMode?: string;
+    readonly UTSMode?: string;
+    readonly UsernsMode?: string;
+    readonly CgroupnsMode?: string;
+    readonly Sysctls?: Readonly<Record<string, string>> | null;
+    readonly [setting: string]: unknown;
     readonly RestartPolicy?: { readonly Name?: string; readonly MaximumRetryCount?: number } | null;
     readonly PortBindings?: Readonly<
       Record<string, readonly { readonly HostIp?: string; readonly HostPort?: string }[] | null>
@@ -37,6 +56,65 @@ export const RECREATED_LABELS = {
   container: 'io.volback.restored-from-container',
   restoreId: 'io.volback.restore-id',
 } as const;
+
+/**
+ * HostConfig settings copied as recorded: resource limits and settings that grant nothing
+ * (dropping capabilities, a read-only root, an init, logging, names to resolve).
+ */
+export const KEPT_HOST_SETTINGS = [
+  'Memory',
+  'MemoryReservation',
+  'MemorySwap',
+  'MemorySwappiness',
+  'NanoCpus',
+  'CpuShares',
+  'CpuPeriod',
+  'CpuQuota',
+  'CpusetCpus',
+  'CpusetMems',
+  'BlkioWeight',
+  'PidsLimit',
+  'Ulimits',
+  'ShmSize',
+  'Tmpfs',
+  'ReadonlyRootfs',
+  'Init',
+  'CapDrop',
+  'LogConfig',
+  'ExtraHosts',
+  'Dns',
+  'DnsSearch',
+  'DnsOptions',
+  'GroupAdd',
+] as const;
+
+/** Security options that only restrict a container (anything else may relax its confinement). */
+const RESTRICTING_SECURITY_OPT = /^no-new-privileges(?:[:=]true)?$/;
+
+/** What of a recorded HostConfig grants more than a default container has, by name. */
+export function privilegesOf(host: NonNullable<RecordedInspect['HostConfig']>): string[] {
+  const granted: string[] = [];
+  if (host.Privileged) granted.push('privileged');
+  for (const cap of host.CapAdd ?? []) granted.push(`cap-add ${cap}`);
+  for (const device of host.Devices ?? []) granted.push(`device ${device.PathOnHost ?? '?'}`);
+  if ((host.DeviceRequests ?? []).length) granted.push('device requests (GPUs)');
+  for (const opt of host.SecurityOpt ?? [])
+    if (!RESTRICTING_SECURITY_OPT.test(opt)) granted.push(`security-opt ${opt}`);
+  for (const [mode, value] of [
+    ['pid', host.PidMode],
+    ['ipc', host.IpcMode],
+    ['uts', host.UTSMode],
+    ['userns', host.UsernsMode],
+    ['cgroupns', host.CgroupnsMode],
+  ] as const) {
+    if (value === 'host') granted.push(`${mode}=host`);
+  }
+  for (const key of Object.keys(host.Sysctls ?? {})) granted.push(`sysctl ${key}`);
+  return granted;
+}
+
+/** Labels that make containers one application (a set): a copy under new names gets its own. */
+const GROUPING_LABELS = ['com.docker.compose.project', 'volback.group'] as const;
 
 /** Network modes that are not a network's name. */
 const BUILT_IN_NETWORK_MODES = new Set(['host', 'none', 'bridge', 'default']);
@@ -68,7 +146,15 @@ export interface RecreationPlan {
     readonly User?: string;
     readonly Labels: Record<string, string>;
     readonly ExposedPorts?: Record<string, object>;
+    readonly Healthcheck?: Record<string, unknown>;
+    readonly StopSignal?: string;
+    readonly StopTimeout?: number;
+    readonly Hostname?: string;
+    readonly Domainname?: string;
+    readonly Tty?: boolean;
+    readonly OpenStdin?: boolean;
     readonly HostConfig: {
+      [setting: string]: unknown;
       NetworkMode?: string;
       RestartPolicy?: { Name: string; MaximumRetryCount?: number };
       PortBindings?: Record<string, { HostIp?: string; HostPort?: string }[]>;
@@ -83,8 +169,12 @@ export interface RecreationPlan {
  * set's volumes pointed at the restored volumes (`volumeMap`: original name → restored name);
  * other volumes by name and bind mounts as recorded (with a warning each: they were not
  * restored). Env values that were excluded at backup (`volback.containers-json.env=exclude`: the
- * names only) are left out, named in a warning. Nothing else of the inspect is copied
- * (privileges, devices, capabilities, resource limits): the README says so.
+ * names only) are left out, named in a warning. Health check, stop signal and timeout, host
+ * name, TTY, resource limits and the settings that only restrict the container
+ * ({@link KEPT_HOST_SETTINGS}) are kept too. What grants the container more than a default one
+ * (privileged, added capabilities, devices, GPUs, the host's namespaces, relaxed security options,
+ * sysctls) is never recreated from a snapshot: each is named in a warning, for the operator to
+ * grant again by hand.
  */
 export function recreationPlan(
   recorded: RecordedInspect,
@@ -154,12 +244,34 @@ export function recreationPlan(
   const restart = host.RestartPolicy?.Name || 'no';
   const retries = host.RestartPolicy?.MaximumRetryCount;
 
+  // A copy under new names is an application of its own: Compose would call it an orphan of the
+  // original project (and `up --remove-orphans` remove it), and volback back it up with the set.
+  const labels = { ...(config.Labels ?? {}) };
+  if (options.suffix) {
+    for (const key of GROUPING_LABELS) if (labels[key]) labels[key] = `${labels[key]}${options.suffix}`;
+  }
+
+  const kept: Record<string, unknown> = {};
+  for (const setting of KEPT_HOST_SETTINGS) {
+    const value = host[setting];
+    if (value !== undefined && value !== null && value !== '' && value !== 0 && value !== false)
+      kept[setting] = structuredClone(value);
+  }
+  const securityOpt = (host.SecurityOpt ?? []).filter((opt) => RESTRICTING_SECURITY_OPT.test(opt));
+  if (securityOpt.length) kept['SecurityOpt'] = securityOpt;
+  const privileges = privilegesOf(host);
+  if (privileges.length) {
+    warnings.push(
+      `not recreated from a snapshot (they grant more than a default container): ${privileges.join(', ')}; grant them by hand if the application needs them`,
+    );
+  }
+
   return {
     name,
     originalName,
     image,
     wasRunning: recorded.State?.Running === true,
-    labels: config.Labels ?? {},
+    labels,
     networks,
     mounts: mountLines,
     ports,
@@ -177,12 +289,23 @@ export function recreationPlan(
       ...(config.WorkingDir ? { WorkingDir: config.WorkingDir } : {}),
       ...(config.User ? { User: config.User } : {}),
       Labels: {
-        ...(config.Labels ?? {}),
+        ...labels,
         [RECREATED_LABELS.container]: originalName,
         [RECREATED_LABELS.restoreId]: options.restoreId,
       },
       ...(config.ExposedPorts ? { ExposedPorts: { ...config.ExposedPorts } } : {}),
+      ...(config.Healthcheck ? { Healthcheck: structuredClone(config.Healthcheck) } : {}),
+      ...(config.StopSignal ? { StopSignal: config.StopSignal } : {}),
+      ...(typeof config.StopTimeout === 'number' ? { StopTimeout: config.StopTimeout } : {}),
+      // The engine's default host name is the container id's start: a new container gets its own.
+      ...(config.Hostname && config.Hostname !== recorded.Id?.slice(0, 12)
+        ? { Hostname: config.Hostname }
+        : {}),
+      ...(config.Domainname ? { Domainname: config.Domainname } : {}),
+      ...(config.Tty ? { Tty: true } : {}),
+      ...(config.OpenStdin ? { OpenStdin: true } : {}),
       HostConfig: {
+        ...kept,
         NetworkMode: networkMode.startsWith('container:') ? 'none' : networkMode,
         RestartPolicy: { Name: restart, ...(retries ? { MaximumRetryCount: retries } : {}) },
         ...(ports.length || Object.keys(portBindings).length ? { PortBindings: portBindings } : {}),

@@ -61,7 +61,7 @@ describe('recreating a recorded container', () => {
       WorkingDir: '/srv',
       ExposedPorts: { '5432/tcp': {} },
       Labels: {
-        'com.docker.compose.project': 'shop',
+        'com.docker.compose.project': 'shop-copy',
         'io.volback.restored-from-container': 'shop-db-1',
         'io.volback.restore-id': 'restore-set-1',
       },
@@ -84,6 +84,76 @@ describe('recreating a recorded container', () => {
 
   it('given a container in two member snapshots, it is recreated once', () => {
     expect(distinctRecorded([[recorded], [recorded, { ...recorded, Id: 'c'.repeat(64) }]])).toHaveLength(2);
+  });
+
+  it('given new names, the copy is an application of its own; under the same names it stays in its project', () => {
+    expect(plan.labels['com.docker.compose.project']).toBe('shop-copy');
+    const same = recreationPlan(
+      { ...recorded, Config: { ...recorded.Config, Labels: { 'volback.group': 'shop', x: 'y' } } },
+      { volumeMap: new Map(), suffix: '', restoreId: 'r' },
+    );
+    expect(same.create.Labels).toMatchObject({ 'volback.group': 'shop', x: 'y' });
+  });
+
+  it('keeps the health check, stop settings, host name and every limit; grants no privilege, naming each', () => {
+    const limited = recreationPlan(
+      {
+        ...recorded,
+        Config: {
+          ...recorded.Config,
+          Healthcheck: { Test: ['CMD', 'pg_isready'], Interval: 5_000_000_000 },
+          StopSignal: 'SIGINT',
+          StopTimeout: 60,
+          Hostname: 'db',
+        },
+        HostConfig: {
+          ...recorded.HostConfig,
+          Memory: 536_870_912,
+          NanoCpus: 1_500_000_000,
+          PidsLimit: 200,
+          Ulimits: [{ Name: 'nofile', Soft: 1024, Hard: 2048 }],
+          ReadonlyRootfs: true,
+          CapDrop: ['NET_RAW'],
+          CpuShares: 0,
+          SecurityOpt: ['no-new-privileges:true', 'seccomp=unconfined'],
+          Privileged: true,
+          CapAdd: ['SYS_ADMIN'],
+          Devices: [{ PathOnHost: '/dev/fuse' }],
+          PidMode: 'host',
+          Sysctls: { 'net.core.somaxconn': '1024' },
+        },
+      },
+      { volumeMap: new Map(), suffix: '', restoreId: 'r' },
+    );
+    expect(limited.create).toMatchObject({
+      Healthcheck: { Test: ['CMD', 'pg_isready'], Interval: 5_000_000_000 },
+      StopSignal: 'SIGINT',
+      StopTimeout: 60,
+      Hostname: 'db',
+    });
+    const host = limited.create.HostConfig;
+    expect(host).toMatchObject({
+      Memory: 536_870_912,
+      NanoCpus: 1_500_000_000,
+      PidsLimit: 200,
+      Ulimits: [{ Name: 'nofile', Soft: 1024, Hard: 2048 }],
+      ReadonlyRootfs: true,
+      CapDrop: ['NET_RAW'],
+      SecurityOpt: ['no-new-privileges:true'],
+    });
+    for (const granted of ['Privileged', 'CapAdd', 'Devices', 'PidMode', 'Sysctls', 'CpuShares'])
+      expect(host).not.toHaveProperty(granted);
+    expect(limited.warnings.join('\n')).toContain(
+      'privileged, cap-add SYS_ADMIN, device /dev/fuse, security-opt seccomp=unconfined, pid=host, sysctl net.core.somaxconn',
+    );
+  });
+
+  it("does not copy the engine's default host name (the container id's start)", () => {
+    const plain = recreationPlan(
+      { ...recorded, Config: { ...recorded.Config, Hostname: 'a'.repeat(12) } },
+      { volumeMap: new Map(), suffix: '', restoreId: 'r' },
+    );
+    expect(plain.create).not.toHaveProperty('Hostname');
   });
 
   it('given a record without an image, it refuses clearly', () => {
