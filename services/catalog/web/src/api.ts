@@ -145,7 +145,8 @@ export async function definePolicy(policyId: string, body: PolicyRequest): Promi
 export type BackupSet = Answer<'/v1/sets'>['items'][number];
 export type SetBackup = Answer<'/v1/set-backups/{backupId}'>;
 export type SetRestore = Answer<'/v1/set-restores/{restoreId}'>;
-export type SetRestoreRequest = paths['/v1/sets/{setId}/restores']['post']['requestBody']['content']['application/json'];
+export type SetRestoreRequest =
+  paths['/v1/sets/{setId}/restores']['post']['requestBody']['content']['application/json'];
 export type SetRestoreAccepted =
   paths['/v1/sets/{setId}/restores']['post']['responses'][202]['content']['application/json'];
 export type SetBackupAccepted =

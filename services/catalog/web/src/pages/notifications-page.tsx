@@ -67,7 +67,10 @@ export function NotificationsPage({ canWrite }: { canWrite: boolean }) {
       get('/v1/notifications/channels'),
       get('/v1/events', { since, type: DELIVERY_TYPES, limit: 100 }),
     ]);
-    return { channels: channels.items, deliveries: deliveries.items.map((i) => deliveryOf(i.event)).reverse() };
+    return {
+      channels: channels.items,
+      deliveries: deliveries.items.map((i) => deliveryOf(i.event)).reverse(),
+    };
   });
   const [editing, setEditing] = useState<{ channel?: Channel } | undefined>(undefined);
   const [message, setMessage] = useState<string | undefined>(undefined);
@@ -152,9 +155,7 @@ export function NotificationsPage({ canWrite }: { canWrite: boolean }) {
                       {c.filter.hosts ? `; hosts ${c.filter.hosts.join(', ')}` : ''}
                       {c.filter.volumes ? `; volumes ${c.filter.volumes.join(', ')}` : ''}
                     </td>
-                    <td>
-                      {c.origin === 'api' ? `${when(c.definedAt)} by ${c.definedBy}` : 'configuration'}
-                    </td>
+                    <td>{c.origin === 'api' ? `${when(c.definedAt)} by ${c.definedBy}` : 'configuration'}</td>
                     {canWrite && (
                       <td class="actions">
                         <button
@@ -181,7 +182,11 @@ export function NotificationsPage({ canWrite }: { canWrite: boolean }) {
                                 <button type="button" onClick={() => void remove(c.name)}>
                                   Remove {c.name} now
                                 </button>{' '}
-                                <button type="button" class="secondary" onClick={() => setRemoving(undefined)}>
+                                <button
+                                  type="button"
+                                  class="secondary"
+                                  onClick={() => setRemoving(undefined)}
+                                >
                                   Keep it
                                 </button>
                               </>
@@ -301,9 +306,13 @@ function ChannelEditor(props: { channel: Channel | undefined; onClose: (saved?: 
     setProblem(undefined);
     setIssues({});
     if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name.trim()))
-      return setIssues({ name: 'Lower-case letters, digits, - and _, at most 63, not starting with - or _.' });
+      return setIssues({
+        name: 'Lower-case letters, digits, - and _, at most 63, not starting with - or _.',
+      });
     if (kinds.length === 0) return setIssues({ kinds: 'Choose at least one kind.' });
-    const filter: ChannelRequest['filter'] = { kinds: kinds as NonNullable<ChannelRequest['filter']>['kinds'] };
+    const filter: ChannelRequest['filter'] = {
+      kinds: kinds as NonNullable<ChannelRequest['filter']>['kinds'],
+    };
     if (list(hosts).length) filter.hosts = list(hosts);
     if (list(volumes).length) filter.volumes = list(volumes);
     try {
@@ -346,8 +355,8 @@ function ChannelEditor(props: { channel: Channel | undefined; onClose: (saved?: 
         />
         {issue('name')}
         <label for="channel-url">
-          URL (<code>generic+https://…</code>, <code>ntfy://</code>, <code>slack://</code>, <code>mattermost://</code>,{' '}
-          <code>gotify://</code>, <code>smtp://</code>)
+          URL (<code>generic+https://…</code>, <code>ntfy://</code>, <code>slack://</code>,{' '}
+          <code>mattermost://</code>, <code>gotify://</code>, <code>smtp://</code>)
         </label>
         <input
           id="channel-url"
@@ -395,7 +404,11 @@ function ChannelEditor(props: { channel: Channel | undefined; onClose: (saved?: 
         ))}
         {issue('kinds')}
         <label for="channel-hosts">Only these hosts (comma-separated ids; empty: all)</label>
-        <input id="channel-hosts" value={hosts} onInput={(e) => setHosts((e.target as HTMLInputElement).value)} />
+        <input
+          id="channel-hosts"
+          value={hosts}
+          onInput={(e) => setHosts((e.target as HTMLInputElement).value)}
+        />
         <label for="channel-volumes">Only these volumes (comma-separated names or globs; empty: all)</label>
         <input
           id="channel-volumes"

@@ -100,7 +100,8 @@ export function SetRestorePage(props: { hostId: string; setId: string }) {
       setProblem(`The catalog refused the restore: ${err instanceof Error ? err.message : String(err)}`);
     }
   };
-  const created = plan?.members.filter((m) => m.target.kind === 'new-volume').map((m) => m.target.volumeName) ?? [];
+  const created =
+    plan?.members.filter((m) => m.target.kind === 'new-volume').map((m) => m.target.volumeName) ?? [];
   const replaced =
     plan?.members.filter((m) => m.target.kind !== 'new-volume').map((m) => m.target.volumeName) ?? [];
   const creatable = plan?.containers.filter((c) => c.imagePresent) ?? [];
@@ -109,8 +110,8 @@ export function SetRestorePage(props: { hostId: string; setId: string }) {
     <>
       <h1>Restore an application</h1>
       <p>
-        Application <a href={setHref(hostId, setId)}>{setId}</a> on host {hostName(hostId)}: every volume of one
-        set backup, at the same point in time.
+        Application <a href={setHref(hostId, setId)}>{setId}</a> on host {hostName(hostId)}: every volume of
+        one set backup, at the same point in time.
       </p>
       {step === 'choose' || step === 'planning' ? (
         <form class="wizard" onSubmit={(e) => void review(e)}>
@@ -133,7 +134,11 @@ export function SetRestorePage(props: { hostId: string; setId: string }) {
           <fieldset>
             <legend>Where</legend>
             <label for="to-host">Restore on host</label>
-            <select id="to-host" value={toHostId} onChange={(e) => setToHostId((e.target as HTMLSelectElement).value)}>
+            <select
+              id="to-host"
+              value={toHostId}
+              onChange={(e) => setToHostId((e.target as HTMLSelectElement).value)}
+            >
               {data.hosts.map((h) => (
                 <option key={h.hostId} value={h.hostId}>
                   {h.name}
@@ -144,7 +149,10 @@ export function SetRestorePage(props: { hostId: string; setId: string }) {
             {(
               [
                 [false, 'Under new names'],
-                [true, 'In place (replacing what the snapshots hold; containers using them are stopped meanwhile)'],
+                [
+                  true,
+                  'In place (replacing what the snapshots hold; containers using them are stopped meanwhile)',
+                ],
               ] as const
             ).map(([value, label]) => (
               <div key={String(value)}>
@@ -181,7 +189,9 @@ export function SetRestorePage(props: { hostId: string; setId: string }) {
                 checked={recreate}
                 onChange={(e) => setRecreate((e.target as HTMLInputElement).checked)}
               />{' '}
-              <label for="recreate">Recreate the containers from the configuration the snapshots recorded</label>
+              <label for="recreate">
+                Recreate the containers from the configuration the snapshots recorded
+              </label>
             </div>
             {recreate && (
               <>
@@ -216,14 +226,15 @@ export function SetRestorePage(props: { hostId: string; setId: string }) {
             {created.length > 0 && <li>create the volumes {created.join(', ')}</li>}
             {replaced.length > 0 && (
               <li>
-                replace the files the snapshots hold in {replaced.join(', ')} (other files stay; their containers
-                are stopped meanwhile and started again)
+                replace the files the snapshots hold in {replaced.join(', ')} (other files stay; their
+                containers are stopped meanwhile and started again)
               </li>
             )}
             {plan.containers.map((c) => (
               <li key={c.name} data-container={c.name}>
                 {c.imagePresent ? `create the container ${c.name}` : `not create ${c.name}`} ({c.image}
-                {c.imagePresent ? '' : ': the image is missing on the target engine'}); mounts {c.mounts.join(', ') || 'none'}
+                {c.imagePresent ? '' : ': the image is missing on the target engine'}); mounts{' '}
+                {c.mounts.join(', ') || 'none'}
                 {c.networks.length ? `; networks ${c.networks.join(', ')}` : ''}
                 {c.ports.length ? `; ports ${c.ports.join(', ')}` : ''}
                 {c.warnings.length > 0 && <span class="field-error"> Warnings: {c.warnings.join('; ')}</span>}

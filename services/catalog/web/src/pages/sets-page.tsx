@@ -25,7 +25,10 @@ function Members({ backup }: { backup: SetBackup }) {
       {backup.members.map((m) => (
         <li key={m.volumeName}>
           {m.volumeName}:{' '}
-          <a href={snapshotHref(m.snapshotId)} aria-label={`Browse snapshot ${m.snapshotId.slice(0, 8)} of ${m.volumeName}`}>
+          <a
+            href={snapshotHref(m.snapshotId)}
+            aria-label={`Browse snapshot ${m.snapshotId.slice(0, 8)} of ${m.volumeName}`}
+          >
             <code>{m.snapshotId.slice(0, 8)}</code>
           </a>
         </li>
@@ -172,9 +175,7 @@ export function SetPage(props: { hostId: string; setId: string; canWrite: boolea
         <dt>Containers</dt>
         <dd>{data.containers.join(', ') || 'none now'}</dd>
         <dt>Volumes</dt>
-        <dd>
-          {data.volumes.length ? <VolumeLinks hostId={hostId} volumes={data.volumes} /> : 'none now'}
-        </dd>
+        <dd>{data.volumes.length ? <VolumeLinks hostId={hostId} volumes={data.volumes} /> : 'none now'}</dd>
         <dt>Last restorable</dt>
         <dd>{data.lastRestorable ? when(data.lastRestorable.finishedAt) : 'none yet'}</dd>
       </dl>
@@ -252,7 +253,12 @@ interface MemberState {
  * A set backup as it runs: each volume waiting, backing up (files and bytes from the progress
  * stream) or done, from the host's backup events; the outcome from `GET /v1/set-backups/{id}`.
  */
-function SetBackupProgress(props: { hostId: string; backupId: string; volumes: string[]; onDone: () => void }) {
+function SetBackupProgress(props: {
+  hostId: string;
+  backupId: string;
+  volumes: string[];
+  onDone: () => void;
+}) {
   const { hostId, backupId } = props;
   const [phase, setPhase] = useState('Requested');
   const [members, setMembers] = useState<Record<string, MemberState>>({});
