@@ -530,10 +530,10 @@ describe('the dashboard against a running stack (Chromium)', () => {
 
     // The receiver answers 500 twice: both attempts fail, and the failure says why.
     hook.respondWith(500, 500);
-    await row.getByRole('button', { name: 'Send a test to ops-hook' }).click();
+    await row.getByRole('button', { name: 'Send test to ops-hook' }).click();
     const message = page.getByTestId('notify-message');
     await message.filter({ hasText: /^Test to ops-hook failed/ }).waitFor({ timeout: 30_000 });
-    await row.getByRole('button', { name: 'Send a test to ops-hook' }).click();
+    await row.getByRole('button', { name: 'Send test to ops-hook' }).click();
     await message.filter({ hasText: 'Test delivered to ops-hook (1 attempt, status 204).' }).waitFor({
       timeout: 30_000,
     });
@@ -554,7 +554,7 @@ describe('the dashboard against a running stack (Chromium)', () => {
     await screenshot(page, 'notifications');
 
     // Removed after a second confirmation click.
-    await row.getByRole('button', { name: 'Remove ops-hook' }).click();
+    await row.getByRole('button', { name: 'Remove ops-hook', exact: true }).click();
     await row.getByRole('button', { name: 'Remove ops-hook now' }).click();
     await page.getByText('No channel: nobody is notified of failures.').waitFor();
     expect(await api<{ items: unknown[] }>('/v1/notifications/channels')).toEqual({ items: [] });

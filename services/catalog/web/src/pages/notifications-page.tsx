@@ -162,7 +162,7 @@ export function NotificationsPage({ canWrite }: { canWrite: boolean }) {
                           type="button"
                           class="secondary"
                           disabled={testing !== undefined}
-                          aria-label={`Send a test to ${c.name}`}
+                          aria-label={`Send test to ${c.name}`}
                           onClick={() => void test(c.name)}
                         >
                           {testing === c.name ? 'Sending…' : 'Send test'}
@@ -197,7 +197,7 @@ export function NotificationsPage({ canWrite }: { canWrite: boolean }) {
                                 aria-label={`Remove ${c.name}`}
                                 onClick={() => setRemoving(c.name)}
                               >
-                                Remove…
+                                Remove
                               </button>
                             )}
                           </>

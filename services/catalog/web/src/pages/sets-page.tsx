@@ -198,6 +198,7 @@ export function SetPage(props: { hostId: string; setId: string; canWrite: boolea
         <SetBackupProgress
           key={sent.backupId}
           hostId={hostId}
+          setId={setId}
           backupId={sent.backupId}
           volumes={data.volumes}
           onDone={reload}
@@ -255,11 +256,12 @@ interface MemberState {
  */
 function SetBackupProgress(props: {
   hostId: string;
+  setId: string;
   backupId: string;
   volumes: string[];
   onDone: () => void;
 }) {
-  const { hostId, backupId } = props;
+  const { hostId, setId, backupId } = props;
   const [phase, setPhase] = useState('Requested');
   const [members, setMembers] = useState<Record<string, MemberState>>({});
   const [outcome, setOutcome] = useState<SetBackup | undefined>(undefined);
@@ -268,7 +270,9 @@ function SetBackupProgress(props: {
     // Member backups have ids `<set backup id>.<volume>`: their events and progress are this set's.
     const volumeOf = new Map<string, string>();
     const settle = async () => {
-      const b = await get('/v1/set-backups/{backupId}', {}, { backupId }).catch(() => undefined);
+      // The set's backups, not `/v1/set-backups/{id}`: that is a 404 until the agent has started it.
+      const set = await get('/v1/sets/{setId}', { hostId }, { setId }).catch(() => undefined);
+      const b = set?.backups.find((x) => x.backupId === backupId);
       if (!b || abort.signal.aborted) return;
       setPhase(b.phase);
       if (DONE.has(b.phase)) {
@@ -306,7 +310,7 @@ function SetBackupProgress(props: {
       (up) => up && void settle(),
     );
     return () => abort.abort();
-  }, [hostId, backupId]);
+  }, [hostId, setId, backupId]);
   return (
     <section aria-labelledby="set-progress-title" data-set-backup-live={backupId}>
       <h2 id="set-progress-title">Backing up the set</h2>
