@@ -419,6 +419,15 @@ describe('the dashboard against a running stack (Chromium)', () => {
     await page.getByRole('button', { name: 'Review' }).waitFor();
     expect(await overflow()).toBeLessThanOrEqual(0);
     await expectAccessible(page);
+    for (const [route, ready] of [
+      ['sets', page.locator('tr[data-set="compose:shop"]')],
+      ['notifications', page.getByRole('button', { name: 'Add a channel' })],
+    ] as const) {
+      await page.goto(`${catalog.url}/#/${route}`);
+      await ready.waitFor();
+      expect(await overflow()).toBeLessThanOrEqual(0);
+      await expectAccessible(page);
+    }
     await context.close();
   });
 

@@ -16,13 +16,17 @@ function describeBackup(b: SetBackup): string {
   return `${when(b.finishedAt ?? b.startedAt)} — ${b.phase}, ${b.members.length} snapshot${b.members.length === 1 ? '' : 's'}`;
 }
 
-/** Polls a set restore until it ends (a dry run ends as soon as the agent has planned it). */
+/**
+ * Polls a set restore until it ends (a dry run ends as soon as the agent has planned it). Each
+ * read waits a second first: the catalog projects the request it just published a moment later,
+ * and a read before that is a 404 (which the browser logs as an error).
+ */
 async function settled(restoreId: string, signal?: AbortSignal): Promise<SetRestore> {
   for (;;) {
+    await new Promise((done) => setTimeout(done, 1000));
+    if (signal?.aborted) throw new Error('aborted');
     const r = await get('/v1/set-restores/{restoreId}', {}, { restoreId }).catch(() => undefined);
     if (r && r.phase !== 'Queued') return r;
-    if (signal?.aborted) throw new Error('aborted');
-    await new Promise((done) => setTimeout(done, 1000));
   }
 }
 

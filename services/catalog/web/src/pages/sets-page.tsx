@@ -141,10 +141,13 @@ export function SetsPage() {
 /** One set: its members, back it up now, its backups with their member snapshots, restore it. */
 export function SetPage(props: { hostId: string; setId: string; canWrite: boolean }) {
   const { hostId, setId, canWrite } = props;
-  const { data, error, reload } = useData(
-    () => get('/v1/sets/{setId}', { hostId }, { setId }),
-    [hostId, setId],
-  );
+  const { data, error, reload } = useData(async () => {
+    const [set, host] = await Promise.all([
+      get('/v1/sets/{setId}', { hostId }, { setId }),
+      get('/v1/hosts/{hostId}', {}, { hostId }),
+    ]);
+    return { ...set, hostName: host.name };
+  }, [hostId, setId]);
   const [sent, setSent] = useState<{ backupId?: string; problem?: string } | undefined>(undefined);
   if (error) return <p role="alert">Could not load the application: {error}</p>;
   if (!data) return <p>Loading…</p>;
@@ -171,7 +174,7 @@ export function SetPage(props: { hostId: string; setId: string; canWrite: boolea
           {label.source} <code>{setId}</code>
         </dd>
         <dt>Host</dt>
-        <dd>{hostId}</dd>
+        <dd>{data.hostName}</dd>
         <dt>Containers</dt>
         <dd>{data.containers.join(', ') || 'none now'}</dd>
         <dt>Volumes</dt>
