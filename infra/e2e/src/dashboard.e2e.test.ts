@@ -527,7 +527,18 @@ describe('the dashboard against a running stack (Chromium)', () => {
     await page.getByText('No channel: nobody is notified of failures.').waitFor();
     await page.getByRole('button', { name: 'Add a channel' }).click();
     await page.getByLabel('Name', { exact: true }).fill('ops-hook');
-    await page.getByLabel(/^URL/).fill(`generic+${hook.url}/volback?token=e2e-hook-token`);
+    // A URL of no known service: the API's message next to the field, nothing saved.
+    const url = page.getByLabel(/^URL/);
+    await url.fill('ftp://files.example.org/drop?token=e2e-bad-token');
+    await page.getByRole('button', { name: 'Save channel' }).click();
+    await page.locator('#channel-url-error').waitFor();
+    // The browser logs the API's answer to that PUT: the one error this test expects.
+    expect(problems.splice(0)).toEqual([
+      'Failed to load resource: the server responded with a status of 400 (Bad Request)',
+    ]);
+    expect(await url.getAttribute('aria-invalid')).toBe('true');
+    expect(await page.locator('main').innerText()).not.toContain('e2e-bad-token');
+    await url.fill(`generic+${hook.url}/volback?token=e2e-hook-token`);
     await page.getByLabel(/^Signing secret/).fill(HOOK_SECRET);
     await page.getByLabel('success', { exact: true }).check();
     await expectAccessible(page);
@@ -561,6 +572,16 @@ describe('the dashboard against a running stack (Chromium)', () => {
     expect(await page.locator('main').innerText()).not.toContain('e2e-hook-token');
     await expectAccessible(page);
     await screenshot(page, 'notifications');
+
+    // Edited: the URL typed again (never shown back), success no longer notified.
+    await row.getByRole('button', { name: 'Edit ops-hook' }).click();
+    expect(await page.getByLabel('Name', { exact: true }).inputValue()).toBe('ops-hook');
+    await page.getByLabel(/^URL/).fill(`generic+${hook.url}/volback?token=e2e-hook-token`);
+    await page.getByLabel('success', { exact: true }).uncheck();
+    await page.getByRole('button', { name: 'Save channel' }).click();
+    await page.getByTestId('notify-message').filter({ hasText: 'Channel ops-hook saved.' }).waitFor();
+    await row.filter({ hasText: 'failure, at-risk, recovery' }).filter({ hasNotText: 'success' }).waitFor();
+    expect(await row.textContent()).not.toContain('(signed)');
 
     // Removed after a second confirmation click.
     await row.getByRole('button', { name: 'Remove ops-hook', exact: true }).click();

@@ -14,6 +14,8 @@ import { useData } from './use-data.ts';
 
 const KINDS = ['failure', 'at-risk', 'recovery', 'success'] as const;
 const DEFAULT_KINDS = ['failure', 'at-risk', 'recovery'];
+/** The form's inputs that the API's 400 can name. */
+const FIELDS = new Set(['name', 'url', 'secret', 'kinds', 'hosts', 'volumes']);
 const DELIVERY_TYPES = 'io.volback.notification.delivered.,io.volback.notification.failed.';
 /** How far back the deliveries list reads the event log. */
 const DELIVERY_DAYS = 7;
@@ -326,7 +328,11 @@ function ChannelEditor(props: { channel: Channel | undefined; onClose: (saved?: 
     } catch (err) {
       if (err instanceof ApiError && err.issues.length > 0) {
         const byField: Record<string, string> = {};
-        for (const i of err.issues) byField[i.field.split('.')[1] ?? 'url'] = `${i.field}: ${i.message}`;
+        for (const i of err.issues) {
+          // `body.url`, `body.secret`, `body.filter.kinds`…: shown next to the input they name.
+          const input = i.field.split('.').find((part) => FIELDS.has(part));
+          if (input) byField[input] = `${i.field}: ${i.message}`;
+        }
         setIssues(byField);
       }
       setProblem(`The catalog refused the channel: ${err instanceof Error ? err.message : String(err)}`);
@@ -413,8 +419,11 @@ function ChannelEditor(props: { channel: Channel | undefined; onClose: (saved?: 
         <input
           id="channel-volumes"
           value={volumes}
+          aria-invalid={issues['volumes'] ? true : undefined}
+          aria-describedby={describedBy('volumes')}
           onInput={(e) => setVolumes((e.target as HTMLInputElement).value)}
         />
+        {issue('volumes')}
       </fieldset>
       {problem && <p role="alert">{problem}</p>}
       <p>
