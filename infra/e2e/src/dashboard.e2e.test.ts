@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,16 +6,17 @@ import { AxeBuilder } from '@axe-core/playwright';
 import { connectNats, type NatsConnection } from '@volback/messaging';
 import {
   startDockerEngine,
+  startHttpReceiver,
   startNatsServer,
   waitUntil,
   type DockerEngine,
+  type HttpReceiver,
   type NatsServer,
 } from '@volback/testing';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   startCatalogService,
-  startOnDemandScheduler,
   startService,
   stopTestStack,
   type CatalogProcess,
@@ -27,6 +28,13 @@ import { runInVolume } from './volume-fixture.ts';
 const PASSWORD = 'e2e-dashboard-password';
 const WRITE = 'e2e-dashboard-write-token';
 const VOLUME = 'webdata';
+const HOOK_SECRET = 'e2e-dashboard-signing-secret';
+/** The compose project of the Applications tests: two containers, two volumes. */
+const SHOP = {
+  project: 'shop',
+  volumes: ['shop_db', 'shop_uploads'],
+  containers: ['shop-db-1', 'shop-web-1'],
+};
 
 /**
  * The dashboard in Debian's Chromium against a whole stack of processes: NATS, a gateway with a
@@ -41,6 +49,7 @@ describe('the dashboard against a running stack (Chromium)', () => {
   const services: ServiceProcess[] = [];
   let catalog: CatalogProcess;
   let browser: Browser;
+  let hook: HttpReceiver;
   let hostId: string;
   let hostName: string;
   const snapshots: string[] = [];
@@ -98,6 +107,29 @@ describe('the dashboard against a running stack (Chromium)', () => {
       HostConfig: { NetworkMode: 'none', Binds: [`${VOLUME}:/srv`] },
     });
     await app.start();
+    // An application as compose labels it: a database and a web container, a volume each.
+    for (const volume of SHOP.volumes) {
+      await engine.docker.createVolume({
+        Name: volume,
+        Labels: { 'com.docker.compose.project': SHOP.project },
+      });
+      await runInVolume(engine.docker, engine.image, volume, `echo "${volume} data" > "$1/${volume}.txt"`);
+    }
+    for (const [i, name] of SHOP.containers.entries()) {
+      const container = await engine.docker.createContainer({
+        Image: engine.image,
+        name,
+        Cmd: ['sleep', '3600'],
+        StopSignal: 'SIGKILL',
+        Labels: {
+          'com.docker.compose.project': SHOP.project,
+          'com.docker.compose.service': name.split('-')[1]!,
+        },
+        HostConfig: { NetworkMode: 'none', Binds: [`${SHOP.volumes[i]}:/data`] },
+      });
+      await container.start();
+    }
+    hook = await startHttpReceiver();
     const started = await Promise.all([
       startService(
         'gateway',
@@ -111,7 +143,19 @@ describe('the dashboard against a running stack (Chromium)', () => {
         join(dir, 'catalog'),
         dir,
       ),
-      startOnDemandScheduler('scheduler-1', nats.url, dir),
+      // On demand (labelled volumes only), and a notifier that gives up quickly after 2 attempts.
+      startService(
+        'scheduler',
+        'scheduler-1',
+        {
+          VOLBACK_NATS_URL: nats.url,
+          VOLBACK_SCHEDULER_DEFAULT_POLICY: 'labelled',
+          VOLBACK_SCHEDULER_ID: 'scheduler-1',
+          VOLBACK_NOTIFY_ATTEMPTS: '2',
+          VOLBACK_NOTIFY_RETRY_DELAY_MS: '100',
+        },
+        dir,
+      ),
       startService(
         'agent',
         'agent-1',
@@ -156,6 +200,7 @@ describe('the dashboard against a running stack (Chromium)', () => {
 
   afterAll(async () => {
     await browser?.close();
+    await hook?.close();
     await stopTestStack({ services, nc, engine, nats, dir });
   });
 
@@ -374,6 +419,15 @@ describe('the dashboard against a running stack (Chromium)', () => {
     await page.getByRole('button', { name: 'Review' }).waitFor();
     expect(await overflow()).toBeLessThanOrEqual(0);
     await expectAccessible(page);
+    for (const [route, ready] of [
+      ['sets', page.locator('tr[data-set="compose:shop"]')],
+      ['notifications', page.getByRole('button', { name: 'Add a channel' })],
+    ] as const) {
+      await page.goto(`${catalog.url}/#/${route}`);
+      await ready.waitFor();
+      expect(await overflow()).toBeLessThanOrEqual(0);
+      await expectAccessible(page);
+    }
     await context.close();
   });
 
@@ -397,4 +451,144 @@ describe('the dashboard against a running stack (Chromium)', () => {
     expect(problems).toEqual([]);
     await page.context().close();
   });
+
+  it('shows a compose project in Applications, backs it up as a set live, and dry-runs its restore before restoring it', async () => {
+    const { page, problems } = await open();
+    await page.goto(`${catalog.url}/#/sets`);
+    const row = page.locator('tr[data-set="compose:shop"]');
+    await row.waitFor({ timeout: 30_000 });
+    const listed = await row.textContent();
+    for (const name of [...SHOP.volumes, ...SHOP.containers]) expect(listed).toContain(name);
+    expect(listed).toContain('never');
+    await expectAccessible(page);
+
+    await row.getByRole('link', { name: SHOP.project, exact: true }).click();
+    await page.getByRole('button', { name: 'Back up this set now' }).click();
+    // The live section names each volume while it runs, then the outcome with the member snapshots.
+    await page.getByTestId('set-backup-members').or(page.getByTestId('set-backup-outcome')).first().waitFor();
+    const outcome = page.getByTestId('set-backup-outcome');
+    await outcome
+      .filter({ hasText: 'Every volume has a snapshot of the same point in time' })
+      .waitFor({ timeout: 60_000 });
+    const members = await outcome.getByRole('link', { name: /^Browse snapshot/ }).allTextContents();
+    expect(members).toHaveLength(2);
+    const { backups } = await api<{
+      backups: Array<{ phase: string; members: Array<{ snapshotId: string }> }>;
+    }>(`/v1/sets/compose:shop?hostId=${hostId}`);
+    expect(backups[0]).toMatchObject({ phase: 'Completed' });
+    expect(members.sort()).toEqual(backups[0]!.members.map((m) => m.snapshotId.slice(0, 8)).sort());
+    await page.locator('[data-testid="set-backups"] .phase-Completed').first().waitFor();
+    await expectAccessible(page);
+    await screenshot(page, 'application');
+
+    // The wizard: new names, containers recreated; the dry run lists what would be created.
+    await page.getByRole('link', { name: 'Restore this set…' }).click();
+    await page.getByLabel('Recreate the containers').check();
+    await expectAccessible(page);
+    await page.getByRole('button', { name: 'Review (dry run first)' }).click();
+    const plan = page.getByTestId('set-plan');
+    await plan.waitFor({ timeout: 60_000 });
+    const planned = await plan.textContent();
+    expect(planned).toContain('create the volumes shop_db-restored, shop_uploads-restored');
+    for (const name of SHOP.containers) expect(planned).toContain(`create the container ${name}-restored`);
+    expect(planned).toContain('mounts shop_db-restored:/data');
+    const confirmation = (await page.getByTestId('set-confirmation').textContent()) ?? '';
+    expect(confirmation).toMatch(
+      new RegExp(
+        `^Restore 2 volumes of compose:shop from the set backup of .+ on host ${hostName}, then create the containers .+ and start those that were running\\.$`,
+      ),
+    );
+    for (const name of SHOP.containers) expect(confirmation).toContain(`${name}-restored`);
+    // A dry run creates nothing.
+    const volumes = async () => ((await engine.docker.listVolumes()).Volumes ?? []).map((v) => v.Name);
+    expect(await volumes()).not.toContain('shop_db-restored');
+    await expectAccessible(page);
+    await screenshot(page, 'application-restore-dry-run');
+
+    await page.getByRole('button', { name: 'Restore now' }).click();
+    await page
+      .getByTestId('set-restore-outcome')
+      .filter({ hasText: /^Restored shop_db-restored, shop_uploads-restored; containers: / })
+      .waitFor({ timeout: 90_000 });
+    expect(await inVolume('shop_uploads-restored', 'cat "$1/shop_uploads.txt"')).toBe('shop_uploads data\n');
+    const web = await engine.docker.getContainer('shop-web-1-restored').inspect();
+    expect(web.Mounts.map((m) => m.Name)).toEqual(['shop_uploads-restored']);
+
+    await page.goto(`${catalog.url}/#/sets`);
+    await page.locator('tr[data-set="compose:shop"] .phase-Completed').waitFor();
+    await screenshot(page, 'applications');
+    expect(problems).toEqual([]);
+    await page.context().close();
+  }, 180_000);
+
+  it('adds a webhook channel, sends tests that fail then reach a real receiver, and lists both deliveries', async () => {
+    const { page, problems } = await open();
+    await page.goto(`${catalog.url}/#/notifications`);
+    await page.getByText('No channel: nobody is notified of failures.').waitFor();
+    await page.getByRole('button', { name: 'Add a channel' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('ops-hook');
+    // A URL of no known service: the API's message next to the field, nothing saved.
+    const url = page.getByLabel(/^URL/);
+    await url.fill('ftp://files.example.org/drop?token=e2e-bad-token');
+    await page.getByRole('button', { name: 'Save channel' }).click();
+    await page.locator('#channel-url-error').waitFor();
+    // The browser logs the API's answer to that PUT: the one error this test expects.
+    expect(problems.splice(0)).toEqual([
+      'Failed to load resource: the server responded with a status of 400 (Bad Request)',
+    ]);
+    expect(await url.getAttribute('aria-invalid')).toBe('true');
+    expect(await page.locator('main').innerText()).not.toContain('e2e-bad-token');
+    await url.fill(`generic+${hook.url}/volback?token=e2e-hook-token`);
+    await page.getByLabel(/^Signing secret/).fill(HOOK_SECRET);
+    await page.getByLabel('success', { exact: true }).check();
+    await expectAccessible(page);
+    await page.getByRole('button', { name: 'Save channel' }).click();
+    const row = page.locator('tr[data-channel="ops-hook"]');
+    await row.waitFor();
+    expect(await row.textContent()).toContain(`generic+${hook.url}/volback?token=***`);
+    expect(await row.textContent()).toContain('failure, at-risk, recovery, success');
+
+    // The receiver answers 500 twice: both attempts fail, and the failure says why.
+    hook.respondWith(500, 500);
+    await row.getByRole('button', { name: 'Send test to ops-hook' }).click();
+    const message = page.getByTestId('notify-message');
+    await message.filter({ hasText: /^Test to ops-hook failed/ }).waitFor({ timeout: 30_000 });
+    await row.getByRole('button', { name: 'Send test to ops-hook' }).click();
+    await message.filter({ hasText: 'Test delivered to ops-hook (1 attempt, status 204).' }).waitFor({
+      timeout: 30_000,
+    });
+    const posted = await hook.waitForRequests(3, (r) => r.headers['x-volback-notification'] === 'test');
+    expect(posted.map((r) => r.status)).toEqual([500, 500, 204]);
+    expect(posted[2]!.path).toBe('/volback?token=e2e-hook-token');
+    expect(posted[2]!.headers['x-volback-signature']).toBe(
+      `sha256=${createHmac('sha256', HOOK_SECRET).update(posted[2]!.body).digest('hex')}`,
+    );
+    const deliveries = page.getByTestId('deliveries');
+    await deliveries.locator('tr[data-delivery="delivered"]').waitFor();
+    await deliveries.locator('tr[data-delivery="failed"]').waitFor();
+    expect(await deliveries.locator('tr[data-delivery="failed"]').textContent()).toMatch(
+      /ops-hook.*test.*500/,
+    );
+    expect(await page.locator('main').innerText()).not.toContain('e2e-hook-token');
+    await expectAccessible(page);
+    await screenshot(page, 'notifications');
+
+    // Edited: the URL typed again (never shown back), success no longer notified.
+    await row.getByRole('button', { name: 'Edit ops-hook' }).click();
+    expect(await page.getByLabel('Name', { exact: true }).inputValue()).toBe('ops-hook');
+    await page.getByLabel(/^URL/).fill(`generic+${hook.url}/volback?token=e2e-hook-token`);
+    await page.getByLabel('success', { exact: true }).uncheck();
+    await page.getByRole('button', { name: 'Save channel' }).click();
+    await page.getByTestId('notify-message').filter({ hasText: 'Channel ops-hook saved.' }).waitFor();
+    await row.filter({ hasText: 'failure, at-risk, recovery' }).filter({ hasNotText: 'success' }).waitFor();
+    expect(await row.textContent()).not.toContain('(signed)');
+
+    // Removed after a second confirmation click.
+    await row.getByRole('button', { name: 'Remove ops-hook', exact: true }).click();
+    await row.getByRole('button', { name: 'Remove ops-hook now' }).click();
+    await page.getByText('No channel: nobody is notified of failures.').waitFor();
+    expect(await api<{ items: unknown[] }>('/v1/notifications/channels')).toEqual({ items: [] });
+    expect(problems).toEqual([]);
+    await page.context().close();
+  }, 120_000);
 });

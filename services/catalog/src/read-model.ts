@@ -1,6 +1,13 @@
 // The catalog's answers: one zod schema per resource, shared by the queries (which build them)
 // and the HTTP routes (which document and serialise them).
-import { BackupPhase, backupStats, engineInfo, RestorePhase, restorePlan } from '@volback/contracts';
+import {
+  BackupPhase,
+  backupStats,
+  engineInfo,
+  recreatedContainer,
+  RestorePhase,
+  restorePlan,
+} from '@volback/contracts';
 import { z } from 'zod';
 import { ProtectionStatus } from './domain/status.ts';
 
@@ -357,7 +364,8 @@ export const setRestoreView = z.object({
       target: z.object({ kind: z.string(), volumeName: z.string() }).loose(),
     }),
   ),
-  containers: z.array(z.object({ name: z.string(), outcome: z.string() }).loose()),
+  /** Each container as created (or, in a dry run, as it would be): image, mounts, networks, warnings. */
+  containers: z.array(recreatedContainer),
   requestedAt: time.nullable(),
   finishedAt: time.nullable(),
   error: z.object({ code: z.string(), reason: z.string(), failedVolume: z.string().nullable() }).nullable(),

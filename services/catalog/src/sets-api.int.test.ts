@@ -3,6 +3,7 @@ import {
   BackupSetCompleted,
   BackupSetStarted,
   commandSubject,
+  RestoreSetCompleted,
   createEvent,
   STREAMS,
 } from '@volback/contracts';
@@ -131,5 +132,51 @@ describe('backup sets in the catalog API (a catalog fed by a real NATS server)',
       phase: 'Queued',
       dryRun: true,
     });
+  });
+
+  it('a dry run’s answer names each container it would create: image (present or not), mounts, warnings', async () => {
+    const res = await post('/v1/sets/group:app/restores', { recreateContainers: true, dryRun: true });
+    const { restoreId } = res.json() as { restoreId: string };
+    const container = {
+      name: 'app-web-1',
+      originalName: 'app-web-1',
+      image: 'example/web:2',
+      imagePresent: false,
+      mounts: ['alpha-restored:/srv'],
+      networks: ['app_default'],
+      ports: ['8080/tcp'],
+      restartPolicy: 'unless-stopped',
+      envCount: 3,
+      warnings: ['network app_default does not exist on the engine'],
+      outcome: 'would-create' as const,
+    };
+    await new MessagePublisher(stack.nc).publish(
+      createEvent(
+        RestoreSetCompleted,
+        {
+          restoreId,
+          hostId: second,
+          setId: 'group:app',
+          setBackupId: 'set-app-1',
+          dryRun: true,
+          members: [
+            {
+              restoreId: `${restoreId}.0`,
+              snapshotId: ALPHA_SNAPSHOT,
+              volumeName: 'alpha',
+              target: { kind: 'new-volume', volumeName: 'alpha-restored' },
+            },
+          ],
+          containers: [container],
+          durationMs: 20,
+          completedAt: '2025-03-14T03:00:00.000Z',
+        },
+        { source: `volback://agent/${second}` },
+      ),
+    );
+    await catalog.caughtUp();
+    const answer = await get(`/v1/set-restores/${restoreId}`);
+    expect(answer.statusCode).toBe(200);
+    expect(answer.json()).toMatchObject({ phase: 'Completed', dryRun: true, containers: [container] });
   });
 });

@@ -110,16 +110,21 @@ export async function getAll<T>(
   return items;
 }
 
-/** Back up a volume now (write scope). */
-export async function backUpNow(hostId: string, volumeName: string): Promise<BackupAccepted> {
-  const url = `/v1/hosts/${encodeURIComponent(hostId)}/volumes/${encodeURIComponent(volumeName)}/backups`;
+/** Sends a write (write scope) with the stored token; the answer's JSON, or the problem as ApiError. */
+async function send<T>(method: 'POST' | 'PUT' | 'DELETE', url: string, body?: unknown): Promise<T> {
   const res = await fetch(url, {
-    method: 'POST',
-    headers: headers(storedToken(), { 'content-type': 'application/json' }),
-    body: JSON.stringify({ requestedBy: 'dashboard' }),
+    method,
+    headers: headers(storedToken(), body === undefined ? {} : { 'content-type': 'application/json' }),
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   if (!res.ok) throw await problemOf(res);
-  return (await res.json()) as BackupAccepted;
+  return (await res.json()) as T;
+}
+
+/** Back up a volume now (write scope). */
+export function backUpNow(hostId: string, volumeName: string): Promise<BackupAccepted> {
+  const url = `/v1/hosts/${encodeURIComponent(hostId)}/volumes/${encodeURIComponent(volumeName)}/backups`;
+  return send('POST', url, { requestedBy: 'dashboard' });
 }
 
 export type RestoreRequest = NonNullable<
@@ -128,24 +133,55 @@ export type RestoreRequest = NonNullable<
 export type RestoreAccepted = paths['/v1/restores']['post']['responses'][202]['content']['application/json'];
 
 /** Start a restore (write scope); the catalog checks the target and answers with its id. */
-export async function startRestore(body: RestoreRequest): Promise<RestoreAccepted> {
-  const res = await fetch('/v1/restores', {
-    method: 'POST',
-    headers: headers(storedToken(), { 'content-type': 'application/json' }),
-    body: JSON.stringify(body),
-  });
-  if (!res.ok) throw await problemOf(res);
-  return (await res.json()) as RestoreAccepted;
+export function startRestore(body: RestoreRequest): Promise<RestoreAccepted> {
+  return send('POST', '/v1/restores', body);
 }
 
 /** Define or replace an API policy (write scope); the scheduler records it (`PolicyDefined`). */
 export async function definePolicy(policyId: string, body: PolicyRequest): Promise<void> {
-  const res = await fetch(`/v1/policies/${encodeURIComponent(policyId)}`, {
-    method: 'PUT',
-    headers: headers(storedToken(), { 'content-type': 'application/json' }),
-    body: JSON.stringify(body),
-  });
-  if (!res.ok) throw await problemOf(res);
+  await send('PUT', `/v1/policies/${encodeURIComponent(policyId)}`, body);
+}
+
+export type BackupSet = Answer<'/v1/sets'>['items'][number];
+export type SetBackup = Answer<'/v1/set-backups/{backupId}'>;
+export type SetRestore = Answer<'/v1/set-restores/{restoreId}'>;
+export type SetRestoreRequest =
+  paths['/v1/sets/{setId}/restores']['post']['requestBody']['content']['application/json'];
+export type SetRestoreAccepted =
+  paths['/v1/sets/{setId}/restores']['post']['responses'][202]['content']['application/json'];
+export type SetBackupAccepted =
+  paths['/v1/sets/{setId}/backups']['post']['responses'][202]['content']['application/json'];
+
+/** Back up every volume of a set now, at one point in time (write scope). */
+export function backUpSetNow(hostId: string, setId: string): Promise<SetBackupAccepted> {
+  return send('POST', `/v1/sets/${encodeURIComponent(setId)}/backups`, { hostId, requestedBy: 'dashboard' });
+}
+
+/** Restore a set backup (write scope): new names or in place, containers recreated when asked, or a dry run. */
+export function startSetRestore(setId: string, body: SetRestoreRequest): Promise<SetRestoreAccepted> {
+  return send('POST', `/v1/sets/${encodeURIComponent(setId)}/restores`, body);
+}
+
+export type Channel = Answer<'/v1/notifications/channels'>['items'][number];
+export type ChannelRequest = NonNullable<
+  paths['/v1/notifications/channels/{name}']['put']['requestBody']
+>['content']['application/json'];
+export type NotificationTest =
+  paths['/v1/notifications/test']['post']['responses'][200]['content']['application/json'];
+
+/** Define or replace a notification channel (write scope); the answer is redacted. */
+export function defineChannel(name: string, body: ChannelRequest): Promise<Channel> {
+  return send('PUT', `/v1/notifications/channels/${encodeURIComponent(name)}`, body);
+}
+
+/** Remove a notification channel of the API (write scope). */
+export async function removeChannel(name: string): Promise<void> {
+  await send('DELETE', `/v1/notifications/channels/${encodeURIComponent(name)}`);
+}
+
+/** Send a test notification to one channel and wait for its outcome (write scope). */
+export function testChannel(channel: string): Promise<NotificationTest> {
+  return send('POST', '/v1/notifications/test', { channel, waitSeconds: 30, requestedBy: 'dashboard' });
 }
 
 /** One item of the live stream: an event (its CloudEvents type) or `progress`. */

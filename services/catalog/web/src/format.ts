@@ -28,3 +28,13 @@ export function volumeHref(hostId: string, volumeName: string): string {
 export function snapshotHref(snapshotId: string, path = '/'): string {
   return `#/snapshots/${snapshotId}${path === '/' ? '' : `/${encodeURIComponent(path)}`}`;
 }
+
+/** The hash route of a backup set (an application) on a host. */
+export function setHref(hostId: string, setId: string): string {
+  return `#/sets/${encodeURIComponent(hostId)}/${encodeURIComponent(setId)}`;
+}
+
+/** The hash route of the restore wizard of a set. */
+export function setRestoreHref(hostId: string, setId: string): string {
+  return `#/restore-set/${encodeURIComponent(hostId)}/${encodeURIComponent(setId)}`;
+}

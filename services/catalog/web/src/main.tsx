@@ -3,17 +3,21 @@ import { useEffect, useState } from 'preact/hooks';
 import { get, storedToken, type Access } from './api.ts';
 import { AccessPage } from './pages/access-page.tsx';
 import { LivePage } from './pages/live-page.tsx';
+import { NotificationsPage } from './pages/notifications-page.tsx';
 import { OverviewPage } from './pages/overview-page.tsx';
 import { EventsPage } from './pages/events-page.tsx';
 import { PoliciesPage } from './pages/policies-page.tsx';
 import { RestorePage } from './pages/restore-page.tsx';
+import { SetRestorePage } from './pages/set-restore-page.tsx';
+import { SetPage, SetsPage } from './pages/sets-page.tsx';
 import { SnapshotPage } from './pages/snapshot-page.tsx';
 import { VolumePage } from './pages/volume-page.tsx';
 import './style.css';
 
 /**
  * The hash route: `#/`, `#/volumes/<host>/<volume>`, `#/snapshots/<id>[/<path>]`,
- * `#/restore/<id>[/<path>]`, `#/live`, `#/policies`, `#/events`, `#/access` (a path is one encoded segment).
+ * `#/restore/<id>[/<path>]`, `#/sets`, `#/sets/<host>/<set>`, `#/restore-set/<host>/<set>`, `#/live`,
+ * `#/policies`, `#/notifications`, `#/events`, `#/access` (a path is one encoded segment).
  */
 function useRoute(): string[] {
   const parse = () => location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
@@ -40,9 +44,11 @@ function App() {
   const page = route[0] ?? '';
   const nav = [
     ['', 'Overview'],
+    ['sets', 'Applications'],
     ['live', 'Live activity'],
     ['events', 'Event log'],
     ['policies', 'Policies'],
+    ['notifications', 'Notifications'],
     ['access', 'Access'],
   ] as const;
   let body;
@@ -55,6 +61,12 @@ function App() {
     body = <SnapshotPage snapshotId={route[1]} path={route[2] ?? '/'} canWrite={access.scope === 'write'} />;
   else if (page === 'restore' && route[1] && access.scope === 'write')
     body = <RestorePage snapshotId={route[1]} path={route[2] ?? '/'} />;
+  else if (page === 'sets' && route[1] && route[2])
+    body = <SetPage hostId={route[1]} setId={route[2]} canWrite={access.scope === 'write'} />;
+  else if (page === 'sets') body = <SetsPage />;
+  else if (page === 'restore-set' && route[1] && route[2] && access.scope === 'write')
+    body = <SetRestorePage hostId={route[1]} setId={route[2]} />;
+  else if (page === 'notifications') body = <NotificationsPage canWrite={access.scope === 'write'} />;
   else if (page === 'live') body = <LivePage />;
   else if (page === 'events') body = <EventsPage />;
   else if (page === 'policies') body = <PoliciesPage canWrite={access.scope === 'write'} />;
