@@ -46,6 +46,8 @@ function parseSize(text: string): number {
 const MiB = 1024 * 1024;
 /** The newest restic release, compared with when built (`restic-latest` in scripts/install-servers.sh). */
 const RESTIC_LATEST = '0.19.1';
+/** rustic, the fastest implementation of the format (`rustic` in scripts/install-servers.sh). */
+const RUSTIC = '0.11.4';
 
 function dirBytes(path: string): number {
   return Number(execFileSync('du', ['-sb', path]).toString().split('\t')[0]);
@@ -96,16 +98,27 @@ const env = {
   ...process.env,
   VOLBACK_PASSWORD: 'bench',
   RESTIC_PASSWORD: 'bench',
+  RUSTIC_PASSWORD: 'bench',
   RESTIC_CACHE_DIR: join(work, 'restic-cache'),
   // volback's chunk cache (per repository, so each run starts without one) and compile cache.
   VOLBACK_CACHE_DIR: join(work, 'volback-cache'),
 };
-/** The newest restic, when the set-up built it (scripts/install-servers.sh restic-latest). */
-const resticLatest = join(
+const cacheBin = join(
   process.env.VOLBACK_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'volback'),
   'bin',
-  `restic-${RESTIC_LATEST}`,
 );
+/** The newest restic, when the set-up built it (scripts/install-servers.sh restic-latest). */
+const resticLatest = join(cacheBin, `restic-${RESTIC_LATEST}`);
+/** rustic, when the set-up built it (scripts/install-servers.sh rustic). */
+const rustic = join(cacheBin, `rustic-${RUSTIC}`);
+/** rustic's options before its command: its own cache in the bench's directory, no progress bars. */
+const rusticGlobal = (repo: string) => [
+  '-r',
+  repo,
+  '--cache-dir',
+  join(work, 'rustic-cache'),
+  '--no-progress',
+];
 const resticTool = (bin: string) => ({
   init: (repo: string) => [bin, ['-r', repo, 'init', '--repository-version', '2']] as const,
   backup: (repo: string) => [bin, ['-r', repo, 'backup', data, '-q']] as const,
@@ -138,11 +151,19 @@ const tools = {
   },
   restic: resticTool('restic'),
   [`restic-${RESTIC_LATEST}`]: resticTool(resticLatest),
+  [`rustic-${RUSTIC}`]: {
+    init: (repo: string) => [rustic, [...rusticGlobal(repo), 'init']] as const,
+    backup: (repo: string) => [rustic, [...rusticGlobal(repo), 'backup', data]] as const,
+    restore: (repo: string, target: string) =>
+      [rustic, [...rusticGlobal(repo), 'restore', 'latest', target]] as const,
+  },
 } as const;
-type Tool = 'volback' | 'restic' | `restic-${typeof RESTIC_LATEST}`;
+type Tool = 'volback' | 'restic' | `restic-${typeof RESTIC_LATEST}` | `rustic-${typeof RUSTIC}`;
 const measured: Tool[] = ['volback', 'restic'];
 if (existsSync(resticLatest)) measured.push(`restic-${RESTIC_LATEST}`);
 else log(`bench: ${resticLatest} missing (sh scripts/install-servers.sh restic-latest): not measured`);
+if (existsSync(rustic)) measured.push(`rustic-${RUSTIC}`);
+else log(`bench: ${rustic} missing (sh scripts/install-servers.sh rustic): not measured`);
 
 interface Row extends Measure {
   shape: Shape;
@@ -288,11 +309,13 @@ if (!values.json) {
     'vs restic (wall)',
     `vs ${RESTIC_LATEST}`,
     `CPU vs ${RESTIC_LATEST}`,
+    `vs rustic`,
+    `CPU vs rustic`,
   ];
   const lines = rows.map((r) => {
     const ratio = (tool: string, field: 'wallSeconds' | 'cpuSeconds' = 'wallSeconds') => {
       const other = rows.find((o) => o.phase === r.phase && o.tool === tool);
-      return r.tool.startsWith('restic') || !other ? '' : `${(r[field] / other[field]).toFixed(2)}x`;
+      return !r.tool.startsWith('volback') || !other ? '' : `${(r[field] / other[field]).toFixed(2)}x`;
     };
     return [
       r.shape,
@@ -306,6 +329,8 @@ if (!values.json) {
       ratio('restic'),
       ratio(`restic-${RESTIC_LATEST}`),
       ratio(`restic-${RESTIC_LATEST}`, 'cpuSeconds'),
+      ratio(`rustic-${RUSTIC}`),
+      ratio(`rustic-${RUSTIC}`, 'cpuSeconds'),
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));

@@ -7,6 +7,8 @@
 #   For the deployment tests (the images and compose files, infra/deploy):
 #   restic-latest: restic $RESTIC_LATEST_VERSION, `go install` into $VOLBACK_CACHE_DIR/bin/restic-<version>
 #     (named by its version so that Debian's restic stays the one on PATH); the bench compares both
+#   rustic: rustic $RUSTIC_VERSION (the fastest implementation of restic's format, Rust), `cargo
+#     install --locked` into $VOLBACK_CACHE_DIR/rustic, linked as bin/rustic-<version>; bench only
 #   compose: Docker Compose v5 built from the Go module proxy into $VOLBACK_CACHE_DIR/bin/docker-compose
 #   mc: the MinIO client (the health check of the minio image), `go install` of a pinned version
 #   images: stand-ins of the upstream base images, built without a registry by
@@ -20,6 +22,7 @@ NATS_SERVER_VERSION=v2.12.15
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c # github.com/minio/minio, the last published commit
 COMPOSE_VERSION=v5.6.0
 RESTIC_LATEST_VERSION=v0.19.1 # the newest restic, for the bench only (never the tests' restic)
+RUSTIC_VERSION=0.11.4 # rustic-rs on crates.io, for the bench only (about 9 minutes to build on 2 cores)
 MC_VERSION=v0.0.0-20250313080218-cf909e1063a9 # github.com/minio/mc, the one the pinned MinIO requires
 CACHE=${VOLBACK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/volback}
 BIN="$CACHE/bin"
@@ -57,6 +60,14 @@ apt_install() {
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get install -y -q --no-install-recommends "$@" >/dev/null 2>&1 ||
     { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q --no-install-recommends "$@" >/dev/null; }
+}
+
+# rustic with cargo (rustup's or Debian's), kept in its own root; the link names its version.
+install_rustic() {
+  command -v cargo >/dev/null 2>&1 || PATH="$HOME/.cargo/bin:$PATH"
+  command -v cargo >/dev/null 2>&1 || timed "Debian package cargo" apt_install cargo
+  cargo install --locked --quiet rustic-rs --version "$RUSTIC_VERSION" --root "$CACHE/rustic"
+  ln -sf "$CACHE/rustic/bin/rustic" "$BIN/rustic-$RUSTIC_VERSION"
 }
 
 # `go install` refuses Compose (its go.mod has exclude directives): build it inside its module.
@@ -104,6 +115,9 @@ for item in $want; do
       [ -x "$BIN/restic-${RESTIC_LATEST_VERSION#v}" ] || timed "restic $RESTIC_LATEST_VERSION (go install)" \
         go_install_as restic "restic-${RESTIC_LATEST_VERSION#v}" "github.com/restic/restic/cmd/restic@$RESTIC_LATEST_VERSION"
       ;;
+    rustic)
+      [ -x "$BIN/rustic-$RUSTIC_VERSION" ] || timed "rustic $RUSTIC_VERSION (cargo install)" install_rustic
+      ;;
     compose)
       have COMPOSE_BIN docker-compose || timed "docker compose $COMPOSE_VERSION (go build)" build_compose
       ;;
@@ -115,6 +129,6 @@ for item in $want; do
         timed "Debian package debootstrap" apt_install debootstrap
       sh "$(dirname -- "$0")/build-stand-in-images.sh"
       ;;
-    *) echo "volback: unknown server '$item' (nats, minio, docker, restic, restic-latest, chromium, compose, mc, images)" >&2; exit 2 ;;
+    *) echo "volback: unknown server '$item' (nats, minio, docker, restic, restic-latest, rustic, chromium, compose, mc, images)" >&2; exit 2 ;;
   esac
 done
