@@ -28,6 +28,7 @@ import {
   policiesSetCommand,
   policiesShowCommand,
 } from './policy-commands.ts';
+import { registerDrillCommands } from './drill-commands.ts';
 import { registerSetCommands } from './set-commands.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -697,6 +698,7 @@ export function registerCatalogCommands(program: Command, run: Runner): void {
     );
 
   registerSetCommands(program, run);
+  registerDrillCommands(program, run);
 
   program
     .command('dump')
