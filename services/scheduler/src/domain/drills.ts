@@ -21,23 +21,24 @@ function drillLive(requestedAt: number, now: number, settings: SchedulerSettings
  * The drills due now: each volume whose policy asks for one (`drill.schedule`, the
  * `volback.drill.schedule` label) and that has a snapshot, at the latest slot since its last drill
  * (missed slots run once), while no backup or drill of it runs. A drill counts against the same
- * per-host and global limits as backups (`alsoRunning`: the backups this round starts, per host).
+ * per-host and global limits as backups (`starting`: the volumes whose backups this round starts).
  * Each is `RestoreDrillRequested` (stored once per volume and slot) and `RestoreDrill` to the agent.
  */
 export function decideDrills(
   state: SchedulerState,
   now: number,
   settings: SchedulerSettings,
-  alsoRunning: ReadonlyMap<string, number> = new Map(),
+  starting: readonly { readonly hostId: string; readonly volumeName: string }[] = [],
 ): Decision[] {
   const busy = new Set<string>();
-  const perHost = new Map(alsoRunning);
-  let total = [...alsoRunning.values()].reduce((a, b) => a + b, 0);
+  const perHost = new Map<string, number>();
+  let total = 0;
   const count = (hostId: string, key: string) => {
     busy.add(key);
     perHost.set(hostId, (perHost.get(hostId) ?? 0) + 1);
     total++;
   };
+  for (const b of starting) count(b.hostId, hostScopedKey(b.hostId, b.volumeName));
   for (const flight of state.inFlight.values()) {
     if (isLive(flight, now, settings)) count(flight.hostId, hostScopedKey(flight.hostId, flight.volumeName));
   }
