@@ -97,7 +97,10 @@ export function describeNotification(
           ['code', d['code']],
           ['snapshot', d['snapshotId']],
           ['differences', d['mismatchCount'] ? d['mismatchCount'] : undefined],
-          ['left behind', Array.isArray(d['leftBehind']) && d['leftBehind'].length ? d['leftBehind'].join(', ') : undefined],
+          [
+            'left behind',
+            Array.isArray(d['leftBehind']) && d['leftBehind'].length ? d['leftBehind'].join(', ') : undefined,
+          ],
           ['drill', d['drillId']],
           ['at', d['failedAt']],
         ),
@@ -108,7 +111,10 @@ export function describeNotification(
         text: lines(
           ['snapshot', d['snapshotId']],
           ['files', d['files']],
-          ['containers', Array.isArray(d['containers']) && d['containers'].length ? d['containers'].join(', ') : undefined],
+          [
+            'containers',
+            Array.isArray(d['containers']) && d['containers'].length ? d['containers'].join(', ') : undefined,
+          ],
           ['drill', d['drillId']],
           ['at', d['completedAt']],
         ),

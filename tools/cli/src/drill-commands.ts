@@ -28,7 +28,11 @@ function drillLine(d: Drill): string {
 }
 
 /** Polls the drill until it ended, or `timeoutMs` passed (undefined). */
-async function waitForDrill(ctx: CatalogContext, drillId: string, timeoutMs: number): Promise<Drill | undefined> {
+async function waitForDrill(
+  ctx: CatalogContext,
+  drillId: string,
+  timeoutMs: number,
+): Promise<Drill | undefined> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const drill = await ctx.client.get<Drill>(`/v1/drills/${enc(drillId)}`).catch((error: unknown) => {
@@ -44,7 +48,14 @@ async function waitForDrill(ctx: CatalogContext, drillId: string, timeoutMs: num
 async function drillCommand(
   ctx: CatalogContext,
   volumeName: string,
-  o: { host?: string; containers?: boolean; health?: string; healthTimeout?: string; wait?: boolean; timeout: string },
+  o: {
+    host?: string;
+    containers?: boolean;
+    health?: string;
+    healthTimeout?: string;
+    wait?: boolean;
+    timeout: string;
+  },
 ): Promise<number> {
   const timeout = Number(o.timeout);
   if (!Number.isInteger(timeout) || timeout < 1) throw new UsageError('--timeout: whole seconds, 1 or more');
@@ -70,10 +81,15 @@ async function drillCommand(
     ctx.out.result({ drillId, phase: 'Requested' }, () => `drill ${drillId} sent (follow it with --wait)`);
     return EXIT.ok;
   }
-  ctx.out.progress(`drilling ${volume.volumeName}: restore, verify${o.containers || o.health ? ', health' : ''}…`);
+  ctx.out.progress(
+    `drilling ${volume.volumeName}: restore, verify${o.containers || o.health ? ', health' : ''}…`,
+  );
   const drill = await waitForDrill(ctx, drillId, timeout * 1000);
   if (!drill) {
-    ctx.out.result({ drillId, phase: 'Requested' }, () => `drill ${drillId} has not ended after ${timeout} s; see volback drills ${volume.volumeName}`);
+    ctx.out.result(
+      { drillId, phase: 'Requested' },
+      () => `drill ${drillId} has not ended after ${timeout} s; see volback drills ${volume.volumeName}`,
+    );
     return EXIT.partial;
   }
   ctx.out.result(drill, () => drillLine(drill));
@@ -112,12 +128,20 @@ async function drillsCommand(
 export function registerDrillCommands(program: Command, run: Runner): void {
   program
     .command('drill')
-    .description("restore a volume's latest snapshot into a scratch volume, verify it, remove it (a restore drill)")
+    .description(
+      "restore a volume's latest snapshot into a scratch volume, verify it, remove it (a restore drill)",
+    )
     .argument('<volume>', 'volume name')
     .option('--host <host>', 'the host of the volume (name or id), when several have it')
     .option('--containers', 'also start the recorded containers on the scratch volume')
-    .option('--health <command>', 'run this in each started container (sh -c); exit 0 passes (implies --containers)')
-    .option('--health-timeout <seconds>', 'longest wait for the containers to be healthy (default: the policy, else 60)')
+    .option(
+      '--health <command>',
+      'run this in each started container (sh -c); exit 0 passes (implies --containers)',
+    )
+    .option(
+      '--health-timeout <seconds>',
+      'longest wait for the containers to be healthy (default: the policy, else 60)',
+    )
     .option('-w, --wait', 'wait for the outcome; exit 0 passed, 4 failed')
     .option('--timeout <seconds>', 'with --wait: give up waiting after this long', '3600')
     .action((volume: string, o, cmd: Command) => run(cmd, (ctx) => drillCommand(ctx, volume, o)));

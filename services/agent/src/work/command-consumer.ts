@@ -85,7 +85,10 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
   const jsm = await jetstreamManager(nc);
 
   /** True when the work's aggregate already holds its final event (the ack was lost, not the work). */
-  const alreadyEnded = async (aggregate: 'backup' | 'restore' | 'drill', workId: string): Promise<boolean> => {
+  const alreadyEnded = async (
+    aggregate: 'backup' | 'restore' | 'drill',
+    workId: string,
+  ): Promise<boolean> => {
     const last = await jsm.streams
       .getMessage(STREAMS.events.name, { last_by_subj: eventSubject(aggregate, hostId, workId) })
       .catch(() => null);

@@ -375,7 +375,9 @@ export class CatalogQueries {
 
   #lastDrill(hostId: string, volumeName: string): DrillView | null {
     const row = this.#db
-      .prepare('SELECT * FROM drills WHERE host_id = :h AND volume_name = :v ORDER BY at DESC, drill_id DESC LIMIT 1')
+      .prepare(
+        'SELECT * FROM drills WHERE host_id = :h AND volume_name = :v ORDER BY at DESC, drill_id DESC LIMIT 1',
+      )
       .get({ h: hostId, v: volumeName }) as Row | undefined;
     return row ? this.#drill(row) : null;
   }

@@ -65,8 +65,13 @@ export function registerDrillRoutes(
         params: volumeParams,
         body: z
           .object({
-            containers: z.boolean().optional().describe('start the recorded containers on the scratch volume'),
-            health: drillSpec.shape.health.describe('run with `sh -c` in each started container; exit 0 passes'),
+            containers: z
+              .boolean()
+              .optional()
+              .describe('start the recorded containers on the scratch volume'),
+            health: drillSpec.shape.health.describe(
+              'run with `sh -c` in each started container; exit 0 passes',
+            ),
             healthTimeoutSeconds: z.number().int().min(1).max(3600).optional(),
             requestedBy,
           })

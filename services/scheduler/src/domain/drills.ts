@@ -56,7 +56,12 @@ export function decideDrills(
     if ((perHost.get(volume.hostId) ?? 0) >= settings.maxConcurrentBackupsPerHost) continue;
     if (!hostOnline(state, volume.hostId, now)) continue;
     const anchor = Math.max(volume.lastDrillSlot ?? -Infinity, volume.discoveredAt);
-    const due = dueSlot(drill.schedule, anchor, now, jitterMs(volume.key, drill.schedule, settings.jitterWindowMs));
+    const due = dueSlot(
+      drill.schedule,
+      anchor,
+      now,
+      jitterMs(volume.key, drill.schedule, settings.jitterWindowMs),
+    );
     if (!due) continue;
     const drillId = slotDrillId(volume.hostId, volume.volumeName, due.slot);
     const stamp = (suffix: string) => ({

@@ -233,9 +233,11 @@ function drillFromLabels(
   });
   const cron = labels.get(POLICY_LABELS.drillSchedule)?.trim().replace(/\s+/g, ' ');
   if (cron === undefined) {
-    const orphan = [POLICY_LABELS.drillContainers, POLICY_LABELS.drillHealth, POLICY_LABELS.drillHealthTimeout].find(
-      (label) => labels.has(label),
-    );
+    const orphan = [
+      POLICY_LABELS.drillContainers,
+      POLICY_LABELS.drillHealth,
+      POLICY_LABELS.drillHealthTimeout,
+    ].find((label) => labels.has(label));
     return orphan ? fail(orphan, `needs ${POLICY_LABELS.drillSchedule} (when to run the drill)`) : undefined;
   }
   const schedule = { cron, timezone };
@@ -253,16 +255,19 @@ function drillFromLabels(
   }
   const health = labels.get(POLICY_LABELS.drillHealth)?.trim();
   if (health !== undefined) {
-    if (!health || health.length > 2000) return fail(POLICY_LABELS.drillHealth, 'a shell command of 1 to 2000 characters');
+    if (!health || health.length > 2000)
+      return fail(POLICY_LABELS.drillHealth, 'a shell command of 1 to 2000 characters');
     spec['health'] = health;
   }
   const timeout = labels.get(POLICY_LABELS.drillHealthTimeout)?.trim();
   if (timeout !== undefined) {
     const seconds = WHOLE.test(timeout) ? Number(timeout) : 0;
-    if (seconds < 1 || seconds > 3600) return fail(POLICY_LABELS.drillHealthTimeout, 'whole seconds, 1 to 3600');
+    if (seconds < 1 || seconds > 3600)
+      return fail(POLICY_LABELS.drillHealthTimeout, 'whole seconds, 1 to 3600');
     spec['healthTimeoutSeconds'] = seconds;
   }
   const parsed = drillSpec.safeParse(spec);
-  if (!parsed.success) return fail(POLICY_LABELS.drillSchedule, parsed.error.issues[0]?.message ?? 'invalid drill');
+  if (!parsed.success)
+    return fail(POLICY_LABELS.drillSchedule, parsed.error.issues[0]?.message ?? 'invalid drill');
   return { drill: parsed.data };
 }
