@@ -101,7 +101,7 @@ describe('restore drills: scheduled and manual, passing and failing, on a real e
       engine.docker,
       engine.image,
       'orders',
-      `BIG_KIB=2048; ${FILL_VOLUME_SCRIPT}; echo order-1 > /v/orders.csv`,
+      `BIG_KIB=2048\n${FILL_VOLUME_SCRIPT}\necho order-1 > /v/orders.csv`,
     );
     const app = await engine.docker.createContainer({
       name: 'shop-app-1',
@@ -208,14 +208,20 @@ describe('restore drills: scheduled and manual, passing and failing, on a real e
 
     // The app goes: its labels (and so the drill schedule) go with it.
     await engine.docker.getContainer('shop-app-1').remove({ force: true });
+    const policyId = `labels:${hostId}:orders`;
+    const since = events.events.length;
     await events.waitFor(
-      'the label policy without a drill',
+      'the label policy of orders to go',
       (e) =>
-        e.type === 'io.volback.policy.defined.v1' &&
-        (e.data as Data)['origin'] === 'labels' &&
-        JSON.stringify(e.data).includes('"volumeName":"orders"') &&
-        !JSON.stringify(e.data).includes('"drill"'),
+        events.events.indexOf(e) >= since &&
+        e.type === 'io.volback.policy.removed.v1' &&
+        (e.data as Data)['policyId'] === policyId,
     );
+    // Nothing of a drill was ever announced as the host's: no scratch volume, no drill container.
+    const announced = events.events.filter((e) =>
+      /"(volumeName|name)":"(volback-drill-|shop-app-1-volback-drill-)/.test(JSON.stringify(e.data)),
+    );
+    expect(announced.filter((e) => !e.type.startsWith('io.volback.drill.'))).toEqual([]);
     // The catalog shows the volume's last drill with its RTO.
     await expect
       .poll(

@@ -9,6 +9,7 @@ import {
 import { DataPathClient, GatewayBlobStore } from '@volback/data-path';
 import { resolveTreePath } from '@volback/repository';
 import type { z } from 'zod';
+import { DRILL_LABEL } from '../domain/inventory.ts';
 import { HookFailedError } from '../errors.ts';
 import { recreationPlan, type RecordedInspect, type RecreationPlan } from '../domain/container-recreation.ts';
 import { latestOfVolume } from './backup-volume.ts';
@@ -37,7 +38,7 @@ export const DrillErrorCode = {
 
 /** Labels on a drill's scratch volume and containers: no backup of them, and whose they are. */
 export const DRILL_LABELS = {
-  drillId: 'io.volback.drill-id',
+  drillId: DRILL_LABEL,
   /** The policy label that keeps the scheduler from backing the scratch volume up. */
   enabled: 'volback.enabled',
 } as const;
