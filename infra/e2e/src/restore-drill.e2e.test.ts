@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -234,7 +234,7 @@ describe('restore drills: scheduled and manual, passing and failing, on a real e
       .toBeDefined();
   }, 120_000);
 
-  it('a manual drill whose health command exits 1 fails at the health stage, is notified to the webhook, and leaves nothing behind', async () => {
+  it('a manual drill whose health command exits 1 fails at the health stage, is notified to the webhook, and leaves nothing behind; so does one whose packs are gone', async () => {
     // Drills the schedule started before the app went may still end: wait for quiet.
     await expect.poll(async () => leftovers(), { timeout: 30_000 }).toEqual({ volumes: [], containers: [] });
     const result = await volback([
@@ -282,6 +282,14 @@ describe('restore drills: scheduled and manual, passing and failing, on a real e
     expect(JSON.parse(ok.stdout)).toMatchObject({ phase: 'Passed', containers: [], healthMs: 0 });
     const table = await volback(['drills', 'orders']);
     expect(table.stdout).toMatch(/FAILED \(health\)/);
+
+    // The repository loses its data packs: the drill fails at the restore, and says why.
+    const data = join(dir, 'repo', 'data');
+    for (const sub of await readdir(data)) await rm(join(data, sub), { recursive: true, force: true });
+    const lost = await volback(['drill', 'orders', '--wait', '--json']);
+    expect(lost.code, lost.stdout + lost.stderr).toBe(4);
+    expect(JSON.parse(lost.stdout)).toMatchObject({ phase: 'Failed', stage: 'restore' });
+    expect(await leftovers()).toEqual({ volumes: [], containers: [] });
   }, 120_000);
 
   it('refuses bad input clearly and changes nothing: an unknown volume, a volume never backed up, a bad drill label', async () => {
