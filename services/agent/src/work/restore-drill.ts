@@ -147,7 +147,11 @@ export async function runRestoreDrill(ctx: WorkContext, command: RestoreDrillCom
 
     stage = 'restore';
     const restoreStart = Date.now();
-    if (await ctx.volumes.volumeExists(scratch)) await ctx.volumes.removeVolume(scratch);
+    // A run of this drill cut short by a crash left its scratch volume (and containers): gone first.
+    if (await ctx.volumes.volumeExists(scratch)) {
+      for (const user of await ctx.volumes.containersUsing(scratch)) await ctx.applications.remove(user.id);
+      await ctx.volumes.removeVolume(scratch);
+    }
     scratchMade = true;
     const restored = await runRestore(
       // The drill's outcome is the record: its restore publishes no restore events.

@@ -18,7 +18,7 @@ function drillLive(requestedAt: number, now: number, settings: SchedulerSettings
 }
 
 /**
- * The drills due now: each volume whose policy asks for one (`drill.schedule`, the
+ * The drills due now: each volume whose enabled policy asks for one (`drill.schedule`, the
  * `volback.drill.schedule` label) and that has a snapshot, at the latest slot since its last drill
  * (missed slots run once), while no backup or drill of it runs. A drill counts against the same
  * per-host and global limits as backups (`starting`: the volumes whose backups this round starts).
@@ -51,7 +51,8 @@ export function decideDrills(
   for (const volume of state.volumes.values()) {
     if (total >= settings.maxConcurrentBackups) break;
     if (busy.has(volume.key) || !volume.lastSuccess) continue;
-    const drill = effectivePolicy(state, volume, settings)?.policy.drill;
+    const policy = effectivePolicy(state, volume, settings)?.policy;
+    const drill = policy?.enabled ? policy.drill : undefined;
     if (!drill) continue;
     if ((perHost.get(volume.hostId) ?? 0) >= settings.maxConcurrentBackupsPerHost) continue;
     if (!hostOnline(state, volume.hostId, now)) continue;
