@@ -292,7 +292,7 @@ describe('restore drills: scheduled and manual, passing and failing, on a real e
     expect(await leftovers()).toEqual({ volumes: [], containers: [] });
   }, 120_000);
 
-  it('refuses bad input clearly and changes nothing: an unknown volume, a volume never backed up, a bad drill label', async () => {
+  it('refuses bad input clearly and changes nothing: an unknown volume, a volume never backed up, a bad drill label or policy', async () => {
     const unknown = await volback(['drill', 'no-such-volume']);
     expect(unknown.code).toBe(5);
     expect(unknown.stderr).toMatch(/no volume "no-such-volume"/);
@@ -318,6 +318,49 @@ describe('restore drills: scheduled and manual, passing and failing, on a real e
       value: 'weekly',
       reason: expect.stringMatching(/5 fields/),
     });
+    // Through the policies API: a bad drill cron is refused naming the field; a good one defined.
+    const badPolicy = await volback([
+      'policies',
+      'set',
+      'never-drill',
+      '--volume',
+      'never',
+      '--cron',
+      '0 3 * * *',
+      '--keep-last',
+      '3',
+      '--drill-cron',
+      '0 25 * * *',
+    ]);
+    expect(badPolicy.code).not.toBe(0);
+    expect(badPolicy.stderr).toContain('policy.drill.schedule.cron');
+    const goodPolicy = await volback([
+      'policies',
+      'set',
+      'never-drill',
+      '--volume',
+      'never',
+      '--cron',
+      '0 3 * * *',
+      '--keep-last',
+      '3',
+      '--drill-cron',
+      '0 5 * * 0',
+      '--drill-health',
+      'true',
+    ]);
+    expect(goodPolicy.code, goodPolicy.stderr).toBe(0);
+    const defined = await events.waitFor(
+      'the API policy with a drill',
+      (e) => e.type === 'io.volback.policy.defined.v1' && (e.data as Data)['policyId'] === 'never-drill',
+    );
+    expect((defined.data as { policy: Data }).policy['drill']).toEqual({
+      schedule: { cron: '0 5 * * 0', timezone: 'UTC' },
+      containers: false,
+      health: 'true',
+      healthTimeoutSeconds: 60,
+    });
+
     const drillsOfBad = events.events.filter(
       (e) => e.type.startsWith('io.volback.drill.') && (e.data as Data)['volumeName'] === 'bad',
     );

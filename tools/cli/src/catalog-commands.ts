@@ -743,6 +743,9 @@ export function registerCatalogCommands(program: Command, run: Runner): void {
       ]),
     )
     .option('--disabled', 'define it switched off')
+    .option('--drill-cron <cron>', "also run a restore drill at this schedule, e.g. '0 5 * * 0'")
+    .option('--drill-containers', 'the drill starts the recorded containers on the scratch volume')
+    .option('--drill-health <command>', 'run in each container the drill starts (sh -c); exit 0 passes')
     .action((id: string, o: Record<string, unknown>, cmd: Command) =>
       run(cmd, (ctx) => policiesSetCommand(ctx, id, o)),
     );
