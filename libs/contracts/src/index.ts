@@ -17,6 +17,7 @@ export * from './events/policy.ts';
 export * from './events/backup.ts';
 export * from './events/restore.ts';
 export * from './events/set.ts';
+export * from './events/drill.ts';
 export * from './sets.ts';
 export * from './events/repository.ts';
 export * from './events/snapshot.ts';

@@ -31,6 +31,7 @@ const AGGREGATE_ID_FIELDS: Record<Aggregate, readonly string[]> = {
   repository: ['repositoryId'],
   message: ['consumer'],
   notification: ['channel', 'eventId'],
+  drill: ['hostId', 'drillId'],
 };
 
 /** Who consumes each command. */
@@ -39,6 +40,7 @@ const COMMAND_TARGETS: Record<string, 'agent' | 'gateway' | 'scheduler'> = {
   'restore-snapshot': 'agent',
   'backup-set': 'agent',
   'restore-set': 'agent',
+  'restore-drill': 'agent',
   'request-backup': 'scheduler',
   'define-policy': 'scheduler',
   'remove-policy': 'scheduler',

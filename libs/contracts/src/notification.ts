@@ -6,10 +6,10 @@ export const NOTIFY_CHANNELS_BUCKET = 'volback-notify-channels';
 
 /**
  * What a notification is about:
- * - `failure`: a backup failed (each attempt), partly failed, or was abandoned; a restore failed;
+ * - `failure`: a backup failed (each attempt), partly failed, or was abandoned; a restore or a restore drill failed;
  * - `at-risk`: a volume's last successful backup is older than its policy's RPO;
  * - `recovery`: a backup succeeded after the volume's previous one failed, or a volume at risk is protected again;
- * - `success`: a backup or restore completed (off unless a channel asks for it);
+ * - `success`: a backup, restore or restore drill completed (off unless a channel asks for it);
  * - `test`: `volback notify test` (always sent to the channels it names).
  */
 export const NOTIFICATION_KINDS = ['failure', 'at-risk', 'recovery', 'success', 'test'] as const;

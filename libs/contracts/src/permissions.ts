@@ -152,7 +152,10 @@ function kvReader(bucket: string): string[] {
   return streamReader(`KV_${bucket}`);
 }
 
-/** Event subjects about one host: the only events an agent may publish. */
+/**
+ * Event subjects about one host: the only events an agent may publish (its discovery, its backups,
+ * restores and restore drills: `HOST_SCOPED_AGGREGATES`).
+ */
 export function hostEventSubjects(hostId: string): string[] {
   return HOST_SCOPED_AGGREGATES.map((aggregate) => eventSubjectFilter(aggregate, hostId));
 }

@@ -49,7 +49,9 @@ describe('NATS permissions', () => {
     expect(mayPublish(agentA, eventSubject('backup', 'host.a', 'b1'))).toBe(true);
     expect(mayPublish(agentA, progressSubject('host.a', 'b1'))).toBe(true);
     expect(mayPublish(agentA, dataSubject({ kind: 'host', hostId: 'host.a' }, 'store-blob'))).toBe(true);
+    expect(mayPublish(agentA, eventSubject('drill', 'host.a', 'drill-1'))).toBe(true);
     expect(mayPublish(agentA, eventSubject('volume', 'host.b', 'db'))).toBe(false);
+    expect(mayPublish(agentA, eventSubject('drill', 'host.b', 'drill-1'))).toBe(false);
     expect(mayPublish(agentA, eventSubject('host', 'host.b'))).toBe(false);
     expect(mayPublish(agentA, eventSubject('policy', 'p'))).toBe(false);
     expect(mayPublish(agentA, progressSubject('host.b', 'b1'))).toBe(false);

@@ -56,11 +56,14 @@ export function scheduleIssues(
 
 /**
  * Every reason a `DefinePolicy` from the API is refused: an id of the label policies, an id held
- * by a policy of another origin (`existingOrigin`, when one is defined), a bad schedule.
+ * by a policy of another origin (`existingOrigin`, when one is defined), a bad schedule or drill schedule.
  */
 export function policyDefinitionIssues(command: {
   readonly policyId: string;
-  readonly policy: { readonly schedule: { readonly cron: string; readonly timezone: string } };
+  readonly policy: {
+    readonly schedule: { readonly cron: string; readonly timezone: string };
+    readonly drill?: { readonly schedule: { readonly cron: string; readonly timezone: string } } | undefined;
+  };
   readonly existingOrigin?: PolicyOrigin | undefined;
 }): PolicyIssue[] {
   const issues: PolicyIssue[] = [];
@@ -80,7 +83,12 @@ export function policyDefinitionIssues(command: {
       message: `policy ${command.policyId} is a ${command.existingOrigin} policy; it cannot be replaced through the API`,
     });
   }
-  return [...issues, ...scheduleIssues(command.policy.schedule)];
+  const drill = command.policy.drill;
+  return [
+    ...issues,
+    ...scheduleIssues(command.policy.schedule),
+    ...(drill ? scheduleIssues(drill.schedule, 'policy.drill.schedule') : []),
+  ];
 }
 
 /**

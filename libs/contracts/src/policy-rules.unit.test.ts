@@ -37,6 +37,12 @@ describe('policy rules', () => {
     expect(
       policyDefinitionIssues({ policyId: 'p', policy: { schedule: daily }, existingOrigin: 'api' }),
     ).toEqual([]);
+    // A drill's schedule is checked as the backup schedule is.
+    const drill = policyDefinitionIssues({
+      policyId: 'p',
+      policy: { schedule: daily, drill: { schedule: { cron: '0 25 * * *', timezone: 'UTC' } } },
+    });
+    expect(drill.map((i) => i.field)).toEqual(['policy.drill.schedule.cron']);
   });
 
   it('remove only API policies that exist', () => {

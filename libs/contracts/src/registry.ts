@@ -1,4 +1,4 @@
-import { BackupSet, BackupVolume, RestoreSet, RestoreSnapshot } from './commands/agent.ts';
+import { BackupSet, BackupVolume, RestoreDrill, RestoreSet, RestoreSnapshot } from './commands/agent.ts';
 import { CheckRepository, ForgetSnapshots, ImportSnapshots, PruneRepository } from './commands/gateway.ts';
 import { DefinePolicy, RemovePolicy, RequestBackup, SendTestNotification } from './commands/scheduler.ts';
 import type { CommandDefinition, EventDefinition, MessageDefinition } from './define.ts';
@@ -16,6 +16,7 @@ import {
   ContainerStarted,
   ContainerStopped,
 } from './events/container.ts';
+import { RestoreDrillFailed, RestoreDrillPassed, RestoreDrillRequested } from './events/drill.ts';
 import { HostRegistered, HostSeen } from './events/host.ts';
 import { MessageRejected } from './events/message.ts';
 import { NotificationDelivered, NotificationFailed } from './events/notification.ts';
@@ -86,6 +87,9 @@ export const EVENTS = [
   RestoreSetRequested,
   RestoreSetCompleted,
   RestoreSetFailed,
+  RestoreDrillRequested,
+  RestoreDrillPassed,
+  RestoreDrillFailed,
   RepositoryMaintenanceRequested,
   SnapshotsForgotten,
   RepositoryPruned,
@@ -106,6 +110,7 @@ export const COMMANDS = [
   RestoreSnapshot,
   BackupSet,
   RestoreSet,
+  RestoreDrill,
   RequestBackup,
   DefinePolicy,
   RemovePolicy,

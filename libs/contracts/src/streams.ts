@@ -12,6 +12,7 @@ export const AGGREGATES = [
   'repository',
   'message',
   'notification',
+  'drill',
 ] as const;
 /** One of {@link AGGREGATES}. */
 export type Aggregate = (typeof AGGREGATES)[number];
@@ -51,13 +52,14 @@ export const AGGREGATE_ID_PARTS = {
   repository: 1,
   message: 1,
   notification: 2,
+  drill: 2,
 } as const satisfies Record<Aggregate, number>;
 
 /**
  * Aggregates whose first id token is a host id: an agent may publish on these subjects for its own
  * host only (SECURITY-PLAN §1–2), and consumers check that an event names the host of its subject.
  */
-export const HOST_SCOPED_AGGREGATES = ['host', 'volume', 'container', 'backup', 'restore'] as const;
+export const HOST_SCOPED_AGGREGATES = ['host', 'volume', 'container', 'backup', 'restore', 'drill'] as const;
 /** One of {@link HOST_SCOPED_AGGREGATES}. */
 export type HostScopedAggregate = (typeof HOST_SCOPED_AGGREGATES)[number];
 

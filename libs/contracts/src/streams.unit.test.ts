@@ -58,7 +58,15 @@ describe('eventSubject', () => {
     expect(AGGREGATE_ID_PARTS.container).toBe(2);
     expect(AGGREGATE_ID_PARTS.backup).toBe(2);
     expect(AGGREGATE_ID_PARTS.restore).toBe(2);
-    expect([...HOST_SCOPED_AGGREGATES].sort()).toEqual(['backup', 'container', 'host', 'restore', 'volume']);
+    expect(AGGREGATE_ID_PARTS.drill).toBe(2);
+    expect([...HOST_SCOPED_AGGREGATES].sort()).toEqual([
+      'backup',
+      'container',
+      'drill',
+      'host',
+      'restore',
+      'volume',
+    ]);
   });
 
   it('refuses a missing id, or the wrong number of id parts', () => {

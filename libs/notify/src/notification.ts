@@ -89,6 +89,36 @@ export function describeNotification(
         title: `volback: restore on ${host} completed`,
         text: lines(['snapshot', d['snapshotId']], ['restore', d['restoreId']], ['at', d['completedAt']]),
       };
+    case 'drill.failed':
+      return {
+        title: `volback: restore drill of ${what} failed (${String(d['stage'])})`,
+        text: lines(
+          ['reason', d['reason']],
+          ['code', d['code']],
+          ['snapshot', d['snapshotId']],
+          ['differences', d['mismatchCount'] ? d['mismatchCount'] : undefined],
+          [
+            'left behind',
+            Array.isArray(d['leftBehind']) && d['leftBehind'].length ? d['leftBehind'].join(', ') : undefined,
+          ],
+          ['drill', d['drillId']],
+          ['at', d['failedAt']],
+        ),
+      };
+    case 'drill.passed':
+      return {
+        title: `volback: restore drill of ${what} passed (RTO ${Math.round(Number(d['rtoMs']) / 100) / 10} s)`,
+        text: lines(
+          ['snapshot', d['snapshotId']],
+          ['files', d['files']],
+          [
+            'containers',
+            Array.isArray(d['containers']) && d['containers'].length ? d['containers'].join(', ') : undefined,
+          ],
+          ['drill', d['drillId']],
+          ['at', d['completedAt']],
+        ),
+      };
     case 'volume.at-risk':
       return {
         title: `volback: ${what} is at risk`,

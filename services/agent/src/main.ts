@@ -77,7 +77,7 @@ runService({
       nc,
       volumes,
       quiescer,
-      applications: new ApplicationEngine(engine.docker),
+      applications: new ApplicationEngine(engine.docker, engine.local),
       dumper: new DatabaseDumper(engine.docker, { local: engine.local }),
       logger: log,
       ackWaitMs: config.commandAckWaitSeconds * 1000,

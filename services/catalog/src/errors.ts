@@ -27,6 +27,9 @@ export const CatalogErrorCode = {
   SetNotFound: 'VOLBACK_CATALOG_SET_NOT_FOUND',
   SetBackupNotFound: 'VOLBACK_CATALOG_SET_BACKUP_NOT_FOUND',
   SnapshotNotFound: 'VOLBACK_CATALOG_SNAPSHOT_NOT_FOUND',
+  DrillNotFound: 'VOLBACK_CATALOG_DRILL_NOT_FOUND',
+  /** A drill of a volume that has no snapshot yet: back it up first. */
+  NothingToDrill: 'VOLBACK_CATALOG_NOTHING_TO_DRILL',
   /** The path is not in the snapshot. */
   PathNotFound: 'VOLBACK_CATALOG_PATH_NOT_FOUND',
   /** A host name that several hosts carry: give the host id instead. */

@@ -53,6 +53,37 @@ const mountUse = z.object({
   readOnly: z.boolean(),
 });
 
+/** A restore drill of a volume (`RestoreDrillRequested`, then `RestoreDrillPassed` or `RestoreDrillFailed`). */
+export const drillView = z.object({
+  drillId: z.string(),
+  hostId: z.string(),
+  volumeName: z.string(),
+  phase: z.enum(['Requested', 'Passed', 'Failed']),
+  trigger: z.string().nullable(),
+  requestedBy: z.string().nullable(),
+  requestedAt: time.nullable(),
+  finishedAt: time.nullable(),
+  snapshotId: z.string().nullable(),
+  /** Restore + verify + health of a passed drill: the volume's measured recovery time. */
+  rtoMs: z.number().int().nullable(),
+  restoreMs: z.number().int().nullable(),
+  verifyMs: z.number().int().nullable(),
+  healthMs: z.number().int().nullable(),
+  /** From the request to the failure, for a failed drill. */
+  durationMs: z.number().int().nullable(),
+  files: z.number().int().nullable(),
+  bytes: z.number().int().nullable(),
+  containers: z.array(z.string()),
+  health: z.string().nullable(),
+  /** The step that failed: snapshot, restore, verify, containers or health. */
+  stage: z.string().nullable(),
+  mismatches: z.array(z.object({ path: z.string(), problem: z.string() })),
+  mismatchCount: z.number().int(),
+  leftBehind: z.array(z.string()),
+  error: z.object({ code: z.string(), reason: z.string() }).nullable(),
+});
+export type DrillView = z.infer<typeof drillView>;
+
 export const volumeView = z.object({
   hostId: z.string(),
   volumeName: z.string(),
@@ -92,6 +123,8 @@ export const volumeView = z.object({
   }),
   /** Containers that mount the volume. */
   usedBy: z.array(mountUse),
+  /** The volume's newest restore drill (null when none ran); `rtoMs` of a passed one is its measured RTO. */
+  lastDrill: drillView.nullable(),
 });
 export type VolumeView = z.infer<typeof volumeView>;
 

@@ -28,6 +28,7 @@ import {
   policiesSetCommand,
   policiesShowCommand,
 } from './policy-commands.ts';
+import { registerDrillCommands } from './drill-commands.ts';
 import { registerSetCommands } from './set-commands.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -697,6 +698,7 @@ export function registerCatalogCommands(program: Command, run: Runner): void {
     );
 
   registerSetCommands(program, run);
+  registerDrillCommands(program, run);
 
   program
     .command('dump')
@@ -741,6 +743,9 @@ export function registerCatalogCommands(program: Command, run: Runner): void {
       ]),
     )
     .option('--disabled', 'define it switched off')
+    .option('--drill-cron <cron>', "also run a restore drill at this schedule, e.g. '0 5 * * 0'")
+    .option('--drill-containers', 'the drill starts the recorded containers on the scratch volume')
+    .option('--drill-health <command>', 'run in each container the drill starts (sh -c); exit 0 passes')
     .action((id: string, o: Record<string, unknown>, cmd: Command) =>
       run(cmd, (ctx) => policiesSetCommand(ctx, id, o)),
     );

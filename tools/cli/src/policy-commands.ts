@@ -175,6 +175,18 @@ export async function policiesSetCommand(
     const volume = await resolveVolume(ctx, o['volume'], o['host'] as string | undefined);
     scope = { kind: 'volume', hostId: volume.hostId, volumeName: volume.volumeName };
   } else throw new UsageError('--default or --volume <name> is required');
+  if ((o['drillHealth'] || o['drillContainers']) && !o['drillCron']) {
+    throw new UsageError('--drill-health and --drill-containers need --drill-cron (when to drill)');
+  }
+  const drill = o['drillCron']
+    ? {
+        drill: {
+          schedule: { cron: o['drillCron'], ...(o['timezone'] ? { timezone: o['timezone'] } : {}) },
+          containers: Boolean(o['drillContainers']),
+          ...(o['drillHealth'] ? { health: o['drillHealth'] } : {}),
+        },
+      }
+    : {};
   const body = {
     scope,
     policy: {
@@ -183,6 +195,7 @@ export async function policiesSetCommand(
       retention: retentionOf(o),
       ...(o['exclude'] ? { excludes: o['exclude'] } : {}),
       ...(o['consistency'] ? { consistency: { mode: o['consistency'] } } : {}),
+      ...drill,
     },
     requestedBy: 'volback-cli',
   };

@@ -10,6 +10,8 @@ import {
   workId,
 } from '../fields.ts';
 import { restoreSelection, restoreTarget, volumeRestoreTarget } from '../restore-target.ts';
+import { drillTrigger } from '../events/drill.ts';
+import { drillSpec } from '../policy.ts';
 import { setId } from '../sets.ts';
 
 export const BackupVolume = defineCommand({
@@ -119,6 +121,32 @@ export const RestoreSet = defineCommand({
     /** Start the recreated containers that were running at backup time (databases first). */
     startContainers: z.boolean().default(true),
     dryRun: z.boolean().default(false),
+  }),
+  target: (d) => ({ kind: 'host', hostId: d.hostId }),
+});
+
+/**
+ * A restore drill of one volume: restore its latest snapshot of this host (or `snapshotId`) into
+ * a scratch volume with the agent's restore engine, compare every file with the snapshot, start
+ * the recorded containers on it and run `health` when asked, time it, and remove the scratch
+ * volume and containers on every path. The outcome is `RestoreDrillPassed` or `RestoreDrillFailed`.
+ */
+export const RestoreDrill = defineCommand({
+  name: 'RestoreDrill',
+  commandName: 'restore-drill',
+  description:
+    "Restore a volume's latest snapshot into a scratch volume, verify it, optionally start its containers there, and remove it all. Sent to the volume's host's agent.",
+  schema: z.object({
+    drillId: workId,
+    hostId,
+    volumeName,
+    trigger: drillTrigger,
+    repositoryId: repositoryId.default('default'),
+    /** A snapshot of this host's volume; the latest one when absent. */
+    snapshotId: snapshotId.optional(),
+    containers: drillSpec.shape.containers,
+    health: drillSpec.shape.health,
+    healthTimeoutSeconds: drillSpec.shape.healthTimeoutSeconds,
   }),
   target: (d) => ({ kind: 'host', hostId: d.hostId }),
 });

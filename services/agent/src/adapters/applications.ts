@@ -3,6 +3,7 @@ import type { ContainerState } from '../domain/inventory.ts';
 import type { SetContainer } from '../domain/backup-set.ts';
 import { isBuiltInNetworkMode, type RecreationPlan } from '../domain/container-recreation.ts';
 import { statusOf } from './engine-errors.ts';
+import { HookRunner } from './hook-runner.ts';
 import { HELPER_LABELS } from './volume-access.ts';
 
 /** A container as a set sees it. */
@@ -14,9 +15,12 @@ export type SetCandidate = SetContainer & { readonly id: string; readonly state:
  */
 export class ApplicationEngine {
   readonly #docker: Dockerode;
+  readonly #hooks: HookRunner;
 
-  constructor(docker: Dockerode) {
+  /** `local`: the engine runs on this machine (a command that runs out of time can be killed). */
+  constructor(docker: Dockerode, local = false) {
     this.#docker = docker;
+    this.#hooks = new HookRunner(docker, local);
   }
 
   /** Every container (helpers excluded) with the named volumes it mounts, and every volume. */
@@ -86,5 +90,38 @@ export class ApplicationEngine {
 
   async start(id: string): Promise<void> {
     await this.#docker.getContainer(id).start();
+  }
+
+  /** Removes a container, running or not, and its anonymous volumes; a missing one is no error. */
+  async remove(id: string): Promise<void> {
+    try {
+      await this.#docker.getContainer(id).remove({ force: true, v: true });
+    } catch (error) {
+      if (statusOf(error) !== 404) throw error;
+    }
+  }
+
+  /**
+   * Waits until the container runs and, when its image has a HEALTHCHECK, reports healthy.
+   * Resolves to undefined when it does, else to why not (exited, unhealthy, out of time).
+   */
+  async waitHealthy(id: string, timeoutMs: number): Promise<string | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    let last = 'did not start';
+    for (;;) {
+      const { State } = await this.#docker.getContainer(id).inspect();
+      const health = State.Health?.Status;
+      if (!State.Running) return `is not running (status ${State.Status}, exit code ${State.ExitCode})`;
+      if (health === undefined || health === 'healthy') return undefined;
+      if (health === 'unhealthy') return 'its HEALTHCHECK reports unhealthy';
+      last = `its HEALTHCHECK still reports ${health}`;
+      if (Date.now() >= deadline) return `${last} after ${Math.round(timeoutMs / 1000)} s`;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+
+  /** Runs `sh -c command` in the container within the time; throws unless it exits 0 (its output's end is kept). */
+  async check(id: string, name: string, command: string, timeoutSeconds: number): Promise<void> {
+    await this.#hooks.run(id, name, command, timeoutSeconds, 'post');
   }
 }

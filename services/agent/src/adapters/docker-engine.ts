@@ -5,6 +5,7 @@ import type { DockerConnection } from '../config.ts';
 import type { EngineIdentity } from '../domain/host.ts';
 import {
   CONTAINER_STATES,
+  DRILL_LABEL,
   inventoryOf,
   isAnonymousVolume,
   sortMounts,
@@ -271,7 +272,8 @@ export class DockerEngineClient {
       this.#docker.listVolumes() as Promise<{ Volumes: RawVolume[] | null }>,
       this.#docker.listContainers({ all: true }),
     ]);
-    const volumes = (volumeList.Volumes ?? []).map(toObservedVolume);
+    // A drill's scratch volume and containers are the agent's own, not the host's: left out.
+    const volumes = (volumeList.Volumes ?? []).map(toObservedVolume).filter((v) => !v.labels[DRILL_LABEL]);
     const listed = new Set(summaries.map((s) => s.Id));
     for (const id of this.#inspected.keys()) if (!listed.has(id)) this.#inspected.delete(id);
     const containers = await mapConcurrently(summaries, 8, async (summary) => {
@@ -284,7 +286,7 @@ export class DockerEngineClient {
     });
     return inventoryOf(
       volumes,
-      containers.filter((c) => c !== undefined),
+      containers.filter((c): c is ObservedContainer => c !== undefined && !c.labels[DRILL_LABEL]),
     );
   }
 

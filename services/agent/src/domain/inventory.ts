@@ -146,3 +146,9 @@ export function sortMounts(mounts: readonly ContainerMount[]): ContainerMount[] 
 export function mountsVolume(container: ObservedContainer, volumeName: string): boolean {
   return container.mounts.some((m) => m.type === 'volume' && m.volumeName === volumeName);
 }
+
+/**
+ * On a restore drill's scratch volume and containers (value: the drill id): the agent's discovery
+ * leaves them out, so they are never announced, protected or backed up.
+ */
+export const DRILL_LABEL = 'io.volback.drill-id';

@@ -333,7 +333,7 @@ export async function runBackup(
  * The newest snapshot of this host's volume: by its `host-id:` tag, else one written before those
  * tags, whose `hostname` is the host id.
  */
-async function latestOfVolume(
+export async function latestOfVolume(
   client: DataPathClient,
   hostId: string,
   path: string,

@@ -6,6 +6,7 @@ import {
   commandSubjectFilter,
   eventSubject,
   parseMessage,
+  RestoreDrill,
   RestoreSet,
   RestoreSnapshot,
   STREAMS,
@@ -24,6 +25,7 @@ import type { Quiescer } from '../adapters/quiesce.ts';
 import type { VolumeAccess } from '../adapters/volume-access.ts';
 import { runBackupSet, type BackupSetCommand } from './backup-set.ts';
 import { runBackup, type BackupVolumeCommand } from './backup-volume.ts';
+import { runRestoreDrill, type RestoreDrillCommand } from './restore-drill.ts';
 import { runRestoreSet, type RestoreSetCommand } from './restore-set.ts';
 import { runRestore, type RestoreSnapshotCommand } from './restore-snapshot.ts';
 import {
@@ -59,7 +61,7 @@ export interface CommandConsumerOptions {
 }
 
 /** Event types that end a piece of work: a command whose work already ended is not run again. */
-const TERMINAL = /\.(set-)?(completed|partially-failed|failed)\.v\d+$/;
+const TERMINAL = /\.(set-)?(completed|partially-failed|failed|passed)\.v\d+$/;
 
 /** Durable consumer name of a host's agent (in @volback/contracts: the permissions name it). */
 export { agentDurableName };
@@ -83,7 +85,10 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
   const jsm = await jetstreamManager(nc);
 
   /** True when the work's aggregate already holds its final event (the ack was lost, not the work). */
-  const alreadyEnded = async (aggregate: 'backup' | 'restore', workId: string): Promise<boolean> => {
+  const alreadyEnded = async (
+    aggregate: 'backup' | 'restore' | 'drill',
+    workId: string,
+  ): Promise<boolean> => {
     const last = await jsm.streams
       .getMessage(STREAMS.events.name, { last_by_subj: eventSubject(aggregate, hostId, workId) })
       .catch(() => null);
@@ -103,7 +108,8 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
       definition === BackupVolume ||
       definition === RestoreSnapshot ||
       definition === BackupSet ||
-      definition === RestoreSet,
+      definition === RestoreSet ||
+      definition === RestoreDrill,
     logger: log,
     ackWaitMs,
     longRunning: true,
@@ -111,14 +117,22 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
     ...(options.onStreamsRecreated ? { onRecreated: options.onStreamsRecreated } : {}),
     async handler(message) {
       const data = message.envelope.data as
-        BackupVolumeCommand | RestoreSnapshotCommand | BackupSetCommand | RestoreSetCommand;
+        | BackupVolumeCommand
+        | RestoreSnapshotCommand
+        | BackupSetCommand
+        | RestoreSetCommand
+        | RestoreDrillCommand;
       if (data.hostId !== hostId) {
         log.error({ subject: message.subject, hostId: data.hostId }, 'command for another host; dropped');
         return;
       }
-      const isBackup = 'backupId' in data;
-      const workId = 'backupId' in data ? data.backupId : data.restoreId;
-      if (await alreadyEnded(isBackup ? 'backup' : 'restore', workId)) {
+      const [aggregate, workId] =
+        'backupId' in data
+          ? (['backup', data.backupId] as const)
+          : 'drillId' in data
+            ? (['drill', data.drillId] as const)
+            : (['restore', data.restoreId] as const);
+      if (await alreadyEnded(aggregate, workId)) {
         log.info(
           { workId, deliveryCount: message.deliveryCount },
           'work already ended; not running it again',
@@ -156,6 +170,7 @@ export async function startCommandConsumer(options: CommandConsumerOptions): Pro
         else if (message.definition === RestoreSnapshot)
           await runRestore(ctx, data as RestoreSnapshotCommand);
         else if (message.definition === BackupSet) await runBackupSet(ctx, data as BackupSetCommand);
+        else if (message.definition === RestoreDrill) await runRestoreDrill(ctx, data as RestoreDrillCommand);
         else await runRestoreSet(ctx, data as RestoreSetCommand);
       } finally {
         clearInterval(heartbeat);

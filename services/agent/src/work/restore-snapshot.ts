@@ -261,7 +261,12 @@ export type RestoreOutcome =
  * With `dryRun` the same checks run, nothing is created, stopped or written, and the completed
  * event carries the plan. RestoreStarted, then RestoreCompleted or RestoreFailed.
  */
-export async function runRestore(ctx: WorkContext, command: RestoreSnapshotCommand): Promise<RestoreOutcome> {
+export async function runRestore(
+  ctx: WorkContext,
+  command: RestoreSnapshotCommand,
+  /** Labels a new volume gets besides the recorded ones (a drill's scratch volume). */
+  options: { readonly labels?: Readonly<Record<string, string>> } = {},
+): Promise<RestoreOutcome> {
   const started = ctx.clock();
   const key = { restoreId: command.restoreId, hostId: command.hostId, snapshotId: command.snapshotId };
   const log = ctx.logger.child({ restoreId: command.restoreId, snapshotId: command.snapshotId });
@@ -346,6 +351,7 @@ export async function runRestore(ctx: WorkContext, command: RestoreSnapshotComma
           [RESTORED_LABELS.snapshot]: found.snapshotId,
           ...(typeof recorded.name === 'string' ? { [RESTORED_LABELS.volume]: recorded.name } : {}),
           [RESTORED_LABELS.restoreId]: command.restoreId,
+          ...options.labels,
         },
       });
       createdVolume = target.volumeName;

@@ -16,6 +16,7 @@ import { BadRequestError, CatalogErrorCode, ConflictError, NotFoundError } from 
 import type {
   BackupView,
   ContainerView,
+  DrillView,
   HostView,
   Page,
   PolicyView,
@@ -337,7 +338,69 @@ export class CatalogQueries {
         nextDueAt: str(row['next_due_at']),
       },
       usedBy: this.#usedBy(hostId, volumeName),
+      lastDrill: this.#lastDrill(hostId, volumeName),
     };
+  }
+
+  // Drills
+
+  #drill(row: Row): DrillView {
+    const code = str(row['error_code']);
+    return {
+      drillId: String(row['drill_id']),
+      hostId: String(row['host_id']),
+      volumeName: String(row['volume_name']),
+      phase: String(row['phase']) as DrillView['phase'],
+      trigger: str(row['trigger']),
+      requestedBy: str(row['requested_by']),
+      requestedAt: str(row['requested_at']),
+      finishedAt: str(row['finished_at']),
+      snapshotId: str(row['snapshot_id']),
+      rtoMs: num(row['rto_ms']),
+      restoreMs: num(row['restore_ms']),
+      verifyMs: num(row['verify_ms']),
+      healthMs: num(row['health_ms']),
+      durationMs: num(row['duration_ms']),
+      files: num(row['files']),
+      bytes: num(row['bytes']),
+      containers: parse(row['containers'] ?? null, []),
+      health: str(row['health']),
+      stage: str(row['stage']),
+      mismatches: parse(row['mismatches'] ?? null, []),
+      mismatchCount: Number(row['mismatch_count'] ?? 0),
+      leftBehind: parse(row['left_behind'] ?? null, []),
+      error: code !== null ? { code, reason: String(row['error_reason'] ?? '') } : null,
+    };
+  }
+
+  #lastDrill(hostId: string, volumeName: string): DrillView | null {
+    const row = this.#db
+      .prepare(
+        'SELECT * FROM drills WHERE host_id = :h AND volume_name = :v ORDER BY at DESC, drill_id DESC LIMIT 1',
+      )
+      .get({ h: hostId, v: volumeName }) as Row | undefined;
+    return row ? this.#drill(row) : null;
+  }
+
+  /** A volume's drills, newest first. */
+  listDrills(hostId: string, volumeName: string, page: PageRequest): Page<DrillView> {
+    const { rows, nextCursor } = paginate(this.#database, {
+      list: 'drills',
+      from: 'drills',
+      where: ['host_id = :h', 'volume_name = :v'],
+      params: { h: hostId, v: volumeName },
+      keys: ['at', 'drill_id'],
+      descending: true,
+      page,
+    });
+    return { items: rows.map((r) => this.#drill(r)), nextCursor };
+  }
+
+  getDrill(drillId: string): DrillView {
+    const row = this.#db.prepare('SELECT * FROM drills WHERE drill_id = :d').get({ d: drillId }) as
+      Row | undefined;
+    if (!row) throw new NotFoundError(CatalogErrorCode.DrillNotFound, `no drill ${JSON.stringify(drillId)}`);
+    return this.#drill(row);
   }
 
   listVolumes(filter: VolumeFilter, page: PageRequest): Page<VolumeView> {

@@ -18,6 +18,8 @@ import {
   RestoreSet,
   RestoreSetFailed,
   RestoreSetRequested,
+  RestoreDrill,
+  RestoreDrillRequested,
   GRANT_TTL_MS,
   type OutgoingMessage,
 } from '@volback/contracts';
@@ -96,6 +98,54 @@ export class CommandSender {
       ),
     );
     return { backupId };
+  }
+
+  /**
+   * A restore drill of one volume: `RestoreDrillRequested`, then `RestoreDrill` to the agent of
+   * the volume's host, which restores the volume's latest snapshot of that host (its own
+   * snapshots: no grant is needed) into a scratch volume and removes it again.
+   */
+  async drill(request: {
+    hostId: string;
+    volumeName: string;
+    repositoryId: string;
+    containers: boolean;
+    health?: string | undefined;
+    healthTimeoutSeconds: number;
+    requestedBy: string;
+    now: Date;
+  }): Promise<{ drillId: string }> {
+    const drillId = `drill-${randomUUID()}`;
+    const common = { source: this.#source, correlationid: drillId };
+    const key = { drillId, hostId: request.hostId, volumeName: request.volumeName };
+    await this.#publish(
+      createEvent(
+        RestoreDrillRequested,
+        {
+          ...key,
+          trigger: 'manual',
+          repositoryId: request.repositoryId,
+          requestedBy: request.requestedBy,
+          requestedAt: request.now.toISOString(),
+        },
+        common,
+      ),
+    );
+    await this.#publish(
+      createCommand(
+        RestoreDrill,
+        {
+          ...key,
+          trigger: 'manual',
+          repositoryId: request.repositoryId,
+          containers: request.containers,
+          ...(request.health !== undefined ? { health: request.health } : {}),
+          healthTimeoutSeconds: request.healthTimeoutSeconds,
+        },
+        common,
+      ),
+    );
+    return { drillId };
   }
 
   /**

@@ -12,6 +12,7 @@ import type { SnapshotReader } from '../adapters/snapshot-reader.ts';
 import type { NotificationAdmin } from '../adapters/notification-admin.ts';
 import { registerCommandRoutes } from './command-routes.ts';
 import { registerDashboardRoutes } from './dashboard-routes.ts';
+import { registerDrillRoutes } from './drill-routes.ts';
 import { installGuard, type GuardOptions } from './guard.ts';
 import { registerLiveRoutes } from './live-routes.ts';
 import { registerNotificationRoutes } from './notification-routes.ts';
@@ -140,6 +141,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     rebuild: options.rebuild,
   });
   registerSetRoutes(app, { queries: options.queries, commands: options.commands, now });
+  registerDrillRoutes(app, { queries: options.queries, commands: options.commands, now });
   registerLiveRoutes(app, { live: options.live, history: options.history, queries: options.queries });
   registerNotificationRoutes(app, options.notifications);
   registerDashboardRoutes(app, options.webRoot);

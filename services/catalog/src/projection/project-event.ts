@@ -30,6 +30,9 @@ import type {
   RestoreFailed,
   RestoreRequested,
   RestoreSetCompleted,
+  RestoreDrillFailed,
+  RestoreDrillPassed,
+  RestoreDrillRequested,
   RestoreSetFailed,
   RestoreSetRequested,
   RestoreStarted,
@@ -310,6 +313,19 @@ function setBackupOutcome(
   );
 }
 
+/** Makes sure a drill's row exists (its outcome may be read before its request). */
+function ensureDrill(
+  db: DatabaseSync,
+  d: { drillId: string; hostId: string; volumeName: string },
+  at: string,
+): void {
+  run(
+    db,
+    `INSERT OR IGNORE INTO drills (drill_id, host_id, volume_name, phase, at) VALUES (:d, :h, :v, 'Requested', :at)`,
+    { d: d.drillId, h: d.hostId, v: d.volumeName, at },
+  );
+}
+
 function ensureSetRestore(
   db: DatabaseSync,
   d: { restoreId: string; hostId: string; setId: string; setBackupId: string },
@@ -389,6 +405,62 @@ const HANDLERS: { [N in EventName]: (db: DatabaseSync, data: never) => void } = 
         code: d.code,
         reason: d.reason,
         v: d.failedVolume ?? null,
+      },
+    );
+  },
+  RestoreDrillRequested(db, d: DataOf<typeof RestoreDrillRequested>) {
+    const at = iso(d.requestedAt);
+    ensureDrill(db, d, at);
+    run(db, 'UPDATE drills SET trigger = :t, requested_by = :by, requested_at = :at WHERE drill_id = :d', {
+      d: d.drillId,
+      t: d.trigger,
+      by: d.requestedBy ?? null,
+      at,
+    });
+  },
+  RestoreDrillPassed(db, d: DataOf<typeof RestoreDrillPassed>) {
+    const at = iso(d.completedAt);
+    ensureDrill(db, d, at);
+    run(
+      db,
+      `UPDATE drills SET phase = 'Passed', snapshot_id = :s, scratch_volume = :sv, files = :f, bytes = :b,
+         containers = :c, health = :hc, restore_ms = :rm, verify_ms = :vm, health_ms = :hm, rto_ms = :rto,
+         duration_ms = :rto, finished_at = :at, at = :at WHERE drill_id = :d`,
+      {
+        d: d.drillId,
+        s: d.snapshotId,
+        sv: d.scratchVolume,
+        f: d.files,
+        b: d.bytes,
+        c: json(d.containers),
+        hc: d.health ?? null,
+        rm: d.restoreMs,
+        vm: d.verifyMs,
+        hm: d.healthMs,
+        rto: d.rtoMs,
+        at,
+      },
+    );
+  },
+  RestoreDrillFailed(db, d: DataOf<typeof RestoreDrillFailed>) {
+    const at = iso(d.failedAt);
+    ensureDrill(db, d, at);
+    run(
+      db,
+      `UPDATE drills SET phase = 'Failed', snapshot_id = :s, stage = :st, error_code = :c, error_reason = :r,
+         mismatches = :m, mismatch_count = :mc, left_behind = :lb, duration_ms = :dm, finished_at = :at, at = :at
+       WHERE drill_id = :d`,
+      {
+        d: d.drillId,
+        s: d.snapshotId ?? null,
+        st: d.stage,
+        c: d.code,
+        r: d.reason,
+        m: json(d.mismatches),
+        mc: d.mismatchCount,
+        lb: json(d.leftBehind),
+        dm: d.durationMs,
+        at,
       },
     );
   },

@@ -3,7 +3,7 @@
  * version is emptied and rebuilt from the event log at start (it is only ever a projection).
  * Times are stored as ISO 8601 UTC with milliseconds, so text order is time order.
  */
-export const SCHEMA_VERSION = 7;
+export const SCHEMA_VERSION = 8;
 
 export const SCHEMA = `
 CREATE TABLE checkpoint (
@@ -234,6 +234,38 @@ CREATE TABLE set_restores (
   error_reason TEXT,
   failed_volume TEXT
 );
+
+-- Restore drills: one row per drill, the newest per volume is the volume's last drill.
+CREATE TABLE drills (
+  drill_id TEXT PRIMARY KEY,
+  host_id TEXT NOT NULL,
+  volume_name TEXT NOT NULL,
+  phase TEXT NOT NULL,
+  trigger TEXT,
+  requested_by TEXT,
+  requested_at TEXT,
+  snapshot_id TEXT,
+  scratch_volume TEXT,
+  stage TEXT,
+  files INTEGER,
+  bytes INTEGER,
+  containers TEXT NOT NULL DEFAULT '[]',
+  health TEXT,
+  restore_ms INTEGER,
+  verify_ms INTEGER,
+  health_ms INTEGER,
+  rto_ms INTEGER,
+  duration_ms INTEGER,
+  mismatches TEXT NOT NULL DEFAULT '[]',
+  mismatch_count INTEGER NOT NULL DEFAULT 0,
+  left_behind TEXT NOT NULL DEFAULT '[]',
+  finished_at TEXT,
+  error_code TEXT,
+  error_reason TEXT,
+  -- Requested, or finished, whichever is known: the order of a volume's drills.
+  at TEXT NOT NULL
+);
+CREATE INDEX drills_by_volume ON drills (host_id, volume_name, at);
 
 -- Running totals for GET /v1/status, kept by triggers whatever handler changes the rows: a count
 -- or a sum over a million snapshots and backups on every status request would take seconds.

@@ -79,6 +79,7 @@ const NOTIFIED_SUBJECTS = [
   eventSubjectFilter('backup'),
   eventSubjectFilter('restore'),
   eventSubjectFilter('volume'),
+  eventSubjectFilter('drill'),
 ];
 
 /** Options of {@link startNotifier}. */

@@ -1,4 +1,5 @@
 import { decideAbandoned, decideBackups, resendBackupCommands } from './backups.ts';
+import { decideDrills } from './drills.ts';
 import type { Decision } from './intents.ts';
 import {
   decideForgets,
@@ -24,11 +25,18 @@ export function decideTick(state: SchedulerState, now: number, settings: Schedul
   const starting = new Set(
     backups.map((d) => (d.intents[0]!.message.envelope.data as { repositoryId: string }).repositoryId),
   );
+  // Drills share the backups' limits, after the backups this round starts (their BackupRequested).
+  const startingBackups = backups.flatMap((d) =>
+    d.intents.flatMap((i) =>
+      i.kind === 'event' ? [i.message.envelope.data as { hostId: string; volumeName: string }] : [],
+    ),
+  );
   return [
     ...decideConfiguredDefault(state, now, settings),
     ...decideLabelPolicies(state, now, settings, containersByVolume(state)),
     ...decideAbandoned(state, now, settings),
     ...backups,
+    ...decideDrills(state, now, settings, startingBackups),
     ...decideProtection(state, now, settings),
     ...decideForgets(state, now, settings, held),
     ...decideRepositoryMaintenance(state, now, settings, starting),

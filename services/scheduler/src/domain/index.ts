@@ -7,6 +7,7 @@ export * from './state.ts';
 export * from './intents.ts';
 export * from './policy.ts';
 export * from './backups.ts';
+export * from './drills.ts';
 export * from './protection.ts';
 export * from './schedule-announcements.ts';
 export * from './maintenance.ts';

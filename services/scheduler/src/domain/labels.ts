@@ -1,4 +1,4 @@
-import { policySpec, repositoryId, scheduleIssues, type PolicySpec } from '@volback/contracts';
+import { drillSpec, policySpec, repositoryId, scheduleIssues, type PolicySpec } from '@volback/contracts';
 
 /** The policy labels, on a volume or on the containers that mount it (agent README, "Policy labels"). */
 export const POLICY_LABELS = {
@@ -15,6 +15,10 @@ export const POLICY_LABELS = {
   excludes: 'volback.excludes',
   repository: 'volback.repository',
   rpo: 'volback.rpo',
+  drillSchedule: 'volback.drill.schedule',
+  drillContainers: 'volback.drill.containers',
+  drillHealth: 'volback.drill.health',
+  drillHealthTimeout: 'volback.drill.health-timeout',
 } as const;
 
 const KNOWN = new Set<string>(Object.values(POLICY_LABELS));
@@ -200,6 +204,10 @@ export function policyFromLabels(
     policy.rpoSeconds = seconds;
   }
 
+  const drill = drillFromLabels(labels, policy.schedule.timezone);
+  if (drill && 'problem' in drill) return { ok: false, problem: drill.problem };
+  if (drill) policy.drill = drill.drill;
+
   const valid = policySpec.safeParse(policy);
   if (!valid.success) {
     const issue = valid.error.issues[0];
@@ -210,4 +218,56 @@ export function policyFromLabels(
 
 function labelOf(retentionKey: string): string {
   return POLICY_LABELS[retentionKey as keyof typeof POLICY_LABELS] ?? 'volback.retention.*';
+}
+
+/**
+ * The drill the `volback.drill.*` labels ask for (undefined without `volback.drill.schedule`); its
+ * cron runs in the backup schedule's time zone. The other drill labels need the schedule.
+ */
+function drillFromLabels(
+  labels: ReadonlyMap<string, string>,
+  timezone: string,
+): { drill: NonNullable<PolicySpec['drill']> } | { problem: LabelProblem } | undefined {
+  const fail = (label: string, reason: string) => ({
+    problem: { label, value: labels.get(label) ?? '', reason },
+  });
+  const cron = labels.get(POLICY_LABELS.drillSchedule)?.trim().replace(/\s+/g, ' ');
+  if (cron === undefined) {
+    const orphan = [
+      POLICY_LABELS.drillContainers,
+      POLICY_LABELS.drillHealth,
+      POLICY_LABELS.drillHealthTimeout,
+    ].find((label) => labels.has(label));
+    return orphan ? fail(orphan, `needs ${POLICY_LABELS.drillSchedule} (when to run the drill)`) : undefined;
+  }
+  const schedule = { cron, timezone };
+  if (!/^\S+(\s\S+){4,5}$/.test(cron)) {
+    return fail(POLICY_LABELS.drillSchedule, 'a cron expression of 5 fields, or 6 with seconds first');
+  }
+  const [issue] = scheduleIssues(schedule);
+  if (issue) return fail(POLICY_LABELS.drillSchedule, issue.message);
+  const spec: Record<string, unknown> = { schedule };
+  const containers = labels.get(POLICY_LABELS.drillContainers);
+  if (containers !== undefined) {
+    const parsed = bool(containers);
+    if (parsed === undefined) return fail(POLICY_LABELS.drillContainers, 'not true or false');
+    spec['containers'] = parsed;
+  }
+  const health = labels.get(POLICY_LABELS.drillHealth)?.trim();
+  if (health !== undefined) {
+    if (!health || health.length > 2000)
+      return fail(POLICY_LABELS.drillHealth, 'a shell command of 1 to 2000 characters');
+    spec['health'] = health;
+  }
+  const timeout = labels.get(POLICY_LABELS.drillHealthTimeout)?.trim();
+  if (timeout !== undefined) {
+    const seconds = WHOLE.test(timeout) ? Number(timeout) : 0;
+    if (seconds < 1 || seconds > 3600)
+      return fail(POLICY_LABELS.drillHealthTimeout, 'whole seconds, 1 to 3600');
+    spec['healthTimeoutSeconds'] = seconds;
+  }
+  const parsed = drillSpec.safeParse(spec);
+  if (!parsed.success)
+    return fail(POLICY_LABELS.drillSchedule, parsed.error.issues[0]?.message ?? 'invalid drill');
+  return { drill: parsed.data };
 }

@@ -80,6 +80,12 @@ export function decideNotification(
     case 'restore.completed':
       kind = 'success';
       break;
+    case 'drill.failed':
+      kind = 'failure';
+      break;
+    case 'drill.passed':
+      kind = 'success';
+      break;
     case 'volume.at-risk':
       kind = 'at-risk';
       break;

@@ -21,6 +21,9 @@ import type {
   PolicyRemoved,
   PolicyCoverage,
   RepositoryChecked,
+  RestoreDrillFailed,
+  RestoreDrillPassed,
+  RestoreDrillRequested,
   RepositoryMaintenanceFailed,
   RepositoryMaintenanceRequested,
   RepositoryPruned,
@@ -68,7 +71,10 @@ export type SchedulerEvent =
   | EventOf<typeof SnapshotsForgotten>
   | EventOf<typeof RepositoryPruned>
   | EventOf<typeof RepositoryChecked>
-  | EventOf<typeof RepositoryMaintenanceFailed>;
+  | EventOf<typeof RepositoryMaintenanceFailed>
+  | EventOf<typeof RestoreDrillRequested>
+  | EventOf<typeof RestoreDrillPassed>
+  | EventOf<typeof RestoreDrillFailed>;
 
 /** Any event as read from the log: only `type` and `data` matter to the projection. */
 export interface LoggedEvent {
@@ -157,6 +163,8 @@ export interface VolumeView {
   lastOutcome?: BackupOutcome;
   /** Latest stop of a container that mounts this volume and asks for a backup (not one volback made). */
   lastContainerStopAt?: number;
+  /** Slot of the latest drill requested: the drill schedule's anchor. */
+  lastDrillSlot?: number;
   /** Latest forget requested for this volume. */
   lastForget?: MaintenanceOperation;
   /** `VolumeAtRisk` was published and no `VolumeProtectionRestored` since. */
@@ -204,6 +212,11 @@ export interface SchedulerState {
   /** Per policy id, the last rejection (`label\0value`), so a bad label is reported once. */
   readonly rejections: Map<string, string>;
   readonly inFlight: Map<string, InFlightBackup>;
+  /** Restore drills requested and not ended, by drill id: they count against the backup limits. */
+  readonly drillsInFlight: Map<
+    string,
+    { readonly hostId: string; readonly volumeName: string; readonly requestedAt: number }
+  >;
   readonly repositories: Map<string, RepositoryView>;
   /** Maintenance operations without an outcome yet, by operation id. */
   readonly pendingOperations: Map<string, MaintenanceOperation>;
@@ -220,6 +233,7 @@ export function initialState(): SchedulerState {
     policies: new Map(),
     rejections: new Map(),
     inFlight: new Map(),
+    drillsInFlight: new Map(),
     repositories: new Map(),
     pendingOperations: new Map(),
     eventCount: 0,
@@ -507,6 +521,19 @@ export function evolve(state: SchedulerState, logged: LoggedEvent): SchedulerSta
       else if (d.operation === 'check') repository(state, d.repositoryId).lastCheck = op;
       break;
     }
+    case 'io.volback.drill.requested.v1': {
+      const d = event.data;
+      const requestedAt = ms(d.requestedAt);
+      state.drillsInFlight.set(d.drillId, { hostId: d.hostId, volumeName: d.volumeName, requestedAt });
+      const volume = state.volumes.get(hostScopedKey(d.hostId, d.volumeName));
+      // A scheduled drill's slot is in its id's time; any drill moves the anchor to its request.
+      if (volume) volume.lastDrillSlot = Math.max(volume.lastDrillSlot ?? -Infinity, requestedAt);
+      break;
+    }
+    case 'io.volback.drill.passed.v1':
+    case 'io.volback.drill.failed.v1':
+      state.drillsInFlight.delete(event.data.drillId);
+      break;
     case 'io.volback.repository.snapshots-forgotten.v1':
       settle(state, event.data.operationId, { ok: true, at: ms(event.data.forgottenAt) });
       break;

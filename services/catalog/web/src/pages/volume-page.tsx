@@ -1,10 +1,22 @@
 import { useEffect, useState } from 'preact/hooks';
-import { backUpNow, follow, get } from '../api.ts';
+import { backUpNow, follow, get, type Volume } from '../api.ts';
 import { bytes, snapshotHref, when } from '../format.ts';
 import { PROTECTION_LABEL, protectionOf } from '../protection.ts';
 import { DiffPanel } from './diff-panel.tsx';
 import { FindPanel } from './find-panel.tsx';
 import { useData } from './use-data.ts';
+
+type Drill = Volume['lastDrill'];
+
+/** The volume's last restore drill in a line: when, its outcome, its measured RTO. */
+function drillText(drill: Drill): string {
+  if (!drill) return 'never (volback drill, or a volback.drill.schedule label)';
+  if (drill.phase === 'Requested') return `running since ${when(drill.requestedAt)}`;
+  if (drill.phase === 'Passed') {
+    return `passed ${when(drill.finishedAt)}: RTO ${((drill.rtoMs ?? 0) / 1000).toFixed(1)} s, ${drill.files ?? 0} files verified`;
+  }
+  return `FAILED ${when(drill.finishedAt)} (${drill.stage ?? '?'}): ${drill.error?.reason ?? ''}`;
+}
 
 /** One volume: protection, snapshots (with a size bar each), backups and restores; back up now. */
 export function VolumePage(props: { hostId: string; volumeName: string; canWrite: boolean }) {
@@ -68,6 +80,8 @@ export function VolumePage(props: { hostId: string; volumeName: string; canWrite
         <dd>{when(volume.protection.nextDueAt)}</dd>
         <dt>Policy</dt>
         <dd>{volume.protection.policyId ?? 'none'}</dd>
+        <dt>Last drill</dt>
+        <dd>{drillText(volume.lastDrill)}</dd>
         <dt>Used by</dt>
         <dd>{volume.usedBy.map((u) => u.containerName).join(', ') || 'no container'}</dd>
       </dl>
