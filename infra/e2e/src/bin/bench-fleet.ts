@@ -63,6 +63,7 @@ else {
       `fleet: ${report.hosts} hosts x ${options.volumesPerHost} volumes, cron '${options.cron}', limits ${options.maxConcurrent} in all / ${options.maxConcurrentPerHost} per host`,
       `slots: expected ${report.slotsExpected}, sent ${d.count}, missed ${report.slotsMissed}, without command ${report.slotsWithoutCommand}, completed ${report.slotsCompleted}`,
       `command delay after the slot: p50 ${(d.p50 / 1000).toFixed(1)} s, p99 ${(d.p99 / 1000).toFixed(1)} s, max ${(d.max / 1000).toFixed(1)} s (bound ${boundMs / 1000} s)`,
+      `the scheduler's reaction (from the slot or the outcome that made room): p50 ${(report.reactionDelay.p50 / 1000).toFixed(2)} s, p99 ${(report.reactionDelay.p99 / 1000).toFixed(2)} s, max ${(report.reactionDelay.max / 1000).toFixed(2)} s; a simulated backup: p50 ${(report.backupDuration.p50 / 1000).toFixed(2)} s, p99 ${(report.backupDuration.p99 / 1000).toFixed(2)} s`,
       `running at once: max ${report.maxRunningPerHost} per host, ${report.maxRunningInAll} in all; backups completed ${report.backupsCompleted}, failed ${report.backupsFailed}`,
       `catalog: ${report.catalogEventsPerSecond.toFixed(0)} events/s applied over ${report.seconds.toFixed(0)} s, max lag ${report.catalogMaxLag} events; ${report.events} events seen`,
       `verdict: ${JSON.stringify(verdict)}${values.keep ? `; kept ${dir}` : ''}`,

@@ -26,6 +26,8 @@ export interface FleetRunOptions {
   readonly schedulerNodeOptions?: string;
   /** Progress lines (stderr in the bench). */
   readonly progress?: (line: string) => void;
+  /** Longest wait after the last slot's period for its backups to complete (default 60 s). */
+  readonly settleMs?: number;
   /** Keep the run's directory (logs, repository). */
   readonly keep?: boolean;
 }
@@ -78,7 +80,10 @@ export async function runFleet(options: FleetRunOptions): Promise<FleetRunReport
     nats = await startNatsServer({ dataDir: join(dir, 'nats') });
     const env = { VOLBACK_NATS_URL: nats.url, LOG_LEVEL: 'info' };
     nc = await connectNats({ servers: nats.url, name: 'fleet-monitor' });
-    monitor = new SchedulingMonitor(nc);
+    monitor = new SchedulingMonitor(nc, {
+      perHost: options.maxConcurrentPerHost,
+      inAll: options.maxConcurrent,
+    });
     services.push(
       await startService(
         'gateway',
@@ -146,12 +151,17 @@ export async function runFleet(options: FleetRunOptions): Promise<FleetRunReport
       const r = monitor.report(first, end);
       say(
         `t=${Math.round((Date.now() - first) / 1000)}s slots sent=${r.commandDelay.count} ` +
-          `delay p99=${r.commandDelay.p99} ms completed=${r.backupsCompleted} failed=${r.backupsFailed} ` +
+          `delay p99=${r.commandDelay.p99} ms reaction p99=${r.reactionDelay.p99} ms completed=${r.backupsCompleted} failed=${r.backupsFailed} ` +
           `catalog lag=${info.state.last_seq - checkpoint}`,
       );
     }
     const applied = (await metric(catalog, 'volback_catalog_events_applied_total')) - appliedAtStart;
     const seconds = (Date.now() - first) / 1000;
+    // The last slot's backups may still run: give them their time before counting completions.
+    const settled = Date.now() + (options.settleMs ?? 60_000);
+    const inWindow = () => [...monitor!.slots.values()].filter((s) => s.slot >= first && s.slot < end);
+    while (Date.now() < settled && inWindow().some((s) => s.completedAt === undefined))
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
 
     const requested = new Set<string>();
     let slotsCompleted = 0;

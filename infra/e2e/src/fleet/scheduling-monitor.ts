@@ -18,6 +18,11 @@ export interface SlotRecord {
   readonly slot: number;
   /** When the scheduler's `BackupVolume` reached the server (seen here), ms. */
   commandAt?: number;
+  /**
+   * When the command could first have gone out: the slot, or later the last moment before the
+   * command that a backup's outcome made room under the host's or the global limit.
+   */
+  readyAt?: number;
   completedAt?: number;
 }
 
@@ -33,6 +38,13 @@ export interface Spread {
 export interface SchedulingReport {
   /** Slots (volume and schedule time) whose command was sent, and their delay after the slot. */
   readonly commandDelay: Spread;
+  /**
+   * The scheduler's own part of that delay: from when the limits let the slot's command go (the
+   * slot, or the outcome that made room after it) to the command.
+   */
+  readonly reactionDelay: Spread;
+  /** From `BackupStarted` to the outcome, as the simulated agents took. */
+  readonly backupDuration: Spread;
   /** Slots requested but whose command was never seen (should be none). */
   readonly slotsWithoutCommand: number;
   readonly backupsCompleted: number;
@@ -64,6 +76,14 @@ export class SchedulingMonitor {
   readonly #commandSeenAt = new Map<string, number>();
   readonly #runningPerHost = new Map<string, Set<string>>();
   readonly #ended = new Set<string>();
+  readonly #startedAt = new Map<string, number>();
+  readonly #durations: number[] = [];
+  /** The scheduler's view: backups requested and without an outcome, per host and in all. */
+  readonly #requested = new Map<string, Set<string>>();
+  #requestedInAll = 0;
+  readonly #hostRoomAt = new Map<string, number>();
+  #globalRoomAt = -Infinity;
+  readonly #limits: { readonly perHost: number; readonly inAll: number };
   #running = 0;
   #maxPerHost = 0;
   #maxInAll = 0;
@@ -72,7 +92,8 @@ export class SchedulingMonitor {
   #events = 0;
   readonly #subs: Subscription[];
 
-  constructor(nc: NatsConnection) {
+  constructor(nc: NatsConnection, limits: { readonly perHost: number; readonly inAll: number }) {
+    this.#limits = limits;
     const events = nc.subscribe(`${SUBJECT_ROOTS.events}.>`);
     const commands = nc.subscribe(`${SUBJECT_ROOTS.commands}.host.>`);
     this.#subs = [events, commands];
@@ -86,8 +107,14 @@ export class SchedulingMonitor {
         const backupId = (parsed.message.envelope.data as { backupId: string }).backupId;
         const at = Date.now();
         const slot = this.slots.get(backupId);
-        if (slot) slot.commandAt ??= at;
-        else if (!this.#commandSeenAt.has(backupId)) this.#commandSeenAt.set(backupId, at);
+        if (slot && slot.commandAt === undefined) {
+          slot.commandAt = at;
+          slot.readyAt = Math.max(
+            slot.slot,
+            this.#hostRoomAt.get(slot.hostId) ?? -Infinity,
+            this.#globalRoomAt,
+          );
+        } else if (!this.#commandSeenAt.has(backupId)) this.#commandSeenAt.set(backupId, at);
       }
     })();
   }
@@ -99,6 +126,12 @@ export class SchedulingMonitor {
     const { definition, envelope } = parsed.message;
     const data = envelope.data as { backupId: string; hostId: string; volumeName: string; slot?: string };
     if (definition === BackupRequested) {
+      let requested = this.#requested.get(data.hostId);
+      if (!requested) this.#requested.set(data.hostId, (requested = new Set()));
+      if (!this.#ended.has(data.backupId) && !requested.has(data.backupId)) {
+        requested.add(data.backupId);
+        this.#requestedInAll++;
+      }
       if (data.slot === undefined || this.slots.has(data.backupId)) return;
       const record: SlotRecord = {
         hostId: data.hostId,
@@ -106,7 +139,14 @@ export class SchedulingMonitor {
         slot: Date.parse(data.slot),
       };
       const seen = this.#commandSeenAt.get(data.backupId);
-      if (seen !== undefined) record.commandAt = seen;
+      if (seen !== undefined) {
+        record.commandAt = seen;
+        record.readyAt = Math.max(
+          record.slot,
+          this.#hostRoomAt.get(data.hostId) ?? -Infinity,
+          this.#globalRoomAt,
+        );
+      }
       this.#commandSeenAt.delete(data.backupId);
       this.slots.set(data.backupId, record);
     } else if (definition === BackupStarted) {
@@ -115,6 +155,7 @@ export class SchedulingMonitor {
       if (!running) this.#runningPerHost.set(data.hostId, (running = new Set()));
       if (running.has(data.backupId)) return;
       running.add(data.backupId);
+      this.#startedAt.set(data.backupId, Date.now());
       this.#running++;
       this.#maxPerHost = Math.max(this.#maxPerHost, running.size);
       this.#maxInAll = Math.max(this.#maxInAll, this.#running);
@@ -125,12 +166,23 @@ export class SchedulingMonitor {
     ) {
       if (this.#ended.has(data.backupId)) return;
       this.#ended.add(data.backupId);
+      const now = Date.now();
       if (this.#runningPerHost.get(data.hostId)?.delete(data.backupId)) this.#running--;
+      const started = this.#startedAt.get(data.backupId);
+      if (started !== undefined) this.#durations.push(now - started);
+      this.#startedAt.delete(data.backupId);
+      const requested = this.#requested.get(data.hostId);
+      if (requested?.has(data.backupId)) {
+        if (requested.size === this.#limits.perHost) this.#hostRoomAt.set(data.hostId, now);
+        if (this.#requestedInAll === this.#limits.inAll) this.#globalRoomAt = now;
+        requested.delete(data.backupId);
+        this.#requestedInAll--;
+      }
       if (definition === BackupFailed) this.#failed++;
       else {
         this.#completed++;
         const slot = this.slots.get(data.backupId);
-        if (slot) slot.completedAt = Date.now();
+        if (slot) slot.completedAt = now;
       }
     }
   }
@@ -146,14 +198,20 @@ export class SchedulingMonitor {
   /** Figures of the slots due at or after `from` and before `to` (ms). */
   report(from = -Infinity, to = Infinity): SchedulingReport {
     const delays: number[] = [];
+    const reactions: number[] = [];
     let withoutCommand = 0;
     for (const s of this.slots.values()) {
       if (s.slot < from || s.slot >= to) continue;
       if (s.commandAt === undefined) withoutCommand++;
-      else delays.push(s.commandAt - s.slot);
+      else {
+        delays.push(s.commandAt - s.slot);
+        reactions.push(s.commandAt - (s.readyAt ?? s.slot));
+      }
     }
     return {
       commandDelay: spread(delays),
+      reactionDelay: spread(reactions),
+      backupDuration: spread(this.#durations),
       slotsWithoutCommand: withoutCommand,
       backupsCompleted: this.#completed,
       backupsFailed: this.#failed,
