@@ -1,4 +1,4 @@
-// `npm run bench:fleet [-- --hosts 100 --volumes 50 --cron '*/2 * * * *' --slots 2 --json]`: the
+// `npm run bench:fleet [-- --hosts 100 --volumes 50] [-- --cron '*/2 * * * *' --period-seconds 120 --slots 2] [-- --json]`: the
 // scheduler at fleet scale. Simulated agents (src/fleet/simulated-agent.ts) announce their hosts and
 // volumes, beat, and answer every backup with a real snapshot through the real gateway; the real
 // scheduler and catalog run as processes. Prints how late each slot's command went out (p50, p99,
@@ -11,9 +11,9 @@ const { values } = parseArgs({
   options: {
     hosts: { type: 'string', default: '100' },
     volumes: { type: 'string', default: '50' },
-    cron: { type: 'string', default: '*/2 * * * *' },
+    cron: { type: 'string' },
     'period-seconds': { type: 'string', default: '120' },
-    slots: { type: 'string', default: '2' },
+    slots: { type: 'string', default: '1' },
     'max-concurrent': { type: 'string', default: '100' },
     'max-per-host': { type: 'string', default: '1' },
     bound: { type: 'string', default: '60' },
@@ -30,12 +30,16 @@ const count = (name: keyof typeof values): number => {
   return n;
 };
 
+// Without --cron: one daily slot two minutes from now (after the agents announced everything), so
+// a slot of the whole fleet is measured however long it takes, without waiting for the next.
+const daily = new Date(Math.ceil((Date.now() + 120_000) / 60_000) * 60_000);
 const options = {
   hosts: count('hosts'),
   volumesPerHost: count('volumes'),
-  cron: values.cron,
-  periodMs: count('period-seconds') * 1000,
-  slots: count('slots'),
+  cron: values.cron ?? `0 ${daily.getUTCMinutes()} ${daily.getUTCHours()} * * *`,
+  periodMs: values.cron ? count('period-seconds') * 1000 : 86_400_000,
+  ...(values.cron ? {} : { firstSlotAt: daily.getTime() }),
+  slots: values.cron ? count('slots') : 1,
   maxConcurrent: count('max-concurrent'),
   maxConcurrentPerHost: count('max-per-host'),
 };

@@ -17,7 +17,9 @@ export interface FleetRunOptions {
   readonly cron: string;
   /** The cron's period in ms: the slots the run expects are its multiples. */
   readonly periodMs: number;
-  /** How many slots of every volume to wait for. */
+  /** The first slot to measure (a slot of `cron`); the first multiple of `periodMs` after the start if absent. */
+  readonly firstSlotAt?: number;
+  /** How many slots of every volume to wait for (the run ends early once they are all backed up). */
   readonly slots: number;
   readonly maxConcurrent: number;
   readonly maxConcurrentPerHost: number;
@@ -135,13 +137,19 @@ export async function runFleet(options: FleetRunOptions): Promise<FleetRunReport
     );
 
     // The first slot the scheduler can see whole: the next one after it started.
-    const first = (Math.floor(Date.now() / options.periodMs) + 1) * options.periodMs;
+    const first = options.firstSlotAt ?? (Math.floor(Date.now() / options.periodMs) + 1) * options.periodMs;
     const end = first + options.slots * options.periodMs;
     const expected = Array.from({ length: options.slots }, (_, i) => first + i * options.periodMs);
+    const slotsTotal = options.hosts * volumes.length * options.slots;
+    const allDone = () => {
+      let done = 0;
+      for (const s of monitor!.slots.values()) if (s.slot >= first && s.slot < end && s.completedAt) done++;
+      return done === slotsTotal;
+    };
     const appliedAtStart = await metric(catalog, 'volback_catalog_events_applied_total');
     let catalogMaxLag = 0;
     const jsm = await jetstreamManager(nc);
-    while (Date.now() < end) {
+    while (Date.now() < end && !allDone()) {
       await new Promise((resolve) => setTimeout(resolve, 5_000));
       const [info, checkpoint] = await Promise.all([
         jsm.streams.info(STREAMS.events.name),
