@@ -132,6 +132,8 @@ export interface DueSlot {
   readonly slot: number;
   /** When this slot's backup was due (slot + jitter). */
   readonly dueAt: number;
+  /** When the first slot since the anchor was due: how long the volume has waited. */
+  readonly firstDueAt: number;
   /** At least one earlier slot since the anchor was never run (the scheduler was down or held). */
   readonly skippedEarlier: boolean;
 }
@@ -150,5 +152,5 @@ export function dueSlot(
   if (first === undefined || first + jitter > nowMs) return undefined;
   const latest = latestSlotAtOrBefore(schedule, nowMs - jitter);
   if (latest === undefined || latest <= anchorMs) return undefined;
-  return { slot: latest, dueAt: latest + jitter, skippedEarlier: latest > first };
+  return { slot: latest, dueAt: latest + jitter, firstDueAt: first + jitter, skippedEarlier: latest > first };
 }
