@@ -1,4 +1,4 @@
-// `npm run bench:fleet [-- --hosts 100 --volumes 50] [-- --cron '*/2 * * * *' --period-seconds 120 --slots 2] [-- --json]`: the
+// `npm run bench:fleet [-- --hosts 100 --volumes 50 --max-seconds 900] [-- --cron '*/2 * * * *' --period-seconds 120 --slots 2] [-- --json]`: the
 // scheduler at fleet scale. Simulated agents (src/fleet/simulated-agent.ts) announce their hosts and
 // volumes, beat, and answer every backup with a real snapshot through the real gateway; the real
 // scheduler and catalog run as processes. Prints how late each slot's command went out (p50, p99,
@@ -17,6 +17,7 @@ const { values } = parseArgs({
     'max-concurrent': { type: 'string', default: '100' },
     'max-per-host': { type: 'string', default: '1' },
     bound: { type: 'string', default: '60' },
+    'max-seconds': { type: 'string', default: '900' },
     'cpu-prof-dir': { type: 'string' },
     keep: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
@@ -49,6 +50,7 @@ const report = await runFleet({
   ...(values['cpu-prof-dir']
     ? { schedulerNodeOptions: `--cpu-prof --cpu-prof-dir=${values['cpu-prof-dir']}` }
     : {}),
+  maxSeconds: count('max-seconds'),
   keep: values.keep,
   progress: (line) => console.error(line),
 });

@@ -28,6 +28,8 @@ export interface FleetRunOptions {
   readonly schedulerNodeOptions?: string;
   /** Progress lines (stderr in the bench). */
   readonly progress?: (line: string) => void;
+  /** Longest run, from the start of the wait for the slots: the figures then say what got done. */
+  readonly maxSeconds?: number;
   /** Longest wait after the last slot's period for its backups to complete (default 60 s). */
   readonly settleMs?: number;
   /** Keep the run's directory (logs, repository). */
@@ -149,7 +151,8 @@ export async function runFleet(options: FleetRunOptions): Promise<FleetRunReport
     const appliedAtStart = await metric(catalog, 'volback_catalog_events_applied_total');
     let catalogMaxLag = 0;
     const jsm = await jetstreamManager(nc);
-    while (Date.now() < end && !allDone()) {
+    const giveUpAt = options.maxSeconds ? Date.now() + options.maxSeconds * 1000 : Infinity;
+    while (Date.now() < end && Date.now() < giveUpAt && !allDone()) {
       await new Promise((resolve) => setTimeout(resolve, 5_000));
       const [info, checkpoint] = await Promise.all([
         jsm.streams.info(STREAMS.events.name),
@@ -166,7 +169,7 @@ export async function runFleet(options: FleetRunOptions): Promise<FleetRunReport
     const applied = (await metric(catalog, 'volback_catalog_events_applied_total')) - appliedAtStart;
     const seconds = (Date.now() - first) / 1000;
     // The last slot's backups may still run: give them their time before counting completions.
-    const settled = Date.now() + (options.settleMs ?? 60_000);
+    const settled = Math.min(giveUpAt, Date.now() + (options.settleMs ?? 60_000));
     const inWindow = () => [...monitor!.slots.values()].filter((s) => s.slot >= first && s.slot < end);
     while (Date.now() < settled && inWindow().some((s) => s.completedAt === undefined))
       await new Promise((resolve) => setTimeout(resolve, 1_000));
@@ -200,8 +203,13 @@ export async function runFleet(options: FleetRunOptions): Promise<FleetRunReport
     monitor?.close();
     // The scheduler first, then the agents (a backup in progress ends), then what they talk to.
     const [gateway, catalog, scheduler] = services;
-    await scheduler?.stop(10_000);
-    await Promise.allSettled(agents.map((a) => a.stop()));
+    // Long enough for a `--cpu-prof` scheduler to write its profile.
+    await scheduler?.stop(30_000);
+    // A simulated backup waiting on a gateway gives up after its data path timeouts: not waited for.
+    await Promise.race([
+      Promise.allSettled(agents.map((a) => a.stop())),
+      new Promise((resolve) => setTimeout(resolve, 15_000)),
+    ]);
     await Promise.allSettled([gateway, catalog].map((s) => s?.stop(10_000)));
     await Promise.allSettled(agentConnections.map((c) => drainNats(c)));
     if (nc) await drainNats(nc);
