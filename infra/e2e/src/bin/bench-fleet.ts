@@ -67,7 +67,7 @@ else {
   console.log(
     [
       `fleet: ${report.hosts} hosts x ${options.volumesPerHost} volumes, cron '${options.cron}', limits ${options.maxConcurrent} in all / ${options.maxConcurrentPerHost} per host`,
-      `slots: expected ${report.slotsExpected}, sent ${d.count}, missed ${report.slotsMissed}, without command ${report.slotsWithoutCommand}, completed ${report.slotsCompleted}`,
+      `slots: expected ${report.slotsExpected}, sent ${d.count}, not requested by the end ${report.slotsMissed}, without command ${report.slotsWithoutCommand}, completed ${report.slotsCompleted}`,
       `command delay after the slot: p50 ${(d.p50 / 1000).toFixed(1)} s, p99 ${(d.p99 / 1000).toFixed(1)} s, max ${(d.max / 1000).toFixed(1)} s (bound ${boundMs / 1000} s)`,
       `the scheduler's reaction (from the slot or the outcome that made room): p50 ${(report.reactionDelay.p50 / 1000).toFixed(2)} s, p99 ${(report.reactionDelay.p99 / 1000).toFixed(2)} s, max ${(report.reactionDelay.max / 1000).toFixed(2)} s; a simulated backup: p50 ${(report.backupDuration.p50 / 1000).toFixed(2)} s, p99 ${(report.backupDuration.p99 / 1000).toFixed(2)} s`,
       `running at once: max ${report.maxRunningPerHost} per host, ${report.maxRunningInAll} in all; backups completed ${report.backupsCompleted}, failed ${report.backupsFailed}`,
