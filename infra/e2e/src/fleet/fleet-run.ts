@@ -45,6 +45,8 @@ export interface FleetRunReport extends SchedulingReport {
   readonly slotsMissed: number;
   /** Volume slots whose backup completed. */
   readonly slotsCompleted: number;
+  /** Fewest completed slots of one volume (0: a volume starved while others were backed up). */
+  readonly fewestCompletedOfAVolume: number;
   /** Events the catalog applied while the slots ran, per second; and its largest lag behind the log. */
   readonly catalogEventsPerSecond: number;
   readonly catalogMaxLag: number;
@@ -181,6 +183,14 @@ export async function runFleet(options: FleetRunOptions): Promise<FleetRunReport
       requested.add(`${s.hostId}\u0000${s.volumeName}\u0000${s.slot}`);
       if (s.completedAt !== undefined) slotsCompleted++;
     }
+    const completedOf = new Map<string, number>();
+    for (const agent of agents)
+      for (const volume of volumes) completedOf.set(`${agent.hostId}\u0000${volume}`, 0);
+    for (const s of monitor.slots.values()) {
+      const key = `${s.hostId}\u0000${s.volumeName}`;
+      if (s.slot >= first && s.slot < end && s.completedAt !== undefined)
+        completedOf.set(key, (completedOf.get(key) ?? 0) + 1);
+    }
     let missed = 0;
     for (const agent of agents)
       for (const volume of volumes)
@@ -194,6 +204,7 @@ export async function runFleet(options: FleetRunOptions): Promise<FleetRunReport
       slotsExpected: agents.length * volumes.length * expected.length,
       slotsMissed: missed,
       slotsCompleted,
+      fewestCompletedOfAVolume: Math.min(...completedOf.values()),
       catalogEventsPerSecond: applied / seconds,
       catalogMaxLag,
       seconds,
