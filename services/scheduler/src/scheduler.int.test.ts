@@ -296,7 +296,10 @@ describe('scheduler with a real NATS server', () => {
       async () => a.state.policies.has('web-hourly') && b.state.policies.has('web-hourly'),
       10_000,
     );
-    const policyEvents = (await storedEvents(nc, eventSubjectFilter('policy'))).map((e) => e.type);
+    // The API policy's events (the leader's first round also publishes `configuration:default`).
+    const policyEvents = (await storedEvents(nc, eventSubjectFilter('policy')))
+      .filter((e) => (e.data as { policyId: string }).policyId === 'web-hourly')
+      .map((e) => e.type);
     expect(policyEvents).toEqual(['io.volback.policy.defined.v1']);
   }, 30_000);
 });

@@ -16,6 +16,11 @@ import {
   type SchedulerState,
 } from './domain/index.ts';
 
+/** Event types that end a backup (and free its volume and a place under the limits). */
+const OUTCOME = /^io\.volback\.backup\.(set-)?(completed|partially-failed|failed|abandoned)\.v\d+$/;
+/** How soon after an outcome the next round comes (outcomes arriving together share it). */
+const HURRY_MS = 20;
+
 /** Options of {@link startScheduler}. */
 export interface SchedulerOptions {
   readonly nc: NatsConnection;
@@ -56,10 +61,15 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
   const clock = options.clock ?? Date.now;
   const metrics = createSchedulerMetrics(options.metrics);
   const publisher = new MessagePublisher(options.nc);
+  let timer: NodeJS.Timeout | undefined;
+  let hurry = () => {};
   const projection = await startEventProjection({
     nc: options.nc,
     logger: log,
-    onEvent: (_type, seq) => metrics.projectionSequence.set(seq),
+    onEvent: (type, seq) => {
+      metrics.projectionSequence.set(seq);
+      if (OUTCOME.test(type)) hurry();
+    },
   });
   await projection.replayed;
 
@@ -138,13 +148,29 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
       end();
     }
   };
-  let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
+  let inRound = false;
+  let hurried = false;
   const loop = () => {
     if (stopped) return;
+    const delay = hurried ? Math.min(HURRY_MS, options.tickMs) : options.tickMs;
+    hurried = false;
     timer = setTimeout(() => {
-      running = round().finally(loop);
-    }, options.tickMs);
+      inRound = true;
+      running = round().finally(() => {
+        inRound = false;
+        loop();
+      });
+    }, delay);
+  };
+  // An outcome frees a volume and room under the limits: the next round comes at once, not a tick
+  // later (on a host backing up 50 volumes one at a time, a tick per backup adds up to minutes).
+  hurry = () => {
+    if (stopped || !election.isLeader()) return;
+    hurried = true;
+    if (inRound) return;
+    clearTimeout(timer);
+    loop();
   };
   loop();
   log.info({ events: projection.sequence, volumes: projection.state.volumes.size }, 'scheduler started');

@@ -33,6 +33,12 @@ export interface BackupCandidate {
   readonly retryOf?: string;
   readonly slot?: number;
   readonly dueAt: number;
+  /**
+   * Since when the volume has waited (a scheduled one: its first missed slot): the longest waiting
+   * go first when the limits leave room for only some, so none is starved by others always due at
+   * the same newest slot.
+   */
+  readonly waitingSince?: number;
   readonly policy: EffectivePolicy;
 }
 
@@ -109,6 +115,7 @@ export function candidateFor(
       attempt: 1,
       slot: due.slot,
       dueAt: due.dueAt,
+      waitingSince: due.firstDueAt,
     };
   }
 
@@ -196,6 +203,7 @@ export function dueBackups(
   return candidates.sort(
     (a, b) =>
       PRIORITY[a.trigger] - PRIORITY[b.trigger] ||
+      (a.waitingSince ?? a.dueAt) - (b.waitingSince ?? b.dueAt) ||
       a.dueAt - b.dueAt ||
       (a.backupId < b.backupId ? -1 : a.backupId > b.backupId ? 1 : 0),
   );

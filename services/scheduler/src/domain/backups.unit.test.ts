@@ -250,6 +250,20 @@ describe('backups: schedules', () => {
   });
 });
 
+describe('backups: limits are fair', () => {
+  it('a volume that waited since an earlier slot goes before those due only at the newest one', () => {
+    // given six volumes on one host, a schedule every minute, one backup at a time on the host,
+    // and backups that take 70 s: more is due each minute than can run
+    const s = scenario(withSchedule('* * * * *', 'UTC', { maxConcurrentBackupsPerHost: 1 }));
+    for (let i = 1; i <= 6; i++) s.given(volumeDiscovered(`vol-${i}`, '2025-01-01T09:00:00Z'));
+    // when it runs for ten minutes, then every volume gets its turn (none starved by vol-1..3)
+    const runs = runCompleting(s, '2025-01-01T10:00:00Z', '2025-01-01T10:10:00Z', 10_000, 70_000);
+    expect(new Set(runs.map((r) => r.volumeName))).toEqual(
+      new Set(['vol-1', 'vol-2', 'vol-3', 'vol-4', 'vol-5', 'vol-6']),
+    );
+  });
+});
+
 describe('backups: retries', () => {
   const firstBackup = () => {
     const s = scenario(noJitter()).given(volumeDiscovered('data', '2025-01-01T10:00:00Z'));

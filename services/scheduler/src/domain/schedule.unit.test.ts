@@ -99,4 +99,29 @@ describe('schedules', () => {
     expect(() => cronOf({ cron: '61 2 * * *', timezone: 'UTC' })).toThrow(InvalidScheduleError);
     expect(() => cronOf({ cron: '0 2 * * *', timezone: 'Mars/Olympus_Mons' })).toThrow(/Mars\/Olympus_Mons/);
   });
+
+  it('memoised slots answer as croner does, at every time of a day with both clock changes', () => {
+    // given an hourly and a quarter-hourly schedule in Berlin, asked in a shuffled order (the
+    // intervals a round remembers are then found, missed and built in every order)
+    for (const cron of ['0 * * * *', '*/15 1-3 * * *']) {
+      const schedule = { cron, timezone: 'Europe/Berlin' };
+      const times: number[] = [];
+      for (const day of ['2024-03-31', '2024-10-27'])
+        for (let m = -60; m < 24 * 60; m += 7)
+          times.push(t(`${day}T00:00:00Z`) + m * 60_000 + (m % 3) * 1000);
+      times.sort((a, b) => ((a * 7919) % 1000) - ((b * 7919) % 1000));
+      for (const at of times) {
+        // when asking for the slot at or before it and the one after it
+        const [previous] = cronOf(schedule).previousRuns(1, new Date(at + 1));
+        const expectedLatest = previous && previous.getTime() <= at ? previous.getTime() : undefined;
+        // then the answers equal croner's own
+        expect(iso(latestSlotAtOrBefore(schedule, at)), `${cron} latest at ${iso(at)}`).toBe(
+          iso(expectedLatest),
+        );
+        expect(iso(nextSlotAfter(schedule, at)), `${cron} next after ${iso(at)}`).toBe(
+          iso(cronOf(schedule).nextRun(new Date(at))?.getTime()),
+        );
+      }
+    }
+  });
 });
