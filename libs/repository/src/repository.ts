@@ -105,6 +105,17 @@ function planRuns(index: BlobIndex, type: BlobType, ids: readonly string[]): Blo
 const INLINE_BLOB_BYTES = 64 * 1024;
 /** File contents sealed on the calling thread before the seal workers start, at most. */
 const INLINE_SEAL_BYTES = 4 * 1024 * 1024;
+/** Snapshot files loaded at once by a listing (each a small read: this hides the store's latency). */
+const SNAPSHOT_LOADS = 8;
+
+/** `value` and everything in it made read-only (a snapshot shared by every listing). */
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const inner of Object.values(value)) deepFreeze(inner);
+  }
+  return value;
+}
 
 /** How {@link Repository.saveBlob} may treat the plaintext it is given. */
 export interface SaveBlobOptions {
@@ -151,6 +162,11 @@ export class Repository {
   #inlineSealed = 0;
   #pool: SealPool | undefined;
   readonly #sealing = new Set<Promise<void>>();
+  /**
+   * Snapshot files read so far, by name. A snapshot file never changes (its name is the hash of
+   * its content, checked on load), so a listing reads only the files it has not seen.
+   */
+  readonly #snapshotFiles = new Map<string, Snapshot>();
   /** Bytes new blobs take in packs, since this handle was opened (compressed and encrypted). */
   #storedBytes = 0;
   /** Bytes {@link loadBlobs} calls hold ahead of their consumers. */
@@ -631,15 +647,29 @@ export class Repository {
     return this.#saveUnpacked('snapshots', snapshot);
   }
 
-  /** Every snapshot, oldest first. */
+  /**
+   * Every snapshot, oldest first. The names are listed each time; only the files this handle has
+   * not read before are loaded (a few at once), so a repository of many snapshots costs one
+   * listing per call, not a read of every file (the gateway lists them for every commit and
+   * forget). The snapshots returned are frozen: they are shared between calls.
+   */
   async listSnapshots(): Promise<Array<{ id: string; snapshot: Snapshot }>> {
-    const list: Array<{ id: string; snapshot: Snapshot }> = [];
-    for await (const { name } of this.backend.list('snapshots')) {
-      list.push({
-        id: name,
-        snapshot: parseSnapshot(await this.#loadUnpacked({ type: 'snapshots', name }), name),
-      });
-    }
+    const names: string[] = [];
+    for await (const { name } of this.backend.list('snapshots')) names.push(name);
+    const listed = new Set(names);
+    for (const name of this.#snapshotFiles.keys()) if (!listed.has(name)) this.#snapshotFiles.delete(name);
+    const unread = names.filter((name) => !this.#snapshotFiles.has(name));
+    const load = async (): Promise<void> => {
+      for (let name = unread.pop(); name !== undefined; name = unread.pop()) {
+        const snapshot = parseSnapshot(await this.#loadUnpacked({ type: 'snapshots', name }), name);
+        this.#snapshotFiles.set(name, deepFreeze(snapshot));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(SNAPSHOT_LOADS, unread.length) }, load));
+    const list = names.flatMap((id) => {
+      const snapshot = this.#snapshotFiles.get(id);
+      return snapshot ? [{ id, snapshot }] : [];
+    });
     return list.sort((a, b) => (parseGoTime(a.snapshot.time) < parseGoTime(b.snapshot.time) ? -1 : 1));
   }
 
@@ -668,6 +698,7 @@ export class Repository {
   async removeSnapshot(id: string): Promise<void> {
     if (!isId(id)) throw new RangeError(`not a snapshot id: ${id}`);
     await this.backend.remove({ type: 'snapshots', name: id });
+    this.#snapshotFiles.delete(id);
   }
 
   // ---- locks ----
