@@ -29,6 +29,7 @@ export * from './commands/gateway.ts';
 export * from './registry.ts';
 export * from './parse.ts';
 export * from './event-origin.ts';
+export * from './heartbeat.ts';
 export * from './json-schema.ts';
 export * from './fixtures.ts';
 export * from './data-path.ts';
