@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { EnvelopeOptions, OutgoingMessage } from './define.ts';
 import { createEvent } from './define.ts';
+import type { Envelope } from './envelope.ts';
 import { ContractErrorCode, ContractViolationError } from './errors.ts';
 import { HostSeen } from './events/host.ts';
 import { parseMessage } from './parse.ts';
@@ -23,7 +24,9 @@ export function createHeartbeat(
 }
 
 /** Outcome of {@link parseHeartbeat}: never throws on bad input. */
-export type HeartbeatParse = { ok: true; heartbeat: Heartbeat } | { ok: false; error: ContractViolationError };
+export type HeartbeatParse =
+  | { ok: true; heartbeat: Heartbeat; envelope: Envelope }
+  | { ok: false; error: ContractViolationError };
 
 /**
  * Validates a message read from `VOLBACK_HEARTBEATS`: a `HostSeen` whose host is the subject's
@@ -48,5 +51,5 @@ export function parseHeartbeat(subject: string, raw: Uint8Array | string): Heart
       `names host ${JSON.stringify(heartbeat.hostId)}, but the heartbeat is on host ${JSON.stringify(host)}'s subject ${subject}`,
     );
   }
-  return { ok: true, heartbeat };
+  return { ok: true, heartbeat, envelope };
 }

@@ -2,6 +2,8 @@ import type { Subscription } from '@nats-io/nats-core';
 import {
   checkEventOrigin,
   eventSubjectFilter,
+  heartbeatSubjectFilter,
+  parseHeartbeat,
   parseMessage,
   parseProgressSubject,
   progressSubjectFilter,
@@ -55,7 +57,18 @@ export class LiveEvents {
   constructor(nc: NatsConnection) {
     const events = nc.subscribe(eventSubjectFilter());
     const progress = nc.subscribe(progressSubjectFilter());
-    this.#subs = [events, progress];
+    // Heartbeats are not in the event log (VOLBACK_HEARTBEATS), but a live view shows them as events.
+    const heartbeats = nc.subscribe(heartbeatSubjectFilter());
+    this.#subs = [events, progress, heartbeats];
+    void (async () => {
+      for await (const msg of heartbeats) {
+        if (this.#listeners.size === 0) continue;
+        const parsed = parseHeartbeat(msg.subject, msg.data);
+        if (!parsed.ok) continue;
+        for (const l of this.#listeners)
+          if (matchesLiveFilter(parsed.envelope, l.filter)) l.send({ kind: 'event', event: parsed.envelope });
+      }
+    })();
     void (async () => {
       for await (const msg of events) {
         if (this.#listeners.size === 0) continue;
