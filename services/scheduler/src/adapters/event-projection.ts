@@ -310,6 +310,8 @@ export async function startEventProjection(options: EventProjectionOptions): Pro
       await saving;
       if (messages) await closeWithin(messages);
       await loop.catch(() => undefined);
+      // What was read since the last snapshot is not read again at the next start.
+      if (sequence > snapshotSequence) await saveSnapshot();
       for (const waiter of waiters) waiter.resolve(false);
       waiters.clear();
     },
