@@ -90,7 +90,8 @@ export async function startEventProjection(options: EventProjectionOptions): Pro
   let saving: Promise<number> | undefined;
   const saveSnapshot = (): Promise<number> => {
     if (!snapshots) return Promise.resolve(0);
-    if (saving) return saving;
+    // One write at a time; asked during one, write again after it if the state moved on since.
+    if (saving) return saving.then(() => (sequence > snapshotSequence ? saveSnapshot() : snapshotSequence));
     const at = sequence;
     // Serialised at once (synchronously), so it is the state at `at` exactly.
     const snapshot = { format: STATE_SNAPSHOT_FORMAT, streamCreated, sequence: at, state: serializeState(state) };
