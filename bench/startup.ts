@@ -55,6 +55,7 @@ mkdirSync(logDir, { recursive: true });
 const nats = await startNatsServer({ dataDir: join(dir, 'nats') });
 const nc = await connectNats({ servers: nats.url, name: 'bench-startup' });
 const services: ServiceProcess[] = [];
+let stopBeating = () => {};
 const HOUR = 3_600_000;
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
@@ -80,6 +81,12 @@ try {
     await publishMany(nc, fleetLogHeartbeats(shape, new Date(Date.now() - r * 30_000), shape.volumesPerHost));
   const hb = (await jsm.streams.info(STREAMS.heartbeats.name)).state;
   if (hb.messages !== shape.hosts) throw new Error(`the heartbeats stream holds ${hb.messages} messages`);
+  // From now on the agents are alive: a round of heartbeats every 20 s, as they would send them.
+  const beating = setInterval(
+    () => void publishMany(nc, fleetLogHeartbeats(shape, new Date(), shape.volumesPerHost)).catch(() => undefined),
+    20_000,
+  );
+  stopBeating = () => clearInterval(beating);
   const last = (await jsm.streams.info(STREAMS.events.name)).state;
   print({
     bench: 'startup',
@@ -156,6 +163,7 @@ try {
   await timeCatalog('catalog-first-start');
   await timeCatalog('catalog-restart');
 } finally {
+  stopBeating();
   for (const service of services) await service.stop().catch(() => undefined);
   await drainNats(nc);
   await nats.stop();
