@@ -1,7 +1,7 @@
 // `npm run bench:startup [-- --days 365] [-- --hosts 100 --volumes 50] [-- --json] [-- --dir DIR]`:
 // start-up of the scheduler and the catalog against the log of a fleet (issue 15, item 4).
 // Writes `--days` days of daily backups of hosts × volumes (6 events per volume and day, see
-// services/scheduler/src/test-support/fleet-year.ts) into a real NATS server, and heartbeats as
+// libs/contracts/src/fleet-log.ts) into a real NATS server, and heartbeats as
 // the agents send them (VOLBACK_HEARTBEATS keeps the last per host), then times the real service
 // processes (their main.ts): the scheduler's first start (a full replay, after which it stores a
 // snapshot) and its restart (from the snapshot); the catalog's first start (projecting the whole
@@ -14,15 +14,10 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { STREAMS } from '@volback/contracts';
+import { fleetLog, fleetLogHeartbeats, fleetLogSize, STREAMS } from '@volback/contracts';
 import { connectNats, drainNats, ensureStreams, publishMany } from '@volback/messaging';
 import { startNatsServer } from '@volback/process';
 import { startCatalogService, startService, type ServiceProcess } from '../infra/e2e/src/stack.ts';
-import {
-  fleetLog,
-  fleetLogHeartbeats,
-  fleetLogSize,
-} from '../services/scheduler/src/test-support/fleet-year.ts';
 
 const { values } = parseArgs({
   options: {
@@ -39,7 +34,12 @@ const count = (name: 'days' | 'hosts' | 'volumes' | 'heartbeat-rounds'): number 
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: not a positive integer: ${values[name]}`);
   return n;
 };
-const shape = { hosts: count('hosts'), volumesPerHost: count('volumes'), days: count('days'), end: new Date() };
+const shape = {
+  hosts: count('hosts'),
+  volumesPerHost: count('volumes'),
+  days: count('days'),
+  end: new Date(),
+};
 const print = (line: Record<string, unknown>) =>
   console.log(
     values.json
@@ -69,11 +69,20 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs: num
 try {
   const jsm = await jetstreamManager(nc);
   await ensureStreams(jsm);
-  let t = performance.now();
+  const t = performance.now();
   const events = await publishMany(nc, fleetLog(shape));
   if (events !== fleetLogSize(shape, shape.days)) throw new Error(`wrote ${events} events, expected more`);
   const seconds = (performance.now() - t) / 1000;
-  print({ bench: 'startup', phase: 'write-log', hosts: shape.hosts, volumes: shape.volumesPerHost, days: shape.days, events, seconds, eventsPerSecond: events / seconds });
+  print({
+    bench: 'startup',
+    phase: 'write-log',
+    hosts: shape.hosts,
+    volumes: shape.volumesPerHost,
+    days: shape.days,
+    events,
+    seconds,
+    eventsPerSecond: events / seconds,
+  });
 
   // Heartbeats as the agents send them: every round replaces the last (one message per host).
   const rounds = count('heartbeat-rounds');
@@ -83,7 +92,10 @@ try {
   if (hb.messages !== shape.hosts) throw new Error(`the heartbeats stream holds ${hb.messages} messages`);
   // From now on the agents are alive: a round of heartbeats every 20 s, as they would send them.
   const beating = setInterval(
-    () => void publishMany(nc, fleetLogHeartbeats(shape, new Date(), shape.volumesPerHost)).catch(() => undefined),
+    () =>
+      void publishMany(nc, fleetLogHeartbeats(shape, new Date(), shape.volumesPerHost)).catch(
+        () => undefined,
+      ),
     20_000,
   );
   stopBeating = () => clearInterval(beating);
@@ -112,7 +124,9 @@ try {
     );
     const readySeconds = (performance.now() - started) / 1000;
     services.push(scheduler);
-    const rebuilt = (await scheduler.log()).split('\n').find((l) => l.includes('state rebuilt from the event log'));
+    const rebuilt = (await scheduler.log())
+      .split('\n')
+      .find((l) => l.includes('state rebuilt from the event log'));
     const facts = rebuilt
       ? (JSON.parse(rebuilt) as { events: number; read: number; fromSnapshot: number; ms: number })
       : undefined;
@@ -138,7 +152,12 @@ try {
   const timeCatalog = async (phase: string): Promise<void> => {
     const target = (await jsm.streams.info(STREAMS.events.name)).state.last_seq;
     const started = performance.now();
-    const catalog = await startCatalogService(phase, { ...env, VOLBACK_CATALOG_ID: 'bench' }, dataDir, logDir);
+    const catalog = await startCatalogService(
+      phase,
+      { ...env, VOLBACK_CATALOG_ID: 'bench' },
+      dataDir,
+      logDir,
+    );
     services.push(catalog);
     const readySeconds = (performance.now() - started) / 1000;
     // Its readiness check says how many events of the log it has not applied yet.
@@ -154,9 +173,19 @@ try {
     };
     const snapshots = shape.hosts * shape.volumesPerHost * shape.days;
     if (status.snapshots !== snapshots || status.hosts.online !== shape.hosts) {
-      throw new Error(`the catalog shows ${JSON.stringify(status)}, expected ${snapshots} snapshots and every host online`);
+      throw new Error(
+        `the catalog shows ${JSON.stringify(status)}, expected ${snapshots} snapshots and every host online`,
+      );
     }
-    print({ bench: 'startup', phase, service: 'catalog', readySeconds, caughtUpSeconds, events: target, eventsPerSecond: target / caughtUpSeconds });
+    print({
+      bench: 'startup',
+      phase,
+      service: 'catalog',
+      readySeconds,
+      caughtUpSeconds,
+      events: target,
+      eventsPerSecond: target / caughtUpSeconds,
+    });
     await catalog.stop();
     services.pop();
   };

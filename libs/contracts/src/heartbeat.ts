@@ -25,8 +25,7 @@ export function createHeartbeat(
 
 /** Outcome of {@link parseHeartbeat}: never throws on bad input. */
 export type HeartbeatParse =
-  | { ok: true; heartbeat: Heartbeat; envelope: Envelope }
-  | { ok: false; error: ContractViolationError };
+  { ok: true; heartbeat: Heartbeat; envelope: Envelope } | { ok: false; error: ContractViolationError };
 
 /**
  * Validates a message read from `VOLBACK_HEARTBEATS`: a `HostSeen` whose host is the subject's
@@ -41,7 +40,8 @@ export function parseHeartbeat(subject: string, raw: Uint8Array | string): Heart
     ok: false,
     error: new ContractViolationError(ContractErrorCode.WrongOrigin, [{ path, message }], envelope.type),
   });
-  if (envelope.type !== HostSeen.type) return wrong('type', `a heartbeat is a ${HostSeen.type}, on ${subject}`);
+  if (envelope.type !== HostSeen.type)
+    return wrong('type', `a heartbeat is a ${HostSeen.type}, on ${subject}`);
   const heartbeat = envelope.data as Heartbeat;
   const host = parseHeartbeatSubject(subject);
   if (host === undefined) return wrong('subject', `${subject} is not a heartbeat subject`);

@@ -7,12 +7,19 @@ import { sampleData } from './fixtures.ts';
 
 const seen = (hostId: string) =>
   createHeartbeat(
-    { hostId, seenAt: '2025-01-01T00:00:00.000Z', intervalSeconds: 30, containers: 1, volumes: 2, backupsRunning: 0 },
+    {
+      hostId,
+      seenAt: '2025-01-01T00:00:00.000Z',
+      intervalSeconds: 30,
+      containers: 1,
+      volumes: 2,
+      backupsRunning: 0,
+    },
     { source: `volback://agent/${hostId}` },
   );
 
 describe('heartbeats', () => {
-  it('go on the host\'s heartbeat subject, not on the event log', () => {
+  it("go on the host's heartbeat subject, not on the event log", () => {
     expect(seen('host.a').subject).toBe('volback.hb.host~2Ea');
   });
 
@@ -22,7 +29,7 @@ describe('heartbeats', () => {
     expect(parsed.ok && parsed.heartbeat).toMatchObject({ hostId: 'host-a', volumes: 2 });
   });
 
-  it('are refused on another host\'s subject, off the heartbeat subjects, or of another type', () => {
+  it("are refused on another host's subject, off the heartbeat subjects, or of another type", () => {
     const forged = seen('host-b');
     const onA = parseHeartbeat('volback.hb.host-a', encodeEnvelope(forged.envelope));
     expect(onA.ok || onA.error.code).toBe('VOLBACK_CONTRACT_WRONG_ORIGIN');

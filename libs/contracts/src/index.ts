@@ -32,6 +32,7 @@ export * from './event-origin.ts';
 export * from './heartbeat.ts';
 export * from './json-schema.ts';
 export * from './fixtures.ts';
+export * from './fleet-log.ts';
 export * from './data-path.ts';
 export * from './progress.ts';
 export * from './restore-grant.ts';

@@ -142,7 +142,11 @@ function anyConsumer(stream: string): string[] {
 
 /** Creating the volback streams when they are missing (never changing or deleting them). */
 function streamCreator(): string[] {
-  return [`${API}.STREAM.CREATE.${EVENTS}`, `${API}.STREAM.CREATE.${COMMANDS}`, `${API}.STREAM.CREATE.${HEARTBEATS}`];
+  return [
+    `${API}.STREAM.CREATE.${EVENTS}`,
+    `${API}.STREAM.CREATE.${COMMANDS}`,
+    `${API}.STREAM.CREATE.${HEARTBEATS}`,
+  ];
 }
 
 /** Full use of one KV bucket: create it, read, write and watch its keys. */
@@ -298,7 +302,12 @@ export function permissionsFor(identity: Identity): NatsPermissions | undefined 
               ...deny,
             },
             subscribe: {
-              allow: [...base.subscribe, progressSubjectFilter(), eventSubjectFilter(), heartbeatSubjectFilter()],
+              allow: [
+                ...base.subscribe,
+                progressSubjectFilter(),
+                eventSubjectFilter(),
+                heartbeatSubjectFilter(),
+              ],
             },
           };
       }

@@ -89,7 +89,7 @@ describe('NATS permissions', () => {
     expect(mayPublish(subscriber, '$JS.API.CONSUMER.CREATE.VOLBACK_COMMANDS.subscriber-audit')).toBe(false);
   });
 
-  it('let an agent publish only its own host\'s heartbeat, and the services follow them all', () => {
+  it("let an agent publish only its own host's heartbeat, and the services follow them all", () => {
     const agent: Identity = { kind: 'agent', hostId: 'host-a' };
     expect(mayPublish(agent, 'volback.hb.host-a')).toBe(true);
     expect(mayPublish(agent, 'volback.hb.host-b')).toBe(false);
@@ -97,7 +97,9 @@ describe('NATS permissions', () => {
     const others = everyoneButAdmin.filter((i) => i.kind !== 'agent');
     expect(others.some((i) => mayPublish(i, 'volback.hb.host-a'))).toBe(false);
     for (const service of ['scheduler', 'catalog'] as const) {
-      expect(mayPublish({ kind: 'service', service }, '$JS.API.CONSUMER.CREATE.VOLBACK_HEARTBEATS.x1')).toBe(true);
+      expect(mayPublish({ kind: 'service', service }, '$JS.API.CONSUMER.CREATE.VOLBACK_HEARTBEATS.x1')).toBe(
+        true,
+      );
       expect(mayPublish({ kind: 'service', service }, '$JS.API.STREAM.CREATE.VOLBACK_HEARTBEATS')).toBe(true);
     }
   });

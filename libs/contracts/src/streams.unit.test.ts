@@ -38,7 +38,7 @@ describe('streams', () => {
     });
   });
 
-  it('puts a host\'s heartbeat on volback.hb.<host>, and reads the host back', () => {
+  it("puts a host's heartbeat on volback.hb.<host>, and reads the host back", () => {
     expect(heartbeatSubject('host.1')).toBe('volback.hb.host~2E1');
     expect(parseHeartbeatSubject('volback.hb.host~2E1')).toBe('host.1');
     expect(parseHeartbeatSubject('volback.hb.gateway')).toBeUndefined();

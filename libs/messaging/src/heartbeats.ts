@@ -46,7 +46,11 @@ export async function followHeartbeats(options: HeartbeatFollowerOptions): Promi
     for await (const msg of current) {
       const parsed = parseHeartbeat(msg.subject, msg.data);
       if (parsed.ok) options.onHeartbeat(parsed.heartbeat);
-      else logger.warn({ subject: msg.subject, code: parsed.error.code, err: parsed.error.message }, 'skipping a heartbeat');
+      else
+        logger.warn(
+          { subject: msg.subject, code: parsed.error.code, err: parsed.error.message },
+          'skipping a heartbeat',
+        );
       if (msg.info.pending === 0) markCaughtUp();
     }
   };

@@ -189,7 +189,10 @@ export async function publishMany(
   let count = 0;
   for (const message of messages) {
     const ack: Promise<unknown> = js
-      .publish(message.subject, encodeEnvelope(message.envelope), { msgID: message.envelope.id, timeout: 60_000 })
+      .publish(message.subject, encodeEnvelope(message.envelope), {
+        msgID: message.envelope.id,
+        timeout: 60_000,
+      })
       .then(() => inFlight.delete(ack));
     inFlight.add(ack);
     count++;

@@ -416,18 +416,36 @@ describe('projection of VOLBACK_EVENTS into SQLite', () => {
     const hostId = 'heartbeat-host';
     const beat = (at: Date) =>
       createHeartbeat(
-        { hostId, seenAt: at.toISOString(), intervalSeconds: 30, containers: 3, volumes: 4, backupsRunning: 0 },
+        {
+          hostId,
+          seenAt: at.toISOString(),
+          intervalSeconds: 30,
+          containers: 3,
+          volumes: 4,
+          backupsRunning: 0,
+        },
         { source: `volback://agent/${hostId}`, time: at },
       );
     await publishMany(nc, [beat(new Date(TEST_NOW.getTime() - 60_000)), beat(TEST_NOW)]);
     const catalog = await start('heartbeats');
-    const host = async () => (await catalog.app.inject({ url: `/v1/hosts/${hostId}` })).json<Record<string, unknown>>();
-    await waitUntil('the heartbeat projected', async () => (await host())['lastSeenAt'] === TEST_NOW.toISOString(), 10_000);
+    const host = async () =>
+      (await catalog.app.inject({ url: `/v1/hosts/${hostId}` })).json<Record<string, unknown>>();
+    await waitUntil(
+      'the heartbeat projected',
+      async () => (await host())['lastSeenAt'] === TEST_NOW.toISOString(),
+      10_000,
+    );
     expect(await host()).toMatchObject({ status: 'online', heartbeatSeconds: 30, containers: 3, volumes: 4 });
     // Heartbeats are not events: nothing about the host in the log.
-    const inLog = await jsm.streams.info(STREAMS.events.name, { subjects_filter: eventSubject('host', hostId) });
+    const inLog = await jsm.streams.info(STREAMS.events.name, {
+      subjects_filter: eventSubject('host', hostId),
+    });
     expect(inLog.state.subjects ?? {}).toEqual({});
     await catalog.rebuild();
-    await waitUntil('the heartbeat projected after the rebuild', async () => (await host())['status'] === 'online', 10_000);
+    await waitUntil(
+      'the heartbeat projected after the rebuild',
+      async () => (await host())['status'] === 'online',
+      10_000,
+    );
   });
 });

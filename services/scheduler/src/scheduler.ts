@@ -88,7 +88,8 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
     heartbeats.caughtUp.then(() => true),
     new Promise<boolean>((resolve) => setTimeout(resolve, 10_000, false).unref()),
   ]);
-  if (!heartbeatsRead) log.warn('the hosts\' last heartbeats are not read yet; hosts may look offline for a while');
+  if (!heartbeatsRead)
+    log.warn("the hosts' last heartbeats are not read yet; hosts may look offline for a while");
 
   const notifier = startNotifier({
     nc: options.nc,

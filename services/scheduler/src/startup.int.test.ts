@@ -1,7 +1,7 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { STREAMS } from '@volback/contracts';
+import { fleetLog, fleetLogHeartbeats, fleetLogHostId, fleetLogSize, STREAMS } from '@volback/contracts';
 import { connectNats, drainNats, ensureStreams, publishMany } from '@volback/messaging';
 import { createLogger, createMetrics } from '@volback/observability';
 import { startNatsServer, waitUntil, type NatsServer } from '@volback/testing';
@@ -10,7 +10,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SNAPSHOT_KEY } from './adapters/snapshot-store.ts';
 import { DEFAULT_SETTINGS, hostOnline, serializeState, type SchedulerState } from './domain/index.ts';
 import { startScheduler, type Scheduler } from './scheduler.ts';
-import { fleetLog, fleetLogHeartbeats, fleetLogHostId, fleetLogSize } from './test-support/fleet-year.ts';
 
 const logger = createLogger({
   service: 'scheduler-test',
@@ -41,7 +40,8 @@ async function start(instanceId: string, snapshots: boolean): Promise<Scheduler>
 function canonical(state: SchedulerState): string {
   const serialized = serializeState(state) as unknown as Record<string, unknown>;
   for (const [key, value] of Object.entries(serialized)) {
-    if (Array.isArray(value)) serialized[key] = [...(value as [string, unknown][])].sort(([a], [b]) => (a < b ? -1 : 1));
+    if (Array.isArray(value))
+      serialized[key] = [...(value as [string, unknown][])].sort(([a], [b]) => (a < b ? -1 : 1));
   }
   return JSON.stringify(serialized);
 }
@@ -57,7 +57,8 @@ async function replayed(instanceId: string): Promise<string> {
   }
 }
 
-const lastSequence = async () => (await (await jetstreamManager(nc)).streams.info(STREAMS.events.name)).state.last_seq;
+const lastSequence = async () =>
+  (await (await jetstreamManager(nc)).streams.info(STREAMS.events.name)).state.last_seq;
 
 beforeAll(async () => {
   nats = await startNatsServer();
@@ -93,7 +94,8 @@ describe('scheduler start-up', () => {
       expect(next.projection.sequence).toBe(last);
       expect(canonical(next.state)).toBe(await replayed('full'));
       // Liveness came from VOLBACK_HEARTBEATS: every host is online, none has a HostSeen in the log.
-      for (let h = 0; h < shape.hosts; h++) expect(hostOnline(next.state, fleetLogHostId(h), Date.now())).toBe(true);
+      for (let h = 0; h < shape.hosts; h++)
+        expect(hostOnline(next.state, fleetLogHostId(h), Date.now())).toBe(true);
     } finally {
       await next.stop();
     }
@@ -106,7 +108,11 @@ describe('scheduler start-up', () => {
       const [first] = fleetLogHeartbeats({ hosts: 1 }, later);
       await publishMany(nc, [first!]);
       const host = fleetLogHostId(0);
-      await waitUntil('the heartbeat applied', async () => scheduler.state.hosts.get(host)?.lastSeenAt === later.getTime(), 10_000);
+      await waitUntil(
+        'the heartbeat applied',
+        async () => scheduler.state.hosts.get(host)?.lastSeenAt === later.getTime(),
+        10_000,
+      );
       // Nothing heard of host 1 for 10 minutes: its backups wait (backups.ts).
       expect(hostOnline(scheduler.state, fleetLogHostId(1), Date.now() + 10 * 60_000)).toBe(false);
       expect(hostOnline(scheduler.state, host, Date.now() + 60_000)).toBe(true);
@@ -127,7 +133,10 @@ describe('scheduler start-up', () => {
     } finally {
       await corrupt.stop();
     }
-    await kv.put(SNAPSHOT_KEY, gzipSync(JSON.stringify({ format: 999, sequence: 1, streamCreated: 'x', state: {} })));
+    await kv.put(
+      SNAPSHOT_KEY,
+      gzipSync(JSON.stringify({ format: 999, sequence: 1, streamCreated: 'x', state: {} })),
+    );
     const other = await start('other-format', true);
     try {
       expect(other.projection.start.replayReason).toMatch(/format 999/);

@@ -68,7 +68,10 @@ export class AgentEventPublisher {
    * Publishes a heartbeat on the host's heartbeat subject (`VOLBACK_HEARTBEATS` keeps only the
    * last per host); resolves once stored.
    */
-  async publishHeartbeat(event: Extract<HostEvent, { type: 'io.volback.host.seen.v1' }>, now: Date): Promise<void> {
+  async publishHeartbeat(
+    event: Extract<HostEvent, { type: 'io.volback.host.seen.v1' }>,
+    now: Date,
+  ): Promise<void> {
     const message = createHeartbeat(event.data, { source: this.#source, id: event.id, time: now });
     await this.#publisher.publish(message, { timeoutMs: this.#timeoutMs });
   }

@@ -29,7 +29,11 @@ export interface EventProjectionOptions {
    * every `everyEvents` events read (default 10,000) and every `everyMs` (default 60 s) when
    * something was read since the last.
    */
-  readonly snapshots?: { readonly store: SnapshotStore; readonly everyEvents?: number; readonly everyMs?: number };
+  readonly snapshots?: {
+    readonly store: SnapshotStore;
+    readonly everyEvents?: number;
+    readonly everyMs?: number;
+  };
 }
 
 /** Where a projection started. */
@@ -94,7 +98,12 @@ export async function startEventProjection(options: EventProjectionOptions): Pro
     if (saving) return saving.then(() => (sequence > snapshotSequence ? saveSnapshot() : snapshotSequence));
     const at = sequence;
     // Serialised at once (synchronously), so it is the state at `at` exactly.
-    const snapshot = { format: STATE_SNAPSHOT_FORMAT, streamCreated, sequence: at, state: serializeState(state) };
+    const snapshot = {
+      format: STATE_SNAPSHOT_FORMAT,
+      streamCreated,
+      sequence: at,
+      state: serializeState(state),
+    };
     const write = snapshots.store.save(snapshot).then(
       (bytes) => {
         snapshotSequence = Math.max(snapshotSequence, at);

@@ -39,7 +39,9 @@ export async function openSnapshotStore(
       const bytes = await zip(JSON.stringify(snapshot));
       const limit = nc.info?.max_payload;
       if (limit !== undefined && bytes.length > limit - 4096) {
-        throw new RangeError(`the snapshot takes ${bytes.length} bytes, more than the server's max_payload ${limit}`);
+        throw new RangeError(
+          `the snapshot takes ${bytes.length} bytes, more than the server's max_payload ${limit}`,
+        );
       }
       await kv.put(SNAPSHOT_KEY, bytes);
       return bytes.length;

@@ -48,11 +48,17 @@ export class SnapshotUnusableError extends Error {
  * that is not a serialized state. A pending maintenance operation is one object with the volume's
  * or repository's `last…` field that names it (`settle` completes both at once), as `evolve` made it.
  */
-export function restoreState(snapshot: unknown): { state: SchedulerState; sequence: number; streamCreated: string } {
+export function restoreState(snapshot: unknown): {
+  state: SchedulerState;
+  sequence: number;
+  streamCreated: string;
+} {
   const s = snapshot as Partial<StateSnapshot> | null;
   if (typeof s !== 'object' || s === null) throw new SnapshotUnusableError('not an object');
   if (s.format !== STATE_SNAPSHOT_FORMAT) {
-    throw new SnapshotUnusableError(`format ${String(s.format)}, this scheduler reads ${STATE_SNAPSHOT_FORMAT}`);
+    throw new SnapshotUnusableError(
+      `format ${String(s.format)}, this scheduler reads ${STATE_SNAPSHOT_FORMAT}`,
+    );
   }
   if (!Number.isSafeInteger(s.sequence) || (s.sequence ?? -1) < 0 || typeof s.streamCreated !== 'string') {
     throw new SnapshotUnusableError('no stream sequence or creation time');
@@ -68,7 +74,12 @@ export function restoreState(snapshot: unknown): { state: SchedulerState; sequen
     const valid =
       Array.isArray(entries) &&
       entries.every(
-        (e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && typeof e[1] === 'object' && e[1] !== null,
+        (e) =>
+          Array.isArray(e) &&
+          e.length === 2 &&
+          typeof e[0] === 'string' &&
+          typeof e[1] === 'object' &&
+          e[1] !== null,
       );
     if (!valid) throw new SnapshotUnusableError(`${name} is not a list of entries`);
     const map = state[name] as Map<string, unknown>;

@@ -197,7 +197,14 @@ describe('NATS with the configuration volback init writes', () => {
   it("an agent sends its own host's heartbeat only; scheduler and catalog follow them, a subscriber reads them", async () => {
     const heartbeat = (hostId: string) =>
       createHeartbeat(
-        { hostId, seenAt: new Date().toISOString(), intervalSeconds: 30, containers: 1, volumes: 2, backupsRunning: 0 },
+        {
+          hostId,
+          seenAt: new Date().toISOString(),
+          intervalSeconds: 30,
+          containers: 1,
+          volumes: 2,
+          backupsRunning: 0,
+        },
         { source: `volback://agent/${hostId}` },
       );
     const a = await connectAs({ kind: 'agent', hostId: 'host-a' }, agentSeed('host-a'));
@@ -210,13 +217,19 @@ describe('NATS with the configuration volback init writes', () => {
       const nc = await connectAs({ kind: 'service', service }, ids(`${service}.nk`));
       await publishRefused(nc, heartbeatSubject('host-a'));
       const seen: string[] = [];
-      const follower = await followHeartbeats({ nc, logger: { warn: () => undefined }, onHeartbeat: (h) => seen.push(h.hostId) });
+      const follower = await followHeartbeats({
+        nc,
+        logger: { warn: () => undefined },
+        onHeartbeat: (h) => seen.push(h.hostId),
+      });
       await follower.caughtUp;
       await follower.stop();
       expect(seen).toEqual(['host-a']);
     }
     const ext = await connectAs({ kind: 'subscriber', name: 'ext' }, ids('subscriber-ext.nk'));
-    const last = await (await jetstreamManager(ext)).streams.getMessage(STREAMS.heartbeats.name, {
+    const last = await (
+      await jetstreamManager(ext)
+    ).streams.getMessage(STREAMS.heartbeats.name, {
       last_by_subj: heartbeatSubject('host-a'),
     });
     expect(last?.subject).toBe(heartbeatSubject('host-a'));

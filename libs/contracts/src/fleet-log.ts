@@ -1,19 +1,12 @@
-// The event log of a fleet over days of daily backups, as the agents, the scheduler and the
-// gateways would have published it: the start-up tests and `npm run bench:startup` replay it.
-import {
-  BackupCompleted,
-  BackupRequested,
-  BackupStarted,
-  createEvent,
-  createHeartbeat,
-  HostRegistered,
-  RepositoryChecked,
-  RepositoryMaintenanceRequested,
-  SnapshotsForgotten,
-  VolumeBackupScheduled,
-  VolumeDiscovered,
-  type OutgoingMessage,
-} from '@volback/contracts';
+// Fixtures: the event log of a fleet over days of daily backups, as the agents, the scheduler and
+// the gateways would have published it; the scheduler's start-up test and `npm run bench:startup`
+// replay it.
+import { createEvent, type OutgoingMessage } from './define.ts';
+import { BackupCompleted, BackupRequested, BackupStarted } from './events/backup.ts';
+import { HostRegistered } from './events/host.ts';
+import { RepositoryChecked, RepositoryMaintenanceRequested, SnapshotsForgotten } from './events/repository.ts';
+import { VolumeBackupScheduled, VolumeDiscovered } from './events/volume.ts';
+import { createHeartbeat } from './heartbeat.ts';
 
 /** The shape of a generated fleet's log. */
 export interface FleetLogShape {
@@ -144,7 +137,13 @@ export function* fleetLog(shape: FleetLogShape): Generator<OutgoingMessage> {
         );
         yield createEvent(
           VolumeBackupScheduled,
-          { hostId, volumeName, nextDueAt: iso(requestedAt + DAY_MS), schedule: '0 2 * * *', timezone: 'UTC' },
+          {
+            hostId,
+            volumeName,
+            nextDueAt: iso(requestedAt + DAY_MS),
+            schedule: '0 2 * * *',
+            timezone: 'UTC',
+          },
           { ...scheduler, ...time(completedAt + 500) },
         );
         const operationId = `fg-${backupId}`;
