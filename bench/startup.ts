@@ -14,7 +14,13 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { fleetLog, fleetLogHeartbeats, fleetLogSize, STREAMS } from '@volback/contracts';
+import {
+  fleetLog,
+  fleetLogHeartbeats,
+  fleetLogSize,
+  SCHEDULER_SNAPSHOT_BUCKET,
+  STREAMS,
+} from '@volback/contracts';
 import { connectNats, drainNats, ensureStreams, publishMany } from '@volback/messaging';
 import { startNatsServer } from '@volback/process';
 import { startCatalogService, startService, type ServiceProcess } from '../infra/e2e/src/stack.ts';
@@ -139,6 +145,8 @@ try {
       service: 'scheduler',
       readySeconds,
       fromSnapshotAt: facts.fromSnapshot,
+      snapshotBytes: (await jsm.streams.info(`KV_${SCHEDULER_SNAPSHOT_BUCKET}`).catch(() => undefined))?.state
+        .bytes,
       eventsRead: facts.read,
       projectionMs: facts.ms,
     });
