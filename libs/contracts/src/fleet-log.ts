@@ -4,7 +4,11 @@
 import { createEvent, type OutgoingMessage } from './define.ts';
 import { BackupCompleted, BackupRequested, BackupStarted } from './events/backup.ts';
 import { HostRegistered } from './events/host.ts';
-import { RepositoryChecked, RepositoryMaintenanceRequested, SnapshotsForgotten } from './events/repository.ts';
+import {
+  RepositoryChecked,
+  RepositoryMaintenanceRequested,
+  SnapshotsForgotten,
+} from './events/repository.ts';
 import { VolumeBackupScheduled, VolumeDiscovered } from './events/volume.ts';
 import { createHeartbeat } from './heartbeat.ts';
 
