@@ -92,10 +92,18 @@ export async function startEventProjection(options: EventProjectionOptions): Pro
   let eventsRead = 0;
   let snapshotSequence = sequence;
   let saving: Promise<number> | undefined;
+  let again: Promise<number> | undefined;
   const saveSnapshot = (): Promise<number> => {
     if (!snapshots) return Promise.resolve(0);
-    // One write at a time; asked during one, write again after it if the state moved on since.
-    if (saving) return saving.then(() => (sequence > snapshotSequence ? saveSnapshot() : snapshotSequence));
+    // One write at a time; asked during one, one more after it if the state moved on since (never
+    // one per asking: every queued write would serialise the whole state).
+    if (saving) {
+      again ??= saving.then(() => {
+        again = undefined;
+        return sequence > snapshotSequence ? saveSnapshot() : snapshotSequence;
+      });
+      return again;
+    }
     const at = sequence;
     // Serialised at once (synchronously), so it is the state at `at` exactly.
     const snapshot = {
@@ -186,7 +194,7 @@ export async function startEventProjection(options: EventProjectionOptions): Pro
       }
       sequence = msg.seq;
       eventsRead++;
-      if (snapshots && sequence - snapshotSequence >= everyEvents) void saveSnapshot();
+      if (snapshots && !saving && sequence - snapshotSequence >= everyEvents) void saveSnapshot();
       if (sequence >= replayTarget && replayTarget > 0) {
         markReplayed();
       }
