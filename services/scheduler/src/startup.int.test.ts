@@ -7,7 +7,8 @@ import { createLogger, createMetrics } from '@volback/observability';
 import { startNatsServer, waitUntil, type NatsServer } from '@volback/testing';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SNAPSHOT_KEY } from './adapters/snapshot-store.ts';
+import { startEventProjection } from './adapters/event-projection.ts';
+import { openSnapshotStore, SNAPSHOT_KEY } from './adapters/snapshot-store.ts';
 import { DEFAULT_SETTINGS, hostOnline, serializeState, type SchedulerState } from './domain/index.ts';
 import { startScheduler, type Scheduler } from './scheduler.ts';
 
@@ -167,6 +168,40 @@ describe('scheduler start-up', () => {
       expect(canonical(scheduler.state)).toBe(await replayed('new-stream-full'));
     } finally {
       await scheduler.stop();
+    }
+  }, 60_000);
+  it('writes a snapshot every so many events while replaying, one at a time, never one per event', async () => {
+    const store = await openSnapshotStore(nc, { bucket: `${BUCKET}-writes` });
+    let writes = 0;
+    let inFlight = 0;
+    let most = 0;
+    const counting = {
+      load: () => store.load(),
+      async save(snapshot: Parameters<typeof store.save>[0]) {
+        writes++;
+        most = Math.max(most, ++inFlight);
+        try {
+          return await store.save(snapshot);
+        } finally {
+          inFlight--;
+        }
+      },
+    };
+    const projection = await startEventProjection({
+      nc,
+      logger,
+      snapshots: { store: counting, everyEvents: 500 },
+    });
+    try {
+      await projection.replayed;
+      const events = projection.eventsRead;
+      await projection.saveSnapshot();
+      expect(most).toBe(1);
+      // One per 500 events at most, plus the one after the replay and the one asked for.
+      expect(writes).toBeGreaterThan(1);
+      expect(writes).toBeLessThanOrEqual(Math.ceil(events / 500) + 2);
+    } finally {
+      await projection.stop();
     }
   }, 60_000);
 });
