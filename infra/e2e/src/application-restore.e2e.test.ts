@@ -359,7 +359,7 @@ describe('an application (two containers, two volumes) backed up as a set on eng
     expect(db.HostConfig.NetworkMode).toBe('none');
     // Limits and the health check as recorded; an added capability is not granted again, but named.
     expect(db.Config.Healthcheck?.Test).toEqual(['CMD', 'test', '-d', '/data']);
-    expect(db.Config.StopSignal).toBe('SIGINT');
+    expect((db.Config as { StopSignal?: string }).StopSignal).toBe('SIGINT');
     expect(db.HostConfig.Memory).toBe(256 * 1024 * 1024);
     expect(db.HostConfig.Ulimits).toEqual([{ Name: 'nofile', Soft: 512, Hard: 1024 }]);
     expect(db.HostConfig.CapAdd ?? []).toEqual([]);

@@ -70,6 +70,8 @@ describe('npm start: the local stack', () => {
     const jsm = await jetstreamManager(again);
     const stored = await jsm.streams.getMessage(STREAMS.events.name, { last_by_subj: event.subject });
     expect(stored?.json<{ id: string }>().id).toBe(event.envelope.id);
+    // Liveness has a stream of its own that keeps one heartbeat per host (contracts 0.7.0).
+    expect((await jsm.streams.info(STREAMS.heartbeats.name)).config.max_msgs_per_subject).toBe(1);
     await again.close();
     // Ctrl-C at a terminal: SIGINT to every process of the stack's group at once
     process.kill(-stack.child.pid!, 'SIGINT');

@@ -6,6 +6,8 @@ import {
   dataSubject,
   eventSubject,
   eventSubjectFilter,
+  heartbeatSubject,
+  heartbeatSubjectFilter,
   HOST_SCOPED_AGGREGATES,
   inboxPrefix,
   progressSubjectFilter,
@@ -45,6 +47,12 @@ export interface NatsPermissions {
 /** The scheduler's leader-election KV bucket. */
 export const SCHEDULER_LEADER_BUCKET = 'volback-scheduler';
 
+/**
+ * The scheduler's state snapshots (KV): its state at a stream sequence, so a start reads only the
+ * events after it. Only the scheduler reads or writes it.
+ */
+export const SCHEDULER_SNAPSHOT_BUCKET = 'volback-scheduler-state';
+
 /** Durable consumer names of the shared services. */
 export const SERVICE_CONSUMERS = {
   scheduler: 'scheduler',
@@ -80,6 +88,7 @@ export function subscriberDurableName(name: string): string {
 const API = '$JS.API';
 const EVENTS = STREAMS.events.name;
 const COMMANDS = STREAMS.commands.name;
+const HEARTBEATS = STREAMS.heartbeats.name;
 
 /** Stream changes only the admin may make (belt and braces: no allow list names them either). */
 const ADMIN_ONLY = [
@@ -131,9 +140,13 @@ function anyConsumer(stream: string): string[] {
   ];
 }
 
-/** Creating the two volback streams when they are missing (never changing or deleting them). */
+/** Creating the volback streams when they are missing (never changing or deleting them). */
 function streamCreator(): string[] {
-  return [`${API}.STREAM.CREATE.${EVENTS}`, `${API}.STREAM.CREATE.${COMMANDS}`];
+  return [
+    `${API}.STREAM.CREATE.${EVENTS}`,
+    `${API}.STREAM.CREATE.${COMMANDS}`,
+    `${API}.STREAM.CREATE.${HEARTBEATS}`,
+  ];
 }
 
 /** Full use of one KV bucket: create it, read, write and watch its keys. */
@@ -178,6 +191,9 @@ function controlPlane(): string[] {
     ...streamReader(EVENTS),
     `${API}.STREAM.INFO.${COMMANDS}`,
     ...anyConsumer(EVENTS),
+    // Liveness: every host's last heartbeat, then the new ones (never publishing one).
+    ...streamReader(HEARTBEATS),
+    ...anyConsumer(HEARTBEATS),
     ...kvBucket(GRANTS_BUCKET),
     ...kvBucket(NOTIFY_CHANNELS_BUCKET),
   ];
@@ -208,10 +224,12 @@ export function permissionsFor(identity: Identity): NatsPermissions | undefined 
             ...base.publish,
             ...hostEventSubjects(identity.hostId),
             eventSubject('message', durable),
+            heartbeatSubject(identity.hostId),
             progressSubjectFilter(identity.hostId),
             ...dataRequests({ kind: 'host', hostId: identity.hostId }),
             ...streamReader(EVENTS),
             `${API}.STREAM.INFO.${COMMANDS}`,
+            `${API}.STREAM.INFO.${HEARTBEATS}`,
             // The create subject carries the filter (the server checks it against the config):
             // an agent's consumer can only ever hold its own host's commands.
             `${API}.CONSUMER.CREATE.${COMMANDS}.${durable}.${commands}`,
@@ -233,10 +251,12 @@ export function permissionsFor(identity: Identity): NatsPermissions | undefined 
             `${API}.STREAM.INFO.${EVENTS}`,
             ...namedConsumer(EVENTS, durable),
             `${API}.CONSUMER.DELETE.${EVENTS}.${durable}`,
+            // Each host's last heartbeat (direct get by subject); the live ones by subscription.
+            ...streamReader(HEARTBEATS),
           ],
           ...deny,
         },
-        subscribe: { allow: [...base.subscribe, eventSubjectFilter()] },
+        subscribe: { allow: [...base.subscribe, eventSubjectFilter(), heartbeatSubjectFilter()] },
       };
     }
     case 'service':
@@ -253,6 +273,7 @@ export function permissionsFor(identity: Identity): NatsPermissions | undefined 
                 eventSubjectFilter('message'),
                 ...streamReader(EVENTS),
                 `${API}.STREAM.INFO.${COMMANDS}`,
+                `${API}.STREAM.INFO.${HEARTBEATS}`,
                 ...anyConsumer(EVENTS),
                 ...namedConsumer(COMMANDS, SERVICE_CONSUMERS.gatewayMaintenance),
                 ...kvReader(GRANTS_BUCKET),
@@ -271,6 +292,7 @@ export function permissionsFor(identity: Identity): NatsPermissions | undefined 
                 ...controlPlane(),
                 ...namedConsumer(COMMANDS, SERVICE_CONSUMERS.scheduler),
                 ...kvBucket(SCHEDULER_LEADER_BUCKET),
+                ...kvBucket(SCHEDULER_SNAPSHOT_BUCKET),
               ],
               ...deny,
             },
@@ -282,7 +304,14 @@ export function permissionsFor(identity: Identity): NatsPermissions | undefined 
               allow: [...base.publish, ...controlPlane(), ...dataRequests({ kind: 'catalog' })],
               ...deny,
             },
-            subscribe: { allow: [...base.subscribe, progressSubjectFilter(), eventSubjectFilter()] },
+            subscribe: {
+              allow: [
+                ...base.subscribe,
+                progressSubjectFilter(),
+                eventSubjectFilter(),
+                heartbeatSubjectFilter(),
+              ],
+            },
           };
       }
   }

@@ -79,14 +79,36 @@ describe('NATS permissions', () => {
     expect(dataReaders).toEqual([{ kind: 'service', service: 'gateway' }]);
   });
 
-  it('give a subscriber the events and its own consumer, nothing to publish', () => {
+  it('give a subscriber the events, the heartbeats and its own consumer, nothing to publish', () => {
     const subscriber: Identity = { kind: 'subscriber', name: 'audit' };
     const perms = permissionsFor(subscriber)!;
-    expect(perms.subscribe.allow).toEqual(['_INBOX.subscriber.audit.>', 'volback.evt.>']);
+    expect(perms.subscribe.allow).toEqual(['_INBOX.subscriber.audit.>', 'volback.evt.>', 'volback.hb.>']);
+    expect(mayPublish(subscriber, '$JS.API.DIRECT.GET.VOLBACK_HEARTBEATS.volback.hb.host-a')).toBe(true);
+    expect(mayPublish(subscriber, 'volback.hb.host-a')).toBe(false);
     expect(perms.publish.allow.every((p) => p.startsWith('$JS.'))).toBe(true);
     expect(mayPublish(subscriber, '$JS.API.CONSUMER.CREATE.VOLBACK_EVENTS.subscriber-audit')).toBe(true);
     expect(mayPublish(subscriber, '$JS.API.CONSUMER.CREATE.VOLBACK_EVENTS.catalog-1')).toBe(false);
     expect(mayPublish(subscriber, '$JS.API.CONSUMER.CREATE.VOLBACK_COMMANDS.subscriber-audit')).toBe(false);
+  });
+
+  it("let an agent publish only its own host's heartbeat, and the services follow them all", () => {
+    const agent: Identity = { kind: 'agent', hostId: 'host-a' };
+    expect(mayPublish(agent, 'volback.hb.host-a')).toBe(true);
+    expect(mayPublish(agent, 'volback.hb.host-b')).toBe(false);
+    expect(mayPublish(agent, 'volback.hb.>')).toBe(false);
+    const others = everyoneButAdmin.filter((i) => i.kind !== 'agent');
+    expect(others.some((i) => mayPublish(i, 'volback.hb.host-a'))).toBe(false);
+    for (const service of ['scheduler', 'catalog'] as const) {
+      expect(mayPublish({ kind: 'service', service }, '$JS.API.CONSUMER.CREATE.VOLBACK_HEARTBEATS.x1')).toBe(
+        true,
+      );
+      expect(mayPublish({ kind: 'service', service }, '$JS.API.STREAM.CREATE.VOLBACK_HEARTBEATS')).toBe(true);
+    }
+  });
+
+  it('let only the scheduler read or write its state snapshots', () => {
+    const writers = everyoneButAdmin.filter((i) => mayPublish(i, '$KV.volback-scheduler-state.state'));
+    expect(writers.map((i) => i.kind === 'service' && i.service)).toEqual(['scheduler']);
   });
 
   it('let only the scheduler (the notifier) and the catalog read or write the notification channels', () => {

@@ -20,12 +20,13 @@ export type Aggregate = (typeof AGGREGATES)[number];
 /** Where commands go: an agent's host id, or one of the shared services. */
 export type CommandTarget = { kind: 'host'; hostId: string } | { kind: 'gateway' } | { kind: 'scheduler' };
 
-/** Subject roots of the four traffic classes (DESIGN.md §2). */
+/** Subject roots of the five traffic classes (DESIGN.md §2). */
 export const SUBJECT_ROOTS = {
   events: 'volback.evt',
   commands: 'volback.cmd',
   data: 'volback.data',
   progress: 'volback.progress',
+  heartbeats: 'volback.hb',
 } as const;
 
 /** The JetStream streams and what they hold. */
@@ -34,6 +35,11 @@ export const STREAMS = {
   events: { name: 'VOLBACK_EVENTS', subjects: [`${SUBJECT_ROOTS.events}.>`] },
   /** Work to do; each command is consumed once (work-queue retention). */
   commands: { name: 'VOLBACK_COMMANDS', subjects: [`${SUBJECT_ROOTS.commands}.>`] },
+  /**
+   * Liveness: each host's latest `HostSeen` on `volback.hb.<hostId>`, one message per subject, so
+   * heartbeats every 30 s never grow a log (the event log gets no heartbeats).
+   */
+  heartbeats: { name: 'VOLBACK_HEARTBEATS', subjects: [`${SUBJECT_ROOTS.heartbeats}.>`] },
 } as const;
 
 /**
@@ -159,6 +165,29 @@ export function parseProgressSubject(subject: string): { hostId: string; workId:
       hostId: decodeSubjectToken(tokens[root.length]!),
       workId: decodeSubjectToken(tokens[root.length + 1]!),
     };
+  } catch {
+    return undefined;
+  }
+}
+
+/** `volback.hb.<H>`: where host H's agent publishes its heartbeat (`HostSeen`); the stream keeps the last. */
+export function heartbeatSubject(hostId: string): string {
+  return [SUBJECT_ROOTS.heartbeats, hostToken(hostId)].join('.');
+}
+
+/** Every host's heartbeat: `volback.hb.>`. */
+export function heartbeatSubjectFilter(): string {
+  return `${SUBJECT_ROOTS.heartbeats}.>`;
+}
+
+/** The host id of a heartbeat subject; undefined when it is not one (or names a reserved id). */
+export function parseHeartbeatSubject(subject: string): string | undefined {
+  const root = SUBJECT_ROOTS.heartbeats.split('.');
+  const tokens = subject.split('.');
+  if (tokens.length !== root.length + 1 || root.some((token, i) => tokens[i] !== token)) return undefined;
+  try {
+    const hostId = decodeSubjectToken(tokens[root.length]!);
+    return isReservedHostId(hostId) ? undefined : hostId;
   } catch {
     return undefined;
   }

@@ -7,6 +7,8 @@ import {
   dataSubject,
   dataSubjectFilters,
   eventSubject,
+  heartbeatSubject,
+  parseHeartbeatSubject,
   eventSubjectFilter,
   HOST_SCOPED_AGGREGATES,
   inboxPrefix,
@@ -23,15 +25,26 @@ describe('streams', () => {
   it('keeps events in VOLBACK_EVENTS and commands in VOLBACK_COMMANDS, each over its whole subject tree', () => {
     expect(STREAMS.events).toEqual({ name: 'VOLBACK_EVENTS', subjects: ['volback.evt.>'] });
     expect(STREAMS.commands).toEqual({ name: 'VOLBACK_COMMANDS', subjects: ['volback.cmd.>'] });
+    expect(STREAMS.heartbeats).toEqual({ name: 'VOLBACK_HEARTBEATS', subjects: ['volback.hb.>'] });
   });
 
-  it('roots the four traffic classes under volback.*', () => {
+  it('roots the five traffic classes under volback.*', () => {
     expect(SUBJECT_ROOTS).toEqual({
       events: 'volback.evt',
       commands: 'volback.cmd',
       data: 'volback.data',
       progress: 'volback.progress',
+      heartbeats: 'volback.hb',
     });
+  });
+
+  it("puts a host's heartbeat on volback.hb.<host>, and reads the host back", () => {
+    expect(heartbeatSubject('host.1')).toBe('volback.hb.host~2E1');
+    expect(parseHeartbeatSubject('volback.hb.host~2E1')).toBe('host.1');
+    expect(parseHeartbeatSubject('volback.hb.gateway')).toBeUndefined();
+    expect(parseHeartbeatSubject('volback.hb.a.b')).toBeUndefined();
+    expect(parseHeartbeatSubject('volback.evt.host.a')).toBeUndefined();
+    expect(() => heartbeatSubject('scheduler')).toThrow(RangeError);
   });
 });
 

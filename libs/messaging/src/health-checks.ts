@@ -19,7 +19,7 @@ export function natsConnectedCheck(nc: NatsConnection): HealthCheck {
   };
 }
 
-/** `streams-present`: both volback streams exist on the server. */
+/** `streams-present`: every volback stream exists on the server. */
 export function streamsPresentCheck(nc: NatsConnection): HealthCheck {
   return {
     name: 'streams-present',

@@ -7,4 +7,5 @@ export * from './health-checks.ts';
 export * from './kv-buckets.ts';
 export * from './restore-grants.ts';
 export * from './notification-channels.ts';
+export * from './heartbeats.ts';
 export type { NatsConnection } from '@nats-io/nats-core';

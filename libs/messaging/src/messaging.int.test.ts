@@ -387,7 +387,10 @@ describe('readiness checks', () => {
     const other = await connectNats({ servers: bare.url, name: 'bare', connectTimeoutMs: 5_000 });
     const [connected, streams] = await Promise.all(natsHealthChecks(other).map((c) => c.check()));
     expect(connected!.ok).toBe(true);
-    expect(streams).toEqual({ ok: false, detail: 'missing stream(s): VOLBACK_EVENTS, VOLBACK_COMMANDS' });
+    expect(streams).toEqual({
+      ok: false,
+      detail: 'missing stream(s): VOLBACK_EVENTS, VOLBACK_COMMANDS, VOLBACK_HEARTBEATS',
+    });
     await other.close();
     expect((await natsHealthChecks(other)[0]!.check()).ok).toBe(false);
     await bare.destroy();

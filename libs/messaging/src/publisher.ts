@@ -173,3 +173,31 @@ export class MessagePublisher {
     return { stream, seq: reply.seq, duplicate: false };
   }
 }
+
+/**
+ * Publishes many messages with up to `window` acknowledgements outstanding (bulk loads: imports,
+ * benchmarks), each stored once (`Nats-Msg-Id` is the envelope id). Resolves to how many were
+ * published, once JetStream has stored them all; rejects on the first refusal.
+ */
+export async function publishMany(
+  nc: NatsConnection,
+  messages: Iterable<OutgoingMessage>,
+  window = 2_000,
+): Promise<number> {
+  const js = jetstream(nc);
+  const inFlight = new Set<Promise<unknown>>();
+  let count = 0;
+  for (const message of messages) {
+    const ack: Promise<unknown> = js
+      .publish(message.subject, encodeEnvelope(message.envelope), {
+        msgID: message.envelope.id,
+        timeout: 60_000,
+      })
+      .then(() => inFlight.delete(ack));
+    inFlight.add(ack);
+    count++;
+    if (inFlight.size >= window) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+  return count;
+}

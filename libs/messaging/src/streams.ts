@@ -22,7 +22,7 @@ export interface StreamOptions {
   commandMaxAgeMs?: number;
 }
 
-/** The desired configuration of both streams. */
+/** The desired configuration of the streams. */
 export function streamConfigs(options: StreamOptions = {}): (Partial<StreamConfig> & { name: string })[] {
   const common = {
     storage: StorageType.File,
@@ -49,6 +49,17 @@ export function streamConfigs(options: StreamOptions = {}): (Partial<StreamConfi
       description: 'volback commands: work to do, each consumed once',
       retention: RetentionPolicy.Workqueue,
       max_age: nanos(options.commandMaxAgeMs ?? 7 * 24 * 3600_000),
+    },
+    {
+      ...common,
+      name: STREAMS.heartbeats.name,
+      subjects: [...STREAMS.heartbeats.subjects],
+      description: 'volback heartbeats: the last HostSeen of each host (liveness, not history)',
+      retention: RetentionPolicy.Limits,
+      // One per host: a heartbeat every 30 s replaces the last instead of growing a log.
+      max_msgs_per_subject: 1,
+      max_age: 0,
+      allow_direct: true,
     },
   ];
 }

@@ -7,6 +7,8 @@ import {
   encodeSubjectToken,
   eventSubject,
   eventSubjectFilter,
+  heartbeatSubject,
+  parseHeartbeat,
   parseMessage,
   STREAMS,
   type Envelope,
@@ -649,25 +651,35 @@ describe('agent discovery against real engines and NATS', () => {
     await docker.getVolume('replayed').remove();
   });
 
-  it('sends heartbeats, and reports the engine gone when it stops', async () => {
-    const hostSubject = eventSubject('host', b!.hostId);
+  it('sends heartbeats to its heartbeat subject, one kept per host, none in the event log', async () => {
+    const hbSubject = heartbeatSubject(b!.hostId);
     // Host B's one volume was removed above; heartbeats count what the engine holds.
     const seen = await waitFor(
       'a heartbeat',
       async () => {
-        const events = await storedEvents(jsm, hostSubject);
-        return events.find(
-          (e) => e.envelope.type === 'io.volback.host.seen.v1' && e.envelope.data['volumes'] === 0,
-        );
+        const stored = await jsm.streams
+          .getMessage(STREAMS.heartbeats.name, { last_by_subj: hbSubject })
+          .catch(() => null);
+        const parsed = stored && parseHeartbeat(stored.subject, stored.data);
+        return parsed?.ok && parsed.heartbeat.volumes === 0 ? parsed.heartbeat : undefined;
       },
       5_000,
     );
-    expect(seen.envelope.data).toMatchObject({
-      hostId: b!.hostId,
-      intervalSeconds: 1,
-      containers: 0,
-      backupsRunning: 0,
-    });
+    expect(seen).toMatchObject({ hostId: b!.hostId, intervalSeconds: 1, containers: 0, backupsRunning: 0 });
+    // A second heartbeat (every second here) replaces the first: the stream holds one per host.
+    await waitFor(
+      'a later heartbeat',
+      async () => {
+        const stored = await jsm.streams.getMessage(STREAMS.heartbeats.name, { last_by_subj: hbSubject });
+        const parsed = stored && parseHeartbeat(stored.subject, stored.data);
+        return parsed?.ok && parsed.heartbeat.seenAt > seen.seenAt;
+      },
+      5_000,
+    );
+    const info = await jsm.streams.info(STREAMS.heartbeats.name, { subjects_filter: hbSubject });
+    expect(info.state.subjects).toEqual({ [hbSubject]: 1 });
+    const hostEvents = await storedEvents(jsm, eventSubject('host', b!.hostId));
+    expect(hostEvents.map((e) => e.envelope.type)).not.toContain('io.volback.host.seen.v1');
 
     const docker = b!.agent.healthChecks().find((c) => c.name === 'docker-connected')!;
     expect(await docker.check()).toEqual({ ok: true });

@@ -342,7 +342,7 @@ export function startAgent(options: AgentOptions): Agent {
     if (!isDiscovered || !inventory || !engineConnected || !natsConnected || stopping.signal.aborted) return;
     try {
       const event = hostSeen(hostId, inventory, options.heartbeatSeconds, clock());
-      await publisher.publishHostEvent(event, clock());
+      await publisher.publishHeartbeat(event, clock());
       metrics?.published.inc({ type: event.type });
     } catch (error) {
       log.warn({ err: (error as Error).message }, 'heartbeat not published');

@@ -1,4 +1,5 @@
 import {
+  followHeartbeats,
   MessagePublisher,
   NotificationChannels,
   RestoreGrants,
@@ -15,6 +16,7 @@ import { LiveEvents } from './adapters/live-events.ts';
 import { NotificationAdmin } from './adapters/notification-admin.ts';
 import { startProjection, type Projection } from './adapters/projection-consumer.ts';
 import { SnapshotReader } from './adapters/snapshot-reader.ts';
+import { projectHeartbeat } from './projection/project-event.ts';
 import { buildApi } from './http/api.ts';
 import type { GuardOptions } from './http/guard.ts';
 
@@ -88,6 +90,14 @@ export async function startCatalog(options: CatalogOptions): Promise<Catalog> {
     },
   };
   let projection: Projection = await startProjection(projectionOptions);
+  // Liveness (VOLBACK_HEARTBEATS): each host's last heartbeat, then the new ones; read again from
+  // the last per host after a rebuild, which empties the hosts.
+  const heartbeatOptions = {
+    nc: options.nc,
+    logger: log ?? { warn: () => undefined },
+    onHeartbeat: (heartbeat: Parameters<typeof projectHeartbeat>[1]) => projectHeartbeat(database, heartbeat),
+  };
+  let heartbeats = await followHeartbeats(heartbeatOptions);
   const queries = new CatalogQueries(database, options.now);
   const live = new LiveEvents(options.nc);
   const reader = new SnapshotReader(options.nc, {
@@ -109,9 +119,11 @@ export async function startCatalog(options: CatalogOptions): Promise<Catalog> {
   const rebuild = () => {
     rebuilding ??= (async () => {
       await projection.stop();
+      await heartbeats.stop();
       database.reset();
       log?.info('read model emptied on request: replaying the event log');
       projection = await startProjection(projectionOptions);
+      heartbeats = await followHeartbeats(heartbeatOptions);
     })().finally(() => (rebuilding = undefined));
     return rebuilding;
   };
@@ -148,6 +160,7 @@ export async function startCatalog(options: CatalogOptions): Promise<Catalog> {
     async stop() {
       await app.close();
       live.close();
+      await heartbeats.stop();
       await projection.stop();
       database.close();
     },

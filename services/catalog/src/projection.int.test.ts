@@ -5,6 +5,7 @@ import {
   ContractErrorCode,
   CONFIGURED_DEFAULT_POLICY_ID,
   createEvent,
+  createHeartbeat,
   encodeEnvelope,
   eventSubject,
   HostRegistered,
@@ -20,7 +21,7 @@ import {
   PolicyDefined,
   PolicyRemoved,
 } from '@volback/contracts';
-import { MessagePublisher, type NatsConnection } from '@volback/messaging';
+import { MessagePublisher, publishMany, type NatsConnection } from '@volback/messaging';
 import { waitUntil } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CatalogDatabase } from './adapters/catalog-database.ts';
@@ -409,5 +410,42 @@ describe('projection of VOLBACK_EVENTS into SQLite', () => {
       { subject: fromB.subject, path: 'source', code: ContractErrorCode.WrongOrigin },
       { subject: ahead.subject, path: 'time', code: ContractErrorCode.WrongOrigin },
     ]);
+  });
+  it('shows a host online from its heartbeat in VOLBACK_HEARTBEATS, outside the log, and again after a rebuild', async () => {
+    const jsm = await jetstreamManager(nc);
+    const hostId = 'heartbeat-host';
+    const beat = (at: Date) =>
+      createHeartbeat(
+        {
+          hostId,
+          seenAt: at.toISOString(),
+          intervalSeconds: 30,
+          containers: 3,
+          volumes: 4,
+          backupsRunning: 0,
+        },
+        { source: `volback://agent/${hostId}`, time: at },
+      );
+    await publishMany(nc, [beat(new Date(TEST_NOW.getTime() - 60_000)), beat(TEST_NOW)]);
+    const catalog = await start('heartbeats');
+    const host = async () =>
+      (await catalog.app.inject({ url: `/v1/hosts/${hostId}` })).json<Record<string, unknown>>();
+    await waitUntil(
+      'the heartbeat projected',
+      async () => (await host())['lastSeenAt'] === TEST_NOW.toISOString(),
+      10_000,
+    );
+    expect(await host()).toMatchObject({ status: 'online', heartbeatSeconds: 30, containers: 3, volumes: 4 });
+    // Heartbeats are not events: nothing about the host in the log.
+    const inLog = await jsm.streams.info(STREAMS.events.name, {
+      subjects_filter: eventSubject('host', hostId),
+    });
+    expect(inLog.state.subjects ?? {}).toEqual({});
+    await catalog.rebuild();
+    await waitUntil(
+      'the heartbeat projected after the rebuild',
+      async () => (await host())['status'] === 'online',
+      10_000,
+    );
   });
 });

@@ -21,6 +21,9 @@ export interface SchedulerConfig {
   readonly instanceId: string;
   readonly tickMs: number;
   readonly leaseMs: number;
+  /** State snapshots: every so many events read, and every so often when something was read. */
+  readonly snapshotEveryEvents: number;
+  readonly snapshotEveryMs: number;
   readonly opsHost: string;
   readonly opsPort: number;
   readonly settings: SchedulerSettings;
@@ -34,6 +37,8 @@ export const CONFIG_DEFAULTS = {
   opsPort: 9403,
   tickMs: 1000,
   leaseSeconds: 10,
+  snapshotEvents: 10_000,
+  snapshotSeconds: 60,
   maxConcurrentPerHost: 1,
 } as const;
 
@@ -114,6 +119,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     instanceId,
     tickMs: read.integer('VOLBACK_SCHEDULER_TICK_MS', CONFIG_DEFAULTS.tickMs, 100, 60_000),
     leaseMs: read.integer('VOLBACK_SCHEDULER_LEASE_SECONDS', CONFIG_DEFAULTS.leaseSeconds, 2, 300) * 1000,
+    snapshotEveryEvents: read.integer(
+      'VOLBACK_SCHEDULER_SNAPSHOT_EVENTS',
+      CONFIG_DEFAULTS.snapshotEvents,
+      100,
+      100_000_000,
+    ),
+    snapshotEveryMs:
+      read.integer('VOLBACK_SCHEDULER_SNAPSHOT_SECONDS', CONFIG_DEFAULTS.snapshotSeconds, 1, 86_400) * 1000,
     opsHost: read.value('VOLBACK_OPS_HOST') ?? CONFIG_DEFAULTS.opsHost,
     opsPort: read.integer('VOLBACK_OPS_PORT', CONFIG_DEFAULTS.opsPort, 0, 65_535),
     notifier: loadNotifierSettings(read, cwd),

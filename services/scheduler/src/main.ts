@@ -18,7 +18,7 @@ runService({
       inboxPrefix: inboxPrefix({ kind: 'service', service: 'scheduler' }),
     });
     if (!nc || service.stopping) return;
-    startup.step('rebuilding the state from the event log');
+    startup.step('rebuilding the state from its snapshot and the event log');
     const scheduler = await startScheduler({
       nc,
       settings: config.settings,
@@ -29,6 +29,7 @@ runService({
       leaseMs: config.leaseMs,
       kvReplicas: config.streamReplicas,
       notifier: config.notifier,
+      snapshots: { everyEvents: config.snapshotEveryEvents, everyMs: config.snapshotEveryMs },
     });
     service.onStop(() => scheduler.stop());
     for (const check of scheduler.healthChecks()) ops.addCheck('readiness', check);

@@ -1,5 +1,5 @@
 import type { NatsConnection } from '@nats-io/nats-core';
-import { MessagePublisher, type RunningConsumer } from '@volback/messaging';
+import { followHeartbeats, MessagePublisher, type RunningConsumer } from '@volback/messaging';
 import type { HealthCheck, Logger, Metrics } from '@volback/observability';
 import { startSchedulerCommandConsumer } from './adapters/command-consumer.ts';
 import { publishDecisions } from './adapters/decision-publisher.ts';
@@ -7,10 +7,12 @@ import { startEventProjection, type EventProjection } from './adapters/event-pro
 import { startLeaderElection, type LeaderElection } from './adapters/leader-election.ts';
 import { DEFAULT_NOTIFIER_SETTINGS, startNotifier, type NotifierSettings } from './adapters/notifier.ts';
 import { createSchedulerMetrics, observeState } from './adapters/scheduler-metrics.ts';
+import { openSnapshotStore } from './adapters/snapshot-store.ts';
 import {
   decideScheduleAnnouncements,
   decideTakeover,
   decideTick,
+  observeHeartbeat,
   type Decision,
   type SchedulerSettings,
   type SchedulerState,
@@ -39,6 +41,11 @@ export interface SchedulerOptions {
   readonly clock?: () => number;
   /** Notification channels of the configuration and delivery settings (README, "Notifications"). */
   readonly notifier?: NotifierSettings;
+  /**
+   * Start from the stored snapshot of the state and store new ones (README, "Start-up"); without
+   * it the state is replayed from the whole log at every start.
+   */
+  readonly snapshots?: { readonly everyEvents?: number; readonly everyMs?: number; readonly bucket?: string };
 }
 
 /** A running scheduler. */
@@ -63,6 +70,13 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
   const publisher = new MessagePublisher(options.nc);
   let timer: NodeJS.Timeout | undefined;
   let hurry = () => {};
+  const snapshots = options.snapshots && {
+    ...options.snapshots,
+    store: await openSnapshotStore(options.nc, {
+      ...(options.snapshots.bucket ? { bucket: options.snapshots.bucket } : {}),
+      ...(options.kvReplicas ? { replicas: options.kvReplicas } : {}),
+    }),
+  };
   const projection = await startEventProjection({
     nc: options.nc,
     logger: log,
@@ -70,8 +84,22 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
       metrics.projectionSequence.set(seq);
       if (OUTCOME.test(type)) hurry();
     },
+    ...(snapshots ? { snapshots } : {}),
   });
   await projection.replayed;
+  // Liveness (VOLBACK_HEARTBEATS): each host's last heartbeat before the first decision, so
+  // hosts that are up do not look offline for a round.
+  const heartbeats = await followHeartbeats({
+    nc: options.nc,
+    logger: log,
+    onHeartbeat: (heartbeat) => observeHeartbeat(projection.state, heartbeat),
+  });
+  const heartbeatsRead = await Promise.race([
+    heartbeats.caughtUp.then(() => true),
+    new Promise<boolean>((resolve) => setTimeout(resolve, 10_000, false).unref()),
+  ]);
+  if (!heartbeatsRead)
+    log.warn("the hosts' last heartbeats are not read yet; hosts may look offline for a while");
 
   const notifier = startNotifier({
     nc: options.nc,
@@ -197,6 +225,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
       await election.stop();
       await commands.stop();
       await notifier.stop();
+      await heartbeats.stop();
       await projection.stop();
     },
   };

@@ -1,4 +1,5 @@
 import {
+  createHeartbeat,
   agentDurableName,
   BackupCompleted,
   BackupFailed,
@@ -7,7 +8,6 @@ import {
   commandSubjectFilter,
   createEvent,
   HostRegistered,
-  HostSeen,
   snapshotTags,
   STREAMS,
   VolumeDiscovered,
@@ -90,10 +90,10 @@ export async function startSimulatedAgent(options: SimulatedAgentOptions): Promi
   let running = 0;
   const beat = async () => {
     const seenAt = new Date().toISOString();
+    // As the agent does: on the host's heartbeat subject (VOLBACK_HEARTBEATS), not the event log.
     await publisher
       .publish(
-        event(
-          HostSeen,
+        createHeartbeat(
           {
             hostId,
             seenAt,
@@ -102,7 +102,7 @@ export async function startSimulatedAgent(options: SimulatedAgentOptions): Promi
             volumes: options.volumeNames.length,
             backupsRunning: running,
           },
-          `${hostId}.seen.${seenAt}`,
+          { source, id: `${hostId}.seen.${seenAt}` },
         ),
       )
       .catch(() => undefined);

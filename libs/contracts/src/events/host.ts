@@ -35,7 +35,8 @@ export const HostSeen = defineEvent({
   name: 'HostSeen',
   aggregate: 'host',
   what: 'seen',
-  description: 'Heartbeat of an agent: the host is online, with counts of what it sees.',
+  description:
+    'Heartbeat of an agent: the host is online, with counts of what it sees. Sent on volback.hb.<hostId> (stream VOLBACK_HEARTBEATS, the last per host), not on the event log.',
   schema: z.object({
     hostId,
     seenAt: timestamp,

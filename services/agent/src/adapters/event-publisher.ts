@@ -1,6 +1,7 @@
 import {
   ContractViolationError,
   createEvent,
+  createHeartbeat,
   findDefinition,
   type EventDefinition,
   type OutgoingMessage,
@@ -58,9 +59,21 @@ export class AgentEventPublisher {
     return createEvent(definition, event.data, { source: this.#source, id: event.id, time: now });
   }
 
-  /** Publishes one host event (registration, heartbeat); resolves once stored. */
+  /** Publishes one host event (registration) on the event log; resolves once stored. */
   async publishHostEvent(event: HostEvent, now: Date): Promise<void> {
     await this.#publisher.publish(this.#message(event, now), { timeoutMs: this.#timeoutMs });
+  }
+
+  /**
+   * Publishes a heartbeat on the host's heartbeat subject (`VOLBACK_HEARTBEATS` keeps only the
+   * last per host); resolves once stored.
+   */
+  async publishHeartbeat(
+    event: Extract<HostEvent, { type: 'io.volback.host.seen.v1' }>,
+    now: Date,
+  ): Promise<void> {
+    const message = createHeartbeat(event.data, { source: this.#source, id: event.id, time: now });
+    await this.#publisher.publish(message, { timeoutMs: this.#timeoutMs });
   }
 
   /**

@@ -3,6 +3,8 @@ import type { Subscription } from '@nats-io/nats-core';
 import {
   checkEventOrigin,
   eventSubjectFilter,
+  heartbeatSubjectFilter,
+  parseHeartbeat,
   parseMessage,
   parseProgressSubject,
   progressSubjectFilter,
@@ -28,6 +30,8 @@ export interface LiveFilter {
 /** One item of a live stream. */
 export type LiveItem =
   | { kind: 'event'; event: Envelope; /** Its sequence in `VOLBACK_EVENTS`. */ seq: number }
+  /** A host's heartbeat (`VOLBACK_HEARTBEATS`, one kept per host): live only, no sequence. */
+  | { kind: 'heartbeat'; event: Envelope }
   | { kind: 'progress'; progress: WorkProgress };
 
 /** True when an event passes the filter. */
@@ -57,6 +61,7 @@ export class LiveEvents {
   readonly #nc: NatsConnection;
   readonly #listeners = new Set<{ filter: LiveFilter; send: (item: LiveItem) => void }>();
   readonly #progress: Subscription;
+  readonly #heartbeats: Subscription;
   #messages: ConsumerMessages | undefined;
   #closed = false;
   /** Sequence of the last event read (0: none yet). */
@@ -67,6 +72,20 @@ export class LiveEvents {
     this.#nc = nc;
     const progress = nc.subscribe(progressSubjectFilter());
     this.#progress = progress;
+    // Heartbeats are not in the event log (VOLBACK_HEARTBEATS), but a live view shows them as
+    // events, without a sequence (a client that comes back has no heartbeat to catch up on).
+    const heartbeats = nc.subscribe(heartbeatSubjectFilter());
+    this.#heartbeats = heartbeats;
+    void (async () => {
+      for await (const msg of heartbeats) {
+        if (this.#listeners.size === 0) continue;
+        const parsed = parseHeartbeat(msg.subject, msg.data);
+        if (!parsed.ok) continue;
+        for (const l of this.#listeners)
+          if (matchesLiveFilter(parsed.envelope, l.filter))
+            l.send({ kind: 'heartbeat', event: parsed.envelope });
+      }
+    })();
     void this.#followEvents();
     void (async () => {
       for await (const msg of progress) {
@@ -163,6 +182,7 @@ export class LiveEvents {
   close(): void {
     this.#closed = true;
     this.#progress.unsubscribe();
+    this.#heartbeats.unsubscribe();
     if (this.#messages) void closeWithin(this.#messages);
     this.#listeners.clear();
   }

@@ -131,6 +131,9 @@ export function registerLiveRoutes(
       const write = (item: LiveItem) => {
         if (item.kind === 'event') {
           res.write(`id: ${item.seq}\nevent: ${item.event.type}\ndata: ${JSON.stringify(item.event)}\n\n`);
+        } else if (item.kind === 'heartbeat') {
+          // No id: a heartbeat is not in the log, so it must not move the client's Last-Event-ID.
+          res.write(`event: ${item.event.type}\ndata: ${JSON.stringify(item.event)}\n\n`);
         } else {
           res.write(`event: progress\ndata: ${JSON.stringify(item.progress)}\n\n`);
         }
@@ -150,7 +153,7 @@ export function registerLiveRoutes(
       let lastSent = 0;
       const send = (item: LiveItem) => {
         if (held) held.push(item);
-        else if (item.kind === 'progress' || item.seq > lastSent) {
+        else if (item.kind !== 'event' || item.seq > lastSent) {
           if (item.kind === 'event') lastSent = item.seq;
           write(item);
         }

@@ -999,6 +999,15 @@ export function projectEvent(
   return projectEvents(database, [event]).length === 1;
 }
 
+/**
+ * Applies a heartbeat read from `VOLBACK_HEARTBEATS` (liveness, not the event log): the host's
+ * last-seen time, interval and counts, only when newer than what the row holds; no checkpoint, as
+ * the heartbeats stream keeps each host's last and is read from there at every start.
+ */
+export function projectHeartbeat(database: CatalogDatabase, heartbeat: DataOf<typeof HostSeen>): void {
+  database.transaction(() => applyEvent(database.db, 'HostSeen', heartbeat));
+}
+
 /** Applies an event without checkpoint (tests: the same event twice must change nothing). */
 export function applyEventRows(database: CatalogDatabase, name: string, data: unknown): void {
   database.transaction(() => applyEvent(database.db, name, data));

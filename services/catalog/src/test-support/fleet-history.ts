@@ -1,15 +1,13 @@
-import { jetstream } from '@nats-io/jetstream';
 import {
   BackupCompleted,
   BackupFailed,
   createEvent,
-  encodeEnvelope,
   HostRegistered,
   HostSeen,
   VolumeDiscovered,
   type OutgoingMessage,
 } from '@volback/contracts';
-import type { NatsConnection } from '@volback/messaging';
+import { publishMany } from '@volback/messaging';
 
 /** The shape of a generated fleet's history. */
 export interface FleetShape {
@@ -135,29 +133,5 @@ export function* fleetHeartbeats(shape: FleetShape, at: Date): Generator<Outgoin
   }
 }
 
-/**
- * Publishes messages to JetStream with up to `window` acknowledgements outstanding (each
- * stored once: `Nats-Msg-Id` is the envelope id). Returns how many were published.
- */
-export async function publishAll(
-  nc: NatsConnection,
-  messages: Iterable<OutgoingMessage>,
-  window = 2_000,
-): Promise<number> {
-  const js = jetstream(nc);
-  const inFlight = new Set<Promise<unknown>>();
-  let count = 0;
-  for (const message of messages) {
-    const ack: Promise<unknown> = js
-      .publish(message.subject, encodeEnvelope(message.envelope), {
-        msgID: message.envelope.id,
-        timeout: 60_000,
-      })
-      .then(() => inFlight.delete(ack));
-    inFlight.add(ack);
-    count++;
-    if (inFlight.size >= window) await Promise.race(inFlight);
-  }
-  await Promise.all(inFlight);
-  return count;
-}
+/** Publishes messages to JetStream, many at once (`publishMany` of libs/messaging). */
+export const publishAll = publishMany;

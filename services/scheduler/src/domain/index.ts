@@ -14,3 +14,4 @@ export * from './maintenance.ts';
 export * from './commands.ts';
 export * from './decide.ts';
 export * from './notifications.ts';
+export * from './state-snapshot.ts';

@@ -556,6 +556,23 @@ export function evolve(state: SchedulerState, logged: LoggedEvent): SchedulerSta
   return state;
 }
 
+/**
+ * Applies a heartbeat read from `VOLBACK_HEARTBEATS` (not the event log): the host's last-seen
+ * time moves forward and its interval is the latest. Not counted in `eventCount` (which orders
+ * policies by their place in the log), so reading heartbeats, in any interleaving with the log,
+ * leaves the rest of the state as a replay of the log makes it.
+ */
+export function observeHeartbeat(
+  state: SchedulerState,
+  heartbeat: Pick<z.output<typeof HostSeen.schema>, 'hostId' | 'seenAt' | 'intervalSeconds'>,
+): void {
+  const host = state.hosts.get(heartbeat.hostId) ?? { hostId: heartbeat.hostId, lastSeenAt: 0 };
+  const at = ms(heartbeat.seenAt);
+  if (at >= host.lastSeenAt) host.intervalSeconds = heartbeat.intervalSeconds;
+  host.lastSeenAt = Math.max(host.lastSeenAt, at);
+  state.hosts.set(heartbeat.hostId, host);
+}
+
 /** Folds events into a fresh state. */
 export function evolveAll(events: Iterable<LoggedEvent>, state = initialState()): SchedulerState {
   for (const event of events) evolve(state, event);

@@ -10,21 +10,26 @@ import {
   commandSubject,
   commandSubjectFilter,
   createEvent,
+  createHeartbeat,
   dataSubject,
   eventSubject,
   GRANTS_BUCKET,
   NOTIFY_CHANNELS_BUCKET,
   HostSeen,
   inboxPrefix,
+  heartbeatSubject,
   progressSubject,
   SCHEDULER_LEADER_BUCKET,
+  SCHEDULER_SNAPSHOT_BUCKET,
   STREAMS,
   subscriberDurableName,
   type Identity,
 } from '@volback/contracts';
 import {
   connectNats,
+  ensureKvBucket,
   ensureStreams,
+  followHeartbeats,
   MessagePublisher,
   NotificationChannels,
   type NatsConnection,
@@ -187,6 +192,57 @@ describe('NATS with the configuration volback init writes', () => {
       .getMessage(STREAMS.events.name, { last_by_subj: forged.subject })
       .catch(() => null);
     expect(stored).toBeNull();
+  });
+
+  it("an agent sends its own host's heartbeat only; scheduler and catalog follow them, a subscriber reads them", async () => {
+    const heartbeat = (hostId: string) =>
+      createHeartbeat(
+        {
+          hostId,
+          seenAt: new Date().toISOString(),
+          intervalSeconds: 30,
+          containers: 1,
+          volumes: 2,
+          backupsRunning: 0,
+        },
+        { source: `volback://agent/${hostId}` },
+      );
+    const a = await connectAs({ kind: 'agent', hostId: 'host-a' }, agentSeed('host-a'));
+    await new MessagePublisher(a).publish(heartbeat('host-a'));
+    await expect(new MessagePublisher(a).publish(heartbeat('host-b'))).rejects.toThrow();
+    await publishRefused(a, heartbeatSubject('host-b'));
+    const gateway = await connectAs({ kind: 'service', service: 'gateway' }, ids('gateway.nk'));
+    await publishRefused(gateway, heartbeatSubject('host-a'));
+    for (const service of ['scheduler', 'catalog'] as const) {
+      const nc = await connectAs({ kind: 'service', service }, ids(`${service}.nk`));
+      await publishRefused(nc, heartbeatSubject('host-a'));
+      const seen: string[] = [];
+      const follower = await followHeartbeats({
+        nc,
+        logger: { warn: () => undefined },
+        onHeartbeat: (h) => seen.push(h.hostId),
+      });
+      await follower.caughtUp;
+      await follower.stop();
+      expect(seen).toEqual(['host-a']);
+    }
+    const ext = await connectAs({ kind: 'subscriber', name: 'ext' }, ids('subscriber-ext.nk'));
+    const last = await (
+      await jetstreamManager(ext)
+    ).streams.getMessage(STREAMS.heartbeats.name, {
+      last_by_subj: heartbeatSubject('host-a'),
+    });
+    expect(last?.subject).toBe(heartbeatSubject('host-a'));
+    await publishRefused(ext, heartbeatSubject('host-a'));
+  });
+
+  it('only the scheduler writes its state snapshots', async () => {
+    const scheduler = await connectAs({ kind: 'service', service: 'scheduler' }, ids('scheduler.nk'));
+    const kv = await ensureKvBucket(scheduler, SCHEDULER_SNAPSHOT_BUCKET);
+    await kv.put('state', new TextEncoder().encode('{}'));
+    const catalog = await connectAs({ kind: 'service', service: 'catalog' }, ids('catalog.nk'));
+    await publishRefused(catalog, `$KV.${SCHEDULER_SNAPSHOT_BUCKET}.state`);
+    await jsRefused((await jetstreamManager(catalog)).streams.info(`KV_${SCHEDULER_SNAPSHOT_BUCKET}`));
   });
 
   it("an agent cannot read another host's commands, the data path, or other inboxes", async () => {
