@@ -94,7 +94,6 @@ export class GatewayRepository {
   #idleTimer: NodeJS.Timeout | undefined;
   #queuedReload: Promise<void> | undefined;
   #recovering: Promise<void> | undefined;
-  #snapshots: { names: Set<string>; list: StoredSnapshot[] } | undefined;
   #listing: Promise<StoredSnapshot[]> | undefined;
   #closed = false;
 
@@ -504,9 +503,6 @@ export class GatewayRepository {
       );
     }
     const snapshotId = await repo.saveSnapshot(snapshot);
-    this.#snapshots?.names.add(snapshotId);
-    // With its time read, as every listed snapshot (`latest` ranks by it).
-    this.#snapshots?.list.push(...storedSnapshots([{ id: snapshotId, snapshot }]));
     await this.endSession(sessionId);
     this.#log.info(
       { sessionId, snapshotId, hostname: snapshot.hostname, paths: snapshot.paths },
@@ -534,21 +530,13 @@ export class GatewayRepository {
   }
 
   /**
-   * Every snapshot. Snapshot files never change, so the list is read again only when the set of
-   * names differs from the last time.
+   * Every snapshot. The repository reads only snapshot files it has not read before
+   * (`Repository.listSnapshots`); listings asked for at the same time share one.
    */
   #listSnapshots(): Promise<StoredSnapshot[]> {
-    this.#listing ??= (async () => {
-      const names = new Set<string>();
-      for await (const { name } of this.#repo.backend.list('snapshots')) names.add(name);
-      const cached = this.#snapshots;
-      if (cached && cached.names.size === names.size && [...names].every((n) => cached.names.has(n))) {
-        return cached.list;
-      }
-      const list = storedSnapshots(await this.#repo.listSnapshots());
-      this.#snapshots = { names: new Set(list.map((s) => s.id)), list };
-      return list;
-    })().finally(() => (this.#listing = undefined));
+    this.#listing ??= (async () => storedSnapshots(await this.#repo.listSnapshots()))().finally(
+      () => (this.#listing = undefined),
+    );
     return this.#listing;
   }
 
