@@ -33,6 +33,8 @@ const { values } = parseArgs({
     'no-e2e': { type: 'boolean', default: false },
     /** Write V8 CPU profiles of every volback process (CLI, agent, gateway, their workers) here. */
     'cpu-prof': { type: 'string' },
+    /** Only these tools, comma-separated (volback,restic,restic-0.19.1,rustic-0.11.4): for iterating. */
+    tools: { type: 'string' },
   },
 });
 
@@ -125,28 +127,17 @@ const resticTool = (bin: string) => ({
   restore: (repo: string, target: string) =>
     [bin, ['-r', repo, 'restore', 'latest', '--target', target]] as const,
 });
+/** The command as bin/volback runs it: the bundle scripts/build-cli.sh made (npm run bench runs it first). */
+const volbackEntry = join(root, 'tools/cli/bin/volback.mjs');
 const tools = {
   volback: {
-    init: (repo: string) =>
-      [process.execPath, [join(root, 'tools/cli/src/main.ts'), 'repo', 'init', '--repo', repo]] as const,
+    init: (repo: string) => [process.execPath, [volbackEntry, 'repo', 'init', '--repo', repo]] as const,
     backup: (repo: string) =>
-      [
-        process.execPath,
-        [join(root, 'tools/cli/src/main.ts'), 'repo', 'backup', data, '--repo', repo],
-      ] as const,
+      [process.execPath, [volbackEntry, 'repo', 'backup', data, '--repo', repo]] as const,
     restore: (repo: string, target: string) =>
       [
         process.execPath,
-        [
-          join(root, 'tools/cli/src/main.ts'),
-          'repo',
-          'restore',
-          'latest',
-          '--repo',
-          repo,
-          '--target',
-          target,
-        ],
+        [volbackEntry, 'repo', 'restore', 'latest', '--repo', repo, '--target', target],
       ] as const,
   },
   restic: resticTool('restic'),
@@ -159,11 +150,16 @@ const tools = {
   },
 } as const;
 type Tool = 'volback' | 'restic' | `restic-${typeof RESTIC_LATEST}` | `rustic-${typeof RUSTIC}`;
-const measured: Tool[] = ['volback', 'restic'];
-if (existsSync(resticLatest)) measured.push(`restic-${RESTIC_LATEST}`);
+const available: Tool[] = ['volback', 'restic'];
+if (existsSync(resticLatest)) available.push(`restic-${RESTIC_LATEST}`);
 else log(`bench: ${resticLatest} missing (sh scripts/install-servers.sh restic-latest): not measured`);
-if (existsSync(rustic)) measured.push(`rustic-${RUSTIC}`);
+if (existsSync(rustic)) available.push(`rustic-${RUSTIC}`);
 else log(`bench: ${rustic} missing (sh scripts/install-servers.sh rustic): not measured`);
+const chosen = values.tools?.split(',').map((t) => t.trim());
+for (const tool of chosen ?? [])
+  if (!available.includes(tool as Tool))
+    throw new Error(`--tools: ${tool} is not one of ${available.join(', ')} (the ones installed here)`);
+const measured = chosen ? available.filter((tool) => chosen.includes(tool)) : available;
 
 interface Row extends Measure {
   shape: Shape;

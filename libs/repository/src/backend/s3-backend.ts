@@ -6,7 +6,7 @@ import {
 } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
-import { rootCertificates } from 'node:tls';
+import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type * as MinioModule from 'minio';
 import type { Client, ClientOptions } from 'minio';
@@ -203,7 +203,7 @@ export class S3Backend implements Backend {
     this.#agent = this.#target.useSSL
       ? new HttpsAgent({
           ...agentOptions,
-          ...(options.ca === undefined ? {} : { ca: [...rootCertificates, options.ca] }),
+          ...(options.ca === undefined ? {} : { ca: [...tls.rootCertificates, options.ca] }),
         })
       : new HttpAgent(agentOptions);
     this.#clientOptions = {

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Pol } from './polynomial.ts';
+import { workerModule } from '../worker-module.ts';
 
 /** Stable codes of {@link ChunkPoolError}. */
 export const ChunkPoolErrorCode = {
@@ -339,7 +340,7 @@ export class ChunkPool {
       control: slot.control,
       readAheadBytes: this.#readAheadBytes,
     };
-    const worker = new Worker(new URL('./chunk-worker.ts', import.meta.url), { workerData });
+    const worker = new Worker(workerModule('chunk-worker', import.meta.url), { workerData });
     worker.on('message', (response: ChunkJobResponse) => this.#receive(slot, response));
     worker.on('error', (error) => {
       slot.crash = error;

@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
 import { CRYPTO_OVERHEAD, type CryptoKey } from './crypto.ts';
+import { workerModule } from '../worker-module.ts';
 
 /** One stored blob inside a buffer of several (a range read from a pack). */
 export interface SealedPart {
@@ -112,7 +113,9 @@ export class SealPool {
   }
 
   #spawn(slot: number): Worker {
-    const worker = new Worker(new URL('./seal-worker.ts', import.meta.url), { workerData: this.#key });
+    const worker = new Worker(workerModule('seal-worker', import.meta.url), {
+      workerData: this.#key,
+    });
     const jobs = this.#jobs[slot]!;
     worker.on('message', (response: SealResponse) => {
       const pending = jobs.get(response.seq);

@@ -142,6 +142,14 @@ export interface BackupSummary {
   warnings: Array<{ path: string; reason: string }>;
 }
 
+/**
+ * Changed files read at once: the walk goes on while they are chunked and saved, and their
+ * chunking (workers), sealing (workers) and the walk's own work (readdir, lstat, trees) overlap.
+ */
+const FILES_IN_FLIGHT = 4;
+/** Parent subtrees loaded ahead of the walk, at most this many waiting to be used. */
+const TREES_AHEAD = 64;
+
 /** Small files read and hashed on the walk's thread until this much, then the chunk workers start. */
 const INLINE_READ_BYTES = 4 * 1024 * 1024;
 const NOATIME = fsConstants.O_NOATIME ?? 0;
@@ -180,6 +188,14 @@ function readSmallFile(path: FsPath): Buffer | undefined {
   }
 }
 
+/** A changed file's node, once its content is read (undefined when it could not be: reported). */
+class FileRead {
+  readonly node: Promise<TreeNode | undefined>;
+  constructor(node: Promise<TreeNode | undefined>) {
+    this.node = node;
+  }
+}
+
 class BackupRun {
   readonly summary: WalkSummary = emptyWalkSummary();
   readonly #sink: BlobSink;
@@ -190,6 +206,11 @@ class BackupRun {
   readonly #cache: ChunkCache | undefined;
   /** Bytes of small files read on this thread before the chunk workers started. */
   #inlineBytes = 0;
+  /** Files being read ({@link FILES_IN_FLIGHT}), and the walk waiting for one of them to end. */
+  #reading = 0;
+  #readWaiters: Array<() => void> = [];
+  /** Parent subtrees loading ahead of the walk, by tree id. */
+  readonly #treesAhead = new Map<string, Promise<TreeNode[]>>();
   #files = 0;
   #dirs = 0;
 
@@ -320,6 +341,50 @@ class BackupRun {
   }
 
   /**
+   * A changed file's content read into its node, at most {@link FILES_IN_FLIGHT} files at once
+   * (the walk waits here for room, then goes on while this one is read). Undefined when the file
+   * could not be read (reported); the repository failing rejects, and ends the run.
+   */
+  async #read(path: FsPath, node: TreeNode, previous: TreeNode | undefined): Promise<FileRead> {
+    while (this.#reading >= FILES_IN_FLIGHT) await new Promise<void>((wake) => this.#readWaiters.push(wake));
+    this.#reading++;
+    const done = async (): Promise<TreeNode | undefined> => {
+      try {
+        node.content = await this.#content(path, node, previous);
+        if (previous?.type === 'file') this.summary.filesChanged++;
+        else this.summary.filesNew++;
+        this.#progress(shownPath(path));
+        return node;
+      } catch (error) {
+        if (error instanceof RepositoryError) throw error;
+        this.summary.totalBytes -= node.size ?? 0;
+        this.#fail(shownPath(path), error);
+        return undefined;
+      } finally {
+        this.#reading--;
+        this.#readWaiters.shift()?.();
+      }
+    };
+    const read = done();
+    read.catch(() => undefined); // the directory awaits it (and the run ends) after its other entries
+    return new FileRead(read);
+  }
+
+  /**
+   * Starts loading the parent's subtrees of a directory's entries, so that the walk finds them
+   * loaded when it gets there (at most {@link TREES_AHEAD} waiting; the rest load when reached).
+   */
+  #loadAhead(nodes: readonly TreeNode[]): void {
+    for (const node of nodes) {
+      if (this.#treesAhead.size >= TREES_AHEAD) return;
+      if (node.type !== 'dir' || !node.subtree || this.#treesAhead.has(node.subtree)) continue;
+      const loading = this.#sink.loadTree(node.subtree);
+      loading.catch(() => undefined); // reported when the walk gets there and loads it again
+      this.#treesAhead.set(node.subtree, loading);
+    }
+  }
+
+  /**
    * Backs up one directory's entries; returns the tree id. `path` is bytes below a name that is
    * not UTF-8 (Node's fs takes either).
    */
@@ -329,9 +394,12 @@ class BackupRun {
     let previousCount = -1;
     if (parentTree) {
       try {
-        const nodes = await this.#sink.loadTree(parentTree);
+        const ahead = this.#treesAhead.get(parentTree);
+        this.#treesAhead.delete(parentTree);
+        const nodes = await (ahead ?? this.#sink.loadTree(parentTree));
         for (const node of nodes) previous.set(nodeNameKey(node), node);
         previousCount = nodes.length;
+        this.#loadAhead(nodes);
       } catch (error) {
         this.#fail(
           shownPath(path),
@@ -339,7 +407,8 @@ class BackupRun {
         );
       }
     }
-    const nodes: TreeNode[] = [];
+    /** In the entries' order; a changed file's node once its content is read (undefined: skipped). */
+    const nodes: Array<TreeNode | Promise<TreeNode | undefined>> = [];
     let entries: Buffer[];
     try {
       entries = (await readdir(path, { encoding: 'buffer' })).sort(Buffer.compare);
@@ -355,29 +424,34 @@ class BackupRun {
         continue;
       try {
         const node = await this.entry(full, name, previous.get(nodeNameKey(name)));
-        if (node) nodes.push(node);
+        if (node) nodes.push(node instanceof FileRead ? node.node : node);
       } catch (error) {
         // The repository failing (full, unreachable) ends the run; only source entries are skipped.
         if (error instanceof RepositoryError) throw error;
         this.#fail(shown, error);
       }
     }
+    const read = (await Promise.all(nodes)).filter((node) => node !== undefined);
     // Every entry as the parent recorded it: the parent's tree is this one, not encoded again.
     if (
       parentTree &&
-      nodes.length === previousCount &&
-      nodes.every((n) => sameNode(n, previous.get(nodeNameKey(n))))
+      read.length === previousCount &&
+      read.every((n) => sameNode(n, previous.get(nodeNameKey(n))))
     )
       return { tree: parentTree, changed: false };
-    const tree = await saveTree(this.#sink, nodes);
+    const tree = await saveTree(this.#sink, read);
     return { tree, changed: tree !== parentTree };
   }
 
+  /**
+   * One entry's node. A changed file's comes as a promise (resolved once its content is read,
+   * undefined when it could not be: reported): the walk goes on meanwhile.
+   */
   async entry(
     path: FsPath,
     name: Pick<TreeNode, 'name' | 'nameBytes'>,
     previous: TreeNode | undefined,
-  ): Promise<TreeNode | undefined> {
+  ): Promise<TreeNode | FileRead | undefined> {
     // Synchronous: the walk awaits each entry in turn, and a trip through libuv's thread pool
     // costs more than the lstat itself.
     const stats = lstatSync(path, { bigint: true });
@@ -386,17 +460,17 @@ class BackupRun {
     switch (node.type) {
       case 'file': {
         this.#files++;
+        this.summary.totalBytes += node.size ?? 0;
         if (unchangedSince(previous, node) && (await this.#sink.hasBlobs('data', previous!.content!))) {
           node.content = previous!.content!;
           this.#cache?.keep(node);
           this.summary.filesUnmodified++;
-        } else {
-          node.content = await this.#content(path, node, previous);
-          if (previous?.type === 'file') this.summary.filesChanged++;
-          else this.summary.filesNew++;
+          break;
         }
-        this.summary.totalBytes += node.size ?? 0;
-        break;
+        // Read before the content: the node records them as the walk found the file.
+        const attributes = this.extendedAttributes(path);
+        if (attributes) node.extended_attributes = attributes;
+        return this.#read(path, node, previous);
       }
       case 'dir': {
         this.#dirs++;
