@@ -14,6 +14,12 @@ const LOCK_REFRESH_MS = 5 * 60_000;
 export interface RepositoryLock {
   readonly id: string;
   readonly exclusive: boolean;
+  /**
+   * Settles once the second check is done: rejects (`VOLBACK_REPO_LOCKED`, the lock file removed)
+   * when another process holds a conflicting lock. Already settled unless the lock was taken with
+   * `confirmLater`.
+   */
+  readonly confirmed: Promise<void>;
   release(): Promise<void>;
 }
 
@@ -70,8 +76,17 @@ function conflicts(
  * Takes a lock as restic does: shared for backup, exclusive for prune. Checks, writes its lock
  * file, checks again (two processes racing both back off), and refreshes it until released.
  * Stale locks ({@link isStaleLock}) neither block it nor survive it.
+ *
+ * With `confirmLater` it returns once its lock file is written, and the second check, 100 ms
+ * later, settles {@link RepositoryLock.confirmed}: a backup reads the index and walks meanwhile,
+ * and awaits it before it writes an index or a snapshot (what it wrote before that is packs that
+ * nothing refers to, as after an interrupted backup).
  */
-export async function takeLock(files: LockFiles, exclusive: boolean): Promise<RepositoryLock> {
+export async function takeLock(
+  files: LockFiles,
+  exclusive: boolean,
+  options: { confirmLater?: boolean } = {},
+): Promise<RepositoryLock> {
   const { backend } = files;
   const before = conflicts(await readLocks(files), exclusive);
   if (before.length)
@@ -87,32 +102,48 @@ export async function takeLock(files: LockFiles, exclusive: boolean): Promise<Re
       gid: process.getgid?.() ?? 0,
     });
   let id = await write();
-  await new Promise((resolve) => setTimeout(resolve, 100));
-  const after = conflicts(await readLocks(files), exclusive, id);
-  if (after.length) {
-    await backend.remove({ type: 'locks', name: id });
-    throw new RepositoryError(RepositoryErrorCode.Locked, `repository is locked: ${after.join('; ')}`);
-  }
-  const timer = setInterval(() => {
-    void write().then(
-      (fresh) => {
-        const old = id;
-        id = fresh;
-        return backend.remove({ type: 'locks', name: old });
-      },
-      () => undefined,
-    );
-  }, LOCK_REFRESH_MS);
-  timer.unref();
-  // Locks left by dead processes (a kill -9) do not stop us, but restic refuses to lock while
-  // they exist: tidy them up, as `restic unlock` would.
-  await removeStaleLocks(files).catch(() => undefined);
+  let released = false;
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const confirm = async () => {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const after = conflicts(await readLocks(files), exclusive, id);
+    if (after.length) {
+      await backend.remove({ type: 'locks', name: id }).catch(() => undefined);
+      throw new RepositoryError(RepositoryErrorCode.Locked, `repository is locked: ${after.join('; ')}`);
+    }
+    if (released) return;
+    timer = setInterval(() => {
+      void write().then(
+        (fresh) => {
+          const old = id;
+          id = fresh;
+          return backend.remove({ type: 'locks', name: old });
+        },
+        () => undefined,
+      );
+    }, LOCK_REFRESH_MS);
+    timer.unref();
+    // Locks left by dead processes (a kill -9) do not stop us, but restic refuses to lock while
+    // they exist: tidy them up, as `restic unlock` would.
+    await removeStaleLocks(files).catch(() => undefined);
+  };
+  const confirmed = confirm();
+  // With confirmLater the holder awaits it later; until then a refusal is not unhandled.
+  if (options.confirmLater) confirmed.catch(() => undefined);
+  else await confirmed;
   return {
     get id() {
       return id;
     },
     exclusive,
+    confirmed,
     release: async () => {
+      released = true;
+      const refused = await confirmed.then(
+        () => false,
+        () => true,
+      );
+      if (refused) return; // the check removed the lock file already
       clearInterval(timer);
       await backend.remove({ type: 'locks', name: id });
     },

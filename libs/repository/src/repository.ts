@@ -717,8 +717,8 @@ export class Repository {
   }
 
   /** Takes a shared or exclusive lock as restic does (see `locks.ts`). */
-  lock(exclusive: boolean): Promise<RepositoryLock> {
-    return takeLock(this.#lockFiles, exclusive);
+  lock(exclusive: boolean, options: { confirmLater?: boolean } = {}): Promise<RepositoryLock> {
+    return takeLock(this.#lockFiles, exclusive, options);
   }
 
   /** Removes stale locks (restic unlock); returns how many. */

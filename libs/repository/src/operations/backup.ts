@@ -557,7 +557,8 @@ export async function backup(repo: Repository, options: BackupOptions): Promise<
   const source = resolve(options.source);
   const host = options.hostname ?? osHostname();
 
-  const lock = await repo.lock(false);
+  // The walk starts while the lock's second check waits; nothing is indexed before it passed.
+  const lock = await repo.lock(false, { confirmLater: true });
   const storedBefore = repo.storedBytes;
   try {
     await repo.loadIndex();
@@ -606,6 +607,7 @@ export async function backup(repo: Repository, options: BackupOptions): Promise<
       node.content = null;
       tree = await saveTree(sink, [node]);
     }
+    await lock.confirmed;
     await repo.flush();
     const summary = walked.summary;
     summary.bytesStored = repo.storedBytes - storedBefore;
