@@ -6,7 +6,7 @@
 // repositories), and the load average. Every restore is compared with its source byte for byte
 // after it is timed; a difference fails the run.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -33,6 +33,8 @@ const { values } = parseArgs({
     'no-e2e': { type: 'boolean', default: false },
     /** Write V8 CPU profiles of every volback process (CLI, agent, gateway, their workers) here. */
     'cpu-prof': { type: 'string' },
+    /** Drop the page cache before every measured command (needs root). */
+    cold: { type: 'boolean', default: false },
     /** Only these tools, comma-separated (volback,restic,restic-0.19.1,rustic-0.11.4): for iterating. */
     tools: { type: 'string' },
   },
@@ -62,7 +64,18 @@ interface Measure {
 }
 
 /** Runs a command under GNU time: wall, user+system CPU (children included), peak RSS. */
+/**
+ * Before every measured command: the previous one's dirty pages written out (a restore leaves
+ * hundreds of MiB; without this the next tool's run pays for their writeback), and with `--cold`
+ * the page cache dropped, so every tool reads its source or repository from the disk.
+ */
+function settle(): void {
+  execFileSync('sync');
+  if (values.cold) writeFileSync('/proc/sys/vm/drop_caches', '3\n');
+}
+
 function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Measure> {
+  settle();
   return new Promise((resolvePromise, reject) => {
     const child = spawn('/usr/bin/time', ['-f', 'VOLBACK_TIME %e %U %S %M', cmd, ...args], {
       env,
@@ -232,9 +245,12 @@ async function oneRun(run: number): Promise<void> {
   await backupPhase('backup-incremental', changedBytes);
   if (withE2e) emitE2e('backup-incremental', changedBytes, await withE2e.backup());
   await backupPhase('backup-unchanged', changedBytes);
+  // Restores stay until every tool has restored: deleting hundreds of MiB (with the disk's
+  // discards) just before a tool's restore slowed its file creation down several times here.
+  const targets = measured.map((tool) => join(work, `restore-${tool}`));
+  for (const target of targets) rmSync(target, { recursive: true, force: true });
   for (const tool of measured) {
     const target = join(work, `restore-${tool}`);
-    rmSync(target, { recursive: true, force: true });
     const [c, a] = tools[tool].restore(repos[tool], target);
     const m = await measure(c, [...a], toolEnv(tool));
     // Not timed: the restore is the source, byte for byte (restic puts it under its absolute path).
@@ -243,7 +259,6 @@ async function oneRun(run: number): Promise<void> {
     log(
       `bench: ${tool} restore verified: ${verified.files} files, ${(verified.bytes / MiB).toFixed(1)} MiB equal`,
     );
-    rmSync(target, { recursive: true, force: true });
     emit({
       shape,
       tool,
@@ -261,6 +276,7 @@ async function oneRun(run: number): Promise<void> {
     );
     emitE2e('restore', changedBytes, { ...m, repoBytesAdded: 0 });
   }
+  for (const target of targets) rmSync(target, { recursive: true, force: true });
 }
 
 try {
