@@ -16,6 +16,7 @@ import {
   type FileInfo,
   type FileType,
 } from './backend.ts';
+import { OpenFiles } from './open-files.ts';
 
 /** Where half-written files wait for their rename; restic never looks there. */
 const TEMP_DIR = '.volback-tmp';
@@ -63,6 +64,8 @@ async function writeAll(file: FsFile, pieces: readonly Uint8Array[]): Promise<vo
 export class LocalBackend implements Backend {
   readonly location: string;
   readonly #root: string;
+  /** Packs kept open between range reads (see {@link OpenFiles}). */
+  readonly #packs = new OpenFiles();
 
   constructor(root: string) {
     this.#root = root;
@@ -120,6 +123,14 @@ export class LocalBackend implements Backend {
   async load(handle: FileHandle, range?: ByteRange): Promise<Buffer> {
     const path = this.#path(handle);
     if (range) checkRange(range);
+    // A pack's blobs: from the open pack, without a stat (the range says where and how much).
+    if (handle.type === 'data' && range && range.offset >= 0 && range.length !== undefined) {
+      try {
+        return await this.#packs.read(path, range.offset, range.length);
+      } catch (error) {
+        return this.#fail(error, `load ${layoutPath(handle)}`);
+      }
+    }
     let file: FsFile | undefined;
     try {
       file = await open(path, 'r');
@@ -150,6 +161,7 @@ export class LocalBackend implements Backend {
 
   async remove(handle: FileHandle): Promise<void> {
     try {
+      await this.#packs.forget(this.#path(handle));
       await rm(this.#path(handle), { force: true });
     } catch (error) {
       this.#fail(error, `remove ${layoutPath(handle)}`);
@@ -203,5 +215,7 @@ export class LocalBackend implements Backend {
     return names.length;
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.#packs.closeAll();
+  }
 }
