@@ -7,7 +7,7 @@ import { registerCatalogCommands, type Runner } from './catalog-commands.ts';
 import { registerNotifyCommands } from './notify-commands.ts';
 import { catalogContext, catalogFailure, EXIT } from './catalog-context.ts';
 import { completionScript, SHELLS, type Shell } from './completion.ts';
-import { InitError } from './init/secrets-dir.ts';
+import { InitError } from './init/init-error.ts';
 import { registerInitCommands } from './init/init-commands.ts';
 import { createOutput, quietOnClosedStdout } from './output.ts';
 import { registerRepoCommands, repoFlagsOf } from './repo-commands.ts';

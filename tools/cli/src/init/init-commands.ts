@@ -3,16 +3,13 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../usage-error.ts';
-import {
-  addAgent,
-  addSubscriber,
-  DEFAULT_SECRETS_DIR,
-  initSecrets,
-  reloadNats,
-  revokeAgent,
-  rotateAgent,
-  secretPaths,
-} from './secrets-dir.ts';
+import { DEFAULT_SECRETS_DIR } from './init-error.ts';
+
+/**
+ * What the commands do, loaded when one runs: with the contracts' schemas, nkeys and X.509 it
+ * costs every other command (`volback repo backup`) about 30 ms of its start.
+ */
+const secretsDir = () => import('./secrets-dir.ts');
 
 /** Runs one init command; its result is the exit code. */
 export type InitRunner = (command: Command, body: () => Promise<void>) => Promise<void>;
@@ -48,7 +45,7 @@ async function reload(flags: DirFlags): Promise<void> {
     if (!Number.isInteger(pid) || pid <= 0) throw new UsageError(`--reload-pid ${given} is not a process id`);
     return pid;
   });
-  const outcome = await reloadNats(dirOf(flags), pids);
+  const outcome = await (await secretsDir()).reloadNats(dirOf(flags), pids);
   for (const { node, pid } of outcome.reloaded)
     write(node ? `reloaded NATS node ${node} (pid ${pid})` : `reloaded NATS (pid ${pid})`);
   if (outcome.how) write(outcome.how);
@@ -125,7 +122,9 @@ export function registerInitCommands(program: Command, run: InitRunner): void {
           }
           const perNode = listens.filter((value) => value.includes('='));
           const password = process.env['VOLBACK_PASSWORD'];
-          const files = await initSecrets({
+          const files = await (
+            await secretsDir()
+          ).initSecrets({
             dir,
             natsHosts: flags.natsHost ?? [],
             minioHosts: flags.minioHost ?? [],
@@ -155,7 +154,7 @@ export function registerInitCommands(program: Command, run: InitRunner): void {
     .action(async (name: string, _flags: { hostId?: string }, command: Command) =>
       run(command, async () => {
         const flags = command.optsWithGlobals<DirFlags & { hostId?: string }>();
-        const files = await addAgent(dirOf(flags), name, flags.hostId);
+        const files = await (await secretsDir()).addAgent(dirOf(flags), name, flags.hostId);
         write(`agent ${name}: host id ${files.hostId}`);
         write(
           `copy to the host: ${files.seedFile} (VOLBACK_NATS_NKEY_FILE), ${files.identityFile} (VOLBACK_HOST_ID_FILE), ${files.caFile} (VOLBACK_NATS_CA_FILE)`,
@@ -171,6 +170,7 @@ export function registerInitCommands(program: Command, run: InitRunner): void {
     .action(async (name: string, _flags: object, command: Command) =>
       run(command, async () => {
         const flags = command.optsWithGlobals<DirFlags>();
+        const { addSubscriber, secretPaths } = await secretsDir();
         const file = await addSubscriber(dirOf(flags), name);
         write(`subscriber ${name}: nkey seed ${file}, CA ${secretPaths(dirOf(flags)).caCert}`);
         await reload(flags);
@@ -185,7 +185,7 @@ export function registerInitCommands(program: Command, run: InitRunner): void {
     .action(async (name: string, _flags: object, command: Command) =>
       run(command, async () => {
         const flags = command.optsWithGlobals<DirFlags>();
-        const files = await rotateAgent(dirOf(flags), name);
+        const files = await (await secretsDir()).rotateAgent(dirOf(flags), name);
         write(
           `agent ${name}: new nkey seed ${files.seedFile}; copy it to the host (the agent reads it when it reconnects)`,
         );
@@ -201,7 +201,7 @@ export function registerInitCommands(program: Command, run: InitRunner): void {
     .action(async (name: string, _flags: object, command: Command) =>
       run(command, async () => {
         const flags = command.optsWithGlobals<DirFlags>();
-        const agent = await revokeAgent(dirOf(flags), name);
+        const agent = await (await secretsDir()).revokeAgent(dirOf(flags), name);
         write(`agent ${agent.name} (host id ${agent.hostId}) revoked`);
         await reload(flags);
       }),

@@ -26,15 +26,7 @@ import {
   type NatsNode,
 } from './nats-cluster.ts';
 import { renderNatsConfig, type NatsUser } from './nats-config.ts';
-
-/** A set-up that cannot be done as asked; nothing was changed. */
-export class InitError extends Error {
-  override readonly name = 'InitError';
-  readonly code = 'VOLBACK_INIT_FAILED';
-}
-
-/** The default secrets directory, relative to the working directory. */
-export const DEFAULT_SECRETS_DIR = '.volback/secrets';
+import { InitError } from './init-error.ts';
 
 /** Paths inside a secrets directory. */
 export function secretPaths(dir: string) {
