@@ -32,6 +32,8 @@ export interface RepoFlags {
   parent?: string;
   /** false with `--no-cache`: no chunk cache. */
   cache?: boolean;
+  /** `--with-atime`: record access times (else a node's atime is its mtime). */
+  'with-atime'?: boolean;
   target?: string;
   'read-data'?: boolean;
   'read-data-subset'?: string;
@@ -141,6 +143,7 @@ export async function runRepoCommand(
             ? {}
             : { chunkCacheDir: chunkCacheDir(env, repo.config.id, hostname, resolve(source)) }),
           ...(flags.parent ? { parent: flags.parent } : {}),
+          ...(flags['with-atime'] ? { withAtime: true } : {}),
           hostname,
           ...(flags.tag?.length ? { tags: flags.tag } : {}),
           onProgress: (p) =>
@@ -413,6 +416,10 @@ export function registerRepoCommands(
     .option('--host <host>', 'host name to record (repeatable)', many)
     .option('--parent <id>', 'compare with this snapshot instead of the latest')
     .option('--no-cache', 'no chunk cache: cut and hash every changed file in full')
+    .option(
+      '--with-atime',
+      'record access times (without: each entry’s atime is its mtime, as restic and rustic)',
+    )
     .action(action('backup'));
   repo.command('snapshots').description('list snapshots').action(action('snapshots'));
   repo

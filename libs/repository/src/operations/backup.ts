@@ -59,6 +59,11 @@ export interface BackupOptions {
    * chunked in full; the snapshot is the same either way.
    */
   readonly chunkCacheDir?: string;
+  /**
+   * Record each entry's atime (restic's `--with-atime`). Without it a node's atime is its mtime,
+   * as restic and rustic record it by default.
+   */
+  readonly withAtime?: boolean;
 }
 
 /** What a directory walk reports, before any snapshot is written. */
@@ -86,7 +91,7 @@ export function emptyWalkSummary(): WalkSummary {
 /** Options of {@link snapshotDirectory}. */
 export type SnapshotDirectoryOptions = Pick<
   BackupOptions,
-  'excludes' | 'onProgress' | 'onError' | 'onWarning' | 'chunkCacheDir'
+  'excludes' | 'onProgress' | 'onError' | 'onWarning' | 'chunkCacheDir' | 'withAtime'
 > & {
   /** The directory to read. */
   readonly source: string;
@@ -455,7 +460,7 @@ class BackupRun {
     // Synchronous: the walk awaits each entry in turn, and a trip through libuv's thread pool
     // costs more than the lstat itself.
     const stats = lstatSync(path, { bigint: true });
-    const node = nodeFromStats(name.name, stats);
+    const node = nodeFromStats(name.name, stats, this.#options.withAtime);
     if (name.nameBytes) node.nameBytes = name.nameBytes;
     switch (node.type) {
       case 'file': {
@@ -536,7 +541,7 @@ export async function snapshotDirectory(
     // Entries of files this walk did not see go only when it saw everything.
     await cache?.close(walked);
   }
-  const root = nodeFromStats(basename(source) || '/', rootStats);
+  const root = nodeFromStats(basename(source) || '/', rootStats, options.withAtime);
   const rootAttributes = run.extendedAttributes(source);
   if (rootAttributes) root.extended_attributes = rootAttributes;
   root.subtree = tree;
@@ -592,12 +597,13 @@ export async function backup(repo: Repository, options: BackupOptions): Promise<
       ...(options.onError ? { onError: options.onError } : {}),
       ...(options.onWarning ? { onWarning: options.onWarning } : {}),
       ...(options.chunkCacheDir ? { chunkCacheDir: options.chunkCacheDir } : {}),
+      ...(options.withAtime ? { withAtime: true } : {}),
     });
     let tree = walked.tree;
     // Wrap the source in its parent directories, up to /, as restic stores absolute paths.
     if (source !== dirname(source)) tree = await saveTree(sink, [{ ...walked.root, name: basename(source) }]);
     for (let dir = dirname(source); dir !== dirname(dir); dir = dirname(dir)) {
-      const node = nodeFromStats(basename(dir), await lstat(dir, { bigint: true }));
+      const node = nodeFromStats(basename(dir), await lstat(dir, { bigint: true }), options.withAtime);
       const attributes = readExtendedAttributes(dir, (error) => {
         walked.summary.warnings.push({ path: dir, reason: error.message });
         options.onWarning?.(dir, error);

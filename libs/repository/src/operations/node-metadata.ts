@@ -14,15 +14,21 @@ export function nodeType(stats: BigIntStats): TreeNode['type'] {
   return 'irregular';
 }
 
-/** The metadata part of a node (everything but content, subtree and link target). */
-export function nodeFromStats(name: string, stats: BigIntStats): TreeNode {
+/**
+ * The metadata part of a node (everything but content, subtree and link target). Without
+ * `withAtime` the node's atime is its mtime, as restic (0.17 on) and rustic record it unless told
+ * otherwise: reading a file or a directory for a backup moves its atime, so recording it made
+ * every backup after a change write its directories' trees again.
+ */
+export function nodeFromStats(name: string, stats: BigIntStats, withAtime = false): TreeNode {
   const type = nodeType(stats);
+  const mtime = formatGoTime(stats.mtimeNs);
   const node: TreeNode = {
     name,
     type,
     mode: goModeFromPosix(Number(stats.mode)),
-    mtime: formatGoTime(stats.mtimeNs),
-    atime: formatGoTime(stats.atimeNs),
+    mtime,
+    atime: withAtime ? formatGoTime(stats.atimeNs) : mtime,
     ctime: formatGoTime(stats.ctimeNs),
     uid: Number(stats.uid),
     gid: Number(stats.gid),

@@ -87,6 +87,23 @@ describe('restoring a path at its own place, dry runs, exact times', () => {
     expect(now.mtimeNs).toBe(was.mtimeNs);
   });
 
+  it('records atimes only when asked (withAtime); else an entry comes back with its mtime as atime', async () => {
+    const timed = join(dir, 'atimes');
+    await mkdir(timed, { recursive: true });
+    const file = join(timed, 'read-often.txt');
+    await writeFile(file, 'read often\n');
+    await run('touch', ['-m', '-d', '@1700000000.111111111', file]);
+    await run('touch', ['-a', '-d', '@1750000000.222222222', file]);
+    for (const withAtime of [false, true]) {
+      const { snapshotId } = await backup(repo, { source: timed, hostname: 'atimes', withAtime });
+      const target = join(dir, `atimes-restored-${withAtime}`);
+      await restore(repo, { snapshot: snapshotId, target, path: timed });
+      const restored = await lstat(join(target, 'read-often.txt'), { bigint: true });
+      expect(restored.mtimeNs).toBe(1_700_000_000_111_111_111n);
+      expect(restored.atimeNs).toBe(withAtime ? 1_750_000_000_222_222_222n : 1_700_000_000_111_111_111n);
+    }
+  });
+
   it('a path restored with root puts it at its own place and brings back a deleted file', async () => {
     const target = join(dir, 'existing');
     await restore(repo, { snapshot, target, path: source });
