@@ -39,11 +39,20 @@ export function formatGoTime(ns: bigint): string {
   return `${base}${fraction}Z`;
 }
 
+let lastParsedBase = '';
+let lastParsedNs = 0n;
+
 /** Parses an RFC 3339 time with up to nanosecond precision into nanoseconds since the epoch. */
 export function parseGoTime(value: string): bigint {
   const match = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$/.exec(value);
   if (!match) throw new RangeError(`not an RFC 3339 time: ${value}`);
-  const seconds = Date.parse(`${match[1]}${match[3]}`);
-  if (Number.isNaN(seconds)) throw new RangeError(`not an RFC 3339 time: ${value}`);
-  return (BigInt(seconds) / 1000n) * 1_000_000_000n + BigInt((match[2] ?? '').padEnd(9, '0') || '0');
+  // A restore parses two times per entry, mostly of the same few seconds.
+  const base = `${match[1]}${match[3]}`;
+  if (base !== lastParsedBase) {
+    const millis = Date.parse(base);
+    if (Number.isNaN(millis)) throw new RangeError(`not an RFC 3339 time: ${value}`);
+    lastParsedBase = base;
+    lastParsedNs = (BigInt(millis) / 1000n) * 1_000_000_000n;
+  }
+  return match[2] === undefined ? lastParsedNs : lastParsedNs + BigInt(match[2].padEnd(9, '0'));
 }
