@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { RepositoryErrorCode } from '../errors.ts';
-import { decodeTree, encodeTree, nameFromBytes, nodeNameBytes, type TreeNode } from './tree.ts';
+import {
+  decodeTree,
+  encodeTree,
+  nameFromBytes,
+  nodeNameBytes,
+  plainTreeNodes,
+  treeSchema,
+  type TreeNode,
+} from './tree.ts';
+import { expectFastPathSound } from '../test-support/fast-path.ts';
 
 const latin1 = (text: string) => Buffer.from(text, 'latin1');
 const symlink = (name: string): TreeNode => ({ name, type: 'symlink', uid: 0, gid: 0, content: null });
@@ -100,5 +109,100 @@ describe('link targets', () => {
   it('writes UTF-8 targets without linktarget_raw', () => {
     const bytes = encodeTree([{ ...symlink('l'), linktarget: '../é' }]);
     expect(bytes.toString('utf8')).not.toContain('linktarget_raw');
+  });
+});
+
+describe('the plain-tree fast path accepts only what the schema accepts', () => {
+  const id = 'a'.repeat(64);
+  const file = {
+    name: 'data.db',
+    type: 'file',
+    mode: 420,
+    mtime: '2024-02-29T12:34:56.123456789Z',
+    atime: '2024-02-29T12:34:56.123456789Z',
+    ctime: '2024-02-29T12:34:56.123456789Z',
+    uid: 999,
+    gid: 999,
+    inode: 1234,
+    device_id: 2049,
+    links: 1,
+    size: 8192,
+    content: [id, 'b'.repeat(64)],
+  };
+  const dir = { name: 'base', type: 'dir', mode: 2147484141, uid: 0, gid: 0, content: null, subtree: id };
+  const changes: Array<[string, unknown]> = [
+    ['name', 7],
+    ['name', null],
+    ['type', 'socket'],
+    ['type', 'weird'],
+    ['type', 3],
+    ['mode', -1],
+    ['mode', 1.5],
+    ['mode', 2 ** 53],
+    ['mode', '420'],
+    ['uid', undefined],
+    ['uid', null],
+    ['gid', -3],
+    ['size', 0],
+    ['mtime', null],
+    ['mtime', 5],
+    ['user', 'postgres'],
+    ['error', 'unreadable'],
+    ['linktarget', 'x'],
+    ['linktarget_raw', 'eA=='],
+    ['linktarget_raw', null],
+    ['linktarget_raw', '%%'],
+    ['extended_attributes', [{ name: 'user.a', value: 'eA==' }]],
+    ['extended_attributes', null],
+    ['content', null],
+    ['content', []],
+    ['content', [id.toUpperCase()]],
+    ['content', [id.slice(1)]],
+    ['content', [7]],
+    ['content', id],
+    ['subtree', null],
+    ['subtree', 'zz'],
+    ['subtree', id],
+    ['device', 2049],
+    ['unknown', 1],
+    ['__proto__', { polluted: true }],
+  ];
+  const variants: unknown[] = [
+    null,
+    [],
+    {},
+    { nodes: null },
+    { nodes: [] },
+    { nodes: {} },
+    { nodes: [file, dir] },
+  ];
+  for (const base of [file, dir])
+    for (const [key, value] of changes) {
+      const node: Record<string, unknown> = JSON.parse(JSON.stringify(base));
+      if (value === undefined) delete node[key];
+      else node[key] = value;
+      // As JSON.parse gives it (an own `__proto__` key included).
+      variants.push(JSON.parse(`{"nodes":[${JSON.stringify(dir)},${JSON.stringify(node)}]}`));
+      if (key === '__proto__')
+        variants.push(
+          JSON.parse(`{"nodes":[{"name":"a","type":"file","uid":0,"gid":0,"__proto__":{"x":1}}]}`),
+        );
+    }
+  variants.push({ nodes: [file], extra: true });
+
+  it('every variant the fast path takes, the schema takes, with the same nodes', () => {
+    const fast = expectFastPathSound(
+      plainTreeNodes,
+      treeSchema,
+      (data: { nodes: unknown }) => data.nodes,
+      variants,
+    );
+    expect(fast).toBeGreaterThan(20);
+  });
+
+  it('trees volback writes take the fast path', () => {
+    const written = JSON.parse(encodeTree([file as TreeNode, dir as TreeNode]).toString('utf8')) as unknown;
+    expect(plainTreeNodes(written)).toHaveLength(2);
+    expect(decodeTree(encodeTree([file as TreeNode, dir as TreeNode]), 'tree')).toEqual([dir, file]);
   });
 });
