@@ -1,4 +1,4 @@
-import { close, open, read } from 'node:fs';
+import { close, fstatSync, open, read } from 'node:fs';
 import { promisify } from 'node:util';
 
 const openFile = promisify(open);
@@ -20,9 +20,12 @@ interface OpenFile {
  * Pack files kept open between range reads. A restore, and a backup loading its parent's trees,
  * read the same packs again and again; opening, stat-ing and closing one for every read cost three
  * more trips through libuv's thread pool than the read. A pack's name is the hash of its content,
- * so an open pack never goes stale; one removed meanwhile by another process is read as it was,
- * and its space is freed when it is closed here: after {@link IDLE_MS} unused, or when more than
- * {@link MAX_OPEN} are open. Removing a file through this process closes it first ({@link forget}).
+ * so an open pack never holds other bytes; but one removed meanwhile (by prune elsewhere, or lost)
+ * must read as gone, as it would without this: every read of a file already open first asks its
+ * descriptor for its link count (a synchronous fstat, about a microsecond, no disk), and a file
+ * with none left is closed and opened again, which fails as the file is gone. Files are closed
+ * after {@link IDLE_MS} unused, when more than {@link MAX_OPEN} are open, and before this process
+ * removes them ({@link forget}).
  */
 export class OpenFiles {
   readonly #files = new Map<string, OpenFile>();
@@ -30,9 +33,17 @@ export class OpenFiles {
 
   /** Up to `length` bytes at `position` (fewer at the file's end), as `fs.read` fails if it does. */
   async read(path: string, position: number, length: number): Promise<Buffer> {
-    const file = this.#acquire(path);
+    let file = this.#acquire(path);
     try {
-      const fd = await file.fd;
+      let fd = await file.fd;
+      if (fstatSync(fd).nlink === 0) {
+        // Removed since it was opened: forget it and open it again (which fails as it is gone).
+        file.users--;
+        if (this.#files.get(path) === file) this.#files.delete(path);
+        void this.#close(file);
+        file = this.#acquire(path);
+        fd = await file.fd;
+      }
       const buffer = Buffer.allocUnsafe(length);
       let done = 0;
       while (done < length) {
