@@ -30,6 +30,9 @@ mkdir -p "$BIN"
 
 want=${*:-nats minio docker restic chromium compose mc images}
 
+# Go's official tarball installs into /usr/local/go/bin, which a bare PATH (cron, CI) lacks.
+command -v go >/dev/null 2>&1 || PATH="$PATH:/usr/local/go/bin"
+
 have() { # have <env var> <binary name>
   eval "val=\${$1:-}"
   if [ -n "$val" ]; then [ -x "$val" ] && return 0; echo "volback: $1=$val is not executable" >&2; exit 1; fi
