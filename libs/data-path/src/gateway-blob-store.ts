@@ -1,9 +1,11 @@
 import {
   loadAhead,
   loadTreeFrom,
+  release,
   type BlobSink,
   type BlobSource,
   type BlobType,
+  type SaveBlobOptions,
   type TreeNode,
 } from '@volback/repository';
 import type { DataPathClient } from './client.ts';
@@ -107,28 +109,32 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
     return this.#bytesSent;
   }
 
-  async saveBlob(type: BlobType, data: Uint8Array, id: string): Promise<void> {
+  async saveBlob(type: BlobType, data: Uint8Array, id: string, options?: SaveBlobOptions): Promise<void> {
     if (this.#error) throw this.#error;
     const key = `${type}:${id}`;
-    if (this.#known.has(key)) return;
+    // A chunk handed over is freed once the gateway has it (or at once when not needed), not when
+    // collected. Not after a failure: a request that timed out may still sit in the socket's queue.
+    const done = options?.handOver ? () => release(data) : () => undefined;
+    if (this.#known.has(key)) return done();
     this.#known.add(key);
+    const length = data.length;
     while (
       this.#inFlight.size > 0 &&
-      (this.#inFlight.size >= this.#maxRequests || this.#inFlightBytes + data.length > this.#maxBytes)
+      (this.#inFlight.size >= this.#maxRequests || this.#inFlightBytes + length > this.#maxBytes)
     ) {
       await new Promise<void>((resolve) => this.#waiting.push(resolve));
       if (this.#error) throw this.#error;
     }
-    this.#inFlightBytes += data.length;
+    this.#inFlightBytes += length;
     const task = this.#send(type, id, data).then(
-      () => undefined,
+      () => done(),
       (error: unknown) => {
         this.#known.delete(key);
         this.#error ??= error;
       },
     );
     const tracked = task.finally(() => {
-      this.#inFlightBytes -= data.length;
+      this.#inFlightBytes -= length;
       this.#inFlight.delete(tracked);
       const waiting = this.#waiting;
       this.#waiting = [];

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitUntil } from '@volback/testing';
@@ -68,6 +68,61 @@ describe('a flush that fails leaves no pack behind that no index names', () => {
     await repo.close();
 
     expect(packsIn(dir)).toEqual([]);
+    expect(await restic(dir, ['check'])).toMatch(/no errors were found/);
+  });
+});
+
+describe('a pack staged on disk as it fills', () => {
+  it('is written before it is full, read back blob for blob once flushed; restic check passes', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'volback-staged-pack-')), 'repo');
+    const repo = await Repository.init(new LocalBackend(dir), TEST_PASSWORD, {
+      chunkerPolynomial: formatChunkerPolynomial(randomIrreduciblePolynomial()),
+      sealWorkers: 0,
+    });
+    const blobs = Array.from({ length: 6 }, () => randomBytes(1024 * 1024));
+    const ids: string[] = [];
+    for (const blob of blobs) ids.push((await repo.saveBlob('data', Buffer.from(blob))).id);
+    // 6 MiB held of a 16 MiB pack: the first 4 MiB and more are in the staging directory already.
+    const staged = readdirSync(join(dir, '.volback-tmp'));
+    expect(staged).toHaveLength(1);
+    expect(statSync(join(dir, '.volback-tmp', staged[0]!)).size).toBeGreaterThanOrEqual(4 * 1024 * 1024);
+    expect(packsIn(dir)).toEqual([]);
+
+    await repo.flush();
+    expect(readdirSync(join(dir, '.volback-tmp'))).toEqual([]);
+    expect(packsIn(dir)).toHaveLength(1);
+    for (const [i, id] of ids.entries())
+      expect((await repo.loadBlob('data', id)).equals(blobs[i]!)).toBe(true);
+    await repo.close();
+    expect(await restic(dir, ['check', '--read-data'])).toMatch(/no errors were found/);
+  });
+
+  it('fails the flush when its file cannot be written, and leaves no pack and no staged file', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'volback-staged-fail-')), 'repo');
+    const repo = await Repository.init(new LocalBackend(dir), TEST_PASSWORD, {
+      chunkerPolynomial: formatChunkerPolynomial(randomIrreduciblePolynomial()),
+      sealWorkers: 0,
+    });
+    await repo.saveBlob('data', randomBytes(64 * 1024));
+    await repo.flush();
+    const indexed = packsIn(dir);
+
+    // The staging directory turns into a link to nowhere: no staged file can be created.
+    rmSync(join(dir, '.volback-tmp'), { recursive: true });
+    symlinkSync(join(dir, 'nowhere'), join(dir, '.volback-tmp'));
+    const saved = [];
+    for (let i = 0; i < 6; i++)
+      saved.push(await repo.saveBlob('data', randomBytes(1024 * 1024)).catch((e: Error) => e));
+    const failure = await repo.flush().then(
+      () => undefined,
+      (error: Error) => error,
+    );
+    expect(failure ?? saved.find((s) => s instanceof Error)).toBeInstanceOf(Error);
+    rmSync(join(dir, '.volback-tmp'));
+    await repo.close();
+
+    expect(packsIn(dir)).toEqual(indexed);
+    expect(existsSync(join(dir, 'nowhere'))).toBe(false);
     expect(await restic(dir, ['check'])).toMatch(/no errors were found/);
   });
 });

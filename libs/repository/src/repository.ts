@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import type { Backend, FileHandle } from './backend/backend.ts';
+import type { Backend, FileHandle, StagedFile } from './backend/backend.ts';
 import { randomKey, decrypt, encrypt, type CryptoKey } from './crypto/crypto.ts';
 import { plainLength, SealPool, type SealedPart } from './crypto/seal-pool.ts';
 import { RepositoryError, RepositoryErrorCode } from './errors.ts';
@@ -18,6 +18,7 @@ import {
 import { parseSnapshot, type LockFile, type Snapshot } from './format/snapshot.ts';
 import { decodeTree, encodeTree, type TreeNode } from './format/tree.ts';
 import { compressBlob, decompress } from './format/compression.ts';
+import { release } from './format/release.ts';
 import { decodeUnpacked, encodeUnpacked } from './format/unpacked.ts';
 
 /** Tuning of a repository handle. */
@@ -121,7 +122,8 @@ function deepFreeze<T>(value: T): T {
 export interface SaveBlobOptions {
   /**
    * The caller hands the buffer over and will not touch it again: it may be moved to a worker
-   * thread instead of copied (a buffer that spans its whole ArrayBuffer is then detached).
+   * thread instead of copied, or freed once stored (a buffer that spans its whole ArrayBuffer is
+   * then detached; see {@link release}).
    */
   readonly handOver?: boolean;
   /**
@@ -141,6 +143,22 @@ export interface SavedBlob {
   readonly storedLength: number;
 }
 
+/** A pack being filled, and its file when the backend stages packs on a disk as they fill. */
+interface OpenPack {
+  readonly builder: PackBuilder;
+  readonly staged: StagedFile | undefined;
+  /** The last write of its blobs to the staged file (writes never overlap). */
+  writing: Promise<void> | undefined;
+  /** Why a write to the staged file failed: the pack is lost, the backup fails at its flush. */
+  failure?: unknown;
+}
+
+/**
+ * Bytes of a filling pack held in memory before they go to its staged file: a pack of 16 MiB is
+ * never whole in memory, and the writes stay large.
+ */
+const STAGE_BYTES = 4 * 1024 * 1024;
+
 /**
  * A restic repository (format v1 or v2), opened with a password. Writes follow restic's order:
  * packs, then the index that names them, then the snapshot (see README).
@@ -152,7 +170,7 @@ export class Repository {
   readonly #key: CryptoKey;
   readonly #packSize: number;
   readonly #uploadConcurrency: number;
-  readonly #packers = new Map<BlobType, PackBuilder>();
+  readonly #packers = new Map<BlobType, OpenPack>();
   readonly #pending = new Set<string>();
   readonly #uploads = new Set<Promise<void>>();
   readonly #written = new Map<string, PackedBlob[]>();
@@ -351,12 +369,45 @@ export class Repository {
     uncompressedLength: number | undefined,
     onSealed?: (storedLength: number) => void,
   ): Promise<void> {
-    let packer = this.#packers.get(type);
-    if (!packer) this.#packers.set(type, (packer = new PackBuilder(this.#key, type)));
-    const blob = packer.addSealed(id, sealed, uncompressedLength);
+    const pack = this.#openPack(type);
+    const blob = pack.builder.addSealed(id, sealed, uncompressedLength);
     this.#storedBytes += blob.length;
     onSealed?.(blob.length);
-    return packer.size >= this.#packSize ? this.#finishPack(type) : Promise.resolve();
+    return pack.builder.size >= this.#packSize ? this.#finishPack(type) : this.#stage(pack);
+  }
+
+  #openPack(type: BlobType): OpenPack {
+    let pack = this.#packers.get(type);
+    if (!pack) {
+      pack = {
+        builder: new PackBuilder(this.#key, type),
+        staged: this.backend.stage?.('data'),
+        writing: undefined,
+      };
+      this.#packers.set(type, pack);
+    }
+    return pack;
+  }
+
+  /**
+   * Writes a filling pack's blobs to its staged file once {@link STAGE_BYTES} of them are held, and
+   * frees them; resolves when written, so that callers wait for the disk rather than pile up.
+   */
+  #stage(pack: OpenPack): Promise<void> {
+    const staged = pack.staged;
+    if (!staged || pack.builder.heldBytes < STAGE_BYTES) return Promise.resolve();
+    const pieces = pack.builder.takePieces();
+    const before = pack.writing ?? Promise.resolve();
+    pack.writing = before
+      .then(() => (pack.failure ? undefined : staged.append(pieces)))
+      .catch((error: unknown) => {
+        pack.failure ??= error;
+        this.#uploadError ??= error;
+      })
+      .finally(() => {
+        for (const piece of pieces) release(piece);
+      });
+    return pack.writing;
   }
 
   /**
@@ -373,7 +424,10 @@ export class Repository {
     options: SaveBlobOptions = {},
   ): Promise<SavedBlob> {
     if (this.#uploadError) throw this.#uploadError;
-    if (this.hasBlob(type, id)) return { id, added: false, storedLength: 0 };
+    if (this.hasBlob(type, id)) {
+      if (options.handOver) release(plaintext);
+      return { id, added: false, storedLength: 0 };
+    }
     this.#pending.add(BlobIndex.key(type, id));
     const compress = this.version === 2;
     // Taken now: a plaintext handed over to a worker is detached here.
@@ -389,16 +443,14 @@ export class Repository {
     if (!pool) {
       const before = this.#storedBytes;
       const frame = compress ? compressBlob(plaintext) : undefined;
-      await this.#addToPack(
-        type,
-        id,
-        encrypt(this.#key, frame ?? plaintext),
-        frame ? plaintextLength : undefined,
-        options.onSealed,
-      );
+      const sealed = encrypt(this.#key, frame ?? plaintext);
+      release(frame);
+      if (options.handOver) release(plaintext);
+      await this.#addToPack(type, id, sealed, frame ? plaintextLength : undefined, options.onSealed);
       return { id, added: true, storedLength: this.#storedBytes - before };
     }
-    while (this.#sealing.size >= 2 * this.#sealWorkers + 2) await Promise.race(this.#sealing);
+    while (this.#sealing.size >= 2 * this.#sealWorkers + 2)
+      await Promise.race(this.#sealing);
     const job: Promise<void> = pool
       .seal(plaintext, compress, options.handOver)
       .then(({ sealed, compressed }) =>
@@ -413,20 +465,32 @@ export class Repository {
   }
 
   async #finishPack(type: BlobType): Promise<void> {
-    const packer = this.#packers.get(type);
-    if (!packer || packer.count === 0) return;
+    const pack = this.#packers.get(type);
+    if (!pack || pack.builder.count === 0) return;
     this.#packers.delete(type);
     while (this.#uploads.size >= this.#uploadConcurrency) await Promise.race(this.#uploads);
-    const { id, pieces, blobs } = packer.finish();
-    const upload = this.backend
-      .save({ type: 'data', name: id }, pieces)
+    const { id, pieces, blobs } = pack.builder.finish();
+    const handle: FileHandle = { type: 'data', name: id };
+    const staged = pack.staged;
+    const stored = staged
+      ? (pack.writing ?? Promise.resolve()).then(() => {
+          if (pack.failure) throw pack.failure;
+          return staged.commit(handle, pieces);
+        })
+      : this.backend.save(handle, pieces);
+    const upload = stored
       .then(() => {
         this.#written.set(id, [...blobs]);
       })
-      .catch((error: unknown) => {
+      .catch(async (error: unknown) => {
         this.#uploadError ??= error;
+        await staged?.discard();
       })
-      .finally(() => this.#uploads.delete(upload));
+      .finally(() => {
+        this.#uploads.delete(upload);
+        // Written (or failed for good): nothing reads a pack's pieces again.
+        for (const piece of pieces) release(piece);
+      });
     this.#uploads.add(upload);
   }
 
@@ -489,11 +553,12 @@ export class Repository {
     for (const e of entries) {
       const plain = await this.loadBlob(e.type, e.id);
       this.#pending.delete(BlobIndex.key(e.type, e.id));
-      let packer = this.#packers.get(e.type);
-      if (!packer) this.#packers.set(e.type, (packer = new PackBuilder(this.#key, e.type)));
+      const pack = this.#openPack(e.type);
       const frame = this.version === 2 ? compressBlob(plain) : undefined;
-      packer.add(e.id, frame ?? plain, frame ? plain.length : undefined);
-      if (packer.size >= this.#packSize) await this.#finishPack(e.type);
+      pack.builder.add(e.id, frame ?? plain, frame ? plain.length : undefined);
+      release(frame);
+      if (pack.builder.size >= this.#packSize) await this.#finishPack(e.type);
+      else await this.#stage(pack);
     }
     for (const type of [...this.#packers.keys()]) await this.#finishPack(type);
     await Promise.all(this.#uploads);
@@ -618,7 +683,7 @@ export class Repository {
     }));
     const pool = this.#sealPool();
     if (pool) return pool.openMany(sealed, parts);
-    return parts.map((part) => {
+    const opened = parts.map((part) => {
       try {
         let plain = decrypt(this.#key, sealed.subarray(part.offset, part.offset + part.length));
         if (part.uncompressedLength !== undefined) plain = decompress(plain, part.uncompressedLength);
@@ -628,6 +693,8 @@ export class Repository {
         return error as Error;
       }
     });
+    release(sealed); // a backend's read is the caller's (Backend.load)
+    return opened;
   }
 
   /** Saves a tree blob; returns its id. */

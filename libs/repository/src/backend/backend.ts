@@ -49,6 +49,13 @@ export interface Backend {
   /** Stores a whole file atomically: readers see all of it or nothing, also after a crash. */
   save(handle: FileHandle, data: FileBody): Promise<void>;
   /**
+   * Starts a file written piece by piece as its bytes come (a pack while it fills), so that the
+   * writer never holds all of it; named and made visible only by {@link StagedFile.commit}, as
+   * atomically as {@link save}. Only backends that stage files on a disk have it (the others
+   * take whole bodies: an object store signs and may resend a body).
+   */
+  stage?(type: FileType): StagedFile;
+  /**
    * Reads a file, or part of it. A range reaching past the end is cut at the end, so the result
    * may be shorter than `length` (empty when `offset` is at or past the end); a negative offset
    * further back than the start starts at the start. `VOLBACK_REPO_FILE_NOT_FOUND` when missing.
@@ -70,6 +77,16 @@ export interface Backend {
    * Returns how many were removed.
    */
   removeTemporary?(): Promise<number>;
+}
+
+/** A file being written in pieces ({@link Backend.stage}). Calls must not overlap. */
+export interface StagedFile {
+  /** Appends pieces; once it resolves the caller may reuse or free them. */
+  append(pieces: readonly Uint8Array[]): Promise<void>;
+  /** Appends the last pieces and stores the file under its handle (durably, atomically). */
+  commit(handle: FileHandle, last: readonly Uint8Array[]): Promise<void>;
+  /** Removes what was written; after a failed append or commit, or instead of a commit. */
+  discard(): Promise<void>;
 }
 
 /** The path of a file inside the layout, `/`-separated. */

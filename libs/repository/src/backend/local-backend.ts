@@ -15,6 +15,7 @@ import {
   type FileHandle,
   type FileInfo,
   type FileType,
+  type StagedFile,
 } from './backend.ts';
 import { OpenFiles } from './open-files.ts';
 
@@ -46,7 +47,6 @@ async function fsyncDir(path: string): Promise<void> {
   }
 }
 
-/** A repository in a local directory (also block or network storage mounted as one). */
 /**
  * Writes the pieces in order with as few writev calls as the kernel allows; a short write (a
  * disk filling up) is followed by another, which then fails with the real error (ENOSPC).
@@ -61,6 +61,66 @@ async function writeAll(file: FsFile, pieces: readonly Uint8Array[]): Promise<vo
   }
 }
 
+/**
+ * A file written in pieces in the staging directory, renamed to its place by {@link commit}: the
+ * same steps as a whole file's save (write, fsync, rename, fsync of the directory), spread out.
+ */
+class LocalStagedFile implements StagedFile {
+  readonly #root: string;
+  readonly #temp: string;
+  readonly #type: FileType;
+  #file: FsFile | undefined;
+
+  constructor(root: string, type: FileType) {
+    this.#root = root;
+    this.#type = type;
+    // Not named after the handle: a config handle's name is not checked and could hold a path.
+    this.#temp = join(root, TEMP_DIR, `${type}-${randomBytes(12).toString('hex')}`);
+  }
+
+  async #open(): Promise<FsFile> {
+    if (!this.#file) {
+      await mkdir(dirname(this.#temp), { recursive: true, mode: 0o700 });
+      this.#file = await open(this.#temp, 'wx', 0o600);
+    }
+    return this.#file;
+  }
+
+  async append(pieces: readonly Uint8Array[]): Promise<void> {
+    try {
+      await writeAll(await this.#open(), pieces);
+    } catch (error) {
+      await this.discard();
+      mapError(error, `save a new ${this.#type} file (${relative(this.#root, this.#temp)}) in ${this.#root}`);
+    }
+  }
+
+  async commit(handle: FileHandle, last: readonly Uint8Array[]): Promise<void> {
+    const target = join(this.#root, layoutPath(handle));
+    try {
+      const file = await this.#open();
+      await writeAll(file, last);
+      await file.sync();
+      this.#file = undefined;
+      await file.close();
+      await mkdir(dirname(target), { recursive: true, mode: 0o700 });
+      await rename(this.#temp, target);
+      await fsyncDir(dirname(target));
+    } catch (error) {
+      await this.discard();
+      mapError(error, `save ${layoutPath(handle)} in ${this.#root}`);
+    }
+  }
+
+  async discard(): Promise<void> {
+    const file = this.#file;
+    this.#file = undefined;
+    await file?.close().catch(() => undefined);
+    await unlink(this.#temp).catch(() => undefined);
+  }
+}
+
+/** A repository in a local directory (also block or network storage mounted as one). */
 export class LocalBackend implements Backend {
   readonly location: string;
   readonly #root: string;
@@ -98,26 +158,11 @@ export class LocalBackend implements Backend {
   }
 
   async save(handle: FileHandle, data: FileBody): Promise<void> {
-    const target = this.#path(handle);
-    const tempDir = join(this.#root, TEMP_DIR);
-    // Not named after the handle: a config handle's name is not checked and could hold a path.
-    const temp = join(tempDir, `${handle.type}-${randomBytes(12).toString('hex')}`);
-    let file: FsFile | undefined;
-    try {
-      await mkdir(tempDir, { recursive: true, mode: 0o700 });
-      await mkdir(dirname(target), { recursive: true, mode: 0o700 });
-      file = await open(temp, 'wx', 0o600);
-      await writeAll(file, bodyPieces(data));
-      await file.sync();
-      await file.close();
-      file = undefined;
-      await rename(temp, target);
-      await fsyncDir(dirname(target));
-    } catch (error) {
-      await file?.close().catch(() => undefined);
-      await unlink(temp).catch(() => undefined);
-      this.#fail(error, `save ${layoutPath(handle)}`);
-    }
+    await this.stage(handle.type).commit(handle, bodyPieces(data));
+  }
+
+  stage(type: FileType): StagedFile {
+    return new LocalStagedFile(this.#root, type);
   }
 
   async load(handle: FileHandle, range?: ByteRange): Promise<Buffer> {

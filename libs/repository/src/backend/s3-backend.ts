@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type * as MinioModule from 'minio';
 import type { Client, ClientOptions } from 'minio';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
+import { release } from '../format/release.ts';
 import { BackendConfigError } from './backend-config-error.ts';
 
 import {
@@ -268,6 +269,8 @@ export class S3Backend implements Backend {
         'Content-Type': 'application/octet-stream',
       }),
     );
+    // The joined copy is ours, and stored: freed now rather than at a collection (a pack is 16 MiB).
+    if (pieces.length > 1) release(body);
   }
 
   async load(handle: FileHandle, range?: ByteRange): Promise<Buffer> {

@@ -4,6 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { compressBlob, decompress } from '../format/compression.ts';
 import { sha256Hex } from '../format/ids.ts';
+import { release } from '../format/release.ts';
 import { decrypt, encryptPieces, type CryptoKey } from './crypto.ts';
 import {
   movable,
@@ -30,7 +31,11 @@ function open(
   expectId: string | undefined,
 ): Buffer {
   let plain = decrypt(key, sealed);
-  if (uncompressedLength !== undefined) plain = decompress(plain, uncompressedLength);
+  if (uncompressedLength !== undefined) {
+    const frame = plain;
+    plain = decompress(frame, uncompressedLength);
+    release(frame);
+  }
   if (expectId && sha256Hex(plain) !== expectId) throw new Error('does not match its id');
   return plain;
 }
@@ -78,6 +83,7 @@ parentPort!.on('message', (request: SealRequest) => {
     const input = new Uint8Array(request.data);
     if (request.op === 'open-many') {
       const { response, transfer } = openMany(request.seq, input, request.parts);
+      release(input);
       parentPort!.postMessage(response, transfer);
       return;
     }
@@ -85,6 +91,9 @@ parentPort!.on('message', (request: SealRequest) => {
       const frame = request.compress ? compressBlob(input) : undefined;
       // The ciphertext moves back in its own buffer; IV and MAC are copied (16 bytes each).
       const [iv, ciphertext, mac] = encryptPieces(key, frame ?? input);
+      // The plaintext was moved here and the frame is this thread's: neither is needed again.
+      release(frame);
+      release(input);
       const response: SealResponse = {
         seq: request.seq,
         ...transferable(ciphertext),
@@ -96,6 +105,7 @@ parentPort!.on('message', (request: SealRequest) => {
       return;
     }
     const output = open(input, request.uncompressedLength, request.expectId);
+    release(input);
     const response: SealResponse = { seq: request.seq, ...transferable(output) };
     parentPort!.postMessage(response, [response.data]);
   } catch (error) {

@@ -2,16 +2,24 @@
 // unpacked files (index, snapshot, lock).
 import { constants, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
+import { detach, RELEASE_FROM } from './release.ts';
 
 /** restic's "auto" compression is zstd's default speed, level 3. */
 export const ZSTD_LEVEL = 3;
 
 /** zstd-compresses a blob or file body. */
 export function compress(data: Uint8Array): Buffer {
-  return zstdCompressSync(data, {
+  const frame = zstdCompressSync(data, {
     params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL },
     chunkSize: outputChunk(data.length + (data.length >> 7) + 1024),
   });
+  // The frame is a view of an output buffer as large as the input: alone it would keep all of
+  // that alive until the next garbage collection, so it moves to a buffer of its own size.
+  if (frame.buffer.byteLength - frame.byteLength < RELEASE_FROM) return frame;
+  const own = Buffer.allocUnsafeSlow(frame.byteLength);
+  own.set(frame);
+  detach(frame.buffer);
+  return own;
 }
 
 /** {@link compressBlob}: blobs shorter than this are always compressed (sampling would not pay). */

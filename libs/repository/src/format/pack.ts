@@ -27,9 +27,13 @@ const ENTRY_COMPRESSED = 1 + 4 + 4 + 32;
 export class PackBuilder {
   readonly type: BlobType;
   readonly #key: CryptoKey;
-  readonly #parts: Buffer[] = [];
+  #parts: Buffer[] = [];
+  /** Bytes of {@link #parts} (blobs not yet taken by {@link takePieces}). */
+  #partBytes = 0;
   readonly #blobs: PackedBlob[] = [];
   #size = 0;
+  /** The pack's id, hashed as its pieces arrive (they may be written out before it is finished). */
+  readonly #hash = createHash('sha256');
 
   constructor(key: CryptoKey, type: BlobType) {
     this.#key = key;
@@ -64,15 +68,34 @@ export class PackBuilder {
       length,
       ...(uncompressedLength !== undefined ? { uncompressedLength } : {}),
     };
+    for (const piece of pieces) this.#hash.update(piece);
     this.#parts.push(...pieces);
+    this.#partBytes += length;
     this.#blobs.push(blob);
     this.#size += length;
     return blob;
   }
 
+  /** Bytes of blobs added and not yet taken by {@link takePieces}. */
+  get heldBytes(): number {
+    return this.#partBytes;
+  }
+
   /**
-   * The finished pack file as its pieces in order (blobs, sealed header, header length: handed
-   * to the backend as they are, never joined), its id (SHA-256 of its bytes) and its blobs.
+   * The blobs' pieces added since the last call, in order, for the caller to write out (a pack
+   * staged in a file as it fills); {@link finish} then gives only what came after.
+   */
+  takePieces(): Buffer[] {
+    const parts = this.#parts;
+    this.#parts = [];
+    this.#partBytes = 0;
+    return parts;
+  }
+
+  /**
+   * The finished pack file as its pieces in order (blobs not yet taken, sealed header, header
+   * length: handed to the backend as they are, never joined), its id (SHA-256 of all of its bytes,
+   * taken pieces included) and its blobs.
    */
   finish(): { id: string; pieces: readonly Buffer[]; blobs: readonly PackedBlob[] } {
     const header = Buffer.alloc(
@@ -97,10 +120,12 @@ export class PackBuilder {
     const sealedHeader = encrypt(this.#key, header);
     const length = Buffer.alloc(4);
     length.writeUInt32LE(sealedHeader.length);
-    const pieces = [...this.#parts, sealedHeader, length];
-    const hash = createHash('sha256');
-    for (const piece of pieces) hash.update(piece);
-    return { id: hash.digest('hex'), pieces, blobs: this.#blobs };
+    this.#hash.update(sealedHeader).update(length);
+    return {
+      id: this.#hash.digest('hex'),
+      pieces: [...this.takePieces(), sealedHeader, length],
+      blobs: this.#blobs,
+    };
   }
 }
 

@@ -14,7 +14,8 @@ export interface BlobSink {
   /**
    * Stores a blob unless the repository has it. Resolves once the sink has taken it (flow
    * control); a failure may surface on a later call or on {@link drain}. With `handOver` the
-   * caller gives `data` up (a sink may move it to another thread instead of copying it).
+   * caller gives `data` up (a sink may move it to another thread instead of copying it, or free
+   * it once stored).
    */
   saveBlob(type: BlobType, data: Uint8Array, id: string, options?: SaveBlobOptions): Promise<void>;
   /** True when the repository holds every one of these blobs (a file unchanged since the parent). */

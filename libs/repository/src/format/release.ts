@@ -1,0 +1,26 @@
+/** Smaller buffers are left to the garbage collector (they may sit in Node's shared pool). */
+export const RELEASE_FROM = 64 * 1024;
+
+/**
+ * Frees a large buffer's memory now instead of at the next garbage collection, by detaching its
+ * ArrayBuffer. V8 collects only after tens of MiB of such memory have piled up, and a backup or
+ * restore moves hundreds of MiB through chunks and packs: without this the dead ones, not the live
+ * ones, set the peak RSS. Only for a buffer its caller owns outright (a chunk handed over, a sealed
+ * blob written to its pack): every view of the ArrayBuffer reads as empty afterwards. A buffer that
+ * is part of a larger ArrayBuffer (a slice, Node's pool), shared or not detachable is left alone.
+ */
+export function release(data: Uint8Array | undefined): void {
+  if (!data || data.byteLength < RELEASE_FROM || data.byteOffset !== 0) return;
+  const buffer = data.buffer;
+  if (buffer instanceof ArrayBuffer && buffer.byteLength - data.byteLength <= 64) detach(buffer);
+}
+
+/** Frees an ArrayBuffer its caller owns outright, whatever views of it exist ({@link release}). */
+export function detach(buffer: ArrayBufferLike): void {
+  if (!(buffer instanceof ArrayBuffer) || buffer.detached) return;
+  try {
+    buffer.transfer(0);
+  } catch {
+    // Not detachable (an ArrayBuffer Node or an addon keeps): the collector frees it.
+  }
+}
