@@ -6,7 +6,7 @@
 // repositories), and the load average. Every restore is compared with its source byte for byte
 // after it is timed; a difference fails the run.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -140,17 +140,23 @@ const resticTool = (bin: string) => ({
   restore: (repo: string, target: string) =>
     [bin, ['-r', repo, 'restore', 'latest', '--target', target]] as const,
 });
-/** The command as bin/volback runs it: the bundle scripts/build-cli.sh made (npm run bench runs it first). */
-const volbackEntry = join(root, 'tools/cli/bin/volback.mjs');
+/**
+ * The command as bin/volback runs it: Node with the CLI's flags (tools/cli/bin/node-flags), the
+ * bundle scripts/build-cli.sh made (npm run bench runs it first).
+ */
+const volbackEntry = [
+  ...readFileSync(join(root, 'tools/cli/bin/node-flags'), 'utf8').split(/\s+/).filter(Boolean),
+  join(root, 'tools/cli/bin/volback.mjs'),
+];
 const tools = {
   volback: {
-    init: (repo: string) => [process.execPath, [volbackEntry, 'repo', 'init', '--repo', repo]] as const,
+    init: (repo: string) => [process.execPath, [...volbackEntry, 'repo', 'init', '--repo', repo]] as const,
     backup: (repo: string) =>
-      [process.execPath, [volbackEntry, 'repo', 'backup', data, '--repo', repo]] as const,
+      [process.execPath, [...volbackEntry, 'repo', 'backup', data, '--repo', repo]] as const,
     restore: (repo: string, target: string) =>
       [
         process.execPath,
-        [volbackEntry, 'repo', 'restore', 'latest', '--repo', repo, '--target', target],
+        [...volbackEntry, 'repo', 'restore', 'latest', '--repo', repo, '--target', target],
       ] as const,
   },
   restic: resticTool('restic'),
