@@ -449,8 +449,7 @@ export class Repository {
       await this.#addToPack(type, id, sealed, frame ? plaintextLength : undefined, options.onSealed);
       return { id, added: true, storedLength: this.#storedBytes - before };
     }
-    while (this.#sealing.size >= 2 * this.#sealWorkers + 2)
-      await Promise.race(this.#sealing);
+    while (this.#sealing.size >= 2 * this.#sealWorkers + 2) await Promise.race(this.#sealing);
     const job: Promise<void> = pool
       .seal(plaintext, compress, options.handOver)
       .then(({ sealed, compressed }) =>
