@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, MINIO, resolveBinary, startProcess, waitFor, type ServerProcess } from '@volback/process';
 import { minioEnvironment } from './minio-server.ts';
 import { isAlive } from './processes.ts';
@@ -37,8 +38,26 @@ export interface MinioCluster {
   destroy(keepFiles?: boolean): Promise<void>;
 }
 
-/** Starts a distributed MinIO (default 4 nodes × 2 drives) and waits until it is healthy. */
+/** A node exited while the cluster started: another process took its port in between. */
+class PortTaken extends Error {}
+
+/**
+ * Starts a distributed MinIO (default 4 nodes × 2 drives) and waits until it is healthy. Every
+ * node must know every port before it starts, so a port another process takes between
+ * {@link freePort} and the node's bind (tests run in parallel) starts the whole cluster again on
+ * new ports (at most 3 times).
+ */
 export async function startMinioCluster(options: MinioClusterOptions = {}): Promise<MinioCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (error) {
+      if (!(error instanceof PortTaken) || attempt === 3) throw error;
+    }
+  }
+}
+
+async function startOnce(options: MinioClusterOptions): Promise<MinioCluster> {
   const count = options.nodes ?? 4;
   const drives = options.drivesPerNode ?? 2;
   const bin = resolveBinary(MINIO);
@@ -130,9 +149,29 @@ export async function startMinioCluster(options: MinioClusterOptions = {}): Prom
     },
   };
   try {
-    await cluster.waitHealthy();
+    // As waitHealthy, but a node that exits ends the wait at once (waitFor would retry past it).
+    const deadline = Date.now() + 90_000;
+    for (;;) {
+      const alive = await Promise.all(processes.map((p) => isAlive(p.pid)));
+      const gone = alive.indexOf(false);
+      if (gone >= 0) {
+        const log = await readFile(join(nodeDir(gone), 'minio.log'), 'utf8').catch(() => '');
+        if (/port is already in use/i.test(log)) throw new PortTaken(`node ${gone + 1}: ${log.trim()}`);
+        throw new Error(
+          `MinIO node ${gone + 1} exited while starting (logs under ${root}): ${log.trim().slice(-2000)}`,
+        );
+      }
+      const healthy = await Promise.all(urls.map((url) => answers(`${url}/minio/health/cluster`)));
+      if (healthy.every(Boolean)) break;
+      if (Date.now() > deadline)
+        throw new Error(
+          `timed out after 90000 ms waiting for the distributed MinIO to be healthy (logs under ${root})`,
+        );
+      await sleep(100);
+    }
   } catch (error) {
-    await cluster.destroy(true);
+    // A port taken: nothing worth keeping; anything else: the logs stay for the reader.
+    await cluster.destroy(!(error instanceof PortTaken));
     throw error;
   }
   return cluster;
