@@ -179,11 +179,24 @@ describe('a 3-node NATS cluster at R3: backups go on through a killed node and a
       (e) => e.type === COMPLETED && (e.data as { backupId: string }).backupId === last.request.backupId,
     )!;
     const snapshotId = (completed.data as { snapshotId: string }).snapshotId;
-    const res = await fetch(`${catalog.url}/v1/restores`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ snapshotId, hostId, target: { kind: 'new-volume', volumeName: 'restored' } }),
-    });
+    // The catalog projects the event log a moment after the stream has the event: a snapshot it
+    // does not know yet is a 404 that changes nothing, so the request is sent again until it knows.
+    const res = await waitFor(
+      'the catalog to know the snapshot',
+      async () => {
+        const answer = await fetch(`${catalog.url}/v1/restores`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            snapshotId,
+            hostId,
+            target: { kind: 'new-volume', volumeName: 'restored' },
+          }),
+        });
+        return answer.status === 404 ? undefined : answer;
+      },
+      30_000,
+    );
     expect(res.status, await res.clone().text()).toBe(202);
     const { restoreId } = (await res.json()) as { restoreId: string };
     const outcome = await waitFor(

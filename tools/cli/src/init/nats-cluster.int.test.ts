@@ -147,13 +147,14 @@ describe('a NATS cluster with the configurations volback init writes', () => {
         30_000,
       );
     }
+    // The leader may be elected before the third peer has joined the meta group: wait for both.
     const meta = await waitFor(
-      'a JetStream meta leader',
+      'a JetStream meta leader with all three peers',
       async () => {
         const jsz = (await (await fetch(`${nodes[0]!.monitorUrl}/jsz`)).json()) as {
           meta_cluster?: { leader?: string; cluster_size?: number };
         };
-        return jsz.meta_cluster?.leader ? jsz.meta_cluster : undefined;
+        return jsz.meta_cluster?.leader && jsz.meta_cluster.cluster_size === 3 ? jsz.meta_cluster : undefined;
       },
       30_000,
     );
