@@ -16,6 +16,13 @@ export const DATA_OPERATIONS = {
   missingBlobs: 'missing-blobs',
   /** Store one blob (raw plaintext body; id and type in headers). */
   storeBlob: 'store-blob',
+  /**
+   * Store several blobs of one type in one round trip (backups send small blobs this way): the
+   * body is their plaintexts, concatenated; `Volback-Blob-Ids` and `Volback-Blob-Lengths` say
+   * which and how long, in order. Every blob is checked against its id before any is stored: one
+   * that does not match fails the request and nothing is stored.
+   */
+  storeBlobs: 'store-blobs',
   /** Every gateway writes the packs and index holding a session's blobs (not a queue group). */
   flush: 'flush',
   /** Write a snapshot once every blob its trees reach is stored. */
@@ -39,13 +46,16 @@ export type DataOperation = keyof typeof DATA_OPERATIONS;
 /** Name of the gateways' queue group. */
 export const GATEWAY_QUEUE_GROUP = 'volback-gateways';
 
-/** Headers of a `store-blob` request / `load-blob` and `load-blobs` replies. */
+/** Headers of `store-blob` and `store-blobs` requests / `load-blob` and `load-blobs` replies. */
 export const DATA_HEADERS = {
   blobId: 'Volback-Blob-Id',
+  /** On a `store-blobs` request: the ids of the blobs in the body, in order, separated by commas. */
+  blobIds: 'Volback-Blob-Ids',
   blobType: 'Volback-Blob-Type',
   /**
-   * On a `load-blobs` reply: the byte length of each blob in the body, in order, as decimal
-   * numbers separated by commas (`1048576,523,0`); they add up to the body's length.
+   * On a `store-blobs` request and a `load-blobs` reply: the byte length of each blob in the body,
+   * in order, as decimal numbers separated by commas (`1048576,523,0`); they add up to the body's
+   * length.
    */
   blobLengths: 'Volback-Blob-Lengths',
   repositoryId: 'Volback-Repository',
@@ -77,6 +87,11 @@ export const missingBlobsRequest = z.object({
 export const missingBlobsReply = z.object({ missing: z.array(blobRef) });
 
 export const storeBlobReply = z.object({ added: z.boolean(), storedLength: z.number().int().nonnegative() });
+
+/** Most blobs one `store-blobs` request may carry. */
+export const STORE_BLOBS_MAX_BLOBS = 256;
+/** For each blob of a `store-blobs` request, in order: false when the repository already had it. */
+export const storeBlobsReply = z.object({ added: z.array(z.boolean()).min(1).max(STORE_BLOBS_MAX_BLOBS) });
 
 export const flushRequest = z.object({ repositoryId: repositoryId.default('default'), sessionId: workId });
 export const flushReply = z.object({

@@ -20,6 +20,8 @@ import {
   missingBlobsReply,
   repositoryInfoReply,
   storeBlobReply,
+  storeBlobsReply,
+  STORE_BLOBS_MAX_BLOBS,
   type DataOperation,
   type DataRequester,
 } from '@volback/contracts';
@@ -31,6 +33,7 @@ import {
   decodeReply,
   encodeBlobHeaders,
   encodeJson,
+  encodeStoreBlobsHeaders,
   FLUSH_PHASE_HEADER,
   FLUSH_STARTED,
   GATEWAY_ID_HEADER,
@@ -246,6 +249,46 @@ export class DataPathClient {
         encodeBlobHeaders({ type, id, repositoryId: this.#repositoryId, sessionId: this.sessionId }),
     });
     return decodeReply(msg, storeBlobReply);
+  }
+
+  /**
+   * Sends several blobs of one type in one round trip (1 to 256, together within a NATS message;
+   * an id may repeat). The gateway checks every blob against its id before it stores any
+   * (`BLOB_ID_MISMATCH`: nothing stored). `added[i]` is false when the repository already had
+   * blob `i`. When nobody listens on `store-blobs` (gateways older than it), `NO_GATEWAY` comes at
+   * once, without the retries: fall back to {@link storeBlob}.
+   */
+  async storeBlobs(
+    type: 'data' | 'tree',
+    blobs: ReadonlyArray<{ readonly id: string; readonly data: Uint8Array }>,
+  ): Promise<boolean[]> {
+    for (const blob of blobs) this.#checkBlob(type, blob.id);
+    if (blobs.length === 0 || blobs.length > STORE_BLOBS_MAX_BLOBS) {
+      throw new DataPathError(
+        DataPathErrorCode.BadRequest,
+        `storeBlobs takes 1 to ${STORE_BLOBS_MAX_BLOBS} blobs, not ${blobs.length}`,
+      );
+    }
+    const body = blobs.length === 1 ? blobs[0]!.data : Buffer.concat(blobs.map((b) => b.data));
+    const msg = await this.#request('storeBlobs', body, {
+      headers: () =>
+        encodeStoreBlobsHeaders({
+          type,
+          ids: blobs.map((b) => b.id),
+          lengths: blobs.map((b) => b.data.length),
+          repositoryId: this.#repositoryId,
+          sessionId: this.sessionId,
+        }),
+      retryNoGateway: false,
+    });
+    const { added } = decodeReply(msg, storeBlobsReply);
+    if (added.length !== blobs.length) {
+      throw new DataPathError(
+        DataPathErrorCode.BadReply,
+        `the gateway answered for ${added.length} blobs, not the ${blobs.length} sent`,
+      );
+    }
+    return added;
   }
 
   /**

@@ -179,6 +179,71 @@ export function decodeBlobHeaders(
   return { ok: true, value: { type, id, repositoryId, ...(sessionId ? { sessionId } : {}) } };
 }
 
+/** What the headers of a `store-blobs` request say: the blobs in its body, in order, and whose they are. */
+export interface StoreBlobsHeaders {
+  readonly type: 'data' | 'tree';
+  readonly ids: readonly string[];
+  readonly lengths: readonly number[];
+  readonly repositoryId: string;
+  readonly sessionId: string;
+}
+
+/** Headers of a `store-blobs` request. */
+export function encodeStoreBlobsHeaders(batch: StoreBlobsHeaders): MsgHdrs {
+  const h = natsHeaders();
+  h.set(DATA_HEADERS.blobType, batch.type);
+  h.set(DATA_HEADERS.blobIds, batch.ids.join(','));
+  h.set(DATA_HEADERS.blobLengths, encodeBlobLengths(batch.lengths));
+  h.set(DATA_HEADERS.repositoryId, batch.repositoryId);
+  h.set(DATA_HEADERS.sessionId, batch.sessionId);
+  return h;
+}
+
+const BLOB_IDS = /^[0-9a-f]{64}(?:,[0-9a-f]{64})*$/;
+
+/**
+ * Reads and checks the headers of a `store-blobs` request against its body: 1 to `most` ids, as
+ * many lengths adding up to `bodyLength`, none above the type's limit, a session. `BAD_REQUEST`
+ * (or `BLOB_TOO_LARGE`) naming what is wrong.
+ */
+export function decodeStoreBlobsHeaders(
+  h: MsgHdrs | undefined,
+  bodyLength: number,
+  most: number,
+): Decoded<StoreBlobsHeaders> {
+  const fail = (message: string, code: string = DataPathErrorCode.BadRequest): Decoded<never> => ({
+    ok: false,
+    error: new DataPathError(code, message),
+  });
+  const type = h?.get(DATA_HEADERS.blobType) ?? '';
+  if (type !== 'data' && type !== 'tree') return fail(`${DATA_HEADERS.blobType} must be data or tree`);
+  const idsHeader = h?.get(DATA_HEADERS.blobIds) ?? '';
+  if (!BLOB_IDS.test(idsHeader))
+    return fail(`${DATA_HEADERS.blobIds} must be blob ids (64 lower-case hex digits) separated by commas`);
+  const ids = idsHeader.split(',');
+  if (ids.length > most)
+    return fail(`a store-blobs request carries at most ${most} blobs, not ${ids.length}`);
+  const lengths = decodeBlobLengths(h?.get(DATA_HEADERS.blobLengths), bodyLength, most);
+  if (!lengths || lengths.length !== ids.length)
+    return fail(
+      `${DATA_HEADERS.blobLengths} must give the length of each of the ${ids.length} blobs, adding up to the body's ${bodyLength} bytes`,
+    );
+  const tooLarge = lengths.findIndex((length) => length > maxBlobBytes(type));
+  if (tooLarge >= 0)
+    return fail(
+      `a ${type} blob may have at most ${maxBlobBytes(type)} bytes, ${ids[tooLarge]} has ${lengths[tooLarge]}`,
+      DataPathErrorCode.BlobTooLarge,
+    );
+  const repositoryId = h?.get(DATA_HEADERS.repositoryId) || 'default';
+  if (!REPOSITORY_ID.test(repositoryId)) return fail(`${DATA_HEADERS.repositoryId} is not a repository id`);
+  const sessionId = h?.get(DATA_HEADERS.sessionId) ?? '';
+  if (!WORK_ID.test(sessionId))
+    return fail(
+      `${DATA_HEADERS.sessionId} is required: printable ASCII without spaces, at most 200 characters`,
+    );
+  return { ok: true, value: { type, ids, lengths, repositoryId, sessionId } };
+}
+
 /** The largest body a blob of this type may have on the data path. */
 export function maxBlobBytes(type: 'data' | 'tree'): number {
   return type === 'data' ? MAX_DATA_BLOB_BYTES : MAX_TREE_BLOB_BYTES;

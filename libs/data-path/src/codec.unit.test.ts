@@ -7,10 +7,13 @@ import {
   decodeBlobLengths,
   decodeJson,
   decodeReply,
+  decodeStoreBlobsHeaders,
   encodeBlobHeaders,
   encodeBlobLengths,
   encodeError,
   encodeJson,
+  encodeStoreBlobsHeaders,
+  MAX_DATA_BLOB_BYTES,
   MAX_MISSING_PER_REPLY,
   readError,
 } from './codec.ts';
@@ -127,5 +130,53 @@ describe('data-path codec', () => {
     ];
     for (const [header, body, most] of refused)
       expect(decodeBlobLengths(header, body, most), String(header)).toBeUndefined();
+  });
+
+  it('round-trips the headers of a store-blobs request and checks them against the body', () => {
+    const other = createHash('sha256').update('other').digest('hex');
+    const batch = {
+      type: 'tree',
+      ids: [id, other, id],
+      lengths: [10, 0, 10],
+      repositoryId: 'default',
+      sessionId: 'bk-1',
+    } as const;
+    expect(decodeStoreBlobsHeaders(encodeStoreBlobsHeaders(batch), 20, 256)).toEqual({
+      ok: true,
+      value: batch,
+    });
+    const refused = (
+      edit: (h: ReturnType<typeof encodeStoreBlobsHeaders>) => void,
+      body = 20,
+      most = 256,
+    ) => {
+      const h = encodeStoreBlobsHeaders(batch);
+      edit(h);
+      const decoded = decodeStoreBlobsHeaders(h, body, most);
+      expect(decoded.ok).toBe(false);
+      return decoded.ok ? undefined : decoded.error;
+    };
+    expect(refused(() => undefined, 21)?.message).toContain(DATA_HEADERS.blobLengths);
+    expect(refused(() => undefined, 20, 2)?.message).toContain('at most 2');
+    expect(refused((h) => h.set(DATA_HEADERS.blobIds, `${id},${id}`))?.message).toContain(
+      DATA_HEADERS.blobLengths,
+    );
+    expect(refused((h) => h.set(DATA_HEADERS.blobIds, `${id},,${id}`))?.message).toContain(
+      DATA_HEADERS.blobIds,
+    );
+    expect(refused((h) => h.set(DATA_HEADERS.blobIds, id.toUpperCase()))?.message).toContain(
+      DATA_HEADERS.blobIds,
+    );
+    expect(refused((h) => h.set(DATA_HEADERS.blobType, 'blob'))?.message).toContain(DATA_HEADERS.blobType);
+    expect(refused((h) => h.set(DATA_HEADERS.sessionId, 'two words'))?.message).toContain(
+      DATA_HEADERS.sessionId,
+    );
+    const huge = MAX_DATA_BLOB_BYTES + 1;
+    const tooLarge = decodeStoreBlobsHeaders(
+      encodeStoreBlobsHeaders({ ...batch, type: 'data', ids: [id], lengths: [huge] }),
+      huge,
+      256,
+    );
+    expect(tooLarge.ok ? undefined : tooLarge.error.code).toBe(DataPathErrorCode.BlobTooLarge);
   });
 });

@@ -8,6 +8,7 @@ import {
   type SaveBlobOptions,
   type TreeNode,
 } from '@volback/repository';
+import { STORE_BLOBS_MAX_BLOBS } from '@volback/contracts';
 import type { DataPathClient } from './client.ts';
 import { maxBlobBytes } from './codec.ts';
 import { DataPathErrorCode, type DataPathError } from './errors.ts';
@@ -22,6 +23,20 @@ const BATCH_PLACES = 256;
 const BATCHES_AHEAD = 3;
 /** After gateways did not know `load-blobs`, blobs are read one by one this long before asking again. */
 const BATCHES_RETRY_MS = 60_000;
+
+/** Most blobs one `store-blobs` request carries. */
+const STORE_BATCH_BLOBS = STORE_BLOBS_MAX_BLOBS;
+/** A `store-blobs` request is sent once its blobs reach this many bytes. */
+const STORE_BATCH_BYTES = 2 * 1024 * 1024;
+
+/** A small blob waiting for its `store-blobs` request. */
+interface GatheredBlob {
+  readonly id: string;
+  readonly data: Uint8Array;
+  readonly key: string;
+  /** Frees a blob handed over, once stored. */
+  readonly done: () => void;
+}
 
 /**
  * Places `[start, end)` of a file's blob list: one `load-blobs` request, and another for the rest
@@ -45,8 +60,9 @@ export interface GatewayBlobStoreOptions {
   /** Requests on their way at once (default 16). */
   readonly maxInFlightRequests?: number;
   /**
-   * Blobs smaller than this are sent without asking first whether the repository lacks them:
-   * one round trip instead of two, and the gateway deduplicates anyway (default 64 KiB).
+   * Blobs smaller than this are sent without asking first whether the repository lacks them (the
+   * gateway deduplicates anyway), gathered into `store-blobs` requests of up to 256 blobs or
+   * 2 MiB: one round trip for many small files (default 64 KiB).
    */
   readonly askAboveBytes?: number;
 }
@@ -77,6 +93,10 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
   #waiting: Array<() => void> = [];
   /** Until then, restores read blob by blob: the gateways did not answer `load-blobs`. */
   #batchesUnsupportedUntil = 0;
+  /** Small blobs waiting to go in one `store-blobs` request, by type. */
+  readonly #gathered = new Map<BlobType, { blobs: GatheredBlob[]; bytes: number }>();
+  /** Until then, backups send blob by blob: the gateways did not answer `store-blobs`. */
+  #storeBatchesUnsupportedUntil = 0;
 
   private constructor(client: DataPathClient, chunkerPolynomial: string, options: GatewayBlobStoreOptions) {
     this.#client = client;
@@ -117,24 +137,56 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
     const done = options?.handOver ? () => release(data) : () => undefined;
     if (this.#known.has(key)) return done();
     this.#known.add(key);
-    const length = data.length;
+    if (data.length < this.#askAbove && Date.now() >= this.#storeBatchesUnsupportedUntil) {
+      let gathered = this.#gathered.get(type);
+      if (!gathered) this.#gathered.set(type, (gathered = { blobs: [], bytes: 0 }));
+      gathered.blobs.push({ id, data, key, done });
+      gathered.bytes += data.length;
+      if (gathered.blobs.length >= STORE_BATCH_BLOBS || gathered.bytes >= STORE_BATCH_BYTES)
+        await this.#sendGathered(type);
+      return;
+    }
+    await this.#dispatch(data.length, [key], () => this.#send(type, id, data), done);
+  }
+
+  /** Sends the small blobs of `type` gathered so far, as one `store-blobs` request. */
+  async #sendGathered(type: BlobType): Promise<void> {
+    const gathered = this.#gathered.get(type);
+    if (!gathered) return;
+    this.#gathered.delete(type);
+    const { blobs, bytes } = gathered;
+    await this.#dispatch(
+      bytes,
+      blobs.map((b) => b.key),
+      () => this.#sendBatch(type, blobs),
+      () => blobs.forEach((b) => b.done()),
+    );
+  }
+
+  /**
+   * Starts `work` (sending `bytes` of blobs) once there is room among the requests in flight; its
+   * blobs count as known until it fails, and `done` runs once it succeeded.
+   */
+  async #dispatch(
+    bytes: number,
+    keys: readonly string[],
+    work: () => Promise<void>,
+    done: () => void,
+  ): Promise<void> {
     while (
       this.#inFlight.size > 0 &&
-      (this.#inFlight.size >= this.#maxRequests || this.#inFlightBytes + length > this.#maxBytes)
+      (this.#inFlight.size >= this.#maxRequests || this.#inFlightBytes + bytes > this.#maxBytes)
     ) {
       await new Promise<void>((resolve) => this.#waiting.push(resolve));
       if (this.#error) throw this.#error;
     }
-    this.#inFlightBytes += length;
-    const task = this.#send(type, id, data).then(
-      () => done(),
-      (error: unknown) => {
-        this.#known.delete(key);
-        this.#error ??= error;
-      },
-    );
+    this.#inFlightBytes += bytes;
+    const task = work().then(done, (error: unknown) => {
+      for (const key of keys) this.#known.delete(key);
+      this.#error ??= error;
+    });
     const tracked = task.finally(() => {
-      this.#inFlightBytes -= length;
+      this.#inFlightBytes -= bytes;
       this.#inFlight.delete(tracked);
       const waiting = this.#waiting;
       this.#waiting = [];
@@ -153,11 +205,31 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
     if (stored.added && type === 'data') this.#bytesAdded += data.length;
   }
 
+  /** One `store-blobs` request; blob by blob when the gateways do not know it. */
+  async #sendBatch(type: BlobType, blobs: readonly GatheredBlob[]): Promise<void> {
+    let added: boolean[];
+    try {
+      added = await this.#client.storeBlobs(type, blobs);
+    } catch (error) {
+      if ((error as DataPathError).code !== DataPathErrorCode.NoGateway) throw error;
+      // Nobody listens on store-blobs: older gateways, or none at all (storeBlob then retries).
+      this.#storeBatchesUnsupportedUntil = Date.now() + BATCHES_RETRY_MS;
+      for (const blob of blobs) await this.#send(type, blob.id, blob.data);
+      return;
+    }
+    for (const [i, blob] of blobs.entries()) {
+      this.#bytesSent += blob.data.length;
+      if (added[i] && type === 'data') this.#bytesAdded += blob.data.length;
+    }
+  }
+
   hasBlobs(): boolean {
     return true;
   }
 
+  /** Sends the small blobs gathered so far, then waits until the gateways have every blob. */
   async drain(): Promise<void> {
+    for (const type of [...this.#gathered.keys()]) await this.#sendGathered(type);
     while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
     if (this.#error) throw this.#error;
   }

@@ -463,6 +463,62 @@ export class Repository {
     return { id, added: true, storedLength: 0 };
   }
 
+  /**
+   * {@link saveBlob} of several small blobs of one type: those the repository lacks are sealed
+   * together in one worker job (a job per blob would cost more than the sealing). `added[i]` is
+   * false when the repository had blob `i` (or it came earlier in `blobs`). The buffers are
+   * copied, never taken.
+   */
+  async saveBlobs(
+    type: BlobType,
+    blobs: ReadonlyArray<{ readonly id: string; readonly data: Uint8Array }>,
+    options: Pick<SaveBlobOptions, 'onSealed'> = {},
+  ): Promise<boolean[]> {
+    if (this.#uploadError) throw this.#uploadError;
+    const fresh: Array<{ readonly id: string; readonly data: Uint8Array }> = [];
+    const added = blobs.map((blob) => {
+      if (this.hasBlob(type, blob.id)) return false;
+      this.#pending.add(BlobIndex.key(type, blob.id));
+      fresh.push(blob);
+      return true;
+    });
+    if (fresh.length === 0) return added;
+    const compress = this.version === 2;
+    const pool = this.#sealPool();
+    if (!pool) {
+      for (const { id, data } of fresh) {
+        const frame = compress ? compressBlob(data) : undefined;
+        const sealed = encrypt(this.#key, frame ?? data);
+        release(frame);
+        await this.#addToPack(type, id, sealed, frame ? data.length : undefined, options.onSealed);
+      }
+      return added;
+    }
+    while (this.#sealing.size >= 2 * this.#sealWorkers + 2) await Promise.race(this.#sealing);
+    const lengths = fresh.map((b) => b.data.length);
+    const job: Promise<void> = pool
+      .sealMany(
+        fresh.map((b) => b.data),
+        compress,
+      )
+      .then(async (sealed) => {
+        for (const [i, { sealed: bytes, compressed }] of sealed.entries())
+          await this.#addToPack(
+            type,
+            fresh[i]!.id,
+            bytes,
+            compressed ? lengths[i] : undefined,
+            options.onSealed,
+          );
+      })
+      .catch((error: unknown) => {
+        this.#uploadError ??= error;
+      })
+      .finally(() => this.#sealing.delete(job));
+    this.#sealing.add(job);
+    return added;
+  }
+
   async #finishPack(type: BlobType): Promise<void> {
     const pack = this.#packers.get(type);
     if (!pack || pack.builder.count === 0) return;

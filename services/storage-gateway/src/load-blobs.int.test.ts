@@ -12,10 +12,9 @@ import {
 } from '@volback/contracts';
 import {
   DataPathClient,
-  DataPathError,
+  type DataPathError,
   DataPathErrorCode,
   encodeBlobHeaders,
-  encodeJson,
   GatewayBlobStore,
   readError,
   REPLY_BUDGET_BYTES,
@@ -25,25 +24,20 @@ import { openBackend, Repository, type Backend } from '@volback/repository';
 import { startNatsServer, waitFor, type NatsServer } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  countRequests,
+  failure,
   initRepository,
   randomContent,
   startTestGateway,
   TEST_PASSWORD,
+  startStandIn,
   TEST_READER,
+  type StandIn,
   type TestGateway,
 } from './test-support/gateway-fixture.ts';
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 const MiB = 1024 * 1024;
-
-async function failure(promise: Promise<unknown>): Promise<DataPathError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(DataPathError);
-  return error as DataPathError;
-}
 
 /** Everything a generator yields, and what it threw after. */
 async function drain(blobs: AsyncIterable<Buffer>): Promise<{ yielded: Buffer[]; error?: DataPathError }> {
@@ -54,18 +48,6 @@ async function drain(blobs: AsyncIterable<Buffer>): Promise<{ yielded: Buffer[];
   } catch (error) {
     return { yielded, error: error as DataPathError };
   }
-}
-
-/** Counts the requests sent on a subject (a plain subscriber sees them beside the gateways). */
-function countRequests(nc: NatsConnection, subject: string): { readonly count: number; stop(): void } {
-  let count = 0;
-  const sub = nc.subscribe(subject, { callback: () => void count++ });
-  return {
-    get count() {
-      return count;
-    },
-    stop: () => sub.unsubscribe(),
-  };
 }
 
 let nats: NatsServer;
@@ -132,8 +114,8 @@ describe('load-blobs between a client and a gateway', () => {
     const store = await GatewayBlobStore.open(
       new DataPathClient(nc, { requester: TEST_READER, sessionId: 'restore-file' }),
     );
-    const batched = countRequests(nc, dataSubject(TEST_READER, DATA_OPERATIONS.loadBlobs));
-    const single = countRequests(nc, dataSubject(TEST_READER, DATA_OPERATIONS.loadBlob));
+    const batched = await countRequests(nc, dataSubject(TEST_READER, DATA_OPERATIONS.loadBlobs));
+    const single = await countRequests(nc, dataSubject(TEST_READER, DATA_OPERATIONS.loadBlob));
     try {
       const { yielded, error } = await drain(store.loadBlobs('data', content.map(sha256)));
       expect(error).toBeUndefined();
@@ -178,7 +160,7 @@ describe('load-blobs between a client and a gateway', () => {
 
     const store = await GatewayBlobStore.open(client);
     const wanted = [...large, first[0]!, large[0]!];
-    const batched = countRequests(nc, dataSubject(TEST_READER, DATA_OPERATIONS.loadBlobs));
+    const batched = await countRequests(nc, dataSubject(TEST_READER, DATA_OPERATIONS.loadBlobs));
     try {
       const { yielded, error } = await drain(store.loadBlobs('data', wanted.map(sha256)));
       expect(error).toBeUndefined();
@@ -316,7 +298,7 @@ async function names(files: AsyncIterable<{ name: string }>): Promise<Set<string
 
 describe('load-blobs replies the client does not take, and gateways older than load-blobs', () => {
   // Stand-ins for a broken or an older gateway, on a NATS server of their own (no real gateway).
-  let server: NatsServer;
+  let standIns: StandIn;
   let standIn: NatsConnection;
   let client: NatsConnection;
   const blobs = Array.from({ length: 5 }, (_, i) => randomContent(1_000 + i * 10_000));
@@ -324,23 +306,12 @@ describe('load-blobs replies the client does not take, and gateways older than l
   const ids = blobs.map(sha256);
 
   beforeAll(async () => {
-    server = await startNatsServer();
-    standIn = await connectNats({ servers: server.url, name: 'stand-in-gateway', connectTimeoutMs: 5_000 });
-    client = await connectNats({ servers: server.url, name: 'load-blobs-client', connectTimeoutMs: 5_000 });
-    const info = standIn.subscribe(dataSubject(TEST_READER, DATA_OPERATIONS.repositoryInfo), {
-      queue: GATEWAY_QUEUE_GROUP,
-    });
-    void (async () => {
-      for await (const msg of info)
-        msg.respond(encodeJson({ repositoryId: 'default', version: 2, chunkerPolynomial: '3da3358b4dc173' }));
-    })();
-    await standIn.flush();
+    standIns = await startStandIn(TEST_READER);
+    ({ standIn, client } = standIns);
   });
 
   afterAll(async () => {
-    await client?.close();
-    await standIn?.close();
-    await server?.destroy();
+    await standIns?.stop();
   });
 
   /** Answers `load-blobs` with what `answer` makes of the ids asked for, until stopped. */

@@ -19,6 +19,7 @@ export interface SealedPart {
 /** A job for a seal worker. */
 export type SealRequest =
   | { seq: number; op: 'seal'; data: ArrayBuffer; compress: boolean }
+  | { seq: number; op: 'seal-many'; data: ArrayBuffer; lengths: readonly number[]; compress: boolean }
   | { seq: number; op: 'open'; data: ArrayBuffer; uncompressedLength?: number; expectId?: string }
   | { seq: number; op: 'open-many'; data: ArrayBuffer; parts: readonly SealedPart[] };
 
@@ -43,6 +44,11 @@ export type SealResponse =
       /** For `seal`: the IV before and the MAC after the ciphertext in `data`. */
       iv?: Uint8Array;
       mac?: Uint8Array;
+      /**
+       * For `seal-many`: each blob's stored length (IV, ciphertext, MAC, one after the other in
+       * `data`), and whether it was compressed.
+       */
+      sealedParts?: ReadonlyArray<{ length: number; compressed: boolean }>;
       error?: undefined;
     }
   | { seq: number; error: string };
@@ -181,6 +187,39 @@ export class SealPool {
       sealed: [Buffer.from(answer.iv), ciphertext, Buffer.from(answer.mac)],
       compressed: answer.compressed === true,
     };
+  }
+
+  /**
+   * {@link seal} of several blobs with one message each way (small blobs: the messages would
+   * cost more than the sealing). The sealed blobs come back in order, each a view of one shared
+   * buffer.
+   */
+  async sealMany(
+    plaintexts: readonly Uint8Array[],
+    compress: boolean,
+  ): Promise<Array<{ sealed: Buffer; compressed: boolean }>> {
+    let total = 0;
+    for (const plain of plaintexts) total += plain.length;
+    const joined = new Uint8Array(total);
+    let at = 0;
+    for (const plain of plaintexts) {
+      joined.set(plain, at);
+      at += plain.length;
+    }
+    const answer = await this.#submit({
+      op: 'seal-many',
+      data: joined.buffer,
+      lengths: plaintexts.map((p) => p.length),
+      compress,
+    });
+    const parts = answer.sealedParts;
+    if (parts?.length !== plaintexts.length) throw new Error('seal worker answered for other blobs');
+    const sealed = Buffer.from(answer.data, 0, answer.length);
+    let offset = 0;
+    return parts.map(({ length, compressed }) => {
+      offset += length;
+      return { sealed: sealed.subarray(offset - length, offset), compressed };
+    });
   }
 
   /** Verifies, decrypts, decompresses and checks the id of a stored blob, in a worker. */

@@ -87,6 +87,35 @@ parentPort!.on('message', (request: SealRequest) => {
       parentPort!.postMessage(response, transfer);
       return;
     }
+    if (request.op === 'seal-many') {
+      // Small blobs: sealed one after the other into one buffer that moves back whole.
+      const pieces: Uint8Array[] = [];
+      const sealedParts: Array<{ length: number; compressed: boolean }> = [];
+      let offset = 0;
+      let total = 0;
+      for (const length of request.lengths) {
+        const plain = input.subarray(offset, offset + length);
+        offset += length;
+        const frame = request.compress ? compressBlob(plain) : undefined;
+        const sealed = encryptPieces(key, frame ?? plain);
+        const stored = sealed[0].length + sealed[1].length + sealed[2].length;
+        pieces.push(...sealed);
+        sealedParts.push({ length: stored, compressed: !!frame });
+        total += stored;
+      }
+      if (offset !== input.length) throw new Error('seal-many: the lengths do not add up to the data');
+      const output = new ArrayBuffer(total);
+      const view = new Uint8Array(output);
+      let at = 0;
+      for (const piece of pieces) {
+        view.set(piece, at);
+        at += piece.length;
+      }
+      release(input);
+      const response: SealResponse = { seq: request.seq, data: output, sealedParts };
+      parentPort!.postMessage(response, [output]);
+      return;
+    }
     if (request.op === 'seal') {
       const frame = request.compress ? compressBlob(input) : undefined;
       // The ciphertext moves back in its own buffer; IV and MAC are copied (16 bytes each).

@@ -13,6 +13,7 @@ import {
   missingBlobsRequest,
   parseDataSubject,
   repositoryInfoRequest,
+  STORE_BLOBS_MAX_BLOBS,
   type DataOperation,
   type DataRequester,
 } from '@volback/contracts';
@@ -21,6 +22,7 @@ import {
   DataPathErrorCode,
   decodeBlobHeaders,
   decodeJson,
+  decodeStoreBlobsHeaders,
   encodeBlobHeaders,
   encodeBlobLengths,
   encodeDataPathError,
@@ -67,6 +69,8 @@ const CONCURRENCY: Record<DataOperation, number> = {
   missingBlobs: 8,
   // Bounded so that a slow backend holds back the senders (they await each answer).
   storeBlob: 8,
+  // Up to 256 small blobs (a few MiB) each, stored one after the other.
+  storeBlobs: 4,
   flush: 4,
   commitSnapshot: 4,
   loadBlob: 16,
@@ -187,6 +191,35 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
       metrics?.blobs.inc({ type, outcome: saved.added ? 'added' : 'duplicate' });
       if (saved.added) metrics?.bytesAdded.inc({ type }, msg.data.length);
       return { data: encodeJson(saved) };
+    },
+
+    async storeBlobs(msg) {
+      const headers = decodeStoreBlobsHeaders(msg.headers, msg.data.length, STORE_BLOBS_MAX_BLOBS);
+      if (!headers.ok) throw headers.error;
+      const { type, ids, lengths, sessionId } = headers.value;
+      checkRepository(headers.value.repositoryId);
+      // Every blob is checked before any is stored: a request with one bad blob changes nothing.
+      const blobs: Array<{ id: string; data: Uint8Array }> = [];
+      let offset = 0;
+      for (const [i, length] of lengths.entries()) {
+        const blob = msg.data.subarray(offset, offset + length);
+        offset += length;
+        const actual = createHash('sha256').update(blob).digest('hex');
+        if (actual !== ids[i]) {
+          throw new DataPathError(
+            DataPathErrorCode.BlobIdMismatch,
+            `blob ${i + 1} of ${ids.length} hashes to ${actual}, not to ${ids[i]}: nothing was stored`,
+          );
+        }
+        blobs.push({ id: ids[i]!, data: blob });
+      }
+      await store.joinSession(sessionId);
+      const added = await store.storeBlobs(type, blobs, sessionId);
+      for (const [i, { data }] of blobs.entries()) {
+        metrics?.blobs.inc({ type, outcome: added[i] ? 'added' : 'duplicate' });
+        if (added[i]) metrics?.bytesAdded.inc({ type }, data.length);
+      }
+      return { data: encodeJson({ added }) };
     },
 
     async commitSnapshot(msg, requester) {

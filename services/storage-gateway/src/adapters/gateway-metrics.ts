@@ -38,7 +38,7 @@ export function createGatewayMetrics(metrics: Metrics, sessions: () => number): 
     }),
     blobs: metrics.counter({
       name: 'gateway_blobs_stored_total',
-      help: 'Blobs received on store-blob, by type and outcome (added or duplicate).',
+      help: 'Blobs received on store-blob and store-blobs, by type and outcome (added or duplicate).',
       labelNames: ['type', 'outcome'],
     }),
     bytesAdded: metrics.counter({

@@ -226,6 +226,32 @@ export class GatewayRepository {
     return { added: saved.added, storedLength: saved.storedLength };
   }
 
+  /**
+   * {@link storeBlob} of several small blobs of one type, sealed together; `added[i]` is false
+   * when the repository already had blob `i`.
+   */
+  async storeBlobs(
+    type: 'data' | 'tree',
+    blobs: ReadonlyArray<{ readonly id: string; readonly data: Uint8Array }>,
+    sessionId: string,
+  ): Promise<boolean[]> {
+    this.#checkOpen();
+    const onSealed = (length: number) => this.#countStored(sessionId, length);
+    const added = await this.#gate.shared(async () => {
+      const repo = this.#repo;
+      try {
+        const result = await repo.saveBlobs(type, blobs, { onSealed });
+        if (result.includes(true)) this.#dirty = true;
+        return result;
+      } catch (error) {
+        void this.#recover(repo, error);
+        throw error;
+      }
+    });
+    this.#scheduleIdleFlush();
+    return added;
+  }
+
   #countStored(sessionId: string, length: number): void {
     const now = Date.now();
     const counted = this.#storedBySession.get(sessionId) ?? { bytes: 0, touched: now };

@@ -4,7 +4,8 @@ import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { NatsConnection } from '@nats-io/nats-core';
-import type { DataRequester } from '@volback/contracts';
+import { DATA_OPERATIONS, dataSubject, GATEWAY_QUEUE_GROUP, type DataRequester } from '@volback/contracts';
+import { DataPathError, encodeJson } from '@volback/data-path';
 import { connectNats } from '@volback/messaging';
 import { createLogger, type Logger } from '@volback/observability';
 import {
@@ -16,6 +17,8 @@ import {
   type Backend,
   type TreeNode,
 } from '@volback/repository';
+import { startNatsServer, type NatsServer } from '@volback/testing';
+import { expect } from 'vitest';
 import { startGateway, type Gateway, type GatewayOptions } from '../gateway.ts';
 
 const run = promisify(execFile);
@@ -199,4 +202,68 @@ export async function restic(
       cause: error,
     });
   }
+}
+
+/** The data-path error a call failed with (the test fails when it did not). */
+export async function failure(promise: Promise<unknown>): Promise<DataPathError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(DataPathError);
+  return error as DataPathError;
+}
+
+/** Counts the requests sent on a subject (a plain subscriber sees them beside the gateways). */
+export async function countRequests(
+  nc: NatsConnection,
+  subject: string,
+): Promise<{ readonly count: number; stop(): void }> {
+  let count = 0;
+  const sub = nc.subscribe(subject, { callback: () => void count++ });
+  await nc.flush(); // the server knows the subscription before a request is sent
+  return {
+    get count() {
+      return count;
+    },
+    stop: () => sub.unsubscribe(),
+  };
+}
+
+/**
+ * A NATS server of its own with a stand-in for a broken or an older gateway: it answers
+ * `repository-info` for `requester`, and the test subscribes `standIn` to what else it answers.
+ */
+export interface StandIn {
+  readonly standIn: NatsConnection;
+  /** The connection of the client under test. */
+  readonly client: NatsConnection;
+  stop(): Promise<void>;
+}
+
+export async function startStandIn(requester: DataRequester): Promise<StandIn> {
+  const server: NatsServer = await startNatsServer();
+  const standIn = await connectNats({
+    servers: server.url,
+    name: 'stand-in-gateway',
+    connectTimeoutMs: 5_000,
+  });
+  const client = await connectNats({ servers: server.url, name: 'stand-in-client', connectTimeoutMs: 5_000 });
+  const info = standIn.subscribe(dataSubject(requester, DATA_OPERATIONS.repositoryInfo), {
+    queue: GATEWAY_QUEUE_GROUP,
+  });
+  void (async () => {
+    for await (const msg of info)
+      msg.respond(encodeJson({ repositoryId: 'default', version: 2, chunkerPolynomial: '3da3358b4dc173' }));
+  })();
+  await standIn.flush();
+  return {
+    standIn,
+    client,
+    async stop() {
+      await client.close();
+      await standIn.close();
+      await server.destroy();
+    },
+  };
 }
