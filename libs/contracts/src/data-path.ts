@@ -37,6 +37,13 @@ export const DATA_OPERATIONS = {
    * before it, or is the error reply when it comes first.
    */
   loadBlobs: 'load-blobs',
+  /**
+   * Read a tree and the trees below it, breadth first, in one round trip (a restore or a backup
+   * walking a snapshot's trees): the reply body is the trees, concatenated, the root first, their
+   * lengths in `Volback-Blob-Lengths`; each tree after the root is a subtree of one before it. The
+   * gateway stops before the reply outgrows `maxBytes` or the NATS server's `max_payload`.
+   */
+  loadTrees: 'load-trees',
   /** A snapshot's metadata by id, prefix or `latest` of a host and path. */
   findSnapshot: 'find-snapshot',
 } as const;
@@ -63,7 +70,7 @@ export const DATA_HEADERS = {
   /** On a failed reply: the error code; the body is a {@link dataErrorSchema} JSON. */
   error: 'Volback-Error',
   /**
-   * On the `find-snapshot`, `load-blob` and `load-blobs` requests of a restore: its restore id, whose
+   * On the `find-snapshot`, `load-blob`, `load-blobs` and `load-trees` requests of a restore: its restore id, whose
    * grant (KV bucket `VOLBACK_GRANTS`) lets the agent read a snapshot of another host.
    */
   grant: 'Volback-Grant',
@@ -128,6 +135,16 @@ export const loadBlobsRequest = z.object({
   repositoryId: repositoryId.default('default'),
   type: z.enum(['data', 'tree']),
   ids: z.array(blobId).min(1).max(LOAD_BLOBS_MAX_IDS),
+});
+
+/** Most trees one `load-trees` reply carries. */
+export const LOAD_TREES_MAX_TREES = 4096;
+/** A tree and the trees below it (as many as `maxBytes` and one message hold). */
+export const loadTreesRequest = z.object({
+  repositoryId: repositoryId.default('default'),
+  root: blobId,
+  /** Most bytes of trees the reply carries (at least the root, whatever its size). */
+  maxBytes: z.number().int().positive().optional(),
 });
 
 export const findSnapshotRequest = z.object({

@@ -17,6 +17,7 @@ import {
   flushReply,
   inboxPrefix,
   LOAD_BLOBS_MAX_IDS,
+  LOAD_TREES_MAX_TREES,
   missingBlobsReply,
   repositoryInfoReply,
   storeBlobReply,
@@ -479,6 +480,47 @@ export class DataPathClient {
       blobs.push(blob);
     }
     return blobs;
+  }
+
+  /**
+   * A tree and the trees below it, breadth first, each once, in one round trip: the root first,
+   * then as many as `maxBytes` (and one message) hold. Each tree's id is the SHA-256 of its bytes;
+   * the first must be `root` (`BLOB_CORRUPT` otherwise). When nobody listens on `load-trees`
+   * (gateways older than it), `NO_GATEWAY` comes at once, without the retries: fall back to
+   * {@link loadBlob}.
+   */
+  async loadTrees(root: string, maxBytes?: number): Promise<Array<{ id: string; data: Buffer }>> {
+    this.#checkBlob('tree', root);
+    const msg = await this.#request(
+      'loadTrees',
+      encodeJson({ repositoryId: this.#repositoryId, root, ...(maxBytes ? { maxBytes } : {}) }),
+      { headers: () => this.#sessionHeaders(), retryNoGateway: false },
+    );
+    const error = readError(msg);
+    if (error) throw error;
+    const lengths = decodeBlobLengths(
+      msg.headers?.get(DATA_HEADERS.blobLengths),
+      msg.data.length,
+      LOAD_TREES_MAX_TREES,
+    );
+    if (msg.headers?.get(DATA_HEADERS.blobType) !== 'tree' || !lengths) {
+      throw new DataPathError(
+        DataPathErrorCode.BadReply,
+        `the gateway's answer to load-trees does not describe the ${msg.data.length} bytes of its trees`,
+      );
+    }
+    const body = Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength);
+    const trees: Array<{ id: string; data: Buffer }> = [];
+    let offset = 0;
+    for (const length of lengths) {
+      const data = body.subarray(offset, offset + length);
+      offset += length;
+      trees.push({ id: sha256Hex(data), data });
+    }
+    if (trees[0]!.id !== root) {
+      throw new DataPathError(DataPathErrorCode.BlobCorrupt, `tree blob ${root} does not match its id`);
+    }
+    return trees;
   }
 
   /**

@@ -1,4 +1,5 @@
 import {
+  decodeTree,
   loadAhead,
   loadTreeFrom,
   release,
@@ -8,15 +9,21 @@ import {
   type SaveBlobOptions,
   type TreeNode,
 } from '@volback/repository';
-import { STORE_BLOBS_MAX_BLOBS } from '@volback/contracts';
+import { LOAD_BLOBS_MAX_IDS, STORE_BLOBS_MAX_BLOBS } from '@volback/contracts';
 import type { DataPathClient } from './client.ts';
 import { maxBlobBytes } from './codec.ts';
 import { DataPathErrorCode, type DataPathError } from './errors.ts';
 
 /** Blobs a restore asks the gateways for ahead of the one it writes, one request each. */
 const LOAD_AHEAD = 12;
-/** Distinct blobs one `load-blobs` request asks for (about 16 MiB of restic's chunks, a message's worth). */
+/**
+ * Distinct blobs one `load-blobs` request asks for (about 16 MiB of restic's chunks, a message's
+ * worth), unless the caller says how large they are: then as many as half a message holds, up to
+ * 256 (small files: a batch of them in one request).
+ */
 const BATCH_BLOBS = 16;
+/** Least a batch reserves of the reply budget. */
+const MIN_RESERVED_BYTES = 64 * 1024;
 /** Most places in a file one batch covers (a sparse file repeats its zero blob many times). */
 const BATCH_PLACES = 256;
 /** Batches of one file asked for ahead of the one being handed on. */
@@ -65,6 +72,11 @@ export interface GatewayBlobStoreOptions {
    * 2 MiB: one round trip for many small files (default 64 KiB).
    */
   readonly askAboveBytes?: number;
+  /**
+   * Bytes of trees below a tree read with it and kept for the walk that reads them next (default
+   * 4 MiB; 0 reads each tree on its own).
+   */
+  readonly treesAheadBytes?: number;
 }
 
 /**
@@ -95,6 +107,12 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
   #batchesUnsupportedUntil = 0;
   /** Small blobs waiting to go in one `store-blobs` request, by type. */
   readonly #gathered = new Map<BlobType, { blobs: GatheredBlob[]; bytes: number }>();
+  readonly #treesAheadBytes: number;
+  /** Trees read with others and kept for the walk ({@link loadTree}), oldest first. */
+  readonly #treesAhead = new Map<string, Buffer>();
+  #treesKeptBytes = 0;
+  /** Until then, trees are read one by one: the gateways did not answer `load-trees`. */
+  #treesUnsupportedUntil = 0;
   /** Until then, backups send blob by blob: the gateways did not answer `store-blobs`. */
   #storeBatchesUnsupportedUntil = 0;
 
@@ -104,6 +122,7 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
     this.#maxBytes = options.maxInFlightBytes ?? 64 * 1024 * 1024;
     this.#maxRequests = options.maxInFlightRequests ?? 16;
     this.#askAbove = options.askAboveBytes ?? 64 * 1024;
+    this.#treesAheadBytes = options.treesAheadBytes ?? 4 * 1024 * 1024;
   }
 
   /** Asks a gateway for the repository's chunker polynomial and returns a store for one session. */
@@ -242,15 +261,37 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
    * A file's blobs in order, read in batches of up to 16 distinct blobs per `load-blobs` request,
    * up to 3 batches ahead of the one being handed on. Every batch first takes its largest possible
    * reply from the connection's reply budget ({@link DataPathClient.replyBudget}), so files read
-   * at once never let more than 48 MiB wait at the NATS server or here. A reply that filled a
+   * at once never let more than 48 MiB wait at the NATS server or here. With `bytes` (what all of
+   * `ids` hold, from the files' sizes), a batch is half a message's worth of blobs (16 to 256) and
+   * takes twice their expected size: a batch of small files is one request, and leaves room for
+   * others. A reply that filled a
    * message covers a prefix of its batch: the rest is asked for once that prefix is handed on.
    * Gateways older than `load-blobs` are read blob by blob, 12 requests ahead.
    *
    * A consumer must take each file's blobs to the end or stop (`return`, as `for await` does)
    * without waiting on another file's blobs meanwhile: the budget it holds is freed that way.
    */
-  async *loadBlobs(type: BlobType, ids: readonly string[]): AsyncGenerator<Buffer, void, undefined> {
+  async *loadBlobs(
+    type: BlobType,
+    ids: readonly string[],
+    bytes?: number,
+  ): AsyncGenerator<Buffer, void, undefined> {
     const budget = this.#client.replyBudget;
+    const message = this.#client.maxMessageBytes;
+    // With the bytes known, a batch is half a message's worth of blobs, and reserves twice what
+    // its blobs should take: small files' batches leave room for others in the reply budget.
+    const perPlace = bytes === undefined || ids.length === 0 ? undefined : Math.max(1, bytes / ids.length);
+    const perBatch =
+      perPlace === undefined
+        ? BATCH_BLOBS
+        : Math.max(BATCH_BLOBS, Math.min(LOAD_BLOBS_MAX_IDS, Math.floor(message / 2 / perPlace)));
+    const reserve = (wanted: number) =>
+      Math.min(
+        message,
+        perPlace === undefined
+          ? wanted * maxBlobBytes(type)
+          : Math.max(MIN_RESERVED_BYTES, Math.ceil(2 * perPlace * wanted)),
+      );
     /** The distinct ids of the places from `start` on, up to `limit`, and where the batch ends. */
     const plan = (start: number, limit: number): { end: number; wanted: string[] } => {
       const wanted = new Set<string>();
@@ -258,7 +299,7 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
       while (end < limit && end - start < BATCH_PLACES) {
         const id = ids[end]!;
         if (!wanted.has(id)) {
-          if (wanted.size === BATCH_BLOBS) break;
+          if (wanted.size === perBatch) break;
           wanted.add(id);
         }
         end++;
@@ -287,7 +328,7 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
         // Ask ahead as far as the budget allows; with nothing under way, wait for it.
         while (pending.length < BATCHES_AHEAD && asked < ids.length) {
           const { end, wanted } = plan(asked, ids.length);
-          const reserved = Math.min(this.#client.maxMessageBytes, wanted.length * maxBlobBytes(type));
+          const reserved = reserve(wanted.length);
           if (pending.length === 0) await budget.take(reserved);
           else if (!budget.tryTake(reserved)) break;
           pending.push({ start: asked, end, reserved, ids: wanted, reply: ask(wanted) });
@@ -324,7 +365,43 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
     }
   }
 
+  /**
+   * A tree's nodes. A tree not read already comes with the trees below it (`load-trees`, up to
+   * `treesAheadBytes`), kept here for the walk that reads them next: a snapshot's trees in a few
+   * round trips instead of one each. Kept trees are dropped oldest first beyond that many bytes.
+   */
   async loadTree(id: string): Promise<TreeNode[]> {
-    return loadTreeFrom(this.#client, id);
+    const kept = this.#treesAhead.get(id);
+    if (kept) return decodeTree(kept, id);
+    if (this.#treesAheadBytes === 0 || Date.now() < this.#treesUnsupportedUntil)
+      return loadTreeFrom(this.#client, id);
+    const budget = this.#client.replyBudget;
+    const reserved = Math.min(this.#client.maxMessageBytes, this.#treesAheadBytes);
+    await budget.take(reserved);
+    let trees: Array<{ id: string; data: Buffer }>;
+    try {
+      trees = await this.#client.loadTrees(id, this.#treesAheadBytes);
+    } catch (error) {
+      if ((error as DataPathError).code !== DataPathErrorCode.NoGateway) throw error;
+      // Nobody listens on load-trees: older gateways, or none at all (loadBlob then retries).
+      this.#treesUnsupportedUntil = Date.now() + BATCHES_RETRY_MS;
+      return loadTreeFrom(this.#client, id);
+    } finally {
+      budget.give(reserved);
+    }
+    for (const tree of trees.slice(1)) this.#keepTree(tree.id, tree.data);
+    return decodeTree(trees[0]!.data, id);
+  }
+
+  #keepTree(id: string, data: Buffer): void {
+    if (this.#treesAhead.has(id)) return;
+    // A copy: a view would keep the whole reply alive until its last tree is dropped.
+    this.#treesAhead.set(id, Buffer.from(data));
+    this.#treesKeptBytes += data.length;
+    for (const [oldest, bytes] of this.#treesAhead) {
+      if (this.#treesKeptBytes <= this.#treesAheadBytes) break;
+      this.#treesAhead.delete(oldest);
+      this.#treesKeptBytes -= bytes.length;
+    }
   }
 }

@@ -24,6 +24,8 @@ export const RepositoryErrorCode = {
   Unsupported: 'VOLBACK_REPO_UNSUPPORTED',
   /** A restore would write outside its target (a malicious or broken tree). */
   UnsafePath: 'VOLBACK_REPO_UNSAFE_PATH',
+  /** A blob handed in with its id does not hash to it (`SaveBlobOptions.verify`): nothing was stored. */
+  BlobIdMismatch: 'VOLBACK_REPO_BLOB_ID_MISMATCH',
 } as const;
 /** One of {@link RepositoryErrorCode}. */
 export type RepositoryErrorCode = (typeof RepositoryErrorCode)[keyof typeof RepositoryErrorCode];

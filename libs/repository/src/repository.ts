@@ -132,6 +132,14 @@ export interface SaveBlobOptions {
    * the blob is still being sealed in a worker.
    */
   readonly onSealed?: (storedLength: number) => void;
+  /**
+   * The id came with the blob from elsewhere (a gateway's client): the plaintext is checked
+   * against it, in a worker, before anything is stored, and the call resolves once the blob is
+   * in its pack. A mismatch throws {@link RepositoryErrorCode.BlobIdMismatch} and changes nothing:
+   * the blob never counts as present meanwhile, so a good copy of it sent at the same time is not
+   * taken for a duplicate of a bad one.
+   */
+  readonly verify?: boolean;
 }
 
 /** A blob stored by {@link Repository.saveBlob}. */
@@ -428,6 +436,7 @@ export class Repository {
       if (options.handOver) release(plaintext);
       return { id, added: false, storedLength: 0 };
     }
+    if (options.verify) return this.#saveVerified(type, plaintext, id, options);
     this.#pending.add(BlobIndex.key(type, id));
     const compress = this.version === 2;
     // Taken now: a plaintext handed over to a worker is detached here.
@@ -463,18 +472,86 @@ export class Repository {
     return { id, added: true, storedLength: 0 };
   }
 
+  /** {@link saveBlob} with `verify`: checked and sealed in a worker, counted as present only then. */
+  async #saveVerified(
+    type: BlobType,
+    plaintext: Uint8Array,
+    id: string,
+    options: SaveBlobOptions,
+  ): Promise<SavedBlob> {
+    const pool = this.#sealPool();
+    if (!pool) {
+      const actual = sha256Hex(plaintext);
+      if (actual !== id) throw mismatch(`the body hashes to ${actual}, not to ${id}: nothing was stored`);
+      return this.saveBlob(type, plaintext, id, { ...options, verify: false });
+    }
+    const length = plaintext.length;
+    const added = await this.#sealChecked(
+      pool
+        .seal(plaintext, this.version === 2, options.handOver, id)
+        .then(({ sealed, compressed }) => [
+          { id, sealed, uncompressedLength: compressed ? length : undefined },
+        ]),
+      type,
+      options.onSealed,
+    );
+    return { id, added: added[0]!, storedLength: 0 };
+  }
+
+  /**
+   * Adds blobs sealed in a worker after checking their ids (`sealing`) to packs, those the
+   * repository still lacks; resolves with which were added, once they are in their packs. A
+   * mismatch is the caller's error, not the repository's: it fails only this call.
+   */
+  async #sealChecked(
+    sealing: Promise<
+      Array<{ id: string; sealed: Buffer | readonly Buffer[]; uncompressedLength: number | undefined }>
+    >,
+    type: BlobType,
+    onSealed: ((storedLength: number) => void) | undefined,
+  ): Promise<boolean[]> {
+    while (this.#sealing.size >= 2 * this.#sealWorkers + 2) await Promise.race(this.#sealing);
+    const job = sealing.then(async (blobs) => {
+      const added: boolean[] = [];
+      for (const blob of blobs) {
+        // Another copy may have come in while this one was checked.
+        if (this.hasBlob(type, blob.id)) {
+          added.push(false);
+          continue;
+        }
+        this.#pending.add(BlobIndex.key(type, blob.id));
+        added.push(true);
+        await this.#addToPack(type, blob.id, blob.sealed, blob.uncompressedLength, onSealed);
+      }
+      return added;
+    });
+    const tracked: Promise<void> = job
+      .then(
+        () => undefined,
+        (error: unknown) => {
+          if ((error as RepositoryError).code !== RepositoryErrorCode.BlobIdMismatch)
+            this.#uploadError ??= error;
+        },
+      )
+      .finally(() => this.#sealing.delete(tracked));
+    this.#sealing.add(tracked);
+    return job;
+  }
+
   /**
    * {@link saveBlob} of several small blobs of one type: those the repository lacks are sealed
    * together in one worker job (a job per blob would cost more than the sealing). `added[i]` is
    * false when the repository had blob `i` (or it came earlier in `blobs`). The buffers are
-   * copied, never taken.
+   * copied, never taken. With `verify`, every blob is checked against its id first, and one
+   * that does not match fails the call with nothing stored ({@link SaveBlobOptions.verify}).
    */
   async saveBlobs(
     type: BlobType,
     blobs: ReadonlyArray<{ readonly id: string; readonly data: Uint8Array }>,
-    options: Pick<SaveBlobOptions, 'onSealed'> = {},
+    options: Pick<SaveBlobOptions, 'onSealed' | 'verify'> = {},
   ): Promise<boolean[]> {
     if (this.#uploadError) throw this.#uploadError;
+    if (options.verify) return this.#saveManyVerified(type, blobs, options.onSealed);
     const fresh: Array<{ readonly id: string; readonly data: Uint8Array }> = [];
     const added = blobs.map((blob) => {
       if (this.hasBlob(type, blob.id)) return false;
@@ -517,6 +594,49 @@ export class Repository {
       .finally(() => this.#sealing.delete(job));
     this.#sealing.add(job);
     return added;
+  }
+
+  async #saveManyVerified(
+    type: BlobType,
+    blobs: ReadonlyArray<{ readonly id: string; readonly data: Uint8Array }>,
+    onSealed: ((storedLength: number) => void) | undefined,
+  ): Promise<boolean[]> {
+    const pool = this.#sealPool();
+    if (!pool) {
+      for (const [i, { id, data }] of blobs.entries()) {
+        const actual = sha256Hex(data);
+        if (actual !== id)
+          throw mismatch(
+            `blob ${i + 1} of ${blobs.length} hashes to ${actual}, not to ${id}: nothing was stored`,
+          );
+      }
+      return this.saveBlobs(type, blobs, onSealed ? { onSealed } : {});
+    }
+    // Those already present are still checked (the request is refused whole), but not sealed again.
+    const fresh = blobs.map((b) => !this.hasBlob(type, b.id));
+    const sealing = pool
+      .sealMany(
+        blobs.map((b) => b.data),
+        this.version === 2,
+        blobs.map((b) => b.id),
+      )
+      .then((sealed) =>
+        sealed.flatMap(({ sealed: bytes, compressed }, i) =>
+          fresh[i]
+            ? [
+                {
+                  id: blobs[i]!.id,
+                  sealed: bytes,
+                  uncompressedLength: compressed ? blobs[i]!.data.length : undefined,
+                },
+              ]
+            : [],
+        ),
+      );
+    const added = await this.#sealChecked(sealing, type, onSealed);
+    // In the order of `blobs`: those found present before sealing were not added.
+    let next = 0;
+    return fresh.map((isFresh) => (isFresh ? added[next++]! : false));
   }
 
   async #finishPack(type: BlobType): Promise<void> {
@@ -847,4 +967,9 @@ export class Repository {
   removeStaleLocks(): Promise<number> {
     return removeStaleLocks(this.#lockFiles);
   }
+}
+
+/** A blob handed in with its id does not hash to it. */
+function mismatch(message: string): RepositoryError {
+  return new RepositoryError(RepositoryErrorCode.BlobIdMismatch, message);
 }

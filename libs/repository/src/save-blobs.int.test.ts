@@ -3,7 +3,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { formatChunkerPolynomial, LocalBackend, randomIrreduciblePolynomial, Repository } from './index.ts';
+import {
+  formatChunkerPolynomial,
+  LocalBackend,
+  randomIrreduciblePolynomial,
+  Repository,
+  RepositoryErrorCode,
+} from './index.ts';
 import { restic, TEST_PASSWORD } from './test-support/restic.ts';
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
@@ -41,6 +47,46 @@ describe('saveBlobs: small blobs sealed together', () => {
 
       const listed = (await restic(dir, ['list', 'blobs'])).split('\n');
       for (const { id } of blobs) expect(listed).toContain(`data ${id}`);
+      expect(await restic(dir, ['check', '--read-data'])).toMatch(/no errors were found/);
+    },
+  );
+
+  it.each([
+    ['in a worker', 1],
+    ['on the calling thread', 0],
+  ])(
+    'with verify, stores nothing of a blob or batch that does not match its id (%s), and a good copy sent at the same time is stored',
+    async (_how, sealWorkers) => {
+      const dir = join(mkdtempSync(join(tmpdir(), 'volback-verify-blobs-')), 'repo');
+      const repo = await Repository.init(new LocalBackend(dir), TEST_PASSWORD, {
+        chunkerPolynomial: formatChunkerPolynomial(randomIrreduciblePolynomial()),
+        sealWorkers,
+      });
+      const good = randomBytes(20_000);
+      const id = sha256(good);
+      const bad = randomBytes(20_000);
+      // A bad body and a good one for the same id at once: the bad one never counts as present.
+      const [refused, stored] = await Promise.allSettled([
+        repo.saveBlob('data', bad, id, { verify: true }),
+        repo.saveBlob('data', good, id, { verify: true }),
+      ]);
+      expect(refused.status === 'rejected' && (refused.reason as { code: string }).code).toBe(
+        RepositoryErrorCode.BlobIdMismatch,
+      );
+      expect(refused.status === 'rejected' && String(refused.reason)).toContain(sha256(bad));
+      expect(stored.status === 'fulfilled' && stored.value.added).toBe(true);
+
+      const batch = [randomBytes(1_000), randomBytes(2_000)].map((data) => ({ id: sha256(data), data }));
+      const wrong = { id: sha256(Buffer.from('other')), data: randomBytes(500) };
+      await expect(repo.saveBlobs('data', [...batch, wrong], { verify: true })).rejects.toMatchObject({
+        code: RepositoryErrorCode.BlobIdMismatch,
+        message: expect.stringContaining('blob 3 of 3') as unknown,
+      });
+      for (const { id: refusedId } of [...batch, wrong]) expect(repo.hasBlob('data', refusedId)).toBe(false);
+      expect(await repo.saveBlobs('data', batch, { verify: true })).toEqual([true, true]);
+      await repo.flush();
+      expect((await repo.loadBlob('data', id)).equals(good)).toBe(true);
+      await repo.close();
       expect(await restic(dir, ['check', '--read-data'])).toMatch(/no errors were found/);
     },
   );

@@ -52,12 +52,16 @@ async function backUp(
   return { snapshot, snapshotId };
 }
 
-/** Restores a snapshot's files as an agent does (find, then every tree and data blob). */
+/**
+ * Restores a snapshot's files as an agent does (find, every tree below the root in one
+ * `load-trees`, then the data blobs those trees name).
+ */
 async function restore(client: DataPathClient, snapshotId: string): Promise<Record<string, Buffer>> {
   const found = await client.findSnapshot(snapshotId);
+  const trees = new Map((await client.loadTrees(found.tree!)).map((t) => [t.id, t.data]));
   const files: Record<string, Buffer> = {};
   const walk = async (treeId: string, path: string): Promise<void> => {
-    const [bytes] = await client.loadBlobs('tree', [treeId]);
+    const bytes = trees.get(treeId) ?? (await client.loadBlobs('tree', [treeId]))[0];
     for (const node of decodeTree(bytes!, treeId)) {
       if (node.type === 'dir') await walk(node.subtree!, `${path}/${node.name}`);
       else if (node.type === 'file') {
@@ -119,6 +123,7 @@ describe('the gateway serves each agent its own hostâ€™s snapshots, and othersâ€
     await refusal(asA.findSnapshot(ofB.snapshotId.slice(0, 10)));
     await refusal(asA.loadBlobs('tree', [ofB.snapshot.tree]));
     await refusal(asA.loadBlob('tree', ofB.snapshot.tree));
+    await refusal(asA.loadTrees(ofB.snapshot.tree));
     const dataOfB = ofB.snapshot.blobs.filter((b) => b.type === 'data').map((b) => b.id);
     await refusal(asA.loadBlobs('data', dataOfB));
     // `latest` picks among A's snapshots only, whatever the filter asks for.
@@ -160,6 +165,7 @@ describe('the gateway serves each agent its own hostâ€™s snapshots, and othersâ€
     // The grant names one snapshot: another of B's, its trees and its data stay out of reach.
     await refusal(granted.findSnapshot(other.snapshotId));
     await refusal(granted.loadBlobs('tree', [other.snapshot.tree]));
+    await refusal(granted.loadTrees(other.snapshot.tree));
     const dataOfOther = other.snapshot.blobs.filter((b) => b.type === 'data').map((b) => b.id);
     await refusal(granted.loadBlobs('data', dataOfOther));
     // A's own snapshots stay readable during the restore.

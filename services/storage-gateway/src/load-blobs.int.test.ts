@@ -14,7 +14,6 @@ import {
   DataPathClient,
   type DataPathError,
   DataPathErrorCode,
-  encodeBlobHeaders,
   GatewayBlobStore,
   readError,
   REPLY_BUDGET_BYTES,
@@ -28,6 +27,7 @@ import {
   failure,
   initRepository,
   randomContent,
+  serveLoadBlob,
   startTestGateway,
   TEST_PASSWORD,
   startStandIn,
@@ -395,18 +395,7 @@ describe('load-blobs replies the client does not take, and gateways older than l
   });
 
   it('reads blob by blob from gateways that do not know load-blobs', async () => {
-    const single = standIn.subscribe(dataSubject(TEST_READER, DATA_OPERATIONS.loadBlob), {
-      queue: GATEWAY_QUEUE_GROUP,
-    });
-    let served = 0;
-    void (async () => {
-      for await (const msg of single) {
-        const { blob } = JSON.parse(new TextDecoder().decode(msg.data)) as { blob: { id: string } };
-        served++;
-        msg.respond(byId.get(blob.id)!, { headers: encodeBlobHeaders({ type: 'data', id: blob.id }) });
-      }
-    })();
-    await standIn.flush();
+    const single = await serveLoadBlob(standIn, TEST_READER, 'data', byId);
     try {
       const dataPath = new DataPathClient(client, { requester: TEST_READER, timeoutMs: 5_000 });
       const store = await GatewayBlobStore.open(dataPath);
@@ -414,10 +403,10 @@ describe('load-blobs replies the client does not take, and gateways older than l
       const { yielded, error } = await drain(store.loadBlobs('data', wanted));
       expect(error).toBeUndefined();
       expect(yielded.map(sha256)).toEqual(wanted);
-      expect(served).toBe(wanted.length);
+      expect(single.served).toBe(wanted.length);
       await waitFor('the reply budget to come back', async () => dataPath.replyBudget.used === 0);
     } finally {
-      single.unsubscribe();
+      single.stop();
     }
   });
 });

@@ -18,8 +18,16 @@ export interface SealedPart {
 
 /** A job for a seal worker. */
 export type SealRequest =
-  | { seq: number; op: 'seal'; data: ArrayBuffer; compress: boolean }
-  | { seq: number; op: 'seal-many'; data: ArrayBuffer; lengths: readonly number[]; compress: boolean }
+  | { seq: number; op: 'seal'; data: ArrayBuffer; compress: boolean; expectId?: string }
+  | {
+      seq: number;
+      op: 'seal-many';
+      data: ArrayBuffer;
+      lengths: readonly number[];
+      compress: boolean;
+      /** The ids the plaintexts must hash to, checked before any is sealed. */
+      expectIds?: readonly string[];
+    }
   | { seq: number; op: 'open'; data: ArrayBuffer; uncompressedLength?: number; expectId?: string }
   | { seq: number; op: 'open-many'; data: ArrayBuffer; parts: readonly SealedPart[] };
 
@@ -51,7 +59,12 @@ export type SealResponse =
       sealedParts?: ReadonlyArray<{ length: number; compressed: boolean }>;
       error?: undefined;
     }
-  | { seq: number; error: string };
+  | {
+      seq: number;
+      error: string;
+      /** The plaintext of a `seal` or `seal-many` did not hash to the id it came with. */
+      mismatch?: true;
+    };
 
 /** The plaintext length of a stored blob, known before opening it. */
 export function plainLength(part: Pick<SealedPart, 'length' | 'uncompressedLength'>): number {
@@ -128,7 +141,12 @@ export class SealPool {
       jobs.delete(response.seq);
       if (jobs.size === 0) worker.unref(); // idle: do not keep the process alive
       if (!pending) return;
-      if (response.error !== undefined) pending.reject(new Error(response.error));
+      if (response.error !== undefined)
+        pending.reject(
+          response.mismatch
+            ? new RepositoryError(RepositoryErrorCode.BlobIdMismatch, response.error)
+            : new Error(response.error),
+        );
       else pending.resolve(response);
     });
     const fail = (error: Error) => {
@@ -179,8 +197,14 @@ export class SealPool {
     plaintext: Uint8Array,
     compress: boolean,
     take = false,
+    expectId?: string,
   ): Promise<{ sealed: readonly Buffer[]; compressed: boolean }> {
-    const answer = await this.#submit({ op: 'seal', data: ownBuffer(plaintext, take), compress });
+    const answer = await this.#submit({
+      op: 'seal',
+      data: ownBuffer(plaintext, take),
+      compress,
+      ...(expectId !== undefined ? { expectId } : {}),
+    });
     if (!answer.iv || !answer.mac) throw new Error('seal worker answered without IV and MAC');
     const ciphertext = Buffer.from(answer.data, 0, answer.length);
     return {
@@ -192,11 +216,13 @@ export class SealPool {
   /**
    * {@link seal} of several blobs with one message each way (small blobs: the messages would
    * cost more than the sealing). The sealed blobs come back in order, each a view of one shared
-   * buffer.
+   * buffer. With `expectIds`, every plaintext is checked against its id first: one that does not
+   * match fails the call ({@link RepositoryErrorCode.BlobIdMismatch}) and none is sealed.
    */
   async sealMany(
     plaintexts: readonly Uint8Array[],
     compress: boolean,
+    expectIds?: readonly string[],
   ): Promise<Array<{ sealed: Buffer; compressed: boolean }>> {
     let total = 0;
     for (const plain of plaintexts) total += plain.length;
@@ -211,6 +237,7 @@ export class SealPool {
       data: joined.buffer,
       lengths: plaintexts.map((p) => p.length),
       compress,
+      ...(expectIds !== undefined ? { expectIds } : {}),
     });
     const parts = answer.sealedParts;
     if (parts?.length !== plaintexts.length) throw new Error('seal worker answered for other blobs');

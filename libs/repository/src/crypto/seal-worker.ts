@@ -17,6 +17,9 @@ import {
 
 const key = workerData as CryptoKey;
 
+/** Thrown when a plaintext to seal does not hash to the id it came with. */
+class Mismatch extends Error {}
+
 /** The output's bytes in an ArrayBuffer to transfer: its own when it has one, else a copy. */
 function transferable(output: Buffer): { data: ArrayBuffer; length: number } {
   if (movable(output)) return { data: output.buffer as ArrayBuffer, length: output.byteLength };
@@ -91,6 +94,18 @@ parentPort!.on('message', (request: SealRequest) => {
       // Small blobs: sealed one after the other into one buffer that moves back whole.
       const pieces: Uint8Array[] = [];
       const sealedParts: Array<{ length: number; compressed: boolean }> = [];
+      const expected = request.expectIds;
+      if (expected) {
+        let at = 0;
+        for (const [i, length] of request.lengths.entries()) {
+          const actual = sha256Hex(input.subarray(at, at + length));
+          at += length;
+          if (actual !== expected[i])
+            throw new Mismatch(
+              `blob ${i + 1} of ${expected.length} hashes to ${actual}, not to ${expected[i]}: nothing was stored`,
+            );
+        }
+      }
       let offset = 0;
       let total = 0;
       for (const length of request.lengths) {
@@ -117,6 +132,11 @@ parentPort!.on('message', (request: SealRequest) => {
       return;
     }
     if (request.op === 'seal') {
+      if (request.expectId !== undefined) {
+        const actual = sha256Hex(input);
+        if (actual !== request.expectId)
+          throw new Mismatch(`the body hashes to ${actual}, not to ${request.expectId}: nothing was stored`);
+      }
       const frame = request.compress ? compressBlob(input) : undefined;
       // The ciphertext moves back in its own buffer; IV and MAC are copied (16 bytes each).
       const [iv, ciphertext, mac] = encryptPieces(key, frame ?? input);
@@ -138,7 +158,11 @@ parentPort!.on('message', (request: SealRequest) => {
     const response: SealResponse = { seq: request.seq, ...transferable(output) };
     parentPort!.postMessage(response, [response.data]);
   } catch (error) {
-    const response: SealResponse = { seq: request.seq, error: (error as Error).message };
+    const response: SealResponse = {
+      seq: request.seq,
+      error: (error as Error).message,
+      ...(error instanceof Mismatch ? { mismatch: true as const } : {}),
+    };
     parentPort!.postMessage(response);
   }
 });

@@ -36,9 +36,10 @@ export interface BlobSource {
    * Optional: the blobs of `ids` in that order (ids may repeat), fetched in as few reads as the
    * source can (a repository reads neighbouring blobs of a pack at once). Throws, after the
    * blobs before it, at the first one that cannot be loaded. Sources without it are read blob
-   * by blob ({@link loadBlobsFrom}).
+   * by blob ({@link loadBlobsFrom}). `bytes`, when the caller knows it (a restore knows its files'
+   * sizes), is the plaintext of all of `ids` together: a source may size its requests by it.
    */
-  loadBlobs?(type: BlobType, ids: readonly string[]): AsyncIterable<Buffer>;
+  loadBlobs?(type: BlobType, ids: readonly string[], bytes?: number): AsyncIterable<Buffer>;
 }
 
 /** Blobs loaded one by one ahead of the consumer, when a source cannot load them in batches. */
@@ -77,8 +78,9 @@ export async function* loadBlobsFrom(
   source: Pick<BlobSource, 'loadBlob' | 'loadBlobs'>,
   type: BlobType,
   ids: readonly string[],
+  bytes?: number,
 ): AsyncGenerator<Buffer, void, undefined> {
-  if (source.loadBlobs) yield* source.loadBlobs(type, ids);
+  if (source.loadBlobs) yield* source.loadBlobs(type, ids, bytes);
   else yield* loadAhead((t, id) => source.loadBlob(t, id), type, ids);
 }
 

@@ -120,7 +120,7 @@ export async function dumpTree(
             try {
               // Leaving the loop early returns the blob reader, which gives back its share of
               // the connection's reply budget: a reader gone (client closed) must not keep it.
-              for await (const data of loadBlobsFrom(repo, 'data', n.content ?? [])) {
+              for await (const data of loadBlobsFrom(repo, 'data', n.content ?? [], n.size)) {
                 if (!stream.write(data)) await drained(stream);
                 if (aborted) throw new DumpAbortedError();
               }

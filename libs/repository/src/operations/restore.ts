@@ -364,6 +364,7 @@ class RestoreRun {
       this.#repo,
       'data',
       files.flatMap((f) => f.node.content ?? []),
+      files.reduce((bytes, f) => bytes + (f.node.size ?? 0), 0),
     )[Symbol.asyncIterator]();
     let streaming = true;
     try {
@@ -491,7 +492,7 @@ class RestoreRun {
   async #file(node: TreeNode, path: FsPath): Promise<void> {
     const linkKey = this.#linkKey(node);
     const own = async () => {
-      const blobs = loadBlobsFrom(this.#repo, 'data', node.content ?? [])[Symbol.asyncIterator]();
+      const blobs = loadBlobsFrom(this.#repo, 'data', node.content ?? [], node.size)[Symbol.asyncIterator]();
       try {
         await this.#content(node, path, blobs);
       } finally {

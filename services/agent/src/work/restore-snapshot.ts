@@ -74,8 +74,8 @@ function counting(
       return nodes;
     },
     // A file's blobs in batches when the source can (a gateway answers many per round trip).
-    async *loadBlobs(type: 'data' | 'tree', ids: readonly string[]) {
-      for await (const blob of loadBlobsFrom(source, type, ids)) {
+    async *loadBlobs(type: 'data' | 'tree', ids: readonly string[], bytes?: number) {
+      for await (const blob of loadBlobsFrom(source, type, ids, bytes)) {
         if (type === 'data') counter.bytes += blob.length;
         yield blob;
       }

@@ -88,8 +88,8 @@ export class SpecialEntryFilter implements BlobSource {
     return this.#source.loadBlob(type, id);
   }
 
-  loadBlobs(type: 'data' | 'tree', ids: readonly string[]): AsyncIterable<Buffer> {
-    return loadBlobsFrom(this.#source, type, ids);
+  loadBlobs(type: 'data' | 'tree', ids: readonly string[], bytes?: number): AsyncIterable<Buffer> {
+    return loadBlobsFrom(this.#source, type, ids, bytes);
   }
 
   async loadTree(id: string): Promise<TreeNode[]> {

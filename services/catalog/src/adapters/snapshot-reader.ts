@@ -190,7 +190,7 @@ export class SnapshotReader {
         `${volumePath} is not a file in snapshot ${ref.snapshotId}`,
       );
     }
-    const blobs = await this.#guard(async () => loadBlobsFrom(store, 'data', node.content ?? []));
+    const blobs = await this.#guard(async () => loadBlobsFrom(store, 'data', node.content ?? [], node.size));
     return { size: node.size ?? 0, stream: Readable.from(blobs) };
   }
 

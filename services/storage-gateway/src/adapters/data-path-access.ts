@@ -187,6 +187,15 @@ export class DataPathAccess {
     blobs.forEach((blob, i) => scope.record(decodeTree(blob, ids[i]!)));
   }
 
+  /** Trees served in `scope` with their nodes (read already): their children become readable there. */
+  servedTrees(
+    scope: ReadScope | undefined,
+    trees: ReadonlyArray<{ readonly nodes: readonly TreeNode[] }>,
+  ): void {
+    if (!scope) return;
+    for (const { nodes } of trees) scope.record(nodes);
+  }
+
   #hostScope(hostId: string): ReadScope {
     return this.#scope(`host:${hostId}`, async () =>
       // Newest first: a backup's parent or a restore's snapshot is most likely a recent one.

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import {
   commitSnapshotRequest,
@@ -10,6 +9,8 @@ import {
   GATEWAY_QUEUE_GROUP,
   loadBlobRequest,
   loadBlobsRequest,
+  loadTreesRequest,
+  LOAD_TREES_MAX_TREES,
   missingBlobsRequest,
   parseDataSubject,
   repositoryInfoRequest,
@@ -76,6 +77,7 @@ const CONCURRENCY: Record<DataOperation, number> = {
   loadBlob: 16,
   // Each answer holds up to a message's worth of blobs (16 MiB): bounds the gateway's memory.
   loadBlobs: 4,
+  loadTrees: 2,
   findSnapshot: 4,
 };
 
@@ -179,13 +181,7 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
           `a ${type} blob may have at most ${maxBlobBytes(type)} bytes, got ${msg.data.length}`,
         );
       }
-      const actual = createHash('sha256').update(msg.data).digest('hex');
-      if (actual !== id) {
-        throw new DataPathError(
-          DataPathErrorCode.BlobIdMismatch,
-          `the body hashes to ${actual}, not to ${id}: nothing was stored`,
-        );
-      }
+      // The body is checked against the id in a seal worker, before anything is stored.
       await store.joinSession(sessionId);
       const saved = await store.storeBlob(type, id, msg.data, sessionId);
       metrics?.blobs.inc({ type, outcome: saved.added ? 'added' : 'duplicate' });
@@ -198,20 +194,12 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
       if (!headers.ok) throw headers.error;
       const { type, ids, lengths, sessionId } = headers.value;
       checkRepository(headers.value.repositoryId);
-      // Every blob is checked before any is stored: a request with one bad blob changes nothing.
+      // Every blob is checked (in a seal worker) before any is stored: one bad blob changes nothing.
       const blobs: Array<{ id: string; data: Uint8Array }> = [];
       let offset = 0;
       for (const [i, length] of lengths.entries()) {
-        const blob = msg.data.subarray(offset, offset + length);
+        blobs.push({ id: ids[i]!, data: msg.data.subarray(offset, offset + length) });
         offset += length;
-        const actual = createHash('sha256').update(blob).digest('hex');
-        if (actual !== ids[i]) {
-          throw new DataPathError(
-            DataPathErrorCode.BlobIdMismatch,
-            `blob ${i + 1} of ${ids.length} hashes to ${actual}, not to ${ids[i]}: nothing was stored`,
-          );
-        }
-        blobs.push({ id: ids[i]!, data: blob });
       }
       await store.joinSession(sessionId);
       const added = await store.storeBlobs(type, blobs, sessionId);
@@ -268,6 +256,28 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
       headers.set(DATA_HEADERS.repositoryId, repositoryId);
       headers.set(DATA_HEADERS.blobLengths, encodeBlobLengths(blobs.map((b) => b.length)));
       return { headers, data: blobs.length === 1 ? blobs[0]! : Buffer.concat(blobs) };
+    },
+
+    async loadTrees(msg, requester) {
+      const request = parse(loadTreesRequest, msg);
+      checkRepository(request.repositoryId);
+      const scope = await access.admitBlobs(requester, grantOf(msg), 'tree', [request.root]);
+      await joinSessionOf(msg);
+      // The root goes whatever `maxBytes` says (a message must carry it); the trees below, within it.
+      const message = maxPayload() - REPLY_HEADER_BYTES;
+      const wanted = Math.min(message, request.maxBytes ?? message);
+      const trees = await store.loadTrees(
+        request.root,
+        (count, bytes) =>
+          count <= LOAD_TREES_MAX_TREES &&
+          bytes + count * LENGTH_HEADER_BYTES <= (count === 1 ? message : wanted),
+      );
+      access.servedTrees(scope, trees);
+      const headers = natsHeaders();
+      headers.set(DATA_HEADERS.blobType, 'tree');
+      headers.set(DATA_HEADERS.repositoryId, repositoryId);
+      headers.set(DATA_HEADERS.blobLengths, encodeBlobLengths(trees.map((t) => t.data.length)));
+      return { headers, data: trees.length === 1 ? trees[0]!.data : Buffer.concat(trees.map((t) => t.data)) };
     },
 
     async findSnapshot(msg, requester) {

@@ -33,6 +33,8 @@ export function toReplyFailure(error: unknown): ReplyFailure {
         return as(DataPathErrorCode.BlobCorrupt);
       case RepositoryErrorCode.FileNotFound:
         return as(DataPathErrorCode.NotFound);
+      case RepositoryErrorCode.BlobIdMismatch:
+        return as(DataPathErrorCode.BlobIdMismatch);
       default:
         break;
     }

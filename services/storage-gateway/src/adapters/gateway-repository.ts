@@ -13,6 +13,12 @@ import {
   type TreeNode,
 } from '@volback/repository';
 import { findMissingBlobs, MalformedTreeError } from '../domain/reachability.ts';
+
+/** The caller's blob did not match its id: its request fails, the repository handle is fine. */
+const isMismatch = (error: unknown) => (error as RepositoryError).code === RepositoryErrorCode.BlobIdMismatch;
+
+/** Trees {@link GatewayRepository.loadTrees} reads at a time (neighbours in a pack in one read). */
+const LOAD_TREES_STEP = 256;
 import {
   sameSnapshot,
   selectSnapshot,
@@ -214,11 +220,14 @@ export class GatewayRepository {
     const saved = await this.#gate.shared(async () => {
       const repo = this.#repo;
       try {
-        const result = await repo.saveBlob(type, data, id, onSealed ? { onSealed } : {});
+        const result = await repo.saveBlob(type, data, id, {
+          verify: true,
+          ...(onSealed ? { onSealed } : {}),
+        });
         if (result.added) this.#dirty = true;
         return result;
       } catch (error) {
-        void this.#recover(repo, error);
+        if (!isMismatch(error)) void this.#recover(repo, error);
         throw error;
       }
     });
@@ -240,11 +249,11 @@ export class GatewayRepository {
     const added = await this.#gate.shared(async () => {
       const repo = this.#repo;
       try {
-        const result = await repo.saveBlobs(type, blobs, { onSealed });
+        const result = await repo.saveBlobs(type, blobs, { onSealed, verify: true });
         if (result.includes(true)) this.#dirty = true;
         return result;
       } catch (error) {
-        void this.#recover(repo, error);
+        if (!isMismatch(error)) void this.#recover(repo, error);
         throw error;
       }
     });
@@ -429,6 +438,50 @@ export class GatewayRepository {
         await this.reloadIndex();
       }
     }
+  }
+
+  /**
+   * A tree and the trees below it, breadth first, each once, as many as `fits` allows (at least
+   * the root), with their nodes. The root's failure is thrown (`NOT_FOUND`, `BLOB_CORRUPT`…); a
+   * tree below it that cannot be read ends the list before it (the client asks for it on its
+   * own when it gets there).
+   */
+  async loadTrees(
+    root: string,
+    fits: (trees: number, bytes: number) => boolean,
+  ): Promise<Array<{ id: string; data: Buffer; nodes: TreeNode[] }>> {
+    const first = await this.loadBlob('tree', root);
+    if (!fits(1, first.length)) throw this.#tooLarge('tree', root, first.length);
+    const trees = [{ id: root, data: first, nodes: decodeTree(first, root) }];
+    let bytes = first.length;
+    const seen = new Set([root]);
+    const waiting: string[] = [];
+    const below = (nodes: readonly TreeNode[]) => {
+      for (const node of nodes) {
+        if (node.type !== 'dir' || !node.subtree || seen.has(node.subtree)) continue;
+        seen.add(node.subtree);
+        waiting.push(node.subtree);
+      }
+    };
+    below(trees[0]!.nodes);
+    while (waiting.length > 0) {
+      const ids = waiting.splice(0, LOAD_TREES_STEP);
+      let loaded: Buffer[];
+      try {
+        loaded = await this.loadBlobs('tree', ids, (n, b) => fits(trees.length + n, bytes + b));
+      } catch {
+        break; // the first of them cannot be read: the list ends before it
+      }
+      for (const [i, data] of loaded.entries()) {
+        const id = ids[i]!;
+        const nodes = decodeTree(data, id);
+        trees.push({ id, data, nodes });
+        bytes += data.length;
+        below(nodes);
+      }
+      if (loaded.length < ids.length) break; // full, or the next cannot be read
+    }
+    return trees;
   }
 
   /** The prefix of `ids` the index knows and one reply carries, by the sizes the index records. */

@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { DATA_OPERATIONS, dataSubject, GATEWAY_QUEUE_GROUP, type DataRequester } from '@volback/contracts';
-import { DataPathError, encodeJson } from '@volback/data-path';
+import { DataPathError, encodeBlobHeaders, encodeJson } from '@volback/data-path';
 import { connectNats } from '@volback/messaging';
 import { createLogger, type Logger } from '@volback/observability';
 import {
@@ -265,5 +265,35 @@ export async function startStandIn(requester: DataRequester): Promise<StandIn> {
       await standIn.close();
       await server.destroy();
     },
+  };
+}
+
+/**
+ * Has a stand-in answer `load-blob` for `requester` from `blobs`, as a gateway older than the
+ * batched reads does; `served` counts the blobs it sent.
+ */
+export async function serveLoadBlob(
+  standIn: NatsConnection,
+  requester: DataRequester,
+  type: 'data' | 'tree',
+  blobs: ReadonlyMap<string, Buffer>,
+): Promise<{ readonly served: number; stop(): void }> {
+  const sub = standIn.subscribe(dataSubject(requester, DATA_OPERATIONS.loadBlob), {
+    queue: GATEWAY_QUEUE_GROUP,
+  });
+  let served = 0;
+  void (async () => {
+    for await (const msg of sub) {
+      const { blob } = JSON.parse(new TextDecoder().decode(msg.data)) as { blob: { id: string } };
+      served++;
+      msg.respond(blobs.get(blob.id)!, { headers: encodeBlobHeaders({ type, id: blob.id }) });
+    }
+  })();
+  await standIn.flush();
+  return {
+    get served() {
+      return served;
+    },
+    stop: () => sub.unsubscribe(),
   };
 }
