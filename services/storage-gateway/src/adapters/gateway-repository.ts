@@ -556,7 +556,7 @@ export class GatewayRepository {
     try {
       missing = await findMissingBlobs(request.tree, {
         has: (type, id) => repo.index.has(type, id),
-        loadTree: (id) => this.#treeLoads.run(() => repo.loadTree(id)),
+        loadTree: treesTogether(repo),
         isComplete: (id) => this.#complete.has(id),
         markComplete: (id) => {
           if (this.#complete.size >= MAX_COMPLETE_TREES) this.#complete.clear();
@@ -661,4 +661,46 @@ export class GatewayRepository {
       }),
     );
   }
+}
+
+/**
+ * A tree loader for walks that ask for a directory's subtrees all at once: the trees asked for in
+ * the same turn of the event loop are read together (`Repository.loadBlobs`: neighbours in a pack
+ * in one read, opened in one worker job) instead of one read each. A tree that cannot be read
+ * that way is read alone, so that its error is its own.
+ */
+function treesTogether(repo: Repository): (id: string) => Promise<TreeNode[]> {
+  type Asked = { id: string; resolve: (nodes: TreeNode[]) => void; reject: (error: unknown) => void };
+  let asked: Asked[] | undefined;
+  const load = async (batch: readonly Asked[]) => {
+    const ids = [...new Set(batch.map((a) => a.id))];
+    const loaded = new Map<string, TreeNode[]>();
+    try {
+      for (let start = 0; start < ids.length; start += LOAD_TREES_STEP) {
+        const step = ids.slice(start, start + LOAD_TREES_STEP);
+        for await (const blob of repo.loadBlobs('tree', step)) {
+          const id = step[loaded.size - start]!;
+          loaded.set(id, decodeTree(blob, id));
+        }
+      }
+    } catch {
+      // Read alone below.
+    }
+    for (const { id, resolve, reject } of batch) {
+      const nodes = loaded.get(id);
+      if (nodes) resolve(nodes);
+      else repo.loadTree(id).then(resolve, reject);
+    }
+  };
+  return (id) =>
+    new Promise<TreeNode[]>((resolve, reject) => {
+      if (!asked) {
+        const batch: Asked[] = (asked = []);
+        setImmediate(() => {
+          asked = undefined;
+          void load(batch);
+        });
+      }
+      asked.push({ id, resolve, reject });
+    });
 }
