@@ -22,6 +22,13 @@ const LOAD_AHEAD = 12;
  * 256 (small files: a batch of them in one request).
  */
 const BATCH_BLOBS = 16;
+/** `load-trees` requests a store has under way at once, in the background. */
+const TREE_LOADS_AHEAD = 2;
+/** Trees kept for the walk, in multiples of `treesAheadBytes`. */
+const TREES_KEPT_FACTOR = 4;
+/** A directory's subtree in a tree's JSON, as restic writes it (found without parsing the tree). */
+const SUBTREE = /"subtree":"([0-9a-f]{64})"/g;
+
 /** Least a batch reserves of the reply budget. */
 const MIN_RESERVED_BYTES = 64 * 1024;
 /** Most places in a file one batch covers (a sparse file repeats its zero blob many times). */
@@ -110,6 +117,10 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
   readonly #treesAheadBytes: number;
   /** Trees read with others and kept for the walk ({@link loadTree}), oldest first. */
   readonly #treesAhead = new Map<string, Buffer>();
+  /** How often the walk will still read each kept tree: as often as the trees received name it. */
+  readonly #treeReads = new Map<string, number>();
+  /** `load-trees` requests under way, by root: the walk waits for them rather than ask again. */
+  readonly #treesLoading = new Map<string, Promise<void>>();
   #treesKeptBytes = 0;
   /** Until then, trees are read one by one: the gateways did not answer `load-trees`. */
   #treesUnsupportedUntil = 0;
@@ -367,30 +378,67 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
 
   /**
    * A tree's nodes. A tree not read already comes with the trees below it (`load-trees`, up to
-   * `treesAheadBytes`), kept here for the walk that reads them next: a snapshot's trees in a few
-   * round trips instead of one each. Kept trees are dropped oldest first beyond that many bytes.
+   * `treesAheadBytes`), kept here for the walk that reads them next; the trees below the last
+   * ones a reply held are then asked for in the background (two replies at most), so that the
+   * walk seldom waits. A kept tree is dropped once read as often as the trees kept name it, and
+   * nothing more is asked ahead while 4 × `treesAheadBytes` are kept.
    */
   async loadTree(id: string): Promise<TreeNode[]> {
-    const kept = this.#treesAhead.get(id);
-    if (kept) return decodeTree(kept, id);
     if (this.#treesAheadBytes === 0 || Date.now() < this.#treesUnsupportedUntil)
       return loadTreeFrom(this.#client, id);
-    const budget = this.#client.replyBudget;
-    const reserved = Math.min(this.#client.maxMessageBytes, this.#treesAheadBytes);
-    await budget.take(reserved);
-    let trees: Array<{ id: string; data: Buffer }>;
+    const kept =
+      this.#takeTree(id) ?? (await this.#treesLoading.get(id)?.catch(() => undefined), this.#takeTree(id));
+    if (kept) return decodeTree(kept, id);
     try {
-      trees = await this.#client.loadTrees(id, this.#treesAheadBytes);
+      await this.#loadTrees(id, false);
     } catch (error) {
       if ((error as DataPathError).code !== DataPathErrorCode.NoGateway) throw error;
       // Nobody listens on load-trees: older gateways, or none at all (loadBlob then retries).
       this.#treesUnsupportedUntil = Date.now() + BATCHES_RETRY_MS;
       return loadTreeFrom(this.#client, id);
-    } finally {
-      budget.give(reserved);
     }
-    for (const tree of trees.slice(1)) this.#keepTree(tree.id, tree.data);
-    return decodeTree(trees[0]!.data, id);
+    const loaded = this.#takeTree(id);
+    return loaded ? decodeTree(loaded, id) : loadTreeFrom(this.#client, id);
+  }
+
+  /**
+   * Asks for `root` and the trees below it and keeps them. In the background only while there
+   * is room (reply budget, kept bytes) and fewer than two are under way; failures are then
+   * dropped (the walk asks again itself when it gets there).
+   */
+  #loadTrees(root: string, background: boolean): Promise<void> {
+    const budget = this.#client.replyBudget;
+    const reserved = Math.min(this.#client.maxMessageBytes, this.#treesAheadBytes);
+    const loading = (async () => {
+      if (!background) await budget.take(reserved);
+      try {
+        const trees = await this.#client.loadTrees(root, this.#treesAheadBytes);
+        const below = new Set<string>();
+        for (const tree of trees) {
+          this.#keepTree(tree.id, tree.data);
+          for (const match of tree.data.toString('latin1').matchAll(SUBTREE)) {
+            const subtree = match[1]!;
+            this.#treeReads.set(subtree, (this.#treeReads.get(subtree) ?? 0) + 1);
+            below.add(subtree);
+          }
+        }
+        // The walk reads the root at least once, named by a tree received before or not.
+        if (!this.#treeReads.has(root)) this.#treeReads.set(root, 1);
+        for (const tree of trees) below.delete(tree.id);
+        for (const subtree of below) {
+          if (this.#treesLoading.size >= TREE_LOADS_AHEAD) break;
+          if (this.#treesAhead.has(subtree) || this.#treesLoading.has(subtree)) continue;
+          if (this.#treesKeptBytes + reserved > TREES_KEPT_FACTOR * this.#treesAheadBytes) break;
+          if (!budget.tryTake(reserved)) break;
+          void this.#loadTrees(subtree, true).catch(() => undefined);
+        }
+      } finally {
+        budget.give(reserved);
+        this.#treesLoading.delete(root);
+      }
+    })();
+    this.#treesLoading.set(root, loading);
+    return loading;
   }
 
   #keepTree(id: string, data: Buffer): void {
@@ -399,9 +447,24 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
     this.#treesAhead.set(id, Buffer.from(data));
     this.#treesKeptBytes += data.length;
     for (const [oldest, bytes] of this.#treesAhead) {
-      if (this.#treesKeptBytes <= this.#treesAheadBytes) break;
+      if (this.#treesKeptBytes <= TREES_KEPT_FACTOR * this.#treesAheadBytes) break;
       this.#treesAhead.delete(oldest);
+      this.#treeReads.delete(oldest);
       this.#treesKeptBytes -= bytes.length;
     }
+  }
+
+  /** A kept tree, dropped once read as often as it was named. */
+  #takeTree(id: string): Buffer | undefined {
+    const bytes = this.#treesAhead.get(id);
+    if (!bytes) return undefined;
+    const reads = (this.#treeReads.get(id) ?? 1) - 1;
+    if (reads > 0) this.#treeReads.set(id, reads);
+    else {
+      this.#treeReads.delete(id);
+      this.#treesAhead.delete(id);
+      this.#treesKeptBytes -= bytes.length;
+    }
+    return bytes;
   }
 }

@@ -7,7 +7,7 @@ import { DATA_OPERATIONS, dataSubject } from '@volback/contracts';
 import { DataPathClient, DataPathErrorCode, GatewayBlobStore, readError } from '@volback/data-path';
 import { connectNats } from '@volback/messaging';
 import { encodeTree, openBackend, type Backend, type TreeNode } from '@volback/repository';
-import { startNatsServer, type NatsServer } from '@volback/testing';
+import { startNatsServer, waitFor, type NatsServer } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   countRequests,
@@ -144,6 +144,14 @@ describe('load-trees between a client and a gateway', () => {
       expect(batched.count).toBe(1);
       expect(single.count).toBe(visited.length);
       expect(client.replyBudget.used).toBe(0);
+
+      // A read-ahead of a few trees: the trees below each reply are asked for ahead of the walk,
+      // which still reads every tree once, in far fewer requests than trees.
+      const small = await walk(await GatewayBlobStore.open(client, { treesAheadBytes: 2_000 }));
+      expect(small).toEqual(visited);
+      expect(single.count).toBe(visited.length);
+      expect(batched.count - 1).toBeLessThan(visited.length / 2);
+      await waitFor('the reply budget to come back', async () => client.replyBudget.used === 0);
     } finally {
       batched.stop();
       single.stop();
