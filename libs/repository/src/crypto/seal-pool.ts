@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
 import { CRYPTO_OVERHEAD, type CryptoKey } from './crypto.ts';
+import { spansItsBuffer } from '../format/release.ts';
 import { workerModule } from '../worker-module.ts';
 
 /** One stored blob inside a buffer of several (a range read from a pack). */
@@ -77,12 +78,7 @@ export function plainLength(part: Pick<SealedPart, 'length' | 'uncompressedLengt
  * the pool size), whose ArrayBuffer other buffers share.
  */
 export function movable(data: Uint8Array): boolean {
-  return (
-    data.byteOffset === 0 &&
-    data.byteLength >= Buffer.poolSize >>> 1 &&
-    data.buffer.byteLength - data.byteLength <= 64 &&
-    data.buffer instanceof ArrayBuffer
-  );
+  return spansItsBuffer(data, Buffer.poolSize >>> 1);
 }
 
 type Job = SealRequest extends infer R ? (R extends unknown ? Omit<R, 'seq'> : never) : never;

@@ -10,9 +10,21 @@ export const RELEASE_FROM = 64 * 1024;
  * is part of a larger ArrayBuffer (a slice, Node's pool), shared or not detachable is left alone.
  */
 export function release(data: Uint8Array | undefined): void {
-  if (!data || data.byteLength < RELEASE_FROM || data.byteOffset !== 0) return;
-  const buffer = data.buffer;
-  if (buffer instanceof ArrayBuffer && buffer.byteLength - data.byteLength <= 64) detach(buffer);
+  if (data && spansItsBuffer(data, RELEASE_FROM)) detach(data.buffer);
+}
+
+/**
+ * True when `data` has at least `from` bytes and is the whole of its own ArrayBuffer (but for
+ * 64 bytes of slack): whoever owns it may free it or move it to another thread without touching
+ * anyone else's bytes. Never true of a slice, nor of Node's pooled small buffers.
+ */
+export function spansItsBuffer(data: Uint8Array, from: number): boolean {
+  return (
+    data.byteOffset === 0 &&
+    data.byteLength >= from &&
+    data.buffer instanceof ArrayBuffer &&
+    data.buffer.byteLength - data.byteLength <= 64
+  );
 }
 
 /** Frees an ArrayBuffer its caller owns outright, whatever views of it exist ({@link release}). */
