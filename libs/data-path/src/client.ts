@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import {
   createInbox,
   headers as natsHeaders,
+  PermissionViolationError,
   RequestError,
   TimeoutError,
   type Msg,
@@ -139,6 +140,17 @@ function fromNatsError(error: unknown, subject: string, timeoutMs: number): Data
     return new DataPathError(DataPathErrorCode.Timeout, `no answer on ${subject} within ${timeoutMs} ms`, {
       cause: error,
     });
+  }
+  // nats.js fails the request with a RequestError whose cause is the server's refusal.
+  if (
+    error instanceof PermissionViolationError ||
+    (error instanceof RequestError && error.cause instanceof PermissionViolationError)
+  ) {
+    return new DataPathError(
+      DataPathErrorCode.NotPermitted,
+      `the NATS server does not let this identity publish on ${subject} (permissions written before this operation existed? run volback init again)`,
+      { cause: error },
+    );
   }
   if (error instanceof RequestError && error.isNoResponders()) {
     return new DataPathError(DataPathErrorCode.NoGateway, `no storage gateway listens on ${subject}`, {

@@ -7,6 +7,11 @@ export const DataPathErrorCode = {
   NoGateway: 'NO_GATEWAY',
   /** No answer within the request's time limit. */
   Timeout: 'TIMEOUT',
+  /**
+   * The NATS server does not let this identity publish the request: its permissions were written
+   * before the operation existed (`volback init` writes them again), or name another requester.
+   */
+  NotPermitted: 'NOT_PERMITTED',
   /** The request does not match its schema; nothing was changed. */
   BadRequest: 'BAD_REQUEST',
   /** A stored blob's body does not hash to the id it was sent with; nothing was stored. */

@@ -43,6 +43,14 @@ const STORE_BATCH_BLOBS = STORE_BLOBS_MAX_BLOBS;
 /** A `store-blobs` request is sent once its blobs reach this many bytes. */
 const STORE_BATCH_BYTES = 2 * 1024 * 1024;
 
+/**
+ * A batched operation this deployment does not offer: no gateway listens on it (older gateways),
+ * or the NATS server's permissions predate it. The store then goes blob by blob for a while.
+ */
+const unsupported = (error: unknown) =>
+  (error as DataPathError).code === DataPathErrorCode.NoGateway ||
+  (error as DataPathError).code === DataPathErrorCode.NotPermitted;
+
 /** A small blob waiting for its `store-blobs` request. */
 interface GatheredBlob {
   readonly id: string;
@@ -241,7 +249,7 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
     try {
       added = await this.#client.storeBlobs(type, blobs);
     } catch (error) {
-      if ((error as DataPathError).code !== DataPathErrorCode.NoGateway) throw error;
+      if (!unsupported(error)) throw error;
       // Nobody listens on store-blobs: older gateways, or none at all (storeBlob then retries).
       this.#storeBatchesUnsupportedUntil = Date.now() + BATCHES_RETRY_MS;
       for (const blob of blobs) await this.#send(type, blob.id, blob.data);
@@ -350,7 +358,7 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
         try {
           blobs = await batch.reply;
         } catch (error) {
-          if ((error as DataPathError).code !== DataPathErrorCode.NoGateway) throw error;
+          if (!unsupported(error)) throw error;
           // Nobody listens on load-blobs: older gateways, or none at all (loadBlob then retries).
           this.#batchesUnsupportedUntil = Date.now() + BATCHES_RETRY_MS;
           pending.splice(0).forEach(abandon);
@@ -392,7 +400,7 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
     try {
       await this.#loadTrees(id, false);
     } catch (error) {
-      if ((error as DataPathError).code !== DataPathErrorCode.NoGateway) throw error;
+      if (!unsupported(error)) throw error;
       // Nobody listens on load-trees: older gateways, or none at all (loadBlob then retries).
       this.#treesUnsupportedUntil = Date.now() + BATCHES_RETRY_MS;
       return loadTreeFrom(this.#client, id);

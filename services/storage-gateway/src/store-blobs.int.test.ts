@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from '@nats-io/nats-core';
@@ -272,5 +272,80 @@ describe('gateways older than store-blobs', () => {
     } finally {
       single.unsubscribe();
     }
+  });
+});
+
+describe('an agent whose NATS permissions predate store-blobs and load-trees', () => {
+  // Its identity may publish only the operations of before: the requests are refused by the
+  // server, and the agent goes blob by blob, as with a gateway that does not know them.
+  let server: NatsServer;
+  let agentNc: NatsConnection;
+  let backend: Backend;
+  let gw: TestGateway;
+  const old = ['repository-info', 'missing-blobs', 'store-blob', 'flush', 'load-blob', 'load-blobs'];
+
+  beforeAll(async () => {
+    const dir = join(scratch, 'old-permissions');
+    await mkdir(dir, { recursive: true });
+    const allow = old.map((op) => JSON.stringify(dataSubject(TEST_AGENT, op)));
+    const configFile = join(dir, 'nats.conf');
+    await writeFile(
+      configFile,
+      [
+        `jetstream { store_dir: ${JSON.stringify(join(dir, 'js'))} }`,
+        'max_payload: 16777216',
+        'no_auth_user: gateway',
+        'authorization {',
+        '  users: [',
+        '    { user: gateway, password: gateway-test-pass }',
+        `    { user: old-agent, password: old-agent-pass, permissions: { publish: { allow: [${allow.join(', ')}] }, subscribe: { allow: ["_INBOX.>"] } } }`,
+        '  ]',
+        '}',
+      ].join('\n'),
+    );
+    server = await startNatsServer({ dataDir: dir, configFile });
+    backend = openBackend(join(dir, 'repo'));
+    await initRepository(backend);
+    gw = await startTestGateway(server.url, {
+      backend,
+      gatewayId: 'gw-old-permissions',
+      idleFlushMs: 60_000,
+    });
+    agentNc = await connectNats({
+      servers: server.url,
+      name: 'old-agent',
+      user: 'old-agent',
+      pass: 'old-agent-pass',
+      connectTimeoutMs: 5_000,
+    });
+  });
+
+  afterAll(async () => {
+    await agentNc?.close();
+    await gw?.stop();
+    await backend?.close();
+    await server?.destroy();
+  });
+
+  it('is told NOT_PERMITTED at once, and backs up blob by blob', async () => {
+    const client = new DataPathClient(agentNc, {
+      requester: TEST_AGENT,
+      sessionId: 'backup-old-permissions',
+    });
+    const blobs = Array.from({ length: 5 }, () => randomContent(3_000));
+    const refused = await failure(client.storeBlobs('data', [{ id: sha256(blobs[0]!), data: blobs[0]! }]));
+    expect(refused.code).toBe(DataPathErrorCode.NotPermitted);
+    expect(refused.message).toContain('volback init');
+    expect((await failure(client.loadTrees(sha256(Buffer.from('a tree'))))).code).toBe(
+      DataPathErrorCode.NotPermitted,
+    );
+
+    const store = await GatewayBlobStore.open(client);
+    for (const data of blobs) await store.saveBlob('data', data, sha256(data));
+    await store.drain();
+    expect(store.bytesAdded).toBe(5 * 3_000);
+    await client.flush();
+    const refs = blobs.map((data) => ({ type: 'data' as const, id: sha256(data) }));
+    expect(await client.missingBlobs(refs)).toEqual([]);
   });
 });
