@@ -20,7 +20,13 @@ export {
   type TreeNode,
 } from './format/tree.ts';
 export type { BlobType, PackedBlob } from './format/pack.ts';
-export { Repository, type RepositoryOptions, type SavedBlob, type SaveBlobOptions } from './repository.ts';
+export {
+  Repository,
+  type LoadBlobsOptions,
+  type RepositoryOptions,
+  type SavedBlob,
+  type SaveBlobOptions,
+} from './repository.ts';
 export { release } from './format/release.ts';
 export { STALE_LOCK_MS, type RepositoryLock } from './locks.ts';
 export type { KeyInfo } from './keys.ts';

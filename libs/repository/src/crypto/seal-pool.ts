@@ -30,7 +30,14 @@ export type SealRequest =
       expectIds?: readonly string[];
     }
   | { seq: number; op: 'open'; data: ArrayBuffer; uncompressedLength?: number; expectId?: string }
-  | { seq: number; op: 'open-many'; data: ArrayBuffer; parts: readonly SealedPart[] };
+  | {
+      seq: number;
+      op: 'open-many';
+      data: ArrayBuffer;
+      parts: readonly SealedPart[];
+      /** False: the MACs are verified, the plaintexts not hashed (the reader checks the ids). */
+      checkIds?: boolean;
+    };
 
 /**
  * Where an `open-many` part's plaintext is: a buffer of its own (its first `plainLength` bytes),
@@ -275,8 +282,17 @@ export class SealPool {
    * they can be. A part that does not verify is an `Error` in its place (the others are still
    * good). Takes `sealed`: a buffer the caller owns whole is handed over, and unusable after.
    */
-  async openMany(sealed: Uint8Array, parts: readonly SealedPart[]): Promise<Array<Buffer | Error>> {
-    const answer = await this.#submit({ op: 'open-many', data: ownBuffer(sealed, true), parts });
+  async openMany(
+    sealed: Uint8Array,
+    parts: readonly SealedPart[],
+    checkIds = true,
+  ): Promise<Array<Buffer | Error>> {
+    const answer = await this.#submit({
+      op: 'open-many',
+      data: ownBuffer(sealed, true),
+      parts,
+      ...(checkIds ? {} : { checkIds }),
+    });
     return (answer.parts ?? []).map((opened, i) => {
       if ('error' in opened) return new Error(opened.error);
       const length = plainLength(parts[i]!);
