@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from '@nats-io/nats-core';
@@ -19,10 +21,11 @@ import {
   REPLY_BUDGET_BYTES,
 } from '@volback/data-path';
 import { connectNats } from '@volback/messaging';
-import { openBackend, Repository, type Backend } from '@volback/repository';
+import { dumpTree, openBackend, Repository, type Backend } from '@volback/repository';
 import { startNatsServer, waitFor, type NatsServer } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  buildSnapshot,
   countRequests,
   failure,
   initRepository,
@@ -295,6 +298,38 @@ async function names(files: AsyncIterable<{ name: string }>): Promise<Set<string
   for await (const { name } of files) found.add(name);
   return found;
 }
+
+describe('a tar of a snapshot through a gateway', () => {
+  it('reads many small files a batch at a time, and carries every byte', async () => {
+    const files = Object.fromEntries(
+      Array.from({ length: 300 }, (_, i) => [
+        `f${String(i).padStart(3, '0')}.bin`,
+        randomContent(200 + i * 37),
+      ]),
+    );
+    const snapshot = buildSnapshot('many-small', files);
+    const client = new DataPathClient(nc, { requester: TEST_READER, sessionId: 'store-many-small' });
+    for (const blob of snapshot.blobs) await client.storeBlob(blob.type, blob.id, blob.data);
+    await client.flush();
+
+    const batched = await countRequests(nc, dataSubject(TEST_READER, DATA_OPERATIONS.loadBlobs));
+    const into = await mkdtemp(join(scratch, 'tar-'));
+    try {
+      const store = await GatewayBlobStore.open(new DataPathClient(nc, { requester: TEST_READER }));
+      const tar = spawn('tar', ['-x', '-C', into], { stdio: ['pipe', 'ignore', 'inherit'] });
+      const exited = new Promise<number | null>((resolve) => tar.on('close', resolve));
+      await pipeline(await dumpTree(store, snapshot.tree, '/'), tar.stdin);
+      expect(await exited).toBe(0);
+      // 300 files of one directory: 128 to a batch, each batch one request.
+      expect(batched.count).toBeLessThanOrEqual(Math.ceil(300 / 128) + 1);
+    } finally {
+      batched.stop();
+    }
+    const dir = join(into, ...snapshot.paths[0]!.split('/').filter(Boolean));
+    for (const [name, content] of Object.entries(files))
+      expect((await readFile(join(dir, name))).equals(content), name).toBe(true);
+  });
+});
 
 describe('load-blobs replies the client does not take, and gateways older than load-blobs', () => {
   // Stand-ins for a broken or an older gateway, on a NATS server of their own (no real gateway).
