@@ -550,10 +550,11 @@ export class Repository {
 
   /**
    * {@link saveBlob} of several small blobs of one type: those the repository lacks are sealed
-   * together in one worker job (a job per blob would cost more than the sealing). `added[i]` is
-   * false when the repository had blob `i` (or it came earlier in `blobs`). The buffers are
-   * copied, never taken. With `verify`, every blob is checked against its id first, and one
-   * that does not match fails the call with nothing stored ({@link SaveBlobOptions.verify}).
+   * together in one worker job (a job per blob would cost more than the sealing), and the call
+   * resolves once they are in their packs. `added[i]` is false when the repository had blob `i`
+   * (or it came earlier in `blobs`). The buffers are copied, never taken. With `verify`, every
+   * blob is checked against its id first, and one that does not match fails the call with
+   * nothing stored ({@link SaveBlobOptions.verify}).
    */
   async saveBlobs(
     type: BlobType,
@@ -561,89 +562,41 @@ export class Repository {
     options: Pick<SaveBlobOptions, 'onSealed' | 'verify'> = {},
   ): Promise<boolean[]> {
     if (this.#uploadError) throw this.#uploadError;
-    if (options.verify) return this.#saveManyVerified(type, blobs, options.onSealed);
-    const fresh: Array<{ readonly id: string; readonly data: Uint8Array }> = [];
-    const added = blobs.map((blob) => {
-      if (this.hasBlob(type, blob.id)) return false;
-      this.#pending.add(BlobIndex.key(type, blob.id));
-      fresh.push(blob);
-      return true;
-    });
-    if (fresh.length === 0) return added;
-    const compress = this.version === 2;
+    const onSealed = options.onSealed ? { onSealed: options.onSealed } : {};
     const pool = this.#sealPool();
     if (!pool) {
-      for (const { id, data } of fresh) {
-        const frame = compress ? compressBlob(data) : undefined;
-        const sealed = encrypt(this.#key, frame ?? data);
-        release(frame);
-        await this.#addToPack(type, id, sealed, frame ? data.length : undefined, options.onSealed);
+      if (options.verify) {
+        for (const [i, { id, data }] of blobs.entries()) {
+          const actual = sha256Hex(data);
+          if (actual !== id)
+            throw mismatch(
+              `blob ${i + 1} of ${blobs.length} hashes to ${actual}, not to ${id}: nothing was stored`,
+            );
+        }
       }
+      const added: boolean[] = [];
+      for (const { id, data } of blobs) added.push((await this.saveBlob(type, data, id, onSealed)).added);
       return added;
     }
-    while (this.#sealing.size >= 2 * this.#sealWorkers + 2) await Promise.race(this.#sealing);
-    const lengths = fresh.map((b) => b.data.length);
-    const job: Promise<void> = pool
-      .sealMany(
-        fresh.map((b) => b.data),
-        compress,
-      )
-      .then(async (sealed) => {
-        for (const [i, { sealed: bytes, compressed }] of sealed.entries())
-          await this.#addToPack(
-            type,
-            fresh[i]!.id,
-            bytes,
-            compressed ? lengths[i] : undefined,
-            options.onSealed,
-          );
-      })
-      .catch((error: unknown) => {
-        this.#uploadError ??= error;
-      })
-      .finally(() => this.#sealing.delete(job));
-    this.#sealing.add(job);
-    return added;
-  }
-
-  async #saveManyVerified(
-    type: BlobType,
-    blobs: ReadonlyArray<{ readonly id: string; readonly data: Uint8Array }>,
-    onSealed: ((storedLength: number) => void) | undefined,
-  ): Promise<boolean[]> {
-    const pool = this.#sealPool();
-    if (!pool) {
-      for (const [i, { id, data }] of blobs.entries()) {
-        const actual = sha256Hex(data);
-        if (actual !== id)
-          throw mismatch(
-            `blob ${i + 1} of ${blobs.length} hashes to ${actual}, not to ${id}: nothing was stored`,
-          );
-      }
-      return this.saveBlobs(type, blobs, onSealed ? { onSealed } : {});
-    }
-    // Those already present are still checked (the request is refused whole), but not sealed again.
+    // Blobs already present are not sealed again, but checked when asked to (a request is refused whole).
     const fresh = blobs.map((b) => !this.hasBlob(type, b.id));
+    const sealed = options.verify ? blobs : blobs.filter((_, i) => fresh[i]);
     const sealing = pool
       .sealMany(
-        blobs.map((b) => b.data),
+        sealed.map((b) => b.data),
         this.version === 2,
-        blobs.map((b) => b.id),
+        options.verify ? sealed.map((b) => b.id) : undefined,
       )
-      .then((sealed) =>
-        sealed.flatMap(({ sealed: bytes, compressed }, i) =>
-          fresh[i]
-            ? [
-                {
-                  id: blobs[i]!.id,
-                  sealed: bytes,
-                  uncompressedLength: compressed ? blobs[i]!.data.length : undefined,
-                },
-              ]
-            : [],
-        ),
+      .then((results) =>
+        results.flatMap(({ sealed: bytes, compressed }, i) => {
+          const blob = sealed[i]!;
+          if (options.verify && !fresh[i]) return [];
+          return [
+            { id: blob.id, sealed: bytes, uncompressedLength: compressed ? blob.data.length : undefined },
+          ];
+        }),
       );
-    const added = await this.#sealChecked(sealing, type, onSealed);
+    const added = await this.#sealChecked(sealing, type, options.onSealed);
     // In the order of `blobs`: those found present before sealing were not added.
     let next = 0;
     return fresh.map((isFresh) => (isFresh ? added[next++]! : false));

@@ -215,23 +215,11 @@ export class GatewayRepository {
     data: Uint8Array,
     sessionId?: string,
   ): Promise<{ added: boolean; storedLength: number }> {
-    this.#checkOpen();
     const onSealed = sessionId ? (length: number) => this.#countStored(sessionId, length) : undefined;
-    const saved = await this.#gate.shared(async () => {
-      const repo = this.#repo;
-      try {
-        const result = await repo.saveBlob(type, data, id, {
-          verify: true,
-          ...(onSealed ? { onSealed } : {}),
-        });
-        if (result.added) this.#dirty = true;
-        return result;
-      } catch (error) {
-        if (!isMismatch(error)) void this.#recover(repo, error);
-        throw error;
-      }
-    });
-    this.#scheduleIdleFlush();
+    const saved = await this.#saving(
+      (repo) => repo.saveBlob(type, data, id, { verify: true, ...(onSealed ? { onSealed } : {}) }),
+      (result) => result.added,
+    );
     return { added: saved.added, storedLength: saved.storedLength };
   }
 
@@ -244,21 +232,32 @@ export class GatewayRepository {
     blobs: ReadonlyArray<{ readonly id: string; readonly data: Uint8Array }>,
     sessionId: string,
   ): Promise<boolean[]> {
-    this.#checkOpen();
     const onSealed = (length: number) => this.#countStored(sessionId, length);
-    const added = await this.#gate.shared(async () => {
+    return this.#saving(
+      (repo) => repo.saveBlobs(type, blobs, { onSealed, verify: true }),
+      (added) => added.includes(true),
+    );
+  }
+
+  /**
+   * Runs a save on the current handle, sharing the gate with other saves. A handle whose write
+   * failed is replaced; a blob that did not match its id is the caller's error, and leaves it be.
+   */
+  async #saving<T>(save: (repo: Repository) => Promise<T>, added: (result: T) => boolean): Promise<T> {
+    this.#checkOpen();
+    const result = await this.#gate.shared(async () => {
       const repo = this.#repo;
       try {
-        const result = await repo.saveBlobs(type, blobs, { onSealed, verify: true });
-        if (result.includes(true)) this.#dirty = true;
-        return result;
+        const saved = await save(repo);
+        if (added(saved)) this.#dirty = true;
+        return saved;
       } catch (error) {
         if (!isMismatch(error)) void this.#recover(repo, error);
         throw error;
       }
     });
     this.#scheduleIdleFlush();
-    return added;
+    return result;
   }
 
   #countStored(sessionId: string, length: number): void {
