@@ -4,20 +4,39 @@ import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { waitFor } from './wait.ts';
 
-/** A free TCP port on loopback, chosen by the kernel. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Ports {@link freePort} draws from: below Linux's ephemeral range (32768–60999), so neither the
+ * kernel's own choice for another probe nor the source port of an outgoing connection can take a
+ * port between the probe and the server that binds it.
+ */
+const PROBE_PORTS = { first: 20_000, count: 12_000 } as const;
+/** Ports this process has handed out; never handed out twice (a cluster allocates several at once). */
+const handedOut = new Set<number>();
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
     server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => {
-        if (address && typeof address === 'object') resolve(address.port);
-        else reject(new Error('could not read the port of a probe socket'));
-      });
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
+}
+
+/**
+ * A free TCP port on loopback that this process has not handed out before. The kernel's `bind(0)`
+ * may give the same port to two probes in a row once the first is closed, and a server started
+ * later then finds its port taken by a neighbour's.
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = PROBE_PORTS.first + Math.floor(Math.random() * PROBE_PORTS.count);
+    if (handedOut.has(port) || !(await bindable(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error(
+    `no free port on 127.0.0.1 in ${PROBE_PORTS.first}–${PROBE_PORTS.first + PROBE_PORTS.count - 1}`,
+  );
 }
 
 /** How a process ended: its exit code, or the signal that ended it. */
