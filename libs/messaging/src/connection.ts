@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { connect, credsAuthenticator, nkeyAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { MessagingError, MessagingErrorCode } from './errors.ts';
-import { presizeSplitMessages } from './presized-messages.ts';
+import { avoidLargeMessageCopies } from './large-messages.ts';
 
-presizeSplitMessages();
+avoidLargeMessageCopies();
 
 /** The few log calls this library makes; a pino logger fits. */
 export interface MessagingLogger {

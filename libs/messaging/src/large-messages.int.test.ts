@@ -4,7 +4,7 @@ import { startNatsServer, type NatsServer } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNats, type NatsConnection } from './index.ts';
 
-describe('messages larger than a socket read (nats.js parser, sized once)', () => {
+describe('large messages through nats.js (sized once on the way in, written unjoined on the way out)', () => {
   let server: NatsServer;
   let nc: NatsConnection;
   beforeAll(async () => {
@@ -16,7 +16,7 @@ describe('messages larger than a socket read (nats.js parser, sized once)', () =
     await server?.stop();
   });
 
-  it('arrive byte for byte, each in a buffer of its own size, with and without headers', async () => {
+  it('arrive byte for byte and in order among small ones, each in a buffer of its own size, with and without headers', async () => {
     const sizes = [1, 60 * 1024, 64 * 1024 + 7, 3 * 1024 * 1024 + 1, 12 * 1024 * 1024];
     const sent = sizes.map((size) => randomBytes(size));
     const received: { data: Uint8Array; header?: string }[] = [];
