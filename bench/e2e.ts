@@ -12,7 +12,7 @@ import { EventLog, sendCommand, startService, type ServiceProcess } from '../inf
 /** What one end-to-end phase measured. */
 export interface E2eMeasure {
   wallSeconds: number;
-  /** CPU seconds of the agent and the gateway together (worker threads included). */
+  /** CPU seconds of the agent, the gateway (worker threads included) and the NATS server together. */
   cpuSeconds: number;
   /** Sum of the agent's and the gateway's peak RSS so far (their lifetime high-water marks). */
   peakRssBytes: number;
@@ -21,11 +21,12 @@ export interface E2eMeasure {
 
 const TICKS_PER_SECOND = 100;
 
-function cpuSecondsOf(pid: number): number {
+/** User and system CPU seconds of a process, its threads included. */
+function cpuOf(pid: number): { user: number; system: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the command name.
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  return { user: Number(fields[11]) / TICKS_PER_SECOND, system: Number(fields[12]) / TICKS_PER_SECOND };
 }
 
 function peakRssOf(pid: number): number {
@@ -111,16 +112,26 @@ export class E2eBench {
   }
 
   async #measure(run: () => Promise<void>): Promise<E2eMeasure> {
-    const pids = this.#services.map((s) => s.pid);
+    const processes = [
+      ...this.#services.map((s) => ({ name: s.name, pid: s.pid })),
+      { name: 'nats-server', pid: this.#nats.pid },
+    ];
     const repoBefore = dirBytes(this.#repo);
-    const cpuBefore = pids.reduce((sum, pid) => sum + cpuSecondsOf(pid), 0);
+    const cpuBefore = processes.map((p) => cpuOf(p.pid));
     const started = process.hrtime.bigint();
     await run();
     const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const used = processes.map((p, i) => {
+      const after = cpuOf(p.pid);
+      return { name: p.name, user: after.user - cpuBefore[i]!.user, system: after.system - cpuBefore[i]!.system };
+    });
+    process.stderr.write(
+      `bench: volback-e2e CPU s (user / sys): ${used.map((u) => `${u.name} ${u.user.toFixed(2)} / ${u.system.toFixed(2)}`).join(', ')}\n`,
+    );
     return {
       wallSeconds,
-      cpuSeconds: pids.reduce((sum, pid) => sum + cpuSecondsOf(pid), 0) - cpuBefore,
-      peakRssBytes: pids.reduce((sum, pid) => sum + peakRssOf(pid), 0),
+      cpuSeconds: used.reduce((sum, u) => sum + u.user + u.system, 0),
+      peakRssBytes: this.#services.reduce((sum, s) => sum + peakRssOf(s.pid), 0),
       repoBytesAdded: dirBytes(this.#repo) - repoBefore,
     };
   }
