@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { constants, zstdCompressSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { compressBlob, decompress } from './compression.ts';
+import { RepositoryErrorCode } from '../errors.ts';
+import { compressBlob, decompress, frameContentSize, loadSmallFrameDecoder } from './compression.ts';
 
 const text = (bytes: number) =>
   Buffer.from('volume backup restore snapshot\n'.repeat(Math.ceil(bytes / 31))).subarray(0, bytes);
@@ -34,5 +36,54 @@ describe('compressBlob', () => {
   it('compresses small and empty blobs without sampling', () => {
     expect(compressBlob(text(4000))).toBeDefined();
     expect(compressBlob(Buffer.alloc(0))).toBeUndefined();
+  });
+});
+
+describe('decompress', () => {
+  const frame = (bytes: number, declareSize = true) =>
+    zstdCompressSync(text(bytes), { params: { [constants.ZSTD_c_contentSizeFlag]: declareSize ? 1 : 0 } });
+
+  it('reads the content size a frame header declares, in 1, 2, 4 or 8 bytes, or none', () => {
+    for (const bytes of [0, 1, 255, 256, 300, 65_535, 65_791, 70_000, 1_000_000]) {
+      expect(frameContentSize(frame(bytes)), `${bytes} bytes`).toBe(bytes);
+      expect(frameContentSize(frame(bytes, false)), `${bytes} bytes, not declared`).toBeUndefined();
+    }
+    expect(frameContentSize(Buffer.from('not a zstd frame'))).toBeUndefined();
+    expect(frameContentSize(frame(300).subarray(0, 5))).toBeUndefined();
+  });
+
+  it('gives every frame back byte for byte, small ones through the WebAssembly decoder once loaded', async () => {
+    expect(await loadSmallFrameDecoder()).toBe(true);
+    for (const bytes of [0, 1, 255, 256, 4000, 65_536, 65_537, 300_000]) {
+      for (const declareSize of [true, false]) {
+        expect(decompress(frame(bytes, declareSize), bytes).equals(text(bytes)), `${bytes} bytes`).toBe(true);
+      }
+    }
+  });
+
+  it('a damaged frame, or one of another length than expected, is MALFORMED as before', async () => {
+    await loadSmallFrameDecoder();
+    const whole = frame(4000);
+    const damaged = whole.subarray(0, whole.length - 8); // cut short
+    expect(() => decompress(damaged, 4000)).toThrow(
+      expect.objectContaining({
+        code: RepositoryErrorCode.Malformed,
+        message: expect.stringMatching(/does not decompress/),
+      }),
+    );
+    for (const declareSize of [true, false]) {
+      expect(() => decompress(frame(300, declareSize), 200)).toThrow(
+        expect.objectContaining({
+          code: RepositoryErrorCode.Malformed,
+          message: 'decompressed to 300 bytes, expected 200',
+        }),
+      );
+      expect(() => decompress(frame(300, declareSize), 400)).toThrow(
+        expect.objectContaining({
+          code: RepositoryErrorCode.Malformed,
+          message: 'decompressed to 300 bytes, expected 400',
+        }),
+      );
+    }
   });
 });
