@@ -123,7 +123,11 @@ export class E2eBench {
     const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
     const used = processes.map((p, i) => {
       const after = cpuOf(p.pid);
-      return { name: p.name, user: after.user - cpuBefore[i]!.user, system: after.system - cpuBefore[i]!.system };
+      return {
+        name: p.name,
+        user: after.user - cpuBefore[i]!.user,
+        system: after.system - cpuBefore[i]!.system,
+      };
     });
     process.stderr.write(
       `bench: volback-e2e CPU s (user / sys): ${used.map((u) => `${u.name} ${u.user.toFixed(2)} / ${u.system.toFixed(2)}`).join(', ')}\n`,

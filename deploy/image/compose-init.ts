@@ -4,7 +4,10 @@
 //    `minio`, the names the services reach each other by, plus VOLBACK_TLS_NAMES);
 // 2. an agent identity for this Docker host (VOLBACK_AGENT_NAME), keeping the host id its
 //    `agent-state` volume already has;
-// 3. gives each service only its own files: `<secrets>/mounts/<service>/`, owned by the user the
+// 3. the NATS configuration as this version writes it (`volback init nats-config`): a set-up of an
+//    earlier version lacks the permissions of newer operations. NATS restarts after an upgrade
+//    (`depends_on: init: restart: true`) and reads it;
+// 4. gives each service only its own files: `<secrets>/mounts/<service>/`, owned by the user the
 //    service runs as, 0600 in a 0700 folder. Copies are rewritten on every run, so a rotated
 //    key reaches its service with the next `docker compose up -d`.
 // Nothing secret is printed; only file names.
@@ -67,7 +70,8 @@ async function agentIdentity(name: string): Promise<string | undefined> {
 }
 
 async function main(): Promise<void> {
-  if (!existsSync(join(DIR, 'nats/settings.json'))) {
+  const fresh = !existsSync(join(DIR, 'nats/settings.json'));
+  if (fresh) {
     const tls = names('VOLBACK_TLS_NAMES');
     volback(
       [
@@ -94,6 +98,9 @@ async function main(): Promise<void> {
     volback(['init', 'agent', agentName, '--dir', DIR, ...(hostId ? ['--host-id', hostId] : [])]);
     agent = (await agentIdentity(agentName))!;
   }
+
+  // NATS starts (or restarts, after an upgrade) after this: nothing to reload here.
+  if (!fresh) volback(['init', 'nats-config', '--dir', DIR, '--no-reload']);
 
   const ca = `${await text('ca/ca.crt')}\n`;
   const seed = async (identity: string) => `${await text(`identities/${identity}.nk`)}\n`;

@@ -1,12 +1,12 @@
 // `npm start` is secure by default: its secrets are files only their owner reads, and no secret
 // (repository password, catalog tokens, nkey seeds) shows in a log, an event, a command line or
 // a process environment of the running stack.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { commandSubject, inboxPrefix, STREAMS } from '@volback/contracts';
+import { commandSubject, DATA_HEADERS, dataSubject, inboxPrefix, STREAMS } from '@volback/contracts';
 import { connectNats } from '@volback/messaging';
 import { freePort, runToEnd, waitUntil } from '@volback/testing';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -149,5 +149,52 @@ describe('npm start: secrets', () => {
     await agent.closed();
     running.child.kill('SIGTERM');
     expect(await running.exit).toBe(0);
+  });
+
+  it('rewrites the NATS configuration of an earlier version when it starts: the newer operations are allowed', async () => {
+    const { env, running } = await readyStack('');
+    const dir = join(env.VOLBACK_DATA_DIR!, 'secrets');
+    const file = join(dir, 'nats/nats-server.conf');
+    const current = readFileSync(file, 'utf8');
+    running.child.kill('SIGTERM');
+    expect(await running.exit).toBe(0);
+    // What a version before store-blobs and load-trees wrote.
+    const older = current
+      .split('\n')
+      .filter((line) => !/store-blobs|load-trees/.test(line))
+      .join('\n');
+    expect(older).not.toBe(current);
+    writeFileSync(file, older);
+
+    const again = startStack(env);
+    stack = again;
+    const ready = `http://127.0.0.1:${env.VOLBACK_OPS_PORT}/readyz`;
+    await waitUntil(
+      'the stack to be ready again',
+      async () => (await fetch(ready).catch(() => null))?.status === 200,
+    );
+    expect(readFileSync(file, 'utf8')).toBe(current);
+    expect((statSync(file).mode & 0o777).toString(8)).toBe('600');
+
+    // The server runs with it: the catalog may ask a gateway for trees (an error of the gateway's
+    // own, not the server's refusal).
+    const catalog = await connectNats({
+      servers: `nats://127.0.0.1:${env.VOLBACK_NATS_PORT}`,
+      name: 'catalog-probe',
+      connectTimeoutMs: 5_000,
+      nkeyFile: join(dir, 'identities/catalog.nk'),
+      caFile: join(dir, 'ca/ca.crt'),
+      inboxPrefix: inboxPrefix({ kind: 'service', service: 'catalog' }),
+    });
+    try {
+      const reply = await catalog.request(dataSubject({ kind: 'catalog' }, 'load-trees'), '{}', {
+        timeout: 5_000,
+      });
+      expect(reply.headers?.get(DATA_HEADERS.error)).toBe('BAD_REQUEST');
+    } finally {
+      await catalog.close();
+    }
+    again.child.kill('SIGTERM');
+    expect(await again.exit).toBe(0);
   });
 });

@@ -88,11 +88,15 @@ export async function stackSecrets(
         ? 'wrote the stack secrets (the repository password is the one this stack had)'
         : 'wrote the stack secrets: keep a copy of repository-password somewhere safe, without it no backup can be read',
     );
-  } else if (password !== undefined && (await readFile(passwordFile, 'utf8')).trim() !== password) {
-    throw new ConfigError(
-      'VOLBACK_PASSWORD',
-      `differs from the repository password in ${passwordFile}: unset it (the file is used)`,
-    );
+  } else {
+    if (password !== undefined && (await readFile(passwordFile, 'utf8')).trim() !== password) {
+      throw new ConfigError(
+        'VOLBACK_PASSWORD',
+        `differs from the repository password in ${passwordFile}: unset it (the file is used)`,
+      );
+    }
+    // A set-up of an earlier version lacks the permissions of newer operations; NATS starts after this.
+    await runInit(['nats-config', '--dir', dir, '--no-reload'], env, log);
   }
   let agentSeed: string | undefined;
   if (withAgent) {

@@ -80,6 +80,11 @@ export interface DataPathClientOptions {
   timeoutMs?: number;
   /** Further tries after a timeout or when no gateway listens (default 3), with exponential backoff. */
   retries?: number;
+  /**
+   * Told of every request the NATS server refuses (`NOT_PERMITTED`: permissions written before the
+   * operation existed), e.g. to log the remedy: a store then falls back to slower operations.
+   */
+  onNotPermitted?: (error: DataPathError) => void;
 }
 
 /** What a gateway says about its repository. */
@@ -148,7 +153,7 @@ function fromNatsError(error: unknown, subject: string, timeoutMs: number): Data
   ) {
     return new DataPathError(
       DataPathErrorCode.NotPermitted,
-      `the NATS server does not let this identity publish on ${subject} (permissions written before this operation existed? run volback init again)`,
+      `the NATS server does not let this identity publish on ${subject} (permissions written before this operation existed: rewrite them with "volback init nats-config", which reloads NATS)`,
       { cause: error },
     );
   }
@@ -185,6 +190,7 @@ export class DataPathClient {
   readonly #repositoryId: string;
   readonly #timeoutMs: number;
   readonly #retries: number;
+  readonly #onNotPermitted: ((error: DataPathError) => void) | undefined;
 
   constructor(nc: NatsConnection, options: DataPathClientOptions) {
     this.#nc = nc;
@@ -194,6 +200,7 @@ export class DataPathClient {
     this.sessionId = options.sessionId ?? `session-${randomUUID()}`;
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#retries = options.retries ?? 3;
+    this.#onNotPermitted = options.onNotPermitted;
     let budget = replyBudgets.get(nc);
     if (!budget) {
       budget = new ByteBudget(REPLY_BUDGET_BYTES);
@@ -607,6 +614,7 @@ export class DataPathClient {
         });
       } catch (error) {
         const failure = fromNatsError(error, subject, timeout);
+        if (failure.code === DataPathErrorCode.NotPermitted) this.#onNotPermitted?.(failure);
         const retry =
           RETRYABLE_CODES.has(failure.code) &&
           (options.retryNoGateway !== false || failure.code !== DataPathErrorCode.NoGateway);

@@ -71,6 +71,8 @@ runService({
     });
     if (leftovers.length) log.info({ helpers: leftovers }, 'removed helper containers a previous run left');
     if (service.stopping) return;
+    /** Operations the NATS server refused, each warned about once. */
+    const refusals = new Set<string>();
     const commands = await startCommandConsumer({
       hostId,
       hostName: async () => config.hostName ?? (await engine.info()).hostName,
@@ -81,7 +83,15 @@ runService({
       dumper: new DatabaseDumper(engine.docker, { local: engine.local }),
       logger: log,
       ackWaitMs: config.commandAckWaitSeconds * 1000,
-      dataPath: { timeoutMs: config.dataTimeoutSeconds * 1000 },
+      dataPath: {
+        timeoutMs: config.dataTimeoutSeconds * 1000,
+        // Said once per operation: the message names the subject and the remedy.
+        onNotPermitted: (error) => {
+          if (refusals.has(error.message)) return;
+          refusals.add(error.message);
+          log.warn({ code: error.code }, error.message);
+        },
+      },
       security: { hookContainers: config.hookContainers, containersJsonEnv: config.containersJsonEnv },
       streams: { replicas: config.streamReplicas },
       chunkCacheRoot: join(config.stateDir, 'chunk-cache'),

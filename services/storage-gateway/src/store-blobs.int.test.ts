@@ -328,14 +328,16 @@ describe('an agent whose NATS permissions predate store-blobs and load-trees', (
   });
 
   it('is told NOT_PERMITTED at once, and backs up blob by blob', async () => {
+    const refusals: string[] = [];
     const client = new DataPathClient(agentNc, {
       requester: TEST_AGENT,
       sessionId: 'backup-old-permissions',
+      onNotPermitted: (error) => refusals.push(error.message),
     });
     const blobs = Array.from({ length: 5 }, () => randomContent(3_000));
     const refused = await failure(client.storeBlobs('data', [{ id: sha256(blobs[0]!), data: blobs[0]! }]));
     expect(refused.code).toBe(DataPathErrorCode.NotPermitted);
-    expect(refused.message).toContain('volback init');
+    expect(refused.message).toContain('volback init nats-config');
     expect((await failure(client.loadTrees(sha256(Buffer.from('a tree'))))).code).toBe(
       DataPathErrorCode.NotPermitted,
     );
@@ -347,5 +349,9 @@ describe('an agent whose NATS permissions predate store-blobs and load-trees', (
     await client.flush();
     const refs = blobs.map((data) => ({ type: 'data' as const, id: sha256(data) }));
     expect(await client.missingBlobs(refs)).toEqual([]);
+    // Told, so that an agent can say what to run: the subject and the command.
+    expect(refusals.length).toBeGreaterThanOrEqual(3);
+    expect(refusals[0]).toContain(dataSubject(TEST_AGENT, 'store-blobs'));
+    expect(refusals.every((message) => message.includes('volback init nats-config'))).toBe(true);
   });
 });

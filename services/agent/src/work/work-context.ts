@@ -1,4 +1,5 @@
 import { createEvent, progressSubject, type EventDefinition, type WorkProgress } from '@volback/contracts';
+import type { DataPathError } from '@volback/data-path';
 import type { MessagePublisher, NatsConnection } from '@volback/messaging';
 import type { Logger } from '@volback/observability';
 import type { z } from 'zod';
@@ -44,7 +45,11 @@ export interface WorkContext {
   readonly signal: AbortSignal;
   /** 1 on the command's first delivery; more after a crash or a stop mid-run. */
   readonly deliveryCount: number;
-  readonly dataPath?: { readonly timeoutMs?: number; readonly retries?: number };
+  readonly dataPath?: {
+    readonly timeoutMs?: number;
+    readonly retries?: number;
+    readonly onNotPermitted?: (error: DataPathError) => void;
+  };
   /** Where chunk caches go, one per volume (see @volback/repository's ChunkCache); none without. */
   readonly chunkCacheRoot?: string;
   readonly security: WorkSecurity;

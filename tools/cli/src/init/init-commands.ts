@@ -177,6 +177,25 @@ export function registerInitCommands(program: Command, run: InitRunner): void {
       }),
     );
 
+  init
+    .command('nats-config')
+    .description(
+      'rewrite the NATS configuration from the identities, as this version writes it (after an upgrade: permissions for new operations), and reload NATS when it changed',
+    )
+    .option('--no-reload', 'only rewrite (NATS starts after this, or is reloaded by other means)')
+    .action(async (_flags: object, command: Command) =>
+      run(command, async () => {
+        const flags = command.optsWithGlobals<DirFlags & { reload: boolean }>();
+        const changed = await (await secretsDir()).refreshNatsConfig(dirOf(flags));
+        if (changed.length === 0) {
+          write('the NATS configuration is up to date');
+          return;
+        }
+        for (const file of changed) write(`rewrote ${file}`);
+        if (flags.reload) await reload(flags);
+      }),
+    );
+
   const rotate = init.command('rotate').description("replace an identity's key");
   rotate
     .command('agent')

@@ -1,6 +1,6 @@
 // `volback init` as a user runs it: the files it writes, and what it refuses (changing nothing).
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runToEnd } from '@volback/testing';
@@ -117,6 +117,38 @@ describe('volback init', () => {
     const config = readFileSync(join(dir, 'nats/nats-server.conf'), 'utf8');
     expect(config).toContain('cert_file: "/etc/volback/tls/nats.crt"');
     expect(config).not.toContain('pid_file');
+  });
+});
+
+describe('volback init nats-config', () => {
+  const dir = join(root, 'upgraded');
+
+  it('rewrites a configuration an earlier version wrote, once, and says how to reload NATS', async () => {
+    expect((await volback(['init', '--dir', dir])).code).toBe(0);
+    const file = join(dir, 'nats/nats-server.conf');
+    const current = readFileSync(file, 'utf8');
+    const upToDate = await volback(['init', 'nats-config', '--dir', dir]);
+    expect(upToDate.code, upToDate.output).toBe(0);
+    expect(upToDate.output).toContain('the NATS configuration is up to date');
+
+    // An earlier version's: without the operations added since.
+    const older = current
+      .split('\n')
+      .filter((line) => !/store-blobs|load-trees/.test(line))
+      .join('\n');
+    writeFileSync(file, older);
+    const rewritten = await volback(['init', 'nats-config', '--dir', dir]);
+    expect(rewritten.code, rewritten.output).toBe(0);
+    expect(rewritten.output).toContain(`rewrote ${file}`);
+    expect(rewritten.output).toContain('nats-server --signal reload');
+    expect(readFileSync(file, 'utf8')).toBe(current);
+    expect((statSync(file).mode & 0o777).toString(8)).toBe('600');
+
+    writeFileSync(file, older);
+    const quiet = await volback(['init', 'nats-config', '--no-reload', '--dir', dir]);
+    expect(quiet.output.trim()).toBe(`rewrote ${file}`);
+    expect(readFileSync(file, 'utf8')).toBe(current);
+    expect((await volback(['init', 'nats-config', '--dir', join(root, 'none')])).code).toBe(1);
   });
 });
 

@@ -300,8 +300,8 @@ async function natsUsers(dir: string): Promise<NatsUser[]> {
   return users;
 }
 
-/** Rewrites the NATS configuration (one per node of a cluster) from the identities, atomically. */
-export async function writeNatsConfig(dir: string): Promise<string[]> {
+/** The NATS configuration (one per node of a cluster) the settings and identities give: file and text. */
+async function renderNatsConfigs(dir: string): Promise<{ file: string; config: string }[]> {
   const paths = secretPaths(dir);
   const settings = JSON.parse(await readText(paths.natsSettings)) as NatsSettings;
   const seenDir = settings.secretsPath ?? resolve(dir);
@@ -322,11 +322,10 @@ export async function writeNatsConfig(dir: string): Promise<string[]> {
       },
       users,
     );
-    await writeSecret(paths.natsConfig, config);
-    return [paths.natsConfig];
+    return [{ file: paths.natsConfig, config }];
   }
   const { name, nodes } = settings.cluster;
-  const written: string[] = [];
+  const rendered: { file: string; config: string }[] = [];
   for (const node of nodes) {
     const seen = natsNodePaths(seenDir, node.name);
     const config = renderNatsConfig(
@@ -347,11 +346,32 @@ export async function writeNatsConfig(dir: string): Promise<string[]> {
       },
       users,
     );
-    const file = natsNodePaths(dir, node.name).config;
-    await writeSecret(file, config);
-    written.push(file);
+    rendered.push({ file: natsNodePaths(dir, node.name).config, config });
   }
-  return written;
+  return rendered;
+}
+
+/** Rewrites the NATS configuration (one per node of a cluster) from the identities, atomically. */
+export async function writeNatsConfig(dir: string): Promise<string[]> {
+  const rendered = await renderNatsConfigs(dir);
+  for (const { file, config } of rendered) await writeSecret(file, config);
+  return rendered.map(({ file }) => file);
+}
+
+/**
+ * Rewrites the NATS configuration where it differs from what this version writes (`volback init
+ * nats-config`): a set-up written by an earlier version lacks the permissions of newer operations
+ * (the servers refuse them, and the services fall back to slower ones). Returns the files changed.
+ */
+export async function refreshNatsConfig(dir: string): Promise<string[]> {
+  const changed: string[] = [];
+  for (const { file, config } of await renderNatsConfigs(dir)) {
+    const current = existsSync(file) ? await readFile(file, 'utf8') : undefined;
+    if (current === config) continue;
+    await writeSecret(file, config);
+    changed.push(file);
+  }
+  return changed;
 }
 
 async function isNatsServer(pid: number): Promise<boolean> {
