@@ -491,7 +491,19 @@ describe('docker compose: volback deployed from its images', () => {
       for (const service of ['init', 'storage-gateway', 'scheduler', 'catalog', 'agent'])
         expect(exits).toContain(`${service} 0`);
       await composeA.run(staged, [...CENTRAL, 'down']);
+      // The NATS configuration as an earlier version wrote it, without the operations added since:
+      // the init writes it as this version does before NATS starts.
+      const natsConfig = secretFile('nats/nats-server.conf');
+      const current = await readFile(natsConfig, 'utf8');
+      await writeFile(
+        natsConfig,
+        current
+          .split('\n')
+          .filter((line) => !/store-blobs|load-trees/.test(line))
+          .join('\n'),
+      );
       await composeA.run(staged, [...CENTRAL, 'up', '-d', '--wait', '--pull', 'never']);
+      expect(await readFile(natsConfig, 'utf8')).toBe(current);
 
       // Every volume of both hosts and every snapshot is still there (catalog and NATS volumes).
       const after = await history();
