@@ -89,6 +89,14 @@ describe('docker compose: volback deployed from its images', () => {
   let ports: CentralPorts;
   const figures: Record<string, string> = {};
   let upAt = 0;
+  /** The central host's `.env` values. */
+  let centralEnv: Record<string, string> = {};
+  /** The NATS configuration as a version before store-blobs and load-trees wrote it. */
+  const withoutNewerOperations = (config: string) =>
+    config
+      .split('\n')
+      .filter((line) => !/store-blobs|load-trees/.test(line))
+      .join('\n');
   /** A file of the set-up the `init` service wrote into ./secrets (the test runs as root). */
   const secretFile = (file: string) => join(staged, 'secrets', file);
   const secretOf = async (file: string) => (await readFile(secretFile(file), 'utf8')).trim();
@@ -215,12 +223,13 @@ describe('docker compose: volback deployed from its images', () => {
     ports = await allocatePorts();
     await writeFile(join(staged, 'loopback.yml'), centralLoopbackOverride(ports));
     // No secret in .env: the init service writes them into ./secrets.
-    await writeEnvFile(staged, staged, {
+    centralEnv = {
       DOCKER_SOCKET: engineA.socketPath,
       DOCKER_VOLUMES_DIR: join(engineA.dataRoot, 'volumes'),
       // The first backup of the labelled volume comes from its schedule, not from its discovery.
       VOLBACK_SCHEDULER_FIRST_BACKUP_DELAY_SECONDS: '3600',
-    });
+    };
+    await writeEnvFile(staged, staged, centralEnv);
 
     let started = Date.now();
     await composeA.run(staged, [...CENTRAL, 'build']);
@@ -495,13 +504,7 @@ describe('docker compose: volback deployed from its images', () => {
       // the init writes it as this version does before NATS starts.
       const natsConfig = secretFile('nats/nats-server.conf');
       const current = await readFile(natsConfig, 'utf8');
-      await writeFile(
-        natsConfig,
-        current
-          .split('\n')
-          .filter((line) => !/store-blobs|load-trees/.test(line))
-          .join('\n'),
-      );
+      await writeFile(natsConfig, withoutNewerOperations(current));
       await composeA.run(staged, [...CENTRAL, 'up', '-d', '--wait', '--pull', 'never']);
       expect(await readFile(natsConfig, 'utf8')).toBe(current);
 
@@ -522,6 +525,30 @@ describe('docker compose: volback deployed from its images', () => {
       );
     });
   }, 600_000);
+
+  it('upgrades in place: the new init rewrites an older NATS configuration, and NATS restarts with it', async () => {
+    await logsOnFailure(async () => {
+      const natsConfig = secretFile('nats/nats-server.conf');
+      const current = await readFile(natsConfig, 'utf8');
+      await writeFile(natsConfig, withoutNewerOperations(current));
+      const started = async () => {
+        const id = (await composeA.run(staged, [...CENTRAL, 'ps', '-q', 'nats'])).trim();
+        return (await docker(engineA, ['inspect', '-f', '{{.State.StartedAt}}', id])).trim();
+      };
+      const before = await started();
+      // What an upgrade brings: another image for the volback services. Compose recreates them,
+      // the init first; NATS (depends_on init, restart: true) is stopped and started after it.
+      await docker(engineA, ['tag', IMAGE, 'volback:upgraded']);
+      await writeEnvFile(staged, staged, { ...centralEnv, VOLBACK_IMAGE: 'volback:upgraded' });
+      try {
+        await composeA.run(staged, [...CENTRAL, 'up', '-d', '--wait', '--pull', 'never']);
+        expect(await readFile(natsConfig, 'utf8')).toBe(current);
+        expect(await started()).not.toBe(before);
+      } finally {
+        await writeEnvFile(staged, staged, centralEnv);
+      }
+    });
+  }, 300_000);
 
   it('comes back on a new host from ./secrets and the repository alone (the event log restored from its own backup)', async () => {
     await logsOnFailure(async () => {
