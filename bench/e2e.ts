@@ -74,41 +74,53 @@ export class E2eBench {
   static async start(work: string, data: string, password: string, nodeOptions?: string): Promise<E2eBench> {
     const profiling: Record<string, string> = nodeOptions ? { NODE_OPTIONS: nodeOptions } : {};
     const [nats, engine] = await Promise.all([startNatsServer(), startDockerEngine()]);
-    const nc = await connectNats({ servers: [nats.url], name: 'bench-e2e' });
-    const events = new EventLog(nc);
-    const repo = join(work, 'repo-volback-e2e');
-    await engine.docker.createVolume({ Name: 'bench' });
-    const mountpoint = ((await engine.docker.getVolume('bench').inspect()) as { Mountpoint: string })
-      .Mountpoint;
-    execFileSync('cp', ['-a', `${data}/.`, mountpoint]);
-    const gateway = await startService(
-      'gateway',
-      'bench-gateway',
-      {
-        VOLBACK_NATS_URL: nats.url,
-        VOLBACK_REPOSITORY: repo,
-        VOLBACK_PASSWORD: password,
-        LOG_LEVEL: 'info',
-        ...profiling,
-      },
-      work,
-    );
-    const state = join(work, 'agent-state');
-    const agent = await startService(
-      'agent',
-      'bench-agent',
-      {
-        VOLBACK_NATS_URL: nats.url,
-        DOCKER_HOST: engine.dockerHost,
-        VOLBACK_AGENT_STATE_DIR: state,
-        VOLBACK_HELPER_IMAGE: engine.image,
-        LOG_LEVEL: 'info',
-        ...profiling,
-      },
-      work,
-    );
-    const hostId = readFileSync(join(state, 'host-id'), 'utf8').trim();
-    return new E2eBench({ nats, engine, nc, events, services: [gateway, agent], repo, hostId, mountpoint });
+    // A start that fails (a service that does not come up) leaves nothing running behind it.
+    const started: ServiceProcess[] = [];
+    let nc: NatsConnection | undefined;
+    try {
+      nc = await connectNats({ servers: [nats.url], name: 'bench-e2e' });
+      const events = new EventLog(nc);
+      const repo = join(work, 'repo-volback-e2e');
+      await engine.docker.createVolume({ Name: 'bench' });
+      const mountpoint = ((await engine.docker.getVolume('bench').inspect()) as { Mountpoint: string })
+        .Mountpoint;
+      execFileSync('cp', ['-a', `${data}/.`, mountpoint]);
+      const gateway = await startService(
+        'gateway',
+        'bench-gateway',
+        {
+          VOLBACK_NATS_URL: nats.url,
+          VOLBACK_REPOSITORY: repo,
+          VOLBACK_PASSWORD: password,
+          LOG_LEVEL: 'info',
+          ...profiling,
+        },
+        work,
+      );
+      started.push(gateway);
+      const state = join(work, 'agent-state');
+      const agent = await startService(
+        'agent',
+        'bench-agent',
+        {
+          VOLBACK_NATS_URL: nats.url,
+          DOCKER_HOST: engine.dockerHost,
+          VOLBACK_AGENT_STATE_DIR: state,
+          VOLBACK_HELPER_IMAGE: engine.image,
+          LOG_LEVEL: 'info',
+          ...profiling,
+        },
+        work,
+      );
+      started.push(agent);
+      const hostId = readFileSync(join(state, 'host-id'), 'utf8').trim();
+      return new E2eBench({ nats, engine, nc, events, services: [gateway, agent], repo, hostId, mountpoint });
+    } catch (error) {
+      await Promise.allSettled(started.map((s) => s.stop(10_000)));
+      await nc?.close().catch(() => undefined);
+      await Promise.allSettled([engine.stop(), nats.stop()]);
+      throw error;
+    }
   }
 
   async #measure(run: () => Promise<void>): Promise<E2eMeasure> {
