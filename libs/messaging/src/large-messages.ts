@@ -9,7 +9,9 @@
 // - Out: a command waits in a list of buffers that the next flush joins into one new buffer for
 //   the socket. A command of 64 KiB or more now goes to the socket at once in its parts, in order,
 //   after whatever was pending (Node writes them together); smaller ones still wait and are joined,
-//   one write for many small commands.
+//   one write for many small commands. The socket writes such a payload from the caller's buffer,
+//   not from a copy: it must stay as it is until the request is answered (the data path frees a
+//   blob handed over only then, and never after a failure).
 import { DenoBuffer, Parser, ProtocolHandler, State } from '@nats-io/nats-core/internal';
 
 const installed = Symbol.for('volback.largeMessages');
