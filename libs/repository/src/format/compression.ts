@@ -85,6 +85,12 @@ export function loadSmallFrameDecoder(): Promise<boolean> {
   return smallFrames;
 }
 
+/** Whether the decoder of small frames is loaded; starts loading it when not (the next frames use it). */
+function smallFrameDecoderReady(): boolean {
+  if (!smallFramesLoaded) void loadSmallFrameDecoder();
+  return smallFramesLoaded;
+}
+
 /**
  * The content size a zstd frame's header declares (RFC 8878, 3.1.1.1), or undefined when the
  * header does not declare one or is not a frame header.
@@ -105,11 +111,7 @@ export function frameContentSize(frame: Uint8Array): number | undefined {
 
 /** Decompresses a zstd frame; a damaged frame is a `VOLBACK_REPO_MALFORMED` error. */
 export function decompress(data: Uint8Array, expectedLength?: number): Buffer {
-  if (
-    expectedLength !== undefined &&
-    expectedLength <= SMALL_FRAME &&
-    (smallFramesLoaded || !loadSmallFrameDecoder())
-  ) {
+  if (expectedLength !== undefined && expectedLength <= SMALL_FRAME && smallFrameDecoderReady()) {
     // Only a frame that declares no size or the expected one: the decoder allocates what it declares.
     const declared = frameContentSize(data);
     if (declared === undefined || declared === expectedLength) {
