@@ -48,11 +48,13 @@ RUN set -eu; \
     find node_modules \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' \
       -o -name '*.md' -o -name '*.markdown' \) -type f -delete; \
     rm -rf node_modules/@types
-# Native addons (the chunker's hot loop, extended attributes), compiled against this Node.
+# Native addons (the chunker's hot loop, extended attributes, file times, zstd contexts), compiled
+# against this Node.
 COPY scripts/build-native.sh scripts/
 COPY libs/repository/native libs/repository/native
 RUN sh scripts/build-native.sh && test -f libs/repository/native/build/rabin.node && \
-    test -f libs/repository/native/build/xattr.node && rm -f libs/repository/native/*.c
+    test -f libs/repository/native/build/xattr.node && test -f libs/repository/native/build/zstd.node && \
+    rm -f libs/repository/native/*.c
 COPY libs libs
 COPY services services
 COPY tools tools

@@ -106,6 +106,25 @@ function planRuns(index: BlobIndex, type: BlobType, ids: readonly string[]): Blo
 const INLINE_BLOB_BYTES = 64 * 1024;
 /** File contents sealed on the calling thread before the seal workers start, at most. */
 const INLINE_SEAL_BYTES = 4 * 1024 * 1024;
+/**
+ * Blobs up to this size are sealed in batches ({@link Repository.saveBlob}): a worker job per
+ * blob of a few KiB costs more in messages and thread wake-ups than the sealing itself.
+ */
+const BATCH_BLOB_BYTES = 64 * 1024;
+/** A batch is sent to a seal worker once it holds this many blobs, or this many bytes. */
+const BATCH_BLOBS = 256;
+const BATCH_BYTES = 1024 * 1024;
+
+/** Small blobs of one type waiting to be sealed together. */
+interface SealBatch {
+  readonly blobs: Array<{
+    id: string;
+    data: Uint8Array;
+    handedOver: boolean;
+    onSealed: SaveBlobOptions['onSealed'];
+  }>;
+  bytes: number;
+}
 /** Snapshot files loaded at once by a listing (each a small read: this hides the store's latency). */
 const SNAPSHOT_LOADS = 8;
 
@@ -198,6 +217,8 @@ export class Repository {
   #inlineSealed = 0;
   #pool: SealPool | undefined;
   readonly #sealing = new Set<Promise<void>>();
+  /** Small blobs waiting for a seal worker, by type ({@link BATCH_BLOB_BYTES}). */
+  readonly #batches = new Map<BlobType, SealBatch>();
   /**
    * Snapshot files read so far, by name. A snapshot file never changes (its name is the hash of
    * its content, checked on load), so a listing reads only the files it has not seen.
@@ -468,6 +489,10 @@ export class Repository {
       await this.#addToPack(type, id, sealed, frame ? plaintextLength : undefined, options.onSealed);
       return { id, added: true, storedLength: this.#storedBytes - before };
     }
+    if (plaintextLength <= BATCH_BLOB_BYTES) {
+      await this.#batch(type, id, plaintext, options);
+      return { id, added: true, storedLength: 0 };
+    }
     while (this.#sealing.size >= 2 * this.#sealWorkers + 2) await Promise.race(this.#sealing);
     const job: Promise<void> = pool
       .seal(plaintext, compress, options.handOver)
@@ -480,6 +505,53 @@ export class Repository {
       .finally(() => this.#sealing.delete(job));
     this.#sealing.add(job);
     return { id, added: true, storedLength: 0 };
+  }
+
+  /**
+   * Adds a small blob to its type's batch (a copy of it, unless handed over), and sends the
+   * batch to a seal worker once it is full; {@link flush} sends what is left.
+   */
+  async #batch(type: BlobType, id: string, plaintext: Uint8Array, options: SaveBlobOptions): Promise<void> {
+    let batch = this.#batches.get(type);
+    if (!batch) this.#batches.set(type, (batch = { blobs: [], bytes: 0 }));
+    const handedOver = options.handOver === true;
+    batch.blobs.push({
+      id,
+      data: handedOver ? plaintext : Buffer.from(plaintext),
+      handedOver,
+      onSealed: options.onSealed,
+    });
+    batch.bytes += plaintext.length;
+    if (batch.blobs.length >= BATCH_BLOBS || batch.bytes >= BATCH_BYTES) await this.#sealBatch(type);
+  }
+
+  /** Seals a type's waiting small blobs in one worker job and adds them to their pack. */
+  async #sealBatch(type: BlobType): Promise<void> {
+    const batch = this.#batches.get(type);
+    if (!batch) return;
+    this.#batches.delete(type);
+    const pool = this.#sealPool()!;
+    while (this.#sealing.size >= 2 * this.#sealWorkers + 2) await Promise.race(this.#sealing);
+    const { blobs } = batch;
+    const lengths = blobs.map((blob) => blob.data.length);
+    // sealMany copies the plaintexts into the job before it returns: handed-over ones go now.
+    const sealing = pool.sealMany(
+      blobs.map((blob) => blob.data),
+      this.version === 2,
+    );
+    for (const blob of blobs) if (blob.handedOver) release(blob.data);
+    const job: Promise<void> = sealing
+      .then(async (sealed) => {
+        for (const [i, blob] of blobs.entries()) {
+          const { sealed: bytes, compressed } = sealed[i]!;
+          await this.#addToPack(type, blob.id, bytes, compressed ? lengths[i] : undefined, blob.onSealed);
+        }
+      })
+      .catch((error: unknown) => {
+        this.#uploadError ??= error;
+      })
+      .finally(() => this.#sealing.delete(job));
+    this.#sealing.add(job);
   }
 
   /** {@link saveBlob} with `verify`: checked and sealed in a worker, counted as present only then. */
@@ -637,6 +709,7 @@ export class Repository {
    * it resolves the blobs are durably in the repository and a snapshot may refer to them.
    */
   async flush(): Promise<void> {
+    for (const type of [...this.#batches.keys()]) await this.#sealBatch(type);
     while (this.#sealing.size) await Promise.all(this.#sealing);
     for (const type of [...this.#packers.keys()]) await this.#finishPack(type);
     await Promise.all(this.#uploads);

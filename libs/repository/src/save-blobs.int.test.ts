@@ -91,3 +91,46 @@ describe('saveBlobs: small blobs sealed together', () => {
     },
   );
 });
+
+describe('saveBlob: small blobs gathered into batches for the seal workers', () => {
+  it('stores every blob of full and partial batches once, handed over or copied; restic reads them back', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'volback-batched-blobs-')), 'repo');
+    const repo = await Repository.init(new LocalBackend(dir), TEST_PASSWORD, {
+      chunkerPolynomial: formatChunkerPolynomial(randomIrreduciblePolynomial()),
+      sealWorkers: 1,
+    });
+    // A blob over 64 KiB starts the workers at once; the small ones after it are batched.
+    const large = randomBytes(100_000);
+    await repo.saveBlob('data', large, sha256(large), { handOver: true });
+    const small = Array.from({ length: 600 }, (_, i) =>
+      i % 3 === 0 ? randomBytes(1 + ((i * 97) % 9_000)) : Buffer.from(`{"line":${i}}\n`.repeat(1 + (i % 50))),
+    );
+    const expected = small.map((data) => Buffer.from(data));
+    let sealed = 0;
+    const onSealed = () => sealed++;
+    const added: boolean[] = [];
+    for (const [i, data] of small.entries()) {
+      const id = sha256(data);
+      // Every other blob is handed over (the repository may free it), the rest are copied:
+      // the caller overwrites those at once, which must not change what is stored.
+      const saved = await repo.saveBlob('data', data, id, { handOver: i % 2 === 0, onSealed });
+      if (i % 2 === 1) data.fill(0);
+      added.push(saved.added);
+      // The same blob again, while the first is still waiting in its batch.
+      if (i === 10) added.push((await repo.saveBlob('data', expected[10]!, id)).added);
+    }
+    const tree = Buffer.from(JSON.stringify({ nodes: [] }) + '\n');
+    await repo.saveBlob('tree', tree);
+    await repo.flush();
+
+    expect(added.filter((a) => !a)).toHaveLength(1);
+    expect(sealed).toBe(600);
+    for (const data of expected) expect((await repo.loadBlob('data', sha256(data))).equals(data)).toBe(true);
+    expect((await repo.loadBlob('tree', sha256(tree))).equals(tree)).toBe(true);
+    await repo.close();
+
+    const listed = (await restic(dir, ['list', 'blobs'])).split('\n');
+    for (const data of expected) expect(listed).toContain(`data ${sha256(data)}`);
+    expect(await restic(dir, ['check', '--read-data'])).toMatch(/no errors were found/);
+  });
+});

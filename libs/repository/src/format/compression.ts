@@ -3,13 +3,28 @@
 import { constants, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import * as zstdWasm from '@bokuweb/zstd-wasm';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
+import { loadNativeAddon } from '../native-addon.ts';
 import { detach, RELEASE_FROM } from './release.ts';
 
 /** restic's "auto" compression is zstd's default speed, level 3. */
 export const ZSTD_LEVEL = 3;
 
+/**
+ * zstd with a compression and a decompression context kept per thread (native/zstd.c, the zstd of
+ * the node binary itself), when it was built. node:zlib's sync calls build both anew for every
+ * call: 42 against 17 µs to compress a 6 KiB blob here, 24 against 7 µs to decompress it.
+ */
+export interface NativeZstd {
+  compress(src: Uint8Array, level: number): Buffer;
+  compressedSize(src: Uint8Array, level: number): number;
+  /** Exactly `length` bytes from exactly one frame, or undefined (node:zlib then decides). */
+  decompress(src: Uint8Array, length: number): Buffer | undefined;
+}
+export const nativeZstd = loadNativeAddon<NativeZstd>('zstd');
+
 /** zstd-compresses a blob or file body. */
 export function compress(data: Uint8Array): Buffer {
+  if (nativeZstd) return nativeZstd.compress(data, ZSTD_LEVEL);
   const frame = zstdCompressSync(data, {
     params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL },
     chunkSize: outputChunk(data.length + (data.length >> 7) + 1024),
@@ -42,6 +57,10 @@ export function compressBlob(data: Uint8Array): Buffer | undefined {
     let sampled = 0;
     for (let i = 0; i < 4; i++) {
       const sample = data.subarray(i * step, i * step + SAMPLE_BYTES);
+      if (nativeZstd) {
+        sampled += nativeZstd.compressedSize(sample, 1);
+        continue;
+      }
       sampled += zstdCompressSync(sample, {
         params: { [constants.ZSTD_c_compressionLevel]: 1 },
         chunkSize: outputChunk(SAMPLE_BYTES * 2),
@@ -63,8 +82,8 @@ function outputChunk(bytes: number): number {
 }
 
 /**
- * Frames of at most this many bytes of plaintext go to the WebAssembly build of zstd (the
- * reference decoder) once it is loaded. node:zlib builds a stream object and a decoder context
+ * Without the native addon, frames of at most this many bytes of plaintext go to the WebAssembly
+ * build of zstd (the reference decoder) once it is loaded. node:zlib builds a stream object and a decoder context
  * for every call: about 22 µs here for a 4 KiB blob against 9 µs, which a restore of tens of
  * thousands of small files pays once per file. Larger frames stay with node:zlib (native code).
  */
@@ -111,7 +130,10 @@ export function frameContentSize(frame: Uint8Array): number | undefined {
 
 /** Decompresses a zstd frame; a damaged frame is a `VOLBACK_REPO_MALFORMED` error. */
 export function decompress(data: Uint8Array, expectedLength?: number): Buffer {
-  if (expectedLength !== undefined && expectedLength <= SMALL_FRAME && smallFrameDecoderReady()) {
+  if (expectedLength !== undefined && nativeZstd) {
+    const plain = nativeZstd.decompress(data, expectedLength);
+    if (plain) return plain;
+  } else if (expectedLength !== undefined && expectedLength <= SMALL_FRAME && smallFrameDecoderReady()) {
     // Only a frame that declares no size or the expected one: the decoder allocates what it declares.
     const declared = frameContentSize(data);
     if (declared === undefined || declared === expectedLength) {

@@ -151,8 +151,11 @@ export interface BackupSummary {
 /**
  * Changed files read at once: the walk goes on while they are chunked and saved, and their
  * chunking (workers), sealing (workers) and the walk's own work (readdir, lstat, trees) overlap.
+ * Files past the chunk workers' number wait in the pool's queue, holding no memory, so that a
+ * worker done with a small file finds the next one there at once (256 MiB of small files: 3.45–3.71
+ * s against 3.72–4.24 s with 4).
  */
-const FILES_IN_FLIGHT = 4;
+const FILES_IN_FLIGHT = 16;
 /** Parent subtrees loaded ahead of the walk, at most this many waiting to be used. */
 const TREES_AHEAD = 64;
 
