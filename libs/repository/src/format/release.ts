@@ -8,9 +8,11 @@ export const RELEASE_FROM = 64 * 1024;
  * ones, set the peak RSS. Only for a buffer its caller owns outright (a chunk handed over, a sealed
  * blob written to its pack): every view of the ArrayBuffer reads as empty afterwards. A buffer that
  * is part of a larger ArrayBuffer (a slice, Node's pool), shared or not detachable is left alone.
+ * `from`: the smallest buffer worth it (a caller that frees many small buffers of its own passes 0;
+ * Node's pooled ones never span their ArrayBuffer, so they stay untouched either way).
  */
-export function release(data: Uint8Array | undefined): void {
-  if (data && spansItsBuffer(data, RELEASE_FROM)) detach(data.buffer);
+export function release(data: Uint8Array | undefined, from = RELEASE_FROM): void {
+  if (data && spansItsBuffer(data, from)) detach(data.buffer);
 }
 
 /**

@@ -161,6 +161,12 @@ const TREES_AHEAD = 64;
 
 /** Small files read and hashed on the walk's thread until this much, then the chunk workers start. */
 const INLINE_READ_BYTES = 4 * 1024 * 1024;
+/**
+ * Files up to this size are always read and hashed on the walk's thread: a trip to a chunk worker
+ * and back (two messages, two thread wake-ups) costs more than reading and hashing one. 256 MiB of
+ * small files: 2.35–2.40 s against 3.21–3.69 s through the workers.
+ */
+const INLINE_FILE_BYTES = 64 * 1024;
 const NOATIME = fsConstants.O_NOATIME ?? 0;
 
 /**
@@ -179,7 +185,8 @@ function readSmallFile(path: FsPath): Buffer | undefined {
   try {
     const stats = fstatSync(fd);
     if (!stats.isFile()) return undefined;
-    let buffer = Buffer.allocUnsafeSlow(Math.max(stats.size, 1));
+    // A byte more than fstat says: the read that finds the end needs no larger buffer.
+    let buffer = Buffer.allocUnsafeSlow(stats.size + 1);
     let filled = 0;
     for (;;) {
       if (filled === buffer.length) {
@@ -244,7 +251,10 @@ class BackupRun {
    */
   async *#chunks(path: FsPath, size: number): AsyncGenerator<{ id: string; data: Buffer; length: number }> {
     const pool = this.#pool;
-    if (pool && !pool.started && size < CHUNKER_MIN_SIZE && this.#inlineBytes + size <= INLINE_READ_BYTES) {
+    if (
+      size <= INLINE_FILE_BYTES ||
+      (pool && !pool.started && size < CHUNKER_MIN_SIZE && this.#inlineBytes + size <= INLINE_READ_BYTES)
+    ) {
       this.#inlineBytes += size;
       const data = readSmallFile(path);
       if (data) {
