@@ -177,6 +177,9 @@ const BATCHES_AT_ONCE = 4;
 /** Subtrees loaded ahead of the walk. */
 const TREES_AHEAD = 8;
 
+/** Whether this process runs as root (asked once: a restore of small files asked it per file). */
+let asRoot: boolean | undefined;
+
 /**
  * Gives a restored entry the owner (when running as root), extended attributes, mode and times
  * its node records; a symlink's mode is left alone and its own attributes and times are set, not
@@ -190,7 +193,8 @@ export async function applyNodeMetadata(
   const isLink = node.type === 'symlink';
   // Synchronous, as the attributes and times: each call is a few microseconds on a local disk,
   // less than a round trip through libuv's thread pool (a restore of small files does little else).
-  if (process.getuid?.() === 0) {
+  asRoot ??= process.getuid?.() === 0;
+  if (asRoot) {
     try {
       lchownSync(path, node.uid, node.gid);
     } catch {
