@@ -111,6 +111,10 @@ describe('volback reads what restic writes', () => {
     const data = scratch();
     writeFileSync(join(data, 'db.bin'), pseudoRandom(12 * 1024 * 1024, 99));
     writeFileSync(join(data, 'small.txt'), 'small\n');
+    // Either side of the size up to which volback reads a file on the walk's thread (64 KiB) and of
+    // the chunker's minimum (512 KiB), and empty: each must make restic's blobs.
+    for (const [i, size] of [0, 1, 65_535, 65_536, 65_537, 524_287, 524_288, 700_000].entries())
+      writeFileSync(join(data, `sized-${i}.bin`), pseudoRandom(size, 100 + i));
 
     // restic first, then volback into restic's repository.
     const dir = join(scratch(), 'repo');

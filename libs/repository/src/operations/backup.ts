@@ -256,6 +256,13 @@ class BackupRun {
     ) {
       this.#inlineBytes += size;
       const data = readSmallFile(path);
+      if (data && data.length < CHUNKER_MIN_SIZE) {
+        // No cut comes before the chunker's minimum size: the file is one chunk (none when
+        // empty), in the buffer it was read into. Through the chunker it was copied once more,
+        // and the read buffer left to the collector, per file.
+        if (data.length > 0) yield { id: sha256Hex(data), data, length: data.length };
+        return;
+      }
       if (data) {
         const chunker = new Chunker(this.#pol);
         const chunks = chunker.push(data);
