@@ -1,5 +1,6 @@
 // Helpers shared by the native addons: arguments, paths as C strings, and errors thrown as
-// Node's fs throws them. Static functions in a header: each addon is one translation unit.
+// Node's fs throws them. Static inline functions in a header: each addon is one translation unit,
+// and uses only some of them. Include it after `#define _GNU_SOURCE`.
 #ifndef VOLBACK_NAPI_FS_H
 #define VOLBACK_NAPI_FS_H
 #include <errno.h>
@@ -9,19 +10,19 @@
 #include <string.h>
 #include <uv.h>
 
-static char *out_of_memory(napi_env env) {
+static inline char *out_of_memory(napi_env env) {
   napi_throw_error(env, "ENOMEM", "out of memory");
   return NULL;
 }
 
-static void throw_type_error(napi_env env, const char *code, const char *what, const char *problem) {
+static inline void throw_type_error(napi_env env, const char *code, const char *what, const char *problem) {
   char message[160];
   snprintf(message, sizeof message, "%s %s", what, problem);
   napi_throw_type_error(env, code, message);
 }
 
 // The Error Node's fs would throw: "ENOENT: no such file or directory, llistxattr '/x'".
-static void throw_errno(napi_env env, int err, const char *syscall, const char *path) {
+static inline void throw_errno(napi_env env, int err, const char *syscall, const char *path) {
   const char *code = uv_err_name(-err); // Node's names: ENOTSUP, not EOPNOTSUPP
   const char *text = uv_strerror(-err);
   size_t length = strlen(code) + strlen(text) + strlen(syscall) + strlen(path) + 16;
@@ -46,7 +47,7 @@ static void throw_errno(napi_env env, int err, const char *syscall, const char *
 }
 
 // A string or Buffer argument as a NUL-terminated copy (free it), or NULL with a TypeError thrown.
-static char *c_string(napi_env env, napi_value value, const char *what) {
+static inline char *c_string(napi_env env, napi_value value, const char *what) {
   napi_valuetype type;
   if (napi_typeof(env, value, &type) != napi_ok) return NULL;
   char *copy = NULL;
@@ -83,7 +84,7 @@ static char *c_string(napi_env env, napi_value value, const char *what) {
   return copy;
 }
 
-static int arguments(napi_env env, napi_callback_info info, const char *function, size_t want, napi_value *argv) {
+static inline int arguments(napi_env env, napi_callback_info info, const char *function, size_t want, napi_value *argv) {
   size_t argc = want;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
     char problem[32];

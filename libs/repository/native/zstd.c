@@ -12,11 +12,13 @@
 // decompress(src, length) -> Buffer | undefined
 //   exactly `length` bytes from `src`, which must be exactly one frame; undefined when it is not,
 //   or when the frame is damaged or of another length (the caller's fallback words the error)
+#define _GNU_SOURCE
 #include <node_api.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include "napi-fs.h"
 
 typedef struct ZSTD_CCtx_s ZSTD_CCtx;
 typedef struct ZSTD_DCtx_s ZSTD_DCtx;
@@ -42,23 +44,6 @@ typedef struct {
   ZSTD_DCtx *dctx;
   char *scratch;
 } contexts;
-
-static void throw_type_error(napi_env env, const char *code, const char *what, const char *problem) {
-  char message[160];
-  snprintf(message, sizeof message, "%s %s", what, problem);
-  napi_throw_type_error(env, code, message);
-}
-
-static void out_of_memory(napi_env env) { napi_throw_error(env, "ENOMEM", "out of memory"); }
-
-static int arguments(napi_env env, napi_callback_info info, const char *function, napi_value argv[2]) {
-  size_t argc = 2;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) {
-    throw_type_error(env, "ERR_MISSING_ARGS", function, "takes 2 arguments");
-    return 0;
-  }
-  return 1;
-}
 
 static void free_contexts(napi_env env, void *data, void *hint) {
   (void)env;
@@ -114,7 +99,7 @@ static size_t compress_into(napi_env env, napi_callback_info info, const char *f
   void *src;
   size_t length;
   int level;
-  if (!arguments(env, info, function, argv) || !bytes_of(env, argv[0], "src", &src, &length) ||
+  if (!arguments(env, info, function, 2, argv) || !bytes_of(env, argv[0], "src", &src, &length) ||
       !level_of(env, argv[1], &level))
     return 0;
   contexts *c = contexts_of(env);
@@ -173,7 +158,7 @@ static napi_value decompress(napi_env env, napi_callback_info info) {
   void *src;
   size_t length;
   int64_t want = -1;
-  if (!arguments(env, info, "decompress", argv) || !bytes_of(env, argv[0], "src", &src, &length)) return NULL;
+  if (!arguments(env, info, "decompress", 2, argv) || !bytes_of(env, argv[0], "src", &src, &length)) return NULL;
   if (napi_get_value_int64(env, argv[1], &want) != napi_ok || want < 0 || want > INT32_MAX) {
     throw_type_error(env, "ERR_INVALID_ARG_VALUE", "length", "must be an integer from 0 to 2^31-1");
     return NULL;
