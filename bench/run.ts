@@ -63,17 +63,18 @@ interface Measure {
   peakRssBytes: number;
 }
 
-/** Runs a command under GNU time: wall, user+system CPU (children included), peak RSS. */
 /**
- * Before every measured command: the previous one's dirty pages written out (a restore leaves
- * hundreds of MiB; without this the next tool's run pays for their writeback), and with `--cold`
- * the page cache dropped, so every tool reads its source or repository from the disk.
+ * Before every measured command and end-to-end phase: the previous one's dirty pages written out
+ * (a restore leaves hundreds of MiB; without this the next tool's run pays for their writeback),
+ * and with `--cold` the page cache dropped, so every tool reads its source or repository from the
+ * disk.
  */
 function settle(): void {
   execFileSync('sync');
   if (values.cold) writeFileSync('/proc/sys/vm/drop_caches', '3\n');
 }
 
+/** Runs a command under GNU time: wall, user+system CPU (children included), peak RSS. */
 function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Measure> {
   settle();
   return new Promise((resolvePromise, reject) => {
@@ -244,12 +245,18 @@ async function oneRun(run: number): Promise<void> {
   const withE2e = run === 1 ? e2e : undefined;
   // Full backups, then the change, then incrementals, then restores; tools alternate per phase.
   await backupPhase('backup-full', dataBytes);
-  if (withE2e) emitE2e('backup-full', dataBytes, await withE2e.backup());
+  if (withE2e) {
+    settle();
+    emitE2e('backup-full', dataBytes, await withE2e.backup());
+  }
   changeOnePercent(shape, data, size);
   if (withE2e) changeOnePercent(shape, withE2e.mountpoint, size); // the same changes (seeded) in the volume
   const changedBytes = dirBytes(data);
   await backupPhase('backup-incremental', changedBytes);
-  if (withE2e) emitE2e('backup-incremental', changedBytes, await withE2e.backup());
+  if (withE2e) {
+    settle();
+    emitE2e('backup-incremental', changedBytes, await withE2e.backup());
+  }
   await backupPhase('backup-unchanged', changedBytes);
   // Restores stay until every tool has restored: deleting hundreds of MiB (with the disk's
   // discards) just before a tool's restore slowed its file creation down several times here.
@@ -275,6 +282,7 @@ async function oneRun(run: number): Promise<void> {
     });
   }
   if (withE2e) {
+    settle();
     const { restoredTo, ...m } = await withE2e.restore();
     const verified = await assertSameTree(withE2e.mountpoint, restoredTo, 'volback-e2e restore');
     log(
