@@ -120,8 +120,9 @@ export const MISSING_BLOBS_BATCH = 10_000;
 /** How many `missing-blobs` batches are asked at once. */
 const MISSING_BLOBS_PARALLEL = 4;
 /**
- * How long a flush waits, after the last gateway acknowledged the broadcast, for more to do so.
- * Gateways acknowledge as soon as the message arrives, before they write anything.
+ * How long a flush waits, after the last gateway acknowledged the broadcast, for more to do so,
+ * unless every gateway that answered the client's requests has already finished. Gateways
+ * acknowledge as soon as the message arrives, before they write anything.
  */
 const FLUSH_ACK_WINDOW_MS = 500;
 /** Slow operations (flush writes packs; commit flushes, reloads the index and walks trees). */
@@ -191,6 +192,8 @@ export class DataPathClient {
   readonly #timeoutMs: number;
   readonly #retries: number;
   readonly #onNotPermitted: ((error: DataPathError) => void) | undefined;
+  /** Gateways that answered a request of this client (each names itself): a flush waits for them. */
+  readonly #servedBy = new Set<string>();
 
   constructor(nc: NatsConnection, options: DataPathClientOptions) {
     this.#nc = nc;
@@ -312,10 +315,11 @@ export class DataPathClient {
   }
 
   /**
-   * Asks every gateway to write its open packs and their index, and waits for those that
-   * acknowledged the broadcast to finish. Gateways acknowledge at once and answer again when
-   * their packs are durable; a gateway that acknowledged nothing within 500 ms of the last
-   * acknowledgement, or died while writing, is missed: its blobs are lost, and
+   * Asks every gateway to write its open packs and their index, and waits for those that served
+   * this client to finish (each names itself on every reply); when none did, or one of them does
+   * not answer, for those that acknowledged the broadcast. Gateways acknowledge at once and
+   * answer again when their packs are durable; a gateway that acknowledged nothing within 500 ms
+   * of the last acknowledgement, or died while writing, is missed: its blobs are lost, and
    * {@link commitSnapshot} reports them as missing. That check, not this call, is the safety net.
    */
   async flush(): Promise<FlushResult[]> {
@@ -349,6 +353,7 @@ export class DataPathClient {
     let lastAck = 0;
     let wake: (() => void) | undefined;
     const timer = setInterval(() => wake?.(), 100);
+    const servedBy = [...this.#servedBy];
     try {
       this.#nc.publish(this.#subject('flush'), body, { reply: inbox });
       const messages = (async () => {
@@ -384,6 +389,8 @@ export class DataPathClient {
       });
       for (;;) {
         if (messageError) throw messageError;
+        // Every gateway that served this client is done: the others hold nothing of its session.
+        if (servedBy.length > 0 && servedBy.every((id) => done.has(id))) break;
         const now = Date.now();
         const settled = lastAck > 0 && now - lastAck >= FLUSH_ACK_WINDOW_MS;
         if (settled && [...acknowledged].every((id) => done.has(id))) break;
@@ -608,10 +615,13 @@ export class DataPathClient {
     const timeout = options.timeoutMs ?? this.#timeoutMs;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.#nc.request(subject, data, {
+        const reply = await this.#nc.request(subject, data, {
           timeout,
           ...(options.headers ? { headers: options.headers() } : {}),
         });
+        const gatewayId = reply.headers?.get(GATEWAY_ID_HEADER);
+        if (gatewayId) this.#servedBy.add(gatewayId);
+        return reply;
       } catch (error) {
         const failure = fromNatsError(error, subject, timeout);
         if (failure.code === DataPathErrorCode.NotPermitted) this.#onNotPermitted?.(failure);

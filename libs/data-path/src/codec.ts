@@ -24,7 +24,10 @@ export const FLUSH_PHASE_HEADER = 'Volback-Flush-Phase';
 /** Value of {@link FLUSH_PHASE_HEADER} on a gateway's acknowledgement of a flush broadcast. */
 export const FLUSH_STARTED = 'started';
 
-/** Header naming the gateway that answered a flush (also on its error replies). */
+/**
+ * Header naming the gateway that answered: on every data-path reply, errors included, so a client
+ * knows which gateways served its session (and waits for exactly those in a flush).
+ */
 export const GATEWAY_ID_HEADER = 'Volback-Gateway';
 
 /** Longest message of an error reply (the schema's limit). */

@@ -2,13 +2,16 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { MsgHdrs, NatsConnection } from '@nats-io/nats-core';
+import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from '@nats-io/nats-core';
 import { DATA_HEADERS, DATA_OPERATIONS, dataSubject } from '@volback/contracts';
 import {
   DataPathClient,
   DataPathError,
   DataPathErrorCode,
   encodeBlobHeaders,
+  FLUSH_PHASE_HEADER,
+  FLUSH_STARTED,
+  GATEWAY_ID_HEADER,
   MAX_DATA_BLOB_BYTES,
   readError,
 } from '@volback/data-path';
@@ -361,6 +364,40 @@ describe('bad input on the data path', () => {
     expect((await client.storeBlob('data', id, big)).added).toBe(true);
     await client.flush();
     expect((await client.loadBlob('data', id)).equals(big)).toBe(true);
+  });
+
+  it('a flush waits for the gateways that served its client, not for one that holds nothing of it', async () => {
+    // Another gateway: acknowledges every flush at once, finishes it 3 s later.
+    const named = (phase?: string) => {
+      const h = natsHeaders();
+      h.set(GATEWAY_ID_HEADER, 'gw-slow');
+      if (phase) h.set(FLUSH_PHASE_HEADER, phase);
+      return h;
+    };
+    const slow = nc.subscribe(dataSubject(TEST_AGENT, DATA_OPERATIONS.flush));
+    const answering = (async () => {
+      for await (const msg of slow) {
+        msg.respond(JSON.stringify({ gatewayId: 'gw-slow', packsWritten: 0 }), {
+          headers: named(FLUSH_STARTED),
+        });
+        const done = JSON.stringify({ gatewayId: 'gw-slow', packsWritten: 0, bytesStored: 0 });
+        setTimeout(() => msg.respond(done, { headers: named() }), 3_000);
+      }
+    })();
+    try {
+      const served = new DataPathClient(nc, { requester: TEST_AGENT, sessionId: 'flush-served' });
+      const blob = randomContent(5_000);
+      expect((await served.storeBlob('data', sha256(blob), blob)).added).toBe(true);
+      // gw-bad-input named itself on that reply: its flush is the one that counts.
+      const flushed = await served.flush();
+      expect(flushed.map((r) => r.gatewayId)).toEqual(['gw-bad-input']);
+      // A client no gateway answered yet waits for every gateway that acknowledged the broadcast.
+      const unserved = new DataPathClient(nc, { requester: TEST_AGENT, sessionId: 'flush-unserved' });
+      expect((await unserved.flush()).map((r) => r.gatewayId)).toEqual(['gw-bad-input', 'gw-slow']);
+    } finally {
+      slow.unsubscribe();
+      await answering;
+    }
   });
 
   it('says NO_GATEWAY when no gateway listens', async () => {

@@ -345,7 +345,9 @@ export function startDataPathServer(options: DataPathServerOptions): DataPathSer
         outcome = failed.code;
         reply = failed;
       }
-      msg.respond(reply.data, reply.headers ? { headers: reply.headers } : undefined);
+      const headers = reply.headers ?? natsHeaders();
+      headers.set(GATEWAY_ID_HEADER, gatewayId);
+      msg.respond(reply.data, { headers });
     }
     metrics?.requests.inc({ operation, outcome });
     metrics?.requestSeconds.observe({ operation }, (performance.now() - started) / 1000);
