@@ -39,6 +39,22 @@ export function formatGoTime(ns: bigint): string {
   return `${base}${fraction}Z`;
 }
 
+let lastWholeSeconds = Number.NaN;
+let lastWholeBase = '';
+
+/**
+ * {@link formatGoTime} of a time given as whole seconds and nanoseconds (0 to 999,999,999), as a
+ * stat gives them: no BigInt on the way.
+ */
+export function formatGoTimeParts(seconds: number, nanos: number): string {
+  if (seconds !== lastWholeSeconds) {
+    lastWholeSeconds = seconds;
+    lastWholeBase = new Date(seconds * 1000).toISOString().slice(0, 19);
+  }
+  if (nanos === 0) return `${lastWholeBase}Z`;
+  return `${lastWholeBase}.${String(nanos).padStart(9, '0').replace(/0+$/, '')}Z`;
+}
+
 let lastParsedBase = '';
 let lastParsedNs = 0n;
 

@@ -26,9 +26,10 @@ import { linkTargetFromBytes, nameFromBytes, nodeNameKey, type TreeNode } from '
 import type { Repository } from '../repository.ts';
 import { repositorySink, saveTree, type BlobSink } from './blob-ports.ts';
 import { ChunkCache } from './chunk-cache.ts';
+import { scanDirectory, type ScannedDirectory } from './dir-scan.ts';
 import { readExtendedAttributes } from './extended-attributes.ts';
 import { childPath, shownPath, type FsPath } from './fs-path.ts';
-import { nodeFromStats, sameNode, unchangedSince } from './node-metadata.ts';
+import { nodeFromStat, nodeFromStats, sameNode, unchangedSince } from './node-metadata.ts';
 
 /** What a backup reports while it runs. */
 export interface BackupProgress {
@@ -157,6 +158,10 @@ export interface BackupSummary {
 const FILES_IN_FLIGHT = 4;
 /** Parent subtrees loaded ahead of the walk, at most this many waiting to be used. */
 const TREES_AHEAD = 64;
+/** Directories read ahead of the walk, at most this many waiting to be used … */
+const SCANS_AHEAD = 64;
+/** … and this many being read at once (libuv's thread pool has 4 threads). */
+const SCANS_AT_ONCE = 3;
 
 /** Small files read and hashed on the walk's thread until this much, then the chunk workers start. */
 const INLINE_READ_BYTES = 4 * 1024 * 1024;
@@ -226,6 +231,12 @@ class BackupRun {
   #readWaiters: Array<() => void> = [];
   /** Parent subtrees loading ahead of the walk, by tree id. */
   readonly #treesAhead = new Map<string, Promise<TreeNode[]>>();
+  /** Directories read ahead of the walk ({@link scanDirectory}), by path, not yet walked. */
+  readonly #scansAhead = new Map<string, Promise<ScannedDirectory>>();
+  /** Directories to read ahead, the next one in the walk's order last; and the same as a set. */
+  readonly #scansWanted: string[] = [];
+  readonly #scansWantedSet = new Set<string>();
+  #scansRunning = 0;
   #files = 0;
   #dirs = 0;
 
@@ -409,6 +420,70 @@ class BackupRun {
     }
   }
 
+  #excluded(shown: string): boolean {
+    const excludes = this.#options.excludes;
+    return excludes !== undefined && excludes.length > 0 && isExcluded(relative(this.#root, shown), excludes);
+  }
+
+  /** A directory's scan: the one started ahead of the walk, or one started now. */
+  #scan(path: FsPath): Promise<ScannedDirectory> {
+    if (typeof path === 'string') {
+      this.#scansWantedSet.delete(path);
+      const ahead = this.#scansAhead.get(path);
+      if (ahead) {
+        this.#scansAhead.delete(path);
+        this.#pumpScans();
+        return ahead;
+      }
+    }
+    return scanDirectory!(path);
+  }
+
+  /**
+   * Queues the subdirectories of a directory just read that the parent snapshot has too, to be
+   * read ahead of the walk in the order the walk takes them: depth first, so they go before the
+   * directories queued earlier. Directories whose path is not UTF-8 are read when the walk gets
+   * there.
+   */
+  #scanAhead(path: FsPath, scanned: ScannedDirectory, previous: ReadonlyMap<string, TreeNode>): void {
+    if (typeof path !== 'string') return;
+    const children: string[] = [];
+    for (let i = 0; i < scanned.size; i++) {
+      if (!scanned.isDirectory(i)) continue;
+      const name = scanned.name(i);
+      const before = previous.get(nodeNameKey(name));
+      if (name.nameBytes || before?.type !== 'dir' || !before.subtree) continue;
+      const full = childPath(path, name) as string;
+      if (!this.#excluded(full)) children.push(full);
+    }
+    for (const child of children.reverse()) {
+      this.#scansWanted.push(child);
+      this.#scansWantedSet.add(child);
+    }
+    this.#pumpScans();
+  }
+
+  /** Starts reading queued directories while fewer than {@link SCANS_AT_ONCE} are read. */
+  #pumpScans(): void {
+    while (
+      this.#scansRunning < SCANS_AT_ONCE &&
+      this.#scansAhead.size < SCANS_AHEAD &&
+      this.#scansWanted.length > 0
+    ) {
+      const next = this.#scansWanted.pop()!;
+      if (!this.#scansWantedSet.delete(next)) continue; // walked meanwhile
+      this.#scansRunning++;
+      const scanning = scanDirectory!(next);
+      scanning
+        .catch(() => undefined) // reported when the walk gets there and reads it again
+        .finally(() => {
+          this.#scansRunning--;
+          this.#pumpScans();
+        });
+      this.#scansAhead.set(next, scanning);
+    }
+  }
+
   /**
    * Backs up one directory's entries; returns the tree id. `path` is bytes below a name that is
    * not UTF-8 (Node's fs takes either).
@@ -434,23 +509,32 @@ class BackupRun {
     }
     /** In the entries' order; a changed file's node once its content is read (undefined: skipped). */
     const nodes: Array<TreeNode | Promise<TreeNode | undefined>> = [];
-    let entries: Buffer[];
+    let entries: Buffer[] = [];
+    let scanned: ScannedDirectory | undefined;
     try {
-      // Synchronous, as the entries' lstat: the walk waits for it anyway, and a trip through
-      // libuv's thread pool per directory left the walk idle a quarter of its time (many-small).
-      entries = readdirSync(path, { encoding: 'buffer' }).sort(Buffer.compare);
+      // Read on the thread pool where a parent tree tells what changed: there the walk only
+      // compares metadata and waits for the file system. In a directory new since the parent the
+      // walk reads files on this thread, and the thread pool's wake-ups cost more than they save.
+      if (scanDirectory && parentTree) {
+        scanned = await this.#scan(path);
+        this.#scanAhead(path, scanned, previous);
+      } else {
+        // Synchronous, as the entries' lstat: the walk waits for it anyway, and a trip through
+        // libuv's thread pool per directory left the walk idle a quarter of its time (many-small).
+        entries = readdirSync(path, { encoding: 'buffer' }).sort(Buffer.compare);
+      }
     } catch (error) {
       this.#fail(shownPath(path), error);
-      entries = [];
     }
-    for (const raw of entries) {
-      const name = nameFromBytes(raw);
+    const count = scanned ? scanned.size : entries.length;
+    for (let i = 0; i < count; i++) {
+      const name = scanned ? scanned.name(i) : nameFromBytes(entries[i]!);
       const full = childPath(path, name);
       const shown = shownPath(full);
-      if (this.#options.excludes?.length && isExcluded(relative(this.#root, shown), this.#options.excludes))
-        continue;
+      if (this.#excluded(shown)) continue;
       try {
-        const node = await this.entry(full, name, previous.get(nodeNameKey(name)));
+        const found = scanned ? { directory: scanned, index: i } : undefined;
+        const node = await this.entry(full, name, previous.get(nodeNameKey(name)), found);
         if (node) nodes.push(node instanceof FileRead ? node.node : node);
       } catch (error) {
         // The repository failing (full, unreachable) ends the run; only source entries are skipped.
@@ -478,25 +562,31 @@ class BackupRun {
     path: FsPath,
     name: Pick<TreeNode, 'name' | 'nameBytes'>,
     previous: TreeNode | undefined,
+    scanned?: { directory: ScannedDirectory; index: number },
   ): Promise<TreeNode | FileRead | undefined> {
-    // Synchronous: the walk awaits each entry in turn, and a trip through libuv's thread pool
-    // costs more than the lstat itself.
-    const stats = lstatSync(path, { bigint: true });
-    const node = nodeFromStats(name.name, stats, this.#options.withAtime);
+    // Read with its directory; else synchronous: the walk awaits each entry in turn, and a trip
+    // through libuv's thread pool costs more than the lstat itself.
+    const node = scanned
+      ? nodeFromStat(name.name, scanned.directory.stat(scanned.index, path), this.#options.withAtime)
+      : nodeFromStats(name.name, lstatSync(path, { bigint: true }), this.#options.withAtime);
+    const listsAttributes = !scanned || scanned.directory.mayHaveAttributes(scanned.index);
     if (name.nameBytes) node.nameBytes = name.nameBytes;
     switch (node.type) {
       case 'file': {
         this.#files++;
         this.summary.totalBytes += node.size ?? 0;
+        // Read before the content: the node records them as the walk found the file, and before
+        // `content` is set: a tree's JSON keeps the order the fields were set in, and an unchanged
+        // file must encode as the same file read again does.
+        const attributes = listsAttributes ? this.extendedAttributes(path) : undefined;
+        if (attributes) node.extended_attributes = attributes;
         if (unchangedSince(previous, node) && (await this.#sink.hasBlobs('data', previous!.content!))) {
           node.content = previous!.content!;
           this.#cache?.keep(node);
           this.summary.filesUnmodified++;
-          break;
+          this.#progress(shownPath(path));
+          return node;
         }
-        // Read before the content: the node records them as the walk found the file.
-        const attributes = this.extendedAttributes(path);
-        if (attributes) node.extended_attributes = attributes;
         return this.#read(path, node, previous);
       }
       case 'dir': {
@@ -520,8 +610,8 @@ class BackupRun {
       default:
         break;
     }
-    // Read every time, also for a file unchanged since the parent: the node carries today's.
-    const attributes = this.extendedAttributes(path);
+    // Read every time (a file's above): the node carries today's.
+    const attributes = listsAttributes ? this.extendedAttributes(path) : undefined;
     if (attributes) node.extended_attributes = attributes;
     if (node.content === undefined) node.content = null;
     this.#progress(shownPath(path));

@@ -3,15 +3,41 @@ import { formatGoTime } from '../format/ids.ts';
 import { goModeFromPosix, type TreeNode } from '../format/tree.ts';
 
 /** restic's node type for a file's st_mode. */
-export function nodeType(stats: BigIntStats): TreeNode['type'] {
-  if (stats.isFile()) return 'file';
-  if (stats.isDirectory()) return 'dir';
-  if (stats.isSymbolicLink()) return 'symlink';
-  if (stats.isBlockDevice()) return 'dev';
-  if (stats.isCharacterDevice()) return 'chardev';
-  if (stats.isFIFO()) return 'fifo';
-  if (stats.isSocket()) return 'socket';
-  return 'irregular';
+export function nodeTypeOfMode(mode: number): TreeNode['type'] {
+  switch (mode & 0o170000) {
+    case 0o100000:
+      return 'file';
+    case 0o040000:
+      return 'dir';
+    case 0o120000:
+      return 'symlink';
+    case 0o060000:
+      return 'dev';
+    case 0o020000:
+      return 'chardev';
+    case 0o010000:
+      return 'fifo';
+    case 0o140000:
+      return 'socket';
+    default:
+      return 'irregular';
+  }
+}
+
+/** What a node records of an entry's lstat: its numbers, and its times as restic writes them. */
+export interface EntryStat {
+  mode: number;
+  uid: number;
+  gid: number;
+  ino: number;
+  dev: number;
+  nlink: number;
+  size: number;
+  rdev: number;
+  mtime: string;
+  ctime: string;
+  /** Read only with `withAtime`. */
+  atime: () => string;
 }
 
 /**
@@ -20,25 +46,45 @@ export function nodeType(stats: BigIntStats): TreeNode['type'] {
  * otherwise: reading a file or a directory for a backup moves its atime, so recording it made
  * every backup after a change write its directories' trees again.
  */
-export function nodeFromStats(name: string, stats: BigIntStats, withAtime = false): TreeNode {
-  const type = nodeType(stats);
-  const mtime = formatGoTime(stats.mtimeNs);
+export function nodeFromStat(name: string, stat: EntryStat, withAtime = false): TreeNode {
+  const type = nodeTypeOfMode(stat.mode);
   const node: TreeNode = {
     name,
     type,
-    mode: goModeFromPosix(Number(stats.mode)),
-    mtime,
-    atime: withAtime ? formatGoTime(stats.atimeNs) : mtime,
-    ctime: formatGoTime(stats.ctimeNs),
-    uid: Number(stats.uid),
-    gid: Number(stats.gid),
-    inode: Number(stats.ino),
-    device_id: Number(stats.dev),
-    links: Number(stats.nlink),
+    mode: goModeFromPosix(stat.mode),
+    mtime: stat.mtime,
+    atime: withAtime ? stat.atime() : stat.mtime,
+    ctime: stat.ctime,
+    uid: stat.uid,
+    gid: stat.gid,
+    inode: stat.ino,
+    device_id: stat.dev,
+    links: stat.nlink,
   };
-  if (type === 'file') node.size = Number(stats.size);
-  if (type === 'dev' || type === 'chardev') node.device = Number(stats.rdev);
+  if (type === 'file') node.size = stat.size;
+  if (type === 'dev' || type === 'chardev') node.device = stat.rdev;
   return node;
+}
+
+/** {@link nodeFromStat} of Node's lstat with `bigint: true`. */
+export function nodeFromStats(name: string, stats: BigIntStats, withAtime = false): TreeNode {
+  return nodeFromStat(
+    name,
+    {
+      mode: Number(stats.mode),
+      uid: Number(stats.uid),
+      gid: Number(stats.gid),
+      ino: Number(stats.ino),
+      dev: Number(stats.dev),
+      nlink: Number(stats.nlink),
+      size: Number(stats.size),
+      rdev: Number(stats.rdev),
+      mtime: formatGoTime(stats.mtimeNs),
+      ctime: formatGoTime(stats.ctimeNs),
+      atime: () => formatGoTime(stats.atimeNs),
+    },
+    withAtime,
+  );
 }
 
 /** restic's test for an unchanged file: same type, mtime, ctime, size and inode as in the parent. */

@@ -1,0 +1,94 @@
+import { getSystemErrorMessage, getSystemErrorName } from 'node:util';
+import { formatGoTimeParts } from '../format/ids.ts';
+import { nameFromBytes, type TreeNode } from '../format/tree.ts';
+import { loadNativeAddon } from '../native-addon.ts';
+import { shownPath, type FsPath } from './fs-path.ts';
+import type { EntryStat } from './node-metadata.ts';
+
+/** What libs/repository/native/scan.c gives for one directory (see there). */
+interface NativeScan {
+  scan(path: FsPath): Promise<{ names: Array<string | Buffer>; stats: Float64Array }>;
+  readonly FIELDS: number;
+}
+
+const addon = loadNativeAddon<NativeScan>('scan');
+
+/**
+ * One directory as a backup's walk sees it: its entries' names (sorted bytewise, as the walk
+ * reads them) with their lstat and whether they list extended attributes, all read on libuv's
+ * thread pool in one call. Without the native addon (no C compiler, `VOLBACK_NATIVE=off`)
+ * {@link scanDirectory} is undefined and the walk calls readdir and lstat itself.
+ */
+export class ScannedDirectory {
+  readonly #names: Array<string | Buffer>;
+  readonly #stats: Float64Array;
+  readonly #fields: number;
+
+  constructor(raw: { names: Array<string | Buffer>; stats: Float64Array }, fields: number) {
+    this.#names = raw.names;
+    this.#stats = raw.stats;
+    this.#fields = fields;
+  }
+
+  get size(): number {
+    return this.#names.length;
+  }
+
+  /** Entry `i`'s name (with its bytes when they are not UTF-8). */
+  name(i: number): Pick<TreeNode, 'name' | 'nameBytes'> {
+    const name = this.#names[i]!;
+    return typeof name === 'string' ? { name } : nameFromBytes(name);
+  }
+
+  /** Whether entry `i` is a directory (its lstat said so). */
+  isDirectory(i: number): boolean {
+    const f = this.#stats;
+    const at = i * this.#fields;
+    return f[at + 14] === 0 && (f[at + 2]! & 0o170000) === 0o040000;
+  }
+
+  /** Entry `i`'s lstat; its error, as Node's lstat throws it, when that failed. */
+  stat(i: number, path: FsPath): EntryStat {
+    const f = this.#stats;
+    const at = i * this.#fields;
+    const errno = f[at + 14]!;
+    if (errno !== 0) throw systemError(-errno, 'lstat', path);
+    return {
+      dev: f[at]!,
+      ino: f[at + 1]!,
+      mode: f[at + 2]!,
+      nlink: f[at + 3]!,
+      uid: f[at + 4]!,
+      gid: f[at + 5]!,
+      rdev: f[at + 6]!,
+      size: f[at + 7]!,
+      atime: () => formatGoTimeParts(f[at + 8]!, f[at + 9]!),
+      mtime: formatGoTimeParts(f[at + 10]!, f[at + 11]!),
+      ctime: formatGoTimeParts(f[at + 12]!, f[at + 13]!),
+    };
+  }
+
+  /** False when entry `i` lists no extended attributes (or its filesystem has none). */
+  mayHaveAttributes(i: number): boolean {
+    return this.#stats[i * this.#fields + 15] !== 0;
+  }
+}
+
+/** The error Node's fs throws for `errno` (negative, libuv's) of `syscall` on `path`. */
+function systemError(errno: number, syscall: string, path: FsPath): NodeJS.ErrnoException {
+  const code = getSystemErrorName(errno);
+  const shown = shownPath(path);
+  const error: NodeJS.ErrnoException = new Error(
+    `${code}: ${getSystemErrorMessage(errno)}, ${syscall} '${shown}'`,
+  );
+  Object.assign(error, { code, errno, syscall, path: shown });
+  return error;
+}
+
+/**
+ * Reads a directory on the thread pool (see {@link ScannedDirectory}); rejects as Node's readdir
+ * does (`scandir`) when it cannot be opened or read. Undefined without the native addon.
+ */
+export const scanDirectory: ((path: FsPath) => Promise<ScannedDirectory>) | undefined = addon
+  ? async (path) => new ScannedDirectory(await addon.scan(path), addon.FIELDS)
+  : undefined;
