@@ -3,13 +3,13 @@
 # compiler against the running Node's headers, into libs/repository/native/build/ (not in git):
 # the chunker's hot loop (rabin.node), extended attributes (xattr.node), nanosecond file times
 # (times.node), zstd with contexts kept between calls (zstd.node, against the zstd inside
-# the node binary) and a backup's directory reads on the thread pool (scan.node); native/napi-fs.h
-# holds what they share.
+# the node binary), a backup's directory reads on the thread pool (scan.node) and a restore's
+# small files written there in batches (write.node); native/napi-fs.h holds what they share.
 # Rebuilt only when the sources or the Node version change. Without a compiler the build is
 # skipped with a warning and the library uses its JavaScript chunker (same results, slower),
 # neither records nor restores extended attributes, restores times to about 240 ns, compresses
-# with node:zlib (slower for small blobs) and walks directories with readdir and lstat on its own
-# thread (slower for many small files).
+# with node:zlib (slower for small blobs), walks directories with readdir and lstat on its own
+# thread and writes restored small files there (slower for many small files).
 set -eu
 ROOT=$(CDPATH= cd -- "$(dirname -- "$0")/.." && pwd)
 SRC="$ROOT/libs/repository/native"
@@ -18,7 +18,8 @@ headers=$(node -p "require('node:path').resolve(process.execPath, '../../include
 want=$( (node --version; cat "$SRC"/*.c "$SRC"/*.h) | cksum | cut -d' ' -f1)
 stamp="$OUT/.stamp"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -f "$OUT/rabin.node" ] && [ -f "$OUT/xattr.node" ] &&
-  [ -f "$OUT/times.node" ] && [ -f "$OUT/zstd.node" ] && [ -f "$OUT/scan.node" ]; then
+  [ -f "$OUT/times.node" ] && [ -f "$OUT/zstd.node" ] && [ -f "$OUT/scan.node" ] &&
+  [ -f "$OUT/write.node" ]; then
   exit 0
 fi
 cc=${CC:-cc}
@@ -48,5 +49,6 @@ build xattr 'the extended-attribute addon' 'extended attributes are neither back
 build times 'the file-times addon' 'restored times are exact to about 240 ns, not to the nanosecond' || built=no
 build zstd 'the zstd addon' 'compressing with node:zlib (slower for small blobs)' || built=no
 build scan 'the directory-scan addon' 'a backup reads directories on its own thread (slower)' || built=no
+build write 'the file-write addon' 'a restore writes small files on its own thread (slower)' || built=no
 # A failed part is tried again by the next command.
 if [ "$built" = yes ]; then echo "$want" > "$stamp"; fi

@@ -46,6 +46,30 @@ static inline void throw_errno(napi_env env, int err, const char *syscall, const
   napi_throw(env, error);
 }
 
+// The Error throw_errno throws, as a value (to reject a promise with).
+static inline napi_value errno_error(napi_env env, int err, const char *syscall, const char *path) {
+  throw_errno(env, err, syscall, path);
+  napi_value error = NULL;
+  napi_get_and_clear_last_exception(env, &error);
+  return error;
+}
+
+// Queues work on libuv's thread pool (`work` and `deferred` are the job's own fields) and returns
+// its promise; NULL, with an Error thrown, when it cannot start (the caller frees the job).
+static inline napi_value queue_job(napi_env env, const char *name, napi_async_execute_callback execute,
+                                   napi_async_complete_callback complete, void *job, napi_async_work *work,
+                                   napi_deferred *deferred) {
+  napi_value promise, resource;
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource);
+  if (napi_create_promise(env, deferred, &promise) != napi_ok ||
+      napi_create_async_work(env, NULL, resource, execute, complete, job, work) != napi_ok ||
+      napi_queue_async_work(env, *work) != napi_ok) {
+    napi_throw_error(env, NULL, "could not start work on the thread pool");
+    return NULL;
+  }
+  return promise;
+}
+
 // A string or Buffer argument as a NUL-terminated copy (free it), or NULL with a TypeError thrown.
 static inline char *c_string(napi_env env, napi_value value, const char *what) {
   napi_valuetype type;

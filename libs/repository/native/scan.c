@@ -198,13 +198,6 @@ static void execute(napi_env env, void *data) {
   closedir(dir);
 }
 
-static napi_value errno_error(napi_env env, int err, const char *syscall, const char *path) {
-  throw_errno(env, err, syscall, path);
-  napi_value error = NULL;
-  napi_get_and_clear_last_exception(env, &error);
-  return error;
-}
-
 static void complete(napi_env env, napi_status status, void *data) {
   job *j = data;
   napi_value result = NULL;
@@ -262,15 +255,8 @@ static napi_value scan(napi_env env, napi_callback_info info) {
     return NULL;
   }
   j->path = path;
-  napi_value promise, name;
-  napi_create_string_utf8(env, "volback.scan", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok ||
-      napi_create_async_work(env, NULL, name, execute, complete, j, &j->work) != napi_ok ||
-      napi_queue_async_work(env, j->work) != napi_ok) {
-    free_job(j);
-    napi_throw_error(env, NULL, "could not start a directory scan");
-    return NULL;
-  }
+  napi_value promise = queue_job(env, "volback.scan", execute, complete, j, &j->work, &j->deferred);
+  if (!promise) free_job(j);
   return promise;
 }
 

@@ -5,7 +5,9 @@ import { createRequire } from 'node:module';
  * command runs it first), or undefined: without a C compiler, or with `VOLBACK_NATIVE=off`,
  * each caller falls back to what it does without it.
  */
-export function loadNativeAddon<T>(name: 'rabin' | 'xattr' | 'times' | 'zstd' | 'scan'): T | undefined {
+export function loadNativeAddon<T>(
+  name: 'rabin' | 'xattr' | 'times' | 'zstd' | 'scan' | 'write',
+): T | undefined {
   if (process.env['VOLBACK_NATIVE'] === 'off') return undefined;
   try {
     // By the package's name, so that the command line's bundle (tools/cli/dist) finds them too.

@@ -19,7 +19,8 @@ const nativeTimes = loadNativeAddon<NativeTimes>('times');
 /** Whether restored times are exact to the nanosecond (the addon is built). */
 export const exactFileTimes = nativeTimes !== undefined;
 
-function split(nanoseconds: bigint): [bigint, number] {
+/** Nanoseconds since the epoch as utimensat wants them: whole seconds, and 0 to 999,999,999 ns. */
+export function timeParts(nanoseconds: bigint): [bigint, number] {
   let seconds = nanoseconds / 1_000_000_000n;
   let rest = nanoseconds % 1_000_000_000n;
   // Before 1970 the remainder is negative; utimensat wants 0 <= tv_nsec < 1e9.
@@ -42,8 +43,8 @@ export async function setFileTimes(
   symlink: boolean,
 ): Promise<void> {
   if (nativeTimes) {
-    const [as, an] = split(atime);
-    const [ms, mn] = split(mtime);
+    const [as, an] = timeParts(atime);
+    const [ms, mn] = timeParts(mtime);
     nativeTimes.set(path, as, an, ms, mn, !symlink);
     return;
   }

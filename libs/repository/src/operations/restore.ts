@@ -12,6 +12,7 @@ import type { Repository } from '../repository.ts';
 import { loadBlobsFrom, type BlobSource } from './blob-ports.ts';
 import { restoreExtendedAttributes } from './extended-attributes.ts';
 import { setFileTimes } from './file-times.ts';
+import { contentLost, writeRestoredFiles, writesWhole } from './file-write.ts';
 import { childPath, shownPath, type FsPath } from './fs-path.ts';
 
 const run = promisify(execFile);
@@ -237,6 +238,15 @@ async function makeNode(path: FsPath, command: string, args: readonly string[]):
 }
 
 /** A file waiting in a batch. */
+/** The error of a file whose content could not be written (nothing of it is left). */
+function notRestored(error: unknown): RepositoryError {
+  return new RepositoryError(
+    ((error as RepositoryError).code as RepositoryErrorCode | undefined) ?? RepositoryErrorCode.Malformed,
+    `${(error as Error).message}; the file was not restored`,
+    { cause: error },
+  );
+}
+
 interface FileJob {
   readonly node: TreeNode;
   readonly path: FsPath;
@@ -370,10 +380,43 @@ class RestoreRun {
       files.flatMap((f) => f.node.content ?? []),
       files.reduce((bytes, f) => bytes + (f.node.size ?? 0), 0),
     )[Symbol.asyncIterator]();
+    /** Small files read from the stream, to be written together ({@link writeRestoredFiles}). */
+    let whole: Array<{ path: FsPath; data: Buffer; node: TreeNode }> = [];
+    const writeWhole = async () => {
+      if (whole.length === 0) return;
+      const written = whole;
+      whole = [];
+      asRoot ??= process.getuid?.() === 0;
+      const results = await writeRestoredFiles(written, asRoot);
+      for (const [i, { path, data }] of written.entries()) {
+        const error = results[i];
+        if (error && contentLost(error)) {
+          this.#fail(path, notRestored(error));
+          continue;
+        }
+        this.#restored(path, data.length);
+        if (error) this.#fail(path, error); // its content is there, its mode or times are not
+      }
+    };
     let streaming = true;
     try {
       for (const { node, path, fresh } of files) {
         if (this.#unsafe) return;
+        if (streaming && this.#small(node) && writesWhole(node)) {
+          // Its blob now, its file with the others: the stream's blobs stay valid while kept.
+          streaming = false; // until the blob is taken
+          try {
+            if (!fresh) await this.#clear(path);
+            whole.push({ path, data: await this.#smallBlob(node, stream), node });
+            streaming = true;
+          } catch (error) {
+            if ((error as RepositoryError).code === RepositoryErrorCode.UnsafePath) throw error;
+            this.#fail(path, notRestored(error));
+            await stream.return?.();
+          }
+          continue;
+        }
+        await writeWhole();
         if (!streaming) {
           await this.#guarded(node, path, fresh);
           continue;
@@ -390,6 +433,7 @@ class RestoreRun {
         }
         if (!streaming) await stream.return?.();
       }
+      await writeWhole();
     } finally {
       await stream.return?.();
     }
@@ -525,8 +569,7 @@ class RestoreRun {
 
   /** Writes a file from the next `node.content.length` blobs of `blobs`. */
   async #content(node: TreeNode, path: FsPath, blobs: AsyncIterator<Buffer>): Promise<void> {
-    if ((node.content?.length ?? 0) <= 1 && (node.size ?? Infinity) <= SMALL_FILE)
-      return this.#smallContent(node, path, blobs);
+    if (this.#small(node)) return this.#smallContent(node, path, blobs);
     const file = await open(
       path,
       constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
@@ -567,15 +610,33 @@ class RestoreRun {
    * open, write and close cost a few microseconds each on a local disk, less than three round
    * trips through libuv's thread pool.
    */
+  /** A file of at most one blob and {@link SMALL_FILE} bytes: written with synchronous calls, or in a batch. */
+  #small(node: TreeNode): boolean {
+    return (node.content?.length ?? 0) <= 1 && (node.size ?? Infinity) <= SMALL_FILE;
+  }
+
+  /** A small file's bytes: its one blob from `blobs`, or none. */
+  async #smallBlob(node: TreeNode, blobs: AsyncIterator<Buffer>): Promise<Buffer> {
+    if (!node.content?.length) return Buffer.alloc(0);
+    const next = await blobs.next();
+    if (next.done) throw new RepositoryError(RepositoryErrorCode.Malformed, 'the blob stream ended early');
+    return next.value;
+  }
+
+  #restored(path: FsPath, bytes: number): void {
+    this.summary.files++;
+    this.summary.bytes += bytes;
+    this.#options.onProgress?.({
+      files: this.summary.files,
+      bytes: this.summary.bytes,
+      currentPath: shownPath(path),
+    });
+  }
+
   async #smallContent(node: TreeNode, path: FsPath, blobs: AsyncIterator<Buffer>): Promise<void> {
-    let data: Buffer = Buffer.alloc(0);
+    let data: Buffer;
     try {
-      if (node.content?.length) {
-        const next = await blobs.next();
-        if (next.done)
-          throw new RepositoryError(RepositoryErrorCode.Malformed, 'the blob stream ended early');
-        data = next.value;
-      }
+      data = await this.#smallBlob(node, blobs);
       const fd = openSync(
         path,
         constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
@@ -590,19 +651,9 @@ class RestoreRun {
       }
       closeSync(fd);
     } catch (error) {
-      throw new RepositoryError(
-        (error as RepositoryError).code ?? RepositoryErrorCode.Malformed,
-        `${(error as Error).message}; the file was not restored`,
-        { cause: error },
-      );
+      throw notRestored(error);
     }
-    this.summary.files++;
-    this.summary.bytes += data.length;
-    this.#options.onProgress?.({
-      files: this.summary.files,
-      bytes: this.summary.bytes,
-      currentPath: shownPath(path),
-    });
+    this.#restored(path, data.length);
   }
 
   async #write(file: FileHandle, data: Buffer, position: number, path: FsPath): Promise<void> {
