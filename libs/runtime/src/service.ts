@@ -74,11 +74,6 @@ export interface RunServiceOptions {
 }
 
 /**
- * Runs a service process: its logger, graceful shutdown on SIGTERM/SIGINT (the service's parts,
- * then the ops endpoint, then NATS, then what must outlive NATS), and a fatal log and exit 1 when
- * start-up fails. Config errors' messages name the variable and never hold a secret.
- */
-/**
  * V8's flag that counts memory outside the JavaScript heap (ArrayBuffers: NATS messages, blobs,
  * packs) against its own, growing share of the global limit. Without it, every byte of them
  * allocated since the last full collection counts as old-generation growth, so a service whose
@@ -86,12 +81,17 @@ export interface RunServiceOptions {
  * it: 12 in the agent during a 256 MiB restore, their marking and sweeping threads about 0.6 CPU-s
  * of 3. End to end, `database`, 256 MiB, two runs each: restore 1.73–1.83 instead of 2.26–2.42
  * CPU-s, backup 3.24–3.34 instead of 3.56–3.92, the agent and the gateway each peaking about 100
- * MiB higher (bench/README.md, "Collection round"). V8 later made this its only behaviour. Set
- * before the service allocates anything to speak of; the limits are computed from it at every
- * collection, in every thread of the process.
+ * MiB higher (bench/README.md, "Flush, collection and batch round"). V8 later made this its only
+ * behaviour. Set before the service allocates anything to speak of; the limits are computed from
+ * it at every collection, in every thread of the process.
  */
 const SERVICE_V8_FLAGS = '--external-memory-accounted-in-global-limit';
 
+/**
+ * Runs a service process: its logger, graceful shutdown on SIGTERM/SIGINT (the service's parts,
+ * then the ops endpoint, then NATS, then what must outlive NATS), and a fatal log and exit 1 when
+ * start-up fails. Config errors' messages name the variable and never hold a secret.
+ */
 export function runService(options: RunServiceOptions): void {
   setFlagsFromString(SERVICE_V8_FLAGS);
   const log = createLogger({ service: options.service });

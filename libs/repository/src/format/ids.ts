@@ -15,44 +15,42 @@ export function isId(value: string): boolean {
   return /^[0-9a-f]{64}$/.test(value);
 }
 
-let lastSeconds: bigint | undefined;
-let lastBase = '';
+/** Nanoseconds since the epoch as whole seconds and 0 to 999,999,999 ns (utimensat's, stat's). */
+export function timeParts(nanoseconds: bigint): [bigint, number] {
+  let seconds = nanoseconds / 1_000_000_000n;
+  let rest = nanoseconds % 1_000_000_000n;
+  // Before 1970 the remainder is negative.
+  if (rest < 0n) {
+    seconds -= 1n;
+    rest += 1_000_000_000n;
+  }
+  return [seconds, Number(rest)];
+}
 
 /**
  * Go's RFC 3339 with nanoseconds (`time.RFC3339Nano`): trailing zeros of the fraction dropped,
  * UTC written as `Z`. `ns` is nanoseconds since the epoch.
  */
 export function formatGoTime(ns: bigint): string {
-  let seconds = ns / 1_000_000_000n;
-  let frac = ns % 1_000_000_000n;
-  if (frac < 0n) {
-    frac += 1_000_000_000n;
-    seconds -= 1n;
-  }
-  // A walk formats three times per entry, mostly of the same few seconds.
-  if (seconds !== lastSeconds) {
-    lastSeconds = seconds;
-    lastBase = new Date(Number(seconds) * 1000).toISOString().slice(0, 19);
-  }
-  const base = lastBase;
-  const fraction = frac === 0n ? '' : `.${frac.toString().padStart(9, '0').replace(/0+$/, '')}`;
-  return `${base}${fraction}Z`;
+  const [seconds, nanos] = timeParts(ns);
+  return formatGoTimeParts(Number(seconds), nanos);
 }
 
-let lastWholeSeconds = Number.NaN;
-let lastWholeBase = '';
+let lastSeconds = Number.NaN;
+let lastBase = '';
 
 /**
  * {@link formatGoTime} of a time given as whole seconds and nanoseconds (0 to 999,999,999), as a
  * stat gives them: no BigInt on the way.
  */
 export function formatGoTimeParts(seconds: number, nanos: number): string {
-  if (seconds !== lastWholeSeconds) {
-    lastWholeSeconds = seconds;
-    lastWholeBase = new Date(seconds * 1000).toISOString().slice(0, 19);
+  // A walk formats three times per entry, mostly of the same few seconds.
+  if (seconds !== lastSeconds) {
+    lastSeconds = seconds;
+    lastBase = new Date(seconds * 1000).toISOString().slice(0, 19);
   }
-  if (nanos === 0) return `${lastWholeBase}Z`;
-  return `${lastWholeBase}.${String(nanos).padStart(9, '0').replace(/0+$/, '')}Z`;
+  if (nanos === 0) return `${lastBase}Z`;
+  return `${lastBase}.${String(nanos).padStart(9, '0').replace(/0+$/, '')}Z`;
 }
 
 let lastParsedBase = '';

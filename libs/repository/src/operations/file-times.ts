@@ -1,4 +1,5 @@
 import { lutimes, utimes } from 'node:fs/promises';
+import { timeParts } from '../format/ids.ts';
 import { loadNativeAddon } from '../native-addon.ts';
 import type { FsPath } from './fs-path.ts';
 
@@ -18,18 +19,6 @@ const nativeTimes = loadNativeAddon<NativeTimes>('times');
 
 /** Whether restored times are exact to the nanosecond (the addon is built). */
 export const exactFileTimes = nativeTimes !== undefined;
-
-/** Nanoseconds since the epoch as utimensat wants them: whole seconds, and 0 to 999,999,999 ns. */
-export function timeParts(nanoseconds: bigint): [bigint, number] {
-  let seconds = nanoseconds / 1_000_000_000n;
-  let rest = nanoseconds % 1_000_000_000n;
-  // Before 1970 the remainder is negative; utimensat wants 0 <= tv_nsec < 1e9.
-  if (rest < 0n) {
-    seconds -= 1n;
-    rest += 1_000_000_000n;
-  }
-  return [seconds, Number(rest)];
-}
 
 /**
  * Sets a file's access and modification times, in nanoseconds since the epoch; a symlink's own

@@ -1,7 +1,6 @@
-import { parseGoTime } from '../format/ids.ts';
+import { parseGoTime, timeParts } from '../format/ids.ts';
 import { posixPermissionsFromGo, type TreeNode } from '../format/tree.ts';
 import { loadNativeAddon } from '../native-addon.ts';
-import { timeParts } from './file-times.ts';
 import type { FsPath } from './fs-path.ts';
 
 /** libs/repository/native/write.c (see there). */

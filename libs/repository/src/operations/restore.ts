@@ -237,7 +237,6 @@ async function makeNode(path: FsPath, command: string, args: readonly string[]):
   }
 }
 
-/** A file waiting in a batch. */
 /** The error of a file whose content could not be written (nothing of it is left). */
 function notRestored(error: unknown): RepositoryError {
   return new RepositoryError(
@@ -247,6 +246,7 @@ function notRestored(error: unknown): RepositoryError {
   );
 }
 
+/** A file waiting in a batch. */
 interface FileJob {
   readonly node: TreeNode;
   readonly path: FsPath;
@@ -605,11 +605,6 @@ class RestoreRun {
     this.summary.files++;
   }
 
-  /**
-   * A file of at most one small blob, written with synchronous calls once its blob is in hand:
-   * open, write and close cost a few microseconds each on a local disk, less than three round
-   * trips through libuv's thread pool.
-   */
   /** A file of at most one blob and {@link SMALL_FILE} bytes: written with synchronous calls, or in a batch. */
   #small(node: TreeNode): boolean {
     return (node.content?.length ?? 0) <= 1 && (node.size ?? Infinity) <= SMALL_FILE;
@@ -633,6 +628,11 @@ class RestoreRun {
     });
   }
 
+  /**
+   * A file of at most one small blob, written with synchronous calls once its blob is in hand:
+   * open, write and close cost a few microseconds each on a local disk, less than three round
+   * trips through libuv's thread pool.
+   */
   async #smallContent(node: TreeNode, path: FsPath, blobs: AsyncIterator<Buffer>): Promise<void> {
     let data: Buffer;
     try {
