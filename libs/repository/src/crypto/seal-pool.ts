@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
 import { CRYPTO_OVERHEAD, type CryptoKey } from './crypto.ts';
-import { spansItsBuffer } from '../format/release.ts';
+import { releaseAfterViews, spansItsBuffer } from '../format/release.ts';
 import { workerModule } from '../worker-module.ts';
 
 /** One stored blob inside a buffer of several (a range read from a pack). */
@@ -219,7 +219,7 @@ export class SealPool {
   /**
    * {@link seal} of several blobs with one message each way (small blobs: the messages would
    * cost more than the sealing). The sealed blobs come back in order, each a view of one shared
-   * buffer. With `expectIds`, every plaintext is checked against its id first: one that does not
+   * buffer, which {@link release} of the last of them frees. With `expectIds`, every plaintext is checked against its id first: one that does not
    * match fails the call ({@link RepositoryErrorCode.BlobIdMismatch}) and none is sealed.
    */
   async sealMany(
@@ -245,6 +245,7 @@ export class SealPool {
     const parts = answer.sealedParts;
     if (parts?.length !== plaintexts.length) throw new Error('seal worker answered for other blobs');
     const sealed = Buffer.from(answer.data, 0, answer.length);
+    releaseAfterViews(answer.data, parts.length);
     let offset = 0;
     return parts.map(({ length, compressed }) => {
       offset += length;

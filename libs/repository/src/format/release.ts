@@ -1,6 +1,9 @@
 /** Smaller buffers are left to the garbage collector (they may sit in Node's shared pool). */
 export const RELEASE_FROM = 64 * 1024;
 
+/** ArrayBuffers handed out as several views ({@link releaseAfterViews}): how many are still held. */
+const sharedViews = new WeakMap<ArrayBufferLike, number>();
+
 /**
  * Frees a large buffer's memory now instead of at the next garbage collection, by detaching its
  * ArrayBuffer. V8 collects only after tens of MiB of such memory have piled up, and a backup or
@@ -12,7 +15,26 @@ export const RELEASE_FROM = 64 * 1024;
  * Node's pooled ones never span their ArrayBuffer, so they stay untouched either way).
  */
 export function release(data: Uint8Array | undefined, from = RELEASE_FROM): void {
-  if (data && spansItsBuffer(data, from)) detach(data.buffer);
+  if (!data) return;
+  const views = sharedViews.get(data.buffer);
+  if (views === undefined) {
+    if (spansItsBuffer(data, from)) detach(data.buffer);
+  } else if (views > 1) {
+    sharedViews.set(data.buffer, views - 1);
+  } else {
+    sharedViews.delete(data.buffer);
+    detach(data.buffer);
+  }
+}
+
+/**
+ * Lets {@link release} free `buffer`, which its caller owns outright but hands out as `views`
+ * separate views (blobs sealed together, each written to a pack on its own): each view is then
+ * released once, when done with, and the last one frees the buffer. A view never released leaves
+ * the buffer to the garbage collector.
+ */
+export function releaseAfterViews(buffer: ArrayBuffer, views: number): void {
+  if (views > 0) sharedViews.set(buffer, views);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compress } from './compression.ts';
-import { detach, release } from './release.ts';
+import { detach, release, releaseAfterViews } from './release.ts';
 
 describe('release', () => {
   it('frees a large buffer that is the whole of its ArrayBuffer', () => {
@@ -26,6 +26,23 @@ describe('release', () => {
     release(small);
     expect(small.buffer.detached).toBe(false);
     release(undefined);
+  });
+
+  it('frees a buffer handed out as several views when the last of them is released', () => {
+    const buffer = new ArrayBuffer(3 * 1000);
+    const views = [0, 1, 2].map((i) => Buffer.from(buffer, i * 1000, 1000));
+    releaseAfterViews(buffer, views.length);
+    release(views[1]);
+    release(views[0]);
+    expect(buffer.detached).toBe(false);
+    expect(views[2]!.byteLength).toBe(1000);
+    release(views[2]);
+    expect(buffer.detached).toBe(true);
+
+    const kept = new ArrayBuffer(2 * 1000);
+    releaseAfterViews(kept, 2);
+    release(Buffer.from(kept, 0, 1000));
+    expect(kept.detached).toBe(false);
   });
 
   it('detach frees an ArrayBuffer whatever its views, once', () => {
