@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { fastDigest } from './fast-digest.ts';
+import { changedSpan, fastDigest } from './fast-digest.ts';
 import {
   ChunkControl,
   ChunkPoolErrorCode,
@@ -14,7 +14,7 @@ import {
   type ChunkWorkerError,
   type PreviousChunk,
 } from './chunk-pool.ts';
-import { CHUNKER_MAX_SIZE, Chunker, type Chunk } from './chunker.ts';
+import { CHUNKER_MAX_SIZE, CHUNKER_WINDOW_SIZE, Chunker } from './chunker.ts';
 
 const { pol, control, readAheadBytes } = workerData as ChunkWorkerData;
 
@@ -46,17 +46,25 @@ function ownBuffer(data: Buffer): ArrayBuffer {
   return copy.buffer as ArrayBuffer;
 }
 
+/** A chunk to send: where it lies from the position it was cut from, and its fast digest if known. */
+interface Cut {
+  readonly offset: number;
+  readonly length: number;
+  readonly data: Buffer;
+  readonly digest?: string;
+}
+
 /**
  * Hashes and sends chunks cut from file position `base` on; returns their bytes. With `seed`,
  * each also gets its fast digest (the chunk cache's).
  */
-function send(job: number, chunks: Chunk[], end: boolean, seed?: bigint, base = 0): number {
+function send(job: number, chunks: readonly Cut[], end: boolean, seed?: bigint, base = 0): number {
   const response: ChunkJobResponse = { job, chunks: [], ...(end ? { end } : {}) };
   const transfer: ArrayBuffer[] = [];
   let bytes = 0;
   for (const chunk of chunks) {
     const id = createHash('sha256').update(chunk.data).digest('hex');
-    const digest = seed === undefined ? undefined : fastDigest(chunk.data, seed);
+    const digest = seed === undefined ? undefined : (chunk.digest ?? fastDigest(chunk.data, seed));
     const data = ownBuffer(chunk.data);
     response.chunks.push({ offset: base + chunk.offset, length: chunk.length, id, data, digest });
     transfer.push(data);
@@ -198,11 +206,33 @@ function shrank(path: string | Buffer, size: number, position: number): Error {
   return Object.assign(error, { code: ChunkPoolErrorCode.FileShrank });
 }
 
+/** The chunker {@link cutWhereItWas} probes with (it leaves it as new). */
+let probe: Chunker | undefined;
+
+/**
+ * True when a chunk of a file's last backup whose bytes changed (`bytes`, fast digests `now` and
+ * `before`) is still cut where it was: no window over its changed blocks, or within 63 bytes after
+ * them, makes a cut before its end, and its end, if it was a cut, is not among them (or cuts
+ * still). `last`: the file's last chunk, which ended with the file and still does. Only those
+ * windows are rolled ({@link Chunker.firstCutIn}): a page rewritten in a database file costs the
+ * Rabin roll of its block, not of its whole chunk.
+ */
+function cutWhereItWas(bytes: Buffer, now: string, before: string, last: boolean): boolean {
+  const span = changedSpan(now, before, bytes.length);
+  if (!span) return false;
+  const to = span.to + CHUNKER_WINDOW_SIZE;
+  probe ??= new Chunker(pol);
+  const cut = probe.firstCutIn(bytes, span.from, to);
+  if (cut >= 0) return cut === bytes.length;
+  return last || to < bytes.length;
+}
+
 /**
  * Chunks a file against its chunks at its last backup (the chunk cache). restic's chunker starts
  * afresh at every cut, so the same bytes from the same boundary give the same cut: a previous
  * chunk whose bytes at the same offset still have the same fast digest is sent back as reused
- * (its id, no data, no Rabin roll, no SHA-256). Elsewhere the chunker runs from that boundary
+ * (its id, no data, no Rabin roll, no SHA-256); one that changed but is still cut where it was
+ * ({@link cutWhereItWas}) is sent whole, without a full roll. Elsewhere the chunker runs from that boundary
  * until one of its cuts meets a previous boundary again. The file's last previous chunk ended
  * with the file, not with a cut: it is reused only where the file still ends with it.
  */
@@ -239,7 +269,14 @@ function chunkAgainst(
         position = end;
         continue;
       }
-      // Changed: cut it, from a copy (the chunker may keep views of its input; scratch is reused).
+      if (cutWhereItWas(bytes, digest, old.digest, i === previous.length - 1)) {
+        // Changed within, cut where it was: one new chunk (sent as a copy: scratch is reused).
+        const chunk = { offset: 0, length: bytes.length, data: bytes, digest };
+        sent = (sent + send(job, [chunk], false, seed, position)) | 0;
+        position = end;
+        continue;
+      }
+      // Cut elsewhere: cut it, from a copy (the chunker may keep views of its input; scratch is reused).
       pending = Buffer.allocUnsafeSlow(bytes.length);
       readBuffers.add(pending.buffer);
       bytes.copy(pending);
@@ -263,7 +300,7 @@ function chunkAgainst(
       }
       readTo += bytes.length;
       const chunks = chunker.push(bytes);
-      const taken: Chunk[] = [];
+      const taken: Cut[] = [];
       for (const chunk of chunks) {
         taken.push(chunk);
         position = base + chunk.offset + chunk.length;

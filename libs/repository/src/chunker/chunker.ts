@@ -199,6 +199,36 @@ export class Chunker {
     return last;
   }
 
+  /**
+   * Where a chunk that starts at `bytes[0]` is cut, when only the windows ending at an index in
+   * `[from, to)` need a look: the index just after the first cut among them (or after the forced
+   * cut at the maximum size, when they reach it), or −1 when there is none. A window covers 64
+   * bytes and the chunker restarts at every cut, so the fingerprint at an index depends only on the
+   * 64 bytes up to it: for a chunk cut before whose bytes changed only in `[from, to − 64)`, the
+   * windows elsewhere are as they were, and so are their decisions. Rolls from `from − 63` (or
+   * where restic starts to after a cut) only. Leaves the chunker as {@link finish} does.
+   */
+  firstCutIn(bytes: Uint8Array, from: number, to: number): number {
+    const first = Math.max(from, this.#minSize - 1);
+    const stop = Math.min(to, bytes.length, this.#maxSize);
+    let cut = -1;
+    if (first < stop) {
+      // 64 bytes rolled up to `first`: its window holds only them, whatever the state before.
+      const start = first - (WINDOW - 1);
+      const staging = this.#staging;
+      staging.fill(0, 0, WINDOW);
+      staging.set(bytes.subarray(start, start + WINDOW), WINDOW);
+      this.#digest.fill(0);
+      const headCut = this.#roll(staging, WINDOW, 2 * WINDOW, first - start + WINDOW);
+      if (headCut >= 0) cut = start + headCut - WINDOW;
+      else if (stop > start + WINDOW) cut = this.#roll(bytes, start + WINDOW, stop, first);
+    }
+    if (cut < 0 && stop === this.#maxSize) cut = stop;
+    this.#chunkOffset = 0;
+    this.#restart();
+    return cut;
+  }
+
   /** Hashes bytes[start..] until a cut; returns the index just after the cut, or −1 if none. */
   #scan(bytes: Uint8Array, start: number): number {
     // The byte at index i brings the chunk to count + (i − start + 1) bytes.

@@ -305,6 +305,91 @@ describe('chunk edges and data', () => {
   });
 });
 
+describe("a changed chunk's cut from the windows over its changes (firstCutIn)", () => {
+  /**
+   * Rewrites bytes of each chunk at each place, and checks that firstCutIn over the windows that
+   * see them decides what chunking the changed chunk from its start decides: a new cut inside
+   * (where), the same end, or no cut where it ended. Returns how often each happened.
+   */
+  function expectAgreement(
+    options: ChunkerOptions,
+    input: Buffer,
+    lengths: readonly number[],
+    places: (length: number) => Array<[at: number, count: number]>,
+  ): Record<'same' | 'moved' | 'gone', number> {
+    const outcomes = { same: 0, moved: 0, gone: 0 };
+    let start = 0;
+    for (const [k, length] of lengths.entries()) {
+      for (const [at, count] of places(length)) {
+        const changed = Buffer.from(input.subarray(start, start + length + 64 * 1024));
+        pseudoRandomBytes(count, `chunk ${k} at ${at}`).copy(changed, at);
+        const truth = new Chunker(TEST_POL, options).push(changed)[0]?.length ?? Infinity;
+
+        const to = at + count + 64;
+        const cut = new Chunker(TEST_POL, options).firstCutIn(changed.subarray(0, length), at, to);
+
+        if (truth < length) expect(cut).toBe(truth);
+        expect(cut >= 0 ? cut === length : to < length).toBe(truth === length);
+        outcomes[truth === length ? 'same' : truth < length ? 'moved' : 'gone'] += 1;
+      }
+      start += length;
+    }
+    return outcomes;
+  }
+
+  for (const native of [true, false]) {
+    const loop = native ? 'native' : 'JavaScript';
+    it(`decides as chunking from the chunk's start, restic's parameters (${loop} loop)`, () => {
+      // Restic's vector chunks, rewritten where it matters: in the part restic skips, across its
+      // end, in the middle, just before and inside the last window
+      const lengths = chunks1.slice(0, 8).map(([length]) => length);
+      const outcomes = expectAgreement({ native }, goRandom, lengths, (length) => [
+        [0, 8192],
+        [CHUNKER_MIN_SIZE - 64 - 100, 200],
+        [CHUNKER_MIN_SIZE, 300_000],
+        [Math.floor(length / 2), 8192],
+        [Math.floor(length / 2), 1],
+        [length - 64 - 8192 - 1, 8192],
+        [length - 64 - 8192, 8192],
+        [length - 70, 1],
+        [length - 64, 1],
+        [length - 1, 1],
+      ]);
+      expect(outcomes.same).toBeGreaterThan(0);
+      expect(outcomes.moved).toBeGreaterThan(0);
+      expect(outcomes.gone).toBeGreaterThan(0);
+    });
+
+    it(`decides as chunking from the chunk's start, a cut every ~256 bytes (${loop} loop)`, () => {
+      // Cuts so frequent that a fingerprint wrong at a few windows would show
+      const options: ChunkerOptions = { native, minSize: 1024, maxSize: 4096, averageBits: 8 };
+      const input = goRandom.subarray(0, 1 * MiB);
+      const lengths = chunkBoundaries(TEST_POL, input, options)
+        .slice(0, -1)
+        .map((chunk) => chunk.length);
+      let seed = 1;
+      const next = (below: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % below;
+      const outcomes = expectAgreement(options, input, lengths.slice(0, 300), (length) =>
+        Array.from({ length: 4 }, () => {
+          const at = next(length);
+          return [at, 1 + next(Math.min(100, length - at))];
+        }),
+      );
+      expect(outcomes.same).toBeGreaterThan(500);
+      expect(outcomes.moved).toBeGreaterThan(50);
+      expect(outcomes.gone).toBeGreaterThan(10);
+    });
+  }
+
+  it('rolls nothing for changes in the bytes restic skips, and leaves the chunker as new', () => {
+    const chunker = new Chunker(TEST_POL);
+    const first = chunks1[0]![0];
+    expect(chunker.firstCutIn(goRandom.subarray(0, first), 1000, 9000)).toBe(-1);
+    expect(chunker.firstCutIn(goRandom.subarray(0, first), 0, first + 64)).toBe(first);
+    expect(chunker.push(goRandom.subarray(0, 3 * MiB)).map((c) => c.length)).toEqual([first, chunks1[1]![0]]);
+  });
+});
+
 describe('parameters', () => {
   it('has the native loop the project scripts build, unless turned off', () => {
     if (process.env['VOLBACK_NATIVE'] === 'off') expect(nativeRabin).toBeUndefined();

@@ -6,13 +6,14 @@ import type { TreeNode } from '../format/tree.ts';
 
 /** What the cache keeps of one file: its chunks at a backup, and which version of the file that was. */
 interface CacheEntry {
-  v: 1;
+  /** 2: digests by 64 KiB block ({@link fastDigest}); entries of version 1 (one per chunk) are not read. */
+  v: 2;
   size: number;
   mtime: string;
   /** Blob ids, in file order: the node's `content` in the snapshot that backed it up. */
   ids: string[];
   lengths: number[];
-  /** Fast digests of the chunks, with the cache's seed. */
+  /** Fast digests of the chunks, with the cache's seed (`fastDigest`: by 64 KiB block). */
   digests: string[];
 }
 
@@ -24,7 +25,7 @@ function isEntry(value: unknown): value is CacheEntry {
   return (
     e !== null &&
     typeof e === 'object' &&
-    e.v === 1 &&
+    e.v === 2 &&
     Number.isSafeInteger(e.size) &&
     typeof e.mtime === 'string' &&
     Array.isArray(e.ids) &&
@@ -122,7 +123,7 @@ export class ChunkCache {
     if (ids.length < 2 || chunks.length !== ids.length) return;
     this.#seen.add(key);
     const entry: CacheEntry = {
-      v: 1,
+      v: 2,
       size: node.size ?? 0,
       mtime: node.mtime ?? '',
       ids,
