@@ -1,18 +1,21 @@
-// A directory's entries with their lstat and whether they have extended attributes, read on
+// Directories' entries with their lstat and whether they have extended attributes, read on
 // libuv's thread pool: what a backup's walk asks of every entry (readdir, lstat, llistxattr), in
-// one call per directory instead of three calls per entry on the walk's thread, so that the walk
-// can have the next directories read while it compares this one with the parent snapshot.
+// one call for several directories instead of three calls per entry on the walk's thread, so that
+// the walk can have the next directories read while it compares this one with the parent
+// snapshot. Several per call: each call wakes a thread-pool thread and then the walk's thread,
+// about 25 µs of the walk's time here, as much as comparing a directory of ten files.
 // Built by scripts/build-native.sh; loaded by src/operations/dir-scan.ts.
 //
-// scan(path) -> Promise<{ names: Array<string | Buffer>, stats: Float64Array }>
+// scan(paths) -> Promise<Array<{ names: Array<string | Buffer>, stats: Float64Array } | Error>>
+//   One element per path, in order:
 //   names: the entry names (not . and ..), sorted bytewise: a string when the name is UTF-8,
 //   else its bytes.
 //   stats: FIELDS numbers per entry, in the same order:
 //     dev, ino, mode, nlink, uid, gid, rdev, size, atime s, atime ns, mtime s, mtime ns,
 //     ctime s, ctime ns, lstat's errno (0: the stat fields hold), attributes: the length of
 //     llistxattr's list (0: none, or none supported), or minus its errno.
-//   path: string or Buffer without NUL. A directory that cannot be opened or read rejects the
-//   promise with an Error as Node's fs throws it (code, errno, syscall "scandir", path).
+//   paths: an array of strings or Buffers without NUL. A directory that cannot be opened or read
+//   gets an Error as Node's fs throws it (code, errno, syscall "scandir", path) as its element.
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -36,16 +39,21 @@ typedef struct {
   size_t length;
 } entry;
 
+// One directory: its path, and what was read, filled on the thread pool.
 typedef struct {
-  napi_async_work work;
-  napi_deferred deferred;
   char *path;
-  // Results, filled on the thread pool.
   int error;               // errno of opening or reading the directory, 0 when it was read
   const char *syscall;     // the call that failed
   entry *entries;
   size_t count;
   double *stats;
+} directory;
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  directory *dirs;
+  size_t count;
 } job;
 
 static int by_name(const void *a, const void *b) {
@@ -87,20 +95,24 @@ static int is_utf8(const unsigned char *s, size_t n) {
 }
 
 static void free_job(job *j) {
-  for (size_t i = 0; i < j->count; i++) free(j->entries[i].name);
-  free(j->entries);
-  free(j->stats);
-  free(j->path);
+  for (size_t d = 0; d < j->count; d++) {
+    directory *dir = &j->dirs[d];
+    for (size_t i = 0; i < dir->count; i++) free(dir->entries[i].name);
+    free(dir->entries);
+    free(dir->stats);
+    free(dir->path);
+  }
+  free(j->dirs);
   free(j);
 }
 
-static void failed(job *j, int error) {
+static void failed(directory *j, int error) {
   j->error = error;
   j->syscall = "scandir";
 }
 
 // The directory's names, sorted; false with j->error set when it cannot be read.
-static int read_names(job *j, DIR *dir) {
+static int read_names(directory *j, DIR *dir) {
   size_t capacity = 0;
   for (;;) {
     errno = 0;
@@ -161,9 +173,7 @@ static void stat_entry(int dirfd, const char *name, const char *full, double *f)
   else f[15] = (errno == ENOTSUP || errno == ENOSYS) ? 0 : -(double)errno;
 }
 
-static void execute(napi_env env, void *data) {
-  (void)env;
-  job *j = data;
+static void scan_one(directory *j) {
   int fd = open(j->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
     failed(j, errno);
@@ -198,45 +208,61 @@ static void execute(napi_env env, void *data) {
   closedir(dir);
 }
 
+static void execute(napi_env env, void *data) {
+  (void)env;
+  job *j = data;
+  for (size_t d = 0; d < j->count; d++) scan_one(&j->dirs[d]);
+}
+
+// One directory's result as JavaScript: { names, stats }, or its Error; NULL when out of memory.
+static napi_value result_of(napi_env env, directory *j) {
+  if (j->error) return errno_error(env, j->error, j->syscall, j->path);
+  napi_value result, names, stats_buffer, stats;
+  void *stats_data = NULL;
+  size_t stats_bytes = j->count * FIELDS * sizeof(double);
+  int ok = napi_create_array_with_length(env, j->count, &names) == napi_ok &&
+           napi_create_arraybuffer(env, stats_bytes, &stats_data, &stats_buffer) == napi_ok &&
+           napi_create_typedarray(env, napi_float64_array, j->count * FIELDS, stats_buffer, 0, &stats) == napi_ok;
+  for (size_t i = 0; ok && i < j->count; i++) {
+    const entry *e = &j->entries[i];
+    napi_value name;
+    if (is_utf8((const unsigned char *)e->name, e->length)) {
+      ok = napi_create_string_utf8(env, e->name, e->length, &name) == napi_ok;
+    } else {
+      void *copy = NULL;
+      ok = napi_create_buffer_copy(env, e->length, e->name, &copy, &name) == napi_ok;
+    }
+    ok = ok && napi_set_element(env, names, (uint32_t)i, name) == napi_ok;
+  }
+  ok = ok && napi_create_object(env, &result) == napi_ok &&
+       napi_set_named_property(env, result, "names", names) == napi_ok &&
+       napi_set_named_property(env, result, "stats", stats) == napi_ok;
+  if (!ok) return NULL;
+  if (stats_bytes) memcpy(stats_data, j->stats, stats_bytes);
+  return result;
+}
+
 static void complete(napi_env env, napi_status status, void *data) {
   job *j = data;
-  napi_value result = NULL;
+  napi_value results = NULL;
   if (status != napi_ok) {
     napi_value message;
     napi_create_string_utf8(env, "scan was cancelled", NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, NULL, message, &result);
-    napi_reject_deferred(env, j->deferred, result);
-  } else if (j->error) {
-    napi_reject_deferred(env, j->deferred, errno_error(env, j->error, j->syscall, j->path));
+    napi_create_error(env, NULL, message, &results);
+    napi_reject_deferred(env, j->deferred, results);
   } else {
-    napi_value names, stats_buffer, stats;
-    void *stats_data = NULL;
-    size_t stats_bytes = j->count * FIELDS * sizeof(double);
-    int ok = napi_create_array_with_length(env, j->count, &names) == napi_ok &&
-             napi_create_arraybuffer(env, stats_bytes, &stats_data, &stats_buffer) == napi_ok &&
-             napi_create_typedarray(env, napi_float64_array, j->count * FIELDS, stats_buffer, 0, &stats) == napi_ok;
-    for (size_t i = 0; ok && i < j->count; i++) {
-      const entry *e = &j->entries[i];
-      napi_value name;
-      if (is_utf8((const unsigned char *)e->name, e->length)) {
-        ok = napi_create_string_utf8(env, e->name, e->length, &name) == napi_ok;
-      } else {
-        void *copy = NULL;
-        ok = napi_create_buffer_copy(env, e->length, e->name, &copy, &name) == napi_ok;
-      }
-      ok = ok && napi_set_element(env, names, (uint32_t)i, name) == napi_ok;
+    int ok = napi_create_array_with_length(env, j->count, &results) == napi_ok;
+    for (size_t d = 0; ok && d < j->count; d++) {
+      napi_value result = result_of(env, &j->dirs[d]);
+      ok = result && napi_set_element(env, results, (uint32_t)d, result) == napi_ok;
     }
-    if (!ok) {
+    if (ok) {
+      napi_resolve_deferred(env, j->deferred, results);
+    } else {
       napi_value error = NULL;
       napi_get_and_clear_last_exception(env, &error);
-      if (!error) error = errno_error(env, ENOMEM, "scandir", j->path);
+      if (!error) error = errno_error(env, ENOMEM, "scandir", j->count ? j->dirs[0].path : "");
       napi_reject_deferred(env, j->deferred, error);
-    } else {
-      if (stats_bytes) memcpy(stats_data, j->stats, stats_bytes);
-      napi_create_object(env, &result);
-      napi_set_named_property(env, result, "names", names);
-      napi_set_named_property(env, result, "stats", stats);
-      napi_resolve_deferred(env, j->deferred, result);
     }
   }
   napi_delete_async_work(env, j->work);
@@ -246,15 +272,29 @@ static void complete(napi_env env, napi_status status, void *data) {
 static napi_value scan(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!arguments(env, info, "scan", 1, argv)) return NULL;
-  char *path = c_string(env, argv[0], "path");
-  if (!path) return NULL;
+  bool is_array = false;
+  uint32_t count = 0;
+  if (napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[0], &count) != napi_ok) {
+    throw_type_error(env, "ERR_INVALID_ARG_TYPE", "paths", "must be an array of paths");
+    return NULL;
+  }
   job *j = calloc(1, sizeof *j);
-  if (!j) {
-    free(path);
+  if (j) j->dirs = calloc(count ? count : 1, sizeof *j->dirs);
+  if (!j || !j->dirs) {
+    free(j);
     out_of_memory(env);
     return NULL;
   }
-  j->path = path;
+  for (uint32_t d = 0; d < count; d++) {
+    napi_value path;
+    char *copy = napi_get_element(env, argv[0], d, &path) == napi_ok ? c_string(env, path, "path") : NULL;
+    if (!copy) {
+      free_job(j);
+      return NULL;
+    }
+    j->dirs[j->count++].path = copy;
+  }
   napi_value promise = queue_job(env, "volback.scan", execute, complete, j, &j->work, &j->deferred);
   if (!promise) free_job(j);
   return promise;

@@ -39,6 +39,11 @@ const MiB = 1024 * 1024;
 const RUN_SPAN = 8 * MiB;
 /** … bytes of other blobs it may read past to join two of the wanted ones. */
 const RUN_GAP = MiB;
+/**
+ * … and for {@link Repository.loadTrees}: trees are small and a read from the page cache is cheap
+ * (its trip through libuv's thread pool is what costs), so only what lies close is joined.
+ */
+const TREE_RUN_GAP = 64 * 1024;
 /** … plaintext bytes one read may yield. */
 const RUN_PLAIN = 16 * MiB;
 /** … blobs one read may yield (a sparse file repeats its zero blob). */
@@ -62,8 +67,11 @@ interface BlobRun {
   readonly missing?: string;
 }
 
-/** Groups consecutive wanted blobs that sit near each other in one pack into runs. */
-function planRuns(index: BlobIndex, type: BlobType, ids: readonly string[]): BlobRun[] {
+/**
+ * Groups consecutive wanted blobs that sit near each other in one pack into runs (at most `gap`
+ * bytes of other blobs between them).
+ */
+function planRuns(index: BlobIndex, type: BlobType, ids: readonly string[], gap = RUN_GAP): BlobRun[] {
   const runs: BlobRun[] = [];
   let run: BlobRun | undefined;
   let places = new Map<number, number>();
@@ -83,8 +91,8 @@ function planRuns(index: BlobIndex, type: BlobType, ids: readonly string[]): Blo
     const fits =
       run?.packId === entry.packId &&
       run.order.length < RUN_BLOBS &&
-      entry.offset <= run.end + RUN_GAP &&
-      end >= run.start - RUN_GAP &&
+      entry.offset <= run.end + gap &&
+      end >= run.start - gap &&
       Math.max(run.end, end) - Math.min(run.start, entry.offset) <= RUN_SPAN &&
       run.plainBytes + plainLength(entry) <= RUN_PLAIN;
     if (!fits || !run) {
@@ -805,11 +813,17 @@ export class Repository {
         `pack ${entry.packId} is shorter than its index says`,
       );
     }
-    const what = `${type} blob ${id} in pack ${entry.packId}`;
     // A small blob (a tree, mostly) is opened here: cheaper than the trip to a worker and back,
     // which a walk would otherwise wait for at every directory.
     const pool = sealed.length > INLINE_BLOB_BYTES ? this.#sealPool() : undefined;
-    if (pool) return pool.open(sealed, entry.uncompressedLength, id, what);
+    if (pool)
+      return pool.open(sealed, entry.uncompressedLength, id, `${type} blob ${id} in pack ${entry.packId}`);
+    return this.#openHere(sealed, entry);
+  }
+
+  /** Opens a blob read from its pack on this thread: verified, decrypted, decompressed, checked. */
+  #openHere(sealed: Uint8Array, entry: IndexEntry): Buffer {
+    const what = `${entry.type} blob ${entry.id} in pack ${entry.packId}`;
     let plain: Buffer;
     try {
       plain = decrypt(this.#key, sealed);
@@ -817,7 +831,7 @@ export class Repository {
     } catch (cause) {
       throw new RepositoryError(RepositoryErrorCode.Authentication, `${what} is damaged`, { cause });
     }
-    if (sha256Hex(plain) !== id) {
+    if (sha256Hex(plain) !== entry.id) {
       throw new RepositoryError(RepositoryErrorCode.Authentication, `${what} does not match its id`);
     }
     return plain;
@@ -884,16 +898,7 @@ export class Repository {
         RepositoryErrorCode.FileNotFound,
         `${type} blob ${run.missing} is not in the index`,
       );
-    const sealed = await this.backend.load(
-      { type: 'data', name: run.packId },
-      { offset: run.start, length: run.end - run.start },
-    );
-    if (sealed.length !== run.end - run.start) {
-      throw new RepositoryError(
-        RepositoryErrorCode.Malformed,
-        `pack ${run.packId} is shorter than its index says`,
-      );
-    }
+    const sealed = await this.#readRun(run);
     const parts: SealedPart[] = run.parts.map((e) => ({
       offset: e.offset - run.start,
       length: e.length,
@@ -916,6 +921,21 @@ export class Repository {
     return opened;
   }
 
+  /** A run's bytes, read with one backend read. */
+  async #readRun(run: BlobRun): Promise<Buffer> {
+    const sealed = await this.backend.load(
+      { type: 'data', name: run.packId },
+      { offset: run.start, length: run.end - run.start },
+    );
+    if (sealed.length !== run.end - run.start) {
+      throw new RepositoryError(
+        RepositoryErrorCode.Malformed,
+        `pack ${run.packId} is shorter than its index says`,
+      );
+    }
+    return sealed;
+  }
+
   /** Saves a tree blob; returns its id. */
   async saveTree(nodes: readonly TreeNode[]): Promise<string> {
     return (await this.saveBlob('tree', encodeTree(nodes))).id;
@@ -924,6 +944,50 @@ export class Repository {
   /** Loads a tree blob's nodes. */
   async loadTree(id: string): Promise<TreeNode[]> {
     return decodeTree(await this.loadBlob('tree', id), id);
+  }
+
+  /**
+   * Loads trees as {@link loadTree} does, one promise per id in order, reading trees that lie
+   * close together in one pack with one backend read and opening them on this thread: a walk that
+   * asked for a directory's subtrees one by one paid a trip through libuv's thread pool (about
+   * 25 µs of its own time) for each.
+   */
+  loadTrees(ids: readonly string[]): Array<Promise<TreeNode[]>> {
+    const entries = [...new Set(ids)].flatMap((id) => this.index.get('tree', id) ?? []);
+    entries.sort((a, b) => (a.packId === b.packId ? a.offset - b.offset : a.packId < b.packId ? -1 : 1));
+    const loading = new Map<string, Promise<TreeNode[]>>();
+    const runs = planRuns(
+      this.index,
+      'tree',
+      entries.map((entry) => entry.id),
+      TREE_RUN_GAP,
+    );
+    for (const run of runs) {
+      const opened = this.#readRun(run).then((sealed) => {
+        const plains = run.parts.map((entry) => {
+          try {
+            return this.#openHere(
+              sealed.subarray(entry.offset - run.start, entry.offset - run.start + entry.length),
+              entry,
+            );
+          } catch (error) {
+            return error as Error;
+          }
+        });
+        release(sealed);
+        return plains;
+      });
+      run.parts.forEach((entry, place) => {
+        const tree = opened.then((plains) => {
+          const plain = plains[place]!;
+          if (plain instanceof Error) throw plain;
+          return decodeTree(plain, entry.id);
+        });
+        loading.set(entry.id, tree);
+      });
+    }
+    // One the index does not know fails as loadTree fails.
+    return ids.map((id) => loading.get(id) ?? this.loadTree(id));
   }
 
   // ---- snapshots ----

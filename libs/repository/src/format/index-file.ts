@@ -113,16 +113,22 @@ export function parseIndexFile(value: unknown, fileId: string): IndexFile {
 
 /** The in-memory index: blob (type and id) → its place in a pack. */
 export class BlobIndex {
-  readonly #blobs = new Map<string, IndexEntry>();
+  /** By id, one map per type: no `type:id` key to build for a lookup (one per file of a walk). */
+  readonly #data = new Map<string, IndexEntry>();
+  readonly #tree = new Map<string, IndexEntry>();
   readonly #packs = new Map<string, IndexEntry[]>();
 
   static key(type: BlobType, id: string): string {
     return `${type}:${id}`;
   }
 
+  #of(type: BlobType): Map<string, IndexEntry> {
+    return type === 'tree' ? this.#tree : this.#data;
+  }
+
   add(entry: IndexEntry): void {
-    const key = BlobIndex.key(entry.type, entry.id);
-    if (!this.#blobs.has(key)) this.#blobs.set(key, entry);
+    const blobs = this.#of(entry.type);
+    if (!blobs.has(entry.id)) blobs.set(entry.id, entry);
     let list = this.#packs.get(entry.packId);
     if (!list) this.#packs.set(entry.packId, (list = []));
     list.push(entry);
@@ -131,24 +137,23 @@ export class BlobIndex {
   addFile(file: IndexFile): void {
     for (const pack of file.packs) {
       for (const b of pack.blobs) {
-        this.add({
-          packId: pack.id,
-          id: b.id,
-          type: b.type,
-          offset: b.offset,
-          length: b.length,
-          ...(b.uncompressed_length !== undefined ? { uncompressedLength: b.uncompressed_length } : {}),
-        });
+        const { id, type, offset, length } = b;
+        const compressed = b.uncompressed_length;
+        this.add(
+          compressed === undefined
+            ? { packId: pack.id, id, type, offset, length }
+            : { packId: pack.id, id, type, offset, length, uncompressedLength: compressed },
+        );
       }
     }
   }
 
   get(type: BlobType, id: string): IndexEntry | undefined {
-    return this.#blobs.get(BlobIndex.key(type, id));
+    return this.#of(type).get(id);
   }
 
   has(type: BlobType, id: string): boolean {
-    return this.#blobs.has(BlobIndex.key(type, id));
+    return this.#of(type).has(id);
   }
 
   /** Every pack the index knows, with its blobs. */
@@ -157,6 +162,6 @@ export class BlobIndex {
   }
 
   get size(): number {
-    return this.#blobs.size;
+    return this.#data.size + this.#tree.size;
   }
 }

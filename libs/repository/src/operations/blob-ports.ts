@@ -22,6 +22,8 @@ export interface BlobSink {
   hasBlobs(type: BlobType, ids: readonly string[]): boolean | Promise<boolean>;
   /** A tree of the parent snapshot. */
   loadTree(id: string): Promise<TreeNode[]>;
+  /** Several trees of the parent snapshot at once, as {@link loadTree} each (one promise per id). */
+  loadTrees?(ids: readonly string[]): Array<Promise<TreeNode[]>>;
   /** Waits until every blob taken so far is stored or failed; throws the first failure. */
   drain(): Promise<void>;
   /** Plaintext bytes of data blobs (file contents) that were new to the repository, so far. */
@@ -109,6 +111,7 @@ export function repositorySink(repo: Repository): BlobSink {
     },
     hasBlobs: (type, ids) => ids.every((id) => repo.hasBlob(type, id)),
     loadTree: (id) => repo.loadTree(id),
+    loadTrees: (ids) => repo.loadTrees(ids),
     drain: async () => undefined,
     get bytesAdded() {
       return bytesAdded;

@@ -6,8 +6,13 @@ import { shownPath, type FsPath } from './fs-path.ts';
 import type { EntryStat } from './node-metadata.ts';
 
 /** What libs/repository/native/scan.c gives for one directory (see there). */
+interface RawScan {
+  names: Array<string | Buffer>;
+  stats: Float64Array;
+}
+
 interface NativeScan {
-  scan(path: FsPath): Promise<{ names: Array<string | Buffer>; stats: Float64Array }>;
+  scan(paths: readonly FsPath[]): Promise<Array<RawScan | Error>>;
   readonly FIELDS: number;
 }
 
@@ -24,7 +29,7 @@ export class ScannedDirectory {
   readonly #stats: Float64Array;
   readonly #fields: number;
 
-  constructor(raw: { names: Array<string | Buffer>; stats: Float64Array }, fields: number) {
+  constructor(raw: RawScan, fields: number) {
     this.#names = raw.names;
     this.#stats = raw.stats;
     this.#fields = fields;
@@ -86,9 +91,23 @@ function systemError(errno: number, syscall: string, path: FsPath): NodeJS.Errno
 }
 
 /**
- * Reads a directory on the thread pool (see {@link ScannedDirectory}); rejects as Node's readdir
- * does (`scandir`) when it cannot be opened or read. Undefined without the native addon.
+ * Reads directories on the thread pool, one after the other in one job (see
+ * {@link ScannedDirectory}): one element per path, in order, or the Error Node's readdir throws
+ * (`scandir`) for one that cannot be opened or read. Undefined without the native addon.
  */
-export const scanDirectory: ((path: FsPath) => Promise<ScannedDirectory>) | undefined = addon
-  ? async (path) => new ScannedDirectory(await addon.scan(path), addon.FIELDS)
+export const scanDirectories:
+  ((paths: readonly FsPath[]) => Promise<Array<ScannedDirectory | Error>>) | undefined = addon
+  ? async (paths) =>
+      (await addon.scan(paths)).map((raw) =>
+        raw instanceof Error ? raw : new ScannedDirectory(raw, addon.FIELDS),
+      )
+  : undefined;
+
+/** {@link scanDirectories} of one directory; rejects with its Error. */
+export const scanDirectory: ((path: FsPath) => Promise<ScannedDirectory>) | undefined = scanDirectories
+  ? async (path) => {
+      const [scanned] = await scanDirectories!([path]);
+      if (scanned instanceof Error) throw scanned;
+      return scanned!;
+    }
   : undefined;

@@ -101,27 +101,27 @@ export function unchangedSince(previous: TreeNode | undefined, current: TreeNode
   );
 }
 
+/** Deep equality of tree-node values; fields set to undefined count as absent. No allocation. */
 function sameValue(a: unknown, b: unknown): boolean {
   if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
   if (Buffer.isBuffer(a) || Buffer.isBuffer(b))
     return Buffer.isBuffer(a) && Buffer.isBuffer(b) && a.equals(b);
   if (Array.isArray(a) || Array.isArray(b)) {
-    return (
-      Array.isArray(a) &&
-      Array.isArray(b) &&
-      a.length === b.length &&
-      a.every((item, i) => sameValue(item, b[i]))
-    );
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameValue(a[i], b[i])) return false;
+    return true;
   }
-  if (a && b && typeof a === 'object' && typeof b === 'object') {
-    const keys = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
-    const other = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
-    return (
-      keys.length === other.length &&
-      keys.every((k) => sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
-    );
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  let fields = 0;
+  for (const key in x) {
+    if (!Object.hasOwn(x, key) || x[key] === undefined) continue;
+    if (!Object.hasOwn(y, key) || !sameValue(x[key], y[key])) return false;
+    fields++;
   }
-  return false;
+  for (const key in y) if (Object.hasOwn(y, key) && y[key] !== undefined) fields--;
+  return fields === 0;
 }
 
 /**
