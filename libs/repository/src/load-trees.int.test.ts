@@ -68,7 +68,7 @@ describe('loadTrees: trees read together', () => {
     const fd = openSync(path, 'r+');
     const byte = Buffer.alloc(1);
     readSync(fd, byte, 0, 1, entry.offset + 20);
-    byte[0] ^= 0xff;
+    byte[0] = byte[0]! ^ 0xff;
     writeSync(fd, byte, 0, 1, entry.offset + 20);
     closeSync(fd);
 
