@@ -396,6 +396,15 @@ export class Repository {
     return this.#storedBytes;
   }
 
+  /**
+   * Opens blobs with a worker per core from now on, not one fewer: for a caller that leaves its
+   * own thread mostly idle (a restore of large files, whose files are written on the thread pool).
+   */
+  openWithEveryCore(): void {
+    if (this.#sealWorkers === 0) return;
+    this.#sealPool()?.grow(Math.max(this.#sealWorkers, Math.min(4, availableParallelism())));
+  }
+
   #sealPool(): SealPool | undefined {
     if (this.#sealWorkers > 0 && !this.#pool) this.#pool = new SealPool(this.#key, this.#sealWorkers);
     return this.#pool;

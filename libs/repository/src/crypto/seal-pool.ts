@@ -134,6 +134,19 @@ export class SealPool {
     }
   }
 
+  /** Workers in the pool. */
+  get size(): number {
+    return this.#workers.length;
+  }
+
+  /** Adds workers up to `size` (a caller that leaves the calling thread mostly idle). */
+  grow(size: number): void {
+    while (!this.#closed && this.#workers.length < size) {
+      this.#jobs.push(new Map());
+      this.#workers.push(this.#spawn(this.#workers.length));
+    }
+  }
+
   #spawn(slot: number): Worker {
     const worker = new Worker(workerModule('seal-worker', import.meta.url), {
       workerData: this.#key,

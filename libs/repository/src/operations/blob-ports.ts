@@ -22,8 +22,8 @@ export interface BlobSink {
   hasBlobs(type: BlobType, ids: readonly string[]): boolean | Promise<boolean>;
   /** A tree of the parent snapshot. */
   loadTree(id: string): Promise<TreeNode[]>;
-  /** Several trees of the parent snapshot at once, as {@link loadTree} each (one promise per id). */
-  loadTrees?(ids: readonly string[]): Array<Promise<TreeNode[]>>;
+  /** Several trees of the parent snapshot at once ({@link BlobSource.loadTrees}). */
+  loadTrees?: BlobSource['loadTrees'];
   /** Waits until every blob taken so far is stored or failed; throws the first failure. */
   drain(): Promise<void>;
   /** Plaintext bytes of data blobs (file contents) that were new to the repository, so far. */
@@ -42,6 +42,16 @@ export interface BlobSource {
    * sizes), is the plaintext of all of `ids` together: a source may size its requests by it.
    */
   loadBlobs?(type: BlobType, ids: readonly string[], bytes?: number): AsyncIterable<Buffer>;
+  /**
+   * Optional: several trees at once, as {@link loadTree} each (one promise per id, in order),
+   * in fewer reads (a repository reads trees close together in a pack at once).
+   */
+  loadTrees?(ids: readonly string[]): Array<Promise<TreeNode[]>>;
+  /**
+   * Optional: the caller now reads mostly large blobs and leaves its own thread idle, so the
+   * source may open them on every core ({@link Repository.openWithEveryCore}).
+   */
+  openWithEveryCore?(): void;
 }
 
 /** Blobs loaded one by one ahead of the consumer, when a source cannot load them in batches. */
