@@ -396,6 +396,11 @@ export class Repository {
     return this.#storedBytes;
   }
 
+  /** Starts the seal workers now, not with the first blobs worth them: many blobs are coming. */
+  warmSealing(): void {
+    this.#sealPool();
+  }
+
   /**
    * Opens blobs with a worker per core from now on, not one fewer: for a caller that leaves its
    * own thread mostly idle (a restore of large files, whose files are written on the thread pool).

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Pol } from './polynomial.ts';
-import { workerModule } from '../worker-module.ts';
+import { whileAlive, workerModule } from '../worker-module.ts';
 
 /** Stable codes of {@link ChunkPoolError}. */
 export const ChunkPoolErrorCode = {
@@ -469,6 +469,6 @@ export class ChunkPool {
       if (job) this.#stop(job, closed);
     }
     this.#closed = true;
-    await Promise.all(this.#slots.map((slot) => slot.worker?.terminate()));
+    await whileAlive(Promise.all(this.#slots.map((slot) => slot.worker?.terminate())));
   }
 }

@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
 import { CRYPTO_OVERHEAD, type CryptoKey } from './crypto.ts';
 import { releaseAfterViews, spansItsBuffer } from '../format/release.ts';
-import { workerModule } from '../worker-module.ts';
+import { whileAlive, workerModule } from '../worker-module.ts';
 
 /** One stored blob inside a buffer of several (a range read from a pack). */
 export interface SealedPart {
@@ -318,6 +318,6 @@ export class SealPool {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.all(this.#workers.map((w) => w.terminate()));
+    await whileAlive(Promise.all(this.#workers.map((worker) => worker.terminate())));
   }
 }

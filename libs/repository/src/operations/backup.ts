@@ -16,7 +16,9 @@ import {
   CHUNKER_MIN_SIZE,
   Chunker,
   ChunkPool,
+  ChunkPoolErrorCode,
   chunkStream,
+  type ChunkPoolError,
   parseChunkerPolynomial,
   type Pol,
 } from '../chunker/index.ts';
@@ -295,6 +297,7 @@ class BackupRun {
       }
     }
     if (pool) {
+      this.#warmSink(pool);
       yield* pool.chunkFile(path);
       return;
     }
@@ -306,6 +309,15 @@ class BackupRun {
 
   get bytesAdded(): number {
     return this.#sink.bytesAdded;
+  }
+
+  /**
+   * The first file for the chunk workers starts the sink's workers too: their chunks will need
+   * sealing, and a seal worker started with the first chunk left them waiting for its start (tens
+   * of ms) at the end of an incremental backup.
+   */
+  #warmSink(pool: ChunkPool): void {
+    if (!pool.started) this.#sink.warm?.();
   }
 
   #progress(path: string): void {
@@ -368,6 +380,7 @@ class BackupRun {
     const ids: string[] = [];
     const cut: Array<{ length: number; digest: string }> = [];
     let bytes = 0;
+    this.#warmSink(pool);
     const chunks = pool.chunkFileWithCache(path, {
       seed: cache.seed,
       ...(previousChunks ? { previous: previousChunks } : {}),
@@ -402,7 +415,10 @@ class BackupRun {
         this.#progress(shownPath(path));
         return node;
       } catch (error) {
-        if (error instanceof RepositoryError) throw error;
+        // The repository failing ends the run, and its end closes the chunk workers under the
+        // files still being read: neither is the file's fault.
+        if (error instanceof RepositoryError || (error as ChunkPoolError).code === ChunkPoolErrorCode.Closed)
+          throw error;
         this.summary.totalBytes -= node.size ?? 0;
         this.#fail(shownPath(path), error);
         return undefined;

@@ -26,6 +26,11 @@ export interface BlobSink {
   loadTrees?: BlobSource['loadTrees'];
   /** Waits until every blob taken so far is stored or failed; throws the first failure. */
   drain(): Promise<void>;
+  /**
+   * Optional: readies what stores blobs (threads that take tens of ms to start) because many
+   * blobs are coming: the backup started its chunk workers.
+   */
+  warm?(): void;
   /** Plaintext bytes of data blobs (file contents) that were new to the repository, so far. */
   readonly bytesAdded: number;
 }
@@ -123,6 +128,7 @@ export function repositorySink(repo: Repository): BlobSink {
     loadTree: (id) => repo.loadTree(id),
     loadTrees: (ids) => repo.loadTrees(ids),
     drain: async () => undefined,
+    warm: () => repo.warmSealing(),
     get bytesAdded() {
       return bytesAdded;
     },
