@@ -5,6 +5,7 @@
 #define VOLBACK_NAPI_FS_H
 #include <errno.h>
 #include <node_api.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,17 @@ static inline int arguments(napi_env env, napi_callback_info info, const char *f
     return 0;
   }
   return 1;
+}
+
+// An array argument's length; false with a TypeError thrown when it is not an array.
+static inline bool array_length(napi_env env, napi_value value, const char *what, uint32_t *length) {
+  bool is_array = false;
+  napi_is_array(env, value, &is_array);
+  if (!is_array || napi_get_array_length(env, value, length) != napi_ok) {
+    throw_type_error(env, "ERR_INVALID_ARG_TYPE", what, "must be an array");
+    return false;
+  }
+  return true;
 }
 
 #endif

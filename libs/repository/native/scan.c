@@ -272,13 +272,8 @@ static void complete(napi_env env, napi_status status, void *data) {
 static napi_value scan(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!arguments(env, info, "scan", 1, argv)) return NULL;
-  bool is_array = false;
   uint32_t count = 0;
-  if (napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array ||
-      napi_get_array_length(env, argv[0], &count) != napi_ok) {
-    throw_type_error(env, "ERR_INVALID_ARG_TYPE", "paths", "must be an array of paths");
-    return NULL;
-  }
+  if (!array_length(env, argv[0], "paths", &count)) return NULL;
   job *j = calloc(1, sizeof *j);
   if (j) j->dirs = calloc(count ? count : 1, sizeof *j->dirs);
   if (!j || !j->dirs) {

@@ -124,16 +124,6 @@ static void complete(napi_env env, napi_status status, void *data) {
   free_job(j);
 }
 
-static bool array_length(napi_env env, napi_value value, const char *what, uint32_t *length) {
-  bool is_array = false;
-  napi_is_array(env, value, &is_array);
-  if (!is_array || napi_get_array_length(env, value, length) != napi_ok) {
-    throw_type_error(env, "ERR_INVALID_ARG_TYPE", what, "must be an array");
-    return false;
-  }
-  return true;
-}
-
 static bool bytes_of(napi_env env, napi_value value, void **data, size_t *length) {
   bool is_typed = false;
   napi_typedarray_type type;
