@@ -95,7 +95,9 @@ export class DatabaseDumper {
       const stdout = demuxExecStream(stream as AsyncIterable<Buffer>, (chunk) => stderr.push(chunk));
       for await (const chunk of chunkStream(stdout, parseChunkerPolynomial(sink.chunkerPolynomial))) {
         const id = sha256Hex(chunk.data);
-        await sink.saveBlob('data', chunk.data, id);
+        // Handed over: freed once the gateway has it, not when collected (a dump of 256 MiB
+        // otherwise left its chunks for the collector, and the agent's peak ~100 MiB higher).
+        await sink.saveBlob('data', chunk.data, id, { handOver: true });
         content.push(id);
         size += chunk.length;
         options.onBytes?.(size);
