@@ -1,5 +1,5 @@
 import type { NatsConnection } from '@nats-io/nats-core';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { DiscardPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import {
   BackupCompleted,
   createCommand,
@@ -18,7 +18,7 @@ import {
 } from '@volback/contracts';
 import { connectNats, drainNats, ensureStreams, MessagePublisher } from '@volback/messaging';
 import { createLogger, createMetrics } from '@volback/observability';
-import { startNatsServer, waitUntil, type NatsServer } from '@volback/testing';
+import { startNatsServer, waitFor, waitUntil, type NatsServer } from '@volback/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { publishDecisions } from './adapters/decision-publisher.ts';
 import { startEventProjection } from './adapters/event-projection.ts';
@@ -227,6 +227,46 @@ describe('scheduler with a real NATS server', () => {
     );
     // and the agent ran each backup once
     expect(new Set(agent.received.map((r) => r.backupId)).size).toBe(agent.received.length);
+  }, 60_000);
+
+  it('a command refused by the stream after its request was stored is sent again: the backup runs', async () => {
+    const nc = await connect('resend');
+    const jsm = await jetstreamManager(nc);
+    const agent = await startEchoAgent(nc, HOST);
+    running.add(agent);
+    const scheduler = await start(nc, 'resend');
+    await waitUntil('leadership', async () => scheduler.isLeader(), 10_000);
+    // The commands stream full (one message, new ones refused): the server stores BackupRequested
+    // in the event stream and refuses the BackupVolume that follows it.
+    const { config } = await jsm.streams.info(STREAMS.commands.name);
+    await jsm.streams.update(STREAMS.commands.name, { ...config, max_msgs: 1, discard: DiscardPolicy.New });
+    await jetstream(nc).publish('volback.cmd.no-such-host.filler', 'filler');
+    await publishFacts(nc, ['gamma']);
+    const requested = await waitFor(
+      'a stored BackupRequested of gamma',
+      async () =>
+        (await storedEvents(nc)).find(
+          (e) =>
+            e.type === 'io.volback.backup.requested.v1' &&
+            (e.data as { volumeName: string }).volumeName === 'gamma',
+        ),
+      10_000,
+    );
+    const backupId = (requested.data as { backupId: string }).backupId;
+    // Rounds go on (every 200 ms) while the stream refuses: nothing reaches the agent.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(agent.received).toEqual([]);
+
+    await jsm.streams.update(STREAMS.commands.name, { ...config, max_msgs: -1, discard: DiscardPolicy.Old });
+    await jsm.streams.purge(STREAMS.commands.name, { filter: 'volback.cmd.no-such-host.filler' });
+    await waitUntil(
+      'the refused command sent again and run',
+      async () => agent.received.some((r) => r.backupId === backupId),
+      10_000,
+    );
+    // Sent again with its id: the agent got it once, and gamma goes on with its next slots.
+    expect(agent.received.filter((r) => r.backupId === backupId)).toHaveLength(1);
+    await waitUntil('a later backup of gamma', async () => agent.received.length >= 2, 10_000);
   }, 60_000);
 
   it('a slot decided by two schedulers at once is stored once: the request opens its subject', async () => {

@@ -136,34 +136,46 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
     onDecision: (what) => metrics.decisions.inc({ what }),
   });
 
-  /** Publishes decisions; true once the projection has applied their events. */
-  const publish = async (decisions: readonly Decision[]): Promise<boolean> => {
-    if (decisions.length === 0) return true;
+  /** Publishes decisions: whether the projection has applied their events, and how many failed. */
+  const publish = async (decisions: readonly Decision[]): Promise<{ applied: boolean; failed: number }> => {
+    if (decisions.length === 0) return { applied: true, failed: 0 };
     const outcome = await publishDecisions(publisher, decisions, log, (d) =>
       metrics.decisions.inc({ what: d.what }),
     );
     log.debug({ decided: decisions.map((d) => d.what), failed: outcome.failed }, 'round');
     // The next decisions must see these events, or they would be decided again.
-    return outcome.lastEventSequence === 0 || (await projection.waitFor(outcome.lastEventSequence, 10_000));
+    const applied =
+      outcome.lastEventSequence === 0 || (await projection.waitFor(outcome.lastEventSequence, 10_000));
+    return { applied, failed: outcome.failed };
   };
+  // A decision whose publish failed may have stored its event and not its command (a NATS node
+  // going down between the two, or an ack lost after the store): its backup is in flight in the
+  // state, so no round decides it again, and without its command it would hold its volume until
+  // the backup timeout. The rounds after a failure send the commands of everything queued again,
+  // as a new leader does (same ids: JetStream or the agent drops what arrived), until one succeeds.
+  let resendDue = false;
   let stopped = false;
   let lastRoundOk = true;
   const round = async () => {
     const end = metrics.tickDuration.startTimer();
     try {
       if (election.isLeader()) {
-        // Decide on the whole log: a standby that just took over must see its predecessor's last events.
-        if (takeoverDue && !(await projection.catchUp(10_000))) return;
+        const resending = takeoverDue || resendDue;
+        // Decide on the whole log: a standby that just took over must see its predecessor's last
+        // events, and a resend the events a failed publish may have stored.
+        if (resending && !(await projection.catchUp(10_000))) return;
         const now = clock();
-        const decisions = takeoverDue
+        const decisions = resending
           ? [
               ...decideTakeover(projection.state, now, options.settings),
               ...decideTick(projection.state, now, options.settings),
             ]
           : decideTick(projection.state, now, options.settings);
         takeoverDue = false;
+        const published = await publish(decisions);
+        resendDue = published.failed > 0;
         // Announced on the state after the round (a backup just requested moves its volume's next slot).
-        if (await publish(decisions)) {
+        if (published.applied) {
           await publish(decideScheduleAnnouncements(projection.state, now, options.settings));
         }
       }

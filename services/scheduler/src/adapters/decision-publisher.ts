@@ -15,7 +15,8 @@ export interface PublishOutcome {
  * subject and finds it taken (`ConcurrencyConflictError`) was already decided, by this scheduler
  * before a restart or by another one: its commands are sent anyway, with the same ids, which
  * JetStream (duplicate window) and the receivers (work already ended) drop. A decision whose
- * publish fails stops there; the next round decides it again.
+ * publish fails stops there; the next round decides it again, or, when its event was stored,
+ * sends its command again (the scheduler resends every queued command after a failure).
  */
 export async function publishDecisions(
   publisher: MessagePublisher,
@@ -49,7 +50,7 @@ export async function publishDecisions(
       failed++;
       logger.warn(
         { what: decision.what, subject: decision.intents[0]?.message.subject, err: (error as Error).message },
-        'could not publish a decision; it is taken again in the next round',
+        'could not publish a decision; the next round decides it or sends its command again',
       );
     }
   }
