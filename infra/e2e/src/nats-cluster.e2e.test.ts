@@ -89,7 +89,11 @@ describe('a 3-node NATS cluster at R3: backups go on through a killed node and a
     repo = join(dir, 'repo');
     nc = await connectNats({ servers: [...cluster.urls], name: 'e2e-nats-cluster' });
     jsm = await jetstreamManager(nc, { timeout: 15_000 });
-    await createScheduledVolumes(engine.docker, engine.image, VOLUMES, 2);
+    // Every snapshot kept: with the default retention a backup 3 s later forgot the one the
+    // restore test had picked, before a slow machine's restore reached it (SNAPSHOT_NOT_FOUND).
+    await createScheduledVolumes(engine.docker, engine.image, VOLUMES, 2, {
+      'volback.retention.keep-last': '10000',
+    });
     await start('gateway', 'gateway', { VOLBACK_REPOSITORY: repo, VOLBACK_PASSWORD: PASSWORD });
     await start('agent', 'agent', {
       DOCKER_HOST: engine.dockerHost,

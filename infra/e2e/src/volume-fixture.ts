@@ -101,13 +101,15 @@ export async function listHostTree(dir: string): Promise<string> {
 
 /**
  * Volumes `names`, each with `mib` MiB of random data and its own name in `/v/name`, each used by
- * a running container labelled to be backed up every 3 seconds (`volback.schedule`).
+ * a running container labelled to be backed up every 3 seconds (`volback.schedule`) and with the
+ * container labels `labels` besides.
  */
 export async function createScheduledVolumes(
   docker: Dockerode,
   image: string,
   names: readonly string[],
   mib: number,
+  labels: Record<string, string> = {},
 ): Promise<void> {
   for (const volume of names) {
     await docker.createVolume({ Name: volume });
@@ -121,7 +123,7 @@ export async function createScheduledVolumes(
       name: `app-${volume}`,
       Image: image,
       Cmd: ['sleep', '3600'],
-      Labels: { 'volback.schedule': '*/3 * * * * *' },
+      Labels: { 'volback.schedule': '*/3 * * * * *', ...labels },
       HostConfig: { NetworkMode: 'none', Binds: [`${volume}:/data`] },
     });
     await app.start();
