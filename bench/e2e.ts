@@ -195,6 +195,15 @@ export class E2eBench {
     return { ...measured, restoredTo: volume.Mountpoint };
   }
 
+  /** Removes the volumes the restores made (the bench keeps each run's restores until its end). */
+  async removeRestores(): Promise<void> {
+    for (let run = 1; run <= this.#runs; run++)
+      await this.#engine.docker
+        .getVolume(`bench-restored-${run}`)
+        .remove()
+        .catch(() => undefined);
+  }
+
   async stop(): Promise<void> {
     this.#events.close();
     await Promise.allSettled(this.#services.map((s) => s.stop(10_000)));
