@@ -1,5 +1,5 @@
 import { decideAbandoned, decideBackups, resendBackupCommands } from './backups.ts';
-import { decideDrills } from './drills.ts';
+import { decideDrills, resendDrillCommands } from './drills.ts';
 import type { Decision } from './intents.ts';
 import {
   decideForgets,
@@ -45,5 +45,9 @@ export function decideTick(state: SchedulerState, now: number, settings: Schedul
 
 /** What a scheduler that just became leader sends again (see {@link resendBackupCommands}). */
 export function decideTakeover(state: SchedulerState, now: number, settings: SchedulerSettings): Decision[] {
-  return [...resendBackupCommands(state, now, settings), ...resendMaintenanceCommands(state, now, settings)];
+  return [
+    ...resendBackupCommands(state, now, settings),
+    ...resendMaintenanceCommands(state, now, settings),
+    ...resendDrillCommands(state, now, settings),
+  ];
 }

@@ -1,4 +1,4 @@
-import { RestoreDrill, RestoreDrillRequested } from '@volback/contracts';
+import { RestoreDrill, RestoreDrillRequested, type DrillSpec } from '@volback/contracts';
 import { hostOnline, isLive } from './backups.ts';
 import { boundedId, isoSeconds } from './ids.ts';
 import { commandIntent, eventIntent, type Decision } from './intents.ts';
@@ -65,12 +65,6 @@ export function decideDrills(
     );
     if (!due) continue;
     const drillId = slotDrillId(volume.hostId, volume.volumeName, due.slot);
-    const stamp = (suffix: string) => ({
-      id: `${drillId}.${suffix}`,
-      now,
-      source: settings.source,
-      correlationid: drillId,
-    });
     const key = { drillId, hostId: volume.hostId, volumeName: volume.volumeName };
     const repositoryId = volume.lastSuccess.repositoryId;
     decisions.push({
@@ -85,24 +79,66 @@ export function decideDrills(
             requestedBy: 'scheduler',
             requestedAt: new Date(now).toISOString(),
           },
-          stamp('requested'),
+          drillStamp(drillId, 'requested', now, settings),
           true,
         ),
-        commandIntent(
-          RestoreDrill,
-          {
-            ...key,
-            trigger: 'schedule',
-            repositoryId,
-            containers: drill.containers,
-            ...(drill.health !== undefined ? { health: drill.health } : {}),
-            healthTimeoutSeconds: drill.healthTimeoutSeconds,
-          },
-          stamp('command'),
-        ),
+        scheduledDrillCommand(key, repositoryId, drill, now, settings),
       ],
     });
     count(volume.hostId, volume.key);
+  }
+  return decisions;
+}
+
+function drillStamp(drillId: string, suffix: string, now: number, settings: SchedulerSettings) {
+  return { id: `${drillId}.${suffix}`, now, source: settings.source, correlationid: drillId };
+}
+
+/** The `RestoreDrill` of a scheduled drill (also what is sent again when it may have been lost). */
+function scheduledDrillCommand(
+  key: { readonly drillId: string; readonly hostId: string; readonly volumeName: string },
+  repositoryId: string,
+  drill: DrillSpec,
+  now: number,
+  settings: SchedulerSettings,
+) {
+  return commandIntent(
+    RestoreDrill,
+    {
+      ...key,
+      trigger: 'schedule',
+      repositoryId,
+      containers: drill.containers,
+      ...(drill.health !== undefined ? { health: drill.health } : {}),
+      healthTimeoutSeconds: drill.healthTimeoutSeconds,
+    },
+    drillStamp(key.drillId, 'command', now, settings),
+  );
+}
+
+/**
+ * The `RestoreDrill` of every scheduled drill in flight, sent again under its id by a new leader
+ * or after a failed publish (its request stored, its command perhaps not), from the volume's
+ * policy as it is now; JetStream or the agent drops what already arrived. Drills asked for through
+ * the API are the catalog's to send.
+ */
+export function resendDrillCommands(
+  state: SchedulerState,
+  now: number,
+  settings: SchedulerSettings,
+): Decision[] {
+  const decisions: Decision[] = [];
+  for (const [drillId, flight] of state.drillsInFlight) {
+    if (flight.trigger !== 'schedule' || !drillLive(flight.requestedAt, now, settings)) continue;
+    const volume = state.volumes.get(hostScopedKey(flight.hostId, flight.volumeName));
+    const policy = volume ? effectivePolicy(state, volume, settings)?.policy : undefined;
+    const repositoryId = flight.repositoryId ?? volume?.lastSuccess?.repositoryId;
+    if (!policy?.drill || !repositoryId) continue;
+    const key = { drillId, hostId: flight.hostId, volumeName: flight.volumeName };
+    decisions.push({
+      what: 'drill-resent',
+      intents: [scheduledDrillCommand(key, repositoryId, policy.drill, flight.requestedAt, settings)],
+    });
   }
   return decisions;
 }

@@ -1,4 +1,4 @@
-import { createEvent, RestoreDrillPassed } from '@volback/contracts';
+import { createEvent, RestoreDrillPassed, RestoreDrillRequested } from '@volback/contracts';
 import { describe, expect, it } from 'vitest';
 import {
   backupCompleted,
@@ -44,6 +44,32 @@ function labelledAndBackedUp(overrides = {}) {
   return s;
 }
 
+/** `RestoreDrillPassed` of drill `drillId` of volume `db`, as the log holds it. */
+function drillPassed(drillId: string, completedAt: string) {
+  const { envelope } = createEvent(
+    RestoreDrillPassed,
+    {
+      drillId,
+      hostId: HOST,
+      volumeName: 'db',
+      snapshotId: 'a'.repeat(64),
+      scratchVolume: 'volback-drill-0123456789ab',
+      files: 1,
+      dirs: 0,
+      symlinks: 0,
+      bytes: 1,
+      restoreMs: 1,
+      verifyMs: 1,
+      healthMs: 1,
+      rtoMs: 3,
+      startedAt: '2025-03-16T05:00:01Z',
+      completedAt,
+    },
+    { source: 'volback://test' },
+  );
+  return { type: envelope.type, data: envelope.data };
+}
+
 describe('restore drills', () => {
   it('run at the drill schedule of the labels, once per slot, with the health command and the snapshot repository', () => {
     const s = labelledAndBackedUp();
@@ -69,34 +95,44 @@ describe('restore drills', () => {
     expect(eventsOf(due).map((e) => e.type)).toContain('io.volback.drill.requested.v1');
     // in flight: not again; ended: the next slot is a week later
     expect(drillsOf(s.tick('2025-03-16T05:01:00Z'))).toEqual([]);
-    const { envelope } = createEvent(
-      RestoreDrillPassed,
-      {
-        drillId: 'drill-host-a-db-2025-03-16T05:00:00Z',
-        hostId: HOST,
-        volumeName: 'db',
-        snapshotId: 'a'.repeat(64),
-        scratchVolume: 'volback-drill-0123456789ab',
-        files: 1,
-        dirs: 0,
-        symlinks: 0,
-        bytes: 1,
-        restoreMs: 1,
-        verifyMs: 1,
-        healthMs: 1,
-        rtoMs: 3,
-        startedAt: '2025-03-16T05:00:01Z',
-        completedAt: '2025-03-16T05:00:04Z',
-      },
-      { source: 'volback://test' },
-    );
-    s.given({ type: envelope.type, data: envelope.data });
+    s.given(drillPassed('drill-host-a-db-2025-03-16T05:00:00Z', '2025-03-16T05:00:04Z'));
     for (let day = 16; day < 23; day++) {
       s.given(hostSeen(`2025-03-${day}T23:00:00Z`));
       expect(drillsOf(s.tick(`2025-03-${day}T23:00:10Z`))).toEqual([]);
     }
     s.given(hostSeen('2025-03-23T04:59:00Z'));
     expect(drillsOf(s.tick('2025-03-23T05:00:00Z'))).toHaveLength(1);
+  });
+
+  it('a scheduled drill in flight: its command sent again, identical, by a new leader; not once it ended, nor an API drill', () => {
+    const s = labelledAndBackedUp();
+    s.given(hostSeen('2025-03-16T04:59:00Z'));
+    const due = s.tick('2025-03-16T05:00:00Z');
+    const command = due.filter((d) => d.what === 'drill').map((d) => d.intents[1]!.message);
+    expect(command).toHaveLength(1);
+    // an API drill of the same host in flight too: the catalog's to send
+    const manual = createEvent(
+      RestoreDrillRequested,
+      {
+        drillId: 'drill-manual-1',
+        hostId: HOST,
+        volumeName: 'db',
+        trigger: 'manual',
+        requestedBy: 'someone',
+        requestedAt: '2025-03-16T05:00:05Z',
+      },
+      { source: 'volback://test' },
+    ).envelope;
+    s.given({ type: manual.type, data: manual.data });
+    const again = s.takeover('2025-03-16T05:01:00Z').filter((d) => d.what.startsWith('drill'));
+    expect(again.map((d) => d.what)).toEqual(['drill-resent']);
+    expect(again.flatMap((d) => d.intents.map((i) => i.message))).toEqual(command);
+    // ended: nothing to send again
+    s.given(
+      drillPassed('drill-host-a-db-2025-03-16T05:00:00Z', '2025-03-16T05:02:00Z'),
+      drillPassed('drill-manual-1', '2025-03-16T05:02:00Z'),
+    );
+    expect(s.takeover('2025-03-16T05:03:00Z').filter((d) => d.what.startsWith('drill'))).toEqual([]);
   });
 
   it('wait for a snapshot, and while a backup of the volume runs', () => {

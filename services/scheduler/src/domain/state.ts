@@ -203,6 +203,16 @@ export interface RepositoryView {
   lastCheck?: MaintenanceOperation;
 }
 
+/** A restore drill requested and not ended (its `RestoreDrillRequested`). */
+export interface DrillInFlight {
+  readonly hostId: string;
+  readonly volumeName: string;
+  readonly requestedAt: number;
+  /** `schedule` for the scheduler's own drills (their command is sent again when lost), else the API's. */
+  readonly trigger?: string;
+  readonly repositoryId?: string;
+}
+
 /** Everything the scheduler's decisions read: a projection of the event log. */
 export interface SchedulerState {
   readonly hosts: Map<string, HostView>;
@@ -213,10 +223,7 @@ export interface SchedulerState {
   readonly rejections: Map<string, string>;
   readonly inFlight: Map<string, InFlightBackup>;
   /** Restore drills requested and not ended, by drill id: they count against the backup limits. */
-  readonly drillsInFlight: Map<
-    string,
-    { readonly hostId: string; readonly volumeName: string; readonly requestedAt: number }
-  >;
+  readonly drillsInFlight: Map<string, DrillInFlight>;
   readonly repositories: Map<string, RepositoryView>;
   /** Maintenance operations without an outcome yet, by operation id. */
   readonly pendingOperations: Map<string, MaintenanceOperation>;
@@ -524,7 +531,13 @@ export function evolve(state: SchedulerState, logged: LoggedEvent): SchedulerSta
     case 'io.volback.drill.requested.v1': {
       const d = event.data;
       const requestedAt = ms(d.requestedAt);
-      state.drillsInFlight.set(d.drillId, { hostId: d.hostId, volumeName: d.volumeName, requestedAt });
+      state.drillsInFlight.set(d.drillId, {
+        hostId: d.hostId,
+        volumeName: d.volumeName,
+        requestedAt,
+        trigger: d.trigger,
+        ...(d.repositoryId ? { repositoryId: d.repositoryId } : {}),
+      });
       const volume = state.volumes.get(hostScopedKey(d.hostId, d.volumeName));
       // A scheduled drill's slot is in its id's time; any drill moves the anchor to its request.
       if (volume) volume.lastDrillSlot = Math.max(volume.lastDrillSlot ?? -Infinity, requestedAt);
