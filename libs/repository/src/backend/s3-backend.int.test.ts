@@ -73,7 +73,8 @@ for (const prefix of ['', 'team-a/restic/repo']) {
     const s3 = adminClient();
     const bucket = newBucket();
     const location = `s3:${harness().minioUrl}/${bucket}${prefix === '' ? '' : `/${prefix}/`}`;
-    const backend = new S3Backend(location, { credentials: credentials() });
+    // A missing pack is asked for again for 10 s by default (tested below): not here.
+    const backend = new S3Backend(location, { credentials: credentials(), missingPackWaitMs: 0 });
     return {
       backend,
       async writeRaw(path, data) {
@@ -227,6 +228,49 @@ describe('S3Backend', () => {
       await backend.close();
     }
   });
+
+  it('asks again for a pack that answers NoSuchKey (a MinIO node lost), then calls it missing, at once from then on', async () => {
+    const backend = new S3Backend(`s3:${harness().minioUrl}/${bucket()}`, {
+      credentials: credentials(),
+      missingPackWaitMs: 5_000,
+    });
+    try {
+      await backend.create();
+      const pack = { type: 'data', name: randomBytes(32).toString('hex') } as const;
+      // Missing when the read starts, there a second later: the read returns it.
+      const reading = backend.load(pack, { offset: 2, length: 3 });
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      await backend.save(pack, Buffer.from('0123456789'));
+      expect((await reading).toString()).toBe('234');
+
+      // Gone for longer than the wait: FileNotFound after it (the last wait is at most 1.6 s)…
+      await backend.remove(pack);
+      let started = Date.now();
+      const gone = await errorOf(backend.load(pack, { offset: 0, length: 4 }));
+      expect(gone.code).toBe(RepositoryErrorCode.FileNotFound);
+      expect(gone.message).toMatch(/not found/);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(3_000);
+      // … then at once, whole or in part, until it is read again.
+      started = Date.now();
+      expect((await errorOf(backend.load(pack))).code).toBe(RepositoryErrorCode.FileNotFound);
+      expect((await errorOf(backend.load(pack, { offset: 1, length: 1 }))).code).toBe(
+        RepositoryErrorCode.FileNotFound,
+      );
+      expect(Date.now() - started).toBeLessThan(2_500);
+      await backend.save(pack, Buffer.from('back again'));
+      expect((await backend.load(pack, { offset: 0, length: 4 })).toString()).toBe('back');
+
+      // Other files are not waited for: a missing index or snapshot is an answer of its own.
+      started = Date.now();
+      for (const type of ['index', 'snapshots', 'locks'] as const)
+        expect((await errorOf(backend.load({ type, name: pack.name }))).code).toBe(
+          RepositoryErrorCode.FileNotFound,
+        );
+      expect(Date.now() - started).toBeLessThan(2_500);
+    } finally {
+      await backend.close();
+    }
+  }, 30_000);
 
   it('times out against a server that stopped answering, then works once it answers again', async () => {
     const minio = await startMinioServer();

@@ -52,6 +52,14 @@ export interface S3BackendOptions {
    * not retried.
    */
   readonly maxAttempts?: number;
+  /**
+   * How long a pack that answers NoSuchKey is asked for again before it is reported missing
+   * (default 10 s). Packs are never changed and a restore reads only those the index names, so a
+   * NoSuchKey is either a lost pack or a distributed MinIO that has not yet noticed a node gone
+   * (a read through a live node right after another's kill -9 can answer it). A pack that stayed
+   * missing that long fails at once from then on, until it is read again.
+   */
+  readonly missingPackWaitMs?: number;
   /** Most connections open to the endpoint at once (default 8). */
   readonly connections?: number;
   /**
@@ -189,6 +197,9 @@ export class S3Backend implements Backend {
   readonly #agent: HttpAgent;
   readonly #region: string | undefined;
   readonly #maxAttempts: number;
+  readonly #missingPackWaitMs: number;
+  /** Packs that answered NoSuchKey for {@link S3BackendOptions.missingPackWaitMs}. */
+  readonly #missingPacks = new Set<string>();
 
   constructor(location: string | S3Location, options: S3BackendOptions) {
     this.#target = typeof location === 'string' ? parseS3Location(location) : location;
@@ -201,6 +212,7 @@ export class S3Backend implements Backend {
     }
     this.#region = options.region;
     this.#maxAttempts = Math.max(1, options.maxAttempts ?? 5);
+    this.#missingPackWaitMs = Math.max(0, options.missingPackWaitMs ?? 10_000);
     const agentOptions = { keepAlive: true, maxSockets: options.connections ?? 8 };
     this.#agent = this.#target.useSSL
       ? new (https().Agent)({
@@ -279,9 +291,11 @@ export class S3Backend implements Backend {
     const { bucket } = this.#target;
     if (!range || (range.offset === 0 && range.length === undefined)) {
       if (range) checkRange(range);
-      return this.#attempt('load', what, async () =>
-        readAll(await (await this.#connect()).getObject(bucket, key)),
-      );
+      const whole = () =>
+        this.#attempt('load', what, async () =>
+          readAll(await (await this.#connect()).getObject(bucket, key)),
+        );
+      return handle.type === 'data' ? this.#packAgainWhenMissing(handle.name, whole) : whole();
     }
     checkRange(range);
     let start = range.offset;
@@ -295,15 +309,41 @@ export class S3Backend implements Backend {
     }
     const from = start;
     const count = length;
-    return this.#attempt('load', what, async () => {
+    const read = () =>
+      this.#attempt('load', what, async () => {
+        try {
+          return await readAll(await (await this.#connect()).getPartialObject(bucket, key, from, count ?? 0));
+        } catch (error) {
+          // A range starting at or past the end: the object exists, the part asked for is empty.
+          if (s3Code(error) === 'InvalidRange') return Buffer.alloc(0);
+          throw error;
+        }
+      });
+    return handle.type === 'data' ? this.#packAgainWhenMissing(handle.name, read) : read();
+  }
+
+  /**
+   * Reads part of a pack, asking again for {@link S3BackendOptions.missingPackWaitMs} while the
+   * server says the pack does not exist.
+   */
+  async #packAgainWhenMissing(name: string, read: () => Promise<Buffer>): Promise<Buffer> {
+    const deadline = Date.now() + this.#missingPackWaitMs;
+    for (let attempt = 1; ; attempt++) {
       try {
-        return await readAll(await (await this.#connect()).getPartialObject(bucket, key, from, count ?? 0));
+        const data = await read();
+        this.#missingPacks.delete(name);
+        return data;
       } catch (error) {
-        // A range starting at or past the end: the object exists, the part asked for is empty.
-        if (s3Code(error) === 'InvalidRange') return Buffer.alloc(0);
-        throw error;
+        const missing = error instanceof RepositoryError && s3Code(error.cause) === 'NoSuchKey';
+        if (!missing || this.#missingPacks.has(name)) throw error;
+        const wait = this.#backoff(Math.min(attempt, 4));
+        if (Date.now() + wait > deadline) {
+          this.#missingPacks.add(name);
+          throw error;
+        }
+        await sleep(wait);
       }
-    });
+    }
   }
 
   async stat(handle: FileHandle): Promise<FileInfo> {

@@ -65,11 +65,12 @@ export async function openRunNatively(
     if (ids && ids.write(part.id, i * 32, 'hex') !== 32)
       throw new Error(`blob id ${JSON.stringify(part.id)} is not 64 hex digits`);
   }
-  const out = Buffer.allocUnsafeSlow(total);
   if (running < AT_ONCE) running++;
   else await new Promise<void>((resolve) => waiting.push(resolve)); // a slot handed over
   let errors: Array<string | null>;
+  let out: Buffer;
   try {
+    out = Buffer.allocUnsafeSlow(total);
     errors = await addon!.openRun(sealed, layout, ids, bytesOf(key), out);
   } finally {
     const next = waiting.shift();
