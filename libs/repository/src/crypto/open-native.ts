@@ -68,7 +68,7 @@ export async function openRunNatively(
   if (running < AT_ONCE) running++;
   else await new Promise<void>((resolve) => waiting.push(resolve)); // a slot handed over
   let errors: Array<string | null>;
-  let out: Buffer;
+  let out: Buffer<ArrayBuffer>;
   try {
     out = Buffer.allocUnsafeSlow(total);
     errors = await addon!.openRun(sealed, layout, ids, bytesOf(key), out);
