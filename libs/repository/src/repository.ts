@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import type { Backend, FileHandle, StagedFile } from './backend/backend.ts';
 import { randomKey, decrypt, encrypt, type CryptoKey } from './crypto/crypto.ts';
-import { openRunNatively, opensNatively } from './crypto/open-native.ts';
+import { NativeSealer, sealsNatively } from './crypto/native-blobs.ts';
 import { plainLength, SealPool, type SealedPart } from './crypto/seal-pool.ts';
 import { RepositoryError, RepositoryErrorCode } from './errors.ts';
 import { decodeConfig, encodeConfig, type RepoConfig } from './format/config.ts';
@@ -224,7 +224,8 @@ export class Repository {
   readonly #sealWorkers: number;
   /** Bytes of file contents sealed on the calling thread so far ({@link INLINE_SEAL_BYTES}). */
   #inlineSealed = 0;
-  #pool: SealPool | undefined;
+  /** Seal workers, or without threads the addon ({@link sealsNatively}). */
+  #pool: SealPool | NativeSealer | undefined;
   readonly #sealing = new Set<Promise<void>>();
   /** Small blobs waiting for a seal worker, by type ({@link BATCH_BLOB_BYTES}). */
   readonly #batches = new Map<BlobType, SealBatch>();
@@ -407,12 +408,13 @@ export class Repository {
    * own thread mostly idle (a restore of large files, whose files are written on the thread pool).
    */
   openWithEveryCore(): void {
-    if (this.#sealWorkers === 0 || opensNatively) return;
+    if (this.#sealWorkers === 0) return;
     this.#sealPool()?.grow(Math.max(this.#sealWorkers, Math.min(4, availableParallelism())));
   }
 
-  #sealPool(): SealPool | undefined {
-    if (this.#sealWorkers > 0 && !this.#pool) this.#pool = new SealPool(this.#key, this.#sealWorkers);
+  #sealPool(): SealPool | NativeSealer | undefined {
+    if (this.#sealWorkers > 0 && !this.#pool)
+      this.#pool = sealsNatively ? new NativeSealer(this.#key) : new SealPool(this.#key, this.#sealWorkers);
     return this.#pool;
   }
 
@@ -830,23 +832,6 @@ export class Repository {
     }
     // A small blob (a tree, mostly) is opened here: cheaper than the trip to a worker and back,
     // which a walk would otherwise wait for at every directory.
-    if (sealed.length > INLINE_BLOB_BYTES && opensNatively) {
-      const part = {
-        offset: 0,
-        length: entry.length,
-        ...(entry.uncompressedLength !== undefined ? { uncompressedLength: entry.uncompressedLength } : {}),
-        id,
-      };
-      const [plain] = await openRunNatively(this.#key, sealed, [part], true);
-      release(sealed);
-      if (plain instanceof Error)
-        throw new RepositoryError(
-          RepositoryErrorCode.Authentication,
-          `${type} blob ${id} in pack ${entry.packId} is damaged: ${plain.message}`,
-          { cause: plain },
-        );
-      return plain!;
-    }
     const pool = sealed.length > INLINE_BLOB_BYTES ? this.#sealPool() : undefined;
     if (pool)
       return pool.open(sealed, entry.uncompressedLength, id, `${type} blob ${id} in pack ${entry.packId}`);
@@ -937,12 +922,12 @@ export class Repository {
       ...(e.uncompressedLength !== undefined ? { uncompressedLength: e.uncompressedLength } : {}),
       id: e.id,
     }));
-    if (opensNatively) {
-      const opened = await openRunNatively(this.#key, sealed, parts, checkIds);
-      release(sealed);
+    const pool = this.#sealPool();
+    if (pool instanceof NativeSealer) {
+      const opened = await pool.openMany(sealed, parts, checkIds);
+      release(sealed); // decrypted in place
       return opened;
     }
-    const pool = this.#sealPool();
     if (pool) return pool.openMany(sealed, parts, checkIds);
     const opened = parts.map((part) => {
       try {

@@ -1,10 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { compress } from '../format/compression.ts';
+import { RepositoryErrorCode } from '../errors.ts';
+import { compress, compressBlob, decompress } from '../format/compression.ts';
 import { release } from '../format/release.ts';
 import { decrypt, encrypt, randomKey } from './crypto.ts';
-import { openRunNatively, opensNatively } from './open-native.ts';
+import { NativeSealer, openRunNatively, sealsNatively } from './native-blobs.ts';
 import type { SealedPart } from './seal-pool.ts';
+import { errorOf } from '../test-support/errors.ts';
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 
@@ -37,13 +39,13 @@ function sealRun(key = randomKey()) {
   return { key, plains, parts, sealed: Buffer.concat(pieces) };
 }
 
-describe('the blob-opening addon', () => {
+describe('the blob sealing and opening addon', () => {
   it('is built, unless VOLBACK_NATIVE=off', () => {
-    if (process.env['VOLBACK_NATIVE'] === 'off') expect(opensNatively).toBe(false);
-    else expect(opensNatively, 'run scripts/build-native.sh (needs a C compiler)').toBe(true);
+    if (process.env['VOLBACK_NATIVE'] === 'off') expect(sealsNatively).toBe(false);
+    else expect(sealsNatively, 'run scripts/build-native.sh (needs a C compiler)').toBe(true);
   });
 
-  describe.skipIf(!opensNatively)('with it', () => {
+  describe.skipIf(!sealsNatively)('with it', () => {
     it('opens each blob of a run to the plaintext decrypt() gives, compressed or not', async () => {
       const { key, plains, parts, sealed } = sealRun();
       const expected = parts.map((part) => {
@@ -125,6 +127,102 @@ describe('the blob-opening addon', () => {
       expect(opened[0]!.toString()).toBe('a small tree or file');
       release(opened[0]);
       expect(whole.byteLength).toBe(0);
+    });
+    /** What a stored blob holds: its plaintext, decompressed when it was compressed. */
+    const plainOf = (
+      key: ReturnType<typeof randomKey>,
+      sealed: Uint8Array,
+      length: number,
+      compressed: boolean,
+    ) => {
+      const clear = decrypt(key, sealed);
+      return compressed ? decompress(clear, length) : clear;
+    };
+    const samples = () => [
+      randomBytes(300_000), // incompressible: sampled, stored as it is
+      Buffer.alloc(2_000_000, 'database page '),
+      Buffer.from('x'.repeat(70_000)),
+      Buffer.concat([Buffer.alloc(40_000, 'log line '), randomBytes(200_000)]), // sampled: mostly random
+      Buffer.from('a short file'),
+      Buffer.alloc(1, 7),
+      Buffer.alloc(0),
+    ];
+
+    it('seals a blob as the seal workers do: compressed where compressBlob would, and opened back', async () => {
+      const key = randomKey();
+      const sealer = new NativeSealer(key);
+      for (const plain of samples()) {
+        const { sealed, compressed } = await sealer.seal(plain, true);
+        const stored = Buffer.concat(sealed);
+        expect(compressed).toBe(compressBlob(plain) !== undefined);
+        expect(stored.length).toBe(compressed ? compressBlob(plain)!.length + 32 : plain.length + 32);
+        expect(plainOf(key, stored, plain.length, compressed).equals(plain)).toBe(true);
+        const uncompressed = await sealer.seal(plain, false);
+        expect(uncompressed.compressed).toBe(false);
+        expect(plainOf(key, Buffer.concat(uncompressed.sealed), plain.length, false).equals(plain)).toBe(
+          true,
+        );
+      }
+    });
+
+    it('seals many blobs in one job, each with an IV of its own, and opens them back as one run', async () => {
+      const key = randomKey();
+      const sealer = new NativeSealer(key);
+      const plains = samples();
+      const sealed = await sealer.sealMany(plains, true);
+      expect(new Set(sealed.map(({ sealed: s }) => s.subarray(0, 16).toString('hex'))).size).toBe(
+        plains.length,
+      );
+      const parts: SealedPart[] = [];
+      let offset = 0;
+      for (const [i, { sealed: bytes, compressed }] of sealed.entries()) {
+        expect(plainOf(key, bytes, plains[i]!.length, compressed).equals(plains[i]!)).toBe(true);
+        parts.push({
+          offset,
+          length: bytes.length,
+          ...(compressed ? { uncompressedLength: plains[i]!.length } : {}),
+          id: sha256(plains[i]!),
+        });
+        offset += bytes.length;
+      }
+      const opened = await sealer.openMany(Buffer.concat(sealed.map((s) => s.sealed)), parts);
+      for (const [i, blob] of opened.entries()) expect((blob as Buffer).equals(plains[i]!)).toBe(true);
+    });
+
+    it('seals nothing when a plaintext does not hash to the id it came with (BlobIdMismatch)', async () => {
+      const sealer = new NativeSealer(randomKey());
+      const plains = samples();
+      const ids = plains.map(sha256);
+      ids[2] = sha256(Buffer.from('something else'));
+      const many = await errorOf(sealer.sealMany(plains, true, ids));
+      expect(many.code).toBe(RepositoryErrorCode.BlobIdMismatch);
+      expect(many.message).toBe(
+        `blob 3 of ${plains.length} hashes to ${sha256(plains[2]!)}, not to ${ids[2]}: nothing was stored`,
+      );
+      const one = await errorOf(sealer.seal(plains[0]!, true, false, ids[2]));
+      expect(one.code).toBe(RepositoryErrorCode.BlobIdMismatch);
+      expect(one.message).toBe(
+        `the body hashes to ${sha256(plains[0]!)}, not to ${ids[2]}: nothing was stored`,
+      );
+      const fine = await sealer.sealMany(plains.slice(0, 2), true, ids.slice(0, 2));
+      expect(fine).toHaveLength(2);
+    });
+
+    it('opens one blob, and names it when it is damaged', async () => {
+      const key = randomKey();
+      const sealer = new NativeSealer(key);
+      const plain = Buffer.alloc(100_000, 'page ');
+      const { sealed } = await sealer.seal(plain, true);
+      const stored = Buffer.concat(sealed);
+      const frame = compressBlob(plain)!;
+      expect(
+        (await sealer.open(Buffer.from(stored), plain.length, sha256(plain), 'data blob x')).equals(plain),
+      ).toBe(true);
+      stored[20]! ^= 1;
+      const damaged = await errorOf(sealer.open(stored, plain.length, sha256(plain), 'data blob x'));
+      expect(damaged.code).toBe(RepositoryErrorCode.Authentication);
+      expect(damaged.message).toBe('data blob x is damaged: MAC does not verify: wrong key or damaged data');
+      expect(stored.length).toBe(frame.length + 32);
     });
   });
 });
