@@ -7,6 +7,7 @@ import { decrypt, encrypt, randomKey } from './crypto.ts';
 import { NativeSealer, openRunNatively, sealsNatively } from './native-blobs.ts';
 import type { SealedPart } from './seal-pool.ts';
 import { errorOf } from '../test-support/errors.ts';
+import { asRun, blobSamples as samples } from '../test-support/sealed-runs.ts';
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 
@@ -138,16 +139,6 @@ describe('the blob sealing and opening addon', () => {
       const clear = decrypt(key, sealed);
       return compressed ? decompress(clear, length) : clear;
     };
-    const samples = () => [
-      randomBytes(300_000), // incompressible: sampled, stored as it is
-      Buffer.alloc(2_000_000, 'database page '),
-      Buffer.from('x'.repeat(70_000)),
-      Buffer.concat([Buffer.alloc(40_000, 'log line '), randomBytes(200_000)]), // sampled: mostly random
-      Buffer.from('a short file'),
-      Buffer.alloc(1, 7),
-      Buffer.alloc(0),
-    ];
-
     it('seals a blob as the seal workers do: compressed where compressBlob would, and opened back', async () => {
       const key = randomKey();
       const sealer = new NativeSealer(key);
@@ -173,19 +164,10 @@ describe('the blob sealing and opening addon', () => {
       expect(new Set(sealed.map(({ sealed: s }) => s.subarray(0, 16).toString('hex'))).size).toBe(
         plains.length,
       );
-      const parts: SealedPart[] = [];
-      let offset = 0;
-      for (const [i, { sealed: bytes, compressed }] of sealed.entries()) {
+      for (const [i, { sealed: bytes, compressed }] of sealed.entries())
         expect(plainOf(key, bytes, plains[i]!.length, compressed).equals(plains[i]!)).toBe(true);
-        parts.push({
-          offset,
-          length: bytes.length,
-          ...(compressed ? { uncompressedLength: plains[i]!.length } : {}),
-          id: sha256(plains[i]!),
-        });
-        offset += bytes.length;
-      }
-      const opened = await sealer.openMany(Buffer.concat(sealed.map((s) => s.sealed)), parts);
+      const { run, parts } = asRun(sealed, plains);
+      const opened = await sealer.openMany(run, parts);
       for (const [i, blob] of opened.entries()) expect((blob as Buffer).equals(plains[i]!)).toBe(true);
     });
 
