@@ -142,7 +142,8 @@ export class E2eBench {
       };
     });
     process.stderr.write(
-      `bench: volback-e2e CPU s (user / sys): ${used.map((u) => `${u.name} ${u.user.toFixed(2)} / ${u.system.toFixed(2)}`).join(', ')}\n`,
+      `bench: volback-e2e CPU s (user / sys): ${used.map((u) => `${u.name} ${u.user.toFixed(2)} / ${u.system.toFixed(2)}`).join(', ')}; ` +
+        `peak RSS so far: ${this.#services.map((s) => `${s.name} ${(peakRssOf(s.pid) / 2 ** 20).toFixed(0)} MiB`).join(', ')}\n`,
     );
     return {
       wallSeconds,
@@ -195,7 +196,7 @@ export class E2eBench {
     return { ...measured, restoredTo: volume.Mountpoint };
   }
 
-  /** Removes the volumes the restores made (the bench keeps each run's restores until its end). */
+  /** Removes the volumes the restores made (the bench keeps every restore until all its runs are done). */
   async removeRestores(): Promise<void> {
     for (let run = 1; run <= this.#runs; run++)
       await this.#engine.docker
