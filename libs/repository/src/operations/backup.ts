@@ -28,6 +28,7 @@ import { linkTargetFromBytes, nameFromBytes, nodeNameKey, type TreeNode } from '
 import type { Repository } from '../repository.ts';
 import { repositorySink, saveTree, type BlobSink } from './blob-ports.ts';
 import { ChunkCache } from './chunk-cache.ts';
+import { DirCache, ListingDigest } from './dir-cache.ts';
 import { scanDirectories, scanDirectory, type ScannedDirectory } from './dir-scan.ts';
 import { readExtendedAttributes } from './extended-attributes.ts';
 import { childPath, shownPath, type FsPath } from './fs-path.ts';
@@ -234,6 +235,14 @@ class BackupRun {
   readonly #root: string;
   readonly #pool: ChunkPool | undefined;
   readonly #cache: ChunkCache | undefined;
+  readonly #dirCache: DirCache | undefined;
+  /**
+   * Directories walked while their parent tried {@link #unchanged} and did not find itself
+   * unchanged, by path: the parent's walk takes their result from here.
+   */
+  readonly #walked = new Map<string, { parentTree: string; result: { tree: string; changed: boolean } }>();
+  /** Directories read by {@link #unchanged} that their walk reads from here, by path. */
+  readonly #scanned = new Map<string, ScannedDirectory>();
   /** Bytes of small files read on this thread before the chunk workers started. */
   #inlineBytes = 0;
   /** Files being read ({@link FILES_IN_FLIGHT}), and the walk waiting for one of them to end. */
@@ -257,6 +266,7 @@ class BackupRun {
     options: SnapshotDirectoryOptions,
     pool: ChunkPool | undefined,
     cache: ChunkCache | undefined,
+    dirCache?: DirCache,
   ) {
     this.#sink = sink;
     this.#pol = parseChunkerPolynomial(sink.chunkerPolynomial);
@@ -264,6 +274,7 @@ class BackupRun {
     this.#root = resolve(options.source);
     this.#pool = pool;
     this.#cache = cache;
+    this.#dirCache = dirCache;
   }
 
   /**
@@ -437,12 +448,17 @@ class BackupRun {
    * loaded when it gets there (at most {@link TREES_AHEAD} waiting, {@link TREE_NODES_AHEAD} nodes
    * in them; the rest load when reached).
    */
-  #loadAhead(nodes: readonly TreeNode[]): void {
+  #loadAhead(nodes: readonly TreeNode[], path: FsPath): void {
     const ids: string[] = [];
     for (const node of nodes) {
       if (this.#treesAhead.size + ids.length >= TREES_AHEAD || this.#treeNodesAhead >= TREE_NODES_AHEAD)
         break;
       if (node.type !== 'dir' || !node.subtree || this.#treesAhead.has(node.subtree)) continue;
+      if (this.#dirCache && typeof path === 'string' && !node.nameBytes) {
+        // Walked already, or likely unchanged through the directory cache: its tree is not read.
+        const child = childPath(path, node) as string;
+        if (this.#walked.has(child) || this.#dirCache.get(child)?.tree === node.subtree) continue;
+      }
       ids.push(node.subtree);
     }
     if (ids.length === 0) return;
@@ -482,16 +498,19 @@ class BackupRun {
    * directories queued earlier. Directories whose path is not UTF-8 are read when the walk gets
    * there.
    */
-  #scanAhead(path: FsPath, scanned: ScannedDirectory, previous: ReadonlyMap<string, TreeNode>): void {
+  #scanAhead(
+    path: FsPath,
+    scanned: ScannedDirectory,
+    known: (name: Pick<TreeNode, 'name' | 'nameBytes'>, full: string) => boolean,
+  ): void {
     if (typeof path !== 'string') return;
     const children: string[] = [];
     for (let i = 0; i < scanned.size; i++) {
       if (!scanned.isDirectory(i)) continue;
       const name = scanned.name(i);
-      const before = previous.get(nodeNameKey(name));
-      if (name.nameBytes || before?.type !== 'dir' || !before.subtree) continue;
+      if (name.nameBytes) continue;
       const full = childPath(path, name) as string;
-      if (!this.#excluded(full)) children.push(full);
+      if (known(name, full) && !this.#walked.has(full) && !this.#excluded(full)) children.push(full);
     }
     for (const child of children.reverse()) {
       this.#scansWanted.push(child);
@@ -541,6 +560,18 @@ class BackupRun {
    * not UTF-8 (Node's fs takes either).
    */
   async dir(path: FsPath, parentTree: string | undefined): Promise<{ tree: string; changed: boolean }> {
+    if (typeof path === 'string') {
+      const walked = this.#walked.get(path);
+      if (walked) {
+        this.#walked.delete(path);
+        if (walked.parentTree === parentTree) return walked.result;
+      }
+    }
+    if (parentTree && this.#dirCache && scanDirectory && typeof path === 'string') {
+      const unchanged = await this.#unchanged(this.#dirCache, path, parentTree);
+      if (unchanged) return unchanged;
+    }
+    const problemsBefore = this.summary.errors.length + this.summary.warnings.length;
     const previous = new Map<string, TreeNode>();
     /** Nodes in the parent's tree (one not written by volback might repeat a name). */
     let previousCount = -1;
@@ -552,7 +583,7 @@ class BackupRun {
         if (ahead) this.#treeNodesAhead -= nodes.length;
         for (const node of nodes) previous.set(nodeNameKey(node), node);
         previousCount = nodes.length;
-        this.#loadAhead(nodes);
+        this.#loadAhead(nodes, path);
       } catch (error) {
         this.#fail(
           shownPath(path),
@@ -569,8 +600,13 @@ class BackupRun {
       // compares metadata and waits for the file system. In a directory new since the parent the
       // walk reads files on this thread, and the thread pool's wake-ups cost more than they save.
       if (scanDirectory && parentTree) {
-        scanned = await this.#scan(path);
-        this.#scanAhead(path, scanned, previous);
+        const already = typeof path === 'string' ? this.#scanned.get(path) : undefined;
+        if (already) this.#scanned.delete(path as string);
+        scanned = already ?? (await this.#scan(path));
+        this.#scanAhead(path, scanned, (name) => {
+          const before = previous.get(nodeNameKey(name));
+          return before?.type === 'dir' && !!before.subtree;
+        });
       } else {
         // Synchronous, as the entries' lstat: the walk waits for it anyway, and a trip through
         // libuv's thread pool per directory left the walk idle a quarter of its time (many-small).
@@ -580,14 +616,23 @@ class BackupRun {
       this.#fail(shownPath(path), error);
     }
     const count = scanned ? scanned.size : entries.length;
+    // What the directory cache records of this directory (not of one whose path is not UTF-8).
+    const listing = this.#dirCache && typeof path === 'string' ? new ListingDigest(count) : undefined;
     for (let i = 0; i < count; i++) {
       const name = scanned ? scanned.name(i) : nameFromBytes(entries[i]!);
       const full = childPath(path, name);
       const shown = shownPath(full);
       if (this.#excluded(shown)) continue;
       try {
+        if (listing && scanned) scanned.addTo(listing, i);
         const found = scanned ? { directory: scanned, index: i } : undefined;
-        const node = await this.entry(full, name, previous.get(nodeNameKey(name)), found);
+        const node = await this.entry(
+          full,
+          name,
+          previous.get(nodeNameKey(name)),
+          found,
+          listing && !scanned ? listing : undefined,
+        );
         if (node) nodes.push(node instanceof FileRead ? node.node : node);
       } catch (error) {
         // The repository failing (full, unreachable) ends the run; only source entries are skipped.
@@ -597,14 +642,90 @@ class BackupRun {
     }
     const read = (await Promise.all(nodes)).filter((node) => node !== undefined);
     // Every entry as the parent recorded it: the parent's tree is this one, not encoded again.
-    if (
-      parentTree &&
+    const unchanged =
+      parentTree !== undefined &&
       read.length === previousCount &&
-      read.every((n) => sameNode(n, previous.get(nodeNameKey(n))))
-    )
-      return { tree: parentTree, changed: false };
-    const tree = await saveTree(this.#sink, read);
+      read.every((n) => sameNode(n, previous.get(nodeNameKey(n))));
+    const tree = unchanged ? parentTree : await saveTree(this.#sink, read);
+    // A directory with an entry left out or kept without part of it (or such a subdirectory) is
+    // not recorded: its tree is not what a walk finding the same listing writes.
+    if (listing && this.summary.errors.length + this.summary.warnings.length === problemsBefore)
+      this.#dirCache!.record(path as string, this.#dirCache!.digest(listing), tree);
     return { tree, changed: tree !== parentTree };
+  }
+
+  /**
+   * A directory found as the last walk left it, through the directory cache ({@link DirCache}):
+   * its listing has the digest recorded with its tree in the parent snapshot, and each
+   * subdirectory finds itself so too. Then its tree is the parent's, and neither the tree nor a
+   * node of its entries is read or built. Undefined when not: the walk reads the directory as
+   * without the cache (the scan and the subdirectories walked here are not done again).
+   */
+  async #unchanged(
+    dirCache: DirCache,
+    path: string,
+    parentTree: string,
+  ): Promise<{ tree: string; changed: false } | undefined> {
+    const cached = dirCache.get(path);
+    if (cached?.tree !== parentTree) return undefined;
+    const scanned = await this.#scan(path);
+    const listing = new ListingDigest(scanned.size);
+    const subdirs: number[] = [];
+    const excludes = (this.#options.excludes?.length ?? 0) > 0;
+    let complete = true;
+    for (let i = 0; i < scanned.size && complete; i++) {
+      if (excludes && this.#excluded(shownPath(childPath(path, scanned.name(i))))) continue;
+      complete = scanned.addTo(listing, i);
+      if (scanned.isDirectory(i)) subdirs.push(i);
+    }
+    if (
+      !complete ||
+      dirCache.digest(listing) !== cached.digest ||
+      !(await this.#sink.hasBlobs('tree', [parentTree]))
+    ) {
+      this.#scanned.set(path, scanned);
+      return undefined;
+    }
+    const children = new Map<number, string>();
+    for (const i of subdirs) {
+      const name = scanned.name(i);
+      if (!name.nameBytes) children.set(i, childPath(path, name) as string);
+    }
+    this.#scanAhead(path, scanned, (_, full) => dirCache.get(full) !== undefined);
+    for (const i of subdirs) {
+      const child = children.get(i);
+      const sub = child === undefined ? undefined : dirCache.get(child);
+      // A subdirectory the last walk did not record (or one whose path is not UTF-8).
+      if (!sub) {
+        this.#scanned.set(path, scanned);
+        return undefined;
+      }
+      const result = await this.dir(child!, sub.tree);
+      if (result.changed) {
+        this.#walked.set(child!, { parentTree: sub.tree, result });
+        this.#scanned.set(path, scanned);
+        return undefined;
+      }
+      this.#walked.set(child!, { parentTree: sub.tree, result });
+    }
+    for (const i of subdirs) this.#walked.delete(children.get(i)!);
+    // Counted as the walk would count the entries.
+    for (let i = 0; i < scanned.size; i++) {
+      if (excludes && this.#excluded(shownPath(childPath(path, scanned.name(i))))) continue;
+      if (scanned.isDirectory(i)) {
+        this.#dirs++;
+        this.summary.dirsUnmodified++;
+      } else if (scanned.isFile(i)) {
+        const file = scanned.fileIdentity(i);
+        this.#files++;
+        this.summary.totalBytes += file.size;
+        this.summary.filesUnmodified++;
+        if (file.size > CHUNKER_MIN_SIZE) this.#cache?.keep(file);
+      }
+    }
+    dirCache.record(path, cached.digest, parentTree);
+    this.#progress(path);
+    return { tree: parentTree, changed: false };
   }
 
   /**
@@ -616,12 +737,18 @@ class BackupRun {
     name: Pick<TreeNode, 'name' | 'nameBytes'>,
     previous: TreeNode | undefined,
     scanned?: { directory: ScannedDirectory; index: number },
+    listing?: ListingDigest,
   ): Promise<TreeNode | FileRead | undefined> {
     // Read with its directory; else synchronous: the walk awaits each entry in turn, and a trip
     // through libuv's thread pool costs more than the lstat itself.
-    const node = scanned
-      ? nodeFromStat(name.name, scanned.directory.stat(scanned.index, path), this.#options.withAtime)
-      : nodeFromStats(name.name, lstatSync(path, { bigint: true }), this.#options.withAtime);
+    let node: TreeNode;
+    if (scanned) {
+      node = nodeFromStat(name.name, scanned.directory.stat(scanned.index, path), this.#options.withAtime);
+    } else {
+      const stats = lstatSync(path, { bigint: true });
+      listing?.addStats(name.nameBytes ?? name.name, stats);
+      node = nodeFromStats(name.name, stats, this.#options.withAtime);
+    }
     const listsAttributes = !scanned || scanned.directory.mayHaveAttributes(scanned.index);
     if (name.nameBytes) node.nameBytes = name.nameBytes;
     switch (node.type) {
@@ -695,13 +822,19 @@ export async function snapshotDirectory(
   const pool =
     workers > 0 ? new ChunkPool(parseChunkerPolynomial(sink.chunkerPolynomial), { workers }) : undefined;
   const cache = pool && options.chunkCacheDir ? await ChunkCache.open(options.chunkCacheDir) : undefined;
-  const run = new BackupRun(sink, { ...options, source }, pool, cache);
+  // A walk recording atimes finds every directory read since changed: no directory cache.
+  const dirCache =
+    options.chunkCacheDir && !options.withAtime
+      ? await DirCache.open(options.chunkCacheDir, JSON.stringify(options.excludes ?? []))
+      : undefined;
+  const run = new BackupRun(sink, { ...options, source }, pool, cache, dirCache);
   let tree: string;
   let walked = false;
   try {
     ({ tree } = await run.dir(source, options.parentTree));
     await sink.drain();
     walked = true;
+    await dirCache?.save();
   } finally {
     await pool?.close();
     // Entries of files this walk did not see go only when it saw everything.

@@ -110,7 +110,7 @@ export class ChunkCache {
   }
 
   /** Keeps the entry of a file unchanged since the parent (it still describes the file). */
-  keep(node: TreeNode): void {
+  keep(node: Pick<TreeNode, 'device_id' | 'inode'>): void {
     this.#seen.add(ChunkCache.#key(node));
   }
 

@@ -2,6 +2,7 @@ import { getSystemErrorMessage, getSystemErrorName } from 'node:util';
 import { formatGoTimeParts } from '../format/ids.ts';
 import { nameFromBytes, type TreeNode } from '../format/tree.ts';
 import { loadNativeAddon } from '../native-addon.ts';
+import type { ListingDigest } from './dir-cache.ts';
 import { shownPath, type FsPath } from './fs-path.ts';
 import type { EntryStat } from './node-metadata.ts';
 
@@ -71,6 +72,34 @@ export class ScannedDirectory {
       mtime: formatGoTimeParts(f[at + 10]!, f[at + 11]!),
       ctime: formatGoTimeParts(f[at + 12]!, f[at + 13]!),
     };
+  }
+
+  /**
+   * Adds entry `i` to a directory's listing digest (as {@link ListingDigest.addStats} does with
+   * Node's lstat); false, adding nothing, when its lstat failed.
+   */
+  addTo(listing: ListingDigest, i: number): boolean {
+    const f = this.#stats;
+    const from = i * this.#fields;
+    if (f[from + 14] !== 0) return false;
+    const { fields, at } = listing.slot(this.#names[i]!);
+    for (let k = 0; k < 8; k++) fields[at + k] = f[from + k]!;
+    for (let k = 8; k < 12; k++) fields[at + k] = f[from + k + 2]!;
+    return true;
+  }
+
+  /** Entry `i`'s size and, for the chunk cache, device and inode (its lstat held). */
+  fileIdentity(i: number): { size: number; device_id: number; inode: number } {
+    const f = this.#stats;
+    const at = i * this.#fields;
+    return { size: f[at + 7]!, device_id: f[at]!, inode: f[at + 1]! };
+  }
+
+  /** Whether entry `i` is a regular file (its lstat said so). */
+  isFile(i: number): boolean {
+    const f = this.#stats;
+    const at = i * this.#fields;
+    return f[at + 14] === 0 && (f[at + 2]! & 0o170000) === 0o100000;
   }
 
   /** False when entry `i` lists no extended attributes (or its filesystem has none). */
