@@ -513,7 +513,8 @@ class BackupRun {
       const name = scanned.name(i);
       if (name.nameBytes) continue;
       const full = childPath(path, name) as string;
-      if (known(name, full) && !this.#walked.has(full) && !this.#excluded(full)) children.push(full);
+      if (this.#walked.has(full) || this.#scansAhead.has(full)) continue; // walked, or read already
+      if (known(name, full) && !this.#excluded(full)) children.push(full);
     }
     for (const child of children.reverse()) {
       this.#scansWanted.push(child);

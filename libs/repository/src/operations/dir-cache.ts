@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -136,7 +136,8 @@ export class DirCache {
   /** Replaces the file with this walk's directories (call once the walk is complete). */
   async save(): Promise<void> {
     const dirs = [...this.#next].map(([path, { digest, tree }]) => [path, digest, tree]);
-    const tmp = `${this.#path}.tmp`;
+    // A name of its own: two walks of one source at once must not write into each other's file.
+    const tmp = `${this.#path}.${randomBytes(6).toString('hex')}.tmp`;
     try {
       await writeFile(tmp, JSON.stringify({ v: VERSION, key: this.#key, dirs }), { mode: 0o600 });
       await rename(tmp, this.#path);
