@@ -273,7 +273,8 @@ async function oneRun(run: number): Promise<void> {
     emitE2e('backup-incremental', changedBytes, await withE2e.backup());
   }
   await backupPhase('backup-unchanged', changedBytes);
-  // Restores are kept until the bench ends ({@link setAside}). Their order turns by one each run: on this VM, after about 750 MiB of new page cache the next
+  // Restores are kept until the bench ends ({@link setAside}). Their order turns by one each run:
+  // on this VM, after about 750 MiB of new page cache the next
   // restore's writes cost several times more in the kernel (restic 0.19.1's `database` restore
   // 1.0 s -> 1.4 s, sys 0.15 -> 0.85 s, the same for volback), so a fixed order favoured the tools
   // restoring first (the end-to-end restore, last, measured 1.31-1.46x restic that way, and

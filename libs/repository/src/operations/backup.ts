@@ -673,13 +673,18 @@ class BackupRun {
     if (cached?.tree !== parentTree) return undefined;
     const scanned = await this.#scan(path);
     const listing = new ListingDigest(scanned.size);
-    const subdirs: number[] = [];
+    /** The subdirectories' paths (undefined: not UTF-8, never recorded), and the files' indexes. */
+    const subdirs: Array<string | undefined> = [];
+    const files: number[] = [];
     const excludes = (this.#options.excludes?.length ?? 0) > 0;
     let complete = true;
     for (let i = 0; i < scanned.size && complete; i++) {
       if (excludes && this.#excluded(shownPath(childPath(path, scanned.name(i))))) continue;
       complete = scanned.addTo(listing, i);
-      if (scanned.isDirectory(i)) subdirs.push(i);
+      if (scanned.isDirectory(i)) {
+        const name = scanned.name(i);
+        subdirs.push(name.nameBytes ? undefined : (childPath(path, name) as string));
+      } else if (scanned.isFile(i)) files.push(i);
     }
     if (
       !complete ||
@@ -689,14 +694,8 @@ class BackupRun {
       this.#scanned.set(path, scanned);
       return undefined;
     }
-    const children = new Map<number, string>();
-    for (const i of subdirs) {
-      const name = scanned.name(i);
-      if (!name.nameBytes) children.set(i, childPath(path, name) as string);
-    }
     this.#scanAhead(path, scanned, (_, full) => dirCache.get(full) !== undefined);
-    for (const i of subdirs) {
-      const child = children.get(i);
+    for (const child of subdirs) {
       const sub = child === undefined ? undefined : dirCache.get(child);
       // A subdirectory the last walk did not record (or one whose path is not UTF-8).
       if (!sub) {
@@ -704,27 +703,22 @@ class BackupRun {
         return undefined;
       }
       const result = await this.dir(child!, sub.tree);
+      this.#walked.set(child!, { parentTree: sub.tree, result });
       if (result.changed) {
-        this.#walked.set(child!, { parentTree: sub.tree, result });
         this.#scanned.set(path, scanned);
         return undefined;
       }
-      this.#walked.set(child!, { parentTree: sub.tree, result });
     }
-    for (const i of subdirs) this.#walked.delete(children.get(i)!);
     // Counted as the walk would count the entries.
-    for (let i = 0; i < scanned.size; i++) {
-      if (excludes && this.#excluded(shownPath(childPath(path, scanned.name(i))))) continue;
-      if (scanned.isDirectory(i)) {
-        this.#dirs++;
-        this.summary.dirsUnmodified++;
-      } else if (scanned.isFile(i)) {
-        const file = scanned.fileIdentity(i);
-        this.#files++;
-        this.summary.totalBytes += file.size;
-        this.summary.filesUnmodified++;
-        if (file.size > CHUNKER_MIN_SIZE) this.#cache?.keep(file);
-      }
+    for (const child of subdirs) this.#walked.delete(child!);
+    this.#dirs += subdirs.length;
+    this.summary.dirsUnmodified += subdirs.length;
+    for (const i of files) {
+      const file = scanned.fileIdentity(i);
+      this.#files++;
+      this.summary.totalBytes += file.size;
+      this.summary.filesUnmodified++;
+      if (file.size > CHUNKER_MIN_SIZE) this.#cache?.keep(file);
     }
     dirCache.record(path, cached.digest, parentTree);
     this.#progress(path);

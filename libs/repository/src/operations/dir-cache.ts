@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isId } from '../format/ids.ts';
 
 /**
  * Numbers of an entry's lstat a node is built from, in this order: device, inode, mode, links,
@@ -162,7 +163,7 @@ function isSaved(value: unknown): value is { v: number; key: string; dirs: Array
         typeof d[0] === 'string' &&
         typeof d[1] === 'string' &&
         typeof d[2] === 'string' &&
-        /^[0-9a-f]{64}$/.test(d[2]),
+        isId(d[2]),
     )
   );
 }
