@@ -1,7 +1,8 @@
 // Locks on a real directory backend: the second check of a lock taken with `confirmLater` (a
 // backup walks while it waits) refuses when another process's conflicting lock appeared
-// meanwhile, and removes the lock file it wrote.
-import { createHash } from 'node:crypto';
+// meanwhile, and removes the lock file it wrote; it waits as long as the backend's listings may
+// lag its saves (none for a local directory), and of two racing processes at least one backs off.
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,15 +13,30 @@ import { formatGoTime } from './format/ids.ts';
 import { takeLock, type LockFiles } from './locks.ts';
 import type { LockFile } from './format/snapshot.ts';
 
-/** Lock files as plain JSON (the repository encrypts them; locking does not care). */
-function lockFiles(dir: string): LockFiles {
-  const backend = new LocalBackend(dir);
+/** A directory whose listings may lag its saves by 100 ms, as an eventually consistent store's. */
+class LaggingBackend extends LocalBackend {
+  override readonly listingLagMs = 100;
+}
+
+/**
+ * Lock files as plain JSON (the repository encrypts them; locking does not care). `afterSave`
+ * runs once, right after the first lock file is saved: another process writing its lock then.
+ */
+function lockFiles(
+  dir: string,
+  options: { lagging?: boolean; afterSave?: () => Promise<unknown> } = {},
+): LockFiles {
+  const backend = options.lagging ? new LaggingBackend(dir) : new LocalBackend(dir);
+  let afterSave = options.afterSave;
   return {
     backend,
     save: async (lock: LockFile) => {
       const body = Buffer.from(JSON.stringify(lock));
-      const name = createHash('sha256').update(body).digest('hex');
+      const name = randomBytes(32).toString('hex'); // as a sealed file's id: never the same twice
       await backend.save({ type: 'locks', name }, body);
+      const racer = afterSave;
+      afterSave = undefined;
+      await racer?.();
       return name;
     },
     load: async (name) => JSON.parse((await backend.load({ type: 'locks', name })).toString()) as unknown,
@@ -38,8 +54,15 @@ const otherLock = (exclusive: boolean): LockFile => ({
   gid: 0,
 });
 
+/** The error a promise rejects with, or undefined when it fulfils. */
+const refusalOf = (promise: Promise<unknown>) =>
+  promise.then(
+    () => undefined,
+    (error: Error & { code?: string }) => error,
+  );
+
 describe('takeLock with confirmLater', () => {
-  it('returns once its lock file is written and confirms it 100 ms later', async () => {
+  it('returns once its lock file is written and confirms it with a second check', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'volback-locks-'));
     const files = lockFiles(dir);
     const lock = await takeLock(files, false, { confirmLater: true });
@@ -51,13 +74,12 @@ describe('takeLock with confirmLater', () => {
 
   it('refuses when an exclusive lock appeared before the second check, and removes its own', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'volback-locks-'));
-    const files = lockFiles(dir);
+    let other = '';
+    const files: LockFiles = lockFiles(dir, {
+      afterSave: async () => (other = await files.save(otherLock(true))),
+    });
     const lock = await takeLock(files, false, { confirmLater: true });
-    const other = await files.save(otherLock(true));
-    const refusal = await lock.confirmed.then(
-      () => undefined,
-      (error: Error & { code?: string }) => error,
-    );
+    const refusal = await refusalOf(lock.confirmed);
     expect(refusal?.code).toBe(RepositoryErrorCode.Locked);
     expect(refusal?.message).toContain('exclusive lock');
     expect(readdirSync(join(dir, 'locks'))).toEqual([other]);
@@ -65,17 +87,51 @@ describe('takeLock with confirmLater', () => {
     expect(readdirSync(join(dir, 'locks'))).toEqual([other]);
   });
 
-  it('is not refused by another shared lock, and a lock taken without it waits for the check', async () => {
+  it('on a backend whose listings lag, waits that long: a lock saved meanwhile is seen', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'volback-locks-'));
+    const files = lockFiles(dir, { lagging: true });
+    const lock = await takeLock(files, false, { confirmLater: true });
+    const other = await files.save(otherLock(true)); // within the 100 ms before the second check
+    expect((await refusalOf(lock.confirmed))?.code).toBe(RepositoryErrorCode.Locked);
+    expect(readdirSync(join(dir, 'locks'))).toEqual([other]);
+
+    const shared = lockFiles(mkdtempSync(join(tmpdir(), 'volback-locks-')), { lagging: true });
+    const started = Date.now();
+    await (await takeLock(shared, false)).release();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(95);
+  });
+
+  it('is not refused by another shared lock, and a lock taken without it returns confirmed', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'volback-locks-'));
     const files = lockFiles(dir);
     const shared = await takeLock(files, false, { confirmLater: true });
     await files.save(otherLock(false));
     await shared.confirmed;
-    const started = Date.now();
     const second = await takeLock(files, false);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(95);
+    let settled = false;
+    void second.confirmed.then(() => (settled = true));
+    await Promise.resolve();
+    expect(settled).toBe(true);
     await expect(takeLock(files, true)).rejects.toMatchObject({ code: RepositoryErrorCode.Locked });
     await shared.release();
     await second.release();
+  });
+
+  it('of two processes racing for exclusive locks, never lets both hold one', async () => {
+    for (let round = 0; round < 20; round++) {
+      const dir = mkdtempSync(join(tmpdir(), 'volback-locks-'));
+      // Two holders of the same pid: each sees the other's lock as live.
+      const [a, b] = await Promise.allSettled([
+        takeLock(lockFiles(dir), true),
+        takeLock(lockFiles(dir), true),
+      ]);
+      const held = [a, b].flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+      expect(held.length).toBeLessThanOrEqual(1);
+      for (const result of [a, b])
+        if (result.status === 'rejected')
+          expect((result.reason as { code?: string }).code).toBe(RepositoryErrorCode.Locked);
+      expect(readdirSync(join(dir, 'locks'))).toEqual(held.map((lock) => lock.id));
+      for (const lock of held) await lock.release();
+    }
   });
 });

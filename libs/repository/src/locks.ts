@@ -74,13 +74,18 @@ function conflicts(
 
 /**
  * Takes a lock as restic does: shared for backup, exclusive for prune. Checks, writes its lock
- * file, checks again (two processes racing both back off), and refreshes it until released.
- * Stale locks ({@link isStaleLock}) neither block it nor survive it.
+ * file, checks again, and refreshes it until released. Stale locks ({@link isStaleLock}) neither
+ * block it nor survive it.
  *
- * With `confirmLater` it returns once its lock file is written, and the second check, 100 ms
- * later, settles {@link RepositoryLock.confirmed}: a backup reads the index and walks meanwhile,
- * and awaits it before it writes an index or a snapshot (what it wrote before that is packs that
- * nothing refers to, as after an interrupted backup).
+ * The second check lists the locks once a listing is sure to show every lock file saved before
+ * it started: after the backend's {@link Backend.listingLagMs} (100 ms when unset; none on a local
+ * directory). Of two processes racing for conflicting locks, the one that lists last then sees
+ * the other's lock file, which was written before the other listed: at least one backs off.
+ *
+ * With `confirmLater` it returns once its lock file is written, and the second check settles
+ * {@link RepositoryLock.confirmed}: a backup reads the index and walks meanwhile, and awaits it
+ * before it writes an index or a snapshot (what it wrote before that is packs that nothing
+ * refers to, as after an interrupted backup).
  */
 export async function takeLock(
   files: LockFiles,
@@ -105,7 +110,8 @@ export async function takeLock(
   let released = false;
   let timer: ReturnType<typeof setInterval> | undefined;
   const confirm = async () => {
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    const lag = backend.listingLagMs ?? 100;
+    if (lag > 0) await new Promise((resolve) => setTimeout(resolve, lag));
     const after = conflicts(await readLocks(files), exclusive, id);
     if (after.length) {
       await backend.remove({ type: 'locks', name: id }).catch(() => undefined);

@@ -69,6 +69,12 @@ export interface Backend {
   remove(handle: FileHandle): Promise<void>;
   /** Every file of one type (names only, any order). */
   list(type: FileType): AsyncIterable<FileInfo>;
+  /**
+   * How long (ms) a listing may still miss a file whose {@link save} has returned: the lock's
+   * second check waits this long after writing its lock file (see `takeLock`). Unset: 100 ms
+   * (restic waits 200 ms on every backend).
+   */
+  readonly listingLagMs?: number;
   /** Releases connections. */
   close(): Promise<void>;
   /**

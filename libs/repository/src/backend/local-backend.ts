@@ -123,6 +123,12 @@ class LocalStagedFile implements StagedFile {
 /** A repository in a local directory (also block or network storage mounted as one). */
 export class LocalBackend implements Backend {
   readonly location: string;
+  /**
+   * None: a file is renamed into its directory before its save returns, and a listing (readdir)
+   * that starts after that sees it. (An NFS client may serve a listing from its attribute cache
+   * for up to a minute; restic's 200 ms would not cover that either.)
+   */
+  readonly listingLagMs: number = 0;
   readonly #root: string;
   /** Packs kept open between range reads (see {@link OpenFiles}). */
   readonly #packs = new OpenFiles();

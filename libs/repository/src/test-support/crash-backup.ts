@@ -31,6 +31,10 @@ class CrashingBackend implements Backend {
     return this.#inner.location;
   }
 
+  get listingLagMs(): number | undefined {
+    return this.#inner.listingLagMs;
+  }
+
   create(): Promise<void> {
     return this.#inner.create();
   }
