@@ -36,8 +36,10 @@ export interface ChunkPoolOptions {
   workers?: number;
   /**
    * How many bytes of chunks a worker may have sent that the consumer has not yet taken before it
-   * stops reading (default 32 MiB, at most 1 GiB). The last read before it stops may complete one
-   * more chunk (≤ 8 MiB); the worker itself keeps at most 9 MiB of read buffers.
+   * stops reading (default 8 MiB, at most 1 GiB). The last read before it stops may complete one
+   * more chunk (≤ 8 MiB); the worker itself keeps at most 9 MiB of read buffers. Sealing is the
+   * slower stage of a full backup, so more only holds more: 256 MiB of `database`, two workers,
+   * peak RSS 230–237 MiB with 32, 175–178 with 8, in the same time, warm or cold.
    */
   readAheadBytes?: number;
 }
@@ -138,7 +140,7 @@ export interface ChunkJobResponse {
 }
 
 const MiB = 1024 * 1024;
-const DEFAULT_READ_AHEAD = 32 * MiB;
+const DEFAULT_READ_AHEAD = 8 * MiB;
 const MAX_READ_AHEAD = 1024 * MiB;
 
 interface Job {

@@ -390,6 +390,21 @@ describe("a changed chunk's cut from the windows over its changes (firstCutIn)",
   });
 });
 
+describe('the native loop rolling stretches in pieces side by side', () => {
+  it.each([11, 13, 15, 17])('cuts where the JavaScript loop does, %i average bits', (averageBits) => {
+    // Cuts every 2–128 KiB on average: first in any of the pieces a stretch is cut into, or in none.
+    const input = goRandom.subarray(0, 8 * MiB);
+    const options = { minSize: 128, maxSize: MiB, averageBits };
+    const native = chunkInPieces(input, randomPieceSizes(`lanes-${averageBits}`), {
+      ...options,
+      native: true,
+    });
+    const javascript = chunkBoundaries(TEST_POL, input, { ...options, native: false });
+    expect(native.map(({ offset, length, cut }) => ({ offset, length, cut }))).toEqual(javascript);
+    expect(javascript.length).toBeGreaterThan((8 * MiB) / 2 ** (averageBits + 1));
+  });
+});
+
 describe('parameters', () => {
   it('has the native loop the project scripts build, unless turned off', () => {
     if (process.env['VOLBACK_NATIVE'] === 'off') expect(nativeRabin).toBeUndefined();
@@ -406,6 +421,14 @@ describe('parameters', () => {
     expect(() => nativeRabin?.roll(new Uint8Array(100), 64, 80, 0, new BigUint64Array(2), state, 1)).toThrow(
       /tables/,
     );
+    // Tables or a state that could push a fingerprint past 53 bits, and the mod table's index past 255.
+    expect(() => nativeRabin?.roll(new Uint8Array(100), 64, 80, 0, tables, state, 1)).toThrow(/not restic's/);
+    const shaped = new BigUint64Array(512);
+    for (let b = 0; b < 256; b++) shaped[256 + b] = BigInt(b) << 53n;
+    expect(() =>
+      nativeRabin?.roll(new Uint8Array(100), 64, 80, 0, shaped, new Int32Array([1 << 21, 0]), 1),
+    ).toThrow(/not a fingerprint/);
+    expect(nativeRabin?.roll(new Uint8Array(100).fill(255), 64, 100, 0, shaped, state, 0)).toBe(65);
   });
 
   it('refuses a polynomial of a degree the chunker cannot use', () => {
