@@ -19,6 +19,8 @@ const source = (path: string) => new URL(path, import.meta.url).pathname;
 export default defineConfig({
   input: {
     cli: source('./src/cli.ts'),
+    // Loaded alone before cli.js (bin/volback.mjs): what it imports stays out of cli.js's chunks.
+    'key-ahead': source('./src/key-ahead.ts'),
     'chunk-worker': source('../../libs/repository/src/chunker/chunk-worker.ts'),
     'seal-worker': source('../../libs/repository/src/crypto/seal-worker.ts'),
   },

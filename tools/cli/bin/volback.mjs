@@ -8,4 +8,7 @@ import process from 'node:process';
 
 const cacheRoot = process.env['VOLBACK_CACHE_DIR'];
 enableCompileCache(cacheRoot ? join(cacheRoot, 'compile-cache') : undefined);
+// The repository's key derived while the rest loads (src/key-ahead.ts).
+const { startKeyAhead } = await import('../dist/key-ahead.js');
+startKeyAhead(process.argv.slice(2), process.env);
 await import('../dist/cli.js');

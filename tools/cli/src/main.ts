@@ -6,4 +6,7 @@ import { join } from 'node:path';
 
 const cacheRoot = process.env['VOLBACK_CACHE_DIR'];
 enableCompileCache(cacheRoot ? join(cacheRoot, 'compile-cache') : undefined);
+// The repository's key derived while the rest loads (key-ahead.ts).
+const { startKeyAhead } = await import('./key-ahead.ts');
+startKeyAhead(process.argv.slice(2), process.env);
 await import('./cli.ts');

@@ -3,7 +3,6 @@ import {
   createDecipheriv,
   createSecretKey,
   randomBytes,
-  scrypt as scryptCb,
   timingSafeEqual,
   type Cipheriv,
   type KeyObject,
@@ -12,6 +11,7 @@ import {
 // times its WebAssembly build, without that build's memory in every worker thread.
 import sodium from 'sodium-native';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
+import { passwordKey, type KdfParams } from './key-ahead.ts';
 
 /** Bytes added to every encrypted message: a 16-byte IV before, a 16-byte MAC after. */
 export const CRYPTO_OVERHEAD = 32;
@@ -133,24 +133,13 @@ export function decrypt(key: CryptoKey, message: Uint8Array): Buffer {
   return tail.length ? Buffer.concat([plain, tail]) : plain;
 }
 
-/** scrypt parameters as stored in a key file. */
-export interface KdfParams {
-  readonly N: number;
-  readonly r: number;
-  readonly p: number;
-  readonly salt: Uint8Array;
-}
+export type { KdfParams } from './key-ahead.ts';
 
-/** Derives the user key that unwraps a key file's master key: scrypt → 64 bytes → AES key, k, r. */
+/**
+ * Derives the user key that unwraps a key file's master key: scrypt → 64 bytes → AES key, k, r
+ * (a derivation the command line started ahead, for the same password and key file, counts).
+ */
 export async function deriveUserKey(password: string, params: KdfParams): Promise<CryptoKey> {
-  const derived = await new Promise<Buffer>((resolve, reject) =>
-    scryptCb(
-      Buffer.from(password, 'utf8'),
-      params.salt,
-      64,
-      { N: params.N, r: params.r, p: params.p, maxmem: 256 * params.N * params.r + 64 * 1024 * 1024 },
-      (error, key) => (error ? reject(error) : resolve(key)),
-    ),
-  );
+  const derived = await passwordKey(password, params);
   return { encrypt: derived.subarray(0, 32), macK: derived.subarray(32, 48), macR: derived.subarray(48, 64) };
 }
