@@ -5,7 +5,7 @@
 // loads the command line (about 0.06 s) instead of after. It reads the arguments loosely, as
 // commander will read them: a misreading costs only that derivation, never a wrong key (opening
 // the repository takes a derived key only for the same password and key file).
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { deriveKeyAhead } from '@volback/repository/key-ahead';
 
@@ -38,6 +38,9 @@ export function startKeyAhead(args: readonly string[], env: NodeJS.ProcessEnv): 
   const passwordFile = optionValue(args, '-p', '--password-file');
   let password: string | undefined;
   try {
+    // Only a regular file: a pipe (`-p /dev/stdin`, `-p <(pass show repo)`) read here would be
+    // empty when the command line reads it.
+    if (passwordFile && !statSync(passwordFile).isFile()) return undefined;
     password = passwordFile
       ? readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '')
       : (env['VOLBACK_PASSWORD'] ?? env['RESTIC_PASSWORD']);

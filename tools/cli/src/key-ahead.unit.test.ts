@@ -1,6 +1,7 @@
 // Which command lines start deriving the repository's key before the command line loads: `repo`
 // commands on a repository in a directory, its location and password read as commander reads
 // them (real repository directories: a key file must be there).
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +43,13 @@ describe('startKeyAhead', () => {
     expect(
       startKeyAhead(['repo', 'snapshots', '-r', root, '-p', join(root, 'no-such-file')], env),
     ).toBeUndefined();
+  });
+
+  it('leaves a password file that is a pipe for the command line to read', () => {
+    const fifo = join(root, '..', 'password-pipe');
+    execFileSync('mkfifo', [fifo]);
+    // Opening a FIFO to read would block until a writer comes: returning at all shows it was not read.
+    expect(startKeyAhead(['repo', 'snapshots', '-r', root, '-p', fifo], env)).toBeUndefined();
   });
 
   it.each([
