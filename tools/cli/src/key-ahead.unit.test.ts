@@ -8,9 +8,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startKeyAhead } from './key-ahead.ts';
 
+/** A repository directory with a key file, in a directory of its own (for the password files beside it). */
 function repositoryDir(): string {
-  const root = mkdtempSync(join(tmpdir(), 'volback-cli-key-ahead-'));
-  mkdirSync(join(root, 'keys'));
+  const root = join(mkdtempSync(join(tmpdir(), 'volback-cli-key-ahead-')), 'repo');
+  mkdirSync(join(root, 'keys'), { recursive: true });
   const salt = Buffer.alloc(64, 7).toString('base64');
   writeFileSync(
     join(root, 'keys', 'b'.repeat(64)),
