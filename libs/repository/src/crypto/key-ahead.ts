@@ -6,6 +6,7 @@
 import { scrypt } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isId } from '../format/ids.ts';
 
 /** scrypt's cost parameters and salt, as a key file stores them. */
 export interface KdfParams {
@@ -43,8 +44,6 @@ export function passwordKey(password: string, params: KdfParams): Promise<Buffer
   return started?.password === password ? started.derived : derive(password, params);
 }
 
-const KEY_FILE_NAME = /^[0-9a-f]{64}$/;
-
 /**
  * Starts deriving `password`'s key for the first key file of the repository in directory `root`
  * (the one opening it tries first) and returns that derivation, when there is a file that reads
@@ -53,7 +52,7 @@ const KEY_FILE_NAME = /^[0-9a-f]{64}$/;
  */
 export function deriveKeyAhead(root: string, password: string): Promise<Buffer> | undefined {
   try {
-    const name = readdirSync(join(root, 'keys')).find((entry) => KEY_FILE_NAME.test(entry));
+    const name = readdirSync(join(root, 'keys')).find(isId);
     if (!name) return undefined;
     const file = JSON.parse(readFileSync(join(root, 'keys', name), 'utf8')) as Record<string, unknown>;
     const { kdf, N, r, p, salt } = file;
