@@ -27,7 +27,7 @@ import {
   type DataOperation,
   type DataRequester,
 } from '@volback/contracts';
-import { sha256Hex } from '@volback/repository';
+import { release, sha256Hex } from '@volback/repository';
 import type { z } from 'zod';
 import {
   decodeBlobHeaders,
@@ -292,8 +292,8 @@ export class DataPathClient {
         `storeBlobs takes 1 to ${STORE_BLOBS_MAX_BLOBS} blobs, not ${blobs.length}`,
       );
     }
-    const body = blobs.length === 1 ? blobs[0]!.data : Buffer.concat(blobs.map((b) => b.data));
-    const msg = await this.#request('storeBlobs', body, {
+    const joined = blobs.length > 1 ? Buffer.concat(blobs.map((b) => b.data)) : undefined;
+    const msg = await this.#request('storeBlobs', joined ?? blobs[0]!.data, {
       headers: () =>
         encodeStoreBlobsHeaders({
           type,
@@ -304,6 +304,11 @@ export class DataPathClient {
         }),
       retryNoGateway: false,
     });
+    // Answered, so its bytes have gone out (the NATS client copies a message into its own frame
+    // before it writes it anyway). Freed now,
+    // not at a collection that comes after hundreds of MiB of such bodies (a failed request's body
+    // may still wait in the client's queue, and is left to the collector).
+    release(joined, 0);
     const { added } = decodeReply(msg, storeBlobsReply);
     if (added.length !== blobs.length) {
       throw new DataPathError(

@@ -13,6 +13,7 @@ import { LOAD_BLOBS_MAX_IDS, STORE_BLOBS_MAX_BLOBS } from '@volback/contracts';
 import type { DataPathClient } from './client.ts';
 import { maxBlobBytes } from './codec.ts';
 import { DataPathErrorCode, type DataPathError } from './errors.ts';
+import { RecentKeys } from './recent-keys.ts';
 
 /** Blobs a restore asks the gateways for ahead of the one it writes, one request each. */
 const LOAD_AHEAD = 12;
@@ -58,6 +59,13 @@ const STORE_BATCH_BYTES = 2 * 1024 * 1024;
 const unsupported = (error: unknown) =>
   (error as DataPathError).code === DataPathErrorCode.NoGateway ||
   (error as DataPathError).code === DataPathErrorCode.NotPermitted;
+
+/**
+ * Blobs a session remembers as stored or on their way, at most twice this many: a volume of small
+ * files has a blob for each, and remembering all of them grew the agent with the volume. One
+ * forgotten is only sent again, and the gateway keeps it once.
+ */
+const KNOWN_BLOBS = 65_536;
 
 /** A small blob waiting for its `store-blobs` request. */
 interface GatheredBlob {
@@ -117,8 +125,8 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
   readonly #maxBytes: number;
   readonly #maxRequests: number;
   readonly #askAbove: number;
-  /** Blobs this session knows to be in the repository or on their way. */
-  readonly #known = new Set<string>();
+  /** Blobs this session knows to be in the repository or on their way (the last ones of them). */
+  readonly #known = new RecentKeys(KNOWN_BLOBS);
   readonly #inFlight = new Set<Promise<void>>();
   #inFlightBytes = 0;
   #bytesAdded = 0;
@@ -183,8 +191,10 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
     if (this.#error) throw this.#error;
     const key = `${type}:${id}`;
     // A chunk handed over is freed once the gateway has it (or at once when not needed), not when
-    // collected. Not after a failure: a request that timed out may still sit in the socket's queue.
-    const done = options?.handOver ? () => release(data) : () => undefined;
+    // collected, however small: a volume of small files moves all its bytes through such chunks,
+    // and each lives a round trip, long enough to outlast the young generation. Not after a
+    // failure: a request that timed out may still sit in the socket's queue.
+    const done = options?.handOver ? () => release(data, 0) : () => undefined;
     if (this.#known.has(key)) return done();
     this.#known.add(key);
     if (data.length < this.#askAbove && Date.now() >= this.#storeBatchesUnsupportedUntil) {
