@@ -134,6 +134,13 @@ interface SealBatch {
   }>;
   bytes: number;
 }
+/**
+ * An index file is written once the packs written and not yet indexed hold this many blobs, as
+ * restic and rustic do (50,000): with one index file for a whole session, a backup of 127,000 small
+ * files held every entry until its end and then built a 20 MB JSON text at once (50 MiB of the
+ * CLI's peak, and the gateway's at each commit), growing with the volume.
+ */
+const INDEX_MAX_BLOBS = 50_000;
 /** Snapshot files loaded at once by a listing (each a small read: this hides the store's latency). */
 const SNAPSHOT_LOADS = 8;
 
@@ -220,6 +227,8 @@ export class Repository {
   readonly #pending = new Set<string>();
   readonly #uploads = new Set<Promise<void>>();
   readonly #written = new Map<string, PackedBlob[]>();
+  /** Packs are being copied for a prune ({@link repack}): their caller indexes them, not uploads. */
+  #repacking = false;
   #uploadError: unknown;
   readonly #sealWorkers: number;
   /** Bytes of file contents sealed on the calling thread so far ({@link INLINE_SEAL_BYTES}). */
@@ -716,13 +725,16 @@ export class Repository {
         })
       : this.backend.save(handle, pieces);
     const upload = stored
-      .then(() => {
-        this.#written.set(id, [...blobs]);
-      })
-      .catch(async (error: unknown) => {
-        this.#uploadError ??= error;
-        await staged?.discard();
-      })
+      .then(
+        () => {
+          this.#written.set(id, [...blobs]);
+          return this.#indexAhead();
+        },
+        async (error: unknown) => {
+          this.#uploadError ??= error;
+          await staged?.discard();
+        },
+      )
       .finally(() => {
         this.#uploads.delete(upload);
         // Written (or failed for good): nothing reads a pack's pieces again.
@@ -744,19 +756,42 @@ export class Repository {
       await this.#discardUnindexed(undefined);
       throw this.#uploadError;
     }
+    await this.#writeIndex();
+  }
+
+  /**
+   * Writes an index file for the packs written so far once they hold {@link INDEX_MAX_BLOBS} blobs
+   * (not while repacking). A failure is the session's, as a failed upload is: the next flush
+   * reports it, and the packs no index names are removed.
+   */
+  async #indexAhead(): Promise<void> {
+    if (this.#repacking || this.#uploadError) return;
+    let blobs = 0;
+    for (const packed of this.#written.values()) blobs += packed.length;
+    if (blobs < INDEX_MAX_BLOBS) return;
+    await this.#writeIndex().catch((error: unknown) => {
+      this.#uploadError ??= error;
+    });
+  }
+
+  /** Writes one index file naming the packs written and not yet indexed; then their blobs are indexed. */
+  async #writeIndex(): Promise<void> {
     if (this.#written.size === 0) return;
-    const bytes = encodeUnpacked(this.#key, indexFileFor(this.#written), this.version);
+    const packs = new Map(this.#written);
+    // Packs that land while it is written go into the next index file.
+    this.#written.clear();
+    const bytes = encodeUnpacked(this.#key, indexFileFor(packs), this.version);
     const indexName = sha256Hex(bytes);
     try {
       await this.backend.save({ type: 'index', name: indexName }, bytes);
     } catch (error) {
+      for (const [packId, packed] of packs) this.#written.set(packId, packed);
       await this.#discardUnindexed(indexName);
       throw error;
     }
-    for (const [packId, blobs] of this.#written) for (const b of blobs) this.index.add({ ...b, packId });
-    for (const blobs of this.#written.values())
-      for (const b of blobs) this.#pending.delete(BlobIndex.key(b.type, b.id));
-    this.#written.clear();
+    for (const [packId, packed] of packs) for (const b of packed) this.index.add({ ...b, packId });
+    for (const packed of packs.values())
+      for (const b of packed) this.#pending.delete(BlobIndex.key(b.type, b.id));
   }
 
   /**
@@ -787,6 +822,15 @@ export class Repository {
    * and their blobs; the caller writes the index that names them.
    */
   async repack(entries: readonly IndexEntry[]): Promise<Map<string, PackedBlob[]>> {
+    this.#repacking = true;
+    try {
+      return await this.#repack(entries);
+    } finally {
+      this.#repacking = false;
+    }
+  }
+
+  async #repack(entries: readonly IndexEntry[]): Promise<Map<string, PackedBlob[]>> {
     const before = new Set(this.#written.keys());
     for (const e of entries) {
       const plain = await this.loadBlob(e.type, e.id);
