@@ -305,9 +305,9 @@ export class DataPathClient {
       retryNoGateway: false,
     });
     // Answered, so its bytes have gone out (the NATS client copies a message into its own frame
-    // before it writes it anyway). Freed now,
-    // not at a collection that comes after hundreds of MiB of such bodies (a failed request's body
-    // may still wait in the client's queue, and is left to the collector).
+    // before it writes it anyway). Freed now, not at a collection that comes after hundreds of MiB
+    // of such bodies (a failed request's body may still wait in the client's queue, and is left to
+    // the collector).
     release(joined, 0);
     const { added } = decodeReply(msg, storeBlobsReply);
     if (added.length !== blobs.length) {

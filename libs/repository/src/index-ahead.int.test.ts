@@ -21,7 +21,7 @@ async function indexFiles(backend: Backend): Promise<string[]> {
 }
 
 describe('index files written as packs land', () => {
-  it('given more than 50,000 new blobs, writes index files of at most 50,000 and a pack before the flush; every blob is indexed once, and restic agrees', async () => {
+  it('given more than 50,000 new blobs, writes index files of at most 50,000 and a pack before the flush, which counts every pack; every blob is indexed once, and restic agrees', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'volback-index-ahead-')), 'repo');
     const backend = new LocalBackend(dir);
     const repo = await Repository.init(backend, TEST_PASSWORD, {
@@ -39,9 +39,13 @@ describe('index files written as packs land', () => {
     }
     // Before any flush, the packs that landed are named by index files already.
     await expect.poll(() => indexFiles(backend), { timeout: 30_000 }).toHaveLength(2);
-    await repo.flush();
+    // The flush counts every pack since the last one, those indexed ahead of it too.
+    const packs = await repo.flush();
     const names = await indexFiles(backend);
     expect(names).toHaveLength(3);
+    let packFiles = 0;
+    for await (const file of backend.list('data')) if (file.name) packFiles++;
+    expect(packs).toBe(packFiles);
     await repo.close();
 
     // Each index file holds at most 50,000 blobs and one pack's more; together every blob once.

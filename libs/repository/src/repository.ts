@@ -229,6 +229,8 @@ export class Repository {
   readonly #written = new Map<string, PackedBlob[]>();
   /** Packs are being copied for a prune ({@link repack}): their caller indexes them, not uploads. */
   #repacking = false;
+  /** Packs written since the last {@link flush} (some already indexed ahead of it). */
+  #packsSinceFlush = 0;
   #uploadError: unknown;
   readonly #sealWorkers: number;
   /** Bytes of file contents sealed on the calling thread so far ({@link INLINE_SEAL_BYTES}). */
@@ -728,6 +730,7 @@ export class Repository {
       .then(
         () => {
           this.#written.set(id, [...blobs]);
+          this.#packsSinceFlush++;
           return this.#indexAhead();
         },
         async (error: unknown) => {
@@ -745,18 +748,24 @@ export class Repository {
 
   /**
    * Writes every open pack, waits for all uploads, then writes an index file naming them. After
-   * it resolves the blobs are durably in the repository and a snapshot may refer to them.
+   * it resolves the blobs are durably in the repository and a snapshot may refer to them. Resolves
+   * with the packs written since the last flush (those indexed ahead of it included).
    */
-  async flush(): Promise<void> {
-    for (const type of [...this.#batches.keys()]) await this.#sealBatch(type);
-    while (this.#sealing.size) await Promise.all(this.#sealing);
-    for (const type of [...this.#packers.keys()]) await this.#finishPack(type);
-    await Promise.all(this.#uploads);
-    if (this.#uploadError) {
-      await this.#discardUnindexed(undefined);
-      throw this.#uploadError;
+  async flush(): Promise<number> {
+    try {
+      for (const type of [...this.#batches.keys()]) await this.#sealBatch(type);
+      while (this.#sealing.size) await Promise.all(this.#sealing);
+      for (const type of [...this.#packers.keys()]) await this.#finishPack(type);
+      await Promise.all(this.#uploads);
+      if (this.#uploadError) {
+        await this.#discardUnindexed(undefined);
+        throw this.#uploadError;
+      }
+      await this.#writeIndex();
+      return this.#packsSinceFlush;
+    } finally {
+      this.#packsSinceFlush = 0;
     }
-    await this.#writeIndex();
   }
 
   /**

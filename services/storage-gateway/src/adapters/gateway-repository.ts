@@ -287,15 +287,13 @@ export class GatewayRepository {
     const written = await this.#gate
       .exclusive(async () => {
         const repo = this.#repo;
-        const before = repo.index.packs().size;
         this.#dirty = false;
         try {
-          await repo.flush();
+          return await repo.flush();
         } catch (error) {
           broken = { repo, error };
           throw error;
         }
-        return repo.index.packs().size - before;
       })
       .finally(() => {
         if (broken) void this.#recover(broken.repo, broken.error);
