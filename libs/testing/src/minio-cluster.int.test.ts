@@ -29,7 +29,18 @@ afterAll(() => cluster?.destroy());
 describe('distributed MinIO harness', () => {
   it('serves one erasure set through every node, and survives losing one', async () => {
     await client(0).makeBucket('cluster-test');
-    await client(1).putObject('cluster-test', 'before', 'written with all nodes up');
+    // Healthy (write quorum) can come before a node has loaded what it needs to take requests: a
+    // first write through another node met 503 in a clean-clone CI run. It must succeed within
+    // seconds, as a client retries.
+    await waitUntil(
+      'a write through node 1 with all nodes up',
+      async () =>
+        client(1)
+          .putObject('cluster-test', 'before', 'written with all nodes up')
+          .then(() => true)
+          .catch(() => false),
+      30_000,
+    );
     for (const i of [0, 1, 2, 3])
       expect(await read(i, 'cluster-test', 'before')).toBe('written with all nodes up');
 
