@@ -21,6 +21,13 @@ const read = async (i: number, bucket: string, key: string) => {
   return Buffer.concat(chunks).toString();
 };
 
+/** A write of `text` as `key` through node `i`: true once it succeeded. */
+const writes = (i: number, key: string, text: string) => () =>
+  client(i)
+    .putObject('cluster-test', key, text)
+    .then(() => true)
+    .catch(() => false);
+
 beforeAll(async () => {
   cluster = await startMinioCluster();
 }, 120_000);
@@ -34,11 +41,7 @@ describe('distributed MinIO harness', () => {
     // seconds, as a client retries.
     await waitUntil(
       'a write through node 1 with all nodes up',
-      async () =>
-        client(1)
-          .putObject('cluster-test', 'before', 'written with all nodes up')
-          .then(() => true)
-          .catch(() => false),
+      writes(1, 'before', 'written with all nodes up'),
       30_000,
     );
     for (const i of [0, 1, 2, 3])
@@ -53,15 +56,7 @@ describe('distributed MinIO harness', () => {
       async () => (await read(0, 'cluster-test', 'before').catch(() => '')) === 'written with all nodes up',
       30_000,
     );
-    await waitUntil(
-      'a write with node 3 down',
-      async () =>
-        client(1)
-          .putObject('cluster-test', 'during', 'written with a node down')
-          .then(() => true)
-          .catch(() => false),
-      30_000,
-    );
+    await waitUntil('a write with node 3 down', writes(1, 'during', 'written with a node down'), 30_000);
     expect(await read(2, 'cluster-test', 'during')).toBe('written with a node down');
 
     // Healthy (write quorum as node 3 sees it) can come before node 3 reaches every peer's drives:
