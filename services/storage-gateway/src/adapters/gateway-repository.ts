@@ -667,10 +667,9 @@ export class GatewayRepository {
  * A tree loader for walks that ask for a directory's subtrees all at once: the trees asked for in
  * the same turn of the event loop are read together (`Repository.loadBlobs`: neighbours in a pack
  * in one read, opened in one worker job) instead of one read each, at most
- * {@link LOAD_TREES_STEP} at a time: the walk asks for every subtree it finds, and with all of
- * them read and decoded at once a commit held the whole snapshot's nodes (1 GiB of small files:
- * the gateway's heap at 204 MiB). A tree that cannot be read that way is read alone, so that its
- * error is its own.
+ * {@link LOAD_TREES_STEP} at a time: the walk asks for every subtree it finds, so without a bound
+ * a level of 50,000 directories would be read and decoded at once. A tree that cannot be read that
+ * way is read alone, so that its error is its own.
  */
 function treesTogether(repo: Repository): (id: string) => Promise<TreeNode[]> {
   type Asked = { id: string; resolve: (nodes: TreeNode[]) => void; reject: (error: unknown) => void };
