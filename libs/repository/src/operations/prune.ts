@@ -79,7 +79,7 @@ export async function prune(repo: Repository, options: PruneOptions = {}): Promi
         keep.set(packId, [...entries]);
       }
     }
-    const indexed = new Set(repo.index.packs().keys());
+    const indexed = new Set(repo.index.packIds());
     const orphans = [...onBackend.keys()].filter((id) => !indexed.has(id));
     for (const id of orphans) bytesFreed += onBackend.get(id)!;
 

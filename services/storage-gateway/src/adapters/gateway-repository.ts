@@ -331,16 +331,10 @@ export class GatewayRepository {
   /** Call holding the gate exclusively. */
   async #loadIndex(): Promise<void> {
     const repo = this.#repo;
-    const before = new Set(repo.index.packs().keys());
+    const before = [...repo.index.packIds()];
     await repo.loadIndex();
-    const after = repo.index.packs();
     // A pack gone (prune) may have held blobs of trees known complete: know nothing any more.
-    for (const packId of before) {
-      if (!after.has(packId)) {
-        this.#complete.clear();
-        break;
-      }
-    }
+    if (before.some((packId) => !repo.index.hasPack(packId))) this.#complete.clear();
   }
 
   /** Replaces a handle a failed upload left unusable. */
