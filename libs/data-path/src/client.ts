@@ -27,7 +27,7 @@ import {
   type DataOperation,
   type DataRequester,
 } from '@volback/contracts';
-import { release, sha256Hex } from '@volback/repository';
+import { release, releaseAfterViews, sha256Hex } from '@volback/repository';
 import type { z } from 'zod';
 import {
   decodeBlobHeaders,
@@ -136,6 +136,12 @@ const BLOB_ID = /^[0-9a-f]{64}$/;
 export const REPLY_BUDGET_BYTES = 48 * 1024 * 1024;
 /** One budget per connection: every client and restore on it shares the server's limit. */
 const replyBudgets = new WeakMap<NatsConnection, ByteBudget>();
+/**
+ * Replies of at least this many bytes are freed once their blobs are released ({@link
+ * DataPathClient.loadBlobs}): four times one read from a socket (64 KiB; TLS gives 16 KiB), so
+ * the NATS client gathered them into a buffer of their own.
+ */
+const OWN_REPLY_BUFFER_FROM = 256 * 1024;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -466,6 +472,8 @@ export class DataPathClient {
    * ends the prefix, or fails the call when it is the first. When nobody listens on `load-blobs`
    * (gateways older than it), `NO_GATEWAY` comes at once, without the retries: fall back to
    * {@link loadBlob}, which still retries when no gateway listens at all.
+   * The blobs are views of the reply's bytes: a caller done with one may release it
+   * (`release`, at most once each), and the last released frees them all.
    */
   async loadBlobs(type: 'data' | 'tree', ids: readonly string[]): Promise<Buffer[]> {
     for (const id of ids) this.#checkBlob(type, id);
@@ -510,6 +518,13 @@ export class DataPathClient {
       }
       blobs.push(blob);
     }
+    // Its blobs are freed together once each is released (a restore frees a blob once written
+    // the last time): a 4 MiB reply lived until the next full collection, and a restore of many
+    // small files moves hundreds of MiB through them. Only a reply larger than any read from the
+    // socket, which the NATS client gathers into a buffer of its own: a smaller one may be a view
+    // of a read that holds other messages.
+    if (msg.data.byteLength >= OWN_REPLY_BUFFER_FROM && msg.data.buffer instanceof ArrayBuffer)
+      releaseAfterViews(msg.data.buffer, blobs.length);
     return blobs;
   }
 

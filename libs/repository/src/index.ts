@@ -27,7 +27,7 @@ export {
   type SavedBlob,
   type SaveBlobOptions,
 } from './repository.ts';
-export { release } from './format/release.ts';
+export { release, releaseAfterViews } from './format/release.ts';
 export { STALE_LOCK_MS, type RepositoryLock } from './locks.ts';
 export type { KeyInfo } from './keys.ts';
 export {

@@ -186,6 +186,17 @@ function usesOf(ids: readonly string[]): Map<string, number> {
   return uses;
 }
 
+/**
+ * Counts a blob taken from a stream against `uses` ({@link usesOf} its ids): true when the stream
+ * yields it no more, so that its buffer may be freed once written. A stream yields one buffer for
+ * an id it repeats: freed at an earlier place, a later file would be written from an empty one.
+ */
+function lastUse(uses: Map<string, number>, id: string): boolean {
+  const left = (uses.get(id) ?? 1) - 1;
+  uses.set(id, left);
+  return left === 0;
+}
+
 /** Whether this process runs as root (asked once: a restore of small files asked it per file). */
 let asRoot: boolean | undefined;
 
@@ -398,8 +409,11 @@ class RestoreRun {
       ids,
       files.reduce((bytes, f) => bytes + (f.node.size ?? 0), 0),
     )[Symbol.asyncIterator]();
-    /** Small files read from the stream, to be written together ({@link writeRestoredFiles}). */
-    let whole: Array<{ path: FsPath; data: Buffer; node: TreeNode }> = [];
+    /**
+     * Small files read from the stream, to be written together ({@link writeRestoredFiles});
+     * `last`: their blob's buffer is freed once they are written ({@link lastUse}).
+     */
+    let whole: Array<{ path: FsPath; data: Buffer; node: TreeNode; last: boolean }> = [];
     const writeWhole = async () => {
       if (whole.length === 0) return;
       const written = whole;
@@ -415,6 +429,7 @@ class RestoreRun {
         this.#restored(path, data.length);
         if (error) this.#fail(path, error); // its content is there, its mode or times are not
       }
+      for (const { data, last } of written) if (last) release(data); // the addon copied them
     };
     let streaming = true;
     try {
@@ -425,7 +440,9 @@ class RestoreRun {
           streaming = false; // until the blob is taken
           try {
             if (!fresh) await this.#clear(path);
-            whole.push({ path, data: await this.#smallBlob(node, stream), node });
+            const data = await this.#smallBlob(node, stream);
+            const id = node.content?.[0];
+            whole.push({ path, data, node, last: id !== undefined && lastUse(uses, id) });
             streaming = true;
           } catch (error) {
             if ((error as RepositoryError).code === RepositoryErrorCode.UnsafePath) throw error;
@@ -585,10 +602,10 @@ class RestoreRun {
     return restored;
   }
 
-  /** Writes a file from the next `node.content.length` blobs of `blobs`. */
   /**
-   * Writes a file from `blobs`. `uses`: how many more times the stream yields each id (a stream
-   * yields one buffer for an id it repeats): a blob's buffer is freed once written the last time.
+   * Writes a file from the next `node.content.length` blobs of `blobs`. `uses`: how many more
+   * times the stream yields each id ({@link lastUse}): a blob's buffer is freed once written the
+   * last time.
    */
   async #content(
     node: TreeNode,
@@ -596,7 +613,7 @@ class RestoreRun {
     blobs: AsyncIterator<Buffer>,
     uses: Map<string, number>,
   ): Promise<void> {
-    if (this.#small(node)) return this.#smallContent(node, path, blobs);
+    if (this.#small(node)) return this.#smallContent(node, path, blobs, uses);
     if (!this.#everyCore && (node.content?.length ?? 0) > 1) {
       // A file of several blobs: opening them is the work, this thread mostly waits (database
       // shape by hand: 0.78 -> 0.71 s). Not for small files, where this thread is busy too.
@@ -619,11 +636,9 @@ class RestoreRun {
         const data = next.value;
         const at = position;
         position += data.length;
-        const id = node.content![i]!;
-        const left = (uses.get(id) ?? 1) - 1;
-        uses.set(id, left);
+        const last = lastUse(uses, node.content![i]!);
         await writing;
-        writing = this.#write(file, data, at, path, left === 0);
+        writing = this.#write(file, data, at, path, last);
         writing.catch(() => undefined); // awaited in turn
       }
       await writing;
@@ -669,10 +684,18 @@ class RestoreRun {
    * open, write and close cost a few microseconds each on a local disk, less than three round
    * trips through libuv's thread pool.
    */
-  async #smallContent(node: TreeNode, path: FsPath, blobs: AsyncIterator<Buffer>): Promise<void> {
+  async #smallContent(
+    node: TreeNode,
+    path: FsPath,
+    blobs: AsyncIterator<Buffer>,
+    uses: Map<string, number>,
+  ): Promise<void> {
     let data: Buffer;
+    let last = false;
     try {
       data = await this.#smallBlob(node, blobs);
+      const id = node.content?.[0];
+      last = id !== undefined && lastUse(uses, id);
       const fd = openSync(
         path,
         constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
@@ -690,6 +713,7 @@ class RestoreRun {
       throw notRestored(error);
     }
     this.#restored(path, data.length);
+    if (last) release(data);
   }
 
   /** Writes a blob at `position`; with `last`, frees its buffer afterwards (nothing reads it again). */
