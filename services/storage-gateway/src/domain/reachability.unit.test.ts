@@ -57,6 +57,20 @@ describe('finding the blobs a snapshot reaches that are not stored', () => {
     expect(repo.complete.size).toBe(0);
   });
 
+  it('given a lost data blob named at several places, when walked, then it is named once and no tree naming it is complete', async () => {
+    const repo = repository(
+      {
+        1: [dir('volumes', 2)],
+        2: [dir('a', 3), dir('c', 4), file('x', 12, 12)],
+        3: trees[3],
+        4: [file('y', 10, 12)],
+      },
+      { data: [10, 13], tree: [1, 2, 3, 4] },
+    );
+    expect(await findMissingBlobs(id(1), repo.lookup)).toEqual([{ type: 'data', id: id(12) }]);
+    expect([...repo.complete]).toEqual([id(3)]);
+  });
+
   it('given trees known complete, when walked again, then they are not loaded', async () => {
     const repo = repository(trees, { data: [10, 11, 12, 13], tree: [1, 2, 3] });
     await findMissingBlobs(id(1), repo.lookup);
