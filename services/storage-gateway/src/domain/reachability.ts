@@ -26,9 +26,9 @@ export class MalformedTreeError extends Error {
  * Every blob reachable from `root` that is not stored, each once, trees first as found. A missing
  * tree hides what is below it: once sent, the next walk finds those too. Shared subtrees are
  * walked once. A data blob is asked of `lookup` at each place it is named, not remembered: a set
- * of every id the snapshot names kept them all (a heap snapshot of the gateway at the end of a
- * backup of 4 GiB of small files: 424,816 id strings, 32 MiB of its 162 MiB live heap), and a
- * lookup in the packed index costs no more than one in a set.
+ * of every data id the snapshot names grows with the volume (a heap snapshot of the gateway at
+ * the end of a backup of 4 GiB of small files held 424,816 id strings in all, 32 MiB of its 162
+ * MiB live heap), and a lookup in the packed index costs no more than one in a set.
  */
 export async function findMissingBlobs(root: string, lookup: ReachabilityLookup): Promise<BlobRef[]> {
   const missing: BlobRef[] = [];
