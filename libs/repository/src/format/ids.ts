@@ -10,9 +10,11 @@ export function randomId(): string {
   return randomBytes(32).toString('hex');
 }
 
+const FULL_ID = /^[0-9a-f]{64}$/;
+
 /** True for a full id (64 lower-case hex digits). */
 export function isId(value: string): boolean {
-  return /^[0-9a-f]{64}$/.test(value);
+  return FULL_ID.test(value);
 }
 
 /** Nanoseconds since the epoch as whole seconds and 0 to 999,999,999 ns (utimensat's, stat's). */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
+import { isId } from './ids.ts';
 import type { BlobType, PackedBlob } from './pack.ts';
 
 const id = z.string().regex(/^[0-9a-f]{64}$/);
@@ -50,8 +51,7 @@ export function indexFileFor(
   };
 }
 
-const HEX_ID = /^[0-9a-f]{64}$/;
-const isId = (v: unknown) => typeof v === 'string' && HEX_ID.test(v);
+const isIdString = (v: unknown) => typeof v === 'string' && isId(v);
 const isCount = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -67,11 +67,11 @@ export function plainIndexFile(value: unknown): IndexFile | undefined {
   for (const key of Object.keys(value)) {
     const v = value[key];
     if (key === 'supersedes') {
-      if (v !== null && (!Array.isArray(v) || !v.every(isId))) return undefined;
+      if (v !== null && (!Array.isArray(v) || !v.every(isIdString))) return undefined;
     } else if (key === 'packs') {
       if (!Array.isArray(v)) return undefined;
       for (const pack of v) {
-        if (!isObject(pack) || !isId(pack['id']) || !Array.isArray(pack['blobs'])) return undefined;
+        if (!isObject(pack) || !isIdString(pack['id']) || !Array.isArray(pack['blobs'])) return undefined;
         if (Object.keys(pack).length !== 2) return undefined;
         for (const blob of pack['blobs'] as unknown[]) if (!isPlainBlob(blob)) return undefined;
       }
@@ -85,7 +85,7 @@ function isPlainBlob(blob: unknown): boolean {
   for (const key of Object.keys(blob)) {
     const v = blob[key];
     if (key === 'id') {
-      if (!isId(v)) return false;
+      if (!isIdString(v)) return false;
     } else if (key === 'type') {
       if (v !== 'data' && v !== 'tree') return false;
     } else if (key === 'offset' || key === 'uncompressed_length') {
@@ -119,17 +119,11 @@ const HAS_UNCOMPRESSED_LENGTH = 2;
 const EMPTY = -1;
 const ID_BYTES = 32;
 const ID_WORDS = 8;
-/** Buffer's hex decoding also takes upper-case digits; an id has only lower-case ones. */
-const UPPER_HEX = /[A-F]/;
-
-/** Decodes a 64-digit lower-case hex id into `into` at `at`; false for anything else. */
+/** Decodes a full id into `into` at `at`; false, writing nothing, for anything else. */
 function decodeId(id: string, into: Buffer, at: number): boolean {
-  return (
-    typeof id === 'string' &&
-    id.length === 64 &&
-    into.write(id, at, ID_BYTES, 'hex') === ID_BYTES &&
-    !UPPER_HEX.test(id)
-  );
+  if (typeof id !== 'string' || !isId(id)) return false;
+  into.write(id, at, ID_BYTES, 'hex');
+  return true;
 }
 
 /** True for an integer from 0 to 2³² − 1: a uint32, as restic's in-memory index holds offsets and lengths. */
