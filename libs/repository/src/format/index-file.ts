@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
+import { ABSENT, grown, IdTable } from './id-table.ts';
 import { isId } from './ids.ts';
 import type { BlobType, PackedBlob } from './pack.ts';
 
@@ -111,21 +112,6 @@ export function parseIndexFile(value: unknown, fileId: string): IndexFile {
   return parsed.data;
 }
 
-/** Flag bit of a tree blob's entry in {@link BlobIndex} (also the index of its hash seed). */
-const TREE = 1;
-/** Flag bit of an entry with an uncompressed length (which may be 0, so it needs its own bit). */
-const HAS_UNCOMPRESSED_LENGTH = 2;
-/** A free slot of the hash table. */
-const EMPTY = -1;
-const ID_BYTES = 32;
-const ID_WORDS = 8;
-/** Decodes a full id into `into` at `at`; false, writing nothing, for anything else. */
-function decodeId(id: string, into: Buffer, at: number): boolean {
-  if (typeof id !== 'string' || !isId(id)) return false;
-  into.write(id, at, ID_BYTES, 'hex');
-  return true;
-}
-
 /** True for an integer from 0 to 2³² − 1: a uint32, as restic's in-memory index holds offsets and lengths. */
 const isUint32 = (value: number) => value >>> 0 === value;
 const NOT_UINT32 = 'is not an integer from 0 to 4294967295';
@@ -145,48 +131,35 @@ function entryFault(
   return undefined;
 }
 
+/** Flag bit of an entry with an uncompressed length (which may be 0, so it needs its own bit). */
+const HAS_UNCOMPRESSED_LENGTH = 1;
+/** A type's kind in the {@link IdTable}. */
+const kindOf = (type: BlobType): 0 | 1 => (type === 'tree' ? 1 : 0);
+
 /**
  * The in-memory index: blob (type and id) → its place in a pack. Packed as restic packs its own
  * (`internal/repository/index/indexmap.go`), because a storage gateway keeps the index of the
- * whole repository: an entry is a slot in typed arrays (the 32-byte id; pack number, offset,
- * length and uncompressed length as uint32; a byte of flags: 49 bytes, the arrays grown by
- * doubling), found through an open-addressing hash table of entry numbers (4 bytes a slot, at
- * most half full). No object or string per blob stays alive; {@link get} builds what it returns.
+ * whole repository: an entry is a row of an {@link IdTable} (the 32-byte id and its type, found
+ * through an open-addressing hash table) and of typed arrays by the same row (pack number,
+ * offset, length and uncompressed length as uint32; a byte of flags): 50 bytes a row and 4 to 8
+ * of the table's, the arrays grown by doubling. No object or string per blob stays alive; {@link get} builds what it returns.
  *
  * The key is (type, id): the same id may be a data blob and a tree blob. The first entry added
  * for a key is the one found; every entry added, duplicates too, stays listed in its pack
  * ({@link packs}), because check and prune need every copy.
  */
 export class BlobIndex {
-  #capacity = 64;
-  /** Entries written, duplicates included. */
-  #count = 0;
-  /** Distinct (type, id) keys: the entries in {@link #table}. */
-  #keys = 0;
-  /** The ids as words, for comparing and hashing. */
-  #idWords = new Uint32Array(this.#capacity * ID_WORDS);
-  /** The same ids as bytes, for hex. */
-  #ids = Buffer.from(this.#idWords.buffer);
+  /** The entries' ids and types, found by key; its rows are the entries, duplicates included. */
+  readonly #ids = new IdTable();
   /** Each entry's pack number: its index in {@link #packIds}. */
-  #packOf = new Uint32Array(this.#capacity);
-  #offsets = new Uint32Array(this.#capacity);
-  #lengths = new Uint32Array(this.#capacity);
-  #uncompressedLengths = new Uint32Array(this.#capacity);
-  #flags = new Uint8Array(this.#capacity);
+  #packOf = new Uint32Array(this.#ids.capacity);
+  #offsets = new Uint32Array(this.#ids.capacity);
+  #lengths = new Uint32Array(this.#ids.capacity);
+  #uncompressedLengths = new Uint32Array(this.#ids.capacity);
+  #flags = new Uint8Array(this.#ids.capacity);
   /** Pack ids by pack number, in the order their first entry came. */
   readonly #packIds: string[] = [];
   readonly #packNumbers = new Map<string, number>();
-  /** Entry numbers by hash, {@link EMPTY} where free: linear probing, a power-of-two length. */
-  #table = new Int32Array(128).fill(EMPTY);
-  /**
-   * Mixed into the hash, one per type. Ids are SHA-256, but a slot depends on a few bits of one
-   * word; unseeded, blobs crafted to share those bits would be cheap to make and would turn
-   * lookups into long scans (restic seeds its hash for the same reason).
-   */
-  readonly #seeds = crypto.getRandomValues(new Uint32Array(2));
-  /** A looked-up id, decoded: no allocation per lookup. */
-  readonly #scratchWords = new Uint32Array(ID_WORDS);
-  readonly #scratch = Buffer.from(this.#scratchWords.buffer);
 
   static key(type: BlobType, id: string): string {
     return `${type}:${id}`;
@@ -198,11 +171,11 @@ export class BlobIndex {
    * adds nothing.
    */
   add(entry: IndexEntry): void {
-    this.#reserve(this.#count + 1);
+    this.#reserve(this.#ids.rows + 1);
     this.#staged(() => {
       const { packId, id, type, offset, length, uncompressedLength } = entry;
-      this.#stage(this.#count, packId, id, type, offset, length, uncompressedLength);
-      return this.#count + 1;
+      this.#stage(this.#ids.rows, packId, id, type, offset, length, uncompressedLength);
+      return this.#ids.rows + 1;
     });
   }
 
@@ -210,24 +183,24 @@ export class BlobIndex {
   addFile(file: IndexFile): void {
     let blobs = 0;
     for (const pack of file.packs) blobs += pack.blobs.length;
-    this.#reserve(this.#count + blobs);
+    this.#reserve(this.#ids.rows + blobs);
     this.#staged(() => {
-      let slot = this.#count;
+      let row = this.#ids.rows;
       for (const pack of file.packs) {
         for (const b of pack.blobs)
-          this.#stage(slot++, pack.id, b.id, b.type, b.offset, b.length, b.uncompressed_length);
+          this.#stage(row++, pack.id, b.id, b.type, b.offset, b.length, b.uncompressed_length);
       }
-      return slot;
+      return row;
     });
   }
 
   get(type: BlobType, id: string): IndexEntry | undefined {
-    const e = this.#find(type, id);
-    return e === EMPTY ? undefined : this.#entry(e, id);
+    const e = this.#ids.find(kindOf(type), id);
+    return e === ABSENT ? undefined : this.#entry(e, id);
   }
 
   has(type: BlobType, id: string): boolean {
-    return this.#find(type, id) !== EMPTY;
+    return this.#ids.has(kindOf(type), id);
   }
 
   /**
@@ -237,10 +210,7 @@ export class BlobIndex {
    */
   packs(): ReadonlyMap<string, readonly IndexEntry[]> {
     const lists = this.#packIds.map((): IndexEntry[] => []);
-    for (let e = 0; e < this.#count; e++) {
-      const id = this.#ids.toString('hex', e * ID_BYTES, (e + 1) * ID_BYTES);
-      lists[this.#packOf[e]!]!.push(this.#entry(e, id));
-    }
+    for (let e = 0; e < this.#ids.rows; e++) lists[this.#packOf[e]!]!.push(this.#entry(e, this.#ids.id(e)));
     return new Map(this.#packIds.map((packId, n) => [packId, lists[n]!]));
   }
 
@@ -254,23 +224,22 @@ export class BlobIndex {
   }
 
   get size(): number {
-    return this.#keys;
+    return this.#ids.size;
   }
 
   #entry(e: number, id: string): IndexEntry {
     const packId = this.#packIds[this.#packOf[e]!]!;
-    const flags = this.#flags[e]!;
-    const type = flags & TREE ? 'tree' : 'data';
+    const type = this.#ids.kind(e) === 1 ? 'tree' : 'data';
     const offset = this.#offsets[e]!;
     const length = this.#lengths[e]!;
-    return flags & HAS_UNCOMPRESSED_LENGTH
+    return this.#flags[e]! & HAS_UNCOMPRESSED_LENGTH
       ? { packId, id, type, offset, length, uncompressedLength: this.#uncompressedLengths[e]! }
       : { packId, id, type, offset, length };
   }
 
   /**
-   * Runs `stage`, which writes entries past {@link #count} and returns where they end, then
-   * counts them. If it throws, the packs it numbered are forgotten: the index is as it was.
+   * Runs `stage`, which writes entries past the table's rows and returns where they end, then
+   * commits them. If it throws, the packs it numbered are forgotten: the index is as it was.
    */
   #staged(stage: () => number): void {
     const packs = this.#packIds.length;
@@ -281,19 +250,11 @@ export class BlobIndex {
       for (const packId of this.#packIds.splice(packs)) this.#packNumbers.delete(packId);
       throw error;
     }
-    for (; this.#count < end; this.#count++) {
-      if ((this.#keys + 1) * 2 > this.#table.length) this.#rehash(this.#table.length * 2);
-      const e = this.#count;
-      const slot = this.#probe(this.#flags[e]! & TREE, this.#idWords, e * ID_WORDS);
-      if (this.#table[slot] === EMPTY) {
-        this.#table[slot] = e;
-        this.#keys++;
-      }
-    }
+    this.#ids.commit(end);
   }
 
   #stage(
-    slot: number,
+    row: number,
     packId: string,
     id: string,
     type: BlobType,
@@ -303,7 +264,7 @@ export class BlobIndex {
   ): void {
     const fault =
       entryFault(type, offset, length, uncompressedLength) ??
-      (decodeId(id, this.#ids, slot * ID_BYTES) ? undefined : 'id is not 64 lower-case hex digits');
+      (this.#ids.write(row, kindOf(type), id) ? undefined : 'id is not 64 lower-case hex digits');
     if (fault !== undefined) {
       throw new RepositoryError(
         RepositoryErrorCode.Malformed,
@@ -315,81 +276,21 @@ export class BlobIndex {
       packNumber = this.#packIds.push(packId) - 1;
       this.#packNumbers.set(packId, packNumber);
     }
-    this.#packOf[slot] = packNumber;
-    this.#offsets[slot] = offset;
-    this.#lengths[slot] = length;
-    this.#uncompressedLengths[slot] = uncompressedLength ?? 0;
-    this.#flags[slot] =
-      (type === 'tree' ? TREE : 0) | (uncompressedLength === undefined ? 0 : HAS_UNCOMPRESSED_LENGTH);
+    this.#packOf[row] = packNumber;
+    this.#offsets[row] = offset;
+    this.#lengths[row] = length;
+    this.#uncompressedLengths[row] = uncompressedLength ?? 0;
+    this.#flags[row] = uncompressedLength === undefined ? 0 : HAS_UNCOMPRESSED_LENGTH;
   }
 
-  /** The entry number of (type, id), or {@link EMPTY}: also for a string that is no id. */
-  #find(type: BlobType, id: string): number {
-    if (!decodeId(id, this.#scratch, 0)) return EMPTY;
-    return this.#table[this.#probe(type === 'tree' ? TREE : 0, this.#scratchWords, 0)]!;
-  }
-
-  /** The table slot holding the key (`tree`, the id at `words[at]`), or the free slot it would take. */
-  #probe(tree: number, words: Uint32Array, at: number): number {
-    const table = this.#table;
-    const ids = this.#idWords;
-    const flags = this.#flags;
-    const mask = table.length - 1;
-    for (let slot = this.#hash(tree, words[at]!) & mask; ; slot = (slot + 1) & mask) {
-      const e = table[slot]!;
-      if (e === EMPTY) return slot;
-      const w = e * ID_WORDS;
-      if (
-        (flags[e]! & TREE) === tree &&
-        ids[w] === words[at] &&
-        ids[w + 1] === words[at + 1] &&
-        ids[w + 2] === words[at + 2] &&
-        ids[w + 3] === words[at + 3] &&
-        ids[w + 4] === words[at + 4] &&
-        ids[w + 5] === words[at + 5] &&
-        ids[w + 6] === words[at + 6] &&
-        ids[w + 7] === words[at + 7]
-      ) {
-        return slot;
-      }
-    }
-  }
-
-  /** One word of the id, with the type's seed, through murmur3's finalizer. */
-  #hash(tree: number, word: number): number {
-    let h = word ^ this.#seeds[tree]!;
-    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-    return h ^ (h >>> 16);
-  }
-
-  #rehash(length: number): void {
-    const old = this.#table;
-    this.#table = new Int32Array(length).fill(EMPTY);
-    for (const e of old) {
-      if (e !== EMPTY) this.#table[this.#probe(this.#flags[e]! & TREE, this.#idWords, e * ID_WORDS)] = e;
-    }
-  }
-
-  /** Grows the entry arrays, by doubling, to hold `entries`. */
+  /** Grows the table and the entry arrays with it, by doubling, to hold `entries`. */
   #reserve(entries: number): void {
-    if (entries <= this.#capacity) return;
-    let capacity = this.#capacity;
-    while (capacity < entries) capacity *= 2;
-    this.#idWords = grown(this.#idWords, capacity * ID_WORDS);
-    this.#ids = Buffer.from(this.#idWords.buffer);
+    if (!this.#ids.reserve(entries)) return;
+    const capacity = this.#ids.capacity;
     this.#packOf = grown(this.#packOf, capacity);
     this.#offsets = grown(this.#offsets, capacity);
     this.#lengths = grown(this.#lengths, capacity);
     this.#uncompressedLengths = grown(this.#uncompressedLengths, capacity);
     this.#flags = grown(this.#flags, capacity);
-    this.#capacity = capacity;
   }
-}
-
-/** `array` copied into a new one of `length`. */
-function grown<T extends Uint8Array | Uint32Array>(array: T, length: number): T {
-  const copy = new (array.constructor as new (length: number) => T)(length);
-  copy.set(array);
-  return copy;
 }

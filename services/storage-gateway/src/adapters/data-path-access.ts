@@ -1,6 +1,6 @@
 import type { DataRequester, RestoreGrant } from '@volback/contracts';
 import { DataPathError, DataPathErrorCode } from '@volback/data-path';
-import { decodeTree, type TreeNode } from '@volback/repository';
+import { decodeTree, IdTable, type TreeNode } from '@volback/repository';
 import { snapshotHostId, type StoredSnapshot } from '../domain/snapshot-selection.ts';
 
 /** What {@link DataPathAccess} reads of the repository. */
@@ -26,16 +26,22 @@ export interface DataPathAccessOptions {
   readonly grantCacheMs?: number;
 }
 
+const DATA = 0;
+const TREE = 1;
+const kindOf = (type: 'data' | 'tree') => (type === 'tree' ? TREE : DATA);
+
 /**
  * What one requester may read in one context (its own host's snapshots, or one granted
  * snapshot): the blobs reachable from its roots, as far as they are known. Serving a tree makes
- * its children readable; a blob not yet known is looked for by walking the roots' trees.
+ * its children readable; a blob not yet known is looked for by walking the roots' trees. The
+ * blobs known are packed ids, not strings: a scope reaching a whole volume's snapshot knows every
+ * one of its blobs (500,000 ids took 48 MiB of heap as strings in a `Set`, 21 MiB packed).
  */
 class ReadScope {
-  readonly trees = new Set<string>();
-  readonly data = new Set<string>();
+  /** The blobs known readable, data (kind 0) and trees (kind 1). */
+  readonly #known = new IdTable();
   /** Trees whose whole subtree is recorded. */
-  readonly #complete = new Set<string>();
+  readonly #complete = new IdTable();
   /** Roots (snapshot ids) walked in full. */
   readonly #walked = new Set<string>();
   #walking: Promise<unknown> = Promise.resolve();
@@ -48,15 +54,20 @@ class ReadScope {
   }
 
   has(type: 'data' | 'tree', id: string): boolean {
-    return (type === 'tree' ? this.trees : this.data).has(id);
+    return this.#known.has(kindOf(type), id);
+  }
+
+  /** Makes a snapshot's root tree readable here. */
+  allowTree(id: string): void {
+    this.#known.add(TREE, id);
   }
 
   record(nodes: readonly TreeNode[]): string[] {
     const subtrees: string[] = [];
     for (const node of nodes) {
-      if (node.type === 'file') for (const id of node.content ?? []) this.data.add(id);
+      if (node.type === 'file') for (const id of node.content ?? []) this.#known.add(DATA, id);
       else if (node.type === 'dir' && node.subtree) {
-        this.trees.add(node.subtree);
+        this.#known.add(TREE, node.subtree);
         subtrees.push(node.subtree);
       }
     }
@@ -76,7 +87,7 @@ class ReadScope {
       for (const root of await this.roots()) {
         if (missing().length === 0) return true;
         if (this.#walked.has(root.id)) continue;
-        this.trees.add(root.snapshot.tree);
+        this.allowTree(root.snapshot.tree);
         await this.#walk(root.snapshot.tree, load);
         this.#walked.add(root.id);
       }
@@ -87,10 +98,10 @@ class ReadScope {
   }
 
   async #walk(treeId: string, load: AccessRepository['loadTree']): Promise<void> {
-    if (this.#complete.has(treeId)) return;
+    if (this.#complete.has(TREE, treeId)) return;
     const subtrees = this.record(await load(treeId));
     await Promise.all(subtrees.map((id) => this.#walk(id, load)));
-    this.#complete.add(treeId);
+    this.#complete.add(TREE, treeId);
   }
 }
 
@@ -140,12 +151,12 @@ export class DataPathAccess {
     if (requester.kind !== 'host') return;
     const { hostId } = requester;
     if (snapshotHostId(found.snapshot) === hostId) {
-      this.#hostScope(hostId).trees.add(found.snapshot.tree);
+      this.#hostScope(hostId).allowTree(found.snapshot.tree);
       return;
     }
     const granted = grantId === undefined ? undefined : await this.#grantScope(hostId, grantId);
     if (granted?.snapshotId === found.id) {
-      granted.scope.trees.add(found.snapshot.tree);
+      granted.scope.allowTree(found.snapshot.tree);
       return;
     }
     throw forbidden(
