@@ -55,7 +55,6 @@ COPY libs/repository/native libs/repository/native
 RUN sh scripts/build-native.sh && test -f libs/repository/native/build/rabin.node && \
     test -f libs/repository/native/build/xattr.node && test -f libs/repository/native/build/zstd.node && \
     test -f libs/repository/native/build/scan.node && test -f libs/repository/native/build/write.node && \
-    test -f libs/repository/native/build/blobs.node && test -f libs/repository/native/build/memory.node && \
     rm -f libs/repository/native/*.c
 COPY libs libs
 COPY services services

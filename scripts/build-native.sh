@@ -4,9 +4,9 @@
 # the chunker's hot loop (rabin.node), extended attributes (xattr.node), nanosecond file times
 # (times.node), zstd with contexts kept between calls (zstd.node, against the zstd inside
 # the node binary), a backup's directory reads on the thread pool (scan.node) and a restore's
-# small files written there in batches (write.node), blobs sealed and opened there
-# (blobs.node, against the OpenSSL and zstd inside the node binary), and the C allocator's
-# threshold for blocks it maps on their own (memory.node); native/napi-fs.h holds what they share.
+# small files written there in batches (write.node), and blobs sealed and opened there
+# (blobs.node, against the OpenSSL and zstd inside the node binary); native/napi-fs.h holds what
+# they share.
 # Rebuilt only when the sources or the Node version change. Without a compiler the build is
 # skipped with a warning and the library uses its JavaScript chunker (same results, slower),
 # neither records nor restores extended attributes, restores times to about 240 ns, compresses
@@ -21,7 +21,7 @@ want=$( (node --version; cat "$SRC"/*.c "$SRC"/*.h) | cksum | cut -d' ' -f1)
 stamp="$OUT/.stamp"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -f "$OUT/rabin.node" ] && [ -f "$OUT/xattr.node" ] &&
   [ -f "$OUT/times.node" ] && [ -f "$OUT/zstd.node" ] && [ -f "$OUT/scan.node" ] &&
-  [ -f "$OUT/write.node" ] && [ -f "$OUT/blobs.node" ] && [ -f "$OUT/memory.node" ]; then
+  [ -f "$OUT/write.node" ] && [ -f "$OUT/blobs.node" ]; then
   exit 0
 fi
 cc=${CC:-cc}
@@ -53,6 +53,5 @@ build zstd 'the zstd addon' 'compressing with node:zlib (slower for small blobs)
 build scan 'the directory-scan addon' 'a backup reads directories on its own thread (slower)' || built=no
 build write 'the file-write addon' 'a restore writes small files on its own thread (slower)' || built=no
 build blobs 'the blob sealing and opening addon' 'blobs are sealed and opened in worker threads (slower)' || built=no
-build memory 'the allocator addon' 'freed buffers stay resident in the C heap (higher peak memory)' || built=no
 # A failed part is tried again by the next command.
 if [ "$built" = yes ]; then echo "$want" > "$stamp"; fi

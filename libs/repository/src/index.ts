@@ -5,7 +5,6 @@ export * from './crypto/crypto.ts';
 export { plainLength } from './crypto/seal-pool.ts';
 export { formatGoTime, parseGoTime, sha256Hex, isId } from './format/ids.ts';
 export { IdTable } from './format/id-table.ts';
-export { returnFreedBuffers } from './memory.ts';
 export type { RepoConfig } from './format/config.ts';
 export type { Snapshot, LockFile } from './format/snapshot.ts';
 export {

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
  * each caller falls back to what it does without it.
  */
 export function loadNativeAddon<T>(
-  name: 'rabin' | 'xattr' | 'times' | 'zstd' | 'scan' | 'write' | 'blobs' | 'memory',
+  name: 'rabin' | 'xattr' | 'times' | 'zstd' | 'scan' | 'write' | 'blobs',
 ): T | undefined {
   if (process.env['VOLBACK_NATIVE'] === 'off') return undefined;
   try {

@@ -16,8 +16,6 @@ import {
   type OpsServer,
   type StartupCheck,
 } from '@volback/observability';
-// Its own entry: the scheduler moves no volume and does not load the repository library.
-import { returnFreedBuffers } from '@volback/repository/memory';
 import { setFlagsFromString } from 'node:v8';
 import type { NatsSettings } from './env.ts';
 
@@ -92,11 +90,10 @@ const SERVICE_V8_FLAGS = '--external-memory-accounted-in-global-limit';
 /**
  * Runs a service process: its logger, graceful shutdown on SIGTERM/SIGINT (the service's parts,
  * then the ops endpoint, then NATS, then what must outlive NATS), and a fatal log and exit 1 when
- * start-up fails. Freed buffers go back to the kernel (`returnFreedBuffers`). Config errors' messages name the variable and never hold a secret.
+ * start-up fails. Config errors' messages name the variable and never hold a secret.
  */
 export function runService(options: RunServiceOptions): void {
   setFlagsFromString(SERVICE_V8_FLAGS);
-  returnFreedBuffers();
   const log = createLogger({ service: options.service });
   const stops: (() => Promise<void>)[] = [];
   const closes: (() => Promise<void>)[] = [];

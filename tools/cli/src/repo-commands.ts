@@ -16,7 +16,6 @@ import {
   randomIrreduciblePolynomial,
   Repository,
   restore,
-  returnFreedBuffers,
   type ForgetPolicy,
 } from '@volback/repository';
 import { bytes, table, type Output } from './output.ts';
@@ -119,8 +118,6 @@ export async function runRepoCommand(
   out: Output,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
-  // A volume passes through: its freed buffers go back to the kernel.
-  returnFreedBuffers();
   const backend = openBackend(location(flags, env), env);
   let repo: Repository | undefined;
   try {
