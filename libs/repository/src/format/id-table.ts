@@ -79,27 +79,20 @@ export class IdTable {
 
   /** Commits the rows written up to `end`: each becomes findable unless its key already is. */
   commit(end: number): void {
-    for (; this.#rows < end; this.#rows++) {
-      if ((this.#keys + 1) * 2 > this.#table.length) this.#rehash(this.#table.length * 2);
-      const row = this.#rows;
-      const slot = this.#probe(this.#kinds[row]!, this.#idWords, row * ID_WORDS);
-      if (this.#table[slot] === ABSENT) {
-        this.#table[slot] = row;
-        this.#keys++;
-      }
-    }
+    for (; this.#rows < end; this.#rows++) this.#insert(this.#rows);
   }
 
   /**
    * A set's add: (kind, id) in a row of its own unless it is held already; true when it was added.
-   * A string that is no id is refused (a `TypeError`).
+   * A string that is no id is refused (a `TypeError`). The id is checked, decoded and looked up
+   * once: written into the next row, which is committed only when its key is new.
    */
   add(kind: 0 | 1, id: string): boolean {
-    if (this.find(kind, id) !== ABSENT) return false;
     const row = this.#rows;
     this.reserve(row + 1);
     if (!this.write(row, kind, id)) throw new TypeError(`${JSON.stringify(id)} is not an id`);
-    this.commit(row + 1);
+    if (!this.#insert(row)) return false;
+    this.#rows++;
     return true;
   }
 
@@ -155,6 +148,16 @@ export class IdTable {
     h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
     h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
     return h ^ (h >>> 16);
+  }
+
+  /** Makes a written row findable unless its key already is; true when its key is new. */
+  #insert(row: number): boolean {
+    if ((this.#keys + 1) * 2 > this.#table.length) this.#rehash(this.#table.length * 2);
+    const slot = this.#probe(this.#kinds[row]!, this.#idWords, row * ID_WORDS);
+    if (this.#table[slot] !== ABSENT) return false;
+    this.#table[slot] = row;
+    this.#keys++;
+    return true;
   }
 
   #rehash(length: number): void {

@@ -142,7 +142,8 @@ const kindOf = (type: BlobType): 0 | 1 => (type === 'tree' ? 1 : 0);
  * whole repository: an entry is a row of an {@link IdTable} (the 32-byte id and its type, found
  * through an open-addressing hash table) and of typed arrays by the same row (pack number,
  * offset, length and uncompressed length as uint32; a byte of flags): 50 bytes a row and 4 to 8
- * of the table's, the arrays grown by doubling. No object or string per blob stays alive; {@link get} builds what it returns.
+ * of the table's, the arrays grown by doubling. No object or string per blob stays alive;
+ * {@link get} builds what it returns.
  *
  * The key is (type, id): the same id may be a data blob and a tree blob. The first entry added
  * for a key is the one found; every entry added, duplicates too, stays listed in its pack
