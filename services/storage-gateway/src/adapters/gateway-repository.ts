@@ -12,7 +12,7 @@ import {
   type Snapshot,
   type TreeNode,
 } from '@volback/repository';
-import { findMissingBlobs, MalformedTreeError } from '../domain/reachability.ts';
+import { findMissingBlobs, MalformedTreeError, treeLinks } from '../domain/reachability.ts';
 
 /** The caller's blob did not match its id: its request fails, the repository handle is fine. */
 const isMismatch = (error: unknown) => (error as RepositoryError).code === RepositoryErrorCode.BlobIdMismatch;
@@ -550,7 +550,7 @@ export class GatewayRepository {
     try {
       missing = await findMissingBlobs(request.tree, {
         has: (type, id) => repo.index.has(type, id),
-        loadTree: treesTogether(repo),
+        loadLinks: treesTogether(repo, treeLinks),
         isComplete: (id) => this.#complete.has(id),
         markComplete: (id) => {
           if (this.#complete.size >= MAX_COMPLETE_TREES) this.#complete.clear();
@@ -662,37 +662,44 @@ export class GatewayRepository {
  * the same turn of the event loop are read together (`Repository.loadBlobs`: neighbours in a pack
  * in one read, opened in one worker job) instead of one read each, at most
  * {@link LOAD_TREES_STEP} at a time: the walk asks for every subtree it finds, so without a bound
- * a level of 50,000 directories would be read and decoded at once. A tree that cannot be read that
- * way is read alone, so that its error is its own.
+ * a level of 50,000 directories would be read and decoded at once. Each tree is reduced by
+ * `reduce` as soon as it is decoded, so that its nodes are not held while the rest are read. A
+ * tree that cannot be read or reduced that way is read alone, so that its error is its own.
  */
-function treesTogether(repo: Repository): (id: string) => Promise<TreeNode[]> {
-  type Asked = { id: string; resolve: (nodes: TreeNode[]) => void; reject: (error: unknown) => void };
+function treesTogether<T>(
+  repo: Repository,
+  reduce: (id: string, nodes: TreeNode[]) => T,
+): (id: string) => Promise<T> {
+  type Asked = { id: string; resolve: (reduced: T) => void; reject: (error: unknown) => void };
   const reading = new Semaphore(LOAD_TREES_STEP);
   let asked: Asked[] | undefined;
   const load = async (batch: readonly Asked[]) => {
     const ids = [...new Set(batch.map((a) => a.id))];
-    const loaded = new Map<string, TreeNode[]>();
+    const loaded = new Map<string, T>();
     try {
       for (let start = 0; start < ids.length; start += LOAD_TREES_STEP) {
         const step = ids.slice(start, start + LOAD_TREES_STEP);
         for await (const blob of repo.loadBlobs('tree', step)) {
           const id = step[loaded.size - start]!;
-          loaded.set(id, decodeTree(blob, id));
+          loaded.set(id, reduce(id, decodeTree(blob, id)));
         }
       }
     } catch {
       // Read alone below.
     }
     for (const { id, resolve, reject } of batch) {
-      const nodes = loaded.get(id);
-      if (nodes) resolve(nodes);
-      else repo.loadTree(id).then(resolve, reject);
+      if (loaded.has(id)) resolve(loaded.get(id)!);
+      else
+        repo
+          .loadTree(id)
+          .then((nodes) => reduce(id, nodes))
+          .then(resolve, reject);
     }
   };
   return (id) =>
     reading.run(
       () =>
-        new Promise<TreeNode[]>((resolve, reject) => {
+        new Promise<T>((resolve, reject) => {
           if (!asked) {
             const batch: Asked[] = (asked = []);
             setImmediate(() => {

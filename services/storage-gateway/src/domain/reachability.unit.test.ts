@@ -1,6 +1,6 @@
 import type { TreeNode } from '@volback/repository';
 import { describe, expect, it } from 'vitest';
-import { findMissingBlobs, MalformedTreeError, type ReachabilityLookup } from './reachability.ts';
+import { findMissingBlobs, MalformedTreeError, type ReachabilityLookup, treeLinks } from './reachability.ts';
 
 const id = (n: number) => n.toString(16).padStart(64, '0');
 const file = (name: string, ...content: number[]): TreeNode => ({
@@ -22,11 +22,12 @@ const dir = (name: string, subtree: number): TreeNode => ({
 function repository(trees: Record<number, TreeNode[]>, stored: { data: number[]; tree: number[] }) {
   const loads: string[] = [];
   const complete = new Set<string>();
+  const storedIds = { data: new Set(stored.data.map(id)), tree: new Set(stored.tree.map(id)) };
   const lookup: ReachabilityLookup = {
-    has: (type, blob) => stored[type].map(id).includes(blob),
-    loadTree: async (tree) => {
+    has: (type, blob) => storedIds[type].has(blob),
+    loadLinks: async (tree) => {
       loads.push(tree);
-      return trees[Number.parseInt(tree, 16)] ?? [];
+      return treeLinks(tree, trees[Number.parseInt(tree, 16)] ?? []);
     },
     isComplete: (tree) => complete.has(tree),
     markComplete: (tree) => complete.add(tree),
@@ -87,5 +88,46 @@ describe('finding the blobs a snapshot reaches that are not stored', () => {
   it('given a directory without subtree, when walked, then the tree is malformed', async () => {
     const repo = repository({ 1: [{ name: 'd', type: 'dir', uid: 0, gid: 0 }] }, { data: [], tree: [1] });
     await expect(findMissingBlobs(id(1), repo.lookup)).rejects.toBeInstanceOf(MalformedTreeError);
+  });
+
+  it('given a subtree missing a blob, named by two trees, when walked, then neither tree nor the root is complete', async () => {
+    const repo = repository(
+      {
+        1: [dir('a', 2), dir('b', 3)],
+        2: [dir('x', 4)],
+        3: [dir('y', 4), file('z', 10)],
+        4: [file('w', 12)],
+      },
+      { data: [10], tree: [1, 2, 3, 4] },
+    );
+    expect(await findMissingBlobs(id(1), repo.lookup)).toEqual([{ type: 'data', id: id(12) }]);
+    expect(repo.complete.size).toBe(0);
+    expect(repo.loads.filter((t) => t === id(4))).toHaveLength(1);
+  });
+
+  it('given 3,000 directories in one, one of them missing a blob, when walked, then each is loaded once and only that one and the root are incomplete', async () => {
+    const wide: Record<number, TreeNode[]> = { 1: [] };
+    for (let n = 2; n < 3_002; n++) {
+      wide[1]!.push(dir(`d${n}`, n));
+      wide[n] = [file('f', n === 2_500 ? 99_999 : 10), dir('empty', 5_000)];
+    }
+    wide[5_000] = [];
+    const stored = { data: [10], tree: [1, 5_000, ...Array.from({ length: 3_000 }, (_, i) => i + 2)] };
+    const repo = repository(wide, stored);
+    expect(await findMissingBlobs(id(1), repo.lookup)).toEqual([{ type: 'data', id: id(99_999) }]);
+    expect(repo.loads).toHaveLength(3_002);
+    expect(new Set(repo.loads).size).toBe(3_002);
+    expect(repo.complete.size).toBe(3_000); // all but the root and d2500
+    expect(repo.complete.has(id(1)) || repo.complete.has(id(2_500))).toBe(false);
+  });
+
+  it('given a tree that cannot be read, when walked, then the walk fails with its error', async () => {
+    const repo = repository(trees, { data: [10, 11, 12, 13], tree: [1, 2, 3] });
+    const unreadable = new Error('pack unreadable');
+    const lookup: ReachabilityLookup = {
+      ...repo.lookup,
+      loadLinks: (tree) => (tree === id(3) ? Promise.reject(unreadable) : repo.lookup.loadLinks(tree)),
+    };
+    await expect(findMissingBlobs(id(1), lookup)).rejects.toBe(unreadable);
   });
 });
