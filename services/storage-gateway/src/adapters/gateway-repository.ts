@@ -658,11 +658,10 @@ export class GatewayRepository {
 }
 
 /**
- * A tree loader for walks that ask for a directory's subtrees all at once: the trees asked for in
- * the same turn of the event loop are read together (`Repository.loadBlobs`: neighbours in a pack
- * in one read, opened in one worker job) instead of one read each, at most
- * {@link LOAD_TREES_STEP} at a time: the walk asks for every subtree it finds, so without a bound
- * a level of 50,000 directories would be read and decoded at once. Each tree is reduced by
+ * A tree loader for walks that ask for many trees at once: the trees asked for in the same turn of
+ * the event loop are read together (`Repository.loadBlobs`: neighbours in a pack in one read,
+ * opened in one worker job) instead of one read each, at most {@link LOAD_TREES_STEP} at a time,
+ * however many a caller asks for (the commit's walk keeps 512 asked). Each tree is reduced by
  * `reduce` as soon as it is decoded, so that its nodes are not held while the rest are read. A
  * tree that cannot be read or reduced that way is read alone, so that its error is its own.
  */
