@@ -29,6 +29,8 @@ export interface DataPathAccessOptions {
 const DATA = 0;
 const TREE = 1;
 const kindOf = (type: 'data' | 'tree') => (type === 'tree' ? TREE : DATA);
+/** Trees a read scope's walk asks of the repository at once (more than the gateway reads at once). */
+const WALK_LOADS = 64;
 
 /**
  * What one requester may read in one context (its own host's snapshots, or one granted
@@ -97,11 +99,58 @@ class ReadScope {
     return result;
   }
 
-  async #walk(treeId: string, load: AccessRepository['loadTree']): Promise<void> {
-    if (this.#complete.has(TREE, treeId)) return;
-    const subtrees = this.record(await load(treeId));
-    await Promise.all(subtrees.map((id) => this.#walk(id, load)));
-    this.#complete.add(TREE, treeId);
+  /**
+   * Records every tree below `rootId` and the data they name, breadth first, at most
+   * {@link WALK_LOADS} trees asked of the repository at once: a volume's snapshot has tens of
+   * thousands of directories, and a call waiting per directory held them all at once. Trees
+   * recorded in full by an earlier walk ({@link #complete}) are skipped; this walk's trees join
+   * them only once it has loaded every one, so a walk that fails leaves nothing marked complete
+   * that is not.
+   */
+  async #walk(rootId: string, load: AccessRepository['loadTree']): Promise<void> {
+    const seen = new IdTable();
+    const queue: string[] = [];
+    const visit = (id: string) => {
+      if (!this.#complete.has(TREE, id) && seen.add(TREE, id)) queue.push(id);
+    };
+    visit(rootId);
+    let next = 0;
+    await new Promise<void>((resolve, reject) => {
+      let loading = 0;
+      let failed = false;
+      const fail = (error: unknown) => {
+        failed = true;
+        reject(error instanceof Error ? error : new Error(String(error)));
+      };
+      const pump = () => {
+        while (!failed && loading < WALK_LOADS && next < queue.length) {
+          const id = queue[next++]!;
+          loading++;
+          Promise.resolve(id)
+            .then(load)
+            .then(
+              (nodes) => {
+                loading--;
+                if (failed) return;
+                try {
+                  for (const subtree of this.record(nodes)) visit(subtree);
+                } catch (error) {
+                  fail(error);
+                  return;
+                }
+                pump();
+              },
+              (error: unknown) => {
+                loading--;
+                if (!failed) fail(error);
+              },
+            );
+        }
+        if (!failed && loading === 0 && next === queue.length) resolve();
+      };
+      pump();
+    });
+    for (let row = 0; row < seen.rows; row++) this.#complete.add(TREE, seen.id(row));
   }
 }
 
