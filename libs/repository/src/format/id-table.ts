@@ -5,28 +5,102 @@ export const ABSENT = -1;
 const ID_BYTES = 32;
 const ID_WORDS = 8;
 
+/** Rows in a full page of a {@link Column}: 2¹⁴, 512 KiB of ids. */
+const PAGE_SHIFT = 14;
+export const PAGE_ROWS = 1 << PAGE_SHIFT;
+const PAGE_MASK = PAGE_ROWS - 1;
+/** Rows a new table has room for. */
+const FIRST_CAPACITY = 64;
+
+/**
+ * A column of numbers by row, `width` to a row, kept in pages: the first grows by doubling up to
+ * {@link PAGE_ROWS} rows, then a page of that size is added at a time. Growing never copies more
+ * than one page, and what is unused stays under a page: an array grown by doubling holds up to
+ * twice what it needs, and both copies while it grows (at a million blobs, 50 and 25 MB of the
+ * in-memory index).
+ */
+export class Column<T extends Uint8Array | Uint32Array> {
+  readonly #make: (length: number) => T;
+  readonly #width: number;
+  readonly #pages: T[];
+
+  constructor(make: (length: number) => T, width = 1) {
+    this.#make = make;
+    this.#width = width;
+    this.#pages = [make(FIRST_CAPACITY * width)];
+  }
+
+  /** Makes room for `capacity` rows: a power of two up to {@link PAGE_ROWS}, else a multiple of it. */
+  resize(capacity: number): void {
+    const pages = this.#pages;
+    const first = Math.min(capacity, PAGE_ROWS) * this.#width;
+    if (pages[0]!.length < first) {
+      const copy = this.#make(first);
+      copy.set(pages[0]!);
+      pages[0] = copy;
+    }
+    while (pages.length * PAGE_ROWS < capacity) pages.push(this.#make(PAGE_ROWS * this.#width));
+  }
+
+  /** The pages, first to last. */
+  pages(): readonly T[] {
+    return this.#pages;
+  }
+
+  /** The page holding `row`; its values start at {@link at}. */
+  page(row: number): T {
+    return this.#pages[row >>> PAGE_SHIFT]!;
+  }
+
+  /** Where `row`'s values start in its {@link page}. */
+  at(row: number): number {
+    return (row & PAGE_MASK) * this.#width;
+  }
+
+  get(row: number): number {
+    return this.#pages[row >>> PAGE_SHIFT]![row & PAGE_MASK]!;
+  }
+
+  set(row: number, value: number): void {
+    this.#pages[row >>> PAGE_SHIFT]![row & PAGE_MASK] = value;
+  }
+}
+
+/** Rows there is room for once `rows` are: a power of two up to {@link PAGE_ROWS}, then whole pages. */
+export function capacityFor(rows: number, capacity: number): number {
+  if (rows <= capacity) return capacity;
+  if (rows > PAGE_ROWS) return Math.ceil(rows / PAGE_ROWS) * PAGE_ROWS;
+  let grown = capacity;
+  while (grown < rows) grown *= 2;
+  return grown;
+}
+
+const idWords = (length: number) => new Uint32Array(length);
+const bytes = (length: number) => new Uint8Array(length);
+
 /**
  * Ids (64 lower-case hex digits, kept as their 32 bytes), each of a kind (0 or 1: data or tree),
  * in rows numbered in the order written, found by (kind, id) through an open-addressing hash table
- * of row numbers (4 bytes a slot, at most half full): 33 bytes a row and about 8 a key, no object
- * or string per id. The in-memory index ({@link BlobIndex}) keeps its other columns by the same
- * row numbers; a storage gateway's read scopes use it as a set ({@link add}).
+ * of row numbers (4 bytes a slot, at most half full): 33 bytes a row, in {@link Column} pages, and
+ * about 8 a key, no object or string per id. The in-memory index ({@link BlobIndex}) keeps its
+ * other columns by the same row numbers; a storage gateway's read scopes use it as a set
+ * ({@link add}).
  *
  * Rows are written first ({@link write}) and become findable when committed ({@link commit}), so
  * that a caller can take a batch whole or not at all. Several rows may hold one key: the first
  * committed is the one found.
  */
 export class IdTable {
-  #capacity = 64;
+  #capacity = FIRST_CAPACITY;
   /** Rows committed. */
   #rows = 0;
   /** Distinct keys: the rows in {@link #table}. */
   #keys = 0;
   /** The ids as words, for comparing and hashing. */
-  #idWords = new Uint32Array(this.#capacity * ID_WORDS);
-  /** The same ids as bytes, for hex. */
-  #ids = Buffer.from(this.#idWords.buffer);
-  #kinds = new Uint8Array(this.#capacity);
+  readonly #ids = new Column(idWords, ID_WORDS);
+  /** The same pages as bytes, for hex. */
+  #idBytes: Buffer[] = IdTable.#asBytes(this.#ids);
+  readonly #kinds = new Column(bytes);
   /** Row numbers by hash, {@link ABSENT} where free: linear probing, a power-of-two length. */
   #table = new Int32Array(128).fill(ABSENT);
   /**
@@ -49,19 +123,18 @@ export class IdTable {
     return this.#keys;
   }
 
-  /** Rows there is room for: a caller's own columns are grown to this by {@link reserve}. */
+  /** Rows there is room for: a caller's own {@link Column}s are resized to this by {@link reserve}. */
   get capacity(): number {
     return this.#capacity;
   }
 
-  /** Makes room for `rows` rows (by doubling); true when it grew. */
+  /** Makes room for `rows` rows ({@link capacityFor}); true when it grew. */
   reserve(rows: number): boolean {
-    if (rows <= this.#capacity) return false;
-    let capacity = this.#capacity;
-    while (capacity < rows) capacity *= 2;
-    this.#idWords = grown(this.#idWords, capacity * ID_WORDS);
-    this.#ids = Buffer.from(this.#idWords.buffer);
-    this.#kinds = grown(this.#kinds, capacity);
+    const capacity = capacityFor(rows, this.#capacity);
+    if (capacity === this.#capacity) return false;
+    this.#ids.resize(capacity);
+    this.#kinds.resize(capacity);
+    this.#idBytes = IdTable.#asBytes(this.#ids);
     this.#capacity = capacity;
     return true;
   }
@@ -72,8 +145,8 @@ export class IdTable {
    */
   write(row: number, kind: 0 | 1, id: string): boolean {
     if (typeof id !== 'string' || !isId(id)) return false;
-    this.#ids.write(id, row * ID_BYTES, ID_BYTES, 'hex');
-    this.#kinds[row] = kind;
+    this.#bytes(row).write(id, this.#ids.at(row) * 4, ID_BYTES, 'hex');
+    this.#kinds.set(row, kind);
     return true;
   }
 
@@ -108,34 +181,45 @@ export class IdTable {
   }
 
   kind(row: number): 0 | 1 {
-    return this.#kinds[row] as 0 | 1;
+    return this.#kinds.get(row) as 0 | 1;
   }
 
   /** The id of `row`, in hex. */
   id(row: number): string {
-    return this.#ids.toString('hex', row * ID_BYTES, (row + 1) * ID_BYTES);
+    const at = this.#ids.at(row) * 4;
+    return this.#bytes(row).toString('hex', at, at + ID_BYTES);
+  }
+
+  /** The bytes of the page of ids holding `row`. */
+  #bytes(row: number): Buffer {
+    return this.#idBytes[row >>> PAGE_SHIFT]!;
+  }
+
+  static #asBytes(ids: Column<Uint32Array>): Buffer[] {
+    return ids.pages().map((page) => Buffer.from(page.buffer, page.byteOffset, page.byteLength));
   }
 
   /** The table slot holding the key (`kind`, the id at `words[at]`), or the free slot it would take. */
   #probe(kind: number, words: Uint32Array, at: number): number {
     const table = this.#table;
-    const ids = this.#idWords;
+    const ids = this.#ids;
     const kinds = this.#kinds;
     const mask = table.length - 1;
     for (let slot = this.#hash(kind, words[at]!) & mask; ; slot = (slot + 1) & mask) {
       const row = table[slot]!;
       if (row === ABSENT) return slot;
-      const w = row * ID_WORDS;
+      const page = ids.page(row);
+      const w = ids.at(row);
       if (
-        kinds[row] === kind &&
-        ids[w] === words[at] &&
-        ids[w + 1] === words[at + 1] &&
-        ids[w + 2] === words[at + 2] &&
-        ids[w + 3] === words[at + 3] &&
-        ids[w + 4] === words[at + 4] &&
-        ids[w + 5] === words[at + 5] &&
-        ids[w + 6] === words[at + 6] &&
-        ids[w + 7] === words[at + 7]
+        kinds.get(row) === kind &&
+        page[w] === words[at] &&
+        page[w + 1] === words[at + 1] &&
+        page[w + 2] === words[at + 2] &&
+        page[w + 3] === words[at + 3] &&
+        page[w + 4] === words[at + 4] &&
+        page[w + 5] === words[at + 5] &&
+        page[w + 6] === words[at + 6] &&
+        page[w + 7] === words[at + 7]
       ) {
         return slot;
       }
@@ -153,7 +237,7 @@ export class IdTable {
   /** Makes a written row findable unless its key already is; true when its key is new. */
   #insert(row: number): boolean {
     if ((this.#keys + 1) * 2 > this.#table.length) this.#rehash(this.#table.length * 2);
-    const slot = this.#probe(this.#kinds[row]!, this.#idWords, row * ID_WORDS);
+    const slot = this.#probe(this.#kinds.get(row), this.#ids.page(row), this.#ids.at(row));
     if (this.#table[slot] !== ABSENT) return false;
     this.#table[slot] = row;
     this.#keys++;
@@ -164,14 +248,8 @@ export class IdTable {
     const old = this.#table;
     this.#table = new Int32Array(length).fill(ABSENT);
     for (const row of old) {
-      if (row !== ABSENT) this.#table[this.#probe(this.#kinds[row]!, this.#idWords, row * ID_WORDS)] = row;
+      if (row !== ABSENT)
+        this.#table[this.#probe(this.#kinds.get(row), this.#ids.page(row), this.#ids.at(row))] = row;
     }
   }
-}
-
-/** `array` copied into a new one of `length`. */
-export function grown<T extends Uint8Array | Uint32Array>(array: T, length: number): T {
-  const copy = new (array.constructor as new (length: number) => T)(length);
-  copy.set(array);
-  return copy;
 }

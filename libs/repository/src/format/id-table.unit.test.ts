@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ABSENT, IdTable } from './id-table.ts';
+import { ABSENT, capacityFor, Column, IdTable, PAGE_ROWS } from './id-table.ts';
 import { sha256Hex } from './ids.ts';
 
 const idOf = (n: number) => sha256Hex(Buffer.from(`blob ${n}`));
@@ -49,5 +49,45 @@ describe('the packed id table', () => {
     table.commit(2);
     expect(table.find(0, idOf(1))).toBe(0);
     expect([table.size, table.rows]).toEqual([1, 2]);
+  });
+
+  it('grows by doubling up to a page, then a page at a time', () => {
+    expect(capacityFor(10, 64)).toBe(64);
+    expect(capacityFor(65, 64)).toBe(128);
+    expect(capacityFor(PAGE_ROWS, 64)).toBe(PAGE_ROWS);
+    expect(capacityFor(PAGE_ROWS + 1, PAGE_ROWS)).toBe(2 * PAGE_ROWS);
+    expect(capacityFor(5 * PAGE_ROWS + 3, 2 * PAGE_ROWS)).toBe(6 * PAGE_ROWS);
+    const table = new IdTable();
+    table.reserve(3 * PAGE_ROWS + 1);
+    expect(table.capacity).toBe(4 * PAGE_ROWS);
+  });
+});
+
+describe('a paged column', () => {
+  it('keeps every value through its growth, copying only its first page and only while it is not full', () => {
+    const column = new Column((length) => new Uint32Array(length), 2);
+    const rows = 3 * PAGE_ROWS + 100;
+    let capacity = 64;
+    for (let row = 0; row < rows; row++) {
+      const wanted = capacityFor(row + 1, capacity);
+      if (wanted !== capacity) column.resize((capacity = wanted));
+      const at = column.at(row);
+      column.page(row)[at] = row;
+      column.page(row)[at + 1] = rows - row;
+    }
+    const pages = column.pages();
+    expect(pages.map((page) => page.length)).toEqual([2, 2, 2, 2].map((w) => w * PAGE_ROWS));
+    const second = pages[1];
+    column.resize(5 * PAGE_ROWS);
+    expect(column.pages()[1]).toBe(second);
+    expect(column.pages()).toHaveLength(5);
+    for (let row = 0; row < rows; row += 7) {
+      expect(column.page(row)[column.at(row)]).toBe(row);
+      expect(column.page(row)[column.at(row) + 1]).toBe(rows - row);
+    }
+    const flags = new Column((length) => new Uint8Array(length));
+    flags.resize(PAGE_ROWS + 1);
+    flags.set(PAGE_ROWS, 7);
+    expect([flags.get(PAGE_ROWS), flags.get(PAGE_ROWS - 1)]).toEqual([7, 0]);
   });
 });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { RepositoryError, RepositoryErrorCode } from '../errors.ts';
-import { ABSENT, grown, IdTable } from './id-table.ts';
+import { ABSENT, Column, IdTable } from './id-table.ts';
 import { isId } from './ids.ts';
 import type { BlobType, PackedBlob } from './pack.ts';
 
@@ -135,15 +135,17 @@ function entryFault(
 const HAS_UNCOMPRESSED_LENGTH = 1;
 /** A type's kind in the {@link IdTable}. */
 const kindOf = (type: BlobType): 0 | 1 => (type === 'tree' ? 1 : 0);
+const words = (length: number) => new Uint32Array(length);
+const bytes = (length: number) => new Uint8Array(length);
 
 /**
  * The in-memory index: blob (type and id) → its place in a pack. Packed as restic packs its own
  * (`internal/repository/index/indexmap.go`), because a storage gateway keeps the index of the
  * whole repository: an entry is a row of an {@link IdTable} (the 32-byte id and its type, found
  * through an open-addressing hash table) and of typed arrays by the same row (pack number,
- * offset, length and uncompressed length as uint32; a byte of flags): 50 bytes a row and 4 to 8
- * of the table's, the arrays grown by doubling. No object or string per blob stays alive;
- * {@link get} builds what it returns.
+ * offset, length and uncompressed length as uint32; a byte of flags): 50 bytes a row and 8 to 16
+ * of the table's, the columns grown a page at a time ({@link Column}). No object or string per
+ * blob stays alive; {@link get} builds what it returns.
  *
  * The key is (type, id): the same id may be a data blob and a tree blob. The first entry added
  * for a key is the one found; every entry added, duplicates too, stays listed in its pack
@@ -153,11 +155,11 @@ export class BlobIndex {
   /** The entries' ids and types, found by key; its rows are the entries, duplicates included. */
   readonly #ids = new IdTable();
   /** Each entry's pack number: its index in {@link #packIds}. */
-  #packOf = new Uint32Array(this.#ids.capacity);
-  #offsets = new Uint32Array(this.#ids.capacity);
-  #lengths = new Uint32Array(this.#ids.capacity);
-  #uncompressedLengths = new Uint32Array(this.#ids.capacity);
-  #flags = new Uint8Array(this.#ids.capacity);
+  readonly #packOf = new Column(words);
+  readonly #offsets = new Column(words);
+  readonly #lengths = new Column(words);
+  readonly #uncompressedLengths = new Column(words);
+  readonly #flags = new Column(bytes);
   /** Pack ids by pack number, in the order their first entry came. */
   readonly #packIds: string[] = [];
   readonly #packNumbers = new Map<string, number>();
@@ -211,7 +213,8 @@ export class BlobIndex {
    */
   packs(): ReadonlyMap<string, readonly IndexEntry[]> {
     const lists = this.#packIds.map((): IndexEntry[] => []);
-    for (let e = 0; e < this.#ids.rows; e++) lists[this.#packOf[e]!]!.push(this.#entry(e, this.#ids.id(e)));
+    for (let e = 0; e < this.#ids.rows; e++)
+      lists[this.#packOf.get(e)]!.push(this.#entry(e, this.#ids.id(e)));
     return new Map(this.#packIds.map((packId, n) => [packId, lists[n]!]));
   }
 
@@ -229,12 +232,12 @@ export class BlobIndex {
   }
 
   #entry(e: number, id: string): IndexEntry {
-    const packId = this.#packIds[this.#packOf[e]!]!;
+    const packId = this.#packIds[this.#packOf.get(e)]!;
     const type = this.#ids.kind(e) === 1 ? 'tree' : 'data';
-    const offset = this.#offsets[e]!;
-    const length = this.#lengths[e]!;
-    return this.#flags[e]! & HAS_UNCOMPRESSED_LENGTH
-      ? { packId, id, type, offset, length, uncompressedLength: this.#uncompressedLengths[e]! }
+    const offset = this.#offsets.get(e);
+    const length = this.#lengths.get(e);
+    return this.#flags.get(e) & HAS_UNCOMPRESSED_LENGTH
+      ? { packId, id, type, offset, length, uncompressedLength: this.#uncompressedLengths.get(e) }
       : { packId, id, type, offset, length };
   }
 
@@ -277,21 +280,18 @@ export class BlobIndex {
       packNumber = this.#packIds.push(packId) - 1;
       this.#packNumbers.set(packId, packNumber);
     }
-    this.#packOf[row] = packNumber;
-    this.#offsets[row] = offset;
-    this.#lengths[row] = length;
-    this.#uncompressedLengths[row] = uncompressedLength ?? 0;
-    this.#flags[row] = uncompressedLength === undefined ? 0 : HAS_UNCOMPRESSED_LENGTH;
+    this.#packOf.set(row, packNumber);
+    this.#offsets.set(row, offset);
+    this.#lengths.set(row, length);
+    this.#uncompressedLengths.set(row, uncompressedLength ?? 0);
+    this.#flags.set(row, uncompressedLength === undefined ? 0 : HAS_UNCOMPRESSED_LENGTH);
   }
 
-  /** Grows the table and the entry arrays with it, by doubling, to hold `entries`. */
+  /** Grows the table and the entry columns with it to hold `entries`. */
   #reserve(entries: number): void {
     if (!this.#ids.reserve(entries)) return;
     const capacity = this.#ids.capacity;
-    this.#packOf = grown(this.#packOf, capacity);
-    this.#offsets = grown(this.#offsets, capacity);
-    this.#lengths = grown(this.#lengths, capacity);
-    this.#uncompressedLengths = grown(this.#uncompressedLengths, capacity);
-    this.#flags = grown(this.#flags, capacity);
+    for (const column of [this.#packOf, this.#offsets, this.#lengths, this.#uncompressedLengths, this.#flags])
+      column.resize(capacity);
   }
 }
