@@ -1,5 +1,16 @@
 import { execFile } from 'node:child_process';
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import {
+  link,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  symlink,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -192,4 +203,53 @@ describe('restoring a path at its own place, dry runs, exact times', () => {
     expect(await directoryBelow(volume, '/new/./deeper/', true)).toBe(join(volume, 'new/deeper'));
     expect((await lstat(join(volume, 'new/deeper'))).isDirectory()).toBe(true);
   });
+});
+
+describe('directories given their metadata while the restore goes on', () => {
+  let dir: string;
+  let repo: Repository;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'volback-restore-dirs-'));
+    repo = await Repository.init(new LocalBackend(join(dir, 'repo')), 'dirs', {
+      chunkerPolynomial: formatChunkerPolynomial(randomIrreduciblePolynomial()),
+    });
+  });
+
+  afterAll(async () => {
+    await repo?.backend.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('gives each of 300 directories (8,000 files in many batches, large files, a hard link across them) its recorded mtime and mode', async () => {
+    const source = join(dir, 'source');
+    const dirs = Array.from({ length: 300 }, (_, d) => `g${d % 10}/d${d}`);
+    for (const [d, path] of dirs.entries()) {
+      await mkdir(join(source, path), { recursive: true });
+      for (let f = 0; f < (d % 3 === 0 ? 0 : 40); f++)
+        await writeFile(join(source, path, `f${f}`), `${path} ${f}\n`.repeat(1 + (f % 7)));
+      // every 25th directory also holds a file streamed on its own (more than 256 KiB)
+      if (d % 25 === 1) await writeFile(join(source, path, 'large'), Buffer.alloc(300_000, d));
+    }
+    // a second name, in a directory walked later, of a file in one walked early
+    await link(join(source, 'g1/d1/f0'), join(source, 'g9/d299/second-name'));
+    const wanted = [...dirs, ...Array.from({ length: 10 }, (_, g) => `g${g}`)];
+    for (const [i, path] of wanted.entries()) {
+      await run('chmod', [i % 4 === 0 ? '0750' : '0755', join(source, path)]);
+      await run('touch', ['-d', `@${1_600_000_000 + i}.${String(i).padStart(9, '0')}`, join(source, path)]);
+    }
+    const { snapshotId } = await backup(repo, { source, hostname: 'dirs' });
+    const target = join(dir, 'target');
+    const summary = await restore(repo, { snapshot: snapshotId, target });
+    expect(summary.errors).toEqual([]);
+    expect(summary.files).toBe(200 * 40 + 12); // the second name is a link, not a file written
+    for (const path of wanted) {
+      const [was, now] = await Promise.all([
+        lstat(join(source, path), { bigint: true }),
+        lstat(join(target, source, path), { bigint: true }),
+      ]);
+      expect([now.mtimeNs, now.mode], path).toEqual([was.mtimeNs, was.mode]);
+    }
+    expect(await readFile(join(target, source, 'g9/d299/second-name'), 'utf8')).toBe('g1/d1 0\n');
+  }, 120_000);
 });

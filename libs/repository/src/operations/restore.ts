@@ -293,8 +293,21 @@ class RestoreRun {
   #batch: FileJob[] = [];
   #batchBytes = 0;
   readonly #batches = new Set<Promise<void>>();
-  /** Restored directories, each after everything below it: their metadata is set last. */
-  readonly #dirs: Array<{ node: TreeNode; path: FsPath }> = [];
+  /** Works {@link #start}ed, numbered from 1 in order, and the most of the first ones all done. */
+  #started = 0;
+  #doneThrough = 0;
+  /** Works done after one still running. */
+  readonly #doneAhead = new Set<number>();
+  /**
+   * Restored directories waiting for their metadata, each after everything below it, from
+   * {@link #dirsHead} on: `after` is the last work that may write into it or below it. A
+   * directory gets its metadata as soon as those are done, not at the end of the restore: a
+   * volume's tens of thousands of directories were all held until then.
+   */
+  readonly #dirs: Array<{ node: TreeNode; path: FsPath; after: number } | undefined> = [];
+  #dirsHead = 0;
+  /** Directories' metadata being set, one at a time. */
+  #metadata: Promise<void> = Promise.resolve();
   /** Subtrees loading ahead of the walk. */
   readonly #trees = new Map<string, Promise<TreeNode[]>>();
   #unsafe: { error: unknown } | undefined;
@@ -387,12 +400,52 @@ class RestoreRun {
 
   /** Starts `work` once fewer than {@link BATCHES_AT_ONCE} batches run. */
   async #start(work: () => Promise<void>): Promise<void> {
+    // Numbered now: the batch being gathered is always the next work ({@link #waitingDir}).
+    const number = ++this.#started;
     while (this.#batches.size >= BATCHES_AT_ONCE) await Promise.race(this.#batches);
     const running = work().catch((error: unknown) => {
       this.#unsafe ??= { error };
     });
     this.#batches.add(running);
-    void running.finally(() => this.#batches.delete(running));
+    void running.finally(() => {
+      this.#batches.delete(running);
+      this.#doneAhead.add(number);
+      while (this.#doneAhead.delete(this.#doneThrough + 1)) this.#doneThrough++;
+      this.#setDirMetadata();
+    });
+  }
+
+  /** A directory whose entries are all restored or in works: its metadata once they are done. */
+  #waitingDir(node: TreeNode, path: FsPath): void {
+    // Its last files may be in the batch being gathered, which starts as the next work.
+    this.#dirs.push({ node, path, after: this.#started + (this.#batch.length > 0 ? 1 : 0) });
+    this.#setDirMetadata();
+  }
+
+  /** Sets the metadata of the directories whose works are all done, children before parents. */
+  #setDirMetadata(): Promise<void> {
+    if (!this.#dirReady()) return this.#metadata;
+    this.#metadata = this.#metadata.then(async () => {
+      for (let dir = this.#dirReady(); dir; dir = this.#dirReady()) {
+        this.#dirs[this.#dirsHead++] = undefined;
+        try {
+          await applyNodeMetadata(dir.node, dir.path, this.#warn(dir.path));
+        } catch (error) {
+          this.#fail(dir.path, error);
+        }
+      }
+      if (this.#dirsHead > 1024 && this.#dirsHead * 2 > this.#dirs.length) {
+        this.#dirs.splice(0, this.#dirsHead);
+        this.#dirsHead = 0;
+      }
+    });
+    return this.#metadata;
+  }
+
+  /** The next directory waiting, if its works are done (and the restore has not failed). */
+  #dirReady(): { node: TreeNode; path: FsPath } | undefined {
+    const next = this.#dirs[this.#dirsHead];
+    return next && next.after <= this.#doneThrough && !this.#unsafe ? next : undefined;
   }
 
   /**
@@ -474,23 +527,21 @@ class RestoreRun {
     }
   }
 
-  /** Waits for every batch, then gives the directories their metadata, deepest first. */
+  /** Waits for every batch, then for the last directories' metadata, deepest first. */
   async finish(): Promise<void> {
     await this.#flushBatch();
     while (this.#batches.size > 0) await Promise.all(this.#batches);
+    await this.#metadata;
     if (this.#unsafe) throw this.#unsafe.error;
-    for (const { node, path } of this.#dirs) {
-      await applyNodeMetadata(node, path, this.#warn(path)).catch((error: unknown) =>
-        this.#fail(path, error),
-      );
-    }
-    this.#dirs.length = 0;
+    await this.#setDirMetadata();
+    this.#dirs.length = this.#dirsHead = 0;
   }
 
   /** Waits for the batches under way, for a walk that failed (nothing is left writing). */
   async abandon(): Promise<void> {
     this.#batch = [];
     while (this.#batches.size > 0) await Promise.all(this.#batches);
+    await this.#metadata;
   }
 
   async #clear(path: FsPath): Promise<void> {
@@ -526,7 +577,7 @@ class RestoreRun {
   /**
    * Restores one entry at `path` (in a directory this run created when `fresh`). A file is
    * whole when this returns; a directory's files may still be in their batches and its metadata
-   * comes with {@link finish}.
+   * comes once they are written ({@link #waitingDir}), at the latest with {@link finish}.
    */
   async node(node: TreeNode, path: FsPath, fresh = false): Promise<void> {
     switch (node.type) {
@@ -536,7 +587,7 @@ class RestoreRun {
         if (!node.subtree)
           throw new RepositoryError(RepositoryErrorCode.Malformed, `directory ${node.name} has no subtree`);
         await this.tree(node.subtree, path, created);
-        this.#dirs.push({ node, path });
+        this.#waitingDir(node, path);
         return;
       }
       case 'file':
