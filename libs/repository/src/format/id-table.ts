@@ -20,14 +20,15 @@ const FIRST_CAPACITY = 64;
  * in-memory index).
  */
 export class Column<T extends Uint8Array | Uint32Array> {
-  readonly #make: (length: number) => T;
+  readonly #Array: new (length: number) => T;
   readonly #width: number;
   readonly #pages: T[];
 
-  constructor(make: (length: number) => T, width = 1) {
-    this.#make = make;
+  /** A column of `TypedArray`s (`Uint32Array`, `Uint8Array`). */
+  constructor(TypedArray: new (length: number) => T, width = 1) {
+    this.#Array = TypedArray;
     this.#width = width;
-    this.#pages = [make(FIRST_CAPACITY * width)];
+    this.#pages = [new TypedArray(FIRST_CAPACITY * width)];
   }
 
   /** Makes room for `capacity` rows: a power of two up to {@link PAGE_ROWS}, else a multiple of it. */
@@ -35,11 +36,11 @@ export class Column<T extends Uint8Array | Uint32Array> {
     const pages = this.#pages;
     const first = Math.min(capacity, PAGE_ROWS) * this.#width;
     if (pages[0]!.length < first) {
-      const copy = this.#make(first);
+      const copy = new this.#Array(first);
       copy.set(pages[0]!);
       pages[0] = copy;
     }
-    while (pages.length * PAGE_ROWS < capacity) pages.push(this.#make(PAGE_ROWS * this.#width));
+    while (pages.length * PAGE_ROWS < capacity) pages.push(new this.#Array(PAGE_ROWS * this.#width));
   }
 
   /** The pages, first to last. */
@@ -75,9 +76,6 @@ export function capacityFor(rows: number, capacity: number): number {
   return grown;
 }
 
-const idWords = (length: number) => new Uint32Array(length);
-const bytes = (length: number) => new Uint8Array(length);
-
 /**
  * Ids (64 lower-case hex digits, kept as their 32 bytes), each of a kind (0 or 1: data or tree),
  * in rows numbered in the order written, found by (kind, id) through an open-addressing hash table
@@ -97,10 +95,10 @@ export class IdTable {
   /** Distinct keys: the rows in {@link #table}. */
   #keys = 0;
   /** The ids as words, for comparing and hashing. */
-  readonly #ids = new Column(idWords, ID_WORDS);
+  readonly #ids = new Column(Uint32Array, ID_WORDS);
   /** The same pages as bytes, for hex. */
   #idBytes: Buffer[] = IdTable.#asBytes(this.#ids);
-  readonly #kinds = new Column(bytes);
+  readonly #kinds = new Column(Uint8Array);
   /** Row numbers by hash, {@link ABSENT} where free: linear probing, a power-of-two length. */
   #table = new Int32Array(128).fill(ABSENT);
   /**

@@ -65,7 +65,7 @@ describe('the packed id table', () => {
 
 describe('a paged column', () => {
   it('keeps every value through its growth, copying only its first page and only while it is not full', () => {
-    const column = new Column((length) => new Uint32Array(length), 2);
+    const column = new Column(Uint32Array, 2);
     const rows = 3 * PAGE_ROWS + 100;
     let capacity = 64;
     for (let row = 0; row < rows; row++) {
@@ -85,7 +85,7 @@ describe('a paged column', () => {
       expect(column.page(row)[column.at(row)]).toBe(row);
       expect(column.page(row)[column.at(row) + 1]).toBe(rows - row);
     }
-    const flags = new Column((length) => new Uint8Array(length));
+    const flags = new Column(Uint8Array);
     flags.resize(PAGE_ROWS + 1);
     flags.set(PAGE_ROWS, 7);
     expect([flags.get(PAGE_ROWS), flags.get(PAGE_ROWS - 1)]).toEqual([7, 0]);

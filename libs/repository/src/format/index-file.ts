@@ -135,8 +135,6 @@ function entryFault(
 const HAS_UNCOMPRESSED_LENGTH = 1;
 /** A type's kind in the {@link IdTable}. */
 const kindOf = (type: BlobType): 0 | 1 => (type === 'tree' ? 1 : 0);
-const words = (length: number) => new Uint32Array(length);
-const bytes = (length: number) => new Uint8Array(length);
 
 /**
  * The in-memory index: blob (type and id) → its place in a pack. Packed as restic packs its own
@@ -155,11 +153,11 @@ export class BlobIndex {
   /** The entries' ids and types, found by key; its rows are the entries, duplicates included. */
   readonly #ids = new IdTable();
   /** Each entry's pack number: its index in {@link #packIds}. */
-  readonly #packOf = new Column(words);
-  readonly #offsets = new Column(words);
-  readonly #lengths = new Column(words);
-  readonly #uncompressedLengths = new Column(words);
-  readonly #flags = new Column(bytes);
+  readonly #packOf = new Column(Uint32Array);
+  readonly #offsets = new Column(Uint32Array);
+  readonly #lengths = new Column(Uint32Array);
+  readonly #uncompressedLengths = new Column(Uint32Array);
+  readonly #flags = new Column(Uint8Array);
   /** Pack ids by pack number, in the order their first entry came. */
   readonly #packIds: string[] = [];
   readonly #packNumbers = new Map<string, number>();

@@ -299,13 +299,12 @@ class RestoreRun {
   /** Works done after one still running. */
   readonly #doneAhead = new Set<number>();
   /**
-   * Restored directories waiting for their metadata, each after everything below it, from
-   * {@link #dirsHead} on: `after` is the last work that may write into it or below it. A
-   * directory gets its metadata as soon as those are done, not at the end of the restore: a
-   * volume's tens of thousands of directories were all held until then.
+   * Restored directories waiting for their metadata, each after everything below it: `after` is
+   * the last work that may write into it or below it. A directory gets its metadata as soon as
+   * those are done, not at the end of the restore: a volume's tens of thousands of directories
+   * were all held until then.
    */
-  readonly #dirs: Array<{ node: TreeNode; path: FsPath; after: number } | undefined> = [];
-  #dirsHead = 0;
+  readonly #dirs: Array<{ node: TreeNode; path: FsPath; after: number }> = [];
   /** Directories' metadata being set, one at a time. */
   #metadata: Promise<void> = Promise.resolve();
   /** Subtrees loading ahead of the walk. */
@@ -427,16 +426,12 @@ class RestoreRun {
     if (!this.#dirReady()) return this.#metadata;
     this.#metadata = this.#metadata.then(async () => {
       for (let dir = this.#dirReady(); dir; dir = this.#dirReady()) {
-        this.#dirs[this.#dirsHead++] = undefined;
+        this.#dirs.shift();
         try {
           await applyNodeMetadata(dir.node, dir.path, this.#warn(dir.path));
         } catch (error) {
           this.#fail(dir.path, error);
         }
-      }
-      if (this.#dirsHead > 1024 && this.#dirsHead * 2 > this.#dirs.length) {
-        this.#dirs.splice(0, this.#dirsHead);
-        this.#dirsHead = 0;
       }
     });
     return this.#metadata;
@@ -444,7 +439,7 @@ class RestoreRun {
 
   /** The next directory waiting, if its works are done (and the restore has not failed). */
   #dirReady(): { node: TreeNode; path: FsPath } | undefined {
-    const next = this.#dirs[this.#dirsHead];
+    const next = this.#dirs[0];
     return next && next.after <= this.#doneThrough && !this.#unsafe ? next : undefined;
   }
 
@@ -534,7 +529,7 @@ class RestoreRun {
     await this.#metadata;
     if (this.#unsafe) throw this.#unsafe.error;
     await this.#setDirMetadata();
-    this.#dirs.length = this.#dirsHead = 0;
+    this.#dirs.length = 0;
   }
 
   /** Waits for the batches under way, for a walk that failed (nothing is left writing). */

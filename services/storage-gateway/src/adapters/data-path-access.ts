@@ -1,6 +1,7 @@
 import type { DataRequester, RestoreGrant } from '@volback/contracts';
 import { DataPathError, DataPathErrorCode } from '@volback/data-path';
 import { decodeTree, IdTable, type TreeNode } from '@volback/repository';
+import { loadQueued } from '../domain/reachability.ts';
 import { snapshotHostId, type StoredSnapshot } from '../domain/snapshot-selection.ts';
 
 /** What {@link DataPathAccess} reads of the repository. */
@@ -114,41 +115,8 @@ class ReadScope {
       if (!this.#complete.has(TREE, id) && seen.add(TREE, id)) queue.push(id);
     };
     visit(rootId);
-    let next = 0;
-    await new Promise<void>((resolve, reject) => {
-      let loading = 0;
-      let failed = false;
-      const fail = (error: unknown) => {
-        failed = true;
-        reject(error instanceof Error ? error : new Error(String(error)));
-      };
-      const pump = () => {
-        while (!failed && loading < WALK_LOADS && next < queue.length) {
-          const id = queue[next++]!;
-          loading++;
-          Promise.resolve(id)
-            .then(load)
-            .then(
-              (nodes) => {
-                loading--;
-                if (failed) return;
-                try {
-                  for (const subtree of this.record(nodes)) visit(subtree);
-                } catch (error) {
-                  fail(error);
-                  return;
-                }
-                pump();
-              },
-              (error: unknown) => {
-                loading--;
-                if (!failed) fail(error);
-              },
-            );
-        }
-        if (!failed && loading === 0 && next === queue.length) resolve();
-      };
-      pump();
+    await loadQueued(queue, WALK_LOADS, load, (_, nodes) => {
+      for (const subtree of this.record(nodes)) visit(subtree);
     });
     for (let row = 0; row < seen.rows; row++) this.#complete.add(TREE, seen.id(row));
   }
