@@ -35,8 +35,20 @@ const REPLY_TARGET_BYTES = 4 * 1024 * 1024;
 const TREE_LOADS_AHEAD = 2;
 /** Trees kept for the walk, in multiples of `treesAheadBytes`. */
 const TREES_KEPT_FACTOR = 4;
-/** A directory's subtree in a tree's JSON, as restic writes it (found without parsing the tree). */
-const SUBTREE = /"subtree":"([0-9a-f]{64})"/g;
+/**
+ * Bytes of `treesAheadBytes` that stand for one tree named and not yet asked for: the list of them
+ * is bounded by it (16,384 ids by default). Replies name trees breadth first and the walk reads
+ * depth first, so without a bound the list grew to a whole level of the volume's directories
+ * (32,000 ids, each holding the text of the tree it came from, in a restore of 51,000
+ * directories). Trees left out are asked for by the walk, or wanted again when it reads their
+ * parent.
+ */
+const WANTED_TREE_SHARE = 256;
+/** The walk's next trees (named by those it read) wanted at most: a wide directory's worth. */
+const TREES_NEXT_MAX = 8 * LOAD_BLOBS_MAX_IDS;
+/** What precedes a directory's subtree in a tree's JSON, as restic writes it. */
+const SUBTREE_KEY = Buffer.from('"subtree":"');
+const TREE_ID = /^[0-9a-f]{64}$/;
 
 /** Least a batch reserves of the reply budget. */
 const MIN_RESERVED_BYTES = 64 * 1024;
@@ -139,6 +151,8 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
   /** Small blobs waiting to go in one `store-blobs` request, by type. */
   readonly #gathered = new Map<BlobType, { blobs: GatheredBlob[]; bytes: number }>();
   readonly #treesAheadBytes: number;
+  /** Trees named and not yet asked for, at most ({@link WANTED_TREE_SHARE}). */
+  readonly #treesWantedMax: number;
   /** Trees read with others and kept for the walk ({@link loadTree}), oldest first. */
   readonly #treesAhead = new Map<string, Buffer>();
   /** How often the walk will still read each kept tree: as often as the trees received name it. */
@@ -147,7 +161,12 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
   readonly #treesLoading = new Map<string, Promise<void>>();
   #treesKeptBytes = 0;
   /** Trees named by trees received and not received with them, to ask for in the background. */
-  #treesWanted: string[] = [];
+  readonly #treesWanted: string[] = [];
+  /**
+   * Trees named by those the walk read and not kept nor on their way: what the walk reads next,
+   * asked for first, and even while many trees are kept (the oldest kept make room).
+   */
+  readonly #treesNext: string[] = [];
   /** Background requests for trees under way ({@link TREE_LOADS_AHEAD} at most). */
   #treeRequests = 0;
   /** Until then, trees are read one by one: the gateways did not answer `load-trees`. */
@@ -162,6 +181,10 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
     this.#maxRequests = options.maxInFlightRequests ?? 16;
     this.#askAbove = options.askAboveBytes ?? 64 * 1024;
     this.#treesAheadBytes = options.treesAheadBytes ?? 4 * 1024 * 1024;
+    this.#treesWantedMax = Math.max(
+      LOAD_BLOBS_MAX_IDS,
+      Math.floor(this.#treesAheadBytes / WANTED_TREE_SHARE),
+    );
   }
 
   /** Asks a gateway for the repository's chunker polynomial and returns a store for one session. */
@@ -419,13 +442,12 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
       return loadTreeFrom(this.#client, id);
     const kept =
       this.#takeTree(id) ?? (await this.#treesLoading.get(id)?.catch(() => undefined), this.#takeTree(id));
-    if (kept) {
-      this.#loadWantedTrees(); // room again, maybe
-      return decodeTree(kept, id);
-    }
+    if (kept) return this.#wantBelow(decodeTree(kept, id));
     // Not wanted in the background any more: the walk got there first.
-    const wanted = this.#treesWanted.indexOf(id);
-    if (wanted >= 0) this.#treesWanted.splice(wanted, 1);
+    for (const list of [this.#treesNext, this.#treesWanted]) {
+      const wanted = list.indexOf(id);
+      if (wanted >= 0) list.splice(wanted, 1);
+    }
     try {
       await this.#loadTrees(id);
     } catch (error) {
@@ -435,7 +457,18 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
       return loadTreeFrom(this.#client, id);
     }
     const loaded = this.#takeTree(id);
-    return loaded ? decodeTree(loaded, id) : loadTreeFrom(this.#client, id);
+    return this.#wantBelow(loaded ? decodeTree(loaded, id) : await loadTreeFrom(this.#client, id));
+  }
+
+  /**
+   * The walk reads a tree: the trees it names are what the walk reads next, so they are wanted
+   * ahead of the others (those it forgot for want of room are wanted again here).
+   */
+  #wantBelow(nodes: TreeNode[]): TreeNode[] {
+    const below = nodes.flatMap((node) => (node.type === 'dir' && node.subtree ? [node.subtree] : []));
+    this.#want(this.#treesNext, below, TREES_NEXT_MAX, true);
+    this.#loadWantedTrees();
+    return nodes;
   }
 
   /**
@@ -452,7 +485,7 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
         const below = this.#keepTrees(trees);
         // The walk reads the root at least once, named by a tree received before or not.
         if (!this.#treeReads.has(root)) this.#treeReads.set(root, 1);
-        this.#treesWanted.push(...below);
+        this.#want(this.#treesWanted, below, this.#treesWantedMax);
       } finally {
         budget.give(reserved);
         this.#treesLoading.delete(root);
@@ -468,8 +501,7 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
     const below = new Set<string>();
     for (const tree of trees) {
       this.#keepTree(tree.id, tree.data);
-      for (const match of tree.data.toString('latin1').matchAll(SUBTREE)) {
-        const subtree = match[1]!;
+      for (const subtree of subtreeIds(tree.data)) {
         this.#treeReads.set(subtree, (this.#treeReads.get(subtree) ?? 0) + 1);
         below.add(subtree);
       }
@@ -479,24 +511,44 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
   }
 
   /**
-   * Asks in the background for the trees wanted, up to {@link LOAD_BLOBS_MAX_IDS} in one
-   * `load-blobs` request, while fewer than {@link TREE_LOADS_AHEAD} are under way and there is room
-   * (reply budget, kept bytes). A directory of many subdirectories is one round trip, where
-   * `load-trees` of each subdirectory was one each (an incremental backup of 32,000 small files in
-   * 3,200 directories asked 2,200 times). What a reply leaves out, and what its trees name, are
-   * wanted next. Failures are dropped: the walk asks itself when it gets there.
+   * Adds trees to a list to ask for in the background, behind those in it or (`first`) ahead of
+   * them. Beyond `max` the last ones are forgotten, and so is how often the walk reads them: it
+   * asks for each itself when it gets there.
+   */
+  #want(list: string[], ids: readonly string[], max: number, first = false): void {
+    const fresh = [...new Set(ids)]
+      .filter((id) => !this.#treesAhead.has(id) && !this.#treesLoading.has(id))
+      .slice(0, max);
+    if (fresh.length === 0) return;
+    if (first) list.unshift(...fresh);
+    else list.push(...fresh.slice(0, max - list.length));
+    for (const id of list.splice(max)) {
+      if (!this.#treesAhead.has(id) && !this.#treesLoading.has(id)) this.#treeReads.delete(id);
+    }
+  }
+
+  /**
+   * Asks in the background for the trees wanted, the walk's next ones first, up to
+   * {@link LOAD_BLOBS_MAX_IDS} in one `load-blobs` request, while fewer than
+   * {@link TREE_LOADS_AHEAD} are under way and there is room (reply budget; kept bytes, except for
+   * the walk's next ones). A directory of many subdirectories is one round trip, where `load-trees`
+   * of each subdirectory was one each (an incremental backup of 32,000 small files in 3,200
+   * directories asked 2,200 times). What a reply leaves out, and what its trees name, are wanted
+   * next. Failures are dropped: the walk asks itself when it gets there.
    */
   #loadWantedTrees(): void {
     const budget = this.#client.replyBudget;
     const reserved = this.#client.maxMessageBytes;
-    while (this.#treesWanted.length > 0 && this.#treeRequests < TREE_LOADS_AHEAD) {
-      if (this.#treesKeptBytes > (TREES_KEPT_FACTOR - 1) * this.#treesAheadBytes) return;
-      const ids = this.#treesWanted
-        .splice(0, LOAD_BLOBS_MAX_IDS)
-        .filter((id) => !this.#treesAhead.has(id) && !this.#treesLoading.has(id));
+    while (this.#treeRequests < TREE_LOADS_AHEAD) {
+      const roomy = this.#treesKeptBytes <= (TREES_KEPT_FACTOR - 1) * this.#treesAheadBytes;
+      const list = this.#treesNext.length > 0 ? this.#treesNext : roomy ? this.#treesWanted : undefined;
+      if (!list || list.length === 0) return;
+      const ids = [...new Set(list.splice(0, LOAD_BLOBS_MAX_IDS))].filter(
+        (id) => !this.#treesAhead.has(id) && !this.#treesLoading.has(id),
+      );
       if (ids.length === 0) continue;
       if (!budget.tryTake(reserved)) {
-        this.#treesWanted.unshift(...ids);
+        list.unshift(...ids);
         return;
       }
       this.#treeRequests++;
@@ -506,8 +558,8 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
         try {
           const blobs = await this.#client.loadBlobs('tree', ids);
           const below = this.#keepTrees(blobs.map((data, i) => ({ id: ids[i]!, data })));
-          this.#treesWanted.unshift(...ids.slice(blobs.length));
-          this.#treesWanted.push(...below);
+          list.unshift(...ids.slice(blobs.length));
+          this.#want(this.#treesWanted, below, this.#treesWantedMax);
         } finally {
           budget.give(reserved);
           this.#treeRequests--;
@@ -547,4 +599,18 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
     }
     return bytes;
   }
+}
+
+/**
+ * The subtrees a tree's JSON names, found without parsing it. Each id is a string of its own: a
+ * match in the tree's text would keep the whole text alive as long as the id.
+ */
+function subtreeIds(tree: Buffer): string[] {
+  const ids: string[] = [];
+  for (let at = tree.indexOf(SUBTREE_KEY); at >= 0; at = tree.indexOf(SUBTREE_KEY, at + 1)) {
+    const start = at + SUBTREE_KEY.length;
+    const id = tree.toString('latin1', start, start + 64);
+    if (tree[start + 64] === 0x22 && TREE_ID.test(id)) ids.push(id);
+  }
+  return ids;
 }

@@ -162,6 +162,62 @@ describe('load-trees between a client and a gateway', () => {
     }
   });
 
+  it("a walk of 3,200 directories with a small read-ahead reads every tree, in the walk's order, in few requests", async () => {
+    // Eight directories of 400 each: more trees named at once than the store asks for in the
+    // background (256 with 20,000 bytes of read-ahead); those left out are asked for once the walk
+    // reads the directory naming them.
+    const wide = new Map<string, Buffer>();
+    const add = (nodes: TreeNode[]) => {
+      const bytes = encodeTree(nodes);
+      wide.set(sha256(bytes), bytes);
+      return sha256(bytes);
+    };
+    const top = add(
+      Array.from({ length: 8 }, (_, i) =>
+        dir(`d${i}`, add(Array.from({ length: 400 }, (_, j) => dir(`e${j}`, add([file(`f${i}-${j}`)]))))),
+      ),
+    );
+    const client = new DataPathClient(nc, { requester: TEST_READER });
+    const ids = [...wide.keys()];
+    for (let i = 0; i < ids.length; i += 200) {
+      await client.storeBlobs(
+        'tree',
+        ids.slice(i, i + 200).map((id) => ({ id, data: wide.get(id)! })),
+      );
+    }
+    await client.flush();
+    const walk = async (store: GatewayBlobStore) => {
+      const seen: string[] = [];
+      const visit = async (id: string): Promise<void> => {
+        const nodes = await store.loadTree(id);
+        seen.push(`${id} ${nodes.map((n) => n.name).join(',')}`);
+        for (const node of nodes) if (node.type === 'dir') await visit(node.subtree!);
+      };
+      await visit(top);
+      return seen;
+    };
+    const expected: string[] = [];
+    const visit = (id: string) => {
+      const nodes = (JSON.parse(wide.get(id)!.toString()) as { nodes: TreeNode[] }).nodes;
+      expected.push(`${id} ${nodes.map((n) => n.name).join(',')}`);
+      for (const node of nodes) if (node.type === 'dir') visit(node.subtree!);
+    };
+    visit(top);
+    expect(expected).toHaveLength(1 + 8 + 8 * 400);
+    const batched = await countRequests(nc, dataSubject(TEST_READER, DATA_OPERATIONS.loadTrees));
+    const many = await countRequests(nc, dataSubject(TEST_READER, DATA_OPERATIONS.loadBlobs));
+    try {
+      expect(await walk(await GatewayBlobStore.open(client, { treesAheadBytes: 20_000 }))).toEqual(expected);
+      // The trees forgotten are asked for in the background once the walk reads the tree naming them.
+      expect(batched.count + many.count).toBeLessThan(expected.length / 20);
+      expect(await walk(await GatewayBlobStore.open(client))).toEqual(expected);
+    } finally {
+      batched.stop();
+      many.stop();
+    }
+    await waitFor('the reply budget to come back', async () => client.replyBudget.used === 0);
+  });
+
   it('answers an unknown root with NOT_FOUND and a malformed request with BAD_REQUEST', async () => {
     const client = new DataPathClient(nc, { requester: TEST_READER });
     expect((await failure(client.loadTrees(sha256(Buffer.from('no such tree'))))).code).toBe(

@@ -64,7 +64,11 @@ export class SpecialEntryFilter implements BlobSource {
   readonly #source: BlobSource;
   readonly #keepSpecialModes: boolean;
   readonly #within: string;
-  /** Tree id → the snapshot paths of the directories it lists (a tree may sit in several places). */
+  /**
+   * Tree id → the snapshot paths of the directories it lists (a tree may sit in several places),
+   * for the trees named and not read yet: a tree's paths are dropped once it is read (a walk
+   * reads a tree again at each place it reaches later, whose path its parent noted by then).
+   */
   readonly #paths = new Map<string, Set<string>>();
   readonly #devices = new Map<string, TreeNode>();
   readonly #stripped = new Map<string, TreeNode>();
@@ -97,7 +101,9 @@ export class SpecialEntryFilter implements BlobSource {
       await this.#source.loadTree(id),
       this.#keepSpecialModes,
     );
-    for (const dir of this.#paths.get(id) ?? []) {
+    const dirs = this.#paths.get(id) ?? [];
+    this.#paths.delete(id);
+    for (const dir of dirs) {
       const note = (into: Map<string, TreeNode>, node: TreeNode) => {
         const path = posix.join(dir, node.name);
         if (this.#isWithin(path)) into.set(path, node);

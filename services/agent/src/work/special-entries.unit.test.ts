@@ -78,6 +78,22 @@ describe('SpecialEntryFilter', () => {
     expect([...filter.filtered.stripped.keys()]).toEqual(['/volumes/data/a/su', '/volumes/data/b/su']);
   });
 
+  it('given a tree read again at a place its first read did not know, then that place is listed too', async () => {
+    // Depth first: `same` is read below /x before /y is listed, then again below /y/z.
+    const later: Record<string, TreeNode[]> = {
+      root: [node('x', 'dir', 0o40755, { subtree: 'same' }), node('y', 'dir', 0o40755, { subtree: 'y' })],
+      y: [node('z', 'dir', 0o40755, { subtree: 'same' })],
+      same: [setuidRoot, char],
+    };
+    const filter = new SpecialEntryFilter(
+      { loadBlob: async () => Buffer.alloc(0), loadTree: async (id) => later[id]! },
+      { rootTree: 'root', within: '/', keepSpecialModes: false },
+    );
+    await walk(filter, 'root');
+    expect([...filter.filtered.devices.keys()]).toEqual(['/x/null', '/y/z/null']);
+    expect([...filter.filtered.stripped.keys()]).toEqual(['/x/su', '/y/z/su']);
+  });
+
   it('given a sub-path, then only what is below it is listed (the rest is not restored)', async () => {
     // A restore's inner path of a whole volume ends with a slash (`/volumes/data/`).
     const filter = new SpecialEntryFilter(source, {
