@@ -252,4 +252,20 @@ describe('directories given their metadata while the restore goes on', () => {
     }
     expect(await readFile(join(target, source, 'g9/d299/second-name'), 'utf8')).toBe('g1/d1 0\n');
   }, 120_000);
+
+  it('restores 20 directories of 260 subdirectories each: more entries than the walk loads ahead, the rest read when it gets there', async () => {
+    const source = join(dir, 'wide');
+    for (let d = 0; d < 20; d++) {
+      for (let e = 0; e < 260; e++) {
+        await mkdir(join(source, `d${d}`, `e${e}`), { recursive: true });
+        if (e % 2 === 0) await writeFile(join(source, `d${d}`, `e${e}`, 'f'), `${d}/${e}\n`);
+      }
+    }
+    const { snapshotId } = await backup(repo, { source, hostname: 'dirs' });
+    const target = join(dir, 'wide-target');
+    const summary = await restore(repo, { snapshot: snapshotId, target });
+    expect(summary.errors).toEqual([]);
+    expect([summary.files, summary.dirs]).toEqual([20 * 130, 20 * 261 + source.split('/').length - 1]);
+    expect(await listing(join(target, source))).toEqual(await listing(source));
+  }, 120_000);
 });

@@ -178,6 +178,12 @@ const SMALL_FILE = 256 * 1024;
 const BATCHES_AT_ONCE = 4;
 /** Subtrees of a directory loaded ahead of the walk, together (then one more per subtree walked). */
 const TREES_AHEAD = 16;
+/**
+ * The one more is skipped while the subtrees of that directory loaded ahead and not yet walked
+ * hold this many entries: sixteen directories of 795 subdirectories each stayed loaded, 12,700
+ * entries, through a restore of a 4 GiB volume. A tree skipped is read when the walk gets there.
+ */
+const ENTRIES_AHEAD = 4096;
 
 /** How many times each id occurs in `ids`. */
 function usesOf(ids: readonly string[]): Map<string, number> {
@@ -307,8 +313,14 @@ class RestoreRun {
   readonly #dirs: Array<{ node: TreeNode; path: FsPath; after: number }> = [];
   /** Directories' metadata being set, one at a time. */
   #metadata: Promise<void> = Promise.resolve();
-  /** Subtrees loading ahead of the walk. */
-  readonly #trees = new Map<string, Promise<TreeNode[]>>();
+  /**
+   * Subtrees loading ahead of the walk; once loaded, their entries, counted in `level` too (the
+   * entries of one directory's subtrees loaded ahead and not walked yet).
+   */
+  readonly #trees = new Map<
+    string,
+    { loading: Promise<TreeNode[]>; entries: number; level: { entries: number } }
+  >();
   #unsafe: { error: unknown } | undefined;
   /** Whether the source was asked to open blobs on every core ({@link BlobSource.openWithEveryCore}). */
   #everyCore = false;
@@ -339,18 +351,30 @@ class RestoreRun {
   #loadTree(id: string): Promise<TreeNode[]> {
     const ahead = this.#trees.get(id);
     this.#trees.delete(id);
-    return ahead ?? this.#repo.loadTree(id);
+    if (!ahead) return this.#repo.loadTree(id);
+    ahead.level.entries -= ahead.entries;
+    return ahead.loading;
   }
 
-  /** Starts loading subtrees the walk will want, together where the source can. */
-  #loadAhead(wanted: ReadonlyArray<string | null | undefined>): void {
+  /**
+   * Starts loading subtrees the walk will want, together where the source can; their entries
+   * count in `level` once loaded.
+   */
+  #loadAhead(wanted: ReadonlyArray<string | null | undefined>, level: { entries: number }): void {
     const ids = wanted.filter((id): id is string => !!id && !this.#trees.has(id));
     if (ids.length === 0) return;
     const repo = this.#repo;
     const loads = repo.loadTrees ? repo.loadTrees(ids) : ids.map((id) => repo.loadTree(id));
     ids.forEach((id, i) => {
-      const loading = loads[i]!;
-      loading.catch(() => undefined); // awaited when the walk gets there
+      const loading = { loading: loads[i]!, entries: 0, level };
+      loading.loading.then(
+        (nodes) => {
+          if (this.#trees.get(id) !== loading) return; // walked already
+          loading.entries = nodes.length;
+          level.entries += nodes.length;
+        },
+        () => undefined, // awaited when the walk gets there
+      );
       this.#trees.set(id, loading);
     });
   }
@@ -364,13 +388,15 @@ class RestoreRun {
     assertSafeTree(nodes, treeId);
     const subtrees = nodes.filter((n) => n.type === 'dir').map((n) => n.subtree);
     let descended = 0;
-    this.#loadAhead(subtrees.slice(0, TREES_AHEAD));
+    const ahead = { entries: 0 };
+    this.#loadAhead(subtrees.slice(0, TREES_AHEAD), ahead);
     for (const node of nodes) {
       if (this.#unsafe) return;
       const path = childPath(dir, node);
       if (node.type === 'file') await this.#enqueue({ node, path, fresh });
       else {
-        if (node.type === 'dir') this.#loadAhead([subtrees[TREES_AHEAD + descended++]]);
+        const next = node.type === 'dir' ? subtrees[TREES_AHEAD + descended++] : undefined;
+        if (next && ahead.entries < ENTRIES_AHEAD) this.#loadAhead([next], ahead);
         await this.#guarded(node, path, fresh);
       }
     }
