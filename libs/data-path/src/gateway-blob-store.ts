@@ -521,7 +521,7 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
       .slice(0, max);
     if (fresh.length === 0) return;
     if (first) list.unshift(...fresh);
-    else list.push(...fresh.slice(0, max - list.length));
+    else list.push(...fresh.slice(0, Math.max(0, max - list.length)));
     for (const id of list.splice(max)) {
       if (!this.#treesAhead.has(id) && !this.#treesLoading.has(id)) this.#treeReads.delete(id);
     }
