@@ -175,8 +175,11 @@ describe('database dumps: the agent execs the dump in the container and streams 
     const data = outcome.data as Data & { snapshotId: string; dumps: Data[]; stats: Data };
     expect(data.dumps).toMatchObject([{ container: 'cache', mode: 'instead', sizeBytes: size }]);
     expect(data.stats).toMatchObject({ filesNew: 0, bytesRead: 0 });
-    // A dump held in memory would add 256 MiB; chunks are 8 MiB at most and 64 MiB may be in flight (measured: about 36 MiB).
-    expect(peak - before, `agent peak ${peak} B, before ${before} B`).toBeLessThan(96 * 1024 * 1024);
+    // A dump held in memory would add 256 MiB; chunks are 8 MiB at most and 64 MiB may be in flight.
+    // Measured after the file's earlier tests: 24-37 MiB, and up to 100 MiB with what those tests
+    // left for the collector (90-99 MiB in three runs of the code of 7 December, early morning;
+    // 100 in a full test run since), so the bound sits between that and the dump's 256 MiB.
+    expect(peak - before, `agent peak ${peak} B, before ${before} B`).toBeLessThan(160 * 1024 * 1024);
 
     const listing = (await restic(['ls', data.snapshotId])).text;
     expect(listing).toContain('/.volback/dumps/cache.dump');
