@@ -1,12 +1,16 @@
 #!/bin/sh
 # The image's entry point: the first argument names the part to run, the rest go to it.
 # `exec` leaves Node as the only process under the init (compose `init: true`), so it gets SIGTERM.
+# Node's flags come from the files every other launcher reads: the services' young generation
+# (libs/process/service-node-flags), the command line's (tools/cli/bin/node-flags).
 set -eu
 part=${1:-help}
 [ $# -gt 0 ] && shift
 case $part in
-  agent | scheduler | catalog | storage-gateway) exec node "/app/services/$part/src/main.ts" "$@" ;;
-  volback) exec node /app/tools/cli/src/main.ts "$@" ;;
+  # shellcheck disable=SC2046
+  agent | scheduler | catalog | storage-gateway) exec node $(cat /app/libs/process/service-node-flags) "/app/services/$part/src/main.ts" "$@" ;;
+  # shellcheck disable=SC2046
+  volback) exec node $(cat /app/tools/cli/bin/node-flags) /app/tools/cli/src/main.ts "$@" ;;
   help | --help | -h)
     echo 'usage: <image> agent | storage-gateway | scheduler | catalog | volback <cli arguments> | <command>'
     ;;

@@ -8,6 +8,7 @@ import {
   freePort,
   resolveBinary,
   RESTIC,
+  serviceNodeFlags,
   startDockerEngine,
   waitUntil,
   type DockerEngine,
@@ -280,6 +281,20 @@ describe('docker compose: volback deployed from its images', () => {
       const states = await composeA.run(staged, [...CENTRAL, 'ps', '--format', '{{.Service}} {{.Health}}']);
       for (const service of ['nats', 'minio', 'storage-gateway', 'scheduler', 'catalog', 'agent']) {
         expect(states).toContain(`${service} healthy`);
+      }
+      // Each service's Node runs with the services' flags (the image's entry point reads the file).
+      const flags = serviceNodeFlags().join(' ');
+      for (const service of ['storage-gateway', 'scheduler', 'catalog', 'agent']) {
+        const commands = await composeA.run(staged, [
+          ...CENTRAL,
+          'exec',
+          '-T',
+          service,
+          'sh',
+          '-c',
+          'for f in /proc/[0-9]*/cmdline; do tr "\\0" " " < "$f"; echo; done',
+        ]);
+        expect(commands, service).toContain(`node ${flags} /app/services/${service}/src/main.ts`);
       }
 
       await startApp(composeA, 'app');

@@ -14,6 +14,7 @@ import {
 import { drainNats, MessagePublisher, type NatsConnection } from '@volback/messaging';
 import {
   freePort,
+  serviceNodeFlags,
   startProcess,
   waitUntil,
   type DockerEngine,
@@ -46,7 +47,10 @@ export interface ServiceProcess extends ServerProcess {
   log(): Promise<string>;
 }
 
-/** Starts a service's main.ts with `env` (plus PATH) and waits until its /readyz answers 200. */
+/**
+ * Starts a service's main.ts as every launcher does (Node's flags from `serviceNodeFlags`), with
+ * `env` (plus PATH), and waits until its /readyz answers 200.
+ */
 export async function startService(
   service: keyof typeof SERVICE_MAINS,
   name: string,
@@ -56,7 +60,7 @@ export async function startService(
 ): Promise<ServiceProcess> {
   const port = await freePort();
   const logFile = join(logDir, `${name}.log`);
-  const proc = startProcess(process.execPath, [SERVICE_MAINS[service]], logFile, {
+  const proc = startProcess(process.execPath, [...serviceNodeFlags(), SERVICE_MAINS[service]], logFile, {
     PATH: process.env['PATH'] ?? '',
     LOG_LEVEL: 'debug',
     VOLBACK_OPS_HOST: '127.0.0.1',

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { HealthCheck } from '@volback/observability';
+import { serviceNodeFlags } from './node-flags.ts';
 import type { ServerProcess } from './processes.ts';
 
 /** The few log calls the supervisor makes. */
@@ -10,7 +11,7 @@ export interface SupervisorLogger {
 }
 
 /**
- * Runs services as Node child processes, each in its own process group (a Ctrl-C reaches the
+ * Runs services as Node child processes (with {@link serviceNodeFlags}), each in its own process group (a Ctrl-C reaches the
  * supervisor only, which stops them in order) with its output going to the supervisor's; starts
  * one again after it exits unexpectedly (with a growing pause), and stops them all on request.
  */
@@ -38,7 +39,7 @@ export class Supervisor<Name extends string> {
   start(name: Name, env: Record<string, string>, attempt = 1): void {
     if (this.#stopping) return;
     if (env['VOLBACK_OPS_PORT']) this.#opsPorts.set(name, env['VOLBACK_OPS_PORT']);
-    const child = spawn(process.execPath, [this.#entries[name]], {
+    const child = spawn(process.execPath, [...serviceNodeFlags(), this.#entries[name]], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'inherit', 'inherit'],
       // Its own process group: a Ctrl-C reaches the supervisor only, which stops the services

@@ -74,7 +74,9 @@ export interface RunServiceOptions {
 }
 
 /**
- * V8's flags for the services. One counts memory outside the JavaScript heap (ArrayBuffers: NATS
+ * V8's flags for the services that V8 takes while running (those it reads only when it sets up
+ * its heap, the young generation's size, every launcher passes: `serviceNodeFlags` of
+ * `@volback/process`). One counts memory outside the JavaScript heap (ArrayBuffers: NATS
  * messages, blobs, packs) against its own, growing share of the global limit. Without it, every
  * byte of them allocated since the last full collection counts as old-generation growth, so a
  * service whose heap is 30 MiB ran a full collection every few tens of MiB a restore or a backup

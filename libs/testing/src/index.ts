@@ -12,6 +12,7 @@ export {
   NATS_SERVER,
   resolveBinary,
   RESTIC,
+  serviceNodeFlags,
   startNatsServer,
   startProcess,
   waitFor,
