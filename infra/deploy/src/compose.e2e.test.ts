@@ -8,6 +8,7 @@ import {
   freePort,
   resolveBinary,
   RESTIC,
+  serviceEnv,
   serviceNodeFlags,
   startDockerEngine,
   waitUntil,
@@ -282,19 +283,22 @@ describe('docker compose: volback deployed from its images', () => {
       for (const service of ['nats', 'minio', 'storage-gateway', 'scheduler', 'catalog', 'agent']) {
         expect(states).toContain(`${service} healthy`);
       }
-      // Each service's Node runs with the services' flags (the image's entry point reads the file).
+      // Each service's Node runs with the services' flags and environment (the image's entry point
+      // reads the files every launcher reads).
       const flags = serviceNodeFlags().join(' ');
       for (const service of ['storage-gateway', 'scheduler', 'catalog', 'agent']) {
-        const commands = await composeA.run(staged, [
+        const started = await composeA.run(staged, [
           ...CENTRAL,
           'exec',
           '-T',
           service,
           'sh',
           '-c',
-          'for f in /proc/[0-9]*/cmdline; do tr "\\0" " " < "$f"; echo; done',
+          'for d in /proc/[0-9]*; do c=$(tr "\\0" " " < $d/cmdline); case "$c" in node\\ *) echo "$c"; tr "\\0" "\\n" < $d/environ;; esac; done',
         ]);
-        expect(commands, service).toContain(`node ${flags} /app/services/${service}/src/main.ts`);
+        expect(started, service).toContain(`node ${flags} /app/services/${service}/src/main.ts`);
+        for (const [name, value] of Object.entries(serviceEnv()))
+          expect(started, service).toContain(`\n${name}=${value}\n`);
       }
 
       await startApp(composeA, 'app');

@@ -14,6 +14,7 @@ import {
 import { drainNats, MessagePublisher, type NatsConnection } from '@volback/messaging';
 import {
   freePort,
+  serviceEnv,
   serviceNodeFlags,
   startProcess,
   waitUntil,
@@ -48,8 +49,8 @@ export interface ServiceProcess extends ServerProcess {
 }
 
 /**
- * Starts a service's main.ts as every launcher does (Node's flags from `serviceNodeFlags`), with
- * `env` (plus PATH), and waits until its /readyz answers 200.
+ * Starts a service's main.ts as every launcher does (`serviceNodeFlags`, `serviceEnv`), with `env`
+ * (plus PATH), and waits until its /readyz answers 200.
  */
 export async function startService(
   service: keyof typeof SERVICE_MAINS,
@@ -61,6 +62,7 @@ export async function startService(
   const port = await freePort();
   const logFile = join(logDir, `${name}.log`);
   const proc = startProcess(process.execPath, [...serviceNodeFlags(), SERVICE_MAINS[service]], logFile, {
+    ...serviceEnv(),
     PATH: process.env['PATH'] ?? '',
     LOG_LEVEL: 'debug',
     VOLBACK_OPS_HOST: '127.0.0.1',

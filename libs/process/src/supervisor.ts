@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { HealthCheck } from '@volback/observability';
-import { serviceNodeFlags } from './node-flags.ts';
+import { serviceEnv, serviceNodeFlags } from './service-launch.ts';
 import type { ServerProcess } from './processes.ts';
 
 /** The few log calls the supervisor makes. */
@@ -11,9 +11,10 @@ export interface SupervisorLogger {
 }
 
 /**
- * Runs services as Node child processes (with {@link serviceNodeFlags}), each in its own process group (a Ctrl-C reaches the
- * supervisor only, which stops them in order) with its output going to the supervisor's; starts
- * one again after it exits unexpectedly (with a growing pause), and stops them all on request.
+ * Runs services as Node child processes ({@link serviceNodeFlags}, {@link serviceEnv} under the
+ * supervisor's own environment), each in its own process group (a Ctrl-C reaches the supervisor
+ * only, which stops them in order) with its output going to the supervisor's; starts one again
+ * after it exits unexpectedly (with a growing pause), and stops them all on request.
  */
 export class Supervisor<Name extends string> {
   readonly #log: SupervisorLogger;
@@ -40,7 +41,7 @@ export class Supervisor<Name extends string> {
     if (this.#stopping) return;
     if (env['VOLBACK_OPS_PORT']) this.#opsPorts.set(name, env['VOLBACK_OPS_PORT']);
     const child = spawn(process.execPath, [...serviceNodeFlags(), this.#entries[name]], {
-      env: { ...process.env, ...env },
+      env: { ...serviceEnv(), ...process.env, ...env },
       stdio: ['ignore', 'inherit', 'inherit'],
       // Its own process group: a Ctrl-C reaches the supervisor only, which stops the services
       // first and NATS last (a service whose NATS vanished first fails its shutdown noisily).

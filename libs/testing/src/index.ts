@@ -12,6 +12,7 @@ export {
   NATS_SERVER,
   resolveBinary,
   RESTIC,
+  serviceEnv,
   serviceNodeFlags,
   startNatsServer,
   startProcess,
