@@ -31,8 +31,9 @@ export function serviceNodeFlags(): string[] {
  * MiB at the gateway's peaks of a 4 GiB `many-small` backup and restore, with 58–101 MiB of
  * ArrayBuffers alive. End to end, 4 GiB, peak RSS MiB without and with (bench/README.md, "Young
  * generation and mmap threshold round"): gateway backup 408–423 → 353, 379, restore 405–427 →
- * 362, 389 (its `brk` heap 166–215); the agent's within its spread; CPU and wall time too. A threshold of 1 MiB took the gateway
- * lower still but cost it 6 more system-s in the backup (a fresh mapping faults in every page).
+ * 362, 389 (its `brk` heap 166–215); the agent's within its spread; CPU and wall time too. A
+ * threshold of 1 MiB took the gateway lower still but cost it 6 more system-s in the backup (a
+ * fresh mapping faults in every page).
  */
 export function serviceEnv(): Record<string, string> {
   const file = new URL('../service-env', import.meta.url);

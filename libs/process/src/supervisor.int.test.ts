@@ -10,7 +10,8 @@ const quiet = { info: () => undefined, warn: () => undefined, error: () => undef
 
 /**
  * A service that churns through short-lived objects (as one moving blobs does), then writes how
- * large V8 let its young generation grow, its flags and its environment, and stays up until stopped.
+ * large V8 let its young generation grow, its flags and its environment, and stays up until
+ * stopped.
  */
 const CHURN = `
 import { writeFileSync } from 'node:fs';
