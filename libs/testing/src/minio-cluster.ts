@@ -32,7 +32,10 @@ export interface MinioCluster {
   kill(index: number): Promise<void>;
   /** Starts node `index` again on its port and drives; resolves once the cluster is healthy. */
   restart(index: number): Promise<void>;
-  /** Waits until every running node answers and the cluster has write quorum. */
+  /**
+   * Waits until every running node answers and has write quorum; with every node running, until
+   * each reaches at least all but one of the others (so a write through one reads back through any).
+   */
   waitHealthy(timeoutMs?: number): Promise<void>;
   /** Stops every node and removes {@link dir}, unless `keepFiles`. */
   destroy(keepFiles?: boolean): Promise<void>;
@@ -109,6 +112,20 @@ async function startOnce(options: MinioClusterOptions): Promise<MinioCluster> {
     }
   };
   const urls = ports.map((port) => `http://127.0.0.1:${port}`);
+  /**
+   * Whether every running node answers healthy. Write quorum as a node sees it (5 of the default
+   * set's 8 drives) can come before it reaches every peer: a write then lands on the drives its
+   * node sees, and another node that sees other ones may not find it (NoSuchKey in a clean-clone
+   * CI run, read right after a write with all nodes up). So with every node running each must pass
+   * the maintenance probe instead: write quorum without its own drives, so at least 7 of the 8
+   * seen. A write then reaches 7 drives and a read sees 7, at least 6 of them with the object
+   * (read quorum 4).
+   */
+  const healthy = async (alive: readonly boolean[]) => {
+    const probe = alive.every(Boolean) ? '/minio/health/cluster?maintenance=true' : '/minio/health/cluster';
+    const up = urls.filter((_, i) => alive[i]);
+    return (await Promise.all(up.map((url) => answers(`${url}${probe}`)))).every(Boolean);
+  };
   const cluster: MinioCluster = {
     urls,
     ports,
@@ -132,14 +149,7 @@ async function startOnce(options: MinioClusterOptions): Promise<MinioCluster> {
     async waitHealthy(timeoutMs = 90_000) {
       await waitFor(
         `the distributed MinIO to be healthy (logs under ${root})`,
-        async () => {
-          const alive = await Promise.all(processes.map((p) => isAlive(p.pid)));
-          const up = urls.filter((_, i) => alive[i]);
-          // Write quorum as each node sees it (a node just started may not reach its peers yet),
-          // as a load balancer's health check asks it.
-          const healthy = await Promise.all(up.map((url) => answers(`${url}/minio/health/cluster`)));
-          return healthy.every(Boolean);
-        },
+        async () => healthy(await Promise.all(processes.map((p) => isAlive(p.pid)))),
         timeoutMs,
       );
     },
@@ -161,8 +171,7 @@ async function startOnce(options: MinioClusterOptions): Promise<MinioCluster> {
           `MinIO node ${gone + 1} exited while starting (logs under ${root}): ${log.trim().slice(-2000)}`,
         );
       }
-      const healthy = await Promise.all(urls.map((url) => answers(`${url}/minio/health/cluster`)));
-      if (healthy.every(Boolean)) break;
+      if (await healthy(alive)) break;
       if (Date.now() > deadline)
         throw new Error(
           `timed out after 90000 ms waiting for the distributed MinIO to be healthy (logs under ${root})`,
