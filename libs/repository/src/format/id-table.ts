@@ -167,6 +167,25 @@ export class IdTable {
     return true;
   }
 
+  /** As {@link add}, for an id given as its 32 bytes (a `RangeError` for another length). */
+  addBytes(kind: 0 | 1, id: Uint8Array): boolean {
+    if (id.length !== ID_BYTES) throw new RangeError(`an id of ${id.length} bytes`);
+    const row = this.#rows;
+    this.reserve(row + 1);
+    this.#bytes(row).set(id, this.#ids.at(row) * 4);
+    this.#kinds.set(row, kind);
+    if (!this.#insert(row)) return false;
+    this.#rows++;
+    return true;
+  }
+
+  /** As {@link find}, for an id given as its 32 bytes ({@link ABSENT} for another length). */
+  findBytes(kind: 0 | 1, id: Uint8Array): number {
+    if (id.length !== ID_BYTES) return ABSENT;
+    this.#scratch.set(id);
+    return this.#table[this.#probe(kind, this.#scratchWords, 0)]!;
+  }
+
   /** The first committed row of (kind, id), or {@link ABSENT}: also for a string that is no id. */
   find(kind: 0 | 1, id: string): number {
     if (typeof id !== 'string' || !isId(id)) return ABSENT;
@@ -186,6 +205,12 @@ export class IdTable {
   id(row: number): string {
     const at = this.#ids.at(row) * 4;
     return this.#bytes(row).toString('hex', at, at + ID_BYTES);
+  }
+
+  /** Copies the 32 bytes of `row`'s id into `target` at `at`; returns how many (32). */
+  copyId(row: number, target: Uint8Array, at: number): number {
+    const from = this.#ids.at(row) * 4;
+    return this.#bytes(row).copy(target, at, from, from + ID_BYTES);
   }
 
   /** The bytes of the page of ids holding `row`. */

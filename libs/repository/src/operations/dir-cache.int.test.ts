@@ -1,9 +1,11 @@
 import {
   chmodSync,
+  existsSync,
   linkSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   renameSync,
   rmSync,
   symlinkSync,
@@ -164,9 +166,15 @@ describe('directory cache: the same trees as a backup that reads everything', ()
     expect(all.totalBytes).toBeGreaterThan(excluded.totalBytes);
   });
 
-  it('an unreadable cache file, and a backup against an older parent, read as without the cache', async () => {
-    writeFileSync(join(cacheDir, 'dirs.json'), '{"v":1,"key":');
+  it('a cache file cut short or unreadable (a file of the first version removed), and a backup against an older parent, read as without the cache', async () => {
+    const file = join(cacheDir, 'dirs');
+    const saved = readFileSync(file);
+    writeFileSync(file, saved.subarray(0, saved.length - 1)); // a record cut short
     await expectSameAsRereading();
+    writeFileSync(file, '{"v":2,"key":');
+    writeFileSync(join(cacheDir, 'dirs.json'), '{"v":1,"key":"[]","dirs":[]}'); // the first version's
+    await expectSameAsRereading();
+    expect(existsSync(join(cacheDir, 'dirs.json'))).toBe(false);
     const older = (await repo.listSnapshots())[0]!.id;
     const cached = await backup(repo, { source, parent: older, chunkCacheDir: cacheDir });
     const reread = await backup(repo, { source, parent: null });
