@@ -83,7 +83,6 @@ const KNOWN_BLOBS = 65_536;
 interface GatheredBlob {
   readonly id: string;
   readonly data: Uint8Array;
-  readonly key: string;
   /** Frees a blob handed over, once stored. */
   readonly done: () => void;
 }
@@ -212,24 +211,23 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
 
   async saveBlob(type: BlobType, data: Uint8Array, id: string, options?: SaveBlobOptions): Promise<void> {
     if (this.#error) throw this.#error;
-    const key = `${type}:${id}`;
     // A chunk handed over is freed once the gateway has it (or at once when not needed), not when
     // collected, however small: a volume of small files moves all its bytes through such chunks,
     // and each lives a round trip, long enough to outlast the young generation. Not after a
     // failure: a request that timed out may still sit in the socket's queue.
     const done = options?.handOver ? () => release(data, 0) : () => undefined;
-    if (this.#known.has(key)) return done();
-    this.#known.add(key);
+    if (this.#known.has(type, id)) return done();
+    this.#known.add(type, id);
     if (data.length < this.#askAbove && Date.now() >= this.#storeBatchesUnsupportedUntil) {
       let gathered = this.#gathered.get(type);
       if (!gathered) this.#gathered.set(type, (gathered = { blobs: [], bytes: 0 }));
-      gathered.blobs.push({ id, data, key, done });
+      gathered.blobs.push({ id, data, done });
       gathered.bytes += data.length;
       if (gathered.blobs.length >= STORE_BATCH_BLOBS || gathered.bytes >= STORE_BATCH_BYTES)
         await this.#sendGathered(type);
       return;
     }
-    await this.#dispatch(data.length, [key], () => this.#send(type, id, data), done);
+    await this.#dispatch(data.length, type, [id], () => this.#send(type, id, data), done);
   }
 
   /** Sends the small blobs of `type` gathered so far, as one `store-blobs` request. */
@@ -240,7 +238,8 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
     const { blobs, bytes } = gathered;
     await this.#dispatch(
       bytes,
-      blobs.map((b) => b.key),
+      type,
+      blobs.map((b) => b.id),
       () => this.#sendBatch(type, blobs),
       () => blobs.forEach((b) => b.done()),
     );
@@ -252,7 +251,8 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
    */
   async #dispatch(
     bytes: number,
-    keys: readonly string[],
+    type: BlobType,
+    ids: readonly string[],
     work: () => Promise<void>,
     done: () => void,
   ): Promise<void> {
@@ -265,7 +265,7 @@ export class GatewayBlobStore implements BlobSink, BlobSource {
     }
     this.#inFlightBytes += bytes;
     const task = work().then(done, (error: unknown) => {
-      for (const key of keys) this.#known.delete(key);
+      for (const id of ids) this.#known.delete(type, id);
       this.#error ??= error;
     });
     const tracked = task.finally(() => {

@@ -4,7 +4,7 @@ export * from './chunker/index.ts';
 export * from './crypto/crypto.ts';
 export { plainLength } from './crypto/seal-pool.ts';
 export { formatGoTime, parseGoTime, sha256Hex, isId } from './format/ids.ts';
-export { IdTable } from './format/id-table.ts';
+export { ABSENT, IdTable } from './format/id-table.ts';
 export type { RepoConfig } from './format/config.ts';
 export type { Snapshot, LockFile } from './format/snapshot.ts';
 export {
