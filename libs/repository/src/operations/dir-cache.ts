@@ -70,7 +70,10 @@ export class ListingDigest {
 const FILE = 'dirs';
 /** The file of the first version (JSON, by path): removed when found. */
 const OLD_FILE = 'dirs.json';
-/** Bumped when what a walk writes for the same listing changes (a node's fields, their order). */
+/**
+ * Bumped when the file's form (2: bytes, keyed by the path's SHA-256) or what a walk writes for the
+ * same listing changes (a node's fields, their order).
+ */
 const VERSION = 2;
 /**
  * Directories recorded at most: about 120 bytes each in memory (the path's key and its record in
