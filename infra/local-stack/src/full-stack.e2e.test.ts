@@ -1,7 +1,8 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { freePort, startDockerEngine, waitUntil, type DockerEngine } from '@volback/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -42,24 +43,54 @@ describe('npm start: the whole local stack on a Docker Engine', () => {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
+  /**
+   * `npm start`'s entry on free ports, once it reports ready. Another process may take a port
+   * between `freePort` and the stack's bind (test files run in parallel: a clean-clone CI run met
+   * EADDRINUSE): the stack then exits, and starts again here on new ports with a fresh data
+   * directory (at most 3 times). Any other exit while starting fails at once, with its output.
+   */
+  async function startStack() {
+    for (let attempt = 1; ; attempt++) {
+      const catalogPort = await freePort();
+      const env = {
+        ...process.env,
+        VOLBACK_LOG_PRETTY: '0',
+        VOLBACK_DATA_DIR: dataDir,
+        VOLBACK_NATS_PORT: String(await freePort()),
+        VOLBACK_OPS_PORT: String(await freePort()),
+        VOLBACK_CATALOG_PORT: String(catalogPort),
+        DOCKER_HOST: engine.dockerHost,
+        VOLBACK_PASSWORD: '',
+      };
+      const spawnedAt = Date.now();
+      const stack = spawn(process.execPath, [main], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const log = { text: '' };
+      stack.stdout.on('data', (d: Buffer) => (log.text += d.toString()));
+      stack.stderr.on('data', (d: Buffer) => (log.text += d.toString()));
+      let exitCode: number | null | undefined;
+      const exited = new Promise<number | null>((resolve) =>
+        stack.once('exit', (code) => resolve((exitCode = code))),
+      );
+      const deadline = Date.now() + 120_000;
+      while (!log.text.includes('volback local stack ready') && exitCode === undefined) {
+        if (Date.now() > deadline) {
+          stack.kill('SIGINT');
+          await exited;
+          throw new Error(`the stack was not ready within 120 s:\n${log.text.slice(-6000)}`);
+        }
+        await sleep(200);
+      }
+      if (exitCode === undefined) return { catalogPort, env, stack, log, exited, spawnedAt };
+      if (!log.text.includes('EADDRINUSE') || attempt === 3)
+        throw new Error(`the stack exited (${exitCode}) while starting:\n${log.text.slice(-6000)}`);
+      rmSync(dataDir, { recursive: true, force: true });
+      mkdirSync(dataDir);
+    }
+  }
+
   it('lists the volume in the catalog and backs it up within a minute, with nobody configuring it', async () => {
-    const catalogPort = await freePort();
-    const env = {
-      ...process.env,
-      VOLBACK_LOG_PRETTY: '0',
-      VOLBACK_DATA_DIR: dataDir,
-      VOLBACK_NATS_PORT: String(await freePort()),
-      VOLBACK_OPS_PORT: String(await freePort()),
-      VOLBACK_CATALOG_PORT: String(catalogPort),
-      DOCKER_HOST: engine.dockerHost,
-      VOLBACK_PASSWORD: '',
-    };
-    const stack = spawn(process.execPath, [main], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    stack.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    stack.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    const exited = new Promise<number | null>((resolve) => stack.once('exit', (code) => resolve(code)));
-    const started = Date.now();
+    const { catalogPort, env, stack, log, exited, spawnedAt } = await startStack();
+    const started = spawnedAt;
     let failed = false;
     try {
       const volumes = async () =>
@@ -97,13 +128,13 @@ describe('npm start: the whole local stack on a Docker Engine', () => {
 
       // kill -9 of the NATS server the stack started: the stack starts it again (same port and
       // store), the services reconnect, and a backup requested afterwards completes.
-      const natsLine = output.split('\n').find((line) => line.includes('"NATS server started"'));
+      const natsLine = log.text.split('\n').find((line) => line.includes('"NATS server started"'));
       const natsPid = (JSON.parse(natsLine!) as { pid: number }).pid; // the last `pid` is the server's
       process.kill(natsPid, 'SIGKILL');
       const ready = `http://127.0.0.1:${env.VOLBACK_OPS_PORT}/readyz`;
       await waitUntil(
         'the NATS server to be restarted',
-        async () => output.includes('NATS server restarted'),
+        async () => log.text.includes('NATS server restarted'),
         60_000,
       );
       await waitUntil('the stack to be ready again', async () => (await fetch(ready)).status === 200, 90_000);
@@ -150,17 +181,17 @@ describe('npm start: the whole local stack on a Docker Engine', () => {
         dataDir,
         natsPort: Number(env.VOLBACK_NATS_PORT),
         stackPid: stack.pid!,
-        output,
+        output: log.text,
       });
       expect(found.events).toContain('io.volback.restore.completed');
       expect(found.leaks).toEqual([]);
       // Every service did its work within its NATS permissions (backup, restart, reconnect).
       const natsLog = readFileSync(join(dataDir, 'nats/nats-server.log'), 'utf8');
       expect(natsLog).not.toMatch(/Permissions Violation/i);
-      expect(output).not.toMatch(/Permissions Violation/i);
+      expect(log.text).not.toMatch(/Permissions Violation/i);
     } catch (error) {
       failed = true;
-      throw new Error(`${(error as Error).message}\n--- stack output (tail) ---\n${output.slice(-6000)}`, {
+      throw new Error(`${(error as Error).message}\n--- stack output (tail) ---\n${log.text.slice(-6000)}`, {
         cause: error,
       });
     } finally {
